@@ -9,8 +9,19 @@ from typing import Literal
 Label = Literal["bonafide", "attack"]
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+LABELS: tuple[Label, ...] = ("bonafide", "attack")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Written by core.synthetic at the root of the set it generates; the loader recognises it by name.
+SYNTHETIC_MARKER = "SYNTHETIC_PAD_SET.json"
+
+
+class DataError(ValueError):
+    """A user's data or data option is unusable; the one-line message names the path or field."""
+
+
+class ClipError(DataError):
+    """One clip cannot be used (unreadable, empty, too short): callers skip it, warn and count."""
 
 
 @dataclass(frozen=True)
@@ -23,3 +34,8 @@ class Clip:
     label: Label
     attack_type: str
     split: Split | None = None  # None until a split is assigned
+
+    @property
+    def is_video(self) -> bool:
+        """True for a video file, False for a folder of frames (they are read differently)."""
+        return self.path.suffix.lower() in VIDEO_SUFFIXES

@@ -1,0 +1,296 @@
+"""Frames of one clip: evenly spaced decoding, optional face crop, resize to the network's input.
+
+``read_frames`` returns ``frames_per_clip`` frames of **one** clip, in order, spread over the whole
+clip (SPEC §4: a sequence never straddles two clips). A clip with fewer frames than asked for is
+a :class:`~core.clips.ClipError` ("has N frames, needs K") rather than a sequence with repeated
+frames: a repeated frame would look like a frozen "photo" attack to a sequence head. Callers skip
+the clip with a warning and count it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SIZE = 224  # VGG-Face input side (core.vggface.INPUT_SHAPE)
+HAAR_FACE = "haarcascade_frontalface_default.xml"
+DETECT_SIDE = 320  # faces are searched on a copy whose longer side is at most this (speed)
+
+
+def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
+    """Indices of ``frames_per_clip`` frames evenly spread over ``n_frames`` (segment centres).
+
+    The clip is cut into ``frames_per_clip`` equal segments and the middle frame of each is taken,
+    so the first and last frames (often a fade or a damaged frame) are avoided and the indices are
+    distinct whenever ``n_frames >= frames_per_clip``.
+    """
+    if frames_per_clip < 1:
+        raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+    if n_frames < frames_per_clip:
+        raise DataError(f"{n_frames} frames cannot give {frames_per_clip} distinct frames")
+    return [((2 * i + 1) * n_frames) // (2 * frames_per_clip) for i in range(frames_per_clip)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """Frame images directly in ``folder``, in natural order (frame2 before frame10)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES]
+    return sorted(files, key=_natural_key)
+
+
+def read_frames(path: str | Path, frames_per_clip: int = 7) -> np.ndarray:
+    """Decode ``frames_per_clip`` evenly spaced frames of one clip as uint8 RGB (k, H, W, 3).
+
+    Raises:
+        ClipError: the clip is unreadable or corrupt, holds no frame, has fewer than
+            ``frames_per_clip`` frames, or its frames differ in size.
+    """
+    path = Path(path)
+    if frames_per_clip < 1:
+        raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+    if path.is_dir():
+        frames = _read_folder(path, frames_per_clip)
+    elif path.is_file():
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ClipError(
+                f"{path}: not a clip (expected a video {'/'.join(VIDEO_SUFFIXES)} "
+                "or a folder of frames)"
+            )
+        frames = _read_video(path, frames_per_clip)
+    else:
+        raise ClipError(f"{path}: no such video or frame folder")
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise ClipError(f"{path}: frames differ in size {sorted(shapes)}")
+    return np.stack(frames)
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name.lower())]
+
+
+def _read_folder(folder: Path, k: int) -> list[np.ndarray]:
+    files = frame_files(folder)
+    if not files:
+        raise ClipError(f"{folder}: frame folder holds no {'/'.join(FRAME_SUFFIXES)} image")
+    if len(files) < k:
+        raise ClipError(f"{folder}: has {len(files)} frames, needs {k}")
+    frames = []
+    for i in frame_indices(len(files), k):
+        # imdecode of the bytes rather than imread: works for any path encoding
+        data = np.fromfile(files[i], dtype=np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if bgr is None:
+            raise ClipError(f"{files[i]}: cannot decode this image")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise ClipError(f"{path}: cannot open this video (unreadable or corrupt)")
+    return cap
+
+
+def _read_video(path: Path, k: int) -> list[np.ndarray]:
+    """Seek to the needed frames when the container reports a frame count; else read through.
+
+    Seeking is checked: a failed read or a position that does not follow the request (containers
+    with a wrong or estimated frame count, truncated files) falls back to a sequential pass that
+    counts the frames that really decode.
+    """
+    cap = _open(path)
+    try:
+        reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if reported >= k:
+            frames = _read_by_seeking(cap, frame_indices(reported, k))
+            if frames is not None:
+                return frames
+            log.debug("%s: seeking unreliable, reading sequentially", path)
+    finally:
+        cap.release()
+    n = _count_decodable(path)
+    if n == 0:
+        raise ClipError(f"{path}: no frame decodes (unreadable or corrupt video)")
+    if n < k:
+        raise ClipError(f"{path}: has {n} frames, needs {k}")
+    return _read_sequentially(path, frame_indices(n, k))
+
+
+def _read_by_seeking(cap: cv2.VideoCapture, indices: list[int]) -> list[np.ndarray] | None:
+    frames = []
+    for index in indices:
+        if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != index:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, bgr = cap.read()
+        if not ok or bgr is None or bgr.ndim != 3:
+            return None
+        if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != index + 1:
+            return None
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _count_decodable(path: Path) -> int:
+    cap = _open(path)
+    try:
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def _read_sequentially(path: Path, indices: list[int]) -> list[np.ndarray]:
+    cap = _open(path)
+    try:
+        wanted = set(indices)
+        frames = []
+        for index in range(indices[-1] + 1):
+            if not cap.grab():
+                break
+            if index in wanted:
+                ok, bgr = cap.retrieve()
+                if not ok or bgr is None:
+                    break
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if len(frames) != len(indices):
+        raise ClipError(f"{path}: frames stop decoding part way (truncated or corrupt video)")
+    return frames
+
+
+@dataclass
+class CropStats:
+    """Counts of face-crop outcomes, so a caller can report how often the fallback was used."""
+
+    frames: int = 0
+    faces: int = 0
+
+    @property
+    def fallbacks(self) -> int:
+        """Frames cropped to the centre square because no face was found."""
+        return self.frames - self.faces
+
+
+def prepare_frames(
+    frames: np.ndarray,
+    face_crop: bool = False,
+    margin: float = 0.2,
+    stats: CropStats | None = None,
+) -> np.ndarray:
+    """Turn decoded frames into the network's 224x224 uint8 RGB input (k, 224, 224, 3).
+
+    Without ``face_crop`` the whole frame is resized (aspect not kept): the scene around the face,
+    such as a paper edge, a screen bezel or a hand, is evidence of an attack. With ``face_crop``
+    each frame is cropped to a square around the largest Haar-cascade face, enlarged by
+    ``margin`` of the face's size on every side, or to the centre square when no face is found
+    (counted in ``stats`` and logged at debug level). ``core.preprocess_input`` is the caller's.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise DataError(
+            f"frames must be uint8 of shape (k, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
+    if not 0 <= margin <= 2:
+        raise DataError(f"margin must be between 0 and 2, got {margin}")
+    out = np.empty((len(frames), OUTPUT_SIZE, OUTPUT_SIZE, 3), dtype=np.uint8)
+    found = 0
+    for i, frame in enumerate(frames):
+        if face_crop:
+            box = detect_face(frame)
+            found += box is not None
+            frame = _crop_square(frame, box, margin)
+        out[i] = resize(frame, OUTPUT_SIZE)
+    if face_crop:
+        if found < len(frames):
+            log.debug(
+                "no face found in %d of %d frames: centre crop", len(frames) - found, len(frames)
+            )
+        if stats is not None:
+            stats.frames += len(frames)
+            stats.faces += found
+    return out
+
+
+def resize(image: np.ndarray, side: int) -> np.ndarray:
+    """Resize to side x side: INTER_AREA when shrinking (no aliasing), INTER_LINEAR when growing."""
+    h, w = image.shape[:2]
+    if (h, w) == (side, side):
+        return np.ascontiguousarray(image)
+    interpolation = cv2.INTER_AREA if h * w >= side * side else cv2.INTER_LINEAR
+    return cv2.resize(image, (side, side), interpolation=interpolation)
+
+
+@functools.cache
+def _cascade() -> cv2.CascadeClassifier:
+    """OpenCV's frontal-face Haar cascade, loaded once."""
+    data = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    xml = Path(data) / HAAR_FACE if data else None
+    if not hasattr(cv2, "CascadeClassifier") or xml is None or not xml.is_file():
+        raise DataError(
+            f"face crop needs OpenCV's Haar cascade (cv2.CascadeClassifier and "
+            f"cv2.data.haarcascades/{HAAR_FACE}), which OpenCV {cv2.__version__} does not ship; "
+            "install opencv-python-headless<5 or run without face crop"
+        )
+    cascade = cv2.CascadeClassifier(str(xml))
+    if cascade.empty():
+        raise DataError(f"{xml}: OpenCV could not load this Haar cascade")
+    return cascade
+
+
+def face_crop_available() -> bool:
+    """True when this OpenCV ships the Haar cascade that ``face_crop`` needs."""
+    try:
+        _cascade()
+    except DataError:
+        return False
+    return True
+
+
+def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Largest frontal face in an RGB frame as (x, y, w, h) in its pixels, or None."""
+    h, w = frame.shape[:2]
+    scale = min(1.0, DETECT_SIDE / max(h, w))
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    gray = cv2.equalizeHist(gray)
+    min_side = max(20, min(gray.shape) // 8)
+    boxes = _cascade().detectMultiScale(
+        gray, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side)
+    )
+    if len(boxes) == 0:
+        return None
+    x, y, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
+    return tuple(round(v / scale) for v in (x, y, bw, bh))
+
+
+def _crop_square(
+    frame: np.ndarray, box: tuple[int, int, int, int] | None, margin: float
+) -> np.ndarray:
+    """Square crop around ``box`` grown by ``margin``, shifted inside the frame; centre if None."""
+    h, w = frame.shape[:2]
+    if box is None:
+        side = min(h, w)
+        cx, cy = w / 2, h / 2
+    else:
+        x, y, bw, bh = box
+        side = min(round(max(bw, bh) * (1 + 2 * margin)), h, w)
+        cx, cy = x + bw / 2, y + bh / 2
+    left = int(min(max(round(cx - side / 2), 0), w - side))
+    top = int(min(max(round(cy - side / 2), 0), h - side))
+    return frame[top : top + side, left : left + side]
