@@ -127,20 +127,18 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
     return layout, layers, average, _class_names(meta)
 
 
-def load_weights(model, path: str | os.PathLike) -> Ported:
-    """Copy a MatConvNet ``.mat`` or a converted ``.weights.h5`` file into a VGG-Face model.
+def inspect(path: str | os.PathLike) -> tuple[Ported, dict[str, MatLayer]]:
+    """Read a MatConvNet file and check it against the whole VGG-Face network, model-free.
 
-    Every conv layer of ``model`` named as in VGG-Face receives its weights; the file is checked
-    against the whole VGG-Face network first, so another network is refused even where some names
-    match. Raises :class:`PortError` with a one-line message on any mismatch.
+    Returns the listing (every conv layer "matches", every other layer "skipped") and the conv
+    layers by name. Another network is refused even where some names match (e.g. ImageNet
+    VGG-16, whose fc8 has 1000 outputs).
     """
     path = Path(path)
-    if path.name.endswith(".h5"):
-        return _load_converted(model, path)
     layout, layers, average, names = read_matconvnet(path)
     shapes = expected_shapes()
     by_name = {layer.name: layer for layer in layers}
-    for name, shape in shapes.items():  # validate the whole file before touching the model
+    for name, shape in shapes.items():
         if name not in by_name:
             raise PortError(
                 f"{path}: layer {name}: expected a conv layer with filters {shape}, "
@@ -148,21 +146,41 @@ def load_weights(model, path: str | os.PathLike) -> Ported:
                 f"{', '.join(layer.name for layer in layers[:6])}, ...)"
             )
         _check_params(path, by_name[name], shape)
-
     ported = Ported(path, layout, average, names)
-    model_layers = {layer.name: layer for layer in model.layers}
     for layer in layers:
-        if layer.name in shapes and layer.name in model_layers:
+        if layer.name in shapes:
             filters, biases = layer.params
-            model_layers[layer.name].set_weights([filters, biases.reshape(-1)])
-            ported.rows.append(
-                (layer.name, layer.type, f"copied  filters {filters.shape} biases {biases.shape}")
-            )
-        elif layer.name in shapes:
-            ported.rows.append((layer.name, layer.type, "skipped (not in this model)"))
+            what = f"matches filters {filters.shape} biases {biases.shape}"
         else:
-            ported.rows.append((layer.name, layer.type, "skipped (no weights)"))
+            what = "skipped (no weights)"
+        ported.rows.append((layer.name, layer.type, what))
+    return ported, {name: by_name[name] for name in shapes}
+
+
+def load_weights(model, path: str | os.PathLike) -> Ported:
+    """Copy a MatConvNet ``.mat`` or a converted ``.weights.h5`` file into a VGG-Face model.
+
+    Every conv layer of ``model`` named as in VGG-Face receives its weights; the file is checked
+    against the whole network before the model is touched. Raises :class:`PortError` with a
+    one-line message on any mismatch.
+    """
+    path = Path(path)
+    if path.name.endswith(".h5"):
+        return _load_converted(model, path)
+    ported, convs = inspect(path)
+    _copy(model, ported, convs)
     return ported
+
+
+def _copy(model, ported: Ported, convs: dict[str, MatLayer]) -> None:
+    model_layers = {layer.name: layer for layer in model.layers}
+    for i, (name, kind, what) in enumerate(ported.rows):
+        if name in convs and name in model_layers:
+            filters, biases = convs[name].params
+            model_layers[name].set_weights([filters, biases.reshape(-1)])
+            ported.rows[i] = (name, kind, what.replace("matches", "copied "))
+        elif name in convs:
+            ported.rows[i] = (name, kind, "skipped (not in this model)")
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Ported:
@@ -176,8 +194,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Ported:
         raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
     if not dst.parent.is_dir():
         raise PortError(f"{dst}: output folder {dst.parent} does not exist")
+    ported, convs = inspect(src)  # refuse a bad file before building the 145M-parameter model
     model = build_vggface(include_top=True)
-    ported = load_weights(model, src)
+    _copy(model, ported, convs)
     tmp = dst.with_name(f".{dst.name[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")
     try:
         model.save_weights(tmp)
@@ -311,9 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             ported = convert(args.src, args.out)
         else:
-            from core.vggface import build_vggface
-
-            ported = load_weights(build_vggface(include_top=True), args.src)
+            ported, _ = inspect(args.src)
     except PortError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,285 @@
+"""The MatConvNet port: both layouts, outputs against an independent numpy forward, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import core
+from core.port import PortError, convert, expected_shapes, inspect, main, read_matconvnet
+from tests.matconvnet_files import CLASS_NAMES, layer_sequence, random_weights, write_matconvnet
+
+RGB_MEAN = np.array([129.1863, 104.7624, 93.5940])
+
+
+def reference_forward(weights, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VGG-Face in float64 numpy straight from the file's arrays: (fc7 (N, 4096), softmax).
+
+    Written from the paper's description (3x3 same convs, ReLU, 2x2 max-pool, fc as convs, linear
+    fc8) without any code of the package, so it checks the port and the Keras graph together.
+    """
+    x = images.astype(np.float64) - RGB_MEAN
+    for block, convs, _ in core.vggface.BLOCKS:
+        for i in range(1, convs + 1):
+            filters, biases = weights[f"conv{block}_{i}"]
+            padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
+            # windows: (N, H, W, Cin, 3, 3); filters: (3, 3, Cin, Cout)
+            x = np.tensordot(windows, filters.astype(np.float64), axes=([4, 5, 3], [0, 1, 2]))
+            x = np.maximum(x + biases[:, 0], 0)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    fc6, b6 = weights["fc6"]
+    x = np.maximum(x.reshape(len(x), -1) @ fc6.reshape(-1, 4096).astype(np.float64) + b6[:, 0], 0)
+    fc7, b7 = weights["fc7"]
+    fc7_out = np.maximum(x @ fc7.reshape(4096, 4096).astype(np.float64) + b7[:, 0], 0)
+    fc8, b8 = weights["fc8"]
+    logits = fc7_out @ fc8.reshape(4096, -1).astype(np.float64) + b8[:, 0]
+    logits -= logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return fc7_out, probabilities
+
+
+def relative_error(actual, expected) -> float:
+    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected)) / np.max(np.abs(expected)))
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return random_weights(seed=7)
+
+
+@pytest.fixture(scope="module")
+def mat_files(weights, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mat")
+    return {
+        "net": write_matconvnet(folder / "vgg_face.mat", weights, "net"),
+        "layers+meta": write_matconvnet(
+            folder / "vgg-face.mat", weights, "layers+meta", average_image=[[RGB_MEAN]]
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(3).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def reference(weights, images):
+    return reference_forward(weights, images)
+
+
+@pytest.mark.parametrize("layout", ["net", "layers+meta"])
+def test_ported_network_matches_independent_forward(layout, mat_files, images, reference):
+    fc7_expected, softmax_expected = reference
+    x = core.preprocess_input(images)
+
+    full = core.build_vggface(weights=mat_files[layout])
+    softmax = full.predict_on_batch(x)
+    assert softmax.shape == (2, 2622)
+    assert relative_error(softmax, softmax_expected) < 1e-5
+    # The check has teeth only if the softmax is spread over many identities.
+    assert softmax_expected.max() < 0.5
+    del full
+
+    trunk = core.build_vggface(weights=mat_files[layout], include_top=False)
+    fc7 = trunk.predict_on_batch(x)
+    assert fc7.shape == (2, 1, 1, 4096)
+    assert relative_error(fc7.reshape(2, -1), fc7_expected) < 1e-5
+    assert (fc7_expected > 0).mean() > 0.1  # ReLU left live units to compare
+
+
+@pytest.mark.parametrize("layout", ["net", "layers+meta"])
+def test_listing_matches_copies_and_skips_every_layer(layout, mat_files):
+    ported = core.load_weights(core.build_vggface(include_top=False), mat_files[layout])
+    assert ported.layout == layout
+    assert [name for name, _, _ in ported.rows] == [name for name, _ in layer_sequence(layout)]
+    states = {name: what for name, _, what in ported.rows}
+    assert states["conv1_1"] == "copied  filters (3, 3, 3, 64) biases (64, 1)"
+    assert states["fc7"].startswith("copied  filters (1, 1, 4096, 4096)")
+    assert states["fc8"] == "skipped (not in this model)"
+    assert states["pool5"] == states["relu7"] == "skipped (no weights)"
+    assert ported.class_names == CLASS_NAMES
+    np.testing.assert_allclose(ported.average_image, RGB_MEAN, rtol=1e-6)
+
+
+def test_round_trip_through_converted_file(mat_files, images, reference, tmp_path, capsys):
+    dst = tmp_path / "vgg_face.weights.h5"
+    assert main([str(mat_files["net"]), "--out", str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "conv5_3" in out and "dropout7" in out and f"wrote {dst}" in out
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temporary file left
+
+    x = core.preprocess_input(images)
+    fc7 = core.build_vggface(weights=dst, include_top=False).predict_on_batch(x)
+    from_mat = core.build_vggface(weights=mat_files["net"], include_top=False).predict_on_batch(x)
+    np.testing.assert_array_equal(fc7, from_mat)
+    softmax = core.build_vggface(weights=dst).predict_on_batch(x)
+    assert relative_error(softmax, reference[1]) < 1e-5
+
+    ported = core.load_weights(core.build_vggface(include_top=False), dst)
+    assert ported.layout == "keras" and ported.class_names == CLASS_NAMES
+    np.testing.assert_allclose(ported.average_image, RGB_MEAN, rtol=1e-6)
+
+
+def test_cli_lists_file_without_building_a_model(mat_files):
+    result = subprocess.run(
+        [sys.executable, "-m", "core.port", str(mat_files["layers+meta"])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "layers+meta layout" in lines[0]
+    assert sum("matches filters" in line for line in lines) == 16
+    assert sum("skipped (no weights)" in line for line in lines) == 37 - 16
+    assert "identities: 2622" in lines[-1]
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+SMALL = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+
+
+def _cut_short(path, weights):
+    """A file that is VGG-Face up to conv3_1, then ends: the port must stop at conv3_2."""
+    layers = [(n, t) for n, t in layer_sequence("net")][:12]
+    return write_matconvnet(path, weights, "net", layers=layers)
+
+
+def _bad_cases(tmp_path, weights, full_net):
+    small = random_weights(seed=1, names=SMALL)
+    narrow = dict(small)
+    narrow["conv1_2"] = (small["conv1_2"][0][..., :32], small["conv1_2"][1][:32])
+    bad_bias = dict(small)
+    bad_bias["conv1_1"] = (small["conv1_1"][0], np.zeros((64, 2), np.float32))
+    alexnet = [(f"conv{i}", "conv") for i in range(1, 6)]
+    truncated = tmp_path / "truncated.mat"
+    truncated.write_bytes(full_net.read_bytes()[: 40_000_000])
+    text = tmp_path / "notes.mat"
+    text.write_text("this is not a MATLAB file\n")
+    other = tmp_path / "other.mat"
+    from scipy.io import savemat
+
+    savemat(other, {"x": np.ones(3)})
+    return {
+        "missing file": (tmp_path / "absent.mat", "no such file"),
+        "not a MAT file": (text, "not a readable MATLAB .mat file"),
+        "truncated": (truncated, "not a readable MATLAB .mat file"),
+        "layer missing": (
+            _cut_short(tmp_path / "short.mat", small),
+            "layer conv3_2: expected a conv layer with filters (3, 3, 256, 256), not found",
+        ),
+        "wrong filter shape": (
+            write_matconvnet(tmp_path / "narrow.mat", narrow, layers=layer_sequence("net")[:8]),
+            "layer conv1_2: expected filters (3, 3, 64, 64) (H, W, Cin, Cout), "
+            "found (3, 3, 64, 32)",
+        ),
+        "wrong bias shape": (
+            write_matconvnet(tmp_path / "bias.mat", bad_bias, layers=layer_sequence("net")[:8]),
+            "layer conv1_1: expected biases (64, 1), found (64, 2)",
+        ),
+        "another network": (
+            write_matconvnet(tmp_path / "alexnet.mat", {}, layers=alexnet),
+            "layer conv1_1: expected a conv layer with filters (3, 3, 3, 64), not found "
+            "(file has 5 layers: conv1, conv2",
+        ),
+        "not a MatConvNet network": (other, "not a MatConvNet network"),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, weights, mat_files):
+    return _bad_cases(tmp_path_factory.mktemp("bad"), weights, mat_files["net"])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "not a MAT file",
+        "truncated",
+        "layer missing",
+        "wrong filter shape",
+        "wrong bias shape",
+        "another network",
+        "not a MatConvNet network",
+    ],
+)
+def test_bad_input_is_one_line_naming_file_and_layer(case, bad_files, tmp_path, capsys):
+    path, expected = bad_files[case]
+    with pytest.raises(PortError) as raised:
+        inspect(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and expected in message
+    assert "\n" not in message
+
+    out = tmp_path / "out.weights.h5"
+    assert main([str(path), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n"
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_imagenet_vgg16_is_refused_at_fc8(tmp_path, weights):
+    imagenet = dict(weights)
+    imagenet["fc8"] = (weights["fc8"][0][..., :1000], weights["fc8"][1][:1000])
+    path = write_matconvnet(tmp_path / "imagenet-vgg-verydeep-16.mat", imagenet)
+    with pytest.raises(PortError, match=r"layer fc8: expected filters \(1, 1, 4096, 2622\)"):
+        core.build_vggface(weights=path, include_top=False)
+
+
+def test_cli_exit_status_and_no_traceback(bad_files):
+    path, expected = bad_files["wrong filter shape"]
+    result = subprocess.run(
+        [sys.executable, "-m", "core.port", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_converted_file_errors(tmp_path):
+    not_h5 = tmp_path / "x.weights.h5"
+    not_h5.write_text("nope")
+    with pytest.raises(PortError, match="not an HDF5 Keras weights file"):
+        core.build_vggface(weights=not_h5)
+    with pytest.raises(PortError, match="output must end with .weights.h5"):
+        convert(tmp_path / "in.mat", tmp_path / "out.h5")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        [129.1863, 104.7624, 93.5940],
+        [[129.1863], [104.7624], [93.5940]],
+        [[129.1863, 104.7624, 93.5940]],
+        [[[129.1863, 104.7624, 93.5940]]],
+        "image",
+    ],
+    ids=["(3,)", "(3,1)", "(1,3)", "(1,1,3)", "HxWx3"],
+)
+def test_average_image_layouts(stored, tmp_path):
+    if isinstance(stored, str):  # a whole image whose per-channel mean is the RGB mean
+        rng = np.random.default_rng(0)
+        noise = rng.standard_normal((224, 224, 3))
+        stored = RGB_MEAN + noise - noise.reshape(-1, 3).mean(axis=0)
+    small = random_weights(seed=2, names=("conv1_1",))
+    path = write_matconvnet(
+        tmp_path / "f.mat", small, "layers+meta", average_image=stored, layers=[("conv1_1", "conv")]
+    )
+    _, _, average, names = read_matconvnet(path)
+    np.testing.assert_allclose(average, RGB_MEAN, rtol=1e-6)
+    assert average.shape == (3,) and len(names) == 2622
+
+
+def test_expected_shapes_cover_every_parameter():
+    counts = {n: int(np.prod(s)) + s[-1] for n, s in expected_shapes().items()}
+    assert sum(counts.values()) == core.PARAMS_WITH_TOP
+    assert sum(v for n, v in counts.items() if n != "fc8") == core.PARAMS_TO_FC7
