@@ -1,0 +1,34 @@
+"""Classifier heads for VGG-Face presentation-attack detection: the write-up's and their families.
+
+``heads`` knows nothing of data: it builds Keras models. Entry points::
+
+    list_heads("conv*")                      # registered names, natural order
+    get_spec("lstm30")                        # kind, defaults, the write-up's counts
+    build_head_model("conv2048", output="sigmoid", dropout=0.0)   # on cached fc7 features
+    build_full_model("convlstm2049")          # the write-up's end-to-end model
+    assemble(trained_head)                    # a head trained on features, with VGG-Face in front
+
+Class convention: 1 = bona fide, 0 = attack (see :mod:`heads.outputs`).
+"""
+
+from heads import builders as _builders  # noqa: F401  (registers the heads)
+from heads.assemble import assemble
+from heads.models import FRAMES, build_full_model, build_head_model, feature_input_shape
+from heads.outputs import BONAFIDE, OUTPUTS, bonafide_score, loss_for
+from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_heads
+
+__all__ = [
+    "BONAFIDE",
+    "FRAMES",
+    "OUTPUTS",
+    "HeadSpec",
+    "UnknownHeadError",
+    "assemble",
+    "bonafide_score",
+    "build_full_model",
+    "build_head_model",
+    "feature_input_shape",
+    "get_spec",
+    "list_heads",
+    "loss_for",
+]

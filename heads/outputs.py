@@ -1,0 +1,48 @@
+"""The classifier's last layer, its matching loss, and reading a bona fide score back out.
+
+Class convention, everywhere in the project: 1 = bona fide, 0 = attack. With ``"softmax"`` the
+head ends in Dense(2, softmax) as in the write-up and trains on integer labels; with ``"sigmoid"``
+it ends in Dense(1, sigmoid), the write-up's "try sigmoid, it suits binary classification" done
+properly for two classes (a sigmoid over two units would not be a distribution).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from heads.checks import one_of
+
+OUTPUTS = ("softmax", "sigmoid")
+BONAFIDE = 1  # class index / sigmoid target of a bona fide face; attacks are 0
+_LOSSES = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}
+
+
+def check_output(output: object) -> str:
+    """``output`` if it is ``"softmax"`` or ``"sigmoid"``, else a one-line ``ValueError``."""
+    return one_of("output", output, OUTPUTS)
+
+
+def output_layer(output: str) -> keras.layers.Dense:
+    """The head's last layer, named ``prediction`` whichever the output."""
+    if check_output(output) == "softmax":
+        return keras.layers.Dense(2, activation="softmax", name="prediction")
+    return keras.layers.Dense(1, activation="sigmoid", name="prediction")
+
+
+def loss_for(output: str) -> str:
+    """The Keras loss that matches ``output``: labels are integers 0 (attack) / 1 (bona fide)."""
+    return _LOSSES[check_output(output)]
+
+
+def bonafide_score(predictions: object, output: str) -> np.ndarray:
+    """Probability of bona fide, shape (N,), from a head's ``predict`` output."""
+    output = check_output(output)
+    array = np.asarray(predictions, dtype=np.float64)
+    if output == "softmax":
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(f"softmax predictions must have shape (N, 2), got {array.shape}")
+        return array[:, BONAFIDE]
+    if array.ndim == 2 and array.shape[1] == 1 or array.ndim == 1:
+        return array.reshape(-1)
+    raise ValueError(f"sigmoid predictions must have shape (N, 1) or (N,), got {array.shape}")
