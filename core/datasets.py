@@ -152,7 +152,7 @@ class Dataset:
                 f"  {split}: {len(clips)} clips "
                 f"({sum(c.label == 'bonafide' for c in clips)} bona fide, "
                 f"{sum(c.label == 'attack' for c in clips)} attack), "
-                f"{len({c.subject for c in clips})} subjects"
+                f"{len({c.subject for c in clips})} subject(s)"
             )
         if self.own_subject_clips:
             lines.append(
@@ -494,18 +494,20 @@ def _subject_split(
 
 
 def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
-    """Split n subjects by fractions; every non-zero share gets one when there are enough."""
-    counts = [int(n * f) for f in fractions]
-    remainders = sorted(range(len(fractions)), key=lambda i: (-(n * fractions[i] % 1), i))
-    for i in remainders[: n - sum(counts)]:
-        counts[i] += 1
+    """Split n subjects: held-out splits get their rounded share (at least one), train the rest."""
+    counts = [0] + [int(n * f + 0.5) for f in fractions[1:]]
+    counts[0] = n - sum(counts)
     wanted = [i for i, f in enumerate(fractions) if f > 0]
     if n >= len(wanted):
         for i in wanted:
-            if counts[i] == 0:
+            while counts[i] < 1:
                 donor = max(range(len(counts)), key=lambda j: counts[j])
                 counts[donor] -= 1
                 counts[i] += 1
+    while counts[0] < min(n, 1):  # a tiny group goes to train first
+        donor = max(range(1, len(counts)), key=lambda j: counts[j])
+        counts[donor] -= 1
+        counts[0] += 1
     return counts
 
 
