@@ -375,17 +375,22 @@ def tiny_backbone() -> keras.Model:
 
 
 @pytest.mark.parametrize("name", ["dense", "lstm"])
-def test_assembled_model_saves_and_loads_as_a_normal_keras_model(tmp_path, name):
+def test_assembled_and_head_models_save_and_load_as_normal_keras_models(tmp_path, name):
     keras.utils.set_random_seed(4)
     head = heads.build_head_model(name, frames=2, **({"width": 8} if name == "dense" else {}))
-    model = heads.assemble(head, tiny_backbone())
+    backbone = tiny_backbone()
+    model = heads.assemble(head, backbone)
     images = np.random.default_rng(4).normal(size=(3, *model.inputs[0].shape[1:]))
     path = tmp_path / "assembled.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(
-        loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-6
-    )
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-6)
+
+    # the other way round: a head saved after training, loaded, then assembled
+    head.save(tmp_path / "head.keras")
+    reassembled = heads.assemble(keras.models.load_model(tmp_path / "head.keras"), backbone)
+    np.testing.assert_allclose(reassembled.predict(images, verbose=0), expected, rtol=1e-6)
 
 
 def test_assemble_rejects_what_it_cannot_join():
