@@ -1,0 +1,369 @@
+"""Dataset layouts, adapters, subjects, splits, skips and fingerprints on small real trees."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.clips import SPLITS, DataError
+from core.datasets import Dataset, load_dataset
+from core.frames import read_frames
+
+VIDEO_BYTES: dict[str, bytes] = {}
+
+
+def video(path: Path, frames: int = 8) -> Path:
+    """A tiny real video (16x16, MJPG in whatever container the suffix names)."""
+    key = f"{path.suffix}-{frames}"
+    if key not in VIDEO_BYTES:  # encode each kind once, then copy the bytes
+        tmp = path.parent / f".tmp{path.suffix}"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
+        for i in range(frames):
+            writer.write(np.full((16, 16, 3), 20 * i, np.uint8))
+        writer.release()
+        VIDEO_BYTES[key] = tmp.read_bytes()
+        tmp.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(VIDEO_BYTES[key])
+    return path
+
+
+def frame_folder(folder: Path, frames: int = 8) -> Path:
+    """A folder of PNG frames."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((16, 16, 3), 20 * i, np.uint8))
+    return folder
+
+
+def generic_tree(root: Path, subjects: int = 10) -> Path:
+    """No split folders; nested attack types; videos and frame folders; subjects in the names."""
+    for s in range(1, subjects + 1):
+        video(root / "real" / f"subject{s:02d}_a.mov")
+        frame_folder(root / "live" / f"subject{s:02d}_b")
+        video(root / "attack" / "hand" / f"subject{s:02d}_c.mp4")
+        video(root / "attack" / "fixed" / "print" / f"subject{s:02d}_d.avi")
+        video(root / "spoof" / f"subject{s:02d}_e.mkv")
+    return root
+
+
+def by_id(dataset: Dataset) -> dict:
+    """clip_id -> clip."""
+    return {c.clip_id: c for c in dataset.clips}
+
+
+def assert_subject_disjoint(dataset: Dataset) -> None:
+    """No subject in two splits, every clip has a split."""
+    splits = defaultdict(set)
+    for clip in dataset.clips:
+        assert clip.split in SPLITS
+        splits[clip.subject].add(clip.split)
+    assert all(len(s) == 1 for s in splits.values()), splits
+
+
+def test_generic_layout_labels_attack_types_and_subjects(tmp_path: Path) -> None:
+    data = load_dataset(generic_tree(tmp_path / "data"))
+    assert data.protocol == "generic" and not data.synthetic and data.skipped == []
+    assert len(data.clips) == 50
+    clips = by_id(data)
+    assert clips["real/subject01_a"].label == "bonafide"
+    assert clips["real/subject01_a"].attack_type == "bonafide"
+    assert clips["live/subject01_b"].path.is_dir()  # a folder of frames is one clip
+    assert clips["live/subject01_b"].attack_type == "bonafide"
+    assert clips["attack/hand/subject01_c"].attack_type == "hand"
+    assert clips["attack/fixed/print/subject01_d"].attack_type == "fixed/print"
+    assert clips["spoof/subject01_e"].attack_type == "attack"
+    assert all(c.label == "attack" for c in data.clips if c.attack_type != "bonafide")
+    assert clips["real/subject07_a"].subject == "7"
+    assert len(data.subjects) == 10
+    assert [c.clip_id for c in data.clips] == sorted(c.clip_id for c in data.clips)
+
+
+def test_seeded_split_is_subject_disjoint_stratified_and_deterministic(tmp_path: Path) -> None:
+    root = generic_tree(tmp_path / "data", subjects=10)
+    first = load_dataset(root, seed=3)
+    assert_subject_disjoint(first)
+    subjects = {s: {c.subject for c in first.split(s)} for s in SPLITS}
+    assert [len(subjects[s]) for s in SPLITS] == [6, 2, 2]  # 0.6 / 0.2 / 0.2 of 10
+    for split in SPLITS:
+        labels = {c.label for c in first.split(split)}
+        assert labels == {"bonafide", "attack"}
+    again = load_dataset(root, seed=3)
+    assert [(c.clip_id, c.split) for c in again.clips] == [
+        (c.clip_id, c.split) for c in first.clips
+    ]
+    assert again.fingerprint == first.fingerprint
+    others = {tuple(c.split for c in load_dataset(root, seed=s).clips) for s in range(6)}
+    assert len(others) > 1  # the seed matters
+    halves = load_dataset(root, seed=3, fractions=(0.4, 0.3, 0.3))
+    assert [len({c.subject for c in halves.split(s)}) for s in SPLITS] == [4, 3, 3]
+
+
+def test_given_split_folders_are_respected(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replay-Attack: train/devel/test, clientNNN subjects, hand/fixed attacks, enroll skipped."""
+    root = tmp_path / "replayattack"
+    clients = {"train": (1, 2, 3), "devel": (4, 5), "test": (6, 7)}
+    for folder, ids in clients.items():
+        for c in ids:
+            name = f"client{c:03d}_session01_webcam_authenticate_adverse_1.mov"
+            video(root / folder / "real" / name)
+            for kind in ("hand", "fixed"):
+                attack = f"attack_highdef_client{c:03d}_session01_highdef_photo_adverse.mov"
+                video(root / folder / "attack" / kind / attack)
+    video(root / "enroll" / "train" / "client001_session01_enroll_1.mov")
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset(root, seed=99)
+    assert {c.split for c in data.clips if c.subject in {"4", "5"}} == {"dev"}
+    for split, folder in (("train", "train"), ("dev", "devel"), ("test", "test")):
+        assert {c.subject for c in data.split(split)} == {str(c) for c in clients[folder]}
+    assert {c.attack_type for c in data.clips} == {"bonafide", "hand", "fixed"}
+    assert [p.name for p, _ in data.skipped] == ["client001_session01_enroll_1.mov"]
+    assert "client001_session01_enroll_1.mov" in caplog.text and "no label folder" in caplog.text
+    assert_subject_disjoint(data)
+    # seeds do not move clips between given splits
+    assert [c.split for c in load_dataset(root, seed=1).clips] == [c.split for c in data.clips]
+
+
+def test_missing_dev_split_is_carved_from_train_by_subject(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for s in range(1, 9):
+        video(root / "train" / "real" / f"id{s}_r.avi")
+        video(root / "train" / "attack" / f"id{s}_a.avi")
+    for s in range(20, 23):
+        video(root / "test" / "real" / f"id{s}_r.avi")
+        video(root / "test" / "attack" / f"id{s}_a.avi")
+    data = load_dataset(root)
+    assert_subject_disjoint(data)
+    assert {c.subject for c in data.split("test")} == {"20", "21", "22"}
+    dev = {c.subject for c in data.split("dev")}
+    assert len(dev) == 2 and dev <= {str(s) for s in range(1, 9)}  # 8 * 0.2 / 0.8 subjects
+
+
+def test_subject_in_two_given_splits_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for split in SPLITS:
+        video(root / split / "real" / f"user1_{split}.avi")
+        video(root / split / "attack" / f"user{SPLITS.index(split) + 2}.avi")
+    with pytest.raises(DataError, match="subject '1' is in splits dev, test, train"):
+        load_dataset(root)
+
+
+def test_split_without_both_classes_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for split, s in (("train", 1), ("dev", 2), ("test", 3)):
+        video(root / split / "real" / f"client{s:03d}.avi")
+        if split != "dev":
+            video(root / split / "attack" / f"client{s:03d}.avi")
+    with pytest.raises(DataError, match=r"split 'dev' has 1 bona fide and 0 attack clips"):
+        load_dataset(root)
+    few = tmp_path / "few"  # two subjects cannot fill three splits
+    for s in (1, 2):
+        video(few / "real" / f"subject{s}.avi")
+        video(few / "attack" / f"subject{s}.avi")
+    with pytest.raises(DataError, match="split 'dev' has 0 bona fide and 0 attack"):
+        load_dataset(few)
+
+
+def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> None:
+    root = generic_tree(tmp_path / "data", subjects=3)
+    video(root / "train" / "real" / "subject09.avi")
+    with pytest.raises(DataError, match="under a split folder or none"):
+        load_dataset(root)
+
+
+def test_user_subject_pattern_and_clip_as_own_subject(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    for p in range(1, 6):
+        for take in (1, 2):
+            video(root / "real" / f"p{p:02d}-take{take}.avi")
+            video(root / "attack" / "screen" / f"p{p:02d}-take{take}.avi")
+    with caplog.at_level(logging.WARNING):
+        plain = load_dataset(root)
+    assert plain.own_subject_clips == 20 and len(plain.subjects) == 20
+    assert "each is its own subject" in plain.summary()
+    assert "no subject in their name" in caplog.text
+    grouped = load_dataset(root, subject_pattern=r"p(\d+)-")
+    assert grouped.own_subject_clips == 0 and grouped.subjects == ["1", "2", "3", "4", "5"]
+    assert_subject_disjoint(grouped)
+    assert "own subject" not in grouped.summary()
+    folders = tmp_path / "folders"  # the subject may be a folder: the pattern sees the path
+    for p in range(1, 6):
+        video(folders / "real" / f"person_{p}" / "a.avi")
+        video(folders / "attack" / f"person_{p}" / "b.avi")
+    by_folder = load_dataset(folders)
+    assert by_folder.subjects == ["1", "2", "3", "4", "5"]
+    # the folder below attack/ is the attack type here; a pattern does not change that
+    assert {c.attack_type for c in by_folder.clips if c.label == "attack"} == {
+        f"person_{p}" for p in range(1, 6)
+    }
+    with pytest.raises(DataError, match="not a regex"):
+        load_dataset(root, subject_pattern="p(")
+
+
+def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = generic_tree(tmp_path / "data", subjects=5)
+    (root / "real" / "notes.txt").write_text("hello")
+    (root / "attack" / "hand" / "subject01_c.wmv").write_bytes(b"\0" * 10)
+    (root / "attack" / "hand" / "empty_clip").mkdir()
+    (root / ".DS_Store").write_bytes(b"")  # hidden: ignored silently
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset(root)
+    skipped = {p.relative_to(root).as_posix(): reason for p, reason in data.skipped}
+    assert set(skipped) == {
+        "real/notes.txt",
+        "attack/hand/subject01_c.wmv",
+        "attack/hand/empty_clip",
+    }
+    assert (
+        "unsupported file" in skipped["real/notes.txt"]
+        and "empty folder" in skipped["attack/hand/empty_clip"]
+    )
+    for name in ("notes.txt", "subject01_c.wmv", "empty_clip"):
+        assert name in caplog.text
+    assert len(data.clips) == 25 and "3 skipped" in data.summary()
+    with pytest.raises(DataError, match="no usable clip"):
+        load_dataset(root / "live" / "subject01_b")  # a lone frame folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no usable clip"):
+        load_dataset(empty)
+
+
+def test_summary_counts_per_split_label_and_attack_type(tmp_path: Path) -> None:
+    data = load_dataset(generic_tree(tmp_path / "data", subjects=5))
+    text = data.summary()
+    assert "25 clips, 5 subjects, 0 skipped" in text
+    for split in SPLITS:
+        n = len({c.subject for c in data.split(split)})
+        assert f"  {split}: {5 * n} clips ({2 * n} bona fide, {3 * n} attack)" in text
+    train_hand = sum(c.split == "train" and c.attack_type == "hand" for c in data.clips)
+    assert any(
+        line.split() == ["train", "attack", "hand", str(train_hand)] for line in text.splitlines()
+    )
+
+
+def test_casia_adapter(tmp_path: Path) -> None:
+    root = tmp_path / "casia"
+    names = ["1", "2", "HR_1", "3", "4", "HR_2", "5", "6", "HR_3", "7", "8", "HR_4"]
+    for release, subjects in (("train_release", range(1, 6)), ("test_release", range(1, 4))):
+        for s in subjects:
+            for name in names:
+                video(root / release / str(s) / f"{name}.avi")
+    (root / "train_release" / "1" / "9.avi").write_bytes(b"")
+    data = load_dataset(root)
+    assert data.protocol == "casia"
+    clips = by_id(data)
+    assert clips["train_release/1/HR_1"].label == "bonafide"
+    assert clips["train_release/1/4"].attack_type == "print/warped"
+    assert clips["train_release/1/HR_3"].attack_type == "print/cut"
+    assert clips["test_release/2/8"].attack_type == "replay"
+    assert sum(c.label == "bonafide" for c in data.clips) == 8 * 3
+    assert [p.name for p, _ in data.skipped] == ["9.avi"]
+    # train and test releases number different people from 1: they must not merge
+    assert clips["train_release/1/1"].subject != clips["test_release/1/1"].subject
+    assert {c.split for c in data.clips if c.path.parts[-3] == "test_release"} == {"test"}
+    assert len({c.subject for c in data.split("dev")}) == 1  # 5 * 0.25, carved from train
+    assert_subject_disjoint(data)
+    with pytest.raises(DataError, match="no usable clip"):
+        load_dataset(root, protocol="generic")  # no real/attack folders in CASIA's own layout
+
+
+def test_oulu_adapter(tmp_path: Path) -> None:
+    root = tmp_path / "oulu"
+    for folder, users in (
+        ("Train_files", (1, 20)),
+        ("Dev_files", (21, 35)),
+        ("Test_files", (36, 55)),
+    ):
+        for user in users:
+            for file in range(1, 6):
+                clip = video(root / folder / f"2_1_{user:02d}_{file}.avi")
+                clip.with_suffix(".txt").write_text("0, 10, 10, 50, 50\n")  # face boxes
+    data = load_dataset(root)
+    assert data.protocol == "oulu" and data.skipped == []
+    for split, users in (("train", {"1", "20"}), ("dev", {"21", "35"}), ("test", {"36", "55"})):
+        assert {c.subject for c in data.split(split)} == users
+    clips = by_id(data)
+    assert clips["Train_files/2_1_01_1"].label == "bonafide"
+    assert [clips[f"Train_files/2_1_01_{f}"].attack_type for f in range(2, 6)] == [
+        "print/1",
+        "print/2",
+        "replay/1",
+        "replay/2",
+    ]
+    (root / "Train_files" / "readme.md").write_text("x")
+    (root / "Train_files" / "2_1_99_1.avi").write_bytes(VIDEO_BYTES[".avi-8"])
+    forced = load_dataset(root, protocol="oulu")
+    assert sorted(p.name for p, _ in forced.skipped) == ["2_1_99_1.avi", "readme.md"]
+
+
+def test_fingerprint_follows_the_files(tmp_path: Path) -> None:
+    root = generic_tree(tmp_path / "data", subjects=5)
+    base = load_dataset(root).fingerprint
+    assert load_dataset(root).fingerprint == base
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)  # same names, sizes and mtimes: the same data
+    assert load_dataset(copy).fingerprint == base
+
+    clip = root / "real" / "subject01_a.mov"
+    video(root / "real" / "subject06_a.mov")
+    added = load_dataset(root).fingerprint
+    assert added != base
+    (root / "real" / "subject06_a.mov").unlink()
+    assert load_dataset(root).fingerprint == base
+    stat = clip.stat()
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert load_dataset(root).fingerprint != base
+    frame = root / "live" / "subject02_b" / "000.png"
+    cv2.imwrite(str(frame), np.zeros((16, 16, 3), np.uint8))  # a frame changed
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_dataset(root).fingerprint != base
+    assert load_dataset(copy, seed=5).fingerprint != base  # other splits, other data set
+
+
+def test_subset_keeps_order_and_refingerprints(tmp_path: Path) -> None:
+    data = load_dataset(generic_tree(tmp_path / "data", subjects=5))
+    kept = [c for c in reversed(data.clips) if c.subject != "1"]
+    sub = data.subset(kept)
+    assert [c.clip_id for c in sub.clips] == sorted(c.clip_id for c in kept)
+    assert sub.fingerprint != data.fingerprint and sub.root == data.root
+    assert data.subset(data.clips).fingerprint == data.fingerprint
+    with pytest.raises(DataError, match="not in the dataset"):
+        sub.subset(data.clips)
+
+
+def test_every_found_clip_reads(tmp_path: Path) -> None:
+    data = load_dataset(generic_tree(tmp_path / "data", subjects=3))
+    for clip in data.clips:
+        assert read_frames(clip.path, 7).shape == (7, 16, 16, 3)
+
+
+def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
+    root = generic_tree(tmp_path / "data", subjects=3)
+    cases = [
+        (dict(root=tmp_path / "missing"), "data root is not a folder"),
+        (dict(root=root, protocol="replay"), "protocol must be one of"),
+        (dict(root=root, fractions=(0.5, 0.5)), "fractions must be three numbers"),
+        (dict(root=root, fractions=(0.5, 0.3, 0.3)), "fractions must be three numbers"),
+        (dict(root=root, fractions=(0, 0.5, 0.5)), "fractions must be three numbers"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(DataError, match=message) as info:
+            load_dataset(**kwargs)
+        assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match="split must be one of"):
+        load_dataset(root).split("val")  # type: ignore[arg-type]

@@ -1,0 +1,294 @@
+"""Frame reading: evenly spaced, in order, from one clip; bad clips fail loudly; face crop.
+
+Each test video carries its frame number in the pixels (8 black/white blocks, one bit each), so
+decoded frames can be traced back to the exact index they came from, whatever the codec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core import frames as frames_module
+from core.clips import ClipError, DataError
+from core.frames import (
+    CropStats,
+    face_crop_available,
+    frame_indices,
+    prepare_frames,
+    read_frames,
+    resize,
+)
+
+H, W = 48, 64
+CODECS = [("MJPG", ".avi"), ("mp4v", ".mp4"), ("mp4v", ".mov"), ("MJPG", ".mkv")]
+
+
+def encode(number: int) -> np.ndarray:
+    """An RGB frame whose 8 blocks spell ``number`` in binary (robust to lossy codecs)."""
+    image = np.full((H, W, 3), 40, np.uint8)
+    for bit in range(8):
+        if number >> bit & 1:
+            image[16:32, bit * 8 : bit * 8 + 8] = 230
+    return image
+
+
+def decode(image: np.ndarray) -> int:
+    """The number :func:`encode` wrote into ``image``."""
+    return sum(1 << bit for bit in range(8) if image[20:28, bit * 8 + 2 : bit * 8 + 6].mean() > 128)
+
+
+def write_video(path: Path, numbers: range | list[int], fourcc: str = "MJPG") -> Path:
+    """A real video whose frames carry ``numbers``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (W, H))
+    assert writer.isOpened(), f"cannot write {fourcc} {path.suffix} here"
+    for number in numbers:
+        writer.write(cv2.cvtColor(encode(number), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_frame_folder(folder: Path, numbers: range | list[int], suffix: str = ".png") -> Path:
+    """A folder of frames named frame_1, frame_2, ... (natural, not lexical, order matters)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, number in enumerate(numbers, 1):
+        cv2.imwrite(
+            str(folder / f"frame_{i}{suffix}"), cv2.cvtColor(encode(number), cv2.COLOR_RGB2BGR)
+        )
+    return folder
+
+
+def test_frame_indices_are_segment_centres() -> None:
+    assert frame_indices(70, 7) == [5, 15, 25, 35, 45, 55, 65]
+    assert frame_indices(7, 7) == list(range(7))
+    assert frame_indices(10, 1) == [5]
+    for n in range(7, 200):
+        indices = frame_indices(n, 7)
+        assert indices == sorted(set(indices)), n  # distinct, in order
+        assert indices[0] < n / 7 and indices[-1] >= n - n / 7  # spread over the whole clip
+    with pytest.raises(DataError, match="frames_per_clip must be >= 1"):
+        frame_indices(10, 0)
+
+
+@pytest.mark.parametrize("fourcc,suffix", CODECS)
+@pytest.mark.parametrize("n", [7, 30, 97])
+def test_video_frames_evenly_spaced_in_order(
+    tmp_path: Path, fourcc: str, suffix: str, n: int
+) -> None:
+    path = write_video(tmp_path / f"clip{suffix}", range(n), fourcc)
+    out = read_frames(path, 7)
+    assert out.shape == (7, H, W, 3) and out.dtype == np.uint8
+    assert [decode(f) for f in out] == frame_indices(n, 7)
+
+
+@pytest.mark.parametrize("fourcc,suffix", CODECS[:2])
+def test_sequential_fallback_gives_the_same_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fourcc: str, suffix: str
+) -> None:
+    path = write_video(tmp_path / f"clip{suffix}", range(41), fourcc)
+    seeking = read_frames(path, 7)
+    monkeypatch.setattr(frames_module, "_read_by_seeking", lambda cap, indices: None)
+    sequential = read_frames(path, 7)
+    assert [decode(f) for f in sequential] == [decode(f) for f in seeking] == frame_indices(41, 7)
+
+
+def test_wrong_frame_count_falls_back_to_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container that over-reports its length must not shift or drop frames."""
+    path = write_video(tmp_path / "clip.avi", range(30))
+    real_capture = cv2.VideoCapture
+
+    class LyingCapture:  # wraps, not subclasses: subclassing the cv2 type crashes
+        def __init__(self, *args: object) -> None:
+            self._cap = real_capture(*args)
+
+        def get(self, prop: int) -> float:
+            return 300.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(frames_module.cv2, "VideoCapture", LyingCapture)
+    assert [decode(f) for f in read_frames(path, 7)] == frame_indices(30, 7)
+
+
+def test_frame_folder_natural_order_and_spacing(tmp_path: Path) -> None:
+    folder = write_frame_folder(tmp_path / "clip", range(12))  # frame_10 sorts after frame_9
+    out = read_frames(folder, 7)
+    assert [decode(f) for f in out] == frame_indices(12, 7)
+    jpg = write_frame_folder(tmp_path / "jpg", range(9), ".jpg")
+    assert [decode(f) for f in read_frames(jpg, 3)] == frame_indices(9, 3)
+
+
+def test_frames_come_from_one_clip_only(tmp_path: Path) -> None:
+    a = write_video(tmp_path / "a.avi", range(0, 20))
+    b = write_video(tmp_path / "b.avi", range(100, 135))
+    c = write_frame_folder(tmp_path / "c", range(200, 210))
+    for path, numbers in ((a, range(0, 20)), (b, range(100, 135)), (c, range(200, 210))):
+        got = [decode(f) for f in read_frames(path, 7)]
+        assert all(g in numbers for g in got), (path, got)
+        assert got == [numbers[i] for i in frame_indices(len(numbers), 7)]
+
+
+def test_rgb_channel_order(tmp_path: Path) -> None:
+    folder = tmp_path / "red"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(
+            str(folder / f"{i}.png"),
+            np.dstack([np.zeros((8, 8)), np.zeros((8, 8)), np.full((8, 8), 255)]),
+        )  # BGR red
+    out = read_frames(folder, 3)
+    assert (out[..., 0] == 255).all() and (out[..., 2] == 0).all()
+
+
+def test_grey_frames_become_three_channels(tmp_path: Path) -> None:
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((10, 12), 60 * i, np.uint8))
+    out = read_frames(folder, 2)
+    assert out.shape == (2, 10, 12, 3)
+
+
+def test_short_clips_are_a_clip_error(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "short.avi", range(5))
+    with pytest.raises(ClipError, match=r"short\.avi: has 5 frames, needs 7"):
+        read_frames(video, 7)
+    assert read_frames(video, 5).shape[0] == 5
+    folder = write_frame_folder(tmp_path / "three", range(3))
+    with pytest.raises(ClipError, match="three: has 3 frames, needs 7"):
+        read_frames(folder, 7)
+
+
+def test_corrupt_and_empty_clips_are_clip_errors(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    empty_file = tmp_path / "empty.avi"
+    empty_file.write_bytes(b"")
+    good = write_video(tmp_path / "good.mp4", range(40), "mp4v")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    empty_folder = tmp_path / "empty_folder"
+    empty_folder.mkdir()
+    (empty_folder / "notes.txt").write_text("no frames here")
+    bad_image = write_frame_folder(tmp_path / "bad_image", range(5))  # all 5 are read
+    (bad_image / "frame_3.png").write_bytes(b"not a png")
+    for path in (noise, empty_file, truncated, empty_folder, bad_image):
+        with pytest.raises(ClipError, match=path.name):
+            read_frames(path, 5)
+    with pytest.raises(ClipError, match="no such video"):
+        read_frames(tmp_path / "missing.avi")
+    text = tmp_path / "readme.txt"
+    text.write_text("hi")
+    with pytest.raises(ClipError, match="not a clip"):
+        read_frames(text)
+
+
+def test_truncated_avi_reads_only_frames_that_decode(tmp_path: Path) -> None:
+    """MJPG/AVI cut short still opens and over-reports: no frame may be invented or repeated."""
+    good = write_video(tmp_path / "good.avi", range(60))
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    try:
+        out = read_frames(cut, 7)
+    except ClipError as exc:
+        assert "cut.avi" in str(exc)
+    else:
+        got = [decode(f) for f in out]
+        assert got == sorted(set(got)) and max(got) < 60
+
+
+def test_frames_of_different_sizes_are_a_clip_error(tmp_path: Path) -> None:
+    folder = write_frame_folder(tmp_path / "mixed", range(4))
+    cv2.imwrite(str(folder / "frame_5.png"), np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ClipError, match="differ in size"):
+        read_frames(folder, 5)
+
+
+def test_prepare_frames_resizes_to_network_input() -> None:
+    small = np.random.default_rng(0).integers(0, 256, (3, 100, 120, 3), dtype=np.uint8)
+    out = prepare_frames(small)
+    assert out.shape == (3, 224, 224, 3) and out.dtype == np.uint8
+    # shrinking averages (INTER_AREA): a 1-pixel checkerboard becomes flat grey, not aliased
+    board = (np.indices((448, 448)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    big = np.repeat(board[None, ..., None], 3, axis=-1)
+    assert np.abs(prepare_frames(big).astype(int) - 128).max() <= 1
+    exact = np.zeros((1, 224, 224, 3), np.uint8)
+    assert prepare_frames(exact).shape == (1, 224, 224, 3)
+
+
+def test_prepare_frames_rejects_bad_input() -> None:
+    with pytest.raises(DataError, match="uint8 of shape"):
+        prepare_frames(np.zeros((2, 10, 10), np.uint8))
+    with pytest.raises(DataError, match="uint8 of shape"):
+        prepare_frames(np.zeros((1, 10, 10, 3), np.float32))
+    with pytest.raises(DataError, match="margin"):
+        prepare_frames(np.zeros((1, 10, 10, 3), np.uint8), face_crop=True, margin=-1)
+
+
+def test_face_crop_uses_largest_box_with_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[50:150, 100:200] = 255  # the "face": a white 100x100 square
+    monkeypatch.setattr(frames_module, "detect_face", lambda f: (120, 70, 60, 60))
+    stats = CropStats()
+    out = prepare_frames(frame[None], face_crop=True, margin=0.2, stats=stats)
+    # box 60 + 2 * 12 margin = an 84 square centred on (150, 100): all inside the white square
+    assert (out == 255).all()
+    assert (stats.frames, stats.faces, stats.fallbacks) == (1, 1, 0)
+
+
+def test_face_crop_box_near_the_edge_stays_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:, :50] = 255
+    monkeypatch.setattr(frames_module, "detect_face", lambda f: (0, 0, 40, 40))
+    out = prepare_frames(frame[None], face_crop=True, margin=0.5)
+    # an 80 square pushed back inside the frame: left 50 of 80 columns white
+    expected = resize(frame[:80, :80], 224)
+    assert np.array_equal(out[0], expected)
+
+
+def test_face_crop_falls_back_to_centre_square(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = np.zeros((100, 160, 3), np.uint8)
+    frame[:, 30:130] = 200  # the centre square
+    monkeypatch.setattr(frames_module, "detect_face", lambda f: None)
+    stats = CropStats()
+    with caplog.at_level("DEBUG", logger="core.frames"):
+        out = prepare_frames(np.stack([frame, frame]), face_crop=True, stats=stats)
+    assert (out == 200).all()
+    assert (stats.frames, stats.faces, stats.fallbacks) == (2, 0, 2)
+    assert "no face found in 2 of 2 frames" in caplog.text
+
+
+@pytest.mark.skipif(not face_crop_available(), reason="this OpenCV ships no Haar cascade")
+def test_haar_cascade_finds_a_synthetic_face_and_not_a_wall() -> None:
+    from core.synthetic import FRAMES, Face, Motion, _render_bonafide
+
+    face = Face.random(np.random.default_rng(3), 3)
+    motion = Motion.random(np.random.default_rng(4))
+    frame = list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[FRAMES // 2]
+    box = frames_module.detect_face(frame)
+    assert box is not None
+    x, y, w, h = box
+    assert 40 < x + w / 2 < 120 and 30 < y + h / 2 < 110  # around the drawn head
+    wall = np.full((160, 160, 3), 120, np.uint8)
+    assert frames_module.detect_face(wall) is None
+
+
+def test_face_crop_without_cascade_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames_module._cascade.cache_clear()
+    monkeypatch.setattr(frames_module, "HAAR_FACE", "no_such_cascade.xml")
+    try:
+        assert not face_crop_available()
+        with pytest.raises(DataError, match="Haar cascade"):
+            prepare_frames(np.zeros((1, 50, 50, 3), np.uint8), face_crop=True)
+    finally:
+        frames_module._cascade.cache_clear()
