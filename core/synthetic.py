@@ -225,7 +225,7 @@ def _room(rng: np.random.Generator) -> np.ndarray:
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
     wall = rng.uniform(90, 210, 3)
     tilt = rng.uniform(-0.25, 0.25, 2)
-    room = wall * (1 + tilt[0] * (x - 0.5) + tilt[1] * (y - 0.5))[..., None]
+    room = wall.astype(np.float32) * (1 + tilt[0] * (x - 0.5) + tilt[1] * (y - 0.5))[..., None]
     room = np.ascontiguousarray(room, dtype=np.float32)
     x0 = int(rng.integers(0, SIZE - 40))
     colour = rng.uniform(40, 200, 3).tolist()
@@ -304,17 +304,27 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
     eye_y = cy - hh * 0.12
     for side_sign in (-1, 1):
         ex = cx + side_sign * face.eye_gap
-        cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.3, hh * 0.13), 0, 0, 360, shade, -1)
+        cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.32, hh * 0.15), 0, 0, 360, shade, -1)
         cv2.line(
             rgb,
             p(ex - hw * 0.25, eye_y - hh * 0.2),
             p(ex + hw * 0.25, eye_y - hh * 0.22),
-            (face.hair * 0.8).tolist(),
-            round(2.2 * scale),
+            np.minimum(face.hair * 0.6, face.skin * 0.45).tolist(),  # brows darker than skin
+            round(2.4 * scale),
         )
         if eyes_open:
-            cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.2, hh * 0.075), 0, 0, 360, (235, 235, 230), -1)
-            cv2.circle(rgb, p(ex, eye_y), round(hh * 0.07 * scale), face.eyes.tolist(), -1)
+            cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.19, hh * 0.07), 0, 0, 360, (200, 195, 190), -1)
+            cv2.circle(rgb, p(ex, eye_y), round(hh * 0.075 * scale), face.eyes.tolist(), -1)
+            cv2.ellipse(
+                rgb,
+                p(ex, eye_y - 0.3),
+                r(hw * 0.2, hh * 0.075),
+                0,
+                180,
+                360,
+                (25, 20, 20),
+                round(0.9 * scale),
+            )  # upper lid and lashes
             cv2.circle(rgb, p(ex, eye_y), round(hh * 0.035 * scale), (10, 10, 10), -1)
             cv2.circle(rgb, p(ex + 0.8, eye_y - 0.8), round(0.6 * scale), (250, 250, 250), -1)
         else:
@@ -388,9 +398,14 @@ class Motion:
             blinks -= {avoid_blink}
         return Motion(
             amplitude=np.array(
-                [rng.uniform(3, 7), rng.uniform(1, 3), rng.uniform(1.5, 4), rng.uniform(0.03, 0.07)]
+                [
+                    rng.uniform(4, 8),
+                    rng.uniform(1.5, 3.5),
+                    rng.uniform(2, 5),
+                    rng.uniform(0.04, 0.08),
+                ]
             ),
-            frequency=rng.uniform(0.25, 0.8, 4),
+            frequency=rng.uniform(0.3, 0.9, 4),
             phase=rng.uniform(0, 2 * np.pi, 4),
             blinks=frozenset(blinks),
             talking=np.clip(np.sin(np.arange(FRAMES) * rng.uniform(0.8, 2.0)) * 0.8, 0, 1)
@@ -421,13 +436,16 @@ def _render_bonafide(
             rgb = cv2.warpAffine(sprite[0], matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
             mask = cv2.warpAffine(sprite[1], matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
             frame = frame * (1 - mask[..., None]) + rgb * mask[..., None]
-        yield _camera(frame * light, rng)
+        yield _camera(frame * light.astype(np.float32), rng)
 
 
 def _camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sensor noise, fresh every frame, and 8-bit quantisation."""
-    noisy = frame + NOISE_SIGMA * rng.standard_normal(frame.shape, dtype=np.float32)
-    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    noise = rng.standard_normal(frame.shape, dtype=np.float32)
+    noise *= NOISE_SIGMA
+    noise += frame.astype(np.float32, copy=False)
+    noise += 0.5
+    return np.clip(noise, 0, 255, out=noise).astype(np.uint8)
 
 
 def _bonafide(face: Face, rng: np.random.Generator, session: int) -> list[np.ndarray]:

@@ -1,0 +1,197 @@
+"""The synthetic PAD set: contents, what each attack looks like over time, determinism, reuse.
+
+The full set (40 clips) is generated once for the module; determinism and concurrency use a
+three-subject set, since each generation of the full set costs a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import synthetic
+from core.clips import SPLITS, SYNTHETIC_MARKER, DataError
+from core.datasets import load_dataset
+from core.frames import read_frames
+from core.synthetic import FRAMES, PHOTO_FRAME, SIZE, SUBJECTS, VERSION, synthetic_dataset
+
+GENERATION_SECONDS: list[float] = []
+
+
+@pytest.fixture(scope="module")
+def full_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default set, seed 0 (its generation time is kept for a test)."""
+    started = time.perf_counter()
+    folder = synthetic_dataset(tmp_path_factory.mktemp("synthetic"), seed=0)
+    GENERATION_SECONDS.append(time.perf_counter() - started)
+    return folder
+
+
+@pytest.fixture
+def three_subjects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A smaller set for tests that generate several times."""
+    monkeypatch.setattr(synthetic, "SUBJECTS", 3)  # one per split
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file in ``folder``."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_composition_and_loader(full_set: Path) -> None:
+    assert full_set.name == f"synthetic-pad-v{VERSION}-seed0"
+    data = load_dataset(full_set)
+    assert data.synthetic and data.protocol == "generic" and data.skipped == []
+    assert len(data.clips) == SUBJECTS * 5 == 40
+    counts = {
+        t: sum(c.attack_type == t for c in data.clips)
+        for t in ("bonafide", "print", "replay", "photo")
+    }
+    assert counts == {"bonafide": 16, "print": 8, "replay": 8, "photo": 8}
+    assert data.subjects == [str(s) for s in range(1, SUBJECTS + 1)]
+    assert data.own_subject_clips == 0
+    for split in SPLITS:  # the default split has every attack type in dev and test
+        assert {c.attack_type for c in data.split(split)} == {
+            "bonafide",
+            "print",
+            "replay",
+            "photo",
+        }
+    assert "synthetic demonstration set" in data.summary()
+    manifest = json.loads((full_set / SYNTHETIC_MARKER).read_text())
+    assert manifest["version"] == VERSION and manifest["seed"] == 0
+    assert sorted(manifest["files"]) == sorted(
+        c.path.relative_to(full_set).as_posix() for c in data.clips
+    )
+
+
+def test_every_clip_decodes_to_the_promised_frames(full_set: Path) -> None:
+    for path in sorted(full_set.rglob("*.avi")):
+        frames = read_frames(path, FRAMES)
+        assert frames.shape == (FRAMES, SIZE, SIZE, 3), path
+
+
+def motion(frames: np.ndarray, lag: int = 3) -> float:
+    """Mean absolute change between frames ``lag`` apart (7 of 20 frames are ~3 apart)."""
+    frames = frames.astype(np.float32)
+    return float(np.abs(frames[lag:] - frames[:-lag]).mean())
+
+
+def test_photo_attack_is_a_frozen_bona_fide_frame(full_set: Path) -> None:
+    for s in range(1, SUBJECTS + 1):
+        photo = read_frames(full_set / f"attack/photo/subject{s:02d}_photo.avi", FRAMES)
+        live = read_frames(full_set / f"real/subject{s:02d}_session1.avi", FRAMES)
+        assert (photo == photo[0]).all()  # nothing moves, not even the noise
+        # every frame of it is a frame of the bona fide clip: no single frame can tell them apart
+        assert np.array_equal(photo[0], live[PHOTO_FRAME])
+
+
+def test_bona_fide_moves_print_is_still_replay_moves(full_set: Path) -> None:
+    for s in range(1, SUBJECTS + 1):
+        clips = {
+            kind: read_frames(full_set / f"{name}subject{s:02d}_{kind}.avi", FRAMES)
+            for kind, name in (
+                ("session1", "real/"),
+                ("session2", "real/"),
+                ("print", "attack/print/"),
+                ("replay", "attack/replay/"),
+            )
+        }
+        still = motion(clips["print"])  # camera noise only
+        assert 0.5 < still < 4, s
+        for kind in ("session1", "session2", "replay"):
+            assert motion(clips[kind]) > still + 1.5, (s, kind)
+        # the head really moves: first and middle frames differ well beyond noise
+        live = clips["session1"].astype(np.float32)
+        assert np.abs(live[0] - live[FRAMES // 2]).mean() > 2 * still, s
+
+
+def test_print_and_replay_frames_carry_their_artefacts(full_set: Path) -> None:
+    """Halftone dots and moire add fine texture that a bona fide frame does not have."""
+
+    def fine_texture(frame: np.ndarray) -> float:
+        grey = frame.astype(np.float32).mean(axis=2)
+        return float(np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean())
+
+    for s in range(1, SUBJECTS + 1):
+        live = fine_texture(read_frames(full_set / f"real/subject{s:02d}_session1.avi", 1)[0])
+        printed = fine_texture(
+            read_frames(full_set / f"attack/print/subject{s:02d}_print.avi", 1)[0]
+        )
+        replay = fine_texture(
+            read_frames(full_set / f"attack/replay/subject{s:02d}_replay.avi", 1)[0]
+        )
+        assert printed > live and replay > live, (s, live, printed, replay)
+
+
+def test_reuse_does_not_rewrite(full_set: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in full_set.rglob("*")}
+    assert synthetic_dataset(full_set.parent, seed=0) == full_set
+    assert {p: p.stat().st_mtime_ns for p in full_set.rglob("*")} == before
+    assert [p.name for p in full_set.parent.iterdir()] == [full_set.name]  # no temp folder left
+
+
+@pytest.mark.usefixtures("three_subjects")
+def test_same_seed_same_bytes_other_seed_other_set(tmp_path: Path) -> None:
+    a = synthetic_dataset(tmp_path / "a", seed=1)
+    b = synthetic_dataset(tmp_path / "b", seed=1)
+    c = synthetic_dataset(tmp_path / "a", seed=2)
+    assert files_of(a) == files_of(b)
+    assert load_dataset(a).fingerprint == load_dataset(b).fingerprint  # content, not place
+    assert c != a and c.name.endswith("seed2") and a.is_dir()  # seeds live side by side
+    differing = [n for n, data in files_of(a).items() if files_of(c).get(n) != data]
+    assert len(differing) == len(files_of(a))  # every file, manifest included
+    assert load_dataset(c).fingerprint != load_dataset(a).fingerprint
+
+
+@pytest.mark.usefixtures("three_subjects")
+def test_damaged_or_foreign_copy_is_rebuilt(tmp_path: Path) -> None:
+    folder = synthetic_dataset(tmp_path, seed=0)
+    good = files_of(folder)
+    victim = folder / "attack" / "replay" / "subject01_replay.avi"
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated by a crash or a user
+    assert synthetic_dataset(tmp_path, seed=0) == folder
+    assert files_of(folder) == good
+    (folder / SYNTHETIC_MARKER).unlink()  # a half-written copy has no manifest
+    assert synthetic_dataset(tmp_path, seed=0) == folder
+    assert files_of(folder) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+
+
+@pytest.mark.usefixtures("three_subjects")
+def test_concurrent_callers_get_one_complete_copy(tmp_path: Path) -> None:
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            results.append(synthetic_dataset(tmp_path, seed=4))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(results)) == 1
+    assert synthetic.is_complete(results[0], 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [results[0].name]
+
+
+def test_bad_seed_is_an_error(tmp_path: Path) -> None:
+    for seed in (-1, 1.5, "0", True):
+        with pytest.raises(DataError, match="seed must be an integer"):
+            synthetic_dataset(tmp_path, seed=seed)  # type: ignore[arg-type]
+
+
+def test_generation_is_quick(full_set: Path) -> None:
+    """The default sweep starts with this: it must stay in seconds on two cores."""
+    assert GENERATION_SECONDS[0] < 30  # ~3-7 s here; generous for a loaded CI machine
