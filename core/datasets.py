@@ -67,6 +67,7 @@ REPLAY_ATTACK_SUBJECT = re.compile(r"(?<![a-z])client[_-]?(\d+)", re.IGNORECASE)
 # Common ways of writing a subject into a file name: client007, subject_3, user-12, id04.
 DEFAULT_SUBJECT_PATTERN = r"(?<![a-z])(?:client|subject|subj|user|person|id)[_-]?(\d+)"
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
+SUMMARY_SKIPS = 10  # skipped entries listed by name in the summary; all are logged
 
 # CASIA-FASD file stem -> (label, attack type); Zhang et al., ICB 2012, Table 1.
 CASIA_FILES: dict[str, tuple[Label, str]] = {
@@ -159,8 +160,12 @@ class Dataset:
                 f"  {self.own_subject_clips} clips have no subject in their name: each is its own "
                 "subject, so one person may appear in two splits (pass a subject pattern)"
             )
-        for path, reason in self.skipped:
+        for path, reason in self.skipped[:SUMMARY_SKIPS]:
             lines.append(f"  skipped {path}: {reason}")
+        if len(self.skipped) > SUMMARY_SKIPS:
+            lines.append(
+                f"  ... and {len(self.skipped) - SUMMARY_SKIPS} more skipped (see warnings)"
+            )
         return "\n".join(lines)
 
 

@@ -106,18 +106,19 @@ def _open(path: Path) -> cv2.VideoCapture:
 def _read_video(path: Path, k: int) -> list[np.ndarray]:
     """Seek to the needed frames when the container reports a frame count; else read through.
 
-    Seeking is checked: a failed read or a position that does not follow the request (containers
-    with a wrong or estimated frame count, truncated files) falls back to a sequential pass that
-    counts the frames that really decode.
+    Seeking is checked: a failed read, a position that does not follow the request or a frame
+    past the reported end (containers with a wrong or estimated frame count, truncated files)
+    falls back to a sequential pass that counts the frames that really decode.
     """
     cap = _open(path)
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if reported >= k:
             frames = _read_by_seeking(cap, frame_indices(reported, k))
-            if frames is not None:
+            # a frame past the reported end means the count was too low: indices would bunch up
+            if frames is not None and not _decodes_past(cap, reported):
                 return frames
-            log.debug("%s: seeking unreliable, reading sequentially", path)
+            log.debug("%s: frame count or seeking unreliable, reading sequentially", path)
     finally:
         cap.release()
     n = _count_decodable(path)
@@ -140,6 +141,11 @@ def _read_by_seeking(cap: cv2.VideoCapture, indices: list[int]) -> list[np.ndarr
             return None
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     return frames
+
+
+def _decodes_past(cap: cv2.VideoCapture, reported: int) -> bool:
+    cap.set(cv2.CAP_PROP_POS_FRAMES, reported)
+    return bool(cap.grab())
 
 
 def _count_decodable(path: Path) -> int:

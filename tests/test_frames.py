@@ -96,10 +96,14 @@ def test_sequential_fallback_gives_the_same_frames(
     assert [decode(f) for f in sequential] == [decode(f) for f in seeking] == frame_indices(41, 7)
 
 
+@pytest.mark.parametrize("reported", [300.0, 12.0])
 def test_wrong_frame_count_falls_back_to_counting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    reported: float,
 ) -> None:
-    """A container that over-reports its length must not shift or drop frames."""
+    """A container that over- or under-reports its length must not shift or bunch frames."""
     path = write_video(tmp_path / "clip.avi", range(30))
     real_capture = cv2.VideoCapture
 
@@ -108,13 +112,25 @@ def test_wrong_frame_count_falls_back_to_counting(
             self._cap = real_capture(*args)
 
         def get(self, prop: int) -> float:
-            return 300.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)
+            return reported if prop == cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)
 
         def __getattr__(self, name: str) -> object:
             return getattr(self._cap, name)
 
     monkeypatch.setattr(frames_module.cv2, "VideoCapture", LyingCapture)
-    assert [decode(f) for f in read_frames(path, 7)] == frame_indices(30, 7)
+    with caplog.at_level("DEBUG", logger="core.frames"):
+        assert [decode(f) for f in read_frames(path, 7)] == frame_indices(30, 7)
+    assert "reading sequentially" in caplog.text
+
+
+def test_honest_videos_are_read_by_seeking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for fourcc, suffix in CODECS:
+        path = write_video(tmp_path / f"clip{suffix}", range(50), fourcc)
+        with caplog.at_level("DEBUG", logger="core.frames"):
+            read_frames(path, 7)
+    assert "reading sequentially" not in caplog.text
 
 
 def test_frame_folder_natural_order_and_spacing(tmp_path: Path) -> None:
