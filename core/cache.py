@@ -1,0 +1,214 @@
+"""An on-disk store of entries, each one float32 ``.npy`` array plus a JSON manifest.
+
+Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
+
+* Written atomically: an entry is built in ``<root>/.tmp-<key>-<pid>-<token>/``, every file and
+  the folder are fsync'ed, then the folder is renamed to ``<key>``. A crash leaves at most a
+  temporary folder, which is never read and is removed by the next writer of that key.
+* Validated on load (:func:`load_entry`): the manifest parses and names this key and format, the
+  array's shape and dtype equal the manifest's, and the file's size is exactly header + data, so a
+  truncated or padded file is refused. Nothing is unpickled (``allow_pickle=False``).
+* Locked for writing (:func:`locked`): ``fcntl.flock`` on ``<root>/<key>.lock``. The kernel drops a
+  flock when its process dies, so a crashed writer never leaves a stale lock behind; the lock file
+  itself is left in place (deleting it would let two processes lock two different files).
+* Rows are written through short-lived memory-mapped windows (:class:`PendingEntry`), so the
+  writer's resident memory stays at one window, whatever the size of the array.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARRAY_FILE = "features.npy"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1  # bump when the layout of an entry changes: old entries are then rebuilt
+DTYPE = np.dtype(np.float32)
+
+log = logging.getLogger(__name__)
+
+
+class CacheEntryInvalid(Exception):
+    """An entry that exists but must not be used; the message says why."""
+
+
+@contextmanager
+def locked(root: Path, key: str) -> Iterator[None]:
+    """Hold the exclusive write lock of ``key`` (blocking; logs when another process holds it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process writing cache entry %s", root / key)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def load_entry(root: Path, key: str) -> tuple[np.memmap, dict[str, Any]]:
+    """Open a complete entry read-only: (memory-mapped array, manifest).
+
+    Raises FileNotFoundError when there is no entry and :class:`CacheEntryInvalid` when there is
+    one that fails validation.
+    """
+    folder = root / key
+    manifest_path, array_path = folder / MANIFEST_FILE, folder / ARRAY_FILE
+    if not folder.is_dir():
+        raise FileNotFoundError(folder)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CacheEntryInvalid(f"{manifest_path}: unreadable manifest ({err})") from None
+    if not isinstance(manifest, dict):
+        raise CacheEntryInvalid(f"{manifest_path}: manifest is not a JSON object")
+    if manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
+        raise CacheEntryInvalid(
+            f"{manifest_path}: expected format {FORMAT_VERSION} and key {key}, found format "
+            f"{manifest.get('format')!r} and key {manifest.get('key')!r}"
+        )
+    shape = manifest.get("shape")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise CacheEntryInvalid(f"{manifest_path}: shape must be a list of counts, got {shape!r}")
+    try:
+        array = np.load(array_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise CacheEntryInvalid(f"{array_path}: unreadable array ({err})") from None
+    if not isinstance(array, np.memmap) or array.dtype != DTYPE or list(array.shape) != shape:
+        raise CacheEntryInvalid(
+            f"{array_path}: expected float32 {tuple(shape)} as the manifest says, "
+            f"found {array.dtype} {array.shape}"
+        )
+    size = array_path.stat().st_size
+    if size != array.offset + array.nbytes:
+        raise CacheEntryInvalid(
+            f"{array_path}: expected {array.offset + array.nbytes} bytes, found {size}"
+        )
+    return array, manifest
+
+
+def remove_leftovers(root: Path, key: str) -> None:
+    """Remove temporary folders and an invalid entry of ``key``. Call it holding the lock."""
+    for tmp in [*root.glob(f".tmp-{key}-*"), *root.glob(f".trash-{key}-*")]:
+        log.info("removing %s left by an interrupted writer", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    folder = root / key
+    if folder.exists():
+        _discard(folder)
+
+
+class PendingEntry:
+    """An entry being written into a temporary folder; :meth:`commit` publishes it.
+
+    Use as a context manager: leaving the block without a commit (an exception) removes the
+    temporary folder. The array is created full size up front (a sparse file); rows are written
+    in order and the array is shrunk at commit when fewer rows were used (skipped clips).
+    """
+
+    def __init__(self, root: Path, key: str, shape: tuple[int, ...]):
+        self.root, self.key, self.shape = root, key, tuple(shape)
+        root.mkdir(parents=True, exist_ok=True)
+        self.folder = root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.folder.mkdir()
+        self.array_path = self.folder / ARRAY_FILE
+        header = np.lib.format.open_memmap(self.array_path, mode="w+", dtype=DTYPE, shape=shape)
+        self.offset = header.offset
+        del header  # only the header was written; rows go through windows
+        self.vector_bytes = self.shape[-1] * DTYPE.itemsize
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * DTYPE.itemsize
+
+    def write(self, start: int, vectors: np.ndarray) -> None:
+        """Write ``vectors`` (m, shape[-1]) at position ``start`` of the array seen as a list of
+        its last-axis vectors (C order), through a window mapped just for this write."""
+        total = int(np.prod(self.shape[:-1], dtype=np.int64))
+        if vectors.shape[1:] != self.shape[-1:] or not 0 <= start <= total - len(vectors):
+            raise ValueError(
+                f"{len(vectors)} vectors of shape {vectors.shape[1:]} at {start} do not fit an "
+                f"array of shape {self.shape}"
+            )
+        window = np.memmap(
+            self.array_path,
+            dtype=DTYPE,
+            mode="r+",
+            offset=self.offset + start * self.vector_bytes,
+            shape=vectors.shape,
+        )
+        window[:] = vectors
+        del window  # unmapping drops the pages from this process; the page cache keeps them
+
+    def commit(self, manifest: dict[str, Any], rows: int) -> Path:
+        """Shrink to ``rows``, write the manifest, fsync everything and rename into place."""
+        shape = (rows, *self.shape[1:])
+        if rows != self.shape[0]:
+            _shrink_npy(self.array_path, shape, self.offset + rows * self.row_bytes)
+        manifest = {**manifest, "format": FORMAT_VERSION, "key": self.key, "shape": list(shape)}
+        manifest_path = self.folder / MANIFEST_FILE
+        with open(manifest_path, "w", encoding="utf-8") as out:
+            json.dump(manifest, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_path(self.array_path)
+        _fsync_path(self.folder)
+        final = self.root / self.key
+        if final.exists():  # an invalid entry: the caller holds the lock and decided to replace it
+            _discard(final)
+        os.rename(self.folder, final)
+        _fsync_path(self.root)
+        return final
+
+    def __enter__(self) -> PendingEntry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _shrink_npy(path: Path, shape: tuple[int, ...], size: int) -> None:
+    """Rewrite a .npy header for fewer rows in place, then cut the file to ``size`` bytes.
+
+    numpy pads headers so that axis 0 can change its number of digits without changing the
+    header's length; the check below makes sure of it rather than trusting it.
+    """
+    import io
+
+    header = io.BytesIO()
+    descr = np.lib.format.dtype_to_descr(DTYPE)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    with open(path, "r+b") as npy:
+        np.lib.format.read_magic(npy)
+        np.lib.format.read_array_header_1_0(npy)
+        if npy.tell() != len(header.getvalue()):
+            raise RuntimeError(f"{path}: .npy header would change length; cannot shrink in place")
+        npy.seek(0)
+        npy.write(header.getvalue())
+        npy.truncate(size)
+
+
+def _discard(folder: Path) -> None:
+    trash = folder.with_name(f".trash-{folder.name}-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(folder, trash)  # out of the way at once; deleting a large folder takes a while
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

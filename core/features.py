@@ -1,0 +1,503 @@
+"""fc7 features of every clip's frames, extracted once and cached on disk (SPEC §5).
+
+With a frozen backbone every head trains on the same fc7 features, so
+:func:`extract_features` runs VGG-Face once per (weights, data, frame settings) and stores the
+result as a memory-mapped ``.npy`` plus a JSON manifest; later calls reuse it in well under a
+second (plus Python's imports).
+
+Where things live:
+
+* cache folder, :func:`default_cache_dir`: ``$VGGFACE_HEADS_CACHE``, else
+  ``$XDG_CACHE_HOME/vggface-heads``, else ``~/.cache/vggface-heads``. Entries are
+  ``<cache>/features/<key>/{features.npy,manifest.json}`` (see :mod:`core.cache`).
+* default weights, :func:`default_weights_path`: ``$VGGFACE_WEIGHTS``, else
+  ``<cache>/vgg_face.weights.h5`` (write it once with
+  ``python -m core.port vgg_face.mat --out <cache>/vgg_face.weights.h5``). With no weights file
+  the backbone is random (seeded, so its features are reproducible), a loud warning is logged and
+  ``FeatureSet.random_weights`` is True so every result can be marked as meaningless.
+
+The cache key hashes the weights file's content (not its name or date), the dataset's
+fingerprint, ``frames_per_clip``, ``face_crop``, :data:`PREPROCESSING_VERSION` and the feature
+layer. Anything else (batch size, progress bar) does not change the features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from core import cache
+from core.clips import SPLITS, Clip, ClipError, DataError
+from core.vggface import FEATURE_SHAPE, INPUT_SHAPE
+
+log = logging.getLogger(__name__)
+
+FEATURE_LAYER = "fc7"
+FEATURE_SIZE = FEATURE_SHAPE[-1]  # 4096
+# Bump when core.frames / core.preprocess_input change what reaches the network: every cache
+# made before is then rebuilt. 1: evenly spaced segment-centre frames, whole-frame (or Haar face
+# with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage.
+PREPROCESSING_VERSION = 1
+RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
+WEIGHTS_FILE = "vgg_face.weights.h5"
+
+
+class Dataset(Protocol):
+    """What extraction needs of a :class:`core.datasets.Dataset`."""
+
+    root: Path
+    clips: list[Clip]
+    skipped: list[tuple[Path, str]]
+    fingerprint: str
+    synthetic: bool
+
+
+@dataclass
+class FeatureSet:
+    """fc7 features of the usable clips, memory-mapped read-only from the cache.
+
+    ``features[i, j]`` is the fc7 vector of frame ``j`` of ``clips[i]``; the frames of a row come
+    from that one clip, in time order.
+    """
+
+    features: np.ndarray  # (n_clips, frames_per_clip, 4096) float32, read-only memory map
+    clips: list[Clip]
+    skipped: list[tuple[Path, str]]  # the dataset's skips, then clips that failed to decode
+    fingerprint: str  # the cache key
+    weights_fingerprint: str  # sha256 of the weights file, or "random:<seed>"
+    dataset_fingerprint: str
+    random_weights: bool
+    synthetic: bool
+    frames_per_clip: int
+    face_crop: bool
+    path: Path  # the cache entry's folder
+    extracted: bool  # False when an existing cache entry was reused
+    seconds: float  # wall time of this call
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Rows of ``features`` whose clip is in ``split`` ("train", "dev" or "test")."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return np.flatnonzero([clip.split == split for clip in self.clips])
+
+    @property
+    def frames(self) -> int:
+        """Number of frames whose features are stored."""
+        return len(self.clips) * self.frames_per_clip
+
+
+def default_cache_dir() -> Path:
+    """``$VGGFACE_HEADS_CACHE``, else ``$XDG_CACHE_HOME/vggface-heads``, else ``~/.cache/...``."""
+    if os.environ.get("VGGFACE_HEADS_CACHE"):
+        return Path(os.environ["VGGFACE_HEADS_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "vggface-heads"
+
+
+def default_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``$VGGFACE_WEIGHTS``, else ``<cache_dir or default_cache_dir()>/vgg_face.weights.h5``."""
+    if os.environ.get("VGGFACE_WEIGHTS"):
+        return Path(os.environ["VGGFACE_WEIGHTS"]).expanduser()
+    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / WEIGHTS_FILE
+
+
+def weights_fingerprint(path: str | os.PathLike | None) -> str:
+    """sha256 of a weights file's bytes (streamed), or ``random:<seed>`` for no file."""
+    if path is None:
+        return f"random:{RANDOM_SEED}"
+    from core.port import PortError
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as weights:
+            return "sha256:" + hashlib.file_digest(weights, "sha256").hexdigest()
+    except OSError as err:
+        reason = "no such file" if isinstance(err, FileNotFoundError) else err.strerror
+        raise PortError(f"{path}: {reason}") from None
+
+
+def cache_key(
+    weights_fp: str, dataset_fp: str, frames_per_clip: int, face_crop: bool
+) -> tuple[str, dict[str, Any]]:
+    """The cache key and the parts it hashes (stored in the manifest)."""
+    parts = {
+        "weights": weights_fp,
+        "dataset": dataset_fp,
+        "frames_per_clip": frames_per_clip,
+        "face_crop": face_crop,
+        "preprocessing": PREPROCESSING_VERSION,
+        "layer": FEATURE_LAYER,
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return digest[:32], parts
+
+
+def extract_features(
+    dataset: Dataset,
+    weights: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    frames_per_clip: int = 7,
+    face_crop: bool = False,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> FeatureSet:
+    """fc7 features of every clip of ``dataset``: reused from the cache, else extracted into it.
+
+    Args:
+        dataset: a :class:`core.datasets.Dataset` with its splits assigned.
+        weights: a MatConvNet ``.mat`` or a converted ``.weights.h5``; None: the file at
+            :func:`default_weights_path` if there is one, else a random backbone (warned).
+        cache_dir: None: :func:`default_cache_dir`.
+        frames_per_clip: evenly spaced frames per clip (:func:`core.frames.read_frames`).
+        face_crop: crop each frame to the largest Haar face first.
+        batch_size: frames per forward pass.
+        progress: show a tqdm bar on stderr while extracting.
+
+    Raises:
+        DataError: no usable clip, or a split without both classes (named).
+        PortError: the weights file is missing or is not VGG-Face.
+
+    Concurrent calls on one key are safe: one process extracts, the others wait and reuse.
+    """
+    start = time.perf_counter()
+    if frames_per_clip < 1:
+        raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    if face_crop:
+        from core.frames import face_crop_available
+
+        if not face_crop_available():
+            raise DataError(
+                "face_crop needs OpenCV's Haar cascade (cv2.data.haarcascades), which this OpenCV "
+                "does not ship; install opencv-python-headless<5 or extract without face crop"
+            )
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    weights_path = _resolve_weights(weights, cache_dir)
+    if weights_path is None:
+        log.warning(
+            "NO VGG-FACE WEIGHTS: using a RANDOM backbone (seed %d); its features and every result "
+            "built on them are meaningless. Pass weights=... (--weights) or put the converted file "
+            "at %s (python -m core.port vgg_face.mat --out %s).",
+            RANDOM_SEED,
+            default_weights_path(cache_dir),
+            default_weights_path(cache_dir),
+        )
+    _check_splits(dataset.clips, dataset.clips)
+
+    weights_fp = weights_fingerprint(weights_path)
+    key, parts = cache_key(weights_fp, dataset.fingerprint, frames_per_clip, face_crop)
+    root = cache_dir / "features"
+
+    found = _try_load(root, key, dataset)
+    extracted = False
+    if found is None:
+        with cache.locked(root, key):
+            found = _try_load(root, key, dataset)  # another process may have just written it
+            if found is None:
+                cache.remove_leftovers(root, key)
+                model, average = _load_backbone(weights_path)
+                shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
+                with cache.PendingEntry(root, key, shape) as pending:
+                    decode = _decoder(frames_per_clip, face_crop, average)
+                    run = _run_backbone(model, dataset.clips, decode, pending, batch_size, progress)
+                    if not run.usable:  # nothing worth caching; the next run tries again
+                        raise DataError(
+                            f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped "
+                            f"while loading, {len(run.skipped)} while decoding; see the warnings)"
+                        )
+                    manifest = _manifest(dataset, run, parts, weights_path)
+                    pending.commit(manifest, rows=len(run.usable))
+                found = cache.load_entry(root, key)
+                extracted = True
+    array, manifest = found
+    if not extracted:
+        log.info("reusing fc7 features %s", root / key)
+
+    clips, decode_skips = _rows(manifest, dataset)
+    if not extracted:  # extraction warned them as it met them
+        for path, reason in decode_skips:
+            log.warning("skipped clip %s: %s", path, reason)
+    if not clips:
+        raise DataError(
+            f"{dataset.root}: no usable clip ({len(dataset.skipped) + len(decode_skips)} "
+            "skipped, see the warnings)"
+        )
+    _check_splits(clips, dataset.clips)
+    return FeatureSet(
+        features=array,
+        clips=clips,
+        skipped=[*dataset.skipped, *decode_skips],
+        fingerprint=key,
+        weights_fingerprint=weights_fp,
+        dataset_fingerprint=dataset.fingerprint,
+        random_weights=weights_path is None,
+        synthetic=bool(dataset.synthetic),
+        frames_per_clip=frames_per_clip,
+        face_crop=face_crop,
+        path=root / key,
+        extracted=extracted,
+        seconds=time.perf_counter() - start,
+        manifest=manifest,
+    )
+
+
+def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path | None:
+    from core.port import PortError
+
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise PortError(f"{path}: no such weights file (a .mat or a converted .weights.h5)")
+        return path
+    default = default_weights_path(cache_dir)
+    if default.is_file():
+        log.info("using the weights at %s", default)
+        return default
+    if os.environ.get("VGGFACE_WEIGHTS"):  # the user named a file: do not quietly go random
+        raise PortError(f"{default}: no such weights file ($VGGFACE_WEIGHTS)")
+    return None
+
+
+def _load_backbone(weights_path: Path | None) -> tuple[Any, np.ndarray | None]:
+    """VGG-Face up to fc7 with the given weights (random, seeded when None), and its mean RGB."""
+    import keras
+
+    from core.port import load_weights
+    from core.vggface import build_vggface
+
+    if weights_path is None:
+        # Seeded, so a random backbone's features are reproducible and its cache reusable. This
+        # seeds Python's, numpy's and the backend's global generators, as Keras does.
+        keras.utils.set_random_seed(RANDOM_SEED)
+        return build_vggface(include_top=False), None
+    model = build_vggface(include_top=False)
+    ported = load_weights(model, weights_path)
+    return model, ported.average_image
+
+
+def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
+    try:
+        array, manifest = cache.load_entry(root, key)
+        _rows(manifest, dataset)
+    except FileNotFoundError:
+        return None
+    except (cache.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
+        log.warning("not using cache entry %s: %s; extracting again", root / key, err)
+        return None
+    return array, manifest
+
+
+def _rows(manifest: dict[str, Any], dataset: Dataset) -> tuple[list[Clip], list[tuple[Path, str]]]:
+    """The dataset's clips in the entry's row order (splits as the dataset assigns them now) and
+    the clips that failed to decode; CacheEntryInvalid if the manifest does not fit the dataset."""
+    by_id = {clip.clip_id: clip for clip in dataset.clips}
+    rows = manifest["clips"]
+    if len(rows) != manifest["shape"][0]:
+        raise cache.CacheEntryInvalid(f"{len(rows)} clips for {manifest['shape'][0]} rows")
+    missing = [row["clip_id"] for row in rows if row["clip_id"] not in by_id]
+    if missing:
+        raise cache.CacheEntryInvalid(f"clips not in the dataset: {missing[:3]}")
+    skips = [(_absolute(dataset.root, s["path"]), str(s["reason"])) for s in manifest["skipped"]]
+    return [by_id[row["clip_id"]] for row in rows], skips
+
+
+def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
+    """Each split that the dataset uses must keep both classes among ``clips``."""
+    for split in SPLITS:
+        if not any(clip.split == split for clip in all_clips):
+            continue
+        labels = {clip.label for clip in clips if clip.split == split}
+        if labels != {"bonafide", "attack"}:
+            missing = sorted({"bonafide", "attack"} - labels)
+            raise DataError(
+                f"split {split!r} has no usable {' or '.join(missing)} clip: "
+                "each split needs both classes"
+            )
+
+
+@dataclass
+class _Run:
+    usable: list[Clip]
+    skipped: list[tuple[Clip, str]]
+    frames_per_clip: int
+    seconds: float
+
+
+def _run_backbone(
+    model: Any,
+    clips: list[Clip],
+    decode: Callable[[Clip], np.ndarray],
+    pending: cache.PendingEntry,
+    batch_size: int,
+    progress: bool,
+) -> _Run:
+    """Run the backbone over every clip, writing features into ``pending`` as batches finish.
+
+    Clips are decoded and preprocessed in background threads while the network runs. A batch
+    holds ``batch_size`` frames, across clip boundaries; usable clips fill rows in order, so each
+    batch is one contiguous run of (row, frame) positions, written as soon as it is computed.
+    """
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    started = time.perf_counter()
+    frames_per_clip = pending.shape[1]
+    batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
+    fill = 0  # frames waiting in ``batch``
+    written = 0  # frames whose features are in the file
+    run = _Run([], [], frames_per_clip, 0.0)
+    bar = tqdm(
+        total=len(clips) * frames_per_clip,
+        unit="frame",
+        desc="fc7 features",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+
+    def run_batch() -> None:
+        nonlocal fill, written
+        out = np.asarray(model.predict_on_batch(batch[:fill]), dtype=np.float32)
+        pending.write(written, out.reshape(fill, FEATURE_SIZE))
+        written += fill
+        bar.update(fill)
+        fill = 0
+
+    # enough decoded clips in flight to fill the next batch while the current one runs
+    depth = max(4, 2 * -(-batch_size // frames_per_clip))
+    # with a bar, skip warnings print above it rather than through it
+    with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        for clip, future in _prefetch(decode, clips, depth):
+            try:
+                frames = future.result()
+            except ClipError as err:
+                reason = _reason(err, clip.path)
+                log.warning("skipped clip %s: %s", clip.path, reason)
+                run.skipped.append((clip, reason))
+                bar.update(frames_per_clip)
+                continue
+            run.usable.append(clip)
+            first = 0
+            while first < frames_per_clip:
+                count = min(frames_per_clip - first, batch_size - fill)
+                batch[fill : fill + count] = frames[first : first + count]
+                fill += count
+                first += count
+                if fill == batch_size:
+                    run_batch()
+        if fill:
+            run_batch()
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _manifest(
+    dataset: Dataset, run: _Run, parts: dict[str, Any], weights_path: Path | None
+) -> dict[str, Any]:
+    frames = len(run.usable) * run.frames_per_clip
+    return {
+        "key_parts": parts,
+        "dtype": "float32",
+        "feature_layer": FEATURE_LAYER,
+        "frames_per_clip": run.frames_per_clip,
+        "face_crop": parts["face_crop"],
+        "dataset_root": str(dataset.root),
+        "clips": [_clip_record(clip, dataset.root) for clip in run.usable],
+        "skipped": [
+            {"path": _relative(clip.path, dataset.root), "reason": reason}
+            for clip, reason in run.skipped
+        ],
+        "random_weights": weights_path is None,
+        "weights_file": str(weights_path) if weights_path is not None else None,
+        "synthetic": bool(dataset.synthetic),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "extract_seconds": round(run.seconds, 3),
+        "frames_per_second": round(frames / run.seconds, 3) if run.seconds > 0 else None,
+    }
+
+
+def _decoder(
+    frames_per_clip: int, face_crop: bool, average: np.ndarray | None
+) -> Callable[[Clip], np.ndarray]:
+    """clip -> preprocessed float32 (frames_per_clip, 224, 224, 3); raises ClipError."""
+    from core.frames import prepare_frames, read_frames
+    from core.vggface import preprocess_input
+
+    def decode(clip: Clip) -> np.ndarray:
+        frames = prepare_frames(read_frames(clip.path, frames_per_clip), face_crop=face_crop)
+        if frames.shape != (frames_per_clip, *INPUT_SHAPE):
+            raise ClipError(
+                f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "
+                f"got {frames.shape}"
+            )
+        return preprocess_input(frames, average)
+
+    return decode
+
+
+def _prefetch(
+    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int
+) -> Iterator[tuple[Clip, Future[np.ndarray]]]:
+    """(clip, future of fn(clip)) in order, keeping ``depth`` clips decoding ahead in threads.
+
+    OpenCV and numpy release the GIL, so decoding overlaps the network's forward pass; the
+    bounded window caps memory at ``depth`` decoded clips.
+    """
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        window: deque[tuple[Clip, Future[np.ndarray]]] = deque()
+        try:
+            for clip in clips:
+                window.append((clip, pool.submit(fn, clip)))
+                if len(window) > depth:
+                    yield window.popleft()
+            while window:
+                yield window.popleft()
+        finally:
+            for _, future in window:  # an error or an early stop: do not decode the rest
+                future.cancel()
+
+
+def _reason(err: Exception, path: Path) -> str:
+    """The error's message without the leading path that ClipError messages carry."""
+    text = str(err)
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _absolute(root: Path, stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else Path(root) / path
+
+
+def _clip_record(clip: Clip, root: Path) -> dict[str, Any]:
+    return {
+        "clip_id": clip.clip_id,
+        "path": _relative(clip.path, root),
+        "subject": clip.subject,
+        "label": clip.label,
+        "attack_type": clip.attack_type,
+        "split": clip.split,
+    }

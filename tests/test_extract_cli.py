@@ -1,0 +1,120 @@
+"""``python experiments/extract.py``: its report, cache reuse, and exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_features import write_clip, write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "extract.py"
+# TensorFlow's native logger writes to fd 2 before Python runs; those lines are not ours.
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )")
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--no-progress", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def our_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not NATIVE_LOG.match(line)]
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return write_dataset(tmp_path / "data")
+
+
+@pytest.fixture
+def main(monkeypatch):
+    """The script's main(), imported the way the script runs (experiments/ on sys.path)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    import extract
+
+    return extract.main
+
+
+def test_extracts_then_reuses_as_a_script(data, tmp_path):
+    cache = tmp_path / "cache"
+    cold = run_script("--data", str(data), "--cache-dir", str(cache), "--frames", "1")
+    assert cold.returncode == 0, cold.stderr[-3000:]
+    out = cold.stdout
+    assert f"{data} (generic): 6 clips" in out  # the dataset summary
+    assert re.search(r"^clips: +6 usable, 0 skipped$", out, re.M)
+    assert re.search(r"^frames: +6 \(1 per clip", out, re.M)
+    assert re.search(r"^frames/s: +\d+\.\d\d \(decoding and network", out, re.M)
+    assert re.search(r"^cache: +extracted in ", out, re.M)
+    path = re.search(r"^path: +(\S+)$", out, re.M).group(1)
+    assert Path(path).parent == cache / "features" and (Path(path) / "features.npy").is_file()
+    assert "RANDOM backbone" in out and "RANDOM backbone" in cold.stderr  # loud, both places
+    assert "Traceback" not in cold.stderr
+
+    warm = run_script("--data", str(data), "--cache-dir", str(cache), "--frames", "1")
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    assert re.search(r"^cache: +reused \(extracted ", warm.stdout, re.M)
+    assert f"path:     {path}" in warm.stdout
+
+
+def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):
+    result = run_script("--data", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 2
+    assert our_lines(result.stderr) == [f"error: {tmp_path / 'nowhere'}: data root is not a folder"]
+    assert result.stdout == ""
+
+
+def test_missing_weights_exit_2(main, data, tmp_path, capsys):
+    missing = tmp_path / "vgg_face.mat"
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path), "--weights", str(missing)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"error: {missing}: no such weights file (a .mat or a converted .weights.h5)"]
+
+
+def test_a_file_that_is_not_vggface_exits_2(main, data, tmp_path, capsys):
+    bad = tmp_path / "vgg_face.mat"
+    bad.write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--weights", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {bad}: ")
+
+
+def test_no_usable_clip_exits_2(main, tmp_path, capsys, caplog):
+    data = tmp_path / "data"
+    for split in ("train", "dev", "test"):
+        for label in ("real", "attack"):
+            clip = write_clip(data / split / label / f"client_{split}_{label}", frames=1)
+            for frame in clip.iterdir():
+                frame.write_bytes(b"not a png")
+    args = ["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--frames", "1"]
+    code = main([*args, "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no usable clip" in err[0]
+    assert err[0].startswith(f"error: {data}: ")
+    skips = [r.getMessage() for r in caplog.records if "skipped clip" in r.getMessage()]
+    assert len(skips) == 6 and all("cannot decode" in m for m in skips)  # each named once
+
+
+def test_without_data_the_synthetic_set_is_used(main, tmp_path, capsys):
+    code = main(["--cache-dir", str(tmp_path), "--frames", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{tmp_path / 'synthetic'}/synthetic-pad-v" in out.splitlines()[0]
+    assert "synthetic demonstration set" in out.splitlines()[0]
+    n = re.search(r": (\d+) clips, ", out).group(1)
+    assert re.search(rf"^clips: +{n} usable, 0 skipped$", out, re.M)
+    assert "data:     synthetic demonstration set" in out

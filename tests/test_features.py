@@ -1,0 +1,448 @@
+"""fc7 feature cache: exact features, reuse, invalidation, crashes, concurrency and bad clips.
+
+The backbone is the real VGG-Face (random, seeded) but the data are tiny (6 clips of 3 PNG
+frames, 1-2 frames used), since a forward pass costs ~0.3 s per frame on two CPU cores. The
+backbone is built once for the module and handed to extraction through ``_load_backbone``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from core import cache, features
+from core.clips import DataError
+from core.datasets import load_dataset
+from core.features import FeatureSet, cache_key, extract_features
+from core.frames import face_crop_available, prepare_frames, read_frames
+from core.port import PortError
+from core.vggface import build_vggface, preprocess_input
+
+REPO = Path(__file__).resolve().parents[1]
+SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
+
+
+def write_clip(folder: Path, frames: int = 3, seed: int = 0, size: int = 40) -> Path:
+    """A folder of ``frames`` PNG frames of seeded noise over a gradient."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 200, size, dtype=np.float32)[None, :, None]
+    for i in range(frames):
+        image = np.clip(ramp + rng.integers(0, 55, (size, size, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"frame{i:02d}.png"), image)
+    return folder
+
+
+def write_dataset(root: Path) -> Path:
+    """train/dev/test x real/attack, one subject per split: 6 clips of 3 frames."""
+    seed = 0
+    for split, subject in SUBJECTS.items():
+        for label in ("real", "attack"):
+            write_clip(root / split / label / f"{subject}_{label}", seed=seed)
+            seed += 1
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbone() -> keras.Model:
+    """The random backbone extraction builds (same seed), built once for the module."""
+    keras.utils.set_random_seed(features.RANDOM_SEED)
+    return build_vggface(include_top=False)
+
+
+@pytest.fixture
+def model_calls(monkeypatch, backbone) -> list:
+    """Hands the module's backbone to extraction and records each time it is asked for."""
+    calls: list = []
+
+    def load(weights_path):
+        calls.append(weights_path)
+        if weights_path is not None:
+            model = build_vggface(include_top=False)
+            from core.port import load_weights
+
+            return model, load_weights(model, weights_path).average_image
+        return backbone, None
+
+    monkeypatch.setattr(features, "_load_backbone", load)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    return calls
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return write_dataset(tmp_path / "data")
+
+
+def extract(data: Path, cache_dir: Path, **kwargs) -> FeatureSet:
+    kwargs = {"frames_per_clip": 2, "progress": False, **kwargs}
+    return extract_features(load_dataset(data), cache_dir=cache_dir, **kwargs)
+
+
+def direct_features(model, clip_path: Path, frames: int, average=None) -> np.ndarray:
+    x = preprocess_input(prepare_frames(read_frames(clip_path, frames)), average)
+    return np.asarray(model.predict(x, verbose=0)).reshape(frames, -1)
+
+
+def test_features_equal_a_direct_forward_pass(data, tmp_path, model_calls, backbone):
+    # batch_size 3 with 2 frames per clip: batches straddle clips
+    fs = extract(data, tmp_path / "cache", batch_size=3)
+    assert fs.extracted and model_calls == [None]
+    assert fs.features.shape == (6, 2, 4096) and fs.features.dtype == np.float32
+    assert isinstance(fs.features, np.memmap) and not fs.features.flags.writeable
+    frames = np.concatenate([prepare_frames(read_frames(c.path, 2)) for c in fs.clips])
+    expected = np.asarray(backbone.predict(preprocess_input(frames), verbose=0))
+    np.testing.assert_allclose(fs.features, expected.reshape(6, 2, 4096), rtol=1e-4, atol=1e-5)
+    assert float(np.abs(fs.features).sum()) > 0
+    assert [fs.clips[i].split for i in fs.indices("dev")] == ["dev", "dev"]
+    assert sorted(np.concatenate([fs.indices(s) for s in ("train", "dev", "test")])) == list(
+        range(6)
+    )
+    assert fs.random_weights and fs.weights_fingerprint == "random:0" and not fs.synthetic
+    assert fs.frames_per_clip == 2 and not fs.face_crop and fs.skipped == []
+    assert fs.path == tmp_path / "cache" / "features" / fs.fingerprint
+
+    manifest = json.loads((fs.path / "manifest.json").read_text())
+    assert manifest["key"] == fs.fingerprint and manifest["shape"] == [6, 2, 4096]
+    assert manifest["random_weights"] is True and manifest["synthetic"] is False
+    first = manifest["clips"][0]
+    assert set(first) == {"clip_id", "path", "subject", "label", "attack_type", "split"}
+    assert not Path(first["path"]).is_absolute()
+    assert manifest["key_parts"]["layer"] == "fc7"
+    assert not list(fs.path.parent.glob(".tmp-*"))
+
+
+def test_second_call_reuses_the_cache_without_the_model(data, tmp_path, model_calls):
+    first = extract(data, tmp_path / "cache")
+    second = extract(data, tmp_path / "cache")
+    assert first.extracted and not second.extracted
+    assert model_calls == [None]  # the second call never asked for the backbone
+    assert second.fingerprint == first.fingerprint and second.path == first.path
+    np.testing.assert_array_equal(second.features, first.features)
+    assert [c.clip_id for c in second.clips] == [c.clip_id for c in first.clips]
+
+
+@pytest.mark.parametrize("change", ["frames_per_clip", "touch a frame", "add a clip"])
+def test_a_change_gives_a_new_cache(data, tmp_path, model_calls, change):
+    first = extract(data, tmp_path / "cache", frames_per_clip=1)
+    kwargs = {"frames_per_clip": 1}
+    if change == "frames_per_clip":
+        kwargs["frames_per_clip"] = 2
+    elif change == "touch a frame":
+        frame = data / "dev" / "real" / "client002_real" / "frame01.png"
+        stat = frame.stat()
+        os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    else:
+        write_clip(data / "train" / "attack" / "client001_extra", seed=9)
+    second = extract(data, tmp_path / "cache", **kwargs)
+    assert second.extracted and second.fingerprint != first.fingerprint
+    assert len(model_calls) == 2
+    assert first.path.is_dir() and second.path.is_dir()  # the first entry is still valid
+    assert len(second.clips) == (7 if change == "add a clip" else 6)
+    assert second.features.shape[1] == kwargs["frames_per_clip"]
+
+
+def test_the_key_covers_every_setting():
+    base = cache_key("random:0", "d" * 64, 7, False)[0]
+    assert cache_key("random:0", "d" * 64, 7, True)[0] != base  # face crop
+    assert cache_key("random:0", "d" * 64, 6, False)[0] != base
+    assert cache_key("random:0", "e" * 64, 7, False)[0] != base
+    assert cache_key("sha256:00", "d" * 64, 7, False)[0] != base
+    assert cache_key("random:0", "d" * 64, 7, False)[0] == base
+
+
+@pytest.mark.skipif(not face_crop_available(), reason="this OpenCV ships no Haar cascade")
+def test_face_crop_gives_a_new_cache(data, tmp_path, model_calls):
+    plain = extract(data, tmp_path / "cache", frames_per_clip=1)
+    cropped = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True)
+    assert cropped.extracted and cropped.face_crop and cropped.fingerprint != plain.fingerprint
+
+
+@pytest.mark.skipif(face_crop_available(), reason="this OpenCV ships the Haar cascade")
+def test_face_crop_without_a_cascade_is_a_clear_error(data, tmp_path, model_calls):
+    with pytest.raises(DataError, match="Haar cascade") as err:
+        extract(data, tmp_path / "cache", face_crop=True)
+    assert "\n" not in str(err.value) and model_calls == []
+
+
+def test_weights_fingerprint_hashes_content_not_name(tmp_path):
+    a, b, c = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "c.bin"
+    a.write_bytes(b"weights" * 1000)
+    b.write_bytes(a.read_bytes())
+    c.write_bytes(b"weightz" * 1000)
+    assert features.weights_fingerprint(a) == features.weights_fingerprint(b)
+    assert features.weights_fingerprint(a) != features.weights_fingerprint(c)
+    os.utime(a, (0, 0))
+    assert features.weights_fingerprint(a) == features.weights_fingerprint(b)
+    assert features.weights_fingerprint(None) == "random:0"
+    with pytest.raises(PortError, match="no such file"):
+        features.weights_fingerprint(tmp_path / "missing.weights.h5")
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory) -> Path:
+    """A converted VGG-Face weights file (~580 MB) with seeded random weights."""
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "vgg.weights.h5"
+    build_vggface(include_top=True).save_weights(path)
+    return path
+
+
+def test_weights_file_is_used_and_keyed_by_content(data, tmp_path, model_calls, weights_file):
+    random = extract(data, tmp_path / "cache", frames_per_clip=1)
+    ported = extract(data, tmp_path / "cache", frames_per_clip=1, weights=weights_file)
+    assert ported.extracted and not ported.random_weights
+    assert ported.weights_fingerprint.startswith("sha256:")
+    assert ported.fingerprint != random.fingerprint
+    assert not np.allclose(ported.features, random.features)
+    model = build_vggface(include_top=False, weights=weights_file)
+    clip = ported.clips[0]
+    np.testing.assert_allclose(
+        ported.features[0], direct_features(model, clip.path, 1), rtol=1e-4, atol=1e-5
+    )
+    # the same bytes under another name, found at the default location: reused
+    cache_dir = tmp_path / "cache"
+    os.link(weights_file, cache_dir / features.WEIGHTS_FILE)
+    again = extract(data, cache_dir, frames_per_clip=1)
+    assert not again.extracted and not again.random_weights
+    assert again.fingerprint == ported.fingerprint
+
+
+def test_default_locations(monkeypatch, tmp_path):
+    for name in ("VGGFACE_HEADS_CACHE", "XDG_CACHE_HOME", "VGGFACE_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert features.default_cache_dir() == tmp_path / "home" / ".cache" / "vggface-heads"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert features.default_cache_dir() == tmp_path / "xdg" / "vggface-heads"
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "mine"))
+    assert features.default_cache_dir() == tmp_path / "mine"
+    assert features.default_weights_path() == tmp_path / "mine" / "vgg_face.weights.h5"
+    monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path / "w.mat"))
+    assert features.default_weights_path() == tmp_path / "w.mat"
+
+
+def test_random_weights_are_flagged_loudly_and_seeded(data, tmp_path, caplog, backbone):
+    caplog.set_level(logging.WARNING, logger="core.features")
+    model, average = features._load_backbone(None)
+    assert average is None
+    for mine, theirs in zip(model.get_weights(), backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    del model
+    fs = extract(data, tmp_path / "cache", frames_per_clip=1)
+    assert fs.random_weights
+    assert any("RANDOM backbone" in r.getMessage() for r in caplog.records)
+
+
+def test_missing_or_bad_weights_are_port_errors(data, tmp_path, monkeypatch):
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    with pytest.raises(PortError, match="no such weights file"):
+        extract(data, tmp_path / "cache", weights=tmp_path / "nope.mat")
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(PortError, match="bad.weights.h5"):
+        extract(data, tmp_path / "cache", weights=bad)
+    root = tmp_path / "cache" / "features"
+    assert not [p for p in root.iterdir() if not p.name.endswith(".lock")]
+    monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path / "named.weights.h5"))
+    with pytest.raises(PortError, match="VGGFACE_WEIGHTS"):
+        extract(data, tmp_path / "cache")
+
+
+def test_bad_clips_are_skipped_warned_by_name_and_counted(data, tmp_path, model_calls, caplog):
+    corrupt = write_clip(data / "train" / "real" / "client001_corrupt", frames=2)
+    for frame in corrupt.iterdir():
+        frame.write_bytes(b"\x89PNG garbage")
+    short = write_clip(data / "train" / "attack" / "client001_short", frames=1)
+    (data / "notes.txt").write_text("not a clip")
+    caplog.set_level(logging.WARNING)
+
+    fs = extract(data, tmp_path / "cache")
+    assert len(fs.clips) == 6 and fs.features.shape == (6, 2, 4096)
+    skipped = {path: reason for path, reason in fs.skipped}
+    assert set(skipped) == {corrupt, short, data / "notes.txt"}
+    assert "needs 2" in skipped[short]
+    decode_warnings = [r.getMessage() for r in caplog.records if r.name == "core.features"]
+    for path in (corrupt, short):
+        assert sum(str(path) in m for m in decode_warnings) == 1
+    manifest = json.loads((fs.path / "manifest.json").read_text())
+    assert len(manifest["skipped"]) == 2
+
+    caplog.clear()
+    again = extract(data, tmp_path / "cache")  # reused: the skips are reported again
+    assert not again.extracted and set(p for p, _ in again.skipped) == set(skipped)
+    assert any(str(corrupt) in r.getMessage() for r in caplog.records)
+
+
+def test_no_usable_clip_is_a_data_error(data, tmp_path, model_calls):
+    for frame in data.rglob("*.png"):
+        frame.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="no usable clip"):
+        extract(data, tmp_path / "cache")
+
+
+def test_a_split_left_without_a_class_is_named(data, tmp_path, model_calls):
+    for frame in (data / "dev" / "real").rglob("*.png"):
+        frame.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="split 'dev' has no usable bonafide"):
+        extract(data, tmp_path / "cache")
+
+
+DAMAGES = ["truncate npy", "pad npy", "garbage manifest", "other key", "no manifest"]
+
+
+def damage_entry(folder: Path, damage: str) -> None:
+    npy, manifest = folder / "features.npy", folder / "manifest.json"
+    if damage == "truncate npy":
+        os.truncate(npy, npy.stat().st_size - 4096)
+    elif damage == "pad npy":
+        with open(npy, "ab") as out:
+            out.write(b"\0" * 16)
+    elif damage == "garbage manifest":
+        manifest.write_text('{"format": 1, "key": ')
+    elif damage == "other key":
+        record = json.loads(manifest.read_text())
+        record["key"] = "0" * 32
+        manifest.write_text(json.dumps(record))
+    else:
+        manifest.unlink()
+
+
+def test_a_damaged_entry_is_refused_and_rebuilt(data, tmp_path, model_calls):
+    good = extract(data, tmp_path / "cache", frames_per_clip=1)
+    expected = np.array(good.features)
+    root, key = good.path.parent, good.path.name
+    for damage in DAMAGES:
+        copy = root / f"copy-{DAMAGES.index(damage)}"
+        shutil.copytree(good.path, copy)
+        damage_entry(copy, damage)
+        with pytest.raises(cache.CacheEntryInvalid):
+            cache.load_entry(root, copy.name)
+    del good
+    damage_entry(root / key, "truncate npy")
+    rebuilt = extract(data, tmp_path / "cache", frames_per_clip=1)
+    assert rebuilt.extracted and len(model_calls) == 2
+    np.testing.assert_allclose(rebuilt.features, expected, rtol=1e-5, atol=1e-6)
+    assert not list(root.glob(".t*"))  # no temp or trash folders left
+
+
+def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("VGGFACE_WEIGHTS", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+CRASHING_WRITER = """
+    import sys, time
+    from core import cache
+    from core.datasets import load_dataset
+    from core.features import extract_features
+
+    write = cache.PendingEntry.write
+    def write_then_hang(self, start, vectors):
+        write(self, start, vectors)
+        print("wrote", start, flush=True)
+        time.sleep(600)  # killed here, mid-write
+    cache.PendingEntry.write = write_then_hang
+    extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=2,
+                     batch_size=2, progress=False)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_usable(data, tmp_path, model_calls):
+    child = run_python(CRASHING_WRITER, str(data), str(tmp_path / "cache"))
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("wrote"), child.stderr.read()[-2000:]
+    finally:
+        child.kill()
+        child.communicate()
+    root = tmp_path / "cache" / "features"
+    assert len(list(root.glob(".tmp-*"))) == 1
+    assert not [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
+
+    fs = extract(data, tmp_path / "cache")
+    assert fs.extracted and fs.features.shape == (6, 2, 4096)
+    assert not list(root.glob(".tmp-*"))  # the next writer removed the leftover
+
+
+CONCURRENT_WRITER = """
+    import json, sys
+    import numpy as np
+    from core.datasets import load_dataset
+    from core.features import extract_features
+
+    fs = extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=1,
+                          progress=False)
+    print(json.dumps({"extracted": fs.extracted, "key": fs.fingerprint,
+                      "sum": float(np.asarray(fs.features, dtype=np.float64).sum())}))
+"""
+
+
+def test_concurrent_writers_end_with_one_valid_entry(data, tmp_path):
+    children = [run_python(CONCURRENT_WRITER, str(data), str(tmp_path / "cache")) for _ in "ab"]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(r["extracted"] for r in results) == [False, True]
+    assert results[0]["key"] == results[1]["key"] and results[0]["sum"] == results[1]["sum"]
+    root = tmp_path / "cache" / "features"
+    assert [p.name for p in root.iterdir() if not p.name.endswith(".lock")] == [results[0]["key"]]
+    array, manifest = cache.load_entry(root, results[0]["key"])
+    assert array.shape == (6, 1, 4096) and len(manifest["clips"]) == 6
+
+
+def test_the_lock_makes_a_second_writer_wait(tmp_path):
+    order: list[str] = []
+    held = threading.Event()
+
+    def first():
+        with cache.locked(tmp_path, "k"):
+            held.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait()
+    with cache.locked(tmp_path, "k"):  # another open file description: flock blocks here
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
+
+
+def test_pending_entry_shrinks_to_the_rows_written(tmp_path):
+    with cache.PendingEntry(tmp_path, "k", (5, 2, 3)) as pending:
+        pending.write(0, np.arange(12, dtype=np.float32).reshape(4, 3) + 1)
+        pending.commit({"note": "x"}, rows=2)
+    array, manifest = cache.load_entry(tmp_path, "k")
+    assert array.shape == (2, 2, 3) and manifest["note"] == "x"
+    np.testing.assert_array_equal(array.reshape(4, 3), np.arange(12).reshape(4, 3) + 1)
+    with pytest.raises(FileNotFoundError):
+        cache.load_entry(tmp_path, "other")
+    with cache.PendingEntry(tmp_path, "j", (1, 3)) as pending, pytest.raises(ValueError):
+        pending.write(1, np.zeros((1, 3), np.float32))
+    assert not list(tmp_path.glob(".tmp-*"))
