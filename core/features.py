@@ -35,12 +35,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from core import cache
 from core.clips import SPLITS, Clip, ClipError, DataError
+from core.datasets import Dataset
 from core.vggface import FEATURE_SHAPE, INPUT_SHAPE
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,6 @@ FEATURE_SIZE = FEATURE_SHAPE[-1]  # 4096
 PREPROCESSING_VERSION = 1
 RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
 WEIGHTS_FILE = "vgg_face.weights.h5"
-
-
-class Dataset(Protocol):
-    """What extraction needs of a :class:`core.datasets.Dataset`."""
-
-    root: Path
-    clips: list[Clip]
-    skipped: list[tuple[Path, str]]
-    fingerprint: str
-    synthetic: bool
 
 
 @dataclass
@@ -215,7 +206,12 @@ def extract_features(
                 shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
                 with cache.PendingEntry(root, key, shape) as pending:
                     decode = _decoder(frames_per_clip, face_crop, average)
-                    run = _run_backbone(model, dataset.clips, decode, pending, batch_size, progress)
+                    # one decoding thread with the face detector (OpenCV does not promise that a
+                    # cascade is thread-safe); else a few, which a fast GPU needs to be kept fed
+                    workers = 1 if face_crop else min(4, os.cpu_count() or 1)
+                    run = _run_backbone(
+                        model, dataset.clips, decode, pending, batch_size, progress, workers
+                    )
                     if not run.usable:  # nothing worth caching; the next run tries again
                         raise DataError(
                             f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped "
@@ -346,6 +342,7 @@ def _run_backbone(
     pending: cache.PendingEntry,
     batch_size: int,
     progress: bool,
+    workers: int,
 ) -> _Run:
     """Run the backbone over every clip, writing features into ``pending`` as batches finish.
 
@@ -382,7 +379,7 @@ def _run_backbone(
     depth = max(4, 2 * -(-batch_size // frames_per_clip))
     # with a bar, skip warnings print above it rather than through it
     with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
-        for clip, future in _prefetch(decode, clips, depth):
+        for clip, future in _prefetch(decode, clips, depth, workers):
             try:
                 frames = future.result()
             except ClipError as err:
@@ -451,14 +448,13 @@ def _decoder(
 
 
 def _prefetch(
-    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int
+    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int, workers: int
 ) -> Iterator[tuple[Clip, Future[np.ndarray]]]:
     """(clip, future of fn(clip)) in order, keeping ``depth`` clips decoding ahead in threads.
 
     OpenCV and numpy release the GIL, so decoding overlaps the network's forward pass; the
     bounded window caps memory at ``depth`` decoded clips.
     """
-    workers = max(1, min(2, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         window: deque[tuple[Clip, Future[np.ndarray]]] = deque()
         try:
