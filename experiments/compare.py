@@ -1,0 +1,63 @@
+"""Print a study's comparison of heads from MLflow as Markdown.
+
+    python experiments/compare.py [--study NAME] [--tracking-uri URI]
+
+Without ``--study`` the most recently updated study in the tracking store is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable from its root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mlflow  # noqa: E402
+
+from experiments import report, tracking  # noqa: E402
+
+
+def comparison_markdown(study: str | None = None, tracking_uri: str | None = None) -> str:
+    """The comparison table of ``study`` (default: the latest study) as Markdown."""
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    experiments = mlflow.search_experiments(
+        filter_string=f"tags.`{tracking.STUDY_TAG}` = '{study}'"
+        if study
+        else f"tags.`{tracking.STUDY_TAG}` LIKE '%'",
+        order_by=["last_update_time DESC"],
+    )
+    if not experiments:
+        where = mlflow.get_tracking_uri()
+        raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
+    experiment = experiments[0]
+    name = experiment.tags[tracking.STUDY_TAG]
+    runs = tracking.study_runs(experiment.experiment_id, name)
+    table = report.comparison(runs)
+    if table.empty:
+        return f"# Study {name}\n\nNo finished trial yet."
+    finished = len(report.trial_table(runs))
+    return (
+        f"# Study {name}\n\n{finished} finished trials; best per head family and the write-up "
+        f"baselines, chosen on dev (test never used for choosing).\n\n"
+        f"{report.to_markdown(table.drop(columns=['run_id']))}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python experiments/compare.py", description=__doc__)
+    parser.add_argument("--study", help="study name (default: the latest)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    args = parser.parse_args(argv)
+    try:
+        print(comparison_markdown(args.study, args.tracking_uri))
+    except LookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Train one head on cached fc7 features and score every dev and test clip.
+
+Frame heads train on single frames and score a clip by the mean of its frame scores; sequence
+heads read a clip's frames in order. The epoch kept is the one with the lowest dev ACER (at the
+dev EER threshold), ties broken by the lowest dev loss; training stops early when that has not
+improved for ``PATIENCE`` epochs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+import heads
+from core.clips import Clip
+from core.features import FeatureSet
+from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
+from experiments.search import TrialConfig
+
+PATIENCE = 5
+EPSILON = 1e-7  # Keras' clipping of probabilities in its cross-entropies
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the trial fails with this reason, the study goes on."""
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split ready for a head: inputs, a label per input and the clip row of each input."""
+
+    x: np.ndarray
+    y: np.ndarray  # 1 bona fide, 0 attack
+    clip_of: np.ndarray  # index into ``clips`` of every input
+    clips: list[Clip]
+
+    def scores(self, frame_scores: np.ndarray) -> ScoreSet:
+        """Clip-level scores (mean over a clip's frames), with labels and attack types."""
+        per_clip = clip_scores(frame_scores, self.clip_of, len(self.clips))
+        labels = [int(clip.label == "bonafide") for clip in self.clips]
+        return ScoreSet(per_clip, labels, [clip.attack_type for clip in self.clips])
+
+
+def split_data(features: FeatureSet, split: str, kind: str) -> SplitData:
+    """Inputs of ``split`` for a frame head (one frame each) or a sequence head (one clip each)."""
+    rows = features.indices(split)
+    clips = [features.clips[i] for i in rows]
+    block = np.asarray(features.features[rows], dtype=np.float32)  # (n, frames, 4096)
+    n, frames = block.shape[:2]
+    labels = np.array([int(clip.label == "bonafide") for clip in clips], dtype=np.int32)
+    if kind == "sequence":
+        return SplitData(block.reshape(n, frames, 1, 1, -1), labels, np.arange(n), clips)
+    return SplitData(
+        block.reshape(n * frames, 1, 1, -1),
+        np.repeat(labels, frames),
+        np.repeat(np.arange(n), frames),
+        clips,
+    )
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: list[dict[str, float]]  # one entry per epoch: train_loss, dev_loss, dev_eer, dev_acer
+    best_epoch: int  # 1-based
+    dev: ScoreSet
+    test: ScoreSet
+    seconds: float
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    if name not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {name!r}")
+    return optimizers[name](learning_rate=learning_rate)
+
+
+def predict_scores(model: keras.Model, x: np.ndarray, output: str, batch: int = 256) -> np.ndarray:
+    """Bona fide probability of every input, batch by batch, with dropout off."""
+    outputs = [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return heads.bonafide_score(np.concatenate(outputs), output)
+
+
+def cross_entropy(scores: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of bona fide probabilities; equals the softmax head's loss."""
+    p = np.clip(scores, EPSILON, 1 - EPSILON)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def train_head(
+    config: TrialConfig,
+    data: dict[str, SplitData],
+    frames: int,
+    seed: int = 0,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``config``'s head on ``data["train"]``; keep the best dev epoch; score dev and test.
+
+    ``on_epoch(epoch, values)`` is called after every epoch (1-based) with the curves' values; it
+    may raise (e.g. ``optuna.TrialPruned``) to stop the trial.
+    """
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    model = heads.build_head_model(
+        config.family,
+        config.output,
+        feature_dropout=config.feature_dropout,
+        frames=frames,
+        **config.hparams,
+    )
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate),
+        loss=heads.loss_for(config.output),
+    )
+    train, dev = data["train"], data["dev"]
+    # Attacks usually outnumber bona fide clips (OULU-NPU 4:1): weigh the classes equally.
+    counts = np.bincount(train.y, minlength=2)
+    class_weight = {c: len(train.y) / (2 * counts[c]) for c in (0, 1)}
+    tracker = _BestEpoch(config.output, dev, on_epoch)
+    model.fit(
+        train.x,
+        train.y,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        class_weight=class_weight,
+        shuffle=True,
+        verbose=0,
+        callbacks=[tracker],
+    )
+    model.set_weights(tracker.best_weights)
+    return TrainResult(
+        model=model,
+        history=tracker.history,
+        best_epoch=tracker.best_epoch,
+        dev=dev.scores(predict_scores(model, dev.x, config.output)),
+        test=data["test"].scores(predict_scores(model, data["test"].x, config.output)),
+        seconds=time.perf_counter() - start,
+    )
+
+
+class _BestEpoch(keras.callbacks.Callback):
+    """Dev curves after each epoch, the best epoch's weights, early stop, NaN check."""
+
+    def __init__(self, output: str, dev: SplitData, on_epoch) -> None:
+        super().__init__()
+        self.output, self.dev, self.on_epoch = output, dev, on_epoch
+        self.history: list[dict[str, float]] = []
+        self.best_key: tuple[float, float] | None = None
+        self.best_weights: list[np.ndarray] = []
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        loss = float((logs or {}).get("loss", np.nan))
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"training loss became {loss} at epoch {epoch + 1}")
+        frame_scores = predict_scores(self.model, self.dev.x, self.output)
+        if not np.all(np.isfinite(frame_scores)):
+            raise TrainingDiverged(f"dev scores became NaN at epoch {epoch + 1}")
+        scores = self.dev.scores(frame_scores)
+        eer, threshold = eer_threshold(scores.scores, scores.labels)
+        values = {
+            "train_loss": loss,
+            "dev_loss": cross_entropy(frame_scores, self.dev.y),
+            "dev_eer": eer,
+            "dev_acer": acer(scores.scores, scores.labels, scores.attack_types, threshold),
+        }
+        self.history.append(values)
+        key = (values["dev_acer"], values["dev_loss"])
+        if self.best_key is None or key < self.best_key:
+            self.best_key, self.best_epoch = key, epoch + 1
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
+        elif epoch + 1 - self.best_epoch >= PATIENCE:
+            self.model.stop_training = True
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1, values)
