@@ -7,6 +7,7 @@ Everything is computed from the trial runs in MLflow, so the sweep's closing rep
 from __future__ import annotations
 
 import html
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ COLUMNS = ("group", "head", "trial", "output", *METRICS, "run_id")
 
 def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished trial run: head, family, output, baseline name and every metric."""
-    if runs.empty:
+    done = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
+    if done.empty:
         return pd.DataFrame(columns=["trial", "head", "family", "output", "baseline", *METRICS])
-    done = runs[runs["status"] == "FINISHED"]
     table = pd.DataFrame(
         {
             "trial": done["tags.optuna.trial_number"].astype(int),
@@ -172,7 +173,9 @@ def optuna_figures(study: optuna.Study) -> dict[str, go.Figure]:
     built = {}
     for name, make in figures.items():
         try:
-            built[name] = make()
+            with warnings.catch_warnings():  # "few trials per regime": expected in small studies
+                warnings.simplefilter("ignore", UserWarning)
+                built[name] = make()
         except (ValueError, RuntimeError) as err:  # too few finished trials to say anything
             built[name] = go.Figure().update_layout(title=f"{name}: not available ({err})")
     return built

@@ -1,0 +1,317 @@
+"""A real sweep: real Optuna (SQLite), real MLflow (SQLite + local artifacts), the real backbone.
+
+The data set is tiny (12 clips of 3 frames, given splits) so the whole module runs in a couple of
+minutes on 2 cores; the feature cache is shared by every sweep in the module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+import heads
+from experiments import compare, sweep, training
+from experiments.metrics import report_from_scores_frame
+from experiments.search import baselines
+from experiments.sweep import SweepConfig, run_sweep
+
+FRAMES = 3
+WRITE_UP = {name: heads.get_spec(name).paper_total_params for name in heads.list_heads()}
+WRITE_UP = {name: count for name, count in WRITE_UP.items() if count is not None}
+
+
+def write_tiny_set(root) -> None:
+    """Given splits, disjoint subjects; bona fide frames move, print is still, replay striped."""
+    rng = np.random.default_rng(0)
+    subjects = {"train": (1, 2), "dev": (3,), "test": (4,)}
+    for split, ids in subjects.items():
+        for n, kind in enumerate(["real", "real", "attack/print", "attack/replay"]):
+            subject = ids[n % len(ids)]
+            folder = root / split / kind / f"client{subject:03d}_{n}"
+            folder.mkdir(parents=True)
+            base = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            for f in range(FRAMES + 1):
+                frame = base.copy()
+                if kind == "real":
+                    frame = np.roll(frame, 4 * f, axis=1)
+                elif kind == "attack/replay":
+                    frame[::4] = 255
+                cv2.imwrite(str(folder / f"{f:03d}.png"), frame)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    write_tiny_set(root / "data")
+    return root
+
+
+def config(workspace, study: str, **overrides) -> SweepConfig:
+    values = dict(
+        data=workspace / "data",
+        cache_dir=workspace / "cache",
+        storage=f"sqlite:///{workspace}/optuna.db",
+        tracking_uri=f"sqlite:///{workspace}/mlflow.db",
+        frames=FRAMES,
+        study=study,
+    )
+    values.update(overrides)
+    return SweepConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def first_sweep(workspace):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workspace)  # MLflow puts artifacts under ./mlruns, as for a user
+        return run_sweep(config(workspace, "main", trials=7))
+
+
+def child_runs(result) -> pd.DataFrame:
+    return mlflow.search_runs(
+        [result.experiment_id], filter_string="tags.`vggface_heads.role` = 'trial'"
+    )
+
+
+def test_experiment_parent_and_one_child_run_per_trial(first_sweep):
+    client = MlflowClient()
+    experiment = client.get_experiment(first_sweep.experiment_id)
+    assert experiment.name == "main"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    parent = client.get_run(first_sweep.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["trials"] == "7" and parent.data.tags["synthetic"] == "false"
+    assert parent.data.tags["random_weights"] == "true"  # no weights file: flagged on every run
+
+    runs = child_runs(first_sweep)
+    trials = first_sweep.study.get_trials()
+    assert len(trials) == len(runs) == 7
+    numbers = runs["tags.optuna.trial_number"].astype(int)
+    by_number = dict(zip(numbers, runs["run_id"], strict=True))
+    assert sorted(by_number) == [t.number for t in trials]
+    for trial in trials:
+        run = client.get_run(by_number[trial.number])
+        assert run.data.tags["mlflow.parentRunId"] == first_sweep.parent_run_id
+        assert run.data.tags["optuna.study_name"] == "main"
+        assert run.info.run_name == f"{trial.number}-{run.data.params['head']}"
+        assert run.info.status == "FINISHED" and trial.state == optuna.trial.TrialState.COMPLETE
+        assert run.data.metrics["dev_acer"] == pytest.approx(trial.value)
+
+
+def test_write_up_baselines_come_first_with_their_exact_counts(first_sweep):
+    runs = child_runs(first_sweep).sort_values(
+        "tags.optuna.trial_number", key=lambda s: s.astype(int)
+    )
+    first_five = runs.head(5)
+    assert sorted(first_five["params.head"]) == sorted(WRITE_UP)
+    for _, run in first_five.iterrows():
+        assert run["metrics.params_total"] == WRITE_UP[run["params.head"]]
+        assert run["tags.vggface_heads.baseline"] == run["params.head"]
+        assert run["params.output"] == "softmax" and run["params.dropout"] == "0.2"
+        assert run["params.optimizer"] == "adam"
+    for _, run in runs.iterrows():  # the backbone is frozen: only the head trains
+        assert run["metrics.params_trainable"] == run["metrics.params_head"]
+        assert run["metrics.params_total"] == 134_260_544 + run["metrics.params_head"]
+
+
+def test_logged_metrics_equal_metrics_recomputed_from_scores_csv(first_sweep, tmp_path):
+    for _, run in child_runs(first_sweep).iterrows():
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run["run_id"], artifact_path="scores.csv", dst_path=str(tmp_path / run["run_id"])
+        )
+        scores = pd.read_csv(path, keep_default_na=False)
+        assert list(scores.columns) == ["split", "clip", "subject", "label", "attack_type", "score"]
+        assert sorted(scores["split"].unique()) == ["dev", "test"]
+        assert len(scores) == 8  # one row per dev and test clip, frames averaged
+        assert set(scores["label"]) == {"bonafide", "attack"}
+        recomputed = report_from_scores_frame(scores)
+        for key, value in recomputed.items():
+            assert run[f"metrics.{key}"] == pytest.approx(value, abs=1e-9), key
+
+
+def test_trial_artifacts_and_epoch_curves(first_sweep):
+    client = MlflowClient()
+    run_id = child_runs(first_sweep)["run_id"].iloc[0]
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {
+        "scores.csv",
+        "model_summary.txt",
+        "head.weights.h5",
+        "roc_det.png",
+        "confusion.png",
+    } <= names
+    history = client.get_metric_history(run_id, "epoch_dev_acer")
+    assert [m.step for m in history] == list(range(1, len(history) + 1))
+    assert len(client.get_metric_history(run_id, "epoch_train_loss")) == len(history)
+    for metric in (
+        "train_seconds",
+        "test_accuracy",
+        "test_auc",
+        "test_apcer",
+        "test_bpcer",
+        "test_hter",
+        "dev_eer",
+        "dev_threshold",
+    ):
+        assert math.isfinite(client.get_run(run_id).data.metrics[metric])
+
+
+def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
+    client = MlflowClient()
+    names = {a.path for a in client.list_artifacts(first_sweep.parent_run_id)}
+    assert {
+        "comparison.csv",
+        "comparison.json",
+        "report.html",
+        "optuna_history.html",
+        "optuna_importance.html",
+    } <= names
+    table = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=first_sweep.parent_run_id, artifact_path="comparison.csv", dst_path=str(tmp_path)
+        )
+    )
+    groups = set(table["group"])
+    assert {f"write-up {name}" for name in WRITE_UP} <= groups
+    assert {g for g in groups if g.startswith("best ")} == {
+        "best " + family for family in child_runs(first_sweep)["params.family"].unique()
+    }
+    # Best of a family is its lowest dev ACER: chosen on dev, never on test.
+    runs = child_runs(first_sweep)
+    for _, row in table[table["group"].str.startswith("best ")].iterrows():
+        family = runs[runs["params.family"] == row["group"][5:]]
+        assert row["dev_acer"] == pytest.approx(family["metrics.dev_acer"].min())
+    html = (tmp_path / "report.html").read_text() if (tmp_path / "report.html").exists() else ""
+    html = (
+        html
+        or open(
+            mlflow.artifacts.download_artifacts(
+                run_id=first_sweep.parent_run_id,
+                artifact_path="report.html",
+                dst_path=str(tmp_path),
+            )
+        ).read()
+    )
+    assert "Pareto front" in html and "Test ROC" in html
+
+
+def test_compare_prints_the_comparison_as_markdown(first_sweep, capsys):
+    assert compare.main(["--study", "main", "--tracking-uri", mlflow.get_tracking_uri()]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Study main")
+    assert "| group | head | trial |" in out and "| write-up conv4096 | conv4096 |" in out
+    assert "151,050,050" in out
+    assert compare.main(["--study", "absent", "--tracking-uri", mlflow.get_tracking_uri()]) == 2
+
+
+def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    again = run_sweep(config(workspace, "main", trials=8))
+    trials = again.study.get_trials()
+    assert len(trials) == 8  # the baselines were not enqueued a second time
+    assert [t.params["head"] for t in trials[:5]] == [p["head"] for p in baselines()]
+    runs = child_runs(again)
+    assert len(runs) == 8
+    assert (runs["tags.mlflow.parentRunId"] == again.parent_run_id).sum() == 1
+    parents = mlflow.search_runs([again.experiment_id], "tags.`vggface_heads.role` = 'study'")
+    assert len(parents) == 2 and set(parents["status"]) == {"FINISHED"}
+
+
+def test_pruned_trial_ends_killed(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    # ThresholdPruner(lower=2) prunes any ACER (always <= 1) at the first report.
+    result = run_sweep(
+        config(workspace, "pruned", trials=2, heads="lstm*"),
+        pruner=optuna.pruners.ThresholdPruner(lower=2.0),
+    )
+    states = [t.state for t in result.study.get_trials()]
+    assert states == [optuna.trial.TrialState.PRUNED] * 2
+    runs = child_runs(result)
+    assert list(runs["status"]) == ["KILLED", "KILLED"]
+    assert mlflow.get_run(result.parent_run_id).info.status == "FINISHED"
+
+
+def test_nan_loss_fails_the_trial_and_the_study_goes_on(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    real = training.make_optimizer
+    calls = []
+
+    def first_diverges(name, learning_rate):
+        calls.append(name)  # the first trial's weights turn NaN after its first update
+        return real(name, float("nan") if len(calls) == 1 else learning_rate)
+
+    monkeypatch.setattr(training, "make_optimizer", first_diverges)
+    result = run_sweep(config(workspace, "nan", trials=2, heads="lstm30"))
+    failed, finished = result.study.get_trials()
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert finished.state == optuna.trial.TrialState.COMPLETE
+    runs = child_runs(result).set_index("tags.optuna.trial_number")
+    assert runs.loc["0", "status"] == "FAILED"
+    assert "became nan at epoch 1" in runs.loc["0", "tags.error"].lower()
+    assert runs.loc["1", "status"] == "FINISHED"
+
+
+def test_interrupted_sweep_leaves_no_run_running(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "train_head", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config(workspace, "interrupted", trials=3, heads="lstm30"))
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`optuna.study_name` = 'interrupted'"
+    )
+    assert len(runs) == 2 and set(runs["status"]) == {"KILLED"}
+    storage = optuna.load_study(
+        study_name="interrupted", storage=f"sqlite:///{workspace}/optuna.db"
+    )
+    assert [t.state for t in storage.get_trials()] == [optuna.trial.TrialState.FAIL]
+
+
+def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    code = sweep.main(
+        [
+            "--data",
+            str(workspace / "data"),
+            "--cache-dir",
+            str(workspace / "cache"),
+            "--storage",
+            f"sqlite:///{workspace}/optuna.db",
+            "--tracking-uri",
+            f"sqlite:///{workspace}/mlflow.db",
+            "--frames",
+            str(FRAMES),
+            "--study",
+            "pareto",
+            "--trials",
+            "3",
+            "--heads",
+            "lstm*",
+            "--multi-objective",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Pareto front (dev ACER, params_total): trials" in out
+    assert sum(line.startswith("#") for line in out.splitlines()) == 3  # one line per trial
+    assert "mlflow ui" in out and "#/experiments/" in out
+    study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{workspace}/optuna.db")
+    assert len(study.directions) == 2 and len(study.best_trials) >= 1
+
+
+def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = sweep.main(["--data", str(tmp_path / "absent"), "--cache-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "absent" in err[0]
