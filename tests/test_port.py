@@ -44,7 +44,9 @@ def reference_forward(weights, images: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def relative_error(actual, expected) -> float:
-    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected)) / np.max(np.abs(expected)))
+    return float(
+        np.max(np.abs(np.asarray(actual, np.float64) - expected)) / np.max(np.abs(expected))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +162,7 @@ def _bad_cases(tmp_path, weights, full_net):
     bad_bias["conv1_1"] = (small["conv1_1"][0], np.zeros((64, 2), np.float32))
     alexnet = [(f"conv{i}", "conv") for i in range(1, 6)]
     truncated = tmp_path / "truncated.mat"
-    truncated.write_bytes(full_net.read_bytes()[: 40_000_000])
+    truncated.write_bytes(full_net.read_bytes()[:40_000_000])
     text = tmp_path / "notes.mat"
     text.write_text("this is not a MATLAB file\n")
     other = tmp_path / "other.mat"
