@@ -6,6 +6,8 @@ module-scoped backbone for the assemble tests and two end-to-end models for the 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 
@@ -434,3 +436,29 @@ def test_command_line_table_shows_the_writeup_heads_matching():
         ]
     for family in FAMILIES:
         assert rows[family][-1] == "-"
+
+
+JAX_HEADS = """
+import numpy as np, keras, heads
+assert keras.backend.backend() == "jax"
+sizes = {"conv": {"width": 8}, "dense": {"width": 8},
+         "convlstm": {"filters": 4}, "lstm": {"units": 4}}
+for family, hparams in sizes.items():
+    for output in heads.OUTPUTS:
+        model = heads.build_head_model(family, output, frames=3, **hparams)
+        x = np.random.default_rng(0).random((2, *model.input_shape[1:]), dtype=np.float32)
+        model.compile(optimizer="adam", loss=heads.loss_for(output))
+        model.fit(x, np.array([0, 1]), epochs=1, verbose=0)
+        scores = heads.bonafide_score(model.predict_on_batch(x), output)
+        assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1)), (family, output)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_every_family_builds_trains_and_predicts_under_jax():
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_HEADS], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
