@@ -271,7 +271,8 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
 
 
 def _load_backbone(weights_path: Path | None) -> tuple[Any, np.ndarray | None]:
-    """VGG-Face up to fc7 with the given weights (random, seeded when None), and its mean RGB."""
+    """The fc7 extractor of VGG-Face with the given weights (random, seeded, when None) and the
+    weights' mean RGB (None: the default of :func:`core.preprocess_input`)."""
     import keras
 
     from core.port import load_weights
@@ -281,10 +282,34 @@ def _load_backbone(weights_path: Path | None) -> tuple[Any, np.ndarray | None]:
         # Seeded, so a random backbone's features are reproducible and its cache reusable. This
         # seeds Python's, numpy's and the backend's global generators, as Keras does.
         keras.utils.set_random_seed(RANDOM_SEED)
-        return build_vggface(include_top=False), None
+        return dense_fc7(build_vggface(include_top=False)), None
     model = build_vggface(include_top=False)
     ported = load_weights(model, weights_path)
-    return model, ported.average_image
+    return dense_fc7(model), ported.average_image
+
+
+def dense_fc7(model: Any) -> Any:
+    """VGG-Face to fc7 as (n, 4096), with fc6 and fc7 as Dense layers on the flattened pool5.
+
+    The same function as ``model`` (its dropouts are inactive at inference): fc6, a 7x7 "valid"
+    convolution over the 7x7 pool5 map, is a matrix product with its filters reshaped to
+    (7*7*512, 4096) (C order, as Flatten orders (h, w, c)), and the 1x1 fc7 is one too. On CPU,
+    TensorFlow runs the 7x7 convolution several times slower than the product (0.55 s against
+    0.09 s per 16 frames on 2 cores): a fifth of the whole forward pass saved. The convolution
+    trunk is shared with ``model``.
+    """
+    import keras
+
+    x = keras.layers.Flatten(name="pool5_flat")(model.get_layer("pool5").output)
+    for name in ("fc6", "fc7"):
+        conv = model.get_layer(name)
+        dense = keras.layers.Dense(
+            conv.filters, activation="relu", kernel_initializer="zeros", name=name
+        )
+        x = dense(x)
+        dense.kernel.assign(keras.ops.reshape(conv.kernel, (-1, conv.filters)))
+        dense.bias.assign(conv.bias)
+    return keras.Model(model.input, x, name="vggface_fc7_dense")
 
 
 def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
