@@ -42,12 +42,14 @@ import numpy as np
 from core import cache
 from core.clips import SPLITS, Clip, ClipError, DataError
 from core.datasets import Dataset
-from core.vggface import FEATURE_SHAPE, INPUT_SHAPE
 
 log = logging.getLogger(__name__)
 
 FEATURE_LAYER = "fc7"
-FEATURE_SIZE = FEATURE_SHAPE[-1]  # 4096
+# core.vggface's FEATURE_SHAPE[-1] and INPUT_SHAPE, restated so that reusing a cache imports
+# neither Keras nor TensorFlow (the import costs seconds; test_features checks they agree).
+FEATURE_SIZE = 4096
+INPUT_SHAPE = (224, 224, 3)
 # Bump when core.frames / core.preprocess_input change what reaches the network: every cache
 # made before is then rebuilt. 1: evenly spaced segment-centre frames, whole-frame (or Haar face
 # with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage.
@@ -111,13 +113,13 @@ def weights_fingerprint(path: str | os.PathLike | None) -> str:
     """sha256 of a weights file's bytes (streamed), or ``random:<seed>`` for no file."""
     if path is None:
         return f"random:{RANDOM_SEED}"
-    from core.port import PortError
-
     path = Path(path)
     try:
         with open(path, "rb") as weights:
             return "sha256:" + hashlib.file_digest(weights, "sha256").hexdigest()
     except OSError as err:
+        from core.port import PortError
+
         reason = "no such file" if isinstance(err, FileNotFoundError) else err.strerror
         raise PortError(f"{path}: {reason}") from None
 
@@ -254,11 +256,11 @@ def extract_features(
 
 
 def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path | None:
-    from core.port import PortError
-
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
+            from core.port import PortError
+
             raise PortError(f"{path}: no such weights file (a .mat or a converted .weights.h5)")
         return path
     default = default_weights_path(cache_dir)
@@ -266,6 +268,8 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
         log.info("using the weights at %s", default)
         return default
     if os.environ.get("VGGFACE_WEIGHTS"):  # the user named a file: do not quietly go random
+        from core.port import PortError
+
         raise PortError(f"{default}: no such weights file ($VGGFACE_WEIGHTS)")
     return None
 

@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     from core.clips import DataError
     from core.datasets import load_dataset
     from core.features import default_cache_dir, extract_features
-    from core.port import PortError
 
     try:
         cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
@@ -85,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
         )
-    except (DataError, PortError) as err:
+    except ValueError as err:  # DataError and PortError; core.port imported only when needed
+        from core.port import PortError
+
+        if not isinstance(err, DataError | PortError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # an unwritable cache folder, a full disk

@@ -166,6 +166,13 @@ def test_a_change_gives_a_new_cache(data, tmp_path, model_calls, change):
     assert second.features.shape[1] == kwargs["frames_per_clip"]
 
 
+def test_shapes_restated_from_the_backbone():
+    from core import vggface
+
+    assert features.INPUT_SHAPE == vggface.INPUT_SHAPE
+    assert features.FEATURE_SIZE == vggface.FEATURE_SHAPE[-1]
+
+
 def test_the_key_covers_every_setting():
     base = cache_key("random:0", "d" * 64, 7, False)[0]
     assert cache_key("random:0", "d" * 64, 7, True)[0] != base  # face crop
