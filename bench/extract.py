@@ -131,7 +131,11 @@ def make_dataset(root: Path, subjects: int, seed: int) -> int:
 
 
 def timed(name: str, command: list[str], log_dir: Path) -> dict:
-    """Run ``command``; wall seconds and the child's own peak RSS (MiB) from wait4."""
+    """Run ``command``: wall seconds and the child's peak RSS (MiB, from wait4).
+
+    The peak includes what the child inherits from this process between fork and exec (~150 MiB
+    of numpy and OpenCV), a floor that only shows on tiny runs.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("VGGFACE_WEIGHTS", None)  # both sides run random backbones
     with open(log_dir / f"{name}.out", "w") as out, open(log_dir / f"{name}.err", "w") as err:

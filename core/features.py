@@ -203,26 +203,8 @@ def extract_features(
         with cache.locked(root, key):
             found = _try_load(root, key, dataset)  # another process may have just written it
             if found is None:
-                cache.remove_leftovers(root, key)
-                model, average = _load_backbone(weights_path)
-                shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
-                with cache.PendingEntry(root, key, shape) as pending:
-                    decode = _decoder(frames_per_clip, face_crop, average)
-                    # one decoding thread with the face detector (OpenCV does not promise that a
-                    # cascade is thread-safe); else a few, which a fast GPU needs to be kept fed
-                    workers = 1 if face_crop else min(4, os.cpu_count() or 1)
-                    run = _run_backbone(
-                        model, dataset.clips, decode, pending, batch_size, progress, workers
-                    )
-                    if not run.usable:  # nothing worth caching; the next run tries again
-                        raise DataError(
-                            f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped "
-                            f"while loading, {len(run.skipped)} while decoding; see the warnings)"
-                        )
-                    manifest = _manifest(dataset, run, parts, weights_path)
-                    pending.commit(manifest, rows=len(run.usable))
-                found = cache.load_entry(root, key)
-                extracted = True
+                _extract(dataset, weights_path, root, key, parts, batch_size, progress)
+                found, extracted = cache.load_entry(root, key), True
     array, manifest = found
     if not extracted:
         log.info("reusing fc7 features %s", root / key)
@@ -356,6 +338,36 @@ def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
             )
 
 
+def _extract(
+    dataset: Dataset,
+    weights_path: Path | None,
+    root: Path,
+    key: str,
+    parts: dict[str, Any],
+    batch_size: int,
+    progress: bool,
+) -> None:
+    """Extract into a new cache entry and publish it. Call it holding the key's lock."""
+    cache.remove_leftovers(root, key)
+    frames_per_clip, face_crop = parts["frames_per_clip"], parts["face_crop"]
+    model, average = _load_backbone(weights_path)
+    # one decoding thread with the face detector (OpenCV does not promise that a cascade is
+    # thread-safe); else a few, which a fast GPU needs to be kept fed
+    workers = 1 if face_crop else min(4, os.cpu_count() or 1)
+    shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
+    with cache.PendingEntry(root, key, shape) as pending:
+        decode = _decoder(frames_per_clip, face_crop)
+        run = _run_backbone(
+            model, average, dataset.clips, decode, pending, batch_size, progress, workers
+        )
+        if not run.usable:  # nothing worth caching; the next run tries again
+            raise DataError(
+                f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped while loading, "
+                f"{len(run.skipped)} while decoding; see the warnings)"
+            )
+        pending.commit(_manifest(dataset, run, parts, weights_path), rows=len(run.usable))
+
+
 @dataclass
 class _Run:
     usable: list[Clip]
@@ -366,6 +378,7 @@ class _Run:
 
 def _run_backbone(
     model: Any,
+    average: np.ndarray | None,
     clips: list[Clip],
     decode: Callable[[Clip], np.ndarray],
     pending: cache.PendingEntry,
@@ -375,12 +388,15 @@ def _run_backbone(
 ) -> _Run:
     """Run the backbone over every clip, writing features into ``pending`` as batches finish.
 
-    Clips are decoded and preprocessed in background threads while the network runs. A batch
+    Clips are decoded and resized in background threads while the network runs; the mean is
+    subtracted as their frames enter the batch. A batch
     holds ``batch_size`` frames, across clip boundaries; usable clips fill rows in order, so each
     batch is one contiguous run of (row, frame) positions, written as soon as it is computed.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from core.vggface import preprocess_input
 
     started = time.perf_counter()
     frames_per_clip = pending.shape[1]
@@ -396,7 +412,7 @@ def _run_backbone(
         dynamic_ncols=True,
     )
 
-    def run_batch() -> None:
+    def flush() -> None:
         nonlocal fill, written
         out = np.asarray(model.predict_on_batch(batch[:fill]), dtype=np.float32)
         pending.write(written, out.reshape(fill, FEATURE_SIZE))
@@ -421,13 +437,14 @@ def _run_backbone(
             first = 0
             while first < frames_per_clip:
                 count = min(frames_per_clip - first, batch_size - fill)
-                batch[fill : fill + count] = frames[first : first + count]
+                chunk = frames[first : first + count]
+                batch[fill : fill + count] = preprocess_input(chunk, average)
                 fill += count
                 first += count
                 if fill == batch_size:
-                    run_batch()
+                    flush()
         if fill:
-            run_batch()
+            flush()
     run.seconds = time.perf_counter() - started
     return run
 
@@ -457,12 +474,12 @@ def _manifest(
     }
 
 
-def _decoder(
-    frames_per_clip: int, face_crop: bool, average: np.ndarray | None
-) -> Callable[[Clip], np.ndarray]:
-    """clip -> preprocessed float32 (frames_per_clip, 224, 224, 3); raises ClipError."""
+def _decoder(frames_per_clip: int, face_crop: bool) -> Callable[[Clip], np.ndarray]:
+    """clip -> uint8 RGB (frames_per_clip, 224, 224, 3); raises ClipError.
+
+    uint8, a quarter of the float32 input: the frames waiting in the prefetch window are small.
+    """
     from core.frames import prepare_frames, read_frames
-    from core.vggface import preprocess_input
 
     def decode(clip: Clip) -> np.ndarray:
         frames = prepare_frames(read_frames(clip.path, frames_per_clip), face_crop=face_crop)
@@ -471,7 +488,7 @@ def _decoder(
                 f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "
                 f"got {frames.shape}"
             )
-        return preprocess_input(frames, average)
+        return frames
 
     return decode
 
