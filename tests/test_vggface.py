@@ -87,4 +87,6 @@ def test_same_fc7_under_the_jax_backend(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     expected = trunk.predict_on_batch(x)
-    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), expected, rtol=1e-4, atol=1e-3)
+    # Same function, different kernels: compare relative to the feature scale (float32 sums).
+    error = np.abs(np.load(tmp_path / "jax.npy") - expected).max() / np.abs(expected).max()
+    assert error < 1e-4 and np.abs(expected).max() > 1  # He init keeps features away from 0
