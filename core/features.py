@@ -18,7 +18,10 @@ Where things live:
 
 The cache key hashes the weights file's content (not its name or date), the dataset's
 fingerprint, ``frames_per_clip``, ``face_crop``, :data:`PREPROCESSING_VERSION` and the feature
-layer. Anything else (batch size, progress bar) does not change the features.
+layer. Anything else (batch size, progress bar) does not change the features. Entries are
+written atomically, validated when opened and rebuilt when damaged; concurrent processes on one
+key take turns (one extracts, the others wait and reuse). Reusing an entry imports neither Keras
+nor TensorFlow from this module.
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ def extract_features(
     Args:
         dataset: a :class:`core.datasets.Dataset` with its splits assigned.
         weights: a MatConvNet ``.mat`` or a converted ``.weights.h5``; None: the file at
-            :func:`default_weights_path` if there is one, else a random backbone (warned).
+            :func:`default_weights_path` if there is one, else a random backbone (warned;
+            building it seeds Keras' global generators with :data:`RANDOM_SEED`).
         cache_dir: None: :func:`default_cache_dir`.
         frames_per_clip: evenly spaced frames per clip (:func:`core.frames.read_frames`).
         face_crop: crop each frame to the largest Haar face first.
