@@ -58,6 +58,7 @@ INPUT_SHAPE = (224, 224, 3)
 # with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage.
 PREPROCESSING_VERSION = 1
 RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
+RANDOM_INIT = "he_normal"  # = core.vggface.RANDOM_INIT, restated so reuse needs no Keras import
 WEIGHTS_FILE = "vgg_face.weights.h5"
 
 
@@ -73,7 +74,7 @@ class FeatureSet:
     clips: list[Clip]
     skipped: list[tuple[Path, str]]  # the dataset's skips, then clips that failed to decode
     fingerprint: str  # the cache key
-    weights_fingerprint: str  # sha256 of the weights file, or "random:<seed>"
+    weights_fingerprint: str  # sha256 of the weights file, or "random:<init>:<seed>"
     dataset_fingerprint: str
     random_weights: bool
     synthetic: bool
@@ -113,9 +114,9 @@ def default_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def weights_fingerprint(path: str | os.PathLike | None) -> str:
-    """sha256 of a weights file's bytes (streamed), or ``random:<seed>`` for no file."""
+    """sha256 of a weights file's bytes (streamed), or ``random:<init>:<seed>`` for no file."""
     if path is None:
-        return f"random:{RANDOM_SEED}"
+        return f"random:{RANDOM_INIT}:{RANDOM_SEED}"
     path = Path(path)
     try:
         with open(path, "rb") as weights:

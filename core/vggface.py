@@ -26,6 +26,10 @@ CONV_LAYERS = tuple(f"conv{b}_{i}" for b, n, _ in BLOCKS for i in range(1, n + 1
     "fc7",
     "fc8",
 )
+# Initialiser of a backbone built without weights: He keeps the image's signal through 15 ReLU
+# layers (Glorot's default shrinks it ~2x per layer, leaving fc7 near 0.02, which no head learns
+# from in a demonstration run). Part of a random backbone's identity in the feature cache.
+RANDOM_INIT = "he_normal"
 # Parameter counts from the write-up's model.summary() tables.
 PARAMS_TO_FC7 = 134_260_544
 PARAMS_WITH_TOP = 145_002_878
@@ -55,10 +59,7 @@ def build_vggface(
             f"got {type(weights).__name__}"
         )
 
-    # He initialisation: without a weights file the random network should still carry the image
-    # through 15 ReLU layers (Glorot's default shrinks the signal about 2x per layer, leaving fc7
-    # features near 0.02 that no head learns from in a demonstration run).
-    init = "he_normal"
+    init = RANDOM_INIT
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     x = inputs
     for block, convs, filters in BLOCKS:

@@ -15,20 +15,9 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from experiments.metrics import ScoreSet, far_frr_curve
+from experiments.metrics import REPORT_KEYS, ScoreSet, far_frr_curve
 
-METRICS = (
-    "params_total",
-    "params_head",
-    "dev_eer",
-    "dev_acer",
-    "test_accuracy",
-    "test_auc",
-    "test_apcer",
-    "test_bpcer",
-    "test_acer",
-    "test_hter",
-)
+METRICS = ("params_total", "params_head", *REPORT_KEYS)
 COLUMNS = ("group", "head", "trial", "output", *METRICS, "run_id")
 
 

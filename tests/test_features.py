@@ -29,7 +29,7 @@ from core.datasets import load_dataset
 from core.features import FeatureSet, cache_key, extract_features
 from core.frames import face_crop_available, prepare_frames, read_frames
 from core.port import PortError
-from core.vggface import build_vggface, preprocess_input
+from core.vggface import RANDOM_INIT, build_vggface, preprocess_input
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
@@ -122,7 +122,7 @@ def test_features_equal_a_direct_forward_pass(data, tmp_path, model_calls, backb
     assert sorted(np.concatenate([fs.indices(s) for s in ("train", "dev", "test")])) == list(
         range(6)
     )
-    assert fs.random_weights and fs.weights_fingerprint == "random:0" and not fs.synthetic
+    assert fs.random_weights and fs.weights_fingerprint == "random:he_normal:0" and not fs.synthetic
     assert fs.frames_per_clip == 2 and not fs.face_crop and fs.skipped == []
     assert fs.path == tmp_path / "cache" / "features" / fs.fingerprint
 
@@ -205,7 +205,8 @@ def test_weights_fingerprint_hashes_content_not_name(tmp_path):
     assert features.weights_fingerprint(a) != features.weights_fingerprint(c)
     os.utime(a, (0, 0))
     assert features.weights_fingerprint(a) == features.weights_fingerprint(b)
-    assert features.weights_fingerprint(None) == "random:0"
+    assert features.weights_fingerprint(None) == "random:he_normal:0"
+    assert features.RANDOM_INIT == RANDOM_INIT  # a new initialiser is a new cache key
     with pytest.raises(PortError, match="no such file"):
         features.weights_fingerprint(tmp_path / "missing.weights.h5")
 
