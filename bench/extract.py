@@ -45,22 +45,7 @@ LABELS = {
     "baseline": "baseline",
     "warm": "ours, warm",
     "imports": "import core only",
-    "warm-lazy": "ours, warm, core/__init__ skipped",
 }
-# Runs experiments/extract.py with an empty ``core`` package in place of core/__init__.py, which
-# imports Keras (and so TensorFlow) eagerly: what a warm run costs once that import is lazy.
-LAZY_CORE = """
-import runpy, sys, types
-core = types.ModuleType("core")
-core.__path__ = [sys.argv[1].rsplit("/experiments/", 1)[0] + "/core"]
-sys.modules["core"] = core
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as done:
-    assert "keras" not in sys.modules, "Keras was imported"
-    raise
-"""
 MEAN_RGB = (129.1863, 104.7624, 93.5940)  # VGG-Face averageImage, as core.vggface uses
 
 
@@ -206,9 +191,6 @@ def main(argv: list[str] | None = None) -> int:
             command = [*plain, *common, "--out", str(work / size / "baseline.npy")]
         elif kind == "imports":
             command = [sys.executable, "-c", "import core.features, core.datasets"]
-        elif kind == "warm-lazy":
-            command = [sys.executable, "-c", LAZY_CORE, *ours[1:], *common]
-            command += ["--cache-dir", str(work / size / cache)]
         else:
             command = [*ours, *common, "--cache-dir", str(work / size / cache)]
         name = f"{size}-{kind}-{len(results[size]['runs'])}"
@@ -231,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     run("large", "cold", cache="cache-2")
     run("large", "warm", cache="cache-2")
     run("large", "imports")
-    run("large", "warm-lazy", cache="cache-2")
 
     print()
     print("| set | clips | frames | run | seconds | frames/s | peak RSS MiB |")
@@ -256,12 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ours/baseline (large, best of 2 each):  {cold / base:.3f}  (goal <= 1.10)")
     print(f"warm/cold (large, best cold):           {warm / cold:.3f}  (goal <= 0.10)")
     print(
-        f"  of the warm run, {best('large', 'imports'):.1f} s is importing core (Keras and "
-        f"TensorFlow); finding and opening the cache took "
+        f"  of the warm run, {best('large', 'imports'):.1f} s is importing core.features and "
+        f"core.datasets (no Keras); finding and opening the cache took "
         f"{best('large', 'warm', 'in_process_seconds')} s"
     )
-    lazy = best("large", "warm-lazy")
-    print(f"warm/cold if core/__init__ imported Keras lazily: {lazy / cold:.3f}")
     extra = results["large"]["frames"] - results["small"]["frames"]
     for kind in ("cold", "baseline"):
         small, large = (best(s, kind, "peak_rss_mib", max) for s in ("small", "large"))
