@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class SweepResult:
     parent_run_id: str
     comparison: pd.DataFrame
     features: FeatureSet
-    lines: list[str] = field(default_factory=list)
 
 
 def load_features(config: SweepConfig) -> FeatureSet:
@@ -139,7 +138,6 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
     }
-    lines: list[str] = []
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     with tracking.run(
         f"study {study_name} @ {started}", "study", {tracking.STUDY_TAG: study_name, **context}
@@ -160,7 +158,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 "clips": len(features.clips),
             }
         )
-        objective = _Objective(config, study_name, allowed, data, features, context, lines)
+        objective = _Objective(config, study_name, allowed, data, features, context)
         done = _finished(study)
         if done < config.trials:
             study.optimize(
@@ -175,7 +173,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 f"{config.trials}): nothing to run"
             )
         table = _close_study(study, experiment_id, study_name)
-    return SweepResult(study, experiment_id, parent.info.run_id, table, features, lines)
+    return SweepResult(study, experiment_id, parent.info.run_id, table, features)
 
 
 def _finished(study: optuna.Study) -> int:
@@ -185,10 +183,10 @@ def _finished(study: optuna.Study) -> int:
 class _Objective:
     """One trial: suggest, train on cached features, score, log, return the dev objective."""
 
-    def __init__(self, config, study_name, allowed, data, features, context, lines) -> None:
+    def __init__(self, config, study_name, allowed, data, features, context) -> None:
         self.config, self.study_name, self.allowed = config, study_name, allowed
         self.data: dict[str, dict[str, SplitData]] = data
-        self.features, self.context, self.lines = features, context, lines
+        self.features, self.context = features, context
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = search.suggest(trial, self.allowed)
@@ -267,7 +265,6 @@ class _Objective:
             )
         else:
             line = f"{head} {outcome}  {seconds:5.1f}s"
-        self.lines.append(line)
         print(line, flush=True)
 
 
