@@ -85,8 +85,8 @@ def load_features(config: SweepConfig) -> FeatureSet:
         frames_per_clip=config.frames,
         face_crop=config.face_crop,
     )
-    for path, reason in features.skipped:
-        print(f"skipped {path}: {reason}")
+    if features.skipped:  # each was already logged by name where it was met
+        print(f"skipped: {len(features.skipped)} entries (see the warnings above)")
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
@@ -301,7 +301,7 @@ def _close_study(study: optuna.Study, experiment_id: str, study_name: str) -> pd
         folder = Path(folder)
         table.to_csv(folder / "comparison.csv", index=False)
         test_scores = {}
-        for run_id in table["run_id"]:
+        for run_id in table["run_id"].unique():  # a family's best is often a baseline too
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path="scores.csv", dst_path=str(folder / run_id)
             )
