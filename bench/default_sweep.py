@@ -27,7 +27,11 @@ def run_default(workdir: Path, cache: Path) -> tuple[float, str]:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "sweep.py")],
-        cwd=workdir, env=env, capture_output=True, text=True, check=True,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return time.perf_counter() - start, result.stdout
 

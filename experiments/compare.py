@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable from its root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mlflow
 
-import mlflow  # noqa: E402
-
-from experiments import report, tracking  # noqa: E402
+from experiments import comparison, tracking
 
 
 def comparison_markdown(study: str | None = None, tracking_uri: str | None = None) -> str:
@@ -35,14 +31,14 @@ def comparison_markdown(study: str | None = None, tracking_uri: str | None = Non
     experiment = experiments[0]
     name = experiment.tags[tracking.STUDY_TAG]
     runs = tracking.study_runs(experiment.experiment_id, name)
-    table = report.comparison(runs)
+    table = comparison.comparison(runs)
     if table.empty:
         return f"# Study {name}\n\nNo finished trial yet."
-    finished = len(report.trial_table(runs))
+    finished = len(comparison.trial_table(runs))
     return (
         f"# Study {name}\n\n{finished} finished trials; best per head family and the write-up "
         f"baselines, chosen on dev (test never used for choosing).\n\n"
-        f"{report.to_markdown(table.drop(columns=['run_id']))}"
+        f"{comparison.to_markdown(table.drop(columns=['run_id']))}"
     )
 
 

@@ -1,7 +1,9 @@
 """The search space: every choice of a trial, asked where it is used (define-by-run).
 
-A trial picks a head family, its width, the output, the regularisation and the optimiser. The
-write-up's five heads are enqueued first with the write-up's settings so each has a baseline.
+A trial picks a head family, its size and choices (each family's ``heads.registry.SearchSpace``,
+declared beside its builder), the output, the regularisation and the optimiser. The write-up's
+heads (presets with the write-up's counts) are enqueued first with the write-up's settings so
+each has a baseline. A newly registered family is searched with no edit here.
 """
 
 from __future__ import annotations
@@ -13,14 +15,6 @@ import optuna
 
 import heads
 
-# Search ranges per family: (hyper-parameter of the family builder, Optuna name, low, high).
-# Optuna names carry the family so TPE never mixes two families' distributions.
-WIDTHS = {
-    "conv": ("width", "conv_width", 64, 4096),
-    "dense": ("width", "dense_width", 64, 4096),
-    "convlstm": ("filters", "convlstm_filters", 16, 2049),
-    "lstm": ("units", "lstm_units", 8, 512),
-}
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BATCH_SIZES = (8, 16, 32, 64)
 MAX_EPOCHS = (10, 40)
@@ -63,54 +57,72 @@ class TrialConfig:
 
 
 def families(pattern: str = "*") -> list[str]:
-    """Families whose family name or write-up head name matches ``pattern``."""
+    """Families whose family name or write-up head name matches ``pattern``, registration order."""
     matched = heads.list_heads(pattern)
     if not matched:
         raise ValueError(
             f"--heads {pattern!r} matches no head; available: {', '.join(heads.list_heads())}"
         )
     found = {heads.get_spec(name).family for name in matched}
-    return [family for family in WIDTHS if family in found]
+    return [family for family in heads.list_families() if family in found]
+
+
+def _optuna_name(family: str, param: str) -> str:
+    """``conv_width``, ``dense_activation``: TPE never mixes two families' distributions.
+
+    Studies started when these ranges lived here used the same names, so they resume.
+    """
+    return f"{family}_{param}"
+
+
+def _searches_dropout(spec: heads.HeadSpec) -> bool:
+    """The shared ``dropout`` choice, for every family that takes it and does not search it."""
+    return "dropout" in spec.defaults and "dropout" not in spec.search.params
+
+
+def _baseline(spec: heads.HeadSpec) -> dict[str, Any]:
+    """Optuna parameters that make a trial train head ``spec`` with the write-up's settings."""
+    params = {"head": spec.family}
+    params.update({_optuna_name(spec.family, p): spec.defaults[p] for p in spec.search.params})
+    params.update(BASELINE)
+    if not _searches_dropout(spec):
+        del params["dropout"]
+    return params
+
+
+def _writeup_specs(pattern: str = "*") -> list[heads.HeadSpec]:
+    """Heads matching ``pattern`` that carry the write-up's counts: the baselines, natural order."""
+    specs = [heads.get_spec(name) for name in heads.list_heads(pattern)]
+    return [spec for spec in specs if spec.paper_head_params is not None]
 
 
 def baselines(pattern: str = "*") -> list[dict[str, Any]]:
     """Optuna parameters of the write-up heads that ``pattern`` selects, for enqueue_trial."""
-    rows = []
-    for name in heads.list_heads(pattern):
-        spec = heads.get_spec(name)
-        if spec.paper_head_params is None:
-            continue
-        size_name, optuna_name, _, _ = WIDTHS[spec.family]
-        params = {"head": spec.family, optuna_name: spec.defaults[size_name], **BASELINE}
-        if spec.family == "dense":
-            params["dense_activation"] = spec.defaults["activation"]
-        rows.append(params)
-    return rows
+    return [_baseline(spec) for spec in _writeup_specs(pattern)]
 
 
 def baseline_name(params: dict[str, Any]) -> str | None:
     """The write-up head whose enqueued settings ``params`` (a trial's) are, if any."""
-    for name in heads.list_heads():
-        spec = heads.get_spec(name)
-        if spec.paper_head_params is None:
-            continue
-        expected = next(b for b in baselines(name))
-        if all(params.get(k) == v for k, v in expected.items()):
-            return name
+    for spec in _writeup_specs():
+        if all(params.get(k) == v for k, v in _baseline(spec).items()):
+            return spec.name
     return None
 
 
 def suggest(trial: optuna.Trial, allowed: list[str]) -> TrialConfig:
     """Ask the trial for every choice, conditionally on the family (define-by-run)."""
     family = trial.suggest_categorical("head", allowed)
-    size_name, optuna_name, low, high = WIDTHS[family]
-    hparams: dict[str, Any] = {size_name: trial.suggest_int(optuna_name, low, high, log=True)}
-    hparams["dropout"] = trial.suggest_float("dropout", 0.0, 0.5, step=0.1)  # 0: no dropout
-    if family == "dense":
-        # The write-up's hidden softmax stays available; ReLU is the sensible default.
-        hparams["activation"] = trial.suggest_categorical("dense_activation", ["relu", "softmax"])
+    spec = heads.get_spec(family)
+    space = spec.search
+    name = _optuna_name(family, space.size)
+    size = trial.suggest_int(name, space.low, space.high, log=space.log)
+    hparams: dict[str, Any] = {space.size: size}
+    if _searches_dropout(spec):
+        hparams["dropout"] = trial.suggest_float("dropout", 0.0, 0.5, step=0.1)  # 0: no dropout
+    for param, choices in space.choices.items():
+        hparams[param] = trial.suggest_categorical(_optuna_name(family, param), choices)
     return TrialConfig(
-        head=f"{family}{hparams[size_name]}",
+        head=f"{family}{size}",
         family=family,
         output=trial.suggest_categorical("output", list(heads.OUTPUTS)),
         hparams=hparams,

@@ -61,12 +61,6 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         mlflow.end_run("FINISHED")
 
 
-def log_curves(history: list[dict[str, float]]) -> None:
-    """Per-epoch training and dev curves, one MLflow step per epoch (1-based)."""
-    for epoch, values in enumerate(history, start=1):
-        mlflow.log_metrics({f"epoch_{k}": v for k, v in values.items()}, step=epoch)
-
-
 def log_trial_artifacts(
     scores: pd.DataFrame, dev: ScoreSet, test: ScoreSet, threshold: float, model
 ) -> None:

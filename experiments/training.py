@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 import heads
-from core.clips import Clip
+from core.data.clips import Clip
 from core.features import FeatureSet
 from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
 from experiments.search import TrialConfig
@@ -65,7 +65,6 @@ def split_data(features: FeatureSet, split: str, kind: str) -> SplitData:
 @dataclass
 class TrainResult:
     model: keras.Model
-    history: list[dict[str, float]]  # one entry per epoch: train_loss, dev_loss, dev_eer, dev_acer
     best_epoch: int  # 1-based
     dev: ScoreSet
     test: ScoreSet
@@ -138,7 +137,6 @@ def train_head(
     model.set_weights(tracker.best_weights)
     return TrainResult(
         model=model,
-        history=tracker.history,
         best_epoch=tracker.best_epoch,
         dev=dev.scores(predict_scores(model, dev.x, config.output)),
         test=data["test"].scores(predict_scores(model, data["test"].x, config.output)),
@@ -152,7 +150,6 @@ class _BestEpoch(keras.callbacks.Callback):
     def __init__(self, output: str, dev: SplitData, on_epoch) -> None:
         super().__init__()
         self.output, self.dev, self.on_epoch = output, dev, on_epoch
-        self.history: list[dict[str, float]] = []
         self.best_key: tuple[float, float] | None = None
         self.best_weights: list[np.ndarray] = []
         self.best_epoch = 0
@@ -172,7 +169,6 @@ class _BestEpoch(keras.callbacks.Callback):
             "dev_eer": eer,
             "dev_acer": acer(scores.scores, scores.labels, scores.attack_types, threshold),
         }
-        self.history.append(values)
         key = (values["dev_acer"], values["dev_loss"])
         if self.best_key is None or key < self.best_key:
             self.best_key, self.best_epoch = key, epoch + 1

@@ -3,19 +3,23 @@
 ``heads`` knows nothing of data: it builds Keras models. Entry points::
 
     list_heads("conv*")                      # registered names, natural order
-    get_spec("lstm30")                        # kind, defaults, the write-up's counts
+    get_spec("lstm30")                        # kind, defaults, search space, the write-up's counts
+    list_families()                           # family names, registration order
     build_head_model("conv2048", output="sigmoid", dropout=0.0)   # on cached fc7 features
     build_full_model("convlstm2049")          # the write-up's end-to-end model
     assemble(trained_head)                    # a head trained on features, with VGG-Face in front
 
-Class convention: 1 = bona fide, 0 = attack (see :mod:`heads.outputs`).
+Class convention: 1 = bona fide, 0 = attack (``BONAFIDE``, from :mod:`core.constants`);
+``FRAMES`` is ``core.constants.FRAMES_PER_CLIP``, the write-up's sequence length.
 """
 
-from heads import builders as _builders  # noqa: F401  (registers the heads)
+from core.constants import BONAFIDE
+from core.constants import FRAMES_PER_CLIP as FRAMES
+from heads import families as _families  # noqa: F401  (registers the heads)
 from heads.assemble import assemble
-from heads.models import FRAMES, build_full_model, build_head_model, feature_input_shape
-from heads.outputs import BONAFIDE, OUTPUTS, bonafide_score, loss_for
-from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_heads
+from heads.build import build_full_model, build_head_model, feature_input_shape
+from heads.outputs import OUTPUTS, bonafide_score, loss_for
+from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_families, list_heads
 
 __all__ = [
     "BONAFIDE",
@@ -29,6 +33,7 @@ __all__ = [
     "build_head_model",
     "feature_input_shape",
     "get_spec",
+    "list_families",
     "list_heads",
     "loss_for",
 ]

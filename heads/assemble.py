@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import keras
 
-from core import FEATURE_SHAPE, build_vggface
+from core import build_vggface
+from core.constants import FEATURE_SHAPE
 
 FEATURE_DROPOUT = "feature_dropout"  # name of the head model's input dropout layer
 

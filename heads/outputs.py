@@ -11,10 +11,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from core.constants import BONAFIDE
 from heads.checks import one_of
 
 OUTPUTS = ("softmax", "sigmoid")
-BONAFIDE = 1  # class index / sigmoid target of a bona fide face; attacks are 0
 _LOSSES = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import savemat
 
-from core.port import expected_shapes
+from core.backbone.spec import expected_shapes
 
 CLASS_NAMES = [f"Identity_{i:04d}" for i in range(2622)]
 

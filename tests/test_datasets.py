@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.clips import SPLITS, DataError
-from core.datasets import Dataset, load_dataset
-from core.frames import read_frames
+from core.constants import SPLITS
+from core.data.clips import DataError
+from core.data.dataset import Dataset, load_dataset
+from core.data.frames import read_frames
 
 VIDEO_BYTES: dict[str, bytes] = {}
 

@@ -23,13 +23,16 @@ import keras
 import numpy as np
 import pytest
 
-from core import cache, features
-from core.clips import DataError
-from core.datasets import load_dataset
-from core.features import FeatureSet, cache_key, extract_features
-from core.frames import face_crop_available, prepare_frames, read_frames
-from core.port import PortError
-from core.vggface import RANDOM_INIT, build_vggface, preprocess_input
+import core.features.extract as extraction
+from core.backbone.matconvnet import PortError
+from core.backbone.network import dense_fc7
+from core.backbone.spec import preprocess_input
+from core.backbone.vggface import build_vggface
+from core.constants import FEATURE_SHAPE, INPUT_SHAPE, RANDOM_INIT, RANDOM_SEED
+from core.data.clips import DataError
+from core.data.dataset import load_dataset
+from core.data.frames import face_crop_available, prepare_frames, read_frames
+from core.features import FeatureSet, cache_key, extract_features, store
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
@@ -59,27 +62,27 @@ def write_dataset(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def backbone() -> keras.Model:
     """The random VGG-Face extraction builds (same seed), built once for the module."""
-    keras.utils.set_random_seed(features.RANDOM_SEED)
+    keras.utils.set_random_seed(RANDOM_SEED)
     return build_vggface(include_top=False)
 
 
 @pytest.fixture(scope="module")
 def extractor(backbone) -> keras.Model:
     """What extraction runs: the same network with fc6/fc7 as Dense layers."""
-    return features.dense_fc7(backbone)
+    return dense_fc7(backbone)
 
 
 @pytest.fixture
 def model_calls(monkeypatch, extractor) -> list:
     """Hands the module's extractor to extraction and records each time one is asked for."""
     calls: list = []
-    load_backbone = features._load_backbone
+    load_backbone = extraction._load_backbone
 
     def load(weights_path):
         calls.append(weights_path)
         return load_backbone(weights_path) if weights_path is not None else (extractor, None)
 
-    monkeypatch.setattr(features, "_load_backbone", load)
+    monkeypatch.setattr(extraction, "_load_backbone", load)
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
     return calls
 
@@ -166,11 +169,10 @@ def test_a_change_gives_a_new_cache(data, tmp_path, model_calls, change):
     assert second.features.shape[1] == kwargs["frames_per_clip"]
 
 
-def test_shapes_restated_from_the_backbone():
-    from core import vggface
-
-    assert features.INPUT_SHAPE == vggface.INPUT_SHAPE
-    assert features.FEATURE_SIZE == vggface.FEATURE_SHAPE[-1]
+def test_the_backbone_has_the_shapes_the_cache_assumes(backbone, extractor):
+    assert tuple(backbone.input_shape[1:]) == INPUT_SHAPE
+    assert tuple(backbone.output_shape[1:]) == FEATURE_SHAPE
+    assert tuple(extractor.output_shape[1:]) == (FEATURE_SHAPE[-1],)
 
 
 def test_the_key_covers_every_setting():
@@ -201,14 +203,14 @@ def test_weights_fingerprint_hashes_content_not_name(tmp_path):
     a.write_bytes(b"weights" * 1000)
     b.write_bytes(a.read_bytes())
     c.write_bytes(b"weightz" * 1000)
-    assert features.weights_fingerprint(a) == features.weights_fingerprint(b)
-    assert features.weights_fingerprint(a) != features.weights_fingerprint(c)
+    assert extraction.weights_fingerprint(a) == extraction.weights_fingerprint(b)
+    assert extraction.weights_fingerprint(a) != extraction.weights_fingerprint(c)
     os.utime(a, (0, 0))
-    assert features.weights_fingerprint(a) == features.weights_fingerprint(b)
-    assert features.weights_fingerprint(None) == "random:he_normal:0"
-    assert features.RANDOM_INIT == RANDOM_INIT  # a new initialiser is a new cache key
+    assert extraction.weights_fingerprint(a) == extraction.weights_fingerprint(b)
+    assert extraction.weights_fingerprint(None) == "random:he_normal:0"
+    assert extraction.RANDOM_INIT == RANDOM_INIT  # a new initialiser is a new cache key
     with pytest.raises(PortError, match="no such file"):
-        features.weights_fingerprint(tmp_path / "missing.weights.h5")
+        extraction.weights_fingerprint(tmp_path / "missing.weights.h5")
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,7 @@ def test_weights_file_is_used_and_keyed_by_content(data, tmp_path, model_calls, 
     assert_same_features(ported.features[0], direct_features(model, clip.path, 1))
     # the same bytes under another name, found at the default location: reused
     cache_dir = tmp_path / "cache"
-    os.link(weights_file, cache_dir / features.WEIGHTS_FILE)
+    os.link(weights_file, cache_dir / extraction.WEIGHTS_FILE)
     again = extract(data, cache_dir, frames_per_clip=1)
     assert not again.extracted and not again.random_weights
     assert again.fingerprint == ported.fingerprint
@@ -242,19 +244,19 @@ def test_default_locations(monkeypatch, tmp_path):
     for name in ("VGGFACE_HEADS_CACHE", "XDG_CACHE_HOME", "VGGFACE_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert features.default_cache_dir() == tmp_path / "home" / ".cache" / "vggface-heads"
+    assert extraction.default_cache_dir() == tmp_path / "home" / ".cache" / "vggface-heads"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert features.default_cache_dir() == tmp_path / "xdg" / "vggface-heads"
+    assert extraction.default_cache_dir() == tmp_path / "xdg" / "vggface-heads"
     monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "mine"))
-    assert features.default_cache_dir() == tmp_path / "mine"
-    assert features.default_weights_path() == tmp_path / "mine" / "vgg_face.weights.h5"
+    assert extraction.default_cache_dir() == tmp_path / "mine"
+    assert extraction.default_weights_path() == tmp_path / "mine" / "vgg_face.weights.h5"
     monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path / "w.mat"))
-    assert features.default_weights_path() == tmp_path / "w.mat"
+    assert extraction.default_weights_path() == tmp_path / "w.mat"
 
 
 def test_random_weights_are_flagged_loudly_and_seeded(data, tmp_path, caplog, backbone):
     caplog.set_level(logging.WARNING, logger="core.features")
-    model, average = features._load_backbone(None)  # seeded: the same as the module's backbone
+    model, average = extraction._load_backbone(None)  # seeded: the same as the module's backbone
     assert average is None
     x = np.random.default_rng(0).uniform(-120, 130, (2, 224, 224, 3)).astype(np.float32)
     expected = np.asarray(backbone.predict_on_batch(x)).reshape(2, 4096)
@@ -294,7 +296,7 @@ def test_bad_clips_are_skipped_warned_by_name_and_counted(data, tmp_path, model_
     skipped = {path: reason for path, reason in fs.skipped}
     assert set(skipped) == {corrupt, short, data / "notes.txt"}
     assert "needs 2" in skipped[short]
-    decode_warnings = [r.getMessage() for r in caplog.records if r.name == "core.features"]
+    decode_warnings = [r.getMessage() for r in caplog.records if r.name.startswith("core.features")]
     for path in (corrupt, short):
         assert sum(str(path) in m for m in decode_warnings) == 1
     manifest = json.loads((fs.path / "manifest.json").read_text())
@@ -348,8 +350,8 @@ def test_a_damaged_entry_is_refused_and_rebuilt(data, tmp_path, model_calls):
         copy = root / f"copy-{DAMAGES.index(damage)}"
         shutil.copytree(good.path, copy)
         damage_entry(copy, damage)
-        with pytest.raises(cache.CacheEntryInvalid):
-            cache.load_entry(root, copy.name)
+        with pytest.raises(store.CacheEntryInvalid):
+            store.load_entry(root, copy.name)
     del good
     damage_entry(root / key, "truncate npy")
     rebuilt = extract(data, tmp_path / "cache", frames_per_clip=1)
@@ -374,16 +376,15 @@ def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
 
 CRASHING_WRITER = """
     import sys, time
-    from core import cache
-    from core.datasets import load_dataset
-    from core.features import extract_features
+    from core.data.dataset import load_dataset
+    from core.features import extract_features, store
 
-    write = cache.PendingEntry.write
+    write = store.PendingEntry.write
     def write_then_hang(self, start, vectors):
         write(self, start, vectors)
         print("wrote", start, flush=True)
         time.sleep(600)  # killed here, mid-write
-    cache.PendingEntry.write = write_then_hang
+    store.PendingEntry.write = write_then_hang
     extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=2,
                      batch_size=2, progress=False)
 """
@@ -409,7 +410,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_usable(data, tmp_path, model_c
 CONCURRENT_WRITER = """
     import json, sys
     import numpy as np
-    from core.datasets import load_dataset
+    from core.data.dataset import load_dataset
     from core.features import extract_features
 
     fs = extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=1,
@@ -430,7 +431,7 @@ def test_concurrent_writers_end_with_one_valid_entry(data, tmp_path):
     assert results[0]["key"] == results[1]["key"] and results[0]["sum"] == results[1]["sum"]
     root = tmp_path / "cache" / "features"
     assert [p.name for p in root.iterdir() if not p.name.endswith(".lock")] == [results[0]["key"]]
-    array, manifest = cache.load_entry(root, results[0]["key"])
+    array, manifest = store.load_entry(root, results[0]["key"])
     assert array.shape == (6, 1, 4096) and len(manifest["clips"]) == 6
 
 
@@ -439,7 +440,7 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
     held = threading.Event()
 
     def first():
-        with cache.locked(tmp_path, "k"):
+        with store.locked(tmp_path, "k"):
             held.set()
             time.sleep(0.3)
             order.append("first done")
@@ -447,21 +448,21 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
     thread = threading.Thread(target=first)
     thread.start()
     held.wait()
-    with cache.locked(tmp_path, "k"):  # another open file description: flock blocks here
+    with store.locked(tmp_path, "k"):  # another open file description: flock blocks here
         order.append("second in")
     thread.join()
     assert order == ["first done", "second in"]
 
 
 def test_pending_entry_shrinks_to_the_rows_written(tmp_path):
-    with cache.PendingEntry(tmp_path, "k", (5, 2, 3)) as pending:
+    with store.PendingEntry(tmp_path, "k", (5, 2, 3)) as pending:
         pending.write(0, np.arange(12, dtype=np.float32).reshape(4, 3) + 1)
         pending.commit({"note": "x"}, rows=2)
-    array, manifest = cache.load_entry(tmp_path, "k")
+    array, manifest = store.load_entry(tmp_path, "k")
     assert array.shape == (2, 2, 3) and manifest["note"] == "x"
     np.testing.assert_array_equal(array.reshape(4, 3), np.arange(12).reshape(4, 3) + 1)
     with pytest.raises(FileNotFoundError):
-        cache.load_entry(tmp_path, "other")
-    with cache.PendingEntry(tmp_path, "j", (1, 3)) as pending, pytest.raises(ValueError):
+        store.load_entry(tmp_path, "other")
+    with store.PendingEntry(tmp_path, "j", (1, 3)) as pending, pytest.raises(ValueError):
         pending.write(1, np.zeros((1, 3), np.float32))
     assert not list(tmp_path.glob(".tmp-*"))

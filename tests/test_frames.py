@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core import frames as frames_module
-from core.clips import ClipError, DataError
-from core.frames import (
+from core.data import frames as frames_module
+from core.data.clips import ClipError, DataError
+from core.data.frames import (
     CropStats,
     face_crop_available,
     frame_indices,
@@ -118,7 +118,7 @@ def test_wrong_frame_count_falls_back_to_counting(
             return getattr(self._cap, name)
 
     monkeypatch.setattr(frames_module.cv2, "VideoCapture", LyingCapture)
-    with caplog.at_level("DEBUG", logger="core.frames"):
+    with caplog.at_level("DEBUG", logger="core.data.frames"):
         assert [decode(f) for f in read_frames(path, 7)] == frame_indices(30, 7)
     assert "reading sequentially" in caplog.text
 
@@ -128,7 +128,7 @@ def test_honest_videos_are_read_by_seeking(
 ) -> None:
     for fourcc, suffix in CODECS:
         path = write_video(tmp_path / f"clip{suffix}", range(50), fourcc)
-        with caplog.at_level("DEBUG", logger="core.frames"):
+        with caplog.at_level("DEBUG", logger="core.data.frames"):
             read_frames(path, 7)
     assert "reading sequentially" not in caplog.text
 
@@ -277,7 +277,7 @@ def test_face_crop_falls_back_to_centre_square(
     frame[:, 30:130] = 200  # the centre square
     monkeypatch.setattr(frames_module, "detect_face", lambda f: None)
     stats = CropStats()
-    with caplog.at_level("DEBUG", logger="core.frames"):
+    with caplog.at_level("DEBUG", logger="core.data.frames"):
         out = prepare_frames(np.stack([frame, frame]), face_crop=True, stats=stats)
     assert (out == 200).all()
     assert (stats.frames, stats.faces, stats.fallbacks) == (2, 0, 2)
@@ -286,7 +286,7 @@ def test_face_crop_falls_back_to_centre_square(
 
 @pytest.mark.skipif(not face_crop_available(), reason="this OpenCV ships no Haar cascade")
 def test_haar_cascade_finds_a_synthetic_face_and_not_a_wall() -> None:
-    from core.synthetic import FRAMES, Face, Motion, _render_bonafide
+    from core.data.synthetic import FRAMES, Face, Motion, _render_bonafide
 
     face = Face.random(np.random.default_rng(3), 3)
     motion = Motion.random(np.random.default_rng(4))

@@ -17,6 +17,7 @@ import pytest
 
 import core
 import heads
+from core.constants import BONAFIDE, FRAMES_PER_CLIP
 from heads.registry import _natural_key
 
 # Write-up tables, softmax output (sections 3 and 4): kind, head params, whole model params.
@@ -107,6 +108,12 @@ def test_family_specs_have_no_writeup_count_and_search_hparams():
         assert spec.paper_head_params is None and spec.paper_total_params is None
     assert heads.get_spec("dense").defaults["activation"] == "relu"
     assert heads.get_spec("dense2048").defaults["activation"] == "relu"
+
+
+def test_families_list_in_registration_order_and_constants_come_from_core():
+    assert heads.list_families() == list(FAMILIES)
+    assert heads.FRAMES == FRAMES_PER_CLIP == 7  # write-up §3: 7 frames per sequence
+    assert heads.BONAFIDE == BONAFIDE == 1
 
 
 def test_get_spec_returns_a_copy_that_cannot_change_the_registry():
@@ -322,7 +329,7 @@ def test_full_model_checks_the_head_before_building_the_backbone(monkeypatch):
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone was built before the head's arguments were checked")
 
-    monkeypatch.setattr("heads.models.build_vggface", no_backbone)
+    monkeypatch.setattr("heads.build.build_vggface", no_backbone)
     with pytest.raises(ValueError, match="width must be a positive integer, got -5"):
         heads.build_full_model("conv", width=-5)
 

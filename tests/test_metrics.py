@@ -1,4 +1,9 @@
-"""PAD metrics against hand-computed cases (ISO/IEC 30107-3, Bob's conventions)."""
+"""PAD metrics against hand-computed cases (ISO/IEC 30107-3, Bob's conventions) and Bob itself.
+
+The hand-worked cases run everywhere. :class:`TestAgainstBobMeasure` at the end compares every
+threshold and rate with ``bob.measure`` on many random score sets and is skipped where it is not
+installed (``pip install --no-deps bob.measure`` plus ``pip install numba``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from experiments.metrics import (
     accuracy,
     acer,
     apcer,
+    apcer_threshold,
     auc,
     bpcer,
     clip_scores,
@@ -22,9 +28,12 @@ from experiments.metrics import (
     far_frr,
     far_frr_curve,
     hter,
+    hter_interval,
+    mean_std,
     metric_suffix,
     pad_report,
     report_from_scores_frame,
+    wilson_interval,
 )
 
 # Case A: 4 bona fide, 6 attacks of two unbalanced types (4 print, 2 replay).
@@ -142,46 +151,86 @@ def test_auc_is_the_area_under_the_far_frr_curve() -> None:
 
 
 def test_eer_hand_computed() -> None:
-    # Candidates, (attacks accepted / 6, bona fide rejected / 4), |FPR - FNR|:
-    #   0.5: 3/6, 1/4 -> 0.25;  0.6: 2/6, 2/4 -> 1/6 (smallest);  0.7: 1/6, 2/4 -> 1/3.
-    # EER at 0.6 = (1/3 + 1/2) / 2 = 5/12.
+    # Bob's scan over A's distinct scores; after passing every score <= u, (attacks accepted / 6,
+    # bona fide rejected / 4) and |FAR - FRR|:
+    #   <= 0.4: 3/6, 1/4 -> 1/4;  <= 0.5: 2/6, 2/4 -> 1/6 (smallest);  <= 0.6: 1/6, 2/4 -> 1/3.
+    # The threshold is the midpoint of 0.5 and the next score, 0.6; EER = (1/3 + 1/2) / 2.
     eer, threshold = eer_threshold(A_SCORES, A_LABELS)
-    assert threshold == 0.6
+    assert threshold == (0.5 + 0.6) / 2
     assert eer == pytest.approx(5 / 12)
 
 
-def test_eer_on_a_separable_set_is_zero_between_the_classes() -> None:
+def test_eer_on_a_separable_set_is_zero_at_the_middle_of_the_gap() -> None:
     bona, attacks = [0.7, 0.8, 0.9], [0.1, 0.2, 0.3]
     eer, threshold = eer_threshold(bona + attacks, [1, 1, 1, 0, 0, 0])
     assert eer == 0.0
-    assert max(attacks) < threshold <= min(bona)
+    assert threshold == (0.3 + 0.7) / 2
     assert hter(bona + attacks, [1, 1, 1, 0, 0, 0], threshold) == 0.0
 
 
-def test_eer_on_a_reversed_set_is_one() -> None:
-    # Every attack above every bona fide: at 0.8 all attacks accepted and all bona fide rejected.
-    assert eer_threshold([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == (1.0, 0.8)
+def test_eer_on_a_reversed_set_is_one_between_the_classes() -> None:
+    # Every attack above every bona fide: once the bona fide run out (FAR 1, FRR 1, gap 0) the
+    # threshold is the midpoint of 0.2 and 0.8, which accepts every attack, rejects every bona fide.
+    assert eer_threshold([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == (1.0, 0.5)
 
 
-def test_eer_tie_goes_to_the_lower_eer() -> None:
-    # bona fide 0.5, attacks 0.3 0.7. |FPR - FNR| ties at 0.5 (FPR 1/2, FNR 0) and at
-    # 0.7 (FPR 1/2, FNR 1); the first has the lower EER, 1/4 (Bob's scan also ends there).
-    assert eer_threshold([0.5, 0.3, 0.7], [1, 0, 0]) == (0.25, 0.5)
+def test_eer_tie_with_the_state_where_a_class_runs_out_keeps_the_earlier() -> None:
+    # bona fide 0.5, attacks 0.3 0.7. After 0.3: FAR 1/2, FRR 0, gap 1/2 (threshold 0.4).
+    # After 0.5 the bona fide are used up: FAR 1/2, FRR 1, gap 1/2 again. Bob checks that last
+    # state with a strict <, so 0.4 stays.
+    assert eer_threshold([0.5, 0.3, 0.7], [1, 0, 0]) == (0.25, 0.4)
+    # bona fide 0.5 0.9, attacks 0.1 0.5: after 0.1 gap 1/2 at 0.3; after 0.5 the attacks are
+    # used up with gap 1/2 too: 0.3 stays.
+    assert eer_threshold([0.5, 0.9, 0.1, 0.5], [1, 1, 0, 0]) == (0.25, 0.3)
 
 
-def test_eer_tie_with_equal_eer_goes_to_the_higher_threshold() -> None:
-    # bona fide 0.5 0.9, attacks 0.1 0.5. At 0.5: FPR 1/2, FNR 0; at 0.9: FPR 0, FNR 1/2.
-    # Same distance, same EER 1/4: the higher threshold (fewer attacks accepted) wins.
-    assert eer_threshold([0.5, 0.9, 0.1, 0.5], [1, 1, 0, 0]) == (0.25, 0.9)
+def test_eer_tie_before_a_class_runs_out_goes_to_the_later_state() -> None:
+    # attacks 0.2 0.2 0.2 0.7, bona fide 0.5 0.7 (quarters and halves: exact floats).
+    # After 0.2: FAR 1/4, FRR 0, gap 1/4 at 0.35; after 0.5: FAR 1/4, FRR 1/2, gap 1/4 at 0.6.
+    # Inside the loop Bob keeps the later of equal gaps (<=), even with the higher EER 3/8.
+    scores = [0.2, 0.2, 0.2, 0.7, 0.5, 0.7]
+    assert eer_threshold(scores, [0, 0, 0, 0, 1, 1]) == (3 / 8, 0.6)
 
 
-def test_eer_can_reject_everything() -> None:
-    # All scores equal: accepting all (FPR 1, FNR 0) and rejecting all (FPR 0, FNR 1, the
-    # candidate just above the maximum) tie with the same EER, so the higher threshold wins.
-    eer, threshold = eer_threshold([0.5, 0.5, 0.5], [1, 0, 0])
-    assert eer == 0.5
-    assert threshold == np.nextafter(0.5, 1.0)
-    assert bpcer([0.5], [1], threshold) == 1.0
+def test_eer_float_rounding_splits_a_tie_as_bob_does() -> None:
+    # attacks 0.1 0.1 0.5 0.9 0.9, bona fide 0.5 0.5. Exactly, the gaps at 0.3 (FAR 3/5, FRR 0)
+    # and at 0.7 (FAR 2/5, FRR 1) are both 0.6 and 0.3 would stay. Bob's running sum
+    # 1 - 0.2 - 0.2 is 0.6000000000000001 and 1 - (1 - 0.2 - 0.2 - 0.2) is 0.5999999999999999,
+    # so the later state is strictly smaller and 0.7 wins, rejecting every bona fide.
+    assert 1.0 - 0.2 - 0.2 > 0.6 > 1.0 - (1.0 - 0.2 - 0.2 - 0.2)
+    scores = [0.1, 0.1, 0.5, 0.9, 0.9, 0.5, 0.5]
+    assert eer_threshold(scores, [0, 0, 0, 0, 0, 1, 1]) == ((2 / 5 + 1.0) / 2, 0.7)
+
+
+def test_eer_midpoint_of_adjacent_floats_rounds_onto_the_lower() -> None:
+    # Separable, but no float lies strictly between 0.5 and the next float up: the midpoint
+    # rounds to 0.5 (ties to even), which accepts the attack. Bob reports EER 1/2 here.
+    above = float(np.nextafter(0.5, 1.0))
+    assert (0.5 + above) / 2 == 0.5
+    assert eer_threshold([0.5, above], [0, 1]) == (0.5, 0.5)
+    # Near 0.3 the rounding goes up instead, and the set is separated.
+    above = float(np.nextafter(0.3, 1.0))
+    assert eer_threshold([0.3, above], [0, 1]) == (0.0, above)
+
+
+def test_eer_of_all_equal_scores_accepts_everything() -> None:
+    # Only two states: accept all (gap 1) and all passed (gap 1, with threshold the score itself).
+    assert eer_threshold([0.5, 0.5, 0.5], [1, 0, 0]) == (0.5, 0.5)
+
+
+def test_eer_with_a_single_sample_per_class() -> None:
+    assert eer_threshold([0.8, 0.2], [1, 0]) == (0.0, 0.5)
+    assert eer_threshold([0.2, 0.8], [1, 0]) == (1.0, 0.5)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_eer_on_random_separable_and_reversed_sets(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    low, high = rng.random(rng.integers(1, 30)) * 0.5, 0.5 + rng.random(rng.integers(1, 30)) / 2
+    scores = np.r_[low, high]
+    separable = np.r_[np.zeros(low.size, int), np.ones(high.size, int)]
+    assert eer_threshold(scores, separable) == (0.0, (low.max() + high.min()) / 2)
+    assert eer_threshold(scores, 1 - separable) == (1.0, (low.max() + high.min()) / 2)
 
 
 def test_far_frr_curve_ends_and_monotone() -> None:
@@ -191,6 +240,116 @@ def test_far_frr_curve_ends_and_monotone() -> None:
     assert thresholds[-1] > A_SCORES.max()
     assert (far[0], frr[0], far[-1], frr[-1]) == (1.0, 0.0, 0.0, 1.0)
     assert np.all(np.diff(far) <= 0) and np.all(np.diff(frr) >= 0)
+
+
+# ------------------------------------------------------------------ APCER threshold (BPCER20)
+
+
+def _attacks(*species: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, labels and types of one bona fide clip (0.99) and the given attack species."""
+    scores = np.concatenate([[0.99], *species])
+    labels = np.r_[1, np.zeros(scores.size - 1, int)]
+    types = np.concatenate([["bonafide"], *[[f"pai{i}"] * len(s) for i, s in enumerate(species)]])
+    return scores, labels, types
+
+
+def test_apcer_threshold_is_the_lowest_score_within_the_target() -> None:
+    # 20 attacks 0.01 .. 0.20: at 0.20 one is accepted, 1/20 = 5 % is not over 5 %.
+    scores, labels, types = _attacks([i / 100 for i in range(1, 21)])
+    assert apcer_threshold(scores, labels, types, 0.05) == 0.20
+    assert apcer(scores, labels, types, 0.20)[0] == 0.05
+    # 1 % of 20 admits no attack: just above the highest.
+    assert apcer_threshold(scores, labels, types, 0.01) == np.nextafter(0.20, 1.0)
+    # A third of 20 admits 6: the sixth highest score, 0.15.
+    assert apcer_threshold(scores, labels, types, 1 / 3) == 0.15
+
+
+def test_apcer_threshold_does_not_split_ties() -> None:
+    # Two attacks share the top score: accepting one means accepting both, 2/20 > 5 %.
+    scores, labels, types = _attacks([0.9, 0.9] + [i / 100 for i in range(1, 19)])
+    assert apcer_threshold(scores, labels, types, 0.05) == np.nextafter(0.9, 1.0)
+    assert apcer_threshold(scores, labels, types, 0.10) == 0.9
+
+
+def test_apcer_threshold_takes_the_worst_species() -> None:
+    # pai0 alone would allow 0.20; pai1 (4 attacks, any accepted is 25 %) needs above 0.5.
+    scores, labels, types = _attacks([i / 100 for i in range(1, 21)], [0.5, 0.4, 0.3, 0.2])
+    threshold = apcer_threshold(scores, labels, types, 0.05)
+    assert threshold == np.nextafter(0.5, 1.0)
+    _, per_type = apcer(scores, labels, types, threshold)
+    assert per_type == {"pai0": 0.0, "pai1": 0.0}
+
+
+def test_apcer_threshold_extremes() -> None:
+    scores, labels, types = _attacks([0.3, 0.1, 0.2])
+    # Target 1 (Bob's shortcut): just below the lowest attack, accepting every one.
+    assert apcer_threshold(scores, labels, types, 1.0) == np.nextafter(0.1, 0.0)
+    assert apcer_threshold(scores, labels, types, 0.0) == np.nextafter(0.3, 1.0)
+    # A single attack (Bob refuses fewer than two): just above it unless the target is 1.
+    assert apcer_threshold([0.9, 0.4], [1, 0], None, 0.05) == np.nextafter(0.4, 1.0)
+    # Bona fide scores play no part.
+    assert apcer_threshold([0.0, 0.4, 0.5], [1, 0, 0], None, 0.5) == 0.5
+
+
+# ------------------------------------------------------------------ intervals and spread
+
+
+@pytest.mark.parametrize(
+    ("errors", "n", "low", "high"),
+    [
+        # Wilson 95 % bounds to 4 decimals (checked to 1e-12 against scipy below).
+        (0, 10, 0.0, 0.2775),
+        (5, 10, 0.2366, 0.7634),
+        (10, 10, 0.7225, 1.0),
+        (1, 2, 0.0945, 0.9055),
+    ],
+)
+def test_wilson_interval_known_values(errors: int, n: int, low: float, high: float) -> None:
+    assert wilson_interval(errors, n) == pytest.approx((low, high), abs=5e-5)
+
+
+def test_wilson_interval_ends_are_exact_and_inside_the_unit_range() -> None:
+    assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(10, 10)[1] == 1.0
+    for n in (1, 7, 100):
+        for k in range(n + 1):
+            low, high = wilson_interval(np.int64(k), n)
+            assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+@pytest.mark.parametrize(("errors", "n"), [(0, 10), (3, 10), (5, 10), (10, 10), (17, 250)])
+@pytest.mark.parametrize("confidence", [0.95, 0.9, 0.99])
+def test_wilson_interval_matches_scipy(errors: int, n: int, confidence: float) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    ci = stats.binomtest(errors, n).proportion_ci(confidence, method="wilson")
+    assert wilson_interval(errors, n, confidence) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_hter_interval_hand_computed() -> None:
+    # FAR 20/100, FRR 10/50: HTER 0.2, sigma = sqrt(.2 * .8 / 400 + .2 * .8 / 200) = sqrt(.0012).
+    half = 1.959963984540054 * math.sqrt(0.0012)
+    assert hter_interval(20, 100, 10, 50) == pytest.approx((0.2 - half, 0.2 + half))
+    # At 90 %, z = 1.6448536269514722 (scipy.stats.norm.ppf(0.95)).
+    half = 1.6448536269514722 * math.sqrt(0.0012)
+    assert hter_interval(20, 100, 10, 50, confidence=0.9) == pytest.approx((0.2 - half, 0.2 + half))
+
+
+def test_hter_interval_clips_and_degenerates_as_documented() -> None:
+    # FAR 1/4, FRR 0: 0.125 -/+ 1.96 * sqrt(3/16 / 16) = 0.125 -/+ 0.212: clipped at 0.
+    low, high = hter_interval(1, 4, 0, 4)
+    assert low == 0.0
+    assert high == pytest.approx(0.125 + 1.959963984540054 * math.sqrt(3 / 256))
+    # No errors at all: the normal approximation has no width.
+    assert hter_interval(0, 5, 0, 5) == (0.0, 0.0)
+    assert hter_interval(5, 5, 5, 5) == (1.0, 1.0)
+
+
+def test_mean_std() -> None:
+    assert mean_std([1, 2, 3, 4]) == pytest.approx((2.5, math.sqrt(5 / 3)))
+    assert mean_std(np.array([0.3])) == (0.3, 0.0)
+    assert mean_std([0.2, 0.2]) == (0.2, 0.0)
+    mean, std = mean_std([0.1, 0.4])
+    assert type(mean) is float and type(std) is float
 
 
 # ------------------------------------------------------------------ report
@@ -211,13 +370,15 @@ def case_t() -> ScoreSet:
 def test_report_applies_the_dev_threshold_unchanged_on_test() -> None:
     report = pad_report(case_a(), case_t())
     assert set(report) == set(REPORT_KEYS) | {"test_apcer_print", "test_apcer_replay"}
-    assert eer_threshold(T_SCORES, T_LABELS)[1] == 0.7  # what choosing on test would give
+    # What choosing on test would give: after 0.65 FAR 1/4 = FRR 1/4, midpoint with 0.7.
+    assert eer_threshold(T_SCORES, T_LABELS) == (0.25, (0.65 + 0.7) / 2)
+    just_above_replay = float(np.nextafter(0.8, 1.0))
     expected = {
         "dev_eer": 5 / 12,
-        "dev_threshold": 0.6,
-        # dev at 0.6: bona fide 0.5 0.3 rejected -> 1/2; print 1/4, replay 1/2 -> (1/2+1/2)/2
+        "dev_threshold": 0.55,
+        # dev at 0.55: bona fide 0.5 0.3 rejected -> 1/2; print 1/4, replay 1/2 -> (1/2+1/2)/2
         "dev_acer": 0.5,
-        # test at 0.6: every bona fide accepted; print 0.62 and replay 0.75 accepted.
+        # test at 0.55: every bona fide accepted; print 0.62 and replay 0.75 accepted.
         "test_bpcer": 0.0,
         "test_apcer_print": 0.5,
         "test_apcer_replay": 0.5,
@@ -227,9 +388,46 @@ def test_report_applies_the_dev_threshold_unchanged_on_test() -> None:
         "test_accuracy": 6 / 8,
         # pairs won: 0.9 -> 4, 0.8 -> 4, 0.7 -> 3, 0.65 -> 3 of 16
         "test_auc": 14 / 16,
+        "test_eer": 0.25,
+        # Dev species have 4 and 2 attacks: any accepted attack is over 1 %, 5 %, so each
+        # threshold sits just above the species' highest score, and replay's 0.8 is the higher.
+        "dev_bpcer20_threshold": just_above_replay,
+        "dev_bpcer100_threshold": just_above_replay,
+        # test above 0.8: only bona fide 0.9 accepted, no attack.
+        "test_bpcer20": 3 / 4,
+        "test_bpcer100": 3 / 4,
+        "test_apcer20": 0.0,
+        "test_apcer100": 0.0,
+        # Wilson for 1 of 2 (worst species) and 0 of 4; HTER 1/4 -/+ 1.96 * sqrt(1/4 / 16).
+        "test_apcer_ci_low": 0.0945312057342307,
+        "test_apcer_ci_high": 0.9054687942657693,
+        "test_bpcer_ci_low": 0.0,
+        "test_bpcer_ci_high": 0.4898908364545973,
+        "test_hter_ci_low": 0.25 - 1.959963984540054 * 0.125,
+        "test_hter_ci_high": 0.25 + 1.959963984540054 * 0.125,
     }
-    assert report == pytest.approx(expected)
+    assert report == pytest.approx(expected, rel=1e-12)
+    assert report["dev_threshold"] == (0.5 + 0.6) / 2
     assert all(type(v) is float for v in report.values())
+
+
+def test_report_keys_are_the_report_keys_in_order() -> None:
+    report = pad_report(case_a(), case_t())
+    assert list(report)[: len(REPORT_KEYS)] == list(REPORT_KEYS)
+    assert len(set(REPORT_KEYS)) == len(REPORT_KEYS)
+
+
+def test_report_apcer_interval_is_the_worst_species_own() -> None:
+    # At the dev threshold 0.55: print accepts 1 of 2, replay 2 of 4, mask 0 of 3. The tie at 1/2
+    # goes to print, the species with fewer attacks: Wilson for 1 of 2, not for 3 of 6 pooled.
+    scores = [0.9, 0.8, 0.6, 0.1, 0.7, 0.9, 0.2, 0.3, 0.1, 0.2, 0.3]
+    types = ["bonafide"] * 2 + ["print"] * 2 + ["replay"] * 4 + ["mask"] * 3
+    test = ScoreSet(scores, [1, 1] + [0] * 9, types)
+    report = pad_report(case_a(), test)
+    assert report["test_apcer"] == 0.5
+    low, high = wilson_interval(1, 2)
+    assert (report["test_apcer_ci_low"], report["test_apcer_ci_high"]) == (low, high)
+    assert (low, high) != wilson_interval(2, 4)
 
 
 def test_report_keys_are_sanitised() -> None:
@@ -250,6 +448,23 @@ def test_report_refuses_types_that_share_a_metric_name() -> None:
     test = ScoreSet([0.9, 0.1, 0.2], [1, 0, 0], ["bonafide", "print-a", "Print A"])
     with pytest.raises(ValueError, match="share the metric name 'test_apcer_print_a'"):
         pad_report(case_a(), test)
+
+
+def test_report_refuses_a_type_named_like_a_fixed_metric() -> None:
+    test = ScoreSet([0.9, 0.1, 0.2], [1, 0, 0], ["bonafide", "print", "CI low"])
+    with pytest.raises(ValueError, match="'CI low' gives the metric name 'test_apcer_ci_low'"):
+        pad_report(case_a(), test)
+
+
+def test_report_on_the_smallest_splits() -> None:
+    # One clip per class and species, as in the sweep's smoke data: every figure is defined.
+    dev = ScoreSet([0.7, 0.4], [1, 0], ["bonafide", "print"])
+    test = ScoreSet([0.6, 0.3], [1, 0], ["bonafide", "print"])
+    report = pad_report(dev, test)
+    assert report["dev_threshold"] == (0.4 + 0.7) / 2
+    assert report["dev_bpcer20_threshold"] == np.nextafter(0.4, 1.0)
+    assert report["test_bpcer20"] == 0.0 and report["test_apcer20"] == 0.0
+    assert all(math.isfinite(v) for v in report.values())
 
 
 def _scores_frame() -> pd.DataFrame:
@@ -309,6 +524,16 @@ def test_score_set_normalises_labels_and_types() -> None:
         (lambda: bpcer([0.1], [1], math.nan), "threshold must be a number, got NaN"),
         (lambda: bpcer(["a"], [1], 0.5), "scores must be numbers"),
         (lambda: bpcer([[0.1]], [1], 0.5), "1-D"),
+        (lambda: apcer_threshold([0.1], [1], None, 0.05), "no attack samples: the APCER thr"),
+        (lambda: apcer_threshold([0.1], [0], None, 5), "apcer_target must be a rate in"),
+        (lambda: wilson_interval(3, 2), "errors must be between 0 and n = 2, got 3"),
+        (lambda: wilson_interval(0, 0), "n must be at least 1, got 0"),
+        (lambda: wilson_interval(1.5, 4), "errors must be a whole number of samples"),
+        (lambda: wilson_interval(1, 4, confidence=95), r"confidence must be in \(0, 1\)"),
+        (lambda: hter_interval(1, 0, 0, 4), "false_accepts must be between 0 and its sample"),
+        (lambda: hter_interval(0, 4, 5, 4), "false_rejects must be between 0 and its sample"),
+        (lambda: mean_std([]), "values must be a non-empty 1-D list"),
+        (lambda: mean_std([0.1, math.nan]), "values must be finite, got nan"),
     ],
 )
 def test_errors_are_one_line_value_errors(call, message: str) -> None:
@@ -374,3 +599,150 @@ def test_clip_scores_mean_of_frames() -> None:
 def test_clip_scores_errors(frames, index, n_clips, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         clip_scores(frames, np.asarray(index), n_clips)
+
+
+# ------------------------------------------------------------------ against bob.measure itself
+#
+# Exact equality (==) throughout: Bob's scan is deterministic float arithmetic, which
+# experiments.metrics reproduces step for step, so there is no tolerance to grant.
+
+N_SEEDS = 300
+SHAPES = (
+    "continuous",
+    "tied",
+    "separable",
+    "reversed",
+    "all_equal",
+    "single_sample",
+    "saturated",
+)
+
+
+def _bob_case(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Random attack scores per species and bona fide scores, of the shape ``seed`` picks."""
+    rng = np.random.default_rng(seed)
+    shape = SHAPES[seed % len(SHAPES)]
+    n_species = int(rng.integers(1, 4))
+    sizes = [int(rng.integers(1, 21)) for _ in range(n_species)]
+    n_bonafide = int(rng.integers(1, 61))
+    if shape == "single_sample":  # one class (either) has a single sample
+        if seed % 2:
+            n_bonafide = 1
+        else:
+            n_species, sizes = 1, [1]
+
+    def draw(n: int, cls: int) -> np.ndarray:
+        if shape == "tied":
+            return rng.choice(np.round(rng.random(int(rng.integers(1, 5))), 2), n)
+        if shape == "separable":
+            return rng.random(n) / 2 + cls / 2
+        if shape == "reversed":
+            return rng.random(n) / 2 + (1 - cls) / 2
+        if shape == "all_equal":
+            return np.full(n, 0.42)
+        if shape == "saturated":  # float32 sigmoid outputs, many exactly 0 or 1
+            raw = rng.choice([0.0, 1.0, np.nan], n)
+            raw[np.isnan(raw)] = rng.random(int(np.isnan(raw).sum()))
+            return raw.astype(np.float32).astype(np.float64)
+        return rng.random(n)
+
+    species = {f"pai{i}": draw(size, 0) for i, size in enumerate(sizes)}
+    return species, draw(n_bonafide, 1)
+
+
+def _score_set(species: dict[str, np.ndarray], bonafide: np.ndarray) -> ScoreSet:
+    scores = np.concatenate([bonafide, *species.values()])
+    labels = np.r_[np.ones(bonafide.size, int), np.zeros(scores.size - bonafide.size, int)]
+    types = np.concatenate(
+        [["bonafide"] * bonafide.size, *[[k] * v.size for k, v in species.items()]]
+    )
+    # Shuffle so nothing relies on the order of the samples.
+    order = np.random.default_rng(bonafide.size).permutation(scores.size)
+    return ScoreSet(scores[order], labels[order], types[order])
+
+
+@pytest.fixture(scope="module")
+def bob():
+    """bob.measure, or skip: only this section needs it."""
+    return pytest.importorskip("bob.measure")
+
+
+class TestAgainstBobMeasure:
+    """Every threshold and rate equals bob.measure's on random score sets of many shapes."""
+
+    @pytest.mark.parametrize("seed", range(N_SEEDS))
+    def test_one_split(self, bob, seed: int) -> None:
+        species, bonafide = _bob_case(seed)
+        split = _score_set(species, bonafide)
+        s, y, types = split.scores, split.labels, split.attack_types
+        attacks = np.concatenate(list(species.values()))
+
+        eer, threshold = eer_threshold(s, y)
+        bob_threshold = bob.eer_threshold(attacks, bonafide)
+        assert threshold == bob_threshold
+        bob_far, bob_frr = bob.farfrr(attacks, bonafide, bob_threshold)
+        assert far_frr(s, y, threshold) == (bob_far, bob_frr)
+        assert eer == hter(s, y, threshold) == (bob_far + bob_frr) / 2
+
+        worst, per_type = apcer(s, y, types, threshold)
+        bob_per_type = {k: bob.farfrr(v, bonafide, bob_threshold)[0] for k, v in species.items()}
+        assert per_type == bob_per_type
+        assert bpcer(s, y, threshold) == bob_frr
+        # bob.pad.base: ACER = (max APCER over species + BPCER) / 2.
+        assert acer(s, y, types, threshold) == (max(bob_per_type.values()) + bob_frr) / 2
+
+        if min(v.size for v in species.values()) < 2:
+            with pytest.raises(RuntimeError, match="at least 2"):
+                bob.far_threshold(attacks[:1], bonafide, 0.05)
+            return  # Bob's far_threshold refuses a species of one attack
+        for target in (0.05, 0.01, 0.2):
+            # bob.pad.base's apcer_threshold: the highest per-species far_threshold.
+            bob_at = max(bob.far_threshold(v, bonafide, target) for v in species.values())
+            at = apcer_threshold(s, y, types, target)
+            assert at == bob_at
+            assert bpcer(s, y, at) == bob.farfrr(attacks, bonafide, bob_at)[1]
+            assert apcer(s, y, types, at)[0] == max(
+                bob.farfrr(v, bonafide, bob_at)[0] for v in species.values()
+            )
+
+    @pytest.mark.parametrize("seed", range(0, 2 * N_SEEDS, 3))
+    def test_pad_report(self, bob, seed: int) -> None:
+        dev_species, dev_bonafide = _bob_case(seed)
+        test_species, test_bonafide = _bob_case(seed + 1)
+        report = pad_report(
+            _score_set(dev_species, dev_bonafide), _score_set(test_species, test_bonafide)
+        )
+        dev_attacks = np.concatenate(list(dev_species.values()))
+        test_attacks = np.concatenate(list(test_species.values()))
+
+        def rates(threshold: float) -> tuple[float, float, float]:
+            """Worst-species APCER, BPCER and pooled FAR on test, by Bob."""
+            far, frr = bob.farfrr(test_attacks, test_bonafide, threshold)
+            worst = max(bob.farfrr(v, test_bonafide, threshold)[0] for v in test_species.values())
+            return worst, frr, far
+
+        threshold = bob.eer_threshold(dev_attacks, dev_bonafide)
+        dev_far, dev_frr = bob.farfrr(dev_attacks, dev_bonafide, threshold)
+        worst, frr, far = rates(threshold)
+        test_threshold = bob.eer_threshold(test_attacks, test_bonafide)
+        expected = {
+            "dev_threshold": threshold,
+            "dev_eer": (dev_far + dev_frr) / 2,
+            "test_apcer": worst,
+            "test_bpcer": frr,
+            "test_acer": (worst + frr) / 2,
+            "test_hter": (far + frr) / 2,
+            "test_eer": sum(bob.farfrr(test_attacks, test_bonafide, test_threshold)) / 2,
+        }
+        for kind, scores in test_species.items():
+            expected[f"test_apcer_{kind}"] = bob.farfrr(scores, test_bonafide, threshold)[0]
+        if min(v.size for v in dev_species.values()) >= 2:
+            for point in (20, 100):
+                at = max(
+                    bob.far_threshold(v, dev_bonafide, 1 / point) for v in dev_species.values()
+                )
+                worst_at, frr_at, _ = rates(at)
+                expected[f"dev_bpcer{point}_threshold"] = at
+                expected[f"test_bpcer{point}"] = frr_at
+                expected[f"test_apcer{point}"] = worst_at
+        assert {key: report[key] for key in expected} == expected

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 import core
-from core.port import PortError, convert, expected_shapes, inspect, main, read_matconvnet
+from core.backbone.matconvnet import PortError, inspect, read_matconvnet
+from core.backbone.spec import BLOCKS, expected_shapes
+from core.backbone.vggface import convert
+from core.port import main
 from tests.matconvnet_files import CLASS_NAMES, layer_sequence, random_weights, write_matconvnet
 
 RGB_MEAN = np.array([129.1863, 104.7624, 93.5940])
@@ -22,7 +25,7 @@ def reference_forward(weights, images: np.ndarray) -> tuple[np.ndarray, np.ndarr
     fc8) without any code of the package, so it checks the port and the Keras graph together.
     """
     x = images.astype(np.float64) - RGB_MEAN
-    for block, convs, _ in core.vggface.BLOCKS:
+    for block, convs, _ in BLOCKS:
         for i in range(1, convs + 1):
             filters, biases = weights[f"conv{block}_{i}"]
             padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))

@@ -17,7 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import heads
-from experiments import compare, sweep, training
+from core.features import FeatureOptions
+from experiments import compare, objective, sweep, training
 from experiments.metrics import report_from_scores_frame
 from experiments.search import baselines
 from experiments.sweep import SweepConfig, run_sweep
@@ -55,11 +56,11 @@ def workspace(tmp_path_factory):
 
 def config(workspace, study: str, **overrides) -> SweepConfig:
     values = dict(
-        data=workspace / "data",
-        cache_dir=workspace / "cache",
+        features=FeatureOptions(
+            data=workspace / "data", cache_dir=workspace / "cache", frames=FRAMES
+        ),
         storage=f"sqlite:///{workspace}/optuna.db",
         tracking_uri=f"sqlite:///{workspace}/mlflow.db",
-        frames=FRAMES,
         study=study,
     )
     values.update(overrides)
@@ -264,7 +265,7 @@ def test_interrupted_sweep_leaves_no_run_running(workspace, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "train_head", interrupt)
+    monkeypatch.setattr(objective, "train_head", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(config(workspace, "interrupted", trials=3, heads="lstm30"))
     runs = mlflow.search_runs(

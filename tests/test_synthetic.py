@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import synthetic
-from core.clips import SPLITS, SYNTHETIC_MARKER, DataError
-from core.datasets import load_dataset
-from core.frames import read_frames
-from core.synthetic import FRAMES, PHOTO_FRAME, SIZE, SUBJECTS, VERSION, synthetic_dataset
+from core.constants import SPLITS
+from core.data import synthetic
+from core.data.clips import SYNTHETIC_MARKER, DataError
+from core.data.dataset import load_dataset
+from core.data.frames import read_frames
+from core.data.synthetic import FRAMES, PHOTO_FRAME, SIZE, SUBJECTS, VERSION, synthetic_dataset
 
 GENERATION_SECONDS: list[float] = []
 

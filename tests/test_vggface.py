@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import core
-from core.vggface import CONV_LAYERS
+from core.backbone.spec import CONV_LAYERS
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,17 @@ from typing import Any
 
 import keras
 
-from core import FEATURE_SHAPE, build_vggface
+from core import build_vggface
+from core.constants import FEATURE_SHAPE, FRAMES_PER_CLIP
 from heads.assemble import FEATURE_DROPOUT, assemble
 from heads.checks import dropout_rate, positive_int
 from heads.outputs import check_output, output_layer
 from heads.registry import get_spec, resolve_hparams
 
-FRAMES = 7  # write-up §3: InputLayer(input_shape=(7, 224, 224, 3)), 7 frames per sequence
 FC7_DROPOUT = 0.5  # VGG-Face's dropout after fc7 (write-up: Dropout(0.5)), replayed on features
 
 
-def feature_input_shape(name: str, frames: int = FRAMES) -> tuple[int, ...]:
+def feature_input_shape(name: str, frames: int = FRAMES_PER_CLIP) -> tuple[int, ...]:
     """What head ``name`` reads: (1, 1, 4096), or (frames, 1, 1, 4096) for a sequence head."""
     frames = positive_int("frames", frames)  # checked for frame heads too: a bad value is a bug
     if get_spec(name).kind == "sequence":
@@ -34,7 +34,7 @@ def build_head_model(
     name: str,
     output: str = "softmax",
     feature_dropout: float = FC7_DROPOUT,
-    frames: int = FRAMES,
+    frames: int = FRAMES_PER_CLIP,
     **hparams: Any,
 ) -> keras.Model:
     """Head ``name`` alone, reading fc7 features as cached by the feature extractor.
@@ -63,7 +63,7 @@ def build_full_model(
     name: str,
     output: str = "softmax",
     backbone_weights: str | os.PathLike | None = None,
-    frames: int = FRAMES,
+    frames: int = FRAMES_PER_CLIP,
     **hparams: Any,
 ) -> keras.Model:
     """The write-up's end-to-end model: VGG-Face up to fc7's dropout, then head ``name``.

@@ -1,21 +1,28 @@
-"""The study's comparison of heads: a table, its Markdown, and an HTML report with plots.
+"""The study's comparison of heads: a table, its Markdown, an HTML report with plots, all logged.
 
-Everything is computed from the trial runs in MLflow, so the sweep's closing report and
-``experiments/compare.py`` agree, and trials of earlier invocations of a study are included.
+Everything is computed from the trial runs in MLflow, so the sweep's closing comparison
+(:func:`log_comparison`, on the study's parent run) and ``experiments/compare.py`` agree, and
+trials of earlier invocations of a study are included.
 """
 
 from __future__ import annotations
 
 import html
+import tempfile
 import warnings
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
+from optuna.trial import TrialState
 
+from experiments import tracking
 from experiments.metrics import REPORT_KEYS, ScoreSet, far_frr_curve
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 METRICS = ("params_total", "params_head", *REPORT_KEYS)
 COLUMNS = ("group", "head", "trial", "output", *METRICS, "run_id")
@@ -36,8 +43,9 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
             "run_id": done["run_id"],
         }
     )
-    for metric in METRICS:
-        table[metric] = pd.to_numeric(done[f"metrics.{metric}"])
+    for metric in METRICS:  # runs logged before a figure existed show it empty
+        column = done.get(f"metrics.{metric}", pd.Series(np.nan, index=done.index))
+        table[metric] = pd.to_numeric(column)
     # Best first: the objective, then the EER, then the smaller model.
     return table.sort_values(["dev_acer", "dev_eer", "params_total", "trial"], ignore_index=True)
 
@@ -47,7 +55,7 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     trials = trial_table(runs)
     best = trials.drop_duplicates("family").assign(group=lambda t: "best " + t["family"])
     baselines = trials.dropna(subset=["baseline"]).drop_duplicates("baseline")
-    baselines = baselines.assign(group=lambda t: "write-up " + t["baseline"])
+    baselines = baselines.assign(group=lambda t: "write-up " + t["baseline"].astype(str))
     table = pd.concat([best, baselines], ignore_index=True)
     return table.reindex(columns=list(COLUMNS))
 
@@ -180,3 +188,39 @@ def write_html(path: Path, title: str, table: pd.DataFrame, figures: list[go.Fig
         f"</head><body>{''.join(parts)}</body></html>"
     )
     return path
+
+
+def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> pd.DataFrame:
+    """Log the comparison (CSV, MLflow table, HTML report, Optuna plots) to the parent run."""
+    runs = tracking.study_runs(experiment_id, study_name)
+    trials = trial_table(runs)
+    table = comparison(runs)
+    states = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
+    mlflow.log_metrics({f"trials_{k}": v for k, v in states.items()})
+    if table.empty:
+        return table
+    mlflow.log_metric("best_dev_acer", float(trials["dev_acer"].min()))
+    mlflow.log_table(table, "comparison.json")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        table.to_csv(folder / "comparison.csv", index=False)
+        test_scores = {}
+        for run_id in table["run_id"].unique():  # a family's best is often a baseline too
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="scores.csv", dst_path=str(folder / run_id)
+            )
+            frame = pd.read_csv(path, keep_default_na=False)
+            test_scores[run_id] = ScoreSet.from_frame(frame[frame["split"] == "test"])
+        figures = report_figures(trials, table, test_scores)
+        plots = optuna_figures(study)
+        write_html(
+            folder / "report.html",
+            f"Study {study_name}",
+            table,
+            figures + list(plots.values()),
+        )
+        mlflow.log_artifact(str(folder / "comparison.csv"))
+        mlflow.log_artifact(str(folder / "report.html"))
+    for name, figure in plots.items():
+        mlflow.log_figure(figure, f"{name}.html")
+    return table

@@ -2,7 +2,7 @@
 
 ``read_frames`` returns ``frames_per_clip`` frames of **one** clip, in order, spread over the whole
 clip (SPEC §4: a sequence never straddles two clips). A clip with fewer frames than asked for is
-a :class:`~core.clips.ClipError` ("has N frames, needs K") rather than a sequence with repeated
+a :class:`~core.data.clips.ClipError` ("has N frames, needs K") rather than a sequence with repeated
 frames: a repeated frame would look like a frozen "photo" attack to a sequence head. Callers skip
 the clip with a warning and count it.
 """
@@ -18,11 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
+from core.constants import FRAMES_PER_CLIP, INPUT_SIZE
+from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
 
 log = logging.getLogger(__name__)
 
-OUTPUT_SIZE = 224  # VGG-Face input side (core.vggface.INPUT_SHAPE)
+OUTPUT_SIZE = INPUT_SIZE  # VGG-Face input side
 HAAR_FACE = "haarcascade_frontalface_default.xml"
 DETECT_SIDE = 320  # faces are searched on a copy whose longer side is at most this (speed)
 
@@ -47,7 +48,7 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
-def read_frames(path: str | Path, frames_per_clip: int = 7) -> np.ndarray:
+def read_frames(path: str | Path, frames_per_clip: int = FRAMES_PER_CLIP) -> np.ndarray:
     """Decode ``frames_per_clip`` evenly spaced frames of one clip as uint8 RGB (k, H, W, 3).
 
     Raises:

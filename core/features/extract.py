@@ -9,7 +9,7 @@ Where things live:
 
 * cache folder, :func:`default_cache_dir`: ``$VGGFACE_HEADS_CACHE``, else
   ``$XDG_CACHE_HOME/vggface-heads``, else ``~/.cache/vggface-heads``. Entries are
-  ``<cache>/features/<key>/{features.npy,manifest.json}`` (see :mod:`core.cache`).
+  ``<cache>/features/<key>/{features.npy,manifest.json}`` (see :mod:`core.features.store`).
 * default weights, :func:`default_weights_path`: ``$VGGFACE_WEIGHTS``, else
   ``<cache>/vgg_face.weights.h5`` (write it once with
   ``python -m core.port vgg_face.mat --out <cache>/vgg_face.weights.h5``). With no weights file
@@ -26,15 +26,11 @@ nor TensorFlow from this module.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,29 +38,33 @@ from typing import Any
 
 import numpy as np
 
-from core import cache
-from core.clips import SPLITS, Clip, ClipError, DataError
-from core.datasets import Dataset
+from core.backbone.matconvnet import PortError
+from core.constants import (
+    ATTACK_LABEL,
+    BONAFIDE_LABEL,
+    FEATURE_LAYER,
+    FEATURE_SIZE,
+    FRAMES_PER_CLIP,
+    RANDOM_INIT,
+    RANDOM_SEED,
+    SPLITS,
+)
+from core.data.clips import Clip, DataError
+from core.data.dataset import Dataset
+from core.features import pipeline, store
 
 log = logging.getLogger(__name__)
 
-FEATURE_LAYER = "fc7"
-# core.vggface's FEATURE_SHAPE[-1] and INPUT_SHAPE, restated so that reusing a cache imports
-# neither Keras nor TensorFlow (the import costs seconds; test_features checks they agree).
-FEATURE_SIZE = 4096
-INPUT_SHAPE = (224, 224, 3)
-# Bump when core.frames / core.preprocess_input change what reaches the network: every cache
+# Bump when core.data.frames / core.preprocess_input change what reaches the network: every cache
 # made before is then rebuilt. 1: evenly spaced segment-centre frames, whole-frame (or Haar face
 # with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage.
 PREPROCESSING_VERSION = 1
-RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
-RANDOM_INIT = "he_normal"  # = core.vggface.RANDOM_INIT, restated so reuse needs no Keras import
 WEIGHTS_FILE = "vgg_face.weights.h5"
 
 
 @dataclass
 class FeatureSet:
-    """fc7 features of the usable clips, memory-mapped read-only from the cache.
+    """fc7 features of the usable clips, memory-mapped read-only from the store.
 
     ``features[i, j]`` is the fc7 vector of frame ``j`` of ``clips[i]``; the frames of a row come
     from that one clip, in time order.
@@ -122,8 +122,6 @@ def weights_fingerprint(path: str | os.PathLike | None) -> str:
         with open(path, "rb") as weights:
             return "sha256:" + hashlib.file_digest(weights, "sha256").hexdigest()
     except OSError as err:
-        from core.port import PortError
-
         reason = "no such file" if isinstance(err, FileNotFoundError) else err.strerror
         raise PortError(f"{path}: {reason}") from None
 
@@ -148,7 +146,7 @@ def extract_features(
     dataset: Dataset,
     weights: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
-    frames_per_clip: int = 7,
+    frames_per_clip: int = FRAMES_PER_CLIP,
     face_crop: bool = False,
     batch_size: int = 16,
     progress: bool = True,
@@ -156,12 +154,12 @@ def extract_features(
     """fc7 features of every clip of ``dataset``: reused from the cache, else extracted into it.
 
     Args:
-        dataset: a :class:`core.datasets.Dataset` with its splits assigned.
+        dataset: a :class:`core.data.dataset.Dataset` with its splits assigned.
         weights: a MatConvNet ``.mat`` or a converted ``.weights.h5``; None: the file at
             :func:`default_weights_path` if there is one, else a random backbone (warned;
             building it seeds Keras' global generators with :data:`RANDOM_SEED`).
         cache_dir: None: :func:`default_cache_dir`.
-        frames_per_clip: evenly spaced frames per clip (:func:`core.frames.read_frames`).
+        frames_per_clip: evenly spaced frames per clip (:func:`core.data.frames.read_frames`).
         face_crop: crop each frame to the largest Haar face first.
         batch_size: frames per forward pass.
         progress: show a tqdm bar on stderr while extracting.
@@ -178,7 +176,7 @@ def extract_features(
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if face_crop:
-        from core.frames import face_crop_available
+        from core.data.frames import face_crop_available
 
         if not face_crop_available():
             raise DataError(
@@ -205,11 +203,11 @@ def extract_features(
     found = _try_load(root, key, dataset)
     extracted = False
     if found is None:
-        with cache.locked(root, key):
+        with store.locked(root, key):
             found = _try_load(root, key, dataset)  # another process may have just written it
             if found is None:
                 _extract(dataset, weights_path, root, key, parts, batch_size, progress)
-                found, extracted = cache.load_entry(root, key), True
+                found, extracted = store.load_entry(root, key), True
     array, manifest = found
     if not extracted:
         log.info("reusing fc7 features %s", root / key)
@@ -246,8 +244,6 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            from core.port import PortError
-
             raise PortError(f"{path}: no such weights file (a .mat or a converted .weights.h5)")
         return path
     default = default_weights_path(cache_dir)
@@ -255,8 +251,6 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
         log.info("using the weights at %s", default)
         return default
     if os.environ.get("VGGFACE_WEIGHTS"):  # the user named a file: do not quietly go random
-        from core.port import PortError
-
         raise PortError(f"{default}: no such weights file ($VGGFACE_WEIGHTS)")
     return None
 
@@ -266,50 +260,26 @@ def _load_backbone(weights_path: Path | None) -> tuple[Any, np.ndarray | None]:
     weights' mean RGB (None: the default of :func:`core.preprocess_input`)."""
     import keras
 
-    from core.port import load_weights
-    from core.vggface import build_vggface
+    from core.backbone.network import dense_fc7, vggface_network
+    from core.backbone.vggface import load_weights
 
     if weights_path is None:
         # Seeded, so a random backbone's features are reproducible and its cache reusable. This
         # seeds Python's, numpy's and the backend's global generators, as Keras does.
         keras.utils.set_random_seed(RANDOM_SEED)
-        return dense_fc7(build_vggface(include_top=False)), None
-    model = build_vggface(include_top=False)
+        return dense_fc7(vggface_network(include_top=False)), None
+    model = vggface_network(include_top=False)
     ported = load_weights(model, weights_path)
     return dense_fc7(model), ported.average_image
 
 
-def dense_fc7(model: Any) -> Any:
-    """VGG-Face to fc7 as (n, 4096), with fc6 and fc7 as Dense layers on the flattened pool5.
-
-    The same function as ``model`` (its dropouts are inactive at inference): fc6, a 7x7 "valid"
-    convolution over the 7x7 pool5 map, is a matrix product with its filters reshaped to
-    (7*7*512, 4096) (C order, as Flatten orders (h, w, c)), and the 1x1 fc7 is one too. On CPU,
-    TensorFlow runs the 7x7 convolution several times slower than the product (0.55 s against
-    0.09 s per 16 frames on 2 cores): a fifth of the whole forward pass saved. The convolution
-    trunk is shared with ``model``.
-    """
-    import keras
-
-    x = keras.layers.Flatten(name="pool5_flat")(model.get_layer("pool5").output)
-    for name in ("fc6", "fc7"):
-        conv = model.get_layer(name)
-        dense = keras.layers.Dense(
-            conv.filters, activation="relu", kernel_initializer="zeros", name=name
-        )
-        x = dense(x)
-        dense.kernel.assign(keras.ops.reshape(conv.kernel, (-1, conv.filters)))
-        dense.bias.assign(conv.bias)
-    return keras.Model(model.input, x, name="vggface_fc7_dense")
-
-
 def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
     try:
-        array, manifest = cache.load_entry(root, key)
+        array, manifest = store.load_entry(root, key)
         _rows(manifest, dataset)
     except FileNotFoundError:
         return None
-    except (cache.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
+    except (store.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
         log.warning("not using cache entry %s: %s; extracting again", root / key, err)
         return None
     return array, manifest
@@ -321,10 +291,10 @@ def _rows(manifest: dict[str, Any], dataset: Dataset) -> tuple[list[Clip], list[
     by_id = {clip.clip_id: clip for clip in dataset.clips}
     rows = manifest["clips"]
     if len(rows) != manifest["shape"][0]:
-        raise cache.CacheEntryInvalid(f"{len(rows)} clips for {manifest['shape'][0]} rows")
+        raise store.CacheEntryInvalid(f"{len(rows)} clips for {manifest['shape'][0]} rows")
     missing = [row["clip_id"] for row in rows if row["clip_id"] not in by_id]
     if missing:
-        raise cache.CacheEntryInvalid(f"clips not in the dataset: {missing[:3]}")
+        raise store.CacheEntryInvalid(f"clips not in the dataset: {missing[:3]}")
     skips = [(_absolute(dataset.root, s["path"]), str(s["reason"])) for s in manifest["skipped"]]
     return [by_id[row["clip_id"]] for row in rows], skips
 
@@ -335,8 +305,8 @@ def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
         if not any(clip.split == split for clip in all_clips):
             continue
         labels = {clip.label for clip in clips if clip.split == split}
-        if labels != {"bonafide", "attack"}:
-            missing = sorted({"bonafide", "attack"} - labels)
+        if labels != {BONAFIDE_LABEL, ATTACK_LABEL}:
+            missing = sorted({BONAFIDE_LABEL, ATTACK_LABEL} - labels)
             raise DataError(
                 f"split {split!r} has no usable {' or '.join(missing)} clip: "
                 "each split needs both classes"
@@ -353,16 +323,16 @@ def _extract(
     progress: bool,
 ) -> None:
     """Extract into a new cache entry and publish it. Call it holding the key's lock."""
-    cache.remove_leftovers(root, key)
+    store.remove_leftovers(root, key)
     frames_per_clip, face_crop = parts["frames_per_clip"], parts["face_crop"]
     model, average = _load_backbone(weights_path)
     # one decoding thread with the face detector (OpenCV does not promise that a cascade is
     # thread-safe); else a few, which a fast GPU needs to be kept fed
     workers = 1 if face_crop else min(4, os.cpu_count() or 1)
     shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
-    with cache.PendingEntry(root, key, shape) as pending:
-        decode = _decoder(frames_per_clip, face_crop)
-        run = _run_backbone(
+    with store.PendingEntry(root, key, shape) as pending:
+        decode = pipeline.decoder(frames_per_clip, face_crop)
+        run = pipeline.run_backbone(
             model, average, dataset.clips, decode, pending, batch_size, progress, workers
         )
         if not run.usable:  # nothing worth caching; the next run tries again
@@ -373,89 +343,8 @@ def _extract(
         pending.commit(_manifest(dataset, run, parts, weights_path), rows=len(run.usable))
 
 
-@dataclass
-class _Run:
-    usable: list[Clip]
-    skipped: list[tuple[Clip, str]]
-    frames_per_clip: int
-    seconds: float
-
-
-def _run_backbone(
-    model: Any,
-    average: np.ndarray | None,
-    clips: list[Clip],
-    decode: Callable[[Clip], np.ndarray],
-    pending: cache.PendingEntry,
-    batch_size: int,
-    progress: bool,
-    workers: int,
-) -> _Run:
-    """Run the backbone over every clip, writing features into ``pending`` as batches finish.
-
-    Clips are decoded and resized in background threads while the network runs; the mean is
-    subtracted as their frames enter the batch. A batch
-    holds ``batch_size`` frames, across clip boundaries; usable clips fill rows in order, so each
-    batch is one contiguous run of (row, frame) positions, written as soon as it is computed.
-    """
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from core.vggface import preprocess_input
-
-    started = time.perf_counter()
-    frames_per_clip = pending.shape[1]
-    batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
-    fill = 0  # frames waiting in ``batch``
-    written = 0  # frames whose features are in the file
-    run = _Run([], [], frames_per_clip, 0.0)
-    bar = tqdm(
-        total=len(clips) * frames_per_clip,
-        unit="frame",
-        desc="fc7 features",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-
-    def flush() -> None:
-        nonlocal fill, written
-        out = np.asarray(model.predict_on_batch(batch[:fill]), dtype=np.float32)
-        pending.write(written, out.reshape(fill, FEATURE_SIZE))
-        written += fill
-        bar.update(fill)
-        fill = 0
-
-    # enough decoded clips in flight to fill the next batch while the current one runs
-    depth = max(4, 2 * -(-batch_size // frames_per_clip))
-    # with a bar, skip warnings print above it rather than through it
-    with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
-        for clip, future in _prefetch(decode, clips, depth, workers):
-            try:
-                frames = future.result()
-            except ClipError as err:
-                reason = _reason(err, clip.path)
-                log.warning("skipped clip %s: %s", clip.path, reason)
-                run.skipped.append((clip, reason))
-                bar.update(frames_per_clip)
-                continue
-            run.usable.append(clip)
-            first = 0
-            while first < frames_per_clip:
-                count = min(frames_per_clip - first, batch_size - fill)
-                chunk = frames[first : first + count]
-                batch[fill : fill + count] = preprocess_input(chunk, average)
-                fill += count
-                first += count
-                if fill == batch_size:
-                    flush()
-        if fill:
-            flush()
-    run.seconds = time.perf_counter() - started
-    return run
-
-
 def _manifest(
-    dataset: Dataset, run: _Run, parts: dict[str, Any], weights_path: Path | None
+    dataset: Dataset, run: pipeline.Run, parts: dict[str, Any], weights_path: Path | None
 ) -> dict[str, Any]:
     frames = len(run.usable) * run.frames_per_clip
     return {
@@ -477,54 +366,6 @@ def _manifest(
         "extract_seconds": round(run.seconds, 3),
         "frames_per_second": round(frames / run.seconds, 3) if run.seconds > 0 else None,
     }
-
-
-def _decoder(frames_per_clip: int, face_crop: bool) -> Callable[[Clip], np.ndarray]:
-    """clip -> uint8 RGB (frames_per_clip, 224, 224, 3); raises ClipError.
-
-    uint8, a quarter of the float32 input: the frames waiting in the prefetch window are small.
-    """
-    from core.frames import prepare_frames, read_frames
-
-    def decode(clip: Clip) -> np.ndarray:
-        frames = prepare_frames(read_frames(clip.path, frames_per_clip), face_crop=face_crop)
-        if frames.shape != (frames_per_clip, *INPUT_SHAPE):
-            raise ClipError(
-                f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "
-                f"got {frames.shape}"
-            )
-        return frames
-
-    return decode
-
-
-def _prefetch(
-    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int, workers: int
-) -> Iterator[tuple[Clip, Future[np.ndarray]]]:
-    """(clip, future of fn(clip)) in order, keeping ``depth`` clips decoding ahead in threads.
-
-    OpenCV and numpy release the GIL, so decoding overlaps the network's forward pass; the
-    bounded window caps memory at ``depth`` decoded clips.
-    """
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        window: deque[tuple[Clip, Future[np.ndarray]]] = deque()
-        try:
-            for clip in clips:
-                window.append((clip, pool.submit(fn, clip)))
-                if len(window) > depth:
-                    yield window.popleft()
-            while window:
-                yield window.popleft()
-        finally:
-            for _, future in window:  # an error or an early stop: do not decode the rest
-                future.cancel()
-
-
-def _reason(err: Exception, path: Path) -> str:
-    """The error's message without the leading path that ClipError messages carry."""
-    text = str(err)
-    prefix = f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.clips import SYNTHETIC_MARKER, DataError
+from core.data.clips import SYNTHETIC_MARKER, DataError
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Label = Literal["bonafide", "attack"]
-Split = Literal["train", "dev", "test"]
-SPLITS: tuple[Split, ...] = ("train", "dev", "test")
-LABELS: tuple[Label, ...] = ("bonafide", "attack")
+Label = Literal["bonafide", "attack"]  # core.constants.LABELS
+Split = Literal["train", "dev", "test"]  # core.constants.SPLITS
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
-# Written by core.synthetic at the root of the set it generates; the loader recognises it by name.
+# Written by core.data.synthetic at the root of the set it makes; the loader recognises it by name.
 SYNTHETIC_MARKER = "SYNTHETIC_PAD_SET.json"
 
 
@@ -26,7 +24,8 @@ class ClipError(DataError):
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip. ``attack_type`` is "bonafide" for bona fide clips, else e.g. "print/hand"."""
+    """One clip. ``attack_type`` is the attack species (PAI) as the literature groups it
+    ("print", "replay", ...), "bonafide" for bona fide clips."""
 
     path: Path  # a video file or a folder of frames
     clip_id: str  # unique within its dataset, stable (relative path without suffix)
@@ -34,6 +33,14 @@ class Clip:
     label: Label
     attack_type: str
     split: Split | None = None  # None until a split is assigned
+    # the dataset's own columns, e.g. (("session", "1"), ("phone", "3")) or (("support", "hand"),)
+    attributes: tuple[tuple[str, str], ...] = ()
+    face_boxes: Path | None = None  # the face boxes the database ships for this clip, if any
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """:attr:`attributes` as a dict (column -> value)."""
+        return dict(self.attributes)
 
     @property
     def is_video(self) -> bool:

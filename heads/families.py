@@ -2,8 +2,12 @@
 
 Every head replaces what follows the fc7 dropout (the write-up's ``facemodel.layers[-4]``). A
 builder takes that fc7 tensor and returns the tensor the output layer reads; the output layer
-(softmax or sigmoid) is added by :func:`heads.models.build_head_model`. The hidden layer that
+(softmax or sigmoid) is added by :func:`heads.build.build_head_model`. The hidden layer that
 replaces VGG-Face's fc8 is named ``fc8``, as in the write-up.
+
+Each family also declares the sweep's :class:`~heads.registry.SearchSpace` for it: adding a family
+here is all it takes for ``experiments/search.py`` to search it. Registration order is the order
+of the sweep's ``head`` choices, which a resumed Optuna study compares: append new families.
 
 Counts in the presets are the write-up's ``model.summary()`` totals for the softmax output
 (section 3 for the sequence heads, section 4 for the frame heads); ``python -m heads`` and the
@@ -15,7 +19,7 @@ from __future__ import annotations
 import keras
 
 from heads.checks import dropout_rate, one_of, positive_int
-from heads.registry import Preset, register_family
+from heads.registry import Preset, SearchSpace, register_family
 
 HIDDEN_ACTIVATIONS = ("relu", "softmax")  # softmax only to reproduce the write-up's dense head
 WRITEUP_DROPOUT = 0.2  # write-up §3 and §4: Dropout(0.2) / LSTM(dropout=0.2) in every head
@@ -29,6 +33,7 @@ def _dropout(x: keras.KerasTensor, rate: float, name: str) -> keras.KerasTensor:
 @register_family(
     "conv",
     kind="frame",
+    search=SearchSpace("width", 64, 4096),
     presets={
         # write-up §4(1), "4096输出": fc8 16,781,312 + dense 8,194; Total params: 151,050,050
         "conv4096": Preset({"width": 4096}, head_params=16_789_506, total_params=151_050_050),
@@ -50,6 +55,8 @@ def conv_head(
 @register_family(
     "dense",
     kind="frame",
+    # The write-up's hidden softmax stays a choice of the sweep; ReLU is the sensible default.
+    search=SearchSpace("width", 64, 4096, choices={"activation": HIDDEN_ACTIVATIONS}),
     presets={
         # write-up §4(2): dense 8,390,656 + dense 4,098; Total params: 142,655,298. The write-up's
         # hidden layer is softmax, almost surely a slip (SPEC §3): ReLU here, softmax on request.
@@ -75,6 +82,7 @@ def dense_head(
 @register_family(
     "convlstm",
     kind="sequence",
+    search=SearchSpace("filters", 16, 2049),  # up to the write-up's 2049
     presets={
         # write-up §3, first model: fc8 (ConvLSTM2D) 50,372,616 + dense 4,100;
         # Total params: 184,637,260
@@ -96,6 +104,7 @@ def convlstm_head(
 @register_family(
     "lstm",
     kind="sequence",
+    search=SearchSpace("units", 8, 512),
     presets={
         # write-up §3, second model: lstm_1 495,240 + dense 62; Total params: 134,755,846
         "lstm30": Preset({"units": 30}, head_params=495_302, total_params=134_755_846),

@@ -1,0 +1,214 @@
+"""Read and check the original MatConvNet VGG-Face files, without Keras.
+
+Both released layouts are read (SPEC §2):
+
+* robots.ox.ac.uk ``vgg_face.mat``: top-level ``net`` with ``net.layers`` (1x39 cell),
+  ``net.classes.description`` and ``net.normalization.averageImage``;
+* vlfeat.org ``vgg-face.mat``: top-level ``layers`` (1x37 cell) and ``meta`` with
+  ``meta.classes.description`` and ``meta.normalization.averageImage``.
+
+A conv layer's ``weights`` is a 1x2 cell: filters (H, W, Cin, Cout), already Keras' HWIO order, and
+biases (C, 1). Every VGG-Face conv layer is matched by name and shape-checked; the others (relu,
+pool, dropout, softmax) are listed as skipped, like the write-up's ``weight_compare``.
+
+Command line::
+
+    python -m core.port SRC.mat [--out DST.weights.h5]
+
+(:mod:`core.port`) prints that listing and, with ``--out``, writes a converted Keras weights file
+(atomically, :func:`core.backbone.vggface.convert`), so the ~1 GB ``.mat`` is read once. Bad input
+exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.backbone.spec import expected_shapes, mean_rgb
+from core.constants import AVERAGE_RGB
+
+META_GROUP = "vggface_heads_meta"  # extra HDF5 group in converted files; Keras ignores it
+
+
+class PortError(ValueError):
+    """A weights file that cannot be ported. The message is one line naming file and layer."""
+
+
+@dataclass(frozen=True)
+class MatLayer:
+    name: str
+    type: str
+    params: tuple[np.ndarray, ...]  # (filters, biases) for conv layers, () otherwise
+
+
+@dataclass
+class Ported:
+    """What was read from a weights file and what was done with each layer."""
+
+    source: Path
+    layout: str  # "net" (robots.ox.ac.uk), "layers+meta" (vlfeat.org) or "keras"
+    average_image: np.ndarray  # (3,) RGB mean
+    class_names: list[str]
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (name, type, what happened)
+
+    def listing(self) -> str:
+        width = max((len(name) for name, _, _ in self.rows), default=4)
+        lines = [f"{self.source} ({self.layout} layout)"]
+        lines += [f"  {name:<{width}}  {kind:<8} {what}" for name, kind, what in self.rows]
+        mean = ", ".join(f"{v:.4f}" for v in self.average_image)
+        lines.append(f"  averageImage (RGB): {mean}; identities: {len(self.class_names)}")
+        return "\n".join(lines)
+
+
+def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.ndarray, list[str]]:
+    """Read a MatConvNet VGG-Face file: (layout, layers, averageImage (3,), class names)."""
+    from scipy.io import loadmat  # scipy's MAT reader never unpickles
+
+    path = Path(path)
+    if not path.is_file():
+        raise PortError(f"{path}: no such file")
+    try:
+        data = loadmat(path, struct_as_record=False, squeeze_me=False)
+    except NotImplementedError:
+        raise PortError(
+            f"{path}: MATLAB v7.3 (HDF5) files are not supported; "
+            f"re-save it in MATLAB with save(..., '-v7')"
+        ) from None
+    except Exception as err:  # scipy raises ValueError, OSError, zlib.error... on bad bytes
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PortError(
+            f"{path}: not a readable MATLAB .mat file (truncated or corrupt?): {reason}"
+        ) from None
+
+    if "net" in data:
+        layout = "net"
+        net = _one(data["net"])
+        raw_layers, meta = _field(net, "layers", path, "net"), net
+    elif "layers" in data and "meta" in data:
+        layout = "layers+meta"
+        raw_layers, meta = data["layers"], _one(data["meta"])
+    else:
+        found = sorted(k for k in data if not k.startswith("__"))
+        raise PortError(
+            f"{path}: not a MatConvNet network: expected a top-level 'net' struct or "
+            f"'layers' and 'meta', found variables {found}"
+        )
+
+    layers = [_read_layer(cell, i, path) for i, cell in enumerate(np.ravel(raw_layers))]
+    average = AVERAGE_RGB.copy()
+    normalization = getattr(meta, "normalization", None)
+    if normalization is not None and hasattr(_one(normalization), "averageImage"):
+        stored = np.asarray(_one(normalization).averageImage)
+        try:
+            average = mean_rgb(stored)
+        except ValueError:
+            raise PortError(
+                f"{path}: normalization.averageImage: expected 3 values or an HxWx3 "
+                f"image, found shape {stored.shape}"
+            ) from None
+    return layout, layers, average, _class_names(meta)
+
+
+def inspect(path: str | os.PathLike) -> tuple[Ported, dict[str, MatLayer]]:
+    """Read a MatConvNet file and check it against the whole VGG-Face network, model-free.
+
+    Returns the listing (every conv layer "matches", every other layer "skipped") and the conv
+    layers by name. Another network is refused even where some names match (e.g. ImageNet
+    VGG-16, whose fc8 has 1000 outputs).
+    """
+    path = Path(path)
+    layout, layers, average, names = read_matconvnet(path)
+    shapes = expected_shapes()
+    by_name = {layer.name: layer for layer in layers}
+    for name, shape in shapes.items():
+        if name not in by_name:
+            raise PortError(
+                f"{path}: layer {name}: expected a conv layer with filters {shape}, "
+                f"not found (file has {len(layers)} layers: "
+                f"{', '.join(layer.name for layer in layers[:6])}, ...)"
+            )
+        _check_params(path, by_name[name], shape)
+    ported = Ported(path, layout, average, names)
+    for layer in layers:
+        if layer.name in shapes:
+            filters, biases = layer.params
+            what = f"matches filters {filters.shape} biases {biases.shape}"
+        else:
+            what = "skipped (no weights)"
+        ported.rows.append((layer.name, layer.type, what))
+    return ported, {name: by_name[name] for name in shapes}
+
+
+def _check_params(path: Path, layer: MatLayer, shape: tuple[int, ...]) -> None:
+    if len(layer.params) != 2:
+        raise PortError(
+            f"{path}: layer {layer.name}: expected weights {{filters, biases}}, "
+            f"found {len(layer.params)} arrays"
+        )
+    filters, biases = layer.params
+    if filters.shape != shape:
+        raise PortError(
+            f"{path}: layer {layer.name}: expected filters {shape} (H, W, Cin, Cout), "
+            f"found {filters.shape}"
+        )
+    if biases.size != shape[-1] or biases.ndim > 2 or max(biases.shape, default=0) != biases.size:
+        raise PortError(
+            f"{path}: layer {layer.name}: expected biases ({shape[-1]}, 1), found {biases.shape}"
+        )
+
+
+def _read_layer(cell, index: int, path: Path) -> MatLayer:
+    layer = _one(cell)
+    name = _string(getattr(layer, "name", None))
+    if not name:
+        raise PortError(
+            f"{path}: layer #{index + 1}: expected a struct with a 'name' field, "
+            f"found {type(layer).__name__}"
+        )
+    kind = _string(getattr(layer, "type", None)) or "?"
+    if hasattr(layer, "weights") and np.size(layer.weights) > 0:
+        params = tuple(np.asarray(w, dtype=np.float32) for w in np.ravel(layer.weights))
+    elif hasattr(layer, "filters"):  # older MatConvNet releases: separate fields
+        params = (np.asarray(layer.filters, np.float32), np.asarray(layer.biases, np.float32))
+    else:
+        params = ()
+    return MatLayer(name, kind, params)
+
+
+def _class_names(meta) -> list[str]:
+    classes = getattr(meta, "classes", None)
+    description = getattr(_one(classes), "description", None) if classes is not None else None
+    if description is None:
+        return []
+    array = np.asarray(description)
+    if array.dtype == object:  # cell array of strings
+        return [_string(item) for item in np.ravel(array, order="F")]
+    if array.dtype.kind == "U" and array.ndim == 2 and array.shape[0] > 1:  # char matrix
+        return ["".join(row).strip() for row in array]
+    return [str(item).strip() for item in np.ravel(array)]
+
+
+def _one(value):
+    """Peel the 1x1 object arrays that loadmat wraps around every struct and cell element."""
+    while isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        value = value.reshape(-1)[0]
+    return value
+
+
+def _field(struct, name: str, path: Path, where: str):
+    if not hasattr(struct, name):
+        raise PortError(f"{path}: {where}.{name}: expected a field, not found")
+    return getattr(struct, name)
+
+
+def _string(value) -> str:
+    value = _one(value)
+    if value is None:
+        return ""
+    if isinstance(value, np.ndarray):
+        return "".join(np.ravel(value).astype(str)).strip() if value.size else ""
+    return str(value).strip()

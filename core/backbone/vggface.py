@@ -1,0 +1,132 @@
+"""Build VGG-Face with its weights: the MatConvNet original, or a file converted from it.
+
+:func:`build_vggface` is the one way in (``core.build_vggface``); :func:`load_weights` copies a
+``.mat`` or converted ``.weights.h5`` into a model, :func:`convert` writes the converted file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from core.backbone.matconvnet import META_GROUP, MatLayer, Ported, PortError, inspect
+from core.backbone.network import vggface_network
+from core.backbone.spec import expected_shapes
+from core.constants import AVERAGE_RGB
+
+
+def build_vggface(
+    weights: str | os.PathLike | None = None, include_top: bool = True
+) -> keras.Model:
+    """Build VGG-Face.
+
+    Args:
+        weights: ``None`` (random initialisation), a MatConvNet ``.mat`` file (either layout of
+            SPEC §2) or a converted Keras weights file written by ``python -m core.port --out``.
+        include_top: with the top, the model ends in fc8 (2622 identities) and a softmax;
+            without it, the model stops after fc7's dropout and outputs the (1, 1, 4096) fc7 map
+            that every head consumes.
+
+    Returns:
+        A functional ``keras.Model`` taking (224, 224, 3) images preprocessed by
+        :func:`preprocess_input`.
+    """
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False, got {include_top!r}")
+    if weights is not None and not isinstance(weights, str | os.PathLike):
+        raise ValueError(
+            f"weights must be None or a path to a .mat or .weights.h5 file, "
+            f"got {type(weights).__name__}"
+        )
+
+    model = vggface_network(include_top)
+
+    if weights is not None:
+        load_weights(model, Path(weights))
+    return model
+
+
+def load_weights(model: keras.Model, path: str | os.PathLike) -> Ported:
+    """Copy a MatConvNet ``.mat`` or a converted ``.weights.h5`` file into a VGG-Face model.
+
+    Every conv layer of ``model`` named as in VGG-Face receives its weights; the file is checked
+    against the whole network before the model is touched. Raises :class:`PortError` with a
+    one-line message on any mismatch.
+    """
+    path = Path(path)
+    if path.name.endswith(".h5"):
+        return _load_converted(model, path)
+    ported, convs = inspect(path)
+    _copy(model, ported, convs)
+    return ported
+
+
+def _copy(model: keras.Model, ported: Ported, convs: dict[str, MatLayer]) -> None:
+    model_layers = {layer.name: layer for layer in model.layers}
+    for i, (name, kind, what) in enumerate(ported.rows):
+        if name in convs and name in model_layers:
+            filters, biases = convs[name].params
+            model_layers[name].set_weights([filters, biases.reshape(-1)])
+            ported.rows[i] = (name, kind, what.replace("matches", "copied "))
+        elif name in convs:
+            ported.rows[i] = (name, kind, "skipped (not in this model)")
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Ported:
+    """Port ``src`` (.mat) into a full VGG-Face and save it to ``dst`` (.weights.h5) atomically."""
+    import h5py
+
+    dst = Path(dst)
+    if not dst.name.endswith(".weights.h5"):
+        raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
+    if not dst.parent.is_dir():
+        raise PortError(f"{dst}: output folder {dst.parent} does not exist")
+    ported, convs = inspect(src)  # refuse a bad file before building the 145M-parameter model
+    model = vggface_network(include_top=True)
+    _copy(model, ported, convs)
+    tmp = dst.with_name(f".{dst.name[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")
+    try:
+        model.save_weights(tmp)
+        with h5py.File(tmp, "a") as h5:
+            meta = h5.create_group(META_GROUP)
+            meta.create_dataset("average_rgb", data=ported.average_image.astype(np.float32))
+            meta.create_dataset("class_names", data=np.array(ported.class_names, dtype="S"))
+            meta.attrs["source"] = str(Path(src).name)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ported
+
+
+def _load_converted(model: keras.Model, path: Path) -> Ported:
+    import h5py
+
+    if not path.is_file():
+        raise PortError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise PortError(f"{path}: not an HDF5 Keras weights file")
+    with h5py.File(path, "r") as h5:
+        if META_GROUP in h5:
+            average = np.asarray(h5[META_GROUP]["average_rgb"], dtype=np.float32)
+            names = [n.decode() for n in np.asarray(h5[META_GROUP]["class_names"])]
+        else:
+            average, names = AVERAGE_RGB.copy(), []
+    full = model if "fc8" in {layer.name for layer in model.layers} else vggface_network()
+    try:
+        full.load_weights(path)
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PortError(
+            f"{path}: not a VGG-Face weights file written by core.port: {reason}"
+        ) from None
+    ported = Ported(path, "keras", average, names)
+    targets = {layer.name: layer for layer in model.layers}
+    for name in expected_shapes():
+        if name in targets and full is not model:
+            targets[name].set_weights(full.get_layer(name).get_weights())
+        state = "copied" if name in targets else "skipped (not in this model)"
+        ported.rows.append((name, "conv", state))
+    return ported

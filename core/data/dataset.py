@@ -1,0 +1,243 @@
+"""Find, label and split every clip of a dataset root: the loader behind every command.
+
+The layout (``--protocol``; ``auto`` recognises it) reads each clip's subject, label, attack type
+and, where the database fixes it, split: see :mod:`core.data.layouts`. Splits given by the data are
+respected (a missing dev or test split is carved from train by subject); otherwise a seeded,
+subject-disjoint split stratified by label (:mod:`core.data.splits`). Clips whose name holds no
+subject are each their own subject (the summary says how many): give ``subject_pattern`` (a regex
+whose first group is the subject) when the names carry one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.constants import LABELS, SPLITS
+from core.data.clips import (
+    FRAME_SUFFIXES,
+    SYNTHETIC_MARKER,
+    VIDEO_SUFFIXES,
+    Clip,
+    DataError,
+    Split,
+)
+from core.data.layouts import AUTO, detect, get_layout
+from core.data.splits import DEFAULT_FRACTIONS, assign_splits, check_fractions, check_splits
+from core.data.subjects import compile_subject_pattern
+
+log = logging.getLogger(__name__)
+
+SUMMARY_SKIPS = 10  # skipped entries listed by name in the summary; all are logged
+
+
+@dataclass
+class Dataset:
+    """The clips of one dataset root, each with its split, and what was skipped on the way."""
+
+    root: Path
+    protocol: str
+    clips: list[Clip]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    fingerprint: str = ""
+    synthetic: bool = False
+    own_subject_clips: int = 0  # clips whose name held no subject: each is its own subject
+    signatures: dict[str, str] = field(default_factory=dict, repr=False)  # clip_id -> file stamp
+    # Every clip the layout found under root, before a protocol chose and split some of them:
+    # features are extracted (and cached) for these, so every protocol and fold shares one cache.
+    source_clips: list[Clip] = field(default_factory=list, repr=False)
+    # Hash of the source clips' ids and file stamps only (no split, subject or label): the data
+    # part of the feature cache key.
+    content_fingerprint: str = ""
+    fold: int | None = None  # the protocol's fold, for protocols that have folds
+
+    def split(self, name: Split) -> list[Clip]:
+        """The clips of one split, in clip_id order."""
+        if name not in SPLITS:
+            raise DataError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+        return [c for c in self.clips if c.split == name]
+
+    @property
+    def subjects(self) -> list[str]:
+        """Distinct subjects, sorted."""
+        return sorted({c.subject for c in self.clips})
+
+    def subset(self, clips: Iterable[Clip]) -> Dataset:
+        """The same dataset restricted to ``clips`` (e.g. after dropping unreadable ones)."""
+        kept = sorted(clips, key=lambda c: c.clip_id)
+        known = {c.clip_id for c in self.clips}
+        unknown = [c.clip_id for c in kept if c.clip_id not in known]
+        if unknown:
+            raise DataError(f"subset: clip {unknown[0]!r} is not in the dataset at {self.root}")
+        signatures = {c.clip_id: self.signatures[c.clip_id] for c in kept}
+        return replace(
+            self,
+            clips=kept,
+            signatures=signatures,
+            fingerprint=_fingerprint(self.protocol, kept, signatures),
+        )
+
+    def summary(self) -> str:
+        """Counts per split, label and attack type, subjects per split and the skipped count."""
+        kind = f"{self.protocol}, synthetic demonstration set" if self.synthetic else self.protocol
+        lines = [
+            f"{self.root} ({kind}): {len(self.clips)} clips, {len(self.subjects)} subjects, "
+            f"{len(self.skipped)} skipped, fingerprint {self.fingerprint[:12]}"
+        ]
+        rows = Counter((c.split, c.label, c.attack_type) for c in self.clips)
+        width = max([len("attack type")] + [len(a) for _, _, a in rows])
+        lines.append(f"  {'split':<7}{'label':<10}{'attack type':<{width + 2}}clips")
+        for split in SPLITS:
+            for label in LABELS:
+                for (s, lab, attack), n in sorted(rows.items()):
+                    if s == split and lab == label:
+                        lines.append(f"  {s:<7}{lab:<10}{attack:<{width + 2}}{n}")
+        for split in SPLITS:
+            clips = self.split(split)
+            lines.append(
+                f"  {split}: {len(clips)} clips "
+                f"({sum(c.label == 'bonafide' for c in clips)} bona fide, "
+                f"{sum(c.label == 'attack' for c in clips)} attack), "
+                f"{len({c.subject for c in clips})} subject(s)"
+            )
+        if self.own_subject_clips:
+            lines.append(
+                f"  {self.own_subject_clips} clips have no subject in their name: each is its own "
+                "subject, so one person may appear in two splits (pass a subject pattern)"
+            )
+        for path, reason in self.skipped[:SUMMARY_SKIPS]:
+            lines.append(f"  skipped {path}: {reason}")
+        if len(self.skipped) > SUMMARY_SKIPS:
+            lines.append(
+                f"  ... and {len(self.skipped) - SUMMARY_SKIPS} more skipped (see warnings)"
+            )
+        return "\n".join(lines)
+
+
+def load_dataset(
+    root: str | os.PathLike,
+    protocol: str = AUTO,
+    subject_pattern: str | None = None,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> Dataset:
+    """Find, label and split every clip under ``root`` (see the module docstring for the rules).
+
+    Raises:
+        DataError: bad option, no usable clip, a subject in two given splits, or a split without
+            both classes.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: data root is not a folder")
+    layout = None if protocol == AUTO else get_layout(protocol)
+    fractions = check_fractions(fractions)
+    pattern = compile_subject_pattern(subject_pattern)
+
+    candidates, skipped = _find_clips(root)
+    layout = layout or detect(root, candidates)
+    found, more = layout.read(root, candidates, pattern)
+    if layout.companion_suffixes:  # files the database ships beside each clip: data, not strays
+        stems = {p.with_suffix("") for p in candidates}
+        skipped = [
+            (p, r)
+            for p, r in skipped
+            if not (p.suffix in layout.companion_suffixes and p.with_suffix("") in stems)
+        ]
+    skipped = sorted(skipped + more)
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    if not found:
+        raise DataError(
+            f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped); "
+            "expected videos or frame folders under real/ and attack/ folders"
+        )
+    clips = [clip for clip, _ in found]
+    own = sum(own_subject for _, own_subject in found)
+    if own:
+        log.warning(
+            "%s: %d clips have no subject in their name and are each their own subject",
+            root,
+            own,
+        )
+    source = sorted(clips, key=lambda c: c.clip_id)
+    clips = assign_splits(clips, layout.name, seed, fractions)
+    check_splits(clips)
+    clips.sort(key=lambda c: c.clip_id)
+    synthetic = (root / SYNTHETIC_MARKER).is_file()
+    signatures = {c.clip_id: _signature(c.path, content=synthetic) for c in source}
+    content = json.dumps(sorted(signatures.items()))
+    return Dataset(
+        root=root,
+        protocol=layout.name,
+        clips=clips,
+        skipped=skipped,
+        fingerprint=_fingerprint(layout.name, clips, signatures),
+        synthetic=synthetic,
+        own_subject_clips=own,
+        signatures=signatures,
+        source_clips=source,
+        content_fingerprint=hashlib.sha256(content.encode()).hexdigest(),
+    )
+
+
+def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every video file and frame folder under ``root``; other files are skipped with a warning."""
+    clips: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(folder)
+        names = sorted(f for f in files if not f.startswith("."))
+        if here == root and SYNTHETIC_MARKER in names:
+            names.remove(SYNTHETIC_MARKER)
+        frames = [n for n in names if Path(n).suffix.lower() in FRAME_SUFFIXES]
+        if frames and here != root:
+            clips.append(here)
+        elif frames:
+            skipped += [(here / n, "frame image directly in the data root") for n in frames]
+        elif not dirs and not names and here != root:
+            skipped.append((here, "empty folder (no frames)"))
+        for name in names:
+            suffix = Path(name).suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                clips.append(here / name)
+            elif suffix not in FRAME_SUFFIXES:
+                skipped.append(
+                    (
+                        here / name,
+                        f"unsupported file (expected {' '.join(VIDEO_SUFFIXES)} "
+                        f"or a folder of {' '.join(FRAME_SUFFIXES)})",
+                    )
+                )
+    return clips, skipped
+
+
+def _signature(path: Path, content: bool) -> str:
+    """Stamp of a clip's files: size and mtime, or a content hash (used for the synthetic set,
+    whose files are identical wherever they are generated)."""
+    files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
+    digest = hashlib.blake2b(digest_size=16)
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}\0{stat.st_size}\0".encode())
+        if content:
+            digest.update(hashlib.blake2b(file.read_bytes(), digest_size=16).digest())
+        else:
+            digest.update(str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+def _fingerprint(protocol: str, clips: list[Clip], signatures: dict[str, str]) -> str:
+    records = [
+        [c.clip_id, signatures[c.clip_id], c.subject, c.label, c.attack_type, c.split]
+        for c in clips
+    ]
+    text = json.dumps({"protocol": protocol, "clips": records}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,23 @@
+"""Dataset layouts, one module each; importing this package registers every one of them.
+
+A new layout is one new file here that calls :func:`register_layout` (see ``casia.py``).
+"""
+
+import importlib
+import pkgutil
+
+from core.data.layouts.registry import (
+    AUTO,
+    Found,
+    Layout,
+    detect,
+    get_layout,
+    layout_names,
+    register_layout,
+)
+
+__all__ = ["AUTO", "Found", "Layout", "detect", "get_layout", "layout_names", "register_layout"]
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "registry":
+        importlib.import_module(f"{__name__}.{_module.name}")

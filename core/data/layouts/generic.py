@@ -1,0 +1,95 @@
+"""The generic layout: label folders (and optional split folders) name what each clip is.
+
+``ROOT/[train|dev|devel|test/]...(real|live|bonafide|attack|spoof)/.../<clip>``. A clip is a video
+(``.mp4 .avi .mov .mkv``) or a folder that directly holds frames (``.jpg .jpeg .png``). The path
+between the label folder and the clip names the attack type (``attack/hand/x.mov`` -> ``hand``,
+``attack/fixed/print/x`` -> ``fixed/print``, directly under ``attack/`` -> ``attack``); bona fide
+clips have attack type ``bonafide``. Subjects come from :func:`core.data.subjects.subject_of`.
+It recognises any folder, so ``auto`` falls back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from core.data.clips import Clip, DataError, Label, Split
+from core.data.layouts.registry import Found, Layout, register_layout
+from core.data.subjects import clip_id, subject_of
+
+log = logging.getLogger(__name__)
+
+SPLIT_FOLDERS: dict[str, Split] = {"train": "train", "dev": "dev", "devel": "dev", "test": "test"}
+LABEL_FOLDERS: dict[str, Label] = {
+    "real": "bonafide",
+    "live": "bonafide",
+    "bonafide": "bonafide",
+    "bona_fide": "bonafide",
+    "bona-fide": "bonafide",
+    "attack": "attack",
+    "spoof": "attack",
+}
+
+
+def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | None) -> Found:
+    found: list[tuple[Clip, bool]] = []
+    skipped: list[tuple[Path, str]] = []
+    ids: dict[str, Path] = {}
+    unmatched: list[str] = []
+    for path in candidates:
+        folders = path.relative_to(root).parts[:-1]
+        labels = [
+            (i, LABEL_FOLDERS[f.lower()])
+            for i, f in enumerate(folders)
+            if f.lower() in LABEL_FOLDERS
+        ]
+        if not labels:
+            skipped.append((path, "no label folder (real/live/bonafide or attack/spoof) above it"))
+            continue
+        if len({label for _, label in labels}) > 1:
+            skipped.append((path, "both a bona fide and an attack folder above it"))
+            continue
+        at, label = labels[0]
+        splits = {SPLIT_FOLDERS[f.lower()] for f in folders[:at] if f.lower() in SPLIT_FOLDERS}
+        if len(splits) > 1:
+            skipped.append((path, f"more than one split folder above it ({sorted(splits)})"))
+            continue
+        below = [f for f in folders[at + 1 :] if f.lower() not in LABEL_FOLDERS]
+        attack_type = "bonafide" if label == "bonafide" else "/".join(below) or "attack"
+        cid = clip_id(root, path)
+        if cid in ids:
+            skipped.append((path, f"same clip id as {ids[cid]} (two videos with one name)"))
+            continue
+        ids[cid] = path
+        subject, matched_user = subject_of(cid, pattern)
+        if pattern is not None and not matched_user:
+            unmatched.append(cid)
+        clip = Clip(path, cid, subject or cid, label, attack_type, splits.pop() if splits else None)
+        found.append((clip, subject is None))
+    if unmatched:
+        log.warning(
+            "subject pattern %r matched no subject in %d clips (e.g. %s): default rule used",
+            pattern.pattern if pattern else None,
+            len(unmatched),
+            unmatched[0],
+        )
+    given = [c for c, _ in found if c.split is not None]
+    if given and len(given) != len(found):
+        loose = next(c for c, _ in found if c.split is None)
+        raise DataError(
+            f"{loose.path}: not under a train/dev/test folder while {len(given)} other clips "
+            "are; put every clip under a split folder or none"
+        )
+    return found, skipped
+
+
+register_layout(
+    Layout(
+        "generic",
+        read_generic,
+        recognise=lambda root, candidates: True,
+        priority=-100,
+        summary="real|live|bonafide and attack|spoof folders, optional train/dev/test folders",
+    )
+)

@@ -1,0 +1,52 @@
+"""Reading a subject (the person filmed) out of a clip's relative path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.data.clips import DataError
+
+REPLAY_ATTACK_SUBJECT = re.compile(r"(?<![a-z])client[_-]?(\d+)", re.IGNORECASE)
+# Common ways of writing a subject into a file name: client007, subject_3, user-12, id04.
+DEFAULT_SUBJECT_PATTERN = r"(?<![a-z])(?:client|subject|subj|user|person|id)[_-]?(\d+)"
+
+
+def subject_of(clip_id: str, pattern: re.Pattern[str] | None) -> tuple[str | None, bool]:
+    """(subject, matched the user's pattern); subject None when nothing in the name gives one.
+
+    The user's ``pattern`` is searched in the whole relative path (its first group, else the
+    match); then ``clientNNN`` (Replay-Attack) and :data:`DEFAULT_SUBJECT_PATTERN` in the clip's
+    name, then in its folders from the deepest up.
+    """
+    if pattern is not None:
+        match = pattern.search(clip_id)
+        if match:
+            return normal_subject(match.group(1) if pattern.groups else match.group(0)), True
+    parts = clip_id.split("/")
+    for rule in (REPLAY_ATTACK_SUBJECT, re.compile(DEFAULT_SUBJECT_PATTERN, re.IGNORECASE)):
+        for part in reversed(parts):
+            match = rule.search(part)
+            if match:
+                return normal_subject(match.group(1)), False
+    return None, False
+
+
+def normal_subject(text: str) -> str:
+    """'007' and '7' are one subject."""
+    return str(int(text)) if text.isdigit() else text
+
+
+def compile_subject_pattern(subject_pattern: str | None) -> re.Pattern[str] | None:
+    if subject_pattern is None:
+        return None
+    try:
+        return re.compile(subject_pattern)
+    except re.error as exc:
+        raise DataError(f"subject pattern {subject_pattern!r} is not a regex: {exc}") from None
+
+
+def clip_id(root: Path, path: Path) -> str:
+    """A clip's id: its path relative to the data root, without a video's suffix."""
+    rel = path.relative_to(root)
+    return (rel.with_suffix("") if path.is_file() else rel).as_posix()

@@ -1,0 +1,155 @@
+"""Clips to fc7 rows: decode in background threads, batch frames across clips, run the backbone.
+
+Clips are decoded and resized in threads while the network runs (OpenCV and numpy release the
+GIL); frames wait as uint8 and the mean is subtracted as they enter a batch; each batch is one
+contiguous run of (row, frame) positions, written to the pending cache entry as soon as it is
+computed. A clip that cannot be decoded is skipped, warned and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.backbone.spec import preprocess_input
+from core.constants import FEATURE_SIZE, INPUT_SHAPE
+from core.data.clips import Clip, ClipError
+from core.data.frames import prepare_frames, read_frames
+from core.features import store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    usable: list[Clip]
+    skipped: list[tuple[Clip, str]]
+    frames_per_clip: int
+    seconds: float
+
+
+def run_backbone(
+    model: Any,
+    average: np.ndarray | None,
+    clips: list[Clip],
+    decode: Callable[[Clip], np.ndarray],
+    pending: store.PendingEntry,
+    batch_size: int,
+    progress: bool,
+    workers: int,
+) -> Run:
+    """Run the backbone over every clip, writing features into ``pending`` as batches finish.
+
+    Clips are decoded and resized in background threads while the network runs; the mean is
+    subtracted as their frames enter the batch. A batch
+    holds ``batch_size`` frames, across clip boundaries; usable clips fill rows in order, so each
+    batch is one contiguous run of (row, frame) positions, written as soon as it is computed.
+    """
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    started = time.perf_counter()
+    frames_per_clip = pending.shape[1]
+    batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
+    fill = 0  # frames waiting in ``batch``
+    written = 0  # frames whose features are in the file
+    run = Run([], [], frames_per_clip, 0.0)
+    bar = tqdm(
+        total=len(clips) * frames_per_clip,
+        unit="frame",
+        desc="fc7 features",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+
+    def flush() -> None:
+        nonlocal fill, written
+        out = np.asarray(model.predict_on_batch(batch[:fill]), dtype=np.float32)
+        pending.write(written, out.reshape(fill, FEATURE_SIZE))
+        written += fill
+        bar.update(fill)
+        fill = 0
+
+    # enough decoded clips in flight to fill the next batch while the current one runs
+    depth = max(4, 2 * -(-batch_size // frames_per_clip))
+    # with a bar, skip warnings print above it rather than through it
+    with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        for clip, future in _prefetch(decode, clips, depth, workers):
+            try:
+                frames = future.result()
+            except ClipError as err:
+                reason = _reason(err, clip.path)
+                log.warning("skipped clip %s: %s", clip.path, reason)
+                run.skipped.append((clip, reason))
+                bar.update(frames_per_clip)
+                continue
+            run.usable.append(clip)
+            first = 0
+            while first < frames_per_clip:
+                count = min(frames_per_clip - first, batch_size - fill)
+                chunk = frames[first : first + count]
+                batch[fill : fill + count] = preprocess_input(chunk, average)
+                fill += count
+                first += count
+                if fill == batch_size:
+                    flush()
+        if fill:
+            flush()
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def decoder(frames_per_clip: int, face_crop: bool) -> Callable[[Clip], np.ndarray]:
+    """clip -> uint8 RGB (frames_per_clip, 224, 224, 3); raises ClipError.
+
+    uint8, a quarter of the float32 input: the frames waiting in the prefetch window are small.
+    """
+
+    def decode(clip: Clip) -> np.ndarray:
+        frames = prepare_frames(read_frames(clip.path, frames_per_clip), face_crop=face_crop)
+        if frames.shape != (frames_per_clip, *INPUT_SHAPE):
+            raise ClipError(
+                f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "
+                f"got {frames.shape}"
+            )
+        return frames
+
+    return decode
+
+
+def _prefetch(
+    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int, workers: int
+) -> Iterator[tuple[Clip, Future[np.ndarray]]]:
+    """(clip, future of fn(clip)) in order, keeping ``depth`` clips decoding ahead in threads.
+
+    OpenCV and numpy release the GIL, so decoding overlaps the network's forward pass; the
+    bounded window caps memory at ``depth`` decoded clips.
+    """
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        window: deque[tuple[Clip, Future[np.ndarray]]] = deque()
+        try:
+            for clip in clips:
+                window.append((clip, pool.submit(fn, clip)))
+                if len(window) > depth:
+                    yield window.popleft()
+            while window:
+                yield window.popleft()
+        finally:
+            for _, future in window:  # an error or an early stop: do not decode the rest
+                future.cancel()
+
+
+def _reason(err: Exception, path: Path) -> str:
+    """The error's message without the leading path that ClipError messages carry."""
+    text = str(err)
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -1,0 +1,75 @@
+"""Data + weights + options -> cached fc7 features: the one way every command gets its features.
+
+``experiments/extract.py`` and ``experiments/sweep.py`` both call :func:`cached_features` with the
+same :class:`FeatureOptions` (the same command-line flags), so a cache written by one is reused by
+the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.constants import FRAMES_PER_CLIP
+from core.data.dataset import Dataset, load_dataset
+from core.data.layouts import AUTO
+from core.features.extract import FeatureSet, default_cache_dir, extract_features
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Which clips, which backbone, and how frames are taken. ``data=None``: the synthetic set."""
+
+    data: Path | None = None
+    weights: Path | None = None  # None: the converted default file if present, else random
+    cache_dir: Path | None = None  # None: core.features.default_cache_dir()
+    protocol: str = AUTO
+    subject_pattern: str | None = None
+    split_seed: int = 0  # seeds the subject split (and the synthetic set's content)
+    frames: int = FRAMES_PER_CLIP
+    face_crop: bool = False
+    batch_size: int = 16  # frames per forward pass; does not change the features
+    progress: bool = True
+
+    @property
+    def cache_root(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+
+
+def load_data(options: FeatureOptions) -> Dataset:
+    """The dataset the options name: the user's folder, or the synthetic set (made on first use)."""
+    if options.data is None:
+        from core.data.synthetic import synthetic_dataset
+
+        root = synthetic_dataset(options.cache_root / "synthetic", seed=options.split_seed)
+    else:
+        root = options.data
+    return load_dataset(
+        root,
+        protocol=options.protocol,
+        subject_pattern=options.subject_pattern,
+        seed=options.split_seed,
+    )
+
+
+def cached_features(
+    options: FeatureOptions, on_dataset: Callable[[Dataset], None] | None = None
+) -> FeatureSet:
+    """Load the data, then reuse its cached fc7 features or extract them.
+
+    ``on_dataset`` is called with the loaded dataset before any extraction starts (the commands
+    print its summary there, so a wrong split shows before hours of work).
+    """
+    dataset = load_data(options)
+    if on_dataset is not None:
+        on_dataset(dataset)
+    return extract_features(
+        dataset,
+        weights=options.weights,
+        cache_dir=options.cache_root,
+        frames_per_clip=options.frames,
+        face_crop=options.face_crop,
+        batch_size=options.batch_size,
+        progress=options.progress,
+    )
