@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.constants import FRAMES_PER_CLIP  # noqa: E402
-from core.data.layouts import AUTO, layout_names  # noqa: E402
+from core.data.layouts import AUTO, protocol_names  # noqa: E402
 from core.features import FeatureOptions  # noqa: E402
 
 
@@ -35,8 +35,14 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--protocol",
         default=AUTO,
-        choices=[AUTO, *layout_names()],
-        help="dataset layout (default: recognised from the files)",
+        choices=[AUTO, *protocol_names()],
+        help="evaluation protocol (default auto: the database is recognised from its files and "
+        "its first protocol runs, e.g. oulu-p1)",
+    )
+    group.add_argument(
+        "--fold",
+        type=int,
+        help="the protocol's fold, for protocols with folds (oulu-p3, oulu-p4: 1-6)",
     )
     group.add_argument("--subject-pattern", help="regex whose first group is the subject")
     group.add_argument(
@@ -45,7 +51,24 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--frames", type=int, default=FRAMES_PER_CLIP, help=f"frames per clip ({FRAMES_PER_CLIP})"
     )
-    group.add_argument("--face-crop", action="store_true", help="crop to the largest Haar face")
+    group.add_argument(
+        "--face-crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="crop frames to the face (default: on for --data, off for the synthetic set)",
+    )
+    group.add_argument(
+        "--face-detector",
+        choices=("auto", "mtcnn", "haar"),
+        default="auto",
+        help="auto: MTCNN where it runs, else OpenCV's Haar cascade",
+    )
+    group.add_argument(
+        "--no-database-boxes",
+        dest="database_boxes",
+        action="store_false",
+        help="detect faces even where the database ships face boxes",
+    )
     group.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
 
 
@@ -56,10 +79,13 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
         weights=args.weights,
         cache_dir=args.cache_dir,
         protocol=args.protocol,
+        fold=args.fold,
         subject_pattern=args.subject_pattern,
         split_seed=args.split_seed,
         frames=args.frames,
         face_crop=args.face_crop,
+        face_detector=args.face_detector,
+        database_boxes=args.database_boxes,
         batch_size=args.batch_size,
         progress=progress,
     )

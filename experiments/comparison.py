@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -20,19 +21,52 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from experiments import tracking
-from experiments.metrics import REPORT_KEYS, ScoreSet, far_frr_curve
+from experiments.metrics import REPORT_KEYS, SETTING_COLUMNS, ScoreSet, far_frr_curve
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
-METRICS = ("params_total", "params_head", *REPORT_KEYS)
-COLUMNS = ("group", "head", "trial", "output", *METRICS, "run_id")
+PARAMS = ("params_total", "params_head")
+METRICS = (*PARAMS, *REPORT_KEYS)  # then per-species APCER, "_std" columns, settings
+# What the Markdown table shows (the CSV and HTML report show every column): the figures
+# papers put in their tables, each as mean ± std when a trial was evaluated on several settings.
+HEADLINE = (
+    "group",
+    "head",
+    "trial",
+    "params_total",
+    "dev_eer",
+    "dev_acer",
+    "test_apcer",
+    "test_bpcer",
+    "test_acer",
+    "test_hter",
+    "test_bpcer20",
+    "test_eer",
+)
+SPECIES_PREFIX = "test_apcer_"
+STD = "_std"
+INTERVALS = ("test_apcer", "test_bpcer", "test_hter")  # with _ci_low / _ci_high columns
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The figures to compare: the fixed ones, each species' APCER, then every ``_std``."""
+    logged = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
+    species = sorted(
+        name
+        for name in logged
+        if name.startswith(SPECIES_PREFIX) and name not in METRICS and not name.endswith(STD)
+    )
+    figures = [*METRICS, *species]
+    spreads = [f"{name}{STD}" for name in figures if f"{name}{STD}" in logged]
+    return figures + spreads + (["settings"] if "settings" in logged else [])
 
 
 def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished trial run: head, family, output, baseline name and every metric."""
     done = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
+    metrics = metric_columns(runs)
     if done.empty:
-        return pd.DataFrame(columns=["trial", "head", "family", "output", "baseline", *METRICS])
+        return pd.DataFrame(columns=["trial", "head", "family", "output", "baseline", *metrics])
     table = pd.DataFrame(
         {
             "trial": done["tags.optuna.trial_number"].astype(int),
@@ -43,7 +77,7 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
             "run_id": done["run_id"],
         }
     )
-    for metric in METRICS:  # runs logged before a figure existed show it empty
+    for metric in metrics:  # runs logged before a figure existed show it empty
         column = done.get(f"metrics.{metric}", pd.Series(np.nan, index=done.index))
         table[metric] = pd.to_numeric(column)
     # Best first: the objective, then the EER, then the smaller model.
@@ -57,25 +91,53 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     baselines = trials.dropna(subset=["baseline"]).drop_duplicates("baseline")
     baselines = baselines.assign(group=lambda t: "write-up " + t["baseline"].astype(str))
     table = pd.concat([best, baselines], ignore_index=True)
-    return table.reindex(columns=list(COLUMNS))
+    columns = ["group", "head", "trial", "output", *metric_columns(runs), "run_id"]
+    return table.reindex(columns=columns)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table: counts with thousands separators, rates with 4 decimals."""
-
-    def cell(column: str, value) -> str:
-        if pd.isna(value):
-            return ""
-        if column.startswith("params_") or column == "trial":
-            return f"{int(value):,}"
-        if isinstance(value, float):
-            return f"{value:.4f}"
+def _cell(table: pd.DataFrame, row: pd.Series, column: str) -> str:
+    """One value as read: counts with separators, rates with 4 decimals, mean ± std."""
+    value = row[column]
+    if pd.isna(value):
+        return ""
+    if column.startswith("params_") or column in ("trial", "settings"):
+        return f"{int(value):,}"
+    if not isinstance(value, float):
         return str(value)
+    spread = row.get(f"{column}{STD}") if f"{column}{STD}" in table.columns else None
+    return f"{value:.4f}" + ("" if spread is None or pd.isna(spread) else f" ± {spread:.4f}")
 
-    columns = list(table.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(cell(c, row[c]) for c in columns) + " |")
+
+def readable(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table as text: mean ± std in one cell, each 95 % interval as one "[low, high]" cell.
+
+    ``columns`` picks and orders what is shown (default: every figure; the ``_std`` and
+    interval bound columns are folded into the cells of their figure).
+    """
+    bounds = {f"{n}_ci_{end}" for n in INTERVALS for end in ("low", "high")}
+    if columns is None:
+        columns = [c for c in table.columns if not c.endswith(STD) and c not in bounds]
+    out = pd.DataFrame(index=table.index)
+    for column in columns:
+        if column not in table.columns:
+            continue
+        out[column] = [_cell(table, row, column) for _, row in table.iterrows()]
+        low, high = f"{column}_ci_low", f"{column}_ci_high"
+        if column in INTERVALS and low in table.columns and high in table.columns:
+            out[f"{column} 95% CI"] = [
+                "" if pd.isna(row[low]) else f"[{row[low]:.4f}, {row[high]:.4f}]"
+                for _, row in table.iterrows()
+            ]
+    return out
+
+
+def to_markdown(table: pd.DataFrame, columns: tuple[str, ...] | None = HEADLINE) -> str:
+    """A GitHub Markdown table of the headline figures (``columns=None``: every column)."""
+    shown = readable(table, None if columns is None else list(columns))
+    shown = shown.drop(columns=[c for c in shown.columns if c.endswith("95% CI")])
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -178,9 +240,22 @@ def optuna_figures(study: optuna.Study) -> dict[str, go.Figure]:
     return built
 
 
-def write_html(path: Path, title: str, table: pd.DataFrame, figures: list[go.Figure]) -> Path:
-    """One self-contained HTML page (plotly.js inlined once, so it opens offline)."""
-    parts = [f"<h1>{html.escape(title)}</h1>", table.to_html(index=False, float_format="%.4f")]
+def write_html(
+    path: Path,
+    title: str,
+    table: pd.DataFrame,
+    figures: list[go.Figure],
+    notes: Sequence[str] = (),
+) -> Path:
+    """One self-contained HTML page (plotly.js inlined once, so it opens offline).
+
+    The table shows every figure (per-species APCER, 95 % intervals, mean ± std over settings);
+    ``notes`` are lines under the title, e.g. which data the test figures come from.
+    """
+    shown = readable(table.drop(columns=["run_id"], errors="ignore"))
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts += [f"<p>{html.escape(note)}</p>" for note in notes]
+    parts.append(shown.to_html(index=False))
     for i, figure in enumerate(figures):
         parts.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0)))
     path.write_text(
@@ -188,6 +263,33 @@ def write_html(path: Path, title: str, table: pd.DataFrame, figures: list[go.Fig
         f"</head><body>{''.join(parts)}</body></html>"
     )
     return path
+
+
+def _first_setting(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of ``split`` from the first (fold, repeat) setting of a scores.csv frame."""
+    rows = frame[frame["split"] == split]
+    for column in SETTING_COLUMNS:
+        if column in rows.columns and not rows.empty:
+            rows = rows[rows[column] == rows[column].iloc[0]]
+    return rows
+
+
+def evaluation_notes(runs: pd.DataFrame) -> list[str]:
+    """How the trials were evaluated (test data, folds, repeats), from their runs' tags."""
+    notes = []
+    for tag, what in (
+        ("evaluation", "evaluation"),
+        ("test_data", "test data"),
+        ("test_protocol", "test protocol"),
+        ("folds", "folds"),
+        ("repeats", "repeats per configuration"),
+    ):
+        values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
+        if len(values):
+            notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
+    if "tags.folds" in runs.columns or "tags.repeats" in runs.columns:
+        notes.append("with several folds or repeats each figure is the mean, shown ± its std")
+    return notes
 
 
 def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> pd.DataFrame:
@@ -210,7 +312,7 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
                 run_id=run_id, artifact_path="scores.csv", dst_path=str(folder / run_id)
             )
             frame = pd.read_csv(path, keep_default_na=False)
-            test_scores[run_id] = ScoreSet.from_frame(frame[frame["split"] == "test"])
+            test_scores[run_id] = ScoreSet.from_frame(_first_setting(frame, "test"))
         figures = report_figures(trials, table, test_scores)
         plots = optuna_figures(study)
         write_html(
@@ -218,6 +320,7 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
             f"Study {study_name}",
             table,
             figures + list(plots.values()),
+            evaluation_notes(runs),
         )
         mlflow.log_artifact(str(folder / "comparison.csv"))
         mlflow.log_artifact(str(folder / "report.html"))

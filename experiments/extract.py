@@ -1,24 +1,33 @@
 """Extract the fc7 features of a dataset into the cache, or find them there.
 
     python experiments/extract.py [--data DIR] [--weights W] [--cache-dir D] [--frames 7]
-        [--face-crop] [--protocol auto] [--subject-pattern RE] [--split-seed 0] [--batch-size 16]
+        [--face-crop] [--protocol auto] [--fold K] [--subject-pattern RE] [--split-seed 0]
+        [--batch-size 16] [--list]
 
 Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-dir>/synthetic``
 (a demonstration set, labelled as such). Without ``--weights`` the converted file at the default
 location is used if there is one (see :mod:`core.features.extract`), else a random backbone, loudly.
 
 Prints the dataset summary, the clips skipped while decoding, then clips, frames, frames/s,
-whether the cache was reused, and the cache folder. Bad input exits with status 2 and one line
-on stderr.
+whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
+Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
+then the dataset's own columns (e.g. phone, session, instrument; support, light; quality), with the
+summary on stderr, so a protocol's split can be checked before hours of extraction. Bad input
+exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from experiments.cli import add_feature_arguments, feature_options
+
+if TYPE_CHECKING:
+    from core.data.dataset import Dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Extract (or reuse) the cached VGG-Face fc7 features of a dataset.",
     )
     add_feature_arguments(parser)
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the protocol's clips as CSV (clip, split, label, species, subject, the "
+        "dataset's own columns) and extract nothing",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     return parser.parse_args(argv)
@@ -40,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
-    from core.features import cached_features
+    from core.features import cached_features, load_data
 
     datasets = []
 
@@ -48,8 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         datasets.append(dataset)
         print(dataset.summary(), flush=True)
 
+    options = feature_options(args, progress=not args.no_progress)
     try:
-        fs = cached_features(feature_options(args, progress=not args.no_progress), announce)
+        if args.list:
+            dataset = load_data(options)
+            print(dataset.summary(), file=sys.stderr)
+            write_clip_list(dataset, sys.stdout)
+            return 0
+        fs = cached_features(options, announce)
     except (DataError, PortError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -65,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         for path, reason in decode_skips:
             print(f"  skipped {path}: {reason}")
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
-    print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip, face crop {fs.face_crop})")
+    print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
+    print(f"faces:    {fs.face_summary()}")
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     if fs.extracted:
         print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s)")
@@ -79,6 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     if fs.synthetic:
         print("data:     synthetic demonstration set")
     return 0
+
+
+def write_clip_list(dataset: Dataset, out: TextIO) -> None:
+    """The dataset's clips as CSV: clip, split, label, species, subject, its own columns."""
+    columns = dataset.column_names
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["clip", "split", "label", "species", "subject", *columns])
+    for clip in dataset.clips:
+        own = clip.columns
+        writer.writerow(
+            [clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
+            + [own.get(name, "") for name in columns]
+        )
 
 
 if __name__ == "__main__":

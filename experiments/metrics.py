@@ -25,6 +25,7 @@ a confidence level other than 95 %).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,7 @@ REPORT_KEYS = (
     "test_hter_ci_low",
     "test_hter_ci_high",
 )  # then one "test_apcer_<type>" per attack type of the test split
+SETTING_COLUMNS = ("fold", "repeat")  # scores.csv columns of a trial evaluated several times
 
 
 # --------------------------------------------------------------------------- input checks
@@ -635,14 +637,39 @@ def _intervals(test: ScoreSet, threshold: float) -> dict[str, float]:
     }
 
 
+def summarise(reports: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Figures over several settings (folds, repeats): each figure's mean, its std as ``_std``.
+
+    One report is returned as it is. A figure missing from some reports (an attack species
+    absent from one fold's test split) is averaged over those that have it. Means add in the
+    order given, so the same reports in the same order give the same floats.
+    """
+    if len(reports) == 1:
+        return dict(reports[0])
+    summary: dict[str, float] = {}
+    for key in dict.fromkeys(k for report in reports for k in report):  # first-seen order
+        summary[key], summary[f"{key}_std"] = mean_std([r[key] for r in reports if key in r])
+    return summary
+
+
 def report_from_scores_frame(frame: pd.DataFrame) -> dict[str, float]:
     """:func:`pad_report` from a ``scores.csv`` frame (split, clip, subject, label, ...).
 
     Rows whose ``split`` is "dev" or "test" are used; any others (e.g. train) are ignored.
-    This is how a logged trial's metrics are recomputed from its artifact.
+    With ``fold``/``repeat`` columns (:data:`SETTING_COLUMNS`), each setting is reported on its
+    own, in the order its rows first appear, then :func:`summarise` gives mean and std. This is
+    how a logged trial's metrics are recomputed from its artifact.
     """
     if "split" not in frame.columns:
         raise ValueError("scores frame lacks column 'split': expected dev and test rows")
+    columns = [c for c in SETTING_COLUMNS if c in frame.columns]
+    if columns:
+        groups = frame.groupby(columns, sort=False, dropna=False)
+        return summarise([_setting_report(rows) for _, rows in groups])
+    return _setting_report(frame)
+
+
+def _setting_report(frame: pd.DataFrame) -> dict[str, float]:
     sets = {}
     for name in ("dev", "test"):
         rows = frame[frame["split"] == name]

@@ -1,9 +1,11 @@
 """The search space: every choice of a trial, asked where it is used (define-by-run).
 
 A trial picks a head family, its size and choices (each family's ``heads.registry.SearchSpace``,
-declared beside its builder), the output, the regularisation and the optimiser. The write-up's
-heads (presets with the write-up's counts) are enqueued first with the write-up's settings so
-each has a baseline. A newly registered family is searched with no edit here.
+declared beside its builder), the output, the regularisation, whether fc7 is standardised and the
+optimiser. The write-up's heads (presets with the write-up's counts) are enqueued first with the
+write-up's settings so each has a baseline. A newly registered family is searched with no edit
+here. How a trial computes (``precision``, ``jit_compile``) is the machine's business, not a
+searched choice: :func:`suggest` takes it from the caller.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ import heads
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BATCH_SIZES = (8, 16, 32, 64)
 MAX_EPOCHS = (10, 40)
+PRECISIONS = ("float32", "bfloat16", "float16")  # float32 outputs and loss in every case
 # The write-up's settings for its heads: softmax, Dropout(0.2) after the head's hidden layer,
-# Adam; the learning rate and epochs are Keras' defaults / our early stopping.
+# Adam; the learning rate and epochs are Keras' defaults / our early stopping. Standardised fc7
+# is what a head on cached features needs to train soundly (heads.fitting): the write-up trained
+# end to end, where fc7 is whatever the backbone makes it, and the standardisation is folded into
+# the head's first layer afterwards, so a baseline is still exactly the write-up's head.
 BASELINE = {
     "output": "softmax",
     "dropout": 0.2,
@@ -28,6 +34,7 @@ BASELINE = {
     "learning_rate": 1e-3,
     "batch_size": 16,
     "epochs": 30,
+    "standardize": True,
 }
 
 
@@ -44,6 +51,9 @@ class TrialConfig:
     learning_rate: float = 1e-3
     batch_size: int = 16
     epochs: int = 30
+    standardize: bool = True  # fc7 standardised with train statistics (folded in afterwards)
+    precision: str = "float32"  # "bfloat16" / "float16": Keras mixed policies
+    jit_compile: bool | str = "auto"  # passed to model.compile
 
     @property
     def kind(self) -> str:
@@ -109,8 +119,18 @@ def baseline_name(params: dict[str, Any]) -> str | None:
     return None
 
 
-def suggest(trial: optuna.Trial, allowed: list[str]) -> TrialConfig:
-    """Ask the trial for every choice, conditionally on the family (define-by-run)."""
+def suggest(
+    trial: optuna.Trial,
+    allowed: list[str],
+    precision: str = "float32",
+    jit_compile: bool | str = "auto",
+) -> TrialConfig:
+    """Ask the trial for every choice, conditionally on the family (define-by-run).
+
+    ``precision`` and ``jit_compile`` are not asked: they say how the trial computes.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     family = trial.suggest_categorical("head", allowed)
     spec = heads.get_spec(family)
     space = spec.search
@@ -131,4 +151,7 @@ def suggest(trial: optuna.Trial, allowed: list[str]) -> TrialConfig:
         learning_rate=trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
         batch_size=trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         epochs=trial.suggest_int("epochs", *MAX_EPOCHS),
+        standardize=trial.suggest_categorical("standardize", [True, False]),
+        precision=precision,
+        jit_compile=jit_compile,
     )

@@ -3,10 +3,12 @@
     python experiments/sweep.py [data and feature flags, as experiments/extract.py]
         [--trials N] [--timeout S] [--study NAME] [--storage URL] [--tracking-uri URI]
         [--heads PATTERN] [--multi-objective] [--seed K]
+        [--repeats K] [--test-data OTHER [--test-protocol NAME]] [--heartbeat S]
 
 With no ``--data`` the embedded synthetic PAD set is generated (demonstration only, tagged as
 such). fc7 features are extracted once into the cache; trials train heads on them. Then
-``mlflow ui`` in this folder shows the study.
+``mlflow ui`` in this folder shows the study. Any number of these processes, on any number of
+machines, can work on one study (``experiments.workers``; README, "Many machines").
 """
 
 from __future__ import annotations
@@ -26,11 +28,18 @@ import pandas as pd
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
 from core.features import FeatureOptions, FeatureSet, cached_features
-from experiments import comparison, search, tracking
+from experiments import comparison, search, tracking, workers
 from experiments.cli import add_feature_arguments, feature_options
-from experiments.comparison import FINISHED
-from experiments.objective import Objective
-from experiments.training import TrainingDiverged, split_data
+from experiments.evaluation import (
+    EvaluationOptions,
+    add_evaluation_arguments,
+    evaluation_context,
+    evaluation_options,
+    prepare_settings,
+    study_suffix,
+)
+from experiments.objective import KEEP_WEIGHTS, Objective
+from experiments.training import TrainingDiverged
 
 DEFAULT_TRIALS = 12  # the five write-up baselines, then seven TPE trials: minutes on 2 cores
 log = logging.getLogger("sweep")
@@ -47,6 +56,11 @@ class SweepConfig:
     heads: str = "*"
     multi_objective: bool = False
     seed: int = 0  # seeds the sampler and each trial's training (seed + trial number)
+    evaluation: EvaluationOptions = field(default_factory=EvaluationOptions)  # folds, repeats
+    precision: str = "float32"  # training: float32, or Keras' mixed bfloat16/float16
+    jit_compile: bool | str = "auto"
+    keep_weights: str = "best"  # head weights logged: all, best (per family so far), none
+    heartbeat: int = workers.HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
 
 
 @dataclass
@@ -68,6 +82,7 @@ def load_features(options: FeatureOptions) -> FeatureSet:
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
         f"{state}, cache {features.path}"
     )
+    print(features.face_summary())
     return features
 
 
@@ -76,7 +91,8 @@ def default_study_name(config: SweepConfig, features: FeatureSet) -> str:
     data = "synthetic" if features.synthetic else Path(options.data or "data").resolve().name
     weights = "random" if features.random_weights else Path(str(options.weights or "vggface")).name
     weights = weights.removesuffix(".h5").removesuffix(".weights").removesuffix(".mat")
-    return _safe(f"pad-{data}-{weights}-{features.fingerprint[:8]}")
+    suffix = study_suffix(config.evaluation)  # cross-dataset and repeats: studies of their own
+    return _safe(f"pad-{data}-{weights}-{features.fingerprint[:8]}{suffix}")
 
 
 def _safe(name: str) -> str:
@@ -84,27 +100,24 @@ def _safe(name: str) -> str:
 
 
 def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = None) -> SweepResult:
-    """Run (or resume) the study; every trial is a child run of this invocation's parent run."""
-    features = load_features(config.features)
+    """Run (or resume) the study as one of its workers; each trial it runs is a child run of
+    this invocation's parent run."""
+    settings = prepare_settings(config.features, config.evaluation, load=load_features)
+    features = settings[0].features
     study_name = config.study or default_study_name(config, features)
     if _safe(study_name) != study_name:
         raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     allowed = search.families(config.heads)
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=config.storage,
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+    study, joined = workers.open_study(
+        study_name,
+        config.storage,
         directions=directions,
-        load_if_exists=True,
+        seed=config.seed,
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+        baselines=search.baselines(config.heads),
+        heartbeat=config.heartbeat,
     )
-    for params in search.baselines(config.heads):
-        study.enqueue_trial(params, skip_if_exists=True)
-    data = {
-        kind: {split: split_data(features, split, kind) for split in ("train", "dev", "test")}
-        for kind in ("frame", "sequence")
-    }
     experiment_id = tracking.use_experiment(study_name, config.tracking_uri)
     context = {
         "data": str(config.features.data or "synthetic"),
@@ -114,10 +127,14 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         "feature_cache": features.fingerprint,
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
+        **evaluation_context(config.evaluation, settings),
     }
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    worker = workers.worker_name()
     with tracking.run(
-        f"study {study_name} @ {started}", "study", {tracking.STUDY_TAG: study_name, **context}
+        f"study {study_name} @ {started} ({worker})",
+        "study",
+        {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context},
     ) as parent:
         mlflow.log_params(
             {
@@ -128,35 +145,40 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 "heads": config.heads,
                 "seed": config.seed,
                 "multi_objective": config.multi_objective,
+                "heartbeat": config.heartbeat,
                 "sampler": "TPESampler",
+                "sampler_seed": config.seed + joined,  # the k-th worker to join: seed + k
                 "pruner": type(study.pruner).__name__,
                 "frames_per_clip": features.frames_per_clip,
-                "face_crop": features.face_crop,
+                "face_crop": features.face_crop_method,
                 "clips": len(features.clips),
+                "repeats": config.evaluation.repeats,
+                "settings": len(settings),
             }
         )
         objective = Objective(
-            study_name, allowed, data, features, context, config.seed, config.multi_objective
+            study_name,
+            allowed,
+            settings,
+            context,
+            config.seed,
+            config.multi_objective,
+            precision=config.precision,
+            jit_compile=config.jit_compile,
+            keep_weights=config.keep_weights,
         )
-        done = _finished(study)
-        if done < config.trials:
-            study.optimize(
-                objective,
-                timeout=config.timeout,
-                catch=(TrainingDiverged,),
-                callbacks=[optuna.study.MaxTrialsCallback(config.trials, states=FINISHED)],
-            )
-        else:
+        share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
+        ran = share.optimize(
+            objective, config.trials, timeout=config.timeout, catch=(TrainingDiverged,)
+        )
+        if not ran:
+            done = workers.finished_count(study.get_trials(deepcopy=False))
             print(
-                f"study {study_name} already has {done} finished trials (--trials "
-                f"{config.trials}): nothing to run"
+                f"study {study_name} has {done} finished trials (--trials {config.trials}): "
+                "nothing left to run"
             )
         table = comparison.log_comparison(study, experiment_id, study_name)
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
-
-
-def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def parse_args(argv: list[str] | None = None) -> SweepConfig:
@@ -165,6 +187,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         description="Optuna search over VGG-Face heads for face anti-spoofing, tracked in MLflow.",
     )
     add_feature_arguments(parser)
+    add_evaluation_arguments(parser)
     group = parser.add_argument_group("search")
     group.add_argument(
         "--trials",
@@ -184,9 +207,39 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         help="minimise (dev ACER, params_total) and report the Pareto front",
     )
     group.add_argument("--seed", type=int, default=0, help="seed of the sampler and training")
+    group.add_argument(
+        "--heartbeat",
+        type=int,
+        default=workers.HEARTBEAT_SECONDS,
+        help="seconds between a trial's heartbeats; a trial silent for three is lost and retried",
+    )
+    group.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="training precision: float32, or mixed bfloat16/float16 (float32 outputs and loss)",
+    )
+    group.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="XLA compilation of training steps (auto: Keras' choice for the backend)",
+    )
+    group.add_argument(
+        "--keep-weights",
+        choices=KEEP_WEIGHTS,
+        default="best",
+        help="head weights to log: every trial's, each family's best so far (default), none",
+    )
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error(f"--trials must be at least 1, got {args.trials}")
+    try:
+        evaluation = evaluation_options(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.heartbeat < 1:
+        parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     return SweepConfig(
         features=feature_options(args),
         trials=args.trials,
@@ -197,6 +250,11 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         heads=args.heads,
         multi_objective=args.multi_objective,
         seed=args.seed,
+        evaluation=evaluation,
+        heartbeat=args.heartbeat,
+        precision=args.precision,
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+        keep_weights=args.keep_weights,
     )
 
 
@@ -209,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, PortError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except workers.StorageUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",
@@ -223,11 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "\nPareto front (dev ACER, params_total): trials "
             + ", ".join(str(t.number) for t in study.best_trials)
         )
-    tracking_uri = mlflow.get_tracking_uri()
-    print(
-        f"\nMLflow: run `mlflow ui --backend-store-uri {tracking_uri}` in this folder, then open "
-        f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs"
-    )
+    print("\n" + tracking.ui_hint(result.experiment_id))
     if result.features.synthetic or result.features.random_weights:
         print("note: synthetic data and/or a random backbone: a demonstration, not a result")
     return 0

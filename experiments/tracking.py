@@ -1,8 +1,13 @@
 """MLflow tracking: one experiment per study, a parent run per invocation, a child run per trial.
 
 Run status tells the truth: a finished trial ends FINISHED, a pruned one KILLED, a failed one
-FAILED with its error as a tag, and an interrupted sweep leaves no run RUNNING. Optuna's own MLflow
-callback is not used: it is deprecated and logs no parent run.
+FAILED with its error as a tag, and an interrupted sweep leaves no run RUNNING. A worker killed
+outright cannot end its runs: the next worker closes them (:func:`close_lost_runs`). Optuna's own
+MLflow callback is not used: it is deprecated and logs no parent run.
+
+Many workers share one experiment, each with its own parent run (tagged with its host and
+process): a run's status then says what happened to that worker, and no two processes ever end
+the same run.
 """
 
 from __future__ import annotations
@@ -16,28 +21,63 @@ from typing import Any
 import mlflow
 import optuna
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from experiments import plots
 from experiments.metrics import ScoreSet
+from experiments.training import save_head_weights
 
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
 ROLE_TAG = "vggface_heads.role"  # "study" for parent runs, "trial" for child runs
 ERROR_TAG = "error"
+WORKER_TAG = "vggface_heads.worker"  # host:pid of the worker that owns a parent run
+RETRY_TAG = "optuna.retry_of"  # on a retried trial's run: the number of the trial it retries
+RETRY_HISTORY_TAG = "optuna.retry_history"  # every earlier attempt, first the original
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
     """Point MLflow at ``tracking_uri`` (None: MLflow's default store) and the study's experiment.
 
-    The experiment is tagged as model development, else MLflow 3's UI opens a GenAI overview.
+    Create-or-get, safe when many workers start at once: the loser of the creation race gets
+    the winner's experiment. It is tagged as model development, else MLflow 3's UI opens a GenAI
+    overview.
     """
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.set_experiment(study_name)
-    mlflow.set_experiment_tags(
-        {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
-    )
+    tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        try:
+            client.create_experiment(study_name, tags=tags)
+        except MlflowException as err:  # another worker created it first
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(study_name)
+    if experiment.lifecycle_stage != "active":
+        raise ValueError(
+            f"MLflow experiment {study_name!r} is deleted: restore it (`mlflow experiments "
+            f"restore --experiment-id {experiment.experiment_id}`) or choose another --study"
+        )
+    for key, value in tags.items():  # experiments made before these tags existed
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def ui_hint(experiment_id: str) -> str:
+    """Where to watch the study: the tracking server itself, or ``mlflow ui`` on a local store."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow: open {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return (
+        f"MLflow: run `mlflow ui --backend-store-uri {uri}` in this folder, then open "
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    )
 
 
 @contextlib.contextmanager
@@ -62,26 +102,75 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
 
 
 def log_trial_artifacts(
-    scores: pd.DataFrame, dev: ScoreSet, test: ScoreSet, threshold: float, model
+    scores: pd.DataFrame,
+    dev: ScoreSet,
+    test: ScoreSet,
+    threshold: float,
+    model,
+    keep_weights: bool = True,
 ) -> None:
-    """scores.csv, the model summary, ROC/DET and confusion plots, and the head's weights."""
+    """scores.csv, the model summary, ROC/DET and confusion plots, and (``keep_weights``) the
+    head's weights alone, without optimizer state."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         scores.to_csv(folder / "scores.csv", index=False)
         lines: list[str] = []
         model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
         (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
-        model.save_weights(folder / "head.weights.h5")
-        for name in ("scores.csv", "model_summary.txt", "head.weights.h5"):
+        names = ["scores.csv", "model_summary.txt"]
+        if keep_weights:
+            save_head_weights(model, folder / "head.weights.h5")
+            names.append("head.weights.h5")
+        for name in names:
             mlflow.log_artifact(str(folder / name))
     mlflow.log_figure(plots.roc_det_figure(dev, test, threshold), "roc_det.png")
     mlflow.log_figure(plots.confusion_figure(test, threshold), "confusion.png")
+
+
+def tag_trial_run(experiment_id: str, study_name: str, number: int, tags: dict[str, str]) -> None:
+    """Set ``tags`` on the run of trial ``number`` of the study."""
+    client = MlflowClient()
+    for found in client.search_runs([experiment_id], _trial_filter(study_name, number)):
+        for key, value in tags.items():
+            client.set_tag(found.info.run_id, key, value)
+
+
+def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -> list[str]:
+    """End as FAILED the RUNNING runs of trials in ``lost`` (number: reason), and their parents.
+
+    A worker killed in a trial leaves its trial run and its parent run RUNNING; once Optuna has
+    failed the trial (no heartbeat), they are closed with the reason as their error tag. Returns
+    the ids of the runs closed.
+    """
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id], _trial_filter(study_name) + " and attributes.status = 'RUNNING'"
+    )
+    closed = []
+    for found in running:
+        reason = lost.get(int(found.data.tags.get(TRIAL_TAG, -1)))
+        if reason is None:  # a trial still running in a live worker
+            continue
+        run_ids = [found.info.run_id]
+        parent = found.data.tags.get(PARENT_TAG)
+        if parent and client.get_run(parent).info.status == "RUNNING":
+            run_ids.append(parent)
+        for run_id in run_ids:
+            client.set_tag(run_id, ERROR_TAG, reason)
+            client.set_terminated(run_id, "FAILED")
+            closed.append(run_id)
+    return closed
+
+
+def _trial_filter(study_name: str, number: int | None = None) -> str:
+    where = f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'trial'"
+    return where if number is None else where + f" and tags.`{TRIAL_TAG}` = '{number}'"
 
 
 def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:
     """Every trial run of the study (all invocations), newest first, as MLflow's DataFrame."""
     return mlflow.search_runs(
         experiment_ids=[experiment_id],
-        filter_string=f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'trial'",
+        filter_string=_trial_filter(study_name),
         output_format="pandas",
     )

@@ -4,25 +4,40 @@ Frame heads train on single frames and score a clip by the mean of its frame sco
 heads read a clip's frames in order. The epoch kept is the one with the lowest dev ACER (at the
 dev EER threshold), ties broken by the lowest dev loss; training stops early when that has not
 improved for ``PATIENCE`` epochs.
+
+The head trains as :func:`heads.training_model` makes it: optionally standardised features in
+(statistics of the train split), the prediction layer's logits out, the cross-entropy on the
+logits. That is what makes training the same on TensorFlow and JAX (see :mod:`heads.outputs`).
+Afterwards the statistics are folded into the head's first layer, so the returned head reads raw
+fc7 and is a write-up head with the write-up's parameter counts; its optimizer state stays with
+the training model, and :func:`save_head_weights` writes the head's weights alone.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
 import heads
 from core.data.clips import Clip
-from core.features import FeatureSet
 from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
 from experiments.search import TrialConfig
 
+if TYPE_CHECKING:
+    from core.features import FeatureSet
+
 PATIENCE = 5
 EPSILON = 1e-7  # Keras' clipping of probabilities in its cross-entropies
+# Keras' mixed policies: variables in float32, computation in the half type; every head's
+# prediction layer computes in float32 (heads.outputs), so outputs and the loss are float32.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,7 +64,7 @@ def split_data(features: FeatureSet, split: str, kind: str) -> SplitData:
     """Inputs of ``split`` for a frame head (one frame each) or a sequence head (one clip each)."""
     rows = features.indices(split)
     clips = [features.clips[i] for i in rows]
-    block = np.asarray(features.features[rows], dtype=np.float32)  # (n, frames, 4096)
+    block = np.asarray(features.clip_features(rows), dtype=np.float32)  # (n, frames, 4096)
     n, frames = block.shape[:2]
     labels = np.array([int(clip.label == "bonafide") for clip in clips], dtype=np.int32)
     if kind == "sequence":
@@ -83,9 +98,45 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 
 def predict_scores(model: keras.Model, x: np.ndarray, output: str, batch: int = 256) -> np.ndarray:
-    """Bona fide probability of every input, batch by batch, with dropout off."""
-    outputs = [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return heads.bonafide_score(np.concatenate(outputs), output)
+    """Bona fide probability of every input, batch by batch, with dropout off.
+
+    ``model`` is a head (probabilities out) or its :func:`heads.training_model` (logits out, read
+    in float64, so no score is rounded to exactly 0 or 1).
+    """
+    outputs = np.concatenate(
+        [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
+    )
+    if model.layers[-1].name == "prediction_logits":
+        return heads.bonafide_score_from_logits(outputs, output)
+    return heads.bonafide_score(outputs, output)
+
+
+@contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras' global dtype policy for ``precision`` while models are built, restored after."""
+    if precision not in POLICIES:
+        raise ValueError(f"precision must be one of {', '.join(POLICIES)}, got {precision!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def save_head_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights alone, without any optimizer state, to ``path`` (``.weights.h5``).
+
+    The file is Keras' own ``.weights.h5`` (HDF5, one group per layer, in the model's layer
+    order); ``model.load_weights(path)`` reads it into a freshly built head of the same name and
+    hyper-parameters (``heads.build_head_model``). A head from :func:`train_head` was never
+    compiled, so it has no optimizer; a compiled model's optimizer is skipped all the same.
+    """
+    from keras.src.saving import saving_lib  # the one save that can skip the optimizer
+
+    optimizer = getattr(model, "optimizer", None)
+    skip = [optimizer] if optimizer is not None else None
+    saving_lib.save_weights_only(model, os.fspath(path), objects_to_skip=skip)
 
 
 def cross_entropy(scores: np.ndarray, y: np.ndarray) -> float:
@@ -108,22 +159,28 @@ def train_head(
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
-    model = heads.build_head_model(
-        config.family,
-        config.output,
-        feature_dropout=config.feature_dropout,
-        frames=frames,
-        **config.hparams,
-    )
+    train, dev = data["train"], data["dev"]
+    statistics = heads.feature_statistics(train.x) if config.standardize else None
+    with dtype_policy(config.precision):
+        head = heads.build_head_model(
+            config.family,
+            config.output,
+            feature_dropout=config.feature_dropout,
+            frames=frames,
+            **config.hparams,
+        )
+        if statistics is not None:
+            heads.check_foldable(head)  # before training, not after
+        model = heads.training_model(head, statistics)
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate),
-        loss=heads.loss_for(config.output),
+        loss=heads.logits_loss(config.output),
+        jit_compile=config.jit_compile,
     )
-    train, dev = data["train"], data["dev"]
     # Attacks usually outnumber bona fide clips (OULU-NPU 4:1): weigh the classes equally.
     counts = np.bincount(train.y, minlength=2)
     class_weight = {c: len(train.y) / (2 * counts[c]) for c in (0, 1)}
-    tracker = _BestEpoch(config.output, dev, on_epoch)
+    tracker = _BestEpoch(head, config.output, dev, on_epoch)
     model.fit(
         train.x,
         train.y,
@@ -134,22 +191,29 @@ def train_head(
         verbose=0,
         callbacks=[tracker],
     )
-    model.set_weights(tracker.best_weights)
+    head.set_weights(tracker.best_weights)
+    if statistics is not None:
+        heads.fold_standardization(head, statistics)
+    scorer = heads.training_model(head)  # the folded head's logits, on raw fc7
     return TrainResult(
-        model=model,
+        model=head,
         best_epoch=tracker.best_epoch,
-        dev=dev.scores(predict_scores(model, dev.x, config.output)),
-        test=data["test"].scores(predict_scores(model, data["test"].x, config.output)),
+        dev=dev.scores(predict_scores(scorer, dev.x, config.output)),
+        test=data["test"].scores(predict_scores(scorer, data["test"].x, config.output)),
         seconds=time.perf_counter() - start,
     )
 
 
 class _BestEpoch(keras.callbacks.Callback):
-    """Dev curves after each epoch, the best epoch's weights, early stop, NaN check."""
+    """Dev curves after each epoch, the best epoch's weights, early stop, NaN check.
 
-    def __init__(self, output: str, dev: SplitData, on_epoch) -> None:
+    ``self.model`` is the training model (standardised features in, logits out); the weights kept
+    are ``head``'s, which are the same variables.
+    """
+
+    def __init__(self, head: keras.Model, output: str, dev: SplitData, on_epoch) -> None:
         super().__init__()
-        self.output, self.dev, self.on_epoch = output, dev, on_epoch
+        self.head, self.output, self.dev, self.on_epoch = head, output, dev, on_epoch
         self.best_key: tuple[float, float] | None = None
         self.best_weights: list[np.ndarray] = []
         self.best_epoch = 0
@@ -172,7 +236,7 @@ class _BestEpoch(keras.callbacks.Callback):
         key = (values["dev_acer"], values["dev_loss"])
         if self.best_key is None or key < self.best_key:
             self.best_key, self.best_epoch = key, epoch + 1
-            self.best_weights = [w.copy() for w in self.model.get_weights()]
+            self.best_weights = [w.copy() for w in self.head.get_weights()]
         elif epoch + 1 - self.best_epoch >= PATIENCE:
             self.model.stop_training = True
         if self.on_epoch is not None:

@@ -8,6 +8,8 @@
     build_head_model("conv2048", output="sigmoid", dropout=0.0)   # on cached fc7 features
     build_full_model("convlstm2049")          # the write-up's end-to-end model
     assemble(trained_head)                    # a head trained on features, with VGG-Face in front
+    training_model(head, feature_statistics(x))   # what it trains as: standardised in, logits out
+    fold_standardization(head, statistics)    # afterwards: the head reads raw fc7 again
 
 Class convention: 1 = bona fide, 0 = attack (``BONAFIDE``, from :mod:`core.constants`);
 ``FRAMES`` is ``core.constants.FRAMES_PER_CLIP``, the write-up's sequence length.
@@ -18,7 +20,21 @@ from core.constants import FRAMES_PER_CLIP as FRAMES
 from heads import families as _families  # noqa: F401  (registers the heads)
 from heads.assemble import assemble
 from heads.build import build_full_model, build_head_model, feature_input_shape
-from heads.outputs import OUTPUTS, bonafide_score, loss_for
+from heads.fitting import (
+    Standardization,
+    check_foldable,
+    feature_statistics,
+    fold_standardization,
+    training_model,
+)
+from heads.outputs import (
+    OUTPUTS,
+    bonafide_score,
+    bonafide_score_from_logits,
+    logits_loss,
+    loss_for,
+)
+from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_families, list_heads
 
 __all__ = [
@@ -26,14 +42,23 @@ __all__ = [
     "FRAMES",
     "OUTPUTS",
     "HeadSpec",
+    "PointwiseConv2D",
+    "PointwiseConvLSTM2D",
+    "Standardization",
     "UnknownHeadError",
     "assemble",
     "bonafide_score",
+    "bonafide_score_from_logits",
     "build_full_model",
     "build_head_model",
+    "check_foldable",
     "feature_input_shape",
+    "feature_statistics",
+    "fold_standardization",
     "get_spec",
     "list_families",
     "list_heads",
+    "logits_loss",
     "loss_for",
+    "training_model",
 ]

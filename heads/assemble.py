@@ -3,9 +3,11 @@
 The head model starts with an optional ``feature_dropout`` layer that replays the backbone's fc7
 dropout on cached features. The backbone (``include_top=False``) already ends with that dropout,
 so the assembled model skips it: inference is unchanged (dropout is inactive there) and
-fine-tuning end to end does not drop fc7 twice. Head layers are shared, not copied: the assembled
-model carries the trained weights, and its output equals the head model's on the backbone's
-features.
+fine-tuning end to end does not drop fc7 twice. Head layers are shared, not copied, except the
+pointwise layers (:mod:`heads.pointwise`), which compute the write-up's 1x1 Conv2D / ConvLSTM2D as
+matrix products: each becomes the stock Keras layer of the same name with the same weights, so the
+assembled model is exactly the write-up's network. Either way the assembled model carries the
+trained weights, and its output equals the head model's on the backbone's features.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from core.constants import FEATURE_SHAPE
 FEATURE_DROPOUT = "feature_dropout"  # name of the head model's input dropout layer
 
 
-def _head_layers(head_model: keras.Model) -> list[keras.layers.Layer]:
+def head_layers(head_model: keras.Model) -> list[keras.layers.Layer]:
     """The head's layers after its input, in order; only a single chain can be replayed."""
     layers = [
         layer for layer in head_model.layers if not isinstance(layer, keras.layers.InputLayer)
@@ -33,6 +35,16 @@ def _head_layers(head_model: keras.Model) -> list[keras.layers.Layer]:
             )
         previous = layer.output
     return layers
+
+
+def _writeup_call(layer: keras.layers.Layer, x: keras.KerasTensor) -> keras.KerasTensor:
+    """``layer(x)``, or for a pointwise layer its stock write-up layer with the same weights."""
+    if not hasattr(layer, "writeup_layer"):
+        return layer(x)
+    writeup = layer.writeup_layer()
+    y = writeup(x)
+    writeup.set_weights(layer.writeup_weights())
+    return y
 
 
 def assemble(
@@ -55,7 +67,7 @@ def assemble(
             f"head model input must be (1, 1, 4096) or (frames, 1, 1, 4096) fc7 features, "
             f"got {feature_shape}"
         )
-    layers = _head_layers(head_model)  # checked before a default backbone is built
+    layers = head_layers(head_model)  # checked before a default backbone is built
 
     if backbone is None:
         backbone = build_vggface(include_top=False)
@@ -72,5 +84,5 @@ def assemble(
         x = keras.layers.TimeDistributed(backbone, name=f"{backbone.name}_per_frame")(inputs)
     for layer in layers:
         if layer.name != FEATURE_DROPOUT:
-            x = layer(x)
+            x = _writeup_call(layer, x)
     return keras.Model(inputs, x, name=name or f"{backbone.name}_{head_model.name}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import keras
 
 from heads.checks import dropout_rate, one_of, positive_int
+from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 from heads.registry import Preset, SearchSpace, register_family
 
 HIDDEN_ACTIVATIONS = ("relu", "softmax")  # softmax only to reproduce the write-up's dense head
@@ -44,10 +45,14 @@ def _dropout(x: keras.KerasTensor, rate: float, name: str) -> keras.KerasTensor:
 def conv_head(
     features: keras.KerasTensor, *, width: int = 4096, dropout: float = WRITEUP_DROPOUT
 ) -> keras.KerasTensor:
-    """Conv2D(width, 1x1, ReLU) -> Dropout -> Flatten: a new fc8 as VGG-Face's own conv fc."""
+    """Conv2D(width, 1x1, ReLU) -> Dropout -> Flatten: a new fc8 as VGG-Face's own conv fc.
+
+    Computed as a matmul (:class:`~heads.pointwise.PointwiseConv2D`); ``heads.assemble`` puts the
+    stock ``Conv2D`` with the same weights in the end-to-end model.
+    """
     width = positive_int("width", width)
     dropout = dropout_rate("dropout", dropout)
-    x = keras.layers.Conv2D(width, 1, activation="relu", name="fc8")(features)
+    x = PointwiseConv2D(width, 1, activation="relu", name="fc8")(features)
     x = _dropout(x, dropout, "dropout8")
     return keras.layers.Flatten(name="flatten")(x)
 
@@ -92,11 +97,15 @@ def dense_head(
 def convlstm_head(
     features: keras.KerasTensor, *, filters: int = 2049, dropout: float = WRITEUP_DROPOUT
 ) -> keras.KerasTensor:
-    """ConvLSTM2D(filters, 1x1, ReLU) over the frames -> Dropout -> Flatten."""
+    """ConvLSTM2D(filters, 1x1, ReLU) over the frames -> Dropout -> Flatten.
+
+    Computed as an LSTM with the same gate maths (:class:`~heads.pointwise.PointwiseConvLSTM2D`);
+    ``heads.assemble`` puts the stock ``ConvLSTM2D`` with the same weights in the end-to-end model.
+    """
     filters = positive_int("filters", filters)
     dropout = dropout_rate("dropout", dropout)
     # ReLU as the cell activation, as the write-up has it (Keras' default would be tanh).
-    x = keras.layers.ConvLSTM2D(filters, 1, activation="relu", name="fc8")(features)
+    x = PointwiseConvLSTM2D(filters, activation="relu", name="fc8")(features)
     x = _dropout(x, dropout, "dropout8")
     return keras.layers.Flatten(name="flatten")(x)
 

@@ -4,6 +4,12 @@ Class convention, everywhere in the project: 1 = bona fide, 0 = attack. With ``"
 head ends in Dense(2, softmax) as in the write-up and trains on integer labels; with ``"sigmoid"``
 it ends in Dense(1, sigmoid), the write-up's "try sigmoid, it suits binary classification" done
 properly for two classes (a sigmoid over two units would not be a distribution).
+
+Training reads the prediction layer's logits (:func:`logits_loss`, ``heads.training_model``):
+Keras' cross-entropy on probabilities clips them to [1e-7, 1 - 1e-7] and so has no gradient once a
+head saturates. The TensorFlow backend avoids that by finding the logits behind a softmax/sigmoid
+output; JAX has no such path, which is why heads on raw fc7 (scale ~100) froze at scores of exactly
+0 or 1 there. The output layer always computes in float32 (mixed precision: float32 outputs).
 """
 
 from __future__ import annotations
@@ -26,13 +32,38 @@ def check_output(output: object) -> str:
 def output_layer(output: str) -> keras.layers.Dense:
     """The head's last layer, named ``prediction`` whichever the output."""
     if check_output(output) == "softmax":
-        return keras.layers.Dense(2, activation="softmax", name="prediction")
-    return keras.layers.Dense(1, activation="sigmoid", name="prediction")
+        return keras.layers.Dense(2, activation="softmax", name="prediction", dtype="float32")
+    return keras.layers.Dense(1, activation="sigmoid", name="prediction", dtype="float32")
 
 
 def loss_for(output: str) -> str:
     """The Keras loss that matches ``output``: labels are integers 0 (attack) / 1 (bona fide)."""
     return _LOSSES[check_output(output)]
+
+
+def logits_loss(output: str) -> keras.losses.Loss:
+    """The loss of ``output`` on the prediction layer's logits (``from_logits=True``)."""
+    if check_output(output) == "softmax":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def bonafide_score_from_logits(logits: object, output: str) -> np.ndarray:
+    """Probability of bona fide, shape (N,), from the prediction layer's logits, in float64.
+
+    The same probability as :func:`bonafide_score`, without float32 rounding it to 0 or 1.
+    """
+    output = check_output(output)
+    array = np.asarray(logits, dtype=np.float64)
+    if output == "softmax":
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(f"softmax logits must have shape (N, 2), got {array.shape}")
+        margin = array[:, BONAFIDE] - array[:, 1 - BONAFIDE]
+    elif array.ndim == 2 and array.shape[1] == 1 or array.ndim == 1:
+        margin = array.reshape(-1)
+    else:
+        raise ValueError(f"sigmoid logits must have shape (N, 1) or (N,), got {array.shape}")
+    return 0.5 * (1.0 + np.tanh(0.5 * margin))  # the logistic function, stable for any margin
 
 
 def bonafide_score(predictions: object, output: str) -> np.ndarray:

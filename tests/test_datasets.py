@@ -111,7 +111,8 @@ def test_seeded_split_is_subject_disjoint_stratified_and_deterministic(tmp_path:
 def test_given_split_folders_are_respected(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Replay-Attack: train/devel/test, clientNNN subjects, hand/fixed attacks, enroll skipped."""
+    """The generic layout on Replay-Attack's tree (train/devel/test, clientNNN subjects, hand/fixed
+    folders, enroll skipped); ``auto`` reads it with its own layout (tests/test_protocols.py)."""
     root = tmp_path / "replayattack"
     clients = {"train": (1, 2, 3), "devel": (4, 5), "test": (6, 7)}
     for folder, ids in clients.items():
@@ -123,7 +124,8 @@ def test_given_split_folders_are_respected(
                 video(root / folder / "attack" / kind / attack)
     video(root / "enroll" / "train" / "client001_session01_enroll_1.mov")
     with caplog.at_level(logging.WARNING):
-        data = load_dataset(root, seed=99)
+        data = load_dataset(root, protocol="generic", seed=99)
+    assert data.protocol == "generic" and load_dataset(root).protocol == "replay-attack"
     assert {c.split for c in data.clips if c.subject in {"4", "5"}} == {"dev"}
     for split, folder in (("train", "train"), ("dev", "devel"), ("test", "test")):
         assert {c.subject for c in data.split(split)} == {str(c) for c in clients[folder]}
@@ -132,7 +134,8 @@ def test_given_split_folders_are_respected(
     assert "client001_session01_enroll_1.mov" in caplog.text and "no label folder" in caplog.text
     assert_subject_disjoint(data)
     # seeds do not move clips between given splits
-    assert [c.split for c in load_dataset(root, seed=1).clips] == [c.split for c in data.clips]
+    generic = load_dataset(root, protocol="generic", seed=1)
+    assert [c.split for c in generic.clips] == [c.split for c in data.clips]
 
 
 def test_missing_dev_split_is_carved_from_train_by_subject(tmp_path: Path) -> None:
@@ -182,23 +185,20 @@ def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> Non
         load_dataset(root)
 
 
-def test_user_subject_pattern_and_clip_as_own_subject(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
+    """A clip whose subject cannot be read is an error naming --subject-pattern, never one
+    subject per clip (one person could then sit in two splits)."""
     root = tmp_path / "data"
     for p in range(1, 6):
         for take in (1, 2):
             video(root / "real" / f"p{p:02d}-take{take}.avi")
             video(root / "attack" / "screen" / f"p{p:02d}-take{take}.avi")
-    with caplog.at_level(logging.WARNING):
-        plain = load_dataset(root)
-    assert plain.own_subject_clips == 20 and len(plain.subjects) == 20
-    assert "each is its own subject" in plain.summary()
-    assert "no subject in their name" in caplog.text
+    with pytest.raises(DataError, match="20 of 20 clips have no subject") as info:
+        load_dataset(root)
+    assert "--subject-pattern" in str(info.value) and "\n" not in str(info.value)
     grouped = load_dataset(root, subject_pattern=r"p(\d+)-")
-    assert grouped.own_subject_clips == 0 and grouped.subjects == ["1", "2", "3", "4", "5"]
+    assert grouped.subjects == ["1", "2", "3", "4", "5"]
     assert_subject_disjoint(grouped)
-    assert "own subject" not in grouped.summary()
     folders = tmp_path / "folders"  # the subject may be a folder: the pattern sees the path
     for p in range(1, 6):
         video(folders / "real" / f"person_{p}" / "a.avi")
@@ -255,61 +255,6 @@ def test_summary_counts_per_split_label_and_attack_type(tmp_path: Path) -> None:
     assert any(
         line.split() == ["train", "attack", "hand", str(train_hand)] for line in text.splitlines()
     )
-
-
-def test_casia_adapter(tmp_path: Path) -> None:
-    root = tmp_path / "casia"
-    names = ["1", "2", "HR_1", "3", "4", "HR_2", "5", "6", "HR_3", "7", "8", "HR_4"]
-    for release, subjects in (("train_release", range(1, 6)), ("test_release", range(1, 4))):
-        for s in subjects:
-            for name in names:
-                video(root / release / str(s) / f"{name}.avi")
-    (root / "train_release" / "1" / "9.avi").write_bytes(b"")
-    data = load_dataset(root)
-    assert data.protocol == "casia"
-    clips = by_id(data)
-    assert clips["train_release/1/HR_1"].label == "bonafide"
-    assert clips["train_release/1/4"].attack_type == "print/warped"
-    assert clips["train_release/1/HR_3"].attack_type == "print/cut"
-    assert clips["test_release/2/8"].attack_type == "replay"
-    assert sum(c.label == "bonafide" for c in data.clips) == 8 * 3
-    assert [p.name for p, _ in data.skipped] == ["9.avi"]
-    # train and test releases number different people from 1: they must not merge
-    assert clips["train_release/1/1"].subject != clips["test_release/1/1"].subject
-    assert {c.split for c in data.clips if c.path.parts[-3] == "test_release"} == {"test"}
-    assert len({c.subject for c in data.split("dev")}) == 1  # 5 * 0.25, carved from train
-    assert_subject_disjoint(data)
-    with pytest.raises(DataError, match="no usable clip"):
-        load_dataset(root, protocol="generic")  # no real/attack folders in CASIA's own layout
-
-
-def test_oulu_adapter(tmp_path: Path) -> None:
-    root = tmp_path / "oulu"
-    for folder, users in (
-        ("Train_files", (1, 20)),
-        ("Dev_files", (21, 35)),
-        ("Test_files", (36, 55)),
-    ):
-        for user in users:
-            for file in range(1, 6):
-                clip = video(root / folder / f"2_1_{user:02d}_{file}.avi")
-                clip.with_suffix(".txt").write_text("0, 10, 10, 50, 50\n")  # face boxes
-    data = load_dataset(root)
-    assert data.protocol == "oulu" and data.skipped == []
-    for split, users in (("train", {"1", "20"}), ("dev", {"21", "35"}), ("test", {"36", "55"})):
-        assert {c.subject for c in data.split(split)} == users
-    clips = by_id(data)
-    assert clips["Train_files/2_1_01_1"].label == "bonafide"
-    assert [clips[f"Train_files/2_1_01_{f}"].attack_type for f in range(2, 6)] == [
-        "print/1",
-        "print/2",
-        "replay/1",
-        "replay/2",
-    ]
-    (root / "Train_files" / "readme.md").write_text("x")
-    (root / "Train_files" / "2_1_99_1.avi").write_bytes(VIDEO_BYTES[".avi-8"])
-    forced = load_dataset(root, protocol="oulu")
-    assert sorted(p.name for p, _ in forced.skipped) == ["2_1_99_1.avi", "readme.md"]
 
 
 def test_fingerprint_follows_the_files(tmp_path: Path) -> None:

@@ -95,9 +95,9 @@ def test_a_file_that_is_not_vggface_exits_2(main, data, tmp_path, capsys):
 
 def test_no_usable_clip_exits_2(main, tmp_path, capsys, caplog):
     data = tmp_path / "data"
-    for split in ("train", "dev", "test"):
+    for n, split in enumerate(("train", "dev", "test"), start=1):
         for label in ("real", "attack"):
-            clip = write_clip(data / split / label / f"client_{split}_{label}", frames=1)
+            clip = write_clip(data / split / label / f"client{n:03d}_{label}", frames=1)
             for frame in clip.iterdir():
                 frame.write_bytes(b"not a png")
     args = ["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--frames", "1"]
@@ -118,3 +118,21 @@ def test_without_data_the_synthetic_set_is_used(main, tmp_path, capsys):
     n = re.search(r": (\d+) clips, ", out).group(1)
     assert re.search(rf"^clips: +{n} usable, 0 skipped$", out, re.M)
     assert "data:     synthetic demonstration set" in out
+
+
+def test_list_prints_clips_as_csv_and_extracts_nothing(main, data, tmp_path, capsys):
+    """``--list``: the clips as CSV on stdout (no own columns in a generic tree), no cache."""
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--list"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "clip,split,label,species,subject" and len(lines) == 7
+    assert "train/real/client001_real,train,bonafide,bonafide,1" in lines
+    assert f"{data} (generic): 6 clips" in err
+    assert not (tmp_path / "c" / "features").exists()
+
+
+def test_list_with_a_bad_fold_exits_2(main, data, tmp_path, capsys):
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path), "--fold", "3", "--list"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: protocol generic has no folds, got --fold 3"]

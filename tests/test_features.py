@@ -1,12 +1,15 @@
-"""fc7 feature cache: exact features, reuse, invalidation, crashes, concurrency and bad clips.
+"""fc7 feature cache: exact features, reuse, invalidation, crashes, concurrency and bad clips;
+one entry per database shared by its selections; the face crop's part in the key and its counts.
 
 The backbone is the real VGG-Face (random, seeded) but the data are tiny (6 clips of 3 PNG
 frames, 1-2 frames used), since a forward pass costs ~0.3 s per frame on two CPU cores. The
 backbone is built once for the module and handed to extraction through ``_load_backbone``.
+Tests of the cache itself extract whole frames (``face_crop=False``); the face-crop tests say so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,9 +33,9 @@ from core.backbone.spec import preprocess_input
 from core.backbone.vggface import build_vggface
 from core.constants import FEATURE_SHAPE, INPUT_SHAPE, RANDOM_INIT, RANDOM_SEED
 from core.data.clips import DataError
-from core.data.dataset import load_dataset
-from core.data.frames import face_crop_available, prepare_frames, read_frames
-from core.features import FeatureSet, cache_key, extract_features, store
+from core.data.dataset import Dataset, load_dataset
+from core.data.frames import prepare_frames, read_clip, read_frames
+from core.features import FeatureSet, cache_key, extract_features, faces, store
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
@@ -92,9 +95,10 @@ def data(tmp_path) -> Path:
     return write_dataset(tmp_path / "data")
 
 
-def extract(data: Path, cache_dir: Path, **kwargs) -> FeatureSet:
-    kwargs = {"frames_per_clip": 2, "progress": False, **kwargs}
-    return extract_features(load_dataset(data), cache_dir=cache_dir, **kwargs)
+def extract(data: Path | Dataset, cache_dir: Path, **kwargs) -> FeatureSet:
+    kwargs = {"frames_per_clip": 2, "progress": False, "face_crop": False, **kwargs}
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    return extract_features(dataset, cache_dir=cache_dir, **kwargs)
 
 
 def assert_same_features(actual, expected) -> None:
@@ -127,13 +131,22 @@ def test_features_equal_a_direct_forward_pass(data, tmp_path, model_calls, backb
     )
     assert fs.random_weights and fs.weights_fingerprint == "random:he_normal:0" and not fs.synthetic
     assert fs.frames_per_clip == 2 and not fs.face_crop and fs.skipped == []
+    assert fs.detector is None and fs.no_face == {} and fs.face_crop_method == "none"
     assert fs.path == tmp_path / "cache" / "features" / fs.fingerprint
 
     manifest = json.loads((fs.path / "manifest.json").read_text())
     assert manifest["key"] == fs.fingerprint and manifest["shape"] == [6, 2, 4096]
     assert manifest["random_weights"] is True and manifest["synthetic"] is False
     first = manifest["clips"][0]
-    assert set(first) == {"clip_id", "path", "subject", "label", "attack_type", "split"}
+    assert set(first) == {
+        "clip_id",
+        "path",
+        "subject",
+        "label",
+        "attack_type",
+        "no_face",
+        "database_boxes",
+    }
     assert not Path(first["path"]).is_absolute()
     assert manifest["key_parts"]["layer"] == "fc7"
     assert not list(fs.path.parent.glob(".tmp-*"))
@@ -176,26 +189,25 @@ def test_the_backbone_has_the_shapes_the_cache_assumes(backbone, extractor):
 
 
 def test_the_key_covers_every_setting():
-    base = cache_key("random:0", "d" * 64, 7, False)[0]
-    assert cache_key("random:0", "d" * 64, 7, True)[0] != base  # face crop
-    assert cache_key("random:0", "d" * 64, 6, False)[0] != base
-    assert cache_key("random:0", "e" * 64, 7, False)[0] != base
-    assert cache_key("sha256:00", "d" * 64, 7, False)[0] != base
-    assert cache_key("random:0", "d" * 64, 7, False)[0] == base
-
-
-@pytest.mark.skipif(not face_crop_available(), reason="this OpenCV ships no Haar cascade")
-def test_face_crop_gives_a_new_cache(data, tmp_path, model_calls):
-    plain = extract(data, tmp_path / "cache", frames_per_clip=1)
-    cropped = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True)
-    assert cropped.extracted and cropped.face_crop and cropped.fingerprint != plain.fingerprint
-
-
-@pytest.mark.skipif(face_crop_available(), reason="this OpenCV ships the Haar cascade")
-def test_face_crop_without_a_cascade_is_a_clear_error(data, tmp_path, model_calls):
-    with pytest.raises(DataError, match="Haar cascade") as err:
-        extract(data, tmp_path / "cache", face_crop=True)
-    assert "\n" not in str(err.value) and model_calls == []
+    base = cache_key("random:0", "d" * 64, 7)[0]
+    assert cache_key("random:0", "d" * 64, 7, "haar")[0] != base  # face crop
+    assert (
+        cache_key("random:0", "d" * 64, 7, "mtcnn 1.0.0")[0]
+        != cache_key("random:0", "d" * 64, 7, "haar")[0]
+    )  # the detector
+    assert (
+        cache_key("random:0", "d" * 64, 7, "mtcnn 1.0.0")[0]
+        != cache_key("random:0", "d" * 64, 7, "mtcnn 1.0.1")[0]
+    )  # its version
+    assert (
+        cache_key("random:0", "d" * 64, 7, "haar", "b" * 64)[0]
+        != cache_key("random:0", "d" * 64, 7, "haar")[0]
+    )  # the database's box files
+    assert cache_key("random:0", "d" * 64, 7, None, "b" * 64)[0] == base  # boxes unused
+    assert cache_key("random:0", "d" * 64, 6)[0] != base
+    assert cache_key("random:0", "e" * 64, 7)[0] != base
+    assert cache_key("sha256:00", "d" * 64, 7)[0] != base
+    assert cache_key("random:0", "d" * 64, 7, None)[0] == base
 
 
 def test_weights_fingerprint_hashes_content_not_name(tmp_path):
@@ -376,7 +388,7 @@ def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
 
 CRASHING_WRITER = """
     import sys, time
-    from core.data.dataset import load_dataset
+    from core.data.dataset import Dataset, load_dataset
     from core.features import extract_features, store
 
     write = store.PendingEntry.write
@@ -386,7 +398,7 @@ CRASHING_WRITER = """
         time.sleep(600)  # killed here, mid-write
     store.PendingEntry.write = write_then_hang
     extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=2,
-                     batch_size=2, progress=False)
+                     face_crop=False, batch_size=2, progress=False)
 """
 
 
@@ -410,11 +422,11 @@ def test_a_writer_killed_mid_write_leaves_nothing_usable(data, tmp_path, model_c
 CONCURRENT_WRITER = """
     import json, sys
     import numpy as np
-    from core.data.dataset import load_dataset
+    from core.data.dataset import Dataset, load_dataset
     from core.features import extract_features
 
     fs = extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=1,
-                          progress=False)
+                          face_crop=False, progress=False)
     print(json.dumps({"extracted": fs.extracted, "key": fs.fingerprint,
                       "sum": float(np.asarray(fs.features, dtype=np.float64).sum())}))
 """
@@ -466,3 +478,169 @@ def test_pending_entry_shrinks_to_the_rows_written(tmp_path):
     with store.PendingEntry(tmp_path, "j", (1, 3)) as pending, pytest.raises(ValueError):
         pending.write(1, np.zeros((1, 3), np.float32))
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+# --- one entry per database, face crop --------------------------------------------------------
+
+
+def write_flat_dataset(root: Path, subjects: int = 6) -> Path:
+    """real/ and attack/ without split folders: the split comes from the seed."""
+    for n in range(1, subjects + 1):
+        write_clip(root / "real" / f"client{n:03d}_real", seed=2 * n)
+        write_clip(root / "attack" / f"client{n:03d}_print", seed=2 * n + 1)
+    return root
+
+
+def test_selections_of_one_database_share_one_extraction(tmp_path, model_calls):
+    data = write_flat_dataset(tmp_path / "flat")
+    one, other = load_dataset(data, seed=0), load_dataset(data, seed=1)
+    assert [c.split for c in one.clips] != [c.split for c in other.clips]
+    first = extract(one, tmp_path / "cache", frames_per_clip=1)
+    second = extract(other, tmp_path / "cache", frames_per_clip=1)
+    keep = [c for c in one.clips if c.split in ("train", "dev")]
+    third = extract(one.subset(keep), tmp_path / "cache", frames_per_clip=1)
+    assert model_calls == [None]  # one extraction for three selections
+    assert first.extracted and not second.extracted and not third.extracted
+    assert first.path == second.path == third.path
+    assert first.content_fingerprint == third.content_fingerprint
+    assert first.dataset_fingerprint != second.dataset_fingerprint
+    assert [c.split for c in second.clips] == [c.split for c in other.clips]
+    assert len(third.clips) == len(keep) and not len(third.indices("test"))
+
+    # each clip reads its own row, whatever the selection
+    by_id = {c.clip_id: i for i, c in enumerate(first.clips)}
+    for fs in (second, third):
+        assert isinstance(fs.entry, np.memmap) and fs.entry.shape == (12, 1, 4096)
+        for i, clip in enumerate(fs.clips):
+            np.testing.assert_array_equal(fs.features[i], first.features[by_id[clip.clip_id]])
+        dev = fs.indices("dev")
+        np.testing.assert_array_equal(fs.clip_features(dev), fs.features[dev])
+    assert isinstance(first.features, np.memmap)  # the whole database: the map itself
+    np.testing.assert_array_equal(third.features, third.entry[third.rows])
+    assert third.features.shape == (len(keep), 1, 4096)
+
+
+def test_the_default_face_crop_is_on_for_user_data_and_off_for_the_synthetic_set(
+    data, tmp_path, model_calls
+):
+    dataset = load_dataset(data)
+    user = extract(dataset, tmp_path / "cache", frames_per_clip=1, face_crop=None, detector="haar")
+    assert user.face_crop and user.detector == "haar" and user.face_crop_method == "haar"
+    assert user.manifest["key_parts"]["detector"] == "haar"
+    demo = extract(
+        dataclasses.replace(dataset, synthetic=True),
+        tmp_path / "cache",
+        frames_per_clip=1,
+        face_crop=None,
+    )
+    assert not demo.face_crop and demo.detector is None and demo.fingerprint != user.fingerprint
+
+
+def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, model_calls):
+    fs = extract(data, tmp_path / "cache", face_crop=True, detector="haar")  # noise: no face
+    assert fs.no_face == {c.clip_id: 2 for c in fs.clips}
+    records = {r["clip_id"]: r["no_face"] for r in fs.manifest["clips"]}
+    assert records == fs.no_face and fs.manifest["no_face_frames"] == 12
+    by_species = fs.no_face_by_species()
+    assert list(by_species)[0] == "bonafide"
+    assert sum(c.frames for c in by_species.values()) == 12
+    assert all(c.missed == c.frames and c.rate == 1.0 for c in by_species.values())
+    assert "frames without a face: bonafide 6/6 (100.0%)" in fs.face_summary()
+    again = extract(data, tmp_path / "cache", face_crop=True, detector="haar")
+    assert not again.extracted and again.no_face == fs.no_face
+
+
+@pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")
+def test_the_detector_changes_the_key(data, tmp_path, model_calls):
+    haar = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True, detector="haar")
+    mtcnn = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True, detector="mtcnn")
+    assert haar.extracted and mtcnn.extracted and haar.fingerprint != mtcnn.fingerprint
+    assert mtcnn.detector == "mtcnn" and mtcnn.manifest["detector"].startswith("mtcnn ")
+    auto = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True)
+    assert not auto.extracted and auto.fingerprint == mtcnn.fingerprint  # auto is MTCNN here
+
+
+def with_face_boxes(dataset: Dataset, clip_id: str, box_file: Path) -> Dataset:
+    """The dataset with ``box_file`` as the boxes its database ships for one clip."""
+
+    def give(clips):
+        return [
+            dataclasses.replace(c, face_boxes=box_file) if c.clip_id == clip_id else c
+            for c in clips
+        ]
+
+    return dataclasses.replace(
+        dataset, clips=give(dataset.clips), source_clips=give(dataset.source_clips)
+    )
+
+
+def test_database_boxes_are_used_instead_of_detecting(data, tmp_path, model_calls, backbone):
+    dataset = load_dataset(data)
+    clip = dataset.clips[0]
+    box_file = tmp_path / "boxes" / "clip.face"  # Replay-Attack: frame x y width height
+    box_file.parent.mkdir()
+    box_file.write_text("0 4 6 20 18\n1 0 0 0 0\n2 0 0 0 0\n")  # no face in frames 1 and 2
+    boxed = with_face_boxes(dataset, clip.clip_id, box_file)
+
+    fs = extract(boxed, tmp_path / "cache", face_crop=True, detector="haar")
+    assert fs.database_boxes == 1 and fs.face_crop_method == "database boxes + haar"
+    assert fs.no_face[clip.clip_id] == 1  # frames 0 and 2 are read; 2 has no box
+    raw, indices = read_clip(clip.path, 2)
+    assert indices == [0, 2]
+    cropped = prepare_frames(raw, [(4, 6, 20, 18), None])  # frame 2 cropped like frame 0
+    expected = np.asarray(backbone.predict(preprocess_input(cropped), verbose=0))
+    assert_same_features(fs.features[0], expected.reshape(2, 4096))
+    detected = prepare_frames(raw, [None, None])  # what Haar gives this noise: the centre
+    assert not np.array_equal(cropped, detected)
+
+    ignored = extract(
+        boxed, tmp_path / "cache", face_crop=True, detector="haar", database_boxes=False
+    )
+    assert ignored.fingerprint != fs.fingerprint and ignored.database_boxes == 0
+    assert ignored.no_face[clip.clip_id] == 2
+    stat = box_file.stat()  # an edited box file is a new entry
+    os.utime(box_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    edited = extract(boxed, tmp_path / "cache", face_crop=True, detector="haar")
+    assert edited.extracted and edited.fingerprint != fs.fingerprint
+
+
+def test_a_malformed_box_file_skips_its_clip(data, tmp_path, model_calls):
+    dataset = load_dataset(data)
+    clip = next(c for c in dataset.clips if c.split == "train" and c.label == "attack")
+    extra = write_clip(data / "train" / "attack" / "client001_extra", seed=7)
+    dataset = load_dataset(data)
+    bad = tmp_path / "bad.face"
+    bad.write_text("0 1 2 three 4\n")
+    fs = extract(
+        with_face_boxes(dataset, clip.clip_id, bad),
+        tmp_path / "cache",
+        face_crop=True,
+        detector="haar",
+    )
+    skipped = dict(fs.skipped)
+    assert clip.path in skipped and "line 1" in skipped[clip.path]
+    assert extra in [c.path for c in fs.clips]
+
+
+REUSE_WITH_CROP = """
+    import json, sys
+    from core.data.dataset import load_dataset
+    from core.features import extract_features
+
+    fs = extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=1,
+                          detector="haar", progress=False)
+    heavy = [m for m in ("keras", "tensorflow", "mtcnn") if m in sys.modules]
+    print(json.dumps({"extracted": fs.extracted, "crop": fs.face_crop, "heavy": heavy}))
+"""
+
+
+def test_reusing_a_cropped_entry_imports_no_keras(data, tmp_path, model_calls):
+    extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=None, detector="haar")
+    child = run_python(REUSE_WITH_CROP, str(data), str(tmp_path / "cache"))
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err[-2000:]
+    assert json.loads(out.strip().splitlines()[-1]) == {
+        "extracted": False,
+        "crop": True,
+        "heavy": [],
+    }

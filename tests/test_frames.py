@@ -1,4 +1,4 @@
-"""Frame reading: evenly spaced, in order, from one clip; bad clips fail loudly; face crop.
+"""Frame reading: evenly spaced, in order, from one clip; bad clips fail loudly; crop to a box.
 
 Each test video carries its frame number in the pixels (8 black/white blocks, one bit each), so
 decoded frames can be traced back to the exact index they came from, whatever the codec.
@@ -15,10 +15,10 @@ import pytest
 from core.data import frames as frames_module
 from core.data.clips import ClipError, DataError
 from core.data.frames import (
-    CropStats,
-    face_crop_available,
+    fill_missing,
     frame_indices,
     prepare_frames,
+    read_clip,
     read_frames,
     resize,
 )
@@ -119,8 +119,19 @@ def test_wrong_frame_count_falls_back_to_counting(
 
     monkeypatch.setattr(frames_module.cv2, "VideoCapture", LyingCapture)
     with caplog.at_level("DEBUG", logger="core.data.frames"):
-        assert [decode(f) for f in read_frames(path, 7)] == frame_indices(30, 7)
+        frames, indices = read_clip(path, 7)
+    assert [decode(f) for f in frames] == indices == frame_indices(30, 7)
     assert "reading sequentially" in caplog.text
+
+
+def test_read_clip_gives_the_index_of_each_frame(tmp_path: Path) -> None:
+    """The indices that per-frame annotations (a database's face boxes) are looked up by."""
+    video = write_video(tmp_path / "clip.avi", range(23))
+    frames, indices = read_clip(video, 5)
+    assert [decode(f) for f in frames] == indices == frame_indices(23, 5)
+    folder = write_frame_folder(tmp_path / "clip", range(12))  # files numbered from 1
+    frames, indices = read_clip(folder, 4)
+    assert [decode(f) for f in frames] == indices == frame_indices(12, 4)
 
 
 def test_honest_videos_are_read_by_seeking(
@@ -246,65 +257,47 @@ def test_prepare_frames_rejects_bad_input() -> None:
     with pytest.raises(DataError, match="uint8 of shape"):
         prepare_frames(np.zeros((1, 10, 10, 3), np.float32))
     with pytest.raises(DataError, match="margin"):
-        prepare_frames(np.zeros((1, 10, 10, 3), np.uint8), face_crop=True, margin=-1)
+        prepare_frames(np.zeros((1, 10, 10, 3), np.uint8), [None], margin=-1)
+    with pytest.raises(DataError, match="2 face boxes for 1 frames"):
+        prepare_frames(np.zeros((1, 10, 10, 3), np.uint8), [None, None])
 
 
-def test_face_crop_uses_largest_box_with_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_face_crop_uses_the_box_with_margin() -> None:
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[50:150, 100:200] = 255  # the "face": a white 100x100 square
-    monkeypatch.setattr(frames_module, "detect_face", lambda f: (120, 70, 60, 60))
-    stats = CropStats()
-    out = prepare_frames(frame[None], face_crop=True, margin=0.2, stats=stats)
+    out = prepare_frames(frame[None], [(120, 70, 60, 60)], margin=0.2)
     # box 60 + 2 * 12 margin = an 84 square centred on (150, 100): all inside the white square
     assert (out == 255).all()
-    assert (stats.frames, stats.faces, stats.fallbacks) == (1, 1, 0)
 
 
-def test_face_crop_box_near_the_edge_stays_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_face_crop_box_near_the_edge_stays_inside() -> None:
     frame = np.zeros((100, 100, 3), np.uint8)
     frame[:, :50] = 255
-    monkeypatch.setattr(frames_module, "detect_face", lambda f: (0, 0, 40, 40))
-    out = prepare_frames(frame[None], face_crop=True, margin=0.5)
+    out = prepare_frames(frame[None], [(0, 0, 40, 40)], margin=0.5)
     # an 80 square pushed back inside the frame: left 50 of 80 columns white
     expected = resize(frame[:80, :80], 224)
     assert np.array_equal(out[0], expected)
 
 
-def test_face_crop_falls_back_to_centre_square(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_frame_without_a_face_is_cropped_like_the_nearest_frame_with_one() -> None:
+    frames = np.zeros((4, 100, 160, 3), np.uint8)
+    frames[:, 10:50, 10:50] = 255  # a white square where frame 1's face box is
+    boxes = [None, (10, 10, 40, 40), None, None]
+    out = prepare_frames(frames, boxes, margin=0)
+    assert (out == 255).all()  # every frame cropped to frame 1's box, not to its centre
+    assert fill_missing([None, (1, 1, 1, 1), None, (3, 3, 3, 3), None]) == [
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),  # a tie goes to the earlier frame
+        (3, 3, 3, 3),
+        (3, 3, 3, 3),
+    ]
+
+
+def test_a_clip_without_any_face_is_cropped_to_the_centre_square() -> None:
     frame = np.zeros((100, 160, 3), np.uint8)
     frame[:, 30:130] = 200  # the centre square
-    monkeypatch.setattr(frames_module, "detect_face", lambda f: None)
-    stats = CropStats()
-    with caplog.at_level("DEBUG", logger="core.data.frames"):
-        out = prepare_frames(np.stack([frame, frame]), face_crop=True, stats=stats)
+    out = prepare_frames(np.stack([frame, frame]), [None, None])
     assert (out == 200).all()
-    assert (stats.frames, stats.faces, stats.fallbacks) == (2, 0, 2)
-    assert "no face found in 2 of 2 frames" in caplog.text
-
-
-@pytest.mark.skipif(not face_crop_available(), reason="this OpenCV ships no Haar cascade")
-def test_haar_cascade_finds_a_synthetic_face_and_not_a_wall() -> None:
-    from core.data.synthetic import FRAMES, Face, Motion, _render_bonafide
-
-    face = Face.random(np.random.default_rng(3), 3)
-    motion = Motion.random(np.random.default_rng(4))
-    frame = list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[FRAMES // 2]
-    box = frames_module.detect_face(frame)
-    assert box is not None
-    x, y, w, h = box
-    assert 40 < x + w / 2 < 120 and 30 < y + h / 2 < 110  # around the drawn head
-    wall = np.full((160, 160, 3), 120, np.uint8)
-    assert frames_module.detect_face(wall) is None
-
-
-def test_face_crop_without_cascade_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    frames_module._cascade.cache_clear()
-    monkeypatch.setattr(frames_module, "HAAR_FACE", "no_such_cascade.xml")
-    try:
-        assert not face_crop_available()
-        with pytest.raises(DataError, match="Haar cascade"):
-            prepare_frames(np.zeros((1, 50, 50, 3), np.uint8), face_crop=True)
-    finally:
-        frames_module._cascade.cache_clear()
+    whole = prepare_frames(np.stack([frame, frame]))  # no boxes: the whole frame, squashed
+    assert not (whole == 200).all()

@@ -33,6 +33,7 @@ from experiments.metrics import (
     metric_suffix,
     pad_report,
     report_from_scores_frame,
+    summarise,
     wilson_interval,
 )
 
@@ -493,6 +494,38 @@ def test_report_from_scores_csv_equals_report(tmp_path) -> None:
     frame = pd.read_csv(path)  # empty attack_type of bona fide rows comes back as NaN
     assert frame["attack_type"].isna().sum() == 9  # 8 bona fide + the train row
     assert report_from_scores_frame(frame) == pytest.approx(pad_report(case_a(), case_t()))
+
+
+def test_summarise_gives_mean_and_std_of_every_figure() -> None:
+    one = {"dev_acer": 0.1, "test_apcer_print": 0.5}
+    assert summarise([one]) == one  # one setting: as it is, no _std
+    two = {"dev_acer": 0.3}  # a fold without print attacks in test
+    assert summarise([one, two]) == {
+        "dev_acer": pytest.approx(0.2),
+        "dev_acer_std": pytest.approx(math.sqrt(0.02)),
+        "test_apcer_print": 0.5,
+        "test_apcer_print_std": 0.0,
+    }
+    assert list(summarise([one, two])) == [
+        "dev_acer",
+        "dev_acer_std",
+        "test_apcer_print",
+        "test_apcer_print_std",
+    ]
+
+
+def test_report_from_scores_csv_of_several_settings_is_their_summary(tmp_path) -> None:
+    first = _scores_frame().assign(fold="", repeat=0)
+    swapped = first.assign(
+        split=first["split"].map({"dev": "test", "test": "dev", "train": "train"}), repeat=1
+    )
+    path = tmp_path / "scores.csv"
+    pd.concat([first, swapped]).to_csv(path, index=False)
+    frame = pd.read_csv(path, keep_default_na=False)  # as a logged scores.csv is read
+    expected = summarise([pad_report(case_a(), case_t()), pad_report(case_t(), case_a())])
+    assert report_from_scores_frame(frame) == expected
+    single = first.drop(columns=["fold", "repeat"])
+    assert report_from_scores_frame(first) == report_from_scores_frame(single)
 
 
 def test_score_set_normalises_labels_and_types() -> None:

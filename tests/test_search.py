@@ -265,3 +265,31 @@ def test_built_in_baselines_are_the_write_up_heads_with_the_write_up_settings():
         assert search.baseline_name(trial.params) == name == config.head
         assert config.hparams.items() <= heads.get_spec(name).defaults.items()
     assert search.baseline_name({**expected[0], "dropout": 0.3}) is None
+
+
+# --- (e) standardisation is searched; precision and XLA are the caller's -----------------------
+
+
+def test_standardisation_is_a_searched_choice_and_baselines_standardise():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(12):
+        trial, config = ask(study, search.families())
+        assert trial.distributions["standardize"] == CategoricalDistribution((True, False))
+        assert config.standardize is trial.params["standardize"]
+        assert (config.precision, config.jit_compile) == ("float32", "auto")
+        seen.add(config.standardize)
+        study.tell(trial, 0.0)
+    assert seen == {True, False}
+    assert all(params["standardize"] is True for params in search.baselines())
+    assert search.TrialConfig("conv8", "conv", "softmax").params()["standardize"] is True
+
+
+def test_precision_and_jit_compile_pass_through_unsearched():
+    trial = optuna.create_study().ask()
+    config = search.suggest(trial, ["dense"], precision="bfloat16", jit_compile=False)
+    assert (config.precision, config.jit_compile) == ("bfloat16", False)
+    assert "precision" not in trial.params and "jit_compile" not in trial.params
+    assert config.params()["precision"] == "bfloat16"  # logged with the trial's parameters
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, float16"):
+        search.suggest(optuna.create_study().ask(), ["dense"], precision="fp8")

@@ -1,14 +1,16 @@
 """A real sweep: real Optuna (SQLite), real MLflow (SQLite + local artifacts), the real backbone.
 
-The data set is tiny (12 clips of 3 frames, given splits) so the whole module runs in a couple of
+The data set is tiny (16 clips of 3 frames, given splits) so the whole module runs in a couple of
 minutes on 2 cores; the feature cache is shared by every sweep in the module.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
+import h5py
 import mlflow
 import numpy as np
 import optuna
@@ -22,18 +24,25 @@ from experiments import compare, objective, sweep, training
 from experiments.metrics import report_from_scores_frame
 from experiments.search import baselines
 from experiments.sweep import SweepConfig, run_sweep
+from tests.test_evaluation import bob_report
 
 FRAMES = 3
 WRITE_UP = {name: heads.get_spec(name).paper_total_params for name in heads.list_heads()}
 WRITE_UP = {name: count for name, count in WRITE_UP.items() if count is not None}
 
 
-def write_tiny_set(root) -> None:
-    """Given splits, disjoint subjects; bona fide frames move, print is still, replay striped."""
-    rng = np.random.default_rng(0)
+def write_tiny_set(root, seed: int = 0) -> None:  # seed 1: another set, subjects 11-14
+    """Given splits, disjoint subjects; bona fide frames move, print is still, replay striped.
+
+    Dev and test hold two attacks of each species: Bob's far_threshold (BPCER20) needs two.
+    """
+    rng = np.random.default_rng(seed)
     subjects = {"train": (1, 2), "dev": (3,), "test": (4,)}
+    subjects = {split: tuple(10 * seed + i for i in ids) for split, ids in subjects.items()}
+    kinds = ["real", "real", "attack/print", "attack/replay"]
     for split, ids in subjects.items():
-        for n, kind in enumerate(["real", "real", "attack/print", "attack/replay"]):
+        more = [] if split == "train" else ["attack/print", "attack/replay"]
+        for n, kind in enumerate(kinds + more):
             subject = ids[n % len(ids)]
             folder = root / split / kind / f"client{subject:03d}_{n}"
             folder.mkdir(parents=True)
@@ -71,7 +80,8 @@ def config(workspace, study: str, **overrides) -> SweepConfig:
 def first_sweep(workspace):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workspace)  # MLflow puts artifacts under ./mlruns, as for a user
-        return run_sweep(config(workspace, "main", trials=7))
+        # No pruning: every run of this sweep must finish to have its figures checked.
+        return run_sweep(config(workspace, "main", trials=7), pruner=optuna.pruners.NopPruner())
 
 
 def child_runs(result) -> pd.DataFrame:
@@ -90,6 +100,8 @@ def test_experiment_parent_and_one_child_run_per_trial(first_sweep):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["trials"] == "7" and parent.data.tags["synthetic"] == "false"
     assert parent.data.tags["random_weights"] == "true"  # no weights file: flagged on every run
+    assert parent.data.tags["evaluation"] == "intra-dataset"
+    assert parent.data.tags["test_data"] == "same as data" and parent.data.tags["folds"] == "none"
 
     runs = child_runs(first_sweep)
     trials = first_sweep.study.get_trials()
@@ -122,32 +134,71 @@ def test_write_up_baselines_come_first_with_their_exact_counts(first_sweep):
         assert run["metrics.params_total"] == 134_260_544 + run["metrics.params_head"]
 
 
+def logged_scores(run, tmp_path) -> pd.DataFrame:
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run["run_id"], artifact_path="scores.csv", dst_path=str(tmp_path / run["run_id"])
+    )
+    return pd.read_csv(path, keep_default_na=False)
+
+
 def test_logged_metrics_equal_metrics_recomputed_from_scores_csv(first_sweep, tmp_path):
     for _, run in child_runs(first_sweep).iterrows():
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run["run_id"], artifact_path="scores.csv", dst_path=str(tmp_path / run["run_id"])
-        )
-        scores = pd.read_csv(path, keep_default_na=False)
-        assert list(scores.columns) == ["split", "clip", "subject", "label", "attack_type", "score"]
+        scores = logged_scores(run, tmp_path)
+        assert list(scores.columns[:5]) == ["split", "clip", "subject", "label", "attack_type"]
+        assert list(scores.columns[-3:]) == ["fold", "repeat", "score"]
         assert sorted(scores["split"].unique()) == ["dev", "test"]
-        assert len(scores) == 8  # one row per dev and test clip, frames averaged
+        assert len(scores) == 12  # one row per dev and test clip, frames averaged
         assert set(scores["label"]) == {"bonafide", "attack"}
         recomputed = report_from_scores_frame(scores)
-        for key, value in recomputed.items():
-            assert run[f"metrics.{key}"] == pytest.approx(value, abs=1e-9), key
+        assert {key: run[f"metrics.{key}"] for key in recomputed} == recomputed
+
+
+def stored_values(path) -> int:
+    """Number of values in an HDF5 weights file."""
+    sizes: list[int] = []
+    with h5py.File(path) as weights:
+        weights.visititems(lambda _, item: sizes.append(getattr(item, "size", 0)))
+    return sum(sizes)
+
+
+def test_only_each_familys_improvements_keep_their_head_weights(first_sweep, tmp_path):
+    """--keep-weights best (the default): a trial logs its head weights, without optimizer
+    state, only when it beats every earlier finished trial of its family on dev ACER."""
+    client = MlflowClient()
+    runs = child_runs(first_sweep)
+    runs = runs[runs["status"] == "FINISHED"]
+    runs = runs.assign(trial=runs["tags.optuna.trial_number"].astype(int)).sort_values("trial")
+    best: dict[str, float] = {}
+    kept = 0
+    for _, run in runs.iterrows():
+        family, acer = run["params.family"], run["metrics.dev_acer"]
+        expected = family not in best or acer < best[family]
+        best[family] = min(acer, best.get(family, acer))
+        names = {a.path for a in client.list_artifacts(run["run_id"])}
+        assert ("head.weights.h5" in names) == expected, (run["trial"], family, acer)
+        if expected:
+            kept += 1
+            path = client.download_artifacts(run["run_id"], "head.weights.h5", str(tmp_path))
+            assert stored_values(path) == run["metrics.params_head"]  # no optimizer slots
+            Path(path).unlink()
+    assert 0 < kept <= len(runs)
+
+
+def test_every_test_figure_equals_bob_measure_on_scores_csv(first_sweep, tmp_path):
+    """EER threshold, APCER per species, BPCER, ACER, HTER, BPCER20/100, test EER, intervals."""
+    bob = pytest.importorskip("bob.measure")
+    for _, run in child_runs(first_sweep).iterrows():
+        by_bob = bob_report(logged_scores(run, tmp_path), bob)
+        assert {"test_apcer_print", "test_apcer_replay", "test_bpcer100"} <= set(by_bob)
+        assert {key: run[f"metrics.{key}"] for key in by_bob} == by_bob
 
 
 def test_trial_artifacts_and_epoch_curves(first_sweep):
     client = MlflowClient()
-    run_id = child_runs(first_sweep)["run_id"].iloc[0]
+    runs = child_runs(first_sweep)
+    run_id = runs["run_id"].iloc[0]
     names = {a.path for a in client.list_artifacts(run_id)}
-    assert {
-        "scores.csv",
-        "model_summary.txt",
-        "head.weights.h5",
-        "roc_det.png",
-        "confusion.png",
-    } <= names
+    assert {"scores.csv", "model_summary.txt", "roc_det.png", "confusion.png"} <= names
     history = client.get_metric_history(run_id, "epoch_dev_acer")
     assert [m.step for m in history] == list(range(1, len(history) + 1))
     assert len(client.get_metric_history(run_id, "epoch_train_loss")) == len(history)
@@ -201,6 +252,8 @@ def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
         ).read()
     )
     assert "Pareto front" in html and "Test ROC" in html
+    assert "test_apcer_print" in html and "test_hter 95% CI" in html  # every figure in the report
+    assert "test data: same as data" in html
 
 
 def test_compare_prints_the_comparison_as_markdown(first_sweep, capsys):
@@ -308,6 +361,36 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     assert "mlflow ui" in out and "#/experiments/" in out
     study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{workspace}/optuna.db")
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
+
+
+def test_cross_dataset_with_repeats_is_one_command(workspace, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(workspace)
+    write_tiny_set(workspace / "other", seed=1)
+    code = sweep.main(
+        [
+            *("--data", str(workspace / "data"), "--test-data", str(workspace / "other")),
+            *("--cache-dir", str(workspace / "cache"), "--frames", str(FRAMES)),
+            *("--storage", f"sqlite:///{workspace}/optuna.db"),
+            *("--tracking-uri", f"sqlite:///{workspace}/mlflow.db"),
+            *("--trials", "1", "--heads", "lstm30", "--repeats", "2"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert " ± " in out  # the comparison shows mean ± std over the repeats
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`test_data` LIKE '%other'"
+    )
+    (run,) = [r for _, r in runs.iterrows() if r["tags.vggface_heads.role"] == "trial"]
+    assert run["tags.evaluation"] == "cross-dataset" and run["tags.repeats"] == "2"
+    assert run["tags.optuna.study_name"].endswith("-to-other-x2")
+    scores = logged_scores(run, tmp_path)
+    assert set(scores[scores["split"] == "test"]["clip"].str.split("/").str[-1]) == {
+        f"client014_{n}" for n in range(6)
+    }
+    assert scores.groupby("repeat").size().tolist() == [12, 12]
+    by_bob = bob_report(scores, pytest.importorskip("bob.measure"))
+    assert {key: run[f"metrics.{key}"] for key in by_bob} == by_bob
 
 
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):

@@ -57,7 +57,7 @@ def test_composition_and_loader(full_set: Path) -> None:
     }
     assert counts == {"bonafide": 16, "print": 8, "replay": 8, "photo": 8}
     assert data.subjects == [str(s) for s in range(1, SUBJECTS + 1)]
-    assert data.own_subject_clips == 0
+    assert data.layout == "generic" and data.fold is None and data.column_names == []
     for split in SPLITS:  # the default split has every attack type in dev and test
         assert {c.attack_type for c in data.split(split)} == {
             "bonafide",

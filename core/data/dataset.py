@@ -1,11 +1,12 @@
 """Find, label and split every clip of a dataset root: the loader behind every command.
 
-The layout (``--protocol``; ``auto`` recognises it) reads each clip's subject, label, attack type
-and, where the database fixes it, split: see :mod:`core.data.layouts`. Splits given by the data are
-respected (a missing dev or test split is carved from train by subject); otherwise a seeded,
-subject-disjoint split stratified by label (:mod:`core.data.splits`). Clips whose name holds no
-subject are each their own subject (the summary says how many): give ``subject_pattern`` (a regex
-whose first group is the subject) when the names carry one.
+The protocol (``--protocol``; ``auto`` recognises the database and runs its first protocol) names
+a layout, which reads each clip's subject, label, species, own columns and, where the database
+fixes it, split; the protocol then chooses its clips and their splits (and fold): see
+:mod:`core.data.layouts`. Splits given are respected (a missing dev or test split is carved from
+train by subject); otherwise a seeded, subject-disjoint split stratified by label
+(:mod:`core.data.splits`). A clip whose name holds no subject is an error: give
+``subject_pattern`` (a regex whose first group is the subject).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from core.data.clips import (
     DataError,
     Split,
 )
-from core.data.layouts import AUTO, detect, get_layout
+from core.data.layouts import AUTO, detect, get_protocol
 from core.data.splits import DEFAULT_FRACTIONS, assign_splits, check_fractions, check_splits
 from core.data.subjects import compile_subject_pattern
 
@@ -42,12 +43,11 @@ class Dataset:
     """The clips of one dataset root, each with its split, and what was skipped on the way."""
 
     root: Path
-    protocol: str
+    protocol: str  # the protocol run, e.g. "oulu-p3" (auto resolved)
     clips: list[Clip]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     fingerprint: str = ""
     synthetic: bool = False
-    own_subject_clips: int = 0  # clips whose name held no subject: each is its own subject
     signatures: dict[str, str] = field(default_factory=dict, repr=False)  # clip_id -> file stamp
     # Every clip the layout found under root, before a protocol chose and split some of them:
     # features are extracted (and cached) for these, so every protocol and fold shares one cache.
@@ -56,6 +56,7 @@ class Dataset:
     # part of the feature cache key.
     content_fingerprint: str = ""
     fold: int | None = None  # the protocol's fold, for protocols that have folds
+    layout: str = ""  # the database layout that read the clips, e.g. "oulu"
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -67,6 +68,12 @@ class Dataset:
     def subjects(self) -> list[str]:
         """Distinct subjects, sorted."""
         return sorted({c.subject for c in self.clips})
+
+    @property
+    def column_names(self) -> list[str]:
+        """The dataset's own clip columns (e.g. phone, session), in the order clips give them."""
+        clips = self.source_clips or self.clips
+        return list(dict.fromkeys(name for c in clips for name, _ in c.attributes))
 
     def subset(self, clips: Iterable[Clip]) -> Dataset:
         """The same dataset restricted to ``clips`` (e.g. after dropping unreadable ones)."""
@@ -80,19 +87,21 @@ class Dataset:
             self,
             clips=kept,
             signatures=signatures,
-            fingerprint=_fingerprint(self.protocol, kept, signatures),
+            fingerprint=_fingerprint(self.protocol, self.fold, kept, signatures),
         )
 
     def summary(self) -> str:
-        """Counts per split, label and attack type, subjects per split and the skipped count."""
-        kind = f"{self.protocol}, synthetic demonstration set" if self.synthetic else self.protocol
+        """Counts per split, label and species, subjects per split and the skipped count."""
+        kind = self.protocol if self.fold is None else f"{self.protocol} fold {self.fold}"
+        if self.synthetic:
+            kind += ", synthetic demonstration set"
         lines = [
             f"{self.root} ({kind}): {len(self.clips)} clips, {len(self.subjects)} subjects, "
             f"{len(self.skipped)} skipped, fingerprint {self.fingerprint[:12]}"
         ]
         rows = Counter((c.split, c.label, c.attack_type) for c in self.clips)
-        width = max([len("attack type")] + [len(a) for _, _, a in rows])
-        lines.append(f"  {'split':<7}{'label':<10}{'attack type':<{width + 2}}clips")
+        width = max([len("species")] + [len(a) for _, _, a in rows])
+        lines.append(f"  {'split':<7}{'label':<10}{'species':<{width + 2}}clips")
         for split in SPLITS:
             for label in LABELS:
                 for (s, lab, attack), n in sorted(rows.items()):
@@ -105,11 +114,6 @@ class Dataset:
                 f"({sum(c.label == 'bonafide' for c in clips)} bona fide, "
                 f"{sum(c.label == 'attack' for c in clips)} attack), "
                 f"{len({c.subject for c in clips})} subject(s)"
-            )
-        if self.own_subject_clips:
-            lines.append(
-                f"  {self.own_subject_clips} clips have no subject in their name: each is its own "
-                "subject, so one person may appear in two splits (pass a subject pattern)"
             )
         for path, reason in self.skipped[:SUMMARY_SKIPS]:
             lines.append(f"  skipped {path}: {reason}")
@@ -126,30 +130,30 @@ def load_dataset(
     subject_pattern: str | None = None,
     seed: int = 0,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    fold: int | None = None,
 ) -> Dataset:
-    """Find, label and split every clip under ``root`` (see the module docstring for the rules).
+    """Find, label and split the clips of ``protocol`` (and ``fold``, for a protocol that has
+    folds: see :func:`core.data.layouts.folds`) under ``root``; the module docstring has the rules.
 
     Raises:
-        DataError: bad option, no usable clip, a subject in two given splits, or a split without
-            both classes.
+        DataError: bad option or fold, no usable clip, a clip without a subject, a subject in two
+            given splits, or a split without both classes.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: data root is not a folder")
-    layout = None if protocol == AUTO else get_layout(protocol)
+    layout, chosen = (None, None) if protocol == AUTO else get_protocol(protocol)
+    if chosen is not None:
+        chosen.check_fold(fold)
     fractions = check_fractions(fractions)
     pattern = compile_subject_pattern(subject_pattern)
 
     candidates, skipped = _find_clips(root)
     layout = layout or detect(root, candidates)
+    chosen = chosen or layout.protocols[0]
     found, more = layout.read(root, candidates, pattern)
-    if layout.companion_suffixes:  # files the database ships beside each clip: data, not strays
-        stems = {p.with_suffix("") for p in candidates}
-        skipped = [
-            (p, r)
-            for p, r in skipped
-            if not (p.suffix in layout.companion_suffixes and p.with_suffix("") in stems)
-        ]
+    # files the database ships (face boxes): data, not strays
+    skipped = [(p, r) for p, r in skipped if p.suffix not in layout.companion_suffixes]
     skipped = sorted(skipped + more)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
@@ -158,16 +162,18 @@ def load_dataset(
             f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped); "
             "expected videos or frame folders under real/ and attack/ folders"
         )
-    clips = [clip for clip, _ in found]
-    own = sum(own_subject for _, own_subject in found)
-    if own:
-        log.warning(
-            "%s: %d clips have no subject in their name and are each their own subject",
-            root,
-            own,
+    nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
+    if nameless:
+        raise DataError(
+            f"{root}: {len(nameless)} of {len(found)} clips have no subject in their name "
+            f"(e.g. {nameless[0]}); give --subject-pattern, a regex whose first group is the "
+            "subject (the person filmed), so that no person is in two splits"
         )
-    source = sorted(clips, key=lambda c: c.clip_id)
-    clips = assign_splits(clips, layout.name, seed, fractions)
+    source = sorted((clip for clip, _ in found), key=lambda c: c.clip_id)
+    clips = chosen.clips(source, fold)
+    if not clips:
+        raise DataError(f"{root}: protocol {chosen.name} uses none of the {len(source)} clips")
+    clips = assign_splits(clips, chosen.name, seed, fractions)
     check_splits(clips)
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
@@ -175,15 +181,16 @@ def load_dataset(
     content = json.dumps(sorted(signatures.items()))
     return Dataset(
         root=root,
-        protocol=layout.name,
+        protocol=chosen.name,
         clips=clips,
         skipped=skipped,
-        fingerprint=_fingerprint(layout.name, clips, signatures),
+        fingerprint=_fingerprint(chosen.name, fold, clips, signatures),
         synthetic=synthetic,
-        own_subject_clips=own,
         signatures=signatures,
         source_clips=source,
         content_fingerprint=hashlib.sha256(content.encode()).hexdigest(),
+        fold=fold,
+        layout=layout.name,
     )
 
 
@@ -234,10 +241,13 @@ def _signature(path: Path, content: bool) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(protocol: str, clips: list[Clip], signatures: dict[str, str]) -> str:
+def _fingerprint(
+    protocol: str, fold: int | None, clips: list[Clip], signatures: dict[str, str]
+) -> str:
     records = [
         [c.clip_id, signatures[c.clip_id], c.subject, c.label, c.attack_type, c.split]
         for c in clips
     ]
-    text = json.dumps({"protocol": protocol, "clips": records}, sort_keys=True)
+    described = {"protocol": protocol, "clips": records} | ({"fold": fold} if fold else {})
+    text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -1,5 +1,7 @@
 """Frames of one clip: evenly spaced decoding, optional face crop, resize to the network's input.
 
+Finding the face is :mod:`core.features.faces`' job; this module crops to the boxes it is given.
+
 ``read_frames`` returns ``frames_per_clip`` frames of **one** clip, in order, spread over the whole
 clip (SPEC §4: a sequence never straddles two clips). A clip with fewer frames than asked for is
 a :class:`~core.data.clips.ClipError` ("has N frames, needs K") rather than a sequence with repeated
@@ -9,10 +11,9 @@ the clip with a warning and count it.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -24,8 +25,6 @@ from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
 log = logging.getLogger(__name__)
 
 OUTPUT_SIZE = INPUT_SIZE  # VGG-Face input side
-HAAR_FACE = "haarcascade_frontalface_default.xml"
-DETECT_SIDE = 320  # faces are searched on a copy whose longer side is at most this (speed)
 
 
 def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
@@ -55,45 +54,54 @@ def read_frames(path: str | Path, frames_per_clip: int = FRAMES_PER_CLIP) -> np.
         ClipError: the clip is unreadable or corrupt, holds no frame, has fewer than
             ``frames_per_clip`` frames, or its frames differ in size.
     """
+    return read_clip(path, frames_per_clip)[0]
+
+
+def read_clip(
+    path: str | Path, frames_per_clip: int = FRAMES_PER_CLIP
+) -> tuple[np.ndarray, list[int]]:
+    """:func:`read_frames` and the index in the clip of each frame (0 = its first frame), which
+    per-frame annotations such as a database's face boxes are looked up by."""
     path = Path(path)
     if frames_per_clip < 1:
         raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
     if path.is_dir():
-        frames = _read_folder(path, frames_per_clip)
+        frames, indices = _read_folder(path, frames_per_clip)
     elif path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ClipError(
                 f"{path}: not a clip (expected a video {'/'.join(VIDEO_SUFFIXES)} "
                 "or a folder of frames)"
             )
-        frames = _read_video(path, frames_per_clip)
+        frames, indices = _read_video(path, frames_per_clip)
     else:
         raise ClipError(f"{path}: no such video or frame folder")
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise ClipError(f"{path}: frames differ in size {sorted(shapes)}")
-    return np.stack(frames)
+    return np.stack(frames), indices
 
 
 def _natural_key(path: Path) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name.lower())]
 
 
-def _read_folder(folder: Path, k: int) -> list[np.ndarray]:
+def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     files = frame_files(folder)
     if not files:
         raise ClipError(f"{folder}: frame folder holds no {'/'.join(FRAME_SUFFIXES)} image")
     if len(files) < k:
         raise ClipError(f"{folder}: has {len(files)} frames, needs {k}")
     frames = []
-    for i in frame_indices(len(files), k):
+    indices = frame_indices(len(files), k)
+    for i in indices:
         # imdecode of the bytes rather than imread: works for any path encoding
         data = np.fromfile(files[i], dtype=np.uint8)
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise ClipError(f"{files[i]}: cannot decode this image")
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return frames
+    return frames, indices
 
 
 def _open(path: Path) -> cv2.VideoCapture:
@@ -104,7 +112,7 @@ def _open(path: Path) -> cv2.VideoCapture:
     return cap
 
 
-def _read_video(path: Path, k: int) -> list[np.ndarray]:
+def _read_video(path: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     """Seek to the needed frames when the container reports a frame count; else read through.
 
     Seeking is checked: a failed read, a position that does not follow the request or a frame
@@ -115,10 +123,11 @@ def _read_video(path: Path, k: int) -> list[np.ndarray]:
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if reported >= k:
-            frames = _read_by_seeking(cap, frame_indices(reported, k))
+            indices = frame_indices(reported, k)
+            frames = _read_by_seeking(cap, indices)
             # a frame past the reported end means the count was too low: indices would bunch up
             if frames is not None and not _decodes_past(cap, reported):
-                return frames
+                return frames, indices
             log.debug("%s: frame count or seeking unreliable, reading sequentially", path)
     finally:
         cap.release()
@@ -127,7 +136,8 @@ def _read_video(path: Path, k: int) -> list[np.ndarray]:
         raise ClipError(f"{path}: no frame decodes (unreadable or corrupt video)")
     if n < k:
         raise ClipError(f"{path}: has {n} frames, needs {k}")
-    return _read_sequentially(path, frame_indices(n, k))
+    indices = frame_indices(n, k)
+    return _read_sequentially(path, indices), indices
 
 
 def _read_by_seeking(cap: cv2.VideoCapture, indices: list[int]) -> list[np.ndarray] | None:
@@ -180,32 +190,23 @@ def _read_sequentially(path: Path, indices: list[int]) -> list[np.ndarray]:
     return frames
 
 
-@dataclass
-class CropStats:
-    """Counts of face-crop outcomes, so a caller can report how often the fallback was used."""
-
-    frames: int = 0
-    faces: int = 0
-
-    @property
-    def fallbacks(self) -> int:
-        """Frames cropped to the centre square because no face was found."""
-        return self.frames - self.faces
+Box = tuple[int, int, int, int]  # a face as (x, y, w, h) in the frame's pixels
 
 
 def prepare_frames(
-    frames: np.ndarray,
-    face_crop: bool = False,
-    margin: float = 0.2,
-    stats: CropStats | None = None,
+    frames: np.ndarray, boxes: Sequence[Box | None] | None = None, margin: float = 0.2
 ) -> np.ndarray:
     """Turn decoded frames into the network's 224x224 uint8 RGB input (k, 224, 224, 3).
 
-    Without ``face_crop`` the whole frame is resized (aspect not kept): the scene around the face,
-    such as a paper edge, a screen bezel or a hand, is evidence of an attack. With ``face_crop``
-    each frame is cropped to a square around the largest Haar-cascade face, enlarged by
-    ``margin`` of the face's size on every side, or to the centre square when no face is found
-    (counted in ``stats`` and logged at debug level). ``core.preprocess_input`` is the caller's.
+    Without ``boxes`` the whole frame is resized (aspect not kept). With ``boxes`` (one face box
+    or None per frame; see :mod:`core.features.faces`) each frame is cropped to a square around
+    its face, enlarged by ``margin`` of the face's size on every side and shifted inside the frame.
+
+    A frame whose box is None takes the box of the nearest frame of the same clip that has one
+    (ties: the earlier frame): a face moves little within a clip, and the crop keeps the scale of
+    the clip's other frames, so a detector's miss does not turn into a visual cue a head could
+    learn. When no frame of the clip has a face, every frame is cropped to its centre square.
+    Callers count the misses (``FeatureSet.no_face``). ``core.preprocess_input`` is the caller's.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -214,23 +215,23 @@ def prepare_frames(
         )
     if not 0 <= margin <= 2:
         raise DataError(f"margin must be between 0 and 2, got {margin}")
+    if boxes is not None and len(boxes) != len(frames):
+        raise DataError(f"{len(boxes)} face boxes for {len(frames)} frames")
+    filled = fill_missing(boxes) if boxes is not None else [None] * len(frames)
     out = np.empty((len(frames), OUTPUT_SIZE, OUTPUT_SIZE, 3), dtype=np.uint8)
-    found = 0
-    for i, frame in enumerate(frames):
-        if face_crop:
-            box = detect_face(frame)
-            found += box is not None
+    for i, (frame, box) in enumerate(zip(frames, filled, strict=True)):
+        if boxes is not None:
             frame = _crop_square(frame, box, margin)
         out[i] = resize(frame, OUTPUT_SIZE)
-    if face_crop:
-        if found < len(frames):
-            log.debug(
-                "no face found in %d of %d frames: centre crop", len(frames) - found, len(frames)
-            )
-        if stats is not None:
-            stats.frames += len(frames)
-            stats.faces += found
     return out
+
+
+def fill_missing(boxes: Sequence[Box | None]) -> list[Box | None]:
+    """Each None replaced by the nearest box (the earlier one on a tie); all None if none is set."""
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    if not found:
+        return list(boxes)
+    return [boxes[min(found, key=lambda j: (abs(j - i), j))] for i in range(len(boxes))]
 
 
 def resize(image: np.ndarray, side: int) -> np.ndarray:
@@ -242,53 +243,7 @@ def resize(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(image, (side, side), interpolation=interpolation)
 
 
-@functools.cache
-def _cascade() -> cv2.CascadeClassifier:
-    """OpenCV's frontal-face Haar cascade, loaded once."""
-    data = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    xml = Path(data) / HAAR_FACE if data else None
-    if not hasattr(cv2, "CascadeClassifier") or xml is None or not xml.is_file():
-        raise DataError(
-            f"face crop needs OpenCV's Haar cascade (cv2.CascadeClassifier and "
-            f"cv2.data.haarcascades/{HAAR_FACE}), which OpenCV {cv2.__version__} does not ship; "
-            "install opencv-python-headless<5 or run without face crop"
-        )
-    cascade = cv2.CascadeClassifier(str(xml))
-    if cascade.empty():
-        raise DataError(f"{xml}: OpenCV could not load this Haar cascade")
-    return cascade
-
-
-def face_crop_available() -> bool:
-    """True when this OpenCV ships the Haar cascade that ``face_crop`` needs."""
-    try:
-        _cascade()
-    except DataError:
-        return False
-    return True
-
-
-def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Largest frontal face in an RGB frame as (x, y, w, h) in its pixels, or None."""
-    h, w = frame.shape[:2]
-    scale = min(1.0, DETECT_SIDE / max(h, w))
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    min_side = max(20, min(gray.shape) // 8)
-    boxes = _cascade().detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side)
-    )
-    if len(boxes) == 0:
-        return None
-    x, y, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
-    return tuple(round(v / scale) for v in (x, y, bw, bh))
-
-
-def _crop_square(
-    frame: np.ndarray, box: tuple[int, int, int, int] | None, margin: float
-) -> np.ndarray:
+def _crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray:
     """Square crop around ``box`` grown by ``margin``, shifted inside the frame; centre if None."""
     h, w = frame.shape[:2]
     if box is None:
@@ -296,7 +251,7 @@ def _crop_square(
         cx, cy = w / 2, h / 2
     else:
         x, y, bw, bh = box
-        side = min(round(max(bw, bh) * (1 + 2 * margin)), h, w)
+        side = max(1, min(round(max(bw, bh) * (1 + 2 * margin)), h, w))
         cx, cy = x + bw / 2, y + bh / 2
     left = int(min(max(round(cx - side / 2), 0), w - side))
     top = int(min(max(round(cy - side / 2), 0), h - side))

@@ -1,13 +1,16 @@
-"""The fc7 feature cache: how it is filled (:mod:`.pipeline`), stored (:mod:`.store`) and keyed
-(:mod:`.extract`), and the one entry point from options to features (:mod:`.request`).
+"""The fc7 cache: how it is filled (:mod:`.pipeline`, with the face crop's boxes from
+:mod:`.faces`), stored (:mod:`.store`) and keyed (:mod:`.extract`), what it returns
+(:mod:`.featureset`), and the one entry point from options to features (:mod:`.request`).
 Reusing a cache entry imports neither Keras nor TensorFlow."""
 
 from core.features.extract import (
     FeatureSet,
+    NoFace,
     cache_key,
     default_cache_dir,
     default_weights_path,
     extract_features,
+    no_face_by_species,
     weights_fingerprint,
 )
 from core.features.request import FeatureOptions, cached_features, load_data
@@ -15,11 +18,13 @@ from core.features.request import FeatureOptions, cached_features, load_data
 __all__ = [
     "FeatureOptions",
     "FeatureSet",
+    "NoFace",
     "cache_key",
     "cached_features",
     "default_cache_dir",
     "default_weights_path",
     "extract_features",
     "load_data",
+    "no_face_by_species",
     "weights_fingerprint",
 ]

@@ -1,9 +1,14 @@
-"""fc7 features of every clip's frames, extracted once and cached on disk (SPEC §5).
+"""fc7 features of every clip of a database, extracted once and cached on disk (SPEC §5).
 
 With a frozen backbone every head trains on the same fc7 features, so
-:func:`extract_features` runs VGG-Face once per (weights, data, frame settings) and stores the
-result as a memory-mapped ``.npy`` plus a JSON manifest; later calls reuse it in well under a
+:func:`extract_features` runs VGG-Face once per (weights, database, frame settings) and stores
+the result as a memory-mapped ``.npy`` plus a JSON manifest; later calls reuse it in well under a
 second (plus Python's imports).
+
+One entry covers the whole database, not one protocol's selection: every clip the layout found
+(``Dataset.source_clips``) is extracted, and the returned :class:`FeatureSet` holds the clips the
+protocol chose (``Dataset.clips``, with their splits) as rows of that one entry. Every protocol,
+fold and split seed of a database therefore reuses one extraction.
 
 Where things live:
 
@@ -16,12 +21,21 @@ Where things live:
   the backbone is random (seeded, so its features are reproducible), a loud warning is logged and
   ``FeatureSet.random_weights`` is True so every result can be marked as meaningless.
 
-The cache key hashes the weights file's content (not its name or date), the dataset's
-fingerprint, ``frames_per_clip``, ``face_crop``, :data:`PREPROCESSING_VERSION` and the feature
-layer. Anything else (batch size, progress bar) does not change the features. Entries are
-written atomically, validated when opened and rebuilt when damaged; concurrent processes on one
-key take turns (one extracts, the others wait and reuse). Reusing an entry imports neither Keras
-nor TensorFlow from this module.
+Face crop (:mod:`core.features.faces`): on by default for a user's data (VGG-Face was trained on
+face crops; a whole 4:3 frame squashed to 224x224 teaches the background), off by default for the
+synthetic demonstration set (its faces are drawn, and its attacks carry their evidence in the
+whole frame: paper border, screen bezel). Boxes come from the database's own files where a clip
+has one, else from the detector (``auto``: MTCNN, else OpenCV's Haar cascade). Frames where no
+face is found are counted per clip (``FeatureSet.no_face``, the manifest) and cropped like the
+nearest frame of their clip that has one (:func:`core.data.frames.prepare_frames`).
+
+The cache key hashes the weights file's content (not its name or date), the database's content
+fingerprint (its clips' ids and file stamps, not their splits), ``frames_per_clip``, the face
+crop (detector and its version, and the stamps of the database's box files),
+:data:`PREPROCESSING_VERSION` and the feature layer. Anything else (batch size, progress bar) does
+not change the features. Entries are written atomically, validated when opened and rebuilt when
+damaged; concurrent processes on one key take turns (one extracts, the others wait and reuse).
+Reusing an entry imports neither Keras nor TensorFlow from this module.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,50 +65,29 @@ from core.constants import (
 )
 from core.data.clips import Clip, DataError
 from core.data.dataset import Dataset
-from core.features import pipeline, store
+from core.features import faces, pipeline, store
+from core.features.featureset import FeatureSet, NoFace, no_face_by_species
+
+__all__ = [
+    "FeatureSet",
+    "NoFace",
+    "cache_key",
+    "default_cache_dir",
+    "default_weights_path",
+    "extract_features",
+    "no_face_by_species",
+    "weights_fingerprint",
+]
 
 log = logging.getLogger(__name__)
 
 # Bump when core.data.frames / core.preprocess_input change what reaches the network: every cache
 # made before is then rebuilt. 1: evenly spaced segment-centre frames, whole-frame (or Haar face
-# with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage.
-PREPROCESSING_VERSION = 1
+# with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage. 2: entries cover every
+# clip of a database; face crop from database boxes, MTCNN or Haar, a frame without a face
+# cropped like the nearest frame of its clip with one.
+PREPROCESSING_VERSION = 2
 WEIGHTS_FILE = "vgg_face.weights.h5"
-
-
-@dataclass
-class FeatureSet:
-    """fc7 features of the usable clips, memory-mapped read-only from the store.
-
-    ``features[i, j]`` is the fc7 vector of frame ``j`` of ``clips[i]``; the frames of a row come
-    from that one clip, in time order.
-    """
-
-    features: np.ndarray  # (n_clips, frames_per_clip, 4096) float32, read-only memory map
-    clips: list[Clip]
-    skipped: list[tuple[Path, str]]  # the dataset's skips, then clips that failed to decode
-    fingerprint: str  # the cache key
-    weights_fingerprint: str  # sha256 of the weights file, or "random:<init>:<seed>"
-    dataset_fingerprint: str
-    random_weights: bool
-    synthetic: bool
-    frames_per_clip: int
-    face_crop: bool
-    path: Path  # the cache entry's folder
-    extracted: bool  # False when an existing cache entry was reused
-    seconds: float  # wall time of this call
-    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def indices(self, split: str) -> np.ndarray:
-        """Rows of ``features`` whose clip is in ``split`` ("train", "dev" or "test")."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        return np.flatnonzero([clip.split == split for clip in self.clips])
-
-    @property
-    def frames(self) -> int:
-        """Number of frames whose features are stored."""
-        return len(self.clips) * self.frames_per_clip
 
 
 def default_cache_dir() -> Path:
@@ -127,14 +120,25 @@ def weights_fingerprint(path: str | os.PathLike | None) -> str:
 
 
 def cache_key(
-    weights_fp: str, dataset_fp: str, frames_per_clip: int, face_crop: bool
+    weights_fp: str,
+    data_fp: str,
+    frames_per_clip: int,
+    detector: str | None = None,
+    face_boxes: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The cache key and the parts it hashes (stored in the manifest)."""
+    """The cache key and the parts it hashes (stored in the manifest).
+
+    ``data_fp`` is the database's content fingerprint; ``detector`` the face detector and its
+    version (:func:`core.features.faces.detector_version`), None without a face crop;
+    ``face_boxes`` the fingerprint of the database's box files used instead of detecting.
+    """
     parts = {
         "weights": weights_fp,
-        "dataset": dataset_fp,
+        "data": data_fp,
         "frames_per_clip": frames_per_clip,
-        "face_crop": face_crop,
+        "face_crop": detector is not None,
+        "detector": detector,
+        "face_boxes": face_boxes if detector is not None else None,
         "preprocessing": PREPROCESSING_VERSION,
         "layer": FEATURE_LAYER,
     }
@@ -147,11 +151,17 @@ def extract_features(
     weights: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     frames_per_clip: int = FRAMES_PER_CLIP,
-    face_crop: bool = False,
+    face_crop: bool | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    *,
+    detector: str = faces.AUTO,
+    database_boxes: bool = True,
 ) -> FeatureSet:
-    """fc7 features of every clip of ``dataset``: reused from the cache, else extracted into it.
+    """fc7 features of the clips of ``dataset``: reused from the cache, else extracted into it.
+
+    Every clip of the database (``dataset.source_clips``) is extracted once; the result holds the
+    protocol's clips (``dataset.clips``) with their splits.
 
     Args:
         dataset: a :class:`core.data.dataset.Dataset` with its splits assigned.
@@ -160,12 +170,18 @@ def extract_features(
             building it seeds Keras' global generators with :data:`RANDOM_SEED`).
         cache_dir: None: :func:`default_cache_dir`.
         frames_per_clip: evenly spaced frames per clip (:func:`core.data.frames.read_frames`).
-        face_crop: crop each frame to the largest Haar face first.
+        face_crop: crop each frame to its face first; None: on for a user's data, off for the
+            synthetic set.
         batch_size: frames per forward pass.
         progress: show a tqdm bar on stderr while extracting.
+        detector: ``auto`` (MTCNN where it can run here, else Haar), ``mtcnn`` or ``haar``: finds
+            the faces of clips without database boxes.
+        database_boxes: crop with the face boxes a database ships (``Clip.face_boxes``) where a
+            clip has them; False: detect in every clip (e.g. to crop two databases alike).
 
     Raises:
-        DataError: no usable clip, or a split without both classes (named).
+        DataError: no usable clip, a split without both classes (named), or a detector that
+            cannot run here.
         PortError: the weights file is missing or is not VGG-Face.
 
     Concurrent calls on one key are safe: one process extracts, the others wait and reuse.
@@ -175,14 +191,11 @@ def extract_features(
         raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
-    if face_crop:
-        from core.data.frames import face_crop_available
-
-        if not face_crop_available():
-            raise DataError(
-                "face_crop needs OpenCV's Haar cascade (cv2.data.haarcascades), which this OpenCV "
-                "does not ship; install opencv-python-headless<5 or extract without face crop"
-            )
+    if face_crop is None:
+        face_crop = not dataset.synthetic
+    source, data_fp = _source(dataset)
+    resolved = faces.resolve_detector(detector) if face_crop else None
+    box_fp = _boxes_fingerprint(source, dataset.root) if face_crop and database_boxes else None
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     weights_path = _resolve_weights(weights, cache_dir)
     if weights_path is None:
@@ -197,7 +210,8 @@ def extract_features(
     _check_splits(dataset.clips, dataset.clips)
 
     weights_fp = weights_fingerprint(weights_path)
-    key, parts = cache_key(weights_fp, dataset.fingerprint, frames_per_clip, face_crop)
+    detector_name = faces.detector_version(resolved) if resolved is not None else None
+    key, parts = cache_key(weights_fp, data_fp, frames_per_clip, detector_name, box_fp)
     root = cache_dir / "features"
 
     found = _try_load(root, key, dataset)
@@ -206,38 +220,82 @@ def extract_features(
         with store.locked(root, key):
             found = _try_load(root, key, dataset)  # another process may have just written it
             if found is None:
-                _extract(dataset, weights_path, root, key, parts, batch_size, progress)
+                finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
+                _extract(
+                    dataset, source, weights_path, root, key, parts, finder, batch_size, progress
+                )
                 found, extracted = store.load_entry(root, key), True
     array, manifest = found
     if not extracted:
         log.info("reusing fc7 features %s", root / key)
 
-    clips, decode_skips = _rows(manifest, dataset)
+    selection = _rows(manifest, dataset)
     if not extracted:  # extraction warned them as it met them
-        for path, reason in decode_skips:
+        for path, reason in selection.decode_skips:
             log.warning("skipped clip %s: %s", path, reason)
-    if not clips:
+    if not selection.clips:
         raise DataError(
-            f"{dataset.root}: no usable clip ({len(dataset.skipped) + len(decode_skips)} "
+            f"{dataset.root}: no usable clip ({len(dataset.skipped) + len(selection.decode_skips)} "
             "skipped, see the warnings)"
         )
-    _check_splits(clips, dataset.clips)
-    return FeatureSet(
-        features=array,
-        clips=clips,
-        skipped=[*dataset.skipped, *decode_skips],
+    _check_splits(selection.clips, dataset.clips)
+    features = FeatureSet(
+        entry=array,
+        rows=selection.rows,
+        clips=selection.clips,
+        skipped=[*dataset.skipped, *selection.decode_skips],
         fingerprint=key,
         weights_fingerprint=weights_fp,
         dataset_fingerprint=dataset.fingerprint,
+        content_fingerprint=data_fp,
         random_weights=weights_path is None,
         synthetic=bool(dataset.synthetic),
         frames_per_clip=frames_per_clip,
         face_crop=face_crop,
+        detector=resolved,
         path=root / key,
         extracted=extracted,
         seconds=time.perf_counter() - start,
+        no_face=selection.no_face if face_crop else {},
+        database_boxes=selection.database_boxes,
         manifest=manifest,
     )
+    log.info("%s", features.face_summary())
+    return features
+
+
+def _source(dataset: Dataset) -> tuple[list[Clip], str]:
+    """The clips to extract (every clip of the database) and the fingerprint that keys them.
+
+    A Dataset made without source clips (built by hand) falls back to its own clips.
+    """
+    if not dataset.source_clips:
+        return list(dataset.clips), dataset.fingerprint
+    known = {clip.clip_id for clip in dataset.source_clips}
+    strays = [clip.clip_id for clip in dataset.clips if clip.clip_id not in known]
+    if strays:
+        raise DataError(
+            f"{dataset.root}: clip {strays[0]!r} of protocol {dataset.protocol} is not among the "
+            "clips the layout found (Dataset.source_clips)"
+        )
+    return list(dataset.source_clips), dataset.content_fingerprint or dataset.fingerprint
+
+
+def _boxes_fingerprint(clips: list[Clip], root: Path) -> str | None:
+    """Stamps (name, size, mtime) of the database's face-box files, None when no clip has one."""
+    stamps = []
+    for clip in clips:
+        if clip.face_boxes is None:
+            continue
+        try:
+            stat = Path(clip.face_boxes).stat()
+            stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"  # decoding skips the clip and says why
+        stamps.append([clip.clip_id, _relative(clip.face_boxes, root), stamp])
+    if not stamps:
+        return None
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
 def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path | None:
@@ -285,18 +343,38 @@ def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[
     return array, manifest
 
 
-def _rows(manifest: dict[str, Any], dataset: Dataset) -> tuple[list[Clip], list[tuple[Path, str]]]:
-    """The dataset's clips in the entry's row order (splits as the dataset assigns them now) and
-    the clips that failed to decode; CacheEntryInvalid if the manifest does not fit the dataset."""
-    by_id = {clip.clip_id: clip for clip in dataset.clips}
-    rows = manifest["clips"]
-    if len(rows) != manifest["shape"][0]:
-        raise store.CacheEntryInvalid(f"{len(rows)} clips for {manifest['shape'][0]} rows")
-    missing = [row["clip_id"] for row in rows if row["clip_id"] not in by_id]
+@dataclass
+class _Selection:
+    """The dataset's usable clips found in an entry: their rows and what the entry says of them."""
+
+    clips: list[Clip]
+    rows: np.ndarray
+    decode_skips: list[tuple[Path, str]]
+    no_face: dict[str, int]
+    database_boxes: int
+
+
+def _rows(manifest: dict[str, Any], dataset: Dataset) -> _Selection:
+    """The dataset's clips found in the entry (splits as the dataset assigns them now), their rows
+    and the clips that failed to decode; CacheEntryInvalid if the manifest does not fit."""
+    records = manifest["clips"]
+    if len(records) != manifest["shape"][0]:
+        raise store.CacheEntryInvalid(f"{len(records)} clips for {manifest['shape'][0]} rows")
+    row_of = {record["clip_id"]: row for row, record in enumerate(records)}
+    skips = {s["clip_id"]: s for s in manifest["skipped"]}
+    missing = [c.clip_id for c in dataset.clips if c.clip_id not in row_of | skips]
     if missing:
-        raise store.CacheEntryInvalid(f"clips not in the dataset: {missing[:3]}")
-    skips = [(_absolute(dataset.root, s["path"]), str(s["reason"])) for s in manifest["skipped"]]
-    return [by_id[row["clip_id"]] for row in rows], skips
+        raise store.CacheEntryInvalid(f"clips of the dataset not in the entry: {missing[:3]}")
+    clips = [clip for clip in dataset.clips if clip.clip_id in row_of]
+    rows = np.array([row_of[clip.clip_id] for clip in clips], dtype=np.intp)
+    no_face = {clip.clip_id: int(records[row_of[clip.clip_id]]["no_face"]) for clip in clips}
+    decode_skips = [
+        (_absolute(dataset.root, skips[c.clip_id]["path"]), str(skips[c.clip_id]["reason"]))
+        for c in dataset.clips
+        if c.clip_id in skips
+    ]
+    database_boxes = sum(bool(records[row_of[c.clip_id]]["database_boxes"]) for c in clips)
+    return _Selection(clips, rows, decode_skips, no_face, database_boxes)
 
 
 def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
@@ -315,25 +393,29 @@ def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
 
 def _extract(
     dataset: Dataset,
+    source: list[Clip],
     weights_path: Path | None,
     root: Path,
     key: str,
     parts: dict[str, Any],
+    finder: faces.FaceFinder | None,
     batch_size: int,
     progress: bool,
 ) -> None:
-    """Extract into a new cache entry and publish it. Call it holding the key's lock."""
+    """Extract ``source`` into a new cache entry and publish it. Call it holding the key's lock."""
     store.remove_leftovers(root, key)
-    frames_per_clip, face_crop = parts["frames_per_clip"], parts["face_crop"]
+    frames_per_clip = parts["frames_per_clip"]
     model, average = _load_backbone(weights_path)
-    # one decoding thread with the face detector (OpenCV does not promise that a cascade is
-    # thread-safe); else a few, which a fast GPU needs to be kept fed
-    workers = 1 if face_crop else min(4, os.cpu_count() or 1)
-    shape = (len(dataset.clips), frames_per_clip, FEATURE_SIZE)
+    if finder is not None:
+        finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
+    # one decoding thread with a face detector (OpenCV does not promise that a cascade is
+    # thread-safe; MTCNN's models are shared); else a few, which a fast GPU needs to be kept fed
+    workers = 1 if finder is not None else min(4, os.cpu_count() or 1)
+    shape = (len(source), frames_per_clip, FEATURE_SIZE)
     with store.PendingEntry(root, key, shape) as pending:
-        decode = pipeline.decoder(frames_per_clip, face_crop)
+        decode = pipeline.decoder(frames_per_clip, finder)
         run = pipeline.run_backbone(
-            model, average, dataset.clips, decode, pending, batch_size, progress, workers
+            model, average, source, decode, pending, batch_size, progress, workers
         )
         if not run.usable:  # nothing worth caching; the next run tries again
             raise DataError(
@@ -353,12 +435,21 @@ def _manifest(
         "feature_layer": FEATURE_LAYER,
         "frames_per_clip": run.frames_per_clip,
         "face_crop": parts["face_crop"],
+        "detector": parts["detector"],
         "dataset_root": str(dataset.root),
-        "clips": [_clip_record(clip, dataset.root) for clip in run.usable],
+        "clips": [
+            {
+                **_clip_record(clip, dataset.root),
+                "no_face": run.no_face.get(clip.clip_id, 0),
+                "database_boxes": clip.clip_id in run.shipped_boxes,
+            }
+            for clip in run.usable
+        ],
         "skipped": [
-            {"path": _relative(clip.path, dataset.root), "reason": reason}
+            {"clip_id": clip.clip_id, "path": _relative(clip.path, dataset.root), "reason": reason}
             for clip, reason in run.skipped
         ],
+        "no_face_frames": sum(run.no_face.values()),
         "random_weights": weights_path is None,
         "weights_file": str(weights_path) if weights_path is not None else None,
         "synthetic": bool(dataset.synthetic),
@@ -381,11 +472,11 @@ def _absolute(root: Path, stored: str) -> Path:
 
 
 def _clip_record(clip: Clip, root: Path) -> dict[str, Any]:
+    """What the entry keeps of a clip (its split belongs to a protocol, not to the database)."""
     return {
         "clip_id": clip.clip_id,
         "path": _relative(clip.path, root),
         "subject": clip.subject,
         "label": clip.label,
         "attack_type": clip.attack_type,
-        "split": clip.split,
     }

@@ -3,7 +3,8 @@
 Clips are decoded and resized in threads while the network runs (OpenCV and numpy release the
 GIL); frames wait as uint8 and the mean is subtracted as they enter a batch; each batch is one
 contiguous run of (row, frame) positions, written to the pending cache entry as soon as it is
-computed. A clip that cannot be decoded is skipped, warned and counted.
+computed. A clip that cannot be decoded is skipped, warned and counted. With a face crop, each
+clip's frames without a face are counted (``Run.no_face``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,20 @@ import numpy as np
 from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE, INPUT_SHAPE
 from core.data.clips import Clip, ClipError
-from core.data.frames import prepare_frames, read_frames
+from core.data.frames import prepare_frames, read_clip
 from core.features import store
+from core.features.faces import FaceFinder
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Decoded:
+    """One clip's network input and how its face crop went."""
+
+    frames: np.ndarray  # uint8 (frames_per_clip, 224, 224, 3)
+    no_face: int = 0  # frames where no face was found (0 without a face crop)
+    shipped_boxes: bool = False  # the boxes came from the database's own file
 
 
 @dataclass
@@ -35,13 +46,15 @@ class Run:
     skipped: list[tuple[Clip, str]]
     frames_per_clip: int
     seconds: float
+    no_face: dict[str, int] = field(default_factory=dict)  # clip_id -> frames without a face
+    shipped_boxes: set[str] = field(default_factory=set)  # clip_ids cropped with shipped boxes
 
 
 def run_backbone(
     model: Any,
     average: np.ndarray | None,
     clips: list[Clip],
-    decode: Callable[[Clip], np.ndarray],
+    decode: Callable[[Clip], Decoded],
     pending: store.PendingEntry,
     batch_size: int,
     progress: bool,
@@ -85,7 +98,7 @@ def run_backbone(
     with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
         for clip, future in _prefetch(decode, clips, depth, workers):
             try:
-                frames = future.result()
+                decoded = future.result()
             except ClipError as err:
                 reason = _reason(err, clip.path)
                 log.warning("skipped clip %s: %s", clip.path, reason)
@@ -93,6 +106,10 @@ def run_backbone(
                 bar.update(frames_per_clip)
                 continue
             run.usable.append(clip)
+            run.no_face[clip.clip_id] = decoded.no_face
+            if decoded.shipped_boxes:
+                run.shipped_boxes.add(clip.clip_id)
+            frames = decoded.frames
             first = 0
             while first < frames_per_clip:
                 count = min(frames_per_clip - first, batch_size - fill)
@@ -108,34 +125,41 @@ def run_backbone(
     return run
 
 
-def decoder(frames_per_clip: int, face_crop: bool) -> Callable[[Clip], np.ndarray]:
-    """clip -> uint8 RGB (frames_per_clip, 224, 224, 3); raises ClipError.
+def decoder(frames_per_clip: int, faces: FaceFinder | None) -> Callable[[Clip], Decoded]:
+    """clip -> its uint8 RGB (frames_per_clip, 224, 224, 3) frames, cropped to the face that
+    ``faces`` finds (whole frames when None); raises ClipError.
 
     uint8, a quarter of the float32 input: the frames waiting in the prefetch window are small.
     """
 
-    def decode(clip: Clip) -> np.ndarray:
-        frames = prepare_frames(read_frames(clip.path, frames_per_clip), face_crop=face_crop)
-        if frames.shape != (frames_per_clip, *INPUT_SHAPE):
+    def decode(clip: Clip) -> Decoded:
+        raw, indices = read_clip(clip.path, frames_per_clip)
+        if faces is None:
+            decoded = Decoded(prepare_frames(raw))
+        else:
+            boxes, shipped = faces.boxes(clip, raw, indices)
+            no_face = sum(box is None for box in boxes)
+            decoded = Decoded(prepare_frames(raw, boxes), no_face, shipped)
+        if decoded.frames.shape != (frames_per_clip, *INPUT_SHAPE):
             raise ClipError(
                 f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "
-                f"got {frames.shape}"
+                f"got {decoded.frames.shape}"
             )
-        return frames
+        return decoded
 
     return decode
 
 
 def _prefetch(
-    fn: Callable[[Clip], np.ndarray], clips: Iterable[Clip], depth: int, workers: int
-) -> Iterator[tuple[Clip, Future[np.ndarray]]]:
+    fn: Callable[[Clip], Decoded], clips: Iterable[Clip], depth: int, workers: int
+) -> Iterator[tuple[Clip, Future[Decoded]]]:
     """(clip, future of fn(clip)) in order, keeping ``depth`` clips decoding ahead in threads.
 
     OpenCV and numpy release the GIL, so decoding overlaps the network's forward pass; the
     bounded window caps memory at ``depth`` decoded clips.
     """
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        window: deque[tuple[Clip, Future[np.ndarray]]] = deque()
+        window: deque[tuple[Clip, Future[Decoded]]] = deque()
         try:
             for clip in clips:
                 window.append((clip, pool.submit(fn, clip)))

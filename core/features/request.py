@@ -25,10 +25,13 @@ class FeatureOptions:
     weights: Path | None = None  # None: the converted default file if present, else random
     cache_dir: Path | None = None  # None: core.features.default_cache_dir()
     protocol: str = AUTO
+    fold: int | None = None  # the protocol's fold (core.data.layouts.folds), e.g. oulu-p3's 1-6
     subject_pattern: str | None = None
     split_seed: int = 0  # seeds the subject split (and the synthetic set's content)
     frames: int = FRAMES_PER_CLIP
-    face_crop: bool = False
+    face_crop: bool | None = None  # None: on for the user's data, off for the synthetic set
+    face_detector: str = "auto"  # "auto" (MTCNN where it runs, else Haar), "mtcnn" or "haar"
+    database_boxes: bool = True  # use the face boxes a database ships instead of detecting
     batch_size: int = 16  # frames per forward pass; does not change the features
     progress: bool = True
 
@@ -50,6 +53,7 @@ def load_data(options: FeatureOptions) -> Dataset:
         protocol=options.protocol,
         subject_pattern=options.subject_pattern,
         seed=options.split_seed,
+        fold=options.fold,
     )
 
 
@@ -70,6 +74,8 @@ def cached_features(
         cache_dir=options.cache_root,
         frames_per_clip=options.frames,
         face_crop=options.face_crop,
+        detector=options.face_detector,
+        database_boxes=options.database_boxes,
         batch_size=options.batch_size,
         progress=options.progress,
     )

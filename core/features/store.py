@@ -33,7 +33,7 @@ import numpy as np
 
 ARRAY_FILE = "features.npy"
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1  # bump when the layout of an entry changes: old entries are then rebuilt
+FORMAT_VERSION = 2  # bump when the layout of an entry changes: old entries are then rebuilt
 DTYPE = np.dtype(np.float32)
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Dataset layouts, one module each; importing this package registers every one of them.
 
-A new layout is one new file here that calls :func:`register_layout` (see ``casia.py``).
+A new layout is one new file here that calls :func:`register_layout` (see ``casia.py``); its
+protocols become ``--protocol`` choices.
 """
 
 import importlib
@@ -10,13 +11,27 @@ from core.data.layouts.registry import (
     AUTO,
     Found,
     Layout,
+    Protocol,
     detect,
-    get_layout,
+    folds,
+    get_protocol,
     layout_names,
+    protocol_names,
     register_layout,
 )
 
-__all__ = ["AUTO", "Found", "Layout", "detect", "get_layout", "layout_names", "register_layout"]
+__all__ = [
+    "AUTO",
+    "Found",
+    "Layout",
+    "Protocol",
+    "detect",
+    "folds",
+    "get_protocol",
+    "layout_names",
+    "protocol_names",
+    "register_layout",
+]
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "registry":

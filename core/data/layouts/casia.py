@@ -1,27 +1,48 @@
 """CASIA-FASD (Zhang et al., ICB 2012): ``train_release/<subject>/<n>.avi``, ``test_release/...``.
 
-1, 2, HR_1 are bona fide; 3, 4, HR_2 warped print; 5, 6, HR_3 cut print; 7, 8, HR_4 video replay
-(the paper's Table 1). train_release is train, test_release is test; the loader carves dev from
-train by subject. Recognised by a ``train_release`` or ``test_release`` folder at the root.
+Each subject has twelve videos: bona fide ``1, 2, HR_1``; warped photo ``3, 4, HR_2``; cut photo
+``5, 6, HR_3``; video replay ``7, 8, HR_4``. Species: ``warped``, ``cut``, ``video``. Column
+``quality``: ``normal`` (1, 3, 5, 7), ``low`` (2, 4, 6, 8), ``high`` (HR_*), as Bob's
+bob.db.casia_fasd maps them (``db_mappings``). Subjects are numbered as Bob does: train_release
+1-20, test_release 1-30 -> 21-50. A clip may also be a folder of its frames named as the video
+(``train_release/1/HR_1/``). Recognised by a ``train_release`` or ``test_release`` folder.
+
+Protocols (Bob's bob.pad.face CASIA-FASD ``grandtest``): train_release subjects 1-15 train, 16-20
+dev (a fixed subject-disjoint dev carved from train), test_release test. The test subsets that
+papers tabulate restrict the TEST split only (train and dev stay whole, so one trained model is
+scored on each): ``casia-low``, ``casia-normal``, ``casia-high`` keep the test clips of that
+quality, bona fide and attack; ``casia-warped``, ``casia-cut``, ``casia-video`` keep the test bona
+fide clips and that species.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.clips import Clip, Label, Split
-from core.data.layouts.registry import Found, Layout, register_layout
-from core.data.subjects import clip_id, normal_subject
+from core.data.clips import Clip, Split
+from core.data.layouts.registry import Found, Layout, Protocol, register_layout
+from core.data.subjects import clip_id
 
-# file stem -> (label, attack type)
-CASIA_FILES: dict[str, tuple[Label, str]] = {
-    **{s: ("bonafide", "bonafide") for s in ("1", "2", "HR_1")},
-    **{s: ("attack", "print/warped") for s in ("3", "4", "HR_2")},
-    **{s: ("attack", "print/cut") for s in ("5", "6", "HR_3")},
-    **{s: ("attack", "replay") for s in ("7", "8", "HR_4")},
+# file stem -> (species, quality); bob.db.casia_fasd models.py db_mappings
+CASIA_FILES: dict[str, tuple[str, str]] = {
+    "1": ("bonafide", "normal"),
+    "2": ("bonafide", "low"),
+    "HR_1": ("bonafide", "high"),
+    "3": ("warped", "normal"),
+    "4": ("warped", "low"),
+    "HR_2": ("warped", "high"),
+    "5": ("cut", "normal"),
+    "6": ("cut", "low"),
+    "HR_3": ("cut", "high"),
+    "7": ("video", "normal"),
+    "8": ("video", "low"),
+    "HR_4": ("video", "high"),
 }
-CASIA_SPLITS: dict[str, Split] = {"train_release": "train", "test_release": "test"}
+CASIA_RELEASES = ("train_release", "test_release")
+TRAIN_SUBJECTS = 20  # test_release subject n is subject 20 + n
+DEV_SUBJECTS = range(16, 21)  # bob.pad.face casia_fasd grandtest: 1-15 train, 16-20 dev
 
 
 def read_casia(root: Path, candidates: list[Path], pattern: re.Pattern[str] | None) -> Found:
@@ -29,33 +50,66 @@ def read_casia(root: Path, candidates: list[Path], pattern: re.Pattern[str] | No
     skipped: list[tuple[Path, str]] = []
     for path in candidates:
         parts = path.relative_to(root).parts
-        if not path.is_file() or len(parts) != 3 or parts[0] not in CASIA_SPLITS:
-            skipped.append(
-                (
-                    path,
-                    "not a CASIA-FASD clip (expected train_release|test_release/<subject>/"
-                    "<1..8|HR_1..HR_4>.avi)",
-                )
-            )
+        if len(parts) != 3 or parts[0] not in CASIA_RELEASES or not parts[1].isdigit():
+            reason = "not a CASIA-FASD clip (expected train_release|test_release/<n>/<name>.avi)"
+            skipped.append((path, reason))
             continue
         kind = CASIA_FILES.get(path.stem.upper())
         if kind is None:
             skipped.append((path, f"CASIA-FASD clip name {path.stem!r} is not 1..8 or HR_1..HR_4"))
             continue
-        split = CASIA_SPLITS[parts[0]]
-        # train and test subjects are different people numbered from 1 in each release
-        subject = f"{split}-{normal_subject(parts[1])}"
-        label, attack_type = kind
-        found.append((Clip(path, clip_id(root, path), subject, label, attack_type, split), False))
+        number = int(parts[1])
+        subject = number if parts[0] == "train_release" else TRAIN_SUBJECTS + number
+        split: Split = "test" if parts[0] == "test_release" else "train"
+        if subject in DEV_SUBJECTS:
+            split = "dev"
+        species, quality = kind
+        label = "bonafide" if species == "bonafide" else "attack"
+        clip = Clip(
+            path,
+            clip_id(root, path),
+            str(subject),
+            label,
+            species,
+            split,
+            attributes=(("quality", quality),),
+        )
+        found.append((clip, False))
     return found, skipped
+
+
+@dataclass(frozen=True)
+class OnlyInTest:
+    """Keep train and dev whole and the test clips that ``keep`` accepts."""
+
+    column: str  # "quality" or "species"
+    value: str
+
+    def __call__(self, clips: list[Clip], fold: int | None) -> list[Clip]:
+        return [c for c in clips if c.split != "test" or self.keep(c)]
+
+    def keep(self, clip: Clip) -> bool:
+        if self.column == "quality":
+            return clip.columns["quality"] == self.value
+        return clip.attack_type in ("bonafide", self.value)
+
+
+def _test_subset(column: str, value: str) -> Protocol:
+    what = f"{value}-quality test clips" if column == "quality" else f"test bona fide + {value}"
+    return Protocol(f"casia-{value}", OnlyInTest(column, value), summary=f"casia, {what} only")
 
 
 register_layout(
     Layout(
         "casia",
         read_casia,
-        recognise=lambda root, candidates: any((root / name).is_dir() for name in CASIA_SPLITS),
+        recognise=lambda root, candidates: any((root / name).is_dir() for name in CASIA_RELEASES),
         priority=20,
         summary="CASIA-FASD: train_release|test_release/<subject>/<1..8|HR_1..HR_4>.avi",
+        protocols=(
+            Protocol("casia", summary="train_release 1-15 train, 16-20 dev; test_release test"),
+            *(_test_subset("quality", q) for q in ("low", "normal", "high")),
+            *(_test_subset("species", s) for s in ("warped", "cut", "video")),
+        ),
     )
 )

@@ -4,8 +4,11 @@
 (``.mp4 .avi .mov .mkv``) or a folder that directly holds frames (``.jpg .jpeg .png``). The path
 between the label folder and the clip names the attack type (``attack/hand/x.mov`` -> ``hand``,
 ``attack/fixed/print/x`` -> ``fixed/print``, directly under ``attack/`` -> ``attack``); bona fide
-clips have attack type ``bonafide``. Subjects come from :func:`core.data.subjects.subject_of`.
-It recognises any folder, so ``auto`` falls back to it.
+clips have attack type ``bonafide``. Subjects come from :func:`core.data.subjects.subject_of`;
+a clip whose name holds none is reported to the loader, which refuses the data (one person could
+otherwise sit in two splits): give ``--subject-pattern``. It recognises any folder, so ``auto``
+falls back to it (a database laid out like this, e.g. SiW or MSU-MFSD, is read as generic data).
+Its one protocol, ``generic``, keeps every clip.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The dataset layout registry: one file per layout under ``core/data/layouts/`` registers itself.
 
-A :class:`Layout` says how a database is recognised on disk (``recognise``) and how its clips'
-subjects, labels, attack types and splits are read (``read``). ``--protocol`` choices of the
-command lines come from :func:`layout_names`; ``auto`` asks each layout's ``recognise`` in
-descending ``priority`` and falls back to the layout that recognises anything (``generic``).
+A :class:`Layout` says how a database is recognised on disk (``recognise``), how its clips'
+subjects, labels, species, splits and own columns are read (``read``), and which evaluation
+protocols it offers (``protocols``: which clips each uses, in which split, with folds where the
+protocol has them). ``--protocol`` choices of the command lines come from :func:`protocol_names`;
+``auto`` asks each layout's ``recognise`` in descending ``priority`` (the generic layout, which
+recognises anything, last) and runs that layout's first protocol.
 """
 
 from __future__ import annotations
@@ -16,10 +18,44 @@ from pathlib import Path
 from core.data.clips import Clip, DataError
 
 AUTO = "auto"
-# What a layout's ``read`` returns: each clip with "its subject is only itself" (no subject could
-# be read from its name), and the (path, reason) entries it skipped.
+# What a layout's ``read`` returns: each clip with "no subject could be read from its name" (the
+# loader refuses those, naming --subject-pattern), and the (path, reason) entries it skipped.
 Found = tuple[list[tuple[Clip, bool]], list[tuple[Path, str]]]
 Reader = Callable[[Path, list[Path], "re.Pattern[str] | None"], Found]
+# (every clip the layout read, fold or None) -> the protocol's clips, each with its split
+Selector = Callable[[list[Clip], "int | None"], list[Clip]]
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One evaluation protocol of a database.
+
+    ``select(clips, fold)`` gets every clip the layout read and returns the protocol's clips with
+    their split; ``None`` keeps every clip with the split the layout read (a split left ``None``
+    is carved by the loader, by subject). ``folds`` are the fold numbers of a protocol that has
+    folds (e.g. OULU-NPU Protocol 3's six phones); one of them must then be chosen.
+    """
+
+    name: str
+    select: Selector | None = None
+    folds: tuple[int, ...] = ()
+    summary: str = ""
+
+    def clips(self, clips: list[Clip], fold: int | None) -> list[Clip]:
+        """The protocol's clips (see the class docstring); ``fold`` is checked first."""
+        self.check_fold(fold)
+        return list(clips) if self.select is None else self.select(clips, fold)
+
+    def check_fold(self, fold: int | None) -> None:
+        """A :class:`DataError` unless ``fold`` is one of :attr:`folds` (or None without folds)."""
+        if not self.folds and fold is not None:
+            raise DataError(f"protocol {self.name} has no folds, got --fold {fold}")
+        if self.folds and fold not in self.folds:
+            span = f"{min(self.folds)}-{max(self.folds)}"
+            if fold is None:
+                raise DataError(f"protocol {self.name} has folds {span}: choose one with --fold K")
+            raise DataError(f"protocol {self.name} has folds {span}, got --fold {fold}")
 
 
 @dataclass(frozen=True)
@@ -30,8 +66,9 @@ class Layout:
     ``root`` and returns :data:`Found`. A clip's split may be left ``None`` when the database does
     not fix it (then every clip's must be, and the loader splits by subject). ``recognise(root,
     candidates)`` says whether ``root`` holds this database; ``None`` means never auto-detected.
-    ``companion_suffixes`` are files the database ships beside each clip (e.g. face boxes), which
-    are data, not stray files to warn about.
+    ``protocols``: the first is what ``auto`` runs; none declared means one protocol named after
+    the layout that keeps every clip. ``companion_suffixes``: files the database ships (e.g. face
+    boxes), which are data, not stray files to warn about.
     """
 
     name: str
@@ -40,32 +77,58 @@ class Layout:
     priority: int = 0
     companion_suffixes: tuple[str, ...] = ()
     summary: str = ""
+    protocols: tuple[Protocol, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.protocols:
+            object.__setattr__(self, "protocols", (Protocol(self.name, summary=self.summary),))
 
 
 _LAYOUTS: dict[str, Layout] = {}
 
 
 def register_layout(layout: Layout) -> Layout:
-    """Add ``layout`` to the registry (its name becomes a ``--protocol`` choice)."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", layout.name) or layout.name == AUTO:
-        raise ValueError(f"layout name {layout.name!r}: use lower-case letters, digits, - and _")
+    """Add ``layout`` to the registry (its protocols become ``--protocol`` choices)."""
+    taken = {p.name for known in _LAYOUTS.values() for p in known.protocols}
+    for name in (layout.name, *(p.name for p in layout.protocols)):
+        if not NAME.fullmatch(name) or name == AUTO:
+            raise ValueError(f"name {name!r}: use lower-case letters, digits, - and _")
     if layout.name in _LAYOUTS:
         raise ValueError(f"layout {layout.name!r} is registered twice")
+    for protocol in layout.protocols:
+        if protocol.name in taken:
+            raise ValueError(f"protocol {protocol.name!r} is registered twice")
+        taken.add(protocol.name)
+        if any(f < 1 for f in protocol.folds) or len(set(protocol.folds)) != len(protocol.folds):
+            raise ValueError(f"protocol {protocol.name!r}: folds must be distinct numbers >= 1")
     _LAYOUTS[layout.name] = layout
     return layout
 
 
 def layout_names() -> list[str]:
-    """Registered layout names, sorted: the ``--protocol`` choices besides ``auto``."""
+    """Registered layout names, sorted."""
     return sorted(_LAYOUTS)
 
 
-def get_layout(name: str) -> Layout:
-    """The layout called ``name``; a :class:`DataError` naming the choices otherwise."""
-    if name not in _LAYOUTS:
-        choices = ", ".join([AUTO, *layout_names()])
-        raise DataError(f"protocol must be one of {choices}, got {name!r}")
-    return _LAYOUTS[name]
+def protocol_names() -> list[str]:
+    """Every layout's protocol names, sorted: the ``--protocol`` choices besides ``auto``."""
+    return sorted(p.name for layout in _LAYOUTS.values() for p in layout.protocols)
+
+
+def get_protocol(name: str) -> tuple[Layout, Protocol]:
+    """The protocol called ``name`` and its layout; a :class:`DataError` naming the choices."""
+    for layout in _LAYOUTS.values():
+        for protocol in layout.protocols:
+            if protocol.name == name:
+                return layout, protocol
+    choices = ", ".join([AUTO, *protocol_names()])
+    raise DataError(f"protocol must be one of {choices}, got {name!r}")
+
+
+def folds(protocol: str) -> tuple[int, ...]:
+    """The fold numbers of ``protocol`` (e.g. ``(1, ..., 6)`` for ``oulu-p3``), ``()`` when it
+    has none; ``auto`` has none (it runs a database's first protocol)."""
+    return () if protocol == AUTO else get_protocol(protocol)[1].folds
 
 
 def detect(root: Path, candidates: list[Path]) -> Layout:

@@ -1,0 +1,133 @@
+"""What :func:`core.features.extract_features` returns: one protocol's clips and their fc7 rows.
+
+A cache entry holds every clip of a database (:attr:`FeatureSet.entry`); a protocol, fold or
+split seed selects some of them (:attr:`FeatureSet.clips`, with their splits), and
+:attr:`FeatureSet.rows` says where each one's features are in the entry, so every selection reads
+the same memory-mapped file.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from core.constants import BONAFIDE_LABEL, SPLITS
+from core.data.clips import Clip
+
+
+class NoFace(NamedTuple):
+    """Frames where no face was found, out of ``frames``."""
+
+    missed: int
+    frames: int
+
+    @property
+    def rate(self) -> float:
+        return self.missed / self.frames if self.frames else 0.0
+
+
+@dataclass
+class FeatureSet:
+    """fc7 features of the usable clips of one selection, memory-mapped read-only from the store.
+
+    ``features[i, j]`` is the fc7 vector of frame ``j`` of ``clips[i]``; the frames of a row come
+    from that one clip, in time order.
+    """
+
+    entry: np.ndarray  # (clips of the database, frames_per_clip, 4096) float32, read-only memmap
+    rows: np.ndarray  # row in ``entry`` of each clip of ``clips`` (int)
+    clips: list[Clip]  # the selection's usable clips, with its splits
+    skipped: list[tuple[Path, str]]  # the dataset's skips, then its clips that failed to decode
+    fingerprint: str  # the cache key
+    weights_fingerprint: str  # sha256 of the weights file, or "random:<init>:<seed>"
+    dataset_fingerprint: str  # the selection (Dataset.fingerprint: clips, labels, splits)
+    content_fingerprint: str  # the database's clips (the data part of the cache key)
+    random_weights: bool
+    synthetic: bool
+    frames_per_clip: int
+    face_crop: bool
+    detector: str | None  # "mtcnn" or "haar" for clips without database boxes; None: no crop
+    path: Path  # the cache entry's folder
+    extracted: bool  # False when an existing cache entry was reused
+    seconds: float  # wall time of this call
+    # clip_id -> frames of that clip where no face was found (every clip of ``clips`` when
+    # face_crop; empty without it)
+    no_face: dict[str, int] = field(default_factory=dict)
+    database_boxes: int = 0  # clips of ``clips`` cropped with the boxes their database ships
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def features(self) -> np.ndarray:
+        """(len(clips), frames_per_clip, 4096) float32, row i for clips[i]: a view of the memory
+        map when the clips are one run of the entry's rows (a whole database), else a copy of
+        their rows (use :meth:`clip_features` to read only some)."""
+        rows = self.rows
+        if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+            return self.entry[rows[0] : rows[0] + len(rows)]
+        return np.asarray(self.entry[rows])
+
+    def clip_features(self, positions: np.ndarray | Iterable[int]) -> np.ndarray:
+        """fc7 of ``clips[positions]`` (n, frames_per_clip, 4096) float32, read from the memory
+        map without copying the other clips (e.g. ``clip_features(indices("dev"))``)."""
+        positions = np.fromiter(positions, dtype=np.intp)
+        return np.asarray(self.entry[self.rows[positions]], dtype=np.float32)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Positions in ``clips`` (and rows of ``features``) of the clips in ``split``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return np.flatnonzero([clip.split == split for clip in self.clips])
+
+    @property
+    def frames(self) -> int:
+        """Number of frames whose features are stored."""
+        return len(self.clips) * self.frames_per_clip
+
+    @property
+    def face_crop_method(self) -> str:
+        """How frames were cropped, for logs: ``none``, ``mtcnn``, ``haar`` or
+        ``database boxes + mtcnn`` (some clips with their database's boxes)."""
+        if not self.face_crop:
+            return "none"
+        if self.database_boxes == len(self.clips):
+            return "database boxes"
+        return f"database boxes + {self.detector}" if self.database_boxes else str(self.detector)
+
+    def no_face_by_species(self) -> dict[str, NoFace]:
+        """Frames without a face per attack species (``bonafide`` included); empty without crop."""
+        if not self.face_crop:
+            return {}
+        return no_face_by_species(self.clips, self.no_face, self.frames_per_clip)
+
+    def face_summary(self) -> str:
+        """One line for the data summary: the crop and its frames without a face per species."""
+        if not self.face_crop:
+            return "face crop: none (whole frames)"
+        counts = ", ".join(
+            f"{species} {c.missed}/{c.frames} ({100 * c.rate:.1f}%)"
+            for species, c in self.no_face_by_species().items()
+        )
+        return f"face crop: {self.face_crop_method}; frames without a face: {counts}"
+
+
+def no_face_by_species(
+    clips: Iterable[Clip], no_face: Mapping[str, int], frames_per_clip: int
+) -> dict[str, NoFace]:
+    """Frames without a face per attack species (``clip.attack_type``), bona fide first.
+
+    A detector that misses more faces on one species gives the head a shortcut (that species'
+    crops look different): compare the rates.
+    """
+    missed: dict[str, int] = defaultdict(int)
+    frames: dict[str, int] = defaultdict(int)
+    for clip in clips:
+        missed[clip.attack_type] += int(no_face.get(clip.clip_id, 0))
+        frames[clip.attack_type] += frames_per_clip
+    order = sorted(frames, key=lambda species: (species != BONAFIDE_LABEL, species))
+    return {species: NoFace(missed[species], frames[species]) for species in order}

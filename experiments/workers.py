@@ -1,0 +1,384 @@
+"""Many workers on one study: create it once, share its trial budget, survive dead workers.
+
+Any number of ``experiments/sweep.py`` processes, on any number of machines, join one Optuna
+study in one RDB storage (PostgreSQL for many machines) and log to one MLflow tracking server.
+Only Optuna and MLflow are used; this module adds what they leave to the caller:
+
+* The schema, the study and its enqueued baselines are created by one worker at a time, under
+  :class:`StorageLock` (a PostgreSQL advisory lock; ``flock`` for a SQLite file). Optuna's table
+  creation races otherwise (optuna issue 1092) and concurrent ``enqueue_trial`` can queue one
+  trial twice (optuna issue 4621).
+* ``--trials N`` is the study's total: a worker reserves a trial (Optuna's ``ask``, inside
+  ``study.optimize``) under the study's lock, only while fewer than N are finished or running.
+  When N are but some are still running, it waits for them: one may be lost and retried.
+* A worker killed in a trial stops its Optuna heartbeat; any other worker then fails the trial and
+  Optuna's retry callback queues it again (``failed_trial``/``retry_history`` system attributes).
+  The next worker that starts or finishes a trial closes the dead trial's MLflow run, and its
+  worker's parent run, as FAILED; a retry's run is tagged with the trial it retries.
+* A database that goes away (restart, network) costs the trial in flight: it is failed and
+  queued again once the database answers, and the worker waits up to :data:`RECONNECT_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.trial import FrozenTrial, TrialState
+
+from experiments import tracking
+
+try:  # Optuna >= 4.9 renamed the callback and its storage argument
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
+
+    RETRY_ARGUMENT = "heartbeat_stale_trial_callback"
+except ImportError:  # pragma: no cover - older Optuna
+    from optuna.storages import RetryFailedTrialCallback as RetryCallback
+
+    RETRY_ARGUMENT = "failed_trial_callback"
+
+HEARTBEAT_SECONDS = 60  # Optuna's documented example: a heartbeat a minute
+GRACE_FACTOR = 3  # a trial is lost after 3 missed heartbeats (Optuna's default is 2)
+MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
+WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
+RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
+log = logging.getLogger("sweep")
+
+StorageErrors = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
+
+
+class StorageUnavailable(RuntimeError):
+    """The study's database did not answer for :data:`RECONNECT_SECONDS`."""
+
+
+def worker_name() -> str:
+    """``host:pid``, tagged on the worker's parent run."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StorageLock:
+    """An exclusive lock every worker of one storage sees, held by one worker at a time.
+
+    PostgreSQL: a session advisory lock on a connection of its own (the server drops it when the
+    connection or the worker dies). SQLite: ``flock`` on a file in the temporary folder, named
+    after the database path (one machine). Other databases: no lock.
+    """
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = sqlalchemy.engine.make_url(url)
+        digest = hashlib.sha256(f"vggface-heads:{name}".encode()).digest()
+        self.key = int.from_bytes(digest[:8], "big", signed=True)
+        self._held: Any = None
+        self._engine = None
+        if self.url.get_backend_name() == "postgresql":
+            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+
+    def acquire(self) -> None:
+        backend = self.url.get_backend_name()
+        if self._engine is not None:
+            connection = self._engine.connect()
+            try:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+            except BaseException:
+                connection.close()
+                raise
+            self._held = connection
+        elif backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            database = str(Path(self.url.database).resolve())
+            digest = hashlib.sha256(f"{database}:{self.key}".encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"vggface-heads-{digest}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held = fd
+
+    def release(self) -> None:
+        """Release the lock if held (closing the connection or descriptor releases it)."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        with contextlib.suppress(Exception):  # a dead connection holds no lock any more
+            held.close() if self._engine is not None else os.close(held)
+
+    def __enter__(self) -> StorageLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_study(
+    name: str,
+    url: str,
+    *,
+    directions: Sequence[str],
+    pruner: optuna.pruners.BasePruner,
+    seed: int = 0,
+    baselines: Sequence[dict[str, Any]] = (),
+    heartbeat: int = HEARTBEAT_SECONDS,
+) -> tuple[optuna.Study, int]:
+    """Create or load the study with heartbeats and retries; enqueue each baseline once.
+
+    Safe when many workers start at once on an empty database: the schema, the study and the
+    queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
+    TPE sampler seeded ``seed + k``: workers seeded alike would propose the same points.
+    Returns the study and k.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _open_study(name, url, directions, pruner, seed, baselines, heartbeat)
+    except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        raise ValueError(
+            f"--storage {shown}: its database driver is not installed ({err.__cause__ or err}); "
+            "for PostgreSQL: pip install -e '.[postgres]'"
+        ) from err
+    except StorageErrors as err:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        cause = _database_error(err) or err
+        raise StorageUnavailable(
+            f"--storage {shown}: cannot open the study: {_first_line(cause)}"
+        ) from err
+
+
+def _open_study(
+    name: str,
+    url: str,
+    directions: Sequence[str],
+    pruner: optuna.pruners.BasePruner,
+    seed: int,
+    baselines: Sequence[dict[str, Any]],
+    heartbeat: int,
+) -> tuple[optuna.Study, int]:
+    with StorageLock(url, "schema"):
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
+            heartbeat_interval=heartbeat,
+            grace_period=GRACE_FACTOR * heartbeat,
+            **{RETRY_ARGUMENT: _retry_callback()},
+        )
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            pruner=pruner,
+            directions=list(directions),
+            load_if_exists=True,
+        )
+        for params in baselines:
+            study.enqueue_trial(params, skip_if_exists=True)
+        joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
+        study.set_user_attr(WORKERS_ATTR, joined + 1)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
+    return study, joined
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The lost trials that ``trial`` retries, first the original; what ``RetryCallback`` writes.
+
+    Read here rather than with ``RetryCallback.retry_history``, which warns (experimental) on
+    every call.
+    """
+    return list(trial.system_attrs.get("retry_history", []))
+
+
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of lost trials that were queued again: their retries count instead."""
+    return {n for t in trials for n in retry_history(t)}
+
+
+def _retry_callback() -> RetryCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryCallback(max_retry=MAX_RETRY)
+
+
+def finished_count(trials: Sequence[FrozenTrial]) -> int:
+    """Trials that count towards ``--trials``: complete, pruned or failed, and not retried.
+
+    A trial that failed on its own (a diverged training) counts; one lost with its worker
+    and queued again does not, its retry does.
+    """
+    retried = retried_numbers(trials)
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(t.state in done and t.number not in retried for t in trials)
+
+
+def running_count(trials: Sequence[FrozenTrial]) -> int:
+    return sum(t.state == TrialState.RUNNING for t in trials)
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _database_error(err: BaseException | None) -> BaseException | None:
+    """The database's own error behind ``err`` (the driver's, else Optuna's), if there is one.
+
+    Optuna's own clean-up after a failed ``tell`` can fail too (optuna 5.0: an UnboundLocalError
+    in ``_run_trial``); the exception chain says why.
+    """
+    found = None
+    while err is not None:
+        if isinstance(err, StorageErrors):
+            found = err  # the deepest is the driver's: "connection refused", ...
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+class Worker:
+    """One worker's share of the study: reserve a trial, run it, keep MLflow truthful."""
+
+    def __init__(
+        self, study: optuna.Study, url: str, experiment_id: str, heartbeat: int = HEARTBEAT_SECONDS
+    ) -> None:
+        self.study, self.experiment_id, self.heartbeat = study, experiment_id, heartbeat
+        self.lock = StorageLock(url, f"study:{study.study_name}")
+        self.ran = 0  # trials this worker started
+        self._current: int | None = None  # the trial number in flight
+
+    def optimize(
+        self,
+        objective: Callable[[optuna.Trial], Any],
+        trials: int,
+        *,
+        timeout: float | None = None,
+        catch: tuple[type[Exception], ...] = (),
+    ) -> int:
+        """Run trials until the study has ``trials`` finished ones (or ``timeout`` s passed).
+
+        Returns how many trials this worker started.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        outage: float | None = None  # when the database stopped answering
+        lost: int | None = None  # our trial in flight when it did
+        waiting_said = False
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                if lost is not None:
+                    self._requeue(lost)
+                    lost = None
+                if outage is not None:
+                    print(f"database back after {time.monotonic() - outage:.0f}s", flush=True)
+                    outage = None
+                self.lock.acquire()
+                _fail_stale_trials(self.study)
+                all_trials = self.study.get_trials(deepcopy=False)
+                finished = finished_count(all_trials)
+                if finished >= trials:
+                    return self.ran
+                if finished + running_count(all_trials) >= trials:
+                    self.lock.release()
+                    if not waiting_said:
+                        print(
+                            f"waiting: {finished} of {trials} trials finished, the others are "
+                            "running in other workers (a lost one is retried here)",
+                            flush=True,
+                        )
+                        waiting_said = True
+                    time.sleep(self.heartbeat)
+                    continue
+                self.study.optimize(
+                    self._reserved(objective),
+                    n_trials=1,
+                    catch=catch,
+                    callbacks=[self._after_trial],
+                )
+            except Exception as err:
+                cause = _database_error(err)
+                if cause is None:
+                    raise
+                lost = self._current if self._current is not None else lost
+                if outage is None:
+                    outage = time.monotonic()
+                    self._say_outage(cause, lost)
+                elif time.monotonic() - outage > RECONNECT_SECONDS:
+                    raise StorageUnavailable(
+                        f"the study's database did not answer for {RECONNECT_SECONDS:.0f}s "
+                        f"({_first_line(cause)}): this worker stops; finished trials are kept, "
+                        "start it again to go on"
+                    ) from err
+                time.sleep(min(5.0, self.heartbeat))
+            finally:
+                self.lock.release()
+                self._current = None
+        return self.ran
+
+    def _reserved(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        def run(trial: optuna.Trial) -> Any:
+            # ``ask`` has committed this RUNNING trial: the budget is ours, let the others ask.
+            self.lock.release()
+            self._current = trial.number
+            self.ran += 1
+            self.close_lost_runs()
+            return objective(trial)
+
+        return run
+
+    def _say_outage(self, err: BaseException, lost: int | None) -> None:
+        what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
+        print(
+            f"database unreachable ({_first_line(err)}): {what}; waiting for it up to "
+            f"{RECONNECT_SECONDS:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _requeue(self, number: int) -> None:
+        """Fail our trial lost to a database outage and queue it again, as Optuna's retry does."""
+        trial = self.study.get_trials(deepcopy=False)[number]
+        if trial.state == TrialState.RUNNING:
+            with contextlib.suppress(ValueError):  # another worker failed it first
+                self.study.tell(number, state=TrialState.FAIL)
+        trials = self.study.get_trials(deepcopy=False)
+        if trials[number].state == TrialState.FAIL and number not in retried_numbers(trials):
+            _retry_callback()(self.study, trials[number])
+            print(f"trial {number} queued again", flush=True)
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Tag a retry's MLflow run with the trial it retries; close the runs of lost trials."""
+        history = retry_history(trial)
+        if history:
+            tags = {
+                tracking.RETRY_TAG: str(history[0]),
+                tracking.RETRY_HISTORY_TAG: ",".join(map(str, history)),
+            }
+            try:
+                tracking.tag_trial_run(self.experiment_id, study.study_name, trial.number, tags)
+            except Exception as err:  # housekeeping: never the reason a worker stops
+                log.warning("could not tag trial %d as a retry: %s", trial.number, err)
+        self.close_lost_runs()
+
+    def close_lost_runs(self) -> None:
+        """End as FAILED the RUNNING MLflow runs of trials Optuna has finished (lost workers)."""
+        try:
+            trials = self.study.get_trials(deepcopy=False)
+            retries = {retry_history(t)[-1]: t.number for t in trials if retry_history(t)}
+            reasons = {}
+            for t in trials:
+                if t.state.is_finished():
+                    again = f"; retried as trial {retries[t.number]}" if t.number in retries else ""
+                    reasons[t.number] = f"worker lost in trial {t.number} (no heartbeat){again}"
+            tracking.close_lost_runs(self.experiment_id, self.study.study_name, reasons)
+        except Exception as err:  # housekeeping: never the reason a trial fails
+            log.warning("could not close the runs of lost trials: %s", err)

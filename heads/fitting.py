@@ -1,0 +1,158 @@
+"""What a head trains as: standardised features in, the prediction layer's logits out.
+
+:func:`training_model` replays a head's layers (shared, so training changes the head) after an
+optional :class:`Standardization` of its input and ends at the prediction layer's logits, for
+:func:`heads.logits_loss`. Once trained, :func:`fold_standardization` moves the statistics into
+the head's first layer: ``x @ K + b`` on ``(x - mean) / scale`` is ``x @ K' + b'`` with
+``K' = K / scale`` (per input channel) and ``b' = b - (mean / scale) @ K``. The head then reads raw
+fc7 again and *is* a write-up head, with the write-up's layers and parameter counts: its
+``predict``, :func:`heads.assemble` and its saved weights all apply the standardisation, with
+nothing to store beside it.
+
+Why standardise: fc7 after ReLU is about 100 with the random backbone and of another scale with
+VGG-Face's weights; a head's first layer then starts with logits in the hundreds, and its learning
+rate means something different per backbone. On standardised features it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from heads.assemble import FEATURE_DROPOUT, head_layers
+
+# A channel (nearly) constant on train is scaled as if its spread were this fraction of a typical
+# channel's: if it moves at test, its standardised value stays bounded (sklearn's StandardScaler
+# uses 1 for exactly constant features; fc7's scale is not 1).
+SCALE_FLOOR = 0.01
+# Layers that only reshape, or act only in training, may sit between the input and the first layer
+# with a kernel: the statistics pass through them unchanged.
+_SHAPE_ONLY = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Reshape)
+_BLOCK = 2048  # rows of features summed at a time (2048 x 4096 float64: 64 MiB)
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Per-channel ``mean`` and ``scale`` (both shape (C,)) of a head's training features."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+
+def feature_statistics(features: np.ndarray) -> Standardization:
+    """Mean and standard deviation per channel (last axis) of ``features``, in float64.
+
+    Summed in blocks of rows, so a large cached split is never copied whole in float64.
+    """
+    channels = np.asarray(features).reshape(-1, np.shape(features)[-1])
+    total = np.zeros(channels.shape[1])
+    squares = np.zeros(channels.shape[1])
+    for start in range(0, len(channels), _BLOCK):
+        block = channels[start : start + _BLOCK].astype(np.float64)
+        total += block.sum(axis=0)
+        squares += np.square(block).sum(axis=0)
+    mean = total / len(channels)
+    std = np.sqrt(np.maximum(squares / len(channels) - np.square(mean), 0.0))
+    typical = std.mean()
+    scale = np.maximum(std, SCALE_FLOOR * typical) if typical > 0 else np.ones_like(std)
+    return Standardization(mean, scale)
+
+
+class _Standardize(keras.layers.Layer):
+    """``(x - mean) / scale`` over the last axis, in float32; training-only, never saved."""
+
+    def __init__(self, statistics: Standardization) -> None:
+        super().__init__(name="standardize", dtype="float32", trainable=False)
+        self.mean = statistics.mean.astype(np.float32)
+        self.inverse_scale = (1.0 / statistics.scale).astype(np.float32)
+
+    def call(self, x):
+        return ops.multiply(ops.subtract(x, self.mean), self.inverse_scale)
+
+
+class _Logits(keras.layers.Layer):
+    """The prediction layer's affine part without its activation, on the same variables."""
+
+    def __init__(self, prediction: keras.layers.Dense) -> None:
+        super().__init__(name="prediction_logits", dtype="float32")
+        self.prediction = prediction
+
+    def call(self, x):
+        return ops.add(ops.matmul(x, self.prediction.kernel), self.prediction.bias)
+
+
+def training_model(
+    head_model: keras.Model, standardization: Standardization | None = None
+) -> keras.Model:
+    """``head_model``'s layers (shared), standardised input, the prediction layer's logits out.
+
+    The standardisation sits after the head's ``feature_dropout``, so a dropped fc7 unit is a raw
+    0, as it would be in the backbone.
+    """
+    layers = head_layers(head_model)
+    prediction = layers[-1]
+    if not isinstance(prediction, keras.layers.Dense) or prediction.name != "prediction":
+        raise ValueError(f"head {head_model.name!r} must end in its Dense 'prediction' layer")
+    inputs = keras.Input(shape=tuple(head_model.inputs[0].shape[1:]), name="fc7_features")
+    x = inputs
+    rest = list(layers[:-1])
+    if rest and rest[0].name == FEATURE_DROPOUT:
+        x = rest.pop(0)(x)
+    if standardization is not None:
+        x = _Standardize(standardization)(x)
+    for layer in rest:
+        x = layer(x)
+    return keras.Model(inputs, _Logits(prediction)(x), name=f"{head_model.name}_training")
+
+
+def _input_kernel(head_model: keras.Model) -> tuple[keras.Variable, keras.Variable | None, str]:
+    """The first layer's kernel and bias that read the input channels, and the layer's name."""
+    for layer in head_layers(head_model):
+        inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
+        if not layer.weights and isinstance(inner, _SHAPE_ONLY):
+            continue
+        owner = getattr(layer, "cell", layer)  # LSTM, ConvLSTM2D: the cell holds the kernels
+        kernel = getattr(owner, "kernel", None)
+        if kernel is None:
+            break
+        return kernel, getattr(owner, "bias", None), layer.name
+    raise ValueError(
+        f"head {head_model.name!r}: standardisation folds into the first layer with a kernel "
+        f"after the input, with only dropout/flatten/reshape before it; this head has none"
+    )
+
+
+def check_foldable(head_model: keras.Model) -> None:
+    """Raise a one-line ``ValueError`` now if :func:`fold_standardization` would fail later."""
+    kernel, bias, name = _input_kernel(head_model)
+    channels = head_model.inputs[0].shape[-1]
+    if int(np.prod(kernel.shape[:-1])) != channels:
+        raise ValueError(
+            f"head {head_model.name!r}: layer {name!r} has kernel {tuple(kernel.shape)}; "
+            f"standardisation folds only into a kernel over the {channels} input channels"
+        )
+    if bias is None:
+        raise ValueError(
+            f"head {head_model.name!r}: layer {name!r} has no bias to take the feature mean; "
+            f"train it without standardisation"
+        )
+
+
+def fold_standardization(head_model: keras.Model, standardization: Standardization) -> None:
+    """Fold ``standardization`` into ``head_model``'s first kernel and bias, in place."""
+    check_foldable(head_model)
+    kernel_variable, bias_variable, _ = _input_kernel(head_model)
+    kernel = np.asarray(kernel_variable.numpy(), dtype=np.float64)
+    channels_by_out = kernel.reshape(len(standardization.scale), -1)
+    folded = channels_by_out / standardization.scale[:, np.newaxis]
+    shift = (standardization.mean / standardization.scale) @ channels_by_out
+    bias = np.array(bias_variable.numpy(), dtype=np.float64)
+    if bias.ndim == 2:  # GRU(reset_after=True): row 0 is the input's bias
+        bias[0] -= shift
+    else:
+        bias -= shift
+    kernel_variable.assign(folded.reshape(kernel.shape).astype(kernel_variable.dtype))
+    bias_variable.assign(bias.astype(bias_variable.dtype))

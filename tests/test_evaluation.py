@@ -1,0 +1,366 @@
+"""Evaluation settings (folds x repeats, cross-dataset) through real trials.
+
+Real fc7 features of two tiny generated sets (random backbone, 2 frames of 48x48 per clip), a
+real Optuna study in memory and a real MLflow store (SQLite) in a temporary folder. Every test
+figure a trial logs is recomputed from its scores.csv with bob.measure itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import cv2
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from core.data.clips import DataError
+from core.features import FeatureOptions, cached_features
+from experiments import comparison, search, tracking
+from experiments.evaluation import (
+    EvaluationOptions,
+    Setting,
+    add_evaluation_arguments,
+    as_test_set,
+    evaluation_context,
+    evaluation_options,
+    no_face_metrics,
+    prepare_settings,
+    protocol_folds,
+    scores_frame,
+    study_suffix,
+)
+from experiments.metrics import (
+    REPORT_KEYS,
+    ScoreSet,
+    hter_interval,
+    mean_std,
+    metric_suffix,
+    report_from_scores_frame,
+    wilson_interval,
+)
+from experiments.objective import Objective
+
+FRAMES = 2
+# Two attacks of each species in dev: bob.measure.far_threshold (BPCER20/100) needs two.
+SPLIT_CLIPS = {
+    "train": ("real", "real", "attack/print", "attack/replay"),
+    "dev": ("real", "real", "attack/print", "attack/print", "attack/replay", "attack/replay"),
+    "test": ("real", "real", "attack/print", "attack/print", "attack/replay", "attack/replay"),
+}
+
+
+def write_set(root, seed: int, splits: dict[str, tuple[str, ...]] = SPLIT_CLIPS) -> None:
+    """Frame folders under split/label[/species]/client<subject>_<n>; one subject per split."""
+    rng = np.random.default_rng(seed)
+    for number, (split, kinds) in enumerate(splits.items()):
+        for n, kind in enumerate(kinds):
+            folder = root / split / kind / f"client{10 * seed + number:03d}_{n}"
+            folder.mkdir(parents=True)
+            base = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            for f in range(FRAMES):
+                frame = np.roll(base, 3 * f, axis=1) if kind == "real" else base
+                cv2.imwrite(str(folder / f"{f:03d}.png"), frame)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    """Options and features of set A (training) and set B (another set, for cross-dataset)."""
+    root = tmp_path_factory.mktemp("evaluation")
+    write_set(root / "a", seed=1)
+    write_set(root / "b", seed=2)
+    options = FeatureOptions(
+        data=root / "a", cache_dir=root / "cache", frames=FRAMES, face_crop=False, progress=False
+    )
+    other = dataclasses.replace(options, data=root / "b")
+    return options, cached_features(options), other, cached_features(other)
+
+
+def bob_figures(frame: pd.DataFrame, bob) -> dict[str, float]:
+    """The test figures of one setting's scores.csv rows, computed by bob.measure alone.
+
+    The intervals come from the error counts at Bob's threshold (Bob has no intervals).
+    """
+
+    def split(name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows = frame[frame["split"] == name]
+        bonafide = rows[rows["label"] == "bonafide"]["score"].to_numpy(np.float64)
+        attacks = rows[rows["label"] == "attack"].groupby("attack_type")["score"]
+        return bonafide, {kind: s.to_numpy(np.float64) for kind, s in attacks}
+
+    dev_bonafide, dev_species = split("dev")
+    bonafide, species = split("test")
+    attacks = np.concatenate(list(species.values()))
+    threshold = bob.eer_threshold(np.concatenate(list(dev_species.values())), dev_bonafide)
+    far, frr = bob.farfrr(attacks, bonafide, threshold)
+    per_species = {kind: bob.farfrr(s, bonafide, threshold)[0] for kind, s in species.items()}
+    worst = max(per_species.values())
+    figures = {
+        "dev_threshold": threshold,
+        "test_apcer": worst,
+        "test_bpcer": frr,
+        "test_acer": (worst + frr) / 2,
+        "test_hter": (far + frr) / 2,
+        "test_eer": sum(bob.farfrr(attacks, bonafide, bob.eer_threshold(attacks, bonafide))) / 2,
+    }
+    figures.update({f"test_apcer_{metric_suffix(k)}": v for k, v in per_species.items()})
+    for point in (20, 100):
+        at = max(bob.far_threshold(s, dev_bonafide, 1 / point) for s in dev_species.values())
+        figures[f"dev_bpcer{point}_threshold"] = at
+        figures[f"test_bpcer{point}"] = bob.farfrr(attacks, bonafide, at)[1]
+    # Worst species' interval; on a tie the species with fewer attacks (metrics.pad_report).
+    kind = min(species, key=lambda k: (-per_species[k], species[k].size))
+    errors = round(per_species[kind] * species[kind].size)
+    rejected, accepted = round(frr * bonafide.size), round(far * attacks.size)
+    intervals = {
+        "apcer": wilson_interval(errors, species[kind].size),
+        "bpcer": wilson_interval(rejected, bonafide.size),
+        "hter": hter_interval(accepted, attacks.size, rejected, bonafide.size),
+    }
+    for name, (low, high) in intervals.items():
+        figures[f"test_{name}_ci_low"], figures[f"test_{name}_ci_high"] = low, high
+    return figures
+
+
+def bob_report(scores: pd.DataFrame, bob) -> dict[str, float]:
+    """:func:`bob_figures` of each (fold, repeat) setting of a scores.csv, then mean and std."""
+    groups = [rows for _, rows in scores.groupby(["fold", "repeat"], sort=False, dropna=False)]
+    reports = [bob_figures(rows, bob) for rows in groups]
+    if len(reports) == 1:
+        return reports[0]
+    summary = {}
+    for key in reports[0]:
+        summary[key], summary[f"{key}_std"] = mean_std([r[key] for r in reports])
+    return summary
+
+
+def run_trial(tmp_path, settings, context=None, head="lstm30") -> tuple[optuna.Study, str]:
+    """One real trial (the write-up's ``head``, fewest epochs) of ``settings``; its experiment."""
+    experiment_id = tracking.use_experiment("evaluation", f"sqlite:///{tmp_path}/mlflow.db")
+    study = optuna.create_study(study_name="evaluation")
+    baseline = next(p for p in search.baselines() if search.baseline_name(p) == head)
+    study.enqueue_trial({**baseline, "epochs": search.MAX_EPOCHS[0]})  # the fewest, for speed
+    objective = Objective("evaluation", search.families(), settings, context or {}, seed=3)
+    with tracking.run("study", "study", {tracking.STUDY_TAG: "evaluation"}):
+        study.optimize(objective, n_trials=1)
+    return study, experiment_id
+
+
+def logged(experiment_id: str, tmp_path) -> tuple[pd.Series, pd.DataFrame]:
+    runs = tracking.study_runs(experiment_id, "evaluation")
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run["run_id"], artifact_path="scores.csv", dst_path=str(tmp_path)
+    )
+    return run, pd.read_csv(path, keep_default_na=False)
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_repeats_are_settings_of_the_same_data_with_other_seeds(sets) -> None:
+    options, features, _, _ = sets
+    settings = prepare_settings(options, EvaluationOptions(repeats=3))
+    assert [(s.fold, s.repeat, s.name) for s in settings] == [
+        (None, 0, "repeat0"),
+        (None, 1, "repeat1"),
+        (None, 2, "repeat2"),
+    ]
+    assert len({s.seed(5) for s in settings}) == 3 and settings[0].seed(5) == 5
+    for setting in settings:
+        assert setting.features.fingerprint == features.fingerprint
+        assert setting.test_features is setting.features
+    data = settings[0].data("sequence")
+    assert [len(data[s].clips) for s in ("train", "dev", "test")] == [4, 6, 6]
+    assert data["dev"].x.shape == (6, FRAMES, 1, 1, 4096)
+    assert settings[0].data("frame")["test"].x.shape == (6 * FRAMES, 1, 1, 4096)
+
+
+def test_folds_come_from_the_protocol_unless_one_is_named() -> None:
+    assert protocol_folds(FeatureOptions()) == (None,)
+    assert protocol_folds(FeatureOptions(protocol="oulu-p1")) == (None,)
+    assert protocol_folds(FeatureOptions(protocol="oulu-p3")) == (1, 2, 3, 4, 5, 6)
+    assert protocol_folds(FeatureOptions(protocol="oulu-p4", fold=2)) == (2,)
+
+
+def test_folds_times_repeats_load_each_fold_once(sets) -> None:
+    options, features, _, _ = sets
+    loaded = []
+
+    def load(fold_options: FeatureOptions):
+        loaded.append(fold_options.fold)
+        return features
+
+    settings = prepare_settings(
+        dataclasses.replace(options, protocol="oulu-p3"), EvaluationOptions(repeats=2), load
+    )
+    assert loaded == [1, 2, 3, 4, 5, 6]
+    assert [s.name for s in settings[:3]] == ["fold1-repeat0", "fold1-repeat1", "fold2-repeat0"]
+    assert len(settings) == 12
+
+
+def test_cross_dataset_tests_on_the_other_sets_test_split(sets) -> None:
+    options, features, other_options, other = sets
+    evaluation = EvaluationOptions(test_data=other_options.data)
+    (setting,) = prepare_settings(options, evaluation)
+    data = setting.data("frame")
+    train = [features.clips[i].clip_id for i in features.indices("train")]
+    assert [c.clip_id for c in data["train"].clips] == train
+    test_ids = [c.clip_id for c in data["test"].clips]
+    assert test_ids == [other.clips[i].clip_id for i in other.indices("test")]
+    assert all(c.path.is_relative_to(other_options.data) for c in data["test"].clips)
+    context = evaluation_context(evaluation, [setting])
+    assert context["evaluation"] == "cross-dataset"
+    assert context["test_data"] == str(other_options.data) and context["test_clips"] == "6"
+    assert context["test_data_fingerprint"] == other.dataset_fingerprint
+    assert study_suffix(evaluation) == "-to-b"
+    assert evaluation_context(EvaluationOptions(), [Setting(None, 0, features, features)]) == {
+        "evaluation": "intra-dataset",
+        "test_data": "same as data",
+        "test_protocol": "same as protocol",
+        "test_data_fingerprint": features.dataset_fingerprint,
+        "test_clips": "6",
+        "folds": "none",
+        "repeats": "1",
+    }
+
+
+def test_a_set_without_test_split_is_tested_whole(sets) -> None:
+    _, features, _, other = sets
+    untested = [
+        dataclasses.replace(c, split="dev") if c.split == "test" else c for c in other.clips
+    ]
+    whole = as_test_set(dataclasses.replace(other, clips=untested), features)
+    assert len(whole.indices("test")) == len(other.clips) == 16
+    assert as_test_set(other, features) is other  # a test split: only it
+
+
+def test_a_test_set_the_head_cannot_read_is_refused(sets) -> None:
+    _, features, _, other = sets
+    with pytest.raises(DataError, match="frames per clip 3 differ"):
+        as_test_set(dataclasses.replace(other, frames_per_clip=3), features)
+
+
+def test_flags() -> None:
+    parser = argparse.ArgumentParser()
+    add_evaluation_arguments(parser)
+    args = parser.parse_args(["--repeats", "3", "--test-data", "x", "--test-protocol", "casia"])
+    options = evaluation_options(args)
+    assert (options.repeats, str(options.test_data), options.test_protocol) == (3, "x", "casia")
+    assert evaluation_options(parser.parse_args([])) == EvaluationOptions()
+    with pytest.raises(ValueError, match="--repeats must be at least 1"):
+        evaluation_options(parser.parse_args(["--repeats", "0"]))
+    with pytest.raises(ValueError, match="--test-protocol needs --test-data"):
+        evaluation_options(parser.parse_args(["--test-protocol", "casia"]))
+
+
+def test_scores_keep_every_column_needed_to_regroup(sets) -> None:
+    _, features, _, _ = sets
+    columns = {"print": (("support", "hand"), ("split", "x")), "replay": (("quality", "high"),)}
+    clips = [
+        dataclasses.replace(c, attributes=columns.get(c.attack_type, ())) for c in features.clips
+    ]
+    missed = {c.clip_id: n % 3 for n, c in enumerate(clips)}
+    counted = dataclasses.replace(features, clips=clips, no_face=missed, face_crop=True)
+    setting = Setting(4, 1, counted, counted)
+    data = setting.data("sequence")
+    dev, test = (ScoreSet(np.linspace(0, 1, 6), data[s].y) for s in ("dev", "test"))
+    frame = scores_frame(setting, data, dev, test)
+    assert list(frame.columns) == [
+        *("split", "clip", "subject", "label", "attack_type", "support", "data_split"),
+        *("quality", "no_face_frames", "fold", "repeat", "score"),
+    ]
+    replay = frame[frame["attack_type"] == "replay"]
+    assert set(replay["quality"]) == {"high"} and replay["support"].isna().all()
+    assert list(frame["no_face_frames"]) == [missed[c] for c in frame["clip"]]
+    assert set(frame["fold"]) == {4} and set(frame["repeat"]) == {1}
+
+    metrics = no_face_metrics(setting)
+    test_print = sum(
+        missed[clips[i].clip_id] for i in counted.indices("test") if clips[i].attack_type == "print"
+    )
+    assert metrics["no_face_test_print"] == test_print
+    assert metrics["no_face_rate_test_print"] == test_print / (2 * FRAMES)
+    assert {f"no_face_{s}_bonafide" for s in ("train", "dev", "test")} <= set(metrics)
+    assert no_face_metrics(Setting(None, 0, features, features)) == {}  # no crop, no counts
+
+
+# ------------------------------------------------------------------ trials
+
+
+@pytest.fixture(scope="module")
+def bob():
+    return pytest.importorskip("bob.measure")
+
+
+def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) -> None:
+    options, features, _, _ = sets
+    # A second "fold": the same clips with dev and test swapped.
+    swap = {"dev": "test", "test": "dev", "train": "train"}
+    swapped = dataclasses.replace(
+        features, clips=[dataclasses.replace(c, split=swap[c.split]) for c in features.clips]
+    )
+    settings = [
+        Setting(fold, repeat, fs, fs)
+        for fold, fs in ((1, features), (2, swapped))
+        for repeat in range(2)
+    ]
+    context = evaluation_context(EvaluationOptions(repeats=2), settings)
+    study, experiment_id = run_trial(tmp_path, settings, context)
+    run, scores = logged(experiment_id, tmp_path)
+
+    groups = scores.groupby(["fold", "repeat"], sort=False)
+    assert list(groups.groups) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert list(scores.columns[:5]) == ["split", "clip", "subject", "label", "attack_type"]
+    assert list(scores.columns[-3:]) == ["fold", "repeat", "score"]
+    assert groups.size().tolist() == [12] * 4
+    assert run["tags.folds"] == "1,2" and run["tags.repeats"] == "2"
+    assert run["metrics.settings"] == 4
+
+    per_setting = [report_from_scores_frame(rows) for _, rows in groups]
+    assert run["metrics.dev_acer"] == mean_std([r["dev_acer"] for r in per_setting])[0]
+    assert run["metrics.dev_acer_std"] == mean_std([r["dev_acer"] for r in per_setting])[1]
+    assert study.trials[0].value == run["metrics.dev_acer"]  # the objective is the mean
+    recomputed = report_from_scores_frame(scores)
+    assert {k: run[f"metrics.{k}"] for k in recomputed} == recomputed
+    by_bob = bob_report(scores, bob)
+    assert {k: run[f"metrics.{k}"] for k in by_bob} == by_bob
+    assert {f"{k}_std" for k in REPORT_KEYS} <= set(recomputed)
+
+    client = mlflow.MlflowClient()
+    names = {a.path for a in client.list_artifacts(run["run_id"])}
+    assert {"scores.csv", "settings.csv", "roc_det.png", "head.weights.h5"} <= names
+    history = client.get_metric_history(run["run_id"], "fold2-repeat1/epoch_dev_acer")
+    assert history and history[0].step == 1
+
+    runs = tracking.study_runs(experiment_id, "evaluation")
+    table = comparison.comparison(runs)
+    assert {"test_apcer_print", "test_apcer_replay", "test_acer_std"} <= set(table.columns)
+    markdown = comparison.to_markdown(table)
+    acer, spread = run["metrics.test_acer"], run["metrics.test_acer_std"]
+    assert f"{acer:.4f} ± {spread:.4f}" in markdown
+    assert "test_apcer_print" not in markdown  # the headline only; the rest in CSV and HTML
+    shown = comparison.readable(table)
+    assert {"test_apcer_print", "test_apcer 95% CI", "test_hter 95% CI"} <= set(shown.columns)
+    low, high = run["metrics.test_hter_ci_low"], run["metrics.test_hter_ci_high"]
+    assert shown["test_hter 95% CI"].iloc[0] == f"[{low:.4f}, {high:.4f}]"
+    assert "folds: 1,2" in comparison.evaluation_notes(runs)
+
+
+def test_cross_dataset_trial_reports_on_the_other_set(sets, tmp_path, bob) -> None:
+    options, _, other_options, other = sets
+    evaluation = EvaluationOptions(test_data=other_options.data)
+    settings = prepare_settings(options, evaluation)
+    study, experiment_id = run_trial(tmp_path, settings, evaluation_context(evaluation, settings))
+    run, scores = logged(experiment_id, tmp_path)
+    test = scores[scores["split"] == "test"]
+    assert list(test["clip"]) == [other.clips[i].clip_id for i in other.indices("test")]
+    assert run["tags.evaluation"] == "cross-dataset"
+    assert run["tags.test_data"] == str(other_options.data)
+    assert "metrics.dev_acer_std" not in run.index or pd.isna(run["metrics.dev_acer_std"])
+    by_bob = bob_report(scores, bob)
+    assert {k: run[f"metrics.{k}"] for k in by_bob} == by_bob

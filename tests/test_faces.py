@@ -1,0 +1,163 @@
+"""Where the face is: a database's own box files, MTCNN, OpenCV's Haar cascade, the fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.data.clips import Clip, ClipError, DataError
+from core.data.frames import prepare_frames
+from core.features import faces, pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def synthetic_face_frame() -> np.ndarray:
+    """A 160x160 frame of the synthetic set's bona fide clips: a drawn head in a room."""
+    from core.data.synthetic import FRAMES, Face, Motion, _render_bonafide
+
+    face = Face.random(np.random.default_rng(3), 3)
+    motion = Motion.random(np.random.default_rng(4))
+    return list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[FRAMES // 2]
+
+
+def test_replay_attack_face_file_gives_boxes_and_zeros_are_no_face(tmp_path: Path) -> None:
+    path = tmp_path / "client001_session01_webcam_authenticate_adverse_1.face"
+    path.write_text("0 110 60 95 95\n1 112 61 94 94\n2 0 0 0 0\n\n")
+    assert faces.read_box_file(path) == {0: (110, 60, 95, 95), 1: (112, 61, 94, 94), 2: None}
+
+
+def test_oulu_npu_eye_file_gives_a_box_around_the_eyes(tmp_path: Path) -> None:
+    path = tmp_path / "1_1_01_1.txt"  # frame,x_left_eye,y_left_eye,x_right_eye,y_right_eye
+    path.write_text("1,500,800,600,800\n2,0,0,0,0\n")  # numbered from 1
+    table = faces.read_box_file(path)
+    assert set(table) == {0, 1} and table[1] is None
+    x, y, w, h = table[0]
+    assert (w, h) == (240, 300) and x + w / 2 == 550  # 2.4 x 3 eye distances, centred
+    assert y < 800 < y + h / 2  # the eyes in the upper half of the box
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("a.face", "0 1 2 x 4\n", "line 1"),
+        ("a.face", "0 1 2 3\n", "line 1"),
+        ("a.txt", "1,2,3\n", "line 1"),
+        ("a.csv", "0 1 2 3 4\n", "unknown format"),
+        ("missing.face", None, "cannot read"),
+    ],
+)
+def test_a_bad_box_file_is_a_clip_error(tmp_path: Path, name, text, message) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ClipError, match=message) as err:
+        faces.read_box_file(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_database_boxes_are_looked_up_by_frame_index_not_detected(tmp_path: Path) -> None:
+    boxes = tmp_path / "clip.face"
+    boxes.write_text("".join(f"{i} {i} 0 30 30\n" for i in range(10)))
+    clip = Clip(tmp_path / "clip", "clip", "1", "bonafide", "bonafide", face_boxes=boxes)
+    frames = np.zeros((3, 60, 80, 3), np.uint8)  # blank: a detector would find nothing
+    found, shipped = faces.FaceFinder(faces.HAAR).boxes(clip, frames, [1, 5, 9])
+    assert shipped and found == [(1, 0, 30, 30), (5, 0, 30, 30), (9, 0, 30, 30)]
+    found, shipped = faces.FaceFinder(faces.HAAR, shipped=False).boxes(clip, frames, [1, 5, 9])
+    assert not shipped and found == [None, None, None]
+
+
+def test_the_decoder_crops_to_the_database_boxes(tmp_path: Path) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    for i, frame in enumerate(raw):
+        cv2.imwrite(str(folder / f"f{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    boxes = tmp_path / "clip.face"
+    boxes.write_text("0 0 0 0 0\n1 30 10 20 20\n2 0 0 0 0\n3 2 2 16 16\n")
+    clip = Clip(folder, "clip", "1", "attack", "print", face_boxes=boxes)
+    decoded = pipeline.decoder(2, faces.FaceFinder(faces.HAAR))(clip)  # frames 1 and 3
+    expected = prepare_frames(raw[[1, 3]], [(30, 10, 20, 20), (2, 2, 16, 16)])
+    assert decoded.no_face == 0 and decoded.shipped_boxes
+    np.testing.assert_array_equal(decoded.frames, expected)
+    decoded = pipeline.decoder(4, faces.FaceFinder(faces.HAAR))(clip)
+    assert decoded.no_face == 2  # frames 0 and 2 have zeros
+
+
+@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
+def test_haar_finds_a_synthetic_face_and_not_a_wall() -> None:
+    frame = synthetic_face_frame()
+    (box,) = faces.detect_faces([frame], faces.HAAR)
+    assert box is not None
+    x, y, w, h = box
+    assert 40 < x + w / 2 < 120 and 30 < y + h / 2 < 110  # around the drawn head
+    assert faces.detect_faces([np.full((160, 160, 3), 120, np.uint8)], faces.HAAR) == [None]
+
+
+@pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")
+def test_mtcnn_finds_a_synthetic_face_and_not_a_wall() -> None:
+    frame = synthetic_face_frame()
+    wall = np.full((160, 160, 3), 120, np.uint8)
+    box, none = faces.detect_faces([frame, wall], faces.MTCNN)
+    assert box is not None and none is None
+    x, y, w, h = box
+    assert 40 < x + w / 2 < 120 and 30 < y + h / 2 < 110
+    assert faces.resolve_detector("auto") == faces.MTCNN
+    assert faces.detector_version(faces.MTCNN).startswith("mtcnn ")
+
+
+FALLBACK = """
+    import logging, sys
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from core.data.clips import DataError
+    from core.features import faces
+    print(faces.resolve_detector("auto"))
+    try:
+        faces.resolve_detector("mtcnn")
+    except DataError as err:
+        print("error:", err)
+"""
+
+
+def test_haar_is_the_fallback_where_mtcnn_cannot_run() -> None:
+    """A process on the JAX backend cannot run MTCNN (TensorFlow models): auto falls back to
+    Haar with a warning, and asking for MTCNN by name is a clear error."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FALLBACK)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "haar"
+    assert lines[1].startswith("error: face detector 'mtcnn' cannot run here")
+    assert "TensorFlow backend" in lines[1]
+    assert "Haar cascade, not MTCNN" in done.stderr
+
+
+def test_unknown_detector_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="one of auto, mtcnn, haar"):
+        faces.resolve_detector("dlib")
+
+
+def test_haar_without_its_cascade_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    faces._cascade.cache_clear()
+    monkeypatch.setattr(faces, "HAAR_FACE", "no_such_cascade.xml")
+    try:
+        assert "Haar" in faces.haar_unavailable()
+        with pytest.raises(DataError, match="'haar' cannot run here.*cascade"):
+            faces.resolve_detector("haar")
+    finally:
+        faces._cascade.cache_clear()

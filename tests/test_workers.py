@@ -1,0 +1,248 @@
+"""Many workers on one study: real PostgreSQL, a real ``mlflow server``, real worker processes.
+
+Each worker is ``python experiments/sweep.py`` as a user starts it, on a tiny frame set (12 clips
+of 3 frames) and the ``lstm30`` family, so a trial takes seconds. The servers are shared by the
+module (tests.servers); each test has its own database, so every start is on an empty one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from experiments import tracking, workers
+from tests.servers import mlflow_server, postgres  # noqa: F401  (module fixtures)
+from tests.servers import stop as stop_process
+from tests.test_sweep import FRAMES, write_tiny_set
+
+REPO = Path(__file__).resolve().parents[1]
+HEARTBEAT = 2  # seconds; a trial silent for 3 heartbeats (6 s) is lost
+WORKER_SECONDS = 300
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    root = Path(tempfile.mkdtemp(prefix="vggface-workers-"))
+    try:
+        write_tiny_set(root / "data")
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class Workers:
+    """Worker processes of one study, their outputs in files (a full pipe would stall one)."""
+
+    def __init__(self, workspace: Path, storage: str, tracking_uri: str, study: str) -> None:
+        self.workspace, self.storage, self.tracking_uri, self.study = (
+            workspace,
+            storage,
+            tracking_uri,
+            study,
+        )
+        self.started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, count: int, trials: int) -> list[subprocess.Popen]:
+        command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
+        command += ["--data", str(self.workspace / "data"), "--frames", str(FRAMES)]
+        command += ["--cache-dir", str(self.workspace / "cache"), "--heads", "lstm30"]
+        command += ["--trials", str(trials), "--study", self.study, "--storage", self.storage]
+        command += ["--tracking-uri", self.tracking_uri, "--heartbeat", str(HEARTBEAT)]
+        env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+        env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", OMP_NUM_THREADS="1")
+        env.update(TF_NUM_INTEROP_THREADS="1")
+        batch = []
+        for _ in range(count):
+            log = self.workspace / f"{self.study}-{len(self.started)}.log"
+            with open(log, "w") as out:
+                process = subprocess.Popen(
+                    command,
+                    cwd=self.workspace,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.started.append((process, log))
+            batch.append(process)
+        return batch
+
+    def wait(self, processes: list[subprocess.Popen]) -> list[str]:
+        """Each process's output, once all have ended; each must exit 0."""
+        deadline = time.monotonic() + WORKER_SECONDS
+        outputs = []
+        for process in processes:
+            try:
+                process.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"worker {process.pid} still running after {WORKER_SECONDS}s")
+            output = self.output(process)
+            assert process.returncode == 0, output[-3000:]
+            outputs.append(output)
+        return outputs
+
+    def output(self, process: subprocess.Popen) -> str:
+        return next(log for p, log in self.started if p is process).read_text()
+
+    def close(self) -> None:
+        for process, _ in self.started:
+            stop_process(process, signal.SIGKILL, wait=5)
+
+
+@pytest.fixture
+def study_workers(request, postgres, mlflow_server, workspace):  # noqa: F811
+    name = request.node.name.removeprefix("test_")[:40].replace("_", "-")
+    storage = postgres.create_database(name)
+    group = Workers(workspace, storage, mlflow_server.url, name)
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+def trial_runs(client: MlflowClient, study: str):
+    experiment = client.get_experiment_by_name(study)
+    return client.search_runs(
+        [experiment.experiment_id], f"tags.`{tracking.STUDY_TAG}` = '{study}'", max_results=1000
+    )
+
+
+def check_study(group: Workers, trials: int, parents: int) -> tuple[optuna.Study, dict, dict]:
+    """Counts, one run per trial, every run under a parent, no run left RUNNING."""
+    study = optuna.load_study(study_name=group.study, storage=group.storage)
+    all_trials = study.get_trials()
+    assert workers.finished_count(all_trials) == trials
+    assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    client = MlflowClient(group.tracking_uri)
+    runs = trial_runs(client, group.study)
+    by_role = {"study": [], "trial": []}
+    for run in runs:
+        by_role[run.data.tags[tracking.ROLE_TAG]].append(run)
+    assert [r.info.status for r in runs if r.info.status == "RUNNING"] == []
+    parent_runs = {r.info.run_id: r for r in by_role["study"]}
+    assert len(parent_runs) == parents  # one per worker invocation
+    numbers = [int(r.data.tags[tracking.TRIAL_TAG]) for r in by_role["trial"]]
+    assert len(numbers) == len(set(numbers))  # no trial has two runs
+    # Every trial that ran has its run; only one lost before it started its run may have none.
+    done = [t.number for t in all_trials if t.state != TrialState.FAIL]
+    assert set(done) <= set(numbers) <= {t.number for t in all_trials}
+    for run in by_role["trial"]:
+        assert run.data.tags["mlflow.parentRunId"] in parent_runs
+    runs_by_number = dict(zip(numbers, by_role["trial"], strict=True))
+    return study, runs_by_number, parent_runs
+
+
+def test_two_then_four_workers_share_one_study(study_workers):
+    first = study_workers.start(2, trials=3)  # together, on an empty database and cache
+    outputs = study_workers.wait(first)
+    study, runs, parents = check_study(study_workers, trials=3, parents=2)
+    assert sum("extracted in" in out for out in outputs) == 1  # the other waited and reused
+    assert sum(", reused, cache" in out for out in outputs) == 1
+    for out in outputs:  # the server's own page, not `mlflow ui --backend-store-uri http://`
+        assert f"MLflow: open {study_workers.tracking_uri}/#/experiments/" in out
+
+    outputs = study_workers.wait(study_workers.start(4, trials=6))
+    study, runs, parents = check_study(study_workers, trials=6, parents=6)
+    assert {t.state for t in study.get_trials()} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    baseline = [r for r in runs.values() if r.data.tags.get("vggface_heads.baseline")]
+    assert len(baseline) == 1  # enqueued by every worker, run once
+    assert all(p.info.status == "FINISHED" for p in parents.values())
+    hosts = {p.data.tags[tracking.WORKER_TAG].rsplit(":", 1)[0] for p in parents.values()}
+    assert hosts == {socket.gethostname()}
+    assert all(", reused, cache" in out for out in outputs)
+
+
+def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers):
+    victim, survivor = study_workers.start(2, trials=3)
+    client = MlflowClient(study_workers.tracking_uri)
+    killed_run = None
+    deadline = time.monotonic() + WORKER_SECONDS
+    while killed_run is None:
+        assert victim.poll() is None, "the worker ended before it could be killed in a trial"
+        assert time.monotonic() < deadline, "the worker never ran a trial"
+        time.sleep(0.3)
+        os.kill(victim.pid, signal.SIGSTOP)  # frozen: what we see is what it is doing
+        try:
+            running = [
+                run
+                for run in trial_runs(client, study_workers.study)
+                if run.info.status == "RUNNING"
+                and run.data.tags.get(tracking.ROLE_TAG) == "trial"
+                and _owner(client, run) == f"{socket.gethostname()}:{victim.pid}"
+            ]
+        except Exception:  # the experiment does not exist yet
+            running = []
+        if running:
+            killed_run = running[0]
+            os.kill(victim.pid, signal.SIGKILL)
+        else:
+            os.kill(victim.pid, signal.SIGCONT)
+    victim.wait()
+    (out,) = study_workers.wait([survivor])
+
+    study, runs, parents = check_study(study_workers, trials=3, parents=2)
+    killed = int(killed_run.data.tags[tracking.TRIAL_TAG])
+    states = {t.number: t.state for t in study.get_trials()}
+    assert [n for n, s in states.items() if s == TrialState.FAIL] == [killed]
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 3
+    retry = next(t for t in study.get_trials() if workers.retry_history(t) == [killed])
+    assert retry.state == TrialState.COMPLETE and retry.params == study.trials[killed].params
+    assert runs[retry.number].data.tags[tracking.RETRY_TAG] == str(killed)
+    assert runs[retry.number].info.status == "FINISHED"
+
+    lost = runs[killed]
+    assert lost.info.status == "FAILED"
+    assert lost.data.tags[tracking.ERROR_TAG].startswith(f"worker lost in trial {killed}")
+    assert f"retried as trial {retry.number}" in lost.data.tags[tracking.ERROR_TAG]
+    victim_parent = parents[lost.data.tags["mlflow.parentRunId"]]
+    assert victim_parent.info.status == "FAILED"
+    survivor_parent = next(
+        p for p in parents.values() if p.info.run_id != victim_parent.info.run_id
+    )
+    assert survivor_parent.info.status == "FINISHED"
+
+
+def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postgres):  # noqa: F811
+    (worker,) = study_workers.start(1, trials=2)
+    deadline = time.monotonic() + WORKER_SECONDS
+    while True:  # until the worker is in a trial
+        assert worker.poll() is None, study_workers.output(worker)[-3000:]
+        assert time.monotonic() < deadline
+        try:
+            study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
+            if study.get_trials(states=(TrialState.RUNNING,)):
+                break
+        except KeyError:  # the study is not created yet
+            pass
+        time.sleep(0.3)
+    postgres.stop()
+    time.sleep(5)
+    postgres.start()
+    (out,) = study_workers.wait([worker])
+
+    assert "database unreachable" in out and "database back after" in out, out[-3000:]
+    study, runs, _ = check_study(study_workers, trials=2, parents=1)
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert len(failed) <= 1  # the trial in flight, queued again
+    if failed:
+        assert f"trial {failed[0].number} is lost and will be queued again" in out
+        assert any(workers.retry_history(t) == [failed[0].number] for t in study.get_trials())
+        if failed[0].number in runs:  # lost after its run started
+            assert runs[failed[0].number].info.status == "FAILED"
+
+
+def _owner(client: MlflowClient, run) -> str:
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    return parent.data.tags.get(tracking.WORKER_TAG, "")
