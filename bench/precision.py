@@ -29,7 +29,7 @@ def frames_of_synthetic_set(count: int) -> np.ndarray:
     root = synthetic_dataset(Path(tempfile.gettempdir()) / "vggface-heads-bench" / "synthetic")
     frames = []
     for clip in load_dataset(root).clips:
-        frames.append(prepare_frames(read_frames(clip.path, 7), face_crop=False))
+        frames.append(prepare_frames(read_frames(clip.path, 7)))
         if sum(len(f) for f in frames) >= count:
             break
     return preprocess_input(np.concatenate(frames)[:count])

@@ -69,6 +69,13 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="detect faces even where the database ships face boxes",
     )
+    group.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="float32, or Keras' mixed bfloat16/float16 (float32 weights, outputs and loss) for "
+        "extraction and training; features are cached per precision",
+    )
     group.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
 
 
@@ -86,6 +93,7 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
         face_crop=args.face_crop,
         face_detector=args.face_detector,
         database_boxes=args.database_boxes,
+        precision=args.precision,
         batch_size=args.batch_size,
         progress=progress,
     )

@@ -57,7 +57,6 @@ class SweepConfig:
     multi_objective: bool = False
     seed: int = 0  # seeds the sampler and each trial's training (seed + trial number)
     evaluation: EvaluationOptions = field(default_factory=EvaluationOptions)  # folds, repeats
-    precision: str = "float32"  # training: float32, or Keras' mixed bfloat16/float16
     jit_compile: bool | str = "auto"
     keep_weights: str = "best"  # head weights logged: all, best (per family so far), none
     heartbeat: int = workers.HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
@@ -163,7 +162,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
             context,
             config.seed,
             config.multi_objective,
-            precision=config.precision,
+            precision=config.features.precision,
             jit_compile=config.jit_compile,
             keep_weights=config.keep_weights,
         )
@@ -214,12 +213,6 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         help="seconds between a trial's heartbeats; a trial silent for three is lost and retried",
     )
     group.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16", "float16"),
-        default="float32",
-        help="training precision: float32, or mixed bfloat16/float16 (float32 outputs and loss)",
-    )
-    group.add_argument(
         "--jit-compile",
         choices=("auto", "on", "off"),
         default="auto",
@@ -252,7 +245,6 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         seed=args.seed,
         evaluation=evaluation,
         heartbeat=args.heartbeat,
-        precision=args.precision,
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         keep_weights=args.keep_weights,
     )

@@ -81,9 +81,11 @@ def model_calls(monkeypatch, extractor) -> list:
     calls: list = []
     load_backbone = extraction._load_backbone
 
-    def load(weights_path):
+    def load(weights_path, precision="float32"):
         calls.append(weights_path)
-        return load_backbone(weights_path) if weights_path is not None else (extractor, None)
+        if weights_path is None and precision == "float32":
+            return extractor, None
+        return load_backbone(weights_path, precision)
 
     monkeypatch.setattr(extraction, "_load_backbone", load)
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
@@ -188,8 +190,26 @@ def test_the_backbone_has_the_shapes_the_cache_assumes(backbone, extractor):
     assert tuple(extractor.output_shape[1:]) == (FEATURE_SHAPE[-1],)
 
 
+def test_bfloat16_extraction_is_cached_apart_and_close_to_float32(data, tmp_path, model_calls):
+    """Mixed bfloat16 (float32 weights, bfloat16 compute) is another cache entry, stored as
+    float32, with fc7 features within cosine 0.999 of float32's on real clips."""
+    single = extract(data, tmp_path / "cache", frames_per_clip=1)
+    half = extract(data, tmp_path / "cache", frames_per_clip=1, precision="bfloat16")
+    assert half.extracted and half.fingerprint != single.fingerprint
+    assert half.manifest["key_parts"]["precision"] == "bfloat16"
+    assert half.features.dtype == np.float32
+    a = np.asarray(single.features, np.float64).reshape(-1, 4096)
+    b = np.asarray(half.features, np.float64).reshape(-1, 4096)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.min() >= 0.999
+    assert not np.array_equal(a, b)  # it did compute in bfloat16
+    with pytest.raises(DataError, match="precision"):
+        extract(data, tmp_path / "cache", precision="float8")
+
+
 def test_the_key_covers_every_setting():
     base = cache_key("random:0", "d" * 64, 7)[0]
+    assert cache_key("random:0", "d" * 64, 7, precision="bfloat16")[0] != base
     assert cache_key("random:0", "d" * 64, 7, "haar")[0] != base  # face crop
     assert (
         cache_key("random:0", "d" * 64, 7, "mtcnn 1.0.0")[0]

@@ -86,6 +86,7 @@ log = logging.getLogger(__name__)
 # with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage. 2: entries cover every
 # clip of a database; face crop from database boxes, MTCNN or Haar, a frame without a face
 # cropped like the nearest frame of its clip with one.
+PRECISIONS = ("float32", "bfloat16", "float16")  # of the extraction; features stored float32
 PREPROCESSING_VERSION = 2
 WEIGHTS_FILE = "vgg_face.weights.h5"
 
@@ -125,6 +126,7 @@ def cache_key(
     frames_per_clip: int,
     detector: str | None = None,
     face_boxes: str | None = None,
+    precision: str = "float32",
 ) -> tuple[str, dict[str, Any]]:
     """The cache key and the parts it hashes (stored in the manifest).
 
@@ -141,6 +143,7 @@ def cache_key(
         "face_boxes": face_boxes if detector is not None else None,
         "preprocessing": PREPROCESSING_VERSION,
         "layer": FEATURE_LAYER,
+        "precision": precision,
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     return digest[:32], parts
@@ -157,6 +160,7 @@ def extract_features(
     *,
     detector: str = faces.AUTO,
     database_boxes: bool = True,
+    precision: str = "float32",
 ) -> FeatureSet:
     """fc7 features of the clips of ``dataset``: reused from the cache, else extracted into it.
 
@@ -211,7 +215,11 @@ def extract_features(
 
     weights_fp = weights_fingerprint(weights_path)
     detector_name = faces.detector_version(resolved) if resolved is not None else None
-    key, parts = cache_key(weights_fp, data_fp, frames_per_clip, detector_name, box_fp)
+    if precision not in PRECISIONS:
+        raise DataError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    key, parts = cache_key(
+        weights_fp, data_fp, frames_per_clip, detector_name, box_fp, precision=precision
+    )
     root = cache_dir / "features"
 
     found = _try_load(root, key, dataset)
@@ -313,22 +321,31 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
     return None
 
 
-def _load_backbone(weights_path: Path | None) -> tuple[Any, np.ndarray | None]:
+def _load_backbone(
+    weights_path: Path | None, precision: str = "float32"
+) -> tuple[Any, np.ndarray | None]:
     """The fc7 extractor of VGG-Face with the given weights (random, seeded, when None) and the
-    weights' mean RGB (None: the default of :func:`core.preprocess_input`)."""
+    weights' mean RGB (None: the default of :func:`core.preprocess_input`). With ``precision``
+    "bfloat16" or "float16" it computes in Keras' mixed policy (float32 weights); the features
+    are stored as float32 either way."""
     import keras
 
     from core.backbone.network import dense_fc7, vggface_network
     from core.backbone.vggface import load_weights
 
-    if weights_path is None:
-        # Seeded, so a random backbone's features are reproducible and its cache reusable. This
-        # seeds Python's, numpy's and the backend's global generators, as Keras does.
-        keras.utils.set_random_seed(RANDOM_SEED)
-        return dense_fc7(vggface_network(include_top=False)), None
-    model = vggface_network(include_top=False)
-    ported = load_weights(model, weights_path)
-    return dense_fc7(model), ported.average_image
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
+    try:
+        if weights_path is None:
+            # Seeded, so a random backbone's features are reproducible and its cache reusable.
+            # This seeds Python's, numpy's and the backend's global generators, as Keras does.
+            keras.utils.set_random_seed(RANDOM_SEED)
+            return dense_fc7(vggface_network(include_top=False)), None
+        model = vggface_network(include_top=False)
+        ported = load_weights(model, weights_path)
+        return dense_fc7(model), ported.average_image
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
@@ -405,7 +422,7 @@ def _extract(
     """Extract ``source`` into a new cache entry and publish it. Call it holding the key's lock."""
     store.remove_leftovers(root, key)
     frames_per_clip = parts["frames_per_clip"]
-    model, average = _load_backbone(weights_path)
+    model, average = _load_backbone(weights_path, parts["precision"])
     if finder is not None:
         finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
     # one decoding thread with a face detector (OpenCV does not promise that a cascade is

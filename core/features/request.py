@@ -32,6 +32,7 @@ class FeatureOptions:
     face_crop: bool | None = None  # None: on for the user's data, off for the synthetic set
     face_detector: str = "auto"  # "auto" (MTCNN where it runs, else Haar), "mtcnn" or "haar"
     database_boxes: bool = True  # use the face boxes a database ships instead of detecting
+    precision: str = "float32"  # of extraction (and of the sweep's training); a cache key part
     batch_size: int = 16  # frames per forward pass; does not change the features
     progress: bool = True
 
@@ -76,6 +77,7 @@ def cached_features(
         face_crop=options.face_crop,
         detector=options.face_detector,
         database_boxes=options.database_boxes,
+        precision=options.precision,
         batch_size=options.batch_size,
         progress=options.progress,
     )

@@ -1,0 +1,291 @@
+"""Every official protocol run end to end: trees named as the real databases, of real tiny videos,
+through the feature cache, a real one-trial sweep (Optuna, MLflow) and its logged figures.
+
+Each database's tree keeps the fewest clips that leave every split, and every species of it,
+non-empty under each protocol run here. One cache serves the module: a database is extracted
+once, whatever protocols and folds read it, and the cross-dataset run extracts nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from core.constants import SPLITS
+from core.features import FeatureOptions
+from experiments.evaluation import EvaluationOptions
+from experiments.metrics import report_from_scores_frame
+from experiments.sweep import SweepConfig, SweepResult, run_sweep
+from experiments.tracking import ROLE_TAG
+from tests.test_protocols import Writer, casia_tree, oulu_tree, replay_tree, tiny_video
+
+FRAMES = 2  # of the three each tiny video holds
+
+
+def only(keep: Callable[[Path], bool]) -> Writer:
+    """A writer that makes a tiny video of the clips ``keep`` accepts and skips the others."""
+    return lambda path: tiny_video(path) if keep(path) else path
+
+
+def replay_keeps(path: Path) -> bool:
+    """Controlled light: the first real access, each device's photo attack on a fixed support."""
+    real = path.parent.name == "real" and path.stem.endswith("_1")
+    attack = path.parent.name == "fixed" and "_photo_" in path.stem
+    return "controlled" in path.stem and (real or attack)
+
+
+def oulu_keeps(path: Path) -> bool:
+    """Train and dev users: session 1, phones 1 and 2, files 1, 2, 4 (seen instruments), so
+    each of the six folds trains without its test phone. Test users: session 3, every phone,
+    files 1, 3, 5 (unseen instruments)."""
+    phone, session, user, file = (int(part) for part in path.stem.split("_"))
+    if user <= 35:
+        return session == 1 and phone in (1, 2) and file in (1, 2, 4)
+    return session == 3 and file in (1, 3, 5)
+
+
+def casia_keeps(path: Path) -> bool:
+    """The normal quality video of each species: 1 bona fide, 3 warped, 5 cut, 7 video."""
+    return path.stem in ("1", "3", "5", "7")
+
+
+def species(*names: str, each: int = 1) -> dict[str, int]:
+    return dict.fromkeys(("bonafide", *names), each)
+
+
+# protocol -> split -> clips per species, for the trees above
+REPLAY = {
+    "replay-attack": dict.fromkeys(SPLITS, species("print", "mobile", "highdef")),
+    "replay-attack-print": dict.fromkeys(SPLITS, species("print")),
+}
+OULU_SEEN = species("print", "display", each=2)  # one user, phones 1 and 2
+OULU = {
+    "oulu-p1": {"train": OULU_SEEN, "dev": OULU_SEEN, "test": species("print", "display", each=6)},
+    "oulu-p2": {"train": OULU_SEEN, "dev": OULU_SEEN, "test": species("print", "display", each=6)},
+    # all six folds run; the sweep's features are fold 1's: phone 2 trains, phone 1 tests
+    "oulu-p3": dict.fromkeys(SPLITS, species("print", "display")),
+}
+CASIA = {
+    "casia": dict.fromkeys(SPLITS, species("warped", "cut", "video")),
+    "casia-warped": {
+        "train": species("warped", "cut", "video"),
+        "dev": species("warped", "cut", "video"),
+        "test": species("warped"),
+    },
+}
+SUBJECTS = {
+    "replay": {"train": {"1"}, "dev": {"2"}, "test": {"3"}},
+    "oulu": {"train": {"1"}, "dev": {"21"}, "test": {"36"}},
+    "casia": {"train": {"1"}, "dev": {"16"}, "test": {"21"}},  # test_release 1 is subject 21
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """The three trees, one feature cache, one Optuna and one MLflow store."""
+    root = tmp_path_factory.mktemp("protocols")
+    clients = {"train": (1,), "devel": (2,), "test": (3,)}
+    replay_tree(root / "replayattack", clients, only(replay_keeps))
+    oulu_tree(root / "OULU-NPU", (1, 21, 36), only(oulu_keeps))
+    casia_tree(root / "CASIA-FASD", train=(1, 16), test=(1,), write=only(casia_keeps))
+    return root
+
+
+def sweep(
+    workspace: Path, data: str, protocol: str, evaluation: EvaluationOptions | None = None
+) -> SweepResult:
+    """One lstm30 trial on the random backbone, MLflow artifacts under the workspace."""
+    features = FeatureOptions(
+        data=workspace / data,
+        protocol=protocol,
+        cache_dir=workspace / "cache",
+        frames=FRAMES,
+        face_crop=False,
+        progress=False,
+    )
+    config = SweepConfig(
+        features=features,
+        trials=1,
+        heads="lstm30",
+        study=protocol if evaluation is None else f"{protocol}-cross",
+        storage=f"sqlite:///{workspace}/optuna.db",
+        tracking_uri=f"sqlite:///{workspace}/mlflow.db",
+        evaluation=evaluation or EvaluationOptions(),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workspace)  # MLflow puts artifacts under ./mlruns, as for a user
+        return run_sweep(config)
+
+
+def sweeps(workspace: Path, data: str, protocols: dict) -> dict[str, SweepResult]:
+    return {protocol: sweep(workspace, data, protocol) for protocol in protocols}
+
+
+@pytest.fixture(scope="module")
+def replay(workspace: Path) -> dict[str, SweepResult]:
+    return sweeps(workspace, "replayattack", REPLAY)
+
+
+@pytest.fixture(scope="module")
+def oulu(workspace: Path) -> dict[str, SweepResult]:
+    return sweeps(workspace, "OULU-NPU", OULU)
+
+
+@pytest.fixture(scope="module")
+def casia(workspace: Path) -> dict[str, SweepResult]:
+    return sweeps(workspace, "CASIA-FASD", CASIA)
+
+
+def client(workspace: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{workspace}/mlflow.db")
+
+
+def trial_run(workspace: Path, result: SweepResult) -> Run:
+    """The sweep's one trial run, finished."""
+    runs = client(workspace).search_runs(
+        [result.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'trial'"
+    )
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    return runs[0]
+
+
+def scores(workspace: Path, run: Run, tmp_path: Path) -> pd.DataFrame:
+    path = client(workspace).download_artifacts(run.info.run_id, "scores.csv", str(tmp_path))
+    return pd.read_csv(path, keep_default_na=False, dtype={"phone": str, "subject": str})
+
+
+def by_split(result: SweepResult, column: str = "attack_type") -> dict[str, Counter]:
+    """Clips per value of ``column`` in each split of the sweep's features."""
+    return {
+        split: Counter(getattr(result.features.clips[i], column) for i in indices)
+        for split in SPLITS
+        if len(indices := result.features.indices(split))
+    }
+
+
+ALL_SPECIES = {"print", "mobile", "highdef", "display", "warped", "cut", "video"}
+
+
+def logged_species(metrics: dict[str, float]) -> set[str]:
+    """The species with a ``test_apcer_<species>`` figure (its ``_std`` and intervals aside)."""
+    return {k.removeprefix("test_apcer_") for k in metrics} & ALL_SPECIES
+
+
+def assert_protocol_ran(
+    workspace: Path, result: SweepResult, expected: dict, subjects: dict, tmp_path: Path
+) -> Run:
+    """Split sizes, species and subjects as the protocol defines them; a test APCER per test
+    species, no other; the logged figures are those of the logged scores."""
+    assert by_split(result) == expected
+    assert {s: set(c) for s, c in by_split(result, "subject").items()} == subjects
+    run = trial_run(workspace, result)
+    metrics = run.data.metrics
+    assert logged_species(metrics) == set(expected["test"]) - {"bonafide"}
+    assert run.data.tags["test_clips"] == str(sum(expected["test"].values()))
+    logged = scores(workspace, run, tmp_path)
+    test = logged[logged["split"] == "test"]
+    if metrics["settings"] == 1:  # oulu-p3's six folds are checked on their own
+        assert Counter(test["attack_type"]) == expected["test"]
+    recomputed = report_from_scores_frame(logged)
+    assert {key: metrics[key] for key in recomputed} == recomputed
+    return run
+
+
+@pytest.mark.parametrize("protocol", list(REPLAY))
+def test_replay_attack_protocols(workspace, replay, protocol, tmp_path) -> None:
+    result = replay[protocol]
+    run = assert_protocol_ran(workspace, result, REPLAY[protocol], SUBJECTS["replay"], tmp_path)
+    assert run.data.metrics["settings"] == 1 and run.data.tags["folds"] == "none"
+    assert result.features.random_weights and result.features.face_crop_method == "none"
+    attacks = [c for c in result.features.clips if c.label == "attack"]
+    assert {(c.columns["support"], c.columns["sample_type"]) for c in attacks} == {
+        ("fixed", "photo")
+    }
+
+
+@pytest.mark.parametrize(
+    ("protocol", "column", "values"),
+    [
+        pytest.param("oulu-p1", "session", ({"1"}, {"1"}, {"3"}), id="oulu-p1"),
+        pytest.param(
+            "oulu-p2",
+            "instrument",
+            ({"", "printer1", "display1"},) * 2 + ({"", "printer2", "display2"},),
+            id="oulu-p2",
+        ),
+    ],
+)
+def test_oulu_protocols_1_and_2(workspace, oulu, protocol, column, values, tmp_path) -> None:
+    result = oulu[protocol]
+    run = assert_protocol_ran(workspace, result, OULU[protocol], SUBJECTS["oulu"], tmp_path)
+    assert run.data.metrics["settings"] == 1 and run.data.tags["folds"] == "none"
+    used = [
+        {c.columns.get(column, "") for c in result.features.clips if c.split == s} for s in SPLITS
+    ]
+    assert used == list(values)
+
+
+def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> None:
+    result = oulu["oulu-p3"]
+    run = assert_protocol_ran(workspace, result, OULU["oulu-p3"], SUBJECTS["oulu"], tmp_path)
+    metrics = run.data.metrics
+    assert metrics["settings"] == 6 and run.data.tags["folds"] == "1,2,3,4,5,6"
+    for key in ("test_acer", "test_hter", "test_apcer_print", "test_apcer_display", "dev_eer"):
+        assert f"{key}_std" in metrics
+    logged = scores(workspace, run, tmp_path)
+    assert sorted(logged["fold"].unique()) == [1, 2, 3, 4, 5, 6]
+    for fold, rows in logged.groupby("fold"):
+        test, dev = rows[rows["split"] == "test"], rows[rows["split"] == "dev"]
+        assert set(test["phone"]) == {str(fold)}  # leave one phone out
+        assert Counter(test["attack_type"]) == species("print", "display")
+        assert str(fold) not in set(dev["phone"]) and len(dev) == (3 if fold <= 2 else 6)
+    names = {a.path for a in client(workspace).list_artifacts(run.info.run_id)}
+    assert "settings.csv" in names
+
+
+def test_one_extraction_serves_every_protocol_of_a_database(replay, oulu, casia) -> None:
+    for results in (replay, oulu, casia):
+        first, *others = results.values()
+        assert first.features.extracted
+        for other in others:
+            assert not other.features.extracted and other.features.path == first.features.path
+            assert other.features.dataset_fingerprint != first.features.dataset_fingerprint
+
+
+@pytest.mark.parametrize("protocol", list(CASIA))
+def test_casia_protocols(workspace, casia, protocol, tmp_path) -> None:
+    result = casia[protocol]
+    assert_protocol_ran(workspace, result, CASIA[protocol], SUBJECTS["casia"], tmp_path)
+    assert {c.columns["quality"] for c in result.features.clips} == {"normal"}
+
+
+def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
+    workspace, casia, replay, tmp_path
+) -> None:
+    evaluation = EvaluationOptions(
+        test_data=workspace / "replayattack", test_protocol="replay-attack"
+    )
+    result = sweep(workspace, "CASIA-FASD", "casia", evaluation)
+    assert not result.features.extracted  # both databases come from the cache
+    assert by_split(result) == CASIA["casia"]  # trained and thresholded on CASIA
+    run = trial_run(workspace, result)
+    tags = run.data.tags
+    target = replay["replay-attack"].features
+    assert tags["evaluation"] == "cross-dataset" and tags["test_protocol"] == "replay-attack"
+    assert tags["test_data"] == str(workspace / "replayattack")
+    assert tags["test_data_fingerprint"] == target.dataset_fingerprint
+    assert tags["test_clips"] == "4"
+    metrics = run.data.metrics
+    assert logged_species(metrics) == {"print", "mobile", "highdef"}
+    logged = scores(workspace, run, tmp_path)
+    test, dev = logged[logged["split"] == "test"], logged[logged["split"] == "dev"]
+    assert set(test["clip"]) == {target.clips[i].clip_id for i in target.indices("test")}
+    assert set(dev["subject"]) == {"16"}  # the threshold is CASIA's dev
+    recomputed = report_from_scores_frame(logged)
+    assert {key: metrics[key] for key in recomputed} == recomputed
