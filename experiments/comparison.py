@@ -8,6 +8,7 @@ trials of earlier invocations of a study are included.
 from __future__ import annotations
 
 import html
+import os
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -308,9 +309,7 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
         table.to_csv(folder / "comparison.csv", index=False)
         test_scores = {}
         for run_id in table["run_id"].unique():  # a family's best is often a baseline too
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="scores.csv", dst_path=str(folder / run_id)
-            )
+            path = _fetch_quietly(run_id, "scores.csv", folder / run_id)
             frame = pd.read_csv(path, keep_default_na=False)
             test_scores[run_id] = ScoreSet.from_frame(_first_setting(frame, "test"))
         figures = report_figures(trials, table, test_scores)
@@ -327,3 +326,20 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
     for name, figure in plots.items():
         mlflow.log_figure(figure, f"{name}.html")
     return table
+
+
+def _fetch_quietly(run_id: str, artifact: str, folder: Path) -> str:
+    """Fetch a run's artifact from the tracking store into ``folder`` (a copy from the local
+    store or the server: nothing from the internet) without MLflow's progress bar."""
+    variable = mlflow.environment_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    before = os.environ.get(variable.name)
+    os.environ[variable.name] = "false"
+    try:
+        return mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=str(folder)
+        )
+    finally:
+        if before is None:
+            os.environ.pop(variable.name, None)
+        else:
+            os.environ[variable.name] = before

@@ -60,10 +60,11 @@ class TrialConfig:
         return heads.get_spec(self.family).kind
 
     def params(self) -> dict[str, Any]:
-        """Flat parameters to log: head, output and every hyper-parameter."""
+        """Flat parameters to log: head, output and every hyper-parameter, floats as a person
+        writes them (a 0.1 step gives 0.30000000000000004; it is logged as 0.3)."""
         flat = asdict(self)
         flat.update(flat.pop("hparams"))
-        return flat
+        return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in flat.items()}
 
 
 def families(pattern: str = "*") -> list[str]:

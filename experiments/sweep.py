@@ -59,6 +59,7 @@ class SweepConfig:
     evaluation: EvaluationOptions = field(default_factory=EvaluationOptions)  # folds, repeats
     jit_compile: bool | str = "auto"
     keep_weights: str = "best"  # head weights logged: all, best (per family so far), none
+    verbose: bool = False  # the libraries' INFO lines (MLflow migrations, Optuna) too
     heartbeat: int = workers.HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
 
 
@@ -126,6 +127,8 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         "feature_cache": features.fingerprint,
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
+        "face_crop": features.face_crop_method,  # none, mtcnn, haar or database boxes (+ ...)
+        "precision": config.features.precision,
         **evaluation_context(config.evaluation, settings),
     }
     started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -224,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         default="best",
         help="head weights to log: every trial's, each family's best so far (default), none",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error(f"--trials must be at least 1, got {args.trials}")
@@ -247,13 +251,16 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         heartbeat=args.heartbeat,
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         keep_weights=args.keep_weights,
+        verbose=args.verbose,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = parse_args(argv)
+    level = logging.INFO if config.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    optuna.logging.set_verbosity(level)
+    logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
     try:
         result = run_sweep(config)
     except (DataError, PortError, ValueError) as err:

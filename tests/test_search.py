@@ -293,3 +293,16 @@ def test_precision_and_jit_compile_pass_through_unsearched():
     assert config.params()["precision"] == "bfloat16"  # logged with the trial's parameters
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, float16"):
         search.suggest(optuna.create_study().ask(), ["dense"], precision="fp8")
+
+
+def test_logged_parameters_read_as_a_person_writes_them():
+    config = search.TrialConfig(
+        head="conv64",
+        family="conv",
+        output="softmax",
+        hparams={"width": 64, "dropout": 0.1 * 3},  # 0.30000000000000004
+        learning_rate=7.924356787008144e-05,
+    )
+    params = config.params()
+    assert str(params["dropout"]) == "0.3" and params["width"] == 64
+    assert params["learning_rate"] == pytest.approx(7.924356787008144e-05, rel=1e-11)

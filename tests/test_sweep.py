@@ -113,6 +113,8 @@ def test_experiment_parent_and_one_child_run_per_trial(first_sweep):
         run = client.get_run(by_number[trial.number])
         assert run.data.tags["mlflow.parentRunId"] == first_sweep.parent_run_id
         assert run.data.tags["optuna.study_name"] == "main"
+        # the detector is named on every run: user data is face-cropped by default
+        assert run.data.tags["face_crop"] == first_sweep.features.face_crop_method != "none"
         assert run.info.run_name == f"{trial.number}-{run.data.params['head']}"
         assert run.info.status == "FINISHED" and trial.state == optuna.trial.TrialState.COMPLETE
         assert run.data.metrics["dev_acer"] == pytest.approx(trial.value)
