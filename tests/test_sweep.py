@@ -267,6 +267,26 @@ def test_compare_prints_the_comparison_as_markdown(first_sweep, capsys):
     assert compare.main(["--study", "absent", "--tracking-uri", mlflow.get_tracking_uri()]) == 2
 
 
+def test_compare_lists_studies_and_defaults_to_the_one_that_ran_last(first_sweep, capsys):
+    uri = mlflow.get_tracking_uri()
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`vggface_heads.role` = 'trial'"
+    )
+    last = pd.concat([runs["start_time"], runs["end_time"]]).groupby(level=0).max()
+    newest = runs.loc[last.idxmax(), "tags.optuna.study_name"]
+
+    assert compare.main(["--list", "--tracking-uri", uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["study", "finished", "trials"]
+    assert lines[1].split()[0] == newest  # newest first
+    finished = (runs["tags.optuna.study_name"] == "main") & (runs["status"] == "FINISHED")
+    main_row = next(line.split() for line in lines[1:] if line.split()[0] == "main")
+    assert int(main_row[1]) == int(finished.sum())
+
+    assert compare.main(["--tracking-uri", uri]) == 0
+    assert capsys.readouterr().out.startswith(f"# Study {newest}\n")
+
+
 def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch):
     monkeypatch.chdir(workspace)
     again = run_sweep(config(workspace, "main", trials=8))
