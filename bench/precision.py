@@ -38,15 +38,13 @@ def frames_of_synthetic_set(count: int) -> np.ndarray:
 def build(precision: str):
     import keras
 
-    from core.backbone.network import dense_fc7, vggface_network
+    from core.backbone.network import dense_fc7, dtype_policy, vggface_network
     from core.constants import RANDOM_SEED
 
     keras.backend.clear_session()
-    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
-    keras.utils.set_random_seed(RANDOM_SEED)
-    model = dense_fc7(vggface_network(include_top=False))
-    keras.config.set_dtype_policy("float32")
-    return model
+    with dtype_policy(precision):
+        keras.utils.set_random_seed(RANDOM_SEED)
+        return dense_fc7(vggface_network(include_top=False))
 
 
 def run(model, x: np.ndarray, batch: int) -> tuple[np.ndarray, float]:

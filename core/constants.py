@@ -20,6 +20,9 @@ AVERAGE_RGB = np.array([129.1863, 104.7624, 93.5940], dtype=np.float32)
 RANDOM_INIT = "he_normal"
 RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
 
+# float32, or Keras' mixed policies (float32 weights, outputs and loss; bfloat16/float16 compute)
+PRECISIONS = ("float32", "bfloat16", "float16")
+
 FRAMES_PER_CLIP = 7  # write-up §3: InputLayer(input_shape=(7, 224, 224, 3))
 
 BONAFIDE = 1  # class index / sigmoid target / label of a bona fide presentation

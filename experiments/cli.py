@@ -13,9 +13,11 @@ from pathlib import Path
 # TensorFlow's C++ INFO/WARNING chatter would bury our output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from core.constants import FRAMES_PER_CLIP  # noqa: E402
+from core.constants import FRAMES_PER_CLIP, PRECISIONS  # noqa: E402
 from core.data.layouts import AUTO, protocol_names  # noqa: E402
 from core.features import FeatureOptions  # noqa: E402
+from core.features.faces import AUTO as AUTO_DETECTOR  # noqa: E402
+from core.features.faces import DETECTORS  # noqa: E402
 
 
 def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +61,8 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--face-detector",
-        choices=("auto", "mtcnn", "haar"),
-        default="auto",
+        choices=DETECTORS,
+        default=AUTO_DETECTOR,
         help="auto: MTCNN where it runs, else OpenCV's Haar cascade",
     )
     group.add_argument(
@@ -71,7 +73,7 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--precision",
-        choices=("float32", "bfloat16", "float16"),
+        choices=PRECISIONS,
         default="float32",
         help="float32, or Keras' mixed bfloat16/float16 (float32 weights, outputs and loss) for "
         "extraction and training; features are cached per precision",

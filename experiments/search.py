@@ -16,11 +16,11 @@ from typing import Any
 import optuna
 
 import heads
+from core.constants import PRECISIONS
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BATCH_SIZES = (8, 16, 32, 64)
 MAX_EPOCHS = (10, 40)
-PRECISIONS = ("float32", "bfloat16", "float16")  # float32 outputs and loss in every case
 # The write-up's settings for its heads: softmax, Dropout(0.2) after the head's hidden layer,
 # Adam; the learning rate and epochs are Keras' defaults / our early stopping. Standardised fc7
 # is what a head on cached features needs to train soundly (heads.fitting): the write-up trained

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ import keras
 import numpy as np
 
 import heads
+from core.backbone.network import dtype_policy
 from core.data.clips import Clip
 from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
 from experiments.search import TrialConfig
@@ -37,7 +37,6 @@ PATIENCE = 5
 EPSILON = 1e-7  # Keras' clipping of probabilities in its cross-entropies
 # Keras' mixed policies: variables in float32, computation in the half type; every head's
 # prediction layer computes in float32 (heads.outputs), so outputs and the loss are float32.
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -109,19 +108,6 @@ def predict_scores(model: keras.Model, x: np.ndarray, output: str, batch: int = 
     if model.layers[-1].name == "prediction_logits":
         return heads.bonafide_score_from_logits(outputs, output)
     return heads.bonafide_score(outputs, output)
-
-
-@contextmanager
-def dtype_policy(precision: str) -> Iterator[None]:
-    """Keras' global dtype policy for ``precision`` while models are built, restored after."""
-    if precision not in POLICIES:
-        raise ValueError(f"precision must be one of {', '.join(POLICIES)}, got {precision!r}")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(POLICIES[precision])
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def save_head_weights(model: keras.Model, path: str | os.PathLike) -> None:

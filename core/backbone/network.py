@@ -8,10 +8,27 @@ weights; this module only lays out the layers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import keras
 
 from core.backbone.spec import BLOCKS, NUM_IDENTITIES
-from core.constants import FEATURE_SIZE, INPUT_SHAPE, RANDOM_INIT
+from core.constants import FEATURE_SIZE, INPUT_SHAPE, PRECISIONS, RANDOM_INIT
+
+
+@contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras' global dtype policy for ``precision`` (:data:`core.constants.PRECISIONS`) while
+    models are built inside the block, restored after."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def vggface_network(include_top: bool = True) -> keras.Model:

@@ -59,6 +59,7 @@ from core.constants import (
     FEATURE_LAYER,
     FEATURE_SIZE,
     FRAMES_PER_CLIP,
+    PRECISIONS,
     RANDOM_INIT,
     RANDOM_SEED,
     SPLITS,
@@ -86,7 +87,6 @@ log = logging.getLogger(__name__)
 # with 0.2 margin) resize to 224x224, RGB minus the weights' averageImage. 2: entries cover every
 # clip of a database; face crop from database boxes, MTCNN or Haar, a frame without a face
 # cropped like the nearest frame of its clip with one.
-PRECISIONS = ("float32", "bfloat16", "float16")  # of the extraction; features stored float32
 PREPROCESSING_VERSION = 2
 WEIGHTS_FILE = "vgg_face.weights.h5"
 
@@ -330,12 +330,10 @@ def _load_backbone(
     are stored as float32 either way."""
     import keras
 
-    from core.backbone.network import dense_fc7, vggface_network
+    from core.backbone.network import dense_fc7, dtype_policy, vggface_network
     from core.backbone.vggface import load_weights
 
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
-    try:
+    with dtype_policy(precision):
         if weights_path is None:
             # Seeded, so a random backbone's features are reproducible and its cache reusable.
             # This seeds Python's, numpy's and the backend's global generators, as Keras does.
@@ -344,8 +342,6 @@ def _load_backbone(
         model = vggface_network(include_top=False)
         ported = load_weights(model, weights_path)
         return dense_fc7(model), ported.average_image
-    finally:
-        keras.config.set_dtype_policy(policy)
 
 
 def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
