@@ -22,6 +22,7 @@ RANDOM_SEED = 0  # seed of the random backbone used when there are no weights
 
 # float32, or Keras' mixed policies (float32 weights, outputs and loss; bfloat16/float16 compute)
 PRECISIONS = ("float32", "bfloat16", "float16")
+AUTO_PRECISION = "auto"  # the machine's choice (core.features.request.resolve_precision)
 
 FRAMES_PER_CLIP = 7  # write-up §3: InputLayer(input_shape=(7, 224, 224, 3))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 # TensorFlow's C++ INFO/WARNING chatter would bury our output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from core.constants import FRAMES_PER_CLIP, PRECISIONS  # noqa: E402
+from core.constants import AUTO_PRECISION, FRAMES_PER_CLIP, PRECISIONS  # noqa: E402
 from core.data.layouts import AUTO, protocol_names  # noqa: E402
 from core.features import FeatureOptions  # noqa: E402
 from core.features.faces import AUTO as AUTO_DETECTOR  # noqa: E402
@@ -73,10 +73,11 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default="float32",
+        choices=(AUTO_PRECISION, *PRECISIONS),
+        default=AUTO_PRECISION,
         help="float32, or Keras' mixed bfloat16/float16 (float32 weights, outputs and loss) for "
-        "extraction and training; features are cached per precision",
+        "extraction and training; auto (default): bfloat16 extraction where the CPU or GPU has "
+        "bfloat16 units, else float32, and float32 training; features are cached per precision",
     )
     group.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
 

@@ -4,8 +4,10 @@
 
 Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
 its finished trials and last activity, newest first. The table
-holds the headline figures (mean ± std over folds and repeats); ``--all`` adds every figure
-(per-species APCER, 95 % intervals), as the parent run's comparison.csv and report.html do.
+holds the headline figures as papers print them (parameter counts with separators, error rates
+in %, mean ± std in percentage points over folds and repeats); ``--all`` adds every figure
+(per-species APCER, 95 % intervals), as the parent run's comparison.csv and report.html do. A
+study run on synthetic data or a random backbone is flagged as the demonstration it is.
 """
 
 from __future__ import annotations
@@ -67,11 +69,14 @@ def comparison_markdown(
     if table.empty:
         return f"# Study {name}\n\nNo finished trial yet."
     finished = len(comparison.trial_table(runs))
+    banner = comparison.demo_banner(table)
+    warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in comparison.evaluation_notes(runs))
     columns = None if every_column else comparison.HEADLINE
     return (
-        f"# Study {name}\n\n{finished} finished trials; best per head family and the write-up "
-        f"baselines, chosen on dev (test never used for choosing).\n\n{notes}\n"
+        f"# Study {name}\n\n{warning}{finished} finished trials; best per head family and the "
+        f"write-up baselines, chosen on dev (test never used for choosing). Error rates in %, "
+        f"± std in percentage points.\n\n{notes}\n"
         f"{comparison.to_markdown(table.drop(columns=['run_id']), columns)}"
     )
 

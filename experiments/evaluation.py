@@ -26,6 +26,7 @@ import pandas as pd
 from core.data.clips import DataError
 from core.data.layouts import AUTO, folds, protocol_names
 from core.features import FeatureOptions, FeatureSet, cached_features, no_face_by_species
+from core.features.bottom import bottom_inputs
 from experiments.metrics import metric_suffix
 from experiments.training import SplitData, split_data
 
@@ -73,9 +74,30 @@ class Setting:
 
         Built on demand and not kept here: six folds' inputs of a large set would not fit memory.
         """
-        data = {split: split_data(self.features, split, kind) for split in ("train", "dev")}
-        data["test"] = split_data(self.test_features, "test", kind)
-        return data
+        return self.inputs(kind).data
+
+    def inputs(self, kind: str, fine_tune: str = "none") -> TrialInputs:
+        """What a trial trains on: cached fc7 (``fine_tune`` "none"), or the frozen bottom's
+        outputs below the layers it fine-tunes, computed once (:mod:`core.features.bottom`)."""
+        if fine_tune == "none":
+            data = {split: split_data(self.features, split, kind) for split in ("train", "dev")}
+            data["test"] = split_data(self.test_features, "test", kind)
+            return TrialInputs(data)
+        bottom = bottom_inputs(self.features, fine_tune)
+        tested = bottom
+        if self.test_features is not self.features:
+            tested = bottom_inputs(self.test_features, fine_tune)
+        data = {s: split_data(self.features, s, kind, bottom) for s in ("train", "dev")}
+        data["test"] = split_data(self.test_features, "test", kind, tested)
+        return TrialInputs(data, bottom.top_weights)
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """A setting's train, dev and test inputs, and where a fine-tuned top starts from."""
+
+    data: dict[str, SplitData]
+    top_weights: Path | None = None  # the backbone's conv5_1..fc7 (fine-tuning only)
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:

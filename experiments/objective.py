@@ -6,10 +6,17 @@ of each under its plain name and the standard deviation as ``<name>_std``. The d
 settings; multi-objective, with the parameter count) is what Optuna minimises; test figures are
 logged but never used for choosing. Keras' global state is cleared before each trial, so a long
 study does not grow.
+
+A fine-tuned trial (``fine_tune`` "fc" or "conv5", :mod:`experiments.training`) also trains the
+backbone's top: ``params_trainable`` counts those layers with the head, and with the head's weights
+it logs ``backbone_top.h5``, the fine-tuned layers' weights alone
+(:func:`core.backbone.network.save_top_weights`; :func:`core.backbone.network.load_top_weights`
+puts them into a VGG-Face, and ``heads.assemble`` the head on it).
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -20,8 +27,9 @@ import mlflow
 import optuna
 import pandas as pd
 
+from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import search, tracking
+from experiments import console, search, tracking
 from experiments.evaluation import (
     Setting,
     no_face_metrics,
@@ -32,6 +40,7 @@ from experiments.metrics import pad_report, summarise
 from experiments.training import TrainingDiverged, train_head
 
 KEEP_WEIGHTS = ("all", "best", "none")
+TOP_WEIGHTS_FILE = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
 
 
 class Objective:
@@ -48,6 +57,7 @@ class Objective:
         precision: str = "float32",
         jit_compile: bool | str = "auto",
         keep_weights: str = "best",
+        fine_tune: Sequence[str] = ("none",),
     ) -> None:
         if not settings:
             raise ValueError("a trial needs at least one evaluation setting")
@@ -56,10 +66,13 @@ class Objective:
         self.study_name, self.allowed, self.settings = study_name, allowed, list(settings)
         self.context, self.seed, self.multi_objective = context, seed, multi_objective
         self.precision, self.jit_compile, self.keep_weights = precision, jit_compile, keep_weights
+        self.fine_tune = search.fine_tune_choices(fine_tune)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         keras.backend.clear_session()  # the previous trial's graphs and layer names
-        config = search.suggest(trial, self.allowed, self.precision, self.jit_compile)
+        config = search.suggest(
+            trial, self.allowed, self.precision, self.jit_compile, fine_tune=self.fine_tune
+        )
         baseline = search.baseline_name(trial.params)
         tags = {
             tracking.STUDY_TAG: self.study_name,
@@ -86,13 +99,15 @@ class Objective:
         reports, frames, seconds = [], [], 0.0
         first = None
         for index, setting in enumerate(self.settings):
-            data = setting.data(config.kind)
+            inputs = setting.inputs(config.kind, config.fine_tune)
+            data = inputs.data
             result = train_head(
                 config,
                 data,
                 setting.features.frames_per_clip,
                 seed=setting.seed(self.seed + trial.number),
                 on_epoch=self._on_epoch(trial, setting.name if several else "", prune=index == 0),
+                top_weights=inputs.top_weights,
             )
             report = pad_report(result.dev, result.test)
             reports.append({**report, "best_epoch": result.best_epoch})
@@ -102,8 +117,8 @@ class Objective:
                 first = result
         params_head = first.model.count_params()
         metrics = {
-            "params_total": PARAMS_TO_FC7 + params_head,  # frozen backbone + head, as the write-up
-            "params_trainable": params_head,
+            "params_total": PARAMS_TO_FC7 + params_head,  # backbone + head, as the write-up
+            "params_trainable": first.params_trainable,  # head + fine-tuned backbone layers
             "params_head": params_head,
             **summarise(reports),
             "train_seconds": seconds,
@@ -112,10 +127,12 @@ class Objective:
         }
         mlflow.log_metrics(metrics)
         scores = pd.concat(frames, ignore_index=True)
-        keep = self._keeps_weights(trial, config.family, metrics["dev_acer"])
+        keep = self._keeps_weights(trial, config.family, metrics)
         tracking.log_trial_artifacts(
             scores, first.dev, first.test, reports[0]["dev_threshold"], first.model, keep
         )
+        if keep and first.top is not None:
+            _log_top_weights(first.top, config.fine_tune)
         if several:
             _log_frame(settings_table(self.settings, reports), "settings.csv")
         for key in ("params_total", "dev_eer", "test_acer", "test_hter", "test_auc"):
@@ -127,14 +144,25 @@ class Objective:
             return metrics["dev_acer"], float(metrics["params_total"])
         return metrics["dev_acer"]
 
-    def _keeps_weights(self, trial: optuna.Trial, family: str, dev_acer: float) -> bool:
-        """``best``: only a trial that is its family's best so far (dev ACER) logs its weights,
-        so a family keeps its few improvements, the last one its best, not every trial's."""
+    def _keeps_weights(self, trial: optuna.Trial, family: str, metrics: dict) -> bool:
+        """``best``: only a trial that is its family's best so far logs its weights, so a family
+        keeps its few improvements, the last one its best, not every trial's. Best as the
+        comparison ranks (dev ACER, then dev EER, then fewer parameters), so the family's best in
+        the report and the registered model always have weights."""
         if self.keep_weights != "best":
             return self.keep_weights == "all"
         done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        same = [t.values[0] for t in done if t.user_attrs.get("family") == family and t.values]
-        return not same or dev_acer < min(same)
+        key = (metrics["dev_acer"], metrics["dev_eer"], metrics["params_total"])
+        same = [
+            (
+                t.values[0],
+                t.user_attrs.get("dev_eer", math.inf),
+                t.user_attrs.get("params_total", math.inf),
+            )
+            for t in done
+            if t.user_attrs.get("family") == family and t.values
+        ]
+        return not same or key < min(same)
 
     def _on_epoch(self, trial: optuna.Trial, prefix: str, prune: bool):
         """Log the epoch curves (under ``<setting>/`` when several); prune on the first setting.
@@ -154,20 +182,15 @@ class Objective:
 
     def _print(self, number, config, outcome, start, seconds=None) -> None:
         seconds = seconds if seconds is not None else time.perf_counter() - start
-        head = f"#{number:<3} {config.head:<13} {config.output:<7}"
-        if isinstance(outcome, dict):
-            m = outcome
-            spread = f" ±{m['test_acer_std']:.3f}" if "test_acer_std" in m else ""
-            line = (
-                f"{head} params {m['params_total']:>11,}  dev EER {m['dev_eer']:.3f} "
-                f"ACER {m['dev_acer']:.3f} | test ACC {m['test_accuracy']:.3f} "
-                f"AUC {m['test_auc']:.3f} APCER {m['test_apcer']:.3f} "
-                f"BPCER {m['test_bpcer']:.3f} ACER {m['test_acer']:.3f}{spread} "
-                f"HTER {m['test_hter']:.3f}  {seconds:5.1f}s"
-            )
-        else:
-            line = f"{head} {outcome}  {seconds:5.1f}s"
-        print(line, flush=True)
+        console.trial_line(number, config, outcome, seconds)
+
+
+def _log_top_weights(top: keras.Model, fine_tune: str) -> None:
+    """The fine-tuned backbone layers' weights alone, as :data:`TOP_WEIGHTS_FILE`."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / TOP_WEIGHTS_FILE
+        save_top_weights(top, FINE_TUNE_LAYERS[fine_tune], path)
+        mlflow.log_artifact(str(path))
 
 
 def _log_frame(frame: pd.DataFrame, name: str) -> None:

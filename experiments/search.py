@@ -6,33 +6,40 @@ optimiser. The write-up's heads (presets with the write-up's counts) are enqueue
 write-up's settings so each has a baseline. A newly registered family is searched with no edit
 here. How a trial computes (``precision``, ``jit_compile``) is the machine's business, not a
 searched choice: :func:`suggest` takes it from the caller.
+
+``fine_tune`` (``--fine-tune none|fc|conv5``) says which backbone layers a trial trains with its
+head: the caller gives one choice (every trial takes it, Optuna is not asked) or several, which
+Optuna searches as the categorical ``fine_tune``; the baselines then take the first one listed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
 
 import heads
+from core.backbone.network import FINE_TUNE
 from core.constants import PRECISIONS
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BATCH_SIZES = (8, 16, 32, 64)
 MAX_EPOCHS = (10, 40)
 # The write-up's settings for its heads: softmax, Dropout(0.2) after the head's hidden layer,
-# Adam; the learning rate and epochs are Keras' defaults / our early stopping. Standardised fc7
-# is what a head on cached features needs to train soundly (heads.fitting): the write-up trained
-# end to end, where fc7 is whatever the backbone makes it, and the standardisation is folded into
-# the head's first layer afterwards, so a baseline is still exactly the write-up's head.
+# Adam; the learning rate and batch size are Keras' defaults, the epochs our early stopping.
+# Standardised fc7 is what a head on cached features needs to train soundly (heads.fitting): the
+# write-up trained end to end, where fc7 is whatever the backbone makes it, and the
+# standardisation is folded into the head's first layer afterwards, so a baseline is still
+# exactly the write-up's head.
 BASELINE = {
     "output": "softmax",
     "dropout": 0.2,
     "feature_dropout": 0.5,  # the backbone's own fc7 dropout (SPEC §2)
     "optimizer": "adam",
     "learning_rate": 1e-3,
-    "batch_size": 16,
+    "batch_size": 32,
     "epochs": 30,
     "standardize": True,
 }
@@ -54,6 +61,7 @@ class TrialConfig:
     standardize: bool = True  # fc7 standardised with train statistics (folded in afterwards)
     precision: str = "float32"  # "bfloat16" / "float16": Keras mixed policies
     jit_compile: bool | str = "auto"  # passed to model.compile
+    fine_tune: str = "none"  # backbone layers trained with the head: none, fc (fc6, fc7), conv5
 
     @property
     def kind(self) -> str:
@@ -65,6 +73,19 @@ class TrialConfig:
         flat = asdict(self)
         flat.update(flat.pop("hparams"))
         return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in flat.items()}
+
+
+def fine_tune_choices(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"none,fc"`` (or a sequence) as the checked tuple of fine-tune choices, order kept."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    choices = tuple(dict.fromkeys(item.strip() for item in items))
+    bad = [c for c in choices if c not in FINE_TUNE]
+    if not choices or bad:
+        raise ValueError(
+            f"--fine-tune takes {'|'.join(FINE_TUNE)} or a comma-separated list of them, "
+            f"got {value if isinstance(value, str) else ','.join(value)!r}"
+        )
+    return choices
 
 
 def families(pattern: str = "*") -> list[str]:
@@ -107,9 +128,14 @@ def _writeup_specs(pattern: str = "*") -> list[heads.HeadSpec]:
     return [spec for spec in specs if spec.paper_head_params is not None]
 
 
-def baselines(pattern: str = "*") -> list[dict[str, Any]]:
-    """Optuna parameters of the write-up heads that ``pattern`` selects, for enqueue_trial."""
-    return [_baseline(spec) for spec in _writeup_specs(pattern)]
+def baselines(pattern: str = "*", fine_tune: Sequence[str] = ("none",)) -> list[dict[str, Any]]:
+    """Optuna parameters of the write-up heads that ``pattern`` selects, for enqueue_trial.
+
+    When ``fine_tune`` is searched (several choices) a baseline takes the first one.
+    """
+    choices = fine_tune_choices(fine_tune)
+    extra = {"fine_tune": choices[0]} if len(choices) > 1 else {}
+    return [{**_baseline(spec), **extra} for spec in _writeup_specs(pattern)]
 
 
 def baseline_name(params: dict[str, Any]) -> str | None:
@@ -125,13 +151,16 @@ def suggest(
     allowed: list[str],
     precision: str = "float32",
     jit_compile: bool | str = "auto",
+    fine_tune: Sequence[str] = ("none",),
 ) -> TrialConfig:
     """Ask the trial for every choice, conditionally on the family (define-by-run).
 
     ``precision`` and ``jit_compile`` are not asked: they say how the trial computes.
+    ``fine_tune`` is asked (categorical ``fine_tune``) only when it offers several choices.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    tunes = list(fine_tune_choices(fine_tune))
     family = trial.suggest_categorical("head", allowed)
     spec = heads.get_spec(family)
     space = spec.search
@@ -155,4 +184,5 @@ def suggest(
         standardize=trial.suggest_categorical("standardize", [True, False]),
         precision=precision,
         jit_compile=jit_compile,
+        fine_tune=tunes[0] if len(tunes) == 1 else trial.suggest_categorical("fine_tune", tunes),
     )

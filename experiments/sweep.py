@@ -2,7 +2,7 @@
 
     python experiments/sweep.py [data and feature flags, as experiments/extract.py]
         [--trials N] [--timeout S] [--study NAME] [--storage URL] [--tracking-uri URI]
-        [--heads PATTERN] [--multi-objective] [--seed K]
+        [--heads PATTERN] [--fine-tune none|fc|conv5[,...]] [--multi-objective] [--seed K]
         [--repeats K] [--test-data OTHER [--test-protocol NAME]] [--heartbeat S]
 
 With no ``--data`` the embedded synthetic PAD set is generated (demonstration only, tagged as
@@ -11,24 +11,32 @@ such). fc7 features are extracted once into the cache; trials train heads on the
 machines, can work on one study (``experiments.workers``; README, "Many machines").
 """
 
+# ruff: noqa: E402  (the backend is imported quietly before anything else imports it)
 from __future__ import annotations
 
+import sys
+
+from experiments.quiet import no_interrupt_tracebacks, quiet_backend
+
+quiet_backend(verbose=bool({"-v", "--verbose"} & set(sys.argv[1:])))
+
 import argparse
+import hashlib
 import logging
 import re
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import mlflow
 import optuna
 import pandas as pd
 
 from core.backbone.matconvnet import PortError
+from core.constants import AUTO_PRECISION
 from core.data.clips import DataError
+from core.data.dataset import Dataset
 from core.features import FeatureOptions, FeatureSet, cached_features
-from experiments import comparison, search, tracking, workers
+from experiments import comparison, console, dashboard, models, search, tracking, workers
 from experiments.cli import add_feature_arguments, feature_options
 from experiments.evaluation import (
     EvaluationOptions,
@@ -59,6 +67,7 @@ class SweepConfig:
     evaluation: EvaluationOptions = field(default_factory=EvaluationOptions)  # folds, repeats
     jit_compile: bool | str = "auto"
     keep_weights: str = "best"  # head weights logged: all, best (per family so far), none
+    fine_tune: tuple[str, ...] = ("none",)  # backbone layers trained too; several: searched
     verbose: bool = False  # the libraries' INFO lines (MLflow migrations, Optuna) too
     heartbeat: int = workers.HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
 
@@ -73,10 +82,15 @@ class SweepResult:
 
 
 def load_features(options: FeatureOptions) -> FeatureSet:
-    """The clips (the user's or the synthetic set), split by subject, as cached fc7 features."""
-    features = cached_features(options, on_dataset=lambda dataset: print(dataset.summary()))
-    if features.skipped:  # each was already logged by name where it was met
-        print(f"skipped: {len(features.skipped)} entries (see the warnings above)")
+    """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
+
+    What was found is summarised once, after decoding: the split table counts the usable clips,
+    and every skip (files the layout could not place, clips that did not decode) is one count.
+    """
+    found: list[Dataset] = []
+    features = cached_features(options, on_dataset=found.append)
+    dataset = replace(found[0], skipped=features.skipped).subset(features.clips)
+    print(dataset.summary())
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
@@ -86,13 +100,32 @@ def load_features(options: FeatureOptions) -> FeatureSet:
     return features
 
 
-def default_study_name(config: SweepConfig, features: FeatureSet) -> str:
+def default_study_name(config: SweepConfig, features: FeatureSet, test_fingerprint: str) -> str:
+    """``pad-<data>-<backbone>-<identity>``: the identity hashes what the trials' numbers depend
+    on (the features' cache key: data content, weights content and feature options; the clips
+    and splits of the protocol; the test data; the repeats; the fine-tuning choices), never how a
+    path was spelled."""
     options = config.features
-    data = "synthetic" if features.synthetic else Path(options.data or "data").resolve().name
-    weights = "random" if features.random_weights else Path(str(options.weights or "vggface")).name
-    weights = weights.removesuffix(".h5").removesuffix(".weights").removesuffix(".mat")
-    suffix = study_suffix(config.evaluation)  # cross-dataset and repeats: studies of their own
-    return _safe(f"pad-{data}-{weights}-{features.fingerprint[:8]}{suffix}")
+    data = "synthetic" if features.synthetic else options.protocol
+    weights = "random" if features.random_weights else "vggface"
+    identity = "|".join(
+        (
+            features.fingerprint,
+            features.dataset_fingerprint,
+            test_fingerprint,
+            str(config.evaluation.repeats),
+            ",".join(config.fine_tune),  # another search space: another study
+        )
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
+    return _safe(f"pad-{data}-{weights}-{digest}{suffix}")
+
+
+def training_precision(precision: str) -> str:
+    """Heads train in float32 under ``auto`` (small heads gain little, and float32 keeps
+    TensorFlow and JAX in step); an explicit precision is used for extraction and training."""
+    return "float32" if precision == AUTO_PRECISION else precision
 
 
 def _safe(name: str) -> str:
@@ -104,7 +137,8 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
     this invocation's parent run."""
     settings = prepare_settings(config.features, config.evaluation, load=load_features)
     features = settings[0].features
-    study_name = config.study or default_study_name(config, features)
+    test_fingerprint = settings[0].test_features.dataset_fingerprint
+    study_name = config.study or default_study_name(config, features, test_fingerprint)
     if _safe(study_name) != study_name:
         raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     allowed = search.families(config.heads)
@@ -115,10 +149,13 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         directions=directions,
         seed=config.seed,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
-        baselines=search.baselines(config.heads),
+        baselines=search.baselines(config.heads, config.fine_tune),
         heartbeat=config.heartbeat,
     )
     experiment_id = tracking.use_experiment(study_name, config.tracking_uri)
+    done = workers.finished_count(study.get_trials(deepcopy=False))
+    baselines = len(search.baselines(config.heads))
+    print(console.study_line(study_name, done, config.trials, joined, baselines), flush=True)
     context = {
         "data": str(config.features.data or "synthetic"),
         "data_fingerprint": features.dataset_fingerprint,
@@ -128,16 +165,22 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
         "face_crop": features.face_crop_method,  # none, mtcnn, haar or database boxes (+ ...)
-        "precision": config.features.precision,
+        "precision": features.manifest["key_parts"]["precision"],  # of extraction; auto resolved
         **evaluation_context(config.evaluation, settings),
     }
+    parents = tracking.study_parents(experiment_id, study_name)
+    if done >= config.trials:  # no new parent run: the comparison as it stands
+        table = comparison.comparison(tracking.study_runs(experiment_id, study_name))
+        if parents:
+            table.attrs["report"] = comparison.report_location(parents[0])
+        return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     worker = workers.worker_name()
-    with tracking.run(
-        f"study {study_name} @ {started} ({worker})",
-        "study",
-        {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context},
-    ) as parent:
+    tags = {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context}
+    if parents:  # each invocation (worker) has its own parent run; it names the one before
+        tags[tracking.CONTINUES_TAG] = parents[0]
+        print(f"its trials so far are under {len(parents)} earlier parent run(s); a new one opens")
+    with tracking.run(f"study {study_name} @ {started} ({worker})", "study", tags) as parent:
         mlflow.log_params(
             {
                 "study": study_name,
@@ -145,6 +188,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 "timeout": config.timeout,
                 "storage": config.storage,
                 "heads": config.heads,
+                "fine_tune": ",".join(config.fine_tune),
                 "seed": config.seed,
                 "multi_objective": config.multi_objective,
                 "heartbeat": config.heartbeat,
@@ -165,21 +209,27 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
             context,
             config.seed,
             config.multi_objective,
-            precision=config.features.precision,
+            precision=training_precision(config.features.precision),
             jit_compile=config.jit_compile,
             keep_weights=config.keep_weights,
+            fine_tune=config.fine_tune,
         )
         share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
+        progress = console.Progress(config.trials, study_name)
+        print(console.TRIAL_HEADER, flush=True)
         ran = share.optimize(
-            objective, config.trials, timeout=config.timeout, catch=(TrainingDiverged,)
+            objective,
+            config.trials,
+            timeout=config.timeout,
+            catch=(TrainingDiverged,),
+            on_trial=progress,
         )
         if not ran:
-            done = workers.finished_count(study.get_trials(deepcopy=False))
-            print(
-                f"study {study_name} has {done} finished trials (--trials {config.trials}): "
-                "nothing left to run"
-            )
+            print("the other workers finished the study's trials: nothing left to run here")
         table = comparison.log_comparison(study, experiment_id, study_name)
+        registered = models.log_best_models(experiment_id, study_name, table)
+        if registered:
+            print("registered models: " + ", ".join(registered))
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
 
 
@@ -203,6 +253,14 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     group.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB storage URL")
     group.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
     group.add_argument("--heads", default="*", help="fnmatch pattern over head names")
+    group.add_argument(
+        "--fine-tune",
+        default="none",
+        metavar="none|fc|conv5[,...]",
+        help="backbone layers trained with the head, end to end on the clips' frames: none "
+        "(cached fc7, the fast path), fc (fc6, fc7) or conv5 (conv5_1..fc7); a comma-separated "
+        "list is searched, its first choice for the write-up baselines",
+    )
     group.add_argument(
         "--multi-objective",
         action="store_true",
@@ -237,6 +295,10 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         parser.error(str(err))
     if args.heartbeat < 1:
         parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
+    try:
+        fine_tune = search.fine_tune_choices(args.fine_tune)
+    except ValueError as err:
+        parser.error(str(err))
     return SweepConfig(
         features=feature_options(args),
         trials=args.trials,
@@ -251,6 +313,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         heartbeat=args.heartbeat,
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         keep_weights=args.keep_weights,
+        fine_tune=fine_tune,
         verbose=args.verbose,
     )
 
@@ -258,8 +321,12 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     level = logging.INFO if config.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    named = "%(levelname)s %(name)s: %(message)s"  # with --verbose, which library says it
+    logging.basicConfig(
+        level=level, format=named if config.verbose else "%(levelname)s: %(message)s"
+    )
     optuna.logging.set_verbosity(level)
+    no_interrupt_tracebacks()
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
     try:
         result = run_sweep(config)
@@ -275,17 +342,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    study = result.study
+    table = result.comparison
     print()
-    print(comparison.to_markdown(result.comparison))
-    if len(study.directions) > 1:
-        print(
-            "\nPareto front (dev ACER, params_total): trials "
-            + ", ".join(str(t.number) for t in study.best_trials)
-        )
-    print("\n" + tracking.ui_hint(result.experiment_id))
-    if result.features.synthetic or result.features.random_weights:
-        print("note: synthetic data and/or a random backbone: a demonstration, not a result")
+    print(comparison.console_table(table))
+    print()
+    for line in comparison.verdict(table, result.study, table.attrs.get("report")):
+        print(line)
+    print()
+    for line in dashboard.closing_lines(result.experiment_id, result.study.study_name):
+        print(line)
     return 0
 
 

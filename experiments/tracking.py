@@ -36,6 +36,7 @@ WORKER_TAG = "vggface_heads.worker"  # host:pid of the worker that owns a parent
 RETRY_TAG = "optuna.retry_of"  # on a retried trial's run: the number of the trial it retries
 RETRY_HISTORY_TAG = "optuna.retry_history"  # every earlier attempt, first the original
 PARENT_TAG = "mlflow.parentRunId"
+CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent run before it
 
 
 def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
@@ -67,17 +68,6 @@ def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
             client.set_experiment_tag(experiment.experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
-
-
-def ui_hint(experiment_id: str) -> str:
-    """Where to watch the study: the tracking server itself, or ``mlflow ui`` on a local store."""
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"MLflow: open {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return (
-        f"MLflow: run `mlflow ui --backend-store-uri {uri}` in this folder, then open "
-        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-    )
 
 
 @contextlib.contextmanager
@@ -165,6 +155,15 @@ def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -
 def _trial_filter(study_name: str, number: int | None = None) -> str:
     where = f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'trial'"
     return where if number is None else where + f" and tags.`{TRIAL_TAG}` = '{number}'"
+
+
+def study_parents(experiment_id: str, study_name: str) -> list[str]:
+    """Ids of the study's parent runs (one per sweep invocation that ran trials), newest first."""
+    where = f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'"
+    found = MlflowClient().search_runs(
+        [experiment_id], where, order_by=["attributes.start_time DESC"]
+    )
+    return [run.info.run_id for run in found]
 
 
 def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Train one head on cached fc7 features and score every dev and test clip.
+"""Train one head on cached fc7 features (or fine-tune it with the backbone's top) and score
+every dev and test clip.
 
 Frame heads train on single frames and score a clip by the mean of its frame scores; sequence
 heads read a clip's frames in order. The epoch kept is the one with the lowest dev ACER (at the
@@ -11,6 +12,18 @@ logits. That is what makes training the same on TensorFlow and JAX (see :mod:`he
 Afterwards the statistics are folded into the head's first layer, so the returned head reads raw
 fc7 and is a write-up head with the write-up's parameter counts; its optimizer state stays with
 the training model, and :func:`save_head_weights` writes the head's weights alone.
+
+Fine-tuning (``config.fine_tune`` "fc" or "conv5", the write-up's "all trainable" models with the
+bottom frozen): the inputs are the frozen bottom's outputs (pool5 or pool4,
+:mod:`core.features.bottom`) and the head trains on :func:`core.backbone.network.vggface_top`
+(fc6, fc7, and conv5_1..conv5_3 for "conv5"), started from the backbone's weights, all with the
+trial's optimizer, learning rate and batch (:mod:`experiments.finetune`): end to end on the clips'
+frames, without recomputing the layers that do not change. ``feature_dropout`` is the rate of
+fc7's dropout and of fc6's (VGG-Face's 0.5 for both in the baselines; a backbone that was not
+trained with a dropout after fc6, such as the random one, needs it searched). With
+``standardize``, fc7 is standardised with the train statistics of the cached fc7 (the starting
+backbone's) and each fine-tuned layer's input with its own, all folded back afterwards. The same
+epoch selection, early stop and scoring apply; the result carries the fine-tuned top.
 """
 
 from __future__ import annotations
@@ -25,15 +38,32 @@ import keras
 import numpy as np
 
 import heads
-from core.backbone.network import dtype_policy
+from core.backbone.network import (
+    FINE_TUNE_LAYERS,
+    dtype_policy,
+    load_top_weights,
+    vggface_top,
+)
 from core.data.clips import Clip
+from experiments.finetune import (
+    Batches,
+    StoredRows,
+    fold_standardized,
+    layer_statistics,
+    standardized_top,
+    start_standardized,
+    tuned_model,
+)
 from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
 from experiments.search import TrialConfig
 
 if TYPE_CHECKING:
     from core.features import FeatureSet
+    from core.features.bottom import BottomInputs
 
 PATIENCE = 5
+PREDICT_BATCH = 256  # inputs per forward pass when scoring
+PREDICT_BYTES = 64 * 2**20  # ... at most this much input (a batch of pool4 clips is large)
 EPSILON = 1e-7  # Keras' clipping of probabilities in its cross-entropies
 # Keras' mixed policies: variables in float32, computation in the half type; every head's
 # prediction layer computes in float32 (heads.outputs), so outputs and the loss are float32.
@@ -45,12 +75,17 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class SplitData:
-    """One split ready for a head: inputs, a label per input and the clip row of each input."""
+    """One split ready for a head: inputs, a label per input and the clip row of each input.
 
-    x: np.ndarray
+    ``x`` is fc7 (an array), or for fine-tuning the frozen bottom's outputs (:class:`StoredRows`),
+    when ``fc7`` holds the split's cached fc7, the standardisation's statistics.
+    """
+
+    x: np.ndarray | StoredRows
     y: np.ndarray  # 1 bona fide, 0 attack
     clip_of: np.ndarray  # index into ``clips`` of every input
     clips: list[Clip]
+    fc7: np.ndarray | None = None  # (inputs..., 4096) cached fc7 when ``x`` is not fc7
 
     def scores(self, frame_scores: np.ndarray) -> ScoreSet:
         """Clip-level scores (mean over a clip's frames), with labels and attack types."""
@@ -59,30 +94,43 @@ class SplitData:
         return ScoreSet(per_clip, labels, [clip.attack_type for clip in self.clips])
 
 
-def split_data(features: FeatureSet, split: str, kind: str) -> SplitData:
-    """Inputs of ``split`` for a frame head (one frame each) or a sequence head (one clip each)."""
+def split_data(
+    features: FeatureSet, split: str, kind: str, bottom: BottomInputs | None = None
+) -> SplitData:
+    """Inputs of ``split`` for a frame head (one frame each) or a sequence head (one clip each).
+
+    With ``bottom`` (a fine-tuned trial) the inputs are its stored outputs for these clips, read
+    on demand, and ``fc7`` their cached fc7.
+    """
     rows = features.indices(split)
     clips = [features.clips[i] for i in rows]
     block = np.asarray(features.clip_features(rows), dtype=np.float32)  # (n, frames, 4096)
     n, frames = block.shape[:2]
     labels = np.array([int(clip.label == "bonafide") for clip in clips], dtype=np.int32)
     if kind == "sequence":
-        return SplitData(block.reshape(n, frames, 1, 1, -1), labels, np.arange(n), clips)
-    return SplitData(
-        block.reshape(n * frames, 1, 1, -1),
-        np.repeat(labels, frames),
-        np.repeat(np.arange(n), frames),
-        clips,
-    )
+        fc7, y, clip_of = block.reshape(n, frames, 1, 1, -1), labels, np.arange(n)
+    else:
+        fc7 = block.reshape(n * frames, 1, 1, -1)
+        y, clip_of = np.repeat(labels, frames), np.repeat(np.arange(n), frames)
+    if bottom is None:
+        return SplitData(fc7, y, clip_of, clips)
+    return SplitData(StoredRows(bottom.entry, bottom.rows(clips), kind), y, clip_of, clips, fc7)
 
 
 @dataclass
 class TrainResult:
-    model: keras.Model
+    model: keras.Model  # the head, reading raw fc7
     best_epoch: int  # 1-based
     dev: ScoreSet
     test: ScoreSet
     seconds: float
+    top: keras.Model | None = None  # the fine-tuned backbone layers (vggface_top), if any
+
+    @property
+    def params_trainable(self) -> int:
+        """Parameters the trial trained: the head's, plus the fine-tuned backbone layers'."""
+        tuned = self.top.count_params() if self.top is not None else 0
+        return self.model.count_params() + tuned
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -96,18 +144,30 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return optimizers[name](learning_rate=learning_rate)
 
 
-def predict_scores(model: keras.Model, x: np.ndarray, output: str, batch: int = 256) -> np.ndarray:
+def predict_scores(
+    model: keras.Model, x: np.ndarray | StoredRows, output: str, batch: int | None = None
+) -> np.ndarray:
     """Bona fide probability of every input, batch by batch, with dropout off.
 
     ``model`` is a head (probabilities out) or its :func:`heads.training_model` (logits out, read
-    in float64, so no score is rounded to exactly 0 or 1).
+    in float64, so no score is rounded to exactly 0 or 1), possibly on a fine-tuned top. By
+    default a batch is :data:`PREDICT_BATCH` inputs, fewer when they are large.
     """
+    if batch is None:
+        per_input = int(np.prod(x.shape[1:])) * 4
+        batch = max(1, min(PREDICT_BATCH, PREDICT_BYTES // per_input))
     outputs = np.concatenate(
         [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
     )
-    if model.layers[-1].name == "prediction_logits":
+    if _last_layer(model).name == "prediction_logits":
         return heads.bonafide_score_from_logits(outputs, output)
     return heads.bonafide_score(outputs, output)
+
+
+def _last_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer that makes ``model``'s output, inside nested models too."""
+    last = model.layers[-1]
+    return _last_layer(last) if isinstance(last, keras.Model) else last
 
 
 def save_head_weights(model: keras.Model, path: str | os.PathLike) -> None:
@@ -137,16 +197,27 @@ def train_head(
     frames: int,
     seed: int = 0,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    top_weights: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train ``config``'s head on ``data["train"]``; keep the best dev epoch; score dev and test.
 
     ``on_epoch(epoch, values)`` is called after every epoch (1-based) with the curves' values; it
-    may raise (e.g. ``optuna.TrialPruned``) to stop the trial.
+    may raise (e.g. ``optuna.TrialPruned``) to stop the trial. A fine-tuned ``config`` reads the
+    frozen bottom's outputs (:func:`split_data` with ``bottom``) and starts the backbone's top
+    from ``top_weights`` (``BottomInputs.top_weights``).
     """
     start = time.perf_counter()
-    keras.utils.set_random_seed(seed)
+    tuned = config.fine_tune != "none"
     train, dev = data["train"], data["dev"]
-    statistics = heads.feature_statistics(train.x) if config.standardize else None
+    if tuned and (top_weights is None or train.fc7 is None):
+        raise ValueError(
+            f"fine_tune={config.fine_tune!r} trains on the frozen bottom's outputs: pass "
+            f"split_data(..., bottom=...) inputs and top_weights"
+        )
+    keras.utils.set_random_seed(seed)
+    fc7 = train.fc7 if train.fc7 is not None else train.x
+    statistics = heads.feature_statistics(fc7) if config.standardize else None
+    top = tuned_statistics = None
     with dtype_policy(config.precision):
         head = heads.build_head_model(
             config.family,
@@ -158,6 +229,15 @@ def train_head(
         if statistics is not None:
             heads.check_foldable(head)  # before training, not after
         model = heads.training_model(head, statistics)
+        if tuned:
+            top = vggface_top(config.fine_tune, dropout=config.feature_dropout)
+            load_top_weights(top, top_weights, FINE_TUNE_LAYERS[config.fine_tune])
+            trained = top
+            if config.standardize:
+                tuned_statistics = layer_statistics(top, train.x)
+                start_standardized(top, tuned_statistics)
+                trained = standardized_top(top, tuned_statistics)
+            model = tuned_model(trained, model, config.kind, frames)
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate),
         loss=heads.logits_loss(config.output),
@@ -166,27 +246,44 @@ def train_head(
     # Attacks usually outnumber bona fide clips (OULU-NPU 4:1): weigh the classes equally.
     counts = np.bincount(train.y, minlength=2)
     class_weight = {c: len(train.y) / (2 * counts[c]) for c in (0, 1)}
-    tracker = _BestEpoch(head, config.output, dev, on_epoch)
-    model.fit(
-        train.x,
-        train.y,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        class_weight=class_weight,
-        shuffle=True,
-        verbose=0,
-        callbacks=[tracker],
-    )
-    head.set_weights(tracker.best_weights)
+    kept = [head] if top is None else [head, top]
+    tracker = _BestEpoch(kept, config.output, dev, on_epoch)
+    if top is None:
+        model.fit(
+            train.x,
+            train.y,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            class_weight=class_weight,
+            shuffle=True,
+            verbose=0,
+            callbacks=[tracker],
+        )
+    else:
+        model.fit(
+            Batches(train.x, train.y, config.batch_size, seed),
+            epochs=config.epochs,
+            class_weight=class_weight,
+            shuffle=False,  # Batches shuffles the inputs themselves
+            verbose=0,
+            callbacks=[tracker],
+        )
+    for part, weights in zip(kept, tracker.best_weights, strict=True):
+        part.set_weights(weights)
     if statistics is not None:
         heads.fold_standardization(head, statistics)
+    if tuned_statistics is not None:
+        fold_standardized(top, tuned_statistics)
     scorer = heads.training_model(head)  # the folded head's logits, on raw fc7
+    if top is not None:  # ... on the fine-tuned top, on the raw bottom outputs
+        scorer = tuned_model(top, scorer, config.kind, frames)
     return TrainResult(
         model=head,
         best_epoch=tracker.best_epoch,
         dev=dev.scores(predict_scores(scorer, dev.x, config.output)),
         test=data["test"].scores(predict_scores(scorer, data["test"].x, config.output)),
         seconds=time.perf_counter() - start,
+        top=top,
     )
 
 
@@ -194,14 +291,14 @@ class _BestEpoch(keras.callbacks.Callback):
     """Dev curves after each epoch, the best epoch's weights, early stop, NaN check.
 
     ``self.model`` is the training model (standardised features in, logits out); the weights kept
-    are ``head``'s, which are the same variables.
+    are those of ``kept`` (the head, and a fine-tuned top), which are the same variables.
     """
 
-    def __init__(self, head: keras.Model, output: str, dev: SplitData, on_epoch) -> None:
+    def __init__(self, kept: list[keras.Model], output: str, dev: SplitData, on_epoch) -> None:
         super().__init__()
-        self.head, self.output, self.dev, self.on_epoch = head, output, dev, on_epoch
+        self.kept, self.output, self.dev, self.on_epoch = kept, output, dev, on_epoch
         self.best_key: tuple[float, float] | None = None
-        self.best_weights: list[np.ndarray] = []
+        self.best_weights: list[list[np.ndarray]] = []
         self.best_epoch = 0
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -222,7 +319,7 @@ class _BestEpoch(keras.callbacks.Callback):
         key = (values["dev_acer"], values["dev_loss"])
         if self.best_key is None or key < self.best_key:
             self.best_key, self.best_epoch = key, epoch + 1
-            self.best_weights = [w.copy() for w in self.head.get_weights()]
+            self.best_weights = [[w.copy() for w in part.get_weights()] for part in self.kept]
         elif epoch + 1 - self.best_epoch >= PATIENCE:
             self.model.stop_training = True
         if self.on_epoch is not None:

@@ -264,11 +264,14 @@ class Worker:
         *,
         timeout: float | None = None,
         catch: tuple[type[Exception], ...] = (),
+        on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     ) -> int:
         """Run trials until the study has ``trials`` finished ones (or ``timeout`` s passed).
 
-        Returns how many trials this worker started.
+        ``on_trial(study, trial)`` is called after each trial this worker ran. Returns how many
+        trials this worker started.
         """
+        callbacks = [self._after_trial] + ([on_trial] if on_trial is not None else [])
         deadline = None if timeout is None else time.monotonic() + timeout
         outage: float | None = None  # when the database stopped answering
         lost: int | None = None  # our trial in flight when it did
@@ -302,7 +305,7 @@ class Worker:
                     self._reserved(objective),
                     n_trials=1,
                     catch=catch,
-                    callbacks=[self._after_trial],
+                    callbacks=callbacks,
                 )
             except Exception as err:
                 cause = _database_error(err)

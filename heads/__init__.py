@@ -21,10 +21,13 @@ from heads import families as _families  # noqa: F401  (registers the heads)
 from heads.assemble import assemble
 from heads.build import build_full_model, build_head_model, feature_input_shape
 from heads.fitting import (
+    RunningStatistics,
     Standardization,
     check_foldable,
     feature_statistics,
     fold_standardization,
+    running_statistics,
+    standardization_layer,
     training_model,
 )
 from heads.outputs import (
@@ -44,6 +47,7 @@ __all__ = [
     "HeadSpec",
     "PointwiseConv2D",
     "PointwiseConvLSTM2D",
+    "RunningStatistics",
     "Standardization",
     "UnknownHeadError",
     "assemble",
@@ -60,5 +64,7 @@ __all__ = [
     "list_heads",
     "logits_loss",
     "loss_for",
+    "running_statistics",
+    "standardization_layer",
     "training_model",
 ]

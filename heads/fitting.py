@@ -16,6 +16,7 @@ rate means something different per backbone. On standardised features it does no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import keras
@@ -48,24 +49,57 @@ def feature_statistics(features: np.ndarray) -> Standardization:
     Summed in blocks of rows, so a large cached split is never copied whole in float64.
     """
     channels = np.asarray(features).reshape(-1, np.shape(features)[-1])
-    total = np.zeros(channels.shape[1])
-    squares = np.zeros(channels.shape[1])
-    for start in range(0, len(channels), _BLOCK):
-        block = channels[start : start + _BLOCK].astype(np.float64)
-        total += block.sum(axis=0)
-        squares += np.square(block).sum(axis=0)
-    mean = total / len(channels)
-    std = np.sqrt(np.maximum(squares / len(channels) - np.square(mean), 0.0))
-    typical = std.mean()
-    scale = np.maximum(std, SCALE_FLOOR * typical) if typical > 0 else np.ones_like(std)
-    return Standardization(mean, scale)
+    return running_statistics(
+        channels[start : start + _BLOCK] for start in range(0, len(channels), _BLOCK)
+    )
+
+
+def running_statistics(blocks: Iterable[np.ndarray]) -> Standardization:
+    """:func:`feature_statistics` of the rows of every block together, one block at a time (the
+    last axis is the channel), e.g. of inputs read from disk a batch at a time."""
+    running = RunningStatistics()
+    for block in blocks:
+        running.add(block)
+    return running.result()
+
+
+class RunningStatistics:
+    """Per-channel sums of blocks of rows (the last axis is the channel), added one at a time."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.squares: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float64).reshape(-1, np.shape(block)[-1])
+        if self.total is None:
+            self.total, self.squares = np.zeros(block.shape[1]), np.zeros(block.shape[1])
+        self.total += block.sum(axis=0)
+        self.squares += np.square(block).sum(axis=0)
+        self.count += len(block)
+
+    def result(self) -> Standardization:
+        """Mean and standard deviation (floored at :data:`SCALE_FLOOR` of the typical one)."""
+        if self.total is None or self.count == 0:
+            raise ValueError("statistics of no rows")
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - np.square(mean), 0.0))
+        typical = std.mean()
+        scale = np.maximum(std, SCALE_FLOOR * typical) if typical > 0 else np.ones_like(std)
+        return Standardization(mean, scale)
+
+
+def standardization_layer(statistics: Standardization, name: str) -> keras.layers.Layer:
+    """A layer computing ``(x - mean) / scale`` over the last axis in float32, not trainable."""
+    return _Standardize(statistics, name)
 
 
 class _Standardize(keras.layers.Layer):
     """``(x - mean) / scale`` over the last axis, in float32; training-only, never saved."""
 
-    def __init__(self, statistics: Standardization) -> None:
-        super().__init__(name="standardize", dtype="float32", trainable=False)
+    def __init__(self, statistics: Standardization, name: str = "standardize") -> None:
+        super().__init__(name=name, dtype="float32", trainable=False)
         self.mean = statistics.mean.astype(np.float32)
         self.inverse_scale = (1.0 / statistics.scale).astype(np.float32)
 

@@ -182,3 +182,16 @@ def mlflow_server():
             server.close()
     finally:
         database.close()
+
+
+CHROMIUM_FLAGS = [  # a fresh, quiet browser: no sandbox (root in CI), nothing fetched from outside
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+]

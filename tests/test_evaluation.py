@@ -342,12 +342,12 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     assert {"test_apcer_print", "test_apcer_replay", "test_acer_std"} <= set(table.columns)
     markdown = comparison.to_markdown(table)
     acer, spread = run["metrics.test_acer"], run["metrics.test_acer_std"]
-    assert f"{acer:.4f} ± {spread:.4f}" in markdown
+    assert f"{100 * acer:.1f} ± {100 * spread:.1f}%" in markdown
     assert "test_apcer_print" not in markdown  # the headline only; the rest in CSV and HTML
     shown = comparison.readable(table)
     assert {"test_apcer_print", "test_apcer 95% CI", "test_hter 95% CI"} <= set(shown.columns)
     low, high = run["metrics.test_hter_ci_low"], run["metrics.test_hter_ci_high"]
-    assert shown["test_hter 95% CI"].iloc[0] == f"[{low:.4f}, {high:.4f}]"
+    assert shown["test_hter 95% CI"].iloc[0] == f"[{100 * low:.1f}%, {100 * high:.1f}%]"
     assert "folds: 1,2" in comparison.evaluation_notes(runs)
 
 

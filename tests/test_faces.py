@@ -21,11 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def synthetic_face_frame() -> np.ndarray:
     """A 160x160 frame of the synthetic set's bona fide clips: a drawn head in a room."""
-    from core.data.synthetic import FRAMES, Face, Motion, _render_bonafide
+    from core.data.synthetic import PHOTO_FRAME, Face, Motion, _render_bonafide
 
     face = Face.random(np.random.default_rng(3), 3)
-    motion = Motion.random(np.random.default_rng(4))
-    return list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[FRAMES // 2]
+    motion = Motion.random(np.random.default_rng(4), PHOTO_FRAME)  # eyes open, mouth closed
+    return list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[PHOTO_FRAME]
 
 
 def test_replay_attack_face_file_gives_boxes_and_zeros_are_no_face(tmp_path: Path) -> None:

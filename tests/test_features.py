@@ -664,3 +664,17 @@ def test_reusing_a_cropped_entry_imports_no_keras(data, tmp_path, model_calls):
         "crop": True,
         "heavy": [],
     }
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
+    from core.device import current_device
+    from core.features.request import resolve_precision
+
+    for explicit in ("float32", "bfloat16", "float16"):
+        assert resolve_precision(explicit) == explicit
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags |= set(line.split(":", 1)[1].split())
+    native = bool({"amx_bf16", "avx512_bf16"} & flags) or current_device().accelerator
+    assert resolve_precision("auto") == ("bfloat16" if native else "float32")

@@ -224,9 +224,10 @@ def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
         "comparison.csv",
         "comparison.json",
         "report.html",
-        "optuna_history.html",
-        "optuna_importance.html",
+        "best_per_family.csv",
+        "best_per_family.json",
     } <= names
+    assert not any(name.startswith("optuna_") for name in names)  # Optuna's plots: in the report
     table = pd.read_csv(
         mlflow.artifacts.download_artifacts(
             run_id=first_sweep.parent_run_id, artifact_path="comparison.csv", dst_path=str(tmp_path)
@@ -378,7 +379,7 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "Pareto front (dev ACER, params_total): trials" in out
+    assert "Pareto front (dev ACER vs parameters): #" in out
     assert sum(line.startswith("#") for line in out.splitlines()) == 3  # one line per trial
     assert "mlflow ui" in out and "#/experiments/" in out
     study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{workspace}/optuna.db")

@@ -1,7 +1,7 @@
 """The synthetic PAD set: contents, what each attack looks like over time, determinism, reuse.
 
-The full set (40 clips) is generated once for the module; determinism and concurrency use a
-three-subject set, since each generation of the full set costs a few seconds.
+The full set (120 clips) is generated once for the module; determinism and concurrency use a
+three-subject set, since each generation of the full set costs seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ from core.data import synthetic
 from core.data.clips import SYNTHETIC_MARKER, DataError
 from core.data.dataset import load_dataset
 from core.data.frames import read_frames
-from core.data.synthetic import FRAMES, PHOTO_FRAME, SIZE, SUBJECTS, VERSION, synthetic_dataset
+from core.data.synthetic import (
+    FRAMES,
+    PHOTO_FRAME,
+    SIZE,
+    SUBJECTS,
+    VERSION,
+    clip_path,
+    split_of,
+    synthetic_dataset,
+)
 
 GENERATION_SECONDS: list[float] = []
 
@@ -50,20 +59,26 @@ def test_composition_and_loader(full_set: Path) -> None:
     assert full_set.name == f"synthetic-pad-v{VERSION}-seed0"
     data = load_dataset(full_set)
     assert data.synthetic and data.protocol == "generic" and data.skipped == []
-    assert len(data.clips) == SUBJECTS * 5 == 40
+    assert len(data.clips) == SUBJECTS * 5 == 120
     counts = {
         t: sum(c.attack_type == t for c in data.clips)
         for t in ("bonafide", "print", "replay", "photo")
     }
-    assert counts == {"bonafide": 16, "print": 8, "replay": 8, "photo": 8}
-    assert data.subjects == [str(s) for s in range(1, SUBJECTS + 1)]
+    assert counts == {"bonafide": 48, "print": 24, "replay": 24, "photo": 24}
+    assert data.subjects == sorted(str(s) for s in range(1, SUBJECTS + 1))
     assert data.layout == "generic" and data.fold is None and data.column_names == []
-    for split in SPLITS:  # the default split has every attack type in dev and test
-        assert {c.attack_type for c in data.split(split)} == {
-            "bonafide",
-            "print",
-            "replay",
-            "photo",
+    for split in SPLITS:  # its own split folders: 8 subjects each, with every species
+        clips = data.split(split)
+        assert {c.subject for c in clips} == {
+            str(s) for s in range(1, SUBJECTS + 1) if split_of(s) == split
+        }
+        assert len({c.subject for c in clips}) == 8
+        species = [c.attack_type for c in clips]
+        assert {t: species.count(t) for t in set(species)} == {
+            "bonafide": 16,
+            "print": 8,
+            "replay": 8,
+            "photo": 8,
         }
     assert "synthetic demonstration set" in data.summary()
     manifest = json.loads((full_set / SYNTHETIC_MARKER).read_text())
@@ -87,8 +102,8 @@ def motion(frames: np.ndarray, lag: int = 3) -> float:
 
 def test_photo_attack_is_a_frozen_bona_fide_frame(full_set: Path) -> None:
     for s in range(1, SUBJECTS + 1):
-        photo = read_frames(full_set / f"attack/photo/subject{s:02d}_photo.avi", FRAMES)
-        live = read_frames(full_set / f"real/subject{s:02d}_session1.avi", FRAMES)
+        photo = read_frames(full_set / clip_path(s, "photo"), FRAMES)
+        live = read_frames(full_set / clip_path(s, "session1"), FRAMES)
         assert (photo == photo[0]).all()  # nothing moves, not even the noise
         # every frame of it is a frame of the bona fide clip: no single frame can tell them apart
         assert np.array_equal(photo[0], live[PHOTO_FRAME])
@@ -97,13 +112,8 @@ def test_photo_attack_is_a_frozen_bona_fide_frame(full_set: Path) -> None:
 def test_bona_fide_moves_print_is_still_replay_moves(full_set: Path) -> None:
     for s in range(1, SUBJECTS + 1):
         clips = {
-            kind: read_frames(full_set / f"{name}subject{s:02d}_{kind}.avi", FRAMES)
-            for kind, name in (
-                ("session1", "real/"),
-                ("session2", "real/"),
-                ("print", "attack/print/"),
-                ("replay", "attack/replay/"),
-            )
+            kind: read_frames(full_set / clip_path(s, kind), FRAMES)
+            for kind in ("session1", "session2", "print", "replay")
         }
         still = motion(clips["print"])  # camera noise only
         assert 0.5 < still < 4, s
@@ -122,13 +132,9 @@ def test_print_and_replay_frames_carry_their_artefacts(full_set: Path) -> None:
         return float(np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean())
 
     for s in range(1, SUBJECTS + 1):
-        live = fine_texture(read_frames(full_set / f"real/subject{s:02d}_session1.avi", 1)[0])
-        printed = fine_texture(
-            read_frames(full_set / f"attack/print/subject{s:02d}_print.avi", 1)[0]
-        )
-        replay = fine_texture(
-            read_frames(full_set / f"attack/replay/subject{s:02d}_replay.avi", 1)[0]
-        )
+        live = fine_texture(read_frames(full_set / clip_path(s, "session1"), 1)[0])
+        printed = fine_texture(read_frames(full_set / clip_path(s, "print"), 1)[0])
+        replay = fine_texture(read_frames(full_set / clip_path(s, "replay"), 1)[0])
         assert printed > live and replay > live, (s, live, printed, replay)
 
 
@@ -156,7 +162,7 @@ def test_same_seed_same_bytes_other_seed_other_set(tmp_path: Path) -> None:
 def test_damaged_or_foreign_copy_is_rebuilt(tmp_path: Path) -> None:
     folder = synthetic_dataset(tmp_path, seed=0)
     good = files_of(folder)
-    victim = folder / "attack" / "replay" / "subject01_replay.avi"
+    victim = folder / clip_path(1, "replay")
     victim.write_bytes(victim.read_bytes()[:100])  # truncated by a crash or a user
     assert synthetic_dataset(tmp_path, seed=0) == folder
     assert files_of(folder) == good

@@ -151,7 +151,8 @@ def test_two_then_four_workers_share_one_study(study_workers):
     assert sum("extracted in" in out for out in outputs) == 1  # the other waited and reused
     assert sum(", reused, cache" in out for out in outputs) == 1
     for out in outputs:  # the server's own page, not `mlflow ui --backend-store-uri http://`
-        assert f"MLflow: open {study_workers.tracking_uri}/#/experiments/" in out
+        assert f"runs, best dev ACER first: {study_workers.tracking_uri}/#/experiments/" in out
+        assert "mlflow ui" not in out
 
     outputs = study_workers.wait(study_workers.start(4, trials=6))
     study, runs, parents = check_study(study_workers, trials=6, parents=6)

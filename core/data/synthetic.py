@@ -1,17 +1,21 @@
 """The embedded synthetic PAD set: a small, seeded demonstration set written as real video files.
 
 With no ``--data`` the sweep runs on this set (SPEC §4), read through the same loader as user
-data. Every clip is drawn, not filmed: the faces are cartoons of no one. Composition, per subject
-(8 subjects, each a distinct face and room):
+data. Every clip is drawn, not filmed: the faces are cartoons of no one. 24 subjects, each a
+distinct face and room, in the set's own split folders (``train/``, ``dev/``, ``test/``: 8
+subjects each, so dev and test figures move in steps of 1/16 bona fide and 1/8 per species). Per
+subject, under ``<split>/``:
 
-- ``real/subjectNN_session{1,2}.avi``: bona fide, head sway, small scale changes, mouth movement,
-  blinks, fresh camera noise every frame; session 2 has other lighting and motion.
+- ``real/subjectNN_session{1,2}.avi``: bona fide, filmed with a hand-held camera (the frame
+  drifts a few pixels), head sway, nod, roll and scale changes, talking (the mouth opens wide)
+  and blinks, fresh camera noise every frame; session 2 has other lighting and motion.
 - ``attack/print/subjectNN_print.avi``: a still photo printed with a halftone dot screen, paper
   tint and border, slightly bent, held still in front of another room.
 - ``attack/replay/subjectNN_replay.avi``: a bona fide recording shown on a screen: bezel, colour
   cast, raised black level, moire, flicker and a rolling refresh band; the face moves.
 - ``attack/photo/subjectNN_photo.avi``: a "perfect photo": one frame of the subject's session-1
-  clip, repeated. Every frame is a bona fide frame; only the absence of motion gives it away.
+  clip (eyes open, mouth closed), repeated. Every frame is a bona fide frame; only the absence of
+  motion gives it away, so a frame head cannot see it; a head that reads the sequence may.
 
 20 frames of 160x160 at 10 fps per clip, Motion-JPEG in AVI written by OpenCV's own encoder (every
 frame a key frame, byte-identical for one seed). The set is built in a temporary folder and
@@ -34,18 +38,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.constants import SPLITS
 from core.data.clips import SYNTHETIC_MARKER, DataError
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump whenever the generated content changes: old copies are then rebuilt
-SUBJECTS = 8
+VERSION = 2  # bump whenever the generated content changes: old copies are then rebuilt
+SUBJECTS = 24  # a third each in train/, dev/ and test/: 8 subjects per split
 FRAMES = 20
 SIZE = 160
 FPS = 10
 BONAFIDE_SESSIONS = 2
 PHOTO_FRAME = FRAMES // 2  # the frame of session 1 that the photo attack freezes
 NOISE_SIGMA = 2.5  # camera sensor noise, grey levels
+SHAKE_SIGMA = 2.0  # hand-held camera: a random walk of the frame's offset, pixels per frame
 
 
 def synthetic_dataset(root: str | os.PathLike, seed: int = 0) -> Path:
@@ -117,14 +123,14 @@ def write_synthetic_set(folder: Path, seed: int) -> dict:
             _bonafide(face, np.random.default_rng([seed, subject, session]), session)
             for session in range(1, BONAFIDE_SESSIONS + 1)
         ]
-        clips = {f"real/subject{subject:02d}_session{i}.avi": s for i, s in enumerate(sessions, 1)}
-        clips[f"attack/print/subject{subject:02d}_print.avi"] = _print_attack(
+        clips = {clip_path(subject, f"session{i}"): s for i, s in enumerate(sessions, 1)}
+        clips[clip_path(subject, "print")] = _print_attack(
             face, np.random.default_rng([seed, subject, 10])
         )
-        clips[f"attack/replay/subject{subject:02d}_replay.avi"] = _replay_attack(
+        clips[clip_path(subject, "replay")] = _replay_attack(
             face, np.random.default_rng([seed, subject, 11])
         )
-        clips[f"attack/photo/subject{subject:02d}_photo.avi"] = [sessions[0][PHOTO_FRAME]] * FRAMES
+        clips[clip_path(subject, "photo")] = [sessions[0][PHOTO_FRAME]] * FRAMES
         for name, frames in clips.items():
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +152,18 @@ def write_synthetic_set(folder: Path, seed: int) -> dict:
     }
     (folder / SYNTHETIC_MARKER).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def split_of(subject: int) -> str:
+    """The split folder of ``subject`` (1-based): the first third train, then dev, then test."""
+    return SPLITS[(subject - 1) * len(SPLITS) // SUBJECTS]
+
+
+def clip_path(subject: int, kind: str) -> str:
+    """Relative path of a clip: ``kind`` is ``session1``/``session2`` (bona fide) or a species."""
+    name = f"subject{subject:02d}_{kind}.avi"
+    folder = "real" if kind.startswith("session") else f"attack/{kind}"
+    return f"{split_of(subject)}/{folder}/{name}"
 
 
 def _digest(data: bytes) -> str:
@@ -345,17 +363,15 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
             (face.skin * 0.55).tolist(),
             -1,
         )
-    # mouth: lips, opened a little when speaking
+    # mouth: lips, opened wide when speaking
     mouth_y = cy + hh * 0.55
     lips = (face.skin * np.array([0.85, 0.5, 0.5])).tolist()
-    cv2.ellipse(
-        rgb, p(cx, mouth_y), r(face.mouth_width, 2.2 + 2.5 * mouth_open), 0, 0, 360, lips, -1
-    )
+    cv2.ellipse(rgb, p(cx, mouth_y), r(face.mouth_width, 2.2 + 6 * mouth_open), 0, 0, 360, lips, -1)
     if mouth_open > 0.1:
         cv2.ellipse(
             rgb,
             p(cx, mouth_y),
-            r(face.mouth_width * 0.7, 2.2 * mouth_open),
+            r(face.mouth_width * 0.8, 6 * mouth_open),
             0,
             0,
             360,
@@ -388,19 +404,27 @@ class Motion:
     phase: np.ndarray
     blinks: frozenset[int]
     talking: np.ndarray  # mouth opening per frame, 0..1
+    shake: np.ndarray  # (FRAMES, 2): the hand-held camera's offset per frame, pixels
 
     @staticmethod
     def random(rng: np.random.Generator, avoid_blink: int | None = None) -> Motion:
-        """Natural-looking motion; ``avoid_blink`` keeps the eyes open on that frame."""
+        """Natural-looking motion, always talking; on frame ``avoid_blink`` the eyes are open and
+        the mouth is closed (the frame a photo attack freezes: one frame alone looks bona fide,
+        only the sequence shows the face never speaks nor blinks)."""
         starts = rng.choice(FRAMES - 2, size=int(rng.integers(1, 3)), replace=False)
         blinks = {int(s) + d for s in starts for d in (0, 1)}
         if avoid_blink is not None:
             blinks -= {avoid_blink}
+        talking = np.clip(
+            np.sin(np.arange(FRAMES) * rng.uniform(0.8, 2.0) + rng.uniform(0, 6)), 0, 1
+        )
+        if avoid_blink is not None:
+            talking[avoid_blink] = 0.0
         return Motion(
             amplitude=np.array(
                 [
-                    rng.uniform(4, 8),
-                    rng.uniform(1.5, 3.5),
+                    rng.uniform(8, 14),
+                    rng.uniform(3, 6),
                     rng.uniform(2, 5),
                     rng.uniform(0.04, 0.08),
                 ]
@@ -408,8 +432,8 @@ class Motion:
             frequency=rng.uniform(0.3, 0.9, 4),
             phase=rng.uniform(0, 2 * np.pi, 4),
             blinks=frozenset(blinks),
-            talking=np.clip(np.sin(np.arange(FRAMES) * rng.uniform(0.8, 2.0)) * 0.8, 0, 1)
-            * (rng.uniform() < 0.6),
+            talking=talking,
+            shake=np.cumsum(rng.normal(0, SHAKE_SIGMA, (FRAMES, 2)), axis=0),
         )
 
     def pose(self, t: int) -> np.ndarray:
@@ -436,6 +460,8 @@ def _render_bonafide(
             rgb = cv2.warpAffine(sprite[0], matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
             mask = cv2.warpAffine(sprite[1], matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
             frame = frame * (1 - mask[..., None]) + rgb * mask[..., None]
+        shake = np.float32([[1, 0, motion.shake[t, 0]], [0, 1, motion.shake[t, 1]]])
+        frame = cv2.warpAffine(frame, shake, (SIZE, SIZE), borderMode=cv2.BORDER_REFLECT)
         yield _camera(frame * light.astype(np.float32), rng)
 
 
@@ -450,8 +476,7 @@ def _camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _bonafide(face: Face, rng: np.random.Generator, session: int) -> list[np.ndarray]:
     light = rng.uniform(0.85, 1.1) * rng.uniform(0.94, 1.06, 3)  # each session its own lighting
-    avoid = PHOTO_FRAME if session == 1 else None
-    return list(_render_bonafide(face, Motion.random(rng, avoid), light, rng))
+    return list(_render_bonafide(face, Motion.random(rng, PHOTO_FRAME), light, rng))
 
 
 def _print_attack(face: Face, rng: np.random.Generator) -> list[np.ndarray]:

@@ -32,10 +32,12 @@ nearest frame of their clip that has one (:func:`core.data.frames.prepare_frames
 The cache key hashes the weights file's content (not its name or date), the database's content
 fingerprint (its clips' ids and file stamps, not their splits), ``frames_per_clip``, the face
 crop (detector and its version, and the stamps of the database's box files),
-:data:`PREPROCESSING_VERSION` and the feature layer. Anything else (batch size, progress bar) does
-not change the features. Entries are written atomically, validated when opened and rebuilt when
-damaged; concurrent processes on one key take turns (one extracts, the others wait and reuse).
-Reusing an entry imports neither Keras nor TensorFlow from this module.
+:data:`PREPROCESSING_VERSION`, the feature layer and the precision. Anything else (batch size,
+progress bar) does not change the features; the batch size, when not given, is the device's
+(:func:`core.device.extraction_batch_size`: 16 frames on CPU, more on a GPU by its memory), and
+the manifest records it with the device. Entries are written atomically, validated when opened
+and rebuilt when damaged; concurrent processes on one key take turns (one extracts, the others
+wait and reuse). Reusing an entry imports neither Keras nor TensorFlow from this module.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def extract_features(
     cache_dir: str | os.PathLike | None = None,
     frames_per_clip: int = FRAMES_PER_CLIP,
     face_crop: bool | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     progress: bool = True,
     *,
     detector: str = faces.AUTO,
@@ -176,7 +178,8 @@ def extract_features(
         frames_per_clip: evenly spaced frames per clip (:func:`core.data.frames.read_frames`).
         face_crop: crop each frame to its face first; None: on for a user's data, off for the
             synthetic set.
-        batch_size: frames per forward pass.
+        batch_size: frames per forward pass; None: the device's
+            (:func:`core.device.extraction_batch_size`).
         progress: show a tqdm bar on stderr while extracting.
         detector: ``auto`` (MTCNN where it can run here, else Haar), ``mtcnn`` or ``haar``: finds
             the faces of clips without database boxes.
@@ -193,7 +196,7 @@ def extract_features(
     start = time.perf_counter()
     if frames_per_clip < 1:
         raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if face_crop is None:
         face_crop = not dataset.synthetic
@@ -204,11 +207,10 @@ def extract_features(
     weights_path = _resolve_weights(weights, cache_dir)
     if weights_path is None:
         log.warning(
-            "NO VGG-FACE WEIGHTS: using a RANDOM backbone (seed %d); its features and every result "
-            "built on them are meaningless. Pass weights=... (--weights) or put the converted file "
-            "at %s (python -m core.port vgg_face.mat --out %s).",
+            "no VGG-Face weights given: using a RANDOM backbone (seed %d), a demonstration whose "
+            "numbers mean nothing; pass --weights vgg_face.weights.h5 (convert it once: "
+            "python -m core.port vgg_face.mat --out %s, the default place)",
             RANDOM_SEED,
-            default_weights_path(cache_dir),
             default_weights_path(cache_dir),
         )
     _check_splits(dataset.clips, dataset.clips)
@@ -412,13 +414,18 @@ def _extract(
     key: str,
     parts: dict[str, Any],
     finder: faces.FaceFinder | None,
-    batch_size: int,
+    batch_size: int | None,
     progress: bool,
 ) -> None:
     """Extract ``source`` into a new cache entry and publish it. Call it holding the key's lock."""
+    from core import device
+
     store.remove_leftovers(root, key)
     frames_per_clip = parts["frames_per_clip"]
     model, average = _load_backbone(weights_path, parts["precision"])
+    here = device.current_device()  # after the backbone: Keras and its backend are loaded
+    batch_size = batch_size or device.extraction_batch_size(here)
+    log.info("extracting on %s, %d frames per batch", here.describe(), batch_size)
     if finder is not None:
         finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
     # one decoding thread with a face detector (OpenCV does not promise that a cascade is
@@ -435,7 +442,9 @@ def _extract(
                 f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped while loading, "
                 f"{len(run.skipped)} while decoding; see the warnings)"
             )
-        pending.commit(_manifest(dataset, run, parts, weights_path), rows=len(run.usable))
+        manifest = _manifest(dataset, run, parts, weights_path)
+        manifest.update(batch_size=batch_size, device=here.describe())  # speed, not features
+        pending.commit(manifest, rows=len(run.usable))
 
 
 def _manifest(

@@ -1,0 +1,164 @@
+"""Which device Keras computes on, and the batch sizes that fill it when the user gives none.
+
+:func:`current_device` asks the backend Keras runs on (``KERAS_BACKEND``): JAX for its devices
+(``jax.devices()``), TensorFlow for its GPUs (``tf.config``), torch for CUDA. It imports only that
+backend: under JAX, TensorFlow is never imported (a GPU machine may have JAX and no TensorFlow).
+The answer is cached for the process.
+
+Batch sizes change speed and memory only, never the features or a trial's figures: extraction
+runs the backbone at inference and every head scores with dropout off. They are therefore the
+device's business, not the user's: on CPU small batches are as fast as large ones and keep memory
+flat; a GPU needs large ones to be kept busy. A training batch is a searched hyper-parameter that
+changes what a head learns, so it is not chosen here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+MIB = 2**20
+GIB = 2**30
+
+# CPU: frames per VGG-Face forward pass. bench/extract.py: on 2 cores batches of 16 run as fast
+# as the plain keras.applications script, and the prefetch window stays a few MiB.
+CPU_EXTRACTION_BATCH = 16
+# Inputs per head forward pass when scoring cached fc7 (experiments.training.predict_scores).
+CPU_INFERENCE_BATCH = 256
+# GPU, VGG-Face to fc7 at 224x224 in float32: 15.2M activations (60 MB) per frame if every layer's
+# output were kept, the largest two (conv1_x, 12.8 MB each) live at once; 64 MiB per frame
+# leaves room for convolution workspaces. Half the device's memory goes to the batch.
+EXTRACTION_FRAME_BYTES = 64 * MIB
+# GPU, scoring: a sequence head's input is 7 x 4096 float32 (112 KiB); 1 MiB per input covers
+# the widest head's activations. A quarter of the device's memory goes to the batch.
+INFERENCE_INPUT_BYTES = MIB
+MAX_EXTRACTION_BATCH = 256  # past this a GPU is already saturated; memory only grows
+MAX_INFERENCE_BATCH = 8192
+UNKNOWN_MEMORY = 16 * GIB  # a GPU whose memory the backend does not report: assume a small one
+
+
+@dataclass(frozen=True)
+class Device:
+    """The device Keras computes on: its backend, platform and the memory of one device."""
+
+    backend: str  # "tensorflow", "jax", "torch" or "numpy"
+    platform: str  # "cpu", "gpu" or "tpu"
+    name: str  # e.g. "NVIDIA H100 80GB HBM3", or the CPU's model name
+    count: int = 1  # devices of that platform visible to the backend
+    memory_bytes: int | None = None  # of one accelerator; None on CPU or where not reported
+
+    @property
+    def accelerator(self) -> bool:
+        return self.platform != "cpu"
+
+    def describe(self) -> str:
+        """One line: ``gpu: 1 x NVIDIA H100 80GB HBM3 (79.1 GiB), Keras on jax``."""
+        memory = f" ({self.memory_bytes / GIB:.1f} GiB)" if self.memory_bytes else ""
+        return f"{self.platform}: {self.count} x {self.name}{memory}, Keras on {self.backend}"
+
+
+@functools.cache
+def current_device() -> Device:
+    """The device of the backend Keras runs on (the first one where there are several)."""
+    import keras  # under JAX, importing Keras does not import TensorFlow
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_device()
+    if backend == "tensorflow":
+        return _tensorflow_device()
+    if backend == "torch":
+        return _torch_device()
+    return Device(backend, "cpu", _cpu_name(), os.cpu_count() or 1)
+
+
+def extraction_batch_size(device: Device | None = None) -> int:
+    """Frames per VGG-Face forward pass: 16 on CPU, on an accelerator as many as half its memory
+    holds (a power of two, 16 to 256)."""
+    device = device or current_device()
+    if not device.accelerator:
+        return CPU_EXTRACTION_BATCH
+    fits = (device.memory_bytes or UNKNOWN_MEMORY) // 2 // EXTRACTION_FRAME_BYTES
+    return _power_of_two(fits, CPU_EXTRACTION_BATCH, MAX_EXTRACTION_BATCH)
+
+
+def inference_batch_size(device: Device | None = None) -> int:
+    """Inputs per head forward pass when scoring cached features: 256 on CPU, on an accelerator
+    as many as a quarter of its memory holds (a power of two, 256 to 8192)."""
+    device = device or current_device()
+    if not device.accelerator:
+        return CPU_INFERENCE_BATCH
+    fits = (device.memory_bytes or UNKNOWN_MEMORY) // 4 // INFERENCE_INPUT_BYTES
+    return _power_of_two(fits, CPU_INFERENCE_BATCH, MAX_INFERENCE_BATCH)
+
+
+def _power_of_two(fits: int, low: int, high: int) -> int:
+    """The largest power of two <= ``fits``, within [low, high]."""
+    return max(low, min(high, 1 << max(0, int(fits).bit_length() - 1)))
+
+
+def _jax_device() -> Device:
+    import jax
+
+    devices = jax.devices()  # the default platform's: GPUs or TPUs where present, else the CPU
+    first = devices[0]
+    if first.platform == "cpu":
+        return Device("jax", "cpu", _cpu_name(), os.cpu_count() or 1)
+    try:
+        stats = first.memory_stats() or {}
+    except Exception:  # not every PJRT plugin reports memory
+        stats = {}
+    memory = stats.get("bytes_limit")
+    return Device("jax", first.platform, first.device_kind, len(devices), memory)
+
+
+def _tensorflow_device() -> Device:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return Device("tensorflow", "cpu", _cpu_name(), os.cpu_count() or 1)
+    details = tf.config.experimental.get_device_details(gpus[0])
+    name = details.get("device_name", gpus[0].name)
+    # TensorFlow reports a GPU's memory only once it is in use; nvidia-smi knows it before.
+    return Device("tensorflow", "gpu", name, len(gpus), _nvidia_memory())
+
+
+def _torch_device() -> Device:
+    import torch
+
+    if not torch.cuda.is_available():
+        return Device("torch", "cpu", _cpu_name(), os.cpu_count() or 1)
+    gpu = torch.cuda.get_device_properties(0)
+    return Device("torch", "gpu", gpu.name, torch.cuda.device_count(), gpu.total_memory)
+
+
+def _nvidia_memory() -> int | None:
+    """Total memory of the first visible NVIDIA GPU, from nvidia-smi; None where it cannot say."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    command = [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"]
+    if visible.isdigit():
+        command.append(f"--id={visible}")
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True)
+        return int(out.stdout.split()[0]) * MIB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"

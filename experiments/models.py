@@ -1,0 +1,166 @@
+"""The best trial of each head family as a registered MLflow model, scoring frames.
+
+:func:`log_best_models` logs, in the active run (the study's parent run, as its artifacts
+``models/<family>-trial<N>``), one pyfunc model per "best <family>" row of the comparison and
+registers it as ``<study>-<family>``; the alias ``best`` follows the study's current best of that
+family::
+
+    model = mlflow.pyfunc.load_model("models:/<study>-<family>@best")   # or .../<version>
+    probabilities = model.predict(frames)   # uint8 RGB (N, H, W, 3) -> bona fide, float64
+
+The model is :mod:`experiments.pyfunc_model` logged as code (nothing pickled) with the head's
+weights and its config; the ~500 MB backbone is not stored: the model points at it by path and
+fingerprint and rebuilds it when loaded. A study rerun with the same best trial logs nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import Schema, TensorSpec
+
+from experiments import scoring
+
+log = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+ALIAS = "best"
+RUN_TAG = "vggface_heads.trial_run_id"  # on each model version: the trial run it was made from
+SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),  # frames, RGB
+    outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]),  # bona fide probabilities
+)
+# Given, not inferred: inferring loads the model (the backbone) in a subprocess. The project
+# itself (vggface-heads) must be installed where the model is loaded.
+REQUIREMENTS = ("mlflow", "keras", "tensorflow", "numpy", "h5py", "opencv-python-headless")
+
+
+def registered_name(study_name: str, family: str) -> str:
+    """``<study>-<family>``, the registered model of that family's best trial in the study."""
+    return f"{study_name}-{family}"
+
+
+def log_best_models(experiment_id: str, study_name: str, table: pd.DataFrame) -> list[str]:
+    """Log and register the best trial of each head family; returns ``models:/<name>/<version>``.
+
+    ``table`` is :func:`experiments.comparison.comparison`'s (its rows whose ``group`` starts
+    with "best "). Call it inside a run of the study's experiment ``experiment_id``. A family's
+    best trial without head weights (``--keep-weights none``) is warned and skipped; one already
+    registered keeps its version, which ``@best`` points at.
+    """
+    active = mlflow.active_run()
+    if active is None or active.info.experiment_id != experiment_id:
+        raise ValueError(
+            f"log_best_models needs an active run in experiment {experiment_id} (the study's "
+            "parent run)"
+        )
+    client = MlflowClient()
+    best = table[table["group"].astype(str).str.startswith("best ")]
+    uris = []
+    for run_id in best["run_id"]:
+        model = scoring.trial_model(run_id, client)
+        name = registered_name(study_name, model.config.family)
+        version = _registered_version(client, name, run_id)
+        if version is None:
+            try:
+                version = _log_model(model, name)
+            except scoring.ScoringError as err:
+                log.warning("no model for %s: %s", name, err)
+                continue
+        client.set_registered_model_alias(name, ALIAS, version)
+        uris.append(f"models:/{name}/{version}")
+    return uris
+
+
+def _registered_version(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The version of ``name`` already made from trial run ``run_id``, if any."""
+    for version in client.search_model_versions(f"name = '{name}'"):
+        if version.tags.get(RUN_TAG) == run_id:
+            return str(version.version)
+    return None
+
+
+def _log_model(model: scoring.TrialModel, name: str) -> str:
+    """Save the model, log it under the active run's ``models/`` and register it.
+
+    Saved, then logged as artifacts, not ``mlflow.pyfunc.log_model``: that logs the model's
+    config as the active run's parameters, which would fill the study's parent run with every
+    family's trial settings (and clash on the second family).
+    """
+    artifact_path = f"models/{model.config.family}-trial{model.trial}"
+    with tempfile.TemporaryDirectory() as folder, _quiet_artifacts():
+        # A fine-tuned trial's backbone layers (fc6, fc7: ~480 MB) stay in its run, where the
+        # model fetches them when loaded, as it finds the backbone's weights file.
+        artifacts = {"head_weights": str(scoring.fetch_head_weights(model, Path(folder)))}
+        saved = Path(folder) / "model"
+        # Keys a loader may override: mlflow.pyfunc.load_model(uri, model_config={...}).
+        config = {"trial": model.to_dict(), "weights_path": None, "face_detector": None}
+        with warnings.catch_warnings():  # "no input example": one would run the backbone
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(
+                path=str(saved),
+                python_model=str(MODEL_CODE),
+                artifacts=artifacts,
+                model_config=config,
+                signature=SIGNATURE,
+                pip_requirements=_requirements(),
+            )
+        mlflow.log_artifacts(str(saved), artifact_path)
+        run_id = mlflow.active_run().info.run_id
+        # MLflow prints "Successfully registered model ..." itself; the sweep says it once
+        with contextlib.redirect_stderr(open(os.devnull, "w")) as sink, sink:
+            version = mlflow.register_model(
+                f"runs:/{run_id}/{artifact_path}", name, tags=_version_tags(model)
+            )
+    return str(version.version)
+
+
+@contextlib.contextmanager
+def _quiet_artifacts() -> Iterator[None]:
+    """No "Downloading artifacts" progress bar while artifacts are copied within the store."""
+    variable = mlflow.environment_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    before = os.environ.get(variable)
+    os.environ[variable] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+
+def _version_tags(model: scoring.TrialModel) -> dict[str, str]:
+    return {
+        RUN_TAG: model.run_id,
+        "trial": str(model.trial),
+        "head": model.config.head,
+        "output": model.config.output,
+        "dev_threshold": repr(model.threshold),
+        "frames_per_clip": str(model.frames_per_clip),
+        "face_crop": model.face_crop,
+        "weights": model.weights,
+        "weights_fingerprint": model.weights_fingerprint,
+    }
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for package in REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(package)
+    return pins

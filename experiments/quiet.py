@@ -1,0 +1,78 @@
+"""A quiet console: the libraries' start-up noise only with ``--verbose``.
+
+TensorFlow's C++ side writes its start-up lines (absl's "All log messages before ...", oneDNN and
+CPU-feature notices, CUDA probes and the cuInit error on a machine without a GPU) straight to
+file descriptor 2, before and below Python's logging, and ``TF_CPP_MIN_LOG_LEVEL`` no longer
+stops them all. So the backend is imported, and its devices listed (which is when the CUDA probes
+run), with descriptor 2 pointed at a temporary file; if that fails, what it wrote is replayed
+before the error. Python-side noise (tf.function retracing notices, absl warnings) is turned down
+through logging. Under JAX nothing needs hiding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "alembic", "mlflow")
+
+
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[None]:
+    """Descriptor 2 into a temporary file for the block; replayed if the block raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def quiet_backend(verbose: bool = False) -> None:
+    """Import the Keras backend without its start-up lines (all of them with ``verbose``), and
+    set the noisy libraries' loggers to WARNING (INFO with ``verbose``)."""
+    if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    level = logging.INFO if verbose else logging.WARNING
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if verbose or backend != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    with _stderr_to_file():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probes happen here
+        import keras  # noqa: F401
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Ctrl-C is an answer, not a crash: its log lines keep their message, lose the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def no_interrupt_tracebacks() -> None:
+    """Optuna logs a trial that Ctrl-C stopped with its whole traceback: keep one line."""
+    import optuna
+
+    optuna.logging.get_logger("optuna")  # makes sure Optuna's handler exists
+    for handler in logging.getLogger("optuna").handlers + logging.getLogger().handlers:
+        handler.addFilter(_NoInterruptTraceback())

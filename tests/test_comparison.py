@@ -1,0 +1,372 @@
+"""The study's comparison as the parent run, the report and the console show it.
+
+Real trial runs in a real MLflow store (SQLite, local artifacts) in a temporary folder, each
+with a scores.csv and the figures :func:`pad_report` computes from it, under a parent run, for a
+real Optuna study; then the real ``log_comparison`` on that parent run. No network, no mocks:
+two studies, a 12-trial demonstration (synthetic data, random backbone) and a multi-objective
+study on "real" data whose trials ran twice each (mean ± std).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import plotly.offline
+import pytest
+from mlflow.tracking import MlflowClient
+
+from core.backbone.spec import PARAMS_TO_FC7
+from experiments import compare, comparison, tracking
+from experiments.metrics import ScoreSet, pad_report, summarise
+from tests.servers import CHROMIUM_FLAGS
+
+SPECIES = ("print", "replay", "photo")
+# head, family, head params, how well it separates, baseline, how the trial ends. The frame
+# families never see that the "photo" is still; the sequence families do.
+DEMO_TRIALS = (
+    ("conv4096", "conv", 16_789_506, 1.2, "conv4096", "complete"),
+    ("conv2048", "conv", 8_394_754, 1.0, "conv2048", "complete"),
+    ("dense2048", "dense", 8_394_754, 0.9, "dense2048", "complete"),
+    ("convlstm2049", "convlstm", 50_376_716, 1.4, "convlstm2049", "complete"),
+    ("lstm30", "lstm", 495_302, 1.1, "lstm30", "complete"),
+    ("conv1024", "conv", 4_197_378, 1.5, None, "complete"),
+    ("dense512", "dense", 2_098_690, 0.4, None, "complete"),
+    ("lstm64", "lstm", 1_065_090, 2.0, None, "complete"),
+    ("lstm16", "lstm", 265_250, 0.6, None, "complete"),
+    ("convlstm512", "convlstm", 9_439_234, 1.8, None, "complete"),
+    ("dense4096", "dense", 16_785_410, 0.2, None, "pruned"),
+    ("conv256", "conv", 1_049_346, 0.0, None, "failed"),
+)
+REAL_TRIALS = DEMO_TRIALS[:5]
+SEQUENCE = ("lstm", "convlstm")
+NAMES = ("demo", "real")
+
+
+def split_scores(rng, separation: float, sees_motion: bool) -> ScoreSet:
+    """16 bona fide clips and 8 of each species; the still photo fools a frame head."""
+    labels = ["bonafide"] * 16 + [kind for kind in SPECIES for _ in range(8)]
+    centre = {"bonafide": separation / 2, "print": -separation / 2, "replay": -separation / 2}
+    centre["photo"] = centre["print"] if sees_motion else separation / 2 - 0.3
+    logits = np.array([centre[kind] for kind in labels]) + rng.normal(0, 0.6, len(labels))
+    scores = 1 / (1 + np.exp(-logits))
+    return ScoreSet(scores, np.array([k == "bonafide" for k in labels]), np.array(labels))
+
+
+def scores_rows(split: str, scores: ScoreSet, repeat: int) -> list[dict]:
+    return [
+        {
+            "split": split,
+            "clip": f"{split}-{i}",
+            "subject": f"client{i % 8:03d}",
+            "label": "bonafide" if kind == "bonafide" else "attack",
+            "attack_type": kind,
+            "repeat": repeat,
+            "score": float(score),
+        }
+        for i, (kind, score) in enumerate(zip(scores.attack_types, scores.scores, strict=True))
+    ]
+
+
+def log_trial(study, spec, repeats: int, tags: dict[str, str], seed: int) -> None:
+    """One trial as the sweep runs it: an Optuna trial and its nested MLflow run."""
+    head, family, params_head, separation, baseline, end = spec
+    rng = np.random.default_rng(seed)
+    study.enqueue_trial({"head": family, "dropout": 0.1 * (seed % 5), "learning_rate": 1e-3})
+    trial = study.ask()
+    trial.suggest_categorical("head", ["conv", "dense", "lstm", "convlstm"])
+    trial.suggest_float("dropout", 0.0, 0.5)
+    trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+    run_tags = {tracking.STUDY_TAG: study.study_name, tracking.TRIAL_TAG: str(trial.number)}
+    run_tags |= tags | ({"vggface_heads.baseline": baseline} if baseline else {})
+    try:
+        with tracking.run(f"{trial.number}-{head}", "trial", run_tags, nested=True):
+            mlflow.log_params({"head": head, "family": family, "output": "softmax"})
+            if end == "failed":
+                raise RuntimeError("loss diverged")
+            if end == "pruned":
+                raise optuna.TrialPruned("pruned at epoch 3")
+            reports, rows = [], []
+            for repeat in range(1, repeats + 1):
+                dev, test = (split_scores(rng, separation, family in SEQUENCE) for _ in "dt")
+                reports.append(pad_report(dev, test))
+                rows += scores_rows("dev", dev, repeat) + scores_rows("test", test, repeat)
+            metrics = summarise(reports)
+            sizes = {"params_head": params_head, "params_total": PARAMS_TO_FC7 + params_head}
+            mlflow.log_metrics({**metrics, **sizes, "settings": repeats})
+            with tempfile.TemporaryDirectory() as folder:
+                pd.DataFrame(rows).to_csv(Path(folder) / "scores.csv", index=False)
+                mlflow.log_artifact(str(Path(folder) / "scores.csv"))
+    except optuna.TrialPruned:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    except RuntimeError:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return
+    for key, value in {"head": head, "family": family, **sizes}.items():
+        trial.set_user_attr(key, value)
+    values = [metrics["dev_acer"], sizes["params_total"]]  # --multi-objective: both
+    study.tell(trial, values[: len(study.directions)])
+
+
+def build_study(root: Path, name: str, trials, demo: bool, repeats: int = 1, objectives: int = 1):
+    """A finished study in the store at ``root``: its trial runs, then the comparison logged on
+    its parent run. Returns (study, experiment id, parent run id, the comparison table)."""
+    MlflowClient().create_experiment(name, artifact_location=str(root / "artifacts" / name))
+    experiment_id = tracking.use_experiment(name, mlflow.get_tracking_uri())
+    flag = str(demo).lower()
+    tags = {"synthetic": flag, "random_weights": flag, "evaluation": "intra-dataset"}
+    if repeats > 1:
+        tags["repeats"] = str(repeats)
+    study = optuna.create_study(study_name=name, directions=["minimize"] * objectives)
+    with tracking.run(f"study {name}", "study", {tracking.STUDY_TAG: name, **tags}) as parent:
+        for seed, spec in enumerate(trials):
+            log_trial(study, spec, repeats, tags, seed)
+        table = comparison.log_comparison(study, experiment_id, name)
+    return study, experiment_id, parent.info.run_id, table
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("comparison")
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    try:
+        yield {
+            "root": root,
+            "demo": build_study(root, "demo", DEMO_TRIALS, demo=True),
+            "real": build_study(root, "real", REAL_TRIALS, demo=False, repeats=2, objectives=2),
+        }
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
+def artifact(run_id: str, path: str, folder: Path) -> Path:
+    return Path(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(folder))
+    )
+
+
+def trial_runs(experiment_id: str) -> pd.DataFrame:
+    runs = mlflow.search_runs([experiment_id], "tags.`vggface_heads.role` = 'trial'")
+    return runs[runs["status"] == "FINISHED"]
+
+
+@pytest.fixture(scope="module")
+def reports(store, tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("reports")
+    return {
+        name: artifact(store[name][2], "report.html", folder / name).read_text() for name in NAMES
+    }
+
+
+def packed_scripts(page: str) -> list[str]:
+    """The plotly.js payloads of a page, unpacked (raw DEFLATE, base64)."""
+    opening = r"<script type='application/octet-stream' id='plotly-js'[^>]*>"
+    found = re.findall(opening + r"([^<]*)<", page)
+    return [zlib.decompress(base64.b64decode(payload), -15).decode() for payload in found]
+
+
+def test_report_prints_numbers_as_papers_do(store, reports) -> None:
+    page = reports["demo"].split("<h2>Figures")[0]  # the tables (figures hold raw numbers)
+    assert not re.search(r"\d\.0000\b", page)  # no count printed as 134755846.0000
+    best = comparison.best_per_family(store["demo"][3])
+    lstm = best[best["family"] == "lstm"].iloc[0]
+    for count in (lstm["params_head"], lstm["params_total"]):
+        assert f">{count:,}<" in page and str(count) not in page.replace(lstm["run_id"], "")
+    runs = trial_runs(store["demo"][1]).set_index("run_id")
+    row = runs.loc[lstm["run_id"]]
+    assert f">{100 * row['metrics.dev_acer']:.1f}%<" in page
+    assert f">{row['metrics.test_auc']:.3f}<" in page  # AUC: a plain number
+    low, high = row["metrics.test_hter_ci_low"], row["metrics.test_hter_ci_high"]
+    assert f">[{100 * low:.1f}%, {100 * high:.1f}%]<" in page
+    assert lstm["run_id"] in page  # the run ids belong in the report
+
+    real = reports["real"]  # two repeats: mean ± std in percentage points
+    row = trial_runs(store["real"][1]).iloc[0]
+    acer, spread = row["metrics.test_acer"], row["metrics.test_acer_std"]
+    assert f">{100 * acer:.1f} ± {100 * spread:.1f}%<" in real
+
+
+def test_report_carries_plotly_once_and_is_small(reports) -> None:
+    plotlyjs = plotly.offline.get_plotlyjs()
+    # scatter, distributions, ROC, Optuna's history and importance (and its Pareto front)
+    for name, count in (("demo", 5), ("real", 6)):
+        page = reports[name]
+        unpacked = packed_scripts(page)
+        assert unpacked == [plotlyjs]
+        assert (page + unpacked[0]).count("* plotly.js v") == 1  # the library's own banner
+        assert "cdn.plot.ly" not in page and "<script src" not in page  # opens offline
+        # Before: plotly.js inlined as shipped, so every report was larger than plotly.js.
+        assert len(page.encode()) < 0.5 * len(plotlyjs.encode())
+        figures = re.findall(r"<script type='application/json' class='figure'", page)
+        assert len(figures) == count
+    assert "Pareto-front Plot" in reports["real"]  # --multi-objective
+    assert "Optimization History Plot" in reports["demo"]
+    assert "Hyperparameter Importances" in reports["demo"]
+
+
+def test_report_draws_every_figure_in_a_browser(store, tmp_path) -> None:
+    assert shutil.which("chromium"), "needs Debian's chromium (.ci/run installs it)"
+    page = artifact(store["demo"][2], "report.html", tmp_path)
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [
+            "chromium",
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "demonstration: synthetic data and a random backbone" in dom
+    assert 'id="plotly-status"' not in dom  # removed once every figure is drawn
+    drawn = re.findall(r"<div class=\"plot[^\"]*\" id=\"plot-\d+\"[^>]*>.{0,400}main-svg", dom)
+    assert len(drawn) == 5
+
+
+def test_banner_follows_the_trial_runs_tags(store, reports, capsys) -> None:
+    banner = "demonstration: synthetic data and a random backbone, not a result about VGG-Face"
+    assert reports["demo"].index(banner) < reports["demo"].index("<h1>")  # the page opens with it
+    assert "demonstration" not in reports["real"]
+    notes = {name: mlflow.get_run(store[name][2]).data.tags[comparison.NOTE_TAG] for name in NAMES}
+    assert notes["demo"].startswith(f"**{banner}**") and "demonstration" not in notes["real"]
+    uri = mlflow.get_tracking_uri()
+    assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+    assert banner in capsys.readouterr().out
+    assert compare.main(["--study", "real", "--tracking-uri", uri]) == 0
+    assert "demonstration" not in capsys.readouterr().out
+
+
+def test_parent_run_holds_the_best_trial_per_family(store, tmp_path) -> None:
+    study, experiment_id, parent, _ = store["demo"]
+    names = {a.path for a in MlflowClient().list_artifacts(parent)}
+    assert {"comparison.csv", "best_per_family.csv", "best_per_family.json", "report.html"} <= names
+    assert not any(n.startswith("optuna_") for n in names)  # Optuna's figures: in the report
+
+    best = pd.read_csv(artifact(parent, "best_per_family.csv", tmp_path), keep_default_na=False)
+    logged = MlflowClient().load_table(experiment_id, "best_per_family.json", [parent])
+    assert list(logged["head"]) == list(best["head"])
+    runs = trial_runs(experiment_id)
+    assert sorted(best["family"]) == sorted(runs["params.family"].unique())
+    species = [f"metrics.test_apcer_{s}" for s in SPECIES]
+    for _, row in best.iterrows():
+        family = runs[runs["params.family"] == row["family"]]
+        chosen = family.loc[family["metrics.dev_acer"].idxmin()]  # chosen on dev only
+        assert row["dev_acer"] == chosen["metrics.dev_acer"] == family["metrics.dev_acer"].min()
+        for figure in ("test_apcer", "test_bpcer", "test_acer", "test_hter"):
+            assert row[figure] == chosen[f"metrics.{figure}"]
+        assert row["params_total"] == row["params_head"] + PARAMS_TO_FC7
+        worst = chosen[species].astype(float)
+        tied = [s for s, col in zip(SPECIES, species, strict=True) if worst[col] == worst.max()]
+        assert row["worst_species"] == ("/".join(sorted(tied)) if worst.max() > 0 else "")
+    frames = best[~best["family"].isin(SEQUENCE)]
+    assert all("photo" in w.split("/") for w in frames["worst_species"])  # fools frame heads
+
+    note = mlflow.get_run(parent).data.tags[comparison.NOTE_TAG]
+    assert "| family | head | trial | output | head params | total params | dev ACER |" in note
+    for _, row in best.iterrows():
+        assert (
+            f"| {row['family']} | {row['head']} | {row['trial']} | softmax | "
+            f"{row['params_head']:,} | {row['params_total']:,} | {100 * row['dev_acer']:.1f}% |"
+        ) in note
+    assert "report.html" in note and "Pareto front" in note
+
+
+def test_console_table_fits_a_100_column_terminal(store) -> None:
+    for name in NAMES:
+        table = store[name][3]
+        text = comparison.console_table(table)
+        lines = text.splitlines()
+        assert max(map(len, lines)) <= 100
+        assert len(lines) == 2 + len(table)  # title, header, one line per row
+        assert lines[1].split()[:4] == ["head", "output", "head", "params"]  # group: no name
+        assert not any(run_id in text for run_id in table["run_id"])
+        for line, (_, row) in zip(lines[2:], table.iterrows(), strict=True):
+            assert row["head"] in line and f"{row['params_head']:,.0f}" in line
+            assert f"{100 * row['test_acer']:.1f}" in line and line.count("%") == 5
+    real = comparison.console_table(store["real"][3])
+    assert "±" in real  # two repeats: the spreads fit
+    narrow = comparison.console_table(store["real"][3], width=70)
+    assert max(map(len, narrow.splitlines())) <= 70
+
+
+def pareto_points(study: optuna.Study) -> dict[tuple[float, float], set[int]]:
+    """The front of (params_total, dev ACER) over the study's complete trials, computed
+    here by brute force: each point with the trials that reach it."""
+    done = [
+        (t.number, t.user_attrs["params_total"], t.values[0])
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    ]
+    points: dict[tuple[float, float], set[int]] = {}
+    for number, size, error in done:
+        beaten = any(s <= size and e <= error and (s < size or e < error) for _, s, e in done)
+        if not beaten:
+            points.setdefault((size, error), set()).add(number)
+    return points
+
+
+def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
+    for name in NAMES:
+        study, experiment_id, parent, table = store[name]
+        location = table.attrs["report"]
+        assert location == comparison.report_location(parent)
+        assert Path(location).is_file() and Path(location).name == "report.html"
+        wrapped = comparison.verdict(table, study, location)
+        assert max(map(len, wrapped)) <= 100 or any(location in line for line in wrapped)
+        lines = []  # the logical lines: a continuation is indented
+        for line in wrapped:
+            if line.startswith("  "):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line)
+
+        runs = trial_runs(experiment_id).assign(
+            trial=lambda r: r["tags.optuna.trial_number"].astype(int)
+        )
+        order = ["metrics.dev_acer", "metrics.dev_eer", "metrics.params_total", "trial"]
+        best = runs.sort_values(order).iloc[0]  # ties: the lower EER, then the smaller head
+        head, params = best["params.head"], int(best["metrics.params_head"])
+        assert lines[0].startswith(f"best head by dev ACER: {head} (trial {best['trial']}, ")
+        assert f"{params:,} head params" in lines[0]
+        assert f"dev ACER {100 * best['metrics.dev_acer']:.1f}" in lines[0]
+        assert f"test ACER {100 * best['metrics.test_acer']:.1f}" in lines[0]
+
+        points = pareto_points(study)
+        listed = [int(n) for n in re.findall(r"#(\d+) ", lines[1])]
+        assert lines[1].startswith("Pareto front") and len(listed) == len(points)
+        assert all(any(n in trials for trials in points.values()) for n in listed)
+        assert lines[2] == f"report: {location}"
+        demo = [line for line in lines if line.startswith("demonstration:")]
+        assert len(demo) == (name == "demo") and len(lines) == 3 + len(demo)
+    assert len(comparison.verdict(table, study, None)) == len(wrapped) - 1  # no report line
+
+
+def test_an_attack_no_head_caught_is_said_plainly():
+    table = pd.DataFrame(
+        {
+            "head": ["dense8", "lstm30"],
+            "test_apcer_photo": [1.0, 0.625],
+            "test_apcer_print": [0.0, 0.75],
+            "test_apcer_photo_std": [0.0, 0.1],
+        }
+    )
+    lines = comparison.missed_species(table)
+    assert lines == ["no head caught the photo attack: its test APCER is 62.5% at best"]
+    table.loc[1, "test_apcer_photo"] = 0.25
+    assert comparison.missed_species(table) == []

@@ -1,0 +1,139 @@
+"""The device Keras computes on, its default batch sizes, and extraction using them.
+
+The device is asked of the real backend (TensorFlow here; JAX in a subprocess, where TensorFlow
+must not be imported). Extraction runs the real pipeline on 6 tiny PNG clips with a small real
+Keras network in place of VGG-Face (handed in through ``_load_backbone``, as tests/test_features.py
+hands in its backbone), so the test sees every batch the pipeline forms.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+import core.features.extract as extraction
+from core import device
+from core.constants import FEATURE_SIZE, INPUT_SHAPE
+from core.data.dataset import load_dataset
+from core.device import Device, extraction_batch_size, inference_batch_size
+
+ROOT = Path(__file__).resolve().parents[1]
+GIB = 2**30
+
+
+def gpu(memory_gib: float | None) -> Device:
+    memory = None if memory_gib is None else int(memory_gib * GIB)
+    return Device("jax", "gpu", "test GPU", 1, memory)
+
+
+def test_this_machine_is_described_as_its_backend_sees_it():
+    here = device.current_device()
+    assert here.backend == keras.backend.backend()
+    if here.backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        assert here.accelerator == bool(gpus)
+        assert here.count == (len(gpus) if gpus else os.cpu_count())
+    assert here.name and here.platform in here.describe() and here.backend in here.describe()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_under_jax_the_device_comes_from_jax_without_importing_tensorflow():
+    code = (
+        "import json, sys; from core.device import current_device; d = current_device(); "
+        "print(json.dumps({'backend': d.backend, 'platform': d.platform, "
+        "'tensorflow': 'tensorflow' in sys.modules}))"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"backend": "jax", "platform": "cpu", "tensorflow": False}
+
+
+def test_cpu_batches_are_small_and_gpu_batches_grow_with_memory():
+    cpu = Device("tensorflow", "cpu", "a CPU", 2)
+    assert (extraction_batch_size(cpu), inference_batch_size(cpu)) == (16, 256)
+    # half the memory at 64 MiB a frame, a power of two from 16 to 256
+    assert [extraction_batch_size(gpu(m)) for m in (1, 4, 8, 16, 24, 80)] == [
+        16,
+        32,
+        64,
+        128,
+        128,
+        256,
+    ]
+    # a quarter of the memory at 1 MiB an input, a power of two from 256 to 8192
+    assert [inference_batch_size(gpu(m)) for m in (0.5, 4, 16, 80)] == [256, 1024, 4096, 8192]
+    # memory not reported: sized for a small (16 GiB) GPU, never below the CPU's
+    assert extraction_batch_size(gpu(None)) == 128
+    assert inference_batch_size(gpu(None)) == 4096
+
+
+@pytest.fixture(scope="module")
+def small_network() -> keras.Model:
+    """A real network from 224x224 frames to 4096 features, cheap enough to run at once."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(INPUT_SHAPE)
+    x = keras.layers.AveragePooling2D(32)(inputs)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(FEATURE_SIZE, activation="relu")(x))
+
+
+class Recording:
+    """``model`` as extraction calls it, keeping the size of every batch it is given."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model, self.batches = model, []
+
+    def predict_on_batch(self, x):
+        self.batches.append(len(x))
+        return self.model.predict_on_batch(x)
+
+
+def write_dataset(root: Path, frames: int = 3) -> Path:
+    """train/dev/test x real/attack: 6 clips of ``frames`` 32x32 PNG frames."""
+    rng = np.random.default_rng(0)
+    for subject, split in enumerate(("train", "dev", "test"), start=1):
+        for label in ("real", "attack"):
+            folder = root / split / label / f"client{subject:03d}_{label}"
+            folder.mkdir(parents=True)
+            for i in range(frames):
+                image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                cv2.imwrite(str(folder / f"{i:02d}.png"), image)
+    return root
+
+
+@pytest.mark.parametrize("given", [None, 4])
+def test_extraction_batches_by_the_device_unless_told(tmp_path, monkeypatch, small_network, given):
+    recording = Recording(small_network)
+    monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (recording, None))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    dataset = load_dataset(write_dataset(tmp_path / "data"))
+    features = extraction.extract_features(
+        dataset,
+        cache_dir=tmp_path / "cache",
+        frames_per_clip=3,
+        face_crop=False,
+        batch_size=given,
+        progress=False,
+    )
+    batch = given or extraction_batch_size()
+    total = 6 * 3
+    expected = [batch] * (total // batch) + ([total % batch] if total % batch else [])
+    assert recording.batches == expected
+    assert features.manifest["batch_size"] == batch
+    assert features.manifest["device"] == device.current_device().describe()
+    assert features.clip_features(np.arange(6)).shape == (6, 3, FEATURE_SIZE)
