@@ -22,14 +22,15 @@ Bookkeeping = cycle - training and inference; the columns split it:
 * plots: building the ROC/DET and confusion figures and ``mlflow.log_figure`` (PNG + upload);
 * artifacts: ``mlflow.log_artifact`` (copies into the artifact store) and writing scores.csv and
   the model summary;
-* mlflow: ``start_run``/``end_run``/``set_tag``, ``log_params``, ``log_metrics`` (per-epoch
-  curves included);
+* mlflow: ``start_run``/``end_run``/``set_tag``, ``log_params``, ``log_metrics``, and the
+  per-epoch curves' one ``log_batch`` when the trial ends;
 * suggest: the sampler's choices (``search.suggest``);
 * report+prune: the per-epoch ``report`` and ``should_prune`` (storage writes and reads);
 * lost runs: the worker's check for runs of lost trials (an MLflow search, before and after each
   trial);
 * metrics: PAD report, scores frame, summary;
-* clear: ``keras.backend.clear_session``;
+* clear: ``keras.backend.clear_session`` (its ``gc.collect``: the sweep freezes what exists before
+  the first trial, ``experiments.memory.freeze_heap``);
 * other: the rest (Optuna's ``ask``/``tell`` and storage round trips, the worker's lock).
 
 ``--profile FILE`` also writes a cProfile of the whole sweep loop (``python -m pstats FILE``).
@@ -159,6 +160,7 @@ def instrument(watch: Stopwatch) -> None:
     watch.wrap(tracking, "log_trial_artifacts", "artifacts")  # csv, summary, temporary folder
     for name in ("start_run", "end_run", "set_tag", "log_params", "log_metrics"):
         watch.wrap(mlflow, name, "mlflow")
+    watch.wrap(mlflow.MlflowClient, "log_batch", "mlflow")
     watch.wrap(search, "suggest", "suggest")
     watch.wrap(optuna.Trial, "report", "report+prune")
     watch.wrap(optuna.Trial, "should_prune", "report+prune")

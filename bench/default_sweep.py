@@ -31,8 +31,9 @@ def run_default(workdir: Path, cache: Path) -> tuple[float, str]:
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if result.returncode != 0:
+        sys.exit(f"the sweep failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return time.perf_counter() - start, result.stdout
 
 

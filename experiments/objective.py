@@ -4,8 +4,9 @@ A trial trains once per setting (:mod:`experiments.evaluation`: the protocol's f
 ``--repeats`` seeds); with one setting its figures are logged as they are, with several the mean
 of each under its plain name and the standard deviation as ``<name>_std``. The dev ACER (mean over
 settings; multi-objective, with the parameter count) is what Optuna minimises; test figures are
-logged but never used for choosing. Keras' global state is cleared before each trial, so a long
-study does not grow.
+logged but never used for choosing. Each trial runs in :func:`experiments.memory.trial_scope`, so
+a long study does not grow. The per-epoch curves are kept in memory and logged in one batch when
+the trial ends (finished, pruned or failed): one database transaction a trial, not one an epoch.
 
 A fine-tuned trial (``fine_tune`` "fc" or "conv5", :mod:`experiments.training`) also trains the
 backbone's top: ``params_trainable`` counts those layers with the head, and with the head's weights
@@ -26,10 +27,11 @@ import keras
 import mlflow
 import optuna
 import pandas as pd
+from mlflow.entities import Metric
 
 from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import console, search, tracking
+from experiments import console, memory, search, tracking
 from experiments.evaluation import (
     Setting,
     no_face_metrics,
@@ -67,9 +69,13 @@ class Objective:
         self.context, self.seed, self.multi_objective = context, seed, multi_objective
         self.precision, self.jit_compile, self.keep_weights = precision, jit_compile, keep_weights
         self.fine_tune = search.fine_tune_choices(fine_tune)
+        self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        keras.backend.clear_session()  # the previous trial's graphs and layer names
+        with memory.trial_scope():
+            return self._trial(trial)
+
+    def _trial(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = search.suggest(
             trial, self.allowed, self.precision, self.jit_compile, fine_tune=self.fine_tune
         )
@@ -83,8 +89,13 @@ class Objective:
             tags["vggface_heads.baseline"] = baseline
         start = time.perf_counter()
         try:
-            with tracking.run(f"{trial.number}-{config.head}", "trial", tags, nested=True):
-                result = self._train_and_log(trial, config)
+            with tracking.run(f"{trial.number}-{config.head}", "trial", tags, nested=True) as run:
+                self._curves = []
+                try:
+                    result = self._train_and_log(trial, config)
+                finally:
+                    curves, self._curves = self._curves, []
+                    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=curves)
         except optuna.TrialPruned:
             self._print(trial.number, config, "pruned", start)
             raise
@@ -172,7 +183,8 @@ class Objective:
         name = f"{prefix}/epoch_{{}}" if prefix else "epoch_{}"
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
-            mlflow.log_metrics({name.format(k): v for k, v in values.items()}, step=epoch)
+            now = int(time.time() * 1000)
+            self._curves += [Metric(name.format(k), v, now, epoch) for k, v in values.items()]
             if prune and not self.multi_objective:
                 trial.report(values["dev_acer"], epoch)
                 if trial.should_prune():

@@ -36,7 +36,16 @@ from core.constants import AUTO_PRECISION
 from core.data.clips import DataError
 from core.data.dataset import Dataset
 from core.features import FeatureOptions, FeatureSet, cached_features
-from experiments import comparison, console, dashboard, models, search, tracking, workers
+from experiments import (
+    comparison,
+    console,
+    dashboard,
+    memory,
+    models,
+    search,
+    tracking,
+    workers,
+)
 from experiments.cli import add_feature_arguments, feature_options
 from experiments.evaluation import (
     EvaluationOptions,
@@ -216,6 +225,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         )
         share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
         progress = console.Progress(config.trials, study_name)
+        memory.settle()  # the C heap and the collector, before the first trial
         print(console.TRIAL_HEADER, flush=True)
         ran = share.optimize(
             objective,

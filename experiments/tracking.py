@@ -24,7 +24,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from experiments import plots
+from experiments import plots, wal
 from experiments.metrics import ScoreSet
 from experiments.training import save_head_weights
 
@@ -66,6 +66,7 @@ def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
     for key, value in tags.items():  # experiments made before these tags existed
         if experiment.tags.get(key) != value:
             client.set_experiment_tag(experiment.experiment_id, key, value)
+    wal.write_ahead_log(mlflow.get_tracking_uri())  # the store exists by now
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
 

@@ -39,7 +39,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments import tracking
+from experiments import tracking, wal
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -179,6 +179,7 @@ def _open_study(
             directions=list(directions),
             load_if_exists=True,
         )
+        wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))

@@ -7,6 +7,7 @@ minutes on 2 cores; the feature cache is shared by every sweep in the module.
 from __future__ import annotations
 
 import math
+import sqlite3
 from pathlib import Path
 
 import cv2
@@ -195,6 +196,13 @@ def test_every_test_figure_equals_bob_measure_on_scores_csv(first_sweep, tmp_pat
         assert {key: run[f"metrics.{key}"] for key in by_bob} == by_bob
 
 
+def test_both_stores_are_in_write_ahead_log_mode(first_sweep, workspace):
+    for name in ("optuna.db", "mlflow.db"):
+        with sqlite3.connect(workspace / name) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal", name
+        connection.close()
+
+
 def test_trial_artifacts_and_epoch_curves(first_sweep):
     client = MlflowClient()
     runs = child_runs(first_sweep)
@@ -313,6 +321,8 @@ def test_pruned_trial_ends_killed(workspace, monkeypatch):
     runs = child_runs(result)
     assert list(runs["status"]) == ["KILLED", "KILLED"]
     assert mlflow.get_run(result.parent_run_id).info.status == "FINISHED"
+    for run_id in runs["run_id"]:  # the curve up to the pruning epoch is logged all the same
+        assert [m.step for m in MlflowClient().get_metric_history(run_id, "epoch_dev_acer")] == [1]
 
 
 def test_nan_loss_fails_the_trial_and_the_study_goes_on(workspace, monkeypatch):

@@ -1,0 +1,95 @@
+"""A long study's process stays the size of its largest trial, and its bookkeeping cheap.
+
+Two things grow with every trial otherwise (measured in bench/RESULTS.md, "Peak memory" and
+"Bookkeeping per trial"):
+
+- TensorFlow's global gradient registry. Keras' TensorFlow train step sums gradients through a
+  ``tf.custom_gradient``; every trace registers its gradient function under a new name
+  (``CustomGradient-<n>``) and nothing removes it. Its closure holds the traced step's graph,
+  whose captures hold the resource handles of the model's and the optimizer's variables: the
+  whole head and Adam's two moments stay allocated after ``clear_session()`` (keras-team/keras
+  #17458, tensorflow/tensorflow#61791; +106 MiB a trial in a dense study). :func:`trial_scope`
+  removes the names a trial registered when it ends. JAX has no such registry.
+- The C heap. glibc serves a freed block's size from its heap next time instead of mmap once it
+  has freed a large mmapped block (its dynamic mmap threshold climbs to 32 MiB), and a heap does
+  not shrink past blocks still in use: each trial's tensors of new shapes left ~3 MiB the next
+  could not reuse. With the threshold pinned at 1 MiB, blocks that large are mapped and unmapped
+  (bench/RESULTS.md: 0.2 MiB a trial).
+- The garbage collector's work. ``clear_session()`` runs ``gc.collect()``, which walks every
+  object the process holds: ~600k with TensorFlow, MLflow, Optuna and pandas loaded, 0.5-1 s a
+  trial. Freezing what exists before the first trial takes it out of the collector's sight.
+
+:func:`settle` does the last two once before the trial loop; :func:`trial_scope` wraps each trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+from collections.abc import Iterator
+
+import keras
+
+CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def settle() -> None:
+    """Once, before the trial loop: pin glibc's mmap threshold (:func:`map_large_blocks`), then
+    collect and exempt every surviving object from later collections (``gc.freeze``): the
+    modules, the cached features and the stores live as long as the process, and each trial's
+    own garbage is still collected."""
+    map_large_blocks()
+    gc.collect()
+    gc.freeze()
+
+
+def map_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Have glibc's malloc serve blocks of ``threshold`` bytes and more from mmap, given back to
+    the system when freed (``mallopt(M_MMAP_THRESHOLD)``, which also stops the threshold from
+    climbing). False where the C library has no ``mallopt`` (musl, macOS): nothing changes."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, threshold) == 1
+
+
+def custom_gradient_names() -> set[str]:
+    """The ``CustomGradient-*`` names in TensorFlow's gradient registry (empty under JAX, or
+    where TensorFlow no longer keeps such a registry)."""
+    registry = _gradient_registry()
+    if registry is None:
+        return set()
+    return {name for name in registry if name.startswith(CUSTOM_GRADIENT_PREFIX)}
+
+
+@contextlib.contextmanager
+def trial_scope() -> Iterator[None]:
+    """Run one trial: a fresh Keras session before it; when it ends (finished, pruned, failed or
+    interrupted), the gradient functions it registered are dropped, so its graphs and its
+    variables' memory go with its models."""
+    keras.backend.clear_session()  # the previous trial's graphs and layer names
+    before = custom_gradient_names()
+    try:
+        yield
+    finally:
+        registry = _gradient_registry()
+        if registry is not None:
+            for name in custom_gradient_names() - before:
+                registry.pop(name, None)
+
+
+def _gradient_registry() -> dict | None:
+    """TensorFlow's name -> gradient function dict, when Keras runs on TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from tensorflow.python.framework import ops
+    except ImportError:
+        return None
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else None
