@@ -20,11 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def synthetic_face_frame() -> np.ndarray:
-    """A 160x160 frame of the synthetic set's bona fide clips: a drawn head in a room."""
+    """A 160x160 frame of the synthetic set's bona fide clips: a drawn head in a room.
+
+    Cartoons are not what the detectors were trained on: on such frames (the photo's pose) MTCNN
+    finds 11 of 12 drawn faces and Haar 6 of 12; this face is one both find.
+    """
     from core.data.synthetic import PHOTO_FRAME, Face, Motion, _render_bonafide
 
-    face = Face.random(np.random.default_rng(3), 3)
-    motion = Motion.random(np.random.default_rng(4), PHOTO_FRAME)  # eyes open, mouth closed
+    face = Face.random(np.random.default_rng(9), 9)
+    motion = Motion.random(np.random.default_rng(10), PHOTO_FRAME)  # eyes open, mouth closed
     return list(_render_bonafide(face, motion, np.ones(3), np.random.default_rng(5)))[PHOTO_FRAME]
 
 

@@ -1,21 +1,25 @@
 """The embedded synthetic PAD set: a small, seeded demonstration set written as real video files.
 
 With no ``--data`` the sweep runs on this set (SPEC §4), read through the same loader as user
-data. Every clip is drawn, not filmed: the faces are cartoons of no one. 24 subjects, each a
-distinct face and room, in the set's own split folders (``train/``, ``dev/``, ``test/``: 8
-subjects each, so dev and test figures move in steps of 1/16 bona fide and 1/8 per species). Per
-subject, under ``<split>/``:
+data. Every clip is drawn, not filmed: the faces are cartoons of no one. 32 subjects, each a
+distinct face and room, in the set's own split folders: 16 subjects in ``train/``, 8 in ``dev/``
+and 8 in ``test/`` (dev and test figures move in steps of 1/16 bona fide and 1/8 per species).
+Per subject, under ``<split>/``:
 
-- ``real/subjectNN_session{1,2}.avi``: bona fide, filmed with a hand-held camera (the frame
-  drifts a few pixels), head sway, nod, roll and scale changes, talking (the mouth opens wide)
-  and blinks, fresh camera noise every frame; session 2 has other lighting and motion.
+- ``real/subjectNN_session{1,2}.avi``: bona fide, filmed close with a hand-held camera (the frame
+  drifts a few pixels): head sway, nod, roll, scale changes and turns (yaw: the face slides
+  sideways, the far eye narrows, an ear shows), blinks, and the subject speaks throughout, so the
+  mouth is open, wide, teeth showing, in almost every frame; fresh camera noise every frame;
+  session 2 has other lighting and motion.
 - ``attack/print/subjectNN_print.avi``: a still photo printed with a halftone dot screen, paper
   tint and border, slightly bent, held still in front of another room.
 - ``attack/replay/subjectNN_replay.avi``: a bona fide recording shown on a screen: bezel, colour
-  cast, raised black level, moire, flicker and a rolling refresh band; the face moves.
-- ``attack/photo/subjectNN_photo.avi``: a "perfect photo": one frame of the subject's session-1
-  clip (eyes open, mouth closed), repeated. Every frame is a bona fide frame; only the absence of
-  motion gives it away, so a frame head cannot see it; a head that reads the sequence may.
+  cast, raised black level, moire, flicker and a rolling refresh band; the face moves and speaks.
+- ``attack/photo/subjectNN_photo.avi``: a "perfect photo": frame ``PHOTO_FRAME`` of the subject's
+  session-1 clip, repeated. There the subject pauses between words, facing the camera, eyes open,
+  mouth closed, as one poses for a photo. Every frame is a bona fide frame, so a frame head
+  cannot see it; only the sequence shows a face that never speaks, blinks nor turns, which a head
+  reading the whole clip (a recurrent head's max over time) can learn from 16 subjects.
 
 20 frames of 160x160 at 10 fps per clip, Motion-JPEG in AVI written by OpenCV's own encoder (every
 frame a key frame, byte-identical for one seed). The set is built in a temporary folder and
@@ -43,8 +47,8 @@ from core.data.clips import SYNTHETIC_MARKER, DataError
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # bump whenever the generated content changes: old copies are then rebuilt
-SUBJECTS = 24  # a third each in train/, dev/ and test/: 8 subjects per split
+VERSION = 3  # bump whenever the generated content changes: old copies are then rebuilt
+SUBJECTS = 32  # the first half in train/, a quarter each in dev/ and test/: 16, 8 and 8
 FRAMES = 20
 SIZE = 160
 FPS = 10
@@ -52,6 +56,8 @@ BONAFIDE_SESSIONS = 2
 PHOTO_FRAME = FRAMES // 2  # the frame of session 1 that the photo attack freezes
 NOISE_SIGMA = 2.5  # camera sensor noise, grey levels
 SHAKE_SIGMA = 2.0  # hand-held camera: a random walk of the frame's offset, pixels per frame
+MOUTH_OPEN = 18.0  # half-height in pixels of the lips' opening at its widest ("aah")
+TALKING = (0.9, 0.5)  # mouth opening = clip(level + swing * sin(...), 0, 1): speaking throughout
 
 
 def synthetic_dataset(root: str | os.PathLike, seed: int = 0) -> Path:
@@ -155,8 +161,10 @@ def write_synthetic_set(folder: Path, seed: int) -> dict:
 
 
 def split_of(subject: int) -> str:
-    """The split folder of ``subject`` (1-based): the first third train, then dev, then test."""
-    return SPLITS[(subject - 1) * len(SPLITS) // SUBJECTS]
+    """The split folder of ``subject`` (1-based): the first half train, a quarter dev, the rest
+    test (more subjects to learn from than to be judged on, as in OULU-NPU and Replay-Attack)."""
+    position = 4 * (subject - 1) // SUBJECTS  # 0..3
+    return SPLITS[max(0, position - 1)]
 
 
 def clip_path(subject: int, kind: str) -> str:
@@ -223,7 +231,7 @@ class Face:
     def random(rng: np.random.Generator, index: int) -> Face:
         """A face and room drawn from ``rng``; ``index`` cycles skin and hair so subjects differ."""
         skin = SKIN_TONES[(2 * index) % len(SKIN_TONES)] + rng.normal(0, 6, 3)
-        half_width = rng.uniform(27, 33)
+        half_width = rng.uniform(40, 44)  # filmed close: the face fills the frame
         return Face(
             skin=np.clip(skin, 0, 255),
             hair=HAIR_COLOURS[index % len(HAIR_COLOURS)],
@@ -253,12 +261,16 @@ def _room(rng: np.random.Generator) -> np.ndarray:
     return np.clip(room + glow[..., None], 0, 255)
 
 
-def _sprite(face: Face, part: str, eyes_open: bool = True, mouth_open: float = 0.0) -> tuple:
-    """A drawing of the face (cached on it): ("head", eyes, mouth) or ("shoulders",)."""
-    key = (part, eyes_open, mouth_open)
+def _sprite(
+    face: Face, part: str, eyes_open: bool = True, mouth_open: float = 0.0, yaw: float = 0.0
+) -> tuple:
+    """A drawing of the face (cached on it): ("head", eyes, mouth, yaw) or ("shoulders",)."""
+    key = (part, eyes_open, mouth_open, yaw)
     if key not in face.sprites:
-        draw = _shoulders_sprite if part == "shoulders" else _head_sprite
-        face.sprites[key] = draw(face, eyes_open, mouth_open)
+        if part == "shoulders":
+            face.sprites[key] = _shoulders_sprite(face)
+        else:
+            face.sprites[key] = _head_sprite(face, eyes_open, mouth_open, yaw)
     return face.sprites[key]
 
 
@@ -285,8 +297,14 @@ def _shoulders_sprite(face: Face, *_: object) -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
-def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.ndarray, np.ndarray]:
-    """Head, hair and neck drawn on a SIZE x SIZE canvas, centred; returns (RGB float, alpha)."""
+def _head_sprite(
+    face: Face, eyes_open: bool, mouth_open: float, yaw: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Head, hair and neck drawn on a SIZE x SIZE canvas, centred; returns (RGB float, alpha).
+
+    ``yaw`` (-1..1) turns the head: the eyes, nose and mouth slide towards the side it turns to,
+    the far eye and the mouth narrow, the nose points that way and the ear of the other side shows.
+    """
     scale = 3  # drawn 3x larger with sub-pixel coordinates, then shrunk: smooth edges
     side = SIZE * scale
     rgb = np.zeros((side, side, 3), np.float32)
@@ -303,6 +321,8 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
     skin = face.skin.tolist()
     shade = (face.skin * 0.8).tolist()
     hair = face.hair.tolist()
+    turn = 0.4 * hw * yaw  # how far the face's midline moves
+    fx = cx + turn
 
     def fill(draw, colour, *args) -> None:  # draw on the picture and on its alpha mask
         draw(rgb, *args, colour, -1)
@@ -310,33 +330,41 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
 
     # neck (its foot hides under the shirt), hair behind the head, head
     fill(cv2.rectangle, shade, p(cx - hw * 0.45, cy + hh * 0.6), p(cx + hw * 0.45, SIZE * 1.2))
+    back = cx - 0.25 * turn  # the back of the head shows on the side away from the turn
     if face.hair_style != 1:
-        fill(cv2.ellipse, hair, p(cx, cy - hh * 0.1), r(hw * 1.12, hh * 1.05), 0, 0, 360)
+        fill(cv2.ellipse, hair, p(back, cy - hh * 0.1), r(hw * 1.12, hh * 1.05), 0, 0, 360)
+    if abs(yaw) > 0.2:  # the ear on the side away from the turn
+        ear = cx - np.sign(yaw) * hw * 0.97
+        fill(cv2.ellipse, shade, p(ear, cy), r(hw * 0.2 * abs(yaw), hh * 0.2), 0, 0, 360)
     fill(cv2.ellipse, skin, p(cx, cy), r(hw, hh), 0, 0, 360)
     # hair on top: a cap, a fringe or a short crop
     top = {0: (180, 360), 1: (190, 350), 2: (170, 370)}[face.hair_style]
-    fill(cv2.ellipse, hair, p(cx, cy - hh * 0.35), r(hw * 1.04, hh * 0.72), 0, *top)
+    fill(cv2.ellipse, hair, p(back, cy - hh * 0.35), r(hw * 1.04, hh * 0.72), 0, *top)
     if face.hair_style == 2:
-        fill(cv2.ellipse, hair, p(cx - hw * 0.3, cy - hh * 0.55), r(hw * 0.7, hh * 0.3), 15, 0, 360)
+        crop = p(back - hw * 0.3, cy - hh * 0.55), r(hw * 0.7, hh * 0.3)
+        fill(cv2.ellipse, hair, *crop, 15, 0, 360)
     # eyes: dark sockets and brows make the eye band darker than the cheeks, as in real faces
     eye_y = cy - hh * 0.12
     for side_sign in (-1, 1):
-        ex = cx + side_sign * face.eye_gap
-        cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.32, hh * 0.15), 0, 0, 360, shade, -1)
+        near = 1 - 0.5 * abs(yaw) * (side_sign * yaw > 0)  # the eye turned away narrows
+        ex = fx + side_sign * face.eye_gap * (1 - 0.25 * abs(yaw))
+        cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.32 * near, hh * 0.15), 0, 0, 360, shade, -1)
         cv2.line(
             rgb,
-            p(ex - hw * 0.25, eye_y - hh * 0.2),
-            p(ex + hw * 0.25, eye_y - hh * 0.22),
+            p(ex - hw * 0.25 * near, eye_y - hh * 0.2),
+            p(ex + hw * 0.25 * near, eye_y - hh * 0.22),
             np.minimum(face.hair * 0.6, face.skin * 0.45).tolist(),  # brows darker than skin
             round(2.4 * scale),
         )
         if eyes_open:
-            cv2.ellipse(rgb, p(ex, eye_y), r(hw * 0.19, hh * 0.07), 0, 0, 360, (200, 195, 190), -1)
-            cv2.circle(rgb, p(ex, eye_y), round(hh * 0.075 * scale), face.eyes.tolist(), -1)
+            cv2.ellipse(
+                rgb, p(ex, eye_y), r(hw * 0.19 * near, hh * 0.07), 0, 0, 360, (200, 195, 190), -1
+            )
+            cv2.circle(rgb, p(ex, eye_y), round(hh * 0.075 * scale * near), face.eyes.tolist(), -1)
             cv2.ellipse(
                 rgb,
                 p(ex, eye_y - 0.3),
-                r(hw * 0.2, hh * 0.075),
+                r(hw * 0.2 * near, hh * 0.075),
                 0,
                 180,
                 360,
@@ -348,48 +376,46 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
         else:
             cv2.line(
                 rgb,
-                p(ex - hw * 0.2, eye_y),
-                p(ex + hw * 0.2, eye_y + 0.5),
+                p(ex - hw * 0.2 * near, eye_y),
+                p(ex + hw * 0.2 * near, eye_y + 0.5),
                 (face.skin * 0.5).tolist(),
                 round(1.2 * scale),
             )
-    # nose: a shadow along one side and nostrils
-    cv2.line(rgb, p(cx + 1, eye_y + 2), p(cx + 2.5, cy + hh * 0.28), shade, round(1.5 * scale))
+    # nose: a shadow along one side and nostrils; its tip points where the head turns
+    tip = fx + 2.5 + 0.6 * turn
+    cv2.line(rgb, p(fx + 1, eye_y + 2), p(tip, cy + hh * 0.28), shade, round(1.5 * scale))
     for side_sign in (-1, 1):
         cv2.circle(
             rgb,
-            p(cx + side_sign * 2.5, cy + hh * 0.3),
+            p(tip - 2.5 + side_sign * 2.5, cy + hh * 0.3),
             round(1.1 * scale),
             (face.skin * 0.55).tolist(),
             -1,
         )
-    # mouth: lips, opened wide when speaking
+    # mouth: lips, opened wide when speaking, teeth and a dark inside
     mouth_y = cy + hh * 0.55
+    width = face.mouth_width * (1 - 0.25 * abs(yaw)) * (1 + 0.5 * mouth_open)
     lips = (face.skin * np.array([0.85, 0.5, 0.5])).tolist()
-    cv2.ellipse(rgb, p(cx, mouth_y), r(face.mouth_width, 2.2 + 6 * mouth_open), 0, 0, 360, lips, -1)
+    opening = MOUTH_OPEN * mouth_open
+    cv2.ellipse(rgb, p(fx, mouth_y), r(width, 2.2 + opening), 0, 0, 360, lips, -1)
     if mouth_open > 0.1:
-        cv2.ellipse(
-            rgb,
-            p(cx, mouth_y),
-            r(face.mouth_width * 0.8, 6 * mouth_open),
-            0,
-            0,
-            360,
-            (60, 20, 20),
-            -1,
-        )
+        cv2.ellipse(rgb, p(fx, mouth_y), r(width * 0.8, opening), 0, 0, 360, (45, 12, 15), -1)
+        teeth = p(fx, mouth_y - opening * 0.55), r(width * 0.6, opening * 0.35)
+        cv2.ellipse(rgb, *teeth, 0, 0, 360, (235, 232, 222), -1)
     else:
         cv2.line(
             rgb,
-            p(cx - face.mouth_width, mouth_y),
-            p(cx + face.mouth_width, mouth_y),
+            p(fx - width, mouth_y),
+            p(fx + width, mouth_y),
             (face.skin * 0.4).tolist(),
             round(0.8 * scale),
         )
-    # soft shading towards the face's edge gives it volume
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / scale
-    radial = ((xx - cx) / hw) ** 2 + ((yy - cy) / hh) ** 2
-    rgb *= np.clip(1.08 - 0.22 * radial, 0.75, 1.08)[..., None]
+    # soft shading towards the face's edge gives it volume (one per face, kept with its sprites)
+    if "shading" not in face.sprites:
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / scale
+        radial = ((xx - cx) / hw) ** 2 + ((yy - cy) / hh) ** 2
+        face.sprites["shading"] = np.clip(1.08 - 0.22 * radial, 0.75, 1.08)[..., None]
+    rgb *= face.sprites["shading"]
     rgb = cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(alpha, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     return rgb, alpha
@@ -397,29 +423,41 @@ def _head_sprite(face: Face, eyes_open: bool, mouth_open: float) -> tuple[np.nda
 
 @dataclass(frozen=True)
 class Motion:
-    """Smooth head motion over a clip: sway, nod, roll and scale, plus when the eyes blink."""
+    """Smooth head motion over a clip: sway, nod, roll, scale and turn, blinks and speech."""
 
     amplitude: np.ndarray  # dx, dy (pixels), roll (degrees), scale
     frequency: np.ndarray  # Hz, per component
     phase: np.ndarray
     blinks: frozenset[int]
     talking: np.ndarray  # mouth opening per frame, 0..1
+    yaw: np.ndarray  # head turn per frame, -1..1
     shake: np.ndarray  # (FRAMES, 2): the hand-held camera's offset per frame, pixels
 
     @staticmethod
     def random(rng: np.random.Generator, avoid_blink: int | None = None) -> Motion:
-        """Natural-looking motion, always talking; on frame ``avoid_blink`` the eyes are open and
-        the mouth is closed (the frame a photo attack freezes: one frame alone looks bona fide,
-        only the sequence shows the face never speaks nor blinks)."""
+        """Natural-looking motion, speaking throughout; on frame ``avoid_blink`` the subject
+        pauses facing the camera, eyes open and mouth closed (the frame a photo attack freezes:
+        one frame alone looks bona fide, only the sequence shows the face never speaks, blinks
+        nor turns)."""
+        t = np.arange(FRAMES)
+        still = 0 if avoid_blink is None else avoid_blink
         starts = rng.choice(FRAMES - 2, size=int(rng.integers(1, 3)), replace=False)
         blinks = {int(s) + d for s in starts for d in (0, 1)}
+        speed = rng.uniform(1.2, 2.4)  # radians per frame
+        talk_phase = -np.pi / 2 - speed * still if avoid_blink is not None else rng.uniform(0, 7)
+        level, swing = TALKING
+        talking = np.clip(level + swing * np.sin(speed * t + talk_phase), 0, 1)
+        turn_hz = rng.uniform(0.25, 0.5)
+        turn_phase = -2 * np.pi * turn_hz * still / FPS + rng.choice([0, np.pi])
+        if avoid_blink is None:
+            turn_phase = rng.uniform(0, 2 * np.pi)
+        yaw = rng.uniform(0.7, 1.0) * np.sin(2 * np.pi * turn_hz * t / FPS + turn_phase)
+        phase = rng.uniform(0, 2 * np.pi, 4)
+        frequency = rng.uniform(0.3, 0.9, 4)
         if avoid_blink is not None:
             blinks -= {avoid_blink}
-        talking = np.clip(
-            np.sin(np.arange(FRAMES) * rng.uniform(0.8, 2.0) + rng.uniform(0, 6)), 0, 1
-        )
-        if avoid_blink is not None:
             talking[avoid_blink] = 0.0
+            yaw[avoid_blink] = 0.0
         return Motion(
             amplitude=np.array(
                 [
@@ -429,10 +467,11 @@ class Motion:
                     rng.uniform(0.04, 0.08),
                 ]
             ),
-            frequency=rng.uniform(0.3, 0.9, 4),
-            phase=rng.uniform(0, 2 * np.pi, 4),
+            frequency=frequency,
+            phase=phase,
             blinks=frozenset(blinks),
             talking=talking,
+            yaw=yaw,
             shake=np.cumsum(rng.normal(0, SHAKE_SIGMA, (FRAMES, 2)), axis=0),
         )
 
@@ -447,6 +486,7 @@ def _render_bonafide(
     """Frames of the subject filmed live: the head moves over the room, the camera adds noise."""
     for t in range(FRAMES):
         mouth = round(float(motion.talking[t]) * 3) / 3  # four mouth shapes
+        yaw = round(float(motion.yaw[t]) * 2) / 2  # five head turns
         dx, dy, roll, grow = motion.pose(t)
         frame = face.room
         # the head sways, nods, rolls and nears; the shoulders follow the sway a little
@@ -454,7 +494,7 @@ def _render_bonafide(
         head_move[:, 2] += (dx, dy)
         body_move = np.float32([[1, 0, 0.4 * dx], [0, 1, 0.2 * dy]])
         for sprite, matrix in (
-            (_sprite(face, "head", t not in motion.blinks, mouth), head_move),
+            (_sprite(face, "head", t not in motion.blinks, mouth, yaw), head_move),
             (_sprite(face, "shoulders"), body_move),
         ):
             rgb = cv2.warpAffine(sprite[0], matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
