@@ -44,6 +44,7 @@ from experiments import (
     models,
     search,
     tracking,
+    wal,
     workers,
 )
 from experiments.cli import add_feature_arguments, feature_options
@@ -338,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(level)
     no_interrupt_tracebacks()
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
+    try:
+        return _run_and_close(config)
+    finally:  # the stores' files hold every commit, however the sweep ended
+        wal.checkpoint(config.storage)
+        wal.checkpoint(mlflow.get_tracking_uri())
+
+
+def _run_and_close(config: SweepConfig) -> int:
     try:
         result = run_sweep(config)
     except (DataError, PortError, ValueError) as err:

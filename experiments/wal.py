@@ -7,28 +7,54 @@ WAL mode; bench/RESULTS.md, "Bookkeeping per trial"). WAL is a property of the d
 once, every later connection (other workers, ``mlflow ui``, ``optuna-dashboard``) uses it. Readers
 no longer block the writer either. SQLite's WAL needs the processes on one machine (no network
 file system), which is what a SQLite study is; many machines share a PostgreSQL server instead.
+
+While a store is open its recent commits sit in ``<file>-wal`` next to it; :func:`checkpoint`
+(the sweep calls it as it exits) folds them into the database file, so the file alone, copied or
+backed up, holds everything.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import sqlalchemy
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
 
 
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite ``url``; None for other databases and in-memory SQLite."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return None  # e.g. a plain folder for MLflow's file store
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
 def write_ahead_log(url: str) -> bool:
     """Put the SQLite database of ``url`` (a SQLAlchemy URL such as ``sqlite:///optuna.db``)
     in WAL mode; True when it is. Other databases and in-memory SQLite are left alone (False).
     """
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        return False  # e.g. a plain folder for MLflow's file store
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    database = _sqlite_file(url)
+    if database is None:
         return False
-    with sqlite3.connect(parsed.database, timeout=BUSY_SECONDS) as connection:
+    with sqlite3.connect(database, timeout=BUSY_SECONDS) as connection:
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     connection.close()
     return mode == "wal"
+
+
+def checkpoint(url: str) -> None:
+    """Fold the write-ahead log of the SQLite database of ``url`` into the database file and
+    empty it. Nothing happens for other databases or a file that does not exist."""
+    database = _sqlite_file(url)
+    if database is None or not Path(database).is_file():
+        return
+    connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()

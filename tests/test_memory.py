@@ -104,3 +104,24 @@ def test_write_ahead_log_on_sqlite_only(tmp_path):
     assert not wal.write_ahead_log("sqlite:///:memory:")
     assert not wal.write_ahead_log("postgresql://user@127.0.0.1:1/optuna")  # never connects
     assert not wal.write_ahead_log(str(tmp_path / "mlruns"))  # MLflow's file store: a folder
+
+
+def test_checkpoint_folds_the_log_into_the_file(tmp_path):
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path)  # stays open, as a worker's pool does
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+    writer.commit()
+    log = tmp_path / "store.db-wal"
+    assert log.stat().st_size > 0
+    wal.checkpoint(f"sqlite:///{path}")
+    assert log.stat().st_size == 0
+    copy = tmp_path / "copy.db"  # the database file alone now holds every row
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("SELECT count(*) FROM t").fetchone()[0] == 1000
+    connection.close()
+    writer.close()
+    wal.checkpoint(f"sqlite:///{tmp_path / 'absent.db'}")  # no file: nothing, not created
+    assert not (tmp_path / "absent.db").exists()

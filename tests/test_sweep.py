@@ -388,6 +388,9 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
         ]
     )
     assert code == 0
+    for name in ("optuna.db", "mlflow.db"):  # on exit every commit is in the database file
+        log = workspace / f"{name}-wal"
+        assert not log.exists() or log.stat().st_size == 0, name
     out = capsys.readouterr().out
     assert "Pareto front (dev ACER vs parameters): #" in out
     assert sum(line.startswith("#") for line in out.splitlines()) == 3  # one line per trial
