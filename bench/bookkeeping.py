@@ -30,7 +30,7 @@ Bookkeeping = cycle - training and inference; the columns split it:
   trial);
 * metrics: PAD report, scores frame, summary;
 * clear: ``keras.backend.clear_session`` (its ``gc.collect``: the sweep freezes what exists before
-  the first trial, ``experiments.memory.freeze_heap``);
+  the first trial, ``experiments.memory.settled``);
 * other: the rest (Optuna's ``ask``/``tell`` and storage round trips, the worker's lock).
 
 ``--profile FILE`` also writes a cProfile of the whole sweep loop (``python -m pstats FILE``).

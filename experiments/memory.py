@@ -19,7 +19,7 @@ Two things grow with every trial otherwise (measured in bench/RESULTS.md, "Peak 
   object the process holds: ~600k with TensorFlow, MLflow, Optuna and pandas loaded, 0.5-1 s a
   trial. Freezing what exists before the first trial takes it out of the collector's sight.
 
-:func:`settle` does the last two once before the trial loop; :func:`trial_scope` wraps each trial.
+:func:`settled` does the last two around the trial loop; :func:`trial_scope` wraps each trial.
 """
 
 from __future__ import annotations
@@ -36,14 +36,20 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 1 << 20
 
 
-def settle() -> None:
-    """Once, before the trial loop: pin glibc's mmap threshold (:func:`map_large_blocks`), then
-    collect and exempt every surviving object from later collections (``gc.freeze``): the
-    modules, the cached features and the stores live as long as the process, and each trial's
-    own garbage is still collected."""
+@contextlib.contextmanager
+def settled() -> Iterator[None]:
+    """Around the trial loop: pin glibc's mmap threshold (:func:`map_large_blocks`), collect, and
+    exempt every surviving object from the collections inside (``gc.freeze``): the modules, the
+    cached features and the stores outlive the loop, and each trial's own garbage is still
+    collected. After the loop they are the collector's again (``gc.unfreeze``), so a process
+    that runs several sweeps (a notebook, the tests) does not keep their cycles for good."""
     map_large_blocks()
     gc.collect()
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def map_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:

@@ -226,15 +226,15 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         )
         share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
         progress = console.Progress(config.trials, study_name)
-        memory.settle()  # the C heap and the collector, before the first trial
         print(console.TRIAL_HEADER, flush=True)
-        ran = share.optimize(
-            objective,
-            config.trials,
-            timeout=config.timeout,
-            catch=(TrainingDiverged,),
-            on_trial=progress,
-        )
+        with memory.settled():  # the C heap and the collector, for the trial loop
+            ran = share.optimize(
+                objective,
+                config.trials,
+                timeout=config.timeout,
+                catch=(TrainingDiverged,),
+                on_trial=progress,
+            )
         if not ran:
             print("the other workers finished the study's trials: nothing left to run here")
         table = comparison.log_comparison(study, experiment_id, study_name)

@@ -84,13 +84,11 @@ def test_memory_stays_flat_over_trials_in_a_scope():
     assert growth["scoped"] < weights_mib  # here: 1 MiB against 498
 
 
-def test_settle_exempts_what_exists_from_later_collections():
+def test_the_trial_loop_exempts_what_exists_from_collections_and_gives_it_back():
     gc.unfreeze()
-    try:
-        memory.settle()
-        assert gc.get_freeze_count() > 10_000
-    finally:
-        gc.unfreeze()
+    with memory.settled():
+        assert gc.get_freeze_count() > 10_000  # the modules and everything loaded so far
+    assert gc.get_freeze_count() == 0
     assert memory.map_large_blocks()  # glibc (Linux): mallopt accepts the threshold
 
 
