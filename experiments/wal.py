@@ -15,10 +15,13 @@ backed up, holds everything.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 import sqlalchemy
+
+log = logging.getLogger(__name__)
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
 
@@ -41,9 +44,15 @@ def write_ahead_log(url: str) -> bool:
     database = _sqlite_file(url)
     if database is None:
         return False
-    with sqlite3.connect(database, timeout=BUSY_SECONDS) as connection:
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    connection.close()
+    try:
+        connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as err:  # e.g. a read-only file: the store works as it is, only slower
+        log.info("%s stays in its journal mode: %s", database, err)
+        return False
     return mode == "wal"
 
 
@@ -53,8 +62,11 @@ def checkpoint(url: str) -> None:
     database = _sqlite_file(url)
     if database is None or not Path(database).is_file():
         return
-    connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
     try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
+        connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+    except sqlite3.Error as err:  # the log stays and SQLite folds it in later: nothing is lost
+        log.info("%s: write-ahead log not folded in now: %s", database, err)

@@ -123,3 +123,13 @@ def test_checkpoint_folds_the_log_into_the_file(tmp_path):
     writer.close()
     wal.checkpoint(f"sqlite:///{tmp_path / 'absent.db'}")  # no file: nothing, not created
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_a_store_sqlite_cannot_change_is_left_as_it_is(tmp_path):
+    # no error from either: WAL only saves time, and SQLite folds a log in whenever it can
+    assert not wal.write_ahead_log(f"sqlite:///{tmp_path}")  # a folder: cannot be opened
+    garbage = tmp_path / "not-a-database.db"
+    garbage.write_bytes(b"x" * 4096)
+    assert not wal.write_ahead_log(f"sqlite:///{garbage}")
+    wal.checkpoint(f"sqlite:///{garbage}")
+    assert garbage.read_bytes() == b"x" * 4096
