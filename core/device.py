@@ -1,4 +1,5 @@
-"""Which device Keras computes on, and the batch sizes that fill it when the user gives none.
+"""Which device Keras computes on, and the extraction batch size that fills it when the user
+gives none.
 
 :func:`current_device` asks the backend Keras runs on (``KERAS_BACKEND``): JAX for its devices
 (``jax.devices()``), TensorFlow for its GPUs (``tf.config``), torch for CUDA. It imports only that
@@ -27,17 +28,11 @@ GIB = 2**30
 # CPU: frames per VGG-Face forward pass. bench/extract.py: on 2 cores batches of 16 run as fast
 # as the plain keras.applications script, and the prefetch window stays a few MiB.
 CPU_EXTRACTION_BATCH = 16
-# Inputs per head forward pass when scoring cached fc7 (experiments.training.predict_scores).
-CPU_INFERENCE_BATCH = 256
 # GPU, VGG-Face to fc7 at 224x224 in float32: 15.2M activations (60 MB) per frame if every layer's
 # output were kept, the largest two (conv1_x, 12.8 MB each) live at once; 64 MiB per frame
 # leaves room for convolution workspaces. Half the device's memory goes to the batch.
 EXTRACTION_FRAME_BYTES = 64 * MIB
-# GPU, scoring: a sequence head's input is 7 x 4096 float32 (112 KiB); 1 MiB per input covers
-# the widest head's activations. A quarter of the device's memory goes to the batch.
-INFERENCE_INPUT_BYTES = MIB
 MAX_EXTRACTION_BATCH = 256  # past this a GPU is already saturated; memory only grows
-MAX_INFERENCE_BATCH = 8192
 UNKNOWN_MEMORY = 16 * GIB  # a GPU whose memory the backend does not report: assume a small one
 
 
@@ -84,16 +79,6 @@ def extraction_batch_size(device: Device | None = None) -> int:
         return CPU_EXTRACTION_BATCH
     fits = (device.memory_bytes or UNKNOWN_MEMORY) // 2 // EXTRACTION_FRAME_BYTES
     return _power_of_two(fits, CPU_EXTRACTION_BATCH, MAX_EXTRACTION_BATCH)
-
-
-def inference_batch_size(device: Device | None = None) -> int:
-    """Inputs per head forward pass when scoring cached features: 256 on CPU, on an accelerator
-    as many as a quarter of its memory holds (a power of two, 256 to 8192)."""
-    device = device or current_device()
-    if not device.accelerator:
-        return CPU_INFERENCE_BATCH
-    fits = (device.memory_bytes or UNKNOWN_MEMORY) // 4 // INFERENCE_INPUT_BYTES
-    return _power_of_two(fits, CPU_INFERENCE_BATCH, MAX_INFERENCE_BATCH)
 
 
 def _power_of_two(fits: int, low: int, high: int) -> int:
@@ -153,12 +138,23 @@ def _nvidia_memory() -> int | None:
         return None
 
 
+@functools.cache
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AMX or AVX512-BF16 units, Linux's flags)."""
+    return bool({"amx_bf16", "avx512_bf16"} & set((_cpuinfo("flags") or "").split()))
+
+
 def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "cpu"
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first ``field`` line of /proc/cpuinfo; None where there is none."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "cpu"
+    return None

@@ -79,7 +79,11 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
         "extraction and training; auto (default): bfloat16 extraction where the CPU or GPU has "
         "bfloat16 units, else float32, and float32 training; features are cached per precision",
     )
-    group.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        help="frames per forward pass (default: the device's, 16 on a CPU)",
+    )
 
 
 def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureOptions:

@@ -5,8 +5,9 @@
 Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
 its finished trials and last activity, newest first. The table
 holds the headline figures as papers print them (parameter counts with separators, error rates
-in %, mean ± std in percentage points over folds and repeats); ``--all`` adds every figure
-(per-species APCER, 95 % intervals), as the parent run's comparison.csv and report.html do. A
+in %, mean ± std in percentage points over folds and repeats); ``--all`` adds every figure but
+the 95 % intervals (per-species APCER among them), which the parent run's comparison.csv and
+report.html hold too. A
 study run on synthetic data or a random backbone is flagged as the demonstration it is.
 """
 

@@ -10,7 +10,6 @@ repeats, 95 % intervals in %), AUC with 3 decimals.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import report, tracking
+from experiments import dashboard, report, tracking
 from experiments.metrics import REPORT_KEYS, SETTING_COLUMNS, ScoreSet
 from experiments.report import pareto_mask
 
@@ -92,6 +91,9 @@ RATES_NOTE = (
 
 
 # --------------------------------------------------------------------------- tables
+# Best first: the objective, then the EER, then the smaller model (the sweep keeps the weights
+# of a family's best by the same order: experiments.objective).
+RANKING = ("dev_acer", "dev_eer", "params_total")
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -152,8 +154,7 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table[WORST] = worst_species(table)
     for tag in DEMO:
         table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
-    # Best first: the objective, then the EER, then the smaller model.
-    return table.sort_values(["dev_acer", "dev_eer", "params_total", "trial"], ignore_index=True)
+    return table.sort_values([*RANKING, "trial"], ignore_index=True)
 
 
 def comparison(runs: pd.DataFrame) -> pd.DataFrame:
@@ -354,10 +355,8 @@ def report_location(run_id: str) -> str:
     parsed = urlparse(base)
     if parsed.scheme in ("", "file"):
         return str(Path(url2pathname(parsed.path)) / REPORT)
-    tracking_uri = mlflow.get_tracking_uri()
-    if tracking_uri.startswith(("http://", "https://")):
-        page = f"#/experiments/{run.info.experiment_id}/runs/{run_id}/artifacts/{REPORT}"
-        return f"{tracking_uri.rstrip('/')}/{page}"
+    if mlflow.get_tracking_uri().startswith(("http://", "https://")):
+        return dashboard.report_url(run.info.experiment_id, run_id, REPORT)
     return f"{base}/{REPORT}"
 
 
@@ -387,7 +386,7 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
         best.to_csv(folder / "best_per_family.csv", index=False)
         test_scores = {}
         for run_id in table["run_id"].unique():  # a family's best is often a baseline too
-            path = _fetch_quietly(run_id, "scores.csv", folder / run_id)
+            path = tracking.fetch_artifact(run_id, "scores.csv", folder / run_id)
             frame = pd.read_csv(path, keep_default_na=False)
             test_scores[run_id] = ScoreSet.from_frame(_first_setting(frame, "test"))
         report.write_html(
@@ -440,23 +439,6 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
     if "tags.folds" in runs.columns or "tags.repeats" in runs.columns:
         notes.append("with several folds or repeats each figure is the mean, shown ± its std")
     return notes
-
-
-def _fetch_quietly(run_id: str, artifact: str, folder: Path) -> str:
-    """Fetch a run's artifact from the tracking store into ``folder`` (a copy from the local
-    store or the server: nothing from the internet) without MLflow's progress bar."""
-    variable = mlflow.environment_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-    before = os.environ.get(variable.name)
-    os.environ[variable.name] = "false"
-    try:
-        return mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=artifact, dst_path=str(folder)
-        )
-    finally:
-        if before is None:
-            os.environ.pop(variable.name, None)
-        else:
-            os.environ[variable.name] = before
 
 
 # --------------------------------------------------------------------------- the console
@@ -526,8 +508,8 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
 
     One row per family's best and per write-up baseline: head, output, head params, dev ACER,
     test APCER/BPCER/ACER/HTER in % and the worst species. The run ids are in the report and in
-    MLflow. With folds or repeats, std columns are dropped (and then the output) as needed to
-    fit, first all but the ACERs'; a cell that still does not fit is cut.
+    MLflow. To fit, the output column goes first, then (with folds or repeats) the std columns
+    but the ACERs', then those; a cell that still does not fit is cut.
     """
     if table.empty:
         return "no finished trial: nothing to compare"

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from experiments import workers
 from experiments.comparison import SPECIES_PREFIX, STD
 
 
@@ -103,7 +104,7 @@ class Progress:
         self.ran += 1
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
-        done = min(len(finished), self.target)
+        done = min(workers.finished_count(trials), self.target)  # as the workers count
         elapsed = time.monotonic() - self.started
         left = max(0, self.target - done)
         eta = f"ETA {duration(elapsed / self.ran * left)}" if left else "done"

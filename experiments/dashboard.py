@@ -160,12 +160,7 @@ def share_view_state(
     """
     _check_key(key)
     client = MlflowClient()
-    study = study_name.replace("'", "\\'")
-    parents = client.search_runs(
-        [experiment_id],
-        f"tags.`{tracking.ROLE_TAG}` = 'study' and tags.`{tracking.STUDY_TAG}` = '{study}'",
-        max_results=1000,
-    )
+    parents = tracking.study_parents(experiment_id, study_name)
     now = int(time.time() * 1000)
     tag = SHARED_VIEW_TAG + key
     created = now
@@ -175,7 +170,7 @@ def share_view_state(
             created = int(json.loads(previous)["createdAt"])
         except (ValueError, KeyError, TypeError):
             pass  # not our envelope: replaced
-    state = json.dumps(view_state([run.info.run_id for run in parents], group_by))
+    state = json.dumps(view_state(parents, group_by))
     envelope = {"name": name, "createdAt": created, "updatedAt": now, "state": state}
     client.set_experiment_tag(experiment_id, tag, json.dumps(envelope))
     return key

@@ -1,6 +1,6 @@
 """A long study's process stays the size of its largest trial, and its bookkeeping cheap.
 
-Two things grow with every trial otherwise (measured in bench/RESULTS.md, "Peak memory" and
+Three things grow with every trial otherwise (measured in bench/RESULTS.md, "Peak memory" and
 "Bookkeeping per trial"):
 
 - TensorFlow's global gradient registry. Keras' TensorFlow train step sums gradients through a

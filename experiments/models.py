@@ -21,7 +21,6 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -31,7 +30,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
-from experiments import scoring
+from experiments import scoring, tracking
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def _log_model(model: scoring.TrialModel, name: str) -> str:
     family's trial settings (and clash on the second family).
     """
     artifact_path = f"models/{model.config.family}-trial{model.trial}"
-    with tempfile.TemporaryDirectory() as folder, _quiet_artifacts():
+    with tempfile.TemporaryDirectory() as folder, tracking.quiet_artifacts():
         # A fine-tuned trial's backbone layers (fc6, fc7: ~480 MB) stay in its run, where the
         # model fetches them when loaded, as it finds the backbone's weights file.
         artifacts = {"head_weights": str(scoring.fetch_head_weights(model, Path(folder)))}
@@ -125,21 +124,6 @@ def _log_model(model: scoring.TrialModel, name: str) -> str:
                 f"runs:/{run_id}/{artifact_path}", name, tags=_version_tags(model)
             )
     return str(version.version)
-
-
-@contextlib.contextmanager
-def _quiet_artifacts() -> Iterator[None]:
-    """No "Downloading artifacts" progress bar while artifacts are copied within the store."""
-    variable = mlflow.environment_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
-    before = os.environ.get(variable)
-    os.environ[variable] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = before
 
 
 def _version_tags(model: scoring.TrialModel) -> dict[str, str]:

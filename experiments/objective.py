@@ -31,7 +31,7 @@ from mlflow.entities import Metric
 
 from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import console, memory, search, tracking
+from experiments import comparison, console, memory, search, tracking
 from experiments.evaluation import (
     Setting,
     no_face_metrics,
@@ -42,7 +42,7 @@ from experiments.metrics import pad_report, summarise
 from experiments.training import TrainingDiverged, train_head
 
 KEEP_WEIGHTS = ("all", "best", "none")
-TOP_WEIGHTS_FILE = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
+TOP_WEIGHTS_FILE = tracking.TOP_WEIGHTS  # a fine-tuned trial's backbone layers, weights only
 
 
 class Objective:
@@ -94,8 +94,7 @@ class Objective:
                 try:
                     result = self._train_and_log(trial, config)
                 finally:
-                    curves, self._curves = self._curves, []
-                    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=curves)
+                    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=self._curves)
         except optuna.TrialPruned:
             self._print(trial.number, config, "pruned", start)
             raise
@@ -163,13 +162,9 @@ class Objective:
         if self.keep_weights != "best":
             return self.keep_weights == "all"
         done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        key = (metrics["dev_acer"], metrics["dev_eer"], metrics["params_total"])
-        same = [
-            (
-                t.values[0],
-                t.user_attrs.get("dev_eer", math.inf),
-                t.user_attrs.get("params_total", math.inf),
-            )
+        key = tuple(metrics[name] for name in comparison.RANKING)
+        same = [  # the objective is the first, the others are user attributes
+            (t.values[0], *(t.user_attrs.get(name, math.inf) for name in comparison.RANKING[1:]))
             for t in done
             if t.user_attrs.get("family") == family and t.values
         ]

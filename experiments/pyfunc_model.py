@@ -16,7 +16,9 @@ runs, unless ``face_detector`` says otherwise).
 
 ``predict(frames)`` takes uint8 RGB frames (N, H, W, 3) and gives each one's probability of being
 bona fide (a sequence head: one per clip of T consecutive frames), preprocessed as the sweep's
-features were (:meth:`experiments.scoring.Scorer.score_frames`). It needs this project installed.
+features were (:meth:`experiments.scoring.Scorer.score_frames`), except that a frame where the
+detector finds no face is not filled from a neighbour of its clip: each frame is cropped on its
+own. It needs this project installed.
 """
 
 from __future__ import annotations

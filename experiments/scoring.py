@@ -48,8 +48,8 @@ from experiments.training import predict_scores
 
 log = logging.getLogger(__name__)
 
-HEAD_WEIGHTS = "head.weights.h5"  # experiments.tracking.log_trial_artifacts
-TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers (experiments.objective)
+HEAD_WEIGHTS = tracking.HEAD_WEIGHTS  # experiments.tracking.log_trial_artifacts
+TOP_WEIGHTS = tracking.TOP_WEIGHTS  # a fine-tuned trial's backbone layers (experiments.objective)
 SETTINGS_CSV = "settings.csv"
 NO_CROP = "none"
 DEFAULT_WEIGHTS = "default"  # the sweep's ``weights`` tag when no --weights was given
@@ -207,7 +207,7 @@ def _dev_threshold(run, client: MlflowClient) -> float:
 def fetch_artifact(run_id: str, name: str, folder: Path) -> Path:
     """A run's artifact copied into ``folder`` (no progress bar); ScoringError if it is absent."""
     try:
-        return Path(comparison._fetch_quietly(run_id, name, folder))
+        return Path(tracking.fetch_artifact(run_id, name, folder))
     except (MlflowException, OSError):
         raise ScoringError(f"run {run_id}: has no artifact {name}") from None
 

@@ -153,19 +153,19 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     allowed = search.families(config.heads)
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
+    baselines = search.baselines(config.heads, config.fine_tune)
     study, joined = workers.open_study(
         study_name,
         config.storage,
         directions=directions,
         seed=config.seed,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
-        baselines=search.baselines(config.heads, config.fine_tune),
+        baselines=baselines,
         heartbeat=config.heartbeat,
     )
     experiment_id = tracking.use_experiment(study_name, config.tracking_uri)
     done = workers.finished_count(study.get_trials(deepcopy=False))
-    baselines = len(search.baselines(config.heads))
-    print(console.study_line(study_name, done, config.trials, joined, baselines), flush=True)
+    print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
     context = {
         "data": str(config.features.data or "synthetic"),
         "data_fingerprint": features.dataset_fingerprint,

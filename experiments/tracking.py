@@ -13,6 +13,7 @@ the same run.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,8 @@ RETRY_TAG = "optuna.retry_of"  # on a retried trial's run: the number of the tri
 RETRY_HISTORY_TAG = "optuna.retry_history"  # every earlier attempt, first the original
 PARENT_TAG = "mlflow.parentRunId"
 CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent run before it
+HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer state)
+TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
 
 
 def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
@@ -110,8 +113,8 @@ def log_trial_artifacts(
         (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
         names = ["scores.csv", "model_summary.txt"]
         if keep_weights:
-            save_head_weights(model, folder / "head.weights.h5")
-            names.append("head.weights.h5")
+            save_head_weights(model, folder / HEAD_WEIGHTS)
+            names.append(HEAD_WEIGHTS)
         for name in names:
             mlflow.log_artifact(str(folder / name))
     mlflow.log_figure(plots.roc_det_figure(dev, test, threshold), "roc_det.png")
@@ -160,9 +163,10 @@ def _trial_filter(study_name: str, number: int | None = None) -> str:
 
 def study_parents(experiment_id: str, study_name: str) -> list[str]:
     """Ids of the study's parent runs (one per sweep invocation that ran trials), newest first."""
-    where = f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'"
+    study = study_name.replace("'", "\\'")
+    where = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
     found = MlflowClient().search_runs(
-        [experiment_id], where, order_by=["attributes.start_time DESC"]
+        [experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1000
     )
     return [run.info.run_id for run in found]
 
@@ -174,3 +178,27 @@ def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:
         filter_string=_trial_filter(study_name),
         output_format="pandas",
     )
+
+
+@contextlib.contextmanager
+def quiet_artifacts() -> Iterator[None]:
+    """No "Downloading artifacts" progress bar while artifacts are copied within the store."""
+    variable = mlflow.environment_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    before = os.environ.get(variable)
+    os.environ[variable] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+
+def fetch_artifact(run_id: str, artifact: str, folder: Path) -> str:
+    """Fetch a run's artifact from the tracking store into ``folder`` (a copy from the local
+    store or the server: nothing from the internet) without MLflow's progress bar."""
+    with quiet_artifacts():
+        return mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=str(folder)
+        )

@@ -319,7 +319,7 @@ class _BestEpoch(keras.callbacks.Callback):
         key = (values["dev_acer"], values["dev_loss"])
         if self.best_key is None or key < self.best_key:
             self.best_key, self.best_epoch = key, epoch + 1
-            self.best_weights = [[w.copy() for w in part.get_weights()] for part in self.kept]
+            self.best_weights = [part.get_weights() for part in self.kept]  # fresh copies
         elif epoch + 1 - self.best_epoch >= PATIENCE:
             self.model.stop_training = True
         if self.on_epoch is not None:

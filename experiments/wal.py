@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The database file of a SQLite ``url``; None for other databases and in-memory SQLite."""
     try:
         parsed = sqlalchemy.engine.make_url(url)
@@ -41,7 +41,7 @@ def write_ahead_log(url: str) -> bool:
     """Put the SQLite database of ``url`` (a SQLAlchemy URL such as ``sqlite:///optuna.db``)
     in WAL mode; True when it is. Other databases and in-memory SQLite are left alone (False).
     """
-    database = _sqlite_file(url)
+    database = sqlite_file(url)
     if database is None:
         return False
     try:
@@ -59,7 +59,7 @@ def write_ahead_log(url: str) -> bool:
 def checkpoint(url: str) -> None:
     """Fold the write-ahead log of the SQLite database of ``url`` into the database file and
     empty it. Nothing happens for other databases or a file that does not exist."""
-    database = _sqlite_file(url)
+    database = sqlite_file(url)
     if database is None or not Path(database).is_file():
         return
     try:

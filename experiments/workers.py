@@ -83,11 +83,11 @@ class StorageLock:
         self.key = int.from_bytes(digest[:8], "big", signed=True)
         self._held: Any = None
         self._engine = None
+        self._sqlite = wal.sqlite_file(url)  # the database file; None for other databases
         if self.url.get_backend_name() == "postgresql":
             self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
 
     def acquire(self) -> None:
-        backend = self.url.get_backend_name()
         if self._engine is not None:
             connection = self._engine.connect()
             try:
@@ -96,8 +96,8 @@ class StorageLock:
                 connection.close()
                 raise
             self._held = connection
-        elif backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
-            database = str(Path(self.url.database).resolve())
+        elif self._sqlite is not None:
+            database = str(Path(self._sqlite).resolve())
             digest = hashlib.sha256(f"{database}:{self.key}".encode()).hexdigest()[:16]
             path = Path(tempfile.gettempdir()) / f"vggface-heads-{digest}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

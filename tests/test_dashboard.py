@@ -333,6 +333,12 @@ def test_view_state_is_a_saved_view_of_every_parent_of_the_study(study):
     experiment = MlflowClient().get_experiment(study.result.experiment_id)
     envelope = json.loads(experiment.tags["mlflow.sharedViewState.compare-heads"])
     assert envelope["name"] == "Compare heads" and envelope["updatedAt"] >= envelope["createdAt"]
+    time.sleep(0.01)  # a later millisecond
+    dashboard.share_view_state(study.result.experiment_id, study.result.study.study_name)
+    tags = MlflowClient().get_experiment(study.result.experiment_id).tags
+    again = json.loads(tags["mlflow.sharedViewState.compare-heads"])
+    assert again["createdAt"] == envelope["createdAt"]  # one view, updated: not a new one
+    assert again["updatedAt"] > envelope["updatedAt"] and again["state"] == envelope["state"]
     state = json.loads(envelope["state"])
     assert state["runsExpanded"] == {study.result.parent_run_id: True}
     assert state["orderByKey"] == "metrics.`dev_acer`" and state["orderByAsc"] is True

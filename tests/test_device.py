@@ -8,6 +8,7 @@ hands in its backbone), so the test sees every batch the pipeline forms.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -23,8 +24,9 @@ import pytest
 import core.features.extract as extraction
 from core import device
 from core.constants import FEATURE_SIZE, INPUT_SHAPE
-from core.data.dataset import load_dataset
-from core.device import Device, extraction_batch_size, inference_batch_size
+from core.device import Device, extraction_batch_size
+from core.features import cached_features
+from experiments.cli import add_feature_arguments, feature_options
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
@@ -65,7 +67,7 @@ def test_under_jax_the_device_comes_from_jax_without_importing_tensorflow():
 
 def test_cpu_batches_are_small_and_gpu_batches_grow_with_memory():
     cpu = Device("tensorflow", "cpu", "a CPU", 2)
-    assert (extraction_batch_size(cpu), inference_batch_size(cpu)) == (16, 256)
+    assert extraction_batch_size(cpu) == 16
     # half the memory at 64 MiB a frame, a power of two from 16 to 256
     assert [extraction_batch_size(gpu(m)) for m in (1, 4, 8, 16, 24, 80)] == [
         16,
@@ -75,11 +77,8 @@ def test_cpu_batches_are_small_and_gpu_batches_grow_with_memory():
         128,
         256,
     ]
-    # a quarter of the memory at 1 MiB an input, a power of two from 256 to 8192
-    assert [inference_batch_size(gpu(m)) for m in (0.5, 4, 16, 80)] == [256, 1024, 4096, 8192]
     # memory not reported: sized for a small (16 GiB) GPU, never below the CPU's
     assert extraction_batch_size(gpu(None)) == 128
-    assert inference_batch_size(gpu(None)) == 4096
 
 
 @pytest.fixture(scope="module")
@@ -120,16 +119,14 @@ def write_dataset(root: Path, frames: int = 3) -> Path:
 def test_extraction_batches_by_the_device_unless_told(tmp_path, monkeypatch, small_network, given):
     recording = Recording(small_network)
     monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (recording, None))
+    monkeypatch.setattr(device, "CPU_EXTRACTION_BATCH", 5)  # a device's own size, not the flag's
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
-    dataset = load_dataset(write_dataset(tmp_path / "data"))
-    features = extraction.extract_features(
-        dataset,
-        cache_dir=tmp_path / "cache",
-        frames_per_clip=3,
-        face_crop=False,
-        batch_size=given,
-        progress=False,
-    )
+    parser = argparse.ArgumentParser()
+    add_feature_arguments(parser)
+    flags = ["--data", str(write_dataset(tmp_path / "data")), "--cache-dir", str(tmp_path)]
+    flags += ["--frames", "3", "--no-face-crop", "--precision", "float32"]
+    flags += ["--batch-size", str(given)] if given else []
+    features = cached_features(feature_options(parser.parse_args(flags), progress=False))
     batch = given or extraction_batch_size()
     total = 6 * 3
     expected = [batch] * (total // batch) + ([total % batch] if total % batch else [])

@@ -45,7 +45,8 @@ def tool_commands() -> list[str]:
 
 @pytest.mark.parametrize("command", tool_commands())
 def test_readme_command_parses(command: str) -> None:
-    words = shlex.split(command.replace("$W", "--weights vgg_face.weights.h5"))
+    weights = re.search(r'^W="([^"]*)"', README.read_text(), re.M).group(1)  # as the README sets
+    words = shlex.split(command.replace("$W", weights))
     parse = PARSERS[words[1]]
     try:
         parse(words[2:])

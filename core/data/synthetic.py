@@ -126,7 +126,7 @@ def write_synthetic_set(folder: Path, seed: int) -> dict:
     for subject in range(1, SUBJECTS + 1):
         face = Face.random(np.random.default_rng([seed, subject, 0]), subject + seed)
         sessions = [
-            _bonafide(face, np.random.default_rng([seed, subject, session]), session)
+            _bonafide(face, np.random.default_rng([seed, subject, session]))
             for session in range(1, BONAFIDE_SESSIONS + 1)
         ]
         clips = {clip_path(subject, f"session{i}"): s for i, s in enumerate(sessions, 1)}
@@ -274,7 +274,7 @@ def _sprite(
     return face.sprites[key]
 
 
-def _shoulders_sprite(face: Face, *_: object) -> tuple[np.ndarray, np.ndarray]:
+def _shoulders_sprite(face: Face) -> tuple[np.ndarray, np.ndarray]:
     """Shirt and shoulders on a SIZE x SIZE canvas; returns (RGB float, alpha)."""
     rgb = np.zeros((SIZE, SIZE, 3), np.float32)
     alpha = np.zeros((SIZE, SIZE), np.float32)
@@ -514,7 +514,7 @@ def _camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noise, 0, 255, out=noise).astype(np.uint8)
 
 
-def _bonafide(face: Face, rng: np.random.Generator, session: int) -> list[np.ndarray]:
+def _bonafide(face: Face, rng: np.random.Generator) -> list[np.ndarray]:
     light = rng.uniform(0.85, 1.1) * rng.uniform(0.94, 1.06, 3)  # each session its own lighting
     return list(_render_bonafide(face, Motion.random(rng, PHOTO_FRAME), light, rng))
 

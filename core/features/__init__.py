@@ -1,7 +1,8 @@
 """The fc7 cache: how it is filled (:mod:`.pipeline`, with the face crop's boxes from
 :mod:`.faces`), stored (:mod:`.store`) and keyed (:mod:`.extract`), what it returns
 (:mod:`.featureset`), and the one entry point from options to features (:mod:`.request`).
-Reusing a cache entry imports neither Keras nor TensorFlow."""
+Reusing a cache entry imports neither Keras nor TensorFlow (but with ``--precision auto`` on a
+CPU without bfloat16 units, :func:`.request.resolve_precision` asks the backend for a GPU)."""
 
 from core.features.extract import (
     FeatureSet,

@@ -41,10 +41,10 @@ import numpy as np
 
 from core.backbone.matconvnet import PortError
 from core.backbone.spec import preprocess_input
-from core.constants import FEATURE_SIZE, RANDOM_SEED
+from core.constants import FEATURE_SIZE
 from core.data.clips import Clip, DataError
 from core.features import frame_store, store
-from core.features.extract import weights_fingerprint
+from core.features.extract import _load_backbone, weights_fingerprint
 from core.features.featureset import FeatureSet
 
 BOTTOM_DIR = "bottom"
@@ -203,30 +203,23 @@ def _compute(
 def _backbone(features: FeatureSet) -> tuple[Any, np.ndarray | None]:
     """The VGG-Face (to fc7) that ``features`` were extracted with, and its weights' mean RGB.
 
-    As :mod:`core.features.extract` builds it: the weights file, or the random backbone seeded
-    with :data:`core.constants.RANDOM_SEED`, in the features' precision.
+    Built by extraction's own builder (:func:`core.features.extract._load_backbone`): the
+    weights file, or the random backbone seeded with :data:`core.constants.RANDOM_SEED`, in the
+    features' precision.
     """
-    import keras
-
-    from core.backbone.network import dtype_policy, vggface_network
-    from core.backbone.vggface import load_weights
-
     precision = features.manifest["key_parts"]["precision"]
-    with dtype_policy(precision):
-        if features.random_weights:
-            keras.utils.set_random_seed(RANDOM_SEED)
-            return vggface_network(include_top=False), None
-        stored = features.manifest.get("weights_file")
-        if not stored:
-            raise PortError(f"{features.path}: its manifest names no weights file")
-        path = Path(stored)
-        if weights_fingerprint(path) != features.weights_fingerprint:
-            raise PortError(
-                f"{path}: not the weights file these features were extracted with (its content "
-                f"changed): extract again, then fine-tune"
-            )
-        model = vggface_network(include_top=False)
-        return model, load_weights(model, path).average_image
+    if features.random_weights:
+        return _load_backbone(None, precision)
+    stored = features.manifest.get("weights_file")
+    if not stored:
+        raise PortError(f"{features.path}: its manifest names no weights file")
+    path = Path(stored)
+    if weights_fingerprint(path) != features.weights_fingerprint:
+        raise PortError(
+            f"{path}: not the weights file these features were extracted with (its content "
+            f"changed): extract again, then fine-tune"
+        )
+    return _load_backbone(path, precision)
 
 
 def _write_entry(

@@ -7,7 +7,6 @@ the other.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ class FeatureOptions:
     # of extraction (a cache key part) and, unless "auto", of the sweep's training;
     # "auto": :func:`resolve_precision` for extraction, float32 for training
     precision: str = AUTO_PRECISION
-    batch_size: int = 16  # frames per forward pass; does not change the features
+    batch_size: int | None = None  # frames per forward pass, None: the device's; same features
     progress: bool = True
 
     @property
@@ -50,28 +49,16 @@ def resolve_precision(precision: str) -> str:
 
     On such CPUs bfloat16 extraction is 4.7x float32 with fc7 within cosine 0.99997 of it
     (bench/RESULTS.md, "Extraction precision"); elsewhere it would be emulated, slower. The
-    precision is part of the cache key, so features of either kind are never mixed.
+    precision is part of the cache key, so features of either kind are never mixed. On a CPU
+    without those units ``auto`` asks the backend whether a GPU is there, which imports it.
     """
     if precision != AUTO_PRECISION:
         return precision
-    if _cpu_has_bfloat16():
+    from core import device  # reads /proc/cpuinfo; asks the backend only when it must
+
+    if device.cpu_has_bfloat16():
         return "bfloat16"
-    from core.device import current_device
-
-    return "bfloat16" if current_device().accelerator else "float32"
-
-
-@functools.cache
-def _cpu_has_bfloat16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
-    except OSError:
-        pass
-    return False
+    return "bfloat16" if device.current_device().accelerator else "float32"
 
 
 def load_data(options: FeatureOptions) -> Dataset:
@@ -96,8 +83,9 @@ def cached_features(
 ) -> FeatureSet:
     """Load the data, then reuse its cached fc7 features or extract them.
 
-    ``on_dataset`` is called with the loaded dataset before any extraction starts (the commands
-    print its summary there, so a wrong split shows before hours of work).
+    ``on_dataset`` is called with the loaded dataset before any extraction starts
+    (``experiments/extract.py`` prints its summary there, so a wrong split shows before hours of
+    work; the sweep prints it after decoding, with the skips).
     """
     dataset = load_data(options)
     if on_dataset is not None:
