@@ -3,7 +3,8 @@
     python bench/bookkeeping.py [--trials 12] [--heads '*'] [--keep-weights best]
         [--profile sweep.prof] [--work DIR]
 
-Runs :func:`experiments.sweep.run_sweep` in this process, as ``python experiments/sweep.py``
+Runs :func:`experiments.commands.study.run_sweep` in this process, as
+``python experiments/sweep.py``
 would (SQLite Optuna storage, MLflow's SQLite store and local artifacts, the write-up baselines
 first, then TPE), on the cached fc7 features of a tiny generated set (``tests.test_sweep``: 16
 clips of 3 frames, extracted before the timings start), so training is cheap and the bookkeeping
@@ -61,8 +62,12 @@ import keras  # noqa: E402
 import mlflow  # noqa: E402
 import optuna  # noqa: E402
 
+import heads  # noqa: E402
 from core.features import FeatureOptions, cached_features  # noqa: E402
-from experiments import objective, plots, search, sweep, tracking, workers  # noqa: E402
+from experiments.commands import study, sweep  # noqa: E402
+from experiments.config import KeepWeights  # noqa: E402
+from experiments.stores import workers  # noqa: E402
+from experiments.trial import artifacts, objective, plots, search  # noqa: E402
 from tests.test_sweep import FRAMES, write_tiny_set  # noqa: E402
 
 TRAIN = "train+score"
@@ -152,12 +157,12 @@ def instrument(watch: Stopwatch) -> None:
     objective.Objective._on_epoch = on_epoch_timed
 
     watch.wrap(objective, "train_head", TRAIN)
-    watch.wrap(tracking, "save_head_weights", "weights")
+    watch.wrap(heads, "save_head_weights", "weights")
     for name in ("roc_det_figure", "confusion_figure"):
         watch.wrap(plots, name, "plots")
     watch.wrap(mlflow, "log_figure", "plots")
     watch.wrap(mlflow, "log_artifact", "artifacts")
-    watch.wrap(tracking, "log_trial_artifacts", "artifacts")  # csv, summary, temporary folder
+    watch.wrap(artifacts, "log_trial_artifacts", "artifacts")  # csv, summary, temporary folder
     for name in ("start_run", "end_run", "set_tag", "log_params", "log_metrics"):
         watch.wrap(mlflow, name, "mlflow")
     watch.wrap(mlflow.MlflowClient, "log_batch", "mlflow")
@@ -175,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="trials of the study")
     parser.add_argument("--heads", default="*", help="fnmatch pattern over head names")
-    parser.add_argument("--keep-weights", default="best", choices=objective.KEEP_WEIGHTS)
+    parser.add_argument("--keep-weights", default="best", choices=[k.value for k in KeepWeights])
     parser.add_argument("--profile", type=Path, help="write a cProfile of the sweep loop here")
     parser.add_argument("--work", type=Path, help="working folder, kept (default: temporary)")
     args = parser.parse_args()
@@ -206,7 +211,7 @@ def main() -> None:
         profiler = cProfile.Profile() if args.profile else None
         begun = time.perf_counter()
         with profiler or contextlib.nullcontext():
-            result = sweep.run_sweep(config)
+            result = study.run_sweep(config)
         ended = time.perf_counter()
         if profiler is not None:
             profiler.dump_stats(str(previous / args.profile))

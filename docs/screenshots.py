@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import mlflow  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from experiments import dashboard, tracking  # noqa: E402
+from experiments.stores import dashboard, tracking  # noqa: E402
 from tests.test_dashboard import (  # noqa: E402
     Chromium,
     mlflow_ui,

@@ -9,6 +9,7 @@
     build_full_model("convlstm2049")          # the write-up's end-to-end model
     assemble(trained_head)                    # a head trained on features, with VGG-Face in front
     training_model(head, feature_statistics(x))   # what it trains as: standardised in, logits out
+    predict_scores(model, x, output)          # bona fide probabilities, batch by batch
     fold_standardization(head, statistics)    # afterwards: the head reads raw fc7 again
 
 Class convention: 1 = bona fide, 0 = attack (``BONAFIDE``, from :mod:`core.constants`);
@@ -26,7 +27,6 @@ from heads.fitting import (
     check_foldable,
     feature_statistics,
     fold_standardization,
-    running_statistics,
     standardization_layer,
     training_model,
 )
@@ -39,6 +39,7 @@ from heads.outputs import (
 )
 from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_families, list_heads
+from heads.scores import predict_scores, save_head_weights
 
 __all__ = [
     "BONAFIDE",
@@ -64,7 +65,8 @@ __all__ = [
     "list_heads",
     "logits_loss",
     "loss_for",
-    "running_statistics",
+    "predict_scores",
+    "save_head_weights",
     "standardization_layer",
     "training_model",
 ]

@@ -32,6 +32,7 @@ SCALE_FLOOR = 0.01
 # Layers that only reshape, or act only in training, may sit between the input and the first layer
 # with a kernel: the statistics pass through them unchanged.
 _SHAPE_ONLY = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Reshape)
+LOGITS_LAYER = "prediction_logits"  # the last layer of a training model
 _BLOCK = 2048  # rows of features summed at a time (2048 x 4096 float64: 64 MiB)
 
 
@@ -111,7 +112,7 @@ class _Logits(keras.layers.Layer):
     """The prediction layer's affine part without its activation, on the same variables."""
 
     def __init__(self, prediction: keras.layers.Dense) -> None:
-        super().__init__(name="prediction_logits", dtype="float32")
+        super().__init__(name=LOGITS_LAYER, dtype="float32")
         self.prediction = prediction
 
     def call(self, x):

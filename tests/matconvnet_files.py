@@ -1,7 +1,13 @@
 """Write MatConvNet VGG-Face files with scipy.io.savemat, in the exact nesting of SPEC §2.
 
 Used by the tests only: the real ~1 GB files cannot be downloaded here, so tests write their own
-files of the same layout (full size or cut short) with seeded random weights.
+files of the same layout (full size or cut short). The port is checked on arrays that did not come
+from the reader's own conventions: :func:`weights_from_keras_vgg16` takes Keras' own VGG16
+(``keras.applications``, the same conv trunk, built here with VGG-Face's 2622 classes and seeded
+He-scaled weights) and turns its layers into MatConvNet's arrays itself: its Dense ``fc1``
+kernel (25088, 4096), which reads pool5 flattened in (H, W, C) order, becomes fc6's 7x7x512x4096
+filters; ``fc2`` and ``predictions`` become 1x1 filters; biases become (C, 1) columns; names map
+``block<b>_conv<i>`` to ``conv<b>_<i>``. The ported network must then give that model's outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,47 @@ def random_weights(seed: int = 0, names=None) -> dict[str, tuple[np.ndarray, np.
         filters = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
         biases = rng.standard_normal((shape[-1], 1), dtype=np.float32) * np.float32(0.01)
         weights[name] = (filters, biases)
+    return weights
+
+
+def keras_vgg16(seed: int = 7):
+    """Keras' VGG16 with VGG-Face's 2622 identities (no download: ``weights=None``), its weights
+    replaced by seeded He-scaled ones (Glorot's would shrink the signal to nothing over 16 layers;
+    fc8 scaled down so the softmax is not one-hot)."""
+    import keras
+
+    model = keras.applications.VGG16(weights=None, classes=2622)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        kernel, bias = layer.get_weights()
+        scale = np.sqrt(2.0 / np.prod(kernel.shape[:-1]))
+        scale *= 0.003 if layer.name == "predictions" else 1.0
+        layer.set_weights(
+            [
+                rng.standard_normal(kernel.shape, dtype=np.float32) * np.float32(scale),
+                rng.standard_normal(bias.shape, dtype=np.float32) * np.float32(0.01),
+            ]
+        )
+    return model
+
+
+def weights_from_keras_vgg16(model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """MatConvNet's (filters, biases) per layer name, made from a Keras VGG16's layers."""
+    weights = {}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
+        if layer.name.startswith("block"):
+            block, conv = layer.name.removeprefix("block").split("_conv")
+            name = f"conv{block}_{conv}"
+        else:
+            name = {"fc1": "fc6", "fc2": "fc7", "predictions": "fc8"}[layer.name]
+            side = 7 if name == "fc6" else 1  # fc1 reads pool5 (7, 7, 512) flattened, C fastest
+            kernel = kernel.reshape(side, side, kernel.shape[0] // (side * side), -1)
+        weights[name] = (np.ascontiguousarray(kernel), bias.reshape(-1, 1))
     return weights
 
 

@@ -44,8 +44,8 @@ import numpy as np
 from core.data.clips import Clip
 from experiments.metrics import auc
 from experiments.metrics import pad_report
-from experiments.search import TrialConfig
-from experiments.training import SplitData, train_head
+from experiments.config import TrialConfig
+from experiments.trial.training import SplitData, train_head
 
 FRAMES, CHANNELS = 3, 4096
 rng = np.random.default_rng(0)

@@ -26,8 +26,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import compare, comparison, tracking
+from experiments.commands import compare
 from experiments.metrics import ScoreSet, pad_report, summarise
+from experiments.results import console, parent_run, tables
+from experiments.stores import tracking
 from tests.servers import CHROMIUM_FLAGS
 
 SPECIES = ("print", "replay", "photo")
@@ -122,7 +124,7 @@ def build_study(root: Path, name: str, trials, demo: bool, repeats: int = 1, obj
     """A finished study in the store at ``root``: its trial runs, then the comparison logged on
     its parent run. Returns (study, experiment id, parent run id, the comparison table)."""
     MlflowClient().create_experiment(name, artifact_location=str(root / "artifacts" / name))
-    experiment_id = tracking.use_experiment(name, mlflow.get_tracking_uri())
+    experiment_id = tracking.use_experiment(name)
     flag = str(demo).lower()
     tags = {"synthetic": flag, "random_weights": flag, "evaluation": "intra-dataset"}
     if repeats > 1:
@@ -131,7 +133,7 @@ def build_study(root: Path, name: str, trials, demo: bool, repeats: int = 1, obj
     with tracking.run(f"study {name}", "study", {tracking.STUDY_TAG: name, **tags}) as parent:
         for seed, spec in enumerate(trials):
             log_trial(study, spec, repeats, tags, seed)
-        table = comparison.log_comparison(study, experiment_id, name)
+        table = parent_run.log_comparison(study, experiment_id, name)
     return study, experiment_id, parent.info.run_id, table
 
 
@@ -179,7 +181,7 @@ def packed_scripts(page: str) -> list[str]:
 def test_report_prints_numbers_as_papers_do(store, reports) -> None:
     page = reports["demo"].split("<h2>Figures")[0]  # the tables (figures hold raw numbers)
     assert not re.search(r"\d\.0000\b", page)  # no count printed as 134755846.0000
-    best = comparison.best_per_family(store["demo"][3])
+    best = tables.best_per_family(store["demo"][3])
     lstm = best[best["family"] == "lstm"].iloc[0]
     for count in (lstm["params_head"], lstm["params_total"]):
         assert f">{count:,}<" in page and str(count) not in page.replace(lstm["run_id"], "")
@@ -243,7 +245,7 @@ def test_banner_follows_the_trial_runs_tags(store, reports, capsys) -> None:
     banner = "demonstration: synthetic data and a random backbone, not a result about VGG-Face"
     assert reports["demo"].index(banner) < reports["demo"].index("<h1>")  # the page opens with it
     assert "demonstration" not in reports["real"]
-    notes = {name: mlflow.get_run(store[name][2]).data.tags[comparison.NOTE_TAG] for name in NAMES}
+    notes = {name: mlflow.get_run(store[name][2]).data.tags[parent_run.NOTE_TAG] for name in NAMES}
     assert notes["demo"].startswith(f"**{banner}**") and "demonstration" not in notes["real"]
     uri = mlflow.get_tracking_uri()
     assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
@@ -277,7 +279,7 @@ def test_parent_run_holds_the_best_trial_per_family(store, tmp_path) -> None:
     frames = best[~best["family"].isin(SEQUENCE)]
     assert all("photo" in w.split("/") for w in frames["worst_species"])  # fools frame heads
 
-    note = mlflow.get_run(parent).data.tags[comparison.NOTE_TAG]
+    note = mlflow.get_run(parent).data.tags[parent_run.NOTE_TAG]
     assert "| family | head | trial | output | head params | total params | dev ACER |" in note
     for _, row in best.iterrows():
         assert (
@@ -290,7 +292,7 @@ def test_parent_run_holds_the_best_trial_per_family(store, tmp_path) -> None:
 def test_console_table_fits_a_100_column_terminal(store) -> None:
     for name in NAMES:
         table = store[name][3]
-        text = comparison.console_table(table)
+        text = console.console_table(table)
         lines = text.splitlines()
         assert max(map(len, lines)) <= 100
         assert len(lines) == 2 + len(table)  # title, header, one line per row
@@ -299,9 +301,9 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
         for line, (_, row) in zip(lines[2:], table.iterrows(), strict=True):
             assert row["head"] in line and f"{row['params_head']:,.0f}" in line
             assert f"{100 * row['test_acer']:.1f}" in line and line.count("%") == 5
-    real = comparison.console_table(store["real"][3])
+    real = console.console_table(store["real"][3])
     assert "±" in real  # two repeats: the spreads fit
-    narrow = comparison.console_table(store["real"][3], width=70)
+    narrow = console.console_table(store["real"][3], width=70)
     assert max(map(len, narrow.splitlines())) <= 70
 
 
@@ -325,9 +327,9 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
     for name in NAMES:
         study, experiment_id, parent, table = store[name]
         location = table.attrs["report"]
-        assert location == comparison.report_location(parent)
+        assert location == parent_run.report_location(parent)
         assert Path(location).is_file() and Path(location).name == "report.html"
-        wrapped = comparison.verdict(table, study, location)
+        wrapped = console.verdict(table, study, location)
         assert all(len(line) <= 100 or location in line for line in wrapped)  # a path is a path
         lines = []  # the logical lines: a continuation is indented
         for line in wrapped:
@@ -354,7 +356,7 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
         assert lines[2] == f"report: {location}"
         demo = [line for line in lines if line.startswith("demonstration:")]
         assert len(demo) == (name == "demo") and len(lines) == 3 + len(demo)
-    assert len(comparison.verdict(table, study, None)) == len(wrapped) - 1  # no report line
+    assert len(console.verdict(table, study, None)) == len(wrapped) - 1  # no report line
 
 
 def test_an_attack_no_head_caught_is_said_plainly():
@@ -366,7 +368,7 @@ def test_an_attack_no_head_caught_is_said_plainly():
             "test_apcer_photo_std": [0.0, 0.1],
         }
     )
-    lines = comparison.missed_species(table)
+    lines = tables.missed_species(table)
     assert lines == ["no head caught the photo attack: its test APCER is 62.5% at best"]
     table.loc[1, "test_apcer_photo"] = 0.25
-    assert comparison.missed_species(table) == []
+    assert tables.missed_species(table) == []

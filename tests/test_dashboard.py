@@ -36,8 +36,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.features import FeatureOptions
-from experiments import dashboard
-from experiments.sweep import SweepConfig, run_sweep
+from experiments.commands.study import run_sweep
+from experiments.commands.sweep import SweepConfig
+from experiments.stores import dashboard
 from tests.servers import CHROMIUM_FLAGS, free_port, stop
 from tests.test_sweep import FRAMES, write_tiny_set
 

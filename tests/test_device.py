@@ -26,7 +26,7 @@ from core import device
 from core.constants import FEATURE_SIZE, INPUT_SHAPE
 from core.device import Device, extraction_batch_size
 from core.features import cached_features
-from experiments.cli import add_feature_arguments, feature_options
+from experiments.commands.options import add_feature_arguments, feature_options
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30

@@ -19,20 +19,8 @@ import pytest
 
 from core.data.clips import DataError
 from core.features import FeatureOptions, cached_features
-from experiments import comparison, search, tracking
-from experiments.evaluation import (
-    EvaluationOptions,
-    Setting,
-    add_evaluation_arguments,
-    as_test_set,
-    evaluation_context,
-    evaluation_options,
-    no_face_metrics,
-    prepare_settings,
-    protocol_folds,
-    scores_frame,
-    study_suffix,
-)
+from experiments.commands.options import add_evaluation_arguments, evaluation_options
+from experiments.config import EvaluationOptions
 from experiments.metrics import (
     REPORT_KEYS,
     ScoreSet,
@@ -42,7 +30,22 @@ from experiments.metrics import (
     report_from_scores_frame,
     wilson_interval,
 )
-from experiments.objective import Objective
+from experiments.results import tables
+from experiments.stores import tracking
+from experiments.stores.runs_table import trial_table
+from experiments.trial import search
+from experiments.trial.evaluation import (
+    Setting,
+    as_test_set,
+    evaluation_context,
+    no_face_metrics,
+    prepare_settings,
+    protocol_folds,
+    scores_frame,
+    study_suffix,
+)
+from experiments.trial.objective import Objective
+from tests.reference import bob_measure
 
 FRAMES = 2
 # Two attacks of each species in dev: bob.measure.far_threshold (BPCER20/100) needs two.
@@ -126,20 +129,25 @@ def bob_figures(frame: pd.DataFrame, bob) -> dict[str, float]:
 
 
 def bob_report(scores: pd.DataFrame, bob) -> dict[str, float]:
-    """:func:`bob_figures` of each (fold, repeat) setting of a scores.csv, then mean and std."""
+    """:func:`bob_figures` of each (fold, repeat) setting of a scores.csv, then mean and std;
+    thresholds are the first setting's, whose head the trial keeps (never a mean)."""
     groups = [rows for _, rows in scores.groupby(["fold", "repeat"], sort=False, dropna=False)]
     reports = [bob_figures(rows, bob) for rows in groups]
     if len(reports) == 1:
         return reports[0]
     summary = {}
     for key in reports[0]:
-        summary[key], summary[f"{key}_std"] = mean_std([r[key] for r in reports])
+        if key.endswith("threshold"):
+            summary[key] = reports[0][key]
+        else:
+            summary[key], summary[f"{key}_std"] = mean_std([r[key] for r in reports])
     return summary
 
 
 def run_trial(tmp_path, settings, context=None, head="lstm30") -> tuple[optuna.Study, str]:
     """One real trial (the write-up's ``head``, fewest epochs) of ``settings``; its experiment."""
-    experiment_id = tracking.use_experiment("evaluation", f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment_id = tracking.use_experiment("evaluation")
     study = optuna.create_study(study_name="evaluation")
     baseline = next(p for p in search.baselines() if search.baseline_name(p) == head)
     study.enqueue_trial({**baseline, "epochs": search.MAX_EPOCHS[0]})  # the fewest, for speed
@@ -249,9 +257,9 @@ def test_flags() -> None:
     parser = argparse.ArgumentParser()
     add_evaluation_arguments(parser)
     args = parser.parse_args(["--repeats", "3", "--test-data", "x", "--test-protocol", "casia"])
-    options = evaluation_options(args)
+    (options,) = evaluation_options(args)
     assert (options.repeats, str(options.test_data), options.test_protocol) == (3, "x", "casia")
-    assert evaluation_options(parser.parse_args([])) == EvaluationOptions()
+    assert evaluation_options(parser.parse_args([])) == [EvaluationOptions()]
     with pytest.raises(ValueError, match="--repeats must be at least 1"):
         evaluation_options(parser.parse_args(["--repeats", "0"]))
     with pytest.raises(ValueError, match="--test-protocol needs --test-data"):
@@ -294,7 +302,7 @@ def test_scores_keep_every_column_needed_to_regroup(sets) -> None:
 
 @pytest.fixture(scope="module")
 def bob():
-    return pytest.importorskip("bob.measure")
+    return bob_measure()
 
 
 def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) -> None:
@@ -329,7 +337,11 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     assert {k: run[f"metrics.{k}"] for k in recomputed} == recomputed
     by_bob = bob_report(scores, bob)
     assert {k: run[f"metrics.{k}"] for k in by_bob} == by_bob
-    assert {f"{k}_std" for k in REPORT_KEYS} <= set(recomputed)
+    thresholds = {k for k in REPORT_KEYS if k.endswith("threshold")}
+    assert {f"{k}_std" for k in set(REPORT_KEYS) - thresholds} <= set(recomputed)
+    assert not {f"{k}_std" for k in thresholds} & set(recomputed)
+    assert all(run[f"metrics.{k}"] == per_setting[0][k] for k in thresholds)  # the kept head's
+    assert run["tags.kept_setting"] == "fold1-repeat0"
 
     client = mlflow.MlflowClient()
     names = {a.path for a in client.list_artifacts(run["run_id"])}
@@ -338,17 +350,17 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     assert history and history[0].step == 1
 
     runs = tracking.study_runs(experiment_id, "evaluation")
-    table = comparison.comparison(runs)
+    table = tables.comparison(trial_table(runs))
     assert {"test_apcer_print", "test_apcer_replay", "test_acer_std"} <= set(table.columns)
-    markdown = comparison.to_markdown(table)
+    markdown = tables.to_markdown(table)
     acer, spread = run["metrics.test_acer"], run["metrics.test_acer_std"]
     assert f"{100 * acer:.1f} ± {100 * spread:.1f}%" in markdown
     assert "test_apcer_print" not in markdown  # the headline only; the rest in CSV and HTML
-    shown = comparison.readable(table)
+    shown = tables.readable(table)
     assert {"test_apcer_print", "test_apcer 95% CI", "test_hter 95% CI"} <= set(shown.columns)
     low, high = run["metrics.test_hter_ci_low"], run["metrics.test_hter_ci_high"]
     assert shown["test_hter 95% CI"].iloc[0] == f"[{100 * low:.1f}%, {100 * high:.1f}%]"
-    assert "folds: 1,2" in comparison.evaluation_notes(runs)
+    assert "folds: 1,2" in tables.evaluation_notes(runs)
 
 
 def test_cross_dataset_trial_reports_on_the_other_set(sets, tmp_path, bob) -> None:

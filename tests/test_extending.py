@@ -21,9 +21,10 @@ from core.data.clips import Clip
 from core.data.layouts import Found, Layout, register_layout
 from core.data.subjects import clip_id
 from core.features import FeatureOptions
-from experiments import search
-from experiments.cli import add_feature_arguments
-from experiments.sweep import SweepConfig, parse_args, run_sweep
+from experiments.commands.options import add_feature_arguments
+from experiments.commands.study import run_sweep
+from experiments.commands.sweep import SweepConfig, parse_args
+from experiments.trial import search
 from heads.registry import SearchSpace, register_family
 
 FRAMES = 2

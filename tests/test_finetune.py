@@ -40,16 +40,20 @@ from core.data.clips import DataError
 from core.features import FeatureOptions
 from core.features.bottom import BOTTOM_DIR, bottom_inputs
 from core.features.frame_store import FRAMES_DIR
-from experiments import search, tracking
-from experiments.evaluation import EvaluationOptions, prepare_settings
-from experiments.finetune import (
+from experiments.commands import predict
+from experiments.config import EvaluationOptions, KeepWeights, fine_tune_choices
+from experiments.stores import tracking
+from experiments.stores.tracking import TOP_WEIGHTS as TOP_WEIGHTS_FILE
+from experiments.trial import search
+from experiments.trial.evaluation import prepare_settings
+from experiments.trial.finetune import (
     StoredRows,
     fold_standardized,
     layer_statistics,
     standardized_top,
     start_standardized,
 )
-from experiments.objective import TOP_WEIGHTS_FILE, Objective
+from experiments.trial.objective import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 2
@@ -81,15 +85,15 @@ import numpy as np
 
 from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights, vggface_top
 from core.data.clips import Clip
-from experiments.finetune import (
+from experiments.trial.finetune import (
     StoredRows,
     fold_standardized,
     layer_statistics,
     standardized_top,
     start_standardized,
 )
-from experiments.search import TrialConfig
-from experiments.training import SplitData, train_head
+from experiments.config import TrialConfig
+from experiments.trial.training import SplitData, train_head
 
 folder = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
@@ -182,25 +186,43 @@ def stamps(folder: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def study(workspace, settings):
-    """Two trials of a study searching ``fine_tune`` over none and fc: fc, then none."""
+    """Three trials of a study searching ``fine_tune`` over none, fc and conv5: fc, none, then
+    conv5 (conv5_1 to fc7 trained with the head, end to end on the stored frames' pool4), each
+    tagged as the sweep tags its trials, so predict.py can rebuild them."""
     cache = workspace / "cache"
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workspace)
-        experiment_id = tracking.use_experiment("ft", f"sqlite:///{workspace}/mlflow.db")
+        mlflow.set_tracking_uri(f"sqlite:///{workspace}/mlflow.db")
+        experiment_id = tracking.use_experiment("ft")
         study = optuna.create_study(
             study_name="ft",
             storage=f"sqlite:///{workspace}/optuna.db",
             sampler=optuna.samplers.RandomSampler(seed=0),
         )
-        for fine_tune in ("fc", "none"):
+        for fine_tune in ("fc", "none", "conv5"):
             study.enqueue_trial({**PARAMS, "fine_tune": fine_tune})
-        objective = Objective("ft", ["dense"], settings, {}, fine_tune=("none", "fc"))
+        features = settings[0].features
+        context = {
+            "weights": "default",
+            "weights_fingerprint": features.weights_fingerprint,
+            "extraction_precision": features.manifest["key_parts"]["precision"],
+            "frames_per_clip": str(FRAMES),
+            **features.crop.tags(),
+        }
+        objective = Objective(
+            "ft",
+            ["dense"],
+            settings,
+            context,
+            fine_tune=("none", "fc", "conv5"),
+            keep_weights=KeepWeights.ALL,
+        )
         seen = []
 
         def after(study, trial):  # what the cache holds after each trial
             seen.append((stamps(cache / FRAMES_DIR), stamps(cache / BOTTOM_DIR)))
 
-        study.optimize(objective, n_trials=2, callbacks=[after])
+        study.optimize(objective, n_trials=3, callbacks=[after])
     runs = mlflow.search_runs(
         [experiment_id], filter_string="tags.`vggface_heads.role` = 'trial'"
     ).set_index("tags.optuna.trial_number")
@@ -279,9 +301,9 @@ def test_top_weights_file_holds_vggface_layers_only(study, settings):
 
 
 def test_fine_tune_is_searched_only_when_given_several_choices():
-    assert search.fine_tune_choices("none, fc,fc") == ("none", "fc")
+    assert fine_tune_choices("none, fc,fc") == ("none", "fc")
     with pytest.raises(ValueError, match="--fine-tune takes none|fc|conv5"):
-        search.fine_tune_choices("fc7")
+        fine_tune_choices("fc7")
     trial = optuna.create_study().ask()
     assert search.suggest(trial, ["dense"], fine_tune=("conv5",)).fine_tune == "conv5"
     assert "fine_tune" not in trial.params  # one choice: not a searched parameter
@@ -308,11 +330,10 @@ def test_fine_tune_is_searched_only_when_given_several_choices():
 def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     study, runs, _ = study
     trials = study.get_trials()
-    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    assert [t.params["fine_tune"] for t in trials] == ["fc", "none"]
-    assert all(
-        t.distributions["fine_tune"] == CategoricalDistribution(("none", "fc")) for t in trials
-    )
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert [t.params["fine_tune"] for t in trials] == ["fc", "none", "conv5"]
+    choices = CategoricalDistribution(("none", "fc", "conv5"))
+    assert all(t.distributions["fine_tune"] == choices for t in trials)
     tuned, frozen = runs.loc["0"], runs.loc["1"]
     head = tuned["metrics.params_head"]
     assert head == 4096 * 16 + 16 + 16 * 2 + 2  # dense16
@@ -364,9 +385,67 @@ def test_fine_tuning_changed_fc6_and_fc7_and_the_trial_is_reproducible(study, se
     np.testing.assert_allclose(dev.scores(frame_scores).scores, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_conv5_fine_tuning_trains_conv5_to_fc7_end_to_end(study, settings, workspace):
+    """The conv5 trial trained conv5_1..conv5_3, fc6 and fc7 with its head, from pool4 of the
+    stored frames, and logged exactly those layers."""
+    study, runs, seen = study
+    tuned = runs.loc["2"]
+    assert tuned["params.fine_tune"] == "conv5"
+    head = tuned["metrics.params_head"]
+    assert tuned["metrics.params_trainable"] == head + CONV5 + FC6 + FC7
+    assert np.isfinite(tuned["metrics.dev_acer"]) and np.isfinite(tuned["metrics.test_auc"])
+    assert len(seen[2][1]) == 2  # a pool4 entry beside fc's pool5 one, computed once
+    folder = workspace / "download-conv5"
+    folder.mkdir(exist_ok=True)
+    path = MlflowClient().download_artifacts(tuned["run_id"], TOP_WEIGHTS_FILE, str(folder))
+    start = settings[0].inputs("frame", "conv5").top_weights
+    with h5py.File(path) as trained, h5py.File(start) as before:
+        assert sorted(trained) == ["conv5_1", "conv5_2", "conv5_3", "fc6", "fc7"]
+        for name in trained:
+            assert np.any(trained[f"{name}/kernel"][()] != before[f"{name}/kernel"][()]), name
+
+
+@pytest.mark.parametrize("trial", ["0", "2"], ids=["fc", "conv5"])
+def test_predict_scores_a_fine_tuned_trials_clips_as_its_scores_csv(
+    study, workspace, trial, capsys
+):
+    """predict.py rebuilds the trial's backbone with its own trained layers and scores the
+    study's dev clips as the trial scored them (float32 rounding of the head's batches)."""
+    _, runs, _ = study
+    run = runs.loc[trial]
+    clips = sorted((workspace / "data" / "dev").glob("*/client*")) + sorted(
+        (workspace / "data" / "dev").glob("attack/*/client*")
+    )
+    code = predict.main(
+        [
+            "--run",
+            run["run_id"],
+            "--score-faceless",
+            "--tracking-uri",
+            f"sqlite:///{workspace}/mlflow.db",
+            *map(str, clips),
+        ]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    scored = {}
+    for line in out[1:]:
+        path, score = line.split("\t")[:2]
+        scored[Path(path).relative_to(workspace / "data").as_posix()] = float(score)
+    folder = workspace / f"scores-{trial}"
+    folder.mkdir(exist_ok=True)
+    logged = pd.read_csv(
+        MlflowClient().download_artifacts(run["run_id"], "scores.csv", str(folder))
+    )
+    logged = logged[logged["split"] == "dev"].set_index("clip")["score"]
+    assert set(scored) == set(logged.index)
+    for clip, score in scored.items():
+        assert score == pytest.approx(logged[clip], rel=1e-4, abs=1e-6), clip
+
+
 def test_frames_are_stored_once_as_uint8_and_later_trials_reuse_everything(study, settings):
     _, _, seen = study
-    (frames_after_first, bottom_after_first), (frames_after_last, bottom_after_last) = seen
+    (frames_after_first, bottom_after_first), (frames_after_last, bottom_after_last) = seen[:2]
     features = settings[0].features
     assert len(frames_after_first) == len(features.clips)  # one file per clip
     assert len(bottom_after_first) == 1  # one pool5 entry for the protocol's clips
@@ -379,7 +458,8 @@ def test_frames_are_stored_once_as_uint8_and_later_trials_reuse_everything(study
 
     inputs = settings[0].inputs("frame", "fc")  # what the next fine-tuned trial reads
     assert stamps(cache / FRAMES_DIR) == frames_after_first  # nothing decoded again
-    assert stamps(cache / BOTTOM_DIR) == bottom_after_first  # nor computed again
+    assert seen[2][0] == frames_after_first  # conv5's pool4 came from the stored frames too
+    assert stamps(cache / BOTTOM_DIR) == seen[2][1]  # nor computed again
     assert inputs.data["train"].x.shape == (4 * FRAMES, 7, 7, 512)  # the 4 train clips' frames
     again = bottom_inputs(features, "fc")
     assert (again.computed, again.decoded) == (False, 0)
@@ -405,10 +485,11 @@ def test_features_from_another_backbone_are_refused(study, settings):
         clips=features.clips[:1],
         rows=features.rows[:1],
     )
+    root = features.path.parent.parent / BOTTOM_DIR
+    before = sorted(p.name for p in root.iterdir() if p.is_dir())
     with pytest.raises(DataError, match="recomputed from the decoded frames"):
         bottom_inputs(other, "fc")
-    root = features.path.parent.parent / BOTTOM_DIR
-    assert len([p for p in root.iterdir() if p.is_dir()]) == 2  # fc and conv5, nothing more
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == before  # none kept
 
 
 # --- conv5 and JAX -----------------------------------------------------------------------------

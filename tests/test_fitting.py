@@ -16,8 +16,9 @@ import pytest
 
 import heads
 from core.data.clips import Clip
-from experiments.search import TrialConfig
-from experiments.training import SplitData, save_head_weights, train_head
+from experiments.config import TrialConfig
+from experiments.trial.training import SplitData, train_head
+from heads import save_head_weights
 from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 
 CHANNELS = 4096
@@ -237,7 +238,7 @@ def test_trained_head_applies_its_standardisation_in_predict_and_saves_without_o
     kind = heads.get_spec(name).kind
     data = data_for(kind)
     config = TrialConfig(head=name, family=name, output="softmax", hparams=hparams, epochs=3)
-    assert config.standardize and config.precision == "float32"
+    assert config.standardize and config.training_precision == "float32"
     result = train_head(config, data, frames=2, seed=0)
     head = result.model
     assert head.count_params() == heads.build_head_model(name, frames=2, **hparams).count_params()
@@ -301,7 +302,7 @@ def test_train_head_in_each_precision_keeps_float32_outputs(precision):
         output="sigmoid",
         hparams={"width": 8},
         epochs=2,
-        precision=precision,
+        training_precision=precision,
         jit_compile=False,
     )
     result = train_head(config, data_for("frame"), frames=2, seed=0)
@@ -314,9 +315,8 @@ def test_train_head_in_each_precision_keeps_float32_outputs(precision):
 
 
 def test_unknown_precision_is_one_clear_line():
-    config = TrialConfig(head="dense8", family="dense", output="softmax", precision="int8")
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, float16"):
-        train_head(config, data_for("frame"), frames=2)
+        TrialConfig(head="dense8", family="dense", output="softmax", training_precision="int8")
 
 
 def test_fold_into_a_gru_puts_the_mean_in_its_input_bias():
@@ -335,7 +335,7 @@ def test_fold_into_a_gru_puts_the_mean_in_its_input_bias():
 
 
 def test_a_diverging_trial_raises_training_diverged():
-    from experiments.training import TrainingDiverged
+    from experiments.trial.training import TrainingDiverged
 
     nan = float("nan")  # the weights turn NaN after the first update
     config = TrialConfig("dense8", "dense", "softmax", {"width": 8}, learning_rate=nan)

@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import memory, wal
+from experiments.stores import wal
+from experiments.trial import memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_a_trial_scope_leaves_no_gradient_function_registered():
 GROWTH = """
 import json, sys
 import numpy as np, keras
-from experiments import memory
+from experiments.trial import memory
 def rss():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) / 1024 for l in status if l.startswith("VmRSS:"))

@@ -34,8 +34,10 @@ from experiments.metrics import (
     pad_report,
     report_from_scores_frame,
     summarise,
+    tpr_at_fpr,
     wilson_interval,
 )
+from tests.reference import bob_measure
 
 # Case A: 4 bona fide, 6 attacks of two unbalanced types (4 print, 2 replay).
 #   bona fide  0.9 0.7 0.5 0.3
@@ -697,7 +699,7 @@ def _score_set(species: dict[str, np.ndarray], bonafide: np.ndarray) -> ScoreSet
 @pytest.fixture(scope="module")
 def bob():
     """bob.measure, or skip: only this section needs it."""
-    return pytest.importorskip("bob.measure")
+    return bob_measure()
 
 
 class TestAgainstBobMeasure:
@@ -779,3 +781,44 @@ class TestAgainstBobMeasure:
                 expected[f"test_bpcer{point}"] = frr_at
                 expected[f"test_apcer{point}"] = worst_at
         assert {key: report[key] for key in expected} == expected
+
+
+# --- scikit-learn is the reference for AUC and TPR at a FPR -------------------------------------
+
+
+def sklearn_tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float) -> float:
+    """What SSDG/FLIP's evaluation does: scikit-learn's ROC with bona fide as the positive class,
+    the last TPR whose FPR is at most ``fpr``."""
+    from sklearn.metrics import roc_curve
+
+    false_positive, true_positive, _ = roc_curve(labels, scores)
+    allowed = true_positive[false_positive <= fpr]
+    return float(allowed[-1]) if allowed.size else 0.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_auc_and_tpr_at_fpr_equal_scikit_learns(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 400))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = (0, 1)
+    scores = rng.normal(labels * rng.uniform(0, 3), 1.0)
+    if seed % 3 == 0:  # ties across the classes, as rounded probabilities have them
+        scores = np.round(scores, 1)
+    assert auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    for fpr in (0.0, 0.001, 0.01, 0.05, 0.5, 1.0):
+        assert tpr_at_fpr(scores, labels, fpr) == sklearn_tpr_at_fpr(scores, labels, fpr)
+
+
+def test_tpr_at_fpr_by_hand_and_in_the_report() -> None:
+    # attacks 0.1 0.2 0.9; bona fide 0.3 0.8 0.95: at FPR 0 only 0.95 passes (t > 0.9): TPR 1/3
+    scores, labels = np.array([0.1, 0.2, 0.9, 0.3, 0.8, 0.95]), np.array([0, 0, 0, 1, 1, 1])
+    assert tpr_at_fpr(scores, labels, 0.0) == pytest.approx(1 / 3)
+    assert tpr_at_fpr(scores, labels, 1 / 3) == 1.0  # accepting 0.9 too: every bona fide
+    dev = ScoreSet(scores, labels)
+    report = pad_report(dev, dev)
+    assert report["test_tpr_fpr1"] == report["test_tpr_fpr01"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="fpr must be a rate"):
+        tpr_at_fpr(scores, labels, 1.5)

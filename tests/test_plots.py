@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.metrics import ScoreSet, auc, eer_threshold, far_frr
-from experiments.plots import confusion_counts, confusion_figure, roc_det_figure
+from experiments.trial.plots import confusion_counts, confusion_figure, roc_det_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

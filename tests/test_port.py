@@ -1,49 +1,30 @@
-"""The MatConvNet port: both layouts, outputs against an independent numpy forward, bad input."""
+"""The MatConvNet port: both layouts, outputs against Keras' own VGG16 written as MatConvNet
+files by the fixture (tests/matconvnet_files.py), bad input."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
 import core
 from core.backbone.matconvnet import PortError, inspect, read_matconvnet
-from core.backbone.spec import BLOCKS, expected_shapes
+from core.backbone.spec import expected_shapes
 from core.backbone.vggface import convert
 from core.port import main
-from tests.matconvnet_files import CLASS_NAMES, layer_sequence, random_weights, write_matconvnet
+from tests.matconvnet_files import (
+    CLASS_NAMES,
+    keras_vgg16,
+    layer_sequence,
+    random_weights,
+    weights_from_keras_vgg16,
+    write_matconvnet,
+)
 
 RGB_MEAN = np.array([129.1863, 104.7624, 93.5940])
-
-
-def reference_forward(weights, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """VGG-Face in float64 numpy straight from the file's arrays: (fc7 (N, 4096), softmax).
-
-    Written from the paper's description (3x3 same convs, ReLU, 2x2 max-pool, fc as convs, linear
-    fc8) without any code of the package, so it checks the port and the Keras graph together.
-    """
-    x = images.astype(np.float64) - RGB_MEAN
-    for block, convs, _ in BLOCKS:
-        for i in range(1, convs + 1):
-            filters, biases = weights[f"conv{block}_{i}"]
-            padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-            windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
-            # windows: (N, H, W, Cin, 3, 3); filters: (3, 3, Cin, Cout)
-            x = np.tensordot(windows, filters.astype(np.float64), axes=([4, 5, 3], [0, 1, 2]))
-            x = np.maximum(x + biases[:, 0], 0)
-        n, h, w, c = x.shape
-        x = x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-    fc6, b6 = weights["fc6"]
-    x = np.maximum(x.reshape(len(x), -1) @ fc6.reshape(-1, 4096).astype(np.float64) + b6[:, 0], 0)
-    fc7, b7 = weights["fc7"]
-    fc7_out = np.maximum(x @ fc7.reshape(4096, 4096).astype(np.float64) + b7[:, 0], 0)
-    fc8, b8 = weights["fc8"]
-    logits = fc7_out @ fc8.reshape(4096, -1).astype(np.float64) + b8[:, 0]
-    logits -= logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return fc7_out, probabilities
 
 
 def relative_error(actual, expected) -> float:
@@ -53,8 +34,14 @@ def relative_error(actual, expected) -> float:
 
 
 @pytest.fixture(scope="module")
-def weights():
-    return random_weights(seed=7)
+def vgg16():
+    """Keras' own VGG16 (2622 classes, seeded weights): the reference the port must reproduce."""
+    return keras_vgg16(seed=7)
+
+
+@pytest.fixture(scope="module")
+def weights(vgg16):
+    return weights_from_keras_vgg16(vgg16)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +61,11 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def reference(weights, images):
-    return reference_forward(weights, images)
+def reference(vgg16, images):
+    """(fc7, softmax) of Keras' VGG16 on the images, preprocessed as VGG-Face's are."""
+    x = core.preprocess_input(images)
+    fc7 = keras.Model(vgg16.inputs, vgg16.get_layer("fc2").output).predict_on_batch(x)
+    return np.asarray(fc7, np.float64), np.asarray(vgg16.predict_on_batch(x), np.float64)
 
 
 @pytest.mark.parametrize("layout", ["net", "layers+meta"])

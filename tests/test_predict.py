@@ -10,6 +10,7 @@ the backbone costs ~0.3 s a frame on two CPU cores, and predict reruns it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -23,10 +24,17 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from core import device
 from core.data.frames import read_clip
 from core.features import FeatureOptions
-from experiments import comparison, models, predict, scoring, tracking
-from experiments.sweep import SweepConfig, run_sweep
+from experiments.commands import predict
+from experiments.commands.study import run_sweep
+from experiments.commands.sweep import SweepConfig
+from experiments.results import tables
+from experiments.serving import models, scorer, trial_model
+from experiments.stores import tracking
+from experiments.stores.runs_table import trial_table
+from tests.test_protocols import replay_tree, tiny_video
 
 REPO = Path(__file__).resolve().parents[1]
 # TensorFlow's native logger writes to fd 2 as it is imported; those lines are not ours.
@@ -114,7 +122,7 @@ def runs(sweep, uri) -> pd.DataFrame:
 def with_weights(runs: pd.DataFrame) -> pd.DataFrame:
     client = MlflowClient()
     kept = [
-        scoring.HEAD_WEIGHTS in {a.path for a in client.list_artifacts(run_id)}
+        tracking.HEAD_WEIGHTS in {a.path for a in client.list_artifacts(run_id)}
         for run_id in runs["run_id"]
     ]
     return runs[kept]
@@ -141,34 +149,42 @@ def test_predict_reproduces_each_familys_scores_and_decisions(sweep, uri, runs, 
     for _, run in kept.iterrows():
         expected = scores_csv(run["run_id"], tmp_path / run["run_id"])
         clips = [str(root / "data" / clip) for clip in expected["clip"]]
+        no_face = dict(zip(clips, expected["no_face_frames"], strict=True))
         code, out, err = run_predict(
-            capsys, "--tracking-uri", uri, "--run", run["run_id"], "--per-frame", *clips
+            capsys,
+            *("--tracking-uri", uri, "--run", run["run_id"], "--per-frame", "--score-faceless"),
+            *clips,
         )
         assert code == 0, err
-        assert out[0] == "clip\tbonafide_probability\tdecision\tframe_scores"
+        assert out[0] == "clip\tbonafide_probability\tdecision\tno_face_frames\tframe_scores"
         assert len(err) == 1 and run["run_id"] in err[0] and "random backbone" in err[0]
         rows = [line.split("\t") for line in out[1:]]
         assert [r[0] for r in rows] == clips
         threshold = run["metrics.dev_threshold"]
         for row, score in zip(rows, expected["score"], strict=True):
             assert float(row[1]) == pytest.approx(score, rel=ROUNDING, abs=1e-6)
+            missed, counted = row[3].split("/")  # frames without a face, as extraction counted
+            assert int(counted) == FRAMES and int(missed) == no_face[row[0]]
             if run["params.family"] == "dense":  # a frame head: the clip's is its frames' mean
-                frames = [float(value) for value in row[3].split(",")]
+                frames = [float(value) for value in row[4].split(",")]
                 assert len(frames) == FRAMES
                 assert np.mean(frames) == pytest.approx(float(row[1]), abs=1e-6)
             else:  # a sequence head reads the clip whole
-                assert row[3] == ""
+                assert row[4] == ""
             if abs(score - threshold) > ROUNDING:  # at the threshold it may round either way
                 assert row[2] == ("bona fide" if score >= threshold else "attack")
 
 
 def test_study_best_picks_the_comparisons_best_trial(sweep, uri, runs, capsys):
-    trials = comparison.trial_table(runs)
+    trials = trial_table(runs)
     clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
     for family, expected in ((None, trials), ("lstm", trials[trials["family"] == "lstm"])):
         family_flag = ["--head-family", family] if family else []
         code, out, err = run_predict(
-            capsys, "--tracking-uri", uri, "--study", STUDY, "--best", *family_flag, clip
+            capsys,
+            *("--tracking-uri", uri, "--study", STUDY, "--best", "--score-faceless"),
+            *family_flag,
+            clip,
         )
         assert code == 0, err
         assert err[0].startswith(f"run {expected['run_id'].iloc[0]}:")
@@ -235,19 +251,27 @@ def test_unreadable_clips_are_named_counted_and_the_rest_scored(sweep, uri, runs
     good = str(sweep[0] / "data" / "test" / "real" / "client003_0")
     missing = str(tmp_path / "no_such_clip")
     code, out, err = run_predict(
-        capsys, "--tracking-uri", uri, "--run", run_id, str(corrupt), good, missing
+        capsys,
+        "--tracking-uri",
+        uri,
+        "--run",
+        run_id,
+        "--score-faceless",
+        str(corrupt),
+        good,
+        missing,
     )
     assert code == 2
     assert [line.split("\t")[0] for line in out[1:]] == [good]
     skipped = [line for line in err if line.startswith("skipped: ")]
     assert len(skipped) == 2 and str(corrupt) in skipped[0] and missing in skipped[1]
-    assert err[-1] == "error: 2 of 3 clips could not be read (named above)"
+    assert err[-1] == "error: 2 of 3 clips could not be scored (named above)"
 
 
 def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri, runs, tmp_path):
     root, first, _ = sweep
     mlflow.set_tracking_uri(uri)
-    table = comparison.comparison(runs)
+    table = tables.comparison(trial_table(runs))
     mlflow.set_experiment(experiment_id=first.experiment_id)
     with mlflow.start_run(run_id=first.parent_run_id):  # as the sweep calls it
         uris = models.log_best_models(first.experiment_id, STUDY, table)
@@ -270,14 +294,17 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / name)))
         files = [path for path in local.rglob("*") if path.is_file()]
         assert not [path for path in files if path.suffix in (".pkl", ".pickle")]
-        head_bytes = next(p.stat().st_size for p in files if p.name == scoring.HEAD_WEIGHTS)
-        assert sum(p.stat().st_size for p in files) < head_bytes + 1_000_000  # no backbone
+        assert not [path for path in files if path.suffix == ".h5"]  # the run holds the head
+        assert sum(p.stat().st_size for p in files) < 100_000  # code and config: no weights
 
-        loaded = mlflow.pyfunc.load_model(f"models:/{name}@best")
+        # the demo's random frames show no face Haar finds: scored on their centre squares
+        loaded = mlflow.pyfunc.load_model(
+            f"models:/{name}@best", model_config={"score_faceless": True}
+        )
         probabilities = loaded.predict(raw)
-        model = scoring.trial_model(run_id)
-        head = scoring.fetch_head_weights(model, tmp_path / run_id)
-        expected = scoring.Scorer(model, head, None, "haar").score_clip(clip)
+        model = trial_model.trial_model(run_id)
+        head = trial_model.fetch_head_weights(model, tmp_path / run_id)
+        expected = scorer.Scorer(model, head, None, "haar").score_clip(clip)
         assert expected.no_face in (0, FRAMES)  # each frame cropped alike either way
         logged = scores_csv(run_id, tmp_path / run_id).set_index("clip")["score"]
         assert expected.score == pytest.approx(logged["dev/attack/print/client002_1"], rel=ROUNDING)
@@ -287,3 +314,116 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             np.testing.assert_allclose(probabilities, expected.frame_scores, rtol=1e-6)
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames
             loaded.predict(raw.astype(np.float32))
+        if expected.no_face == FRAMES:  # by default a faceless frame (clip) scores NaN
+            plain = mlflow.pyfunc.load_model(f"models:/{name}@best").predict(raw)
+            assert plain.shape == probabilities.shape and np.isnan(plain).all()
+
+
+def test_a_clip_without_a_face_is_reported_not_scored(sweep, uri, runs, capsys, tmp_path):
+    """Every frame without a face: no score but the reason, unless --score-faceless."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for f in range(FRAMES + 1):  # a grey wall: no detector finds a face in it
+        cv2.imwrite(str(blank / f"{f:03d}.png"), np.full((64, 64, 3), 128, np.uint8))
+    code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, str(blank))
+    assert code == 2
+    assert out[1] == f"{blank}\t\tno face\t{FRAMES}/{FRAMES}"
+    assert any(line.startswith(f"not scored: {blank}: the detector (haar)") for line in err)
+    assert err[-1] == "error: 1 of 1 clips could not be scored (named above)"
+    code, out, _ = run_predict(
+        capsys, "--tracking-uri", uri, "--run", run_id, "--score-faceless", str(blank)
+    )
+    assert code == 0 and 0 <= float(out[1].split("\t")[1]) <= 1
+
+
+def test_predict_under_auto_precision_reproduces_a_bfloat16_study(tmp_path, monkeypatch, capsys):
+    """On a machine reporting bfloat16 units, ``--precision auto`` extracts in bfloat16; predict
+    must rebuild that backbone (not a float32 one) and give the study's own scores.
+
+    Tolerance: where the CPU computes bfloat16 natively (AMX/AVX512-BF16), a frame's features do
+    not depend on its batch and the scores agree to float32 rounding of the head (1e-4
+    relative); where bfloat16 is emulated (an AVX2 CPU made to report the units, as CI's), the
+    backbone's summation order may follow the batch: 2e-3 absolute. Either is well below what a
+    float32 backbone gives on the same clips, which the test measures too.
+    """
+    native = device.cpu_has_bfloat16()
+    monkeypatch.setattr(device, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
+    write_set(tmp_path / "data")
+    base = config(tmp_path)
+    auto = dataclasses.replace(base.features, precision="auto")
+    result = run_sweep(
+        config(tmp_path, features=auto, study="bf16", heads="dense2048", trials=1),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "bf16").iterrows()]
+    assert run["tags.extraction_precision"] == "bfloat16"
+    assert run["tags.training_precision"] == run["params.training_precision"] == "float32"
+    expected = scores_csv(run["run_id"], tmp_path / "scores")
+    clips = [str(tmp_path / "data" / clip) for clip in expected["clip"]]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    code, out, err = run_predict(
+        capsys, "--tracking-uri", uri, "--run", run["run_id"], "--score-faceless", *clips
+    )
+    assert code == 0, err
+    assert "in bfloat16" in err[0]  # the backbone it rebuilt
+    scores = np.array([float(line.split("\t")[1]) for line in out[1:]])
+    tolerance = {"rtol": ROUNDING, "atol": 1e-6} if native else {"rtol": 0, "atol": 2e-3}
+    np.testing.assert_allclose(scores, expected["score"], **tolerance)
+
+    model = trial_model.trial_model(run["run_id"])  # the same head on a float32 backbone
+    head = trial_model.fetch_head_weights(model, tmp_path / "head")
+    as_float32 = dataclasses.replace(model, extraction_precision="float32")
+    float32 = scorer.Scorer(as_float32, head, None, "haar")
+    other = np.array([float32.score_clip(clip).score for clip in clips])
+    assert np.abs(other - expected["score"]).max() > 10 * tolerance["atol"]  # the test has teeth
+
+
+def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
+    tmp_path, monkeypatch, capsys
+):
+    """Replay-Attack clips with their face-locations files: new clips have none, so predict
+    crops with a detector and measures, once, how that moves the study's own dev scores."""
+
+    def keep(path: Path) -> bool:  # a bona fide take and a print attack of each client
+        real = path.parent.name == "real" and path.stem.endswith("controlled_1")
+        printed = path.parent.name == "fixed" and path.stem.startswith("attack_print_")
+        return real or (printed and "controlled" in path.stem)
+
+    root = replay_tree(
+        tmp_path / "replay",
+        {"train": (1,), "devel": (2,), "test": (3,)},
+        write=lambda path: tiny_video(path) if keep(path) else path,
+    )
+    clips = sorted(root.rglob("*.mov"))
+    assert len(clips) == 6
+    for clip in clips:
+        face = root / "face-locations" / clip.relative_to(root).with_suffix(".face")
+        face.parent.mkdir(parents=True, exist_ok=True)
+        face.write_text("".join(f"{f} 4 4 20 20\n" for f in range(3)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
+    base = config(tmp_path)
+    options = dataclasses.replace(base.features, data=root)
+    result = run_sweep(
+        config(tmp_path, features=options, study="boxes", heads="lstm30", trials=1),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "boxes").iterrows()]
+    assert (run["tags.face_boxes"], run["tags.face_detector"]) == ("6 of 6", "none")
+    uri, dev_clip = f"sqlite:///{tmp_path}/mlflow.db", str(clips[0])
+    code, _, err = run_predict(capsys, "--tracking-uri", uri, "--run", run["run_id"], dev_clip)
+    assert code == 2 and "pass --face-detector mtcnn or haar" in err[-1]  # no detector to reuse
+    argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
+    code, out, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
+    assert code == 0
+    said = [line for line in err if line.startswith("the study cropped 6 of its 6 clips")]
+    assert len(said) == 1 and "on 2 of the study's dev clips that changes" in said[0]
+    recorded = MlflowClient().get_run(run["run_id"]).data.tags["crop_check"]
+    assert recorded == said[0]
+    code, _, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
+    assert code == 0 and recorded in err  # read back, not measured again

@@ -19,10 +19,11 @@ from mlflow.tracking import MlflowClient
 
 from core.constants import SPLITS
 from core.features import FeatureOptions
-from experiments.evaluation import EvaluationOptions
+from experiments.commands.study import SweepResult, run_sweep
+from experiments.commands.sweep import SweepConfig
+from experiments.config import EvaluationOptions
 from experiments.metrics import report_from_scores_frame
-from experiments.sweep import SweepConfig, SweepResult, run_sweep
-from experiments.tracking import ROLE_TAG
+from experiments.stores.tracking import ROLE_TAG
 from tests.test_protocols import Writer, casia_tree, oulu_tree, replay_tree, tiny_video
 
 FRAMES = 2  # of the three each tiny video holds

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import extract, predict, sweep
+from experiments.commands import extract, predict, sweep
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PARSERS = {

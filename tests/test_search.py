@@ -11,7 +11,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 import heads
-from experiments import search
+from experiments.config import TrialConfig
+from experiments.trial import search
 from heads import registry
 from heads.registry import Preset, SearchSpace, register_family
 
@@ -64,7 +65,7 @@ def register_toy() -> None:
         return keras.layers.Dense(units, activation=activation, use_bias=bias, name="fc8")(x)
 
 
-def ask(study: optuna.Study, allowed: list[str]) -> tuple[optuna.Trial, search.TrialConfig]:
+def ask(study: optuna.Study, allowed: list[str]) -> tuple[optuna.Trial, TrialConfig]:
     trial = study.ask()
     return trial, search.suggest(trial, allowed)
 
@@ -277,26 +278,26 @@ def test_standardisation_is_a_searched_choice_and_baselines_standardise():
         trial, config = ask(study, search.families())
         assert trial.distributions["standardize"] == CategoricalDistribution((True, False))
         assert config.standardize is trial.params["standardize"]
-        assert (config.precision, config.jit_compile) == ("float32", "auto")
+        assert (config.training_precision, config.jit_compile) == ("float32", "auto")
         seen.add(config.standardize)
         study.tell(trial, 0.0)
     assert seen == {True, False}
     assert all(params["standardize"] is True for params in search.baselines())
-    assert search.TrialConfig("conv8", "conv", "softmax").params()["standardize"] is True
+    assert TrialConfig("conv8", "conv", "softmax").params()["standardize"] is True
 
 
 def test_precision_and_jit_compile_pass_through_unsearched():
     trial = optuna.create_study().ask()
-    config = search.suggest(trial, ["dense"], precision="bfloat16", jit_compile=False)
-    assert (config.precision, config.jit_compile) == ("bfloat16", False)
-    assert "precision" not in trial.params and "jit_compile" not in trial.params
-    assert config.params()["precision"] == "bfloat16"  # logged with the trial's parameters
+    config = search.suggest(trial, ["dense"], training_precision="bfloat16", jit_compile=False)
+    assert (config.training_precision, config.jit_compile) == ("bfloat16", False)
+    assert "training_precision" not in trial.params and "jit_compile" not in trial.params
+    assert config.params()["training_precision"] == "bfloat16"  # logged with the trial's params
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, float16"):
-        search.suggest(optuna.create_study().ask(), ["dense"], precision="fp8")
+        search.suggest(optuna.create_study().ask(), ["dense"], training_precision="fp8")
 
 
 def test_logged_parameters_read_as_a_person_writes_them():
-    config = search.TrialConfig(
+    config = TrialConfig(
         head="conv64",
         family="conv",
         output="softmax",

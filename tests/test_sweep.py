@@ -21,10 +21,13 @@ from mlflow.tracking import MlflowClient
 
 import heads
 from core.features import FeatureOptions
-from experiments import compare, objective, sweep, training
+from experiments.commands import compare, sweep
+from experiments.commands.study import run_sweep
+from experiments.commands.sweep import SweepConfig
 from experiments.metrics import report_from_scores_frame
-from experiments.search import baselines
-from experiments.sweep import SweepConfig, run_sweep
+from experiments.trial import objective, training
+from experiments.trial.search import baselines
+from tests.reference import bob_measure
 from tests.test_evaluation import bob_report
 
 FRAMES = 3
@@ -189,7 +192,7 @@ def test_only_each_familys_improvements_keep_their_head_weights(first_sweep, tmp
 
 def test_every_test_figure_equals_bob_measure_on_scores_csv(first_sweep, tmp_path):
     """EER threshold, APCER per species, BPCER, ACER, HTER, BPCER20/100, test EER, intervals."""
-    bob = pytest.importorskip("bob.measure")
+    bob = bob_measure()
     for _, run in child_runs(first_sweep).iterrows():
         by_bob = bob_report(logged_scores(run, tmp_path), bob)
         assert {"test_apcer_print", "test_apcer_replay", "test_bpcer100"} <= set(by_bob)
@@ -425,7 +428,7 @@ def test_cross_dataset_with_repeats_is_one_command(workspace, monkeypatch, capsy
         f"client014_{n}" for n in range(6)
     }
     assert scores.groupby("repeat").size().tolist() == [12, 12]
-    by_bob = bob_report(scores, pytest.importorskip("bob.measure"))
+    by_bob = bob_report(scores, bob_measure())
     assert {key: run[f"metrics.{key}"] for key in by_bob} == by_bob
 
 

@@ -22,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from experiments import tracking, workers
+from experiments.stores import tracking, workers
 from tests.servers import mlflow_server, postgres  # noqa: F401  (module fixtures)
 from tests.servers import stop as stop_process
 from tests.test_sweep import FRAMES, write_tiny_set

@@ -17,18 +17,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.backbone.spec import BLOCKS, NUM_IDENTITIES
+from core.backbone.spec import (  # noqa: F401  (FINE_TUNE*: re-exported for older imports)
+    BLOCKS,
+    FINE_TUNE,
+    FINE_TUNE_LAYERS,
+    FROZEN_OUTPUT,
+    NUM_IDENTITIES,
+)
 from core.constants import FEATURE_SIZE, INPUT_SHAPE, PRECISIONS, RANDOM_INIT
 
-# Fine-tuning the top of the backbone (the write-up's "all trainable" models, SPEC §5): the layers
-# each choice unfreezes, and the frozen layer whose output feeds them (nothing before it changes).
-FINE_TUNE_LAYERS = {
-    "none": (),
-    "fc": ("fc6", "fc7"),
-    "conv5": ("conv5_1", "conv5_2", "conv5_3", "fc6", "fc7"),
-}
-FINE_TUNE = tuple(FINE_TUNE_LAYERS)
-FROZEN_OUTPUT = {"fc": "pool5", "conv5": "pool4"}
 _POOLED_SIDE = {"pool4": INPUT_SHAPE[0] // 16, "pool5": INPUT_SHAPE[0] // 32}  # 14, 7
 
 

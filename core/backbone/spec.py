@@ -62,3 +62,13 @@ def mean_rgb(average_image) -> np.ndarray:
     if array.ndim == 3 and array.shape[-1] == 3:
         return array.reshape(-1, 3).mean(axis=0).astype(np.float32)
     raise ValueError(f"averageImage must have 3 values or shape (H, W, 3), got shape {array.shape}")
+
+# Fine-tuning the top of the backbone (the write-up's "all trainable" models, SPEC §5): the layers
+# each choice unfreezes, and the frozen layer whose output feeds them (nothing before it changes).
+FINE_TUNE_LAYERS = {
+    "none": (),
+    "fc": ("fc6", "fc7"),
+    "conv5": ("conv5_1", "conv5_2", "conv5_3", "fc6", "fc7"),
+}
+FINE_TUNE = tuple(FINE_TUNE_LAYERS)
+FROZEN_OUTPUT = {"fc": "pool5", "conv5": "pool4"}

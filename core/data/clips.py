@@ -41,8 +41,3 @@ class Clip:
     def columns(self) -> dict[str, str]:
         """:attr:`attributes` as a dict (column -> value)."""
         return dict(self.attributes)
-
-    @property
-    def is_video(self) -> bool:
-        """True for a video file, False for a folder of frames (they are read differently)."""
-        return self.path.suffix.lower() in VIDEO_SUFFIXES

@@ -57,6 +57,7 @@ class Dataset:
     content_fingerprint: str = ""
     fold: int | None = None  # the protocol's fold, for protocols that have folds
     layout: str = ""  # the database layout that read the clips, e.g. "oulu"
+    test_split_given: bool = True  # the database (or protocol) fixes a test split: not carved
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -173,6 +174,7 @@ def load_dataset(
     clips = chosen.clips(source, fold)
     if not clips:
         raise DataError(f"{root}: protocol {chosen.name} uses none of the {len(source)} clips")
+    test_split_given = any(clip.split == "test" for clip in clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
     check_splits(clips)
     clips.sort(key=lambda c: c.clip_id)
@@ -191,6 +193,7 @@ def load_dataset(
         content_fingerprint=hashlib.sha256(content.encode()).hexdigest(),
         fold=fold,
         layout=layout.name,
+        test_split_given=test_split_given,
     )
 
 

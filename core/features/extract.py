@@ -269,6 +269,10 @@ def extract_features(
         no_face=selection.no_face if face_crop else {},
         database_boxes=selection.database_boxes,
         manifest=manifest,
+        protocol=dataset.protocol,
+        fold=dataset.fold,
+        layout=dataset.layout,
+        test_split_given=dataset.test_split_given,
     )
     log.info("%s", features.face_summary())
     return features

@@ -19,6 +19,7 @@ import numpy as np
 
 from core.constants import BONAFIDE_LABEL, SPLITS
 from core.data.clips import Clip
+from core.features.crop import FaceCrop
 
 
 class NoFace(NamedTuple):
@@ -61,6 +62,10 @@ class FeatureSet:
     no_face: dict[str, int] = field(default_factory=dict)
     database_boxes: int = 0  # clips of ``clips`` cropped with the boxes their database ships
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    protocol: str = ""  # the protocol that selected the clips, resolved (never "auto")
+    fold: int | None = None  # its fold, for a protocol with folds
+    layout: str = ""  # the database layout that read them, e.g. "oulu"
+    test_split_given: bool = True  # False: the loader carved the test split (no split folders)
 
     @functools.cached_property
     def features(self) -> np.ndarray:
@@ -90,14 +95,18 @@ class FeatureSet:
         return len(self.clips) * self.frames_per_clip
 
     @property
-    def face_crop_method(self) -> str:
-        """How frames were cropped, for logs: ``none``, ``mtcnn``, ``haar`` or
-        ``database boxes + mtcnn`` (some clips with their database's boxes)."""
+    def crop(self) -> FaceCrop:
+        """How the frames were cropped (:class:`core.features.crop.FaceCrop`)."""
         if not self.face_crop:
-            return "none"
-        if self.database_boxes == len(self.clips):
-            return "database boxes"
-        return f"database boxes + {self.detector}" if self.database_boxes else str(self.detector)
+            return FaceCrop(False)
+        detector = self.detector if self.database_boxes < len(self.clips) else None
+        return FaceCrop(True, detector, self.database_boxes, len(self.clips))
+
+    @property
+    def face_crop_method(self) -> str:
+        """How frames were cropped, for people: ``none``, ``mtcnn``, ``haar``,
+        ``database boxes`` or ``database boxes + mtcnn`` (some clips with their database's)."""
+        return self.crop.method
 
     def no_face_by_species(self) -> dict[str, NoFace]:
         """Frames without a face per attack species (``bonafide`` included); empty without crop."""

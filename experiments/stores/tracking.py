@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import optuna
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from experiments import plots, wal
-from experiments.metrics import ScoreSet
-from experiments.training import save_head_weights
+from experiments.stores import wal
 
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
@@ -40,17 +36,18 @@ PARENT_TAG = "mlflow.parentRunId"
 CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent run before it
 HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer state)
 TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
+SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and setting
+SETTINGS_CSV = "settings.csv"  # with several folds or repeats: each setting's figures
 
 
-def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
-    """Point MLflow at ``tracking_uri`` (None: MLflow's default store) and the study's experiment.
+def use_experiment(study_name: str) -> str:
+    """Point MLflow at the study's experiment in the current tracking store (the command sets the
+    store: ``--tracking-uri``, else MLflow's default).
 
     Create-or-get, safe when many workers start at once: the loser of the creation race gets
     the winner's experiment. It is tagged as model development, else MLflow 3's UI opens a GenAI
     overview.
     """
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
     tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
     client = MlflowClient()
     experiment = client.get_experiment_by_name(study_name)
@@ -76,11 +73,14 @@ def use_experiment(study_name: str, tracking_uri: str | None = None) -> str:
 
 @contextlib.contextmanager
 def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Iterator[Any]:
-    """A run whose end status follows what happened inside it, whatever happened."""
+    """A run whose end status follows what happened inside it, whatever happened: FINISHED,
+    KILLED when Optuna pruned it or Ctrl-C stopped it, FAILED with the error as a tag."""
+    from optuna import TrialPruned  # here: reading runs (serving, compare) needs no Optuna
+
     active = mlflow.start_run(run_name=name, nested=nested, tags={ROLE_TAG: role, **tags})
     try:
         yield active
-    except optuna.TrialPruned:
+    except TrialPruned:
         mlflow.end_run("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
@@ -93,32 +93,6 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         raise
     else:
         mlflow.end_run("FINISHED")
-
-
-def log_trial_artifacts(
-    scores: pd.DataFrame,
-    dev: ScoreSet,
-    test: ScoreSet,
-    threshold: float,
-    model,
-    keep_weights: bool = True,
-) -> None:
-    """scores.csv, the model summary, ROC/DET and confusion plots, and (``keep_weights``) the
-    head's weights alone, without optimizer state."""
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        scores.to_csv(folder / "scores.csv", index=False)
-        lines: list[str] = []
-        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
-        (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
-        names = ["scores.csv", "model_summary.txt"]
-        if keep_weights:
-            save_head_weights(model, folder / HEAD_WEIGHTS)
-            names.append(HEAD_WEIGHTS)
-        for name in names:
-            mlflow.log_artifact(str(folder / name))
-    mlflow.log_figure(plots.roc_det_figure(dev, test, threshold), "roc_det.png")
-    mlflow.log_figure(plots.confusion_figure(test, threshold), "confusion.png")
 
 
 def tag_trial_run(experiment_id: str, study_name: str, number: int, tags: dict[str, str]) -> None:
@@ -169,6 +143,13 @@ def study_parents(experiment_id: str, study_name: str) -> list[str]:
         [experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1000
     )
     return [run.info.run_id for run in found]
+
+
+def study_experiment(study_name: str) -> str | None:
+    """The id of the experiment that holds the study's runs, None when there is none."""
+    name = study_name.replace("'", "\\'")
+    found = mlflow.search_experiments(filter_string=f"tags.`{STUDY_TAG}` = '{name}'")
+    return found[0].experiment_id if found else None
 
 
 def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """The study's HTML report: one self-contained page with its tables and every figure.
 
 The page opens offline and carries plotly.js exactly once, compressed (4.8 MB as plotly ships
-it, 2 MB packed): a small DEFLATE decoder in the page unpacks it as the page loads, then each
-figure is drawn from its JSON. Tables are plain HTML, readable before (or without) any script.
+it, 2 MB packed): the browser's own ``DecompressionStream("deflate-raw")`` unpacks it as the page
+loads (Chromium 80+, Firefox 113+, Safari 16.4+; also in a sandboxed frame such as MLflow's
+artifact view), then each figure is drawn from its JSON. Tables are plain HTML, readable before
+(or without) any script.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,6 +24,7 @@ import plotly.io
 import plotly.offline
 
 from experiments.metrics import ScoreSet, far_frr_curve
+from experiments.results.tables import pareto_mask
 
 PLOTLY_ID = "plotly-js"  # the one <script> that holds plotly.js
 STYLE = """
@@ -38,100 +40,18 @@ td:first-child, td:nth-child(2) { text-align: left; }
 .plot { width: 100%; max-width: 1100px; min-height: 450px; }
 #plotly-status { color: #666; }
 """
-# RFC 1951 DEFLATE decoder (after zlib's puff.c): synchronous, so the figures are drawn while
-# the page loads, in any browser and in a sandboxed frame such as MLflow's artifact view.
-INFLATE = """
-function inflate(data, size) {
-  const out = new Uint8Array(size);
-  let pos = 0, at = 0, buf = 0, cnt = 0;
-  const bits = (need) => {
-    let v = buf;
-    while (cnt < need) { v |= data[pos++] << cnt; cnt += 8; }
-    buf = v >>> need; cnt -= need;
-    return v & ((1 << need) - 1);
-  };
-  const huff = (lengths) => {
-    const count = new Uint16Array(16), offs = new Uint16Array(16);
-    const symbol = new Uint16Array(lengths.length);
-    for (const n of lengths) count[n]++;
-    for (let n = 1; n < 15; n++) offs[n + 1] = offs[n] + count[n];
-    lengths.forEach((n, s) => { if (n) symbol[offs[n]++] = s; });
-    return { count, symbol };
-  };
-  const decode = (h) => {
-    let code = 0, first = 0, index = 0;
-    for (let n = 1; n < 16; n++) {
-      code |= bits(1);
-      const c = h.count[n];
-      if (code - c < first) return h.symbol[index + code - first];
-      index += c; first = (first + c) << 1; code <<= 1;
-    }
-    throw new Error("corrupt deflate data");
-  };
-  const LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83,
-    99, 115, 131, 163, 195, 227, 258];
-  const LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5,
-    5, 5, 0];
-  const DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769,
-    1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
-  const DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11,
-    11, 12, 12, 13, 13];
-  const codes = (lencode, distcode) => {
-    for (;;) {
-      let sym = decode(lencode);
-      if (sym < 256) { out[at++] = sym; continue; }
-      if (sym === 256) return;
-      sym -= 257;
-      const len = LBASE[sym] + bits(LEXT[sym]);
-      const d = decode(distcode);
-      const dist = DBASE[d] + bits(DEXT[d]);
-      for (let i = 0; i < len; i++, at++) out[at] = out[at - dist];
-    }
-  };
-  const fixed = new Uint8Array(288).map((_, s) => (s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8));
-  const ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
-  let last;
-  do {
-    last = bits(1);
-    const type = bits(2);
-    if (type === 0) {
-      buf = 0; cnt = 0;
-      const len = data[pos] | (data[pos + 1] << 8);
-      pos += 4;
-      out.set(data.subarray(pos, pos + len), at); pos += len; at += len;
-    } else if (type === 1) {
-      codes(huff(fixed), huff(new Uint8Array(30).fill(5)));
-    } else if (type === 2) {
-      const nlen = bits(5) + 257, ndist = bits(5) + 1, ncode = bits(4) + 4;
-      const order = new Uint8Array(19);
-      for (let i = 0; i < ncode; i++) order[ORDER[i]] = bits(3);
-      const lencode = huff(order), lengths = new Uint8Array(nlen + ndist);
-      for (let i = 0; i < nlen + ndist; ) {
-        const sym = decode(lencode);
-        if (sym < 16) { lengths[i++] = sym; continue; }
-        const value = sym === 16 ? lengths[i - 1] : 0;
-        let repeat = sym === 16 ? 3 + bits(2) : sym === 17 ? 3 + bits(3) : 11 + bits(7);
-        while (repeat--) lengths[i++] = value;
-      }
-      codes(huff(lengths.subarray(0, nlen)), huff(lengths.subarray(nlen)));
-    } else {
-      throw new Error("corrupt deflate data");
-    }
-  } while (!last);
-  return out;
-}
-"""
 # Unpack plotly.js, run it, then draw every figure; the tables never depend on this.
 LOADER = """
-(() => {
+(async () => {
   const status = document.getElementById("plotly-status");
   try {
     const packed = document.getElementById("PLOTLY_ID");
     const bytes = Uint8Array.from(atob(packed.textContent.trim()), (c) => c.charCodeAt(0));
-    const code = inflate(bytes, Number(packed.dataset.length));
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+    const code = await new Response(stream).text();
     window.PlotlyConfig = { MathJaxConfig: "local" };
     const script = document.createElement("script");
-    script.textContent = new TextDecoder().decode(code);
+    script.textContent = code;
     document.head.appendChild(script);
     for (const data of document.querySelectorAll("script.figure")) {
       const figure = JSON.parse(data.textContent);
@@ -144,17 +64,6 @@ LOADER = """
   }
 })();
 """
-
-
-def pareto_mask(params: np.ndarray, errors: np.ndarray) -> np.ndarray:
-    """Trials no other trial beats on both fewer parameters and lower error."""
-    params, errors = np.asarray(params, float), np.asarray(errors, float)
-    mask = np.ones(len(params), dtype=bool)
-    for i in range(len(params)):
-        no_worse = (params <= params[i]) & (errors <= errors[i])
-        better = (params < params[i]) | (errors < errors[i])
-        mask[i] = not np.any(no_worse & better)
-    return mask
 
 
 def study_figures(
@@ -304,7 +213,7 @@ def write_html(
         parts.append(
             f"<script type='application/octet-stream' id='{PLOTLY_ID}' "
             f"data-encoding='deflate+base64' data-length='{length}' data-version='{version}'>"
-            f"{packed}</script><script>{INFLATE}{LOADER.replace('PLOTLY_ID', PLOTLY_ID)}</script>"
+            f"{packed}</script><script>{LOADER.replace('PLOTLY_ID', PLOTLY_ID)}</script>"
         )
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'>"

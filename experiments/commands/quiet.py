@@ -45,6 +45,7 @@ def quiet_backend(verbose: bool = False) -> None:
     set the noisy libraries' loggers to WARNING (INFO with ``verbose``)."""
     if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING
     level = logging.INFO if verbose else logging.WARNING
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)

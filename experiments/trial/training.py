@@ -11,14 +11,14 @@ The head trains as :func:`heads.training_model` makes it: optionally standardise
 logits. That is what makes training the same on TensorFlow and JAX (see :mod:`heads.outputs`).
 Afterwards the statistics are folded into the head's first layer, so the returned head reads raw
 fc7 and is a write-up head with the write-up's parameter counts; its optimizer state stays with
-the training model, and :func:`save_head_weights` writes the head's weights alone.
+the training model, and :func:`heads.save_head_weights` writes the head's weights alone.
 
 Fine-tuning (``config.fine_tune`` "fc" or "conv5", the write-up's "all trainable" models with the
 bottom frozen): the inputs are the frozen bottom's outputs (pool5 or pool4,
 :mod:`core.features.bottom`) and the head trains on :func:`core.backbone.network.vggface_top`
 (fc6, fc7, and conv5_1..conv5_3 for "conv5"), started from the backbone's weights, all with the
-trial's optimizer, learning rate and batch (:mod:`experiments.finetune`): end to end on the clips'
-frames, without recomputing the layers that do not change. ``feature_dropout`` is the rate of
+trial's optimizer, learning rate and batch (:mod:`experiments.trial.finetune`): end to end on the
+clips' frames, without recomputing the layers that do not change. ``feature_dropout`` is the rate of
 fc7's dropout and of fc6's (VGG-Face's 0.5 for both in the baselines; a backbone that was not
 trained with a dropout after fc6, such as the random one, needs it searched). With
 ``standardize``, fc7 is standardised with the train statistics of the cached fc7 (the starting
@@ -44,8 +44,11 @@ from core.backbone.network import (
     load_top_weights,
     vggface_top,
 )
+from core.constants import BONAFIDE_LABEL
 from core.data.clips import Clip
-from experiments.finetune import (
+from experiments.config import TrialConfig
+from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
+from experiments.trial.finetune import (
     Batches,
     StoredRows,
     fold_standardized,
@@ -54,16 +57,12 @@ from experiments.finetune import (
     start_standardized,
     tuned_model,
 )
-from experiments.metrics import ScoreSet, acer, clip_scores, eer_threshold
-from experiments.search import TrialConfig
 
 if TYPE_CHECKING:
     from core.features import FeatureSet
     from core.features.bottom import BottomInputs
 
 PATIENCE = 5
-PREDICT_BATCH = 256  # inputs per forward pass when scoring
-PREDICT_BYTES = 64 * 2**20  # ... at most this much input (a batch of pool4 clips is large)
 EPSILON = 1e-7  # Keras' clipping of probabilities in its cross-entropies
 # Keras' mixed policies: variables in float32, computation in the half type; every head's
 # prediction layer computes in float32 (heads.outputs), so outputs and the loss are float32.
@@ -78,7 +77,9 @@ class SplitData:
     """One split ready for a head: inputs, a label per input and the clip row of each input.
 
     ``x`` is fc7 (an array), or for fine-tuning the frozen bottom's outputs (:class:`StoredRows`),
-    when ``fc7`` holds the split's cached fc7, the standardisation's statistics.
+    when ``fc7`` holds the split's cached fc7, the standardisation's statistics. Per clip:
+    ``databases`` (the database it comes from, when a study has several) and ``no_face`` (its
+    frames without a face, when the features were cropped).
     """
 
     x: np.ndarray | StoredRows
@@ -86,35 +87,66 @@ class SplitData:
     clip_of: np.ndarray  # index into ``clips`` of every input
     clips: list[Clip]
     fc7: np.ndarray | None = None  # (inputs..., 4096) cached fc7 when ``x`` is not fc7
+    databases: tuple[str, ...] = ()
+    no_face: np.ndarray | None = None
 
     def scores(self, frame_scores: np.ndarray) -> ScoreSet:
         """Clip-level scores (mean over a clip's frames), with labels and attack types."""
         per_clip = clip_scores(frame_scores, self.clip_of, len(self.clips))
-        labels = [int(clip.label == "bonafide") for clip in self.clips]
+        labels = [int(clip.label == BONAFIDE_LABEL) for clip in self.clips]
         return ScoreSet(per_clip, labels, [clip.attack_type for clip in self.clips])
+
+    @classmethod
+    def pooled(cls, parts: list[SplitData]) -> SplitData:
+        """Several databases' splits as one (cached fc7 only): inputs, labels and clips in order."""
+        if len(parts) == 1:
+            return parts[0]
+        if any(not isinstance(part.x, np.ndarray) for part in parts):
+            raise ValueError("fine-tuning trains on one database at a time")
+        offsets = np.cumsum([0] + [len(part.clips) for part in parts[:-1]])
+        no_face = [part.no_face for part in parts]
+        return cls(
+            np.concatenate([part.x for part in parts]),
+            np.concatenate([part.y for part in parts]),
+            np.concatenate([part.clip_of + at for part, at in zip(parts, offsets, strict=True)]),
+            [clip for part in parts for clip in part.clips],
+            databases=tuple(name for part in parts for name in part.databases),
+            no_face=None if any(n is None for n in no_face) else np.concatenate(no_face),
+        )
 
 
 def split_data(
-    features: FeatureSet, split: str, kind: str, bottom: BottomInputs | None = None
+    features: FeatureSet,
+    split: str,
+    kind: str,
+    bottom: BottomInputs | None = None,
+    database: str = "",
 ) -> SplitData:
     """Inputs of ``split`` for a frame head (one frame each) or a sequence head (one clip each).
 
     With ``bottom`` (a fine-tuned trial) the inputs are its stored outputs for these clips, read
-    on demand, and ``fc7`` their cached fc7.
+    on demand, and ``fc7`` their cached fc7. ``database`` names where the clips come from.
     """
     rows = features.indices(split)
     clips = [features.clips[i] for i in rows]
     block = np.asarray(features.clip_features(rows), dtype=np.float32)  # (n, frames, 4096)
     n, frames = block.shape[:2]
-    labels = np.array([int(clip.label == "bonafide") for clip in clips], dtype=np.int32)
+    labels = np.array([int(clip.label == BONAFIDE_LABEL) for clip in clips], dtype=np.int32)
     if kind == "sequence":
         fc7, y, clip_of = block.reshape(n, frames, 1, 1, -1), labels, np.arange(n)
     else:
         fc7 = block.reshape(n * frames, 1, 1, -1)
         y, clip_of = np.repeat(labels, frames), np.repeat(np.arange(n), frames)
+    known = {
+        "databases": (database,) * n if database else (),
+        "no_face": np.array([features.no_face.get(c.clip_id, 0) for c in clips])
+        if features.face_crop
+        else None,
+    }
     if bottom is None:
-        return SplitData(fc7, y, clip_of, clips)
-    return SplitData(StoredRows(bottom.entry, bottom.rows(clips), kind), y, clip_of, clips, fc7)
+        return SplitData(fc7, y, clip_of, clips, **known)
+    rows = StoredRows(bottom.entry, bottom.rows(clips), kind)
+    return SplitData(rows, y, clip_of, clips, fc7, **known)
 
 
 @dataclass
@@ -142,47 +174,6 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     if name not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {name!r}")
     return optimizers[name](learning_rate=learning_rate)
-
-
-def predict_scores(
-    model: keras.Model, x: np.ndarray | StoredRows, output: str, batch: int | None = None
-) -> np.ndarray:
-    """Bona fide probability of every input, batch by batch, with dropout off.
-
-    ``model`` is a head (probabilities out) or its :func:`heads.training_model` (logits out, read
-    in float64, so no score is rounded to exactly 0 or 1), possibly on a fine-tuned top. By
-    default a batch is :data:`PREDICT_BATCH` inputs, fewer when they are large.
-    """
-    if batch is None:
-        per_input = int(np.prod(x.shape[1:])) * 4
-        batch = max(1, min(PREDICT_BATCH, PREDICT_BYTES // per_input))
-    outputs = np.concatenate(
-        [model.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
-    )
-    if _last_layer(model).name == "prediction_logits":
-        return heads.bonafide_score_from_logits(outputs, output)
-    return heads.bonafide_score(outputs, output)
-
-
-def _last_layer(model: keras.Model) -> keras.layers.Layer:
-    """The layer that makes ``model``'s output, inside nested models too."""
-    last = model.layers[-1]
-    return _last_layer(last) if isinstance(last, keras.Model) else last
-
-
-def save_head_weights(model: keras.Model, path: str | os.PathLike) -> None:
-    """Write ``model``'s weights alone, without any optimizer state, to ``path`` (``.weights.h5``).
-
-    The file is Keras' own ``.weights.h5`` (HDF5, one group per layer, in the model's layer
-    order); ``model.load_weights(path)`` reads it into a freshly built head of the same name and
-    hyper-parameters (``heads.build_head_model``). A head from :func:`train_head` was never
-    compiled, so it has no optimizer; a compiled model's optimizer is skipped all the same.
-    """
-    from keras.src.saving import saving_lib  # the one save that can skip the optimizer
-
-    optimizer = getattr(model, "optimizer", None)
-    skip = [optimizer] if optimizer is not None else None
-    saving_lib.save_weights_only(model, os.fspath(path), objects_to_skip=skip)
 
 
 def cross_entropy(scores: np.ndarray, y: np.ndarray) -> float:
@@ -218,7 +209,7 @@ def train_head(
     fc7 = train.fc7 if train.fc7 is not None else train.x
     statistics = heads.feature_statistics(fc7) if config.standardize else None
     top = tuned_statistics = None
-    with dtype_policy(config.precision):
+    with dtype_policy(config.training_precision):
         head = heads.build_head_model(
             config.family,
             config.output,
@@ -280,8 +271,8 @@ def train_head(
     return TrainResult(
         model=head,
         best_epoch=tracker.best_epoch,
-        dev=dev.scores(predict_scores(scorer, dev.x, config.output)),
-        test=data["test"].scores(predict_scores(scorer, data["test"].x, config.output)),
+        dev=dev.scores(heads.predict_scores(scorer, dev.x, config.output)),
+        test=data["test"].scores(heads.predict_scores(scorer, data["test"].x, config.output)),
         seconds=time.perf_counter() - start,
         top=top,
     )
@@ -305,7 +296,7 @@ class _BestEpoch(keras.callbacks.Callback):
         loss = float((logs or {}).get("loss", np.nan))
         if not np.isfinite(loss):
             raise TrainingDiverged(f"training loss became {loss} at epoch {epoch + 1}")
-        frame_scores = predict_scores(self.model, self.dev.x, self.output)
+        frame_scores = heads.predict_scores(self.model, self.dev.x, self.output)
         if not np.all(np.isfinite(frame_scores)):
             raise TrainingDiverged(f"dev scores became NaN at epoch {epoch + 1}")
         scores = self.dev.scores(frame_scores)

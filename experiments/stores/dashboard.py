@@ -52,7 +52,7 @@ import urllib.parse
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from experiments import tracking
+from experiments.stores import tracking
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."  # + key: the experiment tag the runs view reads
 DEFAULT_KEY = "compare-heads"

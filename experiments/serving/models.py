@@ -8,9 +8,11 @@ family::
     model = mlflow.pyfunc.load_model("models:/<study>-<family>@best")   # or .../<version>
     probabilities = model.predict(frames)   # uint8 RGB (N, H, W, 3) -> bona fide, float64
 
-The model is :mod:`experiments.pyfunc_model` logged as code (nothing pickled) with the head's
-weights and its config; the ~500 MB backbone is not stored: the model points at it by path and
-fingerprint and rebuilds it when loaded. A study rerun with the same best trial logs nothing new.
+The model is :mod:`experiments.serving.pyfunc_model` logged as code (nothing pickled) with its
+config: a few kilobytes. Nothing large is copied: the head's weights stay in the trial's run,
+where the model fetches them when loaded (as it fetches a fine-tuned trial's backbone layers), and
+the ~500 MB backbone is found by path and fingerprint and rebuilt. So loading needs the tracking
+store the study logged to. A study rerun with the same best trial logs nothing new.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
-from experiments import scoring, tracking
+from experiments.serving import trial_model
+from experiments.serving.trial_model import ScoringError, TrialModel
+from experiments.stores import tracking
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +73,13 @@ def log_best_models(experiment_id: str, study_name: str, table: pd.DataFrame) ->
     best = table[table["group"].astype(str).str.startswith("best ")]
     uris = []
     for run_id in best["run_id"]:
-        model = scoring.trial_model(run_id, client)
+        model = trial_model.trial_model(run_id, client)
         name = registered_name(study_name, model.config.family)
         version = _registered_version(client, name, run_id)
         if version is None:
             try:
                 version = _log_model(model, name)
-            except scoring.ScoringError as err:
+            except ScoringError as err:
                 log.warning("no model for %s: %s", name, err)
                 continue
         client.set_registered_model_alias(name, ALIAS, version)
@@ -91,27 +95,31 @@ def _registered_version(client: MlflowClient, name: str, run_id: str) -> str | N
     return None
 
 
-def _log_model(model: scoring.TrialModel, name: str) -> str:
+def _log_model(model: TrialModel, name: str) -> str:
     """Save the model, log it under the active run's ``models/`` and register it.
 
     Saved, then logged as artifacts, not ``mlflow.pyfunc.log_model``: that logs the model's
     config as the active run's parameters, which would fill the study's parent run with every
-    family's trial settings (and clash on the second family).
+    family's trial settings (and clash on the second family). The head's weights are not copied
+    in: the model names its trial's run, which holds them; a run that kept none is refused here.
     """
     artifact_path = f"models/{model.config.family}-trial{model.trial}"
     with tempfile.TemporaryDirectory() as folder, tracking.quiet_artifacts():
-        # A fine-tuned trial's backbone layers (fc6, fc7: ~480 MB) stay in its run, where the
-        # model fetches them when loaded, as it finds the backbone's weights file.
-        artifacts = {"head_weights": str(scoring.fetch_head_weights(model, Path(folder)))}
+        if not trial_model.has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
+            trial_model.fetch_head_weights(model, Path(folder))  # says why, as a ScoringError
         saved = Path(folder) / "model"
         # Keys a loader may override: mlflow.pyfunc.load_model(uri, model_config={...}).
-        config = {"trial": model.to_dict(), "weights_path": None, "face_detector": None}
+        config = {
+            "trial": model.to_dict(),
+            "weights_path": None,
+            "face_detector": None,
+            "score_faceless": False,
+        }
         with warnings.catch_warnings():  # "no input example": one would run the backbone
             warnings.simplefilter("ignore", UserWarning)
             mlflow.pyfunc.save_model(
                 path=str(saved),
                 python_model=str(MODEL_CODE),
-                artifacts=artifacts,
                 model_config=config,
                 signature=SIGNATURE,
                 pip_requirements=_requirements(),
@@ -126,7 +134,7 @@ def _log_model(model: scoring.TrialModel, name: str) -> str:
     return str(version.version)
 
 
-def _version_tags(model: scoring.TrialModel) -> dict[str, str]:
+def _version_tags(model: TrialModel) -> dict[str, str]:
     return {
         RUN_TAG: model.run_id,
         "trial": str(model.trial),
@@ -134,7 +142,8 @@ def _version_tags(model: scoring.TrialModel) -> dict[str, str]:
         "output": model.config.output,
         "dev_threshold": repr(model.threshold),
         "frames_per_clip": str(model.frames_per_clip),
-        "face_crop": model.face_crop,
+        **model.face_crop.tags(),
+        "extraction_precision": model.extraction_precision,
         "weights": model.weights,
         "weights_fingerprint": model.weights_fingerprint,
     }

@@ -39,7 +39,8 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments import tracking, wal
+from experiments.config import HEARTBEAT_SECONDS
+from experiments.stores import tracking, wal
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -50,7 +51,6 @@ except ImportError:  # pragma: no cover - older Optuna
 
     RETRY_ARGUMENT = "failed_trial_callback"
 
-HEARTBEAT_SECONDS = 60  # Optuna's documented example: a heartbeat a minute
 GRACE_FACTOR = 3  # a trial is lost after 3 missed heartbeats (Optuna's default is 2)
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it

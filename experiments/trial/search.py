@@ -4,8 +4,8 @@ A trial picks a head family, its size and choices (each family's ``heads.registr
 declared beside its builder), the output, the regularisation, whether fc7 is standardised and the
 optimiser. The write-up's heads (presets with the write-up's counts) are enqueued first with the
 write-up's settings so each has a baseline. A newly registered family is searched with no edit
-here. How a trial computes (``precision``, ``jit_compile``) is the machine's business, not a
-searched choice: :func:`suggest` takes it from the caller.
+here. How a trial computes (``training_precision``, ``jit_compile``) is the machine's business,
+not a searched choice: :func:`suggest` takes it from the caller.
 
 ``fine_tune`` (``--fine-tune none|fc|conv5``) says which backbone layers a trial trains with its
 head: the caller gives one choice (every trial takes it, Optuna is not asked) or several, which
@@ -15,14 +15,12 @@ Optuna searches as the categorical ``fine_tune``; the baselines then take the fi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
 
 import heads
-from core.backbone.network import FINE_TUNE
-from core.constants import PRECISIONS
+from experiments.config import TrialConfig
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BATCH_SIZES = (8, 16, 32, 64)
@@ -43,49 +41,6 @@ BASELINE = {
     "epochs": 30,
     "standardize": True,
 }
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """Everything a trial trains with. ``hparams`` go to the head builder."""
-
-    head: str  # display name, e.g. "conv1024"; equals a write-up name for its settings
-    family: str
-    output: str
-    hparams: dict[str, Any] = field(default_factory=dict)
-    feature_dropout: float = 0.5
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    batch_size: int = 16
-    epochs: int = 30
-    standardize: bool = True  # fc7 standardised with train statistics (folded in afterwards)
-    precision: str = "float32"  # "bfloat16" / "float16": Keras mixed policies
-    jit_compile: bool | str = "auto"  # passed to model.compile
-    fine_tune: str = "none"  # backbone layers trained with the head: none, fc (fc6, fc7), conv5
-
-    @property
-    def kind(self) -> str:
-        return heads.get_spec(self.family).kind
-
-    def params(self) -> dict[str, Any]:
-        """Flat parameters to log: head, output and every hyper-parameter, floats as a person
-        writes them (a 0.1 step gives 0.30000000000000004; it is logged as 0.3)."""
-        flat = asdict(self)
-        flat.update(flat.pop("hparams"))
-        return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in flat.items()}
-
-
-def fine_tune_choices(value: str | Sequence[str]) -> tuple[str, ...]:
-    """``"none,fc"`` (or a sequence) as the checked tuple of fine-tune choices, order kept."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    choices = tuple(dict.fromkeys(item.strip() for item in items))
-    bad = [c for c in choices if c not in FINE_TUNE]
-    if not choices or bad:
-        raise ValueError(
-            f"--fine-tune takes {'|'.join(FINE_TUNE)} or a comma-separated list of them, "
-            f"got {value if isinstance(value, str) else ','.join(value)!r}"
-        )
-    return choices
 
 
 def families(pattern: str = "*") -> list[str]:
@@ -133,7 +88,7 @@ def baselines(pattern: str = "*", fine_tune: Sequence[str] = ("none",)) -> list[
 
     When ``fine_tune`` is searched (several choices) a baseline takes the first one.
     """
-    choices = fine_tune_choices(fine_tune)
+    choices = tuple(fine_tune)  # checked once, by experiments.config.fine_tune_choices
     extra = {"fine_tune": choices[0]} if len(choices) > 1 else {}
     return [{**_baseline(spec), **extra} for spec in _writeup_specs(pattern)]
 
@@ -149,18 +104,16 @@ def baseline_name(params: dict[str, Any]) -> str | None:
 def suggest(
     trial: optuna.Trial,
     allowed: list[str],
-    precision: str = "float32",
+    training_precision: str = "float32",
     jit_compile: bool | str = "auto",
     fine_tune: Sequence[str] = ("none",),
 ) -> TrialConfig:
     """Ask the trial for every choice, conditionally on the family (define-by-run).
 
-    ``precision`` and ``jit_compile`` are not asked: they say how the trial computes.
+    ``training_precision`` and ``jit_compile`` are not asked: they say how the trial computes.
     ``fine_tune`` is asked (categorical ``fine_tune``) only when it offers several choices.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    tunes = list(fine_tune_choices(fine_tune))
+    tunes = list(fine_tune)
     family = trial.suggest_categorical("head", allowed)
     spec = heads.get_spec(family)
     space = spec.search
@@ -182,7 +135,7 @@ def suggest(
         batch_size=trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         epochs=trial.suggest_int("epochs", *MAX_EPOCHS),
         standardize=trial.suggest_categorical("standardize", [True, False]),
-        precision=precision,
+        training_precision=training_precision,
         jit_compile=jit_compile,
         fine_tune=tunes[0] if len(tunes) == 1 else trial.suggest_categorical("fine_tune", tunes),
     )

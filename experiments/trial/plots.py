@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments.metrics import BONAFIDE, ScoreSet, auc, far_frr, far_frr_curve
+from core.constants import BONAFIDE
+from experiments.metrics import ScoreSet, auc, far_frr, far_frr_curve
 
 # DET axes are normal deviates (ISO/IEC 19795-1 DET plots); rates of 0 or 1 would sit at
 # infinity, so they are drawn at the edge of this range.

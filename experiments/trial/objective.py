@@ -1,48 +1,42 @@
 """One trial of the study: suggest a head, train it on every evaluation setting, score, log.
 
-A trial trains once per setting (:mod:`experiments.evaluation`: the protocol's folds times
+A trial trains once per setting (:mod:`experiments.trial.evaluation`: the protocol's folds times
 ``--repeats`` seeds); with one setting its figures are logged as they are, with several the mean
-of each under its plain name and the standard deviation as ``<name>_std``. The dev ACER (mean over
-settings; multi-objective, with the parameter count) is what Optuna minimises; test figures are
-logged but never used for choosing. Each trial runs in :func:`experiments.memory.trial_scope`, so
-a long study does not grow. The per-epoch curves are kept in memory and logged in one batch when
+of each under its plain name and the standard deviation as ``<name>_std``
+(:func:`experiments.metrics.summarise`). The head a trial keeps, logs and is served with is the
+first setting's (fold 1, repeat 0): its run's ``dev_threshold`` is that head's own threshold,
+never a mean, and the tag ``kept_setting`` names it. The dev ACER (mean over settings;
+multi-objective, with the parameter count) is what Optuna minimises; test figures are logged but
+never used for choosing. Each trial runs in :func:`experiments.trial.memory.trial_scope`, so a
+long study does not grow. The per-epoch curves are kept in memory and logged in one batch when
 the trial ends (finished, pruned or failed): one database transaction a trial, not one an epoch.
 
-A fine-tuned trial (``fine_tune`` "fc" or "conv5", :mod:`experiments.training`) also trains the
-backbone's top: ``params_trainable`` counts those layers with the head, and with the head's weights
-it logs ``backbone_top.h5``, the fine-tuned layers' weights alone
-(:func:`core.backbone.network.save_top_weights`; :func:`core.backbone.network.load_top_weights`
-puts them into a VGG-Face, and ``heads.assemble`` the head on it).
+A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's top:
+``params_trainable`` counts those layers with the head, and with the head's weights it logs
+``backbone_top.h5`` (:mod:`experiments.trial.artifacts`).
 """
 
 from __future__ import annotations
 
-import math
-import tempfile
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-import keras
 import mlflow
 import optuna
 import pandas as pd
 from mlflow.entities import Metric
 
-from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments import comparison, console, memory, search, tracking
-from experiments.evaluation import (
-    Setting,
-    no_face_metrics,
-    scores_frame,
-    settings_table,
-)
-from experiments.metrics import pad_report, summarise
-from experiments.training import TrainingDiverged, train_head
+from experiments.config import KeepWeights, TrialConfig
+from experiments.metrics import database_figures, pad_report, summarise
+from experiments.stores import runs_table, tracking
+from experiments.trial import artifacts, memory, search
+from experiments.trial.evaluation import Setting, no_face_metrics, scores_frame, settings_table
+from experiments.trial.training import TrainingDiverged, train_head
 
-KEEP_WEIGHTS = ("all", "best", "none")
-TOP_WEIGHTS_FILE = tracking.TOP_WEIGHTS  # a fine-tuned trial's backbone layers, weights only
+# (trial number, config, figures or what stopped it, seconds): the console's line per trial
+OnResult = Callable[[int, TrialConfig, "dict[str, float] | str", float], None]
+KEPT_SETTING_TAG = "kept_setting"  # the setting whose head the trial keeps (the first)
 
 
 class Objective:
@@ -56,19 +50,20 @@ class Objective:
         context: dict[str, str],
         seed: int = 0,
         multi_objective: bool = False,
-        precision: str = "float32",
+        training_precision: str = "float32",
         jit_compile: bool | str = "auto",
-        keep_weights: str = "best",
+        keep_weights: KeepWeights = KeepWeights.BEST,
         fine_tune: Sequence[str] = ("none",),
+        on_result: OnResult | None = None,
     ) -> None:
         if not settings:
             raise ValueError("a trial needs at least one evaluation setting")
-        if keep_weights not in KEEP_WEIGHTS:
-            raise ValueError(f"keep_weights must be one of {KEEP_WEIGHTS}, got {keep_weights!r}")
         self.study_name, self.allowed, self.settings = study_name, allowed, list(settings)
         self.context, self.seed, self.multi_objective = context, seed, multi_objective
-        self.precision, self.jit_compile, self.keep_weights = precision, jit_compile, keep_weights
-        self.fine_tune = search.fine_tune_choices(fine_tune)
+        self.training_precision, self.jit_compile = training_precision, jit_compile
+        self.keep_weights = KeepWeights(keep_weights)
+        self.fine_tune = tuple(fine_tune)  # checked: experiments.config.fine_tune_choices
+        self.on_result = on_result
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -77,12 +72,13 @@ class Objective:
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = search.suggest(
-            trial, self.allowed, self.precision, self.jit_compile, fine_tune=self.fine_tune
+            trial, self.allowed, self.training_precision, self.jit_compile, self.fine_tune
         )
         baseline = search.baseline_name(trial.params)
         tags = {
             tracking.STUDY_TAG: self.study_name,
             tracking.TRIAL_TAG: str(trial.number),
+            KEPT_SETTING_TAG: self.settings[0].name,
             **self.context,
         }
         if baseline:
@@ -96,39 +92,40 @@ class Objective:
                 finally:
                     mlflow.MlflowClient().log_batch(run.info.run_id, metrics=self._curves)
         except optuna.TrialPruned:
-            self._print(trial.number, config, "pruned", start)
+            self._report(trial.number, config, "pruned", time.perf_counter() - start)
             raise
         except TrainingDiverged as err:
-            self._print(trial.number, config, f"failed: {err}", start)
+            self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
         return result
 
-    def _train_and_log(self, trial, config: search.TrialConfig):
+    def _train_and_log(self, trial: optuna.Trial, config: TrialConfig):
         mlflow.log_params(config.params())
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
-        first = None
+        kept = None  # the first setting's result: its head is the trial's
         for index, setting in enumerate(self.settings):
             inputs = setting.inputs(config.kind, config.fine_tune)
-            data = inputs.data
             result = train_head(
                 config,
-                data,
+                inputs.data,
                 setting.features.frames_per_clip,
                 seed=setting.seed(self.seed + trial.number),
                 on_epoch=self._on_epoch(trial, setting.name if several else "", prune=index == 0),
                 top_weights=inputs.top_weights,
             )
             report = pad_report(result.dev, result.test)
+            if setting.more_sources:  # each source database's own dev figures
+                databases = inputs.data["dev"].databases
+                report |= database_figures(result.dev, databases, report["dev_threshold"])
             reports.append({**report, "best_epoch": result.best_epoch})
-            frames.append(scores_frame(setting, data, result.dev, result.test))
+            frames.append(scores_frame(setting, inputs.data, result.dev, result.test))
             seconds += result.seconds
-            if first is None:  # its head and plots are the trial's artifacts
-                first = result
-        params_head = first.model.count_params()
+            kept = kept or result
+        params_head = kept.model.count_params()
         metrics = {
             "params_total": PARAMS_TO_FC7 + params_head,  # backbone + head, as the write-up
-            "params_trainable": first.params_trainable,  # head + fine-tuned backbone layers
+            "params_trainable": kept.params_trainable,  # head + fine-tuned backbone layers
             "params_head": params_head,
             **summarise(reports),
             "train_seconds": seconds,
@@ -138,37 +135,36 @@ class Objective:
         mlflow.log_metrics(metrics)
         scores = pd.concat(frames, ignore_index=True)
         keep = self._keeps_weights(trial, config.family, metrics)
-        tracking.log_trial_artifacts(
-            scores, first.dev, first.test, reports[0]["dev_threshold"], first.model, keep
+        artifacts.log_trial_artifacts(
+            scores, kept.dev, kept.test, reports[0]["dev_threshold"], kept.model, keep
         )
-        if keep and first.top is not None:
-            _log_top_weights(first.top, config.fine_tune)
+        if keep and kept.top is not None:
+            artifacts.log_top_weights(kept.top, config.fine_tune)
         if several:
-            _log_frame(settings_table(self.settings, reports), "settings.csv")
+            artifacts.log_settings(settings_table(self.settings, reports))
         for key in ("params_total", "dev_eer", "test_acer", "test_hter", "test_auc"):
             trial.set_user_attr(key, metrics[key])
         trial.set_user_attr("head", config.head)
         trial.set_user_attr("family", config.family)
-        self._print(trial.number, config, metrics, None, seconds)
+        self._report(trial.number, config, metrics, seconds)
         if self.multi_objective:
             return metrics["dev_acer"], float(metrics["params_total"])
         return metrics["dev_acer"]
 
     def _keeps_weights(self, trial: optuna.Trial, family: str, metrics: dict) -> bool:
         """``best``: only a trial that is its family's best so far logs its weights, so a family
-        keeps its few improvements, the last one its best, not every trial's. Best as the
-        comparison ranks (dev ACER, then dev EER, then fewer parameters), so the family's best in
-        the report and the registered model always have weights."""
-        if self.keep_weights != "best":
-            return self.keep_weights == "all"
+        keeps its few improvements, the last one its best, not every trial's. Best as every
+        choice of a trial ranks (:data:`~experiments.stores.runs_table.RANKING`), so the family's
+        best in the report and the registered model always have weights."""
+        if self.keep_weights != KeepWeights.BEST:
+            return self.keep_weights == KeepWeights.ALL
         done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        key = tuple(metrics[name] for name in comparison.RANKING)
-        same = [  # the objective is the first, the others are user attributes
-            (t.values[0], *(t.user_attrs.get(name, math.inf) for name in comparison.RANKING[1:]))
+        same = [  # the objective is the first figure, the others are user attributes
+            runs_table.ranking_key({**t.user_attrs, runs_table.RANKING[0]: t.values[0]})
             for t in done
             if t.user_attrs.get("family") == family and t.values
         ]
-        return not same or key < min(same)
+        return not same or runs_table.ranking_key(metrics) < min(same)
 
     def _on_epoch(self, trial: optuna.Trial, prefix: str, prune: bool):
         """Log the epoch curves (under ``<setting>/`` when several); prune on the first setting.
@@ -187,21 +183,6 @@ class Objective:
 
         return on_epoch
 
-    def _print(self, number, config, outcome, start, seconds=None) -> None:
-        seconds = seconds if seconds is not None else time.perf_counter() - start
-        console.trial_line(number, config, outcome, seconds)
-
-
-def _log_top_weights(top: keras.Model, fine_tune: str) -> None:
-    """The fine-tuned backbone layers' weights alone, as :data:`TOP_WEIGHTS_FILE`."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / TOP_WEIGHTS_FILE
-        save_top_weights(top, FINE_TUNE_LAYERS[fine_tune], path)
-        mlflow.log_artifact(str(path))
-
-
-def _log_frame(frame: pd.DataFrame, name: str) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        frame.to_csv(path, index=False)
-        mlflow.log_artifact(str(path))
+    def _report(self, number: int, config: TrialConfig, outcome, seconds: float) -> None:
+        if self.on_result is not None:
+            self.on_result(number, config, outcome, seconds)

@@ -1,0 +1,136 @@
+"""Print a study's comparison of heads from MLflow as Markdown.
+
+    python experiments/compare.py [--study NAME | --list] [--tracking-uri URI] [--all]
+    python experiments/compare.py --cross [--out DIR] [--tracking-uri URI]
+
+Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
+its finished trials and last activity, newest first. The table
+holds the headline figures as papers print them (parameter counts with separators, error rates
+in %, mean ± std in percentage points over folds and repeats); ``--all`` adds every figure but
+the 95 % intervals (per-species APCER among them), which the parent run's comparison.csv and
+report.html hold too. A
+study run on synthetic data or a random backbone is flagged as the demonstration it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from experiments.results import tables
+from experiments.stores import tracking
+from experiments.stores.runs_table import trial_table
+
+
+def studies() -> pd.DataFrame:
+    """Every study in the tracking store: its finished trials and the time of its last trial
+    run's start or end (UTC), newest first."""
+    rows = []
+    for experiment in mlflow.search_experiments(
+        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
+    ):
+        name = experiment.tags[tracking.STUDY_TAG]
+        runs = tracking.study_runs(experiment.experiment_id, name)
+        times = pd.concat([runs.get("start_time", pd.Series()), runs.get("end_time", pd.Series())])
+        last = times.dropna().max() if not runs.empty else None
+        rows.append(
+            {
+                "study": name,
+                "finished trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
+                "trial runs": len(runs),
+                "last activity (UTC)": last if pd.notna(last) else None,
+                "experiment": experiment.experiment_id,
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=["study", "finished trials", "trial runs", "last activity (UTC)", "experiment"],
+    )
+    return table.sort_values(
+        "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
+    )
+
+
+def comparison_markdown(study: str | None = None, every_column: bool = False) -> str:
+    """The comparison table of ``study`` (default: the study whose trial ran last) as Markdown."""
+    listed = studies()
+    if study:
+        listed = listed[listed["study"] == study]
+    if listed.empty:
+        where = mlflow.get_tracking_uri()
+        raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
+    name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
+    runs = tracking.study_runs(experiment_id, name)
+    trials = trial_table(runs)
+    table = tables.comparison(trials)
+    if table.empty:
+        return f"# Study {name}\n\nNo finished trial yet."
+    finished = len(trials)
+    banner = tables.demo_banner(table)
+    warning = f"**{banner}**\n\n" if banner else ""
+    notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
+    columns = None if every_column else tables.HEADLINE
+    return (
+        f"# Study {name}\n\n{warning}{finished} finished trials; best per head family and the "
+        f"write-up baselines, chosen on dev (test never used for choosing). Error rates in %, "
+        f"± std in percentage points.\n\n{notes}\n"
+        f"{tables.to_markdown(table.drop(columns=['run_id']), columns)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python experiments/compare.py", description=__doc__)
+    parser.add_argument("--study", help="study name (default: the one whose trial ran last)")
+    parser.add_argument("--list", action="store_true", help="list the studies, newest first")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    parser.add_argument("--all", action="store_true", help="every figure, not the headline")
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="the cross-domain table: every head family on every setting run (O&C&I->M ...), "
+        "held-out and paper-compatible figures; written to --out and logged in MLflow",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="with --cross: where the CSV, Markdown and HTML go (default: here)",
+    )
+    args = parser.parse_args(argv)
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
+    try:
+        if args.cross:
+            from experiments.results.cross_table import log_cross_table
+
+            for line in log_cross_table(args.out):
+                print(line)
+            return 0
+        if args.list:
+            table = studies()
+            if table.empty:
+                raise LookupError(f"no study in {mlflow.get_tracking_uri()}")
+            table["last activity (UTC)"] = table["last activity (UTC)"].map(_when)
+            print(table.to_string(index=False))
+            return 0
+        print(comparison_markdown(args.study, args.all))
+    except LookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _when(stamp) -> str:
+    if stamp is None or pd.isna(stamp):
+        return "-"
+    moment = stamp if isinstance(stamp, datetime) else pd.Timestamp(stamp).to_pydatetime()
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

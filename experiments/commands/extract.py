@@ -1,0 +1,163 @@
+"""Extract the fc7 features of a dataset into the cache, or find them there.
+
+    python experiments/extract.py [--data DIR] [--weights W] [--cache-dir D] [--frames 7]
+        [--face-crop] [--protocol auto] [--fold K] [--subject-pattern RE] [--split-seed 0]
+        [--batch-size 16] [--list]
+
+Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-dir>/synthetic``
+(a demonstration set, labelled as such). Without ``--weights`` the converted file at the default
+location is used if there is one (see :mod:`core.features.extract`), else a random backbone, loudly.
+
+Prints the dataset summary, the clips skipped while decoding, then clips, frames, frames/s,
+whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
+Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
+then the dataset's own columns (e.g. phone, session, instrument; support, light; quality), with the
+summary on stderr, so a protocol's split can be checked before hours of extraction. Bad input
+exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from core.features.request import FeatureOptions
+from experiments.commands.options import (
+    add_database_arguments,
+    add_feature_arguments,
+    evaluation_options,
+    feature_options,
+)
+
+if TYPE_CHECKING:
+    from core.data.dataset import Dataset
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python experiments/extract.py",
+        description="Extract (or reuse) the cached VGG-Face fc7 features of a dataset.",
+    )
+    add_feature_arguments(parser)
+    add_database_arguments(parser)
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the protocol's clips as CSV (clip, split, label, species, subject, the "
+        "dataset's own columns) and extract nothing",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    args = parser.parse_args(argv)
+    try:
+        args.named = named_databases(args, feature_options(args, progress=not args.no_progress))
+    except ValueError as err:
+        parser.error(str(err))
+    if args.list and len(args.named) > 1:
+        parser.error("--list prints one database's clips: give --data (and its --protocol)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    if not args.list:  # listing loads no Keras
+        from experiments.commands.quiet import quiet_backend
+
+        quiet_backend(args.verbose)
+    from core.backbone.matconvnet import PortError
+    from core.data.clips import DataError
+    from core.features import ExtractionInterrupted
+
+    try:
+        for name, options in args.named:
+            if len(args.named) > 1:
+                print(f"== {name}: {options.data}", flush=True)
+            extract_one(options, args.list)
+    except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
+        print(err, file=sys.stderr)
+        return 130
+    except (DataError, PortError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an unwritable cache folder, a full disk
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def named_databases(
+    args: argparse.Namespace, options: FeatureOptions
+) -> list[tuple[str, FeatureOptions]]:
+    """``--data``, or every database a cross-domain ``--protocol`` names (each once)."""
+    evaluations = evaluation_options(args, options)
+    if not evaluations[0].cross_domain:
+        return [("data", options)]
+    named = {}
+    for evaluation in evaluations:
+        for data in (*evaluation.sources, evaluation.target):
+            named[data.name] = data.options
+    return list(named.items())
+
+
+def extract_one(options: FeatureOptions, listing: bool) -> None:
+    """One database's clips as CSV (``listing``), or its features extracted and summarised."""
+    from core.features import cached_features, load_data
+
+    if listing:
+        dataset = load_data(options)
+        print(dataset.summary(), file=sys.stderr)
+        write_clip_list(dataset, sys.stdout)
+        return
+    datasets = []
+
+    def announce(dataset) -> None:
+        datasets.append(dataset)
+        print(dataset.summary(), flush=True)
+
+    fs = cached_features(options, announce)
+    dataset = datasets[0]
+    decode_skips = fs.skipped[len(dataset.skipped) :]
+    if decode_skips:
+        print(f"skipped while decoding: {len(decode_skips)} clips")
+        for path, reason in decode_skips:
+            print(f"  skipped {path}: {reason}")
+    print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
+    print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
+    print(f"faces:    {fs.face_summary()}")
+    rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
+    if fs.extracted:
+        print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s)")
+        print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
+    else:
+        print(f"frames/s: {rate:.2f} when extracted")
+        print(f"cache:    reused (extracted {fs.manifest.get('created')}), {fs.seconds:.2f} s")
+    print(f"path:     {fs.path}")
+    weights = "RANDOM backbone (not VGG-Face)" if fs.random_weights else fs.weights_fingerprint
+    print(f"weights:  {weights}")
+    if fs.synthetic:
+        print("data:     synthetic demonstration set")
+
+
+def write_clip_list(dataset: Dataset, out: TextIO) -> None:
+    """The dataset's clips as CSV: clip, split, label, species, subject, its own columns."""
+    columns = dataset.column_names
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["clip", "split", "label", "species", "subject", *columns])
+    for clip in dataset.clips:
+        own = clip.columns
+        writer.writerow(
+            [clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
+            + [own.get(name, "") for name in columns]
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

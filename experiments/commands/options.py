@@ -1,0 +1,234 @@
+"""The command-line flags, each defined once, and what they resolve into.
+
+Feature options are the fields of :class:`core.features.FeatureOptions`: :data:`FEATURE_FLAGS`
+gives each field its flag (``--<field name with dashes>``), and the flags' defaults are the
+fields' own, so ``experiments/extract.py`` and ``experiments/sweep.py`` take the same data flags
+and a cache written by one is reused by the other; ``tests/test_options.py`` checks that every
+field has a flag. A new feature option is a field there and an entry here. Nothing here imports a
+deep-learning backend, Optuna or MLflow: commands check their arguments before those load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from core.constants import AUTO_PRECISION, PRECISIONS
+from core.data.layouts import AUTO, protocol_names
+from core.features.faces import DETECTORS
+from core.features.request import FeatureOptions
+from experiments import domains
+from experiments.config import EvaluationOptions, NamedData
+
+# FeatureOptions field -> argparse keywords of its flag (the default is the field's).
+FEATURE_FLAGS: dict[str, dict[str, Any]] = {
+    "data": {"type": Path, "help": "dataset root (README: Your data); default: the synthetic set"},
+    "weights": {
+        "type": Path,
+        "help": "vgg_face.mat or a converted .weights.h5 (python -m core.port)",
+    },
+    "cache_dir": {
+        "type": Path,
+        "help": "cache folder; default $VGGFACE_HEADS_CACHE or $XDG_CACHE_HOME/vggface-heads",
+    },
+    "protocol": {
+        "choices": [AUTO, *protocol_names(), *domains.CHOICES],
+        "help": "evaluation protocol (default auto: the database is recognised from its files "
+        "and its first protocol runs, e.g. oulu-p1); or a cross-domain setting over named "
+        "databases (--db, --databases): ocim (its four), ocim-m|-c|-i|-o, limited, mi-c, mi-o",
+    },
+    "fold": {
+        "type": int,
+        "help": "the protocol's fold, for protocols with folds (oulu-p3, oulu-p4: 1-6)",
+    },
+    "subject_pattern": {"help": "regex whose first group is the subject"},
+    "split_seed": {"type": int, "help": "seed of the subject split and synthetic set"},
+    "frames": {"type": int, "help": "frames per clip"},
+    "face_crop": {
+        "action": argparse.BooleanOptionalAction,
+        "help": "crop frames to the face (default: on for --data, off for the synthetic set)",
+    },
+    "face_detector": {
+        "choices": DETECTORS,
+        "help": "auto: MTCNN where it runs, else OpenCV's Haar cascade",
+    },
+    "database_boxes": {
+        "action": argparse.BooleanOptionalAction,
+        "help": "crop with the face boxes a database ships (--no-database-boxes: detect in "
+        "every clip)",
+    },
+    "precision": {
+        "choices": (AUTO_PRECISION, *PRECISIONS),
+        "help": "of extraction: float32, or Keras' mixed bfloat16/float16 (float32 weights and "
+        "outputs); auto: bfloat16 where the CPU or GPU has bfloat16 units, else float32; features "
+        "are cached per precision",
+    },
+    "batch_size": {"type": int, "help": "frames per forward pass (default: the device's)"},
+}
+NOT_FLAGS = ("progress",)  # FeatureOptions fields a command sets itself (extract: --no-progress)
+
+
+def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose the clips, the backbone and the frames: one per feature option."""
+    group = parser.add_argument_group("data and features")
+    defaults = {f.name: f.default for f in dataclasses.fields(FeatureOptions)}
+    for name, keywords in FEATURE_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        group.add_argument(flag, dest=name, default=defaults[name], **keywords)
+
+
+def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureOptions:
+    """The :class:`FeatureOptions` that the flags of :func:`add_feature_arguments` say (a
+    cross-domain ``--protocol`` names databases, not ``--data``'s protocol: ``auto`` here)."""
+    values = {name: getattr(args, name) for name in FEATURE_FLAGS}
+    if values["protocol"] in domains.CHOICES:
+        values["protocol"] = AUTO
+    return FeatureOptions(**values, progress=progress)
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--repeats``, the cross-dataset flags ``--test-data``/``--test-protocol`` and the
+    cross-domain ones (``--db``, ``--databases``, ``--sources``, ``--target``,
+    ``--target-clips``)."""
+    group = parser.add_argument_group("evaluation (README: Reporting like a paper)")
+    group.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="train each configuration K times with different seeds; log mean and std",
+    )
+    group.add_argument(
+        "--test-data",
+        type=Path,
+        help="cross-dataset: report on this dataset's test split (all of it if it has none); "
+        "training and the threshold stay on --data",
+    )
+    group.add_argument(
+        "--test-protocol",
+        default=AUTO,
+        choices=[AUTO, *protocol_names()],
+        help="protocol of --test-data (default auto: recognised from its files)",
+    )
+    cross = add_database_arguments(parser)
+    cross.add_argument(
+        "--sources",
+        help="comma-separated databases that train (their dev: the threshold); with --target",
+    )
+    cross.add_argument("--target", help="the database tested, never seen in training")
+    cross.add_argument(
+        "--target-clips",
+        choices=domains.TARGET_CLIPS,
+        default="test",
+        help="the target's test split (default; the whole database when it has none) or every "
+        "clip (train + test, as SSDG tests)",
+    )
+
+
+def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--databases FILE`` and ``--db NAME=PATH``: the databases a cross-domain study names."""
+    cross = parser.add_argument_group("cross-domain (README: Cross-domain (OCIM))")
+    cross.add_argument(
+        "--databases",
+        type=Path,
+        help='TOML file naming the databases: oulu = "/data/OULU-NPU" ... (experiments.domains)',
+    )
+    cross.add_argument(
+        "--db",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:PROTOCOL]",
+        help="a named database (oulu, casia, replay-attack, msu, replay-mobile or your own name); "
+        "repeat it",
+    )
+    cross.add_argument(
+        "--sources",
+        help="comma-separated databases that train (their dev: the threshold); with --target",
+    )
+    cross.add_argument("--target", help="the database tested, never seen in training")
+    cross.add_argument(
+        "--target-clips",
+        choices=domains.TARGET_CLIPS,
+        default="test",
+        help="the target's test split (default; the whole database when it has none) or every "
+        "clip (train + test, as SSDG tests)",
+    )
+
+
+def evaluation_options(
+    args: argparse.Namespace, features: FeatureOptions | None = None
+) -> list[EvaluationOptions]:
+    """The :class:`EvaluationOptions` the flags say: one, or one per cross-domain setting of a
+    group (``--protocol ocim``). ValueError (one line) when they do not fit together."""
+    databases = _databases(args)
+    protocol = getattr(args, "protocol", AUTO)
+    given = {k: getattr(args, k, None) for k in ("sources", "target", "test_data")}
+    repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
+    named = protocol in domains.CHOICES
+    if named and (given["sources"] or given["target"]):
+        raise ValueError(f"--protocol {protocol} names its sources and target: drop --sources")
+    if bool(given["sources"]) != bool(given["target"]):
+        raise ValueError("--sources and --target go together")
+    if named:
+        settings = domains.settings_named(protocol)
+    elif given["sources"]:
+        sources = tuple(name.strip() for name in given["sources"].split(",") if name.strip())
+        settings = [domains.CrossSetting("", sources, given["target"].strip())]
+    else:
+        if databases:
+            raise ValueError("--db/--databases name databases for --protocol ocim... or --sources")
+        test_protocol = getattr(args, "test_protocol", AUTO)
+        return [
+            EvaluationOptions(
+                repeats=repeats, test_data=given["test_data"], test_protocol=test_protocol
+            )
+        ]
+    if features is not None and features.data is not None:
+        raise ValueError("a cross-domain study trains on named databases (--db), not --data")
+    if given["test_data"] is not None:
+        raise ValueError("--test-data goes with --data; a cross-domain study names --target")
+    base = features or FeatureOptions()
+    options = []
+    for setting in settings:
+        missing = [n for n in (*setting.sources, setting.target) if n not in databases]
+        if missing:
+            raise ValueError(
+                f"{setting.name or 'the study'} needs database(s) {', '.join(missing)}: give "
+                f"--db {missing[0]}=PATH or --databases FILE"
+            )
+        named_data = [_named(databases[n], base) for n in (*setting.sources, setting.target)]
+        options.append(
+            EvaluationOptions(
+                repeats=repeats,
+                sources=tuple(named_data[:-1]),
+                target=named_data[-1],
+                target_clips=target_clips,
+                setting=setting.name,
+            )
+        )
+    return options
+
+
+def _databases(args: argparse.Namespace) -> dict[str, domains.Database]:
+    found = domains.read_databases(args.databases) if args.databases else {}
+    for text in args.db:
+        database = domains.parse_database(text)
+        found[database.name] = database  # a flag overrides the file
+    return found
+
+
+def _named(database: domains.Database, base: FeatureOptions) -> NamedData:
+    """A named database with the study's feature options (backbone, frames, crop, precision)."""
+    options = dataclasses.replace(
+        base, data=database.path, protocol=database.protocol, fold=None, subject_pattern=None
+    )
+    return NamedData(database.name, options)
+
+
+def verbose_requested(argv: list[str] | None) -> bool:
+    """Whether ``-v``/``--verbose`` is among the arguments (read before parsing: the libraries'
+    start-up lines are silenced, or not, before anything else imports them)."""
+    import sys
+
+    return bool({"-v", "--verbose"} & set(sys.argv[1:] if argv is None else argv))

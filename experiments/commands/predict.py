@@ -1,0 +1,165 @@
+"""Score videos or frame folders with a trial's head, on the backbone its study used.
+
+    python experiments/predict.py --run RUN_ID CLIP [CLIP ...]
+    python experiments/predict.py --study NAME --best [--head-family F] CLIP [CLIP ...]
+        [--tracking-uri URI] [--weights PATH] [--face-detector mtcnn|haar] [--per-frame]
+        [--score-faceless]
+
+The head is rebuilt from the trial run's parameters and its logged ``head.weights.h5``; the
+backbone is the one the study used (the weights file whose fingerprint the run names, or the
+seeded random demo backbone) in the precision the study extracted in, with the study's frames per
+clip, face crop, preprocessing and a fine-tuned trial's own backbone layers
+(:mod:`experiments.serving.scorer`). Prints one tab-separated line per clip: its path, the
+probability that it is bona fide, the decision at the trial's dev EER threshold (a score at or
+above it is bona fide) and the frames where no face was found; frame heads average their frames'
+scores, sequence heads read the clip's frames in order, exactly as the sweep scored its clips. A
+clip in which no frame has a face is not scored (its line says so) unless ``--score-faceless``.
+
+Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
+run without head weights, a weights file that is not the study's, or a clip that cannot be read
+or has no face (each such clip is named, the others still scored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+DECISIONS = {True: "bona fide", False: "attack"}
+DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python experiments/predict.py",
+        description="Score clips with a trial's head on the backbone its study used.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="MLflow run id of a finished trial")
+    which.add_argument("--study", help="a study name: with --best, its best trial")
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="the study's best trial by dev ACER (ties: dev EER, fewer parameters, earlier)",
+    )
+    parser.add_argument("--head-family", help="with --best: the best trial of this head family")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="VGG-Face weights (.mat or .weights.h5), checked against the run's fingerprint; "
+        "default: the random demo backbone for a run on it, else the file the run names, else "
+        "the sweep's default file ($VGGFACE_WEIGHTS or the cache's vgg_face.weights.h5)",
+    )
+    parser.add_argument(
+        "--face-detector",
+        choices=DETECTORS,
+        help="crop with this detector (needed when the study used its database's own boxes)",
+    )
+    parser.add_argument(
+        "--per-frame", action="store_true", help="frame heads: print each frame's score too"
+    )
+    parser.add_argument(
+        "--score-faceless",
+        action="store_true",
+        help="score a clip in which no frame has a face too (its frames' centre squares)",
+    )
+    parser.add_argument(
+        "--crop-check",
+        type=int,
+        default=16,
+        metavar="N",
+        help="a study cropped with its database's own face boxes: measure on N of its dev clips "
+        "how the detector's crop changes their scores, once (recorded on the run); 0: do not",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
+    parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="video or frame folder")
+    args = parser.parse_args(argv)
+    if args.study and not args.best:
+        parser.error("--study needs --best (or name a trial with --run RUN_ID)")
+    if args.best and not args.study:
+        parser.error("--best needs --study NAME")
+    if args.head_family and not args.best:
+        parser.error("--head-family goes with --study NAME --best")
+    if args.crop_check < 0:
+        parser.error(f"--crop-check must be 0 or more clips, got {args.crop_check}")
+    return args
+
+
+def load_scorer(args: argparse.Namespace):
+    """The run's head on its backbone (a :class:`~experiments.serving.scorer.Scorer`);
+    ScoringError (one line) for any bad input."""
+    from experiments.serving import scorer, trial_model
+
+    run_id = args.run or trial_model.best_trial_run(args.study, args.head_family)
+    model = trial_model.trial_model(run_id)
+    weights = scorer.backbone_weights(model, args.weights)  # checked before anything is built
+    detector = scorer.crop_detector(model.face_crop, args.face_detector)
+    with tempfile.TemporaryDirectory() as folder:
+        head_weights = trial_model.fetch_head_weights(model, Path(folder))
+        top_weights = trial_model.fetch_top_weights(model, Path(folder))
+        print(model.describe(), file=sys.stderr)
+        return scorer.Scorer(model, head_weights, weights, detector, top_weights)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from experiments.commands.quiet import quiet_backend
+
+    quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(level)
+    import mlflow
+
+    from core.backbone.matconvnet import PortError
+    from core.data.clips import DataError
+    from experiments.serving.trial_model import ScoringError
+
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
+    try:
+        scorer = load_scorer(args)
+    except (ScoringError, PortError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if scorer.model.face_crop.used_database_boxes and args.crop_check:
+        from experiments.serving.crop_check import crop_check
+
+        print(crop_check(scorer.model, scorer, args.crop_check), file=sys.stderr)
+    bad = 0
+    header = "clip\tbonafide_probability\tdecision\tno_face_frames"
+    print(header + ("\tframe_scores" if args.per_frame else ""))
+    for path in args.clips:
+        try:
+            result = scorer.score_clip(path)
+        except DataError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+            bad += 1
+            continue
+        frames = scorer.model.frames_per_clip
+        no_face = f"{result.no_face}/{frames}"
+        if result.no_face == frames and scorer.detector and not args.score_faceless:
+            print(f"{path}\t\tno face\t{no_face}", flush=True)
+            print(
+                f"not scored: {path}: the detector ({scorer.detector}) found no face in any of "
+                f"its {frames} frames (--score-faceless scores it anyway)",
+                file=sys.stderr,
+            )
+            bad += 1
+            continue
+        line = f"{path}\t{result.score:.6f}\t{DECISIONS[result.bonafide]}\t{no_face}"
+        if args.per_frame:  # empty for a sequence head, which scores the clip as a whole
+            scores = result.frame_scores if result.frame_scores is not None else []
+            line += "\t" + ",".join(f"{s:.6f}" for s in scores)
+        print(line, flush=True)
+    if bad:
+        print(
+            f"error: {bad} of {len(args.clips)} clips could not be scored (named above)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0

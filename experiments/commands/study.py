@@ -1,0 +1,279 @@
+"""Run a sweep: one worker's share of a study, from the features to the closing comparison.
+
+This is where the rooms meet: the features (:mod:`core.features`), the evaluation settings and
+the objective (:mod:`experiments.trial`), the Optuna study and the MLflow runs
+(:mod:`experiments.stores`), the comparison (:mod:`experiments.results`) and the registered
+models (:mod:`experiments.serving`). Every option arrives resolved in a
+:class:`~experiments.commands.sweep.SweepConfig`; what was resolved is recorded on every run
+(the protocol and fold that ran, each precision under its own name, the face crop as values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import mlflow
+import optuna
+import pandas as pd
+
+from core.backbone.matconvnet import PortError
+from core.data.clips import DataError
+from core.data.dataset import Dataset
+from core.features import FeatureOptions, FeatureSet, cached_features
+from experiments.commands.quiet import no_interrupt_tracebacks
+from experiments.commands.sweep import SweepConfig
+from experiments.results import console, cross_table, parent_run, tables
+from experiments.serving import models
+from experiments.stores import dashboard, runs_table, tracking, wal, workers
+from experiments.trial import memory, search
+from experiments.trial.evaluation import (
+    Setting,
+    evaluation_context,
+    prepare_settings,
+    study_suffix,
+)
+from experiments.trial.objective import Objective
+from experiments.trial.training import TrainingDiverged
+
+log = logging.getLogger("sweep")
+
+
+@dataclass
+class SweepResult:
+    study: optuna.Study
+    experiment_id: str
+    parent_run_id: str
+    comparison: pd.DataFrame
+    features: FeatureSet
+
+
+def load_features(options: FeatureOptions) -> FeatureSet:
+    """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
+
+    What was found is summarised once, after decoding: the split table counts the usable clips,
+    and every skip (files the layout could not place, clips that did not decode) is one count.
+    """
+    found: list[Dataset] = []
+    features = cached_features(options, on_dataset=found.append)
+    dataset = replace(found[0], skipped=features.skipped).subset(features.clips)
+    print(dataset.summary())
+    state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
+    print(
+        f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
+        f"{state}, cache {features.path}"
+    )
+    print(features.face_summary())
+    return features
+
+
+def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
+    """``pad-<protocol>-<backbone>-<identity>``: the identity hashes what the trials' numbers
+    depend on (each training database's cache key: data content, weights content and feature
+    options, the extraction precision among them; its clips, splits, protocol and fold; the test
+    data; the repeats; the training precision; the head families searched and the fine-tuning
+    choices), never how a path was spelled. A cross-domain study is named after its setting."""
+    features = setting.features
+    protocol = "synthetic" if features.synthetic else features.protocol
+    protocol = config.evaluation.setting or ("cross" if setting.more_sources else protocol)
+    weights = "random" if features.random_weights else "vggface"
+    identity = "|".join(
+        (
+            *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
+            setting.test_features.dataset_fingerprint,
+            str(config.evaluation.repeats),
+            ",".join(config.fine_tune),  # another search space: another study
+            ",".join(families),
+            config.training_precision,
+        )
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
+    return _safe(f"pad-{protocol}-{weights}-{digest}{suffix}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
+    """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
+    its numbers come from, each as resolved."""
+    sources = config.evaluation.sources
+    data = ",".join(str(s.options.data) for s in sources) if sources else config.features.data
+    return {
+        "data": str(data or "synthetic"),
+        "data_fingerprint": features.dataset_fingerprint,
+        "protocol": features.protocol,
+        "fold": "none" if features.fold is None else str(features.fold),
+        "layout": features.layout,
+        "subject_pattern": config.features.subject_pattern or "none",
+        "weights": str(config.features.weights or "default"),
+        "weights_fingerprint": features.weights_fingerprint,
+        "feature_cache": features.fingerprint,
+        "random_weights": str(features.random_weights).lower(),
+        "synthetic": str(features.synthetic).lower(),
+        **features.crop.tags(),
+        "extraction_precision": features.manifest["key_parts"]["precision"],
+        "training_precision": config.training_precision,
+        **evaluation_context(config.evaluation, settings),
+    }
+
+
+def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = None) -> SweepResult:
+    """Run (or resume) the study as one of its workers; each trial it runs is a child run of
+    this invocation's parent run."""
+    if config.tracking_uri:
+        mlflow.set_tracking_uri(config.tracking_uri)  # the one place a sweep sets it
+    settings = prepare_settings(config.features, config.evaluation, load=load_features)
+    features = settings[0].features
+    allowed = search.families(config.heads)
+    study_name = config.study or default_study_name(config, settings[0], allowed)
+    if _safe(study_name) != study_name:
+        raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
+    directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
+    baselines = search.baselines(config.heads, config.fine_tune)
+    study, joined = workers.open_study(
+        study_name,
+        config.storage,
+        directions=directions,
+        seed=config.seed,
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+        baselines=baselines,
+        heartbeat=config.heartbeat,
+    )
+    experiment_id = tracking.use_experiment(study_name)
+    done = workers.finished_count(study.get_trials(deepcopy=False))
+    print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
+    context = run_context(config, features, settings)
+    parents = tracking.study_parents(experiment_id, study_name)
+    if done >= config.trials:  # no new parent run: the comparison as it stands
+        trials = runs_table.trial_table(tracking.study_runs(experiment_id, study_name))
+        table = tables.comparison(trials)
+        if parents:
+            table.attrs["report"] = parent_run.report_location(parents[0])
+        return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    worker = workers.worker_name()
+    tags = {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context}
+    if parents:  # each invocation (worker) has its own parent run; it names the one before
+        tags[tracking.CONTINUES_TAG] = parents[0]
+        print(f"its trials so far are under {len(parents)} earlier parent run(s); a new one opens")
+    with tracking.run(f"study {study_name} @ {started} ({worker})", "study", tags) as parent:
+        mlflow.log_params(
+            {
+                "study": study_name,
+                "trials": config.trials,
+                "timeout": config.timeout,
+                "storage": config.storage,
+                "heads": config.heads,
+                "fine_tune": ",".join(config.fine_tune),
+                "seed": config.seed,
+                "multi_objective": config.multi_objective,
+                "heartbeat": config.heartbeat,
+                "sampler": "TPESampler",
+                "sampler_seed": config.seed + joined,  # the k-th worker to join: seed + k
+                "pruner": type(study.pruner).__name__,
+                "frames_per_clip": features.frames_per_clip,
+                "protocol": features.protocol,
+                "face_crop": features.face_crop_method,
+                "extraction_precision": context["extraction_precision"],
+                "training_precision": config.training_precision,
+                "keep_weights": config.keep_weights.value,
+                "clips": len(features.clips),
+                "repeats": config.evaluation.repeats,
+                "settings": len(settings),
+            }
+        )
+        objective = Objective(
+            study_name,
+            allowed,
+            settings,
+            context,
+            config.seed,
+            config.multi_objective,
+            training_precision=config.training_precision,
+            jit_compile=config.jit_compile,
+            keep_weights=config.keep_weights,
+            fine_tune=config.fine_tune,
+            on_result=console.trial_line,
+        )
+        if len(settings) > 1:
+            print(
+                f"each trial trains on {len(settings)} settings and keeps the first one's head "
+                f"({settings[0].name}): its dev threshold is the one served"
+            )
+        share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
+        progress = console.Progress(config.trials, study_name)
+        print(console.TRIAL_HEADER, flush=True)
+        with memory.settled():  # the C heap and the collector, for the trial loop
+            ran = share.optimize(
+                objective,
+                config.trials,
+                timeout=config.timeout,
+                catch=(TrainingDiverged,),
+                on_trial=progress,
+            )
+        if not ran:
+            print("the other workers finished the study's trials: nothing left to run here")
+        table = parent_run.log_comparison(study, experiment_id, study_name)
+        registered = models.log_best_models(experiment_id, study_name, table)
+        if registered:
+            print("registered models: " + ", ".join(registered))
+    return SweepResult(study, experiment_id, parent.info.run_id, table, features)
+
+
+def run_command(config: SweepConfig) -> int:
+    """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
+    (0 done, 2 bad input, 3 the study's database unreachable, 130 interrupted)."""
+    level = logging.INFO if config.verbose else logging.WARNING
+    named = "%(levelname)s %(name)s: %(message)s"  # with --verbose, which library says it
+    logging.basicConfig(
+        level=level, format=named if config.verbose else "%(levelname)s: %(message)s"
+    )
+    optuna.logging.set_verbosity(level)
+    no_interrupt_tracebacks()
+    logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
+    try:
+        for study in (config, *config.then):  # a group of cross-domain settings: in turn
+            code = _run_and_close(study)
+            if code:
+                return code
+        if config.evaluation.cross_domain:
+            for line in cross_table.log_cross_table():
+                print(line)
+        return 0
+    finally:  # the stores' files hold every commit, however the sweep ended
+        wal.checkpoint(config.storage)
+        wal.checkpoint(mlflow.get_tracking_uri())
+
+
+def _run_and_close(config: SweepConfig) -> int:
+    try:
+        result = run_sweep(config)
+    except (DataError, PortError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except workers.StorageUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished trials are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    table = result.comparison
+    print()
+    print(console.console_table(table))
+    print()
+    for line in console.verdict(table, result.study, table.attrs.get("report")):
+        print(line)
+    print()
+    for line in dashboard.closing_lines(result.experiment_id, result.study.study_name):
+        print(line)
+    return 0

@@ -1,0 +1,188 @@
+"""Search the heads with Optuna, track every trial in MLflow, choose on dev PAD error rates.
+
+    python experiments/sweep.py [data and feature flags, as experiments/extract.py]
+        [--trials N] [--timeout S] [--study NAME] [--storage URL] [--tracking-uri URI]
+        [--heads PATTERN] [--fine-tune none|fc|conv5[,...]] [--multi-objective] [--seed K]
+        [--repeats K] [--test-data OTHER [--test-protocol NAME]] [--heartbeat S]
+        [--train-precision float32|bfloat16|float16] [--keep-weights all|best|none]
+
+With no ``--data`` the embedded synthetic PAD set is generated (demonstration only, tagged as
+such). fc7 features are extracted once into the cache; trials train heads on them. Then
+``mlflow ui`` in this folder shows the study. Any number of these processes, on any number of
+machines, can work on one study (README, "Many machines").
+
+This module parses and checks the flags into a :class:`SweepConfig` without importing a
+deep-learning backend, Optuna or MLflow; :mod:`experiments.commands.study` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+
+from core.constants import PRECISIONS
+from core.features.request import FeatureOptions
+from experiments.commands.options import (
+    add_evaluation_arguments,
+    add_feature_arguments,
+    evaluation_options,
+    feature_options,
+)
+from experiments.config import (
+    HEARTBEAT_SECONDS,
+    EvaluationOptions,
+    KeepWeights,
+    fine_tune_choices,
+)
+
+DEFAULT_TRIALS = 12  # the five write-up baselines, then seven TPE trials: minutes on 2 cores
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+@dataclass
+class SweepConfig:
+    """A sweep, every option resolved: what :func:`experiments.commands.study.run_sweep` runs."""
+
+    features: FeatureOptions = field(default_factory=FeatureOptions)  # data, weights, frames...
+    trials: int = DEFAULT_TRIALS  # the study's total of finished trials
+    timeout: float | None = None
+    study: str | None = None  # None: named after what its numbers depend on
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str | None = None  # None: MLflow's default store (mlflow.db, mlruns/)
+    heads: str = "*"
+    multi_objective: bool = False
+    seed: int = 0  # seeds the sampler and each trial's training (seed + trial number)
+    evaluation: EvaluationOptions = field(default_factory=EvaluationOptions)  # folds, repeats
+    training_precision: str = "float32"  # of the heads (extraction's is features.precision)
+    jit_compile: bool | str = "auto"
+    keep_weights: KeepWeights = KeepWeights.BEST  # head weights logged
+    fine_tune: tuple[str, ...] = ("none",)  # backbone layers trained too; several: searched
+    verbose: bool = False  # the libraries' INFO lines (MLflow migrations, Optuna) too
+    heartbeat: int = HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
+    then: tuple[SweepConfig, ...] = ()  # a group of cross-domain settings: the studies after it
+
+    def __post_init__(self) -> None:
+        self.keep_weights = KeepWeights(self.keep_weights)  # "best" given as text too
+        self.fine_tune = fine_tune_choices(self.fine_tune)
+
+
+def parse_args(argv: list[str] | None = None) -> SweepConfig:
+    """The flags as a :class:`SweepConfig`; a bad flag exits with status 2 and one line."""
+    parser = argparse.ArgumentParser(
+        prog="python experiments/sweep.py",
+        description="Optuna search over VGG-Face heads for face anti-spoofing, tracked in MLflow.",
+    )
+    add_feature_arguments(parser)
+    add_evaluation_arguments(parser)
+    group = parser.add_argument_group("search")
+    group.add_argument(
+        "--trials",
+        type=int,
+        default=DEFAULT_TRIALS,
+        help="the study's total of finished trials, the five write-up baselines first "
+        "(resuming counts)",
+    )
+    group.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    group.add_argument("--study", help="study name (default: from what its numbers depend on)")
+    group.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna RDB storage URL")
+    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    group.add_argument("--heads", default="*", help="fnmatch pattern over head names")
+    group.add_argument(
+        "--fine-tune",
+        default="none",
+        metavar="none|fc|conv5[,...]",
+        help="backbone layers trained with the head, end to end on the clips' frames: none "
+        "(cached fc7, the fast path), fc (fc6, fc7) or conv5 (conv5_1..fc7); a comma-separated "
+        "list is searched, its first choice for the write-up baselines",
+    )
+    group.add_argument(
+        "--multi-objective",
+        action="store_true",
+        help="minimise (dev ACER, params_total) and report the Pareto front",
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed of the sampler and training")
+    group.add_argument(
+        "--heartbeat",
+        type=int,
+        default=HEARTBEAT_SECONDS,
+        help="seconds between a trial's heartbeats; a trial silent for three is lost and retried",
+    )
+    group.add_argument(
+        "--train-precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="of the heads' training (float32 by default, which keeps TensorFlow and JAX in "
+        "step; --precision is extraction's)",
+    )
+    group.add_argument(
+        "--jit-compile",
+        choices=tuple(JIT_COMPILE),
+        default="auto",
+        help="XLA compilation of training steps (auto: Keras' choice for the backend)",
+    )
+    group.add_argument(
+        "--keep-weights",
+        choices=[k.value for k in KeepWeights],
+        default=KeepWeights.BEST.value,
+        help="head weights to log: every trial's, each family's best so far (default), none",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
+    args = parser.parse_args(argv)
+    if args.trials < 1:
+        parser.error(f"--trials must be at least 1, got {args.trials}")
+    if args.heartbeat < 1:
+        parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
+    try:
+        features = feature_options(args)
+        evaluations = evaluation_options(args, features)
+        fine_tune = fine_tune_choices(args.fine_tune)
+    except ValueError as err:
+        parser.error(str(err))
+    if len(evaluations) > 1 and args.study:
+        parser.error(f"--study names one study; --protocol {args.protocol} runs {len(evaluations)}")
+    configs = [_config(args, features, evaluation, fine_tune) for evaluation in evaluations]
+    return dataclasses.replace(configs[0], then=tuple(configs[1:]))
+
+
+def _config(
+    args: argparse.Namespace,
+    features: FeatureOptions,
+    evaluation: EvaluationOptions,
+    fine_tune: tuple[str, ...],
+) -> SweepConfig:
+    return SweepConfig(
+        features=features,
+        trials=args.trials,
+        timeout=args.timeout,
+        study=args.study,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        heads=args.heads,
+        multi_objective=args.multi_objective,
+        seed=args.seed,
+        evaluation=evaluation,
+        heartbeat=args.heartbeat,
+        training_precision=args.train_precision,
+        jit_compile=JIT_COMPILE[args.jit_compile],
+        keep_weights=KeepWeights(args.keep_weights),
+        fine_tune=fine_tune,
+        verbose=args.verbose,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep."""
+    config = parse_args(argv)
+    from experiments.commands.quiet import quiet_backend
+
+    quiet_backend(config.verbose)  # before anything else imports the backend
+    from experiments.commands.study import run_command
+
+    return run_command(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The typed values that the commands resolve once and the rest of ``experiments`` receives.
+
+Every option is checked and resolved at the command line's edge (``experiments.commands``) into one
+of these, and recorded as resolved: a trial run's parameters are :meth:`TrialConfig.params`, and
+:meth:`TrialConfig.from_params` reads them back typed, so serving rebuilds exactly what trained.
+Nothing here imports a deep-learning backend, Optuna or MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.backbone.spec import FINE_TUNE
+from core.constants import PRECISIONS
+from core.data.layouts import AUTO
+from core.features.request import FeatureOptions
+
+HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
+
+
+def fine_tune_choices(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"none,fc"`` (or a sequence) as the checked tuple of fine-tune choices, order kept."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    choices = tuple(dict.fromkeys(item.strip() for item in items))
+    bad = [c for c in choices if c not in FINE_TUNE]
+    if not choices or bad:
+        raise ValueError(
+            f"--fine-tune takes {'|'.join(FINE_TUNE)} or a comma-separated list of them, "
+            f"got {value if isinstance(value, str) else ','.join(value)!r}"
+        )
+    return choices
+
+
+class KeepWeights(enum.StrEnum):
+    """Which trials log their head's weights (``--keep-weights``)."""
+
+    ALL = "all"  # every trial
+    BEST = "best"  # a trial that is its family's best so far (the comparison's ranking)
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything a trial trains with. ``hparams`` go to the head builder."""
+
+    head: str  # display name, e.g. "conv1024"; equals a write-up name for its settings
+    family: str
+    output: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    feature_dropout: float = 0.5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 30
+    standardize: bool = True  # fc7 standardised with train statistics (folded in afterwards)
+    training_precision: str = "float32"  # of the head ("bfloat16"/"float16": mixed policies)
+    jit_compile: bool | str = "auto"  # passed to model.compile
+    fine_tune: str = "none"  # backbone layers trained with the head: none, fc (fc6, fc7), conv5
+
+    def __post_init__(self) -> None:
+        if self.training_precision not in PRECISIONS:
+            raise ValueError(
+                f"training precision must be one of {', '.join(PRECISIONS)}, "
+                f"got {self.training_precision!r}"
+            )
+
+    @property
+    def kind(self) -> str:
+        import heads  # Keras: only when a head is about to be built
+
+        return heads.get_spec(self.family).kind
+
+    def params(self) -> dict[str, Any]:
+        """Flat parameters to log: head, output and every hyper-parameter, floats as a person
+        writes them (a 0.1 step gives 0.30000000000000004; it is logged as 0.3)."""
+        flat = asdict(self)
+        flat.update(flat.pop("hparams"))
+        return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in flat.items()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, str], defaults: dict[str, Any]) -> TrialConfig:
+        """The config whose :meth:`params` were logged, typed again.
+
+        ``defaults`` are the family's builder keywords with their defaults (``HeadSpec.defaults``):
+        the logged names among them are the head's hyper-parameters, each typed as its default.
+        A run logged before the two precisions had their own names logged ``precision``: that
+        was the training precision. Raises ValueError (one line) when the parameters are not a
+        trial's.
+        """
+        params = dict(params)
+        if "precision" in params and "training_precision" not in params:
+            params["training_precision"] = params.pop("precision")
+        values: dict[str, Any] = {
+            "hparams": {k: _typed(params[k], d) for k, d in defaults.items() if k in params}
+        }
+        for item in dataclasses.fields(cls):
+            if item.name != "hparams" and item.name in params:
+                auto_or_bool = item.name == "jit_compile"
+                values[item.name] = _typed(params[item.name], item.default, auto_or_bool)
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ValueError(f"its parameters are not a trial's ({err})") from None
+
+
+def _typed(text: str, default: Any, auto_or_bool: bool = False) -> Any:
+    if auto_or_bool or isinstance(default, bool):
+        return {"True": True, "False": False}.get(text, text)
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    return text
+
+
+@dataclass(frozen=True)
+class NamedData:
+    """A database of a study by name (``oulu``, ``msu``; ``data`` and ``test data`` for the flags)
+    with the feature options it is read and extracted with."""
+
+    name: str
+    options: FeatureOptions
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How each trial is evaluated: seeds per configuration, which data trains it and which data
+    it is tested on.
+
+    Intra-dataset (the default): ``--data``'s splits. Cross-dataset: ``test_data`` (one database
+    tested, ``--data`` trains). Cross-domain: ``sources`` (several databases: their train splits
+    pooled, their dev splits pooled, the threshold set there) and ``target``, tested on its test
+    split (``target_clips="test"``; the whole database when it has none) or every clip
+    (``"all"``, as SSDG tests); ``setting`` names the benchmark setting (``ocim-m``).
+    """
+
+    repeats: int = 1
+    test_data: Path | None = None  # None: --data's own test split
+    test_protocol: str = AUTO
+    sources: tuple[NamedData, ...] = ()  # empty: --data alone
+    target: NamedData | None = None
+    target_clips: str = "test"
+    setting: str = ""
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.test_data is None and self.test_protocol != AUTO:
+            raise ValueError("--test-protocol needs --test-data: it names the test set's layout")
+        if self.target_clips not in ("test", "all"):
+            raise ValueError(f"--target-clips takes test or all, got {self.target_clips!r}")
+        if self.sources and self.test_data is not None:
+            raise ValueError("--test-data goes with --data; a cross-domain study names --target")
+        named = [*self.sources, *([self.target] if self.target else [])]
+        if self.target and self.target.name in {d.name for d in self.sources}:
+            raise ValueError(
+                f"database {self.target.name} is the target and a source: the target is a "
+                "database the heads never saw"
+            )
+        names = [d.name for d in named]
+        paths = [Path(d.options.data).resolve() for d in named if d.options.data is not None]
+        for what, values in (("name", names), ("path", paths)):
+            twice = sorted({str(v) for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(
+                    f"database {twice[0]} is given twice (by {what}): each database trains or "
+                    "is tested, once"
+                )
+
+    @property
+    def cross_domain(self) -> bool:
+        return bool(self.sources)

@@ -1,0 +1,119 @@
+"""Cross-domain face PAD as the field benchmarks it: which databases train, which one is tested.
+
+The "OCIM" leave-one-out benchmark (Shao et al., CVPR 2019, MADDG; then SSDG, SSAN, FLIP, SAFAS):
+four databases, O = OULU-NPU, C = CASIA-FASD, I = Idiap Replay-Attack, M = MSU-MFSD; train on
+three, test on the fourth. The limited-source settings train on M and I only. A study may also
+name any sources and target itself (``--sources casia,msu --target replay-attack``).
+
+Databases are named by their layout (``core.data.layouts``: ``oulu``, ``casia``,
+``replay-attack``, ``msu``, ``replay-mobile``, or any name for a generic folder), each with its
+path and, optionally, the protocol whose train and dev splits a source contributes (default: the
+database's first protocol, e.g. ``oulu-p1``; MSU-MFSD's ``msu`` makes its dev split from train
+subjects). They are given once, in a TOML file (``--databases FILE``)::
+
+    oulu = "/data/OULU-NPU"
+    casia = "/data/CASIA-FASD"
+    replay-attack = "/data/REPLAY-ATTACK"
+    msu = { path = "/data/MSU-MFSD", protocol = "msu" }
+
+or as flags (``--db msu=/data/MSU-MFSD``, repeated). Nothing here imports a backend.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.data.layouts import AUTO
+
+LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
+NAMES = {name: letter for letter, name in LETTERS.items()}
+TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has none), or every clip
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database of a study: its name (a layout's, or the user's), where it is, its protocol."""
+
+    name: str
+    path: Path
+    protocol: str = AUTO
+
+
+@dataclass(frozen=True)
+class CrossSetting:
+    """Train on ``sources`` (train splits pooled, dev splits pooled: the threshold), test on
+    ``target``, which no choice ever looks at."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str
+
+    @property
+    def label(self) -> str:
+        """As papers head their columns: ``O&C&I→M``; names without a letter as they are."""
+        letter = lambda name: NAMES.get(name, name)  # noqa: E731
+        return "&".join(map(letter, self.sources)) + "→" + letter(self.target)
+
+
+def _setting(sources: str, target: str) -> CrossSetting:
+    name = f"{sources.lower()}-{target.lower()}" if len(sources) < 3 else f"ocim-{target.lower()}"
+    return CrossSetting(name, tuple(LETTERS[s] for s in sources), LETTERS[target])
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        _setting("OCI", "M"),
+        _setting("OMI", "C"),
+        _setting("OCM", "I"),
+        _setting("ICM", "O"),
+        _setting("MI", "C"),
+        _setting("MI", "O"),
+    )
+}
+GROUPS = {"ocim": ("ocim-m", "ocim-c", "ocim-i", "ocim-o"), "limited": ("mi-c", "mi-o")}
+CHOICES = (*GROUPS, *SETTINGS)  # what --protocol takes besides a database's protocols
+
+
+def settings_named(name: str) -> list[CrossSetting]:
+    """The settings a ``--protocol`` value names: one, or a group's."""
+    return [SETTINGS[n] for n in GROUPS.get(name, (name,))]
+
+
+def read_databases(path: str | Path) -> dict[str, Database]:
+    """The databases a TOML file names (``name = "path"`` or ``name = {path, protocol}``);
+    ValueError (one line, naming the file and the entry) for anything else."""
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"--databases {path}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"--databases {path}: not TOML ({err})") from None
+    found = {}
+    for name, value in table.items():
+        if isinstance(value, str):
+            value = {"path": value}
+        if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+            raise ValueError(
+                f"--databases {path}: entry {name!r} must be a path or {{ path = ..., "
+                "protocol = ... }}"
+            )
+        unknown = set(value) - {"path", "protocol"}
+        if unknown:
+            raise ValueError(
+                f"--databases {path}: entry {name!r} has unknown keys {sorted(unknown)}"
+            )
+        found[name] = Database(name, Path(value["path"]).expanduser(), value.get("protocol", AUTO))
+    return found
+
+
+def parse_database(text: str) -> Database:
+    """``--db NAME=PATH`` or ``NAME=PATH:PROTOCOL`` as a :class:`Database`."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise ValueError(f"--db {text!r}: expected NAME=PATH (e.g. msu=/data/MSU-MFSD)")
+    path, _, protocol = rest.rpartition(":") if ":" in Path(rest).name else (rest, "", "")
+    return Database(name, Path(path).expanduser(), protocol or AUTO)

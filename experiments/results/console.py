@@ -1,0 +1,267 @@
+"""What the sweep prints: which study, one line per trial, the study's progress, and at the end
+the comparison table and the verdict.
+
+Every line fits a 100-column terminal. Error rates are percentages, as papers print them; the
+full figures are in MLflow and the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from experiments.metrics import species_rates
+from experiments.metrics import worst_species as worst_of
+from experiments.results.tables import (
+    best_per_family,
+    demo_banner,
+    format_value,
+    front,
+    front_items,
+    missed_species,
+)
+from experiments.stores import workers
+from experiments.stores.runs_table import STD, WORST
+
+
+def percent(rate: float) -> str:
+    """An error rate as papers print it: ``4.2%``."""
+    return f"{100 * rate:.1f}%"
+
+
+def millions(count: float) -> str:
+    """A parameter count in a few characters: ``8.39M``, ``134.8M``, ``61.5k``."""
+    if count >= 1e8:
+        return f"{count / 1e6:.1f}M"
+    if count >= 1e6:
+        return f"{count / 1e6:.2f}M"
+    return f"{count / 1e3:.1f}k"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def study_line(name: str, done: int, target: int, joined: int, baselines: int) -> str:
+    """Says at start whether this is a new study or which one is resumed, and how far it is."""
+    if done == 0 and joined == 0:
+        first = f", the {baselines} write-up heads first" if baselines else ""
+        return f"new study {name}: {target} trials{first}"
+    if done >= target:
+        return f"study {name}: {done} of {target} trials done, nothing left to run"
+    return f"resuming study {name}: {done} of {target} trials done"
+
+
+TRIAL_HEADER = (
+    f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>10}{'test ACER':>11}"
+    f"{'HTER':>7}  {'worst attack':<16}{'time':>6}"
+)
+
+
+def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) -> None:
+    """One line per trial under :data:`TRIAL_HEADER`: head, output, head parameters (the whole
+    model adds the backbone's 134.26M to fc7), dev ACER, test ACER and HTER, the attack species
+    whose test APCER is highest, seconds."""
+    head = f"#{number:<5}{config.head:<14}{config.output:<8}"
+    if isinstance(outcome, dict):
+        m = outcome
+        test = percent(m["test_acer"])
+        if "test_acer_std" in m:  # mean ± std over folds or repeats
+            test = f"{100 * m['test_acer']:.1f}±{percent(m['test_acer_std'])}"
+        rates = species_rates(m)
+        tied = worst_of(rates)
+        top = rates[tied[0]] if tied else 0.0
+        missed = f"{'/'.join(tied)} {percent(top)}" if top > 0 else "none"
+        line = (
+            f"{head}{millions(m['params_head']):>11}{percent(m['dev_acer']):>10}"
+            f"{test:>11}{percent(m['test_hter']):>7}  "
+            f"{missed:<16}{seconds:>5.1f}s"
+        )
+    else:
+        line = f"{head}{outcome:<57}{seconds:>5.1f}s"
+    print(line, flush=True)
+
+
+class Progress:
+    """Optuna callback: after each trial, ``[n/N] best dev ACER ... elapsed ... ETA ...``."""
+
+    def __init__(self, target: int, study_name: str) -> None:
+        self.target, self.study_name = target, study_name
+        self.started = time.monotonic()
+        self.ran = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.ran += 1
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished()]
+        done = min(workers.finished_count(trials), self.target)  # as the workers count
+        elapsed = time.monotonic() - self.started
+        left = max(0, self.target - done)
+        eta = f"ETA {duration(elapsed / self.ran * left)}" if left else "done"
+        complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
+        if complete:
+            best = min(complete, key=lambda t: (t.values[0], t.number))
+            head = best.user_attrs.get("head", "?")
+            best_text = f"best dev ACER {percent(best.values[0])} (#{best.number} {head})"
+        else:
+            best_text = "no finished trial yet"
+        print(f"[{done}/{self.target}] {best_text}, {duration(elapsed)} so far, {eta}", flush=True)
+
+
+# --------------------------------------------------------------------------- the comparison
+
+CONSOLE_WIDTH = 100
+_CONSOLE_RATES = (
+    ("dev_acer", "dev ACER"),
+    ("test_apcer", "APCER"),
+    ("test_bpcer", "BPCER"),
+    ("test_acer", "ACER"),
+    ("test_hter", "HTER"),
+)
+
+
+def _console_rate(table: pd.DataFrame, row: pd.Series, column: str, spread: bool) -> str:
+    value, std = row[column], row.get(f"{column}{STD}") if spread else None
+    if pd.isna(value):
+        return ""
+    text = f"{100 * value:.1f}"
+    return f"{text}±{100 * std:.1f}%" if std is not None and pd.notna(std) else f"{text}%"
+
+
+def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list[str]:
+    """The console table's lines: text columns left, numbers right, two spaces apart."""
+    columns: list[tuple[str, list[str], bool]] = [
+        ("", [_short_group(g) for g in table["group"]], False),
+        ("head", [str(h) for h in table["head"]], False),
+    ]
+    if output:
+        columns.append(("output", [str(o) for o in table["output"]], False))
+    columns.append(
+        ("head params", [format_value("params_head", v) for v in table["params_head"]], True)
+    )
+    for column, name in _CONSOLE_RATES:
+        cells = [_console_rate(table, r, column, column in spreads) for _, r in table.iterrows()]
+        columns.append((name, cells, True))
+    columns.append(("worst", [_short_species(w) for w in table[WORST].fillna("")], False))
+    widths = [max([len(name), *map(len, cells)]) for name, cells, _ in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (_, _, right) in zip(cells, widths, columns, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    lines = [line([name for name, _, _ in columns])]
+    lines += [line([cells[i] for _, cells, _ in columns]) for i in range(len(table))]
+    return lines
+
+
+def _short_species(worst: str) -> str:
+    """ "photo", "photo/print", or for a tie of three or more "photo +2"; "-" when none."""
+    tied = [name for name in worst.split("/") if name]
+    if not tied:
+        return "-"
+    return "/".join(tied) if len(tied) <= 2 else f"{tied[0]} +{len(tied) - 1}"
+
+
+def _short_group(group: str) -> str:
+    """ "best conv" stays; "write-up conv4096" becomes "write-up" (the head column names it)."""
+    return "write-up" if str(group).startswith("write-up ") else str(group)
+
+
+def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
+    """The comparison for a terminal: every line at most ``width`` characters.
+
+    One row per family's best and per write-up baseline: head, output, head params, dev ACER,
+    test APCER/BPCER/ACER/HTER in % and the worst species. The run ids are in the report and in
+    MLflow. To fit, the output column goes first, then (with folds or repeats) the std columns
+    but the ACERs', then those; a cell that still does not fit is cut.
+    """
+    if table.empty:
+        return "no finished trial: nothing to compare"
+    acers = ("dev_acer", "test_acer")
+    every = tuple(c for c, _ in _CONSOLE_RATES)
+    layouts = [(True, every), (False, every), (True, acers), (False, acers), (False, ())]
+    for output, spreads in layouts:
+        spreads = tuple(c for c in spreads if f"{c}{STD}" in table.columns)
+        lines = _render(table, output, spreads)
+        if max(map(len, lines)) <= width:
+            break
+    title = "rates in %, test at the dev EER threshold; worst: the species with the highest APCER"
+    if any(f"{c}{STD}" in table.columns for c in every) and not spreads:
+        title += "; ± std in the report"
+    lines = [title[:width], *lines]
+    return "\n".join(text if len(text) <= width else text[: width - 1] + "…" for text in lines)
+
+
+def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) -> list[str]:
+    """The sweep's closing lines: the best head by dev ACER (head params, dev and test ACER),
+    the Pareto front of dev ACER vs parameters, where the HTML report is, and the
+    demonstration warning when the trials ran on synthetic data or a random backbone."""
+    best = best_per_family(table) if not table.empty else table
+    if best.empty:
+        return ["no finished trial: nothing to compare"]
+    top = best.iloc[0]  # the comparison's order: dev ACER, then dev EER, then the smaller
+    std = top.get(f"dev_acer{STD}"), top.get(f"test_acer{STD}")
+    # Each clause is kept whole when a line is wrapped: its spaces do not break.
+    head = f"{top['head']} (trial {int(top['trial'])}, "
+    head += f"{format_value('params_head', top['params_head'])} head params):"
+    clauses = [
+        "best head by dev ACER:",
+        head,
+        f"dev ACER {format_value('dev_acer', top['dev_acer'], std[0])},",
+        f"test ACER {format_value('test_acer', top['test_acer'], std[1])}",
+    ]
+    trials = _study_trials(study)
+    if trials["params_total"].isna().all():  # a study whose trials carry no sizes: the table's
+        trials = best[["trial", "head", "params_total", "dev_acer"]]
+    items = front_items(front(trials))
+    items = [f"{item};" for item in items[:-1]] + items[-1:]
+    lines = [_wrap(clauses), _wrap(["Pareto front (dev ACER vs parameters):", *items])]
+    lines += [[line] for line in missed_species(table)]
+    if report_uri:
+        lines.append([f"report: {report_uri}"])  # a path or URL stays whole, to be copied
+    banner = demo_banner(table)
+    if banner:
+        lines.append([banner])
+    return [line for wrapped in lines for line in wrapped]
+
+
+def _wrap(clauses: Sequence[str], width: int = CONSOLE_WIDTH) -> list[str]:
+    """``clauses`` joined by spaces into lines of at most ``width`` characters (a clause longer
+    than that has a line of its own), continuation lines indented."""
+    lines: list[str] = []
+    for clause in clauses:
+        if lines and len(lines[-1]) + 1 + len(clause) <= width:
+            lines[-1] += " " + clause
+        else:
+            lines.append(clause if not lines else "  " + clause)
+    return lines
+
+
+def _study_trials(study: optuna.Study) -> pd.DataFrame:
+    """The study's complete trials: number, head, params_total and dev ACER (first objective)."""
+    rows = [
+        {
+            "trial": t.number,
+            "head": t.user_attrs.get("head", t.params.get("head", "?")),
+            "params_total": t.user_attrs.get("params_total", np.nan),
+            "dev_acer": t.values[0],
+        }
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values
+    ]
+    return pd.DataFrame(rows, columns=["trial", "head", "params_total", "dev_acer"])

@@ -1,0 +1,193 @@
+"""The cross-domain table every recent face-PAD paper prints, from the studies in MLflow.
+
+Rows: each head family's best trial (chosen on the sources' dev ACER, as every choice here is)
+and each write-up head. Columns: per setting run (``O&C&I→M``, ... in the benchmark's order, then
+other cross-domain studies, then intra-dataset protocols when present), the held-out HTER (the
+threshold from the sources' dev, applied unchanged to the target: the honest figure) beside the
+paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
+as the positive class), each mean ± std over ``--repeats``. The two kinds are never mixed in one
+cell. When a setting was run by several studies, the one whose trial ran last is shown.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from experiments import domains
+from experiments.results import report
+from experiments.results.tables import comparison, demo_banner, format_value
+from experiments.stores import tracking
+from experiments.stores.runs_table import trial_table
+
+EXPERIMENT = "cross-domain tables"  # where the table is logged, beside the studies it links
+ROLE = "cross-table"
+# (figure, heading): held-out first, then what papers print, labelled as such
+FIGURES = (
+    ("test_hter", "HTER held-out"),
+    ("test_eer", "HTER paper"),
+    ("test_auc", "AUC paper"),
+    ("test_tpr_fpr1", "TPR@FPR1% paper"),
+)
+INTRA_FIGURES = (("test_hter", "HTER"), ("test_acer", "ACER"))
+NOTE = (
+    "held-out: the threshold set on the sources' pooled dev clips, applied unchanged to the "
+    "target (ISO/IEC 30107-3, bob pad cross). paper: the target's own EER threshold, as SSDG, "
+    "SSAN, FLIP and SAFAS report HTER and AUC; TPR at FPR 1 %: bona fide is the positive class. "
+    "Every row's trial is chosen on the sources' dev ACER; the target never chooses anything."
+)
+
+
+def studies() -> pd.DataFrame:
+    """Per setting run, the study to show (the one whose trial ran last): setting, label,
+    kind, study, experiment id, last activity."""
+    rows = []
+    for experiment in mlflow.search_experiments(
+        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
+    ):
+        name = experiment.tags[tracking.STUDY_TAG]
+        runs = tracking.study_runs(experiment.experiment_id, name)
+        runs = runs[runs["status"] == "FINISHED"] if len(runs) else runs
+        if runs.empty or runs.get("tags.synthetic", pd.Series(dtype=str)).eq("true").all():
+            continue  # the demo set is no benchmark
+        kind = runs["tags.evaluation"].iloc[0] if "tags.evaluation" in runs else "intra-dataset"
+        if kind == "cross-domain":
+            setting = runs["tags.setting"].iloc[0]
+            known = domains.SETTINGS.get(setting)
+            label = known.label if known else setting
+        elif kind == "intra-dataset":
+            setting = label = runs.get("tags.protocol", pd.Series(["?"])).iloc[0]
+        else:
+            continue
+        rows.append(
+            {
+                "setting": setting,
+                "label": label,
+                "kind": kind,
+                "study": name,
+                "experiment": experiment.experiment_id,
+                "last": runs["end_time"].max(),
+            }
+        )
+    found = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
+    found = found.sort_values("last", ascending=False).drop_duplicates("setting")
+    order = {name: i for i, name in enumerate(domains.SETTINGS)}
+    rank = found.apply(
+        lambda r: (r["kind"] != "cross-domain", order.get(r["setting"], len(order)), r["setting"]),
+        axis=1,
+    )
+    return found.assign(rank=rank).sort_values("rank").drop(columns="rank")
+
+
+def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
+    """The table of the studies ``shown`` (:func:`studies`): one row per group (``best
+    <family>``, ``write-up <head>``), one column per setting and figure (numbers, and
+    ``<column> std`` where there were repeats)."""
+    table = pd.DataFrame()
+    for _, study in shown.iterrows():
+        runs = tracking.study_runs(study["experiment"], study["study"])
+        best = comparison(trial_table(runs)).set_index("group")
+        figures = FIGURES if study["kind"] == "cross-domain" else INTRA_FIGURES
+        for figure, heading in figures:
+            column = f"{study['label']} {heading}"
+            table = table.reindex(table.index.union(best.index))
+            table[column] = best[figure]
+            if f"{figure}_std" in best:
+                table[f"{column} std"] = best[f"{figure}_std"]
+        table.attrs.setdefault("demo", []).append(demo_banner(best.reset_index()))
+    order = sorted(table.index, key=lambda g: (not str(g).startswith("best "), str(g)))
+    return table.loc[order]
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """Cells as papers print them: rates in %, AUC to 3 decimals, ``± std`` folded in."""
+    shown = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith(" std"):
+            continue
+        figure = "test_auc" if "AUC" in column else "test_hter"
+        spread = table.get(f"{column} std")
+        shown[column] = [
+            format_value(figure, value, None if spread is None else spread[group])
+            for group, value in table[column].items()
+        ]
+    return shown.rename_axis("head")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    shown = readable(table).reset_index()
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def log_cross_table(out: Path | None = None) -> list[str]:
+    """Build the table from every study in the tracking store, write it (CSV, Markdown, HTML)
+    to ``out`` when given, log it on a run of the experiment ``cross-domain tables`` that links
+    the studies it summarises, and return the lines to print."""
+    shown = studies()
+    if not (shown["kind"] == "cross-domain").any():
+        return ["no cross-domain study in this tracking store yet"]
+    table = cross_table(shown)
+    markdown = to_markdown(table)
+    banners = sorted({b for b in table.attrs.get("demo", []) if b})
+    with tempfile.TemporaryDirectory() as folder:
+        files = _write(table, markdown, banners, Path(folder))
+        run_id = _log(shown, files)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for path in files:
+                (out / path.name).write_bytes(path.read_bytes())
+    lines = [*(f"**{b}**" for b in banners), markdown, "", NOTE]
+    lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
+    if out is not None:
+        lines.append(f"written to {out}/cross_domain.csv, .md and .html")
+    return lines
+
+
+def _write(table: pd.DataFrame, markdown: str, banners: list[str], folder: Path) -> list[Path]:
+    csv = folder / "cross_domain.csv"
+    table.rename_axis("head").to_csv(csv)
+    md = folder / "cross_domain.md"
+    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), markdown, NOTE]) + "\n")
+    html = report.write_html(
+        folder / "cross_domain.html",
+        "Cross-domain PAD: every head family on every setting",
+        {"Held-out and paper-compatible figures": readable(table).reset_index()},
+        {},
+        [NOTE],
+        banner="; ".join(banners) or None,
+    )
+    return [csv, md, html]
+
+
+def _log(shown: pd.DataFrame, files: list[Path]) -> str:
+    """A run in the ``cross-domain tables`` experiment holding the table, tagged with every
+    study (and its setting) it summarises."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(
+            EXPERIMENT, tags={"mlflow.experimentKind": "custom_model_development"}
+        )
+    )
+    tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(shown["study"])}
+    tags |= {f"study.{row.setting}": row.study for row in shown.itertuples()}
+    tags |= {f"experiment.{row.setting}": row.experiment for row in shown.itertuples()}
+    run = client.create_run(
+        experiment_id,
+        run_name=f"cross-domain table @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags=tags,
+    )
+    with tracking.quiet_artifacts():
+        for path in files:
+            client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

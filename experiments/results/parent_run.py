@@ -1,0 +1,145 @@
+"""The study's parent run: its comparison as artifacts (CSV, JSON, the HTML report), its
+description (Markdown, as MLflow shows it) and where the report is.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import mlflow
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from experiments.metrics import SETTING_COLUMNS, ScoreSet
+from experiments.results import report
+from experiments.results.tables import (
+    BEST_COLUMNS,
+    BEST_NAMES,
+    RATES_NOTE,
+    best_per_family,
+    comparison,
+    demo_banner,
+    evaluation_notes,
+    front,
+    front_text,
+    missed_species,
+    readable,
+)
+from experiments.stores import dashboard, tracking
+from experiments.stores.runs_table import trial_table
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run's description (Markdown)
+REPORT = "report.html"
+
+
+def description(
+    table: pd.DataFrame, study_name: str, states: dict[str, int], pareto: pd.DataFrame
+) -> str:
+    """The parent run's description (Markdown): the demonstration banner, each family's best
+    trial with its dev and test figures and sizes, the Pareto front, where the report is."""
+    banner = demo_banner(table)
+    best = best_per_family(table)
+    shown = readable(best, [c for c in BEST_COLUMNS if c != "run_id"]).rename(columns=BEST_NAMES)
+    lines = [f"**{banner}**", ""] if banner else []
+    lines += [
+        f"Study `{study_name}` ({_counts(states)}): the best trial of each head family, chosen "
+        "on dev ACER; test figures at the dev EER threshold, APCER of the worst species.",
+        "",
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "---|" * len(shown.columns),
+        *("| " + " | ".join(row) + " |" for _, row in shown.iterrows()),
+        "",
+        f"Pareto front (dev ACER vs parameters): {front_text(pareto)}.",
+        "",
+        *(f"{line}." for line in missed_species(table)),
+        f"Every figure (per-species APCER, 95 % intervals, run ids) and the plots: `{REPORT}` "
+        "in this run's artifacts; the table as `best_per_family.csv`.",
+    ]
+    return "\n".join(lines)
+
+
+def _counts(states: dict[str, int]) -> str:
+    """ "10 complete, 1 pruned, 1 failed" from Optuna's state names."""
+    words = {"complete": "complete", "pruned": "pruned", "fail": "failed"}
+    return ", ".join(f"{n} {words.get(state, state)}" for state, n in states.items())
+
+
+def report_location(run_id: str) -> str:
+    """Where a run's report is: a path in a local artifact store, the MLflow UI's page of the
+    artifact with a tracking server, else the artifact URI."""
+    run = mlflow.get_run(run_id)
+    base = run.info.artifact_uri.rstrip("/")
+    parsed = urlparse(base)
+    if parsed.scheme in ("", "file"):
+        return str(Path(url2pathname(parsed.path)) / REPORT)
+    if mlflow.get_tracking_uri().startswith(("http://", "https://")):
+        return dashboard.report_url(run.info.experiment_id, run_id, REPORT)
+    return f"{base}/{REPORT}"
+
+
+def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> pd.DataFrame:
+    """Log the comparison to the active (parent) run: comparison.csv/.json, best_per_family.csv/
+    .json, the HTML report (tables, study and Optuna figures) and the run's description.
+
+    Returns the comparison table; ``table.attrs["report"]`` is where the report is
+    (:func:`report_location`), for the console's :func:`verdict`.
+    """
+    runs = tracking.study_runs(experiment_id, study_name)
+    trials = trial_table(runs)
+    table = comparison(trials)
+    states = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
+    mlflow.log_metrics({f"trials_{k}": v for k, v in states.items()})
+    if table.empty:
+        mlflow.set_tag(NOTE_TAG, f"Study `{study_name}`: no finished trial yet.")
+        return table
+    mlflow.log_metric("best_dev_acer", float(trials["dev_acer"].min()))
+    best = best_per_family(table)
+    mlflow.log_table(table, "comparison.json")
+    mlflow.log_table(best, "best_per_family.json")
+    pareto = front(trials)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        table.to_csv(folder / "comparison.csv", index=False)
+        best.to_csv(folder / "best_per_family.csv", index=False)
+        test_scores = {}
+        for run_id in table["run_id"].unique():  # a family's best is often a baseline too
+            path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)
+            frame = pd.read_csv(path, keep_default_na=False)
+            test_scores[run_id] = ScoreSet.from_frame(_first_setting(frame, "test"))
+        report.write_html(
+            folder / REPORT,
+            f"Study {study_name}",
+            {
+                "Best trial per head family": readable(best).rename(columns=BEST_NAMES),
+                "Every family's best and the write-up baselines": readable(table),
+            },
+            {**report.study_figures(trials, table, test_scores), **report.optuna_figures(study)},
+            [
+                f"{len(trials)} finished trial runs ({_counts(states)} in Optuna).",
+                f"Pareto front (dev ACER vs parameters): {front_text(pareto, limit=20)}.",
+                *(f"{line}." for line in missed_species(table)),
+                *evaluation_notes(runs),
+                RATES_NOTE,
+            ],
+            banner=demo_banner(table),
+        )
+        for name in ("comparison.csv", "best_per_family.csv", REPORT):
+            mlflow.log_artifact(str(folder / name))
+    active = mlflow.active_run()
+    mlflow.set_tag(NOTE_TAG, description(table, study_name, states, pareto))
+    table.attrs["report"] = report_location(active.info.run_id)
+    return table
+
+
+def _first_setting(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of ``split`` from the first (fold, repeat) setting of a scores.csv frame."""
+    rows = frame[frame["split"] == split]
+    for column in SETTING_COLUMNS:
+        if column in rows.columns and not rows.empty:
+            rows = rows[rows[column] == rows[column].iloc[0]]
+    return rows

@@ -1,0 +1,256 @@
+"""The study's comparison of heads as tables, their numbers as papers print them.
+
+Everything is computed from the trial runs in MLflow (:mod:`experiments.stores.runs_table`), so
+the sweep's closing comparison, ``compare.py`` and the report agree, and trials of earlier
+invocations of a study are included. Numbers read as in a paper: counts as integers with
+separators, error rates in % (mean ± std in percentage points over folds and repeats, 95 %
+intervals in %), AUC with 3 decimals. Imports no deep-learning backend, Optuna or plotly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.backbone.spec import PARAMS_TO_FC7
+from experiments.metrics import SPECIES_PREFIX, is_species_figure
+from experiments.stores.runs_table import DEMO, PARAMS, STD, WORST, figure_columns
+
+# What the Markdown table shows (the CSV and HTML report show every column): the figures
+# papers put in their tables, each as mean ± std when a trial was evaluated on several settings.
+HEADLINE = (
+    "group",
+    "head",
+    "trial",
+    "params_head",
+    "params_total",
+    "dev_eer",
+    "dev_acer",
+    "test_apcer",
+    WORST,
+    "test_bpcer",
+    "test_acer",
+    "test_hter",
+    "test_bpcer20",
+    "test_eer",
+)
+# The answer at a glance: each family's best trial (chosen on dev), its test figures and size.
+BEST_COLUMNS = (
+    "family",
+    "head",
+    "trial",
+    "output",
+    "params_head",
+    "params_total",
+    "dev_acer",
+    "test_apcer",
+    "test_bpcer",
+    "test_acer",
+    "test_hter",
+    WORST,
+    "run_id",
+)
+BEST_NAMES = {  # their headings where people read them (description, report)
+    "params_head": "head params",
+    "params_total": "total params",
+    "dev_acer": "dev ACER",
+    "test_apcer": "test APCER",
+    "test_bpcer": "test BPCER",
+    "test_acer": "test ACER",
+    "test_hter": "test HTER",
+    WORST: "worst species",
+    "run_id": "run id",
+}
+INTERVALS = ("test_apcer", "test_bpcer", "test_hter")  # with _ci_low / _ci_high columns
+RATES_NOTE = (
+    "Error rates in %; with several folds or repeats each figure is the mean ± its std in "
+    "percentage points. 95 % intervals: Wilson (APCER of the worst species, BPCER), "
+    "Bengio–Mariéthoz (HTER). Each family's best is chosen on dev ACER; test never chooses."
+)
+
+
+
+def comparison(trials: pd.DataFrame) -> pd.DataFrame:
+    """Best trial of each head family, then each write-up baseline, chosen on dev only, from
+    :func:`~experiments.stores.runs_table.trial_table` (best first)."""
+    best = trials.drop_duplicates("family").assign(group=lambda t: "best " + t["family"])
+    baselines = trials.dropna(subset=["baseline"]).drop_duplicates("baseline")
+    baselines = baselines.assign(group=lambda t: "write-up " + t["baseline"].astype(str))
+    table = pd.concat([best, baselines], ignore_index=True)
+    figures = figure_columns(trials)
+    figures.insert(figures.index("test_apcer") + 1, WORST)
+    columns = ["group", "head", "family", "trial", "output", *figures, *DEMO, "run_id"]
+    return table.reindex(columns=columns)
+
+
+def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison's "best <family>" rows: dev ACER, test APCER/BPCER/ACER/HTER, the worst
+    species, head and total parameters (and each figure's ``_std`` when there is one)."""
+    rows = table[table["group"].astype(str).str.startswith("best ")]
+    columns = list(BEST_COLUMNS)
+    for name in BEST_COLUMNS:
+        if f"{name}{STD}" in table.columns:
+            columns.insert(columns.index(name) + 1, f"{name}{STD}")
+    best = rows.reindex(columns=columns).reset_index(drop=True)
+    for name in PARAMS:
+        best[name] = best[name].astype("Int64")
+    return best
+
+
+def demo_banner(table: pd.DataFrame) -> str | None:
+    """The warning a demonstration carries (from the trial runs' tags), or None."""
+    what = [
+        text
+        for tag, text in (("synthetic", "synthetic data"), ("random_weights", "a random backbone"))
+        if tag in table.columns and table[tag].fillna(False).astype(bool).any()
+    ]
+    if not what:
+        return None
+    return f"demonstration: {' and '.join(what)}, not a result about VGG-Face"
+
+
+# --------------------------------------------------------------------------- numbers as text
+
+
+def _is_rate(column: str) -> bool:
+    """dev/test error and accuracy rates and their interval bounds (not thresholds, not AUC)."""
+    return (
+        column.startswith(("dev_", "test_")) and column != "test_auc" and "threshold" not in column
+    )
+
+
+def format_value(column: str, value, spread=None) -> str:
+    """One figure as a paper prints it: 134,755,846 params, ACER 2.5% (± 0.8 percentage
+    points), AUC 0.973, a threshold to 4 significant digits; empty when missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    spread = None if spread is None or pd.isna(spread) else float(spread)
+    if column == "trial":
+        return str(int(value))
+    if column.startswith("params_") or column == "settings":
+        return f"{int(round(float(value))):,}"
+    if _is_rate(column):
+        text = f"{100 * value:.1f}"
+        return f"{text} ± {100 * spread:.1f}%" if spread is not None else f"{text}%"
+    if column == "test_auc":
+        return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+    return f"{value:.4g}" + (f" ± {spread:.2g}" if spread is not None else "")
+
+
+def _interval(low, high) -> str:
+    return "" if pd.isna(low) or pd.isna(high) else f"[{100 * low:.1f}%, {100 * high:.1f}%]"
+
+
+def readable(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table as text: mean ± std in one cell, each 95 % interval as one "[low, high]" cell.
+
+    ``columns`` picks and orders what is shown (default: every figure and the run id; the
+    ``_std``, interval bound and demonstration columns are folded into cells or the banner).
+    """
+    bounds = {f"{n}_ci_{end}" for n in INTERVALS for end in ("low", "high")}
+    if columns is None:
+        hidden = bounds | set(DEMO) | {"baseline"}
+        columns = [c for c in table.columns if not c.endswith(STD) and c not in hidden]
+    out = pd.DataFrame(index=table.index)
+    for column in columns:
+        if column not in table.columns:
+            continue
+        spread = f"{column}{STD}"
+        out[column] = [
+            format_value(column, row[column], row[spread] if spread in table.columns else None)
+            for _, row in table.iterrows()
+        ]
+        if column == WORST:  # no attack accepted: say so rather than leave the cell blank
+            out[column] = out[column].replace("", "none")
+        low, high = f"{column}_ci_low", f"{column}_ci_high"
+        if column in INTERVALS and low in table.columns and high in table.columns:
+            out[f"{column} 95% CI"] = [_interval(r[low], r[high]) for _, r in table.iterrows()]
+    return out
+
+
+def to_markdown(table: pd.DataFrame, columns: tuple[str, ...] | None = HEADLINE) -> str:
+    """A GitHub Markdown table of the headline figures (``columns=None``: every column)."""
+    shown = readable(table, None if columns is None else list(columns))
+    shown = shown.drop(columns=[c for c in shown.columns if c.endswith("95% CI")])
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
+    """One line per attack species that no compared trial caught: every row's test APCER on it
+    is at least ``limit`` (half of its attacks accepted, or more)."""
+    lines = []
+    for column in sorted(c for c in table.columns if is_species_figure(c)):
+        rates = pd.to_numeric(table[column], errors="coerce").dropna()
+        if len(rates) and rates.min() >= limit:
+            species = column.removeprefix(SPECIES_PREFIX)
+            lines.append(
+                f"no head caught the {species} attack: its test APCER is "
+                f"{format_value(column, rates.min())} at best"
+            )
+    return lines
+
+
+
+# --------------------------------------------------------------------------- Pareto front
+
+
+def pareto_mask(params: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Trials no other trial beats on both fewer parameters and lower error."""
+    params, errors = np.asarray(params, float), np.asarray(errors, float)
+    mask = np.ones(len(params), dtype=bool)
+    for i in range(len(params)):
+        no_worse = (params <= params[i]) & (errors <= errors[i])
+        better = (params < params[i]) | (errors < errors[i])
+        mask[i] = not np.any(no_worse & better)
+    return mask
+
+
+def front(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials on the front of dev ACER vs params_total, fewest parameters first; a point
+    reached by several trials is shown once, by its first trial."""
+    trials = trials.dropna(subset=["params_total", "dev_acer"])
+    front = trials[pareto_mask(trials["params_total"], trials["dev_acer"])]
+    front = front.sort_values(["params_total", "dev_acer", "trial"])
+    return front.drop_duplicates(["params_total", "dev_acer"])
+
+
+def front_items(front: pd.DataFrame, limit: int = 5) -> list[str]:
+    """The front as a short list: "#4 lstm30 (495,302 head params, 5.0%)", ..., at most
+    ``limit`` trials, then how many more."""
+    items = [
+        f"#{int(r['trial'])} {r['head']} "
+        f"({format_value('params_head', r['params_total'] - PARAMS_TO_FC7)} head params, "
+        f"{format_value('dev_acer', r['dev_acer'])})"
+        for _, r in front.head(limit).iterrows()
+    ]
+    more = len(front) - limit
+    return items + ([f"and {more} more"] if more > 0 else [])
+
+
+def front_text(front: pd.DataFrame, limit: int = 5) -> str:
+    """:func:`front_items` as one line, "; " between items."""
+    return "; ".join(front_items(front, limit))
+
+
+def evaluation_notes(runs: pd.DataFrame) -> list[str]:
+    """How the trials were evaluated (test data, folds, repeats), from their runs' tags."""
+    notes = []
+    for tag, what in (
+        ("evaluation", "evaluation"),
+        ("test_data", "test data"),
+        ("test_protocol", "test protocol"),
+        ("folds", "folds"),
+        ("repeats", "repeats per configuration"),
+    ):
+        values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
+        if len(values):
+            notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
+    if "tags.folds" in runs.columns or "tags.repeats" in runs.columns:
+        notes.append("with several folds or repeats each figure is the mean, shown ± its std")
+    return notes
+

@@ -1,0 +1,85 @@
+"""How much cropping with a detector, instead of the database's own face boxes, moves a study's
+scores: measured once on the study's own dev clips and recorded on the trial's run.
+
+New clips have no database boxes, so a study that cropped with them is served with a detector
+(:func:`experiments.serving.scorer.crop_detector`). Whether that matters is a number, not a
+guess: the first ``limit`` dev clips that had boxes (in clip order) are scored again through the
+serving path (the detector's crop) and compared with the scores the trial logged. The line is
+kept as the run's ``crop_check`` tag, so later calls print it without scoring again.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from core.data.clips import DataError
+from experiments.serving.scorer import Scorer
+from experiments.serving.trial_model import TrialModel, fetch_artifact
+from experiments.stores import tracking
+
+TAG = "crop_check"
+CLIPS = 16  # dev clips scored again: a minute or less on a CPU
+
+
+def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
+    """One line saying how the detector's crop changes the study's dev scores (recorded on the
+    run the first time), or why it cannot be measured here."""
+    client = MlflowClient()
+    run = client.get_run(model.run_id)
+    done = run.data.tags.get(TAG)
+    if done:
+        return done
+    crop = model.face_crop
+    head = (
+        f"the study cropped {crop.database_boxes} of its {crop.clips} clips with its database's "
+        f"own face boxes; these clips are cropped with {scorer.detector}"
+    )
+    tags = run.data.tags
+    root = Path(tags.get("data", ""))
+    if not root.is_dir():
+        return f"{head} (the change cannot be measured: the study's data {root} is not here)"
+    try:
+        boxed = _boxed_dev_clips(model, tags, root, limit)
+    except DataError as err:
+        return f"{head} (the change cannot be measured: {err})"
+    if boxed.empty:
+        return f"{head} (no dev clip of the study had database boxes: nothing to compare)"
+    now = np.array([scorer.score_clip(path).score for path in boxed["path"]])
+    before = boxed["score"].to_numpy(dtype=np.float64)
+    change = np.abs(now - before)
+    flipped = int(((now >= model.threshold) != (before >= model.threshold)).sum())
+    line = (
+        f"{head}: on {len(boxed)} of the study's dev clips that changes a clip's score by "
+        f"{change.mean():.4f} on average (at most {change.max():.4f}) and {flipped} of "
+        f"{len(boxed)} decisions"
+    )
+    client.set_tag(model.run_id, TAG, line)
+    return line
+
+
+def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], root: Path, limit: int):
+    """The first ``limit`` dev clips (their paths and logged scores) cropped with boxes."""
+    from core.data.dataset import load_dataset
+
+    fold = tags.get("fold", "none")
+    pattern = tags.get("subject_pattern", "none")
+    dataset = load_dataset(
+        root,
+        protocol=tags.get("protocol", "auto"),
+        fold=None if fold == "none" else int(fold),
+        subject_pattern=None if pattern == "none" else pattern,
+    )
+    paths = {c.clip_id: c.path for c in dataset.source_clips if c.face_boxes is not None}
+    with tempfile.TemporaryDirectory() as folder:
+        scores = fetch_artifact(model.run_id, tracking.SCORES_CSV, Path(folder))
+        frame = pd.read_csv(scores, keep_default_na=False, float_precision="round_trip")
+    dev = frame[(frame["split"] == "dev") & frame["clip"].isin(paths)]
+    if "fold" in dev.columns:  # the kept head's setting
+        dev = dev[(dev["fold"] == dev["fold"].iloc[0]) & (dev["repeat"] == 0)] if len(dev) else dev
+    dev = dev.sort_values("clip").head(limit)
+    return dev.assign(path=[paths[clip] for clip in dev["clip"]])

@@ -1,0 +1,89 @@
+"""A study's trial runs as one table, ranked as everything that chooses a trial ranks them.
+
+One row per finished trial run (every invocation and worker of the study): head, family, output,
+the write-up baseline it is, every logged figure, the worst species and whether it was a
+demonstration. :data:`RANKING` is the one order "best" means here: the comparison, the weights a
+study keeps (``--keep-weights best``), the registered models and ``predict.py --best`` all use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from experiments.metrics import REPORT_KEYS, is_species_figure, species_rates
+from experiments.metrics import worst_species as worst_of
+
+PARAMS = ("params_total", "params_head")
+METRICS = (*PARAMS, *REPORT_KEYS)  # then per-species APCER, "_std" columns, settings
+WORST = "worst_species"  # the species with the highest test APCER ("a/b" on a tie)
+DEMO = ("synthetic", "random_weights")  # trial run tags, "true" on a demonstration
+STD = "_std"
+# Best first: the objective, then the EER, then the smaller model, then the earlier trial.
+RANKING = ("dev_acer", "dev_eer", "params_total")
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The figures to compare: the fixed ones, each species' APCER, then every ``_std``."""
+    logged = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
+    figures = [*METRICS, *species_columns(logged)]
+    spreads = [f"{name}{STD}" for name in figures if f"{name}{STD}" in logged]
+    return figures + spreads + (["settings"] if "settings" in logged else [])
+
+
+def species_columns(columns: Sequence[str]) -> list[str]:
+    """The per-species APCER columns (``test_apcer_<species>``) among ``columns``, sorted."""
+    return sorted(name for name in columns if is_species_figure(name))
+
+
+def worst_species(table: pd.DataFrame) -> pd.Series:
+    """Per row, the worst species by :func:`experiments.metrics.worst_species` ("print/replay"
+    on a tie); "" when no attack was accepted or no species was logged."""
+
+    def worst(row: pd.Series) -> str:
+        rates = species_rates(row.to_dict())
+        return "/".join(worst_of(rates)) if rates and max(rates.values()) > 0 else ""
+
+    return table.apply(worst, axis=1) if len(table) else pd.Series("", table.index)
+
+
+IDENTITY = ("trial", "head", "family", "output", "baseline", "run_id")
+
+
+def figure_columns(trials: pd.DataFrame) -> list[str]:
+    """The figures of a :func:`trial_table`, in its order (every column but who the trial is,
+    its worst species and the demonstration flags)."""
+    return [c for c in trials.columns if c not in (*IDENTITY, WORST, *DEMO)]
+
+
+def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished trial run, best first (:data:`RANKING`): trial, head, family, output,
+    baseline name, run id, every metric, the worst species and the demonstration flags."""
+    done = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
+    metrics = metric_columns(runs)
+    if done.empty:
+        return pd.DataFrame(columns=[*IDENTITY, *metrics, WORST, *DEMO])
+    table = pd.DataFrame(
+        {
+            "trial": done["tags.optuna.trial_number"].astype(int),
+            "head": done["params.head"],
+            "family": done["params.family"],
+            "output": done["params.output"],
+            "baseline": done.get("tags.vggface_heads.baseline", pd.Series(index=done.index)),
+            "run_id": done["run_id"],
+        }
+    )
+    for metric in metrics:  # runs logged before a figure existed show it empty
+        column = done.get(f"metrics.{metric}", pd.Series(np.nan, index=done.index))
+        table[metric] = pd.to_numeric(column)
+    table[WORST] = worst_species(table)
+    for tag in DEMO:
+        table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
+    return table.sort_values([*RANKING, "trial"], ignore_index=True)
+
+
+def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:
+    """A trial's place in :data:`RANKING` from its figures (a missing one ranks last)."""
+    return tuple(float(figures.get(name, np.inf)) for name in RANKING)

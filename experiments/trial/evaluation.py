@@ -1,0 +1,320 @@
+"""Where a trial is evaluated: every fold of the protocol, K seeds each, on this or another set.
+
+A *setting* is one (fold, repeat) pair with its own train, dev and test clips. Papers report
+OULU-NPU Protocols 3 and 4 as the mean and standard deviation over their six leave-one-phone-out
+folds, and a configuration trained with several seeds the same way, so a trial trains once per
+setting and logs the mean of each figure under its plain name and the sample standard deviation
+(:func:`experiments.metrics.summarise`) as ``<name>_std``.
+
+Cross-dataset (``--test-data OTHER``): train and dev, hence the threshold, come from ``--data``;
+test is OTHER's test split, or every clip of OTHER when it has no test split of its own (a split
+the loader carved is not one). Cross-domain (several source databases, one target,
+:mod:`experiments.domains`): the sources' train splits are pooled, their dev splits are pooled and
+set the threshold, and the target is tested, its test split or every clip. Before anything is
+extracted, every database is read and checked: the layout its name says, a dev split in each
+source.
+
+Every setting's scores go into one ``scores.csv`` with ``fold`` and ``repeat`` columns, so
+:func:`experiments.metrics.report_from_scores_frame` recomputes every logged figure from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.data.clips import DataError
+from core.data.layouts import folds, layout_names
+from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
+from core.features.bottom import bottom_inputs
+from experiments.config import EvaluationOptions, NamedData
+from experiments.metrics import DATABASE_COLUMN, metric_suffix
+from experiments.trial.training import SplitData, split_data
+
+# Repeat r trains with seed + r * REPEAT_SEED_STRIDE: far from the seed + trial number of other
+# trials, and repeat 0 keeps the seed a single run always had.
+REPEAT_SEED_STRIDE = 100_003
+NO_FACE_COLUMN = "no_face_frames"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluation: a fold (None for a protocol without folds) and a repeat (seed).
+
+    ``features`` trains (and is tested, unless ``test_features`` is another database's); a
+    cross-domain setting pools ``features`` and ``more_sources``. ``names`` are the databases'
+    names, sources first, then the tested one's (empty for a single database).
+    """
+
+    fold: int | None
+    repeat: int
+    features: FeatureSet  # train and dev clips (and test, unless tested on other data)
+    test_features: FeatureSet  # every clip here whose split is "test" is tested
+    more_sources: tuple[FeatureSet, ...] = ()
+    names: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[FeatureSet, ...]:
+        return (self.features, *self.more_sources)
+
+    @property
+    def name(self) -> str:
+        """``fold2-repeat0``, or ``repeat1`` without folds: a prefix for per-setting metrics."""
+        return (f"fold{self.fold}-" if self.fold is not None else "") + f"repeat{self.repeat}"
+
+    def seed(self, base: int) -> int:
+        """The training seed of this setting for a trial whose own seed is ``base``."""
+        return base + REPEAT_SEED_STRIDE * self.repeat
+
+    def data(self, kind: str) -> dict[str, SplitData]:
+        """Train, dev and test inputs for a ``kind`` ("frame" or "sequence") head.
+
+        Built on demand and not kept here: six folds' inputs of a large set would not fit memory.
+        """
+        return self.inputs(kind).data
+
+    def _named(self) -> tuple[tuple[str, FeatureSet], ...]:
+        names = self.names or ("",) * (len(self.sources) + 1)
+        return tuple(zip(names, (*self.sources, self.test_features), strict=True))
+
+    def inputs(self, kind: str, fine_tune: str = "none") -> TrialInputs:
+        """What a trial trains on: cached fc7 (``fine_tune`` "none"), or the frozen bottom's
+        outputs below the layers it fine-tunes, computed once (:mod:`core.features.bottom`)."""
+        *sources, (tested_name, tested) = self._named()
+        if fine_tune == "none":
+            data = {
+                split: SplitData.pooled([split_data(f, split, kind, None, n) for n, f in sources])
+                for split in ("train", "dev")
+            }
+            data["test"] = split_data(tested, "test", kind, None, tested_name)
+            return TrialInputs(data)
+        if self.more_sources:
+            raise ValueError("--fine-tune trains on one source database; this study has several")
+        batch = self.features.manifest.get("batch_size")  # as extraction ran
+        bottom = bottom_inputs(self.features, fine_tune, batch_size=batch)
+        on_test = bottom if tested is self.features else bottom_inputs(tested, fine_tune, batch)
+        name = sources[0][0]
+        data = {s: split_data(self.features, s, kind, bottom, name) for s in ("train", "dev")}
+        data["test"] = split_data(tested, "test", kind, on_test, tested_name)
+        return TrialInputs(data, bottom.top_weights)
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """A setting's train, dev and test inputs, and where a fine-tuned top starts from."""
+
+    data: dict[str, SplitData]
+    top_weights: Path | None = None  # the backbone's conv5_1..fc7 (fine-tuning only)
+
+
+def protocol_folds(options: FeatureOptions) -> tuple[int | None, ...]:
+    """The folds to evaluate: the one ``--fold`` names, else all of the protocol's, else none."""
+    if options.fold is not None:
+        return (options.fold,)
+    return tuple(folds(options.protocol)) or (None,)  # folds: oulu-p3 and oulu-p4
+
+
+def prepare_settings(
+    options: FeatureOptions,
+    evaluation: EvaluationOptions,
+    load: Callable[[FeatureOptions], FeatureSet] = cached_features,
+) -> list[Setting]:
+    """Every (fold, repeat) setting a trial trains on, fold by fold, each fold's repeats in turn.
+
+    ``load`` turns options into features (the sweep passes its printing loader); every fold is
+    loaded with the same options but its ``fold``, so all folds share one feature extraction.
+    A cross-domain study's databases are read and checked before any is extracted.
+    """
+    if evaluation.cross_domain:
+        return _cross_domain_settings(evaluation, load)
+    test_features = None
+    if evaluation.test_data is not None:
+        test_features = load(cross_dataset_options(options, evaluation))
+    settings = []
+    for fold in protocol_folds(options):
+        features = load(options if fold is None else dataclasses.replace(options, fold=fold))
+        tested = features if test_features is None else as_test_set(test_features, features)
+        names = () if test_features is None else ("data", "test data")
+        settings.extend(
+            Setting(fold, repeat, features, tested, names=names)
+            for repeat in range(evaluation.repeats)
+        )
+    return settings
+
+
+def _cross_domain_settings(
+    evaluation: EvaluationOptions, load: Callable[[FeatureOptions], FeatureSet]
+) -> list[Setting]:
+    named = [*evaluation.sources, evaluation.target]
+    for data in named:  # every database read and checked before any is extracted
+        check_database(data, source=data is not evaluation.target)
+    sources = [load(data.options) for data in evaluation.sources]
+    target = load(evaluation.target.options)
+    tested = as_test_set(target, sources[0], evaluation.target_clips)
+    names = tuple(data.name for data in named)
+    first, *more = sources
+    return [
+        Setting(None, repeat, first, tested, tuple(more), names)
+        for repeat in range(evaluation.repeats)
+    ]
+
+
+def check_database(data: NamedData, source: bool) -> None:
+    """A :class:`DataError` (one line) when a database named after a layout is not one that
+    layout recognises, or a source has no dev split to set the threshold on. Reads the folder;
+    extracts nothing."""
+    dataset = load_data(data.options)
+    expected = data.name if data.name in layout_names() else None
+    if expected and dataset.layout != expected:
+        raise DataError(
+            f"database {data.name} ({data.options.data}): not a {expected} tree (its files read "
+            f"as the {dataset.layout} layout); check the path"
+        )
+    if source and not dataset.split("dev"):
+        raise DataError(
+            f"source database {data.name} ({data.options.data}) has no dev split under "
+            f"protocol {dataset.protocol}: the threshold is set on the sources' dev clips"
+        )
+
+
+def cross_dataset_options(options: FeatureOptions, evaluation: EvaluationOptions) -> FeatureOptions:
+    """``options`` pointed at the cross-dataset test set: same backbone and frames, its layout."""
+    return dataclasses.replace(
+        options,
+        data=evaluation.test_data,
+        protocol=evaluation.test_protocol,
+        fold=None,
+        subject_pattern=None,  # a pattern is written for --data's file names
+    )
+
+
+def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> FeatureSet:
+    """``other`` ready to be tested on: its test split, or every clip when it has no test split
+    of its own (one the loader carved does not count) or ``clips`` is "all".
+
+    Refuses features the trained head cannot read (another backbone or frame count).
+    """
+    for field, what in (("weights_fingerprint", "weights"), ("frames_per_clip", "frames per clip")):
+        if getattr(other, field) != getattr(trained, field):
+            raise DataError(
+                f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
+                f"{getattr(trained, field)}"
+            )
+    if clips == "test" and other.test_split_given and len(other.indices("test")):
+        return other
+    whole = [dataclasses.replace(clip, split="test") for clip in other.clips]
+    return dataclasses.replace(other, clips=whole)
+
+
+def evaluation_context(
+    evaluation: EvaluationOptions, settings: Sequence[Setting]
+) -> dict[str, str]:
+    """Tags for every run: which folds, how many repeats, and which data the test figures use."""
+    first = settings[0]
+    folds = [s.fold for s in settings if s.repeat == 0 and s.fold is not None]
+    context = {
+        "test_data_fingerprint": first.test_features.dataset_fingerprint,
+        "test_clips": str(len(first.test_features.indices("test"))),
+        "folds": ",".join(map(str, folds)) if folds else "none",
+        "repeats": str(evaluation.repeats),
+    }
+    if evaluation.cross_domain:
+        *sources, target = first.names
+        return {
+            "evaluation": "cross-domain",
+            "setting": evaluation.setting or f"{','.join(sources)}->{target}",
+            "sources": ",".join(sources),
+            "target": target,
+            "target_clips": evaluation.target_clips,
+            "test_data": str(evaluation.target.options.data),
+            "test_protocol": first.test_features.protocol,
+            **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
+            **context,
+        }
+    cross = evaluation.test_data is not None
+    return {
+        "evaluation": "cross-dataset" if cross else "intra-dataset",
+        "test_data": str(evaluation.test_data) if cross else "same as data",
+        "test_protocol": evaluation.test_protocol if cross else "same as protocol",
+        **context,
+    }
+
+
+def study_suffix(evaluation: EvaluationOptions) -> str:
+    """What a default study name adds, so intra- and cross-dataset trials never share a study."""
+    suffix = f"-to-{Path(evaluation.test_data).resolve().name}" if evaluation.test_data else ""
+    if evaluation.cross_domain and evaluation.target_clips == "all":
+        suffix += "-all"
+    return suffix + (f"-x{evaluation.repeats}" if evaluation.repeats > 1 else "")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def scores_frame(setting: Setting, data: dict[str, SplitData], dev, test) -> pd.DataFrame:
+    """scores.csv rows of one setting: one per dev and test clip, score = probability of bona fide.
+
+    Beside the score: split, the database (when a study has several), clip, subject, label,
+    attack_type (the species), the dataset's own columns (``Clip.columns``: session, phone,
+    support, quality ...), the frames without a face when the features count them, then the
+    setting's fold and repeat; enough to regroup.
+    """
+    rows = []
+    for split, scores in (("dev", dev), ("test", test)):
+        part = data[split]
+        for n, (clip, score) in enumerate(zip(part.clips, scores.scores, strict=True)):
+            row = {"split": split}
+            if part.databases:
+                row[DATABASE_COLUMN] = part.databases[n]
+            row |= {
+                "clip": clip.clip_id,
+                "subject": clip.subject,
+                "label": clip.label,
+                "attack_type": clip.attack_type,
+            }
+            for column, value in clip.columns.items():
+                row[column if column not in row else f"data_{column}"] = value
+            if part.no_face is not None:
+                row[NO_FACE_COLUMN] = int(part.no_face[n])
+            row.update({"fold": setting.fold, "repeat": setting.repeat, "score": float(score)})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    last = [c for c in (NO_FACE_COLUMN, "fold", "repeat", "score") if c in frame.columns]
+    return frame[[c for c in frame.columns if c not in last] + last]
+
+
+def no_face_metrics(setting: Setting) -> dict[str, float]:
+    """Frames without a face per split and species (per database, when a study has several),
+    when the features count them.
+
+    ``no_face_<split>_<species>`` (``no_face_<database>_<split>_<species>``) is the count and
+    ``no_face_rate_...`` its share of the species' frames: a detector that misses faces more
+    often on one species (or database) is a shortcut the head can learn.
+    """
+    metrics: dict[str, float] = {}
+    *sources, tested = setting._named()
+    several = bool(setting.more_sources)  # one source: the keys every study always had
+    parts = [(name, f, split) for name, f in sources for split in ("train", "dev")]
+    for name, features, split in [*parts, (*tested, "test")]:
+        if not features.face_crop:
+            continue
+        clips = [features.clips[i] for i in features.indices(split)]
+        counts = no_face_by_species(clips, features.no_face, features.frames_per_clip)
+        where = f"{metric_suffix(name)}_{split}" if several else split
+        for species, count in counts.items():
+            metrics[f"no_face_{where}_{metric_suffix(species)}"] = count.missed
+            metrics[f"no_face_rate_{where}_{metric_suffix(species)}"] = count.rate
+    return metrics
+
+
+def settings_table(settings: Sequence[Setting], reports: Sequence[dict]) -> pd.DataFrame:
+    """One row per setting (its name, fold and repeat) with every figure it gave."""
+    rows = [
+        {"setting": s.name, "fold": s.fold, "repeat": s.repeat, **r}
+        for s, r in zip(settings, reports, strict=True)
+    ]
+    return pd.DataFrame(rows)

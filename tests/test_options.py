@@ -1,0 +1,54 @@
+"""Each feature option is defined once: a field of FeatureOptions, whose flag is generated."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+from core.features.request import FeatureOptions
+from experiments.commands import extract, sweep
+from experiments.commands.options import (
+    FEATURE_FLAGS,
+    NOT_FLAGS,
+    add_feature_arguments,
+    feature_options,
+)
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def flags_of(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings if s.startswith("--")}
+
+
+def test_every_feature_option_has_one_flag_and_its_default() -> None:
+    fields = {f.name: f.default for f in dataclasses.fields(FeatureOptions)}
+    assert set(FEATURE_FLAGS) == set(fields) - set(NOT_FLAGS)
+    parser = argparse.ArgumentParser()
+    add_feature_arguments(parser)
+    assert feature_options(parser.parse_args([])) == FeatureOptions()
+    given = feature_options(
+        parser.parse_args(
+            ["--data", "d", "--fold", "2", "--no-face-crop", "--no-database-boxes", "--frames", "3"]
+        )
+    )
+    assert given == FeatureOptions(
+        data=Path("d"), fold=2, face_crop=False, database_boxes=False, frames=3
+    )
+
+
+def test_both_commands_take_the_same_data_flags_and_the_readme_lists_them() -> None:
+    generated = {"--" + name.replace("_", "-") for name in FEATURE_FLAGS}
+    for parse in (sweep.parse_args, extract.parse_args):
+        config = parse(["--split-seed", "4", "--precision", "float32"])
+        options = config.features if hasattr(config, "features") else feature_options(config)
+        assert (options.split_seed, options.precision) == (4, "float32")
+    listed = re.search(r"Both commands take the same data flags \(([^)]*)\)", README.read_text())
+    assert listed, "README: the sentence that lists the data flags"
+    named = {
+        flag.replace("[no-]", "").replace("--no-", "--")
+        for flag in re.findall(r"--[\[\]a-z-]+", listed.group(1))
+    }
+    assert named == generated
