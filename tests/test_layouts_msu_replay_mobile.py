@@ -1,0 +1,415 @@
+"""MSU-MFSD and Replay-Mobile on trees named as the real databases are, with their protocols' lists.
+
+The lists below are restated from the databases' Bob packages, independently of the layouts'
+own tables, so a typo in either shows: bob.db.msu_mfsd_mod ``bob/db/msu_mfsd_mod/folds/*.txt``
+and bob.db.replaymobile ``bob/db/replaymobile/db.sql3`` (tables client, file, protocol).
+
+Tree builders, reusable by other tests (e.g. cross-domain ones); ``write`` is
+:func:`tests.test_protocols.placeholder` (empty files: enough to list and split) or
+:func:`tests.test_protocols.tiny_video` (real 3-frame videos):
+
+- ``msu_tree(root, subjects, write)``: the 8 videos of each subject number under ``root/real`` and
+  ``root/attack``.
+- ``replay_mobile_tree(root, clients, write)``: the videos of each client number (1-40) in its
+  official group's folder (train, devel, test), with its enrolment videos under ``enroll/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.constants import SPLITS
+from core.data.clips import VIDEO_SUFFIXES, DataError
+from core.data.dataset import Dataset, load_dataset
+from core.data.layouts import folds, get_protocol
+from tests.test_protocols import (
+    Writer,
+    assert_subject_disjoint,
+    casia_tree,
+    counts,
+    frame_folder,
+    list_clips,
+    oulu_tree,
+    placeholder,
+    replay_tree,
+    tiny_video,
+    values,
+)
+
+# --- MSU-MFSD: bob.db.msu_mfsd_mod folds/ ------------------------------------------------------
+
+MSU_TRAIN = (2, 3, 5, 6, 7, 8, 9, 11, 12, 21, 22, 34, 53, 54, 55)  # train_sub_list.txt
+MSU_TEST = (1, 13, 14, 23, 24, 26, 28, 29, 30, 32, 33, 35, 36, 37, 39, 42, 48, 49, 50, 51)
+MSU_DEV = (22, 34, 53, 54, 55)  # our rule: the five highest-numbered train subjects
+MSU_SUBJECTS = tuple(sorted(MSU_TRAIN + MSU_TEST))
+MSU_FOLD_TEST = (6, 7, 12, 13, 14, 26, 28, 29, 30, 32, 33, 39, 49, 50, 53)
+MSU_FOLDS = {  # clients_fold<k>.txt: (train, devel)
+    1: ({5, 8, 11, 21, 23, 24, 36, 37, 54, 55}, {1, 2, 3, 9, 22, 34, 35, 42, 48, 51}),
+    2: ({2, 3, 8, 9, 21, 23, 34, 35, 37, 51}, {1, 5, 11, 22, 24, 36, 42, 48, 54, 55}),
+    3: ({3, 8, 9, 11, 23, 24, 34, 37, 42, 48}, {1, 2, 5, 21, 22, 35, 36, 51, 54, 55}),
+    4: ({1, 2, 3, 8, 9, 21, 22, 34, 36, 55}, {5, 11, 23, 24, 35, 37, 42, 48, 51, 54}),
+    5: ({1, 2, 8, 11, 21, 22, 24, 36, 54, 55}, {3, 5, 9, 23, 34, 35, 37, 42, 48, 51}),
+}
+MSU_CAMERAS = (("android", ".mp4"), ("laptop", ".mov"))
+MSU_INSTRUMENTS = ("ipad_video", "iphone_video", "printed_photo")
+
+
+def msu_tree(root: Path, subjects: tuple[int, ...], write: Writer = placeholder) -> Path:
+    """MSU-MFSD's 8 videos of each subject (client number): ``real/real_client<NNN>_<camera>_SD_
+    scene01`` and ``attack/attack_client<NNN>_<camera>_SD_<instrument>_scene01``, for the android
+    (.mp4) and laptop (.mov) cameras and the ipad_video, iphone_video, printed_photo instruments."""
+    for n in subjects:
+        for camera, suffix in MSU_CAMERAS:
+            write(root / "real" / f"real_client{n:03d}_{camera}_SD_scene01{suffix}")
+            for instrument in MSU_INSTRUMENTS:
+                name = f"attack_client{n:03d}_{camera}_SD_{instrument}_scene01{suffix}"
+                write(root / "attack" / name)
+    return root
+
+
+# --- Replay-Mobile: bob.db.replaymobile db.sql3 --------------------------------------------------
+
+RM_CLIENTS = {  # table client: set -> ids
+    "train": (1, 3, 8, 11, 12, 16, 18, 20, 26, 34, 37, 38),
+    "devel": (5, 6, 13, 14, 15, 23, 24, 25, 28, 29, 31, 32, 35, 36, 39, 40),
+    "test": (2, 4, 7, 9, 10, 17, 19, 21, 22, 27, 30, 33),
+}
+RM_NO_REAL = (9,)  # the file table holds no authenticate video of client 9
+RM_REAL_LIGHTS = ("controlled", "adverse", "direct", "lateral", "diffuse")
+RM_DEVICES = ("mobile", "tablet")
+RM_ATTACK_LIGHTS = ("lighton", "lightoff")
+# (species, support, sample type): 8 attacks per client each for print and mattescreen
+RM_ATTACKS = tuple(("print", support, "photo") for support in ("fixed", "hand")) + tuple(
+    ("mattescreen", "fixed", kind) for kind in ("photo", "video")
+)
+
+
+def replay_mobile_tree(root: Path, clients: tuple[int, ...], write: Writer = placeholder) -> Path:
+    """Replay-Mobile's videos of each client (1-40) in its group's folder (train, devel, test):
+    10 bona fide ``real/client<NNN>_session02_authenticate_<device>_<light>.mov`` (none for
+    client 9, as in the release), 16 ``attack/attack_client<NNN>_session01_<print|mattescreen>_
+    <support>_<device>_<photo|video>_<lighton|lightoff>.mov`` and 4 enrolment videos
+    ``enroll/<group>/client<NNN>_session01_enroll_<device>_<lighton|lightoff>.mov``."""
+    group = {n: g for g, numbers in RM_CLIENTS.items() for n in numbers}
+    for n in clients:
+        if n not in group:
+            raise ValueError(f"Replay-Mobile has clients 1-40, got {n}")
+        folder, client = root / group[n], f"client{n:03d}"
+        for device in RM_DEVICES:
+            if n not in RM_NO_REAL:
+                for light in RM_REAL_LIGHTS:
+                    write(folder / "real" / f"{client}_session02_authenticate_{device}_{light}.mov")
+            for light in RM_ATTACK_LIGHTS:
+                write(
+                    root / "enroll" / group[n] / f"{client}_session01_enroll_{device}_{light}.mov"
+                )
+                for species, support, kind in RM_ATTACKS:
+                    name = f"attack_{client}_session01_{species}_{support}_{device}_{kind}_{light}"
+                    write(folder / "attack" / f"{name}.mov")
+    return root
+
+
+# a protocol of each layout that the registry knows by a database's name
+LAYOUTS = {
+    "replay-attack": "replay-attack",
+    "oulu": "oulu-p1",
+    "casia": "casia",
+    "msu": "msu",
+    "replay-mobile": "replay-mobile",
+}
+
+
+def recognised_by(root: Path) -> set[str]:
+    """Which of the five database layouts recognise the videos under ``root``."""
+    videos = sorted(p for p in root.rglob("*") if p.suffix in VIDEO_SUFFIXES)
+    return {name for name, p in LAYOUTS.items() if get_protocol(p)[0].recognise(root, videos)}
+
+
+def subjects(data: Dataset, split: str) -> set[int]:
+    return {int(c.subject) for c in data.split(split)}
+
+
+def species_counts(data: Dataset, split: str) -> Counter:
+    return Counter(c.attack_type for c in data.split(split))
+
+
+# --- MSU-MFSD ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def msu(tmp_path_factory) -> Path:
+    """Every subject of MSU-MFSD, with a face-box file beside one video."""
+    root = msu_tree(tmp_path_factory.mktemp("msu") / "MSU-MFSD", MSU_SUBJECTS)
+    (root / "real" / "real_client005_android_SD_scene01.face").write_text("0,10,10,60,60\n")
+    return root
+
+
+def test_msu_lists_are_bobs() -> None:
+    assert len(MSU_SUBJECTS) == len(set(MSU_SUBJECTS)) == 35
+    for fold, (train, dev) in MSU_FOLDS.items():
+        assert len(train) == len(dev) == 10, fold
+        assert sorted(train | dev | set(MSU_FOLD_TEST)) == list(MSU_SUBJECTS), fold
+    assert folds("msu-folds") == (1, 2, 3, 4, 5) and folds("msu") == ()
+
+
+def test_msu_reading_and_auto(msu: Path) -> None:
+    data = load_dataset(msu)
+    assert (data.protocol, data.layout, data.fold) == ("msu", "msu", None)
+    assert data.skipped == []  # the .face file is data, not a stray
+    assert len(data.source_clips) == 280  # the paper's 70 bona fide and 210 attack videos
+    assert Counter(c.label for c in data.source_clips) == {"bonafide": 70, "attack": 210}
+    assert data.column_names == ["device", "instrument"]
+    by_id = {c.clip_id: c for c in data.clips}
+    real = by_id["real/real_client005_android_SD_scene01"]
+    assert (real.label, real.attack_type, real.subject, real.columns) == (
+        "bonafide",
+        "bonafide",
+        "5",
+        {"device": "android"},
+    )
+    assert real.face_boxes is None  # corners, not the x y w h format .face is read as
+    expected = {"ipad_video": "replay", "iphone_video": "replay", "printed_photo": "print"}
+    for instrument, species in expected.items():
+        clip = by_id[f"attack/attack_client055_laptop_SD_{instrument}_scene01"]
+        assert (clip.label, clip.attack_type, clip.subject) == ("attack", species, "55")
+        assert clip.columns == {"device": "laptop", "instrument": instrument}
+        assert clip.path.suffix == ".mov"
+
+
+def test_msu_protocol_is_the_databases_split_with_a_fixed_dev(msu: Path) -> None:
+    data = load_dataset(msu, protocol="msu")
+    assert subjects(data, "train") == set(MSU_TRAIN) - set(MSU_DEV)
+    assert subjects(data, "dev") == set(MSU_DEV)
+    assert subjects(data, "test") == set(MSU_TEST)
+    assert counts(data) == {"train": 80, "dev": 40, "test": 160}  # 8 videos per subject
+    assert species_counts(data, "train") == {"bonafide": 20, "print": 20, "replay": 40}
+    assert species_counts(data, "dev") == {"bonafide": 10, "print": 10, "replay": 20}
+    assert species_counts(data, "test") == {"bonafide": 40, "print": 40, "replay": 80}
+    assert all(values(data.split(s), "device") == {"android", "laptop"} for s in SPLITS)
+    assert_subject_disjoint(data)
+
+
+@pytest.mark.parametrize("fold", range(1, 6))
+def test_msu_folds_are_bobs(msu: Path, fold: int) -> None:
+    data = load_dataset(msu, protocol="msu-folds", fold=fold)
+    assert (data.protocol, data.fold) == ("msu-folds", fold)
+    train, dev = MSU_FOLDS[fold]
+    assert subjects(data, "train") == train and subjects(data, "dev") == dev
+    assert subjects(data, "test") == set(MSU_FOLD_TEST)
+    assert counts(data) == {"train": 80, "dev": 80, "test": 120}
+    assert species_counts(data, "test") == {"bonafide": 30, "print": 30, "replay": 60}
+    assert_subject_disjoint(data)
+    assert data.source_clips == load_dataset(msu).source_clips
+    assert f"msu-folds fold {fold}" in data.summary()
+
+
+def test_msu_folds_needs_a_fold(msu: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load_dataset(msu, protocol="msu-folds")
+    assert str(info.value) == "protocol msu-folds has folds 1-5: choose one with --fold K"
+
+
+def test_msu_under_the_release_folder_with_frame_folders_and_videos(tmp_path: Path) -> None:
+    """The release's ``scene01/`` above real/ and attack/; real tiny videos work the same."""
+    root = msu_tree(tmp_path / "MSU" / "scene01", (2, 22, 1), write=tiny_video).parent
+    data = load_dataset(root)
+    assert data.layout == "msu" and counts(data) == {"train": 8, "dev": 8, "test": 8}
+    assert all(c.path.stat().st_size > 0 for c in data.clips)
+    frames = msu_tree(tmp_path / "frames", (2, 22, 1), write=frame_folder)
+    data = load_dataset(frames)
+    assert data.layout == "msu" and {c.path.is_dir() for c in data.clips} == {True}
+
+
+def test_msu_names_that_do_not_parse_are_counted_skips(tmp_path: Path) -> None:
+    root = msu_tree(tmp_path / "msu", (2, 22, 1))
+    bad = {
+        "real/real_client002_iphone_SD_scene01.mp4": "not an MSU-MFSD clip",
+        "attack/real_client002_android_SD_scene01.mp4": "not an MSU-MFSD clip",
+        "real/real_client002_android_SD_printed_photo_scene01.mp4": "not an MSU-MFSD clip",
+        "attack/attack_client002_android_SD_scene01.mp4": "not an MSU-MFSD clip",
+        "real/real_client004_android_SD_scene01.mp4": "MSU-MFSD has no client 004",
+        "scene02/real/real_client002_android_SD_scene01.mp4": "found twice",
+    }
+    for name in bad:
+        placeholder(root / name)
+    assert recognised_by(root) == set()  # not every clip is MSU-MFSD's
+    data = load_dataset(root, protocol="msu")
+    assert len(data.skipped) == len(bad) and len(data.clips) == 24
+    reasons = {p.relative_to(root).as_posix(): r for p, r in data.skipped}
+    for name, reason in bad.items():
+        assert reason in reasons[name], (name, reasons[name])
+
+
+# --- Replay-Mobile -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replay_mobile(tmp_path_factory) -> Path:
+    """Every client of Replay-Mobile, with face-location files for one video."""
+    root = replay_mobile_tree(tmp_path_factory.mktemp("rm") / "replaymobile", tuple(range(1, 41)))
+    face = root / "faceloc" / "rect" / "train" / "real"
+    face.mkdir(parents=True)
+    (face / "client001_session02_authenticate_mobile_adverse.face").write_text("0 1 2 30 40\n")
+    return root
+
+
+# bob.db.replaymobile db.sql3 per protocol and group: (bona fide, print, mattescreen) videos; the
+# grandtest totals 312 / 416 / 302, 1030 in all (bob.pad.face's Replay-Mobile config: 1030 clips)
+RM_SIZES = {"train": (120, 96, 96), "dev": (160, 128, 128), "test": (110, 96, 96)}
+
+
+def test_replay_mobile_grandtest(replay_mobile: Path) -> None:
+    data = load_dataset(replay_mobile)
+    assert (data.protocol, data.layout, data.fold) == ("replay-mobile", "replay-mobile", None)
+    assert counts(data) == {"train": 312, "dev": 416, "test": 302}
+    for split, folder in (("train", "train"), ("dev", "devel"), ("test", "test")):
+        assert subjects(data, split) == set(RM_CLIENTS[folder])
+        real, printed, matte = RM_SIZES[split]
+        assert species_counts(data, split) == {
+            "bonafide": real,
+            "print": printed,
+            "mattescreen": matte,
+        }
+    assert_subject_disjoint(data)
+    # the 160 enrolment videos are skipped and named; the .face files are data, not strays
+    assert len(data.skipped) == 160
+    assert {r for _, r in data.skipped} == {
+        "Replay-Mobile enrolment video (face recognition, not PAD)"
+    }
+    assert data.column_names == ["light", "device", "support", "sample_type"]
+    reals = [c for c in data.clips if c.label == "bonafide"]
+    assert values(reals, "light") == {"controlled", "adverse", "direct", "lateral", "diffuse"}
+    attacks = [c for c in data.clips if c.label == "attack"]
+    assert values(attacks, "light") == {"lighton", "lightoff"}
+    assert values(data.clips, "device") == {"mobile", "tablet"}
+    assert values(attacks, "support") == {"fixed", "hand"}
+    assert values(attacks, "sample_type") == {"photo", "video"}
+    by_id = {c.clip_id: c for c in data.clips}
+    attack = by_id[
+        "devel/attack/attack_client005_session01_mattescreen_fixed_mobile_photo_lightoff"
+    ]
+    assert (attack.split, attack.subject, attack.attack_type, attack.columns) == (
+        "dev",
+        "5",
+        "mattescreen",
+        {"light": "lightoff", "device": "mobile", "support": "fixed", "sample_type": "photo"},
+    )
+    real = by_id["train/real/client001_session02_authenticate_mobile_adverse"]
+    assert (real.label, real.columns, real.face_boxes) == (
+        "bonafide",
+        {"light": "adverse", "device": "mobile"},
+        None,  # bob's boxes are for reoriented frames
+    )
+
+
+@pytest.mark.parametrize(("species", "index"), [("print", 1), ("mattescreen", 2)])
+def test_replay_mobile_species_protocols(replay_mobile: Path, species: str, index: int) -> None:
+    """bob.db.replaymobile's print and mattescreen protocols: every real access, one species."""
+    data = load_dataset(replay_mobile, protocol=f"replay-mobile-{species}")
+    for split in SPLITS:
+        real, attacks = RM_SIZES[split][0], RM_SIZES[split][index]
+        assert species_counts(data, split) == {"bonafide": real, species: attacks}
+    assert counts(data) == {"train": 216, "dev": 288, "test": 206}
+    attacks = [c for c in data.clips if c.label == "attack"]
+    supports = {"fixed", "hand"} if species == "print" else {"fixed"}
+    assert values(attacks, "support") == supports
+    assert data.source_clips == load_dataset(replay_mobile).source_clips
+    assert_subject_disjoint(data)
+
+
+def test_replay_mobile_names_that_do_not_parse_are_counted_skips(tmp_path: Path) -> None:
+    root = replay_mobile_tree(tmp_path / "rm", (1, 5, 2))
+    bad = {
+        "train/real/client001_session02_authenticate_laptop_adverse.mov": "not a Replay-Mobile",
+        "train/attack/attack_client001_session01_print_hand_mobile_photo_adverse.mov": (
+            "not a Replay-Mobile"
+        ),
+        "train/attack/fixed/attack_client001_session01_print_fixed_mobile_photo_lighton.mov": (
+            "not a Replay-Mobile"
+        ),
+        "test/real/client001_session02_authenticate_mobile_adverse.mov": (
+            "client 1 is a train client (bob.db.replaymobile), found under test/"
+        ),
+        "devel/real/client041_session02_authenticate_mobile_adverse.mov": (
+            "client 41 is not one of clients 1-40"
+        ),
+    }
+    for name in bad:
+        placeholder(root / name)
+    assert recognised_by(root) == set()
+    data = load_dataset(root, protocol="replay-mobile")
+    assert len(data.clips) == 3 * 26 and len(data.skipped) == 3 * 4 + len(bad)
+    reasons = {p.relative_to(root).as_posix(): r for p, r in data.skipped}
+    for name, reason in bad.items():
+        assert reason in reasons[name], (name, reasons[name])
+
+
+# --- both: unreadable trees, auto detection, --list -----------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["msu", "msu-folds", "replay-mobile-print"])
+def test_a_tree_the_layout_cannot_read_is_one_line(tmp_path: Path, protocol: str) -> None:
+    root = oulu_tree(tmp_path / "oulu", (1,))
+    with pytest.raises(DataError) as info:
+        load_dataset(root, protocol=protocol, fold=1 if protocol == "msu-folds" else None)
+    message = str(info.value)
+    layout = get_protocol(protocol)[0].name
+    assert f"{root}: no usable clip ({layout} layout, 90 entries skipped)" in message
+    assert "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def five_trees(tmp_path_factory) -> dict[str, Path]:
+    """A small tree of each database the registry knows by name, keyed by its layout."""
+    base = tmp_path_factory.mktemp("five")
+    return {
+        "replay-attack": replay_tree(base / "ra", {"train": (1,), "devel": (2,), "test": (3,)}),
+        "oulu": oulu_tree(base / "oulu", (1, 21, 36)),
+        "casia": casia_tree(base / "casia", train=(1, 16), test=(1,)),
+        "msu": msu_tree(base / "msu", (2, 22, 1)),
+        "replay-mobile": replay_mobile_tree(base / "rm", (1, 5, 2)),
+    }
+
+
+def test_auto_tells_the_five_databases_apart(five_trees: dict[str, Path]) -> None:
+    """Each tree is recognised by its own layout and by none of the four others."""
+    assert set(five_trees) == set(LAYOUTS)
+    for owner, root in five_trees.items():
+        assert recognised_by(root) == {owner}
+        assert load_dataset(root).layout == owner
+
+
+def test_list_prints_their_clips(tmp_path: Path, five_trees: dict[str, Path]) -> None:
+    cache = str(tmp_path / "cache")
+    result = list_clips("--data", str(five_trees["msu"]), "--protocol", "msu", "--cache-dir", cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == "clip,split,label,species,subject,device,instrument"
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert Counter(r["split"] for r in rows) == {"train": 8, "dev": 8, "test": 8}
+    clip = "attack/attack_client022_android_SD_ipad_video_scene01"
+    assert next(r for r in rows if r["clip"] == clip) == {
+        "clip": clip,
+        "split": "dev",
+        "label": "attack",
+        "species": "replay",
+        "subject": "22",
+        "device": "android",
+        "instrument": "ipad_video",
+    }
+
+    args = ["--data", str(five_trees["replay-mobile"]), "--protocol", "replay-mobile-print"]
+    result = list_clips(*args, "--cache-dir", cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = "clip,split,label,species,subject,light,device,support,sample_type"
+    assert result.stdout.splitlines()[0] == header
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert Counter((r["split"], r["species"]) for r in rows) == {
+        (split, species): n for split in SPLITS for species, n in (("bonafide", 10), ("print", 8))
+    }
+    assert "replay-mobile-print" in result.stderr  # the summary, off the CSV
+    assert not (tmp_path / "cache" / "features").exists()
