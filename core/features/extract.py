@@ -36,8 +36,9 @@ crop (detector and its version, and the stamps of the database's box files),
 progress bar) does not change the features; the batch size, when not given, is the device's
 (:func:`core.device.extraction_batch_size`: 16 frames on CPU, more on a GPU by its memory), and
 the manifest records it with the device. Entries are written atomically, validated when opened
-and rebuilt when damaged; concurrent processes on one key take turns (one extracts, the others
-wait and reuse). Reusing an entry imports neither Keras nor TensorFlow from this module.
+(their SHA-256 checksum included, :mod:`core.features.store`) and rebuilt when damaged, with one
+WARNING line that names the entry; concurrent processes on one key take turns (one extracts, the
+others wait and reuse). Reusing an entry imports neither Keras nor TensorFlow from this module.
 """
 
 from __future__ import annotations
@@ -224,11 +225,13 @@ def extract_features(
     )
     root = cache_dir / "features"
 
-    found = _try_load(root, key, dataset)
+    warned: set[str] = set()  # one warning for an invalid entry, though it is opened twice
+    found = _try_load(root, key, dataset, warned)
     extracted = False
     if found is None:
         with store.locked(root, key):
-            found = _try_load(root, key, dataset)  # another process may have just written it
+            # another process may have just written it
+            found = _try_load(root, key, dataset, warned)
             if found is None:
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
@@ -346,14 +349,20 @@ def _load_backbone(
         return dense_fc7(model), ported.average_image
 
 
-def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
+def _try_load(
+    root: Path, key: str, dataset: Dataset, warned: set[str]
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The entry of ``key`` if it is valid and holds ``dataset``; else None, warned once per
+    reason (``warned`` keeps the reasons already said)."""
     try:
         array, manifest = store.load_entry(root, key)
         _rows(manifest, dataset)
     except FileNotFoundError:
         return None
     except (store.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
-        log.warning("not using cache entry %s: %s; extracting again", root / key, err)
+        if str(err) not in warned:
+            warned.add(str(err))
+            log.warning("not using cache entry %s: %s; rebuilding it", root / key, err)
         return None
     return array, manifest
 
