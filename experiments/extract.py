@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
-    from core.features import cached_features, load_data
+    from core.features import ExtractionInterrupted, cached_features, load_data
 
     datasets = []
 
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             write_clip_list(dataset, sys.stdout)
             return 0
         fs = cached_features(options, announce)
+    except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
+        print(err, file=sys.stderr)
+        return 130
     except (DataError, PortError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """fc7 feature cache: exact features, reuse, invalidation, checksums, concurrency and bad clips;
-one entry per database shared by its selections; the face crop's part in the key and its counts.
+one entry per database shared by its selections; the face crop's part in the key and its counts
+(interrupted and killed extractions: tests/test_resume.py).
 
 The backbone is the real VGG-Face (random, seeded) but the data are tiny (6 clips of 3 PNG
 frames, 1-2 frames used), since a forward pass costs ~0.3 s per frame on two CPU cores. The
@@ -495,39 +496,6 @@ def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
         text=True,
         **kwargs,
     )
-
-
-CRASHING_WRITER = """
-    import sys, time
-    from core.data.dataset import Dataset, load_dataset
-    from core.features import extract_features, store
-
-    write = store.PendingEntry.write
-    def write_then_hang(self, start, vectors):
-        write(self, start, vectors)
-        print("wrote", start, flush=True)
-        time.sleep(600)  # killed here, mid-write
-    store.PendingEntry.write = write_then_hang
-    extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=2,
-                     face_crop=False, batch_size=2, progress=False)
-"""
-
-
-def test_a_writer_killed_mid_write_leaves_nothing_usable(data, tmp_path, model_calls):
-    child = run_python(CRASHING_WRITER, str(data), str(tmp_path / "cache"))
-    try:
-        line = child.stdout.readline()
-        assert line.startswith("wrote"), child.stderr.read()[-2000:]
-    finally:
-        child.kill()
-        child.communicate()
-    root = tmp_path / "cache" / "features"
-    assert len(list(root.glob(".tmp-*"))) == 1
-    assert not [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
-
-    fs = extract(data, tmp_path / "cache")
-    assert fs.extracted and fs.features.shape == (6, 2, 4096)
-    assert not list(root.glob(".tmp-*"))  # the next writer removed the leftover
 
 
 CONCURRENT_WRITER = """

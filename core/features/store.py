@@ -2,9 +2,11 @@
 
 Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 
-* Written atomically: an entry is built in ``<root>/.tmp-<key>-<pid>-<token>/``, every file and
-  the folder are fsync'ed, then the folder is renamed to ``<key>``. A crash leaves at most a
-  temporary folder, which is never read and is removed by the next writer of that key.
+* Written atomically: an entry is built in a folder beside it (``<root>/.tmp-<key>-<pid>-<token>/``
+  for :class:`PendingEntry`; ``<root>/.pending-<key>/`` for a resumable extraction,
+  :mod:`core.features.resume`), every file and the folder are fsync'ed, then the folder is renamed
+  to ``<key>``. A crash leaves at most a building folder, which is never read as an entry; the
+  next writer of that key removes a ``.tmp-`` one and resumes a ``.pending-`` one.
 * Checksummed: at commit the manifest gets ``checksum``, ``sha256:<hex>`` of the whole
   ``features.npy`` file (header and data) as published, so ``sha256sum features.npy`` checks it
   too. SHA-256: in the standard library, and as fast as any of its content hashes on CPUs with
@@ -158,7 +160,10 @@ def _stamp(stat: os.stat_result, checksum: str) -> tuple[int, int, int, int, int
 
 
 def remove_leftovers(root: Path, key: str) -> None:
-    """Remove temporary folders and an invalid entry of ``key``. Call it holding the lock."""
+    """Remove temporary folders and an invalid entry of ``key``. Call it holding the lock.
+
+    A resumable extraction's ``.pending-<key>`` folder is kept (:mod:`core.features.resume`).
+    """
     for tmp in [*root.glob(f".tmp-{key}-*"), *root.glob(f".trash-{key}-*")]:
         log.info("removing %s left by an interrupted writer", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,22 +173,36 @@ def remove_leftovers(root: Path, key: str) -> None:
 
 
 class PendingEntry:
-    """An entry being written into a temporary folder; :meth:`commit` publishes it.
+    """An entry being written into a building folder; :meth:`commit` publishes it.
 
     Use as a context manager: leaving the block without a commit (an exception) removes the
-    temporary folder. The array is created full size up front (a sparse file); rows are written
+    building folder. The array is created full size up front (a sparse file); rows are written
     in order and the array is shrunk at commit when fewer rows were used (skipped clips).
+
+    ``folder`` (default: a new ``.tmp-<key>-<pid>-<token>`` beside the entry) names the building
+    folder; when it already holds an array of ``shape`` (a resumed extraction) that array is
+    kept and :attr:`reused` is True, else the folder is made anew.
     """
 
-    def __init__(self, root: Path, key: str, shape: tuple[int, ...]):
+    def __init__(
+        self, root: Path, key: str, shape: tuple[int, ...], folder: Path | None = None
+    ) -> None:
         self.root, self.key, self.shape = root, key, tuple(shape)
         root.mkdir(parents=True, exist_ok=True)
-        self.folder = root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.folder.mkdir()
+        self.folder = folder or root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
         self.array_path = self.folder / ARRAY_FILE
-        header = np.lib.format.open_memmap(self.array_path, mode="w+", dtype=DTYPE, shape=shape)
-        self.offset = header.offset
-        del header  # only the header was written; rows go through windows
+        offset = _existing_array(self.array_path, self.shape) if folder is not None else None
+        self.reused = offset is not None
+        if offset is None:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.folder.mkdir()
+            header = np.lib.format.open_memmap(
+                self.array_path, mode="w+", dtype=DTYPE, shape=self.shape
+            )
+            offset = header.offset
+            del header  # only the header was written; rows go through windows
+        self.offset = offset
         self.vector_bytes = self.shape[-1] * DTYPE.itemsize
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * DTYPE.itemsize
 
@@ -242,6 +261,32 @@ class PendingEntry:
     def __exit__(self, *exc_info: object) -> None:
         if self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _existing_array(path: Path, shape: tuple[int, ...]) -> int | None:
+    """The data offset of the complete float32 .npy of ``shape`` at ``path``; None if it is not
+    one (missing, another shape, a torn header, a wrong size)."""
+    try:
+        with open(path, "rb") as npy:
+            version = np.lib.format.read_magic(npy)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                return None
+            found, fortran, dtype = read_header(npy)
+            offset = npy.tell()
+            size = os.fstat(npy.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    complete = offset + int(np.prod(shape, dtype=np.int64)) * DTYPE.itemsize
+    if tuple(found) != shape or fortran or dtype != DTYPE or size != complete:
+        return None
+    return offset
 
 
 def _shrink_npy(path: Path, shape: tuple[int, ...], size: int) -> None:
