@@ -2,8 +2,7 @@
 :mod:`.faces`), stored (:mod:`.store`) and keyed (:mod:`.extract`), what it returns
 (:mod:`.featureset`), how an interrupted extraction is resumed (:mod:`.resume`), and the one
 entry point from options to features (:mod:`.request`). Reusing a cache entry imports neither
-Keras nor TensorFlow (but with ``--precision auto`` on a CPU without bfloat16 units,
-:func:`.request.resolve_precision` asks the backend for a GPU)."""
+Keras, TensorFlow nor JAX, ``--precision auto`` included."""
 
 from core.features.extract import (
     ExtractionInterrupted,

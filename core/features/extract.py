@@ -456,6 +456,14 @@ def _extract(
             here = device.current_device()  # after the backbone: Keras and its backend loaded
             batch_size = batch_size or device.extraction_batch_size(here)
             log.info("extracting on %s, %d frames per batch", here.describe(), batch_size)
+            if parts["precision"] == "bfloat16" and not (
+                here.accelerator or device.cpu_has_bfloat16()
+            ):
+                log.warning(
+                    "extracting in bfloat16 on a CPU without bfloat16 units (%s): emulated, "
+                    "slower than float32 (--precision float32)",
+                    here.describe(),
+                )
             if finder is not None:
                 finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
             # one decoding thread with a face detector (OpenCV does not promise that a cascade
