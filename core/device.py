@@ -4,7 +4,8 @@ gives none.
 :func:`current_device` asks the backend Keras runs on (``KERAS_BACKEND``): JAX for its devices
 (``jax.devices()``), TensorFlow for its GPUs (``tf.config``), torch for CUDA. It imports only that
 backend: under JAX, TensorFlow is never imported (a GPU machine may have JAX and no TensorFlow).
-The answer is cached for the process.
+The answer is cached for the process. :func:`cpu_has_bfloat16` and :func:`nvidia_gpu_visible`
+answer without any backend, from the kernel's files, for ``--precision auto``.
 
 Batch sizes change speed and memory only, never the features or a trial's figures: extraction
 runs the backbone at inference and every head scores with dropout off. They are therefore the
@@ -16,11 +17,14 @@ changes what a head learns, so it is not chosen here.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 MIB = 2**20
 GIB = 2**30
@@ -34,6 +38,9 @@ CPU_EXTRACTION_BATCH = 16
 EXTRACTION_FRAME_BYTES = 64 * MIB
 MAX_EXTRACTION_BATCH = 256  # past this a GPU is already saturated; memory only grows
 UNKNOWN_MEMORY = 16 * GIB  # a GPU whose memory the backend does not report: assume a small one
+# Where the NVIDIA kernel driver lists its GPUs (one folder per PCI address) and its device nodes
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+DEVICES = Path("/dev")
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,48 @@ def _nvidia_memory() -> int | None:
         return int(out.stdout.split()[0]) * MIB
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether Keras' backend would find an NVIDIA GPU here, asked of the kernel, not of a
+    backend (no import, a few file lookups).
+
+    True when the NVIDIA driver lists a GPU (``/proc/driver/nvidia/gpus/<pci address>``) or a GPU
+    device node exists (``/dev/nvidia0``, ...; containers may have those without the /proc
+    folder), unless ``CUDA_VISIBLE_DEVICES`` hides every GPU (empty, or starting with ``-1``) or,
+    under the JAX backend, ``JAX_PLATFORMS`` leaves out ``cuda``/``gpu``. Not seen: a backend
+    built without CUDA (it then computes on the CPU); GPUs of other makers.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and (not visible.strip() or visible.strip().startswith("-")):
+        return False
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+    if platforms and _keras_backend() == "jax":
+        if not {"cuda", "gpu"} & {p.strip() for p in platforms.lower().split(",")}:
+            return False
+    try:
+        if NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir()):
+            return True
+        return any(re.fullmatch(r"nvidia\d+", node.name) for node in DEVICES.iterdir())
+    except OSError:
+        return False
+
+
+def _keras_backend() -> str:
+    """The backend Keras will load, as Keras decides it (``KERAS_BACKEND``, else the
+    ``backend`` of ``keras.json``, else TensorFlow), without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(home), "keras.json")) as config:
+            backend = json.load(config).get("backend")
+    except (OSError, ValueError, AttributeError):
+        backend = None
+    return backend if isinstance(backend, str) else "tensorflow"
 
 
 @functools.cache

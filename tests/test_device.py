@@ -1,4 +1,5 @@
-"""The device Keras computes on, its default batch sizes, and extraction using them.
+"""The device Keras computes on, its default batch sizes, and extraction using them; what
+``--precision auto`` means here, decided without importing a backend.
 
 The device is asked of the real backend (TensorFlow here; JAX in a subprocess, where TensorFlow
 must not be imported). Extraction runs the real pipeline on 6 tiny PNG clips with a small real
@@ -25,7 +26,7 @@ import core.features.extract as extraction
 from core import device
 from core.constants import FEATURE_SIZE, INPUT_SHAPE
 from core.device import Device, extraction_batch_size
-from core.features import cached_features
+from core.features import FeatureOptions, cached_features
 from experiments.commands.options import add_feature_arguments, feature_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +135,118 @@ def test_extraction_batches_by_the_device_unless_told(tmp_path, monkeypatch, sma
     assert features.manifest["batch_size"] == batch
     assert features.manifest["device"] == device.current_device().describe()
     assert features.clip_features(np.arange(6)).shape == (6, 3, FEATURE_SIZE)
+
+
+AUTO_PRECISION = """
+import json, os, sys
+from pathlib import Path
+from core import device
+from core.features.request import resolve_precision
+
+# a CPU without bfloat16 units, whatever this one has
+device._cpuinfo = lambda field: "fpu sse sse2 avx2 avx512f" if field == "flags" else None
+device.cpu_has_bfloat16.cache_clear()
+answers = {"this machine": resolve_precision("auto")}
+gpu_here = device.nvidia_gpu_visible()
+
+fake = Path(sys.argv[1])
+(fake / "gpus" / "0000:17:00.0").mkdir(parents=True)
+(fake / "dev").mkdir()
+(fake / "dev" / "nvidia0").touch()
+(fake / "dev" / "nvidiactl").touch()
+(fake / "none").mkdir()
+(fake / "ctl only").mkdir()
+(fake / "ctl only" / "nvidiactl").touch()
+
+def auto(gpus, dev, **env):
+    device.NVIDIA_GPUS, device.DEVICES = fake / gpus, fake / dev
+    for name, value in env.items():
+        os.environ[name] = value
+    try:
+        return resolve_precision("auto")
+    finally:
+        for name in env:
+            del os.environ[name]
+
+answers["driver lists a GPU"] = auto("gpus", "none")
+answers["a /dev/nvidia0 node"] = auto("none", "dev")
+answers["no GPU"] = auto("none", "ctl only")
+answers["CUDA_VISIBLE_DEVICES empty"] = auto("gpus", "dev", CUDA_VISIBLE_DEVICES="")
+answers["CUDA_VISIBLE_DEVICES -1"] = auto("gpus", "dev", CUDA_VISIBLE_DEVICES="-1")
+answers["CUDA_VISIBLE_DEVICES 1"] = auto("gpus", "dev", CUDA_VISIBLE_DEVICES="1")
+answers["JAX on cpu"] = auto("gpus", "dev", KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+answers["JAX on cuda"] = auto("gpus", "dev", KERAS_BACKEND="jax", JAX_PLATFORMS="cuda,cpu")
+answers["TensorFlow, JAX_PLATFORMS cpu"] = auto("gpus", "dev", JAX_PLATFORMS="cpu")
+loaded = [m for m in ("tensorflow", "keras", "jax") if m in sys.modules]
+print(json.dumps({"answers": answers, "gpu_here": gpu_here, "loaded": loaded}))
+"""
+
+
+def test_auto_precision_looks_for_a_gpu_without_importing_a_backend(tmp_path):
+    hiding = ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS")
+    env = {k: v for k, v in os.environ.items() if k not in hiding}
+    env.update(PYTHONPATH=str(ROOT), KERAS_BACKEND="tensorflow")
+    out = subprocess.run(
+        [sys.executable, "-c", AUTO_PRECISION, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["loaded"] == []
+    assert found["answers"] == {
+        "this machine": "bfloat16" if found["gpu_here"] else "float32",
+        "driver lists a GPU": "bfloat16",
+        "a /dev/nvidia0 node": "bfloat16",
+        "no GPU": "float32",
+        "CUDA_VISIBLE_DEVICES empty": "float32",
+        "CUDA_VISIBLE_DEVICES -1": "float32",
+        "CUDA_VISIBLE_DEVICES 1": "bfloat16",
+        "JAX on cpu": "float32",
+        "JAX on cuda": "bfloat16",
+        "TensorFlow, JAX_PLATFORMS cpu": "bfloat16",
+    }
+
+
+WARM_RERUN = """
+import json, sys
+from pathlib import Path
+from core import device
+from core.features import FeatureOptions, cached_features
+
+device._cpuinfo = lambda field: "fpu sse sse2 avx2" if field == "flags" else None
+device.NVIDIA_GPUS, device.DEVICES = Path(sys.argv[3]), Path(sys.argv[3])  # no GPU either
+options = FeatureOptions(data=Path(sys.argv[1]), cache_dir=Path(sys.argv[2]), frames=3,
+                         face_crop=False, progress=False)
+fs = cached_features(options)
+loaded = [m for m in ("tensorflow", "keras", "jax") if m in sys.modules]
+print(json.dumps({"extracted": fs.extracted, "key": fs.fingerprint, "loaded": loaded}))
+"""
+
+
+def test_a_warm_rerun_with_auto_precision_imports_no_backend(tmp_path, monkeypatch, small_network):
+    monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (small_network, None))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    data, cache = write_dataset(tmp_path / "data"), tmp_path / "cache"
+    options = FeatureOptions(
+        data=data, cache_dir=cache, frames=3, face_crop=False, precision="float32", progress=False
+    )
+    cold = cached_features(options)  # what auto means on a CPU without bfloat16 and no GPU
+    assert cold.extracted
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", WARM_RERUN, str(data), str(cache), str(tmp_path / "empty")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"extracted": False, "key": cold.fingerprint, "loaded": []}

@@ -1,10 +1,11 @@
 """The fc7 cache: how it is filled (:mod:`.pipeline`, with the face crop's boxes from
 :mod:`.faces`), stored (:mod:`.store`) and keyed (:mod:`.extract`), what it returns
-(:mod:`.featureset`), and the one entry point from options to features (:mod:`.request`).
-Reusing a cache entry imports neither Keras nor TensorFlow (but with ``--precision auto`` on a
-CPU without bfloat16 units, :func:`.request.resolve_precision` asks the backend for a GPU)."""
+(:mod:`.featureset`), how an interrupted extraction is resumed (:mod:`.resume`), and the one
+entry point from options to features (:mod:`.request`). Reusing a cache entry imports neither
+Keras, TensorFlow nor JAX, ``--precision auto`` included."""
 
 from core.features.extract import (
+    ExtractionInterrupted,
     FeatureSet,
     NoFace,
     cache_key,
@@ -17,6 +18,7 @@ from core.features.extract import (
 from core.features.request import FeatureOptions, cached_features, load_data
 
 __all__ = [
+    "ExtractionInterrupted",
     "FeatureOptions",
     "FeatureSet",
     "NoFace",

@@ -36,8 +36,20 @@ crop (detector and its version, and the stamps of the database's box files),
 progress bar) does not change the features; the batch size, when not given, is the device's
 (:func:`core.device.extraction_batch_size`: 16 frames on CPU, more on a GPU by its memory), and
 the manifest records it with the device. Entries are written atomically, validated when opened
-and rebuilt when damaged; concurrent processes on one key take turns (one extracts, the others
-wait and reuse). Reusing an entry imports neither Keras nor TensorFlow from this module.
+(their SHA-256 checksum included, :mod:`core.features.store`) and rebuilt when damaged, with one
+WARNING line that names the entry; concurrent processes on one key take turns (one extracts, the
+others wait and reuse). Reusing an entry imports neither Keras nor TensorFlow from this module.
+
+Extraction is resumable (:mod:`core.features.resume`, :mod:`core.features.pipeline`): it fills
+``<cache>/features/.pending-<key>/`` and commits finished chunks of clips there as it goes (on a
+CPU with 7 frames a clip and batches of 16, every 16 clips). On Ctrl-C, :func:`extract_features`
+raises :class:`ExtractionInterrupted` (a KeyboardInterrupt) that says how many clips were kept;
+after a Ctrl-C or a kill, the next extraction of the same key (the same data, weights and
+options) extracts only the clips not kept and publishes the entry one uninterrupted run would:
+the same array byte for byte when the batch size is the same (any batch size gives valid rows),
+the same manifest but for its timings (``extract_seconds`` is the time of the chunks kept plus
+that of the last run). Other data or options are another key: their extraction starts afresh,
+and the pending folder of the old key stays until that key is extracted or it is deleted.
 """
 
 from __future__ import annotations
@@ -70,8 +82,10 @@ from core.data.clips import Clip, DataError
 from core.data.dataset import Dataset
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
+from core.features.resume import ExtractionInterrupted, ResumableEntry
 
 __all__ = [
+    "ExtractionInterrupted",
     "FeatureSet",
     "NoFace",
     "cache_key",
@@ -190,8 +204,11 @@ def extract_features(
         DataError: no usable clip, a split without both classes (named), or a detector that
             cannot run here.
         PortError: the weights file is missing or is not VGG-Face.
+        ExtractionInterrupted: a KeyboardInterrupt while extracting; the chunks of clips
+            finished are kept, and the next call with the same key extracts only the others.
 
-    Concurrent calls on one key are safe: one process extracts, the others wait and reuse.
+    Concurrent calls on one key are safe: one process extracts, the others wait and reuse (or
+    resume, when the extracting one was interrupted).
     """
     start = time.perf_counter()
     if frames_per_clip < 1:
@@ -224,11 +241,13 @@ def extract_features(
     )
     root = cache_dir / "features"
 
-    found = _try_load(root, key, dataset)
+    warned: set[str] = set()  # one warning for an invalid entry, though it is opened twice
+    found = _try_load(root, key, dataset, warned)
     extracted = False
     if found is None:
         with store.locked(root, key):
-            found = _try_load(root, key, dataset)  # another process may have just written it
+            # another process may have just written it
+            found = _try_load(root, key, dataset, warned)
             if found is None:
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
@@ -350,14 +369,20 @@ def _load_backbone(
         return dense_fc7(model), ported.average_image
 
 
-def _try_load(root: Path, key: str, dataset: Dataset) -> tuple[np.ndarray, dict[str, Any]] | None:
+def _try_load(
+    root: Path, key: str, dataset: Dataset, warned: set[str]
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The entry of ``key`` if it is valid and holds ``dataset``; else None, warned once per
+    reason (``warned`` keeps the reasons already said)."""
     try:
         array, manifest = store.load_entry(root, key)
         _rows(manifest, dataset)
     except FileNotFoundError:
         return None
     except (store.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
-        log.warning("not using cache entry %s: %s; extracting again", root / key, err)
+        if str(err) not in warned:
+            warned.add(str(err))
+            log.warning("not using cache entry %s: %s; rebuilding it", root / key, err)
         return None
     return array, manifest
 
@@ -421,27 +446,41 @@ def _extract(
     batch_size: int | None,
     progress: bool,
 ) -> None:
-    """Extract ``source`` into a new cache entry and publish it. Call it holding the key's lock."""
+    """Extract ``source`` into the key's pending entry, resuming its committed chunks, and
+    publish it. Call it holding the key's lock. A KeyboardInterrupt becomes
+    :class:`ExtractionInterrupted`, the chunks committed kept."""
     from core import device
 
     store.remove_leftovers(root, key)
     frames_per_clip = parts["frames_per_clip"]
-    model, average = _load_backbone(weights_path, parts["precision"])
-    here = device.current_device()  # after the backbone: Keras and its backend are loaded
-    batch_size = batch_size or device.extraction_batch_size(here)
-    log.info("extracting on %s, %d frames per batch", here.describe(), batch_size)
-    if finder is not None:
-        finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
-    # one decoding thread with a face detector (OpenCV does not promise that a cascade is
-    # thread-safe; MTCNN's models are shared); else a few, which a fast GPU needs to be kept fed
-    workers = 1 if finder is not None else min(4, os.cpu_count() or 1)
     shape = (len(source), frames_per_clip, FEATURE_SIZE)
-    with store.PendingEntry(root, key, shape) as pending:
-        decode = pipeline.decoder(frames_per_clip, finder)
-        run = pipeline.run_backbone(
-            model, average, source, decode, pending, batch_size, progress, workers
-        )
+    with ResumableEntry(root, key, shape) as pending:
+        try:
+            model, average = _load_backbone(weights_path, parts["precision"])
+            here = device.current_device()  # after the backbone: Keras and its backend loaded
+            batch_size = batch_size or device.extraction_batch_size(here)
+            log.info("extracting on %s, %d frames per batch", here.describe(), batch_size)
+            if parts["precision"] == "bfloat16" and not (
+                here.accelerator or device.cpu_has_bfloat16()
+            ):
+                log.warning(
+                    "extracting in bfloat16 on a CPU without bfloat16 units (%s): emulated, "
+                    "slower than float32 (--precision float32)",
+                    here.describe(),
+                )
+            if finder is not None:
+                finder.load()  # here, not in a decoding thread: a few seconds for MTCNN
+            # one decoding thread with a face detector (OpenCV does not promise that a cascade
+            # is thread-safe; MTCNN's models are shared); else a few, which a fast GPU needs
+            workers = 1 if finder is not None else min(4, os.cpu_count() or 1)
+            decode = pipeline.decoder(frames_per_clip, finder)
+            run = pipeline.run_backbone(
+                model, average, source, decode, pending, batch_size, progress, workers
+            )
+        except KeyboardInterrupt as err:
+            raise ExtractionInterrupted(pending.committed(), len(source), pending.folder) from err
         if not run.usable:  # nothing worth caching; the next run tries again
+            pending.discard()
             raise DataError(
                 f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped while loading, "
                 f"{len(run.skipped)} while decoding; see the warnings)"

@@ -5,6 +5,14 @@ GIL); frames wait as uint8 and the mean is subtracted as they enter a batch; eac
 contiguous run of (row, frame) positions, written to the pending cache entry as soon as it is
 computed. A clip that cannot be decoded is skipped, warned and counted. With a face crop, each
 clip's frames without a face are counted (``Run.no_face``).
+
+Resumable (:mod:`core.features.resume`): wherever a batch ends exactly at the end of a clip, the
+clips met since the last such point are committed as one chunk (what became of each clip: its
+frames without a face and database boxes, or why it was skipped). A run over an entry that holds
+committed chunks starts at the first clip after them, so it computes only the frames missing,
+and, with the same batch size, in the same batches as one uninterrupted run: every chunk ends on
+a batch boundary counted from the first frame, so the resumed batches are the batches that run
+would have formed, and the array comes out the same.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE, INPUT_SHAPE
 from core.data.clips import Clip, ClipError
 from core.data.frames import prepare_frames, read_clip
-from core.features import store
 from core.features.faces import FaceFinder
+from core.features.resume import ResumableEntry
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +63,35 @@ def run_backbone(
     average: np.ndarray | None,
     clips: list[Clip],
     decode: Callable[[Clip], Decoded],
-    pending: store.PendingEntry,
+    pending: ResumableEntry,
     batch_size: int,
     progress: bool,
     workers: int,
 ) -> Run:
-    """Run the backbone over every clip, writing features into ``pending`` as batches finish.
+    """Run the backbone over the clips not yet in ``pending``'s committed chunks, writing
+    features into it as batches finish and committing a chunk wherever a batch ends at a clip's
+    end; the Run returned covers every clip, those of earlier chunks included.
 
     Clips are decoded and resized in background threads while the network runs; the mean is
-    subtracted as their frames enter the batch. A batch
-    holds ``batch_size`` frames, across clip boundaries; usable clips fill rows in order, so each
-    batch is one contiguous run of (row, frame) positions, written as soon as it is computed.
+    subtracted as their frames enter the batch. A batch holds ``batch_size`` frames, across clip
+    boundaries; usable clips fill rows in order, so each batch is one contiguous run of (row,
+    frame) positions, written as soon as it is computed. A KeyboardInterrupt propagates, leaving
+    the committed chunks in ``pending``.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     started = time.perf_counter()
     frames_per_clip = pending.shape[1]
+    run, earlier = _resumed(pending, clips, frames_per_clip)
+    first_clip = pending.clips_done
     batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
     fill = 0  # frames waiting in ``batch``
-    written = 0  # frames whose features are in the file
-    run = Run([], [], frames_per_clip, 0.0)
+    written = pending.frames_done  # frames whose features are in the file
+    outcomes: list[dict[str, Any]] = []  # what became of each clip since the last chunk
     bar = tqdm(
         total=len(clips) * frames_per_clip,
+        initial=first_clip * frames_per_clip,
         unit="frame",
         desc="fc7 features",
         disable=not progress,
@@ -96,19 +110,26 @@ def run_backbone(
     depth = max(4, 2 * -(-batch_size // frames_per_clip))
     # with a bar, skip warnings print above it rather than through it
     with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
-        for clip, future in _prefetch(decode, clips, depth, workers):
+        todo = clips[first_clip:]
+        for position, (clip, future) in enumerate(
+            _prefetch(decode, todo, depth, workers), start=first_clip
+        ):
             try:
                 decoded = future.result()
             except ClipError as err:
                 reason = _reason(err, clip.path)
                 log.warning("skipped clip %s: %s", clip.path, reason)
                 run.skipped.append((clip, reason))
+                outcomes.append({"id": clip.clip_id, "skipped": reason})
                 bar.update(frames_per_clip)
                 continue
             run.usable.append(clip)
             run.no_face[clip.clip_id] = decoded.no_face
             if decoded.shipped_boxes:
                 run.shipped_boxes.add(clip.clip_id)
+            outcomes.append(
+                {"id": clip.clip_id, "no_face": decoded.no_face, "boxes": decoded.shipped_boxes}
+            )
             frames = decoded.frames
             first = 0
             while first < frames_per_clip:
@@ -119,10 +140,65 @@ def run_backbone(
                 first += count
                 if fill == batch_size:
                     flush()
+            if fill == 0:  # this clip's last frame ended a batch: a chunk of whole clips is done
+                seconds = earlier + time.perf_counter() - started
+                pending.commit_chunk(
+                    {
+                        "start": pending.clips_done,
+                        "end": position + 1,
+                        "frames": written,
+                        "seconds": round(seconds, 3),
+                        "clips": outcomes,
+                    }
+                )
+                outcomes = []
         if fill:
             flush()
-    run.seconds = time.perf_counter() - started
+    run.seconds = earlier + time.perf_counter() - started
     return run
+
+
+def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -> tuple[Run, float]:
+    """The Run of the clips in ``pending``'s committed chunks and the seconds they took; the
+    chunks are forgotten (and every clip extracted) when they do not describe ``clips``."""
+    run = Run([], [], frames_per_clip, 0.0)
+    if not pending.chunks:
+        return run, 0.0
+    try:
+        for chunk in pending.chunks:
+            outcomes = chunk["clips"]
+            if len(outcomes) != chunk["end"] - chunk["start"]:
+                raise ValueError(f"{len(outcomes)} clips for {chunk['start']}..{chunk['end']}")
+            for clip, outcome in zip(clips[chunk["start"] : chunk["end"]], outcomes, strict=True):
+                if outcome["id"] != clip.clip_id:
+                    raise ValueError(f"clip {outcome['id']!r} where {clip.clip_id!r} is")
+                if "skipped" in outcome:
+                    run.skipped.append((clip, str(outcome["skipped"])))
+                    continue
+                run.usable.append(clip)
+                run.no_face[clip.clip_id] = int(outcome["no_face"])
+                if outcome["boxes"]:
+                    run.shipped_boxes.add(clip.clip_id)
+        if len(run.usable) * frames_per_clip != pending.frames_done:
+            raise ValueError(f"{len(run.usable)} clips for {pending.frames_done} frames")
+        earlier = float(pending.chunks[-1]["seconds"])
+    except (KeyError, TypeError, ValueError) as err:
+        log.warning(
+            "%s: its committed chunks do not describe these clips (%s); extracting every clip",
+            pending.folder,
+            err,
+        )
+        pending.restart()
+        return Run([], [], frames_per_clip, 0.0), 0.0
+    log.info(
+        "resuming extraction: %d of %d clips already done in %s",
+        pending.clips_done,
+        len(clips),
+        pending.folder,
+    )
+    for clip, reason in run.skipped:  # as a run from the start would have said
+        log.warning("skipped clip %s: %s", clip.path, reason)
+    return run, earlier
 
 
 def decoder(frames_per_clip: int, faces: FaceFinder | None) -> Callable[[Clip], Decoded]:

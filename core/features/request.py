@@ -45,20 +45,20 @@ class FeatureOptions:
 
 def resolve_precision(precision: str) -> str:
     """The extraction precision ``precision`` means here: ``auto`` is bfloat16 where the hardware
-    computes it natively (a CPU with AMX or AVX512-BF16 units, or a GPU), else float32.
+    computes it natively (a CPU with AMX or AVX512-BF16 units, or an NVIDIA GPU), else float32.
 
     On such CPUs bfloat16 extraction is 4.7x float32 with fc7 within cosine 0.99997 of it
     (bench/RESULTS.md, "Extraction precision"); elsewhere it would be emulated, slower. The
-    precision is part of the cache key, so features of either kind are never mixed. On a CPU
-    without those units ``auto`` asks the backend whether a GPU is there, which imports it.
+    precision is part of the cache key, so features of either kind are never mixed. ``auto`` is
+    decided from the kernel's files (/proc/cpuinfo, :func:`core.device.nvidia_gpu_visible`)
+    without importing a backend, so a rerun whose features are cached loads none.
     """
     if precision != AUTO_PRECISION:
         return precision
-    from core import device  # reads /proc/cpuinfo; asks the backend only when it must
+    from core import device  # reads /proc and /dev; imports no backend
 
-    if device.cpu_has_bfloat16():
-        return "bfloat16"
-    return "bfloat16" if device.current_device().accelerator else "float32"
+    native = device.cpu_has_bfloat16() or device.nvidia_gpu_visible()
+    return "bfloat16" if native else "float32"
 
 
 def load_data(options: FeatureOptions) -> Dataset:

@@ -2,12 +2,25 @@
 
 Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 
-* Written atomically: an entry is built in ``<root>/.tmp-<key>-<pid>-<token>/``, every file and
-  the folder are fsync'ed, then the folder is renamed to ``<key>``. A crash leaves at most a
-  temporary folder, which is never read and is removed by the next writer of that key.
+* Written atomically: an entry is built in a folder beside it (``<root>/.tmp-<key>-<pid>-<token>/``
+  for :class:`PendingEntry`; ``<root>/.pending-<key>/`` for a resumable extraction,
+  :mod:`core.features.resume`), every file and the folder are fsync'ed, then the folder is renamed
+  to ``<key>``. A crash leaves at most a building folder, which is never read as an entry; the
+  next writer of that key removes a ``.tmp-`` one and resumes a ``.pending-`` one.
+* Checksummed: at commit the manifest gets ``checksum``, ``sha256:<hex>`` of the whole
+  ``features.npy`` file (header and data) as published, so ``sha256sum features.npy`` checks it
+  too. SHA-256: in the standard library, and as fast as any of its content hashes on CPUs with
+  SHA extensions (bench/RESULTS.md, "Cache checksums": ~0.5 s for 500 MB).
 * Validated on load (:func:`load_entry`): the manifest parses and names this key and format, the
-  array's shape and dtype equal the manifest's, and the file's size is exactly header + data, so a
-  truncated or padded file is refused. Nothing is unpickled (``allow_pickle=False``).
+  array's shape and dtype equal the manifest's, the file's size is exactly header + data (a
+  truncated or padded file is refused), and the file's SHA-256 equals the manifest's checksum (a
+  same-size change is refused). Nothing is unpickled (``allow_pickle=False``). Hashing reads the
+  file once; a process remembers each verdict for the file's device, inode, size, mtime and
+  ctime, so it does not read an unchanged file again (an entry it committed, or already
+  verified); a write to the file changes its mtime and ctime and so brings a new check (one within
+  the same tick of the kernel's file clock as the verdict does not: a process trusts its own
+  recent reads). An entry written before checksums existed (no ``checksum`` in its manifest) is
+  used unverified, as it was then, and said once at INFO.
 * Locked for writing (:func:`locked`): ``fcntl.flock`` on ``<root>/<key>.lock``. The kernel drops a
   flock when its process dies, so a crashed writer never leaves a stale lock behind; the lock file
   itself is left in place (deleting it would let two processes lock two different files).
@@ -18,6 +31,8 @@ Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import io
 import json
 import logging
 import os
@@ -35,8 +50,13 @@ ARRAY_FILE = "features.npy"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 2  # bump when the layout of an entry changes: old entries are then rebuilt
 DTYPE = np.dtype(np.float32)
+CHECKSUM = "sha256"  # the hash new entries record; load_entry checks only this one
 
 log = logging.getLogger(__name__)
+
+# (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns, checksum) -> None (it matched) or why not
+_verdicts: dict[tuple[int, int, int, int, int, str], str | None] = {}
+_unchecked: set[Path] = set()  # entries without a checksum already said so
 
 
 class CacheEntryInvalid(Exception):
@@ -59,8 +79,11 @@ def locked(root: Path, key: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def load_entry(root: Path, key: str) -> tuple[np.memmap, dict[str, Any]]:
+def load_entry(root: Path, key: str, verify: bool = True) -> tuple[np.memmap, dict[str, Any]]:
     """Open a complete entry read-only: (memory-mapped array, manifest).
+
+    With ``verify`` (the default) the array file's checksum is checked against the manifest's:
+    one read of the whole file, unless this process already checked it unchanged.
 
     Raises FileNotFoundError when there is no entry and :class:`CacheEntryInvalid` when there is
     one that fails validation.
@@ -97,11 +120,50 @@ def load_entry(root: Path, key: str) -> tuple[np.memmap, dict[str, Any]]:
         raise CacheEntryInvalid(
             f"{array_path}: expected {array.offset + array.nbytes} bytes, found {size}"
         )
+    if verify:
+        _verify(array_path, manifest.get("checksum"))
     return array, manifest
 
 
+def file_checksum(path: Path) -> str:
+    """``sha256:<hex>`` of the file's bytes, streamed (one read of the file)."""
+    with open(path, "rb") as data:
+        return f"{CHECKSUM}:{hashlib.file_digest(data, CHECKSUM).hexdigest()}"
+
+
+def _verify(path: Path, expected: object) -> None:
+    """Raise CacheEntryInvalid unless ``path`` hashes to ``expected`` (once per unchanged file)."""
+    if expected is None:
+        if path not in _unchecked:
+            _unchecked.add(path)
+            log.info("%s has no checksum (written before checksums): used unverified", path)
+        return
+    if not (isinstance(expected, str) and expected.startswith(f"{CHECKSUM}:")):
+        raise CacheEntryInvalid(f"{path}: checksum {expected!r} is not {CHECKSUM}:<hex>")
+    with open(path, "rb") as data:
+        stamp = _stamp(os.fstat(data.fileno()), expected)
+        if stamp not in _verdicts:
+            found = f"{CHECKSUM}:{hashlib.file_digest(data, CHECKSUM).hexdigest()}"
+            _verdicts[stamp] = (
+                None
+                if found == expected
+                else f"{path}: content does not match the manifest's checksum ({expected[:19]}... "
+                f"in the manifest, {found[:19]}... on disk): it changed after it was written"
+            )
+    problem = _verdicts[stamp]
+    if problem is not None:
+        raise CacheEntryInvalid(problem)
+
+
+def _stamp(stat: os.stat_result, checksum: str) -> tuple[int, int, int, int, int, str]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, checksum)
+
+
 def remove_leftovers(root: Path, key: str) -> None:
-    """Remove temporary folders and an invalid entry of ``key``. Call it holding the lock."""
+    """Remove temporary folders and an invalid entry of ``key``. Call it holding the lock.
+
+    A resumable extraction's ``.pending-<key>`` folder is kept (:mod:`core.features.resume`).
+    """
     for tmp in [*root.glob(f".tmp-{key}-*"), *root.glob(f".trash-{key}-*")]:
         log.info("removing %s left by an interrupted writer", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -111,22 +173,36 @@ def remove_leftovers(root: Path, key: str) -> None:
 
 
 class PendingEntry:
-    """An entry being written into a temporary folder; :meth:`commit` publishes it.
+    """An entry being written into a building folder; :meth:`commit` publishes it.
 
     Use as a context manager: leaving the block without a commit (an exception) removes the
-    temporary folder. The array is created full size up front (a sparse file); rows are written
+    building folder. The array is created full size up front (a sparse file); rows are written
     in order and the array is shrunk at commit when fewer rows were used (skipped clips).
+
+    ``folder`` (default: a new ``.tmp-<key>-<pid>-<token>`` beside the entry) names the building
+    folder; when it already holds an array of ``shape`` (a resumed extraction) that array is
+    kept and :attr:`reused` is True, else the folder is made anew.
     """
 
-    def __init__(self, root: Path, key: str, shape: tuple[int, ...]):
+    def __init__(
+        self, root: Path, key: str, shape: tuple[int, ...], folder: Path | None = None
+    ) -> None:
         self.root, self.key, self.shape = root, key, tuple(shape)
         root.mkdir(parents=True, exist_ok=True)
-        self.folder = root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.folder.mkdir()
+        self.folder = folder or root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
         self.array_path = self.folder / ARRAY_FILE
-        header = np.lib.format.open_memmap(self.array_path, mode="w+", dtype=DTYPE, shape=shape)
-        self.offset = header.offset
-        del header  # only the header was written; rows go through windows
+        offset = _existing_array(self.array_path, self.shape) if folder is not None else None
+        self.reused = offset is not None
+        if offset is None:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.folder.mkdir()
+            header = np.lib.format.open_memmap(
+                self.array_path, mode="w+", dtype=DTYPE, shape=self.shape
+            )
+            offset = header.offset
+            del header  # only the header was written; rows go through windows
+        self.offset = offset
         self.vector_bytes = self.shape[-1] * DTYPE.itemsize
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * DTYPE.itemsize
 
@@ -150,23 +226,33 @@ class PendingEntry:
         del window  # unmapping drops the pages from this process; the page cache keeps them
 
     def commit(self, manifest: dict[str, Any], rows: int) -> Path:
-        """Shrink to ``rows``, write the manifest, fsync everything and rename into place."""
+        """Shrink to ``rows``, checksum the array, write the manifest, fsync everything and
+        rename into place. This process then trusts the published array without reading it
+        again (:func:`load_entry`)."""
         shape = (rows, *self.shape[1:])
         if rows != self.shape[0]:
             _shrink_npy(self.array_path, shape, self.offset + rows * self.row_bytes)
-        manifest = {**manifest, "format": FORMAT_VERSION, "key": self.key, "shape": list(shape)}
+        checksum = file_checksum(self.array_path)
+        manifest = {
+            **manifest,
+            "format": FORMAT_VERSION,
+            "key": self.key,
+            "shape": list(shape),
+            "checksum": checksum,
+        }
         manifest_path = self.folder / MANIFEST_FILE
         with open(manifest_path, "w", encoding="utf-8") as out:
             json.dump(manifest, out, indent=1)
             out.flush()
             os.fsync(out.fileno())
-        _fsync_path(self.array_path)
-        _fsync_path(self.folder)
+        fsync_path(self.array_path)
+        fsync_path(self.folder)
         final = self.root / self.key
         if final.exists():  # an invalid entry: the caller holds the lock and decided to replace it
             _discard(final)
         os.rename(self.folder, final)
-        _fsync_path(self.root)
+        fsync_path(self.root)
+        _verdicts[_stamp((final / ARRAY_FILE).stat(), checksum)] = None
         return final
 
     def __enter__(self) -> PendingEntry:
@@ -177,14 +263,38 @@ class PendingEntry:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _existing_array(path: Path, shape: tuple[int, ...]) -> int | None:
+    """The data offset of the complete float32 .npy of ``shape`` at ``path``; None if it is not
+    one (missing, another shape, a torn header, a wrong size)."""
+    try:
+        with open(path, "rb") as npy:
+            version = np.lib.format.read_magic(npy)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                return None
+            found, fortran, dtype = read_header(npy)
+            offset = npy.tell()
+            size = os.fstat(npy.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+    complete = offset + int(np.prod(shape, dtype=np.int64)) * DTYPE.itemsize
+    if tuple(found) != shape or fortran or dtype != DTYPE or size != complete:
+        return None
+    return offset
+
+
 def _shrink_npy(path: Path, shape: tuple[int, ...], size: int) -> None:
     """Rewrite a .npy header for fewer rows in place, then cut the file to ``size`` bytes.
 
     numpy pads headers so that axis 0 can change its number of digits without changing the
     header's length; the check below makes sure of it rather than trusting it.
     """
-    import io
-
     header = io.BytesIO()
     descr = np.lib.format.dtype_to_descr(DTYPE)
     np.lib.format.write_array_header_1_0(
@@ -206,7 +316,8 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,0 +1,163 @@
+"""A cache entry under construction that survives an interruption: its committed chunks of clips.
+
+Folder ``<root>/.pending-<key>/``, one per key, touched only by the holder of the key's lock
+(:func:`core.features.store.locked`):
+
+* ``features.npy``: the full-size array, rows written in order as in
+  :class:`core.features.store.PendingEntry`;
+* ``journal.jsonl``: one JSON line per committed chunk, ``{"start": s, "end": e, "frames": f,
+  ...}``: source clips ``s`` to ``e - 1`` are done and the array's first ``f`` frame vectors hold
+  their features (the other fields are the caller's, :mod:`core.features.pipeline`).
+
+A chunk is committed by fsync'ing the array (its rows are on disk) and then appending its line
+with one ``write`` and fsync'ing the journal. Reading the journal keeps its lines while each is
+whole (ends in a newline), parses, and starts where the previous one ended; the rest (a line torn
+by a crash) is cut off. So a Ctrl-C or a SIGKILL keeps every chunk whose line was written, and a
+power cut every chunk whose line was fsync'ed; the next extraction of the key resumes after them,
+and :meth:`ResumableEntry.commit` publishes the folder as the entry (journal removed) as a
+one-shot extraction would.
+Leaving the block with an exception keeps the folder when it holds a committed chunk and
+removes it otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.features import store
+
+PENDING_PREFIX = ".pending-"
+JOURNAL_FILE = "journal.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+class ExtractionInterrupted(KeyboardInterrupt):
+    """Extraction stopped by Ctrl-C: ``done`` of ``total`` clips are kept in ``path`` (the pending
+    folder; removed when ``done`` is 0) for the next extraction of the same key to resume."""
+
+    def __init__(self, done: int, total: int, path: Path) -> None:
+        self.done, self.total, self.path = done, total, Path(path)
+        if done:
+            message = (
+                f"extraction interrupted: {done} of {total} clips kept in {self.path}; "
+                f"rerun the same command to extract the other {total - done}"
+            )
+        else:
+            message = (
+                f"extraction interrupted before its first chunk of clips was finished: nothing "
+                f"kept; rerun the same command to extract the {total} clips"
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[int, int, Path]]:
+        return type(self), (self.done, self.total, self.path)
+
+
+class ResumableEntry(store.PendingEntry):
+    """The pending entry of ``key`` in ``<root>/.pending-<key>/``, with the chunks it already
+    holds (:attr:`chunks`, in order) when an earlier extraction of the key was interrupted."""
+
+    def __init__(self, root: Path, key: str, shape: tuple[int, ...]) -> None:
+        super().__init__(root, key, shape, folder=root / f"{PENDING_PREFIX}{key}")
+        self.journal_path = self.folder / JOURNAL_FILE
+        self.chunks: list[dict[str, Any]] = []
+        if self.reused:
+            self.chunks, length = read_journal(self.journal_path, self.shape)
+            if self.journal_path.exists() and self.journal_path.stat().st_size > length:
+                log.info("%s: dropping a chunk line left unfinished", self.journal_path)
+                os.truncate(self.journal_path, length)
+        if not self.journal_path.exists():
+            self.journal_path.touch()
+            store.fsync_path(self.folder)
+            store.fsync_path(self.root)
+
+    @property
+    def clips_done(self) -> int:
+        """Source clips in committed chunks."""
+        return self.chunks[-1]["end"] if self.chunks else 0
+
+    @property
+    def frames_done(self) -> int:
+        """Frame vectors written by committed chunks."""
+        return self.chunks[-1]["frames"] if self.chunks else 0
+
+    def commit_chunk(self, record: dict[str, Any]) -> None:
+        """Commit source clips ``record["start"]`` to ``record["end"] - 1``, whose features fill
+        the array's first ``record["frames"]`` vectors: fsync the array, then append the record's
+        line and fsync the journal."""
+        if record["start"] != self.clips_done or record["end"] <= record["start"]:
+            raise ValueError(f"chunk {record['start']}..{record['end']} after {self.clips_done}")
+        store.fsync_path(self.array_path)
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.chunks.append(record)
+
+    def committed(self) -> int:
+        """Source clips committed, read back from the journal on disk (exact even when an
+        interruption struck while a chunk was being committed)."""
+        chunks, _ = read_journal(self.journal_path, self.shape)
+        return chunks[-1]["end"] if chunks else 0
+
+    def restart(self) -> None:
+        """Forget the committed chunks (their rows are overwritten as extraction goes)."""
+        os.truncate(self.journal_path, 0)
+        store.fsync_path(self.journal_path)
+        self.chunks = []
+
+    def discard(self) -> None:
+        """Remove the folder: nothing in it is worth resuming."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def commit(self, manifest: dict[str, Any], rows: int) -> Path:
+        """Publish the folder as the entry, as :meth:`PendingEntry.commit`, without its journal."""
+        self.journal_path.unlink(missing_ok=True)
+        return super().commit(manifest, rows)
+
+    def __enter__(self) -> ResumableEntry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.folder.exists() and not self.committed():
+            self.discard()
+
+
+def read_journal(path: Path, shape: tuple[int, ...]) -> tuple[list[dict[str, Any]], int]:
+    """The committed chunks in ``path`` (a journal of an array of ``shape``) and the length in
+    bytes of the lines they take; a line that is torn, unparsable or out of sequence ends them."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    chunks: list[dict[str, Any]] = []
+    clips, frames, position = 0, 0, 0
+    total_frames = math.prod(shape[:-1])
+    while (newline := data.find(b"\n", position)) >= 0:
+        try:
+            record = json.loads(data[position:newline])
+        except ValueError:
+            break
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("start"), int)
+            and record["start"] == clips
+            and isinstance(record.get("end"), int)
+            and clips < record["end"] <= shape[0]
+            and isinstance(record.get("frames"), int)
+            and frames <= record["frames"] <= total_frames
+        ):
+            break
+        chunks.append(record)
+        clips, frames, position = record["end"], record["frames"], newline + 1
+    return chunks, position

@@ -1,0 +1,317 @@
+"""Resumable extraction: Ctrl-C keeps the chunks of clips finished, a kill keeps those committed,
+and the next extraction computes only the rest and publishes the array a one-shot extraction
+publishes, byte for byte.
+
+The backbone is the random VGG-Face extraction builds (``_load_backbone(None)``, seeded), built
+once for the module and handed to extraction wrapped in :class:`Counting`, so each test sees how
+many frames the network computed. Data: the 6 clips of tests/test_features.py plus one that cannot
+be decoded, so that a skipped clip's outcome is carried across an interruption too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core.features.extract as extraction
+from core.data.dataset import load_dataset
+from core.features import ExtractionInterrupted, pipeline, resume
+from tests.test_features import extract, run_python, write_clip, write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "extract.py"
+TIMING = {"created", "extract_seconds", "frames_per_second"}  # what differs between two runs
+INTERRUPTED = re.compile(
+    r"^extraction interrupted: (\d+) of (\d+) clips kept in (\S+); "
+    r"rerun the same command to extract the other (\d+)$"
+)
+
+
+class Counting:
+    """The extractor as extraction calls it, counting the frames it computes."""
+
+    def __init__(self, model) -> None:
+        self.model, self.frames = model, 0
+
+    def predict_on_batch(self, x):
+        self.frames += len(x)
+        return self.model.predict_on_batch(x)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    model, average = extraction._load_backbone(None)
+    assert average is None
+    return model
+
+
+@pytest.fixture
+def counted(monkeypatch, extractor) -> Counting:
+    counting = Counting(extractor)
+    monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (counting, None))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    return counting
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    """7 clips, the second of them (in the order clips are extracted) undecodable."""
+    root = write_dataset(tmp_path / "data")
+    broken = write_clip(root / "dev" / "real" / "client002_broken", frames=3, seed=9)
+    for frame in broken.iterdir():
+        frame.write_bytes(b"\x89PNG garbage")
+    return root
+
+
+DECODER = pipeline.decoder
+
+
+def stop_at(monkeypatch, clip_id: str) -> None:
+    """Make decoding raise KeyboardInterrupt at ``clip_id``, as a Ctrl-C there would."""
+
+    def decoder(frames_per_clip, finder):
+        decode = DECODER(frames_per_clip, finder)
+
+        def stop_or_decode(clip):
+            if clip.clip_id == clip_id:
+                raise KeyboardInterrupt
+            return decode(clip)
+
+        return stop_or_decode
+
+    monkeypatch.setattr(pipeline, "decoder", decoder)
+
+
+def without_timing(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k not in TIMING}
+
+
+@pytest.mark.parametrize(
+    ("batch", "kept", "again"),
+    [
+        (2, 5, 4),  # a chunk per clip: clips 0-4 kept, clips 5 and 6 computed again (4 frames)
+        (3, 4, 6),  # a chunk ends where a batch and a clip end together: after clip 3
+    ],
+)
+def test_ctrl_c_keeps_the_finished_chunks_and_the_rerun_computes_only_the_rest(
+    data, tmp_path, counted, monkeypatch, caplog, batch, kept, again
+):
+    one_shot = extract(data, tmp_path / "one-shot", batch_size=batch)
+    assert counted.frames == 12 and len(one_shot.skipped) == 1
+    source = load_dataset(data).source_clips
+    assert source[1].clip_id.endswith("client002_broken")
+    pending = tmp_path / "cache" / "features" / f".pending-{one_shot.fingerprint}"
+
+    stop_at(monkeypatch, source[5].clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=batch)
+    err = caught.value
+    assert isinstance(err, KeyboardInterrupt)
+    assert (err.done, err.total, err.path) == (kept, 7, pending)
+    assert str(err) == (
+        f"extraction interrupted: {kept} of 7 clips kept in {pending}; "
+        f"rerun the same command to extract the other {7 - kept}"
+    )
+    assert pending.is_dir() and not (pending.parent / one_shot.fingerprint).exists()
+    assert len((pending / "journal.jsonl").read_text().splitlines()) >= 1
+
+    monkeypatch.setattr(pipeline, "decoder", DECODER)
+    counted.frames = 0
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="core.features")
+    resumed = extract(data, tmp_path / "cache", batch_size=batch)
+    assert resumed.extracted and counted.frames == again
+    said = [r.getMessage() for r in caplog.records]
+    assert f"resuming extraction: {kept} of 7 clips already done in {pending}" in said
+    assert sum("client002_broken" in m and "skipped clip" in m for m in said) == 1
+    assert not pending.exists()
+    npy = "features.npy"
+    assert (resumed.path / npy).read_bytes() == (one_shot.path / npy).read_bytes()
+    assert without_timing(resumed.manifest) == without_timing(one_shot.manifest)
+    assert resumed.skipped == one_shot.skipped
+
+
+def test_ctrl_c_before_the_first_chunk_keeps_nothing(data, tmp_path, counted, monkeypatch):
+    source = load_dataset(data).source_clips
+    stop_at(monkeypatch, source[0].clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    err = caught.value
+    assert (err.done, err.total) == (0, 7) and not err.path.exists()
+    assert str(err) == (
+        "extraction interrupted before its first chunk of clips was finished: nothing kept; "
+        "rerun the same command to extract the 7 clips"
+    )
+    assert [p.name for p in (tmp_path / "cache" / "features").iterdir()] == [
+        f"{err.path.name.removeprefix('.pending-')}.lock"
+    ]
+
+
+KILLED_EXTRACTOR = """
+    import sys, time
+    from core.data.dataset import load_dataset
+    from core.features import extract_features, resume, store
+
+    commit_chunk, write = resume.ResumableEntry.commit_chunk, store.PendingEntry.write
+
+    def write_then_hang(self, start, vectors):
+        write(self, start, vectors)
+        print("wrote", start, flush=True)
+        time.sleep(600)  # killed here, the rows written but not committed
+
+    def commit(self, record):
+        commit_chunk(self, record)
+        if record["end"] == 3:  # clips 0-2 committed, clip 1 among them skipped
+            store.PendingEntry.write = write_then_hang
+
+    resume.ResumableEntry.commit_chunk = commit
+    extract_features(load_dataset(sys.argv[1]), cache_dir=sys.argv[2], frames_per_clip=2,
+                     face_crop=False, batch_size=2, progress=False)
+"""
+
+
+def test_a_killed_extractor_publishes_nothing_and_its_chunks_are_reused(data, tmp_path, counted):
+    child = run_python(KILLED_EXTRACTOR, str(data), str(tmp_path / "cache"))
+    try:
+        line = child.stdout.readline()
+        assert line == "wrote 4\n", child.stderr.read()[-3000:]
+    finally:
+        child.kill()
+        child.communicate()
+    root = tmp_path / "cache" / "features"
+    entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    assert entries == []
+    (pending,) = root.glob(".pending-*")
+    assert len((pending / "journal.jsonl").read_text().splitlines()) == 2
+
+    resumed = extract(data, tmp_path / "cache", batch_size=2)
+    assert resumed.extracted and counted.frames == 4 * 2  # clips 3-6
+    assert not pending.exists() and resumed.path == root / pending.name.removeprefix(".pending-")
+    counted.frames = 0
+    one_shot = extract(data, tmp_path / "one-shot", batch_size=2)
+    assert counted.frames == 12
+    npy = "features.npy"
+    assert (resumed.path / npy).read_bytes() == (one_shot.path / npy).read_bytes()
+
+
+def test_chunks_of_other_clips_are_forgotten(data, tmp_path, counted, monkeypatch, caplog):
+    stop_at(monkeypatch, load_dataset(data).source_clips[4].clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    journal = caught.value.path / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["clips"][0]["id"] = "dev/attack/someone_else"
+    journal.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+    monkeypatch.setattr(pipeline, "decoder", DECODER)
+    counted.frames = 0
+    caplog.set_level(logging.WARNING, logger="core.features")
+    fs = extract(data, tmp_path / "cache", batch_size=2)
+    assert fs.extracted and counted.frames == 12  # every clip again
+    assert any("do not describe these clips" in r.getMessage() for r in caplog.records)
+
+
+def test_a_torn_journal_line_is_cut_off(tmp_path):
+    shape = (4, 1, 3)
+    with resume.ResumableEntry(tmp_path, "k", shape) as pending:
+        pending.write(0, np.ones((2, 3), np.float32))
+        pending.commit_chunk({"start": 0, "end": 2, "frames": 2, "clips": []})
+        pending.commit_chunk({"start": 2, "end": 3, "frames": 2, "clips": []})
+    journal = tmp_path / ".pending-k" / "journal.jsonl"
+    whole = journal.stat().st_size
+    with open(journal, "ab") as out:
+        out.write(b'{"start": 3, "end": 4, "fra')  # a crash in the middle of a line
+    reopened = resume.ResumableEntry(tmp_path, "k", shape)
+    assert reopened.reused and [c["end"] for c in reopened.chunks] == [2, 3]
+    assert journal.stat().st_size == whole  # cut back to the whole lines
+    assert reopened.committed() == 3 and reopened.frames_done == 2
+    np.testing.assert_array_equal(np.load(reopened.array_path)[:2], np.ones((2, 1, 3)))
+    reopened.commit_chunk({"start": 3, "end": 4, "frames": 3, "clips": []})
+    assert resume.ResumableEntry(tmp_path, "k", shape).clips_done == 4
+
+    other = resume.ResumableEntry(tmp_path, "k", (5, 1, 3))  # another shape: started afresh
+    assert not other.reused and other.chunks == [] and journal.stat().st_size == 0
+
+
+# --- the command, with a real SIGINT ------------------------------------------------------------
+
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )")
+
+
+def start_command(*args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--no-progress", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_a_chunk(child: subprocess.Popen, root: Path, deadline: float) -> Path:
+    """The journal of the child's pending entry, once it holds a committed chunk."""
+    while True:
+        for journal in root.glob(".pending-*/journal.jsonl"):
+            try:
+                if journal.stat().st_size:
+                    return journal
+            except FileNotFoundError:  # published meanwhile
+                pass
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            pytest.fail(f"no chunk committed: {child.communicate()[1][-3000:]}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+    reason="SIGINT is ignored here, so a child would ignore it too",
+)
+def test_ctrl_c_in_the_extract_command_says_what_it_kept_and_the_rerun_finishes(
+    data, tmp_path, counted
+):
+    cache = tmp_path / "cache"
+    flags = ["--data", str(data), "--cache-dir", str(cache), "--frames", "3"]
+    flags += ["--batch-size", "3", "--no-face-crop", "--precision", "float32"]
+    child = start_command(*flags)
+    try:
+        journal = wait_for_a_chunk(child, cache / "features", deadline=time.monotonic() + 300)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip() and not NATIVE_LOG.match(line)]
+    found = INTERRUPTED.match(lines[-1])
+    assert found, lines[-3:]
+    done, total, path, rest = found.groups()
+    assert int(total) == 7 and int(rest) == 7 - int(done) and 1 <= int(done) < 7
+    assert path == str(journal.parent)
+
+    child = start_command(*flags, "--verbose")
+    out, err = child.communicate(timeout=600)
+    assert child.returncode == 0, err[-3000:]
+    assert f"resuming extraction: {done} of 7 clips already done in {path}" in err
+    assert re.search(r"^cache: +extracted in ", out, re.M)
+    assert not Path(path).exists()
+
+    one_shot = extract(data, tmp_path / "one-shot", frames_per_clip=3, batch_size=3)
+    assert counted.frames == 18
+    resumed = cache / "features" / one_shot.fingerprint / "features.npy"
+    assert resumed.read_bytes() == (one_shot.path / "features.npy").read_bytes()
