@@ -21,6 +21,7 @@ from core.data.layouts import AUTO
 from core.features.request import FeatureOptions
 
 HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
+GRACE_FACTOR = 3  # a trial (or worker) silent for 3 heartbeats is lost (Optuna's default is 2)
 
 
 def fine_tune_choices(value: str | Sequence[str]) -> tuple[str, ...]:

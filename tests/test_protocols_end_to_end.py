@@ -9,7 +9,6 @@ once, whatever protocols and folds read it, and the cross-dataset run extracts n
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -24,36 +23,8 @@ from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
 from experiments.metrics import report_from_scores_frame
 from experiments.stores.tracking import ROLE_TAG
-from tests.test_protocols import Writer, casia_tree, oulu_tree, replay_tree, tiny_video
 
 FRAMES = 2  # of the three each tiny video holds
-
-
-def only(keep: Callable[[Path], bool]) -> Writer:
-    """A writer that makes a tiny video of the clips ``keep`` accepts and skips the others."""
-    return lambda path: tiny_video(path) if keep(path) else path
-
-
-def replay_keeps(path: Path) -> bool:
-    """Controlled light: the first real access, each device's photo attack on a fixed support."""
-    real = path.parent.name == "real" and path.stem.endswith("_1")
-    attack = path.parent.name == "fixed" and "_photo_" in path.stem
-    return "controlled" in path.stem and (real or attack)
-
-
-def oulu_keeps(path: Path) -> bool:
-    """Train and dev users: session 1, phones 1 and 2, files 1, 2, 4 (seen instruments), so
-    each of the six folds trains without its test phone. Test users: session 3, every phone,
-    files 1, 3, 5 (unseen instruments)."""
-    phone, session, user, file = (int(part) for part in path.stem.split("_"))
-    if user <= 35:
-        return session == 1 and phone in (1, 2) and file in (1, 2, 4)
-    return session == 3 and file in (1, 3, 5)
-
-
-def casia_keeps(path: Path) -> bool:
-    """The normal quality video of each species: 1 bona fide, 3 warped, 5 cut, 7 video."""
-    return path.stem in ("1", "3", "5", "7")
 
 
 def species(*names: str, each: int = 1) -> dict[str, int]:
@@ -88,14 +59,10 @@ SUBJECTS = {
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """The three trees, one feature cache, one Optuna and one MLflow store."""
-    root = tmp_path_factory.mktemp("protocols")
-    clients = {"train": (1,), "devel": (2,), "test": (3,)}
-    replay_tree(root / "replayattack", clients, only(replay_keeps))
-    oulu_tree(root / "OULU-NPU", (1, 21, 36), only(oulu_keeps))
-    casia_tree(root / "CASIA-FASD", train=(1, 16), test=(1,), write=only(casia_keeps))
-    return root
+def workspace(database_trees) -> Path:
+    """The databases' trees (tests/trees.py), one feature cache, one Optuna and one MLflow
+    store, shared with tests/test_cross_domain.py."""
+    return database_trees
 
 
 def sweep(

@@ -91,7 +91,7 @@ def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     if not files:
         raise ClipError(f"{folder}: frame folder holds no {'/'.join(FRAME_SUFFIXES)} image")
     if len(files) < k:
-        raise ClipError(f"{folder}: has {len(files)} frames, needs {k}")
+        raise ClipError(f"{folder}: has {_frames(len(files))}, needs {k}")
     frames = []
     indices = frame_indices(len(files), k)
     for i in indices:
@@ -135,7 +135,7 @@ def _read_video(path: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     if n == 0:
         raise ClipError(f"{path}: no frame decodes (unreadable or corrupt video)")
     if n < k:
-        raise ClipError(f"{path}: has {n} frames, needs {k}")
+        raise ClipError(f"{path}: has {_frames(n)}, needs {k}")
     indices = frame_indices(n, k)
     return _read_sequentially(path, indices), indices
 
@@ -256,3 +256,7 @@ def _crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarra
     left = int(min(max(round(cx - side / 2), 0), w - side))
     top = int(min(max(round(cy - side / 2), 0), h - side))
     return frame[top : top + side, left : left + side]
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"

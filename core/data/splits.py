@@ -114,5 +114,6 @@ def check_splits(clips: list[Clip]) -> None:
         if counts["bonafide"] == 0 or counts["attack"] == 0:
             raise DataError(
                 f"split {split!r} has {counts['bonafide']} bona fide and {counts['attack']} attack "
-                "clips; every split needs both classes (add subjects or change the fractions)"
+                "clips; every split needs both classes (add clips of the missing class, or "
+                "subjects; --split-seed draws another subject split)"
             )

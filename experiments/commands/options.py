@@ -142,18 +142,7 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
         help="a named database (oulu, casia, replay-attack, msu, replay-mobile or your own name); "
         "repeat it",
     )
-    cross.add_argument(
-        "--sources",
-        help="comma-separated databases that train (their dev: the threshold); with --target",
-    )
-    cross.add_argument("--target", help="the database tested, never seen in training")
-    cross.add_argument(
-        "--target-clips",
-        choices=domains.TARGET_CLIPS,
-        default="test",
-        help="the target's test split (default; the whole database when it has none) or every "
-        "clip (train + test, as SSDG tests)",
-    )
+    return cross
 
 
 def evaluation_options(

@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import mlflow
 import optuna
@@ -24,7 +24,7 @@ import pandas as pd
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
 from core.data.dataset import Dataset
-from core.features import FeatureOptions, FeatureSet, cached_features
+from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet, cached_features
 from experiments.commands.quiet import no_interrupt_tracebacks
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
@@ -55,13 +55,20 @@ class SweepResult:
 def load_features(options: FeatureOptions) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
-    What was found is summarised once, after decoding: the split table counts the usable clips,
-    and every skip (files the layout could not place, clips that did not decode) is one count.
+    The data summary (clips per split, label and species; skips) is printed before anything is
+    extracted, so a wrong split shows before hours of work; clips that then do not decode are
+    counted after, once.
     """
     found: list[Dataset] = []
-    features = cached_features(options, on_dataset=found.append)
-    dataset = replace(found[0], skipped=features.skipped).subset(features.clips)
-    print(dataset.summary())
+
+    def announce(dataset: Dataset) -> None:
+        found.append(dataset)
+        print(dataset.summary(), flush=True)
+
+    features = cached_features(options, on_dataset=announce)
+    undecoded = len(features.skipped) - len(found[0].skipped)
+    if undecoded:
+        print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
@@ -146,6 +153,10 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         baselines=baselines,
         heartbeat=config.heartbeat,
     )
+    searched = {"head": allowed}
+    if len(config.fine_tune) > 1:
+        searched["fine_tune"] = config.fine_tune
+    workers.check_search_space(study, searched)
     experiment_id = tracking.use_experiment(study_name)
     done = workers.finished_count(study.get_trials(deepcopy=False))
     print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
@@ -207,7 +218,9 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 f"each trial trains on {len(settings)} settings and keeps the first one's head "
                 f"({settings[0].name}): its dev threshold is the one served"
             )
-        share = workers.Worker(study, config.storage, experiment_id, config.heartbeat)
+        share = workers.Worker(
+            study, config.storage, experiment_id, config.heartbeat, parent.info.run_id
+        )
         progress = console.Progress(config.trials, study_name)
         print(console.TRIAL_HEADER, flush=True)
         with memory.settled():  # the C heap and the collector, for the trial loop
@@ -225,6 +238,19 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         if registered:
             print("registered models: " + ", ".join(registered))
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
+
+
+def no_finished_trial(result: SweepResult) -> str:
+    """Why a study has no finished trial: its trials' states and the first failed run's error."""
+    states: dict[str, int] = {}
+    for trial in result.study.get_trials(deepcopy=False):
+        state = trial.state.name.lower()
+        states[state] = states.get(state, 0) + 1
+    runs = tracking.study_runs(result.experiment_id, result.study.study_name)
+    errors = runs.get(f"tags.{tracking.ERROR_TAG}", pd.Series(dtype=object)).dropna()
+    counts = ", ".join(f"{n} {state}" for state, n in states.items()) or "no trial ran"
+    reason = f"; a failed trial's error: {str(errors.iloc[-1])[:200]}" if len(errors) else ""
+    return f"no trial of study {result.study.study_name} finished ({counts}){reason}"
 
 
 def run_command(config: SweepConfig) -> int:
@@ -261,6 +287,9 @@ def _run_and_close(config: SweepConfig) -> int:
     except workers.StorageUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except ExtractionInterrupted as err:  # before any trial: say what extraction kept
+        print(err, file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",
@@ -268,6 +297,9 @@ def _run_and_close(config: SweepConfig) -> int:
         )
         return 130
     table = result.comparison
+    if table.empty:  # not one trial finished: say why, and fail
+        print(f"error: {no_finished_trial(result)}", file=sys.stderr)
+        return 1
     print()
     print(console.console_table(table))
     print()

@@ -57,7 +57,8 @@ def duration(seconds: float) -> str:
 def study_line(name: str, done: int, target: int, joined: int, baselines: int) -> str:
     """Says at start whether this is a new study or which one is resumed, and how far it is."""
     if done == 0 and joined == 0:
-        first = f", the {baselines} write-up heads first" if baselines else ""
+        heads = "the write-up head" if baselines == 1 else f"the {baselines} write-up heads"
+        first = f", {heads} first" if baselines else ""
         return f"new study {name}: {target} trials{first}"
     if done >= target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"

@@ -13,17 +13,27 @@ the same run.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+import sqlalchemy
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
 from experiments.stores import wal
+from experiments.stores.locks import StorageLock
+
+log = logging.getLogger(__name__)
+ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
@@ -49,6 +59,7 @@ def use_experiment(study_name: str) -> str:
     overview.
     """
     tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
+    open_store()
     client = MlflowClient()
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
@@ -69,6 +80,55 @@ def use_experiment(study_name: str) -> str:
     wal.write_ahead_log(mlflow.get_tracking_uri())  # the store exists by now
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def open_store() -> None:
+    """Create or migrate the tracking store's schema, one process at a time (MLflow's own
+    migration races when sweeps start together on a fresh ``mlflow.db``: two processes each run
+    it and leave it half-migrated), after repairing what such a race left behind. A store that
+    still cannot be opened is a ValueError naming the fix."""
+    uri = mlflow.get_tracking_uri()
+    with StorageLock(uri, "mlflow-schema"):
+        repair_interrupted_migration(uri)
+        try:
+            MlflowClient().search_experiments(max_results=1)
+        except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise ValueError(
+                f"the MLflow store {uri} cannot be opened ({first}): move it aside and rerun, or "
+                f"upgrade it with `mlflow db upgrade {uri}`"
+            ) from None
+
+
+def repair_interrupted_migration(uri: str) -> list[str]:
+    """Undo what an interrupted SQLite migration of MLflow's schema left: Alembic rebuilds a
+    table as ``_alembic_tmp_<table>``, copies it, drops the table and renames the copy. A copy
+    whose table still exists is dropped; one whose table is gone becomes the table again. Then
+    MLflow's migration runs again from the revision it recorded. Returns what was repaired."""
+    database = wal.sqlite_file(uri)
+    if database is None or not Path(database).is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(database, timeout=wal.BUSY_SECONDS)) as connection:
+        names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+        repaired = []
+        for name in names:
+            if not name.startswith(ALEMBIC_TMP):
+                continue
+            table = name.removeprefix(ALEMBIC_TMP)
+            if table in names:
+                connection.execute(f'DROP TABLE "{name}"')
+            else:
+                connection.execute(f'ALTER TABLE "{name}" RENAME TO "{table}"')
+            repaired.append(table)
+        connection.commit()
+    if repaired:
+        log.warning(
+            "%s: repaired tables %s left half-migrated by an interrupted MLflow migration; "
+            "migrating again",
+            database,
+            ", ".join(repaired),
+        )
+    return repaired
 
 
 @contextlib.contextmanager
@@ -128,6 +188,65 @@ def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -
             client.set_terminated(run_id, "FAILED")
             closed.append(run_id)
     return closed
+
+
+LAST_SEEN_TAG = "vggface_heads.last_seen"  # on a parent run: when its worker last said it lives
+
+
+def seen(run_id: str) -> None:
+    """Say, on a worker's parent run, that the worker is alive now (epoch seconds)."""
+    MlflowClient().set_tag(run_id, LAST_SEEN_TAG, f"{time.time():.0f}")
+
+
+def close_dead_parents(experiment_id: str, study_name: str, own: str | None = None) -> list[str]:
+    """End the RUNNING parent runs of workers that died between trials, as FAILED with the
+    reason in their error tag: a worker on this machine whose process is gone, or any worker not
+    seen for :data:`~experiments.config.GRACE_FACTOR` of its heartbeats (its ``last_seen`` tag,
+    else its start) that has no trial running. ``own`` (the caller's parent run) is never
+    closed. Returns the ids closed."""
+    client = MlflowClient()
+    study = study_name.replace("'", "\\'")
+    where = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
+    where += " and attributes.status = 'RUNNING'"
+    closed = []
+    for parent in client.search_runs([experiment_id], where, max_results=1000):
+        run_id = parent.info.run_id
+        if run_id == own or _has_running_trial(client, experiment_id, run_id):
+            continue
+        worker = parent.data.tags.get(WORKER_TAG, "")
+        last = float(parent.data.tags.get(LAST_SEEN_TAG, parent.info.start_time / 1000))
+        silent = time.time() - last
+        heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
+        silent_after = GRACE_FACTOR * heartbeat
+        if _process_gone(worker):
+            reason = f"worker {worker} died between trials (its process is gone)"
+        elif silent > silent_after:
+            reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
+        else:
+            continue
+        client.set_tag(run_id, ERROR_TAG, reason)
+        client.set_terminated(run_id, "FAILED")
+        closed.append(run_id)
+    return closed
+
+
+def _has_running_trial(client: MlflowClient, experiment_id: str, parent: str) -> bool:
+    where = f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'"
+    return bool(client.search_runs([experiment_id], where, max_results=1))
+
+
+def _process_gone(worker: str) -> bool:
+    """Whether ``host:pid`` names a process of this machine that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's worker: only silence tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return False
 
 
 def _trial_filter(study_name: str, number: int | None = None) -> str:

@@ -22,25 +22,22 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import socket
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.config import HEARTBEAT_SECONDS
+from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
 from experiments.stores import tracking, wal
+from experiments.stores.locks import StorageLock
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -51,7 +48,6 @@ except ImportError:  # pragma: no cover - older Optuna
 
     RETRY_ARGUMENT = "failed_trial_callback"
 
-GRACE_FACTOR = 3  # a trial is lost after 3 missed heartbeats (Optuna's default is 2)
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
@@ -67,57 +63,6 @@ class StorageUnavailable(RuntimeError):
 def worker_name() -> str:
     """``host:pid``, tagged on the worker's parent run."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class StorageLock:
-    """An exclusive lock every worker of one storage sees, held by one worker at a time.
-
-    PostgreSQL: a session advisory lock on a connection of its own (the server drops it when the
-    connection or the worker dies). SQLite: ``flock`` on a file in the temporary folder, named
-    after the database path (one machine). Other databases: no lock.
-    """
-
-    def __init__(self, url: str, name: str) -> None:
-        self.url = sqlalchemy.engine.make_url(url)
-        digest = hashlib.sha256(f"vggface-heads:{name}".encode()).digest()
-        self.key = int.from_bytes(digest[:8], "big", signed=True)
-        self._held: Any = None
-        self._engine = None
-        self._sqlite = wal.sqlite_file(url)  # the database file; None for other databases
-        if self.url.get_backend_name() == "postgresql":
-            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
-
-    def acquire(self) -> None:
-        if self._engine is not None:
-            connection = self._engine.connect()
-            try:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
-            except BaseException:
-                connection.close()
-                raise
-            self._held = connection
-        elif self._sqlite is not None:
-            database = str(Path(self._sqlite).resolve())
-            digest = hashlib.sha256(f"{database}:{self.key}".encode()).hexdigest()[:16]
-            path = Path(tempfile.gettempdir()) / f"vggface-heads-{digest}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._held = fd
-
-    def release(self) -> None:
-        """Release the lock if held (closing the connection or descriptor releases it)."""
-        held, self._held = self._held, None
-        if held is None:
-            return
-        with contextlib.suppress(Exception):  # a dead connection holds no lock any more
-            held.close() if self._engine is not None else os.close(held)
-
-    def __enter__(self) -> StorageLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def open_study(
@@ -147,6 +92,11 @@ def open_study(
             f"--storage {shown}: its database driver is not installed ({err.__cause__ or err}); "
             "for PostgreSQL: pip install -e '.[postgres]'"
         ) from err
+    except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as err:
+        raise ValueError(
+            f"--storage {url}: not a database URL SQLAlchemy knows ({_first_line(err)}); e.g. "
+            "sqlite:///optuna.db or postgresql://user@host/optuna"
+        ) from None
     except StorageErrors as err:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
         cause = _database_error(err) or err
@@ -186,6 +136,23 @@ def _open_study(
         study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
+
+
+def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
+    """A ValueError (one line, naming ``--study``) when the study's trials searched other
+    choices of a categorical parameter (``head``: the families ``--heads`` allows; ``fine_tune``)
+    than this run would: Optuna cannot search a categorical whose choices change, and a trial
+    that tried would fail with empty parameters."""
+    for trial in study.get_trials(deepcopy=False):
+        for name, wanted in choices.items():
+            before = trial.distributions.get(name)
+            if before is not None and tuple(before.choices) != tuple(wanted):
+                flag = {"head": "--heads", "fine_tune": "--fine-tune"}.get(name, name)
+                was, now = (", ".join(map(str, c)) for c in (before.choices, wanted))
+                raise ValueError(
+                    f"study {study.study_name} searches {name} over {was}; this {flag} asks for "
+                    f"{now}: rerun with the study's {flag}, or start another study with --study"
+                )
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
@@ -251,9 +218,15 @@ class Worker:
     """One worker's share of the study: reserve a trial, run it, keep MLflow truthful."""
 
     def __init__(
-        self, study: optuna.Study, url: str, experiment_id: str, heartbeat: int = HEARTBEAT_SECONDS
+        self,
+        study: optuna.Study,
+        url: str,
+        experiment_id: str,
+        heartbeat: int = HEARTBEAT_SECONDS,
+        parent_run_id: str | None = None,
     ) -> None:
         self.study, self.experiment_id, self.heartbeat = study, experiment_id, heartbeat
+        self.parent_run_id = parent_run_id  # this worker's parent run: it says it lives there
         self.lock = StorageLock(url, f"study:{study.study_name}")
         self.ran = 0  # trials this worker started
         self._current: int | None = None  # the trial number in flight
@@ -300,6 +273,7 @@ class Worker:
                             flush=True,
                         )
                         waiting_said = True
+                    self._seen()
                     time.sleep(self.heartbeat)
                     continue
                 self.study.optimize(
@@ -373,8 +347,24 @@ class Worker:
                 log.warning("could not tag trial %d as a retry: %s", trial.number, err)
         self.close_lost_runs()
 
+    def _seen(self) -> None:
+        if self.parent_run_id is None:
+            return
+        try:
+            tracking.seen(self.parent_run_id)
+        except Exception as err:  # housekeeping: never the reason a worker stops
+            log.warning("could not say this worker lives: %s", err)
+
     def close_lost_runs(self) -> None:
-        """End as FAILED the RUNNING MLflow runs of trials Optuna has finished (lost workers)."""
+        """End as FAILED the RUNNING MLflow runs of trials Optuna has finished (lost workers),
+        and the parent runs of workers that died between trials; say this worker lives."""
+        self._seen()
+        try:
+            tracking.close_dead_parents(
+                self.experiment_id, self.study.study_name, own=self.parent_run_id
+            )
+        except Exception as err:  # housekeeping: never the reason a trial fails
+            log.warning("could not close the runs of dead workers: %s", err)
         try:
             trials = self.study.get_trials(deepcopy=False)
             retries = {retry_history(t)[-1]: t.number for t in trials if retry_history(t)}

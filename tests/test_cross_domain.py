@@ -1,0 +1,200 @@
+"""Cross-domain studies end to end: OCIM-shaped trees (tests/trees.py, each database's real file
+naming, tiny videos), the one-line flags, one OCIM setting and one limited-source setting through
+the feature cache and real sweeps, their figures recomputed from scores.csv by the references
+(Bob for the held-out figures, scikit-learn for AUC and TPR at FPR 1 %), the cross-domain table,
+and bad input refused in one line before anything is extracted.
+
+The trees and the cache are shared with tests/test_protocols_end_to_end.py (tests/conftest.py):
+the intra-dataset protocols' extraction serves the sources here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from experiments.commands import compare
+from experiments.commands.study import run_sweep
+from experiments.commands.sweep import parse_args
+from experiments.stores.tracking import ROLE_TAG
+from tests.reference import bob_measure
+from tests.test_evaluation import bob_report
+from tests.trees import FOLDERS
+
+FRAMES = 2
+HEADS = "[dl]*"  # the dense2048 and lstm30 write-up heads: a frame and a sequence head
+
+
+def databases_file(root: Path) -> Path:
+    path = root / "databases.toml"
+    lines = [f'{name} = "{root / folder}"' for name, folder in FOLDERS.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def flags(root: Path, *more: str) -> list[str]:
+    return [
+        *("--databases", str(databases_file(root)), "--cache-dir", str(root / "cache")),
+        *("--frames", str(FRAMES), "--no-face-crop", "--heads", HEADS, "--trials", "2"),
+        *(
+            "--storage",
+            f"sqlite:///{root}/optuna.db",
+            "--tracking-uri",
+            f"sqlite:///{root}/mlflow.db",
+        ),
+        *more,
+    ]
+
+
+def run(root: Path, *more: str):
+    config = parse_args(flags(root, *more))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        return run_sweep(config)
+
+
+@pytest.fixture(scope="module")
+def ocim_m(database_trees):
+    return run(database_trees, "--protocol", "ocim-m")
+
+
+@pytest.fixture(scope="module")
+def mi_c(database_trees):
+    return run(database_trees, "--protocol", "mi-c", "--target-clips", "all")
+
+
+def trial_runs(root: Path, result) -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    runs = client.search_runs([result.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    return runs
+
+
+def logged_scores(root: Path, run, folder: Path) -> pd.DataFrame:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = client.download_artifacts(run.info.run_id, "scores.csv", str(folder))
+    return pd.read_csv(path, keep_default_na=False, dtype={"subject": str, "phone": str})
+
+
+def sklearn_figures(test: pd.DataFrame) -> dict[str, float]:
+    labels = (test["label"] == "bonafide").astype(int).to_numpy()
+    scores = test["score"].to_numpy(np.float64)
+    fpr, tpr, _ = roc_curve(labels, scores)  # bona fide positive, as SSDG's and FLIP's code
+    return {
+        "test_auc": roc_auc_score(labels, scores),
+        "test_tpr_fpr1": float(tpr[fpr <= 0.01][-1]),
+        "test_tpr_fpr01": float(tpr[fpr <= 0.001][-1]),
+    }
+
+
+def test_ocim_m_pools_three_sources_and_tests_msu(database_trees, ocim_m, tmp_path) -> None:
+    root = database_trees
+    assert ocim_m.study.study_name.startswith("pad-ocim-m-random-")
+    for run in trial_runs(root, ocim_m):
+        tags, metrics = run.data.tags, run.data.metrics
+        assert tags["evaluation"] == "cross-domain" and tags["setting"] == "ocim-m"
+        assert tags["sources"] == "oulu,casia,replay-attack" and tags["target"] == "msu"
+        assert tags["target_clips"] == "test" and tags["test_protocol"] == "msu"
+        scores = logged_scores(root, run, tmp_path / run.info.run_id)
+        dev, test = scores[scores["split"] == "dev"], scores[scores["split"] == "test"]
+        assert set(dev["database"]) == {"oulu", "casia", "replay-attack"}  # pooled dev
+        assert set(test["database"]) == {"msu"} and set(test["subject"]) == {"1"}  # its test
+        assert set(test["attack_type"]) == {"bonafide", "print", "replay"}
+
+        by_bob = bob_report(scores, bob_measure())  # held-out: threshold from the sources' dev
+        assert {key: metrics[key] for key in by_bob} == by_bob
+        paper = sklearn_figures(test)  # paper-compatible, on the target's own scores
+        assert {key: metrics[key] for key in paper} == pytest.approx(paper, abs=1e-12)
+
+        bob, threshold = bob_measure(), metrics["dev_threshold"]
+        for database, rows in dev.groupby("database"):  # each source's dev at the pooled one
+            bonafide = rows[rows["label"] == "bonafide"]["score"].to_numpy(np.float64)
+            attacks = rows[rows["label"] == "attack"]["score"].to_numpy(np.float64)
+            bpcer = bob.farfrr(attacks, bonafide, threshold)[1]
+            assert metrics[f"dev_bpcer_{database.replace('-', '_')}"] == bpcer
+        for database in ("oulu", "casia", "replay_attack"):
+            assert f"dev_acer_{database}" in metrics
+
+
+def test_limited_source_tests_every_clip_of_the_target(database_trees, mi_c, tmp_path) -> None:
+    root = database_trees
+    assert mi_c.study.study_name.startswith("pad-mi-c-random-")
+    assert mi_c.study.study_name.endswith("-all")
+    for run in trial_runs(root, mi_c):
+        assert run.data.tags["sources"] == "msu,replay-attack"
+        scores = logged_scores(root, run, tmp_path / run.info.run_id)
+        test = scores[scores["split"] == "test"]
+        assert set(test["database"]) == {"casia"} and len(test) == 12  # train and test releases
+        assert set(test["subject"]) == {"1", "16", "21"}
+        by_bob = bob_report(scores, bob_measure())
+        assert {key: run.data.metrics[key] for key in by_bob} == by_bob
+
+
+def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) -> None:
+    root = database_trees
+    uri = f"sqlite:///{root}/mlflow.db"
+    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "O&C&I→M HTER held-out" in out and "M&I→C AUC paper" in out
+    table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
+    assert {"best dense", "best lstm", "write-up dense2048", "write-up lstm30"} <= set(table.index)
+    best = {r.data.tags["optuna.trial_number"]: r for r in trial_runs(root, ocim_m)}
+    lstm = next(r for r in best.values() if r.data.params["family"] == "lstm")
+    assert table.loc["write-up lstm30", "O&C&I→M HTER held-out"] == lstm.data.metrics["test_hter"]
+    assert table.loc["write-up lstm30", "O&C&I→M HTER paper"] == lstm.data.metrics["test_eer"]
+    assert (tmp_path / "cross_domain.md").is_file() and (tmp_path / "cross_domain.html").is_file()
+    client = MlflowClient(tracking_uri=uri)
+    logged = client.search_runs(
+        [client.get_experiment_by_name("cross-domain tables").experiment_id],
+        f"tags.`{ROLE_TAG}` = 'cross-table'",
+    )
+    assert logged and logged[0].data.tags["study.ocim-m"] == ocim_m.study.study_name
+    assert logged[0].data.tags["study.mi-c"] == mi_c.study.study_name
+
+
+def bad_flags(root: Path) -> list:
+    casia = f"{root / 'CASIA-FASD'}"
+    return [
+        (
+            ["--db", f"again={casia}", "--sources", "casia,again", "--target", "msu"],
+            f"database {casia} is given twice (by path)",
+        ),
+        (["--sources", "msu,casia", "--target", "msu"], "database msu is the target and a source"),
+        (["--sources", "msu,nope", "--target", "casia"], "needs database(s) nope: give --db nope"),
+        (["--protocol", "ocim-m", "--data", "x"], "trains on named databases (--db), not --data"),
+        (
+            ["--protocol", "ocim", "--study", "one"],
+            "--study names one study; --protocol ocim runs 4",
+        ),
+    ]
+
+
+def test_bad_flags_are_one_line_each(database_trees, capsys) -> None:
+    for more, message in bad_flags(database_trees):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(flags(database_trees, *more))
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1], more
+
+
+def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
+    database_trees, tmp_path, capsys
+) -> None:
+    """``msu`` pointed at the OULU-NPU tree: one line, nothing extracted."""
+    from experiments.commands import sweep
+
+    cache = tmp_path / "cache"
+    oulu = database_trees / "OULU-NPU"
+    argv = flags(database_trees, "--protocol", "mi-c", "--db", f"msu={oulu}")
+    argv[argv.index("--cache-dir") + 1] = str(cache)
+    code = sweep.main([*argv, "--study", "refused"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: database msu (")
+    assert "not a msu tree (its files read as the oulu layout)" in err[-1]
+    assert not (cache / "features").exists()

@@ -1,0 +1,159 @@
+"""Nothing breaks, nothing is silently wrong: concurrent starts on the default stores, a store an
+interrupted migration left half-done, a search space changed under a study, bad storage URLs, a
+sweep where no trial finished, library telemetry. Real stores, real processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from core.features import FeatureOptions, cached_features
+from experiments.commands import sweep
+from experiments.stores import tracking
+from experiments.trial import training
+from tests.test_sweep import FRAMES, write_tiny_set
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The tiny set, its features extracted once into a cache the sweeps below share."""
+    root = tmp_path_factory.mktemp("robust")
+    write_tiny_set(root / "data")
+    cached_features(
+        FeatureOptions(data=root / "data", cache_dir=root / "cache", frames=FRAMES, progress=False)
+    )
+    return root
+
+
+def argv(data: Path, *more: str, heads: str = "lstm30") -> list[str]:
+    return [
+        *("--data", str(data / "data"), "--cache-dir", str(data / "cache")),
+        *("--frames", str(FRAMES), "--heads", heads, *more),
+    ]
+
+
+def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_path) -> None:
+    """The default stores (./optuna.db, ./mlflow.db) created at once by four processes: MLflow's
+    schema is made under a lock, so none dies in its migration, and the total is exact."""
+    script = str(REPO / "experiments" / "sweep.py")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, *argv(data, "--trials", "4", "--study", "together")],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [process.communicate(timeout=900) for process in processes]
+    for process, (_, err) in zip(processes, outcomes, strict=True):
+        assert process.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    study = optuna.load_study(study_name="together", storage=f"sqlite:///{tmp_path}/optuna.db")
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 4
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = MlflowClient().get_experiment_by_name("together")
+    runs = tracking.study_runs(experiment.experiment_id, "together")
+    assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # nothing half-migrated left behind
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+    assert not [name for name in names if name.startswith(tracking.ALEMBIC_TMP)]
+
+
+def test_a_store_left_half_migrated_is_repaired(tmp_path, caplog) -> None:
+    """What two racing migrations left: a copy beside its table, and a copy whose table was
+    already dropped. The copy is dropped, the orphan renamed back, and the store opens."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    MlflowClient().create_experiment("kept")
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("CREATE TABLE _alembic_tmp_tags AS SELECT * FROM tags")  # a copy
+        db.execute("ALTER TABLE experiments RENAME TO _alembic_tmp_experiments")  # an orphan
+    assert sorted(tracking.repair_interrupted_migration(uri)) == ["experiments", "tags"]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "experiments" in names and not {n for n in names if n.startswith("_alembic_tmp_")}
+    tracking.open_store()
+    assert MlflowClient().get_experiment_by_name("kept") is not None
+
+
+def test_changing_heads_under_a_study_is_refused_in_one_line(data, tmp_path, capsys) -> None:
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert sweep.main(argv(data, *stores, "--study", "heads", "--trials", "1")) == 0
+    capsys.readouterr()
+    code = sweep.main(argv(data, *stores, "--study", "heads", "--trials", "3", heads="*"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: study heads searches head over lstm; this --heads asks for")
+    assert "--study" in err[0]
+    study = optuna.load_study(study_name="heads", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("url", ["notaurl://x", "not a url"])
+def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) -> None:
+    os.chdir(tmp_path)
+    code = sweep.main(argv(data, "--storage", url, "--study", "x"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: --storage {url}")
+
+
+def test_a_sweep_where_no_trial_finished_fails_and_says_why(
+    data, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    real = training.make_optimizer
+    monkeypatch.setattr(
+        training, "make_optimizer", lambda name, rate: real(name, float("nan"))
+    )  # every trial's weights turn NaN after their first update
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    code = sweep.main(argv(data, *stores, "--study", "diverges", "--trials", "2"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("error: no trial of study diverges finished (2 fail)")
+    assert "training loss became nan" in err[-1]
+
+
+def test_no_library_telemetry_unless_the_user_turns_it_on(tmp_path) -> None:
+    """MLflow's telemetry (MLflow 3 keeps a session id in the environment, and a worker once
+    died of it) is off in every process that imports this project, unless asked for."""
+    probe = (
+        "import sys, os\n"
+        "if sys.argv[1] == 'project': import experiments\n"
+        "import mlflow\n"
+        "from mlflow.telemetry.utils import is_telemetry_disabled\n"
+        "print(is_telemetry_disabled(), '_MLFLOW_TELEMETRY_SESSION_ID' in os.environ)\n"
+    )
+    # a machine that is not CI (MLflow turns telemetry off in CI by itself)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+
+    def answer(which: str, **more: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, which],
+            env={**env, **more},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+        return done.stdout.split("\n")[-2]
+
+    assert answer("mlflow alone") == "False False"  # MLflow alone would report usage here
+    assert answer("project") == "True False"  # this project turns it off
+    assert answer("project", MLFLOW_DISABLE_TELEMETRY="false") == "False False"  # the user's way
