@@ -134,9 +134,14 @@ class MlflowServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.root / "server.log"
+        self.backend_uri = backend_uri
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port and stores) and wait until it answers."""
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", "1"]
-        command += ["--backend-store-uri", backend_uri]
+        command += ["--backend-store-uri", self.backend_uri]
         command += ["--artifacts-destination", str(self.root / "artifacts")]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -156,8 +161,11 @@ class MlflowServer:
                 raise RuntimeError(f"mlflow server did not start: {log}")
             time.sleep(0.5)
 
-    def close(self) -> None:
+    def stop(self) -> None:
         stop(self.process, wait=5)
+
+    def close(self) -> None:
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -392,6 +392,9 @@ def test_report_applies_the_dev_threshold_unchanged_on_test() -> None:
         # pairs won: 0.9 -> 4, 0.8 -> 4, 0.7 -> 3, 0.65 -> 3 of 16
         "test_auc": 14 / 16,
         "test_eer": 0.25,
+        # no attack accepted (FPR 0 <= 1 %, 0.1 %) above the replay at 0.75: bona fide 0.8, 0.9
+        "test_tpr_fpr1": 2 / 4,
+        "test_tpr_fpr01": 2 / 4,
         # Dev species have 4 and 2 attacks: any accepted attack is over 1 %, 5 %, so each
         # threshold sits just above the species' highest score, and replay's 0.8 is the higher.
         "dev_bpcer20_threshold": just_above_replay,

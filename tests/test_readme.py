@@ -44,9 +44,14 @@ def tool_commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", tool_commands())
-def test_readme_command_parses(command: str) -> None:
-    weights = re.search(r'^W="([^"]*)"', README.read_text(), re.M).group(1)  # as the README sets
-    words = shlex.split(command.replace("$W", weights))
+def test_readme_command_parses(command: str, tmp_path: Path, monkeypatch) -> None:
+    text = README.read_text()
+    for name, value in re.findall(r'^([A-Z])="([^"]*)"', text, re.M):  # as the README sets
+        command = command.replace(f"${name}", value)
+    monkeypatch.chdir(tmp_path)  # the files the README writes first, e.g. databases.toml
+    for path, body in re.findall(r"cat > (\S+) <<'END'\n(.*?)\nEND\n", text, re.S):
+        (tmp_path / path).write_text(body + "\n")
+    words = shlex.split(command)
     parse = PARSERS[words[1]]
     try:
         parse(words[2:])

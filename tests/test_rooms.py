@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-BOTTOM = {"experiments.config", "experiments.metrics"}
+BOTTOM = {"experiments.config", "experiments.domains", "experiments.metrics"}
 # room -> the rooms (and bottom modules) it may import; commands may import every room
 ALLOWED = {
     "bottom": {"bottom"},

@@ -54,12 +54,12 @@ class Workers:
         )
         self.started: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, count: int, trials: int) -> list[subprocess.Popen]:
+    def start(self, count: int, trials: int, heartbeat: int = HEARTBEAT) -> list[subprocess.Popen]:
         command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
         command += ["--data", str(self.workspace / "data"), "--frames", str(FRAMES)]
         command += ["--cache-dir", str(self.workspace / "cache"), "--heads", "lstm30"]
         command += ["--trials", str(trials), "--study", self.study, "--storage", self.storage]
-        command += ["--tracking-uri", self.tracking_uri, "--heartbeat", str(HEARTBEAT)]
+        command += ["--tracking-uri", self.tracking_uri, "--heartbeat", str(heartbeat)]
         env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
         env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", OMP_NUM_THREADS="1")
         env.update(TF_NUM_INTEROP_THREADS="1")
@@ -247,3 +247,61 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
 def _owner(client: MlflowClient, run) -> str:
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
     return parent.data.tags.get(tracking.WORKER_TAG, "")
+
+
+def wait_for(condition, what: str, seconds: float = WORKER_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.3)
+
+
+def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
+    """B waits for A's trial (the budget is taken), is SIGKILLed while waiting, between trials:
+    the next worker that looks (A, as its trial ends) closes B's parent run as FAILED."""
+    slow = 60  # heartbeat: A, frozen meanwhile, is not declared lost
+    (a,) = study_workers.start(1, trials=1, heartbeat=slow)
+
+    def a_in_trial() -> bool:
+        try:
+            study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
+        except KeyError:  # not created yet
+            return False
+        return bool(study.get_trials(states=(TrialState.RUNNING,)))
+
+    wait_for(a_in_trial, "A in its trial")
+    os.kill(a.pid, signal.SIGSTOP)  # A holds the only trial while B joins
+    try:
+        (b,) = study_workers.start(1, trials=1, heartbeat=slow)
+        wait_for(lambda: "waiting: 0 of 1 trials finished" in study_workers.output(b), "B waits")
+        os.kill(b.pid, signal.SIGKILL)
+        b.wait()
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    study_workers.wait([a])
+    _, _, parents = check_study(study_workers, trials=1, parents=2)  # no RUNNING run
+    dead = next(
+        p for p in parents.values() if p.data.tags[tracking.WORKER_TAG].endswith(f":{b.pid}")
+    )
+    assert dead.info.status == "FAILED"
+    assert dead.data.tags[tracking.ERROR_TAG].endswith("died between trials (its process is gone)")
+
+
+def test_a_tracking_server_down_for_seconds_costs_no_worker(study_workers, mlflow_server):  # noqa: F811
+    """MLflow's client retries with backoff: the worker rides out a restart of the server."""
+    (worker,) = study_workers.start(1, trials=3)
+    client = MlflowClient(study_workers.tracking_uri)
+
+    def a_trial_finished() -> bool:
+        try:
+            return any(r.info.status == "FINISHED" for r in trial_runs(client, study_workers.study))
+        except Exception:  # the experiment does not exist yet
+            return False
+
+    wait_for(a_trial_finished, "a finished trial")
+    mlflow_server.stop()
+    time.sleep(5)
+    mlflow_server.start()
+    (out,) = study_workers.wait([worker])
+    check_study(study_workers, trials=3, parents=1)
+    assert "Traceback" not in out

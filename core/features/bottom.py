@@ -65,10 +65,8 @@ class BottomInputs:
     entry: np.ndarray  # (clips, frames, side, side, 512) float32, read-only memmap
     clip_ids: tuple[str, ...]  # the clip of each row of ``entry``
     top_weights: Path  # the backbone's conv5_1..fc7 (load_top_weights)
-    fine_tune: str
     computed: bool  # False: reused from the store
     decoded: int  # clips whose frames this call decoded
-    seconds: float
 
     def rows(self, clips: Sequence[Clip]) -> np.ndarray:
         """Row in :attr:`entry` of each of ``clips``."""
@@ -114,7 +112,6 @@ def bottom_inputs(
     """
     from core.backbone.network import FROZEN_OUTPUT
 
-    start = time.perf_counter()
     if fine_tune not in FROZEN_OUTPUT:
         raise ValueError(f"fine_tune must be one of {', '.join(FROZEN_OUTPUT)}, got {fine_tune!r}")
     layer = FROZEN_OUTPUT[fine_tune]
@@ -137,10 +134,8 @@ def bottom_inputs(
         entry=array,
         clip_ids=tuple(manifest["clip_ids"]),
         top_weights=top,
-        fine_tune=fine_tune,
         computed=computed,
         decoded=decoded,
-        seconds=time.perf_counter() - start,
     )
 
 

@@ -26,8 +26,6 @@ import json
 import logging
 import os
 import secrets
-import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +62,6 @@ class StoredFrames:
     paths: dict[str, Path]  # clip_id -> its .npy
     frames_per_clip: int
     decoded: int  # clips decoded by this call (0: every clip was already stored)
-    seconds: float
 
     def frames(self, clip_id: str) -> np.ndarray:
         """uint8 (frames_per_clip, 224, 224, 3) of ``clip_id``, memory-mapped read-only."""
@@ -90,21 +87,17 @@ def clip_file(clip_id: str) -> str:
     return hashlib.sha256(clip_id.encode()).hexdigest()[:32] + ".npy"
 
 
-def stored_frames(
-    features: FeatureSet, clips: Sequence[Clip] | None = None, cache_dir: Path | None = None
-) -> StoredFrames:
-    """The frames of ``clips`` (default: every clip of ``features``), decoding those not stored.
-
-    ``cache_dir`` defaults to the feature cache's own folder (``features.path``'s grandparent).
+def stored_frames(features: FeatureSet) -> StoredFrames:
+    """The frames of every clip of ``features``, decoding those not stored, in the feature
+    cache's own folder (``features.path``'s grandparent).
 
     Raises:
         DataError: a clip cannot be decoded now as it was for the features, or the features'
             face detector cannot run here.
     """
-    start = time.perf_counter()
-    clips = list(features.clips if clips is None else clips)
+    clips = list(features.clips)
     key, parts = frames_key(features)
-    root = Path(cache_dir) if cache_dir is not None else features.path.parent.parent
+    root = features.path.parent.parent
     folder = root / FRAMES_DIR / key
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / MANIFEST_FILE).is_file():
@@ -114,7 +107,7 @@ def stored_frames(
     missing = [clip for clip in clips if _open(paths[clip.clip_id], frames_per_clip) is None]
     if missing:
         _decode(features, parts, missing, paths)
-    return StoredFrames(folder, paths, frames_per_clip, len(missing), time.perf_counter() - start)
+    return StoredFrames(folder, paths, frames_per_clip, len(missing))
 
 
 def _decode(

@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
+    tracking.use_store(args.tracking_uri)
     try:
         if args.cross:
             from experiments.results.cross_table import log_cross_table

@@ -34,7 +34,7 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
         "help": "cache folder; default $VGGFACE_HEADS_CACHE or $XDG_CACHE_HOME/vggface-heads",
     },
     "protocol": {
-        "choices": [AUTO, *protocol_names(), *domains.CHOICES],
+        "choices": lambda: [AUTO, *protocol_names(), *domains.CHOICES],  # layouts registered now
         "help": "evaluation protocol (default auto: the database is recognised from its files "
         "and its first protocol runs, e.g. oulu-p1); or a cross-domain setting over named "
         "databases (--db, --databases): ocim (its four), ocim-m|-c|-i|-o, limited, mi-c, mi-o",
@@ -76,6 +76,8 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(FeatureOptions)}
     for name, keywords in FEATURE_FLAGS.items():
         flag = "--" + name.replace("_", "-")
+        if callable(keywords.get("choices")):
+            keywords = {**keywords, "choices": keywords["choices"]()}
         group.add_argument(flag, dest=name, default=defaults[name], **keywords)
 
 

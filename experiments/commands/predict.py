@@ -113,14 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     logging.getLogger("mlflow").setLevel(level)
-    import mlflow
-
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
     from experiments.serving.trial_model import ScoringError
+    from experiments.stores import tracking
 
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
+    tracking.use_store(args.tracking_uri)
     try:
         scorer = load_scorer(args)
     except (ScoringError, PortError) as err:

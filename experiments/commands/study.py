@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import mlflow
 import optuna
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
@@ -134,8 +135,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
 def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = None) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run."""
-    if config.tracking_uri:
-        mlflow.set_tracking_uri(config.tracking_uri)  # the one place a sweep sets it
+    tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
     settings = prepare_settings(config.features, config.evaluation, load=load_features)
     features = settings[0].features
     allowed = search.families(config.heads)
@@ -144,6 +144,9 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
     baselines = search.baselines(config.heads, config.fine_tune)
+    searched = {"head": allowed}
+    if len(config.fine_tune) > 1:
+        searched["fine_tune"] = config.fine_tune
     study, joined = workers.open_study(
         study_name,
         config.storage,
@@ -152,11 +155,8 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
         baselines=baselines,
         heartbeat=config.heartbeat,
+        searched=searched,
     )
-    searched = {"head": allowed}
-    if len(config.fine_tune) > 1:
-        searched["fine_tune"] = config.fine_tune
-    workers.check_search_space(study, searched)
     experiment_id = tracking.use_experiment(study_name)
     done = workers.finished_count(study.get_trials(deepcopy=False))
     print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
@@ -228,7 +228,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 objective,
                 config.trials,
                 timeout=config.timeout,
-                catch=(TrainingDiverged,),
+                catch=(TrainingDiverged, MlflowException),  # the trial fails, not the worker
                 on_trial=progress,
             )
         if not ran:

@@ -18,6 +18,7 @@ import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,20 @@ HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer s
 TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
 SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and setting
 SETTINGS_CSV = "settings.csv"  # with several folds or repeats: each setting's figures
+
+
+def use_store(uri: str | None) -> str:
+    """Point MLflow at ``uri`` (``--tracking-uri``), else at its own default store, once per
+    command; returns the store's URI. MLflow writes its default SQLite URI with the working
+    folder percent-encoded, then creates that encoded path as a folder (``my%20study/`` beside
+    ``my study/``); the default is used with its path decoded instead."""
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    else:
+        default = mlflow.get_tracking_uri()
+        if default.startswith("sqlite:") and "%" in default:
+            mlflow.set_tracking_uri(urllib.parse.unquote(default))
+    return mlflow.get_tracking_uri()
 
 
 def use_experiment(study_name: str) -> str:
@@ -141,18 +156,30 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
     try:
         yield active
     except TrialPruned:
-        mlflow.end_run("KILLED")
+        _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        mlflow.set_tag(ERROR_TAG, f"interrupted ({type(err).__name__})")
-        mlflow.end_run("KILLED")
+        _end("KILLED", f"interrupted ({type(err).__name__})")
         raise
     except BaseException as err:
-        mlflow.set_tag(ERROR_TAG, f"{type(err).__name__}: {err}"[:5000])
-        mlflow.end_run("FAILED")
+        _end("FAILED", f"{type(err).__name__}: {err}"[:5000])
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def _end(status: str, error: str | None = None) -> None:
+    """End the active run as ``status`` (with its ``error`` tag) on the way out of a failure: a
+    store that does not answer then must not hide the failure itself (the run is closed later,
+    as a lost one)."""
+    try:
+        if error is not None:
+            mlflow.set_tag(ERROR_TAG, error)
+        mlflow.end_run(status)
+    except MlflowException as err:
+        log.warning("could not end the run as %s: %s", status, str(err).splitlines()[0][:200])
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)  # forget it locally at least: the next run is not nested in it
 
 
 def tag_trial_run(experiment_id: str, study_name: str, number: int, tags: dict[str, str]) -> None:

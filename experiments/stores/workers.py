@@ -74,8 +74,12 @@ def open_study(
     seed: int = 0,
     baselines: Sequence[dict[str, Any]] = (),
     heartbeat: int = HEARTBEAT_SECONDS,
+    searched: dict[str, Sequence[str]] | None = None,
 ) -> tuple[optuna.Study, int]:
     """Create or load the study with heartbeats and retries; enqueue each baseline once.
+
+    ``searched`` (categorical parameter: its choices) is checked against what the study's
+    trials searched before anything is enqueued (:func:`check_search_space`).
 
     Safe when many workers start at once on an empty database: the schema, the study and the
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
@@ -85,7 +89,9 @@ def open_study(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _open_study(name, url, directions, pruner, seed, baselines, heartbeat)
+            return _open_study(
+                name, url, directions, pruner, seed, baselines, heartbeat, searched or {}
+            )
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
         raise ValueError(
@@ -113,6 +119,7 @@ def _open_study(
     seed: int,
     baselines: Sequence[dict[str, Any]],
     heartbeat: int,
+    searched: dict[str, Sequence[str]],
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
         storage = optuna.storages.RDBStorage(
@@ -130,6 +137,7 @@ def _open_study(
             load_if_exists=True,
         )
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
+        check_search_space(study, searched)  # before a trial of another space is enqueued
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))

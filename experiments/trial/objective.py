@@ -18,6 +18,7 @@ A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's to
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,7 @@ import mlflow
 import optuna
 import pandas as pd
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 
 from core.backbone.spec import PARAMS_TO_FC7
 from experiments.config import KeepWeights, TrialConfig
@@ -34,6 +36,7 @@ from experiments.trial import artifacts, memory, search
 from experiments.trial.evaluation import Setting, no_face_metrics, scores_frame, settings_table
 from experiments.trial.training import TrainingDiverged, train_head
 
+log = logging.getLogger(__name__)
 # (trial number, config, figures or what stopped it, seconds): the console's line per trial
 OnResult = Callable[[int, TrialConfig, "dict[str, float] | str", float], None]
 KEPT_SETTING_TAG = "kept_setting"  # the setting whose head the trial keeps (the first)
@@ -90,14 +93,27 @@ class Objective:
                 try:
                     result = self._train_and_log(trial, config)
                 finally:
-                    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=self._curves)
+                    self._log_curves(run.info.run_id)
         except optuna.TrialPruned:
             self._report(trial.number, config, "pruned", time.perf_counter() - start)
             raise
         except TrainingDiverged as err:
             self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
+        except MlflowException as err:  # MLflow retried with backoff; the store stayed away
+            first = str(err).strip().splitlines()[0][:120] if str(err).strip() else "no answer"
+            what = f"failed: the tracking store did not answer ({first})"
+            self._report(trial.number, config, what, time.perf_counter() - start)
+            raise
         return result
+
+    def _log_curves(self, run_id: str) -> None:
+        """The trial's per-epoch curves, in one batch; a store that does not answer costs them,
+        not the trial's own error."""
+        try:
+            mlflow.MlflowClient().log_batch(run_id, metrics=self._curves)
+        except MlflowException as err:
+            log.warning("trial run %s lost its epoch curves: %s", run_id, str(err)[:200])
 
     def _train_and_log(self, trial: optuna.Trial, config: TrialConfig):
         mlflow.log_params(config.params())
