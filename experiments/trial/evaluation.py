@@ -11,8 +11,7 @@ test is OTHER's test split, or every clip of OTHER when it has no test split of 
 the loader carved is not one). Cross-domain (several source databases, one target,
 :mod:`experiments.domains`): the sources' train splits are pooled, their dev splits are pooled and
 set the threshold, and the target is tested, its test split or every clip. Before anything is
-extracted, every database is read and checked: the layout its name says, a dev split in each
-source.
+extracted, every database is read and checked: the layout its name says.
 
 Every setting's scores go into one ``scores.csv`` with ``fold`` and ``repeat`` columns, so
 :func:`experiments.metrics.report_from_scores_frame` recomputes every logged figure from it.
@@ -151,7 +150,7 @@ def _cross_domain_settings(
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
     for data in named:  # every database read and checked before any is extracted
-        check_database(data, source=data is not evaluation.target)
+        check_database(data)
     sources = [load(data.options) for data in evaluation.sources]
     target = load(evaluation.target.options)
     tested = as_test_set(target, sources[0], evaluation.target_clips)
@@ -163,21 +162,17 @@ def _cross_domain_settings(
     ]
 
 
-def check_database(data: NamedData, source: bool) -> None:
+def check_database(data: NamedData) -> None:
     """A :class:`DataError` (one line) when a database named after a layout is not one that
-    layout recognises, or a source has no dev split to set the threshold on. Reads the folder;
-    extracts nothing."""
+    layout recognises (or cannot be read). Reads the folder, extracts nothing. Every source has a
+    dev split to set the threshold on: its protocol's, else one the loader carves from its train
+    split by subject (and a split without both classes is refused there)."""
     dataset = load_data(data.options)
     expected = data.name if data.name in layout_names() else None
     if expected and dataset.layout != expected:
         raise DataError(
             f"database {data.name} ({data.options.data}): not a {expected} tree (its files read "
             f"as the {dataset.layout} layout); check the path"
-        )
-    if source and not dataset.split("dev"):
-        raise DataError(
-            f"source database {data.name} ({data.options.data}) has no dev split under "
-            f"protocol {dataset.protocol}: the threshold is set on the sources' dev clips"
         )
 
 
