@@ -220,8 +220,10 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
 
 def test_one_extraction_serves_every_protocol_of_a_database(replay, oulu, casia) -> None:
     for results in (replay, oulu, casia):
+        # The first protocol run extracts, unless another module sharing `database_trees` already
+        # did; every later protocol of the database reads that one entry.
         first, *others = results.values()
-        assert first.features.extracted
+        assert first.features.path.exists()
         for other in others:
             assert not other.features.extracted and other.features.path == first.features.path
             assert other.features.dataset_fingerprint != first.features.dataset_fingerprint
