@@ -58,6 +58,10 @@ class Engine:
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if model.dtype_policy.name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):  # as model.compile does: float16 gradients need a scaled loss
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.batch_size = int(batch_size)
         self.class_weight = dict(class_weight or {})
@@ -72,8 +76,14 @@ class Engine:
             self.optimizer.build(model.trainable_variables)
 
     def sample_weights(self, y: np.ndarray) -> np.ndarray:
-        """Each input's weight: its label's class weight, 1 for a label not in it (float32)."""
-        labels = np.asarray(y).reshape(len(y), -1)[:, 0].round().astype(np.int64)
+        """Each input's weight: its label's class weight, 1 for a label not in it (float32).
+
+        As Keras reads ``class_weight``: the label is ``y`` rounded, or the argmax of one-hot rows.
+        """
+        labels = np.asarray(y)
+        if labels.ndim > 1:
+            labels = labels.argmax(-1) if labels.shape[-1] != 1 else labels[..., 0]
+        labels = np.round(labels).astype(np.int64)
         weights = np.ones(len(labels), dtype=np.float32)
         for label, weight in self.class_weight.items():
             weights[labels == label] = weight
@@ -182,7 +192,11 @@ class Engine:
                     trainable, non_trainable, x, training=True
                 )
                 loss = loss_fn(y, logits, w)
-                return optimizer.scale_loss(loss), (loss, non_trainable)
+                with keras.StatelessScope(
+                    state_mapping=list(zip(optimizer.variables, slots, strict=True))
+                ):
+                    scaled = optimizer.scale_loss(loss)  # a loss scale is the optimizer's state
+                return scaled, (loss, non_trainable)
 
             grad = jax.grad(scaled_loss, has_aux=True)
             grads, (loss, non_trainable) = grad(trainable, non_trainable)
