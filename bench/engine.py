@@ -7,8 +7,8 @@ dropouts), in one run:
 
 - engine: ``heads.Engine.train_epoch`` (shuffled), each call timed whole (shuffling on the host,
   the copy in, the epoch, the loss back), TensorFlow in this process and JAX in a child;
-- fit: plain ``model.fit(x, y, batch_size=32, epochs=E, class_weight=..., shuffle=True)`` of the
-  same head with the same optimizer, each epoch timed by a callback (``on_epoch_begin`` to
+- fit: plain ``model.fit(x, y, batch_size=32, epochs=1, class_weight=..., shuffle=True)`` of a
+  second copy of the head with its own Adam, the epoch timed by a callback (``on_epoch_begin`` to
   ``on_epoch_end``: the epoch's steps, not ``fit``'s setup), TensorFlow here and JAX in the child
   (``KERAS_BACKEND=jax``);
 - roofline: the head's matrix products (forward and backward, counted below) at the machine's
@@ -17,11 +17,12 @@ dropouts), in one run:
   copy rate, both measured in this run (:func:`matmul_rate`, :func:`copy_rate`).
 
 Every timed epoch follows a warm-up epoch (tracing and compiling are not counted). Engine and fit
-epochs alternate in rounds (``--rounds``, ``--epochs`` each) and the table gives the fastest epoch
-of each (median in brackets): the machine is shared, and the fastest is the one least disturbed.
-Everything is float32 (Keras' default policy): no bfloat16 unit (AMX, AVX512-BF16) is used.
+epochs alternate, one of each at a time (``--epochs`` of each), and the table gives the fastest
+epoch of each (median in brackets): the machine is shared, and the fastest is the one least
+disturbed. Everything is float32 (Keras' default policy): no bfloat16 unit (AMX, AVX512-BF16) is
+used.
 
-    python bench/engine.py [--heads conv4096,...] [--rounds 3] [--epochs 2] [--quick]
+    python bench/engine.py [--heads conv4096,...] [--epochs 6] [--quick]
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def head_flops(name: str, frames: int = FRAMES) -> float:
     """
     import heads
 
-    spec = heads.get_spec(name)
+    spec = heads.get_spec(name.removesuffix(HOISTED))  # the hoisted variant: the same products
     width = spec.defaults.get("width") or spec.defaults.get("filters") or spec.defaults["units"]
     channels = 4096
     if spec.family in ("conv", "dense"):
@@ -153,17 +154,18 @@ def roofline(name: str, params: int, rate: float, bandwidth: float) -> tuple[flo
 def heads_kind(name: str) -> str:
     import heads
 
-    return heads.get_spec(name).kind
+    return heads.get_spec(name.removesuffix(HOISTED)).kind
 
 
 # --- one backend's measurements ------------------------------------------------------------
 
 
+HOISTED = "-hoisted"  # --hoisted: convlstm2049 with its input projection out of the frame loop
+
+
 def inputs(name: str) -> tuple[np.ndarray, np.ndarray]:
     """fc7-like ReLU features of scale ~100 and balanced labels, the demo's training sizes."""
-    import heads
-
-    sequence = heads.get_spec(name).kind == "sequence"
+    sequence = heads_kind(name) == "sequence"
     shape = (CLIPS, CLIP_FRAMES, 1, 1, 4096) if sequence else (FRAMES, 1, 1, 4096)
     x = np.maximum(0.0, np.random.default_rng(0).normal(0.5, 1.0, shape)) * 100.0
     return x.astype(np.float32), np.tile([0, 1], len(x) // 2).astype(np.int32)
@@ -176,8 +178,50 @@ def training_model(name: str, x: np.ndarray):
     import heads
 
     keras.utils.set_random_seed(0)
-    head = heads.build_head_model(name, frames=CLIP_FRAMES)
+    if name.endswith(HOISTED):
+        head = hoisted_convlstm(heads.get_spec(name.removesuffix(HOISTED)).defaults["filters"])
+    else:
+        head = heads.build_head_model(name, frames=CLIP_FRAMES)
     return head, heads.training_model(head, heads.feature_statistics(x))
+
+
+def hoisted_convlstm(filters: int):
+    """convlstm2049's layers, parameters and maths (Keras' LSTM cell: gates i, f, c, o, ReLU
+    cell activation, forget bias 1), with ``x @ kernel`` of all 7 frames computed as one matrix
+    product before the frame loop instead of one product per frame inside it, as
+    ``heads.PointwiseConvLSTM2D`` (an ``LSTM``) computes it. Not a registered head: it measures
+    what that change to the layer would buy."""
+    import keras
+    from keras import ops
+
+    class HoistedConvLSTM(keras.layers.Layer):
+        def build(self, shape):
+            units = 4 * filters
+            forget = np.r_[np.zeros(filters), np.ones(filters), np.zeros(2 * filters)]
+            self.kernel = self.add_weight((shape[-1], units), "glorot_uniform", name="kernel")
+            self.recurrent = self.add_weight((filters, units), "orthogonal", name="recurrent")
+            self.bias = self.add_weight((units,), keras.initializers.Constant(forget))
+
+        def call(self, x):
+            frames, channels = x.shape[1], x.shape[-1]
+            projected = ops.matmul(ops.reshape(x, (-1, channels)), self.kernel) + self.bias
+            projected = ops.reshape(projected, (-1, frames, 4 * filters))
+            h = c = None
+            for t in range(frames):  # h and c start at 0: the first frame needs no h @ recurrent
+                z = projected[:, t]
+                if h is not None:
+                    z = z + ops.matmul(h, self.recurrent)
+                i, f, g, o = ops.split(z, 4, axis=-1)
+                c = ops.sigmoid(i) * ops.relu(g) + (0 if c is None else ops.sigmoid(f) * c)
+                h = ops.sigmoid(o) * ops.relu(c)
+            return ops.reshape(h, (-1, 1, 1, filters))
+
+    inputs = keras.Input((CLIP_FRAMES, 1, 1, 4096), name="fc7_features")
+    x = keras.layers.Dropout(0.5, name="feature_dropout")(inputs)
+    x = HoistedConvLSTM(name="fc8")(x)
+    x = keras.layers.Flatten(name="flatten")(keras.layers.Dropout(0.2, name="dropout8")(x))
+    prediction = keras.layers.Dense(2, activation="softmax", name="prediction", dtype="float32")
+    return keras.Model(inputs, prediction(x), name="convlstm2049_hoisted")
 
 
 class EpochTimes:
@@ -201,7 +245,7 @@ class EpochTimes:
         return Timer()
 
 
-def measure_head(name: str, rounds: int, epochs: int) -> dict:
+def measure_head(name: str, epochs: int) -> dict:
     """Parameters, and every timed epoch's seconds of the engine and of ``fit``, for ``name``."""
     import keras
 
@@ -217,32 +261,31 @@ def measure_head(name: str, rounds: int, epochs: int) -> dict:
     fitted.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss)
     fit_times, engine_times = EpochTimes(), []
     timer = fit_times.callback()
-    for warm_up in [True] + [False] * rounds:  # the first round traces and compiles, untimed
-        for _ in range(1 if warm_up else epochs):
-            start = time.perf_counter()
-            engine.train_epoch(x, y)
-            if not warm_up:
-                engine_times.append(time.perf_counter() - start)
+    for timed in [False] + [True] * epochs:  # the first of each traces and compiles, untimed
+        start = time.perf_counter()
+        engine.train_epoch(x, y)
+        if timed:
+            engine_times.append(time.perf_counter() - start)
         fitted.fit(
             x,
             y,
             batch_size=BATCH,
-            epochs=1 if warm_up else epochs,
+            epochs=1,
             class_weight=class_weight,
             shuffle=True,
             verbose=0,
-            callbacks=[] if warm_up else [timer],
+            callbacks=[timer] if timed else [],
         )
     return {"params": head.count_params(), "engine": engine_times, "fit": fit_times.seconds}
 
 
-def measure(names: list[str], rounds: int, epochs: int) -> dict[str, dict]:
+def measure(names: list[str], epochs: int) -> dict[str, dict]:
     """:func:`measure_head` of each head in turn, each in a fresh Keras session."""
     import keras
 
     results = {}
     for name in names:
-        results[name] = measure_head(name, rounds, epochs)
+        results[name] = measure_head(name, epochs)
         keras.backend.clear_session()
         print(
             f"  {keras.backend.backend()} {name}: engine {min(results[name]['engine']):.3f} s, "
@@ -253,10 +296,10 @@ def measure(names: list[str], rounds: int, epochs: int) -> dict[str, dict]:
     return results
 
 
-def in_child(backend: str, names: list[str], rounds: int, epochs: int) -> dict[str, dict]:
+def in_child(backend: str, names: list[str], epochs: int) -> dict[str, dict]:
     """:func:`measure` in a fresh process with ``KERAS_BACKEND=backend``."""
     command = [sys.executable, __file__, "--child", "--heads", ",".join(names)]
-    command += ["--rounds", str(rounds), "--epochs", str(epochs)]
+    command += ["--epochs", str(epochs)]
     env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -265,16 +308,18 @@ def in_child(backend: str, names: list[str], rounds: int, epochs: int) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", default=",".join(WRITEUP))
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of engine and fit")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs of each per round")
-    parser.add_argument("--quick", action="store_true", help="one round of one epoch")
+    parser.add_argument("--epochs", type=int, default=6, help="timed epochs of each, alternating")
+    parser.add_argument("--quick", action="store_true", help="one timed epoch of each")
+    parser.add_argument(
+        "--hoisted", action="store_true", help="also convlstm2049 with its input projection hoisted"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    names = args.heads.split(",")
+    names = args.heads.split(",") + (["convlstm2049" + HOISTED] if args.hoisted else [])
     if args.quick:
-        args.rounds = args.epochs = 1
+        args.epochs = 1
     if args.child:
-        print(json.dumps(measure(names, args.rounds, args.epochs)))
+        print(json.dumps(measure(names, args.epochs)))
         return
 
     import keras
@@ -282,8 +327,8 @@ def main() -> None:
     began, load = datetime.now(UTC), os.getloadavg()[0]
     rates = matmul_rate()
     bandwidth = copy_rate()
-    tensorflow = measure(names, args.rounds, args.epochs)
-    jax = in_child("jax", names, args.rounds, args.epochs)
+    tensorflow = measure(names, args.epochs)
+    jax = in_child("jax", names, args.epochs)
     rates_after = matmul_rate()  # the faster of before and after: the roofline is a bound
     rate = max(*rates.values(), *rates_after.values())
     bandwidth = max(bandwidth, copy_rate())
@@ -302,7 +347,7 @@ def main() -> None:
         f"{bandwidth / 1e9:.1f} GB/s (read + written)"
     )
     print(
-        f"seconds per epoch, fastest of {args.rounds * args.epochs} (median); batch {BATCH}, "
+        f"seconds per epoch, fastest of {args.epochs} (median); batch {BATCH}, "
         f"Adam; {FRAMES} frames or {CLIPS} clips of {CLIP_FRAMES}\n"
     )
     print(

@@ -1,34 +1,36 @@
-"""Train a head on cached features one compiled epoch at a time: what ``model.fit`` computes,
+"""Train a head on cached features one compiled call per epoch: what ``model.fit`` computes,
 without its per-step Python.
 
 :class:`Engine` trains a Keras model in place (its own variables are the state, so
 ``get_weights``/``set_weights`` work between epochs) with a Keras optimizer and loss, as
-``model.fit(x, y, batch_size, class_weight=..., shuffle=True)`` does for one epoch: the same
-batches (the last, partial one included), class weights turned into sample weights as Keras does
-and applied by the loss, the loss's ``sum_over_batch_size`` reduction, dropout from the layers'
-own seed generators, and the epoch's loss reported as Keras reports it (the batch losses' mean
-weighted by batch size). Only the order of the inputs differs when shuffling: Keras shuffles with
-tf.data (TensorFlow) or NumPy's global state (JAX), the engine with its own seeded generator.
+``model.fit(x, y, batch_size, class_weight=..., shuffle=True)`` does an epoch: the same batches
+(the last, partial one included), class weights turned into sample weights as Keras does and
+applied by the loss, the loss's own reduction, dropout drawn from the layers' own seed generators
+(the same masks as ``fit`` in the same order), a loss scale under ``mixed_float16`` as
+``compile`` adds it, and the epoch's loss as ``fit`` reports it (the batch losses' mean weighted
+by batch size). Only the shuffled order differs: ``fit`` shuffles with tf.data (TensorFlow) or
+NumPy's global generator (JAX), the engine with its own, seeded: the first epoch's order is
+``np.random.default_rng(seed).permutation(len(x))``. tests/test_engine.py checks all of it
+against ``fit``.
 
-How an epoch runs, per backend (bench/engine.py measures each choice; bench/RESULTS.md):
+How an epoch runs (what was measured for each choice: bench/RESULTS.md, "Training epochs"):
 
-- JAX: one ``jax.jit`` call per epoch: ``lax.scan`` over the full batches, then the partial
-  batch, each step ``model.stateless_call`` under ``jax.value_and_grad`` and
-  ``optimizer.stateless_apply``; the state's buffers are donated, so XLA updates the weights and
-  the optimizer's slots in place.
-- TensorFlow: one graph call per epoch (``tf.function``, a ``tf.while_loop`` over the batches),
-  each step a ``GradientTape`` and ``optimizer.apply``, the update alone compiled with XLA
-  (``jit_compile``), which fuses each variable's update into one pass over memory. The forward
-  and backward passes stay in TensorFlow's graph kernels: XLA on the CPU draws dropout masks
-  ~50x slower than the graph kernel (a (32, 4096) mask: 75 ms against 1.5 ms) and, inside a
-  while loop, slowed matrix products too.
+- JAX: one ``jax.jit`` call: ``lax.scan`` over the full batches, then the partial batch, each
+  step ``model.stateless_call`` under ``jax.grad`` and ``optimizer.stateless_apply``. The state is
+  donated, so the epoch's result reuses its buffers instead of holding a second copy.
+- TensorFlow: one ``tf.function`` call, a ``tf.while_loop`` over the batches, each step a
+  ``GradientTape`` in TensorFlow's graph kernels and ``optimizer.apply`` compiled by XLA
+  (``jit_compile``), which makes each variable's update one pass over memory instead of one per
+  operation. The forward and backward passes are not given to XLA: on the CPU it draws Keras'
+  dropout masks (TensorFlow's auto-selected random algorithm) ~30-50x slower than the graph kernel
+  does, which made a whole epoch under XLA several times slower than without it.
 - Any other backend: ``model.train_on_batch`` batch by batch (the model compiled with the same
-  optimizer and loss), the same result without the speed.
+  optimizer and loss): the same result, without the speed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -104,6 +106,30 @@ class Engine:
         if self._backend == "tensorflow":
             return self._tf_epoch(x, y, w)
         return self._plain_epoch(x, y, w)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+    ) -> list[float]:
+        """Up to ``epochs`` shuffled epochs with Keras ``callbacks`` at epoch level, as ``fit``
+        calls them (``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end`` with ``{"loss":
+        ...}``, ``on_train_end``; no batch hooks: the batches run inside one call); stops after
+        the epoch in which a callback set ``model.stop_training``. Returns each epoch's loss."""
+        hooks = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        self.model.stop_training = False
+        hooks.on_train_begin()
+        losses: list[float] = []
+        for epoch in range(epochs):
+            hooks.on_epoch_begin(epoch)
+            losses.append(self.train_epoch(x, y))
+            hooks.on_epoch_end(epoch, {"loss": losses[-1]})
+            if self.model.stop_training:
+                break
+        hooks.on_train_end()
+        return losses
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The model's outputs (logits) for ``x``, ``batch_size`` inputs at a time, dropout off.

@@ -91,11 +91,15 @@ def inputs(head: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return (x * 100).astype(np.float32), y
 
 
-def build(head: str, x: np.ndarray, seed: int = 0) -> tuple[keras.Model, keras.Model]:
-    """The small head (write-up dropouts, fc7 dropout 0.5) and its standardised training model."""
+def build(
+    head: str, x: np.ndarray, seed: int = 0, dropout: bool = True
+) -> tuple[keras.Model, keras.Model]:
+    """The small head (write-up dropouts, fc7 dropout 0.5; or none) and its standardised
+    training model."""
     family, hparams = SMALL[head]
+    rates = {} if dropout else {"feature_dropout": 0.0, "dropout": 0.0}
     keras.utils.set_random_seed(seed)
-    model = heads.build_head_model(family, frames=FRAMES, **hparams)
+    model = heads.build_head_model(family, frames=FRAMES, **hparams, **rates)
     return model, heads.training_model(model, heads.feature_statistics(x))
 
 
@@ -137,15 +141,45 @@ def engine_against_fit(
     }
 
 
+class StopAfter(keras.callbacks.Callback):
+    """Sets ``model.stop_training`` at the end of epoch ``epochs`` (1-based); counts epochs."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs, self.seen = epochs, 0
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.seen += 1
+        if epoch + 1 >= self.epochs:
+            self.model.stop_training = True
+
+
 def seeded_epochs(seed: int, epochs: int = 3) -> tuple[list[float], list[np.ndarray]]:
-    """``epochs`` shuffled epochs of the small dense2048 (dropout on), engine seeded ``seed``."""
+    """Shuffled epochs of the small dense2048 (dropout on), engine seeded ``seed``: ``fit`` for
+    up to 10, stopped by a callback after ``epochs``."""
     x, y = inputs("dense2048", 45, seed=1)
     head, training = build("dense2048", x)
     engine = heads.Engine(
         training, optimizer("adam"), heads.logits_loss("softmax"), 8, CLASS_WEIGHT, seed=seed
     )
-    losses = [engine.train_epoch(x, y) for _ in range(epochs)]
+    stop = StopAfter(epochs)
+    losses = engine.fit(x, y, epochs=10, callbacks=[stop])
+    assert len(losses) == stop.seen == epochs
     return losses, head.get_weights()
+
+
+def epoch_after_set_weights() -> float:
+    """Train an epoch, put the first weights back with ``set_weights``, train the same epoch
+    again (no dropout, plain SGD: nothing else changes): the difference of the two results."""
+    x, y = inputs("dense2048", 21)
+    head, training = build("dense2048", x, dropout=False)
+    engine = heads.Engine(training, keras.optimizers.SGD(0.05), heads.logits_loss("softmax"), 8)
+    start = head.get_weights()
+    engine.train_epoch(x, y, shuffle=False)
+    first = head.get_weights()
+    head.set_weights(start)
+    engine.train_epoch(x, y, shuffle=False)
+    return relative_difference(first, head.get_weights())
 
 
 def check_against_fit(result: dict[str, float]) -> None:
@@ -159,7 +193,7 @@ def check_against_fit(result: dict[str, float]) -> None:
 CHILD = r"""
 import json, sys
 import numpy as np
-from tests.test_engine import JAX_CASES, engine_against_fit, seeded_epochs
+from tests.test_engine import JAX_CASES, engine_against_fit, epoch_after_set_weights, seeded_epochs
 
 out = {"backend": __import__("keras").backend.backend()}
 out["cases"] = [engine_against_fit(*case) for case in JAX_CASES]
@@ -167,6 +201,7 @@ first, again, other = seeded_epochs(0), seeded_epochs(0), seeded_epochs(1)
 out["losses"] = first[0]
 out["same_seed_equal"] = all(np.array_equal(a, b) for a, b in zip(first[1], again[1]))
 out["other_seed_differs"] = any(not np.array_equal(a, b) for a, b in zip(first[1], other[1]))
+out["after_set_weights"] = epoch_after_set_weights()
 print(json.dumps(out))
 """
 
@@ -205,7 +240,7 @@ def test_an_engine_epoch_equals_a_fit_epoch(case):
     check_against_fit(engine_against_fit(*case))
 
 
-def test_shuffled_epochs_lower_the_loss_and_repeat_exactly_for_a_seed():
+def test_shuffled_epochs_lower_the_loss_repeat_for_a_seed_and_stop_when_a_callback_says():
     first, again, other = seeded_epochs(0), seeded_epochs(0), seeded_epochs(1)
     assert first[0][-1] < 0.8 * first[0][0], first[0]
     assert first[0] == again[0]
@@ -225,6 +260,10 @@ def test_the_first_shuffled_epoch_takes_the_seeds_permutation():
     reference = heads.Engine(in_order, optimizer("sgd"), heads.logits_loss("softmax"), 8)
     assert reference.train_epoch(x[order], y[order], shuffle=False) == pytest.approx(loss, 1e-6)
     assert relative_difference(in_order.get_weights(), shuffled.get_weights()) <= WEIGHT_RTOL
+
+
+def test_the_models_variables_are_the_state_between_epochs():
+    assert epoch_after_set_weights() <= WEIGHT_RTOL
 
 
 def test_predict_logits_is_the_model_without_dropout_in_padded_batches():
@@ -262,3 +301,4 @@ def test_jax_engine_equals_fit_and_repeats_for_a_seed(jax_child):
         check_against_fit(case)
     assert result["losses"][-1] < 0.8 * result["losses"][0], result["losses"]
     assert result["same_seed_equal"] and result["other_seed_differs"]
+    assert result["after_set_weights"] <= WEIGHT_RTOL
