@@ -2,20 +2,26 @@
 
 Real Keras computations, no mocks: each write-up head at a small width (the same family and
 layers, fewer units), as the sweep trains it (standardised fc7-like inputs, logits loss, the
-write-up's dropouts and the fc7 dropout on), two copies built from one seed: one trained a epoch
+write-up's dropouts and the fc7 dropout on), two copies built from one seed: one trained an epoch
 by ``model.fit(shuffle=False)``, the other by ``Engine.train_epoch(shuffle=False)``, both with
 class weights and with a batch size that leaves a partial last batch (or none, or only one).
 Dropout is on: the engine draws it from the layers' own seed generators, as ``fit`` does, so the
-masks are the same ones. Adam runs on every head; SGD (momentum 0.9) and RMSprop each on a
-frame head and a sequence head (the optimizer's update does not depend on the head, and each
-comparison traces ``fit`` and the engine anew: the whole cross product would double the time).
+masks are the same ones. On TensorFlow, Adam runs on every head, SGD (momentum 0.9) on conv2048,
+RMSprop on dense2048 and convlstm2049, mixed float16 (with its loss scale) on dense2048; on JAX,
+RMSprop on dense2048, SGD on convlstm2049 and float16 on dense2048. Not the whole cross product:
+the optimizer's update does not depend on the head, and every comparison traces ``fit`` and the
+engine anew (about 3 s each here, twice that for the recurrent heads).
 
 Tolerance. On TensorFlow the engine runs ``fit``'s own graph kernels forward and backward and the
 optimizer's update compiled by XLA, whose fused arithmetic rounds differently from the graph's
-op-by-op kernels; on JAX both are one XLA program. Measured when this test was written, after one
-epoch: losses equal to 2e-7 relative, and the largest difference of any weight array at most
-6.4e-6 of that array's largest weight on TensorFlow (RMSprop on lstm30), 0 (bit for bit) on JAX.
-Allowed: ``LOSS_RTOL`` and ``WEIGHT_RTOL``, a few times that, for other CPUs' vector widths.
+op-by-op kernels; on JAX both are one XLA program. Measured on this machine (AVX-512) when the
+test was written, after one epoch: losses within 1.3e-7 of ``fit``'s (relative), and every weight
+array within 2.1e-6 of its largest weight on TensorFlow (RMSprop; 6.4e-6 in an earlier run of
+RMSprop on lstm30), equal bit for bit on JAX. Allowed: ``LOSS_RTOL`` = 1e-5 and ``WEIGHT_RTOL`` =
+3e-5, room for other CPUs' vector widths (CI's AVX2); a wrong batch, weight or mask is far
+outside it (measured on the dense head, one epoch: no class weights, the order shuffled, batches
+of 7 instead of 8 or other dropout masks each put a weight array 0.85-2.0 of its largest weight
+away from ``fit``'s).
 
 The JAX part runs in a subprocess (``KERAS_BACKEND=jax``), started with the first test of this
 file so that it runs beside the TensorFlow tests, as ``tests/test_backends.py`` does.
@@ -61,7 +67,6 @@ CASES = [
     ("convlstm2049", "adam", 13, 4),
     ("convlstm2049", "rmsprop", 13, 4),
     ("lstm30", "adam", 13, 16),
-    ("lstm30", "sgd", 13, 4),
 ]
 JAX_CASES = [
     ("dense2048", "rmsprop", 21, 8),
@@ -197,10 +202,9 @@ from tests.test_engine import JAX_CASES, engine_against_fit, epoch_after_set_wei
 
 out = {"backend": __import__("keras").backend.backend()}
 out["cases"] = [engine_against_fit(*case) for case in JAX_CASES]
-first, again, other = seeded_epochs(0), seeded_epochs(0), seeded_epochs(1)
+first, again = seeded_epochs(0), seeded_epochs(0)
 out["losses"] = first[0]
 out["same_seed_equal"] = all(np.array_equal(a, b) for a, b in zip(first[1], again[1]))
-out["other_seed_differs"] = any(not np.array_equal(a, b) for a, b in zip(first[1], other[1]))
 out["after_set_weights"] = epoch_after_set_weights()
 print(json.dumps(out))
 """
@@ -241,12 +245,11 @@ def test_an_engine_epoch_equals_a_fit_epoch(case):
 
 
 def test_shuffled_epochs_lower_the_loss_repeat_for_a_seed_and_stop_when_a_callback_says():
-    first, again, other = seeded_epochs(0), seeded_epochs(0), seeded_epochs(1)
+    first, again = seeded_epochs(0), seeded_epochs(0)
     assert first[0][-1] < 0.8 * first[0][0], first[0]
     assert first[0] == again[0]
     for a, b in zip(first[1], again[1], strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(first[1], other[1], strict=True))
 
 
 def test_the_first_shuffled_epoch_takes_the_seeds_permutation():
@@ -300,5 +303,5 @@ def test_jax_engine_equals_fit_and_repeats_for_a_seed(jax_child):
     for case in result["cases"]:
         check_against_fit(case)
     assert result["losses"][-1] < 0.8 * result["losses"][0], result["losses"]
-    assert result["same_seed_equal"] and result["other_seed_differs"]
+    assert result["same_seed_equal"]
     assert result["after_set_weights"] <= WEIGHT_RTOL
