@@ -11,6 +11,7 @@
     training_model(head, feature_statistics(x))   # what it trains as: standardised in, logits out
     predict_scores(model, x, output)          # bona fide probabilities, batch by batch
     fold_standardization(head, statistics)    # afterwards: the head reads raw fc7 again
+    Engine(model, optimizer, loss, batch_size).train_epoch(x, y)   # a compiled epoch, as fit
 
 Class convention: 1 = bona fide, 0 = attack (``BONAFIDE``, from :mod:`core.constants`);
 ``FRAMES`` is ``core.constants.FRAMES_PER_CLIP``, the write-up's sequence length.
@@ -21,6 +22,7 @@ from core.constants import FRAMES_PER_CLIP as FRAMES
 from heads import families as _families  # noqa: F401  (registers the heads)
 from heads.assemble import assemble
 from heads.build import build_full_model, build_head_model, feature_input_shape
+from heads.engine import Engine
 from heads.fitting import (
     RunningStatistics,
     Standardization,
@@ -43,6 +45,7 @@ from heads.scores import predict_scores, save_head_weights
 
 __all__ = [
     "BONAFIDE",
+    "Engine",
     "FRAMES",
     "OUTPUTS",
     "HeadSpec",
