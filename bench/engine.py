@@ -36,8 +36,12 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # heads, from a checkout without an install
 
 WRITEUP = ["conv4096", "conv2048", "dense2048", "convlstm2049", "lstm30"]
 LARGE = {"conv4096", "conv2048", "dense2048", "convlstm2049"}  # the 2x-of-roofline goal

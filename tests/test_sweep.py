@@ -178,19 +178,21 @@ def stored_values(path) -> int:
 
 def test_only_each_familys_improvements_keep_their_head_weights(first_sweep, tmp_path):
     """--keep-weights best (the default): a trial logs its head weights, without optimizer
-    state, only when it beats every earlier finished trial of its family on dev ACER."""
+    state, only when it beats every earlier finished trial of its family: on dev ACER, a tie
+    broken by dev EER, then by fewer parameters (README, "best")."""
     client = MlflowClient()
     runs = child_runs(first_sweep)
     runs = runs[runs["status"] == "FINISHED"]
     runs = runs.assign(trial=runs["tags.optuna.trial_number"].astype(int)).sort_values("trial")
-    best: dict[str, float] = {}
+    best: dict[str, tuple[float, float, float]] = {}
     kept = 0
     for _, run in runs.iterrows():
-        family, acer = run["params.family"], run["metrics.dev_acer"]
-        expected = family not in best or acer < best[family]
-        best[family] = min(acer, best.get(family, acer))
+        family = run["params.family"]
+        key = tuple(run[f"metrics.{m}"] for m in ("dev_acer", "dev_eer", "params_total"))
+        expected = family not in best or key < best[family]
+        best[family] = min(key, best.get(family, key))
         names = {a.path for a in client.list_artifacts(run["run_id"])}
-        assert ("head.weights.h5" in names) == expected, (run["trial"], family, acer)
+        assert ("head.weights.h5" in names) == expected, (run["trial"], family, key)
         if expected:
             kept += 1
             path = client.download_artifacts(run["run_id"], "head.weights.h5", str(tmp_path))

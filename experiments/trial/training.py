@@ -9,6 +9,9 @@ improved for ``PATIENCE`` epochs.
 The head trains as :func:`heads.training_model` makes it: optionally standardised features in
 (statistics of the train split), the prediction layer's logits out, the cross-entropy on the
 logits. That is what makes training the same on TensorFlow and JAX (see :mod:`heads.outputs`).
+On cached features it trains with :class:`heads.Engine`, an epoch per compiled call (what
+``model.fit`` computes, without its per-step Python; bench/engine.py); fine-tuning reads its
+inputs from disk and trains with ``model.fit``.
 Afterwards the statistics are folded into the head's first layer, so the returned head reads raw
 fc7 and is a write-up head with the write-up's parameter counts; its optimizer state stays with
 the training model, and :func:`heads.save_head_weights` writes the head's weights alone.
@@ -229,28 +232,26 @@ def train_head(
                 start_standardized(top, tuned_statistics)
                 trained = standardized_top(top, tuned_statistics)
             model = tuned_model(trained, model, config.kind, frames)
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate),
-        loss=heads.logits_loss(config.output),
-        jit_compile=config.jit_compile,
-    )
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    loss = heads.logits_loss(config.output)
     # Attacks usually outnumber bona fide clips (OULU-NPU 4:1): weigh the classes equally.
     counts = np.bincount(train.y, minlength=2)
     class_weight = {c: len(train.y) / (2 * counts[c]) for c in (0, 1)}
     kept = [head] if top is None else [head, top]
     tracker = _BestEpoch(kept, config.output, dev, on_epoch)
-    if top is None:
-        model.fit(
-            train.x,
-            train.y,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
+    if top is None:  # cached features in memory: an epoch per compiled call (heads.Engine)
+        engine = heads.Engine(
+            model,
+            optimizer,
+            loss,
+            config.batch_size,
             class_weight=class_weight,
-            shuffle=True,
-            verbose=0,
-            callbacks=[tracker],
+            seed=seed,
+            jit_compile=config.jit_compile,
         )
-    else:
+        engine.fit(train.x, train.y, config.epochs, callbacks=[tracker])
+    else:  # the bottom's outputs, read from disk batch by batch
+        model.compile(optimizer=optimizer, loss=loss, jit_compile=config.jit_compile)
         model.fit(
             Batches(train.x, train.y, config.batch_size, seed),
             epochs=config.epochs,
