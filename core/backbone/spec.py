@@ -63,6 +63,7 @@ def mean_rgb(average_image) -> np.ndarray:
         return array.reshape(-1, 3).mean(axis=0).astype(np.float32)
     raise ValueError(f"averageImage must have 3 values or shape (H, W, 3), got shape {array.shape}")
 
+
 # Fine-tuning the top of the backbone (the write-up's "all trainable" models, SPEC §5): the layers
 # each choice unfreezes, and the frozen layer whose output feeds them (nothing before it changes).
 FINE_TUNE_LAYERS = {

@@ -155,9 +155,7 @@ def _intervals(test: ScoreSet, threshold: float) -> dict[str, float]:
 DATABASE_COLUMN = "database"  # scores.csv: each clip's database, when a study has several
 
 
-def database_figures(
-    dev: ScoreSet, databases: Sequence[str], threshold: float
-) -> dict[str, float]:
+def database_figures(dev: ScoreSet, databases: Sequence[str], threshold: float) -> dict[str, float]:
     """Each source database's own dev figures at the pooled dev ``threshold``: ``dev_bpcer_<db>``
     and ``dev_acer_<db>`` (where the database has both classes), so one sees which source sets
     the threshold and which one the heads find hard. Names through :func:`metric_suffix`."""

@@ -69,7 +69,6 @@ RATES_NOTE = (
 )
 
 
-
 def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     """Best trial of each head family, then each write-up baseline, chosen on dev only, from
     :func:`~experiments.stores.runs_table.trial_table` (best first)."""
@@ -195,7 +194,6 @@ def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
     return lines
 
 
-
 # --------------------------------------------------------------------------- Pareto front
 
 
@@ -253,4 +251,3 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
     if "tags.folds" in runs.columns or "tags.repeats" in runs.columns:
         notes.append("with several folds or repeats each figure is the mean, shown ± its std")
     return notes
-
