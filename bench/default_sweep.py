@@ -20,20 +20,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_default(workdir: Path, cache: Path) -> tuple[float, str]:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONUNBUFFERED="1")
+def run_default(workdir: Path, cache: Path, code: Path = ROOT) -> tuple[float, str]:
+    """The README's main job of the checkout ``code`` in ``workdir``, its feature cache at
+    ``cache``: wall seconds and what it printed."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONUNBUFFERED="1", PYTHONPATH=str(code))
     env.pop("VGGFACE_HEADS_CACHE", None)
     env.pop("VGGFACE_WEIGHTS", None)
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "sweep.py")],
+        [sys.executable, str(code / "experiments" / "sweep.py")],
         cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        sys.exit(f"the sweep failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        sys.exit(f"the sweep at {code} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return time.perf_counter() - start, result.stdout
 
 

@@ -3,7 +3,9 @@
 Prints the device, its measured bfloat16 matrix-multiply rate, fc7 extraction frames/s in
 float32 and mixed bfloat16 with the fraction of that rate they reach (VGG-Face to fc7 is
 ~30.9 GFLOP per 224x224 frame), how far bfloat16 fc7 is from float32 (cosine), the time of one
-cached-feature trial per write-up head, and the wall time of a short sweep. One table per part.
+cached-feature trial per write-up head (trained by ``heads.Engine``, as the sweep trains), the
+engine's and plain ``model.fit``'s seconds per epoch for each write-up head (``bench/engine.py``'s
+measurement, under JAX), and the wall time of a short sweep. One table per part.
 
     KERAS_BACKEND=jax python bench/gpu.py [--frames 1024] [--batch 128] [--trials 8]
 """
@@ -78,6 +80,16 @@ def trials(cache: Path) -> None:
         print(f"{name:<14} {time.perf_counter() - start:>8.2f} {result.best_epoch:>7}")
 
 
+def epochs() -> None:
+    from engine import WRITEUP, measure  # bench/engine.py
+
+    print("\nseconds per training epoch, fastest of 3: heads.Engine and plain model.fit (JAX)")
+    print(f"{'head':<14} {'engine':>8} {'fit':>8} {'fit/engine':>11}")
+    for name, result in measure(WRITEUP, 3).items():
+        engine, fit = min(result["engine"]), min(result["fit"])
+        print(f"{name:<14} {engine:>8.3f} {fit:>8.3f} {fit / engine:>10.1f}x")
+
+
 def sweep(cache: Path, trials_count: int) -> None:
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, VGGFACE_HEADS_CACHE=str(cache))
@@ -114,6 +126,7 @@ def main() -> None:
     extraction(args.frames, args.batch, peak)
     with tempfile.TemporaryDirectory() as cache:
         trials(Path(cache))
+        epochs()
         sweep(Path(cache), args.trials)
 
 

@@ -1,0 +1,104 @@
+"""The default study's trial phase at two revisions of the code, side by side in one run.
+
+    python bench/study_ab.py BEFORE [--after REV] [--rounds 2]
+
+Checks out ``BEFORE`` (and ``--after``, default: this working tree) into temporary worktrees,
+fills one feature cache with a cold run of the README's main job (``python
+experiments/sweep.py``) at the after revision, then runs the job warm (cached fc7, a new study in
+an empty folder, the 12 trials) at each revision in turn, ``--rounds`` times, alternating, so a
+noisy machine disturbs both alike. Prints each run's wall time, the sum of the 12 trials' own
+times (the "time" column the sweep prints), and each trial's dev and test ACER at both revisions:
+the trial phase's speed-up, and whether the figures moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from default_sweep import run_default  # bench/default_sweep.py
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAL = re.compile(r"^#(\d+)\s+(\S+).*?(\d+\.\d)%\s+(\d+\.\d)%.*?(\d+\.\d)s\s*$")
+
+
+def trials(out: str) -> dict[int, tuple[str, float, float, float]]:
+    """Trial number: (head, dev ACER %, test ACER %, seconds), from the sweep's trial lines."""
+    found = {}
+    for line in out.splitlines():
+        match = TRIAL.match(line.strip())
+        if match:
+            number, head, dev, test, seconds = match.groups()
+            found[int(number)] = (head, float(dev), float(test), float(seconds))
+    return found
+
+
+def checkout(rev: str, into: Path) -> Path:
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), rev],
+        check=True,
+        capture_output=True,
+    )
+    return into
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", help="the revision to compare with (a commit)")
+    parser.add_argument("--after", default=None, help="default: this working tree")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        codes = {"before": checkout(args.before, tmp / "before")}
+        codes["after"] = checkout(args.after, tmp / "after") if args.after else ROOT
+        try:
+            load = os.getloadavg()[0]
+            cold, _ = run_default(tmp / "cold", tmp / "cache", codes["after"])
+            runs: dict[str, list[tuple[float, str]]] = {"before": [], "after": []}
+            for round_ in range(args.rounds):
+                for side in ("before", "after"):
+                    runs[side].append(
+                        run_default(tmp / f"{side}{round_}", tmp / "cache", codes[side])
+                    )
+        finally:
+            for side in ("before", "after"):
+                if codes[side] != ROOT:
+                    subprocess.run(
+                        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(codes[side])],
+                        check=False,
+                    )
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"machine: {cpu}, {os.cpu_count()} cores, load average {load:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end; cold run (fills the cache) {cold:.1f} s"
+    )
+    print(f"before = {args.before}, after = {args.after or 'working tree'}")
+    print("| run | side | wall s | 12 trials' own s |")
+    print("|---|---|---|---|")
+    sums: dict[str, list[float]] = {"before": [], "after": []}
+    for round_ in range(args.rounds):
+        for side in ("before", "after"):
+            wall, out = runs[side][round_]
+            own = sum(t[3] for t in trials(out).values())
+            sums[side].append(own)
+            print(f"| {round_ + 1} | {side} | {wall:.1f} | {own:.1f} |")
+    ratio = min(sums["before"]) / min(sums["after"])
+    print(f"trial phase, fastest of each: before / after = {ratio:.2f}x")
+    before, after = trials(runs["before"][0][1]), trials(runs["after"][0][1])
+    print("| trial | head | dev ACER % before / after | test ACER % before / after |")
+    print("|---|---|---|---|")
+    for number in sorted(before.keys() | after.keys()):
+        b = before.get(number, ("-", float("nan"), float("nan"), 0.0))
+        a = after.get(number, ("-", float("nan"), float("nan"), 0.0))
+        head = b[0] if b[0] == a[0] else f"{b[0]} / {a[0]}"
+        print(f"| {number} | {head} | {b[1]} / {a[1]} | {b[2]} / {a[2]} |")
+
+
+if __name__ == "__main__":
+    main()
