@@ -54,7 +54,9 @@ class Workers:
         )
         self.started: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, count: int, trials: int, heartbeat: int = HEARTBEAT) -> list[subprocess.Popen]:
+    def start(
+        self, count: int, trials: int, heartbeat: int = HEARTBEAT, **env_vars: str
+    ) -> list[subprocess.Popen]:
         command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
         command += ["--data", str(self.workspace / "data"), "--frames", str(FRAMES)]
         command += ["--cache-dir", str(self.workspace / "cache"), "--heads", "lstm30"]
@@ -62,7 +64,7 @@ class Workers:
         command += ["--tracking-uri", self.tracking_uri, "--heartbeat", str(heartbeat)]
         env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
         env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", OMP_NUM_THREADS="1")
-        env.update(TF_NUM_INTEROP_THREADS="1")
+        env.update(TF_NUM_INTEROP_THREADS="1", **env_vars)
         batch = []
         for _ in range(count):
             log = self.workspace / f"{self.study}-{len(self.started)}.log"
@@ -305,3 +307,39 @@ def test_a_tracking_server_down_for_seconds_costs_no_worker(study_workers, mlflo
     (out,) = study_workers.wait([worker])
     check_study(study_workers, trials=3, parents=1)
     assert "Traceback" not in out
+
+
+def test_a_tracking_server_away_past_the_retries_fails_the_trial_not_the_worker(
+    study_workers,
+    mlflow_server,  # noqa: F811
+):
+    """Without MLflow's retries (as when the server stays away past them), a call that finds no
+    server fails the trial in flight with one line; the worker goes on once the server is back
+    and the study ends with its total, nothing left RUNNING."""
+    (worker,) = study_workers.start(
+        1, trials=3, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
+    )
+    client = MlflowClient(study_workers.tracking_uri)
+
+    def a_trial_finished() -> bool:
+        try:
+            return any(r.info.status == "FINISHED" for r in trial_runs(client, study_workers.study))
+        except Exception:  # the experiment does not exist yet
+            return False
+
+    def a_trial_failed() -> bool:
+        study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
+        return bool(study.get_trials(states=(TrialState.FAIL,)))
+
+    wait_for(a_trial_finished, "a finished trial")
+    mlflow_server.stop()
+    try:
+        wait_for(a_trial_failed, "a trial failed while the server is away")
+    finally:
+        mlflow_server.start()
+    (out,) = study_workers.wait([worker])
+    assert "failed: the tracking store did not answer" in out, out[-3000:]
+    assert "Traceback" not in out, out
+    study, _, _ = check_study(study_workers, trials=3, parents=1)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert 1 <= len(failed) <= 3, [t.number for t in failed]  # a pause between failures, no spin

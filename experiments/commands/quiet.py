@@ -61,19 +61,30 @@ def quiet_backend(verbose: bool = False) -> None:
         import keras  # noqa: F401
 
 
-class _NoInterruptTraceback(logging.Filter):
-    """Ctrl-C is an answer, not a crash: its log lines keep their message, lose the traceback."""
+class _OneLineFailures(logging.Filter):
+    """Ctrl-C is an answer, not a crash: its log lines keep their message, lose the traceback.
+    A trial failure the console already said in one line (``reported``: a diverged head, a
+    tracking store that stayed away) is not said again by Optuna with its traceback, unless
+    ``--verbose``."""
+
+    def __init__(self, reported: tuple[type[BaseException], ...], verbose: bool) -> None:
+        super().__init__()
+        self.reported, self.verbose = reported, verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, KeyboardInterrupt):
             record.exc_info, record.exc_text = None, None
+        elif isinstance(error, self.reported) and record.name.startswith("optuna"):
+            return self.verbose
         return True
 
 
-def no_interrupt_tracebacks() -> None:
-    """Optuna logs a trial that Ctrl-C stopped with its whole traceback: keep one line."""
+def one_line_failures(reported: tuple[type[BaseException], ...], verbose: bool) -> None:
+    """Optuna logs a failed or interrupted trial with its whole traceback: keep one line."""
     import optuna
 
     optuna.logging.get_logger("optuna")  # makes sure Optuna's handler exists
+    quiet = _OneLineFailures(reported, verbose)
     for handler in logging.getLogger("optuna").handlers + logging.getLogger().handlers:
-        handler.addFilter(_NoInterruptTraceback())
+        handler.addFilter(quiet)

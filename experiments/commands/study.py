@@ -26,7 +26,7 @@ from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
 from core.data.dataset import Dataset
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet, cached_features
-from experiments.commands.quiet import no_interrupt_tracebacks
+from experiments.commands.quiet import one_line_failures
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.serving import models
@@ -42,6 +42,8 @@ from experiments.trial.objective import Objective
 from experiments.trial.training import TrainingDiverged
 
 log = logging.getLogger("sweep")
+# trial failures the console says in one line: the trial fails, the worker goes on
+REPORTED = (TrainingDiverged, MlflowException)
 
 
 @dataclass
@@ -228,7 +230,7 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
                 objective,
                 config.trials,
                 timeout=config.timeout,
-                catch=(TrainingDiverged, MlflowException),  # the trial fails, not the worker
+                catch=REPORTED,  # the trial fails, not the worker
                 on_trial=progress,
             )
         if not ran:
@@ -262,7 +264,7 @@ def run_command(config: SweepConfig) -> int:
         level=level, format=named if config.verbose else "%(levelname)s: %(message)s"
     )
     optuna.logging.set_verbosity(level)
-    no_interrupt_tracebacks()
+    one_line_failures(REPORTED, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn

@@ -39,6 +39,8 @@ from experiments.trial.training import TrainingDiverged, train_head
 log = logging.getLogger(__name__)
 # (trial number, config, figures or what stopped it, seconds): the console's line per trial
 OnResult = Callable[[int, TrialConfig, "dict[str, float] | str", float], None]
+STORE_PAUSE, STORE_PAUSE_MAX = 5.0, 120.0  # s before the next trial after a store failure,
+# doubling while the tracking store stays away
 KEPT_SETTING_TAG = "kept_setting"  # the setting whose head the trial keeps (the first)
 
 
@@ -68,6 +70,7 @@ class Objective:
         self.fine_tune = tuple(fine_tune)  # checked: experiments.config.fine_tune_choices
         self.on_result = on_result
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
+        self._store_failures = 0  # trials failed in a row because the tracking store was away
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         with memory.trial_scope():
@@ -102,9 +105,14 @@ class Objective:
             raise
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             first = str(err).strip().splitlines()[0][:120] if str(err).strip() else "no answer"
+            pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
+            self._store_failures += 1
             what = f"failed: the tracking store did not answer ({first})"
+            what += f"; next trial in {pause:.0f}s"
             self._report(trial.number, config, what, time.perf_counter() - start)
+            time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
             raise
+        self._store_failures = 0
         return result
 
     def _log_curves(self, run_id: str) -> None:
