@@ -2,50 +2,56 @@
 one ``mlflow server`` (issue 21).
 
     python bench/scale.py [--workers 8,16,32,64] [--trials-per-worker 4] [--seconds 240]
-        [--fix before,after] [--server-workers 4] [--real-trials 3] [--gpu-factor 5]
+        [--fix before,after] [--server-workers 4] [--max-connections 100] [--real-trials 3]
+        [--gpu-factor 5] [--store-cores 4] [--json FILE]
 
-What runs. The bench starts two throw-away PostgreSQL 15 clusters on 127.0.0.1 (one for Optuna,
-one behind MLflow, so each one's CPU is its own; ``--max-connections`` each, default 100, the
-stock setting) and ``mlflow server --workers N`` on the MLflow one, proxying artifacts to a
-temporary folder. For each worker count W it forks W worker processes (from this process, which
-imports Optuna and MLflow but never TensorFlow: 64 TensorFlow processes would not fit in 24 GB)
-on a new study of W x ``--trials-per-worker`` trials, each worker doing what
-``experiments/sweep.py`` does around its trials: ``workers.open_study`` (schema lock, enqueued
-baselines), ``tracking.use_experiment``, its parent run with the sweep's parameters,
-``workers.Worker.optimize`` (the trial budget under the study lock, heartbeats, lost trials, the
-lost-run checks before and after each trial, ``console.Progress``). Each trial is
+What runs. Two throw-away PostgreSQL 15 clusters on 127.0.0.1 (one for Optuna, one behind
+MLflow, so that each one's CPU is its own; ``--max-connections`` each, default 100, the stock
+setting) and ``mlflow server --workers N`` on the second, proxying artifacts to a temporary
+folder. For each worker count W, and each ``--fix`` variant in turn at that count, W worker
+processes are forked (from this process, which imports Optuna and MLflow but never TensorFlow:
+64 TensorFlow processes would not fit in 24 GB) on a new study of W x ``--trials-per-worker``
+trials. Each worker does what ``experiments/sweep.py`` does around its trials:
+``workers.open_study`` (schema lock, enqueued baselines), ``tracking.use_experiment``, its parent
+run with the sweep's parameters, ``workers.Worker.optimize`` (the trial budget under the study
+lock, heartbeats, lost trials, the lost-run checks, ``console.Progress``). Each trial is
 :class:`SimObjective`, which makes the calls of ``Objective._trial``/``_train_and_log`` in their
-order (``experiments/trial/objective.py``): the suggestions of ``search.suggest`` (same names
-and distributions, checked against the real one in the calibration), ``tracking.run`` (child run
-with the sweep's tags), ``log_params``, per epoch ``trial.report`` + ``should_prune`` (the
-sweep's ``MedianPruner(5, 3)``), ``log_metrics`` (the keys ``pad_report`` gives), the keep-weights
+order (``experiments/trial/objective.py``): the suggestions of ``search.suggest`` (same names and
+distributions, checked against the real one), ``tracking.run`` (a child run with the sweep's
+tags), ``log_params``, per epoch ``trial.report`` + ``should_prune`` (the sweep's
+``MedianPruner(5, 3)``), ``log_metrics`` (the keys ``pad_report`` gives), the keep-weights
 query, the artifacts (``scores.csv`` of ``--clips`` rows, ``model_summary.txt``, the two plots
-at the real trial's sizes, ``head.weights.h5`` sized for the suggested head by a fit of real
-saved files, when the family's best so far), seven ``set_user_attr``, the per-epoch curves in one
-``log_batch``, ``end_run``. Only training is replaced: by a sleep per epoch.
+at the real trial's sizes, and ``head.weights.h5`` sized for the suggested head from real saved
+files when the trial is its family's best so far), seven ``set_user_attr``, the per-epoch
+curves in one ``log_batch``, ``end_run``. Only training is replaced, by a sleep per epoch; the
+closing comparison each worker logs when the study ends (once per worker) is not run.
 
-The sleep. A trial's length is drawn from the 9 completed trials of the default sweep on this
-2-core machine (``bench/RESULTS.md``, "The default sweep", run of 2026-11-27 10:48 UTC: 1.5 to
-59 s, mean 19.7 s) divided by ``--gpu-factor`` (default 5: an assumption, no GPU was lent to this
-task; small heads on cached features are bound by per-step overhead, not FLOPs), spread over
-60-100% of the suggested ``epochs`` (early stopping); the pruner stops it earlier when it says.
+The sleep: one of the 12 trials of the default sweep on this 2-core machine (:data:`
+DEFAULT_SWEEP_TRIALS`: 1.5 to 59 s, 3 pruned), its seconds divided by ``--gpu-factor`` (default
+5: an assumption, no GPU was lent; small heads on cached features are bound by per-step
+overhead, not FLOPs): mean 3.2 s a trial.
 
 The calibration (``--real-trials N``, default 3): a subprocess with TensorFlow runs N real trials
 (``run_sweep``, ``--heads lstm30``, the tiny set of ``tests/test_sweep.py``) on the same servers,
-then the simulated trial on the same plan (epochs, pruned or not, weights kept), both counted by
-the same probes per trial: every HTTP request to the tracking server (by endpoint), every Optuna
-RDB storage call, the study lock. Both counts are printed side by side.
+then N simulated trials on the same plans (epochs, pruned or not, weights kept); every call of
+both is counted per trial by the same probes (each HTTP request to the tracking server by
+endpoint, each Optuna RDB storage call, the study lock) and printed side by side. Both run the
+pre-fix code (``--fix before``), whose counts do not depend on timing: with the fix, how many
+reads and searches a trial makes depends on how long it lasts (the 5 s cache, the heartbeat).
 
-What is printed, per worker count: finished trials per minute over the steady window (from the
-moment every worker has started a trial to the start of the last trial) and over the whole span,
-the ideal rate (the drawn sleeps with zero store cost), a trial's store overhead (wall time minus
-its sleep), p50/p99 of each store call as the workers saw it, the study lock's wait, PostgreSQL
-client connections (max sampled every 0.5 s, each cluster) and lock waits, errors (HTTP >= 400,
-exceptions from storage calls, PostgreSQL FATALs in its log) and retries (urllib3's), and CPU
-seconds per trial of the clients, each PostgreSQL and the MLflow server (``/proc``): the figure
-that carries to other machines. Clients run at ``nice 10`` so the stores get the CPU first, as
-they would on their own server. Traffic is on 127.0.0.1 only; every process started is stopped
-at the end, on error too.
+Printed per worker count and variant: finished trials per minute in the steady window (from when
+every worker is in a trial to the last trial's start) and over the whole span, the ideal rate
+(the same sleeps at zero store cost), a trial's overhead (its wall time less its sleep), the
+study lock's wait, PostgreSQL client connections (the most seen, sampled every 0.5 s) and
+backends waiting on a lock, errors (HTTP >= 500, database errors, PostgreSQL FATALs) and
+urllib3's retries, and the CPU seconds per trial of the clients, each PostgreSQL and the server
+(``/proc``). Then p50/p99 of every store call, and the cores each store would need if the W
+workers trained all the time (W / mean sleep trials a second x its CPU seconds per trial): the
+figure that carries to another machine; the verdict names the first count where a store needs
+more than ``--store-cores`` or PostgreSQL refuses connections. On 2 shared cores the clients,
+PostgreSQL and the server compete (clients run at ``nice 10``, so the stores get the CPU first):
+the measured rates are a lower bound. Traffic stays on 127.0.0.1; every process started is
+stopped at the end, on error too.
 """
 
 from __future__ import annotations
@@ -148,6 +154,7 @@ class Probe:
         self.seconds: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self.uploaded: Counter[str] = Counter()  # bytes sent in request bodies, by call
         self.iteration = 0
         self.per_iteration: dict[int, Counter[str]] = defaultdict(Counter)
         self.local = threading.local()
@@ -166,6 +173,7 @@ class Probe:
             "seconds": dict(self.seconds),
             "errors": dict(self.errors),
             "retries": dict(self.retries),
+            "uploaded": dict(self.uploaded),
         }
 
 
@@ -191,6 +199,9 @@ def install_probes(probe: Probe = PROBE) -> None:
     request = requests.Session.request
 
     def timed_request(self, method, url, *args, **kwargs):
+        body = kwargs.get("data")
+        if hasattr(body, "fileno"):
+            probe.uploaded[f"http {endpoint(method, url)}"] += os.fstat(body.fileno()).st_size
         start, ok = time.perf_counter(), False
         try:
             response = request(self, method, url, *args, **kwargs)
@@ -662,7 +673,8 @@ def _count_real_and_simulated(args: argparse.Namespace, profile: dict[str, Any])
             heartbeat=args.heartbeat,
         )
         PROBE.reset()
-        result = study_command.run_sweep(config)
+        with variant("before"):  # counts that do not depend on timing (module docstring)
+            result = study_command.run_sweep(config)
         real = _trial_counts(PROBE)
         client = MlflowClient(args.tracking_uri)
         runs = {
@@ -689,17 +701,18 @@ def _count_real_and_simulated(args: argparse.Namespace, profile: dict[str, Any])
         profile["trial"] = shape
         args.clips = 16  # the tiny set's dev + test clips, as the real trials
         PROBE.reset()
-        worker_body(
-            0,
-            "calibrate-sim",
-            args.calibrate_storage[1],
-            args.tracking_uri,
-            args.real_trials,
-            profile,
-            args,
-            heads="lstm30",
-            plans=list(plans),
-        )
+        with variant("before"):
+            worker_body(
+                0,
+                "calibrate-sim",
+                args.calibrate_storage[1],
+                args.tracking_uri,
+                args.real_trials,
+                profile,
+                args,
+                heads="lstm30",
+                plans=list(plans),
+            )
         sim = _trial_counts(PROBE)
     finally:
         os.chdir(previous)
@@ -1037,7 +1050,9 @@ def analyse(
     calls: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
     retries: Counter[str] = Counter()
+    uploaded: Counter[str] = Counter()
     for result in results:
+        uploaded.update(result.get("uploaded", {}))
         for name, seconds in result.get("seconds", {}).items():
             calls[name] += seconds
         errors.update(result.get("errors", {}))
@@ -1046,7 +1061,7 @@ def analyse(
         name: {**_quantiles(seconds), "n": len(seconds), "errors": errors.get(name, 0)}
         for name, seconds in sorted(calls.items())
     }
-    figures.update(errors=dict(errors), retries=dict(retries))
+    figures.update(errors=dict(errors), retries=dict(retries), uploaded=dict(uploaded))
     figures["check"] = check_runs(tracking_uri, study_name, trials)
     memory = [r["private_mb"] for r in results if "private_mb" in r]
     figures["private_mb"] = {"max": max(memory, default=0), "mean": float(np.mean(memory or [0]))}
@@ -1165,29 +1180,61 @@ def print_counts(counts: dict[str, Any]) -> None:
     print(f"total per trial: real {total[0]} | simulated {total[1]}")
 
 
-def verdict(phases: dict[int, dict[str, Any]], max_connections: int) -> str:
-    """The first worker count whose steady rate falls under 75% of the ideal or that sees
-    errors, and what grew most against the smallest count: a call's p99, connections."""
-    counts = sorted(phases)
-    base = phases[counts[0]]
-    for w in counts:
+def demand(f: dict[str, Any]) -> dict[str, float]:
+    """Cores each store needs for ``W`` workers that train all the time: the trials/s they
+    would finish with no store cost (W / the mean sleep) x the store's CPU seconds per trial
+    measured at that W; ``clients`` is per worker (its share of one core)."""
+    trials = max(1, sum(f["states"].get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL")))
+    rate = f["workers"] / f["mean_sleep"] if f.get("mean_sleep") else float("nan")
+    cores = {k: rate * v / trials for k, v in f["cpu"].items() if k != "clients"}
+    cores["clients"] = (f["cpu"].get("clients", 0.0) / trials) / f.get("mean_sleep", float("nan"))
+    return cores
+
+
+def print_demand(label: str, phases: dict[int, dict[str, Any]], store_cores: int) -> None:
+    """Per worker count: the cores each store would need (:func:`demand`) and the artifact
+    bytes a trial uploads."""
+    print(
+        f"\ncores needed if every worker trained all the time, {label} (store cores: {store_cores})"
+    )
+    print(
+        "| workers | trials/s demanded | MLflow server | Optuna PG | MLflow PG "
+        "| per client | artifact MB/trial |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for w in sorted(phases):
         f = phases[w]
-        errors = sum(f["errors"].values()) + sum(f["fatals"].values()) + len(f["failed"])
-        efficiency = f.get("per_minute_steady", float("nan")) / f.get("per_minute_ideal", 1)
-        if errors or not efficiency >= 0.75:
-            growth = {
-                name: c["p99"] / base["calls"][name]["p99"]
-                for name, c in f["calls"].items()
-                if name in base["calls"] and base["calls"][name]["p99"] > 0 and c["n"] >= 20
-            }
-            worst = max(growth, key=growth.get) if growth else "?"
-            conns = sum(c["max"] for c in f["connections"].values())
-            why = f"steady/ideal {efficiency:.2f}, {errors} errors"
-            what = f"{worst} (p99 x{growth.get(worst, float('nan')):.1f} against {counts[0]})"
-            if f["fatals"]:
-                what = f"connections: {f['fatals']} (max_connections {max_connections})"
-            return f"stores the limit from {w} workers ({why}); first to break: {what}; PG {conns}"
-    return f"the stores kept up to {counts[-1]} workers (steady/ideal >= 0.75, no errors)"
+        need = demand(f)
+        trials = max(1, f["finished"])
+        uploaded = sum(r for r in f.get("uploaded", {}).values()) / 1e6 / trials
+        nan = float("nan")
+        rate = w / f["mean_sleep"] if f.get("mean_sleep") else nan
+        cells = " | ".join(f"{need.get(k, nan):.1f}" for k in ("server", "optuna_pg", "mlflow_pg"))
+        print(f"| {w} | {rate:.1f} | {cells} | {need['clients']:.2f} | {uploaded:.1f} |")
+
+
+def verdict(phases: dict[int, dict[str, Any]], store_cores: int, max_connections: int) -> str:
+    """The first worker count where a store would need more than ``store_cores`` cores
+    (:func:`demand`) or where PostgreSQL refused connections, and which store."""
+    names = {"server": "the MLflow server's CPU", "optuna_pg": "Optuna's PostgreSQL CPU"}
+    names["mlflow_pg"] = "MLflow's PostgreSQL CPU"
+    for w in sorted(phases):
+        f = phases[w]
+        if f["fatals"]:
+            return (
+                f"first to break at {w} workers: PostgreSQL connections ({dict(f['fatals'])}, "
+                f"max_connections {max_connections})"
+            )
+        over = {k: v for k, v in demand(f).items() if k in names and v > store_cores}
+        if over:
+            worst = max(over, key=over.get)
+            return (
+                f"first to break at {w} workers: {names[worst]} ({over[worst]:.1f} cores "
+                f"needed, {store_cores} assumed)"
+            )
+    return (
+        f"no store over {store_cores} cores and no refused connection up to {max(phases)} workers"
+    )
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -1276,6 +1323,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fix", default="after", help="before,after: the variants' code")
     parser.add_argument("--server-workers", default="4", help="mlflow server --workers, a list")
     parser.add_argument("--max-connections", type=int, default=100, help="each PostgreSQL's")
+    parser.add_argument("--store-cores", type=int, default=4, help="each store's, for the verdict")
     parser.add_argument("--real-trials", type=int, default=3, help="calibration; 0: none")
     parser.add_argument("--gpu-factor", type=float, default=5.0, help="CPU seconds / GPU seconds")
     parser.add_argument("--clips", type=int, default=1500, help="scores.csv rows (dev + test)")
@@ -1335,37 +1383,38 @@ def main(argv: list[str] | None = None) -> None:
             results["given"] = {counts[0]: figures}
             print(PHASE_HEADER)
             print_phase("given", figures)
-        for fix in fixes if not args.storage else ():
-            for sw in server_workers:
-                label = f"{fix}, server --workers {sw}"
-                stores = Stores.start(args.max_connections, sw)
-                if not profile:
-                    profile = run_calibration(args, work, stores)
-                    print(profile["suggest_check"])
-                    if "counts" in profile:
-                        print_counts(profile["counts"])
-                    print(PHASE_HEADER, flush=True)
-                results[label] = {}
-                with variant(fix):
-                    for count in counts:
-                        name = f"{fix}-{sw}-{count}"
-                        storage = stores.optuna_pg.create_database(name.replace("-", "_"))
+        for sw in server_workers if not args.storage else ():
+            stores = Stores.start(args.max_connections, sw)
+            if not profile:
+                profile = run_calibration(args, work, stores)
+                print(profile["suggest_check"])
+                if "counts" in profile:
+                    print_counts(profile["counts"])
+                print(PHASE_HEADER, flush=True)
+            for count in counts:  # the variants in turn at each count: the same load around
+                for fix in fixes:
+                    label = f"{fix}, server --workers {sw}"
+                    name = f"{fix}-{sw}-{count}"
+                    storage = stores.optuna_pg.create_database(name.replace("-", "_"))
+                    with variant(fix):
                         figures = run_phase(
                             stores, storage, name, count, args, profile, work / name
                         )
-                        results[label][count] = figures
-                        print_phase(label, figures)
-                        artifacts = stores.server.root / "artifacts"
-                        shutil.rmtree(artifacts, ignore_errors=True)  # disk, between counts
-                stores.close()
-                stores = None
+                    results.setdefault(label, {})[count] = figures
+                    print_phase(label, figures)
+                    artifacts = stores.server.root / "artifacts"
+                    shutil.rmtree(artifacts, ignore_errors=True)  # disk, between phases
+            stores.close()
+            stores = None
     finally:
         if stores is not None:
             stores.close()
         shutil.rmtree(work, ignore_errors=True)
     for label, phases in results.items():
         print_calls(label, phases)
-        print(f"{label}: {verdict(phases, args.max_connections)}")
+    for label, phases in results.items():
+        print_demand(label, phases, args.store_cores)
+        print(f"{label}: {verdict(phases, args.store_cores, args.max_connections)}")
     cpu = _cpu_model()
     print(
         f"\nmachine: {cpu}, {os.cpu_count()} cores shared by the clients, PostgreSQL and the "
