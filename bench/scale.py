@@ -476,7 +476,7 @@ def worker_body(
 ) -> tuple[int, dict[int, float]]:
     """One worker as ``run_sweep`` runs it, around :class:`SimObjective`. Returns the trials it
     started and the seconds each slept (trial number: seconds)."""
-    mlflow.set_tracking_uri(tracking_uri)
+    tracking.use_store(tracking_uri)
     pattern = profile["patterns"][heads]
     study, joined = workers.open_study(
         study_name,
@@ -486,8 +486,8 @@ def worker_body(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
         baselines=list(pattern["baselines"].values()),
         heartbeat=args.heartbeat,
+        searched={"head": pattern["families"]},
     )
-    workers.check_search_space(study, {"head": pattern["families"]})
     experiment_id = tracking.use_experiment(study_name)
     done = workers.finished_count(study.get_trials(deepcopy=False))
     line = console.study_line(study_name, done, total, joined, len(pattern["baselines"]))
