@@ -3,7 +3,7 @@ one ``mlflow server`` (issue 21).
 
     python bench/scale.py [--workers 8,16,32,64] [--trials-per-worker 4] [--seconds 240]
         [--fix before,after] [--server-workers 4] [--max-connections 100] [--real-trials 3]
-        [--gpu-factor 5] [--store-cores 4] [--json FILE]
+        [--gpu-factor 5] [--store-cores 4] [--heads '*'] [--json FILE]
 
 What runs. Two throw-away PostgreSQL 15 clusters on 127.0.0.1 (one for Optuna, one behind
 MLflow, so that each one's CPU is its own; ``--max-connections`` each, default 100, the stock
@@ -75,6 +75,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import requests  # noqa: E402
 import urllib3  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from optuna.storages._rdb import storage as rdb  # noqa: E402
 
@@ -541,7 +542,7 @@ def worker_main(index: int, study: str, storage: str, uri: str, total: int, prof
         install_probes()
         random.seed(index)
         started = time.time()
-        ran, slept = worker_body(index, study, storage, uri, total, profile, args)
+        ran, slept = worker_body(index, study, storage, uri, total, profile, args, args.heads)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         result = {**PROBE.summary(), "ran": ran, "slept": slept, "started": started}
         result["cpu"] = usage.ru_utime + usage.ru_stime
@@ -935,11 +936,11 @@ def run_phase(
     clusters = {"optuna": _plain(storage)}
     if stores.mlflow_pg is not None:
         clusters["mlflow"] = stores.mlflow_pg.url("mlflow")
+    warm_up(stores.tracking_uri, storage, work=out)  # before the CPU is counted
     cpu_before, fatal_before = stores.cpu(), stores.fatals()
     began = time.time()
     children: dict[int, int] = {}
     client_cpu, killed = 0.0, 0
-    warm_up(stores.tracking_uri)
     gc.collect()
     gc.freeze()  # the children's collector leaves the parent's objects (and their pages) alone
     try:
@@ -999,10 +1000,38 @@ def run_phase(
     return figures
 
 
-def warm_up(tracking_uri: str) -> None:
-    """Import here, once, what the workers would each import on first use (MLflow's REST
-    client, TPE's estimators), so that the forked children share those pages."""
-    MlflowClient(tracking_uri).search_experiments(max_results=1)
+def warm_up(tracking_uri: str, storage: str, work: Path, runs: int = 16) -> None:
+    """Import here, once, what the workers would each import on first use, so that the forked
+    children share those pages and their CPU is their trials', not ~300 modules' import each:
+    MLflow's REST client and run context (GitPython, tracing), Optuna's RDB storage (SQLAlchemy's
+    ORM, Alembic) and the study lock on ``storage`` (its schema is created here, as the first
+    worker would), TPE's estimators. Then ``runs`` short runs, 8 at a time, so that each of the
+    server's workers has loaded what it loads on its first requests: that CPU is not a trial's
+    (it went to the first phase). The runs go to an experiment of their own, not the study's.
+    """
+    client = MlflowClient(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.set_experiment("scale-bench-warm-up").experiment_id
+    with mlflow.start_run(run_name="warm-up"):
+        mlflow.log_params({"warm": 1})
+        mlflow.log_metrics({"warm": 1.0})
+    artifact = work / "warm-up.txt"
+    artifact.write_text("warm\n" * 1000)
+
+    def short_run(index: int) -> None:
+        run_id = client.create_run(experiment, tags={"warm": str(index)}).info.run_id
+        client.log_batch(run_id, [Metric("warm", 1.0, 0, 1)], [Param("w", "1")])
+        client.log_artifact(run_id, str(artifact))
+        client.search_runs([experiment], f"tags.warm = '{index}'", max_results=1)
+        client.set_terminated(run_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(short_run, range(runs)))
+    backend = optuna.storages.RDBStorage(storage)
+    backend.engine.dispose()  # no connection crosses the fork
+    lock = locks.StorageLock(storage, "warm-up")
+    lock.acquire()
+    lock.release()
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(n_startup_trials=2, seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 1, 9), n_trials=4)
 
@@ -1327,6 +1356,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--real-trials", type=int, default=3, help="calibration; 0: none")
     parser.add_argument("--gpu-factor", type=float, default=5.0, help="CPU seconds / GPU seconds")
     parser.add_argument("--clips", type=int, default=1500, help="scores.csv rows (dev + test)")
+    parser.add_argument(
+        "--heads", default="*", choices=("*", "lstm30"), help="the sweep's --heads (the profile's)"
+    )
     parser.add_argument("--heartbeat", type=int, default=10, help="the sweep's --heartbeat")
     parser.add_argument("--storage", help="an existing study database (one count, no CPU)")
     parser.add_argument("--tracking-uri", help="with --storage: the tracking server")
