@@ -96,7 +96,7 @@ from experiments.config import TrialConfig  # noqa: E402
 from experiments.metrics import ScoreSet, pad_report  # noqa: E402
 from experiments.results import console  # noqa: E402
 from experiments.stores import locks, runs_table, tracking, workers  # noqa: E402
-from tests.servers import STARTUP_SECONDS, Postgres, free_port, stop  # noqa: E402
+from tests.servers import STARTUP_SECONDS, MlflowServer, Postgres  # noqa: E402
 
 # The 12 trials of the default sweep on 2 CPU cores, (seconds, pruned) (bench/RESULTS.md, "The
 # default sweep", run of 2026-11-27 10:48 UTC): a simulated trial is one of them, GPU-scaled.
@@ -776,37 +776,6 @@ class BenchPostgres(Postgres):
         return Counter(found)
 
 
-class BenchMlflowServer:
-    """``mlflow server --workers N`` on a PostgreSQL database, artifacts proxied to a folder."""
-
-    def __init__(self, backend_uri: str, workers: int) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="scale-mlflow-"))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = self.root / "server.log"
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-        command += ["--port", self.url.rsplit(":", 1)[1], "--workers", str(workers)]
-        command += ["--backend-store-uri", backend_uri]
-        command += ["--artifacts-destination", str(self.root / "artifacts")]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, cwd=self.root, start_new_session=True
-            )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            with contextlib.suppress(OSError, requests.RequestException):
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text()[-2000:]
-                self.close()
-                raise RuntimeError(f"mlflow server did not start: {tail}")
-            time.sleep(0.5)
-
-    def close(self) -> None:
-        stop(self.process, wait=10)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 def process_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its live descendants, with the children each has reaped."""
     children: dict[int, list[int]] = defaultdict(list)
@@ -882,7 +851,7 @@ class Stores:
 
     optuna_pg: BenchPostgres | None
     mlflow_pg: BenchPostgres | None
-    server: BenchMlflowServer | None
+    server: MlflowServer | None
     tracking_uri: str
 
     @classmethod
@@ -891,7 +860,7 @@ class Stores:
         try:
             optuna_pg = BenchPostgres(max_connections)
             mlflow_pg = BenchPostgres(max_connections)
-            server = BenchMlflowServer(mlflow_pg.create_database("mlflow"), server_workers)
+            server = MlflowServer(mlflow_pg.create_database("mlflow"), server_workers)
         except BaseException:
             for part in (server, mlflow_pg, optuna_pg):
                 if part is not None:
@@ -936,7 +905,8 @@ def run_phase(
     clusters = {"optuna": _plain(storage)}
     if stores.mlflow_pg is not None:
         clusters["mlflow"] = stores.mlflow_pg.url("mlflow")
-    warm_up(stores.tracking_uri, storage, work=out)  # before the CPU is counted
+    runs = 16 if stores.server is not None else 0  # no server's CPU to count: no warm-up runs
+    warm_up(stores.tracking_uri, storage, out, runs)  # before the CPU is counted
     cpu_before, fatal_before = stores.cpu(), stores.fatals()
     began = time.time()
     children: dict[int, int] = {}
@@ -953,28 +923,14 @@ def run_phase(
             children[pid] = index
         sampler = Sampler(clusters)
         sampler.start()
-        deadline = time.monotonic() + args.seconds + GRACE_SECONDS
-        while children and time.monotonic() < deadline:
-            pid, _, usage = os.wait4(-1, os.WNOHANG)
-            if pid == 0:
-                time.sleep(0.2)
-                continue
-            children.pop(pid, None)
-            client_cpu += usage.ru_utime + usage.ru_stime
+        client_cpu += reap(children, args.seconds + GRACE_SECONDS)
         killed = len(children)
     finally:
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            end = time.monotonic() + wait
-            while children and time.monotonic() < end:
-                pid, _, usage = os.wait4(-1, os.WNOHANG)
-                if pid == 0:
-                    time.sleep(0.1)
-                    continue
-                children.pop(pid, None)
-                client_cpu += usage.ru_utime + usage.ru_stime
+            client_cpu += reap(children, 10.0)
     connections = sampler.stop()
     ended = time.time()
     cpu = {k: v - cpu_before[k] for k, v in stores.cpu().items()}
@@ -998,6 +954,20 @@ def run_phase(
         failed=failed,
     )
     return figures
+
+
+def reap(children: dict[int, int], seconds: float) -> float:
+    """Wait up to ``seconds`` for the forked ``children`` (pid: index) to end, removing each
+    that does; returns the CPU seconds of those reaped."""
+    cpu, deadline = 0.0, time.monotonic() + seconds
+    while children and time.monotonic() < deadline:
+        pid, _, usage = os.wait4(-1, os.WNOHANG)
+        if pid == 0:
+            time.sleep(0.1)
+            continue
+        children.pop(pid, None)
+        cpu += usage.ru_utime + usage.ru_stime
+    return cpu
 
 
 def warm_up(tracking_uri: str, storage: str, work: Path, runs: int = 16) -> None:
@@ -1025,8 +995,9 @@ def warm_up(tracking_uri: str, storage: str, work: Path, runs: int = 16) -> None
         client.search_runs([experiment], f"tags.warm = '{index}'", max_results=1)
         client.set_terminated(run_id)
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(short_run, range(runs)))
+    if runs:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(short_run, range(runs)))
     backend = optuna.storages.RDBStorage(storage)
     backend.engine.dispose()  # no connection crosses the fork
     lock = locks.StorageLock(storage, "warm-up")
