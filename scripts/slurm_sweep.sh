@@ -8,6 +8,13 @@
 # mlflow server and the feature cache (a folder every node sees). Workers started together are
 # safe; --trials is the study's total, so the array can be larger or smaller than needed, and a
 # task that is killed (preemption, time limit) has its trial retried by the others.
+#
+# Sizing (README, "Sizing"; bench/RESULTS.md, "Scale"), for an array of N tasks running at once:
+#   mlflow server --workers max(4, N/4), on as many cores (8: 4, 16: 4, 32: 8, 64: 16);
+#   the study's PostgreSQL: max_connections >= 3 N + 20 (100 up to 16 tasks, 200 for 32, 300
+#   for 64), plus 15 per server worker when MLflow's database is in the same cluster.
+# The first task checks max_connections and warns when it is short (refused connections are
+# the first thing that breaks, at 64 workers with the stock 100).
 #SBATCH --job-name=vggface-sweep
 #SBATCH --output=logs/sweep-%A_%a.out
 #SBATCH --cpus-per-task=4
@@ -30,6 +37,35 @@ mkdir -p logs
 export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-4}"
 # Each task seeds its sampler differently, or parallel TPE workers would propose the same points.
 SEED=$(( ${SLURM_ARRAY_TASK_ID:-0} ))
+
+# Tasks at once: the array's %limit if any, else its size.
+RUNNING="${SLURM_ARRAY_TASK_COUNT:-1}"
+if [[ -n "${SLURM_ARRAY_JOB_ID:-}" ]] \
+    && [[ "$(scontrol show job "$SLURM_ARRAY_JOB_ID" 2>/dev/null)" =~ ArrayTaskThrottle=([1-9][0-9]*) ]]; then
+    RUNNING="${BASH_REMATCH[1]}"
+fi
+if [[ "${SLURM_ARRAY_TASK_ID:-0}" == "${SLURM_ARRAY_TASK_MIN:-0}" && "$STORAGE" == postgresql* ]]; then
+    python - "$STORAGE" "$RUNNING" <<'EOF' || true
+import sys
+
+import sqlalchemy
+
+url, workers = sys.argv[1], int(sys.argv[2])
+need = 3 * workers + 20  # README, "Sizing": ~3 connections a worker, and room for the rest
+try:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        have = int(connection.execute(sqlalchemy.text("SHOW max_connections")).scalar())
+except Exception as err:  # the sweep itself says what is wrong with the database, if anything
+    sys.exit(f"could not read max_connections: {str(err).splitlines()[0]}")
+if have < need:
+    print(
+        f"warning: the study's PostgreSQL allows {have} connections; {workers} workers need "
+        f"about {need} (README, Sizing): raise max_connections or run fewer tasks at once",
+        file=sys.stderr,
+    )
+EOF
+fi
 
 exec python experiments/sweep.py \
     --data "$DATA" --weights "$WEIGHTS" --cache-dir "$CACHE_DIR" \

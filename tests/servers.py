@@ -127,20 +127,22 @@ class Postgres:
 
 
 class MlflowServer:
-    """``mlflow server`` on a PostgreSQL database, proxying artifacts to a temporary folder."""
+    """``mlflow server --workers N`` on a PostgreSQL database, proxying artifacts to a
+    temporary folder (one worker for tests; ``bench/scale.py`` asks for more)."""
 
-    def __init__(self, backend_uri: str) -> None:
+    def __init__(self, backend_uri: str, workers: int = 1) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="vggface-mlflow-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.root / "server.log"
         self.backend_uri = backend_uri
+        self.workers = workers
         self.start()
 
     def start(self) -> None:
         """Start the server (again, on the same port and stores) and wait until it answers."""
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--workers", "1"]
+        command += ["--port", str(self.port), "--workers", str(self.workers)]
         command += ["--backend-store-uri", self.backend_uri]
         command += ["--artifacts-destination", str(self.root / "artifacts")]
         with open(self.log, "ab") as log:

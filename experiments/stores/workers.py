@@ -13,16 +13,24 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   When N are but some are still running, it waits for them: one may be lost and retried.
 * A worker killed in a trial stops its Optuna heartbeat; any other worker then fails the trial and
   Optuna's retry callback queues it again (``failed_trial``/``retry_history`` system attributes).
-  The next worker that starts or finishes a trial closes the dead trial's MLflow run, and its
-  worker's parent run, as FAILED; a retry's run is tagged with the trial it retries.
+  A worker that starts or finishes a trial, at most once a heartbeat, and every worker as it
+  stops, closes the dead trial's MLflow run, and its worker's parent run, as FAILED; a retry's
+  run is tagged with the trial it retries. Once a heartbeat, not once a trial: a trial is lost
+  only after :data:`~experiments.config.GRACE_FACTOR` silent heartbeats, and these searches
+  cost the tracking server in proportion to the workers (``bench/scale.py``).
 * A database that goes away (restart, network) costs the trial in flight: it is failed and
   queued again once the database answers, and the worker waits up to :data:`RECONNECT_SECONDS`.
+* The pruner (every epoch) and TPE read the finished trials from a cache at most
+  :data:`FINISHED_FRESH_SECONDS` old (:class:`FinishedTrialsCache`); the trial budget and the
+  queue are always read from the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import math
 import os
 import socket
 import sys
@@ -51,6 +59,7 @@ except ImportError:  # pragma: no cover - older Optuna
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
+FINISHED_FRESH_SECONDS = 5.0  # how old the finished trials the pruner and TPE read may be
 log = logging.getLogger("sweep")
 
 StorageErrors = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
@@ -122,12 +131,14 @@ def _open_study(
     searched: dict[str, Sequence[str]],
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
-            heartbeat_interval=heartbeat,
-            grace_period=GRACE_FACTOR * heartbeat,
-            **{RETRY_ARGUMENT: _retry_callback()},
+        storage = FinishedTrialsCache(
+            optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
+                heartbeat_interval=heartbeat,
+                grace_period=GRACE_FACTOR * heartbeat,
+                **{RETRY_ARGUMENT: _retry_callback()},
+            )
         )
         study = optuna.create_study(
             study_name=name,
@@ -144,6 +155,43 @@ def _open_study(
         study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
+
+
+class FinishedTrialsCache(optuna.storages._CachedStorage):
+    """Optuna's cache of an RDB study (what ``create_study`` wraps an ``RDBStorage`` in), reading
+    the database less often for finished trials.
+
+    Optuna's cache reads every unfinished trial again, with its parameters, attributes and
+    intermediate values (about ten queries, rows in proportion to the workers), on every read of
+    the trials. The pruner reads the complete trials every epoch and TPE the finished ones, and
+    a finished trial never changes: a read that asks only for finished states is answered from
+    the cache while its last read is younger than :data:`FINISHED_FRESH_SECONDS` (a trial that
+    finished since is seen a few seconds later). Every other read (the trial budget, the queue
+    of waiting trials, the progress line) goes to the database and refreshes the cache; a
+    worker reads it so at the start of each trial. ``bench/scale.py``: 20-30 reads a trial
+    become 5-8.
+    """
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        super().__init__(backend)
+        self._read_at: dict[int, float] = {}  # study id: when its trials were last read
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Any = None
+    ) -> list[FrozenTrial]:
+        finished = isinstance(states, tuple | list | set | frozenset) and all(
+            TrialState(s).is_finished() for s in states
+        )
+        age = time.monotonic() - self._read_at.get(study_id, -math.inf)
+        if finished and age < FINISHED_FRESH_SECONDS:
+            with self._lock:
+                cached = [t for t in self._studies[study_id].trials.values() if t.state in states]
+            cached.sort(key=lambda t: t.number)
+            return copy.deepcopy(cached) if deepcopy else cached
+        read_at = time.monotonic()
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        self._read_at[study_id] = read_at
+        return trials
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
@@ -238,6 +286,7 @@ class Worker:
         self.lock = StorageLock(url, f"study:{study.study_name}")
         self.ran = 0  # trials this worker started
         self._current: int | None = None  # the trial number in flight
+        self._checked: float | None = None  # when close_lost_runs last looked (monotonic)
 
     def optimize(
         self,
@@ -251,8 +300,22 @@ class Worker:
         """Run trials until the study has ``trials`` finished ones (or ``timeout`` s passed).
 
         ``on_trial(study, trial)`` is called after each trial this worker ran. Returns how many
-        trials this worker started.
+        trials this worker started. Before it returns, the runs of lost trials and dead workers
+        are closed whenever this worker last looked: none is left RUNNING by the heartbeat's
+        pacing of :meth:`close_lost_runs`.
         """
+        ran = self._optimize(objective, trials, timeout, catch, on_trial)
+        self.close_lost_runs(force=True)
+        return ran
+
+    def _optimize(
+        self,
+        objective: Callable[[optuna.Trial], Any],
+        trials: int,
+        timeout: float | None,
+        catch: tuple[type[Exception], ...],
+        on_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
+    ) -> int:
         callbacks = [self._after_trial] + ([on_trial] if on_trial is not None else [])
         deadline = None if timeout is None else time.monotonic() + timeout
         outage: float | None = None  # when the database stopped answering
@@ -363,9 +426,18 @@ class Worker:
         except Exception as err:  # housekeeping: never the reason a worker stops
             log.warning("could not say this worker lives: %s", err)
 
-    def close_lost_runs(self) -> None:
+    def close_lost_runs(self, force: bool = False) -> None:
         """End as FAILED the RUNNING MLflow runs of trials Optuna has finished (lost workers),
-        and the parent runs of workers that died between trials; say this worker lives."""
+        and the parent runs of workers that died between trials; say this worker lives.
+
+        At most once a heartbeat unless ``force``: it costs the tracking server three searches
+        whose answers grow with the workers, and nothing is found lost sooner than
+        :data:`~experiments.config.GRACE_FACTOR` heartbeats after it went silent.
+        """
+        now = time.monotonic()
+        if not force and self._checked is not None and now - self._checked < self.heartbeat:
+            return
+        self._checked = now
         self._seen()
         try:
             tracking.close_dead_parents(
