@@ -6,6 +6,7 @@ sweep where no trial finished, library telemetry. Real stores, real processes.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -113,6 +114,23 @@ def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) 
     code = sweep.main(argv(data, "--storage", url, "--study", "x"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: --storage {url}")
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line(
+    data, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's client, without waiting
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", url)
+    code = sweep.main(argv(data, *stores, "--study", "away"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"error: the tracking server {url} does not answer (")
+    assert err[-1].endswith("start it (README, 'Many machines') or correct --tracking-uri")
+    assert not any("Traceback" in line for line in err)
 
 
 def test_a_sweep_where_no_trial_finished_fails_and_says_why(

@@ -257,7 +257,8 @@ def no_finished_trial(result: SweepResult) -> str:
 
 def run_command(config: SweepConfig) -> int:
     """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
-    (0 done, 2 bad input, 3 the study's database unreachable, 130 interrupted)."""
+    (0 done, 2 bad input, 3 the study's database or the tracking store unreachable, 130
+    interrupted)."""
     level = logging.INFO if config.verbose else logging.WARNING
     named = "%(levelname)s %(name)s: %(message)s"  # with --verbose, which library says it
     logging.basicConfig(
@@ -288,6 +289,14 @@ def _run_and_close(config: SweepConfig) -> int:
         return 2
     except workers.StorageUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
+        return 3
+    except MlflowException as err:  # outside a trial (its start, its end): MLflow retried
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "no answer"
+        print(
+            f"error: the tracking store did not answer ({first}): finished trials are kept; "
+            "rerun the same command to resume once it answers",
+            file=sys.stderr,
+        )
         return 3
     except ExtractionInterrupted as err:  # before any trial: say what extraction kept
         print(err, file=sys.stderr)

@@ -109,6 +109,11 @@ def open_store() -> None:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            if uri.startswith(("http://", "https://")):  # a server, not a schema to mend
+                fix = "start it (README, 'Many machines') or correct --tracking-uri"
+                raise ValueError(
+                    f"the tracking server {uri} does not answer ({first}): {fix}"
+                ) from None
             raise ValueError(
                 f"the MLflow store {uri} cannot be opened ({first}): move it aside and rerun, or "
                 f"upgrade it with `mlflow db upgrade {uri}`"

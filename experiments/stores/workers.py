@@ -20,6 +20,8 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   cost the tracking server in proportion to the workers (``bench/scale.py``).
 * A database that goes away (restart, network) costs the trial in flight: it is failed and
   queued again once the database answers, and the worker waits up to :data:`RECONNECT_SECONDS`.
+  A tracking store that stays away past MLflow's own retries fails the trial in flight (the
+  objective says so and pauses); it is queued again, up to :data:`MAX_RETRY` times.
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
   :data:`FINISHED_FRESH_SECONDS` old (:class:`FinishedTrialsCache`); the trial budget and the
   queue are always read from the database.
@@ -41,6 +43,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy
+from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
@@ -287,6 +290,7 @@ class Worker:
         self.ran = 0  # trials this worker started
         self._current: int | None = None  # the trial number in flight
         self._checked: float | None = None  # when close_lost_runs last looked (monotonic)
+        self._store_lost: int | None = None  # our trial failed because MLflow did not answer
 
     def optimize(
         self,
@@ -380,7 +384,11 @@ class Worker:
             self._current = trial.number
             self.ran += 1
             self.close_lost_runs()
-            return objective(trial)
+            try:
+                return objective(trial)
+            except MlflowException:  # the tracking store's failure, not the configuration's
+                self._store_lost = trial.number
+                raise
 
         return run
 
@@ -405,7 +413,14 @@ class Worker:
             print(f"trial {number} queued again", flush=True)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Tag a retry's MLflow run with the trial it retries; close the runs of lost trials."""
+        """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a
+        lost trial); tag a retry's MLflow run with the trial it retries; close the runs of lost
+        trials."""
+        if self._store_lost == trial.number and trial.state == TrialState.FAIL:
+            self._store_lost = None
+            if len(retry_history(trial)) < MAX_RETRY:
+                _retry_callback()(study, trial)
+                print(f"trial {trial.number} queued again", flush=True)
         history = retry_history(trial)
         if history:
             tags = {
