@@ -146,6 +146,15 @@ def check_study(group: Workers, trials: int, parents: int) -> tuple[optuna.Study
     return study, runs_by_number, parent_runs
 
 
+def a_trial_run_finished(group: Workers) -> bool:
+    """Whether a trial of the group's study has its MLflow run FINISHED."""
+    client = MlflowClient(group.tracking_uri)
+    try:
+        return any(r.info.status == "FINISHED" for r in trial_runs(client, group.study))
+    except Exception:  # the experiment does not exist yet
+        return False
+
+
 def test_two_then_four_workers_share_one_study(study_workers):
     first = study_workers.start(2, trials=3)  # together, on an empty database and cache
     outputs = study_workers.wait(first)
@@ -292,15 +301,7 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
 def test_a_tracking_server_down_for_seconds_costs_no_worker(study_workers, mlflow_server):  # noqa: F811
     """MLflow's client retries with backoff: the worker rides out a restart of the server."""
     (worker,) = study_workers.start(1, trials=3)
-    client = MlflowClient(study_workers.tracking_uri)
-
-    def a_trial_finished() -> bool:
-        try:
-            return any(r.info.status == "FINISHED" for r in trial_runs(client, study_workers.study))
-        except Exception:  # the experiment does not exist yet
-            return False
-
-    wait_for(a_trial_finished, "a finished trial")
+    wait_for(lambda: a_trial_run_finished(study_workers), "a finished trial")
     mlflow_server.stop()
     time.sleep(5)
     mlflow_server.start()
@@ -320,19 +321,12 @@ def test_a_tracking_server_away_past_the_retries_fails_the_trial_not_the_worker(
     (worker,) = study_workers.start(
         1, trials=3, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
     )
-    client = MlflowClient(study_workers.tracking_uri)
-
-    def a_trial_finished() -> bool:
-        try:
-            return any(r.info.status == "FINISHED" for r in trial_runs(client, study_workers.study))
-        except Exception:  # the experiment does not exist yet
-            return False
 
     def a_trial_failed() -> bool:
         study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
         return bool(study.get_trials(states=(TrialState.FAIL,)))
 
-    wait_for(a_trial_finished, "a finished trial")
+    wait_for(lambda: a_trial_run_finished(study_workers), "a finished trial")
     mlflow_server.stop()
     try:
         wait_for(a_trial_failed, "a trial failed while the server is away")

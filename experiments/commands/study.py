@@ -291,10 +291,9 @@ def _run_and_close(config: SweepConfig) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 3
     except MlflowException as err:  # outside a trial (its start, its end): MLflow retried
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "no answer"
         print(
-            f"error: the tracking store did not answer ({first}): finished trials are kept; "
-            "rerun the same command to resume once it answers",
+            f"error: the tracking store did not answer ({tracking.first_line(err, 160)}): "
+            "finished trials are kept; rerun the same command to resume once it answers",
             file=sys.stderr,
         )
         return 3

@@ -51,6 +51,11 @@ SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and
 SETTINGS_CSV = "settings.csv"  # with several folds or repeats: each setting's figures
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line (its type's name when it says nothing), for one-line messages."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
 def use_store(uri: str | None) -> str:
     """Point MLflow at ``uri`` (``--tracking-uri``), else at its own default store, once per
     command; returns the store's URI. MLflow writes its default SQLite URI with the working
@@ -108,7 +113,7 @@ def open_store() -> None:
         try:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            first = first_line(err)
             if uri.startswith(("http://", "https://")):  # a server, not a schema to mend
                 fix = "start it (README, 'Many machines') or correct --tracking-uri"
                 raise ValueError(
@@ -182,7 +187,7 @@ def _end(status: str, error: str | None = None) -> None:
             mlflow.set_tag(ERROR_TAG, error)
         mlflow.end_run(status)
     except MlflowException as err:
-        log.warning("could not end the run as %s: %s", status, str(err).splitlines()[0][:200])
+        log.warning("could not end the run as %s: %s", status, first_line(err))
         with contextlib.suppress(Exception):
             mlflow.end_run(status)  # forget it locally at least: the next run is not nested in it
 

@@ -49,6 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
 from experiments.stores import tracking, wal
 from experiments.stores.locks import StorageLock
+from experiments.stores.tracking import first_line
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -112,14 +113,14 @@ def open_study(
         ) from err
     except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as err:
         raise ValueError(
-            f"--storage {url}: not a database URL SQLAlchemy knows ({_first_line(err)}); e.g. "
+            f"--storage {url}: not a database URL SQLAlchemy knows ({first_line(err)}); e.g. "
             "sqlite:///optuna.db or postgresql://user@host/optuna"
         ) from None
     except StorageErrors as err:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
         cause = _database_error(err) or err
         raise StorageUnavailable(
-            f"--storage {shown}: cannot open the study: {_first_line(cause)}"
+            f"--storage {shown}: cannot open the study: {first_line(cause)}"
         ) from err
 
 
@@ -269,10 +270,6 @@ def _database_error(err: BaseException | None) -> BaseException | None:
     return found
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-
-
 class Worker:
     """One worker's share of the study: reserve a trial, run it, keep MLflow truthful."""
 
@@ -368,7 +365,7 @@ class Worker:
                 elif time.monotonic() - outage > RECONNECT_SECONDS:
                     raise StorageUnavailable(
                         f"the study's database did not answer for {RECONNECT_SECONDS:.0f}s "
-                        f"({_first_line(cause)}): this worker stops; finished trials are kept, "
+                        f"({first_line(cause)}): this worker stops; finished trials are kept, "
                         "start it again to go on"
                     ) from err
                 time.sleep(min(5.0, self.heartbeat))
@@ -395,7 +392,7 @@ class Worker:
     def _say_outage(self, err: BaseException, lost: int | None) -> None:
         what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
         print(
-            f"database unreachable ({_first_line(err)}): {what}; waiting for it up to "
+            f"database unreachable ({first_line(err)}): {what}; waiting for it up to "
             f"{RECONNECT_SECONDS:.0f}s",
             file=sys.stderr,
             flush=True,
@@ -409,8 +406,14 @@ class Worker:
                 self.study.tell(number, state=TrialState.FAIL)
         trials = self.study.get_trials(deepcopy=False)
         if trials[number].state == TrialState.FAIL and number not in retried_numbers(trials):
-            _retry_callback()(self.study, trials[number])
-            print(f"trial {number} queued again", flush=True)
+            self._queue_again(trials[number])
+
+    def _queue_again(self, trial: FrozenTrial) -> None:
+        """A failed trial of ours queued again with its parameters, up to :data:`MAX_RETRY`
+        times, as Optuna's retry of a lost trial does."""
+        if len(retry_history(trial)) < MAX_RETRY:
+            _retry_callback()(self.study, trial)
+            print(f"trial {trial.number} queued again", flush=True)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a
@@ -418,9 +421,7 @@ class Worker:
         trials."""
         if self._store_lost == trial.number and trial.state == TrialState.FAIL:
             self._store_lost = None
-            if len(retry_history(trial)) < MAX_RETRY:
-                _retry_callback()(study, trial)
-                print(f"trial {trial.number} queued again", flush=True)
+            self._queue_again(trial)
         history = retry_history(trial)
         if history:
             tags = {

@@ -104,10 +104,9 @@ class Objective:
             self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
-            first = str(err).strip().splitlines()[0][:120] if str(err).strip() else "no answer"
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
-            what = f"failed: the tracking store did not answer ({first})"
+            what = f"failed: the tracking store did not answer ({tracking.first_line(err, 120)})"
             what += f"; next trial in {pause:.0f}s"
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
