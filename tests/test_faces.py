@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from core.data.clips import Clip, ClipError, DataError
+from core.data.clips import Clip, ClipError, DataError, FaceBoxes
 from core.data.frames import prepare_frames
 from core.features import faces, pipeline
 
@@ -35,13 +36,20 @@ def synthetic_face_frame() -> np.ndarray:
 def test_replay_attack_face_file_gives_boxes_and_zeros_are_no_face(tmp_path: Path) -> None:
     path = tmp_path / "client001_session01_webcam_authenticate_adverse_1.face"
     path.write_text("0 110 60 95 95\n1 112 61 94 94\n2 0 0 0 0\n\n")
-    assert faces.read_box_file(path) == {0: (110, 60, 95, 95), 1: (112, 61, 94, 94), 2: None}
+    expected = {0: (110, 60, 95, 95), 1: (112, 61, 94, 94), 2: None}
+    assert faces.read_box_file(path, "xywh") == expected
+
+
+def test_msu_mfsd_face_file_gives_boxes_from_corners(tmp_path: Path) -> None:
+    path = tmp_path / "real_client005_android_SD_scene01.face"  # frame,x1,y1,x2,y2
+    path.write_text("0,110,60,205,155\n1,0,0,0,0\n")
+    assert faces.read_box_file(path, "corners") == {0: (110, 60, 95, 95), 1: None}
 
 
 def test_oulu_npu_eye_file_gives_a_box_around_the_eyes(tmp_path: Path) -> None:
     path = tmp_path / "1_1_01_1.txt"  # frame,x_left_eye,y_left_eye,x_right_eye,y_right_eye
     path.write_text("1,500,800,600,800\n2,0,0,0,0\n")  # numbered from 1
-    table = faces.read_box_file(path)
+    table = faces.read_box_file(path, "eyes")
     assert set(table) == {0, 1} and table[1] is None
     x, y, w, h = table[0]
     assert (w, h) == (240, 300) and x + w / 2 == 550  # 2.4 x 3 eye distances, centred
@@ -49,33 +57,35 @@ def test_oulu_npu_eye_file_gives_a_box_around_the_eyes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,text,message",
+    "name,format,text,message",
     [
-        ("a.face", "0 1 2 x 4\n", "line 1"),
-        ("a.face", "0 1 2 3\n", "line 1"),
-        ("a.txt", "1,2,3\n", "line 1"),
-        ("a.csv", "0 1 2 3 4\n", "unknown format"),
-        ("missing.face", None, "cannot read"),
+        ("a.face", "xywh", "0 1 2 x 4\n", "line 1"),
+        ("a.face", "corners", "0,1,2,3\n", "line 1"),
+        ("a.txt", "eyes", "1,2,3\n", "line 1"),
+        ("a.csv", "csv", "0 1 2 3 4\n", "format must be one of"),
+        ("missing.face", "xywh", None, "cannot read"),
     ],
 )
-def test_a_bad_box_file_is_a_clip_error(tmp_path: Path, name, text, message) -> None:
+def test_a_bad_box_file_is_a_clip_error(tmp_path: Path, name, format, text, message) -> None:
     path = tmp_path / name
     if text is not None:
         path.write_text(text)
     with pytest.raises(ClipError, match=message) as err:
-        faces.read_box_file(path)
+        faces.read_box_file(path, format)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_database_boxes_are_looked_up_by_frame_index_not_detected(tmp_path: Path) -> None:
     boxes = tmp_path / "clip.face"
     boxes.write_text("".join(f"{i} {i} 0 30 30\n" for i in range(10)))
-    clip = Clip(tmp_path / "clip", "clip", "1", "bonafide", "bonafide", face_boxes=boxes)
+    clip = Clip(
+        tmp_path / "clip", "clip", "1", "bonafide", "bonafide", face_boxes=FaceBoxes(boxes, "xywh")
+    )
     frames = np.zeros((3, 60, 80, 3), np.uint8)  # blank: a detector would find nothing
-    found, shipped = faces.FaceFinder(faces.HAAR).boxes(clip, frames, [1, 5, 9])
-    assert shipped and found == [(1, 0, 30, 30), (5, 0, 30, 30), (9, 0, 30, 30)]
-    found, shipped = faces.FaceFinder(faces.HAAR, shipped=False).boxes(clip, frames, [1, 5, 9])
-    assert not shipped and found == [None, None, None]
+    found = faces.FaceFinder(faces.HAAR).boxes(clip, frames, [1, 5, 9])
+    assert found == faces.Found([(1, 0, 30, 30), (5, 0, 30, 30), (9, 0, 30, 30)], True)
+    found = faces.FaceFinder(faces.HAAR, shipped=False).boxes(clip, frames, [1, 5, 9])
+    assert found == faces.Found([None, None, None], False)
 
 
 def test_the_decoder_crops_to_the_database_boxes(tmp_path: Path) -> None:
@@ -87,13 +97,84 @@ def test_the_decoder_crops_to_the_database_boxes(tmp_path: Path) -> None:
         cv2.imwrite(str(folder / f"f{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     boxes = tmp_path / "clip.face"
     boxes.write_text("0 0 0 0 0\n1 30 10 20 20\n2 0 0 0 0\n3 2 2 16 16\n")
-    clip = Clip(folder, "clip", "1", "attack", "print", face_boxes=boxes)
+    clip = Clip(folder, "clip", "1", "attack", "print", face_boxes=FaceBoxes(boxes, "xywh"))
     decoded = pipeline.decoder(2, faces.FaceFinder(faces.HAAR))(clip)  # frames 1 and 3
     expected = prepare_frames(raw[[1, 3]], [(30, 10, 20, 20), (2, 2, 16, 16)])
     assert decoded.no_face == 0 and decoded.shipped_boxes
     np.testing.assert_array_equal(decoded.frames, expected)
     decoded = pipeline.decoder(4, faces.FaceFinder(faces.HAAR))(clip)
     assert decoded.no_face == 2  # frames 0 and 2 have zeros
+
+
+def face_in_a_corner() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 240x320 frame with the synthetic face in its top-left quarter, and Haar's box of it."""
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    frame[:160, :160] = synthetic_face_frame()
+    (box,) = faces.detect_faces([frame], faces.HAAR)
+    assert box is not None and box[1] + box[3] / 2 < 90  # well above the middle
+    return frame, box
+
+
+def upside_down(box: tuple[int, int, int, int], height: int) -> tuple[int, int, int, int]:
+    """The box as drawn on the frame flipped top to bottom (Bob's MSU-MFSD reader flips some)."""
+    x, y, w, h = box
+    return x, height - y - h, w, h
+
+
+def corners_file(path: Path, boxes: list) -> Path:
+    """An MSU-MFSD .face file: frame,x1,y1,x2,y2 per frame."""
+    path.write_text("".join(f"{i},{x},{y},{x + w},{y + h}\n" for i, (x, y, w, h) in boxes))
+    return path
+
+
+@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
+def test_boxes_to_verify_are_used_where_the_detector_agrees(tmp_path: Path) -> None:
+    frame, haar = face_in_a_corner()
+    frames = np.stack([frame, frame])
+    x, y, w, h = haar
+    larger = (x - 10, y - 14, w + 20, h + 24)  # a database's own box: not the detector's
+    clip = Clip(
+        tmp_path / "clip",
+        "clip",
+        "5",
+        "bonafide",
+        "bonafide",
+        face_boxes=FaceBoxes(
+            corners_file(tmp_path / "a.face", [(0, larger), (9, larger)]), "corners", verify=True
+        ),
+    )
+    assert faces.FaceFinder(faces.HAAR).boxes(clip, frames, [0, 9]) == faces.Found(
+        [larger] * 2, True
+    )
+
+    flipped = upside_down(larger, 240)
+    clip = replace(
+        clip,
+        face_boxes=replace(
+            clip.face_boxes, path=corners_file(tmp_path / "b.face", [(0, flipped), (9, flipped)])
+        ),
+    )
+    found = faces.FaceFinder(faces.HAAR).boxes(clip, frames, [0, 9])
+    assert found.boxes == [haar, haar] and not found.shipped
+    assert found.disagreement == f"frame 0: the database's box {flipped}, haar's {haar}"
+    # not verified, the same file is used as it is
+    unverified = replace(clip, face_boxes=replace(clip.face_boxes, verify=False))
+    assert faces.FaceFinder(faces.HAAR).boxes(unverified, frames, [0, 9]) == faces.Found(
+        [flipped] * 2, True
+    )
+    # a detector that sees no face is no evidence against the database
+    blank = np.full_like(frames, 90)
+    assert faces.FaceFinder(faces.HAAR).boxes(clip, blank, [0, 9]) == faces.Found(
+        [flipped] * 2, True
+    )
+    # the decoder carries the reason to the extraction's records
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"f{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    decoded = pipeline.decoder(2, faces.FaceFinder(faces.HAAR))(replace(clip, path=folder))
+    assert not decoded.shipped_boxes and decoded.set_aside == found.disagreement
+    np.testing.assert_array_equal(decoded.frames, prepare_frames(frames, [haar, haar]))
 
 
 @pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")

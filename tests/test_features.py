@@ -34,7 +34,7 @@ from core.backbone.network import dense_fc7
 from core.backbone.spec import preprocess_input
 from core.backbone.vggface import build_vggface
 from core.constants import FEATURE_SHAPE, INPUT_SHAPE, RANDOM_INIT, RANDOM_SEED
-from core.data.clips import DataError
+from core.data.clips import DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.frames import prepare_frames, read_clip, read_frames
 from core.features import FeatureSet, cache_key, extract_features, faces, store
@@ -644,7 +644,9 @@ def with_face_boxes(dataset: Dataset, clip_id: str, box_file: Path) -> Dataset:
 
     def give(clips):
         return [
-            dataclasses.replace(c, face_boxes=box_file) if c.clip_id == clip_id else c
+            dataclasses.replace(c, face_boxes=FaceBoxes(box_file, "xywh"))
+            if c.clip_id == clip_id
+            else c
             for c in clips
         ]
 
@@ -681,6 +683,66 @@ def test_database_boxes_are_used_instead_of_detecting(data, tmp_path, model_call
     os.utime(box_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     edited = extract(boxed, tmp_path / "cache", face_crop=True, detector="haar")
     assert edited.extracted and edited.fingerprint != fs.fingerprint
+
+
+@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
+def test_boxes_that_miss_the_face_are_set_aside_counted_and_recorded(
+    data, tmp_path, model_calls, backbone, caplog
+):
+    """MSU-MFSD's and Replay-Mobile's boxes are checked against the detector: a clip whose boxes
+    are drawn for upside-down frames is cropped with the detector, counted, recorded and said."""
+    from tests.test_faces import corners_file, face_in_a_corner, upside_down
+
+    frame, haar = face_in_a_corner()
+    dataset = load_dataset(data)
+    good, bad = dataset.clips[0], dataset.clips[1]
+    for clip in (good, bad):  # their frames become the face: 3 frames, frames 0 and 2 read
+        for i in range(3):
+            cv2.imwrite(
+                str(clip.path / f"frame{i:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            )
+    flipped = upside_down(haar, frame.shape[0])
+    files = {
+        good.clip_id: corners_file(tmp_path / "good.face", [(i, haar) for i in range(3)]),
+        bad.clip_id: corners_file(tmp_path / "bad.face", [(i, flipped) for i in range(3)]),
+    }
+
+    def boxed(verify: bool) -> Dataset:
+        def give(clips):
+            return [
+                dataclasses.replace(c, face_boxes=FaceBoxes(files[c.clip_id], "corners", verify))
+                if c.clip_id in files
+                else c
+                for c in clips
+            ]
+
+        return dataclasses.replace(
+            dataset, clips=give(dataset.clips), source_clips=give(dataset.source_clips)
+        )
+
+    caplog.set_level(logging.WARNING, logger="core.features")
+    fs = extract(boxed(True), tmp_path / "cache", face_crop=True, detector="haar")
+    assert (fs.database_boxes, fs.boxes_set_aside) == (1, 1)
+    assert "database boxes set aside on 1 clips" in fs.face_summary()
+    records = {r["clip_id"]: r for r in fs.manifest["clips"]}
+    assert records[bad.clip_id]["boxes_set_aside"] == (
+        f"frame 0: the database's box {flipped}, haar's {haar}"
+    )
+    assert "boxes_set_aside" not in records[good.clip_id]
+    (warning,) = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert "on 1 of 6 clips" in warning and bad.clip_id in warning
+    # both clips cropped to the face: one by its boxes, one by the detector, the same frames
+    expected = backbone.predict(
+        preprocess_input(prepare_frames(np.stack([frame] * 2), [haar] * 2)), verbose=0
+    )
+    for clip in (good, bad):
+        row = fs.clips.index(next(c for c in fs.clips if c.clip_id == clip.clip_id))
+        assert_same_features(fs.features[row], np.asarray(expected).reshape(2, 4096))
+    again = extract(boxed(True), tmp_path / "cache", face_crop=True, detector="haar")
+    assert not again.extracted and (again.database_boxes, again.boxes_set_aside) == (1, 1)
+    trusted = extract(boxed(False), tmp_path / "cache", face_crop=True, detector="haar")
+    assert trusted.extracted and trusted.fingerprint != fs.fingerprint
+    assert (trusted.database_boxes, trusted.boxes_set_aside) == (2, 0)
 
 
 def test_a_malformed_box_file_skips_its_clip(data, tmp_path, model_calls):

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from core.constants import SPLITS
-from core.data.clips import VIDEO_SUFFIXES, DataError
+from core.data.clips import VIDEO_SUFFIXES, DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.layouts import folds, get_protocol
 from tests.test_protocols import (
@@ -172,7 +172,9 @@ def test_msu_reading_and_auto(msu: Path) -> None:
         "5",
         {"device": "android"},
     )
-    assert real.face_boxes is None  # corners, not the x y w h format .face is read as
+    boxes = msu / "real" / "real_client005_android_SD_scene01.face"  # beside the video
+    assert real.face_boxes == FaceBoxes(boxes, "corners", verify=True)
+    assert sum(c.face_boxes is not None for c in data.source_clips) == 1
     expected = {"ipad_video": "replay", "iphone_video": "replay", "printed_photo": "print"}
     for instrument, species in expected.items():
         clip = by_id[f"attack/attack_client055_laptop_SD_{instrument}_scene01"]
@@ -300,11 +302,13 @@ def test_replay_mobile_grandtest(replay_mobile: Path) -> None:
         {"light": "lightoff", "device": "mobile", "support": "fixed", "sample_type": "photo"},
     )
     real = by_id["train/real/client001_session02_authenticate_mobile_adverse"]
+    boxes = replay_mobile / "faceloc" / "rect" / f"{real.clip_id}.face"
     assert (real.label, real.columns, real.face_boxes) == (
         "bonafide",
         {"light": "adverse", "device": "mobile"},
-        None,  # bob's boxes are for reoriented frames
+        FaceBoxes(boxes, "xywh", verify=True),  # drawn on frames Bob's reader reorients
     )
+    assert sum(c.face_boxes is not None for c in data.source_clips) == 1
 
 
 @pytest.mark.parametrize(("species", "index"), [("print", 1), ("mattescreen", 2)])

@@ -21,7 +21,7 @@ import pytest
 
 from core.constants import SPLITS
 from core.data import layouts
-from core.data.clips import Clip, DataError
+from core.data.clips import Clip, DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.layouts import Layout, Protocol, folds, protocol_names, register_layout
 
@@ -192,7 +192,7 @@ def test_replay_attack_grandtest(replay: Path) -> None:
         "bonafide",
         {"light": "controlled"},
     )
-    assert real.face_boxes == replay / "face-locations" / f"{real.clip_id}.face"
+    assert real.face_boxes == FaceBoxes(replay / "face-locations" / f"{real.clip_id}.face", "xywh")
     assert sum(c.face_boxes is not None for c in data.clips) == 24
     # the enrolment video is skipped and named; the .face files are data, not strays
     assert [p.name for p, _ in data.skipped] == ["client001_session01_webcam_enroll_adverse.mov"]
@@ -264,7 +264,7 @@ def test_oulu_reading_and_auto(oulu: Path) -> None:
     first = by_id["Train_files/1_1_01_1"]
     assert (first.label, first.attack_type, first.subject) == ("bonafide", "bonafide", "1")
     assert first.columns == {"phone": "1", "session": "1"}
-    assert first.face_boxes == oulu / "Train_files" / "1_1_01_1.txt"
+    assert first.face_boxes == FaceBoxes(oulu / "Train_files" / "1_1_01_1.txt", "eyes")
     kinds = [by_id[f"Test_files/6_3_37_{f}"] for f in range(2, 6)]
     assert [(c.attack_type, c.columns["instrument"]) for c in kinds] == [
         ("print", "printer1"),

@@ -14,12 +14,32 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 SYNTHETIC_MARKER = "SYNTHETIC_PAD_SET.json"
 
 
+BoxFormat = Literal["xywh", "corners", "eyes"]
+
+
 class DataError(ValueError):
     """A user's data or data option is unusable; the one-line message names the path or field."""
 
 
 class ClipError(DataError):
     """One clip cannot be used (unreadable, empty, too short): callers skip it, warn and count."""
+
+
+@dataclass(frozen=True)
+class FaceBoxes:
+    """The face boxes a database ships for one clip: the file, how its lines read
+    (:func:`core.features.faces.read_box_file`) and whether they are used only where the face
+    detector agrees with them (``verify``: a database whose boxes were drawn on frames oriented
+    as its own reader turns them, which OpenCV may decode otherwise)."""
+
+    path: Path
+    format: BoxFormat
+    verify: bool = False
+
+    @classmethod
+    def at(cls, path: Path, format: BoxFormat, verify: bool = False) -> FaceBoxes | None:
+        """The boxes in file ``path`` when it exists, else None."""
+        return cls(path, format, verify) if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -35,7 +55,7 @@ class Clip:
     split: Split | None = None  # None until a split is assigned
     # the dataset's own columns, e.g. (("session", "1"), ("phone", "3")) or (("support", "hand"),)
     attributes: tuple[tuple[str, str], ...] = ()
-    face_boxes: Path | None = None  # the face boxes the database ships for this clip, if any
+    face_boxes: FaceBoxes | None = None  # the face boxes the database ships for this clip, if any
 
     @property
     def columns(self) -> dict[str, str]:

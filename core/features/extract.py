@@ -287,6 +287,7 @@ def extract_features(
         seconds=time.perf_counter() - start,
         no_face=selection.no_face if face_crop else {},
         database_boxes=selection.database_boxes,
+        boxes_set_aside=selection.boxes_set_aside,
         manifest=manifest,
         protocol=dataset.protocol,
         fold=dataset.fold,
@@ -315,17 +316,20 @@ def _source(dataset: Dataset) -> tuple[list[Clip], str]:
 
 
 def _boxes_fingerprint(clips: list[Clip], root: Path) -> str | None:
-    """Stamps (name, size, mtime) of the database's face-box files, None when no clip has one."""
+    """Stamps (name, size, mtime, how its lines read, whether the detector checks them) of the
+    database's face-box files, None when no clip has one."""
     stamps = []
     for clip in clips:
-        if clip.face_boxes is None:
+        boxes = clip.face_boxes
+        if boxes is None:
             continue
         try:
-            stat = Path(clip.face_boxes).stat()
+            stat = boxes.path.stat()
             stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
         except OSError:
             stamp = "missing"  # decoding skips the clip and says why
-        stamps.append([clip.clip_id, _relative(clip.face_boxes, root), stamp])
+        check = ["verify"] if boxes.verify else []
+        stamps.append([clip.clip_id, _relative(boxes.path, root), stamp, boxes.format, *check])
     if not stamps:
         return None
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
@@ -396,6 +400,7 @@ class _Selection:
     decode_skips: list[tuple[Path, str]]
     no_face: dict[str, int]
     database_boxes: int
+    boxes_set_aside: int
 
 
 def _rows(manifest: dict[str, Any], dataset: Dataset) -> _Selection:
@@ -418,7 +423,8 @@ def _rows(manifest: dict[str, Any], dataset: Dataset) -> _Selection:
         if c.clip_id in skips
     ]
     database_boxes = sum(bool(records[row_of[c.clip_id]]["database_boxes"]) for c in clips)
-    return _Selection(clips, rows, decode_skips, no_face, database_boxes)
+    set_aside = sum("boxes_set_aside" in records[row_of[c.clip_id]] for c in clips)
+    return _Selection(clips, rows, decode_skips, no_face, database_boxes, set_aside)
 
 
 def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:
@@ -485,6 +491,18 @@ def _extract(
                 f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped while loading, "
                 f"{len(run.skipped)} while decoding; see the warnings)"
             )
+        if run.set_aside:
+            first, why = next(iter(run.set_aside.items()))
+            log.warning(
+                "the face boxes %s ships were set aside on %d of %d clips, cropped with %s "
+                "instead: they miss the face the detector finds (first, %s: %s)",
+                dataset.layout or "the database",
+                len(run.set_aside),
+                len(run.usable),
+                parts["detector"],
+                first,
+                why,
+            )
         manifest = _manifest(dataset, run, parts, weights_path)
         manifest.update(batch_size=batch_size, device=here.describe())  # speed, not features
         pending.commit(manifest, rows=len(run.usable))
@@ -507,6 +525,7 @@ def _manifest(
                 **_clip_record(clip, dataset.root),
                 "no_face": run.no_face.get(clip.clip_id, 0),
                 "database_boxes": clip.clip_id in run.shipped_boxes,
+                **_set_aside(run, clip),
             }
             for clip in run.usable
         ],
@@ -522,6 +541,12 @@ def _manifest(
         "extract_seconds": round(run.seconds, 3),
         "frames_per_second": round(frames / run.seconds, 3) if run.seconds > 0 else None,
     }
+
+
+def _set_aside(run: pipeline.Run, clip: Clip) -> dict[str, str]:
+    """The record's ``boxes_set_aside`` (why the database's boxes were not used), if any."""
+    why = run.set_aside.get(clip.clip_id)
+    return {"boxes_set_aside": why} if why else {}
 
 
 def _relative(path: Path, root: Path) -> str:

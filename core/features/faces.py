@@ -3,12 +3,16 @@
 VGG-Face was trained on face crops, so frames are cropped to the face before the network
 (:func:`core.data.frames.prepare_frames` does the cropping). Where a box comes from:
 
-* the boxes a database ships (``Clip.face_boxes``), when present: they are the database's
-  reference annotation and every paper on it uses them. Replay-Attack's ``face-locations/**.face``
-  holds lines ``frame x y width height`` (whitespace); OULU-NPU's ``<video>.txt`` holds lines
-  ``frame,x_left_eye,y_left_eye,x_right_eye,y_right_eye`` (the eyes, as Bob's OULU-NPU reader
-  reads them), turned into a face box by :func:`box_from_eyes`. Frames count from 0 (from 1 when
-  a file's first frame is 1); a frame with no line, or with zeros, has no face.
+* the boxes a database ships (``Clip.face_boxes``, a :class:`core.data.clips.FaceBoxes`), when
+  present: they are the database's reference annotation and every paper on it uses them. Its
+  layout names the format of the file's lines: ``xywh``, ``frame x y width height`` (Replay-Attack's
+  and Replay-Mobile's ``.face``); ``corners``, ``frame,x1,y1,x2,y2`` (MSU-MFSD's ``.face``);
+  ``eyes``, ``frame,x_left_eye,y_left_eye,x_right_eye,y_right_eye`` (OULU-NPU's ``.txt``, as Bob's
+  OULU-NPU reader reads it), turned into a face box by :func:`box_from_eyes`. Commas or
+  whitespace separate the numbers. Frames count from 0 (from 1 when a file's first frame is 1); a
+  frame with no line, or with zeros, has no face. Boxes marked ``verify`` (drawn on frames that
+  the database's own reader reorients) are used only where they agree with the detector
+  (:meth:`FaceFinder.boxes`).
 * a detector, for clips without such a file: ``mtcnn`` (the ``mtcnn`` package, which ships its
   weights and runs on TensorFlow; what most face anti-spoofing papers crop with) or ``haar``
   (OpenCV's frontal-face cascade: light, no TensorFlow). ``auto`` is MTCNN where it can run here
@@ -38,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data.clips import Clip, ClipError, DataError
+from core.data.clips import BoxFormat, Clip, ClipError, DataError
 from core.data.frames import Box
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ MTCNN = "mtcnn"
 HAAR = "haar"
 DETECTORS = (AUTO, MTCNN, HAAR)
 HAAR_FACE = "haarcascade_frontalface_default.xml"
+PROBES = 3  # frames of a clip on which the detector checks database boxes marked ``verify``
 DETECT_SIDE = 320  # faces are searched on a copy whose longer side is at most this (speed)
 MTCNN_WEIGHTS = ("pnet.lz4", "rnet.lz4", "onet.lz4")
 # A face box from the eyes: width and height in inter-eye distances, and how far down the box the
@@ -132,18 +137,64 @@ class FaceFinder:
         """Load the detector now (a few seconds for MTCNN) rather than in a decoding thread."""
         _detector(self.detector)
 
-    def boxes(
-        self, clip: Clip, frames: np.ndarray, indices: Sequence[int]
-    ) -> tuple[list[Box | None], bool]:
-        """The box of each frame (None: no face) and whether they came from the database's file.
+    def boxes(self, clip: Clip, frames: np.ndarray, indices: Sequence[int]) -> Found:
+        """The box of each frame (None: no face) and where they came from.
+
+        A clip's database boxes marked ``verify`` are checked first: on the first of its frames
+        (up to :data:`PROBES`) where both the database and the detector see a face, each box's
+        centre must lie inside the other box. When they do not, the database's boxes are set
+        aside for this clip (``Found.disagreement`` says where) and the detector crops it. A
+        detector that sees no face on the probed frames is no evidence: the boxes are used.
 
         Raises:
             ClipError: the clip's face-box file is missing or malformed.
         """
         if self.shipped and clip.face_boxes is not None:
-            table = read_box_file(clip.face_boxes)
-            return [table.get(i) for i in indices], True
-        return detect_faces(frames, self.detector), False
+            table = read_box_file(clip.face_boxes.path, clip.face_boxes.format)
+            shipped = [table.get(i) for i in indices]
+            if not clip.face_boxes.verify:
+                return Found(shipped, True)
+            disagreement = self._disagreement(frames, shipped, indices)
+            if disagreement is None:
+                return Found(shipped, True)
+            return Found(detect_faces(frames, self.detector), False, disagreement)
+        return Found(detect_faces(frames, self.detector), False)
+
+    def _disagreement(
+        self, frames: np.ndarray, shipped: list[Box | None], indices: Sequence[int]
+    ) -> str | None:
+        """Where the database's boxes miss the face the detector finds, or None."""
+        probed = 0
+        for position, box in enumerate(shipped):
+            if box is None:
+                continue
+            if probed == PROBES:
+                break
+            probed += 1
+            (found,) = detect_faces(frames[position : position + 1], self.detector)
+            if found is None:
+                continue
+            if _centre_inside(box, found) and _centre_inside(found, box):
+                return None
+            return f"frame {indices[position]}: the database's box {box}, {self.detector}'s {found}"
+        return None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A clip's face box per frame (None: no face), whether they are its database's boxes, and,
+    when the database's boxes were set aside because the detector disagreed, where."""
+
+    boxes: list[Box | None]
+    shipped: bool
+    disagreement: str | None = None
+
+
+def _centre_inside(box: Box, other: Box) -> bool:
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    cx, cy = x + w / 2, y + h / 2
+    return ox <= cx <= ox + ow and oy <= cy <= oy + oh
 
 
 def detect_faces(frames: np.ndarray | Sequence[np.ndarray], detector: str) -> list[Box | None]:
@@ -154,22 +205,21 @@ def detect_faces(frames: np.ndarray | Sequence[np.ndarray], detector: str) -> li
     return _detector(detector)(list(frames))
 
 
-def read_box_file(path: Path) -> dict[int, Box | None]:
-    """A database's face boxes per frame index (see the module docstring for the formats).
+def read_box_file(path: Path, format: BoxFormat) -> dict[int, Box | None]:
+    """A database's face boxes per frame index, its lines read as ``format`` (``xywh``,
+    ``corners`` or ``eyes``: see the module docstring).
 
     Raises:
         ClipError: the file is missing, unreadable or has a line that is not the format.
     """
     path = Path(path)
-    if path.suffix.lower() not in _BOX_FORMATS:
-        raise ClipError(
-            f"{path}: face-box file of unknown format (expected {' or '.join(_BOX_FORMATS)})"
-        )
+    if format not in _BOX_FORMATS:
+        raise ClipError(f"{path}: face-box format must be one of {', '.join(_BOX_FORMATS)}")
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as err:
         raise ClipError(f"{path}: cannot read this face-box file ({err})") from None
-    parse = _BOX_FORMATS[path.suffix.lower()]
+    parse = _BOX_FORMATS[format]
     table: dict[int, Box | None] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -201,9 +251,14 @@ def _box_xywh(x: int, y: int, w: int, h: int) -> Box | None:
     return (x, y, w, h) if w > 0 and h > 0 else None
 
 
+def _box_corners(x1: int, y1: int, x2: int, y2: int) -> Box | None:
+    return _box_xywh(x1, y1, x2 - x1, y2 - y1)
+
+
 _BOX_FORMATS: dict[str, Callable[..., Box | None]] = {
-    ".face": _box_xywh,  # Replay-Attack face-locations
-    ".txt": box_from_eyes,  # OULU-NPU eye positions
+    "xywh": _box_xywh,  # Replay-Attack face-locations, Replay-Mobile faceloc/rect
+    "corners": _box_corners,  # MSU-MFSD
+    "eyes": box_from_eyes,  # OULU-NPU eye positions
 }
 
 

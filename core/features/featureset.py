@@ -61,6 +61,8 @@ class FeatureSet:
     # face_crop; empty without it)
     no_face: dict[str, int] = field(default_factory=dict)
     database_boxes: int = 0  # clips of ``clips`` cropped with the boxes their database ships
+    # clips of ``clips`` whose database boxes missed the detector's face: cropped with the detector
+    boxes_set_aside: int = 0
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     protocol: str = ""  # the protocol that selected the clips, resolved (never "auto")
     fold: int | None = None  # its fold, for a protocol with folds
@@ -122,7 +124,13 @@ class FeatureSet:
             f"{species} {c.missed}/{c.frames} ({100 * c.rate:.1f}%)"
             for species, c in self.no_face_by_species().items()
         )
-        return f"face crop: {self.face_crop_method}; frames without a face: {counts}"
+        aside = (
+            f"; database boxes set aside on {self.boxes_set_aside} clips (they miss the face "
+            f"{self.detector} finds)"
+            if self.boxes_set_aside
+            else ""
+        )
+        return f"face crop: {self.face_crop_method}{aside}; frames without a face: {counts}"
 
 
 def no_face_by_species(

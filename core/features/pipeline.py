@@ -46,6 +46,7 @@ class Decoded:
     frames: np.ndarray  # uint8 (frames_per_clip, 224, 224, 3)
     no_face: int = 0  # frames where no face was found (0 without a face crop)
     shipped_boxes: bool = False  # the boxes came from the database's own file
+    set_aside: str | None = None  # why the database's boxes were set aside (FaceFinder.boxes)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Run:
     seconds: float
     no_face: dict[str, int] = field(default_factory=dict)  # clip_id -> frames without a face
     shipped_boxes: set[str] = field(default_factory=set)  # clip_ids cropped with shipped boxes
+    # clip_id -> why its database boxes were set aside for the detector's (FaceFinder.boxes)
+    set_aside: dict[str, str] = field(default_factory=dict)
 
 
 def run_backbone(
@@ -127,9 +130,14 @@ def run_backbone(
             run.no_face[clip.clip_id] = decoded.no_face
             if decoded.shipped_boxes:
                 run.shipped_boxes.add(clip.clip_id)
-            outcomes.append(
-                {"id": clip.clip_id, "no_face": decoded.no_face, "boxes": decoded.shipped_boxes}
-            )
+            outcome: dict[str, Any] = {
+                "id": clip.clip_id,
+                "no_face": decoded.no_face,
+                "boxes": decoded.shipped_boxes,
+            }
+            if decoded.set_aside:
+                run.set_aside[clip.clip_id] = outcome["set_aside"] = decoded.set_aside
+            outcomes.append(outcome)
             frames = decoded.frames
             first = 0
             while first < frames_per_clip:
@@ -179,6 +187,8 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
                 run.no_face[clip.clip_id] = int(outcome["no_face"])
                 if outcome["boxes"]:
                     run.shipped_boxes.add(clip.clip_id)
+                if outcome.get("set_aside"):
+                    run.set_aside[clip.clip_id] = str(outcome["set_aside"])
         if len(run.usable) * frames_per_clip != pending.frames_done:
             raise ValueError(f"{len(run.usable)} clips for {pending.frames_done} frames")
         earlier = float(pending.chunks[-1]["seconds"])
@@ -213,9 +223,11 @@ def decoder(frames_per_clip: int, faces: FaceFinder | None) -> Callable[[Clip], 
         if faces is None:
             decoded = Decoded(prepare_frames(raw))
         else:
-            boxes, shipped = faces.boxes(clip, raw, indices)
-            no_face = sum(box is None for box in boxes)
-            decoded = Decoded(prepare_frames(raw, boxes), no_face, shipped)
+            found = faces.boxes(clip, raw, indices)
+            no_face = sum(box is None for box in found.boxes)
+            decoded = Decoded(
+                prepare_frames(raw, found.boxes), no_face, found.shipped, found.disagreement
+            )
         if decoded.frames.shape != (frames_per_clip, *INPUT_SHAPE):
             raise ClipError(
                 f"{clip.path}: expected {frames_per_clip} frames of {INPUT_SHAPE}, "

@@ -10,11 +10,12 @@ device (``android``, ``laptop``) and, for attacks, ``instrument`` (``ipad_video`
 ``iphone_video``, ``printed_photo``). Subjects are the client numbers. A clip may also be a folder
 of its frames named as the video. Recognised when every clip has this naming.
 
-Face boxes: the release's ``<video>.face`` files beside the videos are data, not strays, but are
-not used: their lines are ``frame,x1,y1,x2,y2`` (corners, as bob.db.msu_mfsd_mod's ``File.bbx``
-reads them), not Replay-Attack's ``frame x y width height`` that ``core.features.faces`` reads
-for ``.face``, and bob.pad.face's MSU-MFSD notes call the boxes of 6 upside-down android videos
-unreliable. The face detector crops these clips.
+Face boxes: the release's ``<video>.face`` beside each video (lines ``frame,x1,y1,x2,y2``, the
+box's corners, as bob.db.msu_mfsd_mod's ``File.bbx`` reads them) crop its clips where they agree
+with the face detector (``FaceBoxes.verify``): Bob's reader flips the frames of the android videos
+its ``rotated_videos.txt`` lists before the boxes apply, and OpenCV may orient a video otherwise
+(it applies the container's rotation), so a clip whose boxes miss the face the detector finds is
+cropped with the detector, and counted (:func:`core.features.faces.FaceFinder.boxes`).
 
 Protocols (subject lists from bob.db.msu_mfsd_mod, ``bob/db/msu_mfsd_mod/folds/``):
 
@@ -34,7 +35,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from core.data.clips import Clip, Split
+from core.data.clips import Clip, FaceBoxes, Split
 from core.data.layouts.registry import Found, Layout, Protocol, register_layout
 from core.data.subjects import clip_id
 
@@ -107,6 +108,7 @@ def read_msu(root: Path, candidates: list[Path], pattern: re.Pattern[str] | None
             SPECIES[instrument] if instrument else "bonafide",
             _database_split(client),
             attributes=columns,
+            face_boxes=FaceBoxes.at(path.with_name(f"{path.stem}.face"), "corners", verify=True),
         )
         found.append((clip, False))
     return found, skipped

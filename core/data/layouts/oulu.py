@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.clips import Clip, Split
+from core.data.clips import Clip, FaceBoxes, Split
 from core.data.layouts.registry import Found, Layout, Protocol, register_layout
 from core.data.subjects import clip_id
 
@@ -79,7 +79,7 @@ def read_oulu(root: Path, candidates: list[Path], pattern: re.Pattern[str] | Non
             species,
             split,
             attributes=columns + ((("instrument", instrument),) if instrument else ()),
-            face_boxes=boxes if boxes.is_file() else None,
+            face_boxes=FaceBoxes.at(boxes, "eyes"),
         )
         found.append((clip, False))
     return found, skipped

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.clips import Clip, Split
+from core.data.clips import Clip, FaceBoxes, Split
 from core.data.layouts.registry import Found, Layout, Protocol, register_layout
 from core.data.subjects import clip_id
 
@@ -85,7 +85,7 @@ def _clip(root: Path, path: Path, parts: tuple[str, ...]) -> Clip | None:
         species,
         SPLITS[parts[0]],
         attributes=columns,
-        face_boxes=boxes if boxes.is_file() else None,
+        face_boxes=FaceBoxes.at(boxes, "xywh"),
     )
 
 

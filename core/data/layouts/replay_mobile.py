@@ -14,10 +14,12 @@ and are skipped. The release has no bona fide video of client 9: 1030 PAD videos
 and 640 attacks. A clip may also be a folder of its frames named as the video. Recognised when
 every clip outside ``enroll/`` has this naming.
 
-Face boxes: the release's ``faceloc/rect/<same path>.face`` files are data, not strays, but are
-not used: bob.db.replaymobile reorients the frames before its boxes apply (it transposes every
-frame, flips the mobile ones and moves the boxes of two of client 8's tablet videos), so the boxes
-are not in the coordinates of the frames as decoded here. The face detector crops these clips.
+Face boxes: the release's ``faceloc/rect/<same path>.face`` (lines ``frame x y width height``, as
+bob.db.replaymobile's ``File.bbx`` reads them) crop its clips where they agree with the face
+detector (``FaceBoxes.verify``): Bob's reader transposes every frame and flips the mobile ones
+before its boxes apply (and bob.pad.face flipped the other way once its decoder changed), so the
+boxes' orientation depends on the decoder; a clip whose boxes miss the face the detector finds is
+cropped with the detector, and counted (:func:`core.features.faces.FaceFinder.boxes`).
 
 Protocols, as bob.db.replaymobile defines them (every ``authenticate`` bona fide video of each
 group, the protocol's attacks): ``replay-mobile`` (grandtest, every attack; 312 train, 416 dev,
@@ -30,7 +32,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.data.clips import Clip, Split
+from core.data.clips import Clip, FaceBoxes, Split
 from core.data.layouts.registry import Found, Layout, Protocol, register_layout
 from core.data.layouts.replay import OneDevice
 from core.data.subjects import clip_id
@@ -53,6 +55,7 @@ ATTACK = re.compile(
 )
 SPECIES = ("print", "mattescreen")
 ENROLL = "enroll"
+FACELOC = Path("faceloc", "rect")  # the release's face boxes, one .face per video
 
 
 def read_replay_mobile(
@@ -101,14 +104,16 @@ def _clip(root: Path, path: Path, parts: tuple[str, ...]) -> Clip | None:
         )
     else:
         return None
+    cid = clip_id(root, path)
     return Clip(
         path,
-        clip_id(root, path),
+        cid,
         str(int(client)),
         "bonafide" if species == "bonafide" else "attack",
         species,
         SPLITS[parts[0]],
         attributes=columns,
+        face_boxes=FaceBoxes.at(root / FACELOC / f"{cid}.face", "xywh", verify=True),
     )
 
 
