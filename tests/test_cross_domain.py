@@ -18,6 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from core.features.crop import FaceCrop
 from experiments.commands import compare
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import parse_args
@@ -101,6 +102,13 @@ def test_ocim_m_pools_three_sources_and_tests_msu(database_trees, ocim_m, tmp_pa
         assert tags["evaluation"] == "cross-domain" and tags["setting"] == "ocim-m"
         assert tags["sources"] == "oulu,casia,replay-attack" and tags["target"] == "msu"
         assert tags["target_clips"] == "test" and tags["test_protocol"] == "msu"
+        assert [tags[f"protocol_{n}"] for n in ("oulu", "casia", "replay-attack", "msu")] == [
+            "oulu-p1",
+            "casia",
+            "replay-attack",
+            "msu",
+        ]
+        assert tags["face_boxes_msu"] == tags["face_crop"] == "none"  # --no-face-crop
         scores = logged_scores(root, run, tmp_path / run.info.run_id)
         dev, test = scores[scores["split"] == "dev"], scores[scores["split"] == "test"]
         assert set(dev["database"]) == {"oulu", "casia", "replay-attack"}  # pooled dev
@@ -198,3 +206,17 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     assert code == 2 and err[-1].startswith("error: database msu (")
     assert "not a msu tree (its files read as the oulu layout)" in err[-1]
     assert not (cache / "features").exists()
+
+
+def test_the_crop_tags_of_pooled_sources_count_every_source() -> None:
+    """A cross-domain run's face_crop tags describe all its sources, not the first one."""
+    oulu = FaceCrop(True, None, 20, 20)  # every clip with OULU-NPU's eye positions
+    casia = FaceCrop(True, "mtcnn", 0, 12)
+    replay = FaceCrop(True, "mtcnn", 8, 10)
+    assert FaceCrop.pooled([oulu, casia, replay]).tags() == {
+        "face_crop": "database boxes + mtcnn",
+        "face_detector": "mtcnn",
+        "face_boxes": "28 of 42",
+    }
+    assert FaceCrop.pooled([oulu]) == oulu and FaceCrop.pooled([casia]) == casia
+    assert FaceCrop.pooled([FaceCrop(False), FaceCrop(False)]).tags()["face_crop"] == "none"

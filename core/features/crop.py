@@ -38,6 +38,20 @@ class FaceCrop:
             return "database boxes"
         return f"database boxes + {self.detector}" if self.database_boxes else self.detector
 
+    @classmethod
+    def pooled(cls, crops: list[FaceCrop]) -> FaceCrop:
+        """The crop of several databases' clips pooled (a cross-domain study's sources): their
+        clips and database boxes summed, the detector of those that needed one."""
+        if not any(c.enabled for c in crops):
+            return cls(False)
+        detectors = {c.detector for c in crops if c.enabled and c.detector}
+        return cls(
+            True,
+            " + ".join(sorted(detectors)) or None,
+            sum(c.database_boxes for c in crops),
+            sum(c.clips for c in crops),
+        )
+
     def tags(self) -> dict[str, str]:
         """The run tags that record it (:data:`TAGS`)."""
         boxes = "none" if not self.database_boxes else f"{self.database_boxes} of {self.clips}"

@@ -26,6 +26,7 @@ from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
 from core.data.dataset import Dataset
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet, cached_features
+from core.features.crop import FaceCrop
 from experiments.commands.quiet import one_line_failures
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
@@ -112,7 +113,8 @@ def _safe(name: str) -> str:
 
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
     """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
-    its numbers come from, each as resolved."""
+    its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
+    study's per database too, :func:`evaluation_context`)."""
     sources = config.evaluation.sources
     data = ",".join(str(s.options.data) for s in sources) if sources else config.features.data
     return {
@@ -127,7 +129,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "feature_cache": features.fingerprint,
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
-        **features.crop.tags(),
+        **FaceCrop.pooled([f.crop for f in settings[0].sources]).tags(),
         "extraction_precision": features.manifest["key_parts"]["precision"],
         "training_precision": config.training_precision,
         **evaluation_context(config.evaluation, settings),

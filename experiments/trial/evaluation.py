@@ -228,6 +228,8 @@ def evaluation_context(
             "test_data": str(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
+            **{f"protocol_{n}": f.protocol for n, f in first._named()},
+            **{f"face_boxes_{n}": f.crop.tags()["face_boxes"] for n, f in first._named()},
             **context,
         }
     cross = evaluation.test_data is not None
