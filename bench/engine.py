@@ -134,7 +134,7 @@ def head_flops(name: str, frames: int = FRAMES) -> float:
     """
     import heads
 
-    spec = heads.get_spec(name.removesuffix(HOISTED))  # the hoisted variant: the same products
+    spec = heads.get_spec(name)
     width = spec.defaults.get("width") or spec.defaults.get("filters") or spec.defaults["units"]
     channels = 4096
     if spec.family in ("conv", "dense"):
@@ -158,13 +158,10 @@ def roofline(name: str, params: int, rate: float, bandwidth: float) -> tuple[flo
 def heads_kind(name: str) -> str:
     import heads
 
-    return heads.get_spec(name.removesuffix(HOISTED)).kind
+    return heads.get_spec(name).kind
 
 
 # --- one backend's measurements ------------------------------------------------------------
-
-
-HOISTED = "-hoisted"  # --hoisted: convlstm2049 with its input projection out of the frame loop
 
 
 def inputs(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,50 +179,8 @@ def training_model(name: str, x: np.ndarray):
     import heads
 
     keras.utils.set_random_seed(0)
-    if name.endswith(HOISTED):
-        head = hoisted_convlstm(heads.get_spec(name.removesuffix(HOISTED)).defaults["filters"])
-    else:
-        head = heads.build_head_model(name, frames=CLIP_FRAMES)
+    head = heads.build_head_model(name, frames=CLIP_FRAMES)
     return head, heads.training_model(head, heads.feature_statistics(x))
-
-
-def hoisted_convlstm(filters: int):
-    """convlstm2049's layers, parameters and maths (Keras' LSTM cell: gates i, f, c, o, ReLU
-    cell activation, forget bias 1), with ``x @ kernel`` of all 7 frames computed as one matrix
-    product before the frame loop instead of one product per frame inside it, as
-    ``heads.PointwiseConvLSTM2D`` (an ``LSTM``) computes it. Not a registered head: it measures
-    what that change to the layer would buy."""
-    import keras
-    from keras import ops
-
-    class HoistedConvLSTM(keras.layers.Layer):
-        def build(self, shape):
-            units = 4 * filters
-            forget = np.r_[np.zeros(filters), np.ones(filters), np.zeros(2 * filters)]
-            self.kernel = self.add_weight((shape[-1], units), "glorot_uniform", name="kernel")
-            self.recurrent = self.add_weight((filters, units), "orthogonal", name="recurrent")
-            self.bias = self.add_weight((units,), keras.initializers.Constant(forget))
-
-        def call(self, x):
-            frames, channels = x.shape[1], x.shape[-1]
-            projected = ops.matmul(ops.reshape(x, (-1, channels)), self.kernel) + self.bias
-            projected = ops.reshape(projected, (-1, frames, 4 * filters))
-            h = c = None
-            for t in range(frames):  # h and c start at 0: the first frame needs no h @ recurrent
-                z = projected[:, t]
-                if h is not None:
-                    z = z + ops.matmul(h, self.recurrent)
-                i, f, g, o = ops.split(z, 4, axis=-1)
-                c = ops.sigmoid(i) * ops.relu(g) + (0 if c is None else ops.sigmoid(f) * c)
-                h = ops.sigmoid(o) * ops.relu(c)
-            return ops.reshape(h, (-1, 1, 1, filters))
-
-    inputs = keras.Input((CLIP_FRAMES, 1, 1, 4096), name="fc7_features")
-    x = keras.layers.Dropout(0.5, name="feature_dropout")(inputs)
-    x = HoistedConvLSTM(name="fc8")(x)
-    x = keras.layers.Flatten(name="flatten")(keras.layers.Dropout(0.2, name="dropout8")(x))
-    prediction = keras.layers.Dense(2, activation="softmax", name="prediction", dtype="float32")
-    return keras.Model(inputs, prediction(x), name="convlstm2049_hoisted")
 
 
 class EpochTimes:
@@ -314,12 +269,9 @@ def main() -> None:
     parser.add_argument("--heads", default=",".join(WRITEUP))
     parser.add_argument("--epochs", type=int, default=6, help="timed epochs of each, alternating")
     parser.add_argument("--quick", action="store_true", help="one timed epoch of each")
-    parser.add_argument(
-        "--hoisted", action="store_true", help="also convlstm2049 with its input projection hoisted"
-    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    names = args.heads.split(",") + (["convlstm2049" + HOISTED] if args.hoisted else [])
+    names = args.heads.split(",")
     if args.quick:
         args.epochs = 1
     if args.child:

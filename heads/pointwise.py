@@ -14,6 +14,10 @@ config, same weights), which is what :func:`heads.assemble` puts in the end-to-e
   ``recurrent_activation`` for i, f, o and ``activation`` for the candidate and the output, and add
   1 to the forget bias at initialisation. Its kernels are the ConvLSTM2D's without the two 1x1
   axes: (C, 4F) and (F, 4F) for (1, 1, C, 4F) and (1, 1, F, 4F); same initialisers, same counts.
+  It holds an ``LSTM`` for those weights but computes the gates itself, with the input kernel's
+  product of every frame done as one matrix product before the frame loop (the LSTM computes one
+  per frame inside it: 7 products of a batch's rows instead of one of 7 times as many, which on a
+  CPU made convlstm2049's epoch 1.5x slower; bench/RESULTS.md, "Training epochs").
 """
 
 from __future__ import annotations
@@ -96,7 +100,23 @@ class PointwiseConvLSTM2D(keras.layers.Layer):
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         frames, channels = inputs.shape[1], inputs.shape[-1]
-        h = self.lstm(ops.reshape(inputs, (-1, frames, channels)), training=training)
+        if frames is None:  # an unknown number of frames: the LSTM's own loop
+            h = self.lstm(ops.squeeze(inputs, axis=(2, 3)), training=training)
+            return ops.reshape(h, (-1, 1, 1, self.filters))
+        cell = self.cell
+        activation = keras.activations.get(self.activation)
+        gate = keras.activations.get(self.recurrent_activation)
+        projected = ops.matmul(ops.reshape(inputs, (-1, channels)), cell.kernel) + cell.bias
+        projected = ops.reshape(projected, (-1, frames, 4 * self.filters))
+        h = c = None  # both start at zero, so the first frame needs no recurrent product
+        for t in range(frames):
+            z = projected[:, t]
+            if h is not None:
+                z = z + ops.matmul(h, cell.recurrent_kernel)
+            i, f, g, o = ops.split(z, 4, axis=-1)
+            candidate = gate(i) * activation(g)
+            c = candidate if c is None else gate(f) * c + candidate
+            h = gate(o) * activation(c)
         return ops.reshape(h, (-1, 1, 1, self.filters))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

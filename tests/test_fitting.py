@@ -77,6 +77,9 @@ def test_pointwise_convlstm_equals_stock_convlstm2d_with_mapped_weights(activati
     assert [tuple(w.shape) for w in stock.weights] == [(1, 1, 24, 24), (1, 1, 6, 24), (24,)]
     assert stock.count_params() == pointwise.count_params()
     np.testing.assert_allclose(y, stock(x), rtol=1e-5, atol=1e-6)
+    # frames unknown when the model is built: the LSTM's own loop, the same numbers
+    inputs = keras.Input((None, 1, 1, 24))
+    np.testing.assert_allclose(keras.Model(inputs, pointwise(inputs))(x), y, rtol=1e-6, atol=1e-7)
     # a fresh pair: the forget gate's bias starts at 1 in both
     fresh = PointwiseConvLSTM2D(6, name="fresh")
     fresh.build(x.shape)
