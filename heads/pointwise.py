@@ -17,11 +17,14 @@ config, same weights), which is what :func:`heads.assemble` puts in the end-to-e
   It holds an ``LSTM`` for those weights but computes the gates itself, with the input kernel's
   product of every frame done as one matrix product before the frame loop (the LSTM computes one
   per frame inside it: 7 products of a batch's rows instead of one of 7 times as many, which on a
-  CPU made convlstm2049's epoch 1.5x slower; bench/RESULTS.md, "Training epochs").
+  CPU made convlstm2049's epoch 1.5x slower; bench/RESULTS.md, "Training epochs"). Its
+  recurrent kernel starts as Keras' ``Orthogonal`` would start it, found without a QR
+  (:class:`CholeskyOrthogonal`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -59,6 +62,31 @@ class PointwiseConv2D(keras.layers.Conv2D):
         return self.get_weights()
 
 
+class CholeskyOrthogonal(keras.initializers.Orthogonal):
+    """Keras' ``Orthogonal`` for a tall flattened kernel (F, 4F), through a Cholesky factor.
+
+    ``Orthogonal`` draws a normal A (4F, F), takes Q of its QR and flips Q's columns so that R's
+    diagonal is positive. That Q is A R^-1 with R the Cholesky factor of A^T A (R^T R = A^T A, R's
+    diagonal positive): the same draw, the same seed use, the same matrix to float32 rounding
+    (2e-7 for F = 2049, where the QR's own orthogonality error is 5e-6). Two matrix products and
+    an F x F inverse instead of a Householder QR: convlstm2049's (2049, 8196) recurrent kernel in
+    1.4 s instead of 10 s on TensorFlow's CPU (the build was most of such a trial's overhead).
+    A^T A's condition number is that of A squared, about 9 for a Gaussian 4F x F matrix: safe in
+    float32. Only for this layer's recurrent kernel; not serialized (its layer's config holds
+    neither the LSTM nor its initialisers).
+    """
+
+    def __call__(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = keras.random.normal((max(rows, cols), min(rows, cols)), seed=self.seed, dtype=dtype)
+        lower = ops.linalg.cholesky(ops.matmul(ops.transpose(a), a))  # A^T A = L L^T, R = L^T
+        inverse = ops.linalg.solve_triangular(lower, ops.eye(a.shape[1], dtype=a.dtype), lower=True)
+        q = ops.matmul(a, ops.transpose(inverse))  # A R^-1 = A (L^-1)^T
+        if rows < cols:
+            q = ops.transpose(q)
+        return self.gain * ops.reshape(q, shape)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PointwiseConvLSTM2D(keras.layers.Layer):
     """``ConvLSTM2D(filters, 1)`` over (frames, 1, 1, C) computed as an LSTM over the channels.
@@ -85,6 +113,8 @@ class PointwiseConvLSTM2D(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="lstm",
         )
+        stock = self.lstm.cell.recurrent_initializer  # its seed, drawn where the LSTM draws it
+        self.lstm.cell.recurrent_initializer = CholeskyOrthogonal(stock.gain, seed=stock.seed)
 
     @property
     def cell(self) -> keras.layers.LSTMCell:

@@ -19,7 +19,7 @@ from core.data.clips import Clip
 from experiments.config import TrialConfig
 from experiments.trial.training import SplitData, train_head
 from heads import save_head_weights
-from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
+from heads.pointwise import CholeskyOrthogonal, PointwiseConv2D, PointwiseConvLSTM2D
 
 CHANNELS = 4096
 
@@ -84,6 +84,32 @@ def test_pointwise_convlstm_equals_stock_convlstm2d_with_mapped_weights(activati
     fresh = PointwiseConvLSTM2D(6, name="fresh")
     fresh.build(x.shape)
     np.testing.assert_array_equal(fresh.cell.bias.numpy()[6:12], np.ones(6))
+
+
+@pytest.mark.parametrize("shape", [(300, 1200), (1, 1, 16, 64), (200, 50)])
+def test_cholesky_orthogonal_is_keras_orthogonal_without_the_qr(shape):
+    seeded = [keras.initializers.Orthogonal(seed=5), CholeskyOrthogonal(seed=5)]
+    stock, ours = (np.asarray(keras.ops.convert_to_numpy(init(shape))) for init in seeded)
+    assert ours.shape == shape
+    np.testing.assert_allclose(ours, stock, rtol=0, atol=2e-6)
+    flat = ours.reshape(-1, shape[-1])
+    flat = flat if flat.shape[0] >= flat.shape[1] else flat.T
+    np.testing.assert_allclose(flat.T @ flat, np.eye(flat.shape[1]), rtol=0, atol=2e-6)
+
+
+def test_pointwise_convlstm_starts_where_a_stock_lstm_starts():
+    """The same global seed: the same kernel and bias as the stock LSTM it computes with, and
+    the recurrent kernel of Keras' Orthogonal to float32 rounding."""
+    keras.utils.set_random_seed(9)
+    pointwise = PointwiseConvLSTM2D(40, name="fc8")
+    pointwise.build((None, 3, 1, 1, 24))
+    keras.utils.set_random_seed(9)
+    stock = keras.layers.LSTM(40, name="lstm")
+    stock.build((None, 3, 24))
+    (kernel, recurrent, bias), stock_weights = pointwise.get_weights(), stock.get_weights()
+    np.testing.assert_array_equal(kernel, stock_weights[0])
+    np.testing.assert_allclose(recurrent, stock_weights[1], rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(bias, stock_weights[2])
 
 
 def test_pointwise_layers_refuse_what_is_not_a_1x1_stride_1_convolution():

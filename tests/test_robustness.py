@@ -5,6 +5,7 @@ sweep where no trial finished, library telemetry. Real stores, real processes.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from core.features import FeatureOptions, cached_features
 from experiments.commands import sweep
+from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores import tracking
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
@@ -46,7 +48,9 @@ def argv(data: Path, *more: str, heads: str = "lstm30") -> list[str]:
 
 def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_path) -> None:
     """The default stores (./optuna.db, ./mlflow.db) created at once by four processes: MLflow's
-    schema is made under a lock, so none dies in its migration, and the total is exact."""
+    schema is made under a lock, so none dies in its migration, and the total is exact. The
+    workers left waiting for the others' trials end soon after the last one, not a heartbeat
+    (a minute) later."""
     script = str(REPO / "experiments" / "sweep.py")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default store
     processes = [
@@ -61,12 +65,15 @@ def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_pat
         for _ in range(4)
     ]
     outcomes = [process.communicate(timeout=900) for process in processes]
+    all_ended = datetime.datetime.now()
     for process, (_, err) in zip(processes, outcomes, strict=True):
         assert process.returncode == 0, err[-3000:]
         assert "Traceback" not in err
     study = optuna.load_study(study_name="together", storage=f"sqlite:///{tmp_path}/optuna.db")
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.COMPLETE] * 4
+    last_trial = max(t.datetime_complete for t in study.get_trials())
+    assert (all_ended - last_trial).total_seconds() < HEARTBEAT_SECONDS / 2
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = MlflowClient().get_experiment_by_name("together")
     runs = tracking.study_runs(experiment.experiment_id, "together")

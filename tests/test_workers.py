@@ -298,45 +298,51 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
     assert dead.data.tags[tracking.ERROR_TAG].endswith("died between trials (its process is gone)")
 
 
-def test_a_tracking_server_down_for_seconds_costs_no_worker(study_workers, mlflow_server):  # noqa: F811
-    """MLflow's client retries with backoff: the worker rides out a restart of the server."""
-    (worker,) = study_workers.start(1, trials=3)
-    wait_for(lambda: a_trial_run_finished(study_workers), "a finished trial")
-    mlflow_server.stop()
-    time.sleep(5)
-    mlflow_server.start()
-    (out,) = study_workers.wait([worker])
-    check_study(study_workers, trials=3, parents=1)
-    assert "Traceback" not in out
+def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflow_server):  # noqa: F811
+    """One outage of the tracking server, two workers on two studies (one worker run for both
+    cases: each start costs seconds of imports).
 
-
-def test_a_tracking_server_away_past_the_retries_fails_the_trial_not_the_worker(
-    study_workers,
-    mlflow_server,  # noqa: F811
-):
-    """Without MLflow's retries (as when the server stays away past them), a call that finds no
-    server fails the trial in flight with one line and queues it again; the worker pauses, goes
-    on once the server is back, and the study ends with its total of real trials, nothing left
-    RUNNING."""
-    (worker,) = study_workers.start(
-        1, trials=3, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
-    )
-
-    def a_trial_failed() -> bool:
-        study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
-        return bool(study.get_trials(states=(TrialState.FAIL,)))
-
-    wait_for(lambda: a_trial_run_finished(study_workers), "a finished trial")
-    mlflow_server.stop()
+    - With MLflow's retries (the default), the client backs off and the worker rides out a
+      restart of the server: nothing fails.
+    - Without them (as when the server stays away past them), a call that finds no server fails
+      the trial in flight with one line and queues it again; the worker pauses, goes on once the
+      server is back, and the study ends with its total of real trials, nothing left RUNNING.
+    """
+    riding = study_workers
+    name = f"{riding.study}-no-retries"
+    failing = Workers(riding.workspace, postgres.create_database(name), mlflow_server.url, name)
     try:
-        wait_for(a_trial_failed, "a trial failed while the server is away")
+        (rider,) = riding.start(1, trials=5)  # more trials: still in them when the server stops
+        (worker,) = failing.start(
+            1, trials=3, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
+        )
+
+        def a_trial_failed() -> bool:
+            study = optuna.load_study(study_name=name, storage=failing.storage)
+            return bool(study.get_trials(states=(TrialState.FAIL,)))
+
+        wait_for(
+            lambda: a_trial_run_finished(failing) and a_trial_run_finished(riding),
+            "a finished trial in each study",
+        )
+        mlflow_server.stop()
+        try:
+            wait_for(a_trial_failed, "a trial failed while the server is away")
+        finally:
+            mlflow_server.start()
+        (rode,) = riding.wait([rider])
+        (out,) = failing.wait([worker])
     finally:
-        mlflow_server.start()
-    (out,) = study_workers.wait([worker])
+        failing.close()
+
+    assert "Retrying" in rode, rode[-3000:]  # it did meet the outage, and rode it out
+    assert "Traceback" not in rode and "failed" not in rode, rode[-3000:]
+    check_study(riding, trials=5, parents=1)
+
     assert "failed: the tracking store did not answer" in out, out[-3000:]
     assert "queued again" in out
     assert "Traceback" not in out, out
-    study, _, _ = check_study(study_workers, trials=3, parents=1)
+    study, _, _ = check_study(failing, trials=3, parents=1)
     trials = study.get_trials()
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
     assert 1 <= len(failed) <= 3, failed  # a pause between failures, no spin

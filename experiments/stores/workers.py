@@ -46,7 +46,7 @@ import sqlalchemy
 from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
+from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import tracking, wal
 from experiments.stores.locks import StorageLock
 from experiments.stores.tracking import first_line
@@ -322,6 +322,7 @@ class Worker:
         outage: float | None = None  # when the database stopped answering
         lost: int | None = None  # our trial in flight when it did
         waiting_said = False
+        said_alive = -math.inf  # when this worker, waiting, last said it lives
         while deadline is None or time.monotonic() < deadline:
             try:
                 if lost is not None:
@@ -345,8 +346,10 @@ class Worker:
                             flush=True,
                         )
                         waiting_said = True
-                    self._seen()
-                    time.sleep(self.heartbeat)
+                    if time.monotonic() - said_alive >= self.heartbeat:
+                        self._seen()
+                        said_alive = time.monotonic()
+                    time.sleep(min(self.heartbeat, WAIT_POLL_SECONDS))
                     continue
                 self.study.optimize(
                     self._reserved(objective),
