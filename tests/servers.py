@@ -173,29 +173,6 @@ class MlflowServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    server = Postgres()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server():
-    """On a PostgreSQL cluster of its own: a test may stop the study's database alone."""
-    database = Postgres()
-    try:
-        server = MlflowServer(database.create_database("mlflow"))
-        try:
-            yield server
-        finally:
-            server.close()
-    finally:
-        database.close()
-
-
 CHROMIUM_FLAGS = [  # a fresh, quiet browser: no sandbox (root in CI), nothing fetched from outside
     "--headless",
     "--no-sandbox",

@@ -1,5 +1,5 @@
 """The scale simulation at a small size: 8 simulated workers on one study, on a real PostgreSQL
-and a real ``mlflow server`` on loopback (``tests.servers``, as ``tests/test_workers.py``).
+and a real ``mlflow server`` on loopback (``tests/conftest.py``, shared with test_workers.py).
 
 ``bench/scale.py --storage ... --tracking-uri ...`` forks the workers (each one what
 ``experiments/sweep.py`` does around its trials, with training replaced by a short sleep: the
@@ -23,14 +23,13 @@ from optuna.trial import TrialState
 
 from bench.scale import space_profile
 from experiments.stores import tracking, workers
-from tests.servers import mlflow_server, postgres  # noqa: F401  (module fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS, PER_WORKER = 8, 2
 STUDY = "scale-small"
 
 
-def test_eight_simulated_workers_leave_a_truthful_study(postgres, mlflow_server, tmp_path):  # noqa: F811
+def test_eight_simulated_workers_leave_a_truthful_study(postgres, mlflow_server, tmp_path):
     storage = postgres.create_database(STUDY)
     figures, profile = tmp_path / "figures.json", tmp_path / "profile.json"
     profile.write_text(json.dumps(space_profile()))  # the search space, from this process

@@ -2,7 +2,7 @@
 
 Each worker is ``python experiments/sweep.py`` as a user starts it, on a tiny frame set (12 clips
 of 3 frames) and the ``lstm30`` family, so a trial takes seconds. The servers are shared by the
-module (tests.servers); each test has its own database, so every start is on an empty one.
+session (tests/conftest.py); each test has its own database, so every start is on an empty one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from experiments.stores import tracking, workers
-from tests.servers import mlflow_server, postgres  # noqa: F401  (module fixtures)
 from tests.servers import stop as stop_process
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -104,7 +103,7 @@ class Workers:
 
 
 @pytest.fixture
-def study_workers(request, postgres, mlflow_server, workspace):  # noqa: F811
+def study_workers(request, postgres, mlflow_server, workspace):
     name = request.node.name.removeprefix("test_")[:40].replace("_", "-")
     storage = postgres.create_database(name)
     group = Workers(workspace, storage, mlflow_server.url, name)
@@ -226,7 +225,7 @@ def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers
     assert survivor_parent.info.status == "FINISHED"
 
 
-def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postgres):  # noqa: F811
+def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postgres):
     (worker,) = study_workers.start(1, trials=2)
     deadline = time.monotonic() + WORKER_SECONDS
     while True:  # until the worker is in a trial
@@ -298,7 +297,7 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
     assert dead.data.tags[tracking.ERROR_TAG].endswith("died between trials (its process is gone)")
 
 
-def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflow_server):  # noqa: F811
+def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflow_server):
     """One outage of the tracking server, two workers on two studies (one worker run for both
     cases: each start costs seconds of imports).
 
