@@ -20,6 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.storages._heartbeat import HeartbeatThread
 from optuna.trial import TrialState
 
 from experiments.stores import tracking, workers
@@ -239,11 +240,14 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
             pass
         time.sleep(0.3)
     postgres.stop()
-    time.sleep(5)
-    postgres.start()
+    try:  # away until the worker meets it (a trial's end, an ask), however long its trial takes
+        wait_for(lambda: "waiting for it up to" in study_workers.output(worker), "the outage seen")
+    finally:
+        postgres.start()
     (out,) = study_workers.wait([worker])
 
     assert "database unreachable" in out and "database back after" in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]  # nor a heartbeat thread's
     study, runs, _ = check_study(study_workers, trials=2, parents=1)
     failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
     assert len(failed) <= 1  # the trial in flight, queued again
@@ -252,6 +256,35 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
         assert any(workers.retry_history(t) == [failed[0].number] for t in study.get_trials())
         if failed[0].number in runs:  # lost after its run started
             assert runs[failed[0].number].info.status == "FAILED"
+
+
+def test_a_heartbeat_outlives_a_database_restart(postgres, caplog):
+    """Optuna's heartbeat thread ends at its first error (its trial then looks lost to the other
+    workers); on this storage a missed heartbeat is one logged line and the thread beats on."""
+    storage = workers.SteadyHeartbeatStorage(
+        postgres.create_database("heartbeat"), heartbeat_interval=1, grace_period=3
+    )
+    study = optuna.create_study(storage=storage, study_name="heartbeat")
+    trial_id = study.ask()._trial_id
+    beating = HeartbeatThread(trial_id, storage)
+    with caplog.at_level("WARNING", logger="sweep"):
+        beating.start()
+        postgres.stop()
+        try:
+            time.sleep(2.5)  # two heartbeats missed
+        finally:
+            postgres.start()
+        time.sleep(1.5)
+        alive = beating._thread.is_alive()
+        beating.join()
+    assert alive
+    missed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("heartbeat")]
+    assert missed and all(
+        m.startswith("heartbeat not recorded, database unreachable: ") for m in missed
+    )
+    time.sleep(1)
+    storage.record_heartbeat(trial_id)  # recorded again: a fresh heartbeat, nothing stale
+    assert storage._get_stale_trial_ids(study._study_id) == []
 
 
 def _owner(client: MlflowClient, run) -> str:

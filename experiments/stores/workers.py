@@ -136,7 +136,7 @@ def _open_study(
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
         storage = FinishedTrialsCache(
-            optuna.storages.RDBStorage(
+            SteadyHeartbeatStorage(
                 url,
                 engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
                 heartbeat_interval=heartbeat,
@@ -159,6 +159,24 @@ def _open_study(
         study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
+
+
+class SteadyHeartbeatStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose trial heartbeats outlive a database restart.
+
+    Optuna records a trial's heartbeat from a thread that ends at the first error (optuna 5.0:
+    the exception's traceback on the console, no heartbeat afterwards): a database restart in
+    the middle of a long trial stopped it, and the other workers would then fail the trial, still
+    running, as lost. Here a heartbeat that cannot be recorded is one logged line; the next one
+    is tried a heartbeat later.
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except StorageErrors as err:
+            cause = _database_error(err) or err
+            log.warning("heartbeat not recorded, database unreachable: %s", first_line(cause))
 
 
 class FinishedTrialsCache(optuna.storages._CachedStorage):
