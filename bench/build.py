@@ -9,7 +9,7 @@ a Cholesky factor (two matrix products and an F x F inverse). For each head in t
 fastest of ``--repeats`` each (median in brackets), and the largest difference between the two
 recurrent kernels. Heads without a ConvLSTM build the same on both sides.
 
-    python bench/build.py [--heads convlstm2049,convlstm1024] [--repeats 3]
+    python bench/build.py [--heads convlstm2049,lstm30] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # heads, from a checkout without an install
 
 from bench.engine import cpu  # noqa: E402
 
-HEADS = "conv4096,conv2048,dense2048,convlstm2049,lstm30,convlstm1024"
+HEADS = "conv4096,conv2048,dense2048,convlstm2049,lstm30"
 
 
 def build(name: str, stock: bool) -> tuple[float, np.ndarray | None]:
