@@ -258,6 +258,9 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
             assert runs[failed[0].number].info.status == "FAILED"
 
 
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning"
+)
 def test_a_heartbeat_outlives_a_database_restart(postgres, caplog):
     """Optuna's heartbeat thread ends at its first error (its trial then looks lost to the other
     workers); on this storage a missed heartbeat is one logged line and the thread beats on."""
