@@ -79,7 +79,7 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the end; cold run (fills the cache) {cold:.1f} s"
     )
     print(f"before = {args.before}, after = {args.after or 'working tree'}")
-    print("| run | side | wall s | 12 trials' own s |")
+    print("| run | side | wall s | the finished trials' own s (pruned ones not counted) |")
     print("|---|---|---|---|")
     sums: dict[str, list[float]] = {"before": [], "after": []}
     for round_ in range(args.rounds):
