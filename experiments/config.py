@@ -23,8 +23,9 @@ from core.features.request import FeatureOptions
 HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
 GRACE_FACTOR = 3  # a trial (or worker) silent for 3 heartbeats is lost (Optuna's default is 2)
 # A worker whose study's budget is taken by others looks again this often (or each heartbeat,
-# if shorter): it ends, and prints the study's summary, within seconds of the last trial, not a
-# heartbeat later. Its liveness tag is still written once a heartbeat.
+# if shorter) at the running trials, without the study lock: it ends, and prints the study's
+# summary, within seconds of the last trial, not a heartbeat later. It reads the budget under
+# the lock (and writes its liveness tag) once one of them ends, and once a heartbeat.
 WAIT_POLL_SECONDS = 3.0
 
 

@@ -14,15 +14,18 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.storages._heartbeat import HeartbeatThread
 from optuna.trial import TrialState
 
+from experiments.config import WAIT_POLL_SECONDS
 from experiments.stores import tracking, workers
 from tests.servers import stop as stop_process
 from tests.test_sweep import FRAMES, write_tiny_set
@@ -292,6 +295,39 @@ def test_a_heartbeat_outlives_a_database_restart(postgres, caplog):
     # Its last heartbeat is from after the restart: within the grace period, the trial is not
     # lost (a thread that ended at the outage last beat more than 5 s ago).
     assert storage._get_stale_trial_ids(study._study_id) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
+def test_a_waiting_worker_looks_without_the_study_lock(postgres, mlflow_server, monkeypatch):
+    """A worker whose budget another's running trial holds looks every few seconds at the running
+    trials without the study lock (64 waiting workers would queue on it, the finishing ones
+    behind them), takes the lock once that trial ends, and stops a poll later."""
+    url = postgres.create_database("waiting")
+    study, _ = workers.open_study(
+        "waiting", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+    )
+    other = study.ask()  # another worker's trial: it holds the budget of 1
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.url)
+    try:
+        worker = workers.Worker(study, url, tracking.use_experiment("waiting"))
+        looks: list[float] = []  # when the worker took the study lock
+        acquire = worker.lock.acquire
+        monkeypatch.setattr(
+            worker.lock, "acquire", lambda: looks.append(time.monotonic()) or acquire()
+        )
+        waiting = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, 1))
+        waiting.start()
+        time.sleep(4 * WAIT_POLL_SECONDS)  # four polls, within a heartbeat (60 s)
+        study.tell(other, 0.0)
+        told = time.monotonic()
+        waiting.join(timeout=30)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert not waiting.is_alive()
+    assert len(looks) == 2, looks  # the budget taken; then the budget done, after the trial ended
+    assert looks[1] - told <= WAIT_POLL_SECONDS + 1
+    assert worker.ran == 0
 
 
 def _owner(client: MlflowClient, run) -> str:

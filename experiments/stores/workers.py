@@ -10,7 +10,8 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   trial twice (optuna issue 4621).
 * ``--trials N`` is the study's total: a worker reserves a trial (Optuna's ``ask``, inside
   ``study.optimize``) under the study's lock, only while fewer than N are finished or running.
-  When N are but some are still running, it waits for them: one may be lost and retried.
+  When N are but some are still running, it waits for them: one may be lost and retried. While
+  it waits it reads the running trials without the lock, the budget under it once one ends.
 * A worker killed in a trial stops its Optuna heartbeat; any other worker then fails the trial and
   Optuna's retry callback queues it again (``failed_trial``/``retry_history`` system attributes).
   A worker that starts or finishes a trial, at most once a heartbeat, and every worker as it
@@ -340,7 +341,8 @@ class Worker:
         outage: float | None = None  # when the database stopped answering
         lost: int | None = None  # our trial in flight when it did
         waiting_said = False
-        said_alive = -math.inf  # when this worker, waiting, last said it lives
+        waited_on: set[int] | None = None  # the running trials a locked look found the budget in
+        said_alive = -math.inf  # when this worker, waiting, last said it lives (under the lock)
         while deadline is None or time.monotonic() < deadline:
             try:
                 if lost is not None:
@@ -349,9 +351,13 @@ class Worker:
                 if outage is not None:
                     print(f"database back after {time.monotonic() - outage:.0f}s", flush=True)
                     outage = None
-                self.lock.acquire()
-                _fail_stale_trials(self.study)
-                all_trials = self.study.get_trials(deepcopy=False)
+                if waited_on is not None and time.monotonic() - said_alive < self.heartbeat:
+                    # Waiting: a look without the lock at the running trials; the budget is read
+                    # under the lock again once one of them ends (or a heartbeat passed).
+                    if self._running() == waited_on:
+                        time.sleep(min(self.heartbeat, WAIT_POLL_SECONDS))
+                        continue
+                all_trials = self._look()
                 finished = finished_count(all_trials)
                 if finished >= trials:
                     return self.ran
@@ -367,8 +373,10 @@ class Worker:
                     if time.monotonic() - said_alive >= self.heartbeat:
                         self._seen()
                         said_alive = time.monotonic()
+                    waited_on = {t.number for t in all_trials if t.state == TrialState.RUNNING}
                     time.sleep(min(self.heartbeat, WAIT_POLL_SECONDS))
                     continue
+                waited_on = None
                 self.study.optimize(
                     self._reserved(objective),
                     n_trials=1,
@@ -394,6 +402,17 @@ class Worker:
                 self.lock.release()
                 self._current = None
         return self.ran
+
+    def _look(self) -> list[FrozenTrial]:
+        """The study lock taken (the caller releases it), stale trials failed: all the trials."""
+        self.lock.acquire()
+        _fail_stale_trials(self.study)
+        return self.study.get_trials(deepcopy=False)
+
+    def _running(self) -> set[int]:
+        """The study's running trials, read without the lock."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return {t.number for t in running}
 
     def _reserved(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
         def run(trial: optuna.Trial) -> Any:
