@@ -20,9 +20,10 @@ Every timed epoch follows a warm-up epoch (tracing and compiling are not counted
 epochs alternate, one of each at a time (``--epochs`` of each), and the table gives the fastest
 epoch of each (median in brackets): the machine is shared, and the fastest is the one least
 disturbed. Everything is float32 (Keras' default policy): no bfloat16 unit (AMX, AVX512-BF16) is
-used.
+used; ``--policy mixed_bfloat16`` trains every head (engine and ``fit``) in that policy instead,
+against the same float32 roofline.
 
-    python bench/engine.py [--heads conv4096,...] [--epochs 6] [--quick]
+    python bench/engine.py [--heads conv4096,...] [--epochs 6] [--quick] [--policy float32]
 """
 
 from __future__ import annotations
@@ -255,10 +256,16 @@ def measure(names: list[str], epochs: int) -> dict[str, dict]:
     return results
 
 
+def keras_policy() -> str:
+    import keras
+
+    return keras.config.dtype_policy().name
+
+
 def in_child(backend: str, names: list[str], epochs: int) -> dict[str, dict]:
     """:func:`measure` in a fresh process with ``KERAS_BACKEND=backend``."""
     command = [sys.executable, __file__, "--child", "--heads", ",".join(names)]
-    command += ["--epochs", str(epochs)]
+    command += ["--epochs", str(epochs), "--policy", keras_policy()]
     env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -269,16 +276,20 @@ def main() -> None:
     parser.add_argument("--heads", default=",".join(WRITEUP))
     parser.add_argument("--epochs", type=int, default=6, help="timed epochs of each, alternating")
     parser.add_argument("--quick", action="store_true", help="one timed epoch of each")
+    parser.add_argument(
+        "--policy", default="float32", help="Keras dtype policy of every head, e.g. mixed_bfloat16"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     names = args.heads.split(",")
     if args.quick:
         args.epochs = 1
+    import keras
+
+    keras.config.set_dtype_policy(args.policy)
     if args.child:
         print(json.dumps(measure(names, args.epochs)))
         return
-
-    import keras
 
     began, load = datetime.now(UTC), os.getloadavg()[0]
     rates = matmul_rate()
@@ -304,7 +315,8 @@ def main() -> None:
     )
     print(
         f"seconds per epoch, fastest of {args.epochs} (median); batch {BATCH}, "
-        f"Adam; {FRAMES} frames or {CLIPS} clips of {CLIP_FRAMES}\n"
+        f"Adam; {FRAMES} frames or {CLIPS} clips of {CLIP_FRAMES}; Keras policy {args.policy} "
+        "(the roofline is float32's)\n"
     )
     print(
         "| head | params | engine TF | fit TF | engine JAX | fit JAX | roofline (matmul + Adam) "
