@@ -80,6 +80,24 @@ def matmul_rate(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     }
 
 
+def batch_product_rate(rows: int = BATCH, size: int = 4096, repeats: int = 10) -> dict[str, float]:
+    """float32 FLOP/s of a batch's product through a wide layer, (``rows`` x ``size``) @ (``size``
+    x ``size``), as a head's first layer does each step: NumPy's BLAS and TensorFlow's. At batch
+    32 it reads the whole kernel for few operations: not the large products' rate."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((rows, size), dtype=np.float32)
+    w = rng.standard_normal((size, size), dtype=np.float32)
+    flops = 2.0 * rows * size * size
+    ta, tw = tf.constant(a), tf.Variable(w)
+    product = tf.function(lambda: tf.matmul(ta, tw))
+    return {
+        "numpy": flops / best_of(lambda: a @ w, repeats),
+        "tensorflow": flops / best_of(lambda: product().numpy(), repeats),
+    }
+
+
 def copy_rate(mib: int = 256, repeats: int = 5) -> float:
     """Bytes read plus bytes written per second by ``np.copyto`` of a ``mib`` MiB float32 array
     into another (both touched beforehand), split across as many threads as cores."""
@@ -293,6 +311,7 @@ def main() -> None:
 
     began, load = datetime.now(UTC), os.getloadavg()[0]
     rates = matmul_rate()
+    batch_rates = batch_product_rate()
     bandwidth = copy_rate()
     tensorflow = measure(names, args.epochs)
     jax = in_child("jax", names, args.epochs)
@@ -312,6 +331,11 @@ def main() -> None:
         f"{rates_after['numpy'] / 1e9:.0f}, TensorFlow {rates['tensorflow'] / 1e9:.0f} / "
         f"{rates_after['tensorflow'] / 1e9:.0f}: roofline at {rate / 1e9:.0f}; copy "
         f"{bandwidth / 1e9:.1f} GB/s (read + written)"
+    )
+    print(
+        f"a batch's product ({BATCH} x 4096) @ (4096 x 4096), GFLOP/s at start: NumPy "
+        f"{batch_rates['numpy'] / 1e9:.0f}, TensorFlow {batch_rates['tensorflow'] / 1e9:.0f} "
+        "(the roofline takes the large products' rate)"
     )
     print(
         f"seconds per epoch, fastest of {args.epochs} (median); batch {BATCH}, "
