@@ -96,6 +96,7 @@ from experiments.config import TrialConfig  # noqa: E402
 from experiments.metrics import ScoreSet, pad_report  # noqa: E402
 from experiments.results import console  # noqa: E402
 from experiments.stores import locks, runs_table, tracking, workers  # noqa: E402
+from experiments.stores import storage as study_storage  # noqa: E402
 from tests.servers import STARTUP_SECONDS, MlflowServer, Postgres  # noqa: E402
 
 # The 12 trials of the default sweep on 2 CPU cores, (seconds, pruned) (bench/RESULTS.md, "The
@@ -230,7 +231,7 @@ def install_probes(probe: Probe = PROBE) -> None:
         try:
             with scoped(*args, **kwargs) as session:
                 yield session
-        except workers.StorageErrors:  # not IntegrityError: a duplicate is an answer
+        except study_storage.StorageErrors:  # not IntegrityError: a duplicate is an answer
             probe.errors["optuna session"] += 1
             raise
 
@@ -253,7 +254,7 @@ def install_probes(probe: Probe = PROBE) -> None:
         start, ok = time.perf_counter(), True
         try:
             acquire(self)
-        except workers.StorageErrors:
+        except study_storage.StorageErrors:
             ok = False
             raise
         finally:
@@ -280,7 +281,7 @@ def _outermost(function, name: str, probe: Probe):
         start, ok = time.perf_counter(), True
         try:
             return function(*args, **kwargs)
-        except workers.StorageErrors:  # the database's failures, not "no such study"
+        except study_storage.StorageErrors:  # the database's failures, not "no such study"
             ok = False
             raise
         finally:
@@ -1297,7 +1298,7 @@ def _close_lost_runs_53b065f(self: workers.Worker, force: bool = False) -> None:
 BEFORE: list[tuple[Any, str, Any]] = [
     (tracking, "close_dead_parents", _close_dead_parents_53b065f),
     (workers.Worker, "close_lost_runs", _close_lost_runs_53b065f),
-    (workers, "FINISHED_FRESH_SECONDS", 0.0),  # every read goes to the database, as Optuna's
+    (study_storage, "FINISHED_FRESH_SECONDS", 0.0),  # every read goes to the database, as Optuna's
 ]
 
 

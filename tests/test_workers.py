@@ -26,6 +26,7 @@ from optuna.storages._heartbeat import HeartbeatThread
 from optuna.trial import TrialState
 
 from experiments.config import WAIT_POLL_SECONDS
+from experiments.stores import storage as storage_module
 from experiments.stores import tracking, workers
 from tests.servers import stop as stop_process
 from tests.test_sweep import FRAMES, write_tiny_set
@@ -267,7 +268,7 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
 def test_a_heartbeat_outlives_a_database_restart(postgres, caplog):
     """Optuna's heartbeat thread ends at its first error (its trial then looks lost to the other
     workers); on this storage a missed heartbeat is one logged line and the thread beats on."""
-    storage = workers.SteadyHeartbeatStorage(
+    storage = storage_module.SteadyHeartbeatStorage(
         postgres.create_database("heartbeat"),
         engine_kwargs={"pool_pre_ping": True},  # as the sweep opens it
         heartbeat_interval=1,

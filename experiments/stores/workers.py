@@ -24,14 +24,14 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   A tracking store that stays away past MLflow's own retries fails the trial in flight (the
   objective says so and pauses); it is queued again, up to :data:`MAX_RETRY` times.
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
-  :data:`FINISHED_FRESH_SECONDS` old (:class:`FinishedTrialsCache`); the trial budget and the
+  :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old
+  (:class:`~experiments.stores.storage.FinishedTrialsCache`); the trial budget and the
   queue are always read from the database.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import os
@@ -50,6 +50,12 @@ from optuna.trial import FrozenTrial, TrialState
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import tracking, wal
 from experiments.stores.locks import StorageLock
+from experiments.stores.storage import (
+    FinishedTrialsCache,
+    SteadyHeartbeatStorage,
+    StorageErrors,
+    database_error,
+)
 from experiments.stores.tracking import first_line
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
@@ -64,10 +70,7 @@ except ImportError:  # pragma: no cover - older Optuna
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
-FINISHED_FRESH_SECONDS = 5.0  # how old the finished trials the pruner and TPE read may be
 log = logging.getLogger("sweep")
-
-StorageErrors = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
 
 
 class StorageUnavailable(RuntimeError):
@@ -119,7 +122,7 @@ def open_study(
         ) from None
     except StorageErrors as err:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-        cause = _database_error(err) or err
+        cause = database_error(err) or err
         raise StorageUnavailable(
             f"--storage {shown}: cannot open the study: {first_line(cause)}"
         ) from err
@@ -160,61 +163,6 @@ def _open_study(
         study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
-
-
-class SteadyHeartbeatStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage whose trial heartbeats outlive a database restart.
-
-    Optuna records a trial's heartbeat from a thread that ends at the first error (optuna 5.0:
-    the exception's traceback on the console, no heartbeat afterwards): a database restart in
-    the middle of a long trial stopped it, and the other workers would then fail the trial, still
-    running, as lost. Here a heartbeat that cannot be recorded is one logged line; the next one
-    is tried a heartbeat later.
-    """
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            super().record_heartbeat(trial_id)
-        except StorageErrors as err:
-            cause = _database_error(err) or err
-            log.warning("heartbeat not recorded, database unreachable: %s", first_line(cause))
-
-
-class FinishedTrialsCache(optuna.storages._CachedStorage):
-    """Optuna's cache of an RDB study (what ``create_study`` wraps an ``RDBStorage`` in), reading
-    the database less often for finished trials.
-
-    Optuna's cache reads every unfinished trial again, with its parameters, attributes and
-    intermediate values (about ten queries, rows in proportion to the workers), on every read of
-    the trials. The pruner reads the complete trials every epoch and TPE the finished ones, and
-    a finished trial never changes: a read that asks only for finished states is answered from
-    the cache while its last read is younger than :data:`FINISHED_FRESH_SECONDS` (a trial that
-    finished since is seen a few seconds later). Every other read (the trial budget, the queue
-    of waiting trials, the progress line) goes to the database and refreshes the cache; a
-    worker reads it so at the start of each trial. ``bench/scale.py``: 20-30 reads a trial
-    become 5-8.
-    """
-
-    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
-        super().__init__(backend)
-        self._read_at: dict[int, float] = {}  # study id: when its trials were last read
-
-    def get_all_trials(
-        self, study_id: int, deepcopy: bool = True, states: Any = None
-    ) -> list[FrozenTrial]:
-        finished = isinstance(states, tuple | list | set | frozenset) and all(
-            TrialState(s).is_finished() for s in states
-        )
-        age = time.monotonic() - self._read_at.get(study_id, -math.inf)
-        if finished and age < FINISHED_FRESH_SECONDS:
-            with self._lock:
-                cached = [t for t in self._studies[study_id].trials.values() if t.state in states]
-            cached.sort(key=lambda t: t.number)
-            return copy.deepcopy(cached) if deepcopy else cached
-        read_at = time.monotonic()
-        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        self._read_at[study_id] = read_at
-        return trials
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
@@ -273,20 +221,6 @@ def _fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def _database_error(err: BaseException | None) -> BaseException | None:
-    """The database's own error behind ``err`` (the driver's, else Optuna's), if there is one.
-
-    Optuna's own clean-up after a failed ``tell`` can fail too (optuna 5.0: an UnboundLocalError
-    in ``_run_trial``); the exception chain says why.
-    """
-    found = None
-    while err is not None:
-        if isinstance(err, StorageErrors):
-            found = err  # the deepest is the driver's: "connection refused", ...
-        err = err.__cause__ or err.__context__
-    return found
 
 
 class Worker:
@@ -384,7 +318,7 @@ class Worker:
                     callbacks=callbacks,
                 )
             except Exception as err:
-                cause = _database_error(err)
+                cause = database_error(err)
                 if cause is None:
                     raise
                 lost = self._current if self._current is not None else lost

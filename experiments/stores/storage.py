@@ -1,0 +1,91 @@
+"""The study's RDB storage as the workers open it: heartbeats that outlive a database restart,
+finished trials read from a cache, and which errors are the database's.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.trial import FrozenTrial, TrialState
+
+from experiments.stores.tracking import first_line
+
+FINISHED_FRESH_SECONDS = 5.0  # how old the finished trials the pruner and TPE read may be
+log = logging.getLogger("sweep")
+
+StorageErrors = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError)
+
+
+def database_error(err: BaseException | None) -> BaseException | None:
+    """The database's own error behind ``err`` (the driver's, else Optuna's), if there is one.
+
+    Optuna's own clean-up after a failed ``tell`` can fail too (optuna 5.0: an UnboundLocalError
+    in ``_run_trial``); the exception chain says why.
+    """
+    found = None
+    while err is not None:
+        if isinstance(err, StorageErrors):
+            found = err  # the deepest is the driver's: "connection refused", ...
+        err = err.__cause__ or err.__context__
+    return found
+
+
+class SteadyHeartbeatStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose trial heartbeats outlive a database restart.
+
+    Optuna records a trial's heartbeat from a thread that ends at the first error (optuna 5.0:
+    the exception's traceback on the console, no heartbeat afterwards): a database restart in
+    the middle of a long trial stopped it, and the other workers would then fail the trial, still
+    running, as lost. Here a heartbeat that cannot be recorded is one logged line; the next one
+    is tried a heartbeat later.
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except StorageErrors as err:
+            cause = database_error(err) or err
+            log.warning("heartbeat not recorded, database unreachable: %s", first_line(cause))
+
+
+class FinishedTrialsCache(optuna.storages._CachedStorage):
+    """Optuna's cache of an RDB study (what ``create_study`` wraps an ``RDBStorage`` in), reading
+    the database less often for finished trials.
+
+    Optuna's cache reads every unfinished trial again, with its parameters, attributes and
+    intermediate values (about ten queries, rows in proportion to the workers), on every read of
+    the trials. The pruner reads the complete trials every epoch and TPE the finished ones, and
+    a finished trial never changes: a read that asks only for finished states is answered from
+    the cache while its last read is younger than :data:`FINISHED_FRESH_SECONDS` (a trial that
+    finished since is seen a few seconds later). Every other read (the trial budget, the queue
+    of waiting trials, the progress line) goes to the database and refreshes the cache; a
+    worker reads it so at the start of each trial. ``bench/scale.py``: 20-30 reads a trial
+    become 5-8.
+    """
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        super().__init__(backend)
+        self._read_at: dict[int, float] = {}  # study id: when its trials were last read
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Any = None
+    ) -> list[FrozenTrial]:
+        finished = isinstance(states, tuple | list | set | frozenset) and all(
+            TrialState(s).is_finished() for s in states
+        )
+        age = time.monotonic() - self._read_at.get(study_id, -math.inf)
+        if finished and age < FINISHED_FRESH_SECONDS:
+            with self._lock:
+                cached = [t for t in self._studies[study_id].trials.values() if t.state in states]
+            cached.sort(key=lambda t: t.number)
+            return copy.deepcopy(cached) if deepcopy else cached
+        read_at = time.monotonic()
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        self._read_at[study_id] = read_at
+        return trials
