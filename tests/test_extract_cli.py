@@ -64,10 +64,26 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
     assert "RANDOM backbone" in out and "RANDOM backbone" in cold.stderr  # loud, both places
     assert "Traceback" not in cold.stderr
 
-    warm = run_script("--data", str(data), "--cache-dir", str(cache), "--frames", "1")
+    # The rerun reuses the entry and imports no deep-learning backend (TensorFlow's import
+    # alone was 10 s of such a rerun): the script run as ``python`` runs it, its modules read
+    # after it ends.
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(SCRIPT)!r}, '--no-progress', '--data', {str(data)!r}, "
+        f"'--cache-dir', {str(cache)!r}, '--frames', '1']\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as end:\n    assert not end.code, end.code\n"
+        "print('backends:', sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'tensorflow', 'keras', 'jax', 'torch'}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
+    warm = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert re.search(r"^cache: +reused \(extracted ", warm.stdout, re.M)
     assert f"path:     {path}" in warm.stdout
+    assert "backends: []" in warm.stdout, warm.stdout[-300:]
 
 
 def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):

@@ -59,6 +59,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +178,7 @@ def extract_features(
     detector: str = faces.AUTO,
     database_boxes: bool = True,
     precision: str = "float32",
+    before_extract: Callable[[], None] | None = None,
 ) -> FeatureSet:
     """fc7 features of the clips of ``dataset``: reused from the cache, else extracted into it.
 
@@ -199,6 +201,9 @@ def extract_features(
             the faces of clips without database boxes.
         database_boxes: crop with the face boxes a database ships (``Clip.face_boxes``) where a
             clip has them; False: detect in every clip (e.g. to crop two databases alike).
+        before_extract: called once the cache is found to lack the entry, before the face
+            detector or the backbone is loaded (``experiments/extract.py`` imports the Keras
+            backend there, quietly: a rerun on cached features loads none).
 
     Raises:
         DataError: no usable clip, a split without both classes (named), or a detector that
@@ -249,6 +254,8 @@ def extract_features(
             # another process may have just written it
             found = _try_load(root, key, dataset, warned)
             if found is None:
+                if before_extract is not None:
+                    before_extract()
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
                     dataset, source, weights_path, root, key, parts, finder, batch_size, progress

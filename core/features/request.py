@@ -79,13 +79,16 @@ def load_data(options: FeatureOptions) -> Dataset:
 
 
 def cached_features(
-    options: FeatureOptions, on_dataset: Callable[[Dataset], None] | None = None
+    options: FeatureOptions,
+    on_dataset: Callable[[Dataset], None] | None = None,
+    before_extract: Callable[[], None] | None = None,
 ) -> FeatureSet:
     """Load the data, then reuse its cached fc7 features or extract them.
 
     ``on_dataset`` is called with the loaded dataset before any extraction starts
     (``experiments/extract.py`` prints its summary there, so a wrong split shows before hours of
-    work; the sweep prints it after decoding, with the skips).
+    work; the sweep prints it after decoding, with the skips); ``before_extract`` only when the
+    features are not cached, before the backbone is loaded (:func:`extract_features`).
     """
     dataset = load_data(options)
     if on_dataset is not None:
@@ -101,4 +104,5 @@ def cached_features(
         precision=resolve_precision(options.precision),
         batch_size=options.batch_size,
         progress=options.progress,
+        before_extract=before_extract,
     )

@@ -22,6 +22,7 @@ import argparse
 import csv
 import logging
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from core.features.request import FeatureOptions
@@ -67,10 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
     )
-    if not args.list:  # listing loads no Keras
-        from experiments.commands.quiet import quiet_backend
+    from experiments.commands.quiet import quiet_backend, quiet_console
 
-        quiet_backend(args.verbose)
+    quiet_console(args.verbose)  # the backend only when a cache misses: a rerun loads none
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
     from core.features import ExtractionInterrupted
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, options in args.named:
             if len(args.named) > 1:
                 print(f"== {name}: {options.data}", flush=True)
-            extract_one(options, args.list)
+            extract_one(options, args.list, lambda: quiet_backend(args.verbose))
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130
@@ -107,8 +107,11 @@ def named_databases(
     return list(named.items())
 
 
-def extract_one(options: FeatureOptions, listing: bool) -> None:
-    """One database's clips as CSV (``listing``), or its features extracted and summarised."""
+def extract_one(
+    options: FeatureOptions, listing: bool, before_extract: Callable[[], None] | None = None
+) -> None:
+    """One database's clips as CSV (``listing``), or its features extracted and summarised
+    (``before_extract``: called before a cache miss loads the backbone)."""
     from core.features import cached_features, load_data
 
     if listing:
@@ -122,7 +125,7 @@ def extract_one(options: FeatureOptions, listing: bool) -> None:
         datasets.append(dataset)
         print(dataset.summary(), flush=True)
 
-    fs = cached_features(options, announce)
+    fs = cached_features(options, announce, before_extract)
     dataset = datasets[0]
     decode_skips = fs.skipped[len(dataset.skipped) :]
     if decode_skips:

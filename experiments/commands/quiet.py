@@ -42,15 +42,8 @@ def _stderr_to_file() -> Iterator[None]:
 
 def quiet_backend(verbose: bool = False) -> None:
     """Import the Keras backend without its start-up lines (all of them with ``verbose``), and
-    set the noisy libraries' loggers to WARNING (INFO with ``verbose``)."""
-    if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING
-    level = logging.INFO if verbose else logging.WARNING
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-    if not verbose:
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
+    :func:`quiet_console`."""
+    quiet_console(verbose)
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if verbose or backend != "tensorflow" or "tensorflow" in sys.modules:
         return
@@ -59,6 +52,19 @@ def quiet_backend(verbose: bool = False) -> None:
 
         tf.config.list_physical_devices()  # the CUDA probes happen here
         import keras  # noqa: F401
+
+
+def quiet_console(verbose: bool = False) -> None:
+    """Set the noisy libraries' loggers to WARNING (INFO with ``verbose``) and their native
+    loggers' levels; imports nothing (the backend: :func:`quiet_backend`, when it is needed)."""
+    if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING
+    level = logging.INFO if verbose else logging.WARNING
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
 
 
 class _OneLineFailures(logging.Filter):
