@@ -1046,7 +1046,7 @@ def analyse(
             ramp=first_all - min(starts),
             per_minute_ideal=60 * len(results) / mean_sleep if mean_sleep else float("nan"),
             mean_sleep=mean_sleep,
-            overhead=_quantiles(overhead),
+            overhead=quantiles(overhead),
         )
     calls: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
@@ -1059,7 +1059,7 @@ def analyse(
         errors.update(result.get("errors", {}))
         retries.update(result.get("retries", {}))
     figures["calls"] = {
-        name: {**_quantiles(seconds), "n": len(seconds), "errors": errors.get(name, 0)}
+        name: {**quantiles(seconds), "n": len(seconds), "errors": errors.get(name, 0)}
         for name, seconds in sorted(calls.items())
     }
     figures.update(errors=dict(errors), retries=dict(retries), uploaded=dict(uploaded))
@@ -1069,7 +1069,7 @@ def analyse(
     return figures
 
 
-def _quantiles(values: list[float]) -> dict[str, float]:
+def quantiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
     p50, p99 = np.percentile(values, [50, 99])

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import statistics
 import sys
 import time
 import warnings
@@ -37,7 +35,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/scale.py
 from engine import cpu  # noqa: E402
-from scale import BenchPostgres  # noqa: E402
+from scale import BenchPostgres, quantiles  # noqa: E402
 
 from experiments.config import WAIT_POLL_SECONDS  # noqa: E402
 from experiments.stores import workers  # noqa: E402
@@ -140,19 +138,12 @@ def phase(url: str, name: str, way: str, count: int, seconds: float, root: Path)
     return {"polls": polls, "waits": waits}
 
 
-def quantile(values: list[float], q: float) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--finished", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     server = BenchPostgres(max_connections=400)
     try:
@@ -169,11 +160,10 @@ def main() -> None:
         print("|---|---|---|---|")
         for way in ("locked", "unlocked"):
             found = phase(url, "waiting", way, args.workers, args.seconds, Path(server.root))
-            polls, waits = found["polls"], found["waits"]
+            polls, waits = quantiles(found["polls"]), quantiles(found["waits"])
             print(
-                f"| {way} | {len(polls)} | {quantile(polls, 0.5):.3f} / "
-                f"{quantile(polls, 0.99):.3f} | {quantile(waits, 0.5):.3f} / "
-                f"{quantile(waits, 0.99):.3f} / {max(waits):.3f} |",
+                f"| {way} | {len(found['polls'])} | {polls['p50']:.3f} / {polls['p99']:.3f} "
+                f"| {waits['p50']:.3f} / {waits['p99']:.3f} / {max(found['waits']):.3f} |",
                 flush=True,
             )
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
