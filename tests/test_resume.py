@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,6 +140,38 @@ def test_ctrl_c_keeps_the_finished_chunks_and_the_rerun_computes_only_the_rest(
     assert (resumed.path / npy).read_bytes() == (one_shot.path / npy).read_bytes()
     assert without_timing(resumed.manifest) == without_timing(one_shot.manifest)
     assert resumed.skipped == one_shot.skipped
+
+
+class CtrlCInAFinalizer:
+    """Dropped, it sends this thread a Ctrl-C from its finalizer: Python raises KeyboardInterrupt
+    there, prints it and drops it, as it did in CI when the signal landed in JAX's
+    garbage-collector callback (the command exited 0, extraction finished)."""
+
+    def __del__(self) -> None:
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+
+class DropsACtrlC(Counting):
+    """Counting, and a Ctrl-C dropped in a finalizer while it computes the second frame."""
+
+    def predict_on_batch(self, x):
+        if self.frames == 1:
+            CtrlCInAFinalizer()
+        return super().predict_on_batch(x)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_extraction(
+    data, tmp_path, extractor, monkeypatch
+):
+    dropping = DropsACtrlC(extractor)
+    monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (dropping, None))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=1)
+    # the first clip's two frames were computed and committed; the next clip did not start
+    assert (caught.value.done, caught.value.total, dropping.frames) == (1, 7, 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_ctrl_c_before_the_first_chunk_keeps_nothing(data, tmp_path, counted, monkeypatch):

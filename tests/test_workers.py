@@ -29,6 +29,7 @@ from experiments.config import WAIT_POLL_SECONDS
 from experiments.stores import storage as storage_module
 from experiments.stores import tracking, workers
 from tests.servers import stop as stop_process
+from tests.test_resume import CtrlCInAFinalizer
 from tests.test_sweep import FRAMES, write_tiny_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -329,6 +330,31 @@ def test_a_waiting_worker_looks_without_the_study_lock(postgres, mlflow_server, 
     assert len(looks) == 2, looks  # the budget taken; then the budget done, after the trial ended
     assert looks[1] - told <= WAIT_POLL_SECONDS + 1
     assert worker.ran == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_dropped_in_a_trial_stops_the_worker_after_it(postgres, mlflow_server):
+    """A Ctrl-C that lands in a finalizer during a trial (Python prints and drops it there) still
+    stops the worker: that trial is kept, no other starts."""
+    url = postgres.create_database("dropped-ctrl-c")
+    study, _ = workers.open_study(
+        "dropped-ctrl-c", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        CtrlCInAFinalizer()
+        return float(trial.number)
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.url)
+    try:
+        worker = workers.Worker(study, url, tracking.use_experiment("dropped-ctrl-c"))
+        with pytest.raises(KeyboardInterrupt):
+            worker.optimize(objective, 3)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert worker.ran == 1
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
 
 
 def _owner(client: MlflowClient, run) -> str:

@@ -35,6 +35,7 @@ from core.data.clips import Clip, ClipError
 from core.data.frames import prepare_frames, read_clip
 from core.features.faces import FaceFinder
 from core.features.resume import ResumableEntry
+from core.interrupts import ctrl_c_noticed
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def run_backbone(
     subtracted as their frames enter the batch. A batch holds ``batch_size`` frames, across clip
     boundaries; usable clips fill rows in order, so each batch is one contiguous run of (row,
     frame) positions, written as soon as it is computed. A KeyboardInterrupt propagates, leaving
-    the committed chunks in ``pending``.
+    the committed chunks in ``pending``; one that a finalizer swallowed is raised at the next
+    clip (:mod:`core.interrupts`).
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -112,11 +114,16 @@ def run_backbone(
     # enough decoded clips in flight to fill the next batch while the current one runs
     depth = max(4, 2 * -(-batch_size // frames_per_clip))
     # with a bar, skip warnings print above it rather than through it
-    with bar, logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with (
+        bar,
+        logging_redirect_tqdm() if progress else contextlib.nullcontext(),
+        ctrl_c_noticed() as interrupted,
+    ):
         todo = clips[first_clip:]
         for position, (clip, future) in enumerate(
             _prefetch(decode, todo, depth, workers), start=first_clip
         ):
+            interrupted()  # a Ctrl-C dropped in a finalizer still stops here
             try:
                 decoded = future.result()
             except ClipError as err:
@@ -162,6 +169,7 @@ def run_backbone(
                 outcomes = []
         if fill:
             flush()
+        interrupted()
     run.seconds = earlier + time.perf_counter() - started
     return run
 

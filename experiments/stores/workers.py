@@ -47,6 +47,7 @@ import sqlalchemy
 from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
+from core.interrupts import ctrl_c_noticed
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import tracking, wal
 from experiments.stores.locks import StorageLock
@@ -258,7 +259,8 @@ class Worker:
         are closed whenever this worker last looked: none is left RUNNING by the heartbeat's
         pacing of :meth:`close_lost_runs`.
         """
-        ran = self._optimize(objective, trials, timeout, catch, on_trial)
+        with ctrl_c_noticed() as interrupted:  # between trials, a Ctrl-C a finalizer dropped
+            ran = self._optimize(objective, trials, timeout, catch, on_trial, interrupted)
         self.close_lost_runs(force=True)
         return ran
 
@@ -269,6 +271,7 @@ class Worker:
         timeout: float | None,
         catch: tuple[type[Exception], ...],
         on_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
+        interrupted: Callable[[], None],
     ) -> int:
         callbacks = [self._after_trial] + ([on_trial] if on_trial is not None else [])
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -278,6 +281,7 @@ class Worker:
         waited_on: set[int] | None = None  # the running trials a locked look found the budget in
         said_alive = -math.inf  # when this worker, waiting, last said it lives (under the lock)
         while deadline is None or time.monotonic() < deadline:
+            interrupted()
             try:
                 if lost is not None:
                     self._requeue(lost)

@@ -1,0 +1,42 @@
+"""Ctrl-C that is not lost: Python drops a KeyboardInterrupt raised in a finalizer.
+
+Python raises KeyboardInterrupt in whatever the main thread runs when SIGINT is handled; in a
+finalizer (``__del__``, a weakref callback) or a garbage-collector callback (JAX registers one) it
+is printed as "Exception ignored" and dropped. A long loop would then run on to its end and exit 0
+as if no one had pressed Ctrl-C (CI saw the extract command do so). :func:`ctrl_c_noticed` also
+records the signal, and the loops (extraction between clips, a worker between trials) check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
+    """A check that raises KeyboardInterrupt once a Ctrl-C arrived in the block, wherever it
+    landed: the SIGINT handler in place records it, then runs as before. Outside the main thread,
+    or where SIGINT is ignored or kills the process, the check does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield lambda: None
+        return
+    seen: list[int] = []
+
+    def record_then_handle(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        previous(signum, frame)
+
+    def check() -> None:
+        if seen:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, record_then_handle)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
