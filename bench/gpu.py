@@ -65,7 +65,8 @@ def trials(cache: Path) -> None:
 
     from core.features import FeatureOptions, cached_features
     from experiments.trial import search
-    from experiments.trial.training import split_data, train_head
+    from experiments.trial.splits import split_data
+    from experiments.trial.training import train_head
 
     features = cached_features(FeatureOptions(cache_dir=cache, progress=False))
     print(f"\none cached-feature trial per write-up head ({len(features.clips)} clips)")

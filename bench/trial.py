@@ -48,7 +48,8 @@ import heads
 from core.constants import FRAMES_PER_CLIP
 from core.data.clips import Clip
 from experiments.trial import search
-from experiments.trial.training import SplitData, train_head
+from experiments.trial.splits import SplitData
+from experiments.trial.training import train_head
 
 WRITEUP = ["conv4096", "conv2048", "dense2048", "convlstm2049", "lstm30"]
 

@@ -15,33 +15,64 @@
 
 Class convention: 1 = bona fide, 0 = attack (``BONAFIDE``, from :mod:`core.constants`);
 ``FRAMES`` is ``core.constants.FRAMES_PER_CLIP``, the write-up's sequence length.
+
+The registry (``list_heads``, ``get_spec``, ``list_families``) loads no Keras; the model functions
+load it on first use. A saved ``.keras`` head names this package's layers: it loads with
+``keras.models.load_model`` once Keras was imported before ``heads`` (the import order isort
+gives), or once any model function here was used.
 """
+
+import importlib
+import sys
+from typing import Any
 
 from core.constants import BONAFIDE
 from core.constants import FRAMES_PER_CLIP as FRAMES
 from heads import families as _families  # noqa: F401  (registers the heads)
-from heads.assemble import assemble
-from heads.build import build_full_model, build_head_model, feature_input_shape
-from heads.engine import Engine
-from heads.fitting import (
-    RunningStatistics,
-    Standardization,
-    check_foldable,
-    feature_statistics,
-    fold_standardization,
-    standardization_layer,
-    training_model,
-)
-from heads.outputs import (
-    OUTPUTS,
-    bonafide_score,
-    bonafide_score_from_logits,
-    logits_loss,
-    loss_for,
-)
-from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_families, list_heads
-from heads.scores import predict_scores, save_head_weights
+
+# Imported on first use: these load Keras and its backend (seconds); the registry does not, so a
+# command that only lists heads or reads a finished study starts without them.
+_LAZY = {
+    "assemble": "heads.assembly",
+    **dict.fromkeys(("build_full_model", "build_head_model", "feature_input_shape"), "heads.build"),
+    "Engine": "heads.engine",
+    **dict.fromkeys(
+        (
+            "RunningStatistics",
+            "Standardization",
+            "check_foldable",
+            "feature_statistics",
+            "fold_standardization",
+            "standardization_layer",
+            "training_model",
+        ),
+        "heads.fitting",
+    ),
+    **dict.fromkeys(
+        ("OUTPUTS", "bonafide_score", "bonafide_score_from_logits", "logits_loss", "loss_for"),
+        "heads.outputs",
+    ),
+    **dict.fromkeys(("PointwiseConv2D", "PointwiseConvLSTM2D"), "heads.pointwise"),
+    **dict.fromkeys(("predict_scores", "save_head_weights"), "heads.scores"),
+}
+
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register the layers saved heads name
+    importlib.import_module("heads.pointwise")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'heads' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BONAFIDE",

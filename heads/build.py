@@ -14,7 +14,7 @@ import keras
 
 from core import build_vggface
 from core.constants import FEATURE_SHAPE, FRAMES_PER_CLIP
-from heads.assemble import FEATURE_DROPOUT, assemble
+from heads.assembly import FEATURE_DROPOUT, assemble
 from heads.checks import dropout_rate, positive_int
 from heads.outputs import check_output, output_layer
 from heads.registry import get_spec, resolve_hparams

@@ -16,11 +16,13 @@ tests check them.
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
 
 from heads.checks import dropout_rate, one_of, positive_int
-from heads.pointwise import PointwiseConv2D, PointwiseConvLSTM2D
 from heads.registry import Preset, SearchSpace, register_family
+
+if TYPE_CHECKING:  # Keras only when a head is built: listing the registry loads no backend
+    import keras
 
 HIDDEN_ACTIVATIONS = ("relu", "softmax")  # softmax only to reproduce the write-up's dense head
 WRITEUP_DROPOUT = 0.2  # write-up §3 and §4: Dropout(0.2) / LSTM(dropout=0.2) in every head
@@ -28,6 +30,8 @@ WRITEUP_DROPOUT = 0.2  # write-up §3 and §4: Dropout(0.2) / LSTM(dropout=0.2) 
 
 def _dropout(x: keras.KerasTensor, rate: float, name: str) -> keras.KerasTensor:
     """Dropout, or nothing at rate 0 (the write-up's "try without dropout")."""
+    import keras
+
     return keras.layers.Dropout(rate, name=name)(x) if rate > 0 else x
 
 
@@ -50,6 +54,10 @@ def conv_head(
     Computed as a matmul (:class:`~heads.pointwise.PointwiseConv2D`); ``heads.assemble`` puts the
     stock ``Conv2D`` with the same weights in the end-to-end model.
     """
+    import keras
+
+    from heads.pointwise import PointwiseConv2D
+
     width = positive_int("width", width)
     dropout = dropout_rate("dropout", dropout)
     x = PointwiseConv2D(width, 1, activation="relu", name="fc8")(features)
@@ -76,6 +84,8 @@ def dense_head(
     activation: str = "relu",
 ) -> keras.KerasTensor:
     """Flatten -> Dense(width, activation) -> Dropout: a fully connected fc8."""
+    import keras
+
     width = positive_int("width", width)
     dropout = dropout_rate("dropout", dropout)
     activation = one_of("activation", activation, HIDDEN_ACTIVATIONS)
@@ -102,6 +112,10 @@ def convlstm_head(
     Computed as an LSTM with the same gate maths (:class:`~heads.pointwise.PointwiseConvLSTM2D`);
     ``heads.assemble`` puts the stock ``ConvLSTM2D`` with the same weights in the end-to-end model.
     """
+    import keras
+
+    from heads.pointwise import PointwiseConvLSTM2D
+
     filters = positive_int("filters", filters)
     dropout = dropout_rate("dropout", dropout)
     # ReLU as the cell activation, as the write-up has it (Keras' default would be tanh).
@@ -123,6 +137,8 @@ def lstm_head(
     features: keras.KerasTensor, *, units: int = 30, dropout: float = WRITEUP_DROPOUT
 ) -> keras.KerasTensor:
     """TimeDistributed(Flatten) -> LSTM(units, input dropout): a small recurrent summary."""
+    import keras
+
     units = positive_int("units", units)
     dropout = dropout_rate("dropout", dropout)
     x = keras.layers.TimeDistributed(keras.layers.Flatten(), name="frame_flatten")(features)

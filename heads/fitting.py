@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from heads.assemble import FEATURE_DROPOUT, head_layers
+from heads.assembly import FEATURE_DROPOUT, head_layers
 
 # A channel (nearly) constant on train is scaled as if its spread were this fraction of a typical
 # channel's: if it moves at test, its standardised value stays bounded (sklearn's StandardScaler

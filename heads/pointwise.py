@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-PACKAGE = "vggface_heads"  # registered name prefix, so saved head models load with `import heads`
+PACKAGE = "vggface_heads"  # registered name prefix: saved head models load (see heads/__init__)
 
 
 def _one(name: str, value: Any) -> None:

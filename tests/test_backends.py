@@ -45,7 +45,8 @@ from core.data.clips import Clip
 from experiments.metrics import auc
 from experiments.metrics import pad_report
 from experiments.config import TrialConfig
-from experiments.trial.training import SplitData, train_head
+from experiments.trial.splits import SplitData
+from experiments.trial.training import train_head
 
 FRAMES, CHANNELS = 3, 4096
 rng = np.random.default_rng(0)

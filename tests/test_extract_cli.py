@@ -30,6 +30,23 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_reading_backends(script: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python script args`` as Python runs a script, then, on its stdout, ``backends: [...]``:
+    the deep-learning backends it imported (read from its modules after it ended)."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(script)!r}, *{list(args)!r}]\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as end:\n    assert not end.code, end.code\n"
+        "print('backends:', sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'tensorflow', 'keras', 'jax', 'torch'}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
 def our_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not NATIVE_LOG.match(line)]
 
@@ -67,18 +84,8 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
     # The rerun reuses the entry and imports no deep-learning backend (TensorFlow's import
     # alone was 10 s of such a rerun): the script run as ``python`` runs it, its modules read
     # after it ends.
-    probe = (
-        "import runpy, sys\n"
-        f"sys.argv = [{str(SCRIPT)!r}, '--no-progress', '--data', {str(data)!r}, "
-        f"'--cache-dir', {str(cache)!r}, '--frames', '1']\n"
-        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-        "except SystemExit as end:\n    assert not end.code, end.code\n"
-        "print('backends:', sorted({m.split('.')[0] for m in sys.modules}"
-        " & {'tensorflow', 'keras', 'jax', 'torch'}))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
-    warm = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True
+    warm = run_reading_backends(
+        SCRIPT, "--no-progress", "--data", str(data), "--cache-dir", str(cache), "--frames", "1"
     )
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert re.search(r"^cache: +reused \(extracted ", warm.stdout, re.M)

@@ -93,7 +93,8 @@ from experiments.trial.finetune import (
     start_standardized,
 )
 from experiments.config import TrialConfig
-from experiments.trial.training import SplitData, train_head
+from experiments.trial.splits import SplitData
+from experiments.trial.training import train_head
 
 folder = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)

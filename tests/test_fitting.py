@@ -17,7 +17,8 @@ import pytest
 import heads
 from core.data.clips import Clip
 from experiments.config import TrialConfig
-from experiments.trial.training import SplitData, train_head
+from experiments.trial.splits import SplitData
+from experiments.trial.training import train_head
 from heads import save_head_weights
 from heads.pointwise import CholeskyOrthogonal, PointwiseConv2D, PointwiseConvLSTM2D
 
@@ -364,7 +365,7 @@ def test_fold_into_a_gru_puts_the_mean_in_its_input_bias():
 
 
 def test_a_diverging_trial_raises_training_diverged():
-    from experiments.trial.training import TrainingDiverged
+    from experiments.trial.errors import TrainingDiverged
 
     nan = float("nan")  # the weights turn NaN after the first update
     config = TrialConfig("dense8", "dense", "softmax", {"width": 8}, learning_rate=nan)

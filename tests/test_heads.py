@@ -451,8 +451,14 @@ def test_command_line_table_shows_the_writeup_heads_matching():
 
 
 JAX_HEADS = """
+import sys
 import numpy as np, keras, heads
 assert keras.backend.backend() == "jax"
+# a head saved by another process (TensorFlow), loaded before any model function of heads ran:
+# its PointwiseConv2D is registered by `import heads` after `import keras`
+saved = keras.models.load_model(sys.argv[1])
+x, expected = np.load(sys.argv[2], allow_pickle=False), np.load(sys.argv[3], allow_pickle=False)
+np.testing.assert_allclose(saved.predict_on_batch(x), expected, rtol=1e-5, atol=1e-6)
 sizes = {"conv": {"width": 8}, "dense": {"width": 8},
          "convlstm": {"filters": 4}, "lstm": {"units": 4}}
 for family, hparams in sizes.items():
@@ -468,9 +474,20 @@ print("ok")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-def test_every_family_builds_trains_and_predicts_under_jax():
+def test_every_family_builds_trains_and_predicts_under_jax(tmp_path):
+    keras.utils.set_random_seed(5)
+    saved = heads.build_head_model("conv", width=8)
+    saved.save(tmp_path / "head.keras")
+    x = np.random.default_rng(5).random((3, *saved.input_shape[1:]), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", saved.predict_on_batch(x))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    files = [str(tmp_path / name) for name in ("head.keras", "x.npy", "expected.npy")]
     result = subprocess.run(
-        [sys.executable, "-c", JAX_HEADS], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", JAX_HEADS, *files],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

@@ -29,8 +29,10 @@ from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
 from tests.test_evaluation import bob_report
+from tests.test_extract_cli import run_reading_backends
 
 FRAMES = 3
+SWEEP = Path(__file__).resolve().parents[1] / "experiments" / "sweep.py"
 WRITE_UP = {name: heads.get_spec(name).paper_total_params for name in heads.list_heads()}
 WRITE_UP = {name: count for name, count in WRITE_UP.items() if count is not None}
 
@@ -308,6 +310,24 @@ def test_compare_lists_studies_and_defaults_to_the_one_that_ran_last(first_sweep
 
     assert compare.main(["--tracking-uri", uri]) == 0
     assert capsys.readouterr().out.startswith(f"# Study {newest}\n")
+
+
+def test_a_rerun_of_a_finished_study_loads_no_backend(first_sweep, workspace):
+    """The command again on a finished study prints the comparison and imports no deep-learning
+    backend (TensorFlow's import was 13 of the 20 s such a rerun of the default study took): the
+    script run as ``python`` runs it, its modules read after it ends."""
+    flags = ["--data", "data", "--frames", str(FRAMES), "--cache-dir", "cache", "--study", "main"]
+    flags += ["--trials", "7", "--storage", f"sqlite:///{workspace}/optuna.db"]
+    flags += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db"]
+    rerun = run_reading_backends(SWEEP, *flags, cwd=workspace)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    out = rerun.stdout
+    assert "features: 16 clips x 3 frames, reused" in out, out[-3000:]
+    assert "study main: " in out and "nothing left to run" in out
+    write_up = [line.split() for line in out.splitlines() if line.startswith("write-up ")]
+    assert {row[1] for row in write_up} == set(WRITE_UP)  # the comparison, every write-up head
+    assert "best head by dev ACER: " in out
+    assert "backends: []" in out, out[-300:]
 
 
 def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch):

@@ -27,20 +27,18 @@ from core.data.clips import DataError
 from core.data.dataset import Dataset
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet, cached_features
 from core.features.crop import FaceCrop
-from experiments.commands.quiet import one_line_failures
+from experiments.commands.quiet import one_line_failures, quiet_backend
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
-from experiments.serving import models
 from experiments.stores import dashboard, runs_table, tracking, wal, workers
-from experiments.trial import memory, search
+from experiments.trial import search
+from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     Setting,
     evaluation_context,
     prepare_settings,
     study_suffix,
 )
-from experiments.trial.objective import Objective
-from experiments.trial.training import TrainingDiverged
 
 log = logging.getLogger("sweep")
 # trial failures the console says in one line: the trial fails, the worker goes on
@@ -56,12 +54,13 @@ class SweepResult:
     features: FeatureSet
 
 
-def load_features(options: FeatureOptions) -> FeatureSet:
+def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
     The data summary (clips per split, label and species; skips) is printed before anything is
     extracted, so a wrong split shows before hours of work; clips that then do not decode are
-    counted after, once.
+    counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
+    entry is missing.
     """
     found: list[Dataset] = []
 
@@ -69,7 +68,9 @@ def load_features(options: FeatureOptions) -> FeatureSet:
         found.append(dataset)
         print(dataset.summary(), flush=True)
 
-    features = cached_features(options, on_dataset=announce)
+    features = cached_features(
+        options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
+    )
     undecoded = len(features.skipped) - len(found[0].skipped)
     if undecoded:
         print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
@@ -140,7 +141,11 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run."""
     tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
-    settings = prepare_settings(config.features, config.evaluation, load=load_features)
+    settings = prepare_settings(
+        config.features,
+        config.evaluation,
+        load=lambda options: load_features(options, config.verbose),
+    )
     features = settings[0].features
     allowed = search.families(config.heads)
     study_name = config.study or default_study_name(config, settings[0], allowed)
@@ -178,6 +183,11 @@ def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = No
     if parents:  # each invocation (worker) has its own parent run; it names the one before
         tags[tracking.CONTINUES_TAG] = parents[0]
         print(f"its trials so far are under {len(parents)} earlier parent run(s); a new one opens")
+    quiet_backend(config.verbose)  # trials to run: Keras and its backend, without their noise
+    from experiments.serving import models
+    from experiments.trial import memory
+    from experiments.trial.objective import Objective
+
     with tracking.run(f"study {study_name} @ {started} ({worker})", "study", tags) as parent:
         mlflow.log_params(
             {

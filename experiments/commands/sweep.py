@@ -176,9 +176,9 @@ def _config(
 def main(argv: list[str] | None = None) -> int:
     """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep."""
     config = parse_args(argv)
-    from experiments.commands.quiet import quiet_backend
+    from experiments.commands.quiet import quiet_console
 
-    quiet_backend(config.verbose)  # before anything else imports the backend
+    quiet_console(config.verbose)  # the backend, quietly, only once a trial or extraction needs it
     from experiments.commands.study import run_command
 
     return run_command(config)

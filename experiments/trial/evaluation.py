@@ -32,7 +32,7 @@ from core.features import FeatureOptions, FeatureSet, cached_features, load_data
 from core.features.bottom import bottom_inputs
 from experiments.config import EvaluationOptions, NamedData
 from experiments.metrics import DATABASE_COLUMN, metric_suffix
-from experiments.trial.training import SplitData, split_data
+from experiments.trial.splits import SplitData, split_data
 
 # Repeat r trains with seed + r * REPEAT_SEED_STRIDE: far from the seed + trial number of other
 # trials, and repeat 0 keeps the seed a single run always had.

@@ -33,8 +33,9 @@ from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import runs_table, tracking
 from experiments.trial import artifacts, memory, search
+from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import Setting, no_face_metrics, scores_frame, settings_table
-from experiments.trial.training import TrainingDiverged, train_head
+from experiments.trial.training import train_head
 
 log = logging.getLogger(__name__)
 # (trial number, config, figures or what stopped it, seconds): the console's line per trial
