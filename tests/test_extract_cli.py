@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.data import synthetic
 from tests.test_features import write_clip, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +133,8 @@ def test_no_usable_clip_exits_2(main, tmp_path, capsys, caplog):
     assert len(skips) == 6 and all("cannot decode" in m for m in skips)  # each named once
 
 
-def test_without_data_the_synthetic_set_is_used(main, tmp_path, capsys):
+def test_without_data_the_synthetic_set_is_used(main, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(synthetic, "SUBJECTS", 4)  # a smaller set: what is used, not its size
     code = main(["--cache-dir", str(tmp_path), "--frames", "1", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
