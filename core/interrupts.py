@@ -2,15 +2,18 @@
 
 Python raises KeyboardInterrupt in whatever the main thread runs when SIGINT is handled; in a
 finalizer (``__del__``, a weakref callback) or a garbage-collector callback (JAX registers one) it
-is printed as "Exception ignored" and dropped. A long loop would then run on to its end and exit 0
-as if no one had pressed Ctrl-C (CI saw the extract command do so). :func:`ctrl_c_noticed` also
-records the signal, and the loops (extraction between clips, a worker between trials) check.
+is printed as "Exception ignored" with a traceback and dropped. A long loop would then run on to
+its end and exit 0 as if no one had pressed Ctrl-C (CI saw the extract command do so).
+:func:`ctrl_c_noticed` also records the signal, and the loops (extraction between clips, a worker
+between trials) check; the dropped KeyboardInterrupt is not printed (``sys.unraisablehook``), since
+the check raises it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,8 +22,9 @@ from typing import Any
 @contextlib.contextmanager
 def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
     """A check that raises KeyboardInterrupt once a Ctrl-C arrived in the block, wherever it
-    landed: the SIGINT handler in place records it, then runs as before. Outside the main thread,
-    or where SIGINT is ignored or kills the process, the check does nothing."""
+    landed: the SIGINT handler in place records it, then runs as before; one dropped in a finalizer
+    is not printed. Outside the main thread, or where SIGINT is ignored or kills the process, the
+    check does nothing."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield lambda: None
@@ -35,8 +39,16 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
         if seen:
             raise KeyboardInterrupt
 
+    unraisable = sys.unraisablehook
+
+    def quiet_if_recorded(dropped: Any) -> None:
+        if not (seen and dropped.exc_type is KeyboardInterrupt):
+            unraisable(dropped)
+
     signal.signal(signal.SIGINT, record_then_handle)
+    sys.unraisablehook = quiet_if_recorded
     try:
         yield check
     finally:
+        sys.unraisablehook = unraisable
         signal.signal(signal.SIGINT, previous)

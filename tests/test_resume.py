@@ -160,7 +160,7 @@ class DropsACtrlC(Counting):
         return super().predict_on_batch(x)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
 def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_extraction(
     data, tmp_path, extractor, monkeypatch
 ):
