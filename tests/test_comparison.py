@@ -143,11 +143,13 @@ def store(tmp_path_factory):
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     try:
-        yield {
-            "root": root,
-            "demo": build_study(root, "demo", DEMO_TRIALS, demo=True),
-            "real": build_study(root, "real", REAL_TRIALS, demo=False, repeats=2, objectives=2),
-        }
+        with pytest.MonkeyPatch.context() as patch:  # the artifacts in root/mlruns
+            patch.chdir(root)
+            studies = {
+                "demo": build_study(root, "demo", DEMO_TRIALS, demo=True),
+                "real": build_study(root, "real", REAL_TRIALS, demo=False, repeats=2, objectives=2),
+            }
+        yield {"root": root, **studies}
     finally:
         mlflow.set_tracking_uri(before)
 

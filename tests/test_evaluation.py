@@ -147,15 +147,18 @@ def bob_report(scores: pd.DataFrame, bob) -> dict[str, float]:
 
 
 def run_trial(tmp_path, settings, context=None, head="lstm30") -> tuple[optuna.Study, str]:
-    """One real trial (the write-up's ``head``, fewest epochs) of ``settings``; its experiment."""
+    """One real trial (the write-up's ``head``, fewest epochs) of ``settings``; its experiment,
+    its artifacts under ``tmp_path`` (MLflow puts them in ./mlruns beside a SQLite store)."""
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment_id = tracking.use_experiment("evaluation")
-    study = optuna.create_study(study_name="evaluation")
-    baseline = next(p for p in search.baselines() if search.baseline_name(p) == head)
-    study.enqueue_trial({**baseline, "epochs": search.MAX_EPOCHS[0]})  # the fewest, for speed
-    objective = Objective("evaluation", search.families(), settings, context or {}, seed=3)
-    with tracking.run("study", "study", {tracking.STUDY_TAG: "evaluation"}):
-        study.optimize(objective, n_trials=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        experiment_id = tracking.use_experiment("evaluation")
+        study = optuna.create_study(study_name="evaluation")
+        baseline = next(p for p in search.baselines() if search.baseline_name(p) == head)
+        study.enqueue_trial({**baseline, "epochs": search.MAX_EPOCHS[0]})  # the fewest, for speed
+        objective = Objective("evaluation", search.families(), settings, context or {}, seed=3)
+        with tracking.run("study", "study", {tracking.STUDY_TAG: "evaluation"}):
+            study.optimize(objective, n_trials=1)
     return study, experiment_id
 
 
