@@ -148,7 +148,8 @@ def bob_report(scores: pd.DataFrame, bob) -> dict[str, float]:
 
 def run_trial(tmp_path, settings, context=None, head="lstm30") -> tuple[optuna.Study, str]:
     """One real trial (the write-up's ``head``, fewest epochs) of ``settings``; its experiment,
-    its artifacts under ``tmp_path`` (MLflow puts them in ./mlruns beside a SQLite store)."""
+    its artifacts under ``tmp_path`` (MLflow puts a SQLite store's in the working folder's
+    ./mlruns)."""
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)

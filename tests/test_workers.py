@@ -334,8 +334,8 @@ def test_a_waiting_worker_looks_without_the_study_lock(postgres, mlflow_server, 
 
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
 def test_a_ctrl_c_dropped_in_a_trial_stops_the_worker_after_it(postgres, mlflow_server):
-    """A Ctrl-C that lands in a finalizer during a trial (Python prints and drops it there) still
-    stops the worker: that trial is kept, no other starts."""
+    """A Ctrl-C that lands in a finalizer during a trial (Python drops it there) still stops the
+    worker, without a printed traceback: that trial is kept, no other starts."""
     url = postgres.create_database("dropped-ctrl-c")
     study, _ = workers.open_study(
         "dropped-ctrl-c", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
