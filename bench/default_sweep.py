@@ -2,7 +2,10 @@
 
 Runs the default command in an empty folder with an empty cache (so the synthetic set is
 generated and its fc7 features extracted), then once more in another empty folder with the cache
-kept (a new study on reused features), and prints both wall times and the per-trial lines.
+kept (a new study on reused features), and prints both wall times and the per-trial lines. Then
+it reruns the finished study in the first folder, alternately by the full path (its recorded
+closing deleted first: MLflow and Optuna imported, both stores queried) and replayed from the
+record (:mod:`experiments.commands.replay`), three times each, and checks both print the same.
 
     python bench/default_sweep.py
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,12 +52,25 @@ def main() -> None:
         (tmp / "warm").mkdir()
         cold, out = run_default(tmp / "cold", cache)
         warm, _ = run_default(tmp / "warm", cache)
+        full, replayed = [], []
+        for _ in range(3):  # interleaved: the machine's noise falls on both alike
+            shutil.rmtree(cache / "vggface-heads" / "closings", ignore_errors=True)
+            seconds, full_out = run_default(tmp / "cold", cache)
+            full.append(seconds)
+            seconds, replayed_out = run_default(tmp / "cold", cache)
+            replayed.append(seconds)
+            if replayed_out != full_out:
+                sys.exit("the replayed closing differs from the full path's")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print("per-trial lines of the cold run:")
     print("\n".join(line for line in out.splitlines() if line.startswith(("#", "features"))))
     print(f"cold (generate set, extract fc7, 12 trials): {cold:7.1f} s")
     print(f"warm (cached fc7, new study, 12 trials):     {warm:7.1f} s")
     print(f"warm / cold: {warm / cold:.2f}")
+    print("rerun of the finished study, wall seconds of each run:")
+    print(f"  full path (stores opened):    {' '.join(f'{t:.2f}' for t in full)}")
+    print(f"  replayed (stores unchanged):  {' '.join(f'{t:.2f}' for t in replayed)}")
+    print(f"  full / replayed (medians): {sorted(full)[1] / sorted(replayed)[1]:.1f}x")
 
 
 if __name__ == "__main__":

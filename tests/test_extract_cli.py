@@ -31,16 +31,20 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def run_reading_backends(script: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """``python script args`` as Python runs a script, then, on its stdout, ``backends: [...]``:
-    the deep-learning backends it imported (read from its modules after it ended)."""
+BACKENDS = ("jax", "keras", "tensorflow", "torch")
+
+
+def run_reading_modules(
+    script: Path, *args: str, cwd: Path = REPO, modules: tuple[str, ...] = BACKENDS
+) -> subprocess.CompletedProcess:
+    """``python script args`` as Python runs a script, then, on its stdout, ``imported: [...]``:
+    which of ``modules`` (the deep-learning backends) it imported, read after it ended."""
     probe = (
         "import runpy, sys\n"
         f"sys.argv = [{str(script)!r}, *{list(args)!r}]\n"
         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
         "except SystemExit as end:\n    assert not end.code, end.code\n"
-        "print('backends:', sorted({m.split('.')[0] for m in sys.modules}"
-        " & {'tensorflow', 'keras', 'jax', 'torch'}))\n"
+        f"print('imported:', sorted({{m.split('.')[0] for m in sys.modules}} & {set(modules)!r}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"}
     return subprocess.run(
@@ -85,13 +89,13 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
     # The rerun reuses the entry and imports no deep-learning backend (TensorFlow's import
     # alone was 10 s of such a rerun): the script run as ``python`` runs it, its modules read
     # after it ends.
-    warm = run_reading_backends(
+    warm = run_reading_modules(
         SCRIPT, "--no-progress", "--data", str(data), "--cache-dir", str(cache), "--frames", "1"
     )
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert re.search(r"^cache: +reused \(extracted ", warm.stdout, re.M)
     assert f"path:     {path}" in warm.stdout
-    assert "backends: []" in warm.stdout, warm.stdout[-300:]
+    assert "imported: []" in warm.stdout, warm.stdout[-300:]
 
 
 def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):

@@ -6,6 +6,8 @@ minutes on 2 cores; the feature cache is shared by every sweep in the module.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import math
 import sqlite3
 from pathlib import Path
@@ -22,14 +24,15 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import heads
 from core.features import FeatureOptions
-from experiments.commands import compare, sweep
+from experiments.commands import compare, replay, sweep
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
+from experiments.config import EvaluationOptions
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
 from tests.test_evaluation import bob_report
-from tests.test_extract_cli import run_reading_backends
+from tests.test_extract_cli import BACKENDS, run_reading_modules
 
 FRAMES = 3
 SWEEP = Path(__file__).resolve().parents[1] / "experiments" / "sweep.py"
@@ -312,22 +315,67 @@ def test_compare_lists_studies_and_defaults_to_the_one_that_ran_last(first_sweep
     assert capsys.readouterr().out.startswith(f"# Study {newest}\n")
 
 
-def test_a_rerun_of_a_finished_study_loads_no_backend(first_sweep, workspace):
+STORE_LIBRARIES = ("mlflow", "optuna", "sqlalchemy")
+
+
+def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
+    first_sweep, workspace
+):
     """The command again on a finished study prints the comparison and imports no deep-learning
     backend (TensorFlow's import was 13 of the 20 s such a rerun of the default study took): the
-    script run as ``python`` runs it, its modules read after it ends."""
+    script run as ``python`` runs it, its modules read after it ends. It records what it printed;
+    the next rerun prints the same without importing MLflow, Optuna or SQLAlchemy, until a
+    store's bytes change (a tag set on a run) or the record is unreadable: then the full path
+    runs again, prints the same and records again."""
     flags = ["--data", "data", "--frames", str(FRAMES), "--cache-dir", "cache", "--study", "main"]
     flags += ["--trials", "7", "--storage", f"sqlite:///{workspace}/optuna.db"]
-    flags += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db"]
-    rerun = run_reading_backends(SWEEP, *flags, cwd=workspace)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    out = rerun.stdout
+    tracking_uri = f"sqlite:///{workspace}/mlflow.db"
+    flags += ["--tracking-uri", tracking_uri]
+
+    def rerun() -> tuple[str, list[str]]:
+        done = run_reading_modules(SWEEP, *flags, cwd=workspace, modules=BACKENDS + STORE_LIBRARIES)
+        assert done.returncode == 0, done.stderr[-3000:]
+        *printed, imported = done.stdout.rstrip("\n").split("\n")
+        assert imported.startswith("imported: "), done.stdout[-300:]
+        return "\n".join(printed), ast.literal_eval(imported.removeprefix("imported: "))
+
+    out, imported = rerun()
     assert "features: 16 clips x 3 frames, reused" in out, out[-3000:]
     assert "study main: " in out and "nothing left to run" in out
     write_up = [line.split() for line in out.splitlines() if line.startswith("write-up ")]
     assert {row[1] for row in write_up} == set(WRITE_UP)  # the comparison, every write-up head
     assert "best head by dev ACER: " in out
-    assert "backends: []" in out, out[-300:]
+    assert imported == sorted(STORE_LIBRARIES), imported  # the stores, no backend
+
+    assert rerun() == (out, [])  # replayed: the same lines, neither store opened
+    run_id = (
+        MlflowClient(tracking_uri)
+        .search_runs([first_sweep.experiment_id], "tags.`vggface_heads.role` = 'trial'")[0]
+        .info.run_id
+    )
+    MlflowClient(tracking_uri).set_tag(run_id, "seen", "yes")  # the tracking store's bytes change
+    assert rerun() == (out, sorted(STORE_LIBRARIES))  # the full path, and a new record
+    assert rerun() == (out, [])
+    (record,) = (workspace / "cache" / "closings").glob("*.json")
+    record.write_text('{"files": ')  # cut short
+    assert rerun() == (out, sorted(STORE_LIBRARIES))
+    assert rerun() == (out, [])
+
+
+def test_only_a_closing_that_depends_on_one_feature_set_and_no_library_line_is_replayed(
+    workspace,
+):
+    """--verbose shows the libraries' own lines, which a replay would not; test data, folds and
+    a group of studies print more than one feature set and study: none of these is recorded."""
+    plain = config(workspace, "main")
+    assert replay.eligible(plain)
+    fold = dataclasses.replace(plain.features, protocol="oulu-p3")
+    assert not replay.eligible(dataclasses.replace(plain, features=fold))
+    assert replay.eligible(dataclasses.replace(plain, features=dataclasses.replace(fold, fold=2)))
+    assert not replay.eligible(dataclasses.replace(plain, verbose=True))
+    assert not replay.eligible(dataclasses.replace(plain, then=(plain,)))
+    tested = EvaluationOptions(test_data=workspace / "data")
+    assert not replay.eligible(dataclasses.replace(plain, evaluation=tested))
 
 
 def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
@@ -64,12 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
-    from experiments.commands.quiet import quiet_backend, quiet_console
+    from experiments.commands.quiet import console_logging, quiet_backend, quiet_console
 
+    console_logging(args.verbose)
     quiet_console(args.verbose)  # the backend only when a cache misses: a rerun loads none
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError

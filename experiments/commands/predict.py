@@ -107,12 +107,11 @@ def load_scorer(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from experiments.commands.quiet import quiet_backend
+    from experiments.commands.quiet import console_logging, quiet_backend
 
     quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
-    level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(level)
+    console_logging(args.verbose)
+    logging.getLogger("mlflow").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
     from experiments.serving.trial_model import ScoringError

@@ -67,6 +67,16 @@ def quiet_console(verbose: bool = False) -> None:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
 
 
+def console_logging(verbose: bool = False) -> None:
+    """Log lines on the console: WARNING and above as ``WARNING: message`` (``--verbose``: INFO
+    too, each with the logger that said it). Set once; later calls change nothing."""
+    named = "%(levelname)s %(name)s: %(message)s"  # with --verbose, which library says it
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format=named if verbose else "%(levelname)s: %(message)s",
+    )
+
+
 class _OneLineFailures(logging.Filter):
     """Ctrl-C is an answer, not a crash: its log lines keep their message, lose the traceback.
     A trial failure the console already said in one line (``reported``: a diverged head, a

@@ -15,7 +15,8 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -24,10 +25,11 @@ from mlflow.exceptions import MlflowException
 
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
-from core.data.dataset import Dataset
-from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet, cached_features
+from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
 from core.features.crop import FaceCrop
-from experiments.commands.quiet import one_line_failures, quiet_backend
+from experiments.commands import replay
+from experiments.commands.features import load_features
+from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import dashboard, runs_table, tracking, wal, workers
@@ -52,35 +54,7 @@ class SweepResult:
     parent_run_id: str
     comparison: pd.DataFrame
     features: FeatureSet
-
-
-def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
-    """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
-
-    The data summary (clips per split, label and species; skips) is printed before anything is
-    extracted, so a wrong split shows before hours of work; clips that then do not decode are
-    counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
-    entry is missing.
-    """
-    found: list[Dataset] = []
-
-    def announce(dataset: Dataset) -> None:
-        found.append(dataset)
-        print(dataset.summary(), flush=True)
-
-    features = cached_features(
-        options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
-    )
-    undecoded = len(features.skipped) - len(found[0].skipped)
-    if undecoded:
-        print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
-    state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
-    print(
-        f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
-        f"{state}, cache {features.path}"
-    )
-    print(features.face_summary())
-    return features
+    closing: list[str] = field(default_factory=list)  # the lines printed after the trials
 
 
 def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
@@ -137,15 +111,21 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
     }
 
 
-def run_sweep(config: SweepConfig, pruner: optuna.pruners.BasePruner | None = None) -> SweepResult:
+def run_sweep(
+    config: SweepConfig,
+    pruner: optuna.pruners.BasePruner | None = None,
+    loaded: FeatureSet | None = None,
+) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
-    this invocation's parent run."""
+    this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
     tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
-    settings = prepare_settings(
-        config.features,
-        config.evaluation,
-        load=lambda options: load_features(options, config.verbose),
-    )
+
+    def load(options: FeatureOptions) -> FeatureSet:
+        if loaded is not None and options == config.features:
+            return loaded
+        return load_features(options, config.verbose)
+
+    settings = prepare_settings(config.features, config.evaluation, load=load)
     features = settings[0].features
     allowed = search.families(config.heads)
     study_name = config.study or default_study_name(config, settings[0], allowed)
@@ -267,67 +247,94 @@ def no_finished_trial(result: SweepResult) -> str:
     return f"no trial of study {result.study.study_name} finished ({counts}){reason}"
 
 
-def run_command(config: SweepConfig) -> int:
+def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
     (0 done, 2 bad input, 3 the study's database or the tracking store unreachable, 130
-    interrupted)."""
+    interrupted). ``features``: those of ``config.features``, already loaded (and printed)."""
     level = logging.INFO if config.verbose else logging.WARNING
-    named = "%(levelname)s %(name)s: %(message)s"  # with --verbose, which library says it
-    logging.basicConfig(
-        level=level, format=named if config.verbose else "%(levelname)s: %(message)s"
-    )
+    console_logging(config.verbose)
     optuna.logging.set_verbosity(level)
     one_line_failures(REPORTED, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
+    results = []
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn
-            code = _run_and_close(study)
+            code, result = _run_and_close(study, features if study is config else None)
             if code:
                 return code
+            results.append(result)
         if config.evaluation.cross_domain:
             for line in cross_table.log_cross_table():
                 print(line)
-        return 0
+        rerun = rerun_lines(config, results[0])
     finally:  # the stores' files hold every commit, however the sweep ended
         wal.checkpoint(config.storage)
         wal.checkpoint(mlflow.get_tracking_uri())
+    if rerun:  # recorded once the stores' files are final
+        stores = [wal.sqlite_file(config.storage), wal.sqlite_file(mlflow.get_tracking_uri())]
+        if None not in stores:
+            files = [str(Path(store).resolve()) for store in stores]
+            replay.remember(config, results[0].features, files, rerun)
+    return 0
 
 
-def _run_and_close(config: SweepConfig) -> int:
-    try:
-        result = run_sweep(config)
-    except (DataError, PortError, ValueError) as err:
+def rerun_lines(config: SweepConfig, result: SweepResult) -> list[str]:
+    """What the same command prints after the data summary once the study is finished (the study
+    line and the comparison, :mod:`experiments.commands.replay`); none while the study has trials
+    to run or running, or when the command's closing cannot be recorded."""
+    if not replay.eligible(config):
+        return []
+    trials = result.study.get_trials(deepcopy=False)
+    done = workers.finished_count(trials)
+    if done < config.trials or any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+        return []
+    name = result.study.study_name
+    return [console.study_line(name, done, config.trials, 1, 0), *result.closing]
+
+
+def failure_status(err: BaseException) -> int:
+    """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
+    when it is none of the expected ones."""
+    if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except workers.StorageUnavailable as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
-    except MlflowException as err:  # outside a trial (its start, its end): MLflow retried
+        return 3 if isinstance(err, workers.StorageUnavailable) else 2
+    if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
         print(
             f"error: the tracking store did not answer ({tracking.first_line(err, 160)}): "
             "finished trials are kept; rerun the same command to resume once it answers",
             file=sys.stderr,
         )
         return 3
-    except ExtractionInterrupted as err:  # before any trial: say what extraction kept
+    if isinstance(err, ExtractionInterrupted):  # before any trial: say what extraction kept
         print(err, file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
+    if isinstance(err, KeyboardInterrupt):
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",
             file=sys.stderr,
         )
         return 130
+    raise err
+
+
+def _run_and_close(
+    config: SweepConfig, features: FeatureSet | None
+) -> tuple[int, SweepResult | None]:
+    try:
+        result = run_sweep(config, loaded=features)
+    except (Exception, KeyboardInterrupt) as err:
+        return failure_status(err), None
     table = result.comparison
     if table.empty:  # not one trial finished: say why, and fail
         print(f"error: {no_finished_trial(result)}", file=sys.stderr)
-        return 1
-    print()
-    print(console.console_table(table))
-    print()
-    for line in console.verdict(table, result.study, table.attrs.get("report")):
-        print(line)
-    print()
-    for line in dashboard.closing_lines(result.experiment_id, result.study.study_name):
-        print(line)
-    return 0
+        return 1, result
+    result.closing = [
+        "",
+        console.console_table(table),
+        "",
+        *console.verdict(table, result.study, table.attrs.get("report")),
+        "",
+        *dashboard.closing_lines(result.experiment_id, result.study.study_name),
+    ]
+    print("\n".join(result.closing))
+    return 0, result

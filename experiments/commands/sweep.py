@@ -174,14 +174,28 @@ def _config(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep."""
+    """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep, or print a
+    finished study's closing again while its stores are unchanged (:mod:`.replay`)."""
     config = parse_args(argv)
-    from experiments.commands.quiet import quiet_console
+    from experiments.commands import replay
+    from experiments.commands.features import load_features
+    from experiments.commands.quiet import console_logging, quiet_console
 
     quiet_console(config.verbose)  # the backend, quietly, only once a trial or extraction needs it
+    console_logging(config.verbose)
+    features = None
+    if replay.eligible(config):  # a finished study's closing, unless its stores changed
+        try:
+            features = load_features(config.features, config.verbose)
+        except (Exception, KeyboardInterrupt) as err:
+            from experiments.commands.study import failure_status
+
+            return failure_status(err)
+        if replay.replay(config, features):
+            return 0
     from experiments.commands.study import run_command
 
-    return run_command(config)
+    return run_command(config, features)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""The sweep's features, loaded as the console shows them: the data summary before anything is
+extracted, the clips that did not decode after, the cache entry and the face crop. It imports
+neither MLflow nor Optuna, so a finished study's closing can be replayed after it
+(:mod:`experiments.commands.replay`)."""
+
+from __future__ import annotations
+
+from core.data.dataset import Dataset
+from core.features import FeatureOptions, FeatureSet, cached_features
+from experiments.commands.quiet import quiet_backend
+
+
+def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
+    """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
+
+    The data summary (clips per split, label and species; skips) is printed before anything is
+    extracted, so a wrong split shows before hours of work; clips that then do not decode are
+    counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
+    entry is missing.
+    """
+    found: list[Dataset] = []
+
+    def announce(dataset: Dataset) -> None:
+        found.append(dataset)
+        print(dataset.summary(), flush=True)
+
+    features = cached_features(
+        options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
+    )
+    undecoded = len(features.skipped) - len(found[0].skipped)
+    if undecoded:
+        print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
+    state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
+    print(
+        f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
+        f"{state}, cache {features.path}"
+    )
+    print(features.face_summary())
+    return features
