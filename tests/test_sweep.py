@@ -20,11 +20,13 @@ import optuna
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _get_default_tracking_uri
 from sklearn.metrics import roc_auc_score, roc_curve
 
 import heads
 from core.features import FeatureOptions
 from experiments.commands import compare, replay, sweep
+from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
@@ -360,6 +362,99 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     record.write_text('{"files": ')  # cut short
     assert rerun() == (out, sorted(STORE_LIBRARIES))
     assert rerun() == (out, [])
+
+
+def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(first_sweep, workspace):
+    """A new study's one trial (the write-up lstm30), run as a user runs it: the rerun replays
+    the record that run left, and prints what the full path prints once the record is gone."""
+    flags = ["--data", "data", "--frames", str(FRAMES), "--cache-dir", "cache"]
+    flags += ["--study", "one", "--heads", "lstm30", "--trials", "1"]
+    flags += ["--storage", f"sqlite:///{workspace}/optuna.db"]
+    flags += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db"]
+    watched = BACKENDS + STORE_LIBRARIES
+
+    def run() -> tuple[str, str]:
+        done = run_reading_modules(SWEEP, *flags, cwd=workspace, modules=watched)
+        assert done.returncode == 0, done.stderr[-3000:]
+        printed, imported = done.stdout.rstrip("\n").rsplit("\n", 1)
+        return printed, imported
+
+    cold, imported = run()
+    assert "new study one: 1 trials" in cold and "keras" in imported
+    replayed, imported = run()
+    assert imported == "imported: []", replayed[-2000:]
+    assert "study one: 1 of 1 trials done, nothing left to run" in replayed
+    for record in (workspace / "cache" / "closings").glob("*.json"):
+        record.unlink()
+    full, imported = run()
+    assert full == replayed and "mlflow" in imported
+
+
+def test_a_write_while_the_closing_is_read_records_nothing(first_sweep, workspace, monkeypatch):
+    """Another writer between the two stamps of the stores (here: a tag set on a trial's run
+    while the comparison is read) leaves no record, so no rerun replays a stale closing; the
+    same command without it records, and the record replays."""
+    monkeypatch.chdir(workspace)
+    command = config(workspace, "main", trials=7)
+    client = MlflowClient(command.tracking_uri)
+    run_id = client.search_runs([first_sweep.experiment_id])[0].info.run_id
+    standing = sweep_study.standing_comparison
+
+    writes = iter(range(10))
+
+    def read_while_another_writes(experiment_id, name):
+        table = standing(experiment_id, name)
+        client.set_tag(run_id, "written", f"meanwhile {next(writes)}")
+        return table
+
+    monkeypatch.setattr(sweep_study, "standing_comparison", read_while_another_writes)
+    assert sweep_study.run_command(command) == 0
+    assert not replay.replay(command, first_sweep.features)
+    monkeypatch.setattr(sweep_study, "standing_comparison", standing)
+    assert sweep_study.run_command(command) == 0
+    assert replay.replay(command, first_sweep.features)
+
+
+def test_a_record_that_cannot_be_made_leaves_the_sweep_done(
+    first_sweep, workspace, monkeypatch, caplog
+):
+    """Recording comes after the closing is printed: a failure there is one warning, exit 0."""
+    monkeypatch.chdir(workspace)
+
+    def unreadable() -> list[str]:
+        raise FileNotFoundError("experiments/commands/.#study.py")
+
+    monkeypatch.setattr(replay, "_code_stamp", unreadable)
+    assert sweep_study.run_command(config(workspace, "main", trials=7)) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("not recorded for a fast rerun" in message for message in warned), warned
+
+
+def test_the_default_tracking_store_is_found_as_mlflow_finds_it(tmp_path, monkeypatch):
+    """Without --tracking-uri or MLFLOW_TRACKING_URI, MLflow 3 opens ./mlruns once it holds a
+    file store's experiment, else mlflow.db: the record's key reads the same rule."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    plain = SweepConfig()
+    seen = []
+    for folder in (
+        "",
+        "mlruns",
+        "mlruns/abc",
+        "mlruns/7",
+        "mlruns/abc/meta.yaml",
+        "mlruns/7/meta.yaml",
+    ):
+        if folder.endswith(".yaml"):
+            (tmp_path / folder).write_text("name: x\n")
+        elif folder:
+            (tmp_path / folder).mkdir()
+        ours = replay._default_tracking_store(plain)
+        mlflows = "mlflow.db" if _get_default_tracking_uri().startswith("sqlite") else "mlruns"
+        assert ours == mlflows, folder
+        seen.append(ours)
+    assert seen[-1] == "mlruns" and seen[0] == "mlflow.db"
+    assert replay._default_tracking_store(dataclasses.replace(plain, tracking_uri="x")) == ""
 
 
 def test_only_a_closing_that_depends_on_one_feature_set_and_no_library_line_is_replayed(

@@ -3,22 +3,28 @@
 The sweep on a finished study prints the data summary, then the study line and the comparison,
 which needs MLflow and Optuna imported and both stores queried: about 4 s, most of it imports.
 So a sweep that ends with its study finished records what the same command will print after the
-data summary (:func:`remember`), with each store's size and a SHA-256 of its bytes (a SQLite
-database and its write-ahead log). The same command then prints that record while both stores'
-bytes are still the recorded ones (:func:`replay`), importing neither MLflow nor Optuna. Any write
-to either store (a trial of another worker, a tag set or a run deleted in the UI) changes its
-bytes: the full path runs and records again.
+data summary (:func:`remember`): it stamps both stores (a SQLite database and its write-ahead
+log: their sizes and the SHA-256 of their bytes), renders the lines from them with reads only,
+stamps them again, and records the lines only if nothing wrote in between. The same command then
+prints that record while both stores' bytes are still the stamped ones (:func:`replay`),
+importing neither MLflow nor Optuna. Any write to either store (a trial of another worker, a tag
+set or a run deleted in the UI) changes its bytes: the full path runs and records again.
 
 A record is keyed by everything else the closing depends on: the command's resolved options, the
-working folder (relative SQLite paths, MLflow's default store), ``MLFLOW_TRACKING_URI``, the
-features' fingerprints, and the sizes and times of this package's sources and of the libraries
-that render the closing. What it cannot vouch for is never recorded: stores that are servers
+working folder (relative SQLite paths), ``MLFLOW_TRACKING_URI`` and, without it or
+``--tracking-uri``, which default store MLflow picks (``./mlruns`` once it holds a file store's
+experiments, else ``mlflow.db``: :func:`_default_tracking_store`), the features' fingerprints,
+and the sizes and times of this package's sources and of the entry files of the libraries that
+render the closing. What it cannot vouch for is never recorded: stores that are servers
 (PostgreSQL, an MLflow server), ``--verbose`` (the libraries' own lines), several settings (folds
-or test data), a cross-domain study. Records live in the cache folder, under ``closings/``.
+or test data), a cross-domain study. Records live in the cache folder, under ``closings/``, the
+newest :data:`KEPT` of them. Both stores are read whole at each replay: SHA-256 ran at 1.3 GB/s
+on the AVX-512 EPYC of bench/RESULTS.md, so a store of 500 MB adds about 0.4 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
@@ -33,6 +39,7 @@ from experiments.commands.sweep import SweepConfig
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # of the record
+KEPT = 256  # records kept in the cache folder, the newest
 LIBRARIES = ("mlflow", "optuna", "pandas", "sqlalchemy")  # they render or read the closing
 PACKAGES = ("core", "experiments", "heads")
 
@@ -56,7 +63,7 @@ def replay(config: SweepConfig, features: FeatureSet) -> bool:
     try:
         record = json.loads(_record_path(config, features).read_text())
         files, stamp, lines = record["files"], record["stores"], record["lines"]
-        if not isinstance(lines, list) or _stores_stamp(files, stamp) != stamp:
+        if not isinstance(lines, list) or stores_stamp(files, stamp) != stamp:
             return False
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False  # none yet, or unreadable: the full path writes it again
@@ -64,55 +71,32 @@ def replay(config: SweepConfig, features: FeatureSet) -> bool:
     return True
 
 
-def remember(config: SweepConfig, features: FeatureSet, files: list[str], lines: list[str]) -> None:
-    """Record ``lines`` as this command's closing while the store ``files`` (SQLite databases,
-    absolute paths) hold what they hold now. A cache folder that cannot be written is logged."""
-    stamp = _stores_stamp(files)
-    if stamp is None:
+def remember(
+    config: SweepConfig, features: FeatureSet, files: list[str], lines: list[str], stamp: list
+) -> None:
+    """Record ``lines``, rendered from the store ``files`` (SQLite databases, absolute paths)
+    after they were stamped ``stamp`` (:func:`stores_stamp`), if they still are."""
+    if stores_stamp(files, stamp) != stamp:
+        log.info("a store changed while the closing was read: not recorded")
         return
     path = _record_path(config, features)
-    record = {"files": files, "stores": stamp, "lines": lines}
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(record))
+        temporary.write_text(json.dumps({"files": files, "stores": stamp, "lines": lines}))
         os.replace(temporary, path)  # a reader sees the old record or the new one, whole
-    except OSError as err:
-        log.info("the closing is not recorded for a fast rerun: %s", err)
+    finally:
+        temporary.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another sweep may be pruning too
+        records = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in records[:-KEPT]:
+            old.unlink(missing_ok=True)
 
 
-def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
-    key = json.dumps(
-        [
-            FORMAT,
-            repr(dataclasses.replace(config, verbose=False)),
-            os.getcwd(),
-            os.environ.get("MLFLOW_TRACKING_URI", ""),
-            features.fingerprint,
-            features.dataset_fingerprint,
-            _code_stamp(),
-        ]
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return config.features.cache_root / "closings" / f"{digest}.json"
-
-
-def _code_stamp() -> list[str]:
-    """Size and modification time of every source file of this package and of the libraries'
-    entry files: an edited module or an upgraded library makes another key."""
-    root = Path(__file__).resolve().parents[2]
-    files = sorted(p for name in PACKAGES for p in (root / name).rglob("*.py"))
-    for library in LIBRARIES:
-        spec = importlib.util.find_spec(library)  # found, not imported
-        if spec is not None and spec.origin:
-            files.append(Path(spec.origin))
-    return [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-
-
-def _stores_stamp(files: list[str], expected: list | None = None) -> list | None:
+def stores_stamp(files: list[str], expected: list | None = None) -> list | None:
     """For each SQLite database: its path, its and its write-ahead log's sizes, and the SHA-256
-    of their bytes; None when one is missing. With ``expected``, a size that differs from it
-    answers at once (an empty list) without reading the files."""
+    of their bytes; None when one is missing. With ``expected``, sizes that differ from its
+    answer at once (an empty list) without reading the files."""
     sizes = []
     for file in files:
         path, wal = Path(file), Path(f"{file}-wal")
@@ -130,3 +114,49 @@ def _stores_stamp(files: list[str], expected: list | None = None) -> list | None
                     digest.update(hashlib.file_digest(f, "sha256").digest())
         stamp.append([file, size, wal_size, digest.hexdigest()])
     return stamp
+
+
+def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
+    key = json.dumps(
+        [
+            FORMAT,
+            repr(dataclasses.replace(config, verbose=False)),
+            os.getcwd(),
+            os.environ.get("MLFLOW_TRACKING_URI", ""),
+            _default_tracking_store(config),
+            features.fingerprint,
+            features.dataset_fingerprint,
+            _code_stamp(),
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return config.features.cache_root / "closings" / f"{digest}.json"
+
+
+def _default_tracking_store(config: SweepConfig) -> str:
+    """Which store MLflow opens when neither ``--tracking-uri`` nor ``MLFLOW_TRACKING_URI``
+    names one: ``./mlruns`` once a numbered experiment folder there has a ``meta.yaml`` (a file
+    store an older MLflow wrote), else ``mlflow.db`` (MLflow 3's rule, read without MLflow)."""
+    if config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return ""
+    try:
+        with os.scandir("mlruns") as entries:
+            for entry in entries:
+                if entry.is_dir() and entry.name.isdigit():
+                    if os.path.lexists(os.path.join(entry.path, "meta.yaml")):
+                        return "mlruns"
+    except OSError:
+        pass
+    return "mlflow.db"
+
+
+def _code_stamp() -> list[str]:
+    """Size and modification time of every source file of this package and of the libraries'
+    entry files: an edited module or an upgraded library makes another key."""
+    root = Path(__file__).resolve().parents[2]
+    files = sorted(p for name in PACKAGES for p in (root / name).rglob("*.py") if p.is_file())
+    for library in LIBRARIES:
+        spec = importlib.util.find_spec(library)  # found, not imported
+        if spec is not None and spec.origin:
+            files.append(Path(spec.origin))
+    return [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]

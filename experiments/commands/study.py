@@ -10,12 +10,13 @@ models (:mod:`experiments.serving`). Every option arrives resolved in a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -54,7 +55,6 @@ class SweepResult:
     parent_run_id: str
     comparison: pd.DataFrame
     features: FeatureSet
-    closing: list[str] = field(default_factory=list)  # the lines printed after the trials
 
 
 def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
@@ -152,10 +152,7 @@ def run_sweep(
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
-        trials = runs_table.trial_table(tracking.study_runs(experiment_id, study_name))
-        table = tables.comparison(trials)
-        if parents:
-            table.attrs["report"] = parent_run.report_location(parents[0])
+        table = standing_comparison(experiment_id, study_name)
         return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     worker = workers.worker_name()
@@ -234,6 +231,32 @@ def run_sweep(
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
 
 
+def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:
+    """The study's comparison as the tracking store holds it, with where its newest parent run's
+    report is; reads only."""
+    table = tables.comparison(
+        runs_table.trial_table(tracking.study_runs(experiment_id, study_name))
+    )
+    parents = tracking.study_parents(experiment_id, study_name)
+    if parents:
+        table.attrs["report"] = parent_run.report_location(parents[0])
+    return table
+
+
+def closing_lines(result: SweepResult, share_views: bool = True) -> list[str]:
+    """The lines a sweep ends with: the comparison, the verdict, the MLflow UI's views and links
+    (``share_views``: write the views first, else only read the stores)."""
+    table, name = result.comparison, result.study.study_name
+    return [
+        "",
+        console.console_table(table),
+        "",
+        *console.verdict(table, result.study, table.attrs.get("report")),
+        "",
+        *dashboard.closing_lines(result.experiment_id, name, share=share_views),
+    ]
+
+
 def no_finished_trial(result: SweepResult) -> str:
     """Why a study has no finished trial: its trials' states and the first failed run's error."""
     states: dict[str, int] = {}
@@ -256,40 +279,55 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     optuna.logging.set_verbosity(level)
     one_line_failures(REPORTED, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
-    results = []
+    first = None
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn
             code, result = _run_and_close(study, features if study is config else None)
             if code:
                 return code
-            results.append(result)
+            first = first or result
         if config.evaluation.cross_domain:
             for line in cross_table.log_cross_table():
                 print(line)
-        rerun = rerun_lines(config, results[0])
     finally:  # the stores' files hold every commit, however the sweep ended
         wal.checkpoint(config.storage)
         wal.checkpoint(mlflow.get_tracking_uri())
-    if rerun:  # recorded once the stores' files are final
-        stores = [wal.sqlite_file(config.storage), wal.sqlite_file(mlflow.get_tracking_uri())]
-        if None not in stores:
-            files = [str(Path(store).resolve()) for store in stores]
-            replay.remember(config, results[0].features, files, rerun)
+    try:
+        record_rerun(config, first)
+    except KeyboardInterrupt as err:
+        return failure_status(err)
+    except Exception as err:  # the sweep is done; only its next rerun will take longer
+        log.warning("the closing is not recorded for a fast rerun: %s", tracking.first_line(err))
     return 0
 
 
-def rerun_lines(config: SweepConfig, result: SweepResult) -> list[str]:
-    """What the same command prints after the data summary once the study is finished (the study
-    line and the comparison, :mod:`experiments.commands.replay`); none while the study has trials
-    to run or running, or when the command's closing cannot be recorded."""
+def record_rerun(config: SweepConfig, result: SweepResult) -> None:
+    """Record what the same command will print after the data summary, if the study is finished
+    and the stores are SQLite files (:mod:`experiments.commands.replay`). Both stores are stamped
+    before and after the lines are rendered from them, with reads only: a write in between
+    (another worker, the UI) records nothing."""
     if not replay.eligible(config):
-        return []
+        return
+    stores = [wal.sqlite_file(config.storage), wal.sqlite_file(mlflow.get_tracking_uri())]
+    if None in stores:
+        return
+    files = [str(Path(store).resolve()) for store in stores]
+    before = replay.stores_stamp(files)
     trials = result.study.get_trials(deepcopy=False)
     done = workers.finished_count(trials)
-    if done < config.trials or any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-        return []
+    if before is None or done < config.trials:
+        return
+    if any(trial.state == optuna.trial.TrialState.RUNNING for trial in trials):
+        return
     name = result.study.study_name
-    return [console.study_line(name, done, config.trials, 1, 0), *result.closing]
+    standing = dataclasses.replace(
+        result, comparison=standing_comparison(result.experiment_id, name)
+    )
+    if standing.comparison.empty:
+        return
+    # the full path's study line once done >= target, however many workers joined
+    lines = [console.study_line(name, done, config.trials, 1, 0), *closing_lines(standing, False)]
+    replay.remember(config, result.features, files, lines, before)
 
 
 def failure_status(err: BaseException) -> int:
@@ -328,13 +366,5 @@ def _run_and_close(
     if table.empty:  # not one trial finished: say why, and fail
         print(f"error: {no_finished_trial(result)}", file=sys.stderr)
         return 1, result
-    result.closing = [
-        "",
-        console.console_table(table),
-        "",
-        *console.verdict(table, result.study, table.attrs.get("report")),
-        "",
-        *dashboard.closing_lines(result.experiment_id, result.study.study_name),
-    ]
-    print("\n".join(result.closing))
+    print("\n".join(closing_lines(result)))
     return 0, result

@@ -187,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if replay.eligible(config):  # a finished study's closing, unless its stores changed
         try:
             features = load_features(config.features, config.verbose)
+            if replay.replay(config, features):
+                return 0
         except (Exception, KeyboardInterrupt) as err:
             from experiments.commands.study import failure_status
 
             return failure_status(err)
-        if replay.replay(config, features):
-            return 0
     from experiments.commands.study import run_command
 
     return run_command(config, features)

@@ -233,11 +233,14 @@ def report_url(experiment_id: str, run_id: str, path: str = "report.html") -> st
     )
 
 
-def closing_lines(experiment_id: str, study_name: str) -> list[str]:
-    """Share the views, then the lines the sweep ends with: how to start the UI (a local
-    store), the runs view, the compare page of the finished trials, how to nest or group."""
-    key = share_view_state(experiment_id, study_name)
-    share_view_state(experiment_id, study_name, FAMILY_KEY, FAMILY_VIEW, group_by="family")
+def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> list[str]:
+    """Share the views (unless ``share`` is False: the store is only read), then the lines the
+    sweep ends with: how to start the UI (a local store), the runs view, the compare page of the
+    finished trials, how to nest or group."""
+    key = DEFAULT_KEY
+    if share:
+        share_view_state(experiment_id, study_name, key)
+        share_view_state(experiment_id, study_name, FAMILY_KEY, FAMILY_VIEW, group_by="family")
     _, command = ui_address()
     lines = []
     if command:
