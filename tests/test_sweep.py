@@ -415,6 +415,22 @@ def test_a_write_while_the_closing_is_read_records_nothing(first_sweep, workspac
     assert replay.replay(command, first_sweep.features)
 
 
+def test_a_study_on_a_database_server_leaves_no_record(
+    first_sweep, workspace, postgres, monkeypatch, caplog
+):
+    """Only SQLite files can be stamped: a study whose Optuna storage is a PostgreSQL server
+    finishes as ever, records nothing and warns of nothing, so each rerun reads the server."""
+    monkeypatch.chdir(workspace)
+    closings = workspace / "cache" / "closings"
+    before = {p.name for p in closings.glob("*.json")}
+    storage = postgres.create_database("replay_server")
+    command = config(workspace, "on-a-server", trials=1, heads="lstm30", storage=storage)
+    assert sweep_study.run_command(command) == 0
+    assert {p.name for p in closings.glob("*.json")} == before
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert not [message for message in warned if "record" in message], warned
+
+
 def test_a_record_that_cannot_be_made_leaves_the_sweep_done(
     first_sweep, workspace, monkeypatch, caplog
 ):
