@@ -6,9 +6,10 @@ Checks out ``BEFORE`` (and ``--after``, default: this working tree) into tempora
 fills one feature cache with a cold run of the README's main job (``python
 experiments/sweep.py``) at the after revision, then runs the job warm (cached fc7, a new study in
 an empty folder, the 12 trials) at each revision in turn, ``--rounds`` times, alternating, so a
-noisy machine disturbs both alike. Prints each run's wall time, the sum of the 12 trials' own
-times (the "time" column the sweep prints), and each trial's dev and test ACER at both revisions:
-the trial phase's speed-up, and whether the figures moved.
+noisy machine disturbs both alike. Prints each run's wall time, the sums of the trials' own
+times (the "time" column the sweep prints): every trial's, the five write-up baselines' (never
+pruned, so the same work at both revisions) and the finished trials', and each trial's dev and
+test ACER at both revisions: the trial phase's speed-up, and whether the figures moved.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from default_sweep import run_default  # bench/default_sweep.py
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL = re.compile(r"^#(\d+)\s+(\S+).*?(\d+\.\d)%\s+(\d+\.\d)%.*?(\d+\.\d)s\s*$")
+ANY_TRIAL = re.compile(r"^#(\d+)\s+\S+.*?(\d+\.\d)s\s*$")  # pruned ones too
+BASELINES = 5  # trials 0-4: the write-up heads, never pruned (the pruner's startup trials)
 
 
 def trials(out: str) -> dict[int, tuple[str, float, float, float]]:
@@ -35,6 +38,16 @@ def trials(out: str) -> dict[int, tuple[str, float, float, float]]:
         if match:
             number, head, dev, test, seconds = match.groups()
             found[int(number)] = (head, float(dev), float(test), float(seconds))
+    return found
+
+
+def seconds(out: str) -> dict[int, float]:
+    """Trial number: its own seconds, for every trial line (finished or pruned)."""
+    found = {}
+    for line in out.splitlines():
+        match = ANY_TRIAL.match(line.strip())
+        if match:
+            found[int(match.group(1))] = float(match.group(2))
     return found
 
 
@@ -79,17 +92,28 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the end; cold run (fills the cache) {cold:.1f} s"
     )
     print(f"before = {args.before}, after = {args.after or 'working tree'}")
-    print("| run | side | wall s | the finished trials' own s (pruned ones not counted) |")
-    print("|---|---|---|---|")
-    sums: dict[str, list[float]] = {"before": [], "after": []}
+    print(
+        "| run | side | wall s | every trial's own s | the 5 write-up baselines' own s "
+        "| the finished trials' own s |"
+    )
+    print("|---|---|---|---|---|---|")
+    sums: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
     for round_ in range(args.rounds):
         for side in ("before", "after"):
             wall, out = runs[side][round_]
-            own = sum(t[3] for t in trials(out).values())
-            sums[side].append(own)
-            print(f"| {round_ + 1} | {side} | {wall:.1f} | {own:.1f} |")
-    ratio = min(sums["before"]) / min(sums["after"])
-    print(f"trial phase, fastest of each: before / after = {ratio:.2f}x")
+            every = seconds(out)
+            row = (
+                sum(every.values()),
+                sum(t for n, t in every.items() if n < BASELINES),
+                sum(t[3] for t in trials(out).values()),
+            )
+            sums[side].append(row)
+            cells = " | ".join(f"{v:.1f}" for v in row)
+            print(f"| {round_ + 1} | {side} | {wall:.1f} | {cells} |")
+    for column, what in enumerate(("every trial", "the 5 baselines (like for like)")):
+        fastest = [min(r[column] for r in sums[side]) for side in ("before", "after")]
+        print(f"{what}, fastest of each: before / after = {fastest[0] / fastest[1]:.2f}x")
+    print("(the other trials are TPE's: pruned at one side, finished at the other, they differ)")
     before, after = trials(runs["before"][0][1]), trials(runs["after"][0][1])
     print("| trial | head | dev ACER % before / after | test ACER % before / after |")
     print("|---|---|---|---|")
