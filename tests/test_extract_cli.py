@@ -38,7 +38,7 @@ def run_reading_modules(
     script: Path, *args: str, cwd: Path = REPO, modules: tuple[str, ...] = BACKENDS
 ) -> subprocess.CompletedProcess:
     """``python script args`` as Python runs a script, then, on its stdout, ``imported: [...]``:
-    which of ``modules`` (the deep-learning backends) it imported, read after it ended."""
+    which of ``modules`` (by default the deep-learning backends) it imported, read at its end."""
     probe = (
         "import runpy, sys\n"
         f"sys.argv = [{str(script)!r}, *{list(args)!r}]\n"

@@ -320,6 +320,16 @@ def test_compare_lists_studies_and_defaults_to_the_one_that_ran_last(first_sweep
 STORE_LIBRARIES = ("mlflow", "optuna", "sqlalchemy")
 
 
+def sweep_as_a_user(workspace, flags: list[str]) -> tuple[str, list[str]]:
+    """``python experiments/sweep.py flags`` in ``workspace``: what it printed, and which of the
+    backends and the stores' libraries it imported."""
+    done = run_reading_modules(SWEEP, *flags, cwd=workspace, modules=BACKENDS + STORE_LIBRARIES)
+    assert done.returncode == 0, done.stderr[-3000:]
+    *printed, imported = done.stdout.rstrip("\n").split("\n")
+    assert imported.startswith("imported: "), done.stdout[-300:]
+    return "\n".join(printed), ast.literal_eval(imported.removeprefix("imported: "))
+
+
 def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     first_sweep, workspace
 ):
@@ -335,11 +345,7 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     flags += ["--tracking-uri", tracking_uri]
 
     def rerun() -> tuple[str, list[str]]:
-        done = run_reading_modules(SWEEP, *flags, cwd=workspace, modules=BACKENDS + STORE_LIBRARIES)
-        assert done.returncode == 0, done.stderr[-3000:]
-        *printed, imported = done.stdout.rstrip("\n").split("\n")
-        assert imported.startswith("imported: "), done.stdout[-300:]
-        return "\n".join(printed), ast.literal_eval(imported.removeprefix("imported: "))
+        return sweep_as_a_user(workspace, flags)
 
     out, imported = rerun()
     assert "features: 16 clips x 3 frames, reused" in out, out[-3000:]
@@ -371,22 +377,15 @@ def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(firs
     flags += ["--study", "one", "--heads", "lstm30", "--trials", "1"]
     flags += ["--storage", f"sqlite:///{workspace}/optuna.db"]
     flags += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db"]
-    watched = BACKENDS + STORE_LIBRARIES
 
-    def run() -> tuple[str, str]:
-        done = run_reading_modules(SWEEP, *flags, cwd=workspace, modules=watched)
-        assert done.returncode == 0, done.stderr[-3000:]
-        printed, imported = done.stdout.rstrip("\n").rsplit("\n", 1)
-        return printed, imported
-
-    cold, imported = run()
+    cold, imported = sweep_as_a_user(workspace, flags)
     assert "new study one: 1 trials" in cold and "keras" in imported
-    replayed, imported = run()
-    assert imported == "imported: []", replayed[-2000:]
+    replayed, imported = sweep_as_a_user(workspace, flags)
+    assert imported == [], replayed[-2000:]
     assert "study one: 1 of 1 trials done, nothing left to run" in replayed
     for record in (workspace / "cache" / "closings").glob("*.json"):
         record.unlink()
-    full, imported = run()
+    full, imported = sweep_as_a_user(workspace, flags)
     assert full == replayed and "mlflow" in imported
 
 
@@ -399,8 +398,7 @@ def test_a_write_while_the_closing_is_read_records_nothing(first_sweep, workspac
     client = MlflowClient(command.tracking_uri)
     run_id = client.search_runs([first_sweep.experiment_id])[0].info.run_id
     standing = sweep_study.standing_comparison
-
-    writes = iter(range(10))
+    writes = iter(range(10))  # a new value each time: the same one may leave the bytes as they were
 
     def read_while_another_writes(experiment_id, name):
         table = standing(experiment_id, name)
