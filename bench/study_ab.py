@@ -1,15 +1,15 @@
 """The default study's trial phase at two revisions of the code, side by side in one run.
 
-    python bench/study_ab.py BEFORE [--after REV] [--rounds 2]
+    python bench/study_ab.py BEFORE [--after REV] [--rounds 2] [--cache DIR]
 
-Checks out ``BEFORE`` (and ``--after``, default: this working tree) into temporary worktrees,
-fills one feature cache with a cold run of the README's main job (``python
-experiments/sweep.py``) at the after revision, then runs the job warm (cached fc7, a new study in
-an empty folder, the 12 trials) at each revision in turn, ``--rounds`` times, alternating, so a
-noisy machine disturbs both alike. Prints each run's wall time, the sums of the trials' own
-times (the "time" column the sweep prints): every trial's, the five write-up baselines' (never
-pruned, so the same work at both revisions) and the finished trials', and each trial's dev and
-test ACER at both revisions: the trial phase's speed-up, and whether the figures moved.
+Checks out ``BEFORE`` (and ``--after``, default: this working tree) into temporary worktrees, fills
+one feature cache with a cold run of the README's main job (``python experiments/sweep.py``) at the
+after revision (or takes ``--cache``, one that job already filled), then runs the job warm (cached
+fc7, a new study in an empty folder, the 12 trials) at each revision in turn, ``--rounds`` times,
+alternating, so a noisy machine disturbs both alike. Prints each run's wall time, the sums of the
+trials' own times (the "time" column the sweep prints): every trial's, the five write-up baselines'
+(never pruned, so the same work at both revisions) and the finished trials', and each trial's dev
+and test ACER at both revisions: the trial phase's speed-up, and whether the figures moved.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def main() -> None:
     parser.add_argument("before", help="the revision to compare with (a commit)")
     parser.add_argument("--after", default=None, help="default: this working tree")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="a cache folder (XDG_CACHE_HOME) the default job already filled: no cold run",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -72,13 +78,12 @@ def main() -> None:
         codes["after"] = checkout(args.after, tmp / "after") if args.after else ROOT
         try:
             load = os.getloadavg()[0]
-            cold, _ = run_default(tmp / "cold", tmp / "cache", codes["after"])
+            cache = args.cache or tmp / "cache"
+            cold = 0.0 if args.cache else run_default(tmp / "cold", cache, codes["after"])[0]
             runs: dict[str, list[tuple[float, str]]] = {"before": [], "after": []}
             for round_ in range(args.rounds):
                 for side in ("before", "after"):
-                    runs[side].append(
-                        run_default(tmp / f"{side}{round_}", tmp / "cache", codes[side])
-                    )
+                    runs[side].append(run_default(tmp / f"{side}{round_}", cache, codes[side]))
         finally:
             for side in ("before", "after"):
                 if codes[side] != ROOT:
@@ -89,7 +94,12 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"machine: {cpu}, {os.cpu_count()} cores, load average {load:.1f} at start, "
-        f"{os.getloadavg()[0]:.1f} at the end; cold run (fills the cache) {cold:.1f} s"
+        f"{os.getloadavg()[0]:.1f} at the end; "
+        + (
+            f"cache {args.cache} (no cold run)"
+            if args.cache
+            else f"cold run (fills the cache) {cold:.1f} s"
+        )
     )
     print(f"before = {args.before}, after = {args.after or 'working tree'}")
     print(

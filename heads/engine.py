@@ -14,6 +14,8 @@ NumPy's global generator (JAX), the engine with its own, seeded: the first epoch
 against ``fit``.
 
 How an epoch runs (what was measured for each choice: bench/RESULTS.md, "Training epochs"):
+the inputs are the backend's tensors, made once per :meth:`Engine.fit` and kept in their own
+order; an epoch takes its shuffled order as an argument and each step gathers its batch's rows.
 
 - JAX: one ``jax.jit`` call: ``lax.scan`` over the full batches, then the partial batch, each
   step ``model.stateless_call`` under ``jax.grad`` and ``optimizer.stateless_apply``. The state is
@@ -94,18 +96,31 @@ class Engine:
     def train_epoch(self, x: np.ndarray, y: np.ndarray, shuffle: bool = True) -> float:
         """One epoch over ``x``, ``y`` in batches of ``batch_size`` (in a new random order when
         ``shuffle``); returns the epoch's mean training loss as ``model.fit`` reports it."""
+        return self._epoch_on(self._inputs(x, y), shuffle)
+
+    def _inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
+        """``x``, ``y`` and their sample weights as the backend's tensors, in their own order:
+        made once for all of :meth:`fit`'s epochs, each epoch gathering its batches from them
+        (a shuffled copy of the inputs every epoch was fresh memory to fault in, ~5-10% of a
+        small head's epoch in a sweep, where blocks of 1 MiB and more are mapped anew)."""
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(
                 f"x and y must hold the same number of inputs (> 0): {len(x)}, {len(y)}"
             )
-        order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        x, y = np.asarray(x)[order], np.asarray(y)[order]
-        w = self.sample_weights(y)
+        x, y = np.asarray(x), np.asarray(y)
+        arrays = (x, y, self.sample_weights(y))
+        if self._backend in ("tensorflow", "jax"):
+            return tuple(ops.convert_to_tensor(a) for a in arrays)
+        return arrays
+
+    def _epoch_on(self, inputs: tuple[Any, Any, Any], shuffle: bool) -> float:
+        n = len(inputs[0])
+        order = self._rng.permutation(n) if shuffle else np.arange(n)
         if self._backend == "jax":
-            return self._jax_epoch(x, y, w)
+            return self._jax_epoch(*inputs, order)
         if self._backend == "tensorflow":
-            return self._tf_epoch(x, y, w)
-        return self._plain_epoch(x, y, w)
+            return self._tf_epoch(*inputs, order)
+        return self._plain_epoch(*(a[order] for a in inputs))
 
     def fit(
         self,
@@ -122,9 +137,10 @@ class Engine:
         self.model.stop_training = False
         hooks.on_train_begin()
         losses: list[float] = []
+        inputs = self._inputs(x, y)
         for epoch in range(epochs):
             hooks.on_epoch_begin(epoch)
-            losses.append(self.train_epoch(x, y))
+            losses.append(self._epoch_on(inputs, shuffle=True))
             hooks.on_epoch_end(epoch, {"loss": losses[-1]})
             if self.model.stop_training:
                 break
@@ -150,10 +166,10 @@ class Engine:
 
     # --- TensorFlow -------------------------------------------------------------------------
 
-    def _tf_epoch(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    def _tf_epoch(self, x: Any, y: Any, w: Any, order: np.ndarray) -> float:
         if self._epoch is None:
             self._epoch = self._tf_compile()
-        return float(self._epoch(x, y, w))
+        return float(self._epoch(x, y, w, order.astype(np.int32)))
 
     def _tf_compile(self):
         import tensorflow as tf
@@ -171,25 +187,26 @@ class Engine:
             apply(tape.gradient(scaled, variables))
             return tf.cast(loss, tf.float32)
 
-        def epoch(x, y, w):
+        def epoch(x, y, w, order):
             # One trace of the step serves the full batches and the partial one.
             specs = [tf.TensorSpec((None, *a.shape[1:]), a.dtype) for a in (x, y, w)]
             batch_step = tf.function(step, input_signature=specs)
-            n = x.shape[0]
+            n = order.shape[0]
             steps, tail = divmod(n, size)
             total = tf.zeros((), tf.float32)
             for i in tf.range(steps):
-                batch = [a[i * size : (i + 1) * size] for a in (x, y, w)]
-                total += batch_step(*batch) * size
+                rows = order[i * size : (i + 1) * size]
+                total += batch_step(*[tf.gather(a, rows) for a in (x, y, w)]) * size
             if tail:
-                total += batch_step(*[a[steps * size :] for a in (x, y, w)]) * tail
+                rows = order[steps * size :]
+                total += batch_step(*[tf.gather(a, rows) for a in (x, y, w)]) * tail
             return total / n
 
         return tf.function(epoch)
 
     # --- JAX --------------------------------------------------------------------------------
 
-    def _jax_epoch(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    def _jax_epoch(self, x: Any, y: Any, w: Any, order: np.ndarray) -> float:
         if self._epoch is None:
             self._epoch = self._jax_compile()
         groups = (
@@ -198,7 +215,7 @@ class Engine:
             self.optimizer.variables,
         )
         state = tuple([v.value for v in group] for group in groups)
-        state, loss = self._epoch(state, x, y, w)
+        state, loss = self._epoch(state, x, y, w, order.astype(np.int32))
         for group, values in zip(groups, state, strict=True):
             for variable, value in zip(group, values, strict=True):
                 variable.assign(value)
@@ -229,15 +246,17 @@ class Engine:
             trainable, slots = optimizer.stateless_apply(slots, grads, trainable)
             return (trainable, non_trainable, slots), loss.astype("float32")
 
-        def epoch(state, x, y, w):
-            n = x.shape[0]
+        def epoch(state, x, y, w, order):
+            def gathered(state, rows):  # a batch's rows, gathered in the step
+                return step(state, (x[rows], y[rows], w[rows]))
+
+            n = order.shape[0]
             steps, tail = divmod(n, size)
             full = steps * size
-            batches = tuple(a[:full].reshape(steps, size, *a.shape[1:]) for a in (x, y, w))
-            state, losses = jax.lax.scan(step, state, batches)
+            state, losses = jax.lax.scan(gathered, state, order[:full].reshape(steps, size))
             total = losses.sum() * size
             if tail:
-                state, loss = step(state, (x[full:], y[full:], w[full:]))
+                state, loss = gathered(state, order[full:])
                 total += loss * tail
             return state, total / n
 
@@ -245,7 +264,7 @@ class Engine:
 
     # --- any other backend ------------------------------------------------------------------
 
-    def _plain_epoch(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    def _plain_epoch(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:  # in order
         total = 0.0
         for start in range(0, len(x), self.batch_size):
             end = start + self.batch_size

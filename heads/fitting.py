@@ -34,6 +34,7 @@ SCALE_FLOOR = 0.01
 _SHAPE_ONLY = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Reshape)
 LOGITS_LAYER = "prediction_logits"  # the last layer of a training model
 _BLOCK = 2048  # rows of features summed at a time (2048 x 4096 float64: 64 MiB)
+FOLD_ROWS = 256  # input channels per float64 block in fold_standardization (256 x 8196: 16 MiB)
 
 
 @dataclass(frozen=True)
@@ -177,17 +178,32 @@ def check_foldable(head_model: keras.Model) -> None:
 
 
 def fold_standardization(head_model: keras.Model, standardization: Standardization) -> None:
-    """Fold ``standardization`` into ``head_model``'s first kernel and bias, in place."""
+    """Fold ``standardization`` into ``head_model``'s first kernel and bias, in place.
+
+    Kernel rows become ``kernel / scale`` and the bias ``bias - (mean / scale) @ kernel``, both
+    computed in float64 and rounded once to the variables' type. The float64 work runs over
+    :data:`FOLD_ROWS` input channels at a time in one reused block (each division is the same
+    float64 operation, rounded the same way): a whole float64 copy of convlstm2049's 134 MB
+    kernel, and of its quotient, cost more in fresh memory than in arithmetic.
+    """
     check_foldable(head_model)
     kernel_variable, bias_variable, _ = _input_kernel(head_model)
-    kernel = np.asarray(kernel_variable.numpy(), dtype=np.float64)
+    kernel = np.array(kernel_variable.numpy())  # a copy we own, divided in place below
     channels_by_out = kernel.reshape(len(standardization.scale), -1)
-    folded = channels_by_out / standardization.scale[:, np.newaxis]
-    shift = (standardization.mean / standardization.scale) @ channels_by_out
+    ratio = standardization.mean / standardization.scale
+    block = np.empty((min(FOLD_ROWS, len(ratio)), channels_by_out.shape[1]), np.float64)
+    shift = np.zeros(channels_by_out.shape[1], np.float64)
+    for start in range(0, len(ratio), FOLD_ROWS):
+        rows = channels_by_out[start : start + FOLD_ROWS]
+        part = block[: len(rows)]
+        np.copyto(part, rows)
+        shift += ratio[start : start + FOLD_ROWS] @ part
+        np.divide(part, standardization.scale[start : start + FOLD_ROWS, np.newaxis], out=part)
+        np.copyto(rows, part, casting="same_kind")  # float64 -> the kernel's type, rounded once
     bias = np.array(bias_variable.numpy(), dtype=np.float64)
     if bias.ndim == 2:  # GRU(reset_after=True): row 0 is the input's bias
         bias[0] -= shift
     else:
         bias -= shift
-    kernel_variable.assign(folded.reshape(kernel.shape).astype(kernel_variable.dtype))
+    kernel_variable.assign(kernel)
     bias_variable.assign(bias.astype(bias_variable.dtype))

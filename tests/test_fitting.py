@@ -18,8 +18,9 @@ import heads
 from core.data.clips import Clip
 from experiments.config import TrialConfig
 from experiments.trial.splits import SplitData
-from experiments.trial.training import train_head
+from experiments.trial.training import cross_entropy, train_head
 from heads import save_head_weights
+from heads.fitting import FOLD_ROWS, Standardization, _input_kernel
 from heads.pointwise import CholeskyOrthogonal, PointwiseConv2D, PointwiseConvLSTM2D
 
 CHANNELS = 4096
@@ -362,6 +363,52 @@ def test_fold_into_a_gru_puts_the_mean_in_its_input_bias():
     expected = heads.training_model(head, stats).predict(x, verbose=0)
     heads.fold_standardization(head, stats)
     assert max_relative_error(heads.training_model(head).predict(x, verbose=0), expected) < 1e-4
+
+
+def test_the_head_returned_holds_the_best_dev_epochs_weights_after_several_better_epochs():
+    """The kept weights are overwritten in place at each better epoch: the head returned must
+    score dev as its best epoch did, not as the first better epoch or the last epoch did."""
+    curve = []
+    config = TrialConfig(
+        "dense8", "dense", "softmax", {"width": 8}, learning_rate=0.1, epochs=12, optimizer="sgd"
+    )
+    data = data_for("frame")
+    result = train_head(
+        config, data, frames=2, on_epoch=lambda _, v: curve.append((v["dev_acer"], v["dev_loss"]))
+    )
+    better = [i for i, key in enumerate(curve) if all(key < earlier for earlier in curve[:i])]
+    assert len(better) >= 3 and result.best_epoch == better[-1] + 1 < len(curve)  # the premise
+    frames = heads.predict_scores(heads.training_model(result.model), data["dev"].x, "softmax")
+    loss = cross_entropy(frames, data["dev"].y)
+    assert loss == pytest.approx(curve[better[-1]][1], rel=1e-4)
+    assert loss != pytest.approx(curve[better[1]][1], rel=1e-2)
+    assert loss != pytest.approx(curve[-1][1], rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams"), [("convlstm", {"filters": 3}), ("conv", {"width": 5})]
+)
+def test_fold_is_the_float64_formula_rounded_once(name, hparams):
+    """Folded in blocks of input channels, the kernel is ``kernel / scale`` computed in float64
+    and rounded once, bit for bit, and the bias ``bias - (mean / scale) @ kernel`` to an ulp."""
+    keras.utils.set_random_seed(4)
+    head = heads.build_head_model(name, "softmax", frames=3, **hparams)
+    rng = np.random.default_rng(4)
+    stats = Standardization(rng.normal(0, 3, CHANNELS), rng.uniform(0.05, 5, CHANNELS))
+    kernel_variable, bias_variable, _ = _input_kernel(head)
+    kernel = np.asarray(kernel_variable.numpy(), np.float64).reshape(CHANNELS, -1)
+    bias = np.asarray(bias_variable.numpy(), np.float64)
+    expected_kernel = (kernel / stats.scale[:, None]).astype(np.float32)
+    expected_bias = (bias - (stats.mean / stats.scale) @ kernel).astype(np.float32)
+    assert CHANNELS > 2 * FOLD_ROWS  # several blocks
+
+    heads.fold_standardization(head, stats)
+    folded = kernel_variable.numpy().reshape(CHANNELS, -1)
+    np.testing.assert_array_equal(folded, expected_kernel)
+    ulps = np.abs(
+        bias_variable.numpy().view(np.int32).astype(np.int64) - expected_bias.view(np.int32)
+    )
+    assert ulps.max() <= 1
 
 
 def test_a_diverging_trial_raises_training_diverged():

@@ -224,8 +224,27 @@ class _BestEpoch(keras.callbacks.Callback):
         key = (values["dev_acer"], values["dev_loss"])
         if self.best_key is None or key < self.best_key:
             self.best_key, self.best_epoch = key, epoch + 1
-            self.best_weights = [part.get_weights() for part in self.kept]  # fresh copies
+            self._keep_weights()
         elif epoch + 1 - self.best_epoch >= PATIENCE:
             self.model.stop_training = True
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, values)
+
+    def _keep_weights(self) -> None:
+        """Copy the parts' weights into the arrays kept: made by the first best epoch, then
+        overwritten in place. A fresh copy at every better epoch cost up to 0.3 s for
+        convlstm2049's 200 MB in a sweep, almost all of it faulting in new pages."""
+        if not self.best_weights:
+            self.best_weights = [part.get_weights() for part in self.kept]
+            return
+        for part, arrays in zip(self.kept, self.best_weights, strict=True):
+            for variable, array in zip(part.weights, arrays, strict=True):
+                np.copyto(array, _current(variable))
+
+
+def _current(variable: keras.Variable) -> np.ndarray:
+    """``variable``'s value as a NumPy array, a view of its buffer where the backend allows
+    (TensorFlow's and JAX's on the CPU), to be copied at once."""
+    value = variable.value
+    read = getattr(value, "read_value", None)  # a TensorFlow variable: its tensor, not a copy
+    return np.asarray(read() if read is not None else value)
