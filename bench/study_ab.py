@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--cache",
-        type=Path,
+        type=lambda path: Path(path).expanduser().resolve(),  # the sweeps run in other folders
         default=None,
         help="a cache folder (XDG_CACHE_HOME) the default job already filled: no cold run",
     )

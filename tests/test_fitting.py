@@ -20,7 +20,7 @@ from experiments.config import TrialConfig
 from experiments.trial.splits import SplitData
 from experiments.trial.training import cross_entropy, train_head
 from heads import save_head_weights
-from heads.fitting import FOLD_ROWS, Standardization, _input_kernel
+from heads.fitting import Standardization, _input_kernel
 from heads.pointwise import CholeskyOrthogonal, PointwiseConv2D, PointwiseConvLSTM2D
 
 CHANNELS = 4096
@@ -367,28 +367,45 @@ def test_fold_into_a_gru_puts_the_mean_in_its_input_bias():
 
 def test_the_head_returned_holds_the_best_dev_epochs_weights_after_several_better_epochs():
     """The kept weights are overwritten in place at each better epoch: the head returned must
-    score dev as its best epoch did, not as the first better epoch or the last epoch did."""
-    curve = []
-    config = TrialConfig(
-        "dense8", "dense", "softmax", {"width": 8}, learning_rate=0.1, epochs=12, optimizer="sgd"
-    )
+    score dev as its best epoch did, not as the better epoch before it or the last epoch did.
+    The first learning rate whose curve has that shape is used (curves differ by backend)."""
     data = data_for("frame")
-    result = train_head(
-        config, data, frames=2, on_epoch=lambda _, v: curve.append((v["dev_acer"], v["dev_loss"]))
-    )
-    better = [i for i, key in enumerate(curve) if all(key < earlier for earlier in curve[:i])]
-    assert len(better) >= 3 and result.best_epoch == better[-1] + 1 < len(curve)  # the premise
+    for rate in (0.1, 0.05, 0.03):
+        curve: list[tuple[float, float]] = []
+        config = TrialConfig(
+            "dense8",
+            "dense",
+            "softmax",
+            {"width": 8},
+            learning_rate=rate,
+            epochs=12,
+            optimizer="sgd",
+        )
+        result = train_head(
+            config,
+            data,
+            frames=2,
+            on_epoch=lambda _, v, curve=curve: curve.append((v["dev_acer"], v["dev_loss"])),
+        )
+        better = [i for i, key in enumerate(curve) if all(key < earlier for earlier in curve[:i])]
+        losses = [curve[i][1] for i in (better[-1], better[-2], -1)] if len(better) > 2 else []
+        if (  # several better epochs, the best before the last, three distinct dev losses
+            losses
+            and result.best_epoch == better[-1] + 1 < len(curve)
+            and min(abs(losses[0] - other) for other in losses[1:]) > 0.01
+        ):
+            break
+    else:
+        pytest.fail("no learning rate gave several better epochs with the best before the last")
     frames = heads.predict_scores(heads.training_model(result.model), data["dev"].x, "softmax")
-    loss = cross_entropy(frames, data["dev"].y)
-    assert loss == pytest.approx(curve[better[-1]][1], rel=1e-4)
-    assert loss != pytest.approx(curve[better[1]][1], rel=1e-2)
-    assert loss != pytest.approx(curve[-1][1], rel=1e-2)
+    assert cross_entropy(frames, data["dev"].y) == pytest.approx(losses[0], rel=1e-4)
 
 
+@pytest.mark.parametrize("rows", [256, 300, 5000])  # whole blocks, a remainder, one short block
 @pytest.mark.parametrize(
     ("name", "hparams"), [("convlstm", {"filters": 3}), ("conv", {"width": 5})]
 )
-def test_fold_is_the_float64_formula_rounded_once(name, hparams):
+def test_fold_is_the_float64_formula_rounded_once(monkeypatch, name, hparams, rows):
     """Folded in blocks of input channels, the kernel is ``kernel / scale`` computed in float64
     and rounded once, bit for bit, and the bias ``bias - (mean / scale) @ kernel`` to an ulp."""
     keras.utils.set_random_seed(4)
@@ -400,8 +417,7 @@ def test_fold_is_the_float64_formula_rounded_once(name, hparams):
     bias = np.asarray(bias_variable.numpy(), np.float64)
     expected_kernel = (kernel / stats.scale[:, None]).astype(np.float32)
     expected_bias = (bias - (stats.mean / stats.scale) @ kernel).astype(np.float32)
-    assert CHANNELS > 2 * FOLD_ROWS  # several blocks
-
+    monkeypatch.setattr(heads.fitting, "FOLD_ROWS", rows)
     heads.fold_standardization(head, stats)
     folded = kernel_variable.numpy().reshape(CHANNELS, -1)
     np.testing.assert_array_equal(folded, expected_kernel)
