@@ -115,7 +115,7 @@ class Engine:
 
     def _epoch_on(self, inputs: tuple[Any, Any, Any], shuffle: bool) -> float:
         n = len(inputs[0])
-        order = self._rng.permutation(n) if shuffle else np.arange(n)
+        order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int32)
         if self._backend == "jax":
             return self._jax_epoch(*inputs, order)
         if self._backend == "tensorflow":
@@ -169,7 +169,7 @@ class Engine:
     def _tf_epoch(self, x: Any, y: Any, w: Any, order: np.ndarray) -> float:
         if self._epoch is None:
             self._epoch = self._tf_compile()
-        return float(self._epoch(x, y, w, order.astype(np.int32)))
+        return float(self._epoch(x, y, w, order))
 
     def _tf_compile(self):
         import tensorflow as tf
@@ -215,7 +215,7 @@ class Engine:
             self.optimizer.variables,
         )
         state = tuple([v.value for v in group] for group in groups)
-        state, loss = self._epoch(state, x, y, w, order.astype(np.int32))
+        state, loss = self._epoch(state, x, y, w, order)
         for group, values in zip(groups, state, strict=True):
             for variable, value in zip(group, values, strict=True):
                 variable.assign(value)

@@ -188,7 +188,7 @@ def fold_standardization(head_model: keras.Model, standardization: Standardizati
     """
     check_foldable(head_model)
     kernel_variable, bias_variable, _ = _input_kernel(head_model)
-    kernel = np.array(kernel_variable.numpy())  # a copy we own, divided in place below
+    kernel = kernel_variable.numpy()  # Keras' own copy (np.array): divided in place below
     channels_by_out = kernel.reshape(len(standardization.scale), -1)
     ratio = standardization.mean / standardization.scale
     block = np.empty((min(FOLD_ROWS, len(ratio)), channels_by_out.shape[1]), np.float64)
