@@ -200,3 +200,28 @@ def test_a_folder_with_spaces_gets_no_stray_percent_encoded_folder(tmp_path, mon
     tracking.open_store()
     assert uri == f"sqlite:///{here}/mlflow.db" and (here / "mlflow.db").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my study"]
+
+
+def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) -> None:
+    """A SQLite store given by path outside the working folder keeps the study's artifacts in its
+    own folder (MLflow would put them in the working folder's ./mlruns); a store in the working
+    folder keeps MLflow's own layout."""
+    records, elsewhere = tmp_path / "records", tmp_path / "elsewhere"
+    records.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    tracking.use_store(f"sqlite:///{records}/mlflow.db")
+    experiment_id = tracking.use_experiment("study a/b")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text("kept", "note.txt")
+    kept = records / "mlruns" / "study%20a%2Fb" / run.info.run_id / "artifacts" / "note.txt"
+    assert kept.read_text() == "kept"
+    assert list(elsewhere.iterdir()) == []
+    assert mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/note.txt") == "kept"
+
+    monkeypatch.chdir(records)  # a store in the working folder: MLflow's own layout
+    tracking.use_store(f"sqlite:///{records}/here.db")
+    experiment_id = tracking.use_experiment("here")
+    location = MlflowClient().get_experiment(experiment_id).artifact_location
+    assert location == str(records / "mlruns" / experiment_id)

@@ -175,7 +175,9 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> str:
         experiment.experiment_id
         if experiment is not None
         else client.create_experiment(
-            EXPERIMENT, tags={"mlflow.experimentKind": "custom_model_development"}
+            EXPERIMENT,
+            artifact_location=tracking.artifact_location(EXPERIMENT),
+            tags={"mlflow.experimentKind": "custom_model_development"},
         )
     )
     tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(shown["study"])}

@@ -84,7 +84,9 @@ def use_experiment(study_name: str) -> str:
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
         try:
-            client.create_experiment(study_name, tags=tags)
+            client.create_experiment(
+                study_name, artifact_location=artifact_location(study_name), tags=tags
+            )
         except MlflowException as err:  # another worker created it first
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -100,6 +102,21 @@ def use_experiment(study_name: str) -> str:
     wal.write_ahead_log(mlflow.get_tracking_uri())  # the store exists by now
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def artifact_location(name: str) -> str | None:
+    """Where a new experiment named ``name`` keeps its artifacts: beside a SQLite store that is
+    not in the working folder (``<its folder>/mlruns/<name, percent-encoded>``), where MLflow would
+    put them in the working folder's ``./mlruns`` and split one study's record between folders;
+    None (MLflow's own ``./mlruns/<experiment id>``) for a store in the working folder, or one
+    that is not a SQLite file (a server decides for itself)."""
+    database = wal.sqlite_file(mlflow.get_tracking_uri())
+    if database is None:
+        return None
+    folder = Path(database).resolve().parent
+    if folder == Path.cwd().resolve():
+        return None
+    return (folder / "mlruns" / urllib.parse.quote(name, safe="")).as_uri()
 
 
 def open_store() -> None:
