@@ -225,3 +225,48 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
     experiment_id = tracking.use_experiment("here")
     location = MlflowClient().get_experiment(experiment_id).artifact_location
     assert location == str(records / "mlruns" / experiment_id)
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        (["--timeout", "0"], "--timeout must be more than 0 seconds, got 0.0"),
+        (["--timeout", "nan"], "--timeout must be more than 0 seconds, got nan"),
+        (["--study", " "], "--study must name a study; leave it out for the default name"),
+    ],
+)
+def test_a_bad_search_flag_is_one_line(data, more, message, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        sweep.parse_args(argv(data, *more))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {message}")
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line(data, tmp_path, capsys) -> None:
+    os.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file where the cache folder should be")
+    flags = argv(data, "--study", "x")
+    flags[flags.index("--cache-dir") + 1] = str(tmp_path / "taken" / "cache")
+    assert sweep.main(flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'taken' / 'cache' / 'features'}: Not a directory"]
+
+
+def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> None:
+    """The study's trials finished, but this --tracking-uri holds none of their runs: the error
+    names the store and the fix, not 'no trial finished'."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    flags = ("--study", "elsewhere", "--trials", "1")
+    assert (
+        sweep.main(argv(data, *stores, "--tracking-uri", f"sqlite:///{tmp_path}/a.db", *flags)) == 0
+    )
+    capsys.readouterr()
+    other = f"sqlite:///{tmp_path}/b.db"
+    assert sweep.main(argv(data, *stores, "--tracking-uri", other, *flags)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: study elsewhere has 1 complete trials in its database, but the tracking store "
+        f"{other} holds no finished run of them: they were tracked in another store (pass the "
+        f"--tracking-uri they ran with) or deleted from this one"
+    )

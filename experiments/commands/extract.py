@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from core.features.request import FeatureOptions
+from experiments.commands.features import os_error_line
 from experiments.commands.options import (
     add_database_arguments,
     add_feature_arguments,
@@ -83,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # an unwritable cache folder, a full disk
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     return 0
 

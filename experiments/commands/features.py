@@ -24,9 +24,12 @@ def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
         found.append(dataset)
         print(dataset.summary(), flush=True)
 
-    features = cached_features(
-        options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
-    )
+    try:
+        features = cached_features(
+            options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
+        )
+    except OSError as err:  # an unwritable or missing cache folder, a full disk
+        raise ValueError(os_error_line(err)) from err
     undecoded = len(features.skipped) - len(found[0].skipped)
     if undecoded:
         print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
@@ -37,3 +40,9 @@ def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
     )
     print(features.face_summary())
     return features
+
+
+def os_error_line(err: OSError) -> str:
+    """An operating system's error in one line: the file it names, then what happened."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"

@@ -266,8 +266,15 @@ def no_finished_trial(result: SweepResult) -> str:
     runs = tracking.study_runs(result.experiment_id, result.study.study_name)
     errors = runs.get(f"tags.{tracking.ERROR_TAG}", pd.Series(dtype=object)).dropna()
     counts = ", ".join(f"{n} {state}" for state, n in states.items()) or "no trial ran"
+    name = result.study.study_name
+    if states.get("complete"):  # finished in the study's database, tracked in another store
+        return (
+            f"study {name} has {counts} trials in its database, but the tracking store "
+            f"{mlflow.get_tracking_uri()} holds no finished run of them: they were tracked in "
+            f"another store (pass the --tracking-uri they ran with) or deleted from this one"
+        )
     reason = f"; a failed trial's error: {str(errors.iloc[-1])[:200]}" if len(errors) else ""
-    return f"no trial of study {result.study.study_name} finished ({counts}){reason}"
+    return f"no trial of study {name} finished ({counts}){reason}"
 
 
 def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:

@@ -135,6 +135,10 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         parser.error(f"--trials must be at least 1, got {args.trials}")
     if args.heartbeat < 1:
         parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"--timeout must be more than 0 seconds, got {args.timeout}")
+    if args.study is not None and not args.study.strip():
+        parser.error("--study must name a study; leave it out for the default name")
     try:
         features = feature_options(args)
         evaluations = evaluation_options(args, features)
