@@ -6,11 +6,14 @@ sweep where no trial finished, library telemetry. Real stores, real processes.
 from __future__ import annotations
 
 import datetime
+import http.server
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -19,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.features import FeatureOptions, cached_features
-from experiments.commands import sweep
+from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores import tracking
 from experiments.trial import training
@@ -126,18 +129,65 @@ def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) 
 def test_a_tracking_server_that_does_not_answer_is_one_line(
     data, tmp_path, monkeypatch, capsys
 ) -> None:
+    """Said after the server's grace (a few seconds), not after MLflow's client has retried
+    for about four minutes; then the read-only commands say the same."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's client, without waiting
+    monkeypatch.setattr(tracking, "SERVER_WAIT_SECONDS", 2.0)
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", url)
+    start = time.monotonic()
     code = sweep.main(argv(data, *stores, "--study", "away"))
+    assert time.monotonic() - start < 60
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert err[-1].startswith(f"error: the tracking server {url} does not answer (")
-    assert err[-1].endswith("start it (README, 'Many machines') or correct --tracking-uri")
+    said = f"error: the tracking server {url} does not answer (Connection refused): start it "
+    said += "(README, 'Many machines') or correct --tracking-uri"
+    assert code == 2 and err[-1] == said
     assert not any("Traceback" in line for line in err)
+    assert compare.main(["--tracking-uri", url]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [said]
+    assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+
+
+def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(tmp_path, capsys) -> None:
+    """compare and predict at a mistyped SQLite path: one line, and no empty store made there
+    (MLflow would create one)."""
+    typo = tmp_path / "studies" / "mlflw.db"
+    said = [
+        f"error: no tracking store at {typo}: a sweep writes it there; pass the --tracking-uri "
+        "the sweep used, or run the command in the sweep's folder"
+    ]
+    assert compare.main(["--tracking-uri", f"sqlite:///{typo}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == said
+    flags = ["--study", "x", "--best", "--tracking-uri", f"sqlite:///{typo}", "clip.avi"]
+    assert predict.main(flags) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said[0]
+    assert not (tmp_path / "studies").exists()
+
+
+def test_a_server_that_is_not_mlflow_is_one_line(tmp_path, capsys) -> None:
+    """Something answers HTTP at --tracking-uri, but not as MLflow: compare says so in a line."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_error(404)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = compare.main(["--tracking-uri", url])
+        server.shutdown()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1
+    assert err[0].startswith(f"error: the tracking store {url} failed: API request to endpoint ")
+    assert "404" in err[0]
 
 
 def test_a_sweep_where_no_trial_finished_fails_and_says_why(

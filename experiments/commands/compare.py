@@ -21,6 +21,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from experiments.results import tables
 from experiments.stores import tracking
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
-    tracking.use_store(args.tracking_uri)
+    try:
+        tracking.check_existing_store(tracking.use_store(args.tracking_uri))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         if args.cross:
             from experiments.results.cross_table import log_cross_table
@@ -122,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except MlflowException as err:  # a server that answers, but not as MLflow's does
+        said = f"the tracking store {mlflow.get_tracking_uri()} failed: {tracking.first_line(err)}"
+        print(f"error: {said}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.serving.trial_model import ScoringError
     from experiments.stores import tracking
 
-    tracking.use_store(args.tracking_uri)
+    try:
+        tracking.check_existing_store(tracking.use_store(args.tracking_uri))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         scorer = load_scorer(args)
     except (ScoringError, PortError) as err:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -34,6 +35,7 @@ from experiments.stores import wal
 from experiments.stores.locks import StorageLock
 
 log = logging.getLogger(__name__)
+SERVER_WAIT_SECONDS = 10.0  # a tracking server that accepts no connection this long is down
 ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 STUDY_TAG = "optuna.study_name"
@@ -119,23 +121,65 @@ def artifact_location(name: str) -> str | None:
     return (folder / "mlruns" / urllib.parse.quote(name, safe="")).as_uri()
 
 
+def check_server(uri: str) -> None:
+    """A ValueError naming the fix when ``uri`` is a tracking server that accepts no connection
+    for :data:`SERVER_WAIT_SECONDS` (one that is starting gets that long). MLflow's own client
+    retries a refused connection for about four minutes before it says so; any HTTP answer will
+    do here, and MLflow's client then reads the server's own errors."""
+    if not _is_server(uri):
+        return
+    import requests  # MLflow's own HTTP client
+
+    deadline = time.monotonic() + SERVER_WAIT_SECONDS
+    while True:
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=SERVER_WAIT_SECONDS)
+            return
+        except requests.RequestException as err:
+            if time.monotonic() >= deadline:
+                said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
+                reason = said.group(1) if said else first_line(err, 120)
+                raise ValueError(_server_down(uri, reason)) from None
+            time.sleep(1.0)
+
+
+def check_existing_store(uri: str) -> None:
+    """For a command that only reads the tracking store: a ValueError when it is a SQLite file
+    that does not exist (MLflow would create an empty store at a mistyped path) or a server that
+    does not answer."""
+    database = wal.sqlite_file(uri)
+    if database is not None and not Path(database).is_file():
+        raise ValueError(
+            f"no tracking store at {database}: a sweep writes it there; pass the --tracking-uri "
+            "the sweep used, or run the command in the sweep's folder"
+        )
+    check_server(uri)
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _server_down(uri: str, reason: str) -> str:
+    fix = "start it (README, 'Many machines') or correct --tracking-uri"
+    return f"the tracking server {uri} does not answer ({reason}): {fix}"
+
+
 def open_store() -> None:
     """Create or migrate the tracking store's schema, one process at a time (MLflow's own
     migration races when sweeps start together on a fresh ``mlflow.db``: two processes each run
     it and leave it half-migrated), after repairing what such a race left behind. A store that
     still cannot be opened is a ValueError naming the fix."""
     uri = mlflow.get_tracking_uri()
+    check_server(uri)
     with StorageLock(uri, "mlflow-schema"):
         repair_interrupted_migration(uri)
         try:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
             first = first_line(err)
-            if uri.startswith(("http://", "https://")):  # a server, not a schema to mend
-                fix = "start it (README, 'Many machines') or correct --tracking-uri"
-                raise ValueError(
-                    f"the tracking server {uri} does not answer ({first}): {fix}"
-                ) from None
+            if _is_server(uri):  # a server, not a schema to mend
+                raise ValueError(_server_down(uri, first)) from None
             raise ValueError(
                 f"the MLflow store {uri} cannot be opened ({first}): move it aside and rerun, or "
                 f"upgrade it with `mlflow db upgrade {uri}`"
