@@ -7,6 +7,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+import pytest
+
 from core.features.request import FeatureOptions
 from experiments.commands import extract, sweep
 from experiments.commands.options import (
@@ -52,3 +54,14 @@ def test_both_commands_take_the_same_data_flags_and_the_readme_lists_them() -> N
         for flag in re.findall(r"--[\[\]a-z-]+", listed.group(1))
     }
     assert named == generated
+
+
+@pytest.mark.parametrize("command", [extract, sweep])
+@pytest.mark.parametrize(("flag", "value"), [("--frames", "0"), ("--batch-size", "-2")])
+def test_a_count_below_one_is_refused_by_its_flag_name(command, flag, value, capsys) -> None:
+    """Said with the flag the user typed (not the field frames_per_clip), before any data."""
+    with pytest.raises(SystemExit) as stop:
+        command.parse_args([flag, value])
+    assert stop.value.code == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.endswith(f"error: {flag} must be at least 1, got {value}")

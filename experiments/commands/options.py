@@ -67,6 +67,7 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
     },
     "batch_size": {"type": int, "help": "frames per forward pass (default: the device's)"},
 }
+COUNTS = ("frames", "batch_size")  # FeatureOptions fields that count something: at least 1
 NOT_FLAGS = ("progress",)  # FeatureOptions fields a command sets itself (extract: --no-progress)
 
 
@@ -85,6 +86,9 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
     """The :class:`FeatureOptions` that the flags of :func:`add_feature_arguments` say (a
     cross-domain ``--protocol`` names databases, not ``--data``'s protocol: ``auto`` here)."""
     values = {name: getattr(args, name) for name in FEATURE_FLAGS}
+    for name in COUNTS:  # said with the flag's name, before any data is read
+        if values[name] is not None and values[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {values[name]}")
     if values["protocol"] in domains.CHOICES:
         values["protocol"] = AUTO
     return FeatureOptions(**values, progress=progress)
