@@ -5,6 +5,7 @@ sweep where no trial finished, library telemetry. Real stores, real processes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.server
 import os
@@ -143,12 +144,16 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     said = f"error: the tracking server {url} does not answer (Connection refused): start it "
     said += "(README, 'Many machines') or correct --tracking-uri"
-    assert code == 2 and err[-1] == said
+    assert code == 3 and err[-1] == said
     assert not any("Traceback" in line for line in err)
-    assert compare.main(["--tracking-uri", url]) == 2
+    assert compare.main(["--tracking-uri", url]) == 3
     assert capsys.readouterr().err.strip().splitlines() == [said]
-    assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 2
+    assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    bad = f"http://127.0.0.1:{url.rsplit(':', 1)[1]}x"  # a port that is no number
+    assert compare.main(["--tracking-uri", bad]) == 2
+    said = f"error: --tracking-uri {bad} is not a URL (Failed to parse: {bad}/health)"
+    assert capsys.readouterr().err.strip().splitlines() == [said]
 
 
 def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(tmp_path, capsys) -> None:
@@ -165,29 +170,69 @@ def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(tmp_path,
     assert predict.main(flags) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == said[0]
     assert not (tmp_path / "studies").exists()
+    tracking.use_store(f"sqlite:///{tmp_path}/mlflow.db")  # SQLite's URI form is left to MLflow
+    tracking.use_experiment("kept")
+    uri = f"sqlite:///file:{tmp_path}/mlflow.db?mode=ro&uri=true"
+    assert compare.main(["--tracking-uri", uri, "--list"]) == 0
+    assert capsys.readouterr().out.split()[-5:] == ["kept", "0", "0", "-", "1"]
 
 
-def test_a_server_that_is_not_mlflow_is_one_line(tmp_path, capsys) -> None:
-    """Something answers HTTP at --tracking-uri, but not as MLflow: compare says so in a line."""
+class Answers(http.server.BaseHTTPRequestHandler):
+    """Every request answered with the server's ``status``, as no MLflow server would."""
 
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-            self.send_error(404)
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        self.send_error(self.server.status)
 
-        do_POST = do_GET  # noqa: N815
+    do_POST = do_GET  # noqa: N815
 
-        def log_message(self, *args) -> None:
-            pass
+    def log_message(self, *args) -> None:
+        pass
 
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound) as server:
+
+@contextlib.contextmanager
+def answering(status: int):
+    """A loopback HTTP server that answers ``status`` to everything; yields its URL."""
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers) as server:
+        server.status = status
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        code = compare.main(["--tracking-uri", url])
-        server.shutdown()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 3 and len(err) == 1
-    assert err[0].startswith(f"error: the tracking store {url} failed: API request to endpoint ")
-    assert "404" in err[0]
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def test_a_server_that_is_not_mlflow_is_one_line(data, tmp_path, capsys) -> None:
+    """Something answers HTTP at --tracking-uri, but not as MLflow: each command says so in a
+    line, exit 3."""
+    os.chdir(tmp_path)
+    with answering(404) as url:
+        assert compare.main(["--tracking-uri", url]) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "404" in err[0]
+        assert err[0].startswith(f"error: the tracking store {url} failed: API request to ")
+        assert predict.main(["--study", "x", "--best", "--tracking-uri", url, "clip.avi"]) == 3
+        assert capsys.readouterr().err.strip().splitlines()[-1] == err[0]
+        stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", url)
+        assert sweep.main(argv(data, *stores, "--study", "x")) == 3
+        said = capsys.readouterr().err.strip().splitlines()[-1]
+        assert said.startswith(f"error: the tracking server {url} did not answer as MLflow does (")
+
+
+def test_a_gateway_whose_server_is_away_is_waited_for_then_one_line(monkeypatch, capsys) -> None:
+    """A proxy in front of the server answers 502 while MLflow is down: that is no answer."""
+    monkeypatch.setattr(tracking, "SERVER_WAIT_SECONDS", 2.0)
+    with answering(502) as url:
+        assert compare.main(["--tracking-uri", url]) == 3
+    said = f"error: the tracking server {url} does not answer (its gateway answers 502 Bad "
+    said += "Gateway): start it (README, 'Many machines') or correct --tracking-uri"
+    assert capsys.readouterr().err.strip().splitlines() == [said]
+
+
+def test_a_tls_failure_is_left_to_mlflow_which_has_the_certificates() -> None:
+    """https to a server the probe cannot verify (here: one that speaks plain HTTP) is an answer:
+    MLflow's client, with MLFLOW_TRACKING_INSECURE_TLS or its certificate, decides."""
+    with answering(404) as url:
+        tracking.check_server(url.replace("http://", "https://"))
 
 
 def test_a_sweep_where_no_trial_finished_fails_and_says_why(
@@ -265,10 +310,13 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
     experiment_id = tracking.use_experiment("study a/b")
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_text("kept", "note.txt")
-    kept = records / "mlruns" / "study%20a%2Fb" / run.info.run_id / "artifacts" / "note.txt"
+    kept = records / "mlruns" / "study_a_b" / run.info.run_id / "artifacts" / "note.txt"
     assert kept.read_text() == "kept"
     assert list(elsewhere.iterdir()) == []
     assert mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/note.txt") == "kept"
+    with mlflow.start_run(experiment_id=tracking.use_experiment("..")) as run:  # not a way out
+        mlflow.log_text("kept", "note.txt")
+    assert (records / "mlruns" / "_" / run.info.run_id / "artifacts" / "note.txt").is_file()
 
     monkeypatch.chdir(records)  # a store in the working folder: MLflow's own layout
     tracking.use_store(f"sqlite:///{records}/here.db")
@@ -313,10 +361,10 @@ def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> Non
     )
     capsys.readouterr()
     other = f"sqlite:///{tmp_path}/b.db"
-    assert sweep.main(argv(data, *stores, "--tracking-uri", other, *flags)) == 1
+    assert sweep.main(argv(data, *stores, "--tracking-uri", other, *flags)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
-        f"error: study elsewhere has 1 complete trials in its database, but the tracking store "
-        f"{other} holds no finished run of them: they were tracked in another store (pass the "
-        f"--tracking-uri they ran with) or deleted from this one"
+        f"error: study elsewhere's trials (1 complete) finished in its database, but the tracking "
+        f"store {other} holds no finished run of them: they were tracked in another store (pass "
+        f"the --tracking-uri they ran with) or deleted from this one"
     )

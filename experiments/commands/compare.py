@@ -10,6 +10,9 @@ in %, mean ± std in percentage points over folds and repeats); ``--all`` adds e
 the 95 % intervals (per-species APCER among them), which the parent run's comparison.csv and
 report.html hold too. A
 study run on synthetic data or a random backbone is flagged as the demonstration it is.
+
+Exit status: 0 done; 2 bad input (one line on stderr: no such study, no tracking store at the
+path given); 3 a tracking server that does not answer, or not as MLflow does.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(err, tracking.StoreUnreachable) else 2
     try:
         if args.cross:
             from experiments.results.cross_table import log_cross_table
@@ -128,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except MlflowException as err:  # a server that answers, but not as MLflow's does
-        said = f"the tracking store {mlflow.get_tracking_uri()} failed: {tracking.first_line(err)}"
-        print(f"error: {said}", file=sys.stderr)
+        print(f"error: {tracking.store_failed(err)}", file=sys.stderr)
         return 3
     return 0
 

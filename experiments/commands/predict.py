@@ -17,7 +17,8 @@ clip in which no frame has a face is not scored (its line says so) unless ``--sc
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
-or has no face (each such clip is named, the others still scored).
+or has no face (each such clip is named, the others still scored), a tracking store that is not
+there; 3 a tracking server that does not answer, or not as MLflow does.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
     console_logging(args.verbose)
     logging.getLogger("mlflow").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    from mlflow.exceptions import MlflowException
+
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
     from experiments.serving.trial_model import ScoringError
@@ -119,14 +122,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
         scorer = load_scorer(args)
-    except (ScoringError, PortError) as err:
+    except (ScoringError, PortError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(err, tracking.StoreUnreachable) else 2
+    except MlflowException as err:  # a server that answers, but not as MLflow does
+        print(f"error: {tracking.store_failed(err)}", file=sys.stderr)
+        return 3
     if scorer.model.face_crop.used_database_boxes and args.crop_check:
         from experiments.serving.crop_check import crop_check
 

@@ -257,8 +257,10 @@ def closing_lines(result: SweepResult, share_views: bool = True) -> list[str]:
     ]
 
 
-def no_finished_trial(result: SweepResult) -> str:
-    """Why a study has no finished trial: its trials' states and the first failed run's error."""
+def no_finished_trial(result: SweepResult) -> tuple[str, int]:
+    """Why a study has no finished trial (its trials' states and the first failed run's error),
+    and the exit status: 2 when its trials finished but were tracked in another store (bad
+    input: the wrong ``--tracking-uri``), else 1."""
     states: dict[str, int] = {}
     for trial in result.study.get_trials(deepcopy=False):
         state = trial.state.name.lower()
@@ -266,15 +268,17 @@ def no_finished_trial(result: SweepResult) -> str:
     runs = tracking.study_runs(result.experiment_id, result.study.study_name)
     errors = runs.get(f"tags.{tracking.ERROR_TAG}", pd.Series(dtype=object)).dropna()
     counts = ", ".join(f"{n} {state}" for state, n in states.items()) or "no trial ran"
+    reason = f"; a failed trial's error: {str(errors.iloc[-1])[:200]}" if len(errors) else ""
     name = result.study.study_name
     if states.get("complete"):  # finished in the study's database, tracked in another store
         return (
-            f"study {name} has {counts} trials in its database, but the tracking store "
+            f"study {name}'s trials ({counts}) finished in its database, but the tracking store "
             f"{mlflow.get_tracking_uri()} holds no finished run of them: they were tracked in "
             f"another store (pass the --tracking-uri they ran with) or deleted from this one"
+            f"{reason}",
+            2,
         )
-    reason = f"; a failed trial's error: {str(errors.iloc[-1])[:200]}" if len(errors) else ""
-    return f"no trial of study {name} finished ({counts}){reason}"
+    return f"no trial of study {name} finished ({counts}){reason}", 1
 
 
 def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
@@ -342,7 +346,8 @@ def failure_status(err: BaseException) -> int:
     when it is none of the expected ones."""
     if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
         print(f"error: {err}", file=sys.stderr)
-        return 3 if isinstance(err, workers.StorageUnavailable) else 2
+        unreachable = (workers.StorageUnavailable, tracking.StoreUnreachable)
+        return 3 if isinstance(err, unreachable) else 2
     if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
         print(
             f"error: the tracking store did not answer ({tracking.first_line(err, 160)}): "
@@ -371,7 +376,8 @@ def _run_and_close(
         return failure_status(err), None
     table = result.comparison
     if table.empty:  # not one trial finished: say why, and fail
-        print(f"error: {no_finished_trial(result)}", file=sys.stderr)
-        return 1, result
+        said, code = no_finished_trial(result)
+        print(f"error: {said}", file=sys.stderr)
+        return code, result
     print("\n".join(closing_lines(result)))
     return 0, result

@@ -35,7 +35,7 @@ from experiments.stores import wal
 from experiments.stores.locks import StorageLock
 
 log = logging.getLogger(__name__)
-SERVER_WAIT_SECONDS = 10.0  # a tracking server that accepts no connection this long is down
+SERVER_WAIT_SECONDS = 60.0  # a tracking server that accepts no connection this long is down
 ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 STUDY_TAG = "optuna.study_name"
@@ -108,24 +108,31 @@ def use_experiment(study_name: str) -> str:
 
 def artifact_location(name: str) -> str | None:
     """Where a new experiment named ``name`` keeps its artifacts: beside a SQLite store that is
-    not in the working folder (``<its folder>/mlruns/<name, percent-encoded>``), where MLflow would
-    put them in the working folder's ``./mlruns`` and split one study's record between folders;
-    None (MLflow's own ``./mlruns/<experiment id>``) for a store in the working folder, or one
-    that is not a SQLite file (a server decides for itself)."""
+    not in the working folder (``<its folder>/mlruns/<name>``, characters other than letters,
+    digits, ``_.-`` made ``_``), where MLflow would put them in the working folder's ``./mlruns``
+    and split one study's record between folders; None (MLflow's own ``./mlruns/<experiment
+    id>``) for a store in the working folder, or one that is not a SQLite file (a server decides
+    for itself). Two names made alike share a folder harmlessly: each run has its own."""
     database = wal.sqlite_file(mlflow.get_tracking_uri())
-    if database is None:
+    if database is None or database.startswith("file:"):  # SQLite's URI form: left to MLflow
         return None
     folder = Path(database).resolve().parent
     if folder == Path.cwd().resolve():
         return None
-    return (folder / "mlruns" / urllib.parse.quote(name, safe="")).as_uri()
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    return str(folder / "mlruns" / ("_" if set(readable) <= {"."} else readable))
+
+
+class StoreUnreachable(ValueError):
+    """The tracking server accepts no connection, or answers but not as MLflow does."""
 
 
 def check_server(uri: str) -> None:
-    """A ValueError naming the fix when ``uri`` is a tracking server that accepts no connection
-    for :data:`SERVER_WAIT_SECONDS` (one that is starting gets that long). MLflow's own client
-    retries a refused connection for about four minutes before it says so; any HTTP answer will
-    do here, and MLflow's client then reads the server's own errors."""
+    """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
+    connection, or whose gateway says it is away (502, 503, 504), for :data:`SERVER_WAIT_SECONDS`
+    (one that is starting gets that long): MLflow's own client retries for about four minutes
+    before it says so. Any other answer, a TLS failure included, is left to MLflow's client, which
+    reads the server's errors with its own settings (certificates, credentials)."""
     if not _is_server(uri):
         return
     import requests  # MLflow's own HTTP client
@@ -133,27 +140,44 @@ def check_server(uri: str) -> None:
     deadline = time.monotonic() + SERVER_WAIT_SECONDS
     while True:
         try:
-            requests.get(f"{uri.rstrip('/')}/health", timeout=SERVER_WAIT_SECONDS)
-            return
-        except requests.RequestException as err:
-            if time.monotonic() >= deadline:
-                said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
-                reason = said.group(1) if said else first_line(err, 120)
-                raise ValueError(_server_down(uri, reason)) from None
-            time.sleep(1.0)
+            left = max(0.5, deadline - time.monotonic())
+            answer = requests.get(f"{uri.rstrip('/')}/health", timeout=left)
+            if answer.status_code not in (502, 503, 504):
+                return
+            reason = f"its gateway answers {answer.status_code} {answer.reason}"
+        except requests.exceptions.SSLError:
+            return  # it answered; MLflow's client has the certificates to check
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            ValueError,
+        ) as err:
+            raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
+            reason = said.group(1) if said else first_line(err, 120)
+        if time.monotonic() >= deadline:
+            raise StoreUnreachable(_server_down(uri, reason))
+        time.sleep(1.0)
 
 
 def check_existing_store(uri: str) -> None:
     """For a command that only reads the tracking store: a ValueError when it is a SQLite file
-    that does not exist (MLflow would create an empty store at a mistyped path) or a server that
-    does not answer."""
+    that does not exist (MLflow would create an empty store at a mistyped path), and
+    :class:`StoreUnreachable` for a server that does not answer."""
     database = wal.sqlite_file(uri)
-    if database is not None and not Path(database).is_file():
+    if database is not None and not database.startswith("file:") and not Path(database).is_file():
         raise ValueError(
             f"no tracking store at {database}: a sweep writes it there; pass the --tracking-uri "
             "the sweep used, or run the command in the sweep's folder"
         )
     check_server(uri)
+
+
+def store_failed(err: MlflowException) -> str:
+    """One line for a tracking store's failure that reached a command (a server that answered,
+    but not as MLflow does; a store MLflow refuses), with MLflow's own words."""
+    return f"the tracking store {mlflow.get_tracking_uri()} failed: {first_line(err, 500)}"
 
 
 def _is_server(uri: str) -> bool:
@@ -179,7 +203,10 @@ def open_store() -> None:
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
             first = first_line(err)
             if _is_server(uri):  # a server, not a schema to mend
-                raise ValueError(_server_down(uri, first)) from None
+                raise StoreUnreachable(
+                    f"the tracking server {uri} did not answer as MLflow does ({first}): correct "
+                    "--tracking-uri, or see its log (README, 'Many machines')"
+                ) from None
             raise ValueError(
                 f"the MLflow store {uri} cannot be opened ({first}): move it aside and rerun, or "
                 f"upgrade it with `mlflow db upgrade {uri}`"

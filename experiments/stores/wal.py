@@ -30,8 +30,8 @@ def sqlite_file(url: str) -> str | None:
     """The database file of a SQLite ``url``; None for other databases and in-memory SQLite."""
     try:
         parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        return None  # e.g. a plain folder for MLflow's file store
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        return None  # e.g. a plain folder for MLflow's file store, or a server's URL
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return parsed.database
