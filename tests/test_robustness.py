@@ -351,20 +351,35 @@ def test_a_cache_folder_that_cannot_be_made_is_one_line(data, tmp_path, capsys) 
 
 
 def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> None:
-    """The study's trials finished, but this --tracking-uri holds none of their runs: the error
-    names the store and the fix, not 'no trial finished'."""
+    """The study's trials finished, but this --tracking-uri holds no experiment of it: refused
+    in one line before this store is written (not even created), whether it resumes the study
+    or only shows it; a store whose runs of it were deleted says so at the end."""
     os.chdir(tmp_path)
     stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
     flags = ("--study", "elsewhere", "--trials", "1")
-    assert (
-        sweep.main(argv(data, *stores, "--tracking-uri", f"sqlite:///{tmp_path}/a.db", *flags)) == 0
-    )
+    first = f"sqlite:///{tmp_path}/a.db"
+    assert sweep.main(argv(data, *stores, "--tracking-uri", first, *flags)) == 0
     capsys.readouterr()
     other = f"sqlite:///{tmp_path}/b.db"
-    assert sweep.main(argv(data, *stores, "--tracking-uri", other, *flags)) == 2
+    for trials in ("1", "2"):  # shown as it stands, or resumed
+        more = ("--study", "elsewhere", "--trials", trials)
+        assert sweep.main(argv(data, *stores, "--tracking-uri", other, *more)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (
+            f"error: study elsewhere has 1 complete trial(s) in its database, but the tracking "
+            f"store {other} holds no experiment of it: they were tracked in another store (pass "
+            f"the --tracking-uri they ran with), or choose another --study"
+        )
+        assert not (tmp_path / "b.db").exists()
+    mlflow.set_tracking_uri(first)
+    for run in MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("elsewhere").experiment_id]
+    ):
+        MlflowClient().delete_run(run.info.run_id)
+    assert sweep.main(argv(data, *stores, "--tracking-uri", first, *flags)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
         f"error: study elsewhere's trials (1 complete) finished in its database, but the tracking "
-        f"store {other} holds no finished run of them: they were tracked in another store (pass "
+        f"store {first} holds no finished run of them: they were tracked in another store (pass "
         f"the --tracking-uri they ran with) or deleted from this one"
     )

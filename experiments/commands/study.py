@@ -146,7 +146,8 @@ def run_sweep(
         heartbeat=config.heartbeat,
         searched=searched,
     )
-    experiment_id = tracking.use_experiment(study_name)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    experiment_id = tracking.use_experiment(study_name, len(complete))
     done = workers.finished_count(study.get_trials(deepcopy=False))
     print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
     context = run_context(config, features, settings)

@@ -72,18 +72,28 @@ def use_store(uri: str | None) -> str:
     return mlflow.get_tracking_uri()
 
 
-def use_experiment(study_name: str) -> str:
+def use_experiment(study_name: str, complete: int = 0) -> str:
     """Point MLflow at the study's experiment in the current tracking store (the command sets the
     store: ``--tracking-uri``, else MLflow's default).
+
+    ``complete``: the study's complete trials. With some, the experiment must be there already:
+    else they were tracked in another store, and going on would split the study's record (new
+    trials here, the earlier ones there), so it is a ValueError, said before this store is
+    written (a SQLite file not even created).
 
     Create-or-get, safe when many workers start at once: the loser of the creation race gets
     the winner's experiment. It is tagged as model development, else MLflow 3's UI opens a GenAI
     overview.
     """
     tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
+    database = wal.sqlite_file(mlflow.get_tracking_uri())
+    if complete and database and not database.startswith("file:") and not Path(database).exists():
+        raise ValueError(_tracked_elsewhere(study_name, complete))
     open_store()
     client = MlflowClient()
     experiment = client.get_experiment_by_name(study_name)
+    if experiment is None and complete:
+        raise ValueError(_tracked_elsewhere(study_name, complete))
     if experiment is None:
         try:
             client.create_experiment(
@@ -104,6 +114,14 @@ def use_experiment(study_name: str) -> str:
     wal.write_ahead_log(mlflow.get_tracking_uri())  # the store exists by now
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def _tracked_elsewhere(study_name: str, complete: int) -> str:
+    return (
+        f"study {study_name} has {complete} complete trial(s) in its database, but the tracking "
+        f"store {mlflow.get_tracking_uri()} holds no experiment of it: they were tracked in "
+        "another store (pass the --tracking-uri they ran with), or choose another --study"
+    )
 
 
 def artifact_location(name: str) -> str | None:
