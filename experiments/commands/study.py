@@ -146,9 +146,10 @@ def run_sweep(
         heartbeat=config.heartbeat,
         searched=searched,
     )
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    experiment_id = tracking.use_experiment(study_name, len(complete))
-    done = workers.finished_count(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    experiment_id = tracking.use_experiment(study_name, complete)
+    done = workers.finished_count(trials)
     print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)

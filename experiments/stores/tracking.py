@@ -86,8 +86,7 @@ def use_experiment(study_name: str, complete: int = 0) -> str:
     overview.
     """
     tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
-    database = wal.sqlite_file(mlflow.get_tracking_uri())
-    if complete and database and not database.startswith("file:") and not Path(database).exists():
+    if complete and _absent_file(mlflow.get_tracking_uri()):
         raise ValueError(_tracked_elsewhere(study_name, complete))
     open_store()
     client = MlflowClient()
@@ -165,11 +164,7 @@ def check_server(uri: str) -> None:
             reason = f"its gateway answers {answer.status_code} {answer.reason}"
         except requests.exceptions.SSLError:
             return  # it answered; MLflow's client has the certificates to check
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.InvalidSchema,
-            ValueError,
-        ) as err:
+        except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
             raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
@@ -183,8 +178,8 @@ def check_existing_store(uri: str) -> None:
     """For a command that only reads the tracking store: a ValueError when it is a SQLite file
     that does not exist (MLflow would create an empty store at a mistyped path), and
     :class:`StoreUnreachable` for a server that does not answer."""
-    database = wal.sqlite_file(uri)
-    if database is not None and not database.startswith("file:") and not Path(database).is_file():
+    database = _absent_file(uri)
+    if database is not None:
         raise ValueError(
             f"no tracking store at {database}: a sweep writes it there; pass the --tracking-uri "
             "the sweep used, or run the command in the sweep's folder"
@@ -196,6 +191,15 @@ def store_failed(err: MlflowException) -> str:
     """One line for a tracking store's failure that reached a command (a server that answered,
     but not as MLflow does; a store MLflow refuses), with MLflow's own words."""
     return f"the tracking store {mlflow.get_tracking_uri()} failed: {first_line(err, 500)}"
+
+
+def _absent_file(uri: str) -> str | None:
+    """The SQLite file of ``uri`` when there is none yet (MLflow would create it); else None,
+    also for SQLite's URI form (``file:NAME?...``), whose file only SQLite resolves."""
+    database = wal.sqlite_file(uri)
+    if database is None or database.startswith("file:") or Path(database).is_file():
+        return None
+    return database
 
 
 def _is_server(uri: str) -> bool:
