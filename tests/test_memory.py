@@ -82,7 +82,10 @@ def test_memory_stays_flat_over_trials_in_a_scope():
     growth = json.loads(done.stdout.strip().splitlines()[-1])
     weights_mib = 3073 * 3072 * 4 / 2**20  # 36 MiB; with Adam's moments 108 MiB a fit
     assert growth["plain"] > 8 * weights_mib  # four leaked fits: the leak this guards against
-    assert growth["scoped"] < weights_mib  # here: 1 MiB against 498
+    # Less than one fit's weights and moments over four fits, where a leak keeps all four: 1-10
+    # MiB on an AMD EPYC (Zen 4) against 450-500 unscoped; 46 MiB once on CI's machine, whose
+    # allocator and kernel caches settle later, so the bound is a fit, not a layer.
+    assert growth["scoped"] < 3 * weights_mib
 
 
 def test_the_trial_loop_exempts_what_exists_from_collections_and_gives_it_back():
