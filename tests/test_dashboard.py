@@ -334,10 +334,15 @@ def test_view_state_is_a_saved_view_of_every_parent_of_the_study(study):
     experiment = MlflowClient().get_experiment(study.result.experiment_id)
     envelope = json.loads(experiment.tags["mlflow.sharedViewState.compare-heads"])
     assert envelope["name"] == "Compare heads" and envelope["updatedAt"] >= envelope["createdAt"]
+    tag, client = "mlflow.sharedViewState.compare-heads", MlflowClient()
     time.sleep(0.01)  # a later millisecond
     dashboard.share_view_state(study.result.experiment_id, study.result.study.study_name)
-    tags = MlflowClient().get_experiment(study.result.experiment_id).tags
-    again = json.loads(tags["mlflow.sharedViewState.compare-heads"])
+    unchanged = client.get_experiment(study.result.experiment_id).tags[tag]
+    assert json.loads(unchanged) == envelope  # the same view: not written again
+    stale = dict(envelope, state=json.dumps({"runsExpanded": {}}))  # an older view of the study
+    client.set_experiment_tag(study.result.experiment_id, tag, json.dumps(stale))
+    dashboard.share_view_state(study.result.experiment_id, study.result.study.study_name)
+    again = json.loads(client.get_experiment(study.result.experiment_id).tags[tag])
     assert again["createdAt"] == envelope["createdAt"]  # one view, updated: not a new one
     assert again["updatedAt"] > envelope["updatedAt"] and again["state"] == envelope["state"]
     state = json.loads(envelope["state"])

@@ -156,21 +156,26 @@ def share_view_state(
     """Write the view state as experiment tag ``mlflow.sharedViewState.<key>``; return ``key``.
 
     Every parent run of the study (every worker's, every invocation's) is in it. Rewriting it
-    keeps its creation time, so the "Views" menu shows one view ``name``, updated.
+    keeps its creation time, so the "Views" menu shows one view ``name``, updated; a view that
+    already says the same is left as it is (a rerun of a finished study writes nothing).
     """
     _check_key(key)
     client = MlflowClient()
     parents = tracking.study_parents(experiment_id, study_name)
     now = int(time.time() * 1000)
     tag = SHARED_VIEW_TAG + key
+    state = json.dumps(view_state(parents, group_by))
     created = now
     previous = client.get_experiment(experiment_id).tags.get(tag)
     if previous:
         try:
-            created = int(json.loads(previous)["createdAt"])
+            old = json.loads(previous)
+            created = int(old["createdAt"])
         except (ValueError, KeyError, TypeError):
             pass  # not our envelope: replaced
-    state = json.dumps(view_state(parents, group_by))
+        else:
+            if old.get("name") == name and old.get("state") == state:
+                return key
     envelope = {"name": name, "createdAt": created, "updatedAt": now, "state": state}
     client.set_experiment_tag(experiment_id, tag, json.dumps(envelope))
     return key
