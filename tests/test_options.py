@@ -65,3 +65,22 @@ def test_a_count_below_one_is_refused_by_its_flag_name(command, flag, value, cap
     assert stop.value.code == 2
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert said.endswith(f"error: {flag} must be at least 1, got {value}")
+
+
+@pytest.mark.parametrize("command", ["sweep", "extract", "predict", "compare"])
+def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
+    import importlib
+
+    monkeypatch.setenv("COLUMNS", "100")
+    module = importlib.import_module(f"experiments.commands.{command}")
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    assert max(map(len, usage.splitlines())) <= 100  # a long choice list is named, not spelt out
+    if "--protocol" in usage:
+        assert "--protocol NAME" in usage and "oulu-p1, oulu-p2" in text  # listed in its help
+    assert "``" not in text  # docstring markup stays in the docstring
+    if command == "compare":
+        assert "Exit status: 0 done; 2 bad input" in text and "Without --study" in text

@@ -4,12 +4,11 @@
     python experiments/compare.py --cross [--out DIR] [--tracking-uri URI]
 
 Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
-its finished trials and last activity, newest first. The table
-holds the headline figures as papers print them (parameter counts with separators, error rates
-in %, mean ± std in percentage points over folds and repeats); ``--all`` adds every figure but
-the 95 % intervals (per-species APCER among them), which the parent run's comparison.csv and
-report.html hold too. A
-study run on synthetic data or a random backbone is flagged as the demonstration it is.
+its finished trials and last activity, newest first. The table holds the headline figures as
+papers print them (parameter counts with separators, error rates in %, mean ± std in percentage
+points over folds and repeats); ``--all`` adds every figure but the 95 % intervals (per-species
+APCER among them), which the parent run's comparison.csv and report.html hold too. A study run
+on synthetic data or a random backbone is flagged as the demonstration it is.
 
 Exit status: 0 done; 2 bad input (one line on stderr: no such study, no tracking store at the
 path given); 3 a tracking server that does not answer, or not as MLflow does.
@@ -89,7 +88,13 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python experiments/compare.py", description=__doc__)
+    title, _usage, *notes = __doc__.split("\n\n")  # argparse writes its own usage
+    parser = argparse.ArgumentParser(
+        prog="python experiments/compare.py",
+        description=title,
+        epilog="\n\n".join(notes).replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--study", help="study name (default: the one whose trial ran last)")
     parser.add_argument("--list", action="store_true", help="list the studies, newest first")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")

@@ -79,7 +79,17 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         if callable(keywords.get("choices")):
             keywords = {**keywords, "choices": keywords["choices"]()}
-        group.add_argument(flag, dest=name, default=defaults[name], **keywords)
+        group.add_argument(flag, dest=name, default=defaults[name], **named_choices(keywords))
+
+
+def named_choices(keywords: dict[str, Any], many: int = 8) -> dict[str, Any]:
+    """A flag of ``many`` or more choices shows ``NAME`` in the usage line and lists its choices
+    at the end of its help, where the list wraps (argparse puts every choice in the usage)."""
+    choices = keywords.get("choices")
+    if choices is None or len(choices) < many:
+        return keywords
+    listed = f"; one of {', '.join(choices)}"
+    return {**keywords, "metavar": "NAME", "help": keywords["help"] + listed}
 
 
 def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureOptions:
@@ -114,8 +124,12 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--test-protocol",
         default=AUTO,
-        choices=[AUTO, *protocol_names()],
-        help="protocol of --test-data (default auto: recognised from its files)",
+        **named_choices(
+            {
+                "choices": [AUTO, *protocol_names()],
+                "help": "protocol of --test-data (default auto: recognised from its files)",
+            }
+        ),
     )
     cross = add_database_arguments(parser)
     cross.add_argument(
