@@ -101,7 +101,10 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
 def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):
     result = run_script("--data", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 2
-    assert our_lines(result.stderr) == [f"error: {tmp_path / 'nowhere'}: data root is not a folder"]
+    assert our_lines(result.stderr) == [
+        f"error: {tmp_path / 'nowhere'}: data root is no such folder; --data names the database's "
+        "folder"
+    ]
     assert result.stdout == ""
 
 
