@@ -142,8 +142,8 @@ def load_dataset(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        kind = "a file" if root.exists() else "no such folder"
-        raise DataError(f"{root}: data root is {kind}; --data names the database's folder")
+        kind = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(f"{root}: {kind} (--data names the database's folder)")
     layout, chosen = (None, None) if protocol == AUTO else get_protocol(protocol)
     if chosen is not None:
         chosen.check_fold(fold)
