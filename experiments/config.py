@@ -160,6 +160,11 @@ class EvaluationOptions:
             raise ValueError("--test-protocol needs --test-data: it names the test set's layout")
         if self.target_clips not in ("test", "all"):
             raise ValueError(f"--target-clips takes test or all, got {self.target_clips!r}")
+        if self.target is None and self.target_clips != "test":
+            raise ValueError(
+                "--target-clips goes with a cross-domain study's target (--protocol ocim..., or "
+                "--sources and --target)"
+            )
         if self.sources and self.test_data is not None:
             raise ValueError("--test-data goes with --data; a cross-domain study names --target")
         named = [*self.sources, *([self.target] if self.target else [])]

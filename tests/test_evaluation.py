@@ -270,6 +270,8 @@ def test_flags() -> None:
         evaluation_options(parser.parse_args(["--repeats", "0"]))
     with pytest.raises(ValueError, match="--test-protocol needs --test-data"):
         evaluation_options(parser.parse_args(["--test-protocol", "casia"]))
+    with pytest.raises(ValueError, match="--target-clips goes with a cross-domain study"):
+        evaluation_options(parser.parse_args(["--target-clips", "all"]))  # was ignored
 
 
 def test_scores_keep_every_column_needed_to_regroup(sets) -> None:

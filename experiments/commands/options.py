@@ -190,7 +190,10 @@ def evaluation_options(
         test_protocol = getattr(args, "test_protocol", AUTO)
         return [
             EvaluationOptions(
-                repeats=repeats, test_data=given["test_data"], test_protocol=test_protocol
+                repeats=repeats,
+                test_data=given["test_data"],
+                test_protocol=test_protocol,
+                target_clips=target_clips,
             )
         ]
     if features is not None and features.data is not None:
