@@ -67,6 +67,32 @@ def test_a_count_below_one_is_refused_by_its_flag_name(command, flag, value, cap
     assert said.endswith(f"error: {flag} must be at least 1, got {value}")
 
 
+@pytest.mark.parametrize("command", [extract, sweep])
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--face-detector", "haar"], "no frame is cropped (the synthetic set's default)"),
+        (["--data", "d", "--no-face-crop", "--face-detector", "mtcnn"], "(--no-face-crop)"),
+        (["--protocol", "ocim", "--fold", "2"], "a cross-domain study takes each database's own"),
+        (["--protocol", "mi-c", "--subject-pattern", "(x)"], "--fold and --subject-pattern"),
+    ],
+)
+def test_a_flag_that_would_be_ignored_is_refused(command, argv, said, capsys) -> None:
+    """Options that change nothing in these combinations were dropped without a word."""
+    with pytest.raises(SystemExit) as stop:
+        command.parse_args(argv)
+    assert stop.value.code == 2
+    assert said in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_detector_with_a_crop_is_taken() -> None:
+    for argv in (
+        ["--face-crop", "--face-detector", "haar"],
+        ["--data", "d", "--face-detector", "haar"],
+    ):
+        assert sweep.parse_args(argv).features.face_detector == "haar"
+
+
 @pytest.mark.parametrize("command", ["sweep", "extract", "predict", "compare"])
 def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
     import importlib

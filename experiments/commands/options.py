@@ -175,6 +175,7 @@ def evaluation_options(
     given = {k: getattr(args, k, None) for k in ("sources", "target", "test_data")}
     repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
     named = protocol in domains.CHOICES
+    _check_crop(features, cross_domain=named or bool(given["sources"]))
     if named and (given["sources"] or given["target"]):
         raise ValueError(f"--protocol {protocol} names its sources and target: drop --sources")
     if bool(given["sources"]) != bool(given["target"]):
@@ -198,6 +199,11 @@ def evaluation_options(
         ]
     if features is not None and features.data is not None:
         raise ValueError("a cross-domain study trains on named databases (--db), not --data")
+    if features is not None and (features.fold is not None or features.subject_pattern):
+        raise ValueError(
+            "--fold and --subject-pattern choose --data's split; a cross-domain study takes each "
+            "database's own protocol (--db NAME=PATH:PROTOCOL)"
+        )
     if given["test_data"] is not None:
         raise ValueError("--test-data goes with --data; a cross-domain study names --target")
     base = features or FeatureOptions()
@@ -220,6 +226,22 @@ def evaluation_options(
             )
         )
     return options
+
+
+def _check_crop(features: FeatureOptions | None, cross_domain: bool) -> None:
+    """A ValueError when ``--face-detector`` names a detector and no frame is cropped (it was
+    ignored): ``--no-face-crop``, or the synthetic set, which is not cropped by default."""
+    if features is None or features.face_detector == AUTO:
+        return
+    cropped = features.face_crop
+    if cropped is None:  # the default: on for the user's data, off for the synthetic set
+        cropped = cross_domain or features.data is not None
+    if not cropped:
+        why = "--no-face-crop" if features.face_crop is False else "the synthetic set's default"
+        raise ValueError(
+            f"--face-detector {features.face_detector} finds faces to crop, and no frame is "
+            f"cropped ({why}): add --face-crop, or drop --face-detector"
+        )
 
 
 def _databases(args: argparse.Namespace) -> dict[str, domains.Database]:
