@@ -110,3 +110,23 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
     assert "``" not in text  # docstring markup stays in the docstring
     if command == "compare":
         assert "Exit status: 0 done; 2 bad input" in text and "Without --study" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--out", "x"], "--out goes with --cross"),
+        (["--list", "--all"], "--all widens a study's table"),
+        (["--cross", "--all"], "--all widens a study's table"),
+        (["--list", "--study", "s"], "not allowed with argument --list"),
+        (["--cross", "--study", "s"], "not allowed with argument --cross"),
+    ],
+)
+def test_compare_refuses_flags_its_view_would_drop(argv, said, capsys, tmp_path) -> None:
+    from experiments.commands import compare
+
+    with pytest.raises(SystemExit) as stop:  # before any store is opened or made
+        compare.main([*argv, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert stop.value.code == 2
+    assert said in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not list(tmp_path.iterdir())

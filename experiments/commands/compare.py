@@ -95,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog="\n\n".join(notes).replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--study", help="study name (default: the one whose trial ran last)")
-    parser.add_argument("--list", action="store_true", help="list the studies, newest first")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--study", help="study name (default: the one whose trial ran last)")
+    shown.add_argument("--list", action="store_true", help="list the studies, newest first")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
     parser.add_argument("--all", action="store_true", help="every figure, not the headline")
-    parser.add_argument(
+    shown.add_argument(
         "--cross",
         action="store_true",
         help="the cross-domain table: every head family on every setting run (O&C&I->M ...), "
@@ -108,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("."),
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
+    if args.out is not None and not args.cross:
+        parser.error("--out goes with --cross (a study's table is printed)")
+    if args.all and (args.list or args.cross):
+        parser.error("--all widens a study's table: drop --list or --cross")
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cross:
             from experiments.results.cross_table import log_cross_table
 
-            for line in log_cross_table(args.out):
+            for line in log_cross_table(args.out or Path(".")):
                 print(line)
             return 0
         if args.list:
