@@ -220,7 +220,10 @@ def study(tmp_path_factory):
     write_tiny_set(root / "data")
     tracking_uri = f"sqlite:///{root}/mlflow.db"
     storage = f"sqlite:///{root}/optuna.db"
-    MlflowClient(tracking_uri).search_experiments()  # the tables, before two processes use them
+    with pytest.MonkeyPatch.context() as patch:
+        # MLflow fixes a store's default artifact root (./mlruns) when it first opens it: here
+        patch.chdir(root)
+        MlflowClient(tracking_uri).search_experiments()  # the tables, before two processes do
     optuna.storages.RDBStorage(storage)
     servers = [mlflow_ui(tracking_uri, root), optuna_dashboard(storage, root)]
     try:
@@ -243,6 +246,8 @@ def study(tmp_path_factory):
             patch.chdir(root)  # artifacts under ./mlruns, as for a user
             result = run_sweep(config, pruner=optuna.pruners.NopPruner())
         lines = dashboard.closing_lines(result.experiment_id, STUDY)
+        experiment = MlflowClient(tracking_uri).get_experiment(result.experiment_id)
+        assert experiment.artifact_location == str(root / "mlruns" / result.experiment_id)
         yield SimpleNamespace(
             result=result,
             lines=lines,
