@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from core import device
 from core.data.frames import read_clip
 from core.features import FeatureOptions
+from core.features.crop import FaceCrop
 from experiments.commands import predict
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
@@ -230,6 +231,23 @@ def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, ru
     parent = sweep[1].parent_run_id
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", parent, clip)
     assert code == 2 and len(err) == 1 and "not a trial run" in err[0]
+
+
+def test_a_detector_for_a_study_that_cropped_nothing_is_refused(
+    sweep, uri, runs, capsys, monkeypatch
+):
+    """It was dropped without a word: the clips were scored whole, as the study's were."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    read = trial_model.trial_model  # the run as MLflow has it, as if its study had not cropped
+    uncropped = FaceCrop(enabled=False)
+    monkeypatch.setattr(
+        trial_model, "trial_model", lambda run: dataclasses.replace(read(run), face_crop=uncropped)
+    )
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    argv = ("--tracking-uri", uri, "--run", run_id, "--face-detector", "haar", clip)
+    code, out, err = run_predict(capsys, *argv)
+    assert code == 2 and out == [] and len(err) == 1
+    assert err[0].startswith("error: --face-detector haar: the study did not crop faces")
 
 
 def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
