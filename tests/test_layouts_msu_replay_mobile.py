@@ -362,8 +362,10 @@ def test_a_tree_the_layout_cannot_read_is_one_line(tmp_path: Path, protocol: str
     with pytest.raises(DataError) as info:
         load_dataset(root, protocol=protocol, fold=1 if protocol == "msu-folds" else None)
     message = str(info.value)
-    layout = get_protocol(protocol)[0].name
-    assert f"{root}: no usable clip ({layout} layout, 90 entries skipped)" in message
+    layout = get_protocol(protocol)[0]
+    assert f"{root}: no usable clip ({layout.name} layout, 90 entries skipped)" in message
+    assert message.endswith(f"where the layout expects them: {layout.summary}")  # its own names
+    assert layout.summary.startswith(("MSU-MFSD:", "Replay-Mobile:"))
     assert "\n" not in message
 
 

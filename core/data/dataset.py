@@ -162,7 +162,8 @@ def load_dataset(
     if not found:
         raise DataError(
             f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped); "
-            "expected videos or frame folders under real/ and attack/ folders"
+            "videos or frame folders where the layout expects them: "
+            f"{layout.summary or layout.name}"
         )
     nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
     if nameless:
