@@ -119,6 +119,33 @@ def test_changing_heads_under_a_study_is_refused_in_one_line(data, tmp_path, cap
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
 
 
+def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
+    data, tmp_path, capsys
+) -> None:
+    """Its new trials would have been ranked against trials of other settings, without a word;
+    a finished study showed its comparison under flags it never ran with."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--study", "fixed")
+    assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    capsys.readouterr()
+    changed = {
+        "--repeats": (("--repeats", "2"), "--repeats 1; this run's is 2"),
+        "objectives": (("--multi-objective",), "dev ACER; this run's is dev ACER, parameters"),
+        "training": (("--train-precision", "float16"), "float32; this run's is float16"),
+    }
+    for flags, said in changed.values():
+        code = sweep.main(argv(data, *stores, "--trials", "2", *flags))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert err[0].startswith("error: study fixed was run with ") and said in err[0]
+        assert err[0].endswith("start another study with --study")
+    study = optuna.load_study(study_name="fixed", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
+    assert sweep.main(argv(data, *stores, "--trials", "2")) == 0  # the same flags: it goes on
+    assert len(study.get_trials()) == 2
+
+
 @pytest.mark.parametrize("url", ["notaurl://x", "not a url"])
 def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) -> None:
     os.chdir(tmp_path)

@@ -82,6 +82,24 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     return _safe(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
+def study_identity(config: SweepConfig, setting: Setting) -> dict[str, str]:
+    """What a study's figures depend on, by the flags that set it (:func:`default_study_name`
+    hashes the same): every worker and rerun of an explicitly named ``--study`` must agree
+    (:func:`experiments.stores.workers.check_identity`)."""
+    entries = ",".join(f.fingerprint[:12] for f in setting.sources)
+    clips = ",".join(f.dataset_fingerprint[:12] for f in setting.sources)
+    return {
+        "features (--data, --weights, --frames, crop, --precision)": f"cache entry {entries}",
+        "clips and splits (--protocol, --fold, --split-seed)": clips,
+        "test clips (--test-data, --test-protocol)": setting.test_features.dataset_fingerprint[:12],
+        "--repeats": str(config.evaluation.repeats),
+        "training precision (--train-precision)": config.training_precision,
+        "objectives (--multi-objective)": "dev ACER, parameters"
+        if config.multi_objective
+        else "dev ACER",
+    }
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
@@ -145,6 +163,7 @@ def run_sweep(
         baselines=baselines,
         heartbeat=config.heartbeat,
         searched=searched,
+        identity=study_identity(config, settings[0]),
     )
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

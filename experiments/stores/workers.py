@@ -70,6 +70,7 @@ except ImportError:  # pragma: no cover - older Optuna
 
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
+IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
 log = logging.getLogger("sweep")
 
@@ -93,11 +94,13 @@ def open_study(
     baselines: Sequence[dict[str, Any]] = (),
     heartbeat: int = HEARTBEAT_SECONDS,
     searched: dict[str, Sequence[str]] | None = None,
+    identity: dict[str, str] | None = None,
 ) -> tuple[optuna.Study, int]:
     """Create or load the study with heartbeats and retries; enqueue each baseline once.
 
     ``searched`` (categorical parameter: its choices) is checked against what the study's
-    trials searched before anything is enqueued (:func:`check_search_space`).
+    trials searched, and ``identity`` against what its figures depend on, before anything is
+    enqueued (:func:`check_search_space`, :func:`check_identity`).
 
     Safe when many workers start at once on an empty database: the schema, the study and the
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
@@ -108,7 +111,15 @@ def open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return _open_study(
-                name, url, directions, pruner, seed, baselines, heartbeat, searched or {}
+                name,
+                url,
+                directions,
+                pruner,
+                seed,
+                baselines,
+                heartbeat,
+                searched or {},
+                identity or {},
             )
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
@@ -138,6 +149,7 @@ def _open_study(
     baselines: Sequence[dict[str, Any]],
     heartbeat: int,
     searched: dict[str, Sequence[str]],
+    identity: dict[str, str],
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
         storage = FinishedTrialsCache(
@@ -158,6 +170,7 @@ def _open_study(
         )
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
+        check_identity(study, identity)
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
@@ -181,6 +194,25 @@ def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -
                     f"study {study.study_name} searches {name} over {was}; this {flag} asks for "
                     f"{now}: rerun with the study's {flag}, or start another study with --study"
                 )
+
+
+def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
+    """Record what the study's figures depend on (flag or what it names -> value) when it has
+    no record yet; a ValueError (one line, naming ``--study``) when this run's differ, since its
+    trials would be ranked against trials of other data or options. Recorded when the study is
+    made: one with trials and no record (made before the record existed) is not checked, since
+    this run's options need not be those its trials ran with."""
+    recorded = study.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(recorded, dict):
+        if identity and not study.get_trials(deepcopy=False):
+            study.set_user_attr(IDENTITY_ATTR, identity)
+        return
+    for what, value in identity.items():
+        if what in recorded and recorded[what] != value:
+            raise ValueError(
+                f"study {study.study_name} was run with {what} {recorded[what]}; this run's is "
+                f"{value}: rerun with the study's flags, or start another study with --study"
+            )
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
