@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.layouts import AUTO
+from core.data.layouts import AUTO, protocol_names
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
@@ -39,6 +39,13 @@ class Database:
     name: str
     path: Path
     protocol: str = AUTO
+
+    def __post_init__(self) -> None:
+        known = [AUTO, *protocol_names()]
+        if self.protocol not in known:
+            raise ValueError(
+                f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(known)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,12 @@ def read_databases(path: str | Path) -> dict[str, Database]:
             raise ValueError(
                 f"--databases {path}: entry {name!r} has unknown keys {sorted(unknown)}"
             )
-        found[name] = Database(name, Path(value["path"]).expanduser(), value.get("protocol", AUTO))
+        try:
+            found[name] = Database(
+                name, Path(value["path"]).expanduser(), value.get("protocol", AUTO)
+            )
+        except ValueError as err:
+            raise ValueError(f"--databases {path}: {err}") from None
     return found
 
 
@@ -116,4 +128,7 @@ def parse_database(text: str) -> Database:
     if not sep or not name or not rest:
         raise ValueError(f"--db {text!r}: expected NAME=PATH (e.g. msu=/data/MSU-MFSD)")
     path, _, protocol = rest.rpartition(":") if ":" in Path(rest).name else (rest, "", "")
-    return Database(name, Path(path).expanduser(), protocol or AUTO)
+    try:
+        return Database(name, Path(path).expanduser(), protocol or AUTO)
+    except ValueError as err:
+        raise ValueError(f"--db {text}: {err}") from None

@@ -246,8 +246,12 @@ def _check_crop(features: FeatureOptions | None, cross_domain: bool) -> None:
 
 def _databases(args: argparse.Namespace) -> dict[str, domains.Database]:
     found = domains.read_databases(args.databases) if args.databases else {}
+    flagged = set()
     for text in args.db:
         database = domains.parse_database(text)
+        if database.name in flagged:
+            raise ValueError(f"--db {database.name} is given twice: name each database once")
+        flagged.add(database.name)
         found[database.name] = database  # a flag overrides the file
     return found
 
