@@ -137,3 +137,22 @@ def test_a_store_sqlite_cannot_change_is_left_as_it_is(tmp_path):
     assert not wal.write_ahead_log(f"sqlite:///{garbage}")
     wal.checkpoint(f"sqlite:///{garbage}")
     assert garbage.read_bytes() == b"x" * 4096
+
+
+def test_same_database_reads_urls_as_their_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    same = [
+        ("sqlite:///mlflow.db", f"sqlite:///{tmp_path / 'mlflow.db'}"),  # relative, absolute
+        ("postgresql://a@db/optuna", "postgresql+psycopg2://b@db:5432/optuna"),  # driver, port
+    ]
+    other = [
+        ("sqlite:///optuna.db", "sqlite:///mlflow.db"),
+        ("postgresql://a@db/optuna", "postgresql://a@db/mlflow"),
+        ("postgresql://a@db/optuna", "postgresql://a@db2/optuna"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),  # two processes' own
+        ("sqlite:///optuna.db", "http://127.0.0.1:5000"),
+        ("sqlite:///optuna.db", str(tmp_path / "mlruns")),  # MLflow's file store: a folder
+    ]
+    assert all(wal.same_database(a, b) and wal.same_database(b, a) for a, b in same)
+    assert not any(wal.same_database(a, b) or wal.same_database(b, a) for a, b in other)
+    assert wal.table_names("sqlite:///absent.db") == set() and not (tmp_path / "absent.db").exists()

@@ -146,6 +146,38 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     assert len(study.get_trials()) == 2
 
 
+def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
+    data, tmp_path, capsys
+) -> None:
+    """Optuna's schema check and MLflow's migration each wrote into the other's database first,
+    then died with a traceback (Optuna: 'no longer compatible with the table schema'; MLflow:
+    alembic's "Can't locate revision")."""
+    os.chdir(tmp_path)
+    mlflow_db, optuna_db = tmp_path / "mlflow.db", tmp_path / "optuna.db"
+    MlflowClient(f"sqlite:///{mlflow_db}").search_experiments()
+    optuna.create_study(study_name="kept", storage=f"sqlite:///{optuna_db}")
+    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db)}
+    capsys.readouterr()  # MLflow's lines as it made its tables
+    one = f"sqlite:///{tmp_path / 'one.db'}"
+    cases = [
+        (sweep, ["--storage", one, "--tracking-uri", one], "name one database"),
+        (
+            sweep,
+            ["--storage", f"sqlite:///{mlflow_db}", "--tracking-uri", f"sqlite:///{tmp_path}/x"],
+            "an MLflow tracking store; Optuna needs its own database",
+        ),
+        (sweep, ["--tracking-uri", f"sqlite:///{optuna_db}"], "an Optuna study database"),
+        (compare, ["--tracking-uri", f"sqlite:///{optuna_db}"], "an Optuna study database"),
+        (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{optuna_db}", "c.mp4"], "Optuna"),
+    ]
+    for command, flags, said in cases:
+        code = command.main(argv(data, *flags) if command is sweep else flags)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and said in err[0], err
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "optuna.db"]
+
+
 @pytest.mark.parametrize("url", ["notaurl://x", "not a url"])
 def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) -> None:
     os.chdir(tmp_path)

@@ -136,7 +136,12 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
-    tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
+    uri = tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
+    if wal.same_database(config.storage, uri):
+        raise ValueError(
+            f"--storage and --tracking-uri name one database ({uri}): Optuna and MLflow each "
+            "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
+        )
 
     def load(options: FeatureOptions) -> FeatureSet:
         if loaded is not None and options == config.features:

@@ -62,14 +62,18 @@ def use_store(uri: str | None) -> str:
     """Point MLflow at ``uri`` (``--tracking-uri``), else at its own default store, once per
     command; returns the store's URI. MLflow writes its default SQLite URI with the working
     folder percent-encoded, then creates that encoded path as a folder (``my%20study/`` beside
-    ``my study/``); the default is used with its path decoded instead."""
+    ``my study/``); the default is used with its path decoded instead. An Optuna database is
+    refused (ValueError) before MLflow's migration would write its tables into it."""
     if uri:
         mlflow.set_tracking_uri(uri)
     else:
         default = mlflow.get_tracking_uri()
         if default.startswith("sqlite:") and "%" in default:
             mlflow.set_tracking_uri(urllib.parse.unquote(default))
-    return mlflow.get_tracking_uri()
+    store = mlflow.get_tracking_uri()
+    if {"studies", "trials"} <= wal.table_names(store):  # before MLflow's migration writes it
+        raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
+    return store
 
 
 def use_experiment(study_name: str, complete: int = 0) -> str:

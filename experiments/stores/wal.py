@@ -37,6 +37,43 @@ def sqlite_file(url: str) -> str | None:
     return parsed.database
 
 
+def same_database(first: str, second: str) -> bool:
+    """Whether two database URLs (an Optuna storage, an MLflow tracking URI) name one database:
+    the same SQLite file, or the same database on the same server."""
+    files = [sqlite_file(url) for url in (first, second)]
+    if None not in files:
+        return Path(files[0]).resolve() == Path(files[1]).resolve()
+    try:
+        a, b = (sqlalchemy.engine.make_url(url) for url in (first, second))
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return False
+    if "sqlite" in (a.get_backend_name(), b.get_backend_name()):
+        return False  # a SQLite file and a server, or SQLite in memory
+    ports = {"postgresql": 5432, "mysql": 3306}  # a URL without a port means the default one
+    where = [
+        (u.get_backend_name(), u.host, u.port or ports.get(u.get_backend_name()), u.database)
+        for u in (a, b)
+    ]
+    return where[0] == where[1]
+
+
+def table_names(url: str) -> set[str]:
+    """The tables of the SQLite database of ``url`` as it is now, read without writing (empty
+    for other databases, a file not there yet, or one SQLite cannot read)."""
+    database = sqlite_file(url)
+    if database is None or not Path(database).is_file():
+        return set()
+    try:
+        connection = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in rows}
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return set()
+
+
 def write_ahead_log(url: str) -> bool:
     """Put the SQLite database of ``url`` (a SQLAlchemy URL such as ``sqlite:///optuna.db``)
     in WAL mode; True when it is. Other databases and in-memory SQLite are left alone (False).

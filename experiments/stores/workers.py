@@ -107,6 +107,10 @@ def open_study(
     TPE sampler seeded ``seed + k``: workers seeded alike would propose the same points.
     Returns the study and k.
     """
+    if {"experiments", "runs"} <= wal.table_names(url):  # before Optuna adds its tables
+        raise ValueError(
+            f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -131,6 +135,14 @@ def open_study(
         raise ValueError(
             f"--storage {url}: not a database URL SQLAlchemy knows ({first_line(err)}); e.g. "
             "sqlite:///optuna.db or postgresql://user@host/optuna"
+        ) from None
+    except RuntimeError as err:  # Optuna's schema check, on another program's tables too
+        if "table schema" not in str(err):
+            raise
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        raise ValueError(
+            f"--storage {shown}: Optuna cannot use its tables, another program's (MLflow's?) or "
+            f"another Optuna version's: {first_line(err)}"
         ) from None
     except StorageErrors as err:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
