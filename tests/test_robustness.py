@@ -215,9 +215,12 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert capsys.readouterr().err.strip().splitlines() == [said]
 
 
-def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(tmp_path, capsys) -> None:
+def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(
+    tmp_path, capsys, monkeypatch
+) -> None:
     """compare and predict at a mistyped SQLite path: one line, and no empty store made there
     (MLflow would create one)."""
+    monkeypatch.chdir(tmp_path)  # MLflow makes the URI form's folder (file:/...) in the cwd
     typo = tmp_path / "studies" / "mlflw.db"
     said = [
         f"error: no tracking store at {typo}: a sweep writes it there; pass the --tracking-uri "
