@@ -86,9 +86,10 @@ def test_a_flag_that_would_be_ignored_is_refused(command, argv, said, capsys) ->
 
 
 def test_a_detector_with_a_crop_is_taken() -> None:
-    for argv in (
+    for argv in (  # the user's test data is cropped by default, with the synthetic set trained
         ["--face-crop", "--face-detector", "haar"],
         ["--data", "d", "--face-detector", "haar"],
+        ["--test-data", "t", "--face-detector", "haar"],
     ):
         assert sweep.parse_args(argv).features.face_detector == "haar"
 

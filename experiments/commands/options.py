@@ -175,7 +175,7 @@ def evaluation_options(
     given = {k: getattr(args, k, None) for k in ("sources", "target", "test_data")}
     repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
     named = protocol in domains.CHOICES
-    _check_crop(features, cross_domain=named or bool(given["sources"]))
+    _check_crop(features, named or bool(given["sources"]) or given["test_data"] is not None)
     if named and (given["sources"] or given["target"]):
         raise ValueError(f"--protocol {protocol} names its sources and target: drop --sources")
     if bool(given["sources"]) != bool(given["target"]):
@@ -228,14 +228,15 @@ def evaluation_options(
     return options
 
 
-def _check_crop(features: FeatureOptions | None, cross_domain: bool) -> None:
+def _check_crop(features: FeatureOptions | None, other_data: bool) -> None:
     """A ValueError when ``--face-detector`` names a detector and no frame is cropped (it was
-    ignored): ``--no-face-crop``, or the synthetic set, which is not cropped by default."""
+    ignored): ``--no-face-crop``, or the synthetic set alone, which is not cropped by default
+    (``other_data``: named databases or ``--test-data``, cropped by default)."""
     if features is None or features.face_detector == AUTO:
         return
     cropped = features.face_crop
     if cropped is None:  # the default: on for the user's data, off for the synthetic set
-        cropped = cross_domain or features.data is not None
+        cropped = other_data or features.data is not None
     if not cropped:
         why = "--no-face-crop" if features.face_crop is False else "the synthetic set's default"
         raise ValueError(
