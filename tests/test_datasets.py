@@ -301,7 +301,7 @@ def test_every_found_clip_reads(tmp_path: Path) -> None:
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     root = generic_tree(tmp_path / "data", subjects=3)
     cases = [
-        (dict(root=tmp_path / "missing"), r"missing: no such folder \(--data names"),
+        (dict(root=tmp_path / "missing"), "missing: no such folder; a database is given"),
         (dict(root=root / "real" / "subject01_a.mov"), "subject01_a.mov: a file, not a folder"),
         (dict(root=root, protocol="replay"), "protocol must be one of"),
         (dict(root=root, fractions=(0.5, 0.5)), "fractions must be three numbers"),

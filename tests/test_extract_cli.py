@@ -102,7 +102,7 @@ def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):
     result = run_script("--data", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 2
     assert our_lines(result.stderr) == [
-        f"error: {tmp_path / 'nowhere'}: no such folder (--data names the database's folder)"
+        f"error: {tmp_path / 'nowhere'}: no such folder; a database is given by its folder"
     ]
     assert result.stdout == ""
 

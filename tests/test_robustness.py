@@ -131,14 +131,15 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     capsys.readouterr()
     changed = {
         "--repeats": (("--repeats", "2"), "--repeats 1; this run's is 2"),
-        "objectives": (("--multi-objective",), "dev ACER; this run's is dev ACER, parameters"),
+        "objectives": (("--multi-objective",), "has 1 objective(s), this run asks for 2"),
+        "fine-tune": (("--fine-tune", "fc"), "--fine-tune none; this run's is fc"),
         "training": (("--train-precision", "float16"), "float32; this run's is float16"),
     }
     for flags, said in changed.values():
         code = sweep.main(argv(data, *stores, "--trials", "2", *flags))
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, err
-        assert err[0].startswith("error: study fixed was run with ") and said in err[0]
+        assert err[0].startswith("error: study fixed ") and said in err[0]
         assert err[0].endswith("start another study with --study")
     study = optuna.load_study(study_name="fixed", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import re
 import sqlite3
 from pathlib import Path
 
@@ -569,8 +570,6 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
             f"sqlite:///{workspace}/mlflow.db",
             "--frames",
             str(FRAMES),
-            "--study",
-            "pareto",
             "--trials",
             "3",
             "--heads",
@@ -586,7 +585,9 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     assert "Pareto front (dev ACER vs parameters): #" in out
     assert sum(line.startswith("#") for line in out.splitlines()) == 3  # one line per trial
     assert "mlflow ui" in out and "#/experiments/" in out
-    study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{workspace}/optuna.db")
+    (name,) = re.findall(r"^new study (\S+):", out, re.M)
+    assert name.endswith("-pareto")  # its own default name: one objective's study differs
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{workspace}/optuna.db")
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
 
 

@@ -143,7 +143,7 @@ def load_dataset(
     root = Path(root).expanduser()
     if not root.is_dir():
         kind = "a file, not a folder" if root.exists() else "no such folder"
-        raise DataError(f"{root}: {kind} (--data names the database's folder)")
+        raise DataError(f"{root}: {kind}; a database is given by its folder")
     layout, chosen = (None, None) if protocol == AUTO else get_protocol(protocol)
     if chosen is not None:
         chosen.check_fold(fold)

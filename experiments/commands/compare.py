@@ -98,17 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--study", help="study name (default: the one whose trial ran last)")
     shown.add_argument("--list", action="store_true", help="list the studies, newest first")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
-    parser.add_argument("--all", action="store_true", help="every figure, not the headline")
     shown.add_argument(
         "--cross",
         action="store_true",
         help="the cross-domain table: every head family on every setting run (O&C&I->M ...), "
         "held-out and paper-compatible figures; written to --out and logged in MLflow",
     )
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    parser.add_argument("--all", action="store_true", help="every figure, not the headline")
     parser.add_argument(
         "--out",
         type=Path,
+        metavar="DIR",
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)

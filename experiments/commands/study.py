@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,24 +80,34 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
+    suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
     return _safe(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
-def study_identity(config: SweepConfig, setting: Setting) -> dict[str, str]:
-    """What a study's figures depend on, by the flags that set it (:func:`default_study_name`
-    hashes the same): every worker and rerun of an explicitly named ``--study`` must agree
-    (:func:`experiments.stores.workers.check_identity`)."""
-    entries = ",".join(f.fingerprint[:12] for f in setting.sources)
-    clips = ",".join(f.dataset_fingerprint[:12] for f in setting.sources)
+def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, str]:
+    """What a study's figures depend on besides its search space (checked on its own) and its
+    objectives (Optuna's directions), by the flags that set them: every worker and rerun of an
+    explicitly named ``--study`` must agree (:func:`experiments.stores.identity.check_identity`).
+    The features' cache entry covers the data's files (sizes and times), the weights, frames,
+    crop and detector, and the extraction precision; the clips cover protocol, fold and split."""
+    first = settings[0]
+
+    def each(values) -> str:
+        return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
+
     return {
-        "features (--data, --weights, --frames, crop, --precision)": f"cache entry {entries}",
-        "clips and splits (--protocol, --fold, --split-seed)": clips,
-        "test clips (--test-data, --test-protocol)": setting.test_features.dataset_fingerprint[:12],
+        "features (data files, weights, frames, crop and detector, --precision)": "cache entry "
+        + each(f.fingerprint[:12] for f in first.sources),
+        "clips (--protocol, --fold, --split-seed)": each(
+            f.dataset_fingerprint[:12] for s in settings for f in s.sources
+        ),
+        "test clips (--test-data, --test-protocol, --target-clips)": each(
+            f"{s.test_features.dataset_fingerprint[:12]}:{config.evaluation.target_clips}"
+            for s in settings
+        ),
         "--repeats": str(config.evaluation.repeats),
+        "--fine-tune": ",".join(config.fine_tune),
         "training precision (--train-precision)": config.training_precision,
-        "objectives (--multi-objective)": "dev ACER, parameters"
-        if config.multi_objective
-        else "dev ACER",
     }
 
 
@@ -168,7 +179,7 @@ def run_sweep(
         baselines=baselines,
         heartbeat=config.heartbeat,
         searched=searched,
-        identity=study_identity(config, settings[0]),
+        identity=study_identity(config, settings),
     )
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

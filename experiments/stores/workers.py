@@ -50,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from core.interrupts import ctrl_c_noticed
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import tracking, wal
+from experiments.stores.identity import check_identity, check_search_space
 from experiments.stores.locks import StorageLock
 from experiments.stores.storage import (
     FinishedTrialsCache,
@@ -70,7 +71,6 @@ except ImportError:  # pragma: no cover - older Optuna
 
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
-IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
 log = logging.getLogger("sweep")
 
@@ -182,49 +182,13 @@ def _open_study(
         )
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
-        check_identity(study, identity)
+        check_identity(study, identity, directions)
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
         study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
-
-
-def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
-    """A ValueError (one line, naming ``--study``) when the study's trials searched other
-    choices of a categorical parameter (``head``: the families ``--heads`` allows; ``fine_tune``)
-    than this run would: Optuna cannot search a categorical whose choices change, and a trial
-    that tried would fail with empty parameters."""
-    for trial in study.get_trials(deepcopy=False):
-        for name, wanted in choices.items():
-            before = trial.distributions.get(name)
-            if before is not None and tuple(before.choices) != tuple(wanted):
-                flag = {"head": "--heads", "fine_tune": "--fine-tune"}.get(name, name)
-                was, now = (", ".join(map(str, c)) for c in (before.choices, wanted))
-                raise ValueError(
-                    f"study {study.study_name} searches {name} over {was}; this {flag} asks for "
-                    f"{now}: rerun with the study's {flag}, or start another study with --study"
-                )
-
-
-def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
-    """Record what the study's figures depend on (flag or what it names -> value) when it has
-    no record yet; a ValueError (one line, naming ``--study``) when this run's differ, since its
-    trials would be ranked against trials of other data or options. Recorded when the study is
-    made: one with trials and no record (made before the record existed) is not checked, since
-    this run's options need not be those its trials ran with."""
-    recorded = study.user_attrs.get(IDENTITY_ATTR)
-    if not isinstance(recorded, dict):
-        if identity and not study.get_trials(deepcopy=False):
-            study.set_user_attr(IDENTITY_ATTR, identity)
-        return
-    for what, value in identity.items():
-        if what in recorded and recorded[what] != value:
-            raise ValueError(
-                f"study {study.study_name} was run with {what} {recorded[what]}; this run's is "
-                f"{value}: rerun with the study's flags, or start another study with --study"
-            )
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:

@@ -1,0 +1,69 @@
+"""What one study is, which every worker and every rerun of it must agree on: its search space
+(the choices of its categorical parameters), its objectives, and what its figures depend on (the
+features, clips, test clips and options, recorded on the study when it is made). A run that
+differs is refused in one line naming ``--study``: Optuna cannot search a categorical whose
+choices change, and a trial of other data or options ranked among the study's would be wrong
+without a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
+
+
+def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
+    """A ValueError (one line, naming ``--study``) when the study's trials searched other
+    choices of a categorical parameter (``head``: the families ``--heads`` allows; ``fine_tune``)
+    than this run would: Optuna cannot search a categorical whose choices change, and a trial
+    that tried would fail with empty parameters."""
+    for trial in study.get_trials(deepcopy=False):
+        for name, wanted in choices.items():
+            before = trial.distributions.get(name)
+            if before is not None and tuple(before.choices) != tuple(wanted):
+                flag = {"head": "--heads", "fine_tune": "--fine-tune"}.get(name, name)
+                was, now = (", ".join(map(str, c)) for c in (before.choices, wanted))
+                raise ValueError(
+                    f"study {study.study_name} searches {name} over {was}; this {flag} asks for "
+                    f"{now}: rerun with the study's {flag}, or start another study with --study"
+                )
+
+
+def check_identity(
+    study: optuna.Study, identity: dict[str, str], directions: Sequence[str] = ()
+) -> None:
+    """A ValueError (one line, naming ``--study``) when this run's objectives (``directions``)
+    or what its figures depend on (``identity``: flag or what it names -> value) differ from the
+    study's, since its trials would be ranked against trials of other data or options.
+
+    The identity is recorded when the study is made, and again by a run while none of its trials
+    has a figure (none complete, pruned or running: a first run that failed or was stopped
+    before its first trial ended). A study with figures and no record (made before the record
+    existed) is not checked, since this run's options need not be those its trials ran with.
+    """
+    wanted = [d.lower() for d in directions]
+    made = [d.name.lower() for d in study.directions]
+    if wanted and wanted != made:
+        raise ValueError(
+            f"study {study.study_name} has {len(made)} objective(s), this run asks for "
+            f"{len(wanted)} (--multi-objective: dev ACER and parameters): rerun with the study's "
+            "flags, or start another study with --study"
+        )
+    recorded = study.user_attrs.get(IDENTITY_ATTR)
+    figured = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    if not study.get_trials(deepcopy=False, states=figured):
+        if identity and recorded != identity:
+            study.set_user_attr(IDENTITY_ATTR, identity)
+        return
+    if not isinstance(recorded, dict):
+        return
+    for what, value in identity.items():
+        if what in recorded and recorded[what] != value:
+            raise ValueError(
+                f"study {study.study_name} was run with {what} {recorded[what]}; this run's is "
+                f"{value}: rerun with the study's flags, or start another study with --study"
+            )
