@@ -312,5 +312,10 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=message) as info:
             load_dataset(**kwargs)
         assert "\n" not in str(info.value)
+    with pytest.raises(DataError) as info:  # the layout asked for says what it expects
+        load_dataset(tmp_path / "data" / "real", protocol="oulu-p1")
+    assert str(info.value).endswith(
+        "expects them: OULU-NPU: Phone_Session_User_File.avi (+ face boxes .txt)"
+    )
     with pytest.raises(DataError, match="split must be one of"):
         load_dataset(root).split("val")  # type: ignore[arg-type]

@@ -85,11 +85,25 @@ def test_a_flag_that_would_be_ignored_is_refused(command, argv, said, capsys) ->
     assert said in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+DATABASES = ("--db", "msu=/m", "--db", "replay-attack=/r", "--db", "casia=/c")
+
+
+def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> None:
+    from experiments import domains
+
+    listed = tmp_path / "databases.toml"
+    listed.write_text('msu = { path = "/data/MSU-MFSD", protocol = "oulu" }\n')
+    with pytest.raises(ValueError) as refused:
+        domains.read_databases(listed)
+    assert str(refused.value).startswith(f"--databases {listed}: database msu: no protocol 'oulu'")
+
+
 def test_a_detector_with_a_crop_is_taken() -> None:
     for argv in (  # the user's test data is cropped by default, with the synthetic set trained
         ["--face-crop", "--face-detector", "haar"],
         ["--data", "d", "--face-detector", "haar"],
         ["--test-data", "t", "--face-detector", "haar"],
+        ["--protocol", "mi-c", *DATABASES, "--face-detector", "haar"],  # named databases
     ):
         assert sweep.parse_args(argv).features.face_detector == "haar"
 
@@ -108,6 +122,7 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
     assert max(map(len, usage.splitlines())) <= 100  # a long choice list is named, not spelt out
     if "--protocol" in usage:
         assert "--protocol NAME" in usage and "oulu-p1, oulu-p2" in text  # listed in its help
+        assert "replay-attack-highdef," in text  # a name is never broken at its hyphens
     assert "``" not in text  # docstring markup stays in the docstring
     if command == "compare":
         assert "Exit status: 0 done; 2 bad input" in text and "Without --study" in text

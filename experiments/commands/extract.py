@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 from core.features.request import FeatureOptions
 from experiments.commands.features import os_error_line
 from experiments.commands.options import (
+    HelpFormatter,
     add_database_arguments,
     add_feature_arguments,
     evaluation_options,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python experiments/extract.py",
+        formatter_class=HelpFormatter,
         description="Extract (or reuse) the cached VGG-Face fc7 features of a dataset.",
     )
     add_feature_arguments(parser)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
         "choices": lambda: [AUTO, *protocol_names(), *domains.CHOICES],  # layouts registered now
         "help": "evaluation protocol (default auto: the database is recognised from its files "
         "and its first protocol runs, e.g. oulu-p1); or a cross-domain setting over named "
-        "databases (--db, --databases): ocim (its four), ocim-m|-c|-i|-o, limited, mi-c, mi-o",
+        "databases (--db, --databases; ocim runs its four)",
     },
     "fold": {
         "type": int,
@@ -80,6 +81,13 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
         if callable(keywords.get("choices")):
             keywords = {**keywords, "choices": keywords["choices"]()}
         group.add_argument(flag, dest=name, default=defaults[name], **named_choices(keywords))
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, without breaking a line inside a hyphenated name (replay-attack-highdef)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def named_choices(keywords: dict[str, Any], many: int = 8) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from core.constants import PRECISIONS
 from core.features.request import FeatureOptions
 from experiments.commands.options import (
+    HelpFormatter,
     add_evaluation_arguments,
     add_feature_arguments,
     evaluation_options,
@@ -73,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     """The flags as a :class:`SweepConfig`; a bad flag exits with status 2 and one line."""
     parser = argparse.ArgumentParser(
         prog="python experiments/sweep.py",
+        formatter_class=HelpFormatter,
         description="Optuna search over VGG-Face heads for face anti-spoofing, tracked in MLflow.",
     )
     add_feature_arguments(parser)
