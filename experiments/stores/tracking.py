@@ -63,17 +63,16 @@ def use_store(uri: str | None) -> str:
     command; returns the store's URI. MLflow writes its default SQLite URI with the working
     folder percent-encoded, then creates that encoded path as a folder (``my%20study/`` beside
     ``my study/``); the default is used with its path decoded instead. An Optuna database is
-    refused (ValueError) before MLflow's migration would write its tables into it."""
-    if uri:
-        mlflow.set_tracking_uri(uri)
-    else:
-        default = mlflow.get_tracking_uri()
-        if default.startswith("sqlite:") and "%" in default:
-            mlflow.set_tracking_uri(urllib.parse.unquote(default))
-    store = mlflow.get_tracking_uri()
+    refused (ValueError) before MLflow's migration would write its tables into it, and MLflow
+    is not pointed at it."""
+    store = uri or mlflow.get_tracking_uri()
+    if not uri and store.startswith("sqlite:") and "%" in store:
+        store = urllib.parse.unquote(store)
     if {"studies", "trials"} <= wal.table_names(store):  # before MLflow's migration writes it
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
-    return store
+    if store != mlflow.get_tracking_uri():  # MLflow's own default stays its own otherwise
+        mlflow.set_tracking_uri(store)
+    return mlflow.get_tracking_uri()
 
 
 def use_experiment(study_name: str, complete: int = 0) -> str:
