@@ -65,12 +65,13 @@ def use_store(uri: str | None) -> str:
     ``my study/``); the default is used with its path decoded instead. An Optuna database is
     refused (ValueError) before MLflow's migration would write its tables into it, and MLflow
     is not pointed at it."""
-    store = uri or mlflow.get_tracking_uri()
+    default = mlflow.get_tracking_uri()
+    store = uri or default
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
     if {"studies", "trials"} <= wal.table_names(store):  # before MLflow's migration writes it
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
-    if store != mlflow.get_tracking_uri():  # MLflow's own default stays its own otherwise
+    if uri or store != default:  # set even when equal: MLflow's default follows the cwd
         mlflow.set_tracking_uri(store)
     return mlflow.get_tracking_uri()
 
