@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -81,7 +80,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
     suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
-    return _safe(f"pad-{protocol}-{weights}-{digest}{suffix}")
+    return tracking.safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
 def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, str]:
@@ -109,10 +108,6 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         "training precision (--train-precision)": config.training_precision,
     }
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
@@ -163,7 +158,7 @@ def run_sweep(
     features = settings[0].features
     allowed = search.families(config.heads)
     study_name = config.study or default_study_name(config, settings[0], allowed)
-    if _safe(study_name) != study_name:
+    if tracking.safe_name(study_name) != study_name:
         raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
     baselines = search.baselines(config.heads, config.fine_tune)

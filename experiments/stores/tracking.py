@@ -140,8 +140,14 @@ def artifact_location(name: str) -> str | None:
     folder = Path(database).resolve().parent
     if folder == Path.cwd().resolve():
         return None
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    readable = safe_name(name)
     return str(folder / "mlruns" / ("_" if set(readable) <= {"."} else readable))
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits and ``_.-`` made ``_``:
+    a study's name, and its artifacts' folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 class StoreUnreachable(ValueError):
