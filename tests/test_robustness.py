@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from core.features import FeatureOptions, cached_features
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import tracking
+from experiments.stores import tracking, workers
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -85,6 +85,46 @@ def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_pat
     with sqlite3.connect(tmp_path / "mlflow.db") as db:  # nothing half-migrated left behind
         names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
     assert not [name for name in names if name.startswith(tracking.ALEMBIC_TMP)]
+
+
+def test_a_worker_registers_its_models_only_under_the_closing_lock(data, tmp_path) -> None:
+    """Two workers ending together both set a family's ``best`` alias and the study's view, rows
+    MLflow's SQL stores insert-or-update without a lock: one died on PostgreSQL's unique
+    constraint. Held here, the closing lock keeps a worker whose trial has ended from writing
+    either until it is released; then the worker finishes."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    tracking_db = tmp_path / "mlflow.db"
+    stores = ("--storage", storage, "--tracking-uri", f"sqlite:///{tracking_db}")
+    command = [
+        sys.executable,
+        str(REPO / "experiments" / "sweep.py"),
+        *argv(data, "--trials", "1", "--study", "closing", *stores),
+    ]
+    lock = workers.closing_lock(storage)
+    with lock:
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seen = []
+        for line in process.stdout:  # up to the trial's own line
+            seen.append(line)
+            if line.startswith("#0 "):
+                break
+        time.sleep(3.0)
+        assert process.poll() is None, "".join(seen)
+        mlflow.set_tracking_uri(f"sqlite:///{tracking_db}")
+        assert MlflowClient().search_registered_models() == []
+    rest, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, "".join(seen) + rest
+    (model,) = MlflowClient().search_registered_models()
+    assert model.name == "closing-lstm" and model.aliases == {"best": 1}
+    experiment = MlflowClient().get_experiment_by_name("closing")
+    assert any(tag.startswith("mlflow.sharedViewState.") for tag in experiment.tags)
 
 
 def test_a_store_left_half_migrated_is_repaired(tmp_path, caplog) -> None:

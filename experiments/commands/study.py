@@ -257,7 +257,8 @@ def run_sweep(
         if not ran:
             print("the other workers finished the study's trials: nothing left to run here")
         table = parent_run.log_comparison(study, experiment_id, study_name)
-        registered = models.log_best_models(experiment_id, study_name, table)
+        with workers.closing_lock(config.storage):
+            registered = models.log_best_models(experiment_id, study_name, table)
         if registered:
             print("registered models: " + ", ".join(registered))
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
@@ -330,8 +331,9 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
                 return code
             first = first or result
         if config.evaluation.cross_domain:
-            for line in cross_table.log_cross_table():
-                print(line)
+            with workers.closing_lock(config.storage):
+                lines = cross_table.log_cross_table()
+            print("\n".join(lines))
     finally:  # the stores' files hold every commit, however the sweep ended
         wal.checkpoint(config.storage)
         wal.checkpoint(mlflow.get_tracking_uri())
@@ -411,5 +413,7 @@ def _run_and_close(
         said, code = no_finished_trial(result)
         print(f"error: {said}", file=sys.stderr)
         return code, result
-    print("\n".join(closing_lines(result)))
+    with workers.closing_lock(config.storage):  # its view, shared with the other workers
+        lines = closing_lines(result)
+    print("\n".join(lines))
     return 0, result
