@@ -489,7 +489,11 @@ def test_only_a_closing_that_depends_on_one_feature_set_and_no_library_line_is_r
 
 
 def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch):
+    """Only the missing trials run, sampled with the seed of the second worker to join: the
+    full-path reruns that found the study finished (this one's first, others' before) ran
+    nothing and joined no worker."""
     monkeypatch.chdir(workspace)
+    assert run_sweep(config(workspace, "main", trials=7)).study is not None  # nothing to run
     again = run_sweep(config(workspace, "main", trials=8))
     trials = again.study.get_trials()
     assert len(trials) == 8  # the baselines were not enqueued a second time
@@ -499,6 +503,8 @@ def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch
     assert (runs["tags.mlflow.parentRunId"] == again.parent_run_id).sum() == 1
     parents = mlflow.search_runs([again.experiment_id], "tags.`vggface_heads.role` = 'study'")
     assert len(parents) == 2 and set(parents["status"]) == {"FINISHED"}
+    resumed = parents[parents["run_id"] == again.parent_run_id]
+    assert resumed["params.sampler_seed"].tolist() == ["1"]  # seed 0, one worker before it
 
 
 def test_pruned_trial_ends_killed(workspace, monkeypatch):

@@ -175,6 +175,7 @@ def run_sweep(
         heartbeat=config.heartbeat,
         searched=searched,
         identity=study_identity(config, settings),
+        target=config.trials,
     )
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

@@ -95,6 +95,7 @@ def open_study(
     heartbeat: int = HEARTBEAT_SECONDS,
     searched: dict[str, Sequence[str]] | None = None,
     identity: dict[str, str] | None = None,
+    target: int | None = None,
 ) -> tuple[optuna.Study, int]:
     """Create or load the study with heartbeats and retries; enqueue each baseline once.
 
@@ -104,7 +105,9 @@ def open_study(
 
     Safe when many workers start at once on an empty database: the schema, the study and the
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
-    TPE sampler seeded ``seed + k``: workers seeded alike would propose the same points.
+    TPE sampler seeded ``seed + k``: workers seeded alike would propose the same points. An
+    invocation that finds ``target`` trials finished (it runs none) is not counted, so a later
+    extension of the study samples the same trials however often it was rerun in between.
     Returns the study and k.
     """
     if {"experiments", "runs"} <= wal.table_names(url):  # before Optuna adds its tables
@@ -124,6 +127,7 @@ def open_study(
                 heartbeat,
                 searched or {},
                 identity or {},
+                target,
             )
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
         shown = _shown(url)
@@ -176,6 +180,7 @@ def _open_study(
     heartbeat: int,
     searched: dict[str, Sequence[str]],
     identity: dict[str, str],
+    target: int | None,
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
         storage = FinishedTrialsCache(
@@ -200,7 +205,8 @@ def _open_study(
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
-        study.set_user_attr(WORKERS_ATTR, joined + 1)
+        if target is None or finished_count(study.get_trials(deepcopy=False)) < target:
+            study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
     return study, joined
 
