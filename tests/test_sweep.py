@@ -543,15 +543,19 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(workspace, monkeypatch):
     assert runs.loc["1", "status"] == "FINISHED"
 
 
-def test_interrupted_sweep_leaves_no_run_running(workspace, monkeypatch):
+def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace, monkeypatch):
+    """Ctrl-C in a trial: its runs are KILLED, the trial failed and queued again with its
+    parameters, so the same command runs it (a write-up baseline too) and ``--trials`` counts
+    only the trials that ended on their own."""
     monkeypatch.chdir(workspace)
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(objective, "train_head", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(config(workspace, "interrupted", trials=3, heads="lstm30"))
+    with monkeypatch.context() as patch:
+        patch.setattr(objective, "train_head", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
     runs = mlflow.search_runs(
         search_all_experiments=True, filter_string="tags.`optuna.study_name` = 'interrupted'"
     )
@@ -559,7 +563,12 @@ def test_interrupted_sweep_leaves_no_run_running(workspace, monkeypatch):
     storage = optuna.load_study(
         study_name="interrupted", storage=f"sqlite:///{workspace}/optuna.db"
     )
-    assert [t.state for t in storage.get_trials()] == [optuna.trial.TrialState.FAIL]
+    states = [t.state for t in storage.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    resumed = run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
+    trials = resumed.study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].params == trials[0].params == baselines("lstm30")[0]
 
 
 def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):

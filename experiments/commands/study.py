@@ -395,7 +395,8 @@ def failure_status(err: BaseException) -> int:
         return 130
     if isinstance(err, KeyboardInterrupt):
         print(
-            "interrupted: finished trials are kept; rerun the same command to resume",
+            "interrupted: finished trials are kept, a trial stopped in flight runs again; "
+            "rerun the same command to resume",
             file=sys.stderr,
         )
         return 130

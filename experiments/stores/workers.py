@@ -349,6 +349,10 @@ class Worker:
                     catch=catch,
                     callbacks=callbacks,
                 )
+            except KeyboardInterrupt:
+                if self._current is not None:
+                    self._queue_interrupted(self._current)
+                raise
             except Exception as err:
                 cause = database_error(err)
                 if cause is None:
@@ -420,6 +424,17 @@ class Worker:
         if len(retry_history(trial)) < MAX_RETRY:
             _retry_callback()(self.study, trial)
             print(f"trial {trial.number} queued again", flush=True)
+
+    def _queue_interrupted(self, number: int) -> None:
+        """Our trial stopped by Ctrl-C (Optuna failed it) queued again with its parameters, however
+        often it was: it is not the configuration's failure, so it must not count towards
+        ``--trials``, and an interrupted write-up baseline must still run."""
+        trials = self.study.get_trials(deepcopy=False)
+        trial = trials[number]
+        if trial.state == TrialState.FAIL and number not in retried_numbers(trials):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                RetryCallback(max_retry=None)(self.study, trial)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a
