@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -186,3 +187,9 @@ class EvaluationOptions:
     @property
     def cross_domain(self) -> bool:
         return bool(self.sources)
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits and ``_.-`` made ``_``:
+    a study's name, and its artifacts' folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

@@ -29,7 +29,14 @@ from typing import Any
 from core.constants import BONAFIDE
 from core.constants import FRAMES_PER_CLIP as FRAMES
 from heads import families as _families  # noqa: F401  (registers the heads)
-from heads.registry import HeadSpec, UnknownHeadError, get_spec, list_families, list_heads
+from heads.registry import (
+    HeadSpec,
+    UnknownHeadError,
+    get_spec,
+    list_families,
+    list_heads,
+    matching_families,
+)
 
 # Imported on first use: these load Keras and its backend (seconds); the registry does not, so a
 # command that only lists heads or reads a finished study starts without them.
@@ -96,6 +103,7 @@ __all__ = [
     "fold_standardization",
     "get_spec",
     "list_families",
+    "matching_families",
     "list_heads",
     "logits_loss",
     "loss_for",

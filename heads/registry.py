@@ -197,6 +197,18 @@ def list_families() -> list[str]:
     return [spec.name for spec in _REGISTRY.values() if spec.name == spec.family]
 
 
+def matching_families(pattern: str = "*") -> list[str]:
+    """Families whose family name or write-up head name matches ``pattern``, registration order;
+    a ValueError naming ``--heads`` when none does."""
+    matched = list_heads(pattern)
+    if not matched:
+        raise ValueError(
+            f"--heads {pattern!r} matches no head; available: {', '.join(list_heads())}"
+        )
+    found = {_REGISTRY[name].family for name in matched}
+    return [family for family in list_families() if family in found]
+
+
 def get_spec(name: str) -> HeadSpec:
     """The spec of head ``name`` (a copy: changing its defaults cannot change the registry)."""
     try:

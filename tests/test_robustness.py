@@ -22,6 +22,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+import heads
 from core.features import FeatureOptions, cached_features
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
@@ -434,9 +435,14 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
         (["--timeout", "0"], "--timeout must be more than 0 seconds, got 0.0"),
         (["--timeout", "nan"], "--timeout must be more than 0 seconds, got nan"),
         (["--study", " "], "--study must name a study; leave it out for the default name"),
+        (["--study", "a b!"], "--study 'a b!': use letters, digits, '_', '-' and '.' only"),
+        (["--heads", "nomatch*"], "--heads 'nomatch*' matches no head; available: "),
     ],
 )
 def test_a_bad_search_flag_is_one_line(data, more, message, capsys) -> None:
+    """Refused as the flags are read: before any data is read or features extracted."""
+    if message.endswith("available: "):
+        message += ", ".join(heads.list_heads())
     with pytest.raises(SystemExit) as stop:
         sweep.parse_args(argv(data, *more))
     assert stop.value.code == 2

@@ -158,8 +158,6 @@ def run_sweep(
     features = settings[0].features
     allowed = search.families(config.heads)
     study_name = config.study or default_study_name(config, settings[0], allowed)
-    if tracking.safe_name(study_name) != study_name:
-        raise ValueError(f"--study {study_name!r}: use letters, digits, '_', '-' and '.' only")
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
     baselines = search.baselines(config.heads, config.fine_tune)
     searched = {"head": allowed}

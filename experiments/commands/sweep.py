@@ -22,6 +22,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 
+import heads
 from core.constants import PRECISIONS
 from core.features.request import FeatureOptions
 from experiments.commands.options import (
@@ -36,6 +37,7 @@ from experiments.config import (
     EvaluationOptions,
     KeepWeights,
     fine_tune_choices,
+    safe_name,
 )
 
 DEFAULT_TRIALS = 12  # the five write-up baselines, then seven TPE trials: minutes on 2 cores
@@ -66,8 +68,12 @@ class SweepConfig:
     then: tuple[SweepConfig, ...] = ()  # a group of cross-domain settings: the studies after it
 
     def __post_init__(self) -> None:
+        """Checks what can be checked before any data is read (a ValueError, one line)."""
         self.keep_weights = KeepWeights(self.keep_weights)  # "best" given as text too
         self.fine_tune = fine_tune_choices(self.fine_tune)
+        heads.matching_families(self.heads)
+        if self.study is not None and safe_name(self.study) != self.study:
+            raise ValueError(f"--study {self.study!r}: use letters, digits, '_', '-' and '.' only")
 
 
 def parse_args(argv: list[str] | None = None) -> SweepConfig:
@@ -149,7 +155,10 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         parser.error(str(err))
     if len(evaluations) > 1 and args.study:
         parser.error(f"--study names one study; --protocol {args.protocol} runs {len(evaluations)}")
-    configs = [_config(args, features, evaluation, fine_tune) for evaluation in evaluations]
+    try:
+        configs = [_config(args, features, evaluation, fine_tune) for evaluation in evaluations]
+    except ValueError as err:
+        parser.error(str(err))
     return dataclasses.replace(configs[0], then=tuple(configs[1:]))
 
 

@@ -30,7 +30,7 @@ import sqlalchemy
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
+from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, safe_name
 from experiments.stores import wal
 from experiments.stores.locks import StorageLock
 
@@ -142,12 +142,6 @@ def artifact_location(name: str) -> str | None:
         return None
     readable = safe_name(name)
     return str(folder / "mlruns" / ("_" if set(readable) <= {"."} else readable))
-
-
-def safe_name(name: str) -> str:
-    """``name`` with every run of characters other than letters, digits and ``_.-`` made ``_``:
-    a study's name, and its artifacts' folder."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 class StoreUnreachable(ValueError):

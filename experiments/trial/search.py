@@ -43,15 +43,7 @@ BASELINE = {
 }
 
 
-def families(pattern: str = "*") -> list[str]:
-    """Families whose family name or write-up head name matches ``pattern``, registration order."""
-    matched = heads.list_heads(pattern)
-    if not matched:
-        raise ValueError(
-            f"--heads {pattern!r} matches no head; available: {', '.join(heads.list_heads())}"
-        )
-    found = {heads.get_spec(name).family for name in matched}
-    return [family for family in heads.list_families() if family in found]
+families = heads.matching_families  # the families a --heads pattern searches
 
 
 def _optuna_name(family: str, param: str) -> str:
