@@ -155,4 +155,5 @@ def test_same_database_reads_urls_as_their_database(tmp_path, monkeypatch):
     ]
     assert all(wal.same_database(a, b) and wal.same_database(b, a) for a, b in same)
     assert not any(wal.same_database(a, b) or wal.same_database(b, a) for a, b in other)
-    assert wal.table_names("sqlite:///absent.db") == set() and not (tmp_path / "absent.db").exists()
+    assert wal.table_names("sqlite:///absent.db", "--storage") == set()
+    assert not (tmp_path / "absent.db").exists()

@@ -193,12 +193,14 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
 ) -> None:
     """Optuna's schema check and MLflow's migration each wrote into the other's database first,
     then died with a traceback (Optuna: 'no longer compatible with the table schema'; MLflow:
-    alembic's "Can't locate revision")."""
+    alembic's "Can't locate revision"). A file that is no database at all was a traceback."""
     os.chdir(tmp_path)
     mlflow_db, optuna_db = tmp_path / "mlflow.db", tmp_path / "optuna.db"
     MlflowClient(f"sqlite:///{mlflow_db}").search_experiments()
     optuna.create_study(study_name="kept", storage=f"sqlite:///{optuna_db}")
-    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db)}
+    notes = tmp_path / "databases.toml"
+    notes.write_text('oulu = "/data/OULU-NPU"\n')
+    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes)}
     capsys.readouterr()  # MLflow's lines as it made its tables
     one = f"sqlite:///{tmp_path / 'one.db'}"
     cases = [
@@ -211,13 +213,17 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (sweep, ["--tracking-uri", f"sqlite:///{optuna_db}"], "an Optuna study database"),
         (compare, ["--tracking-uri", f"sqlite:///{optuna_db}"], "an Optuna study database"),
         (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{optuna_db}", "c.mp4"], "Optuna"),
+        (sweep, ["--storage", f"sqlite:///{notes}"], f"--storage sqlite:///{notes}: not a SQLite"),
+        (sweep, ["--tracking-uri", f"sqlite:///{notes}"], "not a SQLite database"),
+        (compare, ["--tracking-uri", f"sqlite:///{notes}"], "not a SQLite database"),
+        (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{notes}", "c.mp4"], "not a SQLite"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and said in err[0], err
     assert {path: path.read_bytes() for path in before} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "optuna.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [notes.name, "mlflow.db", "optuna.db"]
 
 
 @pytest.mark.parametrize("url", ["notaurl://x", "not a url"])

@@ -69,7 +69,8 @@ def use_store(uri: str | None) -> str:
     store = uri or default
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
-    if {"studies", "trials"} <= wal.table_names(store):  # before MLflow's migration writes it
+    # before MLflow's migration writes it
+    if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
     if uri or store != default:  # set even when equal: MLflow's default follows the cwd
         mlflow.set_tracking_uri(store)

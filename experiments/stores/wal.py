@@ -57,9 +57,10 @@ def same_database(first: str, second: str) -> bool:
     return where[0] == where[1]
 
 
-def table_names(url: str) -> set[str]:
+def table_names(url: str, flag: str) -> set[str]:
     """The tables of the SQLite database of ``url`` as it is now, read without writing (empty
-    for other databases, a file not there yet, or one SQLite cannot read)."""
+    for other databases, a file not there yet, or one SQLite cannot open); a ValueError naming
+    ``flag`` when the file is not a SQLite database (another file given by mistake)."""
     database = sqlite_file(url)
     if database is None or not Path(database).is_file():
         return set()
@@ -70,6 +71,10 @@ def table_names(url: str) -> set[str]:
             return {name for (name,) in rows}
         finally:
             connection.close()
+    except sqlite3.DatabaseError as err:
+        if "not a database" in str(err):
+            raise ValueError(f"{flag} {url}: not a SQLite database ({err})") from None
+        return set()
     except sqlite3.Error:
         return set()
 

@@ -110,7 +110,7 @@ def open_study(
     extension of the study samples the same trials however often it was rerun in between.
     Returns the study and k.
     """
-    if {"experiments", "runs"} <= wal.table_names(url):  # before Optuna adds its tables
+    if {"experiments", "runs"} <= wal.table_names(url, "--storage"):  # before Optuna's tables
         raise ValueError(
             f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
         )
