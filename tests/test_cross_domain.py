@@ -164,6 +164,11 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     )
     assert logged and logged[0].data.tags["study.ocim-m"] == ocim_m.study.study_name
     assert logged[0].data.tags["study.mi-c"] == mi_c.study.study_name
+    taken = tmp_path / "cross_domain.csv"  # a file where --out wants a folder: one line, no run
+    assert compare.main(["--cross", "--out", str(taken), "--tracking-uri", uri]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {taken}: File exists"]
+    again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
+    assert len(again) == len(logged)
 
 
 def bad_flags(root: Path) -> list:

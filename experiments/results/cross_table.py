@@ -136,11 +136,12 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     table = cross_table(shown)
     markdown = to_markdown(table)
     banners = sorted({b for b in table.attrs.get("demo", []) if b})
+    if out is not None:  # before anything is logged: a path that cannot be a folder fails here
+        out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, markdown, banners, Path(folder))
         run_id = _log(shown, files)
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
             for path in files:
                 (out / path.name).write_bytes(path.read_bytes())
     lines = [*(f"**{b}**" for b in banners), markdown, "", NOTE]
