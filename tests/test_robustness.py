@@ -217,6 +217,8 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (sweep, ["--tracking-uri", f"sqlite:///{notes}"], "not a SQLite database"),
         (compare, ["--tracking-uri", f"sqlite:///{notes}"], "not a SQLite database"),
         (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{notes}", "c.mp4"], "not a SQLite"),
+        (compare, ["--tracking-uri", str(tmp_path)], f"--tracking-uri {tmp_path}: a folder"),
+        (sweep, ["--tracking-uri", tmp_path.as_uri()], "(MLflow's file store, which MLflow 3"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)

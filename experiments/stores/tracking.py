@@ -27,6 +27,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import sqlalchemy
+from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -69,6 +70,12 @@ def use_store(uri: str | None) -> str:
     store = uri or default
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
+    if urllib.parse.urlparse(store).scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+        raise ValueError(
+            f"--tracking-uri {store}: a folder (MLflow's file store, which MLflow 3 opens only "
+            "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
+            "sweep's default in its folder"
+        )
     # before MLflow's migration writes it
     if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
