@@ -361,6 +361,17 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
     assert len(console.verdict(table, study, None)) == len(wrapped) - 1  # no report line
 
 
+def test_the_progress_line_names_the_best_trial_the_verdict_will(capsys) -> None:
+    """Tied on dev ACER, the comparison ranks the lower dev EER first, then the smaller model;
+    the progress line said the first trial of the tie (trial 0 here)."""
+    study = optuna.create_study()
+    for head, eer, params in (("lstm44", 0.3, 100), ("lstm30", 0.2, 200), ("lstm29", 0.2, 150)):
+        attrs = {"head": head, "dev_eer": eer, "params_total": params}
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
+    console.Progress(3, "tied")(study, study.trials[-1])
+    assert "best dev ACER 50.0% (#2 lstm29)" in capsys.readouterr().out
+
+
 def test_an_attack_no_head_caught_is_said_plainly():
     table = pd.DataFrame(
         {
@@ -371,6 +382,8 @@ def test_an_attack_no_head_caught_is_said_plainly():
         }
     )
     lines = tables.missed_species(table)
-    assert lines == ["no head caught the photo attack: its test APCER is 62.5% at best"]
+    assert lines == [
+        "no compared head caught the photo attack: its test APCER is 62.5% at best among them"
+    ]
     table.loc[1, "test_apcer_photo"] = 0.25
     assert tables.missed_species(table) == []

@@ -7,6 +7,7 @@ full figures are in MLflow and the report.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from experiments.results.tables import (
     missed_species,
 )
 from experiments.stores import workers
-from experiments.stores.runs_table import STD, WORST
+from experiments.stores.runs_table import RANKING, STD, WORST
 
 
 def percent(rate: float) -> str:
@@ -113,12 +114,20 @@ class Progress:
         eta = f"ETA {duration(elapsed / self.ran * left)}" if left else "done"
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
         if complete:
-            best = min(complete, key=lambda t: (t.values[0], t.number))
+            best = min(complete, key=_ranked)
             head = best.user_attrs.get("head", "?")
             best_text = f"best dev ACER {percent(best.values[0])} (#{best.number} {head})"
         else:
             best_text = "no finished trial yet"
         print(f"[{done}/{self.target}] {best_text}, {duration(elapsed)} so far, {eta}", flush=True)
+
+
+def _ranked(trial: FrozenTrial) -> tuple[float, ...]:
+    """A finished trial's place as the comparison ranks it (:data:`RANKING`, then its number):
+    the progress line names the trial the closing will."""
+    later = (trial.user_attrs.get(name) for name in RANKING[1:])
+    ties = (math.inf if value is None or math.isnan(value) else value for value in later)
+    return (trial.values[0], *ties, trial.number)
 
 
 # --------------------------------------------------------------------------- the comparison

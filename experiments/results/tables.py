@@ -188,8 +188,8 @@ def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
         if len(rates) and rates.min() >= limit:
             species = column.removeprefix(SPECIES_PREFIX)
             lines.append(
-                f"no head caught the {species} attack: its test APCER is "
-                f"{format_value(column, rates.min())} at best"
+                f"no compared head caught the {species} attack: its test APCER is "
+                f"{format_value(column, rates.min())} at best among them"
             )
     return lines
 
