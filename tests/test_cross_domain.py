@@ -149,7 +149,8 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     uri = f"sqlite:///{root}/mlflow.db"
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
-    assert "O&C&I→M HTER held-out" in out and "M&I→C AUC paper" in out
+    assert "O&C&I→M HTER held-out" in out and "M&I→C all clips AUC paper" in out
+    assert "Not shown" not in out
     table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
     assert {"best dense", "best lstm", "write-up dense2048", "write-up lstm30"} <= set(table.index)
     best = {r.data.tags["optuna.trial_number"]: r for r in trial_runs(root, ocim_m)}
@@ -163,7 +164,7 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
         f"tags.`{ROLE_TAG}` = 'cross-table'",
     )
     assert logged and logged[0].data.tags["study.ocim-m"] == ocim_m.study.study_name
-    assert logged[0].data.tags["study.mi-c"] == mi_c.study.study_name
+    assert logged[0].data.tags["study.mi-c all"] == mi_c.study.study_name
     taken = tmp_path / "cross_domain.csv"  # a file where --out wants a folder: one line, no run
     assert compare.main(["--cross", "--out", str(taken), "--tracking-uri", uri]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {taken}: File exists"]
@@ -244,3 +245,24 @@ def test_the_crop_tags_of_pooled_sources_count_every_source() -> None:
     }
     assert FaceCrop.pooled([oulu]) == oulu and FaceCrop.pooled([casia]) == casia
     assert FaceCrop.pooled([FaceCrop(False), FaceCrop(False)]).tags()["face_crop"] == "none"
+
+
+def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
+    database_trees, ocim_m, mi_c, tmp_path, capsys
+) -> None:
+    """The table holds one study per setting (the last one run); the other is named under it,
+    on the console and in the files, not dropped without a word."""
+    root = database_trees
+    again = run(root, "--protocol", "ocim-m", "--study", "ocim-m-again", "--trials", "1")
+    uri = f"sqlite:///{root}/mlflow.db"
+    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    said = f"Not shown: study {ocim_m.study.study_name}, an older run of O&C&I→M."
+    assert said in capsys.readouterr().out.splitlines()
+    assert said in (tmp_path / "cross_domain.md").read_text()
+    client = MlflowClient(tracking_uri=uri)
+    logged = client.search_runs(
+        [client.get_experiment_by_name("cross-domain tables").experiment_id],
+        f"tags.`{ROLE_TAG}` = 'cross-table'",
+        order_by=["attributes.start_time DESC"],
+    )
+    assert logged[0].data.tags["study.ocim-m"] == again.study.study_name == "ocim-m-again"

@@ -6,7 +6,9 @@ other cross-domain studies, then intra-dataset protocols when present), the held
 threshold from the sources' dev, applied unchanged to the target: the honest figure) beside the
 paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
 as the positive class), each mean ± std over ``--repeats``. The two kinds are never mixed in one
-cell. When a setting was run by several studies, the one whose trial ran last is shown.
+cell. A setting tested on every target clip (``--target-clips all``) has columns of its own. When
+a setting was run by several studies, the one whose trial ran last is shown, and the others are
+named under the table.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ NOTE = (
 
 def studies() -> pd.DataFrame:
     """Per setting run, the study to show (the one whose trial ran last): setting, label,
-    kind, study, experiment id, last activity."""
+    kind, study, experiment id, last activity. ``attrs["not shown"]``: the other studies of a
+    shown setting, as ``(label, study)``."""
     rows = []
     for experiment in mlflow.search_experiments(
         filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
@@ -57,9 +60,7 @@ def studies() -> pd.DataFrame:
             continue  # the demo set is no benchmark
         kind = runs["tags.evaluation"].iloc[0] if "tags.evaluation" in runs else "intra-dataset"
         if kind == "cross-domain":
-            setting = runs["tags.setting"].iloc[0]
-            known = domains.SETTINGS.get(setting)
-            label = known.label if known else setting
+            setting, label = _cross_setting(runs.iloc[0])
         elif kind == "intra-dataset":
             setting = label = runs.get("tags.protocol", pd.Series(["?"])).iloc[0]
         else:
@@ -74,14 +75,34 @@ def studies() -> pd.DataFrame:
                 "last": runs["end_time"].max(),
             }
         )
-    found = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
-    found = found.sort_values("last", ascending=False).drop_duplicates("setting")
+    every = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
+    every = every.sort_values("last", ascending=False)
+    found = every.drop_duplicates("setting")
+    hidden = every[~every["study"].isin(found["study"])]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
     rank = found.apply(
         lambda r: (r["kind"] != "cross-domain", order.get(r["setting"], len(order)), r["setting"]),
         axis=1,
     )
-    return found.assign(rank=rank).sort_values("rank").drop(columns="rank")
+    shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
+    shown.attrs["not shown"] = list(zip(hidden["label"], hidden["study"], strict=True))
+    return shown
+
+
+def _cross_setting(run: pd.Series) -> tuple[str, str]:
+    """A cross-domain study's setting and its columns' label, from a trial run's tags: ``mi-c``
+    and ``M&I→C``; one tested on every target clip gets columns of its own (``mi-c all``,
+    ``M&I→C all clips``)."""
+    setting = run["tags.setting"]
+    sources, target = run.get("tags.sources"), run.get("tags.target")
+    if isinstance(sources, str) and isinstance(target, str):
+        label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
+    else:  # runs tagged before the sources were
+        known = domains.SETTINGS.get(setting)
+        label = known.label if known else setting
+    if run.get("tags.target_clips") == "all":
+        return f"{setting} all", f"{label} all clips"
+    return setting, label
 
 
 def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
@@ -131,6 +152,7 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     to ``out`` when given, log it on a run of the experiment ``cross-domain tables`` that links
     the studies it summarises, and return the lines to print."""
     shown = studies()
+    hidden = shown.attrs["not shown"]
     if not (shown["kind"] == "cross-domain").any():
         return ["no cross-domain study in this tracking store yet"]
     table = cross_table(shown)
@@ -138,30 +160,34 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     banners = sorted({b for b in table.attrs.get("demo", []) if b})
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
+    older = (f"Not shown: study {study}, an older run of {label}." for label, study in hidden)
+    notes = [NOTE, *older]
     with tempfile.TemporaryDirectory() as folder:
-        files = _write(table, markdown, banners, Path(folder))
+        files = _write(table, markdown, banners, notes, Path(folder))
         run_id = _log(shown, files)
         if out is not None:
             for path in files:
                 (out / path.name).write_bytes(path.read_bytes())
-    lines = [*(f"**{b}**" for b in banners), markdown, "", NOTE]
+    lines = [*(f"**{b}**" for b in banners), markdown, "", *notes]
     lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
     if out is not None:
         lines.append(f"written to {out}/cross_domain.csv, .md and .html")
     return lines
 
 
-def _write(table: pd.DataFrame, markdown: str, banners: list[str], folder: Path) -> list[Path]:
+def _write(
+    table: pd.DataFrame, markdown: str, banners: list[str], notes: list[str], folder: Path
+) -> list[Path]:
     csv = folder / "cross_domain.csv"
     table.rename_axis("head").to_csv(csv)
     md = folder / "cross_domain.md"
-    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), markdown, NOTE]) + "\n")
+    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), markdown, *notes]) + "\n")
     html = report.write_html(
         folder / "cross_domain.html",
         "Cross-domain PAD: every head family on every setting",
         {"Held-out and paper-compatible figures": readable(table).reset_index()},
         {},
-        [NOTE],
+        notes,
         banner="; ".join(banners) or None,
     )
     return [csv, md, html]
