@@ -22,6 +22,7 @@ from core.features.crop import FaceCrop
 from experiments.commands import compare
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import parse_args
+from experiments.results import cross_table
 from experiments.stores.tracking import ROLE_TAG
 from tests.reference import bob_measure
 from tests.test_evaluation import bob_report
@@ -266,3 +267,20 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
         order_by=["attributes.start_time DESC"],
     )
     assert logged[0].data.tags["study.ocim-m"] == again.study.study_name == "ocim-m-again"
+
+
+@pytest.mark.parametrize(
+    ("sources", "target", "clips", "expected"),
+    [
+        ("oulu,casia,replay-attack", "msu", "test", ("s", "O&C&I→M")),
+        ("casia,msu", "replay-attack", "test", ("s", "C&M→I")),
+        ("msu,replay-attack", "casia", "all", ("s all", "M&I→C all clips")),
+        ("a,b", "c", "test", ("s", "a&b→c")),
+    ],
+)
+def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clips, expected):
+    """From a trial run's tags: the databases' letters, names without one as they are, and
+    every target clip set apart."""
+    tags = {"setting": "s", "sources": sources, "target": target, "target_clips": clips}
+    run = pd.Series({f"tags.{key}": value for key, value in tags.items()})
+    assert cross_table._cross_setting(run) == expected
