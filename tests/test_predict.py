@@ -441,6 +441,8 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
     code, out, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0
+    (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
+    assert header.endswith("frames per clip (these clips: haar)")  # not the study's crop
     said = [line for line in err if line.startswith("the study cropped 6 of its 6 clips")]
     assert len(said) == 1 and "on 2 of the study's dev clips that changes" in said[0]
     recorded = MlflowClient().get_run(run["run_id"]).data.tags["crop_check"]

@@ -107,7 +107,8 @@ def load_scorer(args: argparse.Namespace):
     with tempfile.TemporaryDirectory() as folder:
         head_weights = trial_model.fetch_head_weights(model, Path(folder))
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
-        print(model.describe(), file=sys.stderr)
+        other = detector is not None and detector != model.face_crop.detector
+        print(model.describe() + (f" (these clips: {detector})" if other else ""), file=sys.stderr)
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
 
 
