@@ -216,6 +216,7 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
     assert len(lines) == 1 and result.stdout == ""
     assert str(fake) in lines[0] and "sha256:" in lines[0]  # the file given and its fingerprint
     assert "random:" in lines[0]  # and the backbone the run used
+    assert lines[0].endswith("; drop --weights")  # it used no file: none is to be given
 
 
 def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, runs, capsys):
@@ -226,6 +227,7 @@ def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, ru
     )
     assert code == 2 and out == [] and len(err) == 1
     assert "/no/such.weights.h5: no such file" in err[0] and "random:" in err[0]
+    assert err[0].endswith("i.e. no weights file: drop --weights")
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", "0123abcd", clip)
     assert code == 2 and len(err) == 1 and "no such MLflow run" in err[0]
     parent = sweep[1].parent_run_id

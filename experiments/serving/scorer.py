@@ -52,7 +52,8 @@ def backbone_weights(
         path = Path(given).expanduser()
         if not path.is_file():
             raise ScoringError(
-                f"{flag} {path}: no such file; run {model.run_id} used {_used(model)}"
+                f"{flag} {path}: no such file; run {model.run_id} used {_used(model)}: "
+                f"{_remedy(model, flag)}"
             )
         return _checked(model, path, flag)
     if model.random_backbone:
@@ -76,14 +77,21 @@ def _checked(model: TrialModel, path: Path | None, flag: str) -> Path | None:
     try:
         found = weights_fingerprint(path)
     except PortError as err:
-        raise ScoringError(f"{err}; run {model.run_id} used {_used(model)}") from None
+        raise ScoringError(
+            f"{err}; run {model.run_id} used {_used(model)}: {_remedy(model, flag)}"
+        ) from None
     if found != model.weights_fingerprint:
         what = f"weights {path} ({found})" if path is not None else f"the random backbone ({found})"
         raise ScoringError(
             f"{what} are not the backbone run {model.run_id} used: {_used(model)}; "
-            f"pass that file with {flag}"
+            f"{_remedy(model, flag)}"
         )
     return path
+
+
+def _remedy(model: TrialModel, flag: str) -> str:
+    """What to do when the given weights are not the run's."""
+    return f"drop {flag}" if model.random_backbone else f"pass that file with {flag}"
 
 
 def _used(model: TrialModel) -> str:
