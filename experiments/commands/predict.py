@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.serving.crop_check import crop_check
 
         print(crop_check(scorer.model, scorer, args.crop_check), file=sys.stderr)
+    if args.per_frame and scorer.kind == "sequence":
+        print(
+            f"--per-frame: {scorer.model.config.head} is a sequence head, which scores a clip "
+            "whole: its frame_scores column stays empty",
+            file=sys.stderr,
+        )
     bad = 0
     header = "clip\tbonafide_probability\tdecision\tno_face_frames"
     print(header + ("\tframe_scores" if args.per_frame else ""))
