@@ -228,6 +228,27 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     assert sorted(p.name for p in tmp_path.iterdir()) == [notes.name, "mlflow.db", "optuna.db"]
 
 
+def test_a_store_of_the_wrong_kind_is_said_before_features_are_extracted(
+    data, tmp_path, capsys
+) -> None:
+    """Features not cached yet (other --frames): the stores are checked first, so the mistake is
+    not said after hours of extraction; nothing is extracted."""
+    os.chdir(tmp_path)
+    mlflow_db = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{mlflow_db}").search_experiments()
+    capsys.readouterr()
+
+    def entries() -> list[Path]:  # without the lock files an extraction's check leaves
+        return sorted(p for p in (data / "cache" / "features").iterdir() if p.suffix != ".lock")
+
+    before = entries()
+    stores = ("--storage", f"sqlite:///{mlflow_db}", "--tracking-uri", f"sqlite:///{tmp_path}/o")
+    assert sweep.main(argv(data, "--frames", str(FRAMES - 1), *stores)) == 2
+    said = f"error: --storage sqlite:///{mlflow_db}: an MLflow tracking store; Optuna needs its "
+    assert capsys.readouterr().err.strip().splitlines() == [said + "own database"]
+    assert entries() == before
+
+
 @pytest.mark.parametrize("url", ["notaurl://x", "not a url"])
 def test_a_storage_that_is_no_database_is_one_line(data, tmp_path, url, capsys) -> None:
     os.chdir(tmp_path)

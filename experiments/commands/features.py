@@ -5,19 +5,32 @@ neither MLflow nor Optuna, so a finished study's closing can be replayed after i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.data.dataset import Dataset
 from core.features import FeatureOptions, FeatureSet, cached_features
 from experiments.commands.quiet import quiet_backend
 
 
-def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
+def load_features(
+    options: FeatureOptions,
+    verbose: bool = False,
+    before_extract: Callable[[], None] | None = None,
+) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
     The data summary (clips per split, label and species; skips) is printed before anything is
     extracted, so a wrong split shows before hours of work; clips that then do not decode are
     counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
-    entry is missing.
+    entry is missing, after ``before_extract`` (the sweep checks its stores there: a store of the
+    wrong kind is said before hours of extraction, and a cached rerun reads neither).
     """
+
+    def extracting() -> None:
+        if before_extract is not None:
+            before_extract()
+        quiet_backend(verbose)
+
     found: list[Dataset] = []
 
     def announce(dataset: Dataset) -> None:
@@ -25,9 +38,7 @@ def load_features(options: FeatureOptions, verbose: bool = False) -> FeatureSet:
         print(dataset.summary(), flush=True)
 
     try:
-        features = cached_features(
-            options, on_dataset=announce, before_extract=lambda: quiet_backend(verbose)
-        )
+        features = cached_features(options, on_dataset=announce, before_extract=extracting)
     except OSError as err:  # an unwritable or missing cache folder, a full disk
         raise ValueError(os_error_line(err)) from err
     undecoded = len(features.skipped) - len(found[0].skipped)

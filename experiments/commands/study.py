@@ -142,12 +142,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
-    uri = tracking.use_store(config.tracking_uri)  # the one place a sweep sets it
-    if wal.same_database(config.storage, uri):
-        raise ValueError(
-            f"--storage and --tracking-uri name one database ({uri}): Optuna and MLflow each "
-            "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
-        )
+    check_stores(config)
 
     def load(options: FeatureOptions) -> FeatureSet:
         if loaded is not None and options == config.features:
@@ -261,6 +256,21 @@ def run_sweep(
         if registered:
             print("registered models: " + ", ".join(registered))
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
+
+
+def check_stores(config: SweepConfig) -> str:
+    """Both stores checked before anything long runs, by reads only: the study's database is
+    not MLflow's, the tracking store not Optuna's, not one database for both, each a database;
+    MLflow is then pointed at the tracking store (the one place a sweep sets it). Returns its
+    URI; a ValueError (one line) for a store of the wrong kind."""
+    uri = tracking.use_store(config.tracking_uri)
+    if wal.same_database(config.storage, uri):
+        raise ValueError(
+            f"--storage and --tracking-uri name one database ({uri}): Optuna and MLflow each "
+            "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
+        )
+    workers.check_storage(config.storage)
+    return uri
 
 
 def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:

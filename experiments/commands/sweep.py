@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     features = None
     if replay.eligible(config):  # a finished study's closing, unless its stores changed
         try:
-            features = load_features(config.features, config.verbose)
+            features = load_features(config.features, config.verbose, lambda: _stores(config))
             if replay.replay(config, features):
                 return 0
         except (Exception, KeyboardInterrupt) as err:
@@ -211,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.commands.study import run_command
 
     return run_command(config, features)
+
+
+def _stores(config: SweepConfig) -> None:
+    """The stores' kinds, checked before features are extracted (the sweep checks them again)."""
+    from experiments.commands.study import check_stores
+
+    check_stores(config)
 
 
 if __name__ == "__main__":

@@ -110,10 +110,7 @@ def open_study(
     extension of the study samples the same trials however often it was rerun in between.
     Returns the study and k.
     """
-    if {"experiments", "runs"} <= wal.table_names(url, "--storage"):  # before Optuna's tables
-        raise ValueError(
-            f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
-        )
+    check_storage(url)  # before Optuna adds its tables
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -154,6 +151,15 @@ def open_study(
         raise StorageUnavailable(
             f"--storage {shown}: cannot open the study: {first_line(cause)}"
         ) from err
+
+
+def check_storage(url: str) -> None:
+    """A ValueError (one line) when ``url`` names a database Optuna must not open: an MLflow
+    tracking store, or a file that is not SQLite. Reads only."""
+    if {"experiments", "runs"} <= wal.table_names(url, "--storage"):
+        raise ValueError(
+            f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
+        )
 
 
 def closing_lock(url: str) -> StorageLock:
