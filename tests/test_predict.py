@@ -238,6 +238,17 @@ def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, ru
     assert code == 2 and len(err) == 1 and "not a trial run" in err[0]
 
 
+def test_a_crop_check_for_a_study_without_database_boxes_is_refused(sweep, uri, runs, capsys):
+    """It was accepted and did nothing: the study's clips were cropped by its detector, as
+    these are, so there is no change of crop to measure."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    argv = ("--tracking-uri", uri, "--run", run_id, "--crop-check", "2", clip)
+    code, out, err = run_predict(capsys, *argv)
+    assert code == 2 and out == [] and len(err) == 1
+    assert err[0].startswith("error: --crop-check 2: the study cropped no clip with its database")
+
+
 def test_a_detector_for_a_study_that_cropped_nothing_is_refused(
     sweep, uri, runs, capsys, monkeypatch
 ):

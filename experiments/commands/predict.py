@@ -31,6 +31,7 @@ from pathlib import Path
 
 DECISIONS = {True: "bona fide", False: "attack"}
 DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)
+CROP_CHECK = 16  # dev clips a database-box study's crop check scores, by default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,10 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--crop-check",
         type=int,
-        default=16,
         metavar="N",
         help="a study cropped with its database's own face boxes: measure on N of its dev clips "
-        "how the detector's crop changes their scores, once (recorded on the run); 0: do not",
+        f"(default {CROP_CHECK}) how the detector's crop changes their scores, once (recorded on "
+        "the run); 0: do not",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="video or frame folder")
@@ -85,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--best needs --study NAME")
     if args.head_family and not args.best:
         parser.error("--head-family goes with --study NAME --best")
-    if args.crop_check < 0:
+    if args.crop_check is not None and args.crop_check < 0:
         parser.error(f"--crop-check must be 0 or more clips, got {args.crop_check}")
     return args
 
@@ -102,6 +103,11 @@ def load_scorer(args: argparse.Namespace):
         raise trial_model.ScoringError(
             f"--face-detector {args.face_detector}: the study did not crop faces (its heads read "
             "whole frames), so neither are these clips: drop --face-detector"
+        )
+    if args.crop_check is not None and not model.face_crop.used_database_boxes:
+        raise trial_model.ScoringError(
+            f"--crop-check {args.crop_check}: the study cropped no clip with its database's own "
+            "face boxes, so these clips are cropped as its were: drop --crop-check"
         )
     detector = scorer.crop_detector(model.face_crop, args.face_detector)
     with tempfile.TemporaryDirectory() as folder:
@@ -135,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     except MlflowException as err:  # a server that answers, but not as MLflow does
         print(f"error: {tracking.store_failed(err)}", file=sys.stderr)
         return 3
-    if scorer.model.face_crop.used_database_boxes and args.crop_check:
+    checked = CROP_CHECK if args.crop_check is None else args.crop_check
+    if scorer.model.face_crop.used_database_boxes and checked:
         from experiments.serving.crop_check import crop_check
 
-        print(crop_check(scorer.model, scorer, args.crop_check), file=sys.stderr)
+        print(crop_check(scorer.model, scorer, checked), file=sys.stderr)
     if args.per_frame and scorer.kind == "sequence":
         print(
             f"--per-frame: {scorer.model.config.head} is a sequence head, which scores a clip "
