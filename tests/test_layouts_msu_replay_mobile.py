@@ -216,6 +216,20 @@ def test_msu_folds_needs_a_fold(msu: Path) -> None:
     assert str(info.value) == "protocol msu-folds has folds 1-5: choose one with --fold K"
 
 
+def test_a_partial_copy_is_refused_not_split_at_random(tmp_path: Path) -> None:
+    """Three subjects that fold 4 all puts in train: its dev and test were carved from them at
+    random (said at INFO only), so a named protocol quietly became a random split."""
+    root = msu_tree(tmp_path / "msu", (1, 2, 22))
+    assert {1, 2, 22} <= set(MSU_FOLDS[4][0])  # fold 4's train subjects, none of its dev or test
+    with pytest.raises(DataError) as info:
+        load_dataset(root, protocol="msu-folds", fold=4)
+    assert str(info.value) == (
+        f"{root}: protocol msu-folds fold 4 has no dev or test clip among the 24 found: a "
+        "partial copy of the msu database? Its splits are the database's lists, never drawn at "
+        "random"
+    )
+
+
 def test_msu_under_the_release_folder_with_frame_folders_and_videos(tmp_path: Path) -> None:
     """The release's ``scene01/`` above real/ and attack/; real tiny videos work the same."""
     root = msu_tree(tmp_path / "MSU" / "scene01", (2, 22, 1), write=tiny_video).parent

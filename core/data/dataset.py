@@ -176,6 +176,8 @@ def load_dataset(
     clips = chosen.clips(source, fold)
     if not clips:
         raise DataError(f"{root}: protocol {chosen.name} uses none of the {len(source)} clips")
+    if layout.fixed_splits:
+        _check_protocol_splits(root, layout.name, chosen.name, fold, clips)
     test_split_given = any(clip.split == "test" for clip in clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
     check_splits(clips)
@@ -256,3 +258,19 @@ def _fingerprint(
     described = {"protocol": protocol, "clips": records} | ({"fold": fold} if fold else {})
     text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_protocol_splits(
+    root: Path, layout: str, protocol: str, fold: int | None, clips: list[Clip]
+) -> None:
+    """A DataError when the protocol's train, dev or test split holds none of ``clips``: the
+    database's lists fix every split, so an empty one is a partial copy, and carving it from
+    train by subject would put a random split where the protocol's is expected."""
+    empty = [s for s in SPLITS if not any(clip.split == s for clip in clips)]
+    if empty:
+        which = f"protocol {protocol}" + (f" fold {fold}" if fold is not None else "")
+        raise DataError(
+            f"{root}: {which} has no {' or '.join(empty)} clip among the {len(clips)} found: "
+            f"a partial copy of the {layout} database? Its splits are the database's lists, "
+            "never drawn at random"
+        )

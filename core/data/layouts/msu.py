@@ -131,6 +131,7 @@ register_layout(
         read_msu,
         recognise=_recognise,
         priority=12,
+        fixed_splits=True,
         companion_suffixes=(".face",),
         summary="MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01",
         protocols=(

@@ -168,6 +168,7 @@ register_layout(
         read_oulu,
         recognise=_recognise,
         priority=10,
+        fixed_splits=True,
         companion_suffixes=(".txt",),
         summary="OULU-NPU: Phone_Session_User_File.avi (+ face boxes .txt)",
         protocols=PROTOCOLS,

@@ -68,7 +68,9 @@ class Layout:
     candidates)`` says whether ``root`` holds this database; ``None`` means never auto-detected.
     ``protocols``: the first is what ``auto`` runs; none declared means one protocol named after
     the layout that keeps every clip. ``companion_suffixes``: files the database ships (e.g. face
-    boxes), which are data, not stray files to warn about.
+    boxes), which are data, not stray files to warn about. ``fixed_splits``: every protocol puts
+    each clip in train, dev or test by the database's own lists, so a split none of the clips read
+    is in means a partial copy of the database: refused, not carved from train by subject.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Layout:
     companion_suffixes: tuple[str, ...] = ()
     summary: str = ""
     protocols: tuple[Protocol, ...] = ()
+    fixed_splits: bool = False
 
     def __post_init__(self) -> None:
         if not self.protocols:

@@ -110,6 +110,7 @@ register_layout(
         read_replay,
         recognise=_recognise,
         priority=15,
+        fixed_splits=True,
         companion_suffixes=(".face",),
         summary="Replay-Attack: train|devel|test/real|attack/fixed|hand/*.mov (+ face-locations)",
         protocols=(

@@ -128,6 +128,7 @@ register_layout(
         read_replay_mobile,
         recognise=_recognise,
         priority=14,
+        fixed_splits=True,
         companion_suffixes=(".face",),
         summary="Replay-Mobile: train|devel|test/real|attack/*.mov (+ faceloc/rect)",
         protocols=(
