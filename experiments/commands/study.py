@@ -110,6 +110,15 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
     }
 
 
+def _fold_tag(folds: set[int | None]) -> str:
+    """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` when a trial runs every
+    fold (the ``folds`` tag lists them): never fold 1's number for a study of six folds."""
+    if len(folds) > 1:
+        return "all"
+    (fold,) = folds
+    return "none" if fold is None else str(fold)
+
+
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
     """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
     its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
@@ -120,7 +129,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "data": str(data or "synthetic"),
         "data_fingerprint": features.dataset_fingerprint,
         "protocol": features.protocol,
-        "fold": "none" if features.fold is None else str(features.fold),
+        "fold": _fold_tag({s.fold for s in settings}),
         "layout": features.layout,
         "subject_pattern": config.features.subject_pattern or "none",
         "weights": str(config.features.weights or "default"),

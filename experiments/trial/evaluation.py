@@ -213,7 +213,9 @@ def evaluation_context(
     folds = [s.fold for s in settings if s.repeat == 0 and s.fold is not None]
     context = {
         "test_data_fingerprint": first.test_features.dataset_fingerprint,
-        "test_clips": str(len(first.test_features.indices("test"))),
+        "test_clips": ",".join(  # per fold, when there are several
+            str(len(s.test_features.indices("test"))) for s in settings if s.repeat == 0
+        ),
         "folds": ",".join(map(str, folds)) if folds else "none",
         "repeats": str(evaluation.repeats),
     }
