@@ -31,6 +31,7 @@ from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
+from experiments.stores import workers
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
@@ -505,6 +506,15 @@ def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch
     assert len(parents) == 2 and set(parents["status"]) == {"FINISHED"}
     resumed = parents[parents["run_id"] == again.parent_run_id]
     assert resumed["params.sampler_seed"].tolist() == ["1"]  # seed 0, one worker before it
+
+
+def test_a_sweep_stopped_by_its_timeout_says_so(workspace, monkeypatch, capsys):
+    """It printed the comparison as if the study were done."""
+    monkeypatch.chdir(workspace)
+    result = run_sweep(config(workspace, "timed", trials=3, heads="lstm30", timeout=0.5))
+    assert workers.finished_count(result.study.get_trials()) == 1  # the deadline, once it began
+    said = "stopped by --timeout 0.5: 1 of 3 trials finished; the same command goes on from there"
+    assert said in capsys.readouterr().out.splitlines()
 
 
 def test_pruned_trial_ends_killed(workspace, monkeypatch):

@@ -257,7 +257,13 @@ def run_sweep(
                 catch=REPORTED,  # the trial fails, not the worker
                 on_trial=progress,
             )
-        if not ran:
+        done = workers.finished_count(study.get_trials(deepcopy=False))
+        if done < config.trials and config.timeout is not None:  # ended by its deadline
+            print(
+                f"stopped by --timeout {config.timeout:g}: {done} of {config.trials} trials "
+                "finished; the same command goes on from there"
+            )
+        elif not ran:
             print("the other workers finished the study's trials: nothing left to run here")
         table = parent_run.log_comparison(study, experiment_id, study_name)
         with workers.closing_lock(config.storage):
