@@ -466,6 +466,7 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
         (["--study", " "], "--study must name a study; leave it out for the default name"),
         (["--study", "a b!"], "--study 'a b!': use letters, digits, '_', '-' and '.' only"),
         (["--heads", "nomatch*"], "--heads 'nomatch*' matches no head; available: "),
+        (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1, got -1"),
     ],
 )
 def test_a_bad_search_flag_is_one_line(data, more, message, capsys) -> None:

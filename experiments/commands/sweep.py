@@ -72,6 +72,8 @@ class SweepConfig:
         self.keep_weights = KeepWeights(self.keep_weights)  # "best" given as text too
         self.fine_tune = fine_tune_choices(self.fine_tune)
         heads.matching_families(self.heads)
+        if not 0 <= self.seed < 2**32:  # the samplers' and NumPy's range
+            raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.study is not None and safe_name(self.study) != self.study:
             raise ValueError(f"--study {self.study!r}: use letters, digits, '_', '-' and '.' only")
 
