@@ -198,6 +198,12 @@ def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
     assert "--subject-pattern" in str(info.value) and "\n" not in str(info.value)
     grouped = load_dataset(root, subject_pattern=r"p(\d+)-")
     assert grouped.subjects == ["1", "2", "3", "4", "5"]
+    with pytest.raises(DataError) as info:  # no group: its whole match, alike in every clip
+        load_dataset(root, subject_pattern="take")
+    assert str(info.value) == (
+        "--subject-pattern 'take' reads one subject ('take') from all 20 clips, and splits need "
+        r"subjects apart: put a group around what tells people apart, e.g. 'client(\d+)'"
+    )
     assert_subject_disjoint(grouped)
     folders = tmp_path / "folders"  # the subject may be a folder: the pattern sees the path
     for p in range(1, 6):

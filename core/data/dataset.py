@@ -172,6 +172,13 @@ def load_dataset(
             f"(e.g. {nameless[0]}); give --subject-pattern, a regex whose first group is the "
             "subject (the person filmed), so that no person is in two splits"
         )
+    people = {clip.subject for clip, _ in found}
+    if subject_pattern is not None and len(people) == 1 and len(found) > 1:
+        raise DataError(
+            f"--subject-pattern {subject_pattern!r} reads one subject ({people.pop()!r}) from all "
+            f"{len(found)} clips, and splits need subjects apart: put a group around what tells "
+            r"people apart, e.g. 'client(\d+)'"
+        )
     source = sorted((clip for clip, _ in found), key=lambda c: c.clip_id)
     clips = chosen.clips(source, fold)
     if not clips:
