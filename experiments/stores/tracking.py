@@ -70,7 +70,14 @@ def use_store(uri: str | None) -> str:
     store = uri or default
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
-    if urllib.parse.urlparse(store).scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+    parsed = urllib.parse.urlparse(store)
+    if parsed.scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+        path = Path(urllib.parse.unquote(parsed.path))
+        if path.is_file():  # a database given as a path
+            raise ValueError(
+                f"--tracking-uri {store}: a path, which MLflow reads as a file store's folder; "
+                f"a SQLite database is given as sqlite:///{path.resolve()}"
+            )
         raise ValueError(
             f"--tracking-uri {store}: a folder (MLflow's file store, which MLflow 3 opens only "
             "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
