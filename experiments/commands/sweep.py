@@ -99,7 +99,13 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     group.add_argument("--study", help="study name (default: from what its numbers depend on)")
     group.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna RDB storage URL")
     group.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
-    group.add_argument("--heads", default="*", help="fnmatch pattern over head names")
+    group.add_argument(
+        "--heads",
+        default="*",
+        metavar="PATTERN",
+        help="the head families searched: an fnmatch pattern over family and write-up head "
+        "names (lstm30 selects the lstm family, its write-up head first; default: every family)",
+    )
     group.add_argument(
         "--fine-tune",
         default="none",
