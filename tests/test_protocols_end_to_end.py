@@ -221,6 +221,23 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     assert "settings.csv" in names
 
 
+def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, capsys) -> None:
+    """As the sweep runs every fold without --fold, extract.py extracts the database once for
+    them all (it was refused: 'choose one with --fold K'); --list still wants its fold."""
+    from experiments.commands import extract
+
+    flags = ["--data", str(workspace / "OULU-NPU"), "--protocol", "oulu-p3"]
+    flags += ["--frames", str(FRAMES), "--cache-dir", str(workspace / "cache")]
+    flags += ["--no-face-crop", "--no-progress"]
+    assert extract.main(flags) == 0
+    out = capsys.readouterr().out
+    said = "protocol oulu-p3 has folds 1-6: one extraction serves them all (fold 1's splits below)"
+    assert said in out.splitlines()
+    assert f"path:     {oulu['oulu-p3'].features.path}" in out  # what the sweep's folds read
+    assert extract.main([*flags, "--list"]) == 2
+    assert "choose one with --fold K" in capsys.readouterr().err
+
+
 def test_one_extraction_serves_every_protocol_of_a_database(replay, oulu, casia) -> None:
     for results in (replay, oulu, casia):
         # The first protocol run extracts, unless another module sharing `database_trees` already

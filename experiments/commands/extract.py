@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
@@ -110,8 +111,17 @@ def extract_one(
 ) -> None:
     """One database's clips as CSV (``listing``), or its features extracted and summarised
     (``before_extract``: called before a cache miss loads the backbone)."""
+    from core.data.layouts import folds
     from core.features import cached_features, load_data
 
+    several = folds(options.protocol) if options.fold is None and not listing else ()
+    if several:  # the features are the database's: one extraction serves every fold
+        print(
+            f"protocol {options.protocol} has folds {several[0]}-{several[-1]}: one extraction "
+            f"serves them all (fold {several[0]}'s splits below)",
+            flush=True,
+        )
+        options = dataclasses.replace(options, fold=several[0])
     if listing:
         dataset = load_data(options)
         print(dataset.summary(), file=sys.stderr)
