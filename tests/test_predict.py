@@ -308,8 +308,8 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
     table = tables.comparison(trial_table(runs))
     mlflow.set_experiment(experiment_id=first.experiment_id)
     with mlflow.start_run(run_id=first.parent_run_id):  # as the sweep calls it
-        uris = models.log_best_models(first.experiment_id, STUDY, table)
-        again = models.log_best_models(first.experiment_id, STUDY, table)
+        uris = models.log_best_models(STUDY, table)
+        again = models.log_best_models(STUDY, table)
     assert uris == again  # the same best trials: nothing logged twice
     parent = MlflowClient().get_run(first.parent_run_id)  # its parameters are the study's only
     assert not [key for key in parent.data.params if key.startswith(("trial/", "weights_path"))]
@@ -324,6 +324,7 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         registered = client.get_model_version(name, version)
         assert client.get_model_version_by_alias(name, "best").version == registered.version
         run_id = registered.tags[models.RUN_TAG]
+        assert registered.run_id == run_id  # its source run is the trial's, not the sweep's
         assert best.loc[run_id, "group"] == "best " + name.removeprefix(f"{STUDY}-")
         local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / name)))
         files = [path for path in local.rglob("*") if path.is_file()]

@@ -267,7 +267,7 @@ def run_sweep(
             print("the other workers finished the study's trials: nothing left to run here")
         table = parent_run.log_comparison(study, experiment_id, study_name)
         with workers.closing_lock(config.storage):
-            registered = models.log_best_models(experiment_id, study_name, table)
+            registered = models.log_best_models(study_name, table)
         if registered:
             print("registered models: " + ", ".join(registered))
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)

@@ -1,7 +1,7 @@
 """The best trial of each head family as a registered MLflow model, scoring frames.
 
-:func:`log_best_models` logs, in the active run (the study's parent run, as its artifacts
-``models/<family>-trial<N>``), one pyfunc model per "best <family>" row of the comparison and
+:func:`log_best_models` logs one pyfunc model per "best <family>" row of the comparison in
+that trial's own run (as its artifacts ``model/``, so a version's source run is the trial) and
 registers it as ``<study>-<family>``; the alias ``best`` follows the study's current best of that
 family::
 
@@ -55,20 +55,13 @@ def registered_name(study_name: str, family: str) -> str:
     return f"{study_name}-{family}"
 
 
-def log_best_models(experiment_id: str, study_name: str, table: pd.DataFrame) -> list[str]:
+def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
     """Log and register the best trial of each head family; returns ``models:/<name>/<version>``.
 
     ``table`` is :func:`experiments.comparison.comparison`'s (its rows whose ``group`` starts
-    with "best "). Call it inside a run of the study's experiment ``experiment_id``. A family's
-    best trial without head weights (``--keep-weights none``) is warned and skipped; one already
-    registered keeps its version, which ``@best`` points at.
+    with "best "). A family's best trial without head weights (``--keep-weights none``) is warned
+    and skipped; one already registered keeps its version, which ``@best`` points at.
     """
-    active = mlflow.active_run()
-    if active is None or active.info.experiment_id != experiment_id:
-        raise ValueError(
-            f"log_best_models needs an active run in experiment {experiment_id} (the study's "
-            "parent run)"
-        )
     client = MlflowClient()
     best = table[table["group"].astype(str).str.startswith("best ")]
     uris = []
@@ -78,7 +71,7 @@ def log_best_models(experiment_id: str, study_name: str, table: pd.DataFrame) ->
         version = _registered_version(client, name, run_id)
         if version is None:
             try:
-                version = _log_model(model, name)
+                version = _log_model(client, model, name)
             except ScoringError as err:
                 log.warning("no model for %s: %s", name, err)
                 continue
@@ -95,15 +88,14 @@ def _registered_version(client: MlflowClient, name: str, run_id: str) -> str | N
     return None
 
 
-def _log_model(model: TrialModel, name: str) -> str:
-    """Save the model, log it under the active run's ``models/`` and register it.
+def _log_model(client: MlflowClient, model: TrialModel, name: str) -> str:
+    """Save the model, log it under its trial run's ``model/`` and register it from there.
 
     Saved, then logged as artifacts, not ``mlflow.pyfunc.log_model``: that logs the model's
-    config as the active run's parameters, which would fill the study's parent run with every
-    family's trial settings (and clash on the second family). The head's weights are not copied
-    in: the model names its trial's run, which holds them; a run that kept none is refused here.
+    config as the active run's parameters. The head's weights are not copied in: the model
+    names its trial's run, which holds them; a run that kept none is refused here.
     """
-    artifact_path = f"models/{model.config.family}-trial{model.trial}"
+    artifact_path = "model"
     with tempfile.TemporaryDirectory() as folder, tracking.quiet_artifacts():
         if not trial_model.has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
             trial_model.fetch_head_weights(model, Path(folder))  # says why, as a ScoringError
@@ -124,12 +116,11 @@ def _log_model(model: TrialModel, name: str) -> str:
                 signature=SIGNATURE,
                 pip_requirements=_requirements(),
             )
-        mlflow.log_artifacts(str(saved), artifact_path)
-        run_id = mlflow.active_run().info.run_id
+        client.log_artifacts(model.run_id, str(saved), artifact_path)
         # MLflow prints "Successfully registered model ..." itself; the sweep says it once
         with contextlib.redirect_stderr(open(os.devnull, "w")) as sink, sink:
             version = mlflow.register_model(
-                f"runs:/{run_id}/{artifact_path}", name, tags=_version_tags(model)
+                f"runs:/{model.run_id}/{artifact_path}", name, tags=_version_tags(model)
             )
     return str(version.version)
 
