@@ -26,7 +26,7 @@ import heads
 from core.features import FeatureOptions, cached_features
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import tracking, workers
+from experiments.stores import locks, tracking
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -101,7 +101,7 @@ def test_a_worker_registers_its_models_only_under_the_closing_lock(data, tmp_pat
         str(REPO / "experiments" / "sweep.py"),
         *argv(data, "--trials", "1", "--study", "closing", *stores),
     ]
-    lock = workers.closing_lock(storage)
+    lock = locks.closing_lock(storage)
     with lock:
         process = subprocess.Popen(
             command,

@@ -33,7 +33,7 @@ from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
-from experiments.stores import dashboard, runs_table, tracking, wal, workers
+from experiments.stores import dashboard, locks, runs_table, tracking, wal, workers
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -266,7 +266,7 @@ def run_sweep(
         elif not ran:
             print("the other workers finished the study's trials: nothing left to run here")
         table = parent_run.log_comparison(study, experiment_id, study_name)
-        with workers.closing_lock(config.storage):
+        with locks.closing_lock(config.storage):
             registered = models.log_best_models(study_name, table)
         if registered:
             print("registered models: " + ", ".join(registered))
@@ -355,7 +355,7 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
                 return code
             first = first or result
         if config.evaluation.cross_domain:
-            with workers.closing_lock(config.storage):
+            with locks.closing_lock(config.storage):
                 lines = cross_table.log_cross_table()
             print("\n".join(lines))
     finally:  # the stores' files hold every commit, however the sweep ended
@@ -438,7 +438,7 @@ def _run_and_close(
         said, code = no_finished_trial(result)
         print(f"error: {said}", file=sys.stderr)
         return code, result
-    with workers.closing_lock(config.storage):  # its view, shared with the other workers
+    with locks.closing_lock(config.storage):  # its view, shared with the other workers
         lines = closing_lines(result)
     print("\n".join(lines))
     return 0, result

@@ -73,3 +73,12 @@ class StorageLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def closing_lock(url: str) -> StorageLock:
+    """Held by a worker of the study storage ``url`` while it writes what the workers share in
+    the tracking store: the registered models and their ``best`` aliases, the study's view, the
+    cross-domain table. MLflow's SQL stores insert-or-update these rows (SQLAlchemy's
+    ``merge``: a read, then an insert) without a lock of their own, so two workers ending
+    together collided on a primary key and the second exited 3."""
+    return StorageLock(url, "closing")

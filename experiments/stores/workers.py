@@ -162,15 +162,6 @@ def check_storage(url: str) -> None:
         )
 
 
-def closing_lock(url: str) -> StorageLock:
-    """Held by a worker of storage ``url`` while it writes what the workers share in the
-    tracking store: the registered models and their ``best`` aliases, the study's view, the
-    cross-domain table. MLflow's SQL stores insert-or-update these rows (SQLAlchemy's
-    ``merge``: a read, then an insert) without a lock of their own, so two workers ending
-    together collided on a primary key and the second exited 3."""
-    return StorageLock(url, "closing")
-
-
 def _shown(url: str) -> str:
     """``url`` as a line may show it: without its password."""
     return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
