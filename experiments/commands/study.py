@@ -32,6 +32,7 @@ from experiments.commands import replay
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend
 from experiments.commands.sweep import SweepConfig
+from experiments.config import safe_name
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import dashboard, locks, runs_table, tracking, wal, workers
 from experiments.trial import search
@@ -80,7 +81,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
     suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
-    return tracking.safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
+    return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
 def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, str]:

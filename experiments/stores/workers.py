@@ -222,10 +222,12 @@ def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
     return {n for t in trials for n in retry_history(t)}
 
 
-def _retry_callback() -> RetryCallback:
+def _retry_callback(max_retry: int | None = MAX_RETRY) -> RetryCallback:
+    """Optuna's retry: a failed trial queued again with its parameters (``None``: however often
+    it was)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryCallback(max_retry=MAX_RETRY)
+        return RetryCallback(max_retry=max_retry)
 
 
 def finished_count(trials: Sequence[FrozenTrial]) -> int:
@@ -429,9 +431,7 @@ class Worker:
         trials = self.study.get_trials(deepcopy=False)
         trial = trials[number]
         if trial.state == TrialState.FAIL and number not in retried_numbers(trials):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                RetryCallback(max_retry=None)(self.study, trial)
+            _retry_callback(max_retry=None)(self.study, trial)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a
