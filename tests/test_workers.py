@@ -449,3 +449,21 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
     assert 1 <= len(failed) <= 3, failed  # a pause between failures, no spin
     assert set(failed) <= workers.retried_numbers(trials)  # each queued again: 3 real trials
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
+def test_the_top_seeds_next_worker_samples_with_seed_0(tmp_path):
+    """Worker k samples with seed + k, wrapped into NumPy's 0..2**32-1: at ``--seed 4294967295``
+    the second worker to join samples as a study seeded 0 does (unwrapped, its first
+    suggestion failed: NumPy takes no seed of 2**32)."""
+    url = f"sqlite:///{tmp_path / 'top.db'}"
+    first = []
+    for joined in (0, 1):
+        study, k = workers.open_study(
+            "top", url, directions=["minimize"], pruner=optuna.pruners.NopPruner(), seed=2**32 - 1
+        )
+        assert k == joined
+        first.append(study.ask().suggest_float("x", 0.0, 1.0))
+    fresh = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    assert first[1] == fresh.ask().suggest_float("x", 0.0, 1.0)
+    assert first[0] != first[1]

@@ -214,7 +214,7 @@ def run_sweep(
                 "multi_objective": config.multi_objective,
                 "heartbeat": config.heartbeat,
                 "sampler": "TPESampler",
-                "sampler_seed": config.seed + joined,  # the k-th worker to join: seed + k
+                "sampler_seed": workers.sampler_seed(config.seed, joined),  # worker k: seed + k
                 "pruner": type(study.pruner).__name__,
                 "frames_per_clip": features.frames_per_clip,
                 "protocol": features.protocol,

@@ -105,10 +105,10 @@ def open_study(
 
     Safe when many workers start at once on an empty database: the schema, the study and the
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
-    TPE sampler seeded ``seed + k``: workers seeded alike would propose the same points. An
-    invocation that finds ``target`` trials finished (it runs none) is not counted, so a later
-    extension of the study samples the same trials however often it was rerun in between.
-    Returns the study and k.
+    TPE sampler seeded ``seed + k`` (:func:`sampler_seed`): workers seeded alike would propose
+    the same points. An invocation that finds ``target`` trials finished (it runs none) is not
+    counted, so a later extension of the study samples the same trials however often it was
+    rerun in between. Returns the study and k.
     """
     check_storage(url)  # before Optuna adds its tables
     try:
@@ -204,8 +204,14 @@ def _open_study(
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
         if target is None or finished_count(study.get_trials(deepcopy=False)) < target:
             study.set_user_attr(WORKERS_ATTR, joined + 1)
-    study.sampler = optuna.samplers.TPESampler(seed=seed + joined)
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, joined))
     return study, joined
+
+
+def sampler_seed(seed: int, joined: int) -> int:
+    """The TPE seed of the ``joined``-th worker of a study seeded ``seed``: seed + k, wrapped
+    into the 0..2**32-1 that NumPy's generators take (``--seed 4294967295``'s second worker: 0)."""
+    return (seed + joined) % 2**32
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
