@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.layouts import AUTO, protocol_names
+from core.data.layouts import AUTO, folds, get_protocol, protocol_names
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
@@ -45,6 +45,13 @@ class Database:
         if self.protocol not in known:
             raise ValueError(
                 f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(known)}"
+            )
+        if folds(self.protocol):  # no flag chooses a fold of a named database
+            layout = get_protocol(self.protocol)[0]
+            whole = [p.name for p in layout.protocols if not p.folds]
+            raise ValueError(
+                f"database {self.name}: protocol {self.protocol} has folds, and a cross-domain "
+                f"study takes a database's protocol whole: one of {', '.join(whole)}"
             )
 
 

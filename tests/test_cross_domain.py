@@ -168,7 +168,13 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert logged[0].data.tags["study.mi-c all"] == mi_c.study.study_name
     taken = tmp_path / "cross_domain.csv"  # a file where --out wants a folder: one line, no run
     assert compare.main(["--cross", "--out", str(taken), "--tracking-uri", uri]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {taken}: File exists"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {taken}: a file; --out names a folder"
+    ]
+    blocked = tmp_path / "blocked"  # a folder whose files cannot be written (root or not)
+    (blocked / "cross_domain.csv").mkdir(parents=True)
+    assert compare.main(["--cross", "--out", str(blocked), "--tracking-uri", uri]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --out {blocked}")
     again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
     assert len(again) == len(logged)
 
@@ -181,6 +187,13 @@ def bad_flags(root: Path) -> list:
             f"database {casia} is given twice (by path)",
         ),
         (["--sources", "msu,casia", "--target", "msu"], "database msu is the target and a source"),
+        (["--sources", ",", "--target", "msu"], "--sources ',' names no database"),
+        (["--sources", "", "--target", "msu"], "--sources '' names no database"),
+        (["--sources", "casia", "--target", " "], "--target ' ' names no database"),
+        (
+            ["--protocol", "mi-c", "--test-protocol", "casia-video"],
+            "--test-protocol goes with --test-data; a cross-domain target's protocol is its",
+        ),
         (["--sources", "msu,nope", "--target", "casia"], "needs database(s) nope: give --db nope"),
         (["--protocol", "ocim-m", "--data", "x"], "trains on named databases (--db), not --data"),
         (
@@ -189,6 +202,11 @@ def bad_flags(root: Path) -> list:
         ),
         (["--db", f"msu={casia}", "--db", f"msu={casia}"], "--db msu is given twice"),
         (["--db", f"msu={casia}:oulu-p9"], f"--db msu={casia}:oulu-p9: database msu: no protocol"),
+        (
+            ["--db", f"oulu={root / 'OULU-NPU'}:oulu-p3", "--protocol", "ocim-m"],
+            "database oulu: protocol oulu-p3 has folds, and a cross-domain study takes a "
+            "database's protocol whole: one of oulu-p1, oulu-p2",
+        ),
         (["--protocol", "ocim-m", "--fold", "2"], "a cross-domain study takes each database's own"),
         (["--protocol", "mi-c", "--face-detector", "haar"], "no frame is cropped (--no-face-crop)"),
         (
@@ -231,6 +249,17 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: database msu (")
     assert "not a msu tree (its files read as the oulu layout)" in err[-1]
+    from experiments.commands import extract  # the README's first step for OCIM: as refused
+
+    code = extract.main(
+        [
+            *("--databases", str(databases_file(database_trees)), "--cache-dir", str(cache)),
+            *("--frames", str(FRAMES), "--no-face-crop", "--no-progress"),
+            *("--protocol", "mi-c", "--db", f"msu={oulu}"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "not a msu tree (its files read as the oulu layout)" in err[-1]
     assert not (cache / "features").exists()
 
 

@@ -140,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # --out: a file, or a folder that cannot be made
-        print(f"error: --out {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # --out: a file, or a folder that cannot be made or written
+        why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
+        print(
+            f"error: --out {err.filename or args.out}: {why or err.strerror or err}",
+            file=sys.stderr,
+        )
         return 2
     except MlflowException as err:  # a server that answers, but not as MLflow's does
         print(f"error: {tracking.store_failed(err)}", file=sys.stderr)

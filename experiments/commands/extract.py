@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.named = named_databases(args, feature_options(args, progress=not args.no_progress))
+        args.cross_domain = args.named[0][0] != "data"
     except ValueError as err:
         parser.error(str(err))
     if args.list and len(args.named) > 1:
@@ -76,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     from core.features import ExtractionInterrupted
 
     try:
+        if args.cross_domain:  # every database read and checked before any is extracted
+            from experiments.config import NamedData
+            from experiments.trial.evaluation import check_database
+
+            for name, options in args.named:
+                check_database(NamedData(name, options))
         for name, options in args.named:
             if len(args.named) > 1:
                 print(f"== {name}: {options.data}", flush=True)

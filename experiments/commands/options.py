@@ -184,9 +184,12 @@ def evaluation_options(
     repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
     named = protocol in domains.CHOICES
     _check_crop(features, named or bool(given["sources"]) or given["test_data"] is not None)
-    if named and (given["sources"] or given["target"]):
+    if named and (given["sources"] is not None or given["target"] is not None):
         raise ValueError(f"--protocol {protocol} names its sources and target: drop --sources")
-    if bool(given["sources"]) != bool(given["target"]):
+    for flag in ("sources", "target"):  # "--sources ," names nothing: never the synthetic demo
+        if given[flag] is not None and not given[flag].replace(",", "").strip():
+            raise ValueError(f"--{flag} {given[flag]!r} names no database, e.g. --{flag} casia")
+    if (given["sources"] is None) != (given["target"] is None):
         raise ValueError("--sources and --target go together")
     if named:
         settings = domains.settings_named(protocol)
@@ -214,6 +217,11 @@ def evaluation_options(
         )
     if given["test_data"] is not None:
         raise ValueError("--test-data goes with --data; a cross-domain study names --target")
+    if getattr(args, "test_protocol", AUTO) != AUTO:
+        raise ValueError(
+            "--test-protocol goes with --test-data; a cross-domain target's protocol is its "
+            "database's: --db NAME=PATH:PROTOCOL"
+        )
     base = features or FeatureOptions()
     options = []
     for setting in settings:
