@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.backbone.matconvnet import PortError, inspect
+from core.backbone.matconvnet import PortError, check_output, inspect
+from core.quiet import import_backend_quietly
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="converted weights file, *.weights.h5")
     args = parser.parse_args(argv)
     try:
+        inspected = inspect(args.src)  # a bad file refused before Keras (and its noise) loads
+        ported = inspected[0]
         if args.out is not None:
+            check_output(args.out)
+            import_backend_quietly()
             from core.backbone.vggface import convert  # Keras is needed only to convert
 
-            ported = convert(args.src, args.out)
-        else:
-            ported, _ = inspect(args.src)
+            convert(args.src, args.out, inspected)
     except PortError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,10 +13,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import keras
+from core.quiet import import_backend_quietly
 
-from core import PARAMS_TO_FC7
-from heads import build_head_model, get_spec, list_heads
+import_backend_quietly()  # TensorFlow's start-up lines (cuInit on a CPU machine) hidden
+
+import keras  # noqa: E402
+
+from core import PARAMS_TO_FC7  # noqa: E402
+from heads import build_head_model, get_spec, list_heads  # noqa: E402
 
 COLUMNS = ("name", "kind", "head params", "whole model", "write-up head", "write-up whole", "match")
 

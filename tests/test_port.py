@@ -3,6 +3,7 @@ files by the fixture (tests/matconvnet_files.py), bad input."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -229,15 +230,22 @@ def test_imagenet_vgg16_is_refused_at_fc8(tmp_path, weights):
         core.build_vggface(weights=path, include_top=False)
 
 
-def test_cli_exit_status_and_no_traceback(bad_files):
+def test_cli_exit_status_and_no_traceback(bad_files, tmp_path):
+    """One line, also with --out: the file is refused before Keras loads (and TensorFlow writes
+    its start-up lines)."""
     path, expected = bad_files["wrong filter shape"]
-    result = subprocess.run(
-        [sys.executable, "-m", "core.port", str(path)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and expected in errors[0]
-    assert "Traceback" not in result.stderr
+    for out in ([], ["--out", str(tmp_path / "x.weights.h5")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "core.port", str(path), *out],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+        )
+        assert result.returncode == 2
+        errors = result.stderr.strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], out
+        assert not list(tmp_path.iterdir())
 
 
 def test_converted_file_errors(tmp_path):

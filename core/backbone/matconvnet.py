@@ -143,6 +143,16 @@ def inspect(path: str | os.PathLike) -> tuple[Ported, dict[str, MatLayer]]:
     return ported, {name: by_name[name] for name in shapes}
 
 
+def check_output(dst: str | os.PathLike) -> None:
+    """A :class:`PortError` for a converted file Keras cannot write: a name not ending in
+    ``.weights.h5``, or a folder that does not exist."""
+    dst = Path(dst)
+    if not dst.name.endswith(".weights.h5"):
+        raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
+    if not dst.parent.is_dir():
+        raise PortError(f"{dst}: output folder {dst.parent} does not exist")
+
+
 def _check_params(path: Path, layer: MatLayer, shape: tuple[int, ...]) -> None:
     if len(layer.params) != 2:
         raise PortError(

@@ -12,7 +12,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from core.backbone.matconvnet import META_GROUP, MatLayer, Ported, PortError, inspect
+from core.backbone.matconvnet import (
+    META_GROUP,
+    MatLayer,
+    Ported,
+    PortError,
+    check_output,
+    inspect,
+)
 from core.backbone.network import vggface_network
 from core.backbone.spec import expected_shapes
 from core.constants import AVERAGE_RGB
@@ -75,16 +82,21 @@ def _copy(model: keras.Model, ported: Ported, convs: dict[str, MatLayer]) -> Non
             ported.rows[i] = (name, kind, "skipped (not in this model)")
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Ported:
-    """Port ``src`` (.mat) into a full VGG-Face and save it to ``dst`` (.weights.h5) atomically."""
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    inspected: tuple[Ported, dict[str, MatLayer]] | None = None,
+) -> Ported:
+    """Port ``src`` (.mat) into a full VGG-Face and save it to ``dst`` (.weights.h5) atomically.
+
+    ``inspected``: what :func:`~core.backbone.matconvnet.inspect` returned for ``src``, if read.
+    """
     import h5py
 
     dst = Path(dst)
-    if not dst.name.endswith(".weights.h5"):
-        raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
-    if not dst.parent.is_dir():
-        raise PortError(f"{dst}: output folder {dst.parent} does not exist")
-    ported, convs = inspect(src)  # refuse a bad file before building the 145M-parameter model
+    check_output(dst)
+    # refuse a bad file before building the 145M-parameter model
+    ported, convs = inspected if inspected is not None else inspect(src)
     model = vggface_network(include_top=True)
     _copy(model, ported, convs)
     tmp = dst.with_name(f".{dst.name[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")

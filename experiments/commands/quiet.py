@@ -1,57 +1,26 @@
 """A quiet console: the libraries' start-up noise only with ``--verbose``.
 
-TensorFlow's C++ side writes its start-up lines (absl's "All log messages before ...", oneDNN and
-CPU-feature notices, CUDA probes and the cuInit error on a machine without a GPU) straight to
-file descriptor 2, before and below Python's logging, and ``TF_CPP_MIN_LOG_LEVEL`` no longer
-stops them all. So the backend is imported, and its devices listed (which is when the CUDA probes
-run), with descriptor 2 pointed at a temporary file; if that fails, what it wrote is replayed
-before the error. Python-side noise (tf.function retracing notices, absl warnings) is turned down
-through logging. Under JAX nothing needs hiding.
+TensorFlow's C++ start-up lines are hidden by importing the backend with descriptor 2 pointed
+elsewhere (:mod:`core.quiet`). Python-side noise (tf.function retracing notices, absl warnings)
+is turned down through logging. Under JAX nothing needs hiding.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
-import tempfile
-from collections.abc import Iterator
+
+from core.quiet import import_backend_quietly
 
 NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "alembic", "mlflow")
-
-
-@contextlib.contextmanager
-def _stderr_to_file() -> Iterator[None]:
-    """Descriptor 2 into a temporary file for the block; replayed if the block raises."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def quiet_backend(verbose: bool = False) -> None:
     """Import the Keras backend without its start-up lines (all of them with ``verbose``), and
     :func:`quiet_console`."""
     quiet_console(verbose)
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if verbose or backend != "tensorflow" or "tensorflow" in sys.modules:
-        return
-    with _stderr_to_file():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # the CUDA probes happen here
-        import keras  # noqa: F401
+    if not verbose:
+        import_backend_quietly()
 
 
 def quiet_console(verbose: bool = False) -> None:

@@ -1,0 +1,50 @@
+"""The Keras backend imported without TensorFlow's start-up lines.
+
+TensorFlow's C++ side writes its start-up lines (absl's "All log messages before ...", oneDNN and
+CPU-feature notices, CUDA probes and the cuInit error on a machine without a GPU) straight to
+file descriptor 2, before and below Python's logging, and ``TF_CPP_MIN_LOG_LEVEL`` no longer
+stops them all. So the backend is imported, and its devices listed (which is when the CUDA probes
+run), with descriptor 2 pointed at a temporary file; if that fails, what it wrote is replayed
+before the error. Under JAX nothing needs hiding. The commands' console
+(``experiments.commands.quiet``) and ``python -m core.port`` use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[None]:
+    """Descriptor 2 into a temporary file for the block; replayed if the block raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_backend_quietly() -> None:
+    """Import Keras and its TensorFlow backend (listing its devices) with descriptor 2 hidden;
+    nothing under another backend, or once TensorFlow is imported."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    with _stderr_to_file():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probes happen here
+        import keras  # noqa: F401
