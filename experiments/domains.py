@@ -113,7 +113,7 @@ def read_databases(path: str | Path) -> dict[str, Database]:
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):
             raise ValueError(
                 f"--databases {path}: entry {name!r} must be a path or {{ path = ..., "
-                "protocol = ... }}"
+                "protocol = ... }"
             )
         unknown = set(value) - {"path", "protocol"}
         if unknown:

@@ -68,6 +68,22 @@ def test_a_count_below_one_is_refused_by_its_flag_name(command, flag, value, cap
 
 
 @pytest.mark.parametrize("command", [extract, sweep])
+def test_a_bad_seed_or_cache_folder_is_refused_by_its_flag_name(command, tmp_path, capsys):
+    """--split-seed -1 was "synthetic seed must be ..."; a file as --cache-dir was "FILE/synthetic:
+    Not a directory", after the flags were read."""
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    for argv, said in (
+        (["--split-seed", "-1"], "error: --split-seed must be at least 0, got -1"),
+        (["--cache-dir", str(taken)], f"error: --cache-dir {taken}: a file, not a folder"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            command.parse_args(argv)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(said)
+
+
+@pytest.mark.parametrize("command", [extract, sweep])
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
@@ -96,6 +112,12 @@ def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> 
     with pytest.raises(ValueError) as refused:
         domains.read_databases(listed)
     assert str(refused.value).startswith(f"--databases {listed}: database msu: no protocol 'oulu'")
+    listed.write_text("oulu = 5\n")  # neither a path nor a table: the message's braces balance
+    with pytest.raises(ValueError) as refused:
+        domains.read_databases(listed)
+    assert str(refused.value) == (
+        f"--databases {listed}: entry 'oulu' must be a path or {{ path = ..., protocol = ... }}"
+    )
 
 
 def test_a_detector_with_a_crop_is_taken() -> None:

@@ -107,6 +107,11 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
     for name in COUNTS:  # said with the flag's name, before any data is read
         if values[name] is not None and values[name] < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {values[name]}")
+    if values["split_seed"] is not None and values["split_seed"] < 0:
+        raise ValueError(f"--split-seed must be at least 0, got {values['split_seed']}")
+    cache = values["cache_dir"]
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise ValueError(f"--cache-dir {cache}: a file, not a folder")
     if values["protocol"] in domains.CHOICES:
         values["protocol"] = AUTO
     return FeatureOptions(**values, progress=progress)
