@@ -646,6 +646,37 @@ def test_cross_dataset_with_repeats_is_one_command(workspace, monkeypatch, capsy
     assert {key: run[f"metrics.{key}"] for key in by_bob} == by_bob
 
 
+def test_test_data_without_a_test_split_is_said_to_be_tested_whole(workspace, monkeypatch, capsys):
+    """Its data summary shows the split the loader carves; every clip is tested, and the console
+    says so (it said nothing)."""
+    monkeypatch.chdir(workspace)
+    write_tiny_set(workspace / "split", seed=1)
+    flat = workspace / "flat"  # the same clips without split folders
+    for clip in sorted((workspace / "split").glob("**/client*")):
+        kind = Path(*clip.relative_to(workspace / "split").parts[1:-1])  # real, attack/print
+        (flat / kind).mkdir(parents=True, exist_ok=True)
+        clip.rename(flat / kind / clip.name)
+    code = sweep.main(
+        [
+            *("--data", str(workspace / "data"), "--test-data", str(flat)),
+            *("--cache-dir", str(workspace / "cache"), "--frames", str(FRAMES)),
+            *("--storage", f"sqlite:///{workspace}/optuna.db"),
+            *("--tracking-uri", f"sqlite:///{workspace}/mlflow.db"),
+            *("--trials", "1", "--heads", "lstm30"),
+        ]
+    )
+    assert code == 0
+    clips = len(list(flat.glob("**/client*")))
+    assert clips == 16
+    out = capsys.readouterr().out
+    assert f"tested: every clip of test data ({clips}; it has no test split of its own)" in out
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`test_data` LIKE '%flat'"
+    )
+    (run,) = [r for _, r in runs.iterrows() if r["tags.vggface_heads.role"] == "trial"]
+    assert run["tags.test_clips"] == str(clips)
+
+
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = sweep.main(["--data", str(tmp_path / "absent"), "--cache-dir", str(tmp_path)])

@@ -161,6 +161,12 @@ def run_sweep(
 
     settings = prepare_settings(config.features, config.evaluation, load=load)
     features = settings[0].features
+    tested = settings[0].test_features
+    if tested is not features and not tested.test_split_given:  # its summary showed a split
+        name = settings[0].names[-1] if settings[0].names else "the test data"
+        print(
+            f"tested: every clip of {name} ({len(tested.clips)}; it has no test split of its own)"
+        )
     allowed = search.families(config.heads)
     study_name = config.study or default_study_name(config, settings[0], allowed)
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
