@@ -182,6 +182,13 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
         assert code == 2 and len(err) == 1, err
         assert err[0].startswith("error: study fixed ") and said in err[0]
         assert err[0].endswith("start another study with --study")
+    entries = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
+    code = sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1)))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: study fixed was run with features (data files, weights, ")
+    now = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
+    assert now == entries  # refused before anything was extracted
     study = optuna.load_study(study_name="fixed", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
     assert sweep.main(argv(data, *stores, "--trials", "2")) == 0  # the same flags: it goes on

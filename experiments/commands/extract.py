@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, options in args.named:
             if len(args.named) > 1:
                 print(f"== {name}: {options.data}", flush=True)
-            extract_one(options, args.list, lambda: quiet_backend(args.verbose))
+            extract_one(options, args.list, lambda key: quiet_backend(args.verbose))
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130
@@ -114,7 +114,7 @@ def named_databases(
 
 
 def extract_one(
-    options: FeatureOptions, listing: bool, before_extract: Callable[[], None] | None = None
+    options: FeatureOptions, listing: bool, before_extract: Callable[[str], None] | None = None
 ) -> None:
     """One database's clips as CSV (``listing``), or its features extracted and summarised
     (``before_extract``: called before a cache miss loads the backbone)."""

@@ -15,20 +15,21 @@ from experiments.commands.quiet import quiet_backend
 def load_features(
     options: FeatureOptions,
     verbose: bool = False,
-    before_extract: Callable[[], None] | None = None,
+    before_extract: Callable[[str], None] | None = None,
 ) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
     The data summary (clips per split, label and species; skips) is printed before anything is
     extracted, so a wrong split shows before hours of work; clips that then do not decode are
     counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
-    entry is missing, after ``before_extract`` (the sweep checks its stores there: a store of the
-    wrong kind is said before hours of extraction, and a cached rerun reads neither).
+    entry is missing, after ``before_extract`` with the entry's key (the sweep checks its stores
+    and a named study there: a store of the wrong kind, or a study run on other features, is said
+    before hours of extraction, and a cached rerun reads neither).
     """
 
-    def extracting() -> None:
+    def extracting(key: str) -> None:
         if before_extract is not None:
-            before_extract()
+            before_extract(key)
         quiet_backend(verbose)
 
     found: list[Dataset] = []

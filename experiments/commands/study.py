@@ -34,7 +34,7 @@ from experiments.commands.quiet import console_logging, one_line_failures, quiet
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.results import console, cross_table, parent_run, tables
-from experiments.stores import dashboard, locks, runs_table, tracking, wal, workers
+from experiments.stores import dashboard, identity, locks, runs_table, tracking, wal, workers
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -96,8 +96,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
 
     return {
-        "features (data files, weights, frames, crop and detector, --precision)": "cache entry "
-        + each(f.fingerprint[:12] for f in first.sources),
+        identity.FEATURES: "cache entry " + each(f.fingerprint[:12] for f in first.sources),
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),
@@ -157,7 +156,7 @@ def run_sweep(
     def load(options: FeatureOptions) -> FeatureSet:
         if loaded is not None and options == config.features:
             return loaded
-        return load_features(options, config.verbose)
+        return load_features(options, config.verbose, lambda key: check_study(config, options, key))
 
     settings = prepare_settings(config.features, config.evaluation, load=load)
     features = settings[0].features
@@ -293,6 +292,17 @@ def check_stores(config: SweepConfig) -> str:
         )
     workers.check_storage(config.storage)
     return uri
+
+
+def check_study(config: SweepConfig, options: FeatureOptions, key: str) -> None:
+    """Before the features of ``options`` (cache entry ``key``) are extracted: the stores
+    (:func:`check_stores`), and a study named by ``--study`` that has figures from other
+    training features is refused, not after hours of extraction (test data: not checked)."""
+    check_stores(config)
+    sources = config.evaluation.sources
+    trained = {s.options.data for s in sources} if sources else {config.features.data}
+    if config.study is not None and options.data in trained:
+        identity.check_features(config.storage, config.study, key)
 
 
 def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
 import heads
 from core.constants import PRECISIONS
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     features = None
     if replay.eligible(config):  # a finished study's closing, unless its stores changed
         try:
-            features = load_features(config.features, config.verbose, lambda: _stores(config))
+            features = load_features(config.features, config.verbose, partial(_stores, config))
             if replay.replay(config, features):
                 return 0
         except (Exception, KeyboardInterrupt) as err:
@@ -221,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(config, features)
 
 
-def _stores(config: SweepConfig) -> None:
-    """The stores' kinds, checked before features are extracted (the sweep checks them again)."""
-    from experiments.commands.study import check_stores
+def _stores(config: SweepConfig, key: str) -> None:
+    """The stores' kinds and a named study, checked before features are extracted (the sweep
+    checks them again)."""
+    from experiments.commands.study import check_study
 
-    check_stores(config)
+    check_study(config, config.features, key)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,17 @@ without a word.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from experiments.stores import wal
+
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
+# the record's entry for the training features: "cache entry " and their keys' first 12 digits
+FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
+FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
@@ -54,8 +60,7 @@ def check_identity(
             "flags, or start another study with --study"
         )
     recorded = study.user_attrs.get(IDENTITY_ATTR)
-    figured = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    if not study.get_trials(deepcopy=False, states=figured):
+    if not study.get_trials(deepcopy=False, states=FIGURED):
         if identity and recorded != identity:
             study.set_user_attr(IDENTITY_ATTR, identity)
         return
@@ -67,3 +72,28 @@ def check_identity(
                 f"study {study.study_name} was run with {what} {recorded[what]}; this run's is "
                 f"{value}: rerun with the study's flags, or start another study with --study"
             )
+
+
+def check_features(url: str, name: str, key: str) -> None:
+    """Before features are extracted for the study ``name`` in ``url``: the ValueError
+    :func:`check_identity` would raise after the extraction, when the study has figures from
+    other training features than those of cache entry ``key``. Reads only: a database, schema or
+    study not there yet (or unreadable) is left to the full check when the study is opened."""
+    database = wal.sqlite_file(url)
+    if database is not None and not Path(database).is_file():
+        return  # connecting would make the file
+    try:
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        study = optuna.load_study(study_name=name, storage=storage)
+        recorded = study.user_attrs.get(IDENTITY_ATTR)
+        figured = study.get_trials(deepcopy=False, states=FIGURED)
+    except Exception:  # noqa: BLE001 - no study, no schema, no server: opening it says why
+        return
+    if not figured or not isinstance(recorded, dict) or FEATURES not in recorded:
+        return
+    keys = recorded[FEATURES].removeprefix("cache entry ").split(",")
+    if key[:12] not in keys:
+        raise ValueError(
+            f"study {name} was run with {FEATURES} {recorded[FEATURES]}; this run's is cache "
+            f"entry {key[:12]}: rerun with the study's flags, or start another study with --study"
+        )
