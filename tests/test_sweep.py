@@ -372,9 +372,14 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     assert rerun() == (out, [])
 
 
-def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(first_sweep, workspace):
+def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(
+    first_sweep, workspace, monkeypatch
+):
     """A new study's one trial (the write-up lstm30), run as a user runs it: the rerun replays
-    the record that run left, and prints what the full path prints once the record is gone."""
+    the record that run left, and prints what the full path prints once the record is gone. In
+    a shell without MLFLOW_TRACKING_URI: MLflow sets it once the store is open, and the record
+    was written under a key no rerun looked up."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     flags = ["--data", "data", "--frames", str(FRAMES), "--cache-dir", "cache"]
     flags += ["--study", "one", "--heads", "lstm30", "--trials", "1"]
     flags += ["--storage", f"sqlite:///{workspace}/optuna.db"]

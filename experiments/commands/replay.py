@@ -122,7 +122,8 @@ def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
             FORMAT,
             repr(dataclasses.replace(config, verbose=False)),
             os.getcwd(),
-            os.environ.get("MLFLOW_TRACKING_URI", ""),
+            # the flag wins over the variable, which MLflow sets itself once it opened the store
+            "" if config.tracking_uri else os.environ.get("MLFLOW_TRACKING_URI", ""),
             _default_tracking_store(config),
             features.fingerprint,
             features.dataset_fingerprint,
