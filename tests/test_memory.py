@@ -6,9 +6,11 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -94,6 +96,29 @@ def test_the_trial_loop_exempts_what_exists_from_collections_and_gives_it_back()
         assert gc.get_freeze_count() > 10_000  # the modules and everything loaded so far
     assert gc.get_freeze_count() == 0
     assert memory.map_large_blocks()  # glibc (Linux): mallopt accepts the threshold
+
+
+class CtrlCInACycle:
+    """Collected with its cycle, it sends this thread a Ctrl-C from its finalizer, which Python
+    drops there (as it did when the signal landed in the collection before a sweep's trials:
+    every trial then ran and the sweep exited 0)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
+def test_a_ctrl_c_dropped_while_collecting_before_the_trial_loop_stops_it():
+    gc.unfreeze()
+    CtrlCInACycle()  # garbage, freed only by a collection
+    entered = False
+    with pytest.raises(KeyboardInterrupt):
+        with memory.settled():
+            entered = True
+    assert not entered and gc.get_freeze_count() == 0
 
 
 def test_write_ahead_log_on_sqlite_only(tmp_path):

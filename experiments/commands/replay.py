@@ -12,8 +12,9 @@ set or a run deleted in the UI) changes its bytes: the full path runs and record
 
 A record is keyed by everything else the closing depends on: the command's resolved options, the
 working folder (relative SQLite paths), ``MLFLOW_TRACKING_URI`` when no ``--tracking-uri`` is
-given (MLflow sets it itself once a store is open) and, without either, which default store MLflow picks (``./mlruns`` once it holds a file store's
-experiments, else ``mlflow.db``: :func:`_default_tracking_store`), the features' fingerprints,
+given (MLflow sets it itself once a store is open) and, without either, which default store
+MLflow picks (``./mlruns`` once it holds a file store's experiments, else ``mlflow.db``:
+:func:`_default_tracking_store`), the features' fingerprints,
 and the sizes and times of this package's sources and of the entry files of the libraries that
 render the closing. What it cannot vouch for is never recorded: stores that are servers
 (PostgreSQL, an MLflow server), ``--verbose`` (the libraries' own lines), several settings (folds

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 
 import keras
 
+from core.interrupts import ctrl_c_noticed
+
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 1 << 20
@@ -42,9 +44,12 @@ def settled() -> Iterator[None]:
     exempt every surviving object from the collections inside (``gc.freeze``): the modules, the
     cached features and the stores outlive the loop, and each trial's own garbage is still
     collected. After the loop they are the collector's again (``gc.unfreeze``), so a process
-    that runs several sweeps (a notebook, the tests) does not keep their cycles for good."""
+    that runs several sweeps (a notebook, the tests) does not keep their cycles for good. A
+    Ctrl-C that a finalizer dropped while collecting is raised here, not lost before the loop."""
     map_large_blocks()
-    gc.collect()
+    with ctrl_c_noticed() as interrupted:
+        gc.collect()
+        interrupted()
     gc.freeze()
     try:
         yield
