@@ -195,6 +195,30 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     assert len(study.get_trials()) == 2
 
 
+def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rerun(
+    data, tmp_path, capsys
+) -> None:
+    """A Ctrl-C after the last trial and before the registration left the study without its
+    models for good: the rerun found the study finished and only printed the comparison."""
+    from experiments.serving.models import RUN_TAG
+
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "unregistered")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (model,) = client.search_registered_models()
+    trial_run = client.get_model_version_by_alias(model.name, "best").tags[RUN_TAG]
+    client.delete_registered_model(model.name)  # as a sweep stopped before registering left it
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    out = capsys.readouterr().out
+    assert "nothing left to run" in out and f"registered models: models:/{model.name}/1" in out
+    assert client.get_model_version_by_alias(model.name, "best").tags[RUN_TAG] == trial_run
+    assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    assert "registered models" not in capsys.readouterr().out  # nothing missing: nothing done
+
+
 def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     data, tmp_path, capsys
 ) -> None:

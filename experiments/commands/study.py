@@ -194,6 +194,12 @@ def run_sweep(
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
         table = standing_comparison(experiment_id, study_name)
+        from experiments.serving import models
+
+        if models.unregistered(study_name, table):  # a sweep stopped before it registered them
+            with locks.closing_lock(config.storage):
+                registered = models.log_best_models(study_name, table)
+            print("registered models: " + ", ".join(registered))
         return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     worker = workers.worker_name()

@@ -28,6 +28,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
@@ -78,6 +79,25 @@ def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
         client.set_registered_model_alias(name, ALIAS, version)
         uris.append(f"models:/{name}/{version}")
     return uris
+
+
+def unregistered(study_name: str, table: pd.DataFrame) -> list[str]:
+    """The families whose best trial in ``table`` (with head weights) is not what their
+    registered model's ``@best`` points at: a sweep stopped between its last trial and
+    :func:`log_best_models`. Reads only."""
+    client = MlflowClient()
+    best = table[table["group"].astype(str).str.startswith("best ")]
+    missing = []
+    for group, run_id in zip(best["group"], best["run_id"], strict=True):
+        family = str(group).removeprefix("best ")
+        try:
+            version = client.get_model_version_by_alias(registered_name(study_name, family), ALIAS)
+            pointed = version.tags.get(RUN_TAG)
+        except MlflowException:  # no such model or alias
+            pointed = None
+        if pointed != run_id and trial_model.has_artifact(run_id, tracking.HEAD_WEIGHTS):
+            missing.append(family)
+    return missing
 
 
 def _registered_version(client: MlflowClient, name: str, run_id: str) -> str | None:
