@@ -4,7 +4,7 @@
     python experiments/compare.py --cross [--out DIR] [--tracking-uri URI]
 
 Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
-its finished trials and last activity, newest first. The table holds the headline figures as
+its complete trials and last activity, newest first. The table holds the headline figures as
 papers print them (parameter counts with separators, error rates in %, mean ± std in percentage
 points over folds and repeats); ``--all`` adds every figure but the 95 % intervals (per-species
 APCER among them), which the parent run's comparison.csv and report.html hold too. A study run
@@ -31,7 +31,7 @@ from experiments.stores.runs_table import trial_table
 
 
 def studies() -> pd.DataFrame:
-    """Every study in the tracking store: its finished trials and the time of its last trial
+    """Every study in the tracking store: its complete trials and the time of its last trial
     run's start or end (UTC), newest first."""
     rows = []
     for experiment in mlflow.search_experiments(
@@ -44,7 +44,9 @@ def studies() -> pd.DataFrame:
         rows.append(
             {
                 "study": name,
-                "finished trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
+                # complete: the runs MLflow calls FINISHED (a pruned trial's run is KILLED),
+                # not the sweep's "finished" (complete, pruned and failed) that --trials counts
+                "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
                 "trial runs": len(runs),
                 "last activity (UTC)": last if pd.notna(last) else None,
                 "experiment": experiment.experiment_id,
@@ -52,7 +54,7 @@ def studies() -> pd.DataFrame:
         )
     table = pd.DataFrame(
         rows,
-        columns=["study", "finished trials", "trial runs", "last activity (UTC)", "experiment"],
+        columns=["study", "complete trials", "trial runs", "last activity (UTC)", "experiment"],
     )
     return table.sort_values(
         "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
@@ -73,14 +75,14 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     trials = trial_table(runs)
     table = tables.comparison(trials)
     if table.empty:
-        return f"# Study {name}\n\nNo finished trial yet."
-    finished = len(trials)
+        return f"# Study {name}\n\nNo complete trial yet."
+    complete = len(trials)
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
     columns = None if every_column else tables.HEADLINE
     return (
-        f"# Study {name}\n\n{warning}{finished} finished trials; best per head family and the "
+        f"# Study {name}\n\n{warning}{complete} complete trials; best per head family and the "
         f"write-up baselines, chosen on dev (test never used for choosing). Error rates in %, "
         f"± std in percentage points.\n\n{notes}\n"
         f"{tables.to_markdown(table.drop(columns=['run_id']), columns)}"
