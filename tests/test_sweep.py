@@ -309,7 +309,7 @@ def test_compare_lists_studies_and_defaults_to_the_one_that_ran_last(first_sweep
 
     assert compare.main(["--list", "--tracking-uri", uri]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["study", "finished", "trials"]
+    assert lines[0].split()[:3] == ["study", "complete", "trials"]
     assert lines[1].split()[0] == newest  # newest first
     finished = (runs["tags.optuna.study_name"] == "main") & (runs["status"] == "FINISHED")
     main_row = next(line.split() for line in lines[1:] if line.split()[0] == "main")
