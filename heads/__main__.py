@@ -13,14 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from core import PARAMS_TO_FC7
 from core.quiet import import_backend_quietly
-
-import_backend_quietly()  # TensorFlow's start-up lines (cuInit on a CPU machine) hidden
-
-import keras  # noqa: E402
-
-from core import PARAMS_TO_FC7  # noqa: E402
-from heads import build_head_model, get_spec, list_heads  # noqa: E402
+from heads import get_spec, list_heads
 
 COLUMNS = ("name", "kind", "head params", "whole model", "write-up head", "write-up whole", "match")
 
@@ -32,6 +27,10 @@ def count_head_params(name: str) -> int:
     would otherwise initialise them on the next stateless scope): fine in this command, not in a
     library call.
     """
+    import keras
+
+    from heads import build_head_model  # loads Keras: after main() imported it quietly
+
     with keras.StatelessScope(initialize_variables=False):
         count = build_head_model(name).count_params()
     keras.backend.clear_session()
@@ -74,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m heads", description=__doc__.split("\n")[0])
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'conv*'")
     args = parser.parse_args(argv)
+    import_backend_quietly()  # TensorFlow's start-up lines (cuInit on a CPU machine) hidden
     rows = registry_rows(args.pattern)
     if not rows:
         print(

@@ -301,10 +301,9 @@ def check_stores(config: SweepConfig) -> str:
 
 
 def check_study(config: SweepConfig, options: FeatureOptions, key: str) -> None:
-    """Before the features of ``options`` (cache entry ``key``) are extracted: the stores
-    (:func:`check_stores`), and a study named by ``--study`` that has figures from other
-    training features is refused, not after hours of extraction (test data: not checked)."""
-    check_stores(config)
+    """Before the features of ``options`` (cache entry ``key``) are extracted: a study named by
+    ``--study`` that has figures from other training features is refused, not after hours of
+    extraction (test data: not checked)."""
     sources = config.evaluation.sources
     trained = {s.options.data for s in sources} if sources else {config.features.data}
     if config.study is not None and options.data in trained:

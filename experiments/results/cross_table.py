@@ -164,8 +164,9 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     notes = [NOTE, *older]
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, markdown, banners, notes, Path(folder))
-        for path in files if out is not None else ():  # a folder it cannot write: nothing logged
-            (out / path.name).write_bytes(path.read_bytes())
+        if out is not None:  # written before the run is logged: an unwritable folder logs none
+            for path in files:
+                (out / path.name).write_bytes(path.read_bytes())
         run_id = _log(shown, files)
     lines = [*(f"**{b}**" for b in banners), markdown, "", *notes]
     lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
