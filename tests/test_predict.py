@@ -347,6 +347,8 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             np.testing.assert_allclose(probabilities, [expected.score], rtol=1e-6)
         else:
             np.testing.assert_allclose(probabilities, expected.frame_scores, rtol=1e-6)
+        nothing = loaded.predict(raw[:0])  # no frame: no score, not NumPy's reshape error
+        assert nothing.shape == (0,) and nothing.dtype == np.float64
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames
             loaded.predict(raw.astype(np.float32))
         if expected.no_face == FRAMES:  # by default a faceless frame (clip) scores NaN

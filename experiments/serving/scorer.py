@@ -250,7 +250,7 @@ class Scorer:
         sequence head reads the batch as N / T consecutive clips of its T frames per clip and
         gives one per clip. Where the detector finds no face (a frame; for a sequence head, every
         frame of a clip) the score is NaN and a warning counts them, unless ``score_faceless``:
-        then such a frame is cropped to its centre square and scored.
+        then such a frame is cropped to its centre square and scored. No frame gives no score.
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -263,6 +263,8 @@ class Scorer:
                 f"{self.model.config.head} reads clips of {count} frames: got {len(frames)} "
                 f"frames, not a multiple of {count}"
             )
+        if not len(frames):  # nothing to score: no clip, no frame
+            return np.empty(0)
         faceless = np.zeros(len(frames), dtype=bool)
         if self.detector is None:
             prepared = prepare_frames(frames)
