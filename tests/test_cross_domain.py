@@ -154,6 +154,8 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert "Not shown" not in out
     table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
     assert {"best dense", "best lstm", "write-up dense2048", "write-up lstm30"} <= set(table.index)
+    banner = "demonstration: a random backbone, not a result about VGG-Face"
+    assert set(table["demonstration"]) == {banner}  # as the .md and .html say it
     best = {r.data.tags["optuna.trial_number"]: r for r in trial_runs(root, ocim_m)}
     lstm = next(r for r in best.values() if r.data.params["family"] == "lstm")
     assert table.loc["write-up lstm30", "O&C&I→M HTER held-out"] == lstm.data.metrics["test_hter"]

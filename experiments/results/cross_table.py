@@ -178,8 +178,9 @@ def log_cross_table(out: Path | None = None) -> list[str]:
 def _write(
     table: pd.DataFrame, markdown: str, banners: list[str], notes: list[str], folder: Path
 ) -> list[Path]:
-    csv = folder / "cross_domain.csv"
-    table.rename_axis("head").to_csv(csv)
+    csv = folder / "cross_domain.csv"  # a demonstration says so in a column of its own
+    marked = table.assign(demonstration="; ".join(banners)) if banners else table
+    marked.rename_axis("head").to_csv(csv)
     md = folder / "cross_domain.md"
     md.write_text("\n\n".join([*(f"**{b}**" for b in banners), markdown, *notes]) + "\n")
     html = report.write_html(
