@@ -224,7 +224,8 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
 ) -> None:
     """Optuna's schema check and MLflow's migration each wrote into the other's database first,
     then died with a traceback (Optuna: 'no longer compatible with the table schema'; MLflow:
-    alembic's "Can't locate revision"). A file that is no database at all was a traceback."""
+    alembic's "Can't locate revision"). A file that is no database at all was a traceback; a
+    SQLite file in a folder that is not there was made, folder and all, by MLflow."""
     os.chdir(tmp_path)
     mlflow_db, optuna_db = tmp_path / "mlflow.db", tmp_path / "optuna.db"
     MlflowClient(f"sqlite:///{mlflow_db}").search_experiments()
@@ -234,6 +235,7 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes)}
     capsys.readouterr()  # MLflow's lines as it made its tables
     one = f"sqlite:///{tmp_path / 'one.db'}"
+    typo = tmp_path / "studys"  # a mistyped folder: MLflow made it and an empty store in it
     cases = [
         (sweep, ["--storage", one, "--tracking-uri", one], "name one database"),
         (
@@ -251,6 +253,9 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (compare, ["--tracking-uri", str(tmp_path)], f"--tracking-uri {tmp_path}: a folder"),
         (compare, ["--tracking-uri", str(mlflow_db)], f"given as sqlite:///{mlflow_db}"),
         (sweep, ["--tracking-uri", tmp_path.as_uri()], "(MLflow's file store, which MLflow 3"),
+        (sweep, ["--storage", f"sqlite:///{typo}/optuna.db"], f"there is no folder {typo}"),
+        (sweep, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], f"there is no folder {typo}"),
+        (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "store's folder must exist"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)

@@ -83,6 +83,7 @@ def use_store(uri: str | None) -> str:
             "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
             "sweep's default in its folder"
         )
+    wal.check_folder(store, "--tracking-uri")
     # before MLflow's migration writes it
     if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")

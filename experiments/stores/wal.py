@@ -37,6 +37,17 @@ def sqlite_file(url: str) -> str | None:
     return parsed.database
 
 
+def check_folder(url: str, flag: str) -> None:
+    """A ValueError (one line) when ``url`` is a SQLite file in a folder that is not there: MLflow
+    would make the folder and an empty store in it, so a mistyped path started a new record."""
+    database = sqlite_file(url)
+    if database is not None and not Path(database).parent.is_dir():
+        raise ValueError(
+            f"{flag} {url}: there is no folder {Path(database).parent}; "
+            "a SQLite store's folder must exist (create it first)"
+        )
+
+
 def same_database(first: str, second: str) -> bool:
     """Whether two database URLs (an Optuna storage, an MLflow tracking URI) name one database:
     the same SQLite file, or the same database on the same server."""

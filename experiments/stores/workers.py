@@ -155,7 +155,9 @@ def open_study(
 
 def check_storage(url: str) -> None:
     """A ValueError (one line) when ``url`` names a database Optuna must not open: an MLflow
-    tracking store, or a file that is not SQLite. Reads only."""
+    tracking store, a file that is not SQLite, or one in a folder that is not there. Reads
+    only."""
+    wal.check_folder(url, "--storage")
     if {"experiments", "runs"} <= wal.table_names(url, "--storage"):
         raise ValueError(
             f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
