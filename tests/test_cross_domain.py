@@ -262,6 +262,13 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "not a msu tree (its files read as the oulu layout)" in err[-1]
+    empty = tmp_path / "MSU-MFSD"  # no clip at all: MSU's naming said, not the generic layout's
+    empty.mkdir()
+    argv[argv.index(f"msu={oulu}")] = f"msu={empty}"
+    assert sweep.main([*argv, "--study", "refused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: database msu ({empty}): no msu clip where that layout")
+    assert "real|attack/<real|attack>_client<NNN>" in err[-1]
     assert not (cache / "features").exists()
 
 

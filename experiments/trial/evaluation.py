@@ -28,6 +28,7 @@ import pandas as pd
 
 from core.data.clips import DataError
 from core.data.layouts import folds, layout_names
+from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs
 from experiments.config import EvaluationOptions, NamedData
@@ -167,8 +168,16 @@ def check_database(data: NamedData) -> None:
     layout recognises (or cannot be read). Reads the folder, extracts nothing. Every source has a
     dev split to set the threshold on: its protocol's, else one the loader carves from its train
     split by subject (and a split without both classes is refused there)."""
-    dataset = load_data(data.options)
     expected = data.name if data.name in layout_names() else None
+    try:
+        dataset = load_data(data.options)
+    except DataError as err:  # e.g. an empty folder, read as the generic layout: say the named one
+        if expected is None or "no usable clip" not in str(err) or f"({expected} " in str(err):
+            raise
+        raise DataError(
+            f"database {data.name} ({data.options.data}): no {expected} clip where that layout "
+            f"expects them: {get_layout(expected).summary}; check the path"
+        ) from None
     if expected and dataset.layout != expected:
         raise DataError(
             f"database {data.name} ({data.options.data}): not a {expected} tree (its files read "

@@ -113,6 +113,11 @@ def layout_names() -> list[str]:
     return sorted(_LAYOUTS)
 
 
+def get_layout(name: str) -> Layout:
+    """The registered layout ``name`` (a KeyError for another name)."""
+    return _LAYOUTS[name]
+
+
 def protocol_names() -> list[str]:
     """Every layout's protocol names, sorted: the ``--protocol`` choices besides ``auto``."""
     return sorted(p.name for layout in _LAYOUTS.values() for p in layout.protocols)
