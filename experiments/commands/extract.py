@@ -37,6 +37,7 @@ from experiments.commands.options import (
 
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
+    from experiments.config import EvaluationOptions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,8 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
     try:
-        args.named = named_databases(args, feature_options(args, progress=not args.no_progress))
-        args.cross_domain = args.named[0][0] != "data"
+        options = feature_options(args, progress=not args.no_progress)
+        evaluations = evaluation_options(args, options)
+        args.cross_domain = evaluations[0].cross_domain
+        args.named = named_databases(evaluations, options)
     except ValueError as err:
         parser.error(str(err))
     if args.list and len(args.named) > 1:
@@ -100,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def named_databases(
-    args: argparse.Namespace, options: FeatureOptions
+    evaluations: list[EvaluationOptions], options: FeatureOptions
 ) -> list[tuple[str, FeatureOptions]]:
-    """``--data``, or every database a cross-domain ``--protocol`` names (each once)."""
-    evaluations = evaluation_options(args, options)
+    """``--data`` (``options``), or every database the cross-domain ``evaluations`` name (each
+    once)."""
     if not evaluations[0].cross_domain:
         return [("data", options)]
     named = {}
