@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.constants import SPLITS
 from core.data.clips import DataError
 from core.data.dataset import Dataset, load_dataset
 from core.data.frames import read_frames
+from core.data.subjects import subject_of
 
 VIDEO_BYTES: dict[str, bytes] = {}
 
@@ -217,6 +219,34 @@ def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
     }
     with pytest.raises(DataError, match="not a regex"):
         load_dataset(root, subject_pattern="p(")
+    with pytest.raises(DataError) as info:  # the user's pattern is not told to give one
+        load_dataset(root, subject_pattern=r"person(\d+)")
+    assert str(info.value).endswith(
+        "--subject-pattern 'person(\\d+)' matches none of them (searched in each clip's name, "
+        "then its folders)"
+    )
+
+
+def test_a_subject_pattern_reads_the_name_before_the_folders(tmp_path: Path) -> None:
+    r"""'(\d+)' read 2 from every clip under attack/print2/, so all print attacks went to one
+    split; '^' never matched, the path starting with the label folder."""
+    root = tmp_path / "data"
+    for s in range(1, 9):
+        video(root / "real" / f"{s:03d}_live.avi")
+        video(root / "attack" / "print2" / f"{s:03d}_p.avi")
+        video(root / "attack" / "replay" / f"{s:03d}_r.avi")
+    data = load_dataset(root, subject_pattern=r"(\d+)")
+    assert {c.subject for c in data.clips if c.attack_type == "print2"} == set(data.subjects)
+    assert data.subjects == [str(s) for s in range(1, 9)]
+    for split in ("train", "dev", "test"):  # each split has both attack types
+        assert {c.attack_type for c in data.split(split) if c.label == "attack"} == {
+            "print2",
+            "replay",
+        }
+    anchored = load_dataset(root, subject_pattern=r"^(\d+)_")
+    assert anchored.subjects == data.subjects
+    spanning = re.compile(r"(\w+)/\d+_")  # a pattern across folders: the whole path, last
+    assert subject_of("attack/print2/001_p", spanning) == ("print2", True)
 
 
 def test_unsupported_and_empty_entries_are_skipped_with_a_warning(

@@ -167,10 +167,16 @@ def load_dataset(
         )
     nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
     if nameless:
+        fix = (
+            f"--subject-pattern '{subject_pattern}' matches none of them (searched in each "
+            "clip's name, then its folders)"
+            if subject_pattern is not None
+            else "give --subject-pattern, a regex whose first group is the subject (the person "
+            "filmed), so that no person is in two splits"
+        )
         raise DataError(
             f"{root}: {len(nameless)} of {len(found)} clips have no subject in their name "
-            f"(e.g. {nameless[0]}); give --subject-pattern, a regex whose first group is the "
-            "subject (the person filmed), so that no person is in two splits"
+            f"(e.g. {nameless[0]}); {fix}"
         )
     people = {clip.subject for clip, _ in found}
     if subject_pattern is not None and len(people) == 1 and len(found) > 1:

@@ -13,17 +13,20 @@ DEFAULT_SUBJECT_PATTERN = r"(?<![a-z])(?:client|subject|subj|user|person|id)[_-]
 
 
 def subject_of(clip_id: str, pattern: re.Pattern[str] | None) -> tuple[str | None, bool]:
-    """(subject, matched the user's pattern); subject None when nothing in the name gives one.
+    r"""(subject, matched the user's pattern); subject None when nothing in the name gives one.
 
-    The user's ``pattern`` is searched in the whole relative path (its first group, else the
-    match); then ``clientNNN`` (Replay-Attack) and :data:`DEFAULT_SUBJECT_PATTERN` in the clip's
-    name, then in its folders from the deepest up.
+    The user's ``pattern`` (its first group, else the match) is searched in the clip's name, then
+    in its folders from the deepest up, then in the whole relative path (a pattern that spans
+    folders): a name's ``(\d+)`` is not read from an attack folder ``print2`` above it, and
+    ``^`` anchors at the name. Then ``clientNNN`` (Replay-Attack) and
+    :data:`DEFAULT_SUBJECT_PATTERN` in the name, then in the folders from the deepest up.
     """
-    if pattern is not None:
-        match = pattern.search(clip_id)
-        if match:
-            return normal_subject(match.group(1) if pattern.groups else match.group(0)), True
     parts = clip_id.split("/")
+    if pattern is not None:
+        for text in (*reversed(parts), clip_id):
+            match = pattern.search(text)
+            if match:
+                return normal_subject(match.group(1) if pattern.groups else match.group(0)), True
     for rule in (REPLAY_ATTACK_SUBJECT, re.compile(DEFAULT_SUBJECT_PATTERN, re.IGNORECASE)):
         for part in reversed(parts):
             match = rule.search(part)
