@@ -167,3 +167,26 @@ def test_list_with_a_bad_fold_exits_2(main, data, tmp_path, capsys):
     code = main(["--data", str(data), "--cache-dir", str(tmp_path), "--fold", "3", "--list"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["error: protocol generic has no folds, got --fold 3"]
+
+
+def test_the_sweep_says_where_clips_that_did_not_decode_are_missing(data, tmp_path, capsys):
+    """The data summary counts clips before decoding; one that then fails was said only as
+    'left out: 1 clip(s)', not which split and label now have one clip fewer."""
+    from core.features import FeatureOptions
+    from experiments.commands.features import load_features
+
+    subject = next((data / "test" / "real").iterdir()).name.split("_")[0]
+    broken = write_clip(data / "test" / "real" / f"{subject}_again", frames=1)
+    for frame in broken.iterdir():
+        frame.write_bytes(b"not a png")
+    options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
+    for state in ("extracted", "reused"):
+        features = load_features(options)
+        out = capsys.readouterr().out.splitlines()
+        assert "  test   bonafide  bonafide  2" in out  # counted before decoding
+        left = [line for line in out if line.startswith("left out: ")]
+        assert left == [
+            "left out: 1 clip(s) that did not decode (test bonafide 1; named in the warnings "
+            "above): the counts above include them"
+        ], state
+        assert len(features.clips) == 6

@@ -5,6 +5,7 @@ neither MLflow nor Optuna, so a finished study's closing can be replayed after i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from core.data.dataset import Dataset
@@ -42,9 +43,16 @@ def load_features(
         features = cached_features(options, on_dataset=announce, before_extract=extracting)
     except OSError as err:  # an unwritable or missing cache folder, a full disk
         raise ValueError(os_error_line(err)) from err
-    undecoded = len(features.skipped) - len(found[0].skipped)
-    if undecoded:
-        print(f"left out: {undecoded} clip(s) that did not decode (named in the warnings above)")
+    kept = {clip.clip_id for clip in features.clips}
+    undecoded = Counter(
+        f"{clip.split} {clip.label}" for clip in found[0].clips if clip.clip_id not in kept
+    )
+    if undecoded:  # the summary above counted them: say where they are missing
+        where = ", ".join(f"{group} {n}" for group, n in sorted(undecoded.items()))
+        print(
+            f"left out: {undecoded.total()} clip(s) that did not decode ({where}; named in the "
+            "warnings above): the counts above include them"
+        )
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
