@@ -280,3 +280,11 @@ def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
     assert set(dev["subject"]) == {"16"}  # the threshold is CASIA's dev
     by_bob = bob_report(logged, bob_measure())
     assert {key: metrics[key] for key in by_bob} == by_bob
+    # the cross-domain table shows it as a one-source setting (it said "no cross-domain study")
+    from experiments.commands import compare
+
+    uri = f"sqlite:///{workspace}/mlflow.db"
+    assert compare.main(["--cross", "--out", str(tmp_path / "t"), "--tracking-uri", uri]) == 0
+    table = pd.read_csv(tmp_path / "t" / "cross_domain.csv", index_col="head")
+    assert table.loc["write-up lstm30", "C→I HTER held-out"] == metrics["test_hter"]
+    assert table.loc["write-up lstm30", "C→I AUC paper"] == metrics["test_auc"]

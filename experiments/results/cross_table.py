@@ -2,7 +2,8 @@
 
 Rows: each head family's best trial (chosen on the sources' dev ACER, as every choice here is)
 and each write-up head. Columns: per setting run (``O&C&I→M``, ... in the benchmark's order, then
-other cross-domain studies, then intra-dataset protocols when present), the held-out HTER (the
+other cross-domain studies and cross-dataset ones (``--test-data``: one source, ``C→I``), then
+intra-dataset protocols when present), the held-out HTER (the
 threshold from the sources' dev, applied unchanged to the target: the honest figure) beside the
 paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
 as the positive class), each mean ± std over ``--repeats``. The two kinds are never mixed in one
@@ -21,6 +22,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.data.layouts import get_protocol, protocol_names
 from experiments import domains
 from experiments.results import report
 from experiments.results.tables import comparison, demo_banner, format_value
@@ -61,6 +63,8 @@ def studies() -> pd.DataFrame:
         kind = runs["tags.evaluation"].iloc[0] if "tags.evaluation" in runs else "intra-dataset"
         if kind == "cross-domain":
             setting, label = _cross_setting(runs.iloc[0])
+        elif kind == "cross-dataset":
+            setting, label = _cross_dataset_setting(runs.iloc[0])
         elif kind == "intra-dataset":
             setting = label = runs.get("tags.protocol", pd.Series(["?"])).iloc[0]
         else:
@@ -81,7 +85,7 @@ def studies() -> pd.DataFrame:
     hidden = every[~every["study"].isin(found["study"])]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
     rank = found.apply(
-        lambda r: (r["kind"] != "cross-domain", order.get(r["setting"], len(order)), r["setting"]),
+        lambda r: (r["kind"] == "intra-dataset", order.get(r["setting"], len(order)), r["setting"]),
         axis=1,
     )
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
@@ -105,6 +109,20 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
     return setting, label
 
 
+def _cross_dataset_setting(run: pd.Series) -> tuple[str, str]:
+    """A cross-dataset study's (``--test-data``) setting and label from a trial run's tags: one
+    source, ``casia->replay-attack`` and ``C→I``; a test set of no known protocol by its folder."""
+    trained, tested = run.get("tags.protocol"), run.get("tags.test_protocol")
+
+    def database(protocol: object) -> str | None:  # the layout, which names the database
+        return get_protocol(protocol)[0].name if protocol in protocol_names() else None
+
+    source = database(trained) or str(trained)
+    target = database(tested) or Path(str(run.get("tags.test_data"))).name
+    setting = f"{trained}->{tested if database(tested) else target}"
+    return setting, domains.CrossSetting(setting, (source,), target).label
+
+
 def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
     """The table of the studies ``shown`` (:func:`studies`): one row per group (``best
     <family>``, ``write-up <head>``), one column per setting and figure (numbers, and
@@ -113,7 +131,7 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
     for _, study in shown.iterrows():
         runs = tracking.study_runs(study["experiment"], study["study"])
         best = comparison(trial_table(runs)).set_index("group")
-        figures = FIGURES if study["kind"] == "cross-domain" else INTRA_FIGURES
+        figures = INTRA_FIGURES if study["kind"] == "intra-dataset" else FIGURES
         for figure, heading in figures:
             column = f"{study['label']} {heading}"
             table = table.reindex(table.index.union(best.index))
@@ -153,8 +171,8 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     the studies it summarises, and return the lines to print."""
     shown = studies()
     hidden = shown.attrs["not shown"]
-    if not (shown["kind"] == "cross-domain").any():
-        return ["no cross-domain study in this tracking store yet"]
+    if (shown["kind"] == "intra-dataset").all():
+        return ["no cross-domain or cross-dataset (--test-data) study in this tracking store yet"]
     table = cross_table(shown)
     markdown = to_markdown(table)
     banners = sorted({b for b in table.attrs.get("demo", []) if b})

@@ -247,7 +247,7 @@ def evaluation_context(
     return {
         "evaluation": "cross-dataset" if cross else "intra-dataset",
         "test_data": str(evaluation.test_data) if cross else "same as data",
-        "test_protocol": evaluation.test_protocol if cross else "same as protocol",
+        "test_protocol": first.test_features.protocol if cross else "same as protocol",
         **context,
     }
 
