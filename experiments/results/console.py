@@ -198,7 +198,7 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     One row per family's best and per write-up baseline: head, output, head params, dev ACER,
     test APCER/BPCER/ACER/HTER in % and the worst species. The run ids are in the report and in
     MLflow. To fit, the output column goes first, then (with folds or repeats) the std columns
-    but the ACERs', then those; a cell that still does not fit is cut.
+    but the ACERs', then those (the title says so); a cell that still does not fit is cut.
     """
     if table.empty:
         return "no finished trial: nothing to compare"
@@ -210,10 +210,13 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
         lines = _render(table, output, spreads)
         if max(map(len, lines)) <= width:
             break
-    title = "rates in %, test at the dev EER threshold; worst: the species with the highest APCER"
-    if any(f"{c}{STD}" in table.columns for c in every) and not spreads:
-        title += "; ± std in the report"
-    lines = [title[:width], *lines]
+    titles = ["rates in %, test at the dev EER threshold; worst: highest-APCER species"]
+    if [c for c in every if f"{c}{STD}" in table.columns and c not in spreads]:
+        titles.append("other ± std in the report" if spreads else "± std in the report")
+    title = "; ".join(
+        titles
+    )  # what was dropped to fit is said whole, on a line of its own if need be
+    lines = [*([title] if len(title) <= width else titles), *lines]
     return "\n".join(text if len(text) <= width else text[: width - 1] + "…" for text in lines)
 
 
