@@ -355,3 +355,30 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="split must be one of"):
         load_dataset(root).split("val")  # type: ignore[arg-type]
+
+
+def test_the_summary_says_which_splits_were_drawn_by_subject(tmp_path: Path) -> None:
+    """A tree with train/ and test/ only: its dev split came out of train's subjects, and the
+    summary showed it as if the data gave it."""
+
+    def split_lines(dataset: Dataset) -> dict[str, str]:
+        lines = dataset.summary().splitlines()
+        return {s: next(line for line in lines if line.startswith(f"  {s}: ")) for s in SPLITS}
+
+    def tree(root: Path, splits: dict[str, range]) -> Path:
+        for split, subjects in splits.items():
+            for s in subjects:
+                video(root / split / "real" / f"client{s:03d}_a.avi")
+                video(root / split / "attack" / f"client{s:03d}_b.avi")
+        return root
+
+    lines = split_lines(
+        load_dataset(tree(tmp_path / "a", {"train": range(6), "test": range(6, 8)}))
+    )
+    assert lines["dev"].endswith("; carved from train by subject (--split-seed)")
+    assert "by subject" not in lines["train"] + lines["test"]
+    given = {"train": range(4), "dev": range(4, 6), "test": range(6, 8)}
+    lines = split_lines(load_dataset(tree(tmp_path / "b", given)))
+    assert not [line for line in lines.values() if "by subject" in line]
+    lines = split_lines(load_dataset(generic_tree(tmp_path / "flat", subjects=6)))
+    assert all(line.endswith("; split by subject (--split-seed)") for line in lines.values())

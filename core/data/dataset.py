@@ -58,6 +58,7 @@ class Dataset:
     fold: int | None = None  # the protocol's fold, for protocols that have folds
     layout: str = ""  # the database layout that read the clips, e.g. "oulu"
     test_split_given: bool = True  # the database (or protocol) fixes a test split: not carved
+    carved: tuple[str, ...] = ()  # splits drawn by subject (--split-seed), not given by the data
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -110,11 +111,15 @@ class Dataset:
                         lines.append(f"  {s:<7}{lab:<10}{attack:<{width + 2}}{n}")
         for split in SPLITS:
             clips = self.split(split)
+            drawn = ""
+            if split in self.carved:  # not the data's own split: say how it was drawn
+                how = "split" if len(self.carved) == len(SPLITS) else "carved from train"
+                drawn = f"; {how} by subject (--split-seed)"
             lines.append(
                 f"  {split}: {len(clips)} clips "
                 f"({sum(c.label == 'bonafide' for c in clips)} bona fide, "
                 f"{sum(c.label == 'attack' for c in clips)} attack), "
-                f"{len({c.subject for c in clips})} subject(s)"
+                f"{len({c.subject for c in clips})} subject(s){drawn}"
             )
         for path, reason in self.skipped[:SUMMARY_SKIPS]:
             lines.append(f"  skipped {path}: {reason}")
@@ -192,6 +197,8 @@ def load_dataset(
     if layout.fixed_splits:
         _check_protocol_splits(root, layout.name, chosen.name, fold, clips)
     test_split_given = any(clip.split == "test" for clip in clips)
+    given = {clip.split for clip in clips}
+    carved = tuple(s for s in SPLITS if s not in given) if given - {None} else SPLITS
     clips = assign_splits(clips, chosen.name, seed, fractions)
     check_splits(clips)
     clips.sort(key=lambda c: c.clip_id)
@@ -211,6 +218,7 @@ def load_dataset(
         fold=fold,
         layout=layout.name,
         test_split_given=test_split_given,
+        carved=carved,
     )
 
 
