@@ -214,6 +214,8 @@ def test_report_carries_plotly_once_and_is_small(reports) -> None:
         assert len(page.encode()) < 0.5 * len(plotlyjs.encode())
         figures = re.findall(r"<script type='application/json' class='figure'", page)
         assert len(figures) == count
+        # rates never below 0: every point at 50 % drew an axis from -50 % to 150 %
+        assert page.count('"rangemode":"tozero"') == 2  # the scatter's and the distributions'
     assert "Pareto-front Plot" in reports["real"]  # --multi-objective
     assert "Optimization History Plot" in reports["demo"]
     assert "Hyperparameter Importances" in reports["demo"]

@@ -102,7 +102,7 @@ def study_figures(
     scatter.update_layout(
         title="Head parameters vs dev ACER (Pareto front dashed)",
         xaxis={"type": "log", "title": "head parameters (log scale)", "tickformat": "~s"},
-        yaxis={"title": "dev ACER", "tickformat": ".1%"},
+        yaxis={"title": "dev ACER", "tickformat": ".1%", "rangemode": "tozero"},  # no -50 %
     )
 
     spread = go.Figure()
@@ -111,7 +111,7 @@ def study_figures(
     spread.update_layout(
         title="Metric distributions per head family",
         boxmode="group",
-        yaxis={"tickformat": ".0%"},
+        yaxis={"tickformat": ".0%", "rangemode": "tozero"},
     )
 
     roc = go.Figure()
