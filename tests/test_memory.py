@@ -169,6 +169,7 @@ def test_same_database_reads_urls_as_their_database(tmp_path, monkeypatch):
     same = [
         ("sqlite:///mlflow.db", f"sqlite:///{tmp_path / 'mlflow.db'}"),  # relative, absolute
         ("postgresql://a@db/optuna", "postgresql+psycopg2://b@db:5432/optuna"),  # driver, port
+        ("sqlite:///mlflow.db", f"sqlite:///file:{tmp_path / 'mlflow.db'}?mode=rwc&uri=true"),
     ]
     other = [
         ("sqlite:///optuna.db", "sqlite:///mlflow.db"),
@@ -177,6 +178,8 @@ def test_same_database_reads_urls_as_their_database(tmp_path, monkeypatch):
         ("sqlite:///:memory:", "sqlite:///:memory:"),  # two processes' own
         ("sqlite:///optuna.db", "http://127.0.0.1:5000"),
         ("sqlite:///optuna.db", str(tmp_path / "mlruns")),  # MLflow's file store: a folder
+        ("sqlite:///file:mlflow.db", "sqlite:///mlflow.db"),  # no uri=true: a file so named
+        ("sqlite:///file::memory:?uri=true", "sqlite:///file::memory:?uri=true"),
     ]
     assert all(wal.same_database(a, b) and wal.same_database(b, a) for a, b in same)
     assert not any(wal.same_database(a, b) or wal.same_database(b, a) for a, b in other)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 import sqlalchemy
@@ -34,6 +35,10 @@ def sqlite_file(url: str) -> str | None:
         return None  # e.g. a plain folder for MLflow's file store, or a server's URL
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
+    uri = str(parsed.query.get("uri", "")).lower() in ("true", "1")
+    if uri and parsed.database.startswith("file:"):  # SQLite's URI form: its path part
+        path = urllib.parse.unquote(urllib.parse.urlparse(parsed.database).path)
+        return None if path in ("", ":memory:") else path
     return parsed.database
 
 
