@@ -130,7 +130,13 @@ class FeatureSet:
             if self.boxes_set_aside
             else ""
         )
-        return f"face crop: {self.face_crop_method}{aside}; frames without a face: {counts}"
+        method, crop = self.face_crop_method, self.crop
+        if 0 < crop.database_boxes < crop.clips:  # which clips had none (a missing box file)
+            method = (
+                f"database boxes on {crop.database_boxes} of {crop.clips} clips, "
+                f"{crop.detector or self.detector} on the rest"
+            )
+        return f"face crop: {method}{aside}; frames without a face: {counts}"
 
 
 def no_face_by_species(
