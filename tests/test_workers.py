@@ -33,6 +33,7 @@ from tests.test_resume import CtrlCInAFinalizer
 from tests.test_sweep import FRAMES, write_tiny_set
 
 REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "s3cret-pw"
 HEARTBEAT = 2  # seconds; a trial silent for 3 heartbeats (6 s) is lost
 WORKER_SECONDS = 300
 
@@ -111,7 +112,8 @@ class Workers:
 @pytest.fixture
 def study_workers(request, postgres, mlflow_server, workspace):
     name = request.node.name.removeprefix("test_")[:40].replace("_", "-")
-    storage = postgres.create_database(name)
+    # a password (the trust-auth server ignores it) no run, line or error may show
+    storage = postgres.create_database(name).replace("postgres@", f"postgres:{PASSWORD}@")
     group = Workers(workspace, storage, mlflow_server.url, name)
     try:
         yield group
@@ -147,6 +149,11 @@ def check_study(group: Workers, trials: int, parents: int) -> tuple[optuna.Study
     assert set(done) <= set(numbers) <= {t.number for t in all_trials}
     for run in by_role["trial"]:
         assert run.data.tags["mlflow.parentRunId"] in parent_runs
+    for run in parent_runs.values():  # the study's database password: logged as ***
+        params = run.data.params
+        assert PASSWORD not in str(params) and "postgres:***@" in params["storage"]
+    for _, log in group.started:
+        assert PASSWORD not in log.read_text()
     runs_by_number = dict(zip(numbers, by_role["trial"], strict=True))
     return study, runs_by_number, parent_runs
 

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
         return 3 if isinstance(err, tracking.StoreUnreachable) else 2
     try:
         if args.cross:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(comparison_markdown(args.study, args.all))
     except LookupError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:  # --out: a file, or a folder that cannot be made or written
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except MlflowException as err:  # a server that answers, but not as MLflow's does
-        print(f"error: {tracking.store_failed(err)}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(tracking.store_failed(err))}", file=sys.stderr)
         return 3
     return 0
 

@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
         scorer = load_scorer(args)
     except (ScoringError, PortError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
         return 3 if isinstance(err, tracking.StoreUnreachable) else 2
     except MlflowException as err:  # a server that answers, but not as MLflow does
-        print(f"error: {tracking.store_failed(err)}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(tracking.store_failed(err))}", file=sys.stderr)
         return 3
     checked = CROP_CHECK if args.crop_check is None else args.crop_check
     if scorer.model.face_crop.used_database_boxes and checked:

@@ -218,7 +218,7 @@ def run_sweep(
                 "study": study_name,
                 "trials": config.trials,
                 "timeout": config.timeout,
-                "storage": config.storage,
+                "storage": tracking.hide_passwords(config.storage),  # run readers: no password
                 "heads": config.heads,
                 "fine_tune": ",".join(config.fine_tune),
                 "seed": config.seed,
@@ -425,12 +425,13 @@ def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
     if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
         unreachable = (workers.StorageUnavailable, tracking.StoreUnreachable)
         return 3 if isinstance(err, unreachable) else 2
     if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
         print(
-            f"error: the tracking store did not answer ({tracking.first_line(err, 160)}): "
+            "error: the tracking store did not answer "
+            f"({tracking.hide_passwords(tracking.first_line(err, 160))}): "
             "finished trials are kept; rerun the same command to resume once it answers",
             file=sys.stderr,
         )
@@ -458,7 +459,7 @@ def _run_and_close(
     table = result.comparison
     if table.empty:  # not one trial finished: say why, and fail
         said, code = no_finished_trial(result)
-        print(f"error: {said}", file=sys.stderr)
+        print(f"error: {tracking.hide_passwords(said)}", file=sys.stderr)
         return code, result
     with locks.closing_lock(config.storage):  # its view, shared with the other workers
         lines = closing_lines(result)

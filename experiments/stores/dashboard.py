@@ -249,6 +249,7 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
     _, command = ui_address()
     lines = []
     if command:
+        command = tracking.hide_passwords(command)  # the user puts theirs back
         lines.append(f"MLflow UI: `{command}` (loopback only; README, 'Comparing heads')")
     lines.append(f"runs, best dev ACER first: {runs_url(experiment_id, key)}")
     lines.append(
