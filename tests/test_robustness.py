@@ -255,7 +255,7 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (sweep, ["--tracking-uri", tmp_path.as_uri()], "(MLflow's file store, which MLflow 3"),
         (sweep, ["--storage", f"sqlite:///{typo}/optuna.db"], f"there is no folder {typo}"),
         (sweep, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], f"there is no folder {typo}"),
-        (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "store's folder must exist"),
+        (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "no tracking store at"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)
@@ -317,6 +317,24 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert capsys.readouterr().err.strip().splitlines() == [said]
     assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    # a database server's store: MLflow's engine retried for ~2 min, then ~190 lines; and the
+    # password was printed
+    port = url.rsplit(":", 1)[1]
+    database = f"postgresql://postgres:pw@127.0.0.1:{port}/mlflow"
+    start = time.monotonic()
+    assert compare.main(["--tracking-uri", database, "--list"]) == 3
+    said = capsys.readouterr().err.strip().splitlines()  # the driver's words in the middle
+    assert len(said) == 1 and "Connection refused" in said[0] and ":pw@" not in said[0]
+    said = said[0]
+    assert said.startswith(
+        f"error: the tracking store postgresql://postgres:***@127.0.0.1:{port}/mlflow cannot be "
+    ) and said.endswith("): start it or correct --tracking-uri")
+    assert predict.main(["--study", "away", "--best", "--tracking-uri", database, "c.avi"]) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", database)
+    assert sweep.main(argv(data, *stores, "--study", "away")) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    assert time.monotonic() - start < 60
     bad = f"http://127.0.0.1:{url.rsplit(':', 1)[1]}x"  # a port that is no number
     assert compare.main(["--tracking-uri", bad]) == 2
     said = f"error: --tracking-uri {bad} is not a URL (Failed to parse: {bad}/health)"
@@ -340,7 +358,10 @@ def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(
     assert predict.main(flags) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == said[0]
     assert not (tmp_path / "studies").exists()
-    tracking.use_store(f"sqlite:///{tmp_path}/mlflow.db")  # SQLite's URI form is left to MLflow
+    absent = f"sqlite:///file:{typo}?mode=ro&uri=true"  # SQLite's URI form names a file too
+    assert compare.main(["--tracking-uri", absent, "--list"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == said
+    tracking.use_store(f"sqlite:///{tmp_path}/mlflow.db")
     tracking.use_experiment("kept")
     uri = f"sqlite:///file:{tmp_path}/mlflow.db?mode=ro&uri=true"
     assert compare.main(["--tracking-uri", uri, "--list"]) == 0

@@ -291,6 +291,7 @@ def check_stores(config: SweepConfig) -> str:
     MLflow is then pointed at the tracking store (the one place a sweep sets it). Returns its
     URI; a ValueError (one line) for a store of the wrong kind."""
     uri = tracking.use_store(config.tracking_uri)
+    wal.check_folder(uri, "--tracking-uri")  # a read-only command says "no tracking store at"
     if wal.same_database(config.storage, uri):
         raise ValueError(
             f"--storage and --tracking-uri name one database ({uri}): Optuna and MLflow each "

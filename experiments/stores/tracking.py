@@ -92,7 +92,6 @@ def use_store(uri: str | None) -> str:
             "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
             "sweep's default in its folder"
         )
-    wal.check_folder(store, "--tracking-uri")
     # before MLflow's migration writes it
     if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
         raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
@@ -180,6 +179,7 @@ def check_server(uri: str) -> None:
     before it says so. Any other answer, a TLS failure included, is left to MLflow's client, which
     reads the server's errors with its own settings (certificates, credentials)."""
     if not _is_server(uri):
+        _check_database(uri)
         return
     import requests  # MLflow's own HTTP client
 
@@ -203,6 +203,41 @@ def check_server(uri: str) -> None:
         time.sleep(1.0)
 
 
+def _check_database(uri: str) -> None:
+    """:class:`StoreUnreachable` (one line, no password) when ``uri`` is a database server's
+    store that accepts no connection: MLflow's engine retries for minutes, then ends in
+    tracebacks. SQLite files and other URIs are left to their own checks."""
+    try:
+        url = sqlalchemy.engine.make_url(uri)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return
+    if url.get_backend_name() == "sqlite":
+        return
+    timeout = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
+    try:
+        engine = sqlalchemy.create_engine(
+            url,
+            poolclass=sqlalchemy.pool.NullPool,
+            connect_args=timeout.get(url.get_backend_name(), {}),
+        )
+    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
+        raise ValueError(
+            f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
+            f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
+        ) from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        cause = err.orig if isinstance(err, sqlalchemy.exc.DBAPIError) and err.orig else err
+        raise StoreUnreachable(
+            f"the tracking store {hide_passwords(uri)} cannot be reached "
+            f"({hide_passwords(first_line(cause, 160))}): start it or correct --tracking-uri"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def check_existing_store(uri: str) -> None:
     """For a command that only reads the tracking store: a ValueError when it is a SQLite file
     that does not exist (MLflow would create an empty store at a mistyped path), and
@@ -223,10 +258,10 @@ def store_failed(err: MlflowException) -> str:
 
 
 def _absent_file(uri: str) -> str | None:
-    """The SQLite file of ``uri`` when there is none yet (MLflow would create it); else None,
-    also for SQLite's URI form (``file:NAME?...``), whose file only SQLite resolves."""
+    """The SQLite file of ``uri`` (its URI form's too) when there is none yet (MLflow would
+    create it); else None."""
     database = wal.sqlite_file(uri)
-    if database is None or database.startswith("file:") or Path(database).is_file():
+    if database is None or Path(database).is_file():
         return None
     return database
 
