@@ -96,6 +96,7 @@ from experiments.config import TrialConfig  # noqa: E402
 from experiments.metrics import ScoreSet, pad_report  # noqa: E402
 from experiments.results import console  # noqa: E402
 from experiments.stores import locks, runs_table, tracking, workers  # noqa: E402
+from experiments.stores import retries as trial_retries  # noqa: E402
 from experiments.stores import storage as study_storage  # noqa: E402
 from tests.servers import STARTUP_SECONDS, MlflowServer, Postgres  # noqa: E402
 
@@ -491,7 +492,7 @@ def worker_body(
         searched={"head": pattern["families"]},
     )
     experiment_id = tracking.use_experiment(study_name)
-    done = workers.finished_count(study.get_trials(deepcopy=False))
+    done = trial_retries.finished_count(study.get_trials(deepcopy=False))
     line = console.study_line(study_name, done, total, joined, len(pattern["baselines"]))
     print(line, flush=True)
     parents = tracking.study_parents(experiment_id, study_name)
@@ -1027,7 +1028,7 @@ def analyse(
     slept = {int(n): s for r in results for n, s in (r.get("slept") or {}).items()}
     figures: dict[str, Any] = {
         "states": dict(Counter(t.state.name for t in trials)),
-        "finished": workers.finished_count(trials),
+        "finished": trial_retries.finished_count(trials),
     }
     if done:
         starts = sorted(t.datetime_start.timestamp() for t in trials if t.datetime_start)
@@ -1282,7 +1283,7 @@ def _close_lost_runs_53b065f(self: workers.Worker, force: bool = False) -> None:
         )
     with contextlib.suppress(Exception):
         trials = self.study.get_trials(deepcopy=False)
-        history = workers.retry_history
+        history = trial_retries.retry_history
         retries = {history(t)[-1]: t.number for t in trials if history(t)}
         reasons = {}
         for t in trials:

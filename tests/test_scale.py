@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from bench.scale import space_profile
-from experiments.stores import tracking, workers
+from experiments.stores import retries, tracking
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS, PER_WORKER = 8, 2
@@ -52,7 +52,7 @@ def test_eight_simulated_workers_leave_a_truthful_study(postgres, mlflow_server,
     assert phase["failed"] == [] and phase["killed"] == 0, phase["failed"]
 
     trials = optuna.load_study(study_name=STUDY, storage=storage).get_trials()
-    assert workers.finished_count(trials) == WORKERS * PER_WORKER
+    assert retries.finished_count(trials) == WORKERS * PER_WORKER
     assert [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)] == []
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
 

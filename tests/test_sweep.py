@@ -31,7 +31,7 @@ from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
-from experiments.stores import workers
+from experiments.stores import retries
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
@@ -517,7 +517,7 @@ def test_a_sweep_stopped_by_its_timeout_says_so(workspace, monkeypatch, capsys):
     """It printed the comparison as if the study were done."""
     monkeypatch.chdir(workspace)
     result = run_sweep(config(workspace, "timed", trials=3, heads="lstm30", timeout=0.5))
-    assert workers.finished_count(result.study.get_trials()) == 1  # the deadline, once it began
+    assert retries.finished_count(result.study.get_trials()) == 1  # the deadline, once it began
     said = "stopped by --timeout 0.5: 1 of 3 trials finished; the same command goes on from there"
     assert said in capsys.readouterr().out.splitlines()
 
@@ -561,11 +561,19 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(workspace, monkeypatch):
 def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace, monkeypatch):
     """Ctrl-C in a trial: its runs are KILLED, the trial failed and queued again with its
     parameters, so the same command runs it (a write-up baseline too) and ``--trials`` counts
-    only the trials that ended on their own."""
+    only the trials that ended on their own; the retry trains with the trial's seed (it drew
+    from its own number, so an interrupted study's figures differed from an uninterrupted one's)."""
     monkeypatch.chdir(workspace)
+    seeds = []
+    train_head = objective.train_head
 
     def interrupt(*args, **kwargs):
+        seeds.append(kwargs["seed"])
         raise KeyboardInterrupt
+
+    def trained(*args, **kwargs):
+        seeds.append(kwargs["seed"])
+        return train_head(*args, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(objective, "train_head", interrupt)
@@ -580,10 +588,12 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace
     )
     states = [t.state for t in storage.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    monkeypatch.setattr(objective, "train_head", trained)
     resumed = run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
     trials = resumed.study.get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params == baselines("lstm30")[0]
+    assert seeds[1] == seeds[0] != seeds[2]  # trial 1 retries trial 0: trial 0's seed
 
 
 def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):

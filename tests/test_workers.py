@@ -26,8 +26,8 @@ from optuna.storages._heartbeat import HeartbeatThread
 from optuna.trial import TrialState
 
 from experiments.config import WAIT_POLL_SECONDS
+from experiments.stores import retries, tracking, workers
 from experiments.stores import storage as storage_module
-from experiments.stores import tracking, workers
 from tests.servers import stop as stop_process
 from tests.test_resume import CtrlCInAFinalizer
 from tests.test_sweep import FRAMES, write_tiny_set
@@ -132,7 +132,7 @@ def check_study(group: Workers, trials: int, parents: int) -> tuple[optuna.Study
     """Counts, one run per trial, every run under a parent, no run left RUNNING."""
     study = optuna.load_study(study_name=group.study, storage=group.storage)
     all_trials = study.get_trials()
-    assert workers.finished_count(all_trials) == trials
+    assert retries.finished_count(all_trials) == trials
     assert not [t for t in all_trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     client = MlflowClient(group.tracking_uri)
     runs = trial_runs(client, group.study)
@@ -221,7 +221,7 @@ def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers
     states = {t.number: t.state for t in study.get_trials()}
     assert [n for n, s in states.items() if s == TrialState.FAIL] == [killed]
     assert sum(s == TrialState.COMPLETE for s in states.values()) == 3
-    retry = next(t for t in study.get_trials() if workers.retry_history(t) == [killed])
+    retry = next(t for t in study.get_trials() if retries.retry_history(t) == [killed])
     assert retry.state == TrialState.COMPLETE and retry.params == study.trials[killed].params
     assert runs[retry.number].data.tags[tracking.RETRY_TAG] == str(killed)
     assert runs[retry.number].info.status == "FINISHED"
@@ -265,7 +265,7 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
     assert len(failed) <= 1  # the trial in flight, queued again
     if failed:
         assert f"trial {failed[0].number} is lost and will be queued again" in out
-        assert any(workers.retry_history(t) == [failed[0].number] for t in study.get_trials())
+        assert any(retries.retry_history(t) == [failed[0].number] for t in study.get_trials())
         if failed[0].number in runs:  # lost after its run started
             assert runs[failed[0].number].info.status == "FAILED"
 
@@ -455,7 +455,7 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     trials = study.get_trials()
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
     assert 1 <= len(failed) <= 3, failed  # a pause between failures, no spin
-    assert set(failed) <= workers.retried_numbers(trials)  # each queued again: 3 real trials
+    assert set(failed) <= retries.retried_numbers(trials)  # each queued again: 3 real trials
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand

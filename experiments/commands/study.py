@@ -34,7 +34,16 @@ from experiments.commands.quiet import console_logging, one_line_failures, quiet
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.results import console, cross_table, parent_run, tables
-from experiments.stores import dashboard, identity, locks, runs_table, tracking, wal, workers
+from experiments.stores import (
+    dashboard,
+    identity,
+    locks,
+    retries,
+    runs_table,
+    tracking,
+    wal,
+    workers,
+)
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -188,7 +197,7 @@ def run_sweep(
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     experiment_id = tracking.use_experiment(study_name, complete)
-    done = workers.finished_count(trials)
+    done = retries.finished_count(trials)
     print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
@@ -269,7 +278,7 @@ def run_sweep(
                 catch=REPORTED,  # the trial fails, not the worker
                 on_trial=progress,
             )
-        done = workers.finished_count(study.get_trials(deepcopy=False))
+        done = retries.finished_count(study.get_trials(deepcopy=False))
         if done < config.trials and config.timeout is not None:  # ended by its deadline
             print(
                 f"stopped by --timeout {config.timeout:g}: {done} of {config.trials} trials "
@@ -406,7 +415,7 @@ def record_rerun(config: SweepConfig, result: SweepResult) -> None:
     files = [str(Path(store).resolve()) for store in stores]
     before = replay.stores_stamp(files)
     trials = result.study.get_trials(deepcopy=False)
-    done = workers.finished_count(trials)
+    done = retries.finished_count(trials)
     if before is None or done < config.trials:
         return
     if any(trial.state == optuna.trial.TrialState.RUNNING for trial in trials):

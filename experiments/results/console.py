@@ -27,7 +27,7 @@ from experiments.results.tables import (
     front_items,
     missed_species,
 )
-from experiments.stores import workers
+from experiments.stores import retries
 from experiments.stores.runs_table import RANKING, STD, WORST
 
 
@@ -108,7 +108,7 @@ class Progress:
         self.ran += 1
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
-        done = min(workers.finished_count(trials), self.target)  # as the workers count
+        done = min(retries.finished_count(trials), self.target)  # as the workers count
         elapsed = time.monotonic() - self.started
         left = max(0, self.target - done)
         eta = f"ETA {duration(elapsed / self.ran * left)}" if left else "done"

@@ -52,6 +52,16 @@ from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECOND
 from experiments.stores import tracking, wal
 from experiments.stores.identity import check_identity, check_search_space
 from experiments.stores.locks import StorageLock
+from experiments.stores.retries import (
+    MAX_RETRY,
+    RETRY_ARGUMENT,
+    fail_stale_trials,
+    finished_count,
+    retried_numbers,
+    retry_callback,
+    retry_history,
+    running_count,
+)
 from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
@@ -60,16 +70,6 @@ from experiments.stores.storage import (
 )
 from experiments.stores.tracking import first_line
 
-try:  # Optuna >= 4.9 renamed the callback and its storage argument
-    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
-
-    RETRY_ARGUMENT = "heartbeat_stale_trial_callback"
-except ImportError:  # pragma: no cover - older Optuna
-    from optuna.storages import RetryFailedTrialCallback as RetryCallback
-
-    RETRY_ARGUMENT = "failed_trial_callback"
-
-MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
 log = logging.getLogger("sweep")
@@ -188,7 +188,7 @@ def _open_study(
                 engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
                 heartbeat_interval=heartbeat,
                 grace_period=GRACE_FACTOR * heartbeat,
-                **{RETRY_ARGUMENT: _retry_callback()},
+                **{RETRY_ARGUMENT: retry_callback()},
             )
         )
         study = optuna.create_study(
@@ -214,49 +214,6 @@ def sampler_seed(seed: int, joined: int) -> int:
     """The TPE seed of the ``joined``-th worker of a study seeded ``seed``: seed + k, wrapped
     into the 0..2**32-1 that NumPy's generators take (``--seed 4294967295``'s second worker: 0)."""
     return (seed + joined) % 2**32
-
-
-def retry_history(trial: FrozenTrial) -> list[int]:
-    """The lost trials that ``trial`` retries, first the original; what ``RetryCallback`` writes.
-
-    Read here rather than with ``RetryCallback.retry_history``, which warns (experimental) on
-    every call.
-    """
-    return list(trial.system_attrs.get("retry_history", []))
-
-
-def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of lost trials that were queued again: their retries count instead."""
-    return {n for t in trials for n in retry_history(t)}
-
-
-def _retry_callback(max_retry: int | None = MAX_RETRY) -> RetryCallback:
-    """Optuna's retry: a failed trial queued again with its parameters (``None``: however often
-    it was)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryCallback(max_retry=max_retry)
-
-
-def finished_count(trials: Sequence[FrozenTrial]) -> int:
-    """Trials that count towards ``--trials``: complete, pruned or failed, and not retried.
-
-    A trial that failed on its own (a diverged training) counts; one lost with its worker
-    and queued again does not, its retry does.
-    """
-    retried = retried_numbers(trials)
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(t.state in done and t.number not in retried for t in trials)
-
-
-def running_count(trials: Sequence[FrozenTrial]) -> int:
-    return sum(t.state == TrialState.RUNNING for t in trials)
-
-
-def _fail_stale_trials(study: optuna.Study) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
 
 
 class Worker:
@@ -383,7 +340,7 @@ class Worker:
     def _look(self) -> list[FrozenTrial]:
         """The study lock taken (the caller releases it), stale trials failed: all the trials."""
         self.lock.acquire()
-        _fail_stale_trials(self.study)
+        fail_stale_trials(self.study)
         return self.study.get_trials(deepcopy=False)
 
     def _running(self) -> set[int]:
@@ -429,7 +386,7 @@ class Worker:
         """A failed trial of ours queued again with its parameters, up to :data:`MAX_RETRY`
         times, as Optuna's retry of a lost trial does."""
         if len(retry_history(trial)) < MAX_RETRY:
-            _retry_callback()(self.study, trial)
+            retry_callback()(self.study, trial)
             print(f"trial {trial.number} queued again", flush=True)
 
     def _queue_interrupted(self, number: int) -> None:
@@ -439,7 +396,7 @@ class Worker:
         trials = self.study.get_trials(deepcopy=False)
         trial = trials[number]
         if trial.state == TrialState.FAIL and number not in retried_numbers(trials):
-            _retry_callback(max_retry=None)(self.study, trial)
+            retry_callback(max_retry=None)(self.study, trial)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a

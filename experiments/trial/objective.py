@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from core.backbone.spec import PARAMS_TO_FC7
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
-from experiments.stores import runs_table, tracking
+from experiments.stores import retries, runs_table, tracking
 from experiments.trial import artifacts, memory, search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import Setting, no_face_metrics, scores_frame, settings_table
@@ -128,13 +128,15 @@ class Objective:
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
         kept = None  # the first setting's result: its head is the trial's
+        # a retry of a lost trial trains as the lost one did: the same seed, the same figures
+        number = retries.seed_number(trial.study.get_trials(deepcopy=False)[trial.number])
         for index, setting in enumerate(self.settings):
             inputs = setting.inputs(config.kind, config.fine_tune)
             result = train_head(
                 config,
                 inputs.data,
                 setting.features.frames_per_clip,
-                seed=setting.seed(self.seed + trial.number),
+                seed=setting.seed(self.seed + number),
                 on_epoch=self._on_epoch(trial, setting.name if several else "", prune=index == 0),
                 top_weights=inputs.top_weights,
             )

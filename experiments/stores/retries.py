@@ -1,0 +1,78 @@
+"""Which of a study's trials count, and which are retries of lost ones.
+
+A trial lost with its worker (no heartbeat), to a database outage or to Ctrl-C is failed and queued
+again with its parameters by Optuna's retry callback, which records the trials it retries
+(``failed_trial``/``retry_history`` system attributes). The retry counts towards ``--trials``, the
+lost trial does not, and the retry trains with the lost trial's seed, so an interrupted study's
+figures are those of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+try:  # Optuna >= 4.9 renamed the callback and its storage argument
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
+
+    RETRY_ARGUMENT = "heartbeat_stale_trial_callback"
+except ImportError:  # pragma: no cover - older Optuna
+    from optuna.storages import RetryFailedTrialCallback as RetryCallback
+
+    RETRY_ARGUMENT = "failed_trial_callback"
+
+MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The lost trials that ``trial`` retries, first the original; what ``RetryCallback`` writes.
+
+    Read here rather than with ``RetryCallback.retry_history``, which warns (experimental) on
+    every call.
+    """
+    return list(trial.system_attrs.get("retry_history", []))
+
+
+def seed_number(trial: FrozenTrial) -> int:
+    """The trial number a trial's training seed derives from: the original's for a retry."""
+    history = retry_history(trial)
+    return history[0] if history else trial.number
+
+
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of lost trials that were queued again: their retries count instead."""
+    return {n for t in trials for n in retry_history(t)}
+
+
+def retry_callback(max_retry: int | None = MAX_RETRY) -> RetryCallback:
+    """Optuna's retry: a failed trial queued again with its parameters (``None``: however often
+    it was)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryCallback(max_retry=max_retry)
+
+
+def finished_count(trials: Sequence[FrozenTrial]) -> int:
+    """Trials that count towards ``--trials``: complete, pruned or failed, and not retried.
+
+    A trial that failed on its own (a diverged training) counts; one lost with its worker
+    and queued again does not, its retry does.
+    """
+    retried = retried_numbers(trials)
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(t.state in done and t.number not in retried for t in trials)
+
+
+def running_count(trials: Sequence[FrozenTrial]) -> int:
+    return sum(t.state == TrialState.RUNNING for t in trials)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the study's trials whose worker stopped beating (Optuna's check, without its
+    experimental warning); the retry callback queues them again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
