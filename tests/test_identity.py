@@ -7,7 +7,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from experiments.stores.identity import IDENTITY_ATTR, check_identity
+from experiments.stores.identity import IDENTITY_ATTR, check_heartbeat, check_identity
 
 FIRST = {"--repeats": "1", "clips (--protocol, --fold, --split-seed)": "a1"}
 OTHER = {"--repeats": "1", "clips (--protocol, --fold, --split-seed)": "a1,a2"}  # every fold
@@ -66,3 +66,18 @@ def test_objectives_are_checked_on_every_study(tmp_path) -> None:
     pareto = study(tmp_path, "p", ("minimize", "minimize"))
     with pytest.raises(ValueError, match="has 2 objective\\(s\\), this run asks for 1"):
         check_identity(pareto, {}, ["minimize"])
+
+
+def test_a_worker_with_another_heartbeat_is_refused(tmp_path) -> None:
+    """A worker with --heartbeat 5 joining workers beating every 60 s found their live trials
+    lost after 15 s and failed them; each then crashed telling its result."""
+    made = study(tmp_path)
+    check_heartbeat(made, 60)  # the first worker's, recorded
+    again = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    check_heartbeat(again, 60)
+    with pytest.raises(ValueError) as refused:
+        check_heartbeat(again, 5)
+    assert str(refused.value) == (
+        "study s's workers beat every 60 s, this one every 5 s, and would find their trials "
+        "lost: rerun with --heartbeat 60"
+    )

@@ -23,7 +23,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.storages._heartbeat import HeartbeatThread
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import WAIT_POLL_SECONDS
 from experiments.stores import retries, tracking, workers
@@ -374,6 +374,48 @@ def wait_for(condition, what: str, seconds: float = WORKER_SECONDS) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.3)
+
+
+def test_a_worker_whose_trial_was_taken_over_drops_it_and_goes_on(study_workers):
+    """Another worker found A's trial lost (its heartbeat silent past the grace: a frozen or
+    partitioned machine), failed it and queued it again, as Optuna's stale-trial check does; A,
+    going on, crashed telling its result ('Cannot tell a FAIL trial', exit 2). It now says so in
+    one line, closes the trial's run and goes on: it runs the retry itself."""
+    (a,) = study_workers.start(1, trials=2)
+    client = MlflowClient(study_workers.tracking_uri)
+
+    def take_over() -> FrozenTrial | None:  # A's trial, once its run is made, failed and requeued
+        try:
+            runs = trial_runs(client, study_workers.study)
+            study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
+        except Exception:  # no experiment or study yet
+            return None
+        training = {
+            int(r.data.tags[tracking.TRIAL_TAG])
+            for r in runs
+            if r.data.tags[tracking.ROLE_TAG] == "trial" and r.info.status == "RUNNING"
+        }
+        for trial in study.get_trials(states=(TrialState.RUNNING,)):
+            if trial.number in training:
+                try:
+                    study.tell(trial.number, state=TrialState.FAIL)  # as the other's check does
+                except ValueError:  # it ended meanwhile: the next one
+                    return None
+                retries.retry_callback()(study, study.get_trials()[trial.number])
+                return trial
+        return None
+
+    taken: list[FrozenTrial] = []
+    wait_for(lambda: taken.append(take_over()) or taken[-1] is not None, "A in its trial")
+    running = taken[-1]
+    (output,) = study_workers.wait([a])
+    said = [line for line in output.splitlines() if "found lost by another worker" in line]
+    assert len(said) == 1 and "Traceback" not in output and "Cannot tell" not in output, output
+    study, runs, _ = check_study(study_workers, trials=2, parents=1)
+    assert runs[running.number].info.status == "FAILED"
+    assert runs[running.number].data.tags[tracking.ERROR_TAG] == said[0]
+    retry = next(t for t in study.get_trials() if retries.retry_history(t) == [running.number])
+    assert retry.state == TrialState.COMPLETE and retry.params == running.params
 
 
 def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):

@@ -44,6 +44,7 @@ from experiments.stores import (
     wal,
     workers,
 )
+from experiments.stores.storage import StorageErrors
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -377,7 +378,9 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     level = logging.INFO if config.verbose else logging.WARNING
     console_logging(config.verbose)
     optuna.logging.set_verbosity(level)
-    one_line_failures(REPORTED, config.verbose)
+    # what a worker says in one line itself: a lost database, a trial another worker took over
+    said = (*REPORTED, *StorageErrors, optuna.exceptions.UpdateFinishedTrialError)
+    one_line_failures(said, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
     first = None
     try:

@@ -19,7 +19,22 @@ from experiments.stores import wal
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
+HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
+
+
+def check_heartbeat(study: optuna.Study, heartbeat: int) -> None:
+    """A ValueError (one line) when this worker's ``--heartbeat`` is not the study's (its first
+    worker's, recorded): a worker finds a trial lost after its own heartbeats, so a shorter one
+    failed the others' live trials, and a longer one waited too long for a dead worker's."""
+    recorded = study.user_attrs.get(HEARTBEAT_ATTR)
+    if recorded is None:
+        study.set_user_attr(HEARTBEAT_ATTR, heartbeat)
+    elif recorded != heartbeat:
+        raise ValueError(
+            f"study {study.study_name}'s workers beat every {recorded} s, this one every "
+            f"{heartbeat} s, and would find their trials lost: rerun with --heartbeat {recorded}"
+        )
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:

@@ -70,6 +70,18 @@ def running_count(trials: Sequence[FrozenTrial]) -> int:
     return sum(t.state == TrialState.RUNNING for t in trials)
 
 
+def taken_over(err: BaseException | None) -> bool:
+    """Whether ``err`` says this worker's trial was finished before it told its result: another
+    worker found it lost (silent for longer than that worker's grace) and queued it again."""
+    while err is not None:
+        if isinstance(err, optuna.exceptions.UpdateFinishedTrialError):
+            return True
+        if isinstance(err, ValueError) and str(err).startswith("Cannot tell a "):
+            return True  # Optuna's tell of a trial already failed
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail the study's trials whose worker stopped beating (Optuna's check, without its
     experimental warning); the retry callback queues them again."""

@@ -366,12 +366,20 @@ def _end(status: str, error: str | None = None) -> None:
             mlflow.end_run(status)  # forget it locally at least: the next run is not nested in it
 
 
-def tag_trial_run(experiment_id: str, study_name: str, number: int, tags: dict[str, str]) -> None:
-    """Set ``tags`` on the run of trial ``number`` of the study."""
+def tag_trial_run(
+    experiment_id: str,
+    study_name: str,
+    number: int,
+    tags: dict[str, str],
+    status: str | None = None,
+) -> None:
+    """Set ``tags`` on the run of trial ``number`` of the study (and end it as ``status``)."""
     client = MlflowClient()
     for found in client.search_runs([experiment_id], _trial_filter(study_name, number)):
         for key, value in tags.items():
             client.set_tag(found.info.run_id, key, value)
+        if status is not None:
+            client.set_terminated(found.info.run_id, status)
 
 
 def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -> list[str]:

@@ -50,7 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from core.interrupts import ctrl_c_noticed
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import tracking, wal
-from experiments.stores.identity import check_identity, check_search_space
+from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
 from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
     MAX_RETRY,
@@ -61,6 +61,7 @@ from experiments.stores.retries import (
     retry_callback,
     retry_history,
     running_count,
+    taken_over,
 )
 from experiments.stores.storage import (
     FinishedTrialsCache,
@@ -201,6 +202,7 @@ def _open_study(
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
         check_identity(study, identity, directions)
+        check_heartbeat(study, heartbeat)
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
@@ -318,6 +320,9 @@ class Worker:
                     self._queue_interrupted(self._current)
                 raise
             except Exception as err:
+                if self._current is not None and taken_over(err):
+                    self._dropped(self._current)
+                    continue
                 cause = database_error(err)
                 if cause is None:
                     raise
@@ -362,6 +367,18 @@ class Worker:
                 raise
 
         return run
+
+    def _dropped(self, number: int) -> None:
+        """Our trial, found lost by another worker and queued again: its result is dropped, its
+        run closed as FAILED saying so, and this worker goes on."""
+        reason = (
+            f"trial {number} was found lost by another worker (no heartbeat from this one for its "
+            f"{GRACE_FACTOR} heartbeats) and queued again; this worker drops its result"
+        )
+        print(reason, file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):  # housekeeping: never the reason a worker stops
+            run = {tracking.ERROR_TAG: reason}
+            tracking.tag_trial_run(self.experiment_id, self.study.study_name, number, run, "FAILED")
 
     def _say_outage(self, err: BaseException, lost: int | None) -> None:
         what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
