@@ -35,8 +35,10 @@ set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
 mkdir -p logs
 export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-4}"
-# Each task seeds its sampler differently, or parallel TPE workers would propose the same points.
-SEED=$(( ${SLURM_ARRAY_TASK_ID:-0} ))
+# Every task passes the same --seed (the trials' training seeds): the sweep seeds the k-th
+# worker's sampler with --seed + k itself, so workers do not propose the same points. A --seed
+# per task collided (task 2 joining first and task 1 second both sampled with seed 2) and trained
+# each trial with its task's seed.
 
 # Tasks at once: the array's %limit if any, else its size.
 RUNNING="${SLURM_ARRAY_TASK_COUNT:-1}"
@@ -69,5 +71,5 @@ fi
 
 exec python experiments/sweep.py \
     --data "$DATA" --weights "$WEIGHTS" --cache-dir "$CACHE_DIR" \
-    --study "$STUDY" --trials "$TRIALS" --heads "$HEADS" --seed "$SEED" \
+    --study "$STUDY" --trials "$TRIALS" --heads "$HEADS" \
     --storage "$STORAGE" --tracking-uri "$TRACKING_URI" "$@"

@@ -175,6 +175,8 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
         "objectives": (("--multi-objective",), "has 1 objective(s), this run asks for 2"),
         "fine-tune": (("--fine-tune", "fc"), "--fine-tune none; this run's is fc"),
         "training": (("--train-precision", "float16"), "float32; this run's is float16"),
+        # a worker per --seed (the Slurm script did it) trained each trial with its own seed
+        "seed": (("--seed", "7"), "--seed (each trial's training seed) 0; this run's is 7"),
     }
     for flags, said in changed.values():
         code = sweep.main(argv(data, *stores, "--trials", "2", *flags))
@@ -182,6 +184,11 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
         assert code == 2 and len(err) == 1, err
         assert err[0].startswith("error: study fixed ") and said in err[0]
         assert err[0].endswith("start another study with --study")
+    assert sweep.main(argv(data, *stores, "--trials", "2", "--heartbeat", "30")) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: study fixed's workers beat every 60 s, this one every 30 s, and would find their "
+        "trials lost: rerun with --heartbeat 60"
+    ]
     entries = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
     code = sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1)))
     err = capsys.readouterr().err.strip().splitlines()

@@ -117,6 +117,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--repeats": str(config.evaluation.repeats),
         "--fine-tune": ",".join(config.fine_tune),
         "training precision (--train-precision)": config.training_precision,
+        "--seed (each trial's training seed)": str(config.seed),
     }
 
 
