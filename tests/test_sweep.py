@@ -558,6 +558,17 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(workspace, monkeypatch):
     assert runs.loc["1", "status"] == "FINISHED"
 
 
+def test_paths_given_relative_are_recorded_absolute(workspace, monkeypatch):
+    """A relative --data (or --weights) was recorded as typed: predict and the registered model,
+    run from another folder, found no weights file and no clips to check the crop on."""
+    monkeypatch.chdir(workspace)
+    relative = FeatureOptions(data=Path("data"), cache_dir=Path("cache"), frames=FRAMES)
+    result = run_sweep(config(workspace, "relative", features=relative, trials=1, heads="lstm30"))
+    (tags,) = [run.filter(like="tags.") for _, run in child_runs(result).iterrows()]
+    assert tags["tags.data"] == str(workspace / "data")
+    assert tags["tags.weights"] == "default"  # the random backbone: no file
+
+
 def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace, monkeypatch):
     """Ctrl-C in a trial: its runs are KILLED, the trial failed and queued again with its
     parameters, so the same command runs it (a write-up baseline too) and ``--trials`` counts

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -130,12 +131,19 @@ def _fold_tag(folds: set[int | None]) -> str:
     return "none" if fold is None else str(fold)
 
 
+def _absolute(path: str | os.PathLike) -> str:
+    """A path as a run records it: absolute (a relative one named nothing from another folder:
+    predict and the registered model found no weights file), symbolic links kept."""
+    return os.path.abspath(path)
+
+
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
     """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
     its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
     study's per database too, :func:`evaluation_context`)."""
     sources = config.evaluation.sources
-    data = ",".join(str(s.options.data) for s in sources) if sources else config.features.data
+    data = ",".join(_absolute(s.options.data) for s in sources) if sources else config.features.data
+    data = _absolute(data) if data and not sources else data
     return {
         "data": str(data or "synthetic"),
         "data_fingerprint": features.dataset_fingerprint,
@@ -143,7 +151,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "fold": _fold_tag({s.fold for s in settings}),
         "layout": features.layout,
         "subject_pattern": config.features.subject_pattern or "none",
-        "weights": str(config.features.weights or "default"),
+        "weights": _absolute(config.features.weights) if config.features.weights else "default",
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": features.fingerprint,
         "random_weights": str(features.random_weights).lower(),

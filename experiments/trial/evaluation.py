@@ -20,6 +20,7 @@ Every setting's scores go into one ``scores.csv`` with ``fold`` and ``repeat`` c
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def evaluation_context(
             "sources": ",".join(sources),
             "target": target,
             "target_clips": evaluation.target_clips,
-            "test_data": str(evaluation.target.options.data),
+            "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
             **{f"protocol_{n}": f.protocol for n, f in first._named()},
@@ -246,7 +247,7 @@ def evaluation_context(
     cross = evaluation.test_data is not None
     return {
         "evaluation": "cross-dataset" if cross else "intra-dataset",
-        "test_data": str(evaluation.test_data) if cross else "same as data",
+        "test_data": os.path.abspath(evaluation.test_data) if cross else "same as data",
         "test_protocol": first.test_features.protocol if cross else "same as protocol",
         **context,
     }
