@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except PortError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # writing the converted file: a full disk, a folder that refuses it
+        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     print(ported.listing())
     if args.out is not None:
         print(f"wrote {args.out}")

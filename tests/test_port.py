@@ -154,6 +154,9 @@ def _bad_cases(tmp_path, weights, full_net):
     narrow["conv1_2"] = (small["conv1_2"][0][..., :32], small["conv1_2"][1][:32])
     bad_bias = dict(small)
     bad_bias["conv1_1"] = (small["conv1_1"][0], np.zeros((64, 2), np.float32))
+    nan = dict(small)  # a NaN gave all-zero features after a ReLU: trials on nothing
+    nan["conv1_2"] = (small["conv1_2"][0].copy(), small["conv1_2"][1])
+    nan["conv1_2"][0][0, 0, 0, :3] = [np.nan, np.inf, np.nan]
     alexnet = [(f"conv{i}", "conv") for i in range(1, 6)]
     truncated = tmp_path / "truncated.mat"
     truncated.write_bytes(full_net.read_bytes()[:40_000_000])
@@ -180,6 +183,10 @@ def _bad_cases(tmp_path, weights, full_net):
             write_matconvnet(tmp_path / "bias.mat", bad_bias, layers=layer_sequence("net")[:8]),
             "layer conv1_1: expected biases (64, 1), found (64, 2)",
         ),
+        "NaN weights": (
+            write_matconvnet(tmp_path / "nan.mat", nan, layers=layer_sequence("net")[:8]),
+            "layer conv1_2: 3 of its filters are NaN or infinite",
+        ),
         "another network": (
             write_matconvnet(tmp_path / "alexnet.mat", {}, layers=alexnet),
             "layer conv1_1: expected a conv layer with filters (3, 3, 3, 64), not found "
@@ -203,6 +210,7 @@ def bad_files(tmp_path_factory, weights, mat_files):
         "layer missing",
         "wrong filter shape",
         "wrong bias shape",
+        "NaN weights",
         "another network",
         "not a MatConvNet network",
     ],
@@ -255,6 +263,18 @@ def test_converted_file_errors(tmp_path):
         core.build_vggface(weights=not_h5)
     with pytest.raises(PortError, match="output must end with .weights.h5"):
         convert(tmp_path / "in.mat", tmp_path / "out.h5")
+    folder = tmp_path / "taken.weights.h5"  # a traceback after the conversion's minutes
+    folder.mkdir()
+    with pytest.raises(PortError, match="taken.weights.h5: a folder; --out names the"):
+        convert(tmp_path / "in.mat", folder)
+
+
+def test_an_output_that_cannot_be_written_is_one_line(mat_files, capsys):
+    """Found only when the converted file is written (root may write anywhere os.access says,
+    /proc refuses it all the same): one line, exit 2, not a traceback."""
+    assert main([str(mat_files["net"]), "--out", "/proc/vggface.weights.h5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: /proc/vggface.weights.h5: "), err
 
 
 @pytest.mark.parametrize(

@@ -145,12 +145,17 @@ def inspect(path: str | os.PathLike) -> tuple[Ported, dict[str, MatLayer]]:
 
 def check_output(dst: str | os.PathLike) -> None:
     """A :class:`PortError` for a converted file Keras cannot write: a name not ending in
-    ``.weights.h5``, or a folder that does not exist."""
+    ``.weights.h5``, a folder that does not exist or cannot be written, or a folder where the
+    file would go; said before the minutes a conversion takes."""
     dst = Path(dst)
     if not dst.name.endswith(".weights.h5"):
         raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
     if not dst.parent.is_dir():
         raise PortError(f"{dst}: output folder {dst.parent} does not exist")
+    if dst.is_dir():
+        raise PortError(f"{dst}: a folder; --out names the converted file")
+    if not os.access(dst.parent, os.W_OK | os.X_OK):
+        raise PortError(f"{dst}: output folder {dst.parent} cannot be written")
 
 
 def _check_params(path: Path, layer: MatLayer, shape: tuple[int, ...]) -> None:
@@ -169,6 +174,10 @@ def _check_params(path: Path, layer: MatLayer, shape: tuple[int, ...]) -> None:
         raise PortError(
             f"{path}: layer {layer.name}: expected biases ({shape[-1]}, 1), found {biases.shape}"
         )
+    for what, array in (("filters", filters), ("biases", biases)):
+        bad = array.size - int(np.isfinite(array).sum())
+        if bad:  # NaN or inf: every feature after it is NaN, or 0 after a ReLU, without a word
+            raise PortError(f"{path}: layer {layer.name}: {bad} of its {what} are NaN or infinite")
 
 
 def _read_layer(cell, index: int, path: Path) -> MatLayer:
