@@ -526,7 +526,8 @@ def test_concurrent_writers_end_with_one_valid_entry(data, tmp_path):
     assert array.shape == (6, 1, 4096) and len(manifest["clips"]) == 6
 
 
-def test_the_lock_makes_a_second_writer_wait(tmp_path):
+def test_the_lock_makes_a_second_writer_wait(tmp_path, caplog):
+    """And says so: a worker waiting for another's hours of extraction printed nothing."""
     order: list[str] = []
     held = threading.Event()
 
@@ -543,6 +544,11 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
         order.append("second in")
     thread.join()
     assert order == ["first done", "second in"]
+    said = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and said[0].getMessage() == (
+        f"another process is writing cache entry {tmp_path / 'k'} (extracting it): waiting for "
+        "it, then using what it wrote"
+    )
 
 
 def test_pending_entry_shrinks_to_the_rows_written(tmp_path):

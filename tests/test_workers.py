@@ -154,6 +154,7 @@ def check_study(group: Workers, trials: int, parents: int) -> tuple[optuna.Study
         assert PASSWORD not in str(params) and "postgres:***@" in params["storage"]
     for _, log in group.started:
         assert PASSWORD not in log.read_text()
+        assert "View run" not in log.read_text()  # MLflow's line after every run, on a server
     runs_by_number = dict(zip(numbers, by_role["trial"], strict=True))
     return study, runs_by_number, parent_runs
 

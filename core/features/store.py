@@ -65,14 +65,19 @@ class CacheEntryInvalid(Exception):
 
 @contextmanager
 def locked(root: Path, key: str) -> Iterator[None]:
-    """Hold the exclusive write lock of ``key`` (blocking; logs when another process holds it)."""
+    """Hold the exclusive write lock of ``key`` (blocking; says so, as a warning, when another
+    process holds it: an extraction that can take hours, which silence made look hung)."""
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("waiting for another process writing cache entry %s", root / key)
+            log.warning(
+                "another process is writing cache entry %s (extracting it): waiting for it, then "
+                "using what it wrote",
+                root / key,
+            )
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -25,6 +25,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from experiments.commands.quiet import quiet_console
 from experiments.results import tables
 from experiments.stores import tracking
 from experiments.stores.runs_table import trial_table
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
+    quiet_console()  # MLflow's "View run" lines after the cross table's run, among others
     if args.out is not None and not args.cross:
         parser.error("--out goes with --cross (a study's table is printed)")
     if args.all and (args.list or args.cross):

@@ -29,6 +29,8 @@ def quiet_console(verbose: bool = False) -> None:
     if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING
+        # MLflow's "View run ... at: http://..." and "View experiment" after every run
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     level = logging.INFO if verbose else logging.WARNING
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)
