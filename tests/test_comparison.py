@@ -404,3 +404,19 @@ def test_an_attack_no_head_caught_is_said_plainly():
     ]
     table.loc[1, "test_apcer_photo"] = 0.25
     assert tables.missed_species(table) == []
+
+
+def test_a_new_study_says_which_write_up_heads_its_trials_run() -> None:
+    """'--trials 2' said '2 trials, the 5 write-up heads first': only the first 2 run."""
+    assert (
+        console.study_line("s", 0, 12, 0, 5) == "new study s: 12 trials, the 5 write-up heads first"
+    )
+    assert (
+        console.study_line("s", 0, 2, 0, 5)
+        == "new study s: 2 trials, the first 2 of the 5 write-up heads"
+    )
+    assert (
+        console.study_line("s", 0, 1, 0, 5)
+        == "new study s: 1 trial, the first of the 5 write-up heads"
+    )
+    assert console.study_line("s", 0, 3, 0, 0) == "new study s: 3 trials"

@@ -386,7 +386,7 @@ def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(
     flags += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db"]
 
     cold, imported = sweep_as_a_user(workspace, flags)
-    assert "new study one: 1 trials" in cold and "keras" in imported
+    assert "new study one: 1 trial, the write-up head first" in cold and "keras" in imported
     replayed, imported = sweep_as_a_user(workspace, flags)
     assert imported == [], replayed[-2000:]
     assert "study one: 1 of 1 trials done, nothing left to run" in replayed

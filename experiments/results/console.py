@@ -60,7 +60,10 @@ def study_line(name: str, done: int, target: int, joined: int, baselines: int) -
     if done == 0 and joined == 0:
         heads = "the write-up head" if baselines == 1 else f"the {baselines} write-up heads"
         first = f", {heads} first" if baselines else ""
-        return f"new study {name}: {target} trials{first}"
+        if baselines > target:  # fewer trials than baselines: only the first ones run
+            first = f", {'the first' if target == 1 else f'the first {target}'} of {heads}"
+        trials = "1 trial" if target == 1 else f"{target} trials"
+        return f"new study {name}: {trials}{first}"
     if done >= target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"
     return f"resuming study {name}: {done} of {target} trials done"
