@@ -154,7 +154,10 @@ def test_changing_heads_under_a_study_is_refused_in_one_line(data, tmp_path, cap
     code = sweep.main(argv(data, *stores, "--study", "heads", "--trials", "3", heads="*"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0].startswith("error: study heads searches head over lstm; this --heads asks for")
+    assert err[0].startswith(
+        "error: study heads searches head over lstm; this run's --heads (by default every family "
+        "registered) asks for"
+    )
     assert "--study" in err[0]
     study = optuna.load_study(study_name="heads", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]

@@ -48,9 +48,11 @@ def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -
             if before is not None and tuple(before.choices) != tuple(wanted):
                 flag = {"head": "--heads", "fine_tune": "--fine-tune"}.get(name, name)
                 was, now = (", ".join(map(str, c)) for c in (before.choices, wanted))
+                default = " (by default every family registered)" if name == "head" else ""
                 raise ValueError(
-                    f"study {study.study_name} searches {name} over {was}; this {flag} asks for "
-                    f"{now}: rerun with the study's {flag}, or start another study with --study"
+                    f"study {study.study_name} searches {name} over {was}; this run's {flag}"
+                    f"{default} asks for {now}: rerun with the study's {flag}, or start another "
+                    "study with --study"
                 )
 
 
