@@ -121,6 +121,18 @@ def test_round_trip_through_converted_file(mat_files, images, reference, tmp_pat
     assert ported.layout == "keras" and ported.class_names == CLASS_NAMES
     np.testing.assert_allclose(ported.average_image, RGB_MEAN, rtol=1e-6)
 
+    # the converted file where a .mat is read, renamed, or a folder: what it is, not a guess
+    assert main([str(dst)]) == 2  # it said "not a readable MATLAB .mat file (truncated?)"
+    assert capsys.readouterr().err == (
+        f"error: {dst}: an HDF5 file, not a MATLAB .mat file; a converted weights file "
+        "(*.weights.h5) needs no port: give it to --weights as it is\n"
+    )
+    renamed = dst.rename(tmp_path / "vgg_face.h5")  # it said "Layer count mismatch"
+    with pytest.raises(PortError, match="a weights file core.port wrote, renamed: Keras 3 reads"):
+        core.load_weights(from_mat, renamed)
+    assert main([str(tmp_path)]) == 2  # it said "no such file"
+    assert capsys.readouterr().err == f"error: {tmp_path}: a folder, not a MatConvNet .mat file\n"
+
 
 def test_cli_lists_file_without_building_a_model(mat_files):
     result = subprocess.run(

@@ -69,6 +69,8 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
     from scipy.io import loadmat  # scipy's MAT reader never unpickles
 
     path = Path(path)
+    if path.is_dir():
+        raise PortError(f"{path}: a folder, not a MatConvNet .mat file")
     if not path.is_file():
         raise PortError(f"{path}: no such file")
     try:
@@ -80,6 +82,13 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
         ) from None
     except Exception as err:  # scipy raises ValueError, OSError, zlib.error... on bad bytes
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        with open(path, "rb") as file:
+            signature = file.read(8)
+        if signature == b"\x89HDF\r\n\x1a\n":  # HDF5 without a MATLAB header: Keras's?
+            raise PortError(
+                f"{path}: an HDF5 file, not a MATLAB .mat file; a converted weights file "
+                "(*.weights.h5) needs no port: give it to --weights as it is"
+            ) from None
         raise PortError(
             f"{path}: not a readable MATLAB .mat file (truncated or corrupt?): {reason}"
         ) from None

@@ -126,6 +126,11 @@ def _load_converted(model: keras.Model, path: Path) -> Ported:
             names = [n.decode() for n in np.asarray(h5[META_GROUP]["class_names"])]
         else:
             average, names = AVERAGE_RGB.copy(), []
+        if META_GROUP in h5 and not path.name.endswith(".weights.h5"):  # ours, renamed
+            raise PortError(
+                f"{path}: a weights file core.port wrote, renamed: Keras 3 reads it only under a "
+                "name ending in .weights.h5; rename it back"
+            )
     full = model if "fc8" in {layer.name for layer in model.layers} else vggface_network()
     try:
         full.load_weights(path)
