@@ -26,7 +26,7 @@ import heads
 from core.features import FeatureOptions, cached_features
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import locks, tracking
+from experiments.stores import locks, tracking, wal
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -85,7 +85,7 @@ def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_pat
     assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
     with sqlite3.connect(tmp_path / "mlflow.db") as db:  # nothing half-migrated left behind
         names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
-    assert not [name for name in names if name.startswith(tracking.ALEMBIC_TMP)]
+    assert not [name for name in names if name.startswith(wal.ALEMBIC_TMP)]
 
 
 def test_a_worker_registers_its_models_only_under_the_closing_lock(data, tmp_path) -> None:
@@ -137,7 +137,7 @@ def test_a_store_left_half_migrated_is_repaired(tmp_path, caplog) -> None:
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         db.execute("CREATE TABLE _alembic_tmp_tags AS SELECT * FROM tags")  # a copy
         db.execute("ALTER TABLE experiments RENAME TO _alembic_tmp_experiments")  # an orphan
-    assert sorted(tracking.repair_interrupted_migration(uri)) == ["experiments", "tags"]
+    assert sorted(wal.repair_interrupted_migration(uri)) == ["experiments", "tags"]
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "experiments" in names and not {n for n in names if n.startswith("_alembic_tmp_")}

@@ -109,11 +109,15 @@ class Workers:
             stop_process(process, signal.SIGKILL, wait=5)
 
 
+def with_password(url: str) -> str:
+    """A password (the trust-auth server ignores it) that no run, line or error may show."""
+    return url.replace("postgres@", f"postgres:{PASSWORD}@")
+
+
 @pytest.fixture
 def study_workers(request, postgres, mlflow_server, workspace):
     name = request.node.name.removeprefix("test_")[:40].replace("_", "-")
-    # a password (the trust-auth server ignores it) no run, line or error may show
-    storage = postgres.create_database(name).replace("postgres@", f"postgres:{PASSWORD}@")
+    storage = with_password(postgres.create_database(name))
     group = Workers(workspace, storage, mlflow_server.url, name)
     try:
         yield group
@@ -463,7 +467,8 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     """
     riding = study_workers
     name = f"{riding.study}-no-retries"
-    failing = Workers(riding.workspace, postgres.create_database(name), mlflow_server.url, name)
+    storage = with_password(postgres.create_database(name))
+    failing = Workers(riding.workspace, storage, mlflow_server.url, name)
     try:
         (rider,) = riding.start(1, trials=5)  # more trials: still in them when the server stops
         (worker,) = failing.start(

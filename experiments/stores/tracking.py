@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import socket
-import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -37,7 +36,6 @@ from experiments.stores.locks import StorageLock
 
 log = logging.getLogger(__name__)
 SERVER_WAIT_SECONDS = 60.0  # a tracking server that accepts no connection this long is down
-ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
@@ -283,7 +281,7 @@ def open_store() -> None:
     uri = mlflow.get_tracking_uri()
     check_server(uri)
     with StorageLock(uri, "mlflow-schema"):
-        repair_interrupted_migration(uri)
+        wal.repair_interrupted_migration(uri)
         try:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
@@ -297,37 +295,6 @@ def open_store() -> None:
                 f"the MLflow store {uri} cannot be opened ({first}): move it aside and rerun, or "
                 f"upgrade it with `mlflow db upgrade {uri}`"
             ) from None
-
-
-def repair_interrupted_migration(uri: str) -> list[str]:
-    """Undo what an interrupted SQLite migration of MLflow's schema left: Alembic rebuilds a
-    table as ``_alembic_tmp_<table>``, copies it, drops the table and renames the copy. A copy
-    whose table still exists is dropped; one whose table is gone becomes the table again. Then
-    MLflow's migration runs again from the revision it recorded. Returns what was repaired."""
-    database = wal.sqlite_file(uri)
-    if database is None or not Path(database).is_file():
-        return []
-    with contextlib.closing(sqlite3.connect(database, timeout=wal.BUSY_SECONDS)) as connection:
-        names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
-        repaired = []
-        for name in names:
-            if not name.startswith(ALEMBIC_TMP):
-                continue
-            table = name.removeprefix(ALEMBIC_TMP)
-            if table in names:
-                connection.execute(f'DROP TABLE "{name}"')
-            else:
-                connection.execute(f'ALTER TABLE "{name}" RENAME TO "{table}"')
-            repaired.append(table)
-        connection.commit()
-    if repaired:
-        log.warning(
-            "%s: repaired tables %s left half-migrated by an interrupted MLflow migration; "
-            "migrating again",
-            database,
-            ", ".join(repaired),
-        )
-    return repaired
 
 
 @contextlib.contextmanager

@@ -11,10 +11,15 @@ file system), which is what a SQLite study is; many machines share a PostgreSQL 
 While a store is open its recent commits sit in ``<file>-wal`` next to it; :func:`checkpoint`
 (the sweep calls it as it exits) folds them into the database file, so the file alone, copied or
 backed up, holds everything.
+
+Also here, as the SQLite file's own business: its URL read as a file (the URI form too), a folder
+checked before MLflow would make it, and MLflow's schema repaired after a migration another
+process interrupted (:func:`repair_interrupted_migration`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import urllib.parse
@@ -25,6 +30,7 @@ import sqlalchemy
 log = logging.getLogger(__name__)
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
+ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 
 def sqlite_file(url: str) -> str | None:
@@ -128,3 +134,34 @@ def checkpoint(url: str) -> None:
             connection.close()
     except sqlite3.Error as err:  # the log stays and SQLite folds it in later: nothing is lost
         log.info("%s: write-ahead log not folded in now: %s", database, err)
+
+
+def repair_interrupted_migration(uri: str) -> list[str]:
+    """Undo what an interrupted SQLite migration of MLflow's schema left: Alembic rebuilds a
+    table as ``_alembic_tmp_<table>``, copies it, drops the table and renames the copy. A copy
+    whose table still exists is dropped; one whose table is gone becomes the table again. Then
+    MLflow's migration runs again from the revision it recorded. Returns what was repaired."""
+    database = sqlite_file(uri)
+    if database is None or not Path(database).is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(database, timeout=BUSY_SECONDS)) as connection:
+        names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+        repaired = []
+        for name in names:
+            if not name.startswith(ALEMBIC_TMP):
+                continue
+            table = name.removeprefix(ALEMBIC_TMP)
+            if table in names:
+                connection.execute(f'DROP TABLE "{name}"')
+            else:
+                connection.execute(f'ALTER TABLE "{name}" RENAME TO "{table}"')
+            repaired.append(table)
+        connection.commit()
+    if repaired:
+        log.warning(
+            "%s: repaired tables %s left half-migrated by an interrupted MLflow migration; "
+            "migrating again",
+            database,
+            ", ".join(repaired),
+        )
+    return repaired
