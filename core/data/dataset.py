@@ -30,7 +30,13 @@ from core.data.clips import (
     Split,
 )
 from core.data.layouts import AUTO, detect, get_protocol
-from core.data.splits import DEFAULT_FRACTIONS, assign_splits, check_fractions, check_splits
+from core.data.splits import (
+    DEFAULT_FRACTIONS,
+    assign_splits,
+    check_fractions,
+    check_splits,
+    missing_splits,
+)
 from core.data.subjects import compile_subject_pattern
 
 log = logging.getLogger(__name__)
@@ -197,8 +203,7 @@ def load_dataset(
     if layout.fixed_splits:
         _check_protocol_splits(root, layout.name, chosen.name, fold, clips)
     test_split_given = any(clip.split == "test" for clip in clips)
-    given = {clip.split for clip in clips}
-    carved = tuple(s for s in SPLITS if s not in given) if given - {None} else SPLITS
+    carved = missing_splits(clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
     check_splits(clips)
     clips.sort(key=lambda c: c.clip_id)

@@ -31,6 +31,13 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def missing_splits(clips: list[Clip]) -> tuple[str, ...]:
+    """The splits the data does not give (all three when it gives none): the ones
+    :func:`assign_splits` draws by subject."""
+    given = {c.split for c in clips}
+    return tuple(s for s in SPLITS if s not in given)
+
+
 def assign_splits(
     clips: list[Clip], protocol: str, seed: int, fractions: tuple[float, float, float]
 ) -> list[Clip]:
@@ -48,7 +55,7 @@ def assign_splits(
                 f"subject {subject!r} is in splits {', '.join(sorted(splits))} (e.g. {example}); "
                 "a subject must stay in one split (check the subject pattern)"
             )
-    missing = [s for s in SPLITS if s not in given]
+    missing = missing_splits(clips)
     if not missing:
         return clips
     if "train" in missing:

@@ -25,7 +25,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from experiments.commands.quiet import quiet_console
+from experiments.commands.quiet import quiet_console, say_error
 from experiments.results import tables
 from experiments.stores import tracking
 from experiments.stores.runs_table import trial_table
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
-        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
+        say_error(str(err))
         return 3 if isinstance(err, tracking.StoreUnreachable) else 2
     try:
         if args.cross:
@@ -142,17 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(comparison_markdown(args.study, args.all))
     except LookupError as err:
-        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
+        say_error(str(err))
         return 2
     except OSError as err:  # --out: a file, or a folder that cannot be made or written
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
-        print(
-            f"error: --out {err.filename or args.out}: {why or err.strerror or err}",
-            file=sys.stderr,
-        )
+        say_error(f"--out {err.filename or args.out}: {why or err.strerror or err}")
         return 2
     except MlflowException as err:  # a server that answers, but not as MLflow's does
-        print(f"error: {tracking.hide_passwords(tracking.store_failed(err))}", file=sys.stderr)
+        say_error(tracking.store_failed(err))
         return 3
     return 0
 

@@ -120,7 +120,7 @@ def load_scorer(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from experiments.commands.quiet import console_logging, quiet_backend
+    from experiments.commands.quiet import console_logging, quiet_backend, say_error
 
     quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
     console_logging(args.verbose)
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
         scorer = load_scorer(args)
     except (ScoringError, PortError, ValueError) as err:
-        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
+        say_error(str(err))
         return 3 if isinstance(err, tracking.StoreUnreachable) else 2
     except MlflowException as err:  # a server that answers, but not as MLflow does
-        print(f"error: {tracking.hide_passwords(tracking.store_failed(err))}", file=sys.stderr)
+        say_error(tracking.store_failed(err))
         return 3
     checked = CROP_CHECK if args.crop_check is None else args.crop_check
     if scorer.model.face_crop.used_database_boxes and checked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from core.quiet import import_backend_quietly
 
@@ -75,3 +76,11 @@ def one_line_failures(reported: tuple[type[BaseException], ...], verbose: bool) 
     quiet = _OneLineFailures(reported, verbose)
     for handler in logging.getLogger("optuna").handlers + logging.getLogger().handlers:
         handler.addFilter(quiet)
+
+
+def say_error(text: str) -> None:
+    """A command's one error line, ``error: text`` on stderr, its URLs' passwords hidden (a
+    store's URL carries its database's)."""
+    from experiments.stores.tracking import hide_passwords  # the commands that say one load it
+
+    print(f"error: {hide_passwords(text)}", file=sys.stderr)

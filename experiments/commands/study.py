@@ -31,7 +31,7 @@ from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
 from core.features.crop import FaceCrop
 from experiments.commands import replay
 from experiments.commands.features import load_features
-from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend
+from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.results import console, cross_table, parent_run, tables
@@ -131,27 +131,22 @@ def _fold_tag(folds: set[int | None]) -> str:
     return "none" if fold is None else str(fold)
 
 
-def _absolute(path: str | os.PathLike) -> str:
-    """A path as a run records it: absolute (a relative one named nothing from another folder:
-    predict and the registered model found no weights file), symbolic links kept."""
-    return os.path.abspath(path)
-
-
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
     """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
     its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
     study's per database too, :func:`evaluation_context`)."""
     sources = config.evaluation.sources
-    data = ",".join(_absolute(s.options.data) for s in sources) if sources else config.features.data
-    data = _absolute(data) if data and not sources else data
+    paths = [s.options.data for s in sources] if sources else [config.features.data]
+    weights = config.features.weights
+    # absolute: a relative path named nothing to predict or a registered model in another folder
     return {
-        "data": str(data or "synthetic"),
+        "data": ",".join(os.path.abspath(path) for path in paths if path) or "synthetic",
         "data_fingerprint": features.dataset_fingerprint,
         "protocol": features.protocol,
         "fold": _fold_tag({s.fold for s in settings}),
         "layout": features.layout,
         "subject_pattern": config.features.subject_pattern or "none",
-        "weights": _absolute(config.features.weights) if config.features.weights else "default",
+        "weights": os.path.abspath(weights) if weights else "default",
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": features.fingerprint,
         "random_weights": str(features.random_weights).lower(),
@@ -447,15 +442,13 @@ def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
     if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
-        print(f"error: {tracking.hide_passwords(str(err))}", file=sys.stderr)
+        say_error(str(err))
         unreachable = (workers.StorageUnavailable, tracking.StoreUnreachable)
         return 3 if isinstance(err, unreachable) else 2
     if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
-        print(
-            "error: the tracking store did not answer "
-            f"({tracking.hide_passwords(tracking.first_line(err, 160))}): "
-            "finished trials are kept; rerun the same command to resume once it answers",
-            file=sys.stderr,
+        say_error(
+            f"the tracking store did not answer ({tracking.first_line(err, 160)}): finished "
+            "trials are kept; rerun the same command to resume once it answers"
         )
         return 3
     if isinstance(err, ExtractionInterrupted):  # before any trial: say what extraction kept
@@ -481,7 +474,7 @@ def _run_and_close(
     table = result.comparison
     if table.empty:  # not one trial finished: say why, and fail
         said, code = no_finished_trial(result)
-        print(f"error: {tracking.hide_passwords(said)}", file=sys.stderr)
+        say_error(said)
         return code, result
     with locks.closing_lock(config.storage):  # its view, shared with the other workers
         lines = closing_lines(result)

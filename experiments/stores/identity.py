@@ -85,10 +85,14 @@ def check_identity(
         return
     for what, value in identity.items():
         if what in recorded and recorded[what] != value:
-            raise ValueError(
-                f"study {study.study_name} was run with {what} {recorded[what]}; this run's is "
-                f"{value}: rerun with the study's flags, or start another study with --study"
-            )
+            raise _other(study.study_name, what, recorded[what], value)
+
+
+def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
+    return ValueError(
+        f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "
+        "study's flags, or start another study with --study"
+    )
 
 
 def check_features(url: str, name: str, key: str) -> None:
@@ -110,7 +114,4 @@ def check_features(url: str, name: str, key: str) -> None:
         return
     keys = recorded[FEATURES].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
-        raise ValueError(
-            f"study {name} was run with {FEATURES} {recorded[FEATURES]}; this run's is cache "
-            f"entry {key[:12]}: rerun with the study's flags, or start another study with --study"
-        )
+        raise _other(name, FEATURES, recorded[FEATURES], f"cache entry {key[:12]}")

@@ -128,7 +128,7 @@ def open_study(
                 target,
             )
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
-        shown = _shown(url)
+        shown = tracking.hide_passwords(url)
         raise ValueError(
             f"--storage {shown}: its database driver is not installed ({err.__cause__ or err}); "
             "for PostgreSQL: pip install -e '.[postgres]'"
@@ -141,13 +141,13 @@ def open_study(
     except RuntimeError as err:  # Optuna's schema check, on another program's tables too
         if "table schema" not in str(err):
             raise
-        shown = _shown(url)
+        shown = tracking.hide_passwords(url)
         raise ValueError(
             f"--storage {shown}: Optuna cannot use its tables, another program's (MLflow's?) or "
             f"another Optuna version's: {first_line(err)}"
         ) from None
     except StorageErrors as err:
-        shown = _shown(url)
+        shown = tracking.hide_passwords(url)
         cause = database_error(err) or err
         raise StorageUnavailable(
             f"--storage {shown}: cannot open the study: {first_line(cause)}"
@@ -163,11 +163,6 @@ def check_storage(url: str) -> None:
         raise ValueError(
             f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
         )
-
-
-def _shown(url: str) -> str:
-    """``url`` as a line may show it: without its password."""
-    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _open_study(
