@@ -21,6 +21,14 @@ class DataError(ValueError):
     """A user's data or data option is unusable; the one-line message names the path or field."""
 
 
+class NoUsableClip(DataError):
+    """A folder holds no clip its layout reads; ``layout`` names the layout it was read as."""
+
+    def __init__(self, message: str, layout: str) -> None:
+        super().__init__(message)
+        self.layout = layout
+
+
 class ClipError(DataError):
     """One clip cannot be used (unreadable, empty, too short): callers skip it, warn and count."""
 

@@ -27,6 +27,7 @@ from core.data.clips import (
     VIDEO_SUFFIXES,
     Clip,
     DataError,
+    NoUsableClip,
     Split,
 )
 from core.data.layouts import AUTO, detect, get_protocol
@@ -171,10 +172,11 @@ def load_dataset(
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     if not found:
-        raise DataError(
+        raise NoUsableClip(
             f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped); "
             "videos or frame folders where the layout expects them: "
-            f"{layout.summary or layout.name}"
+            f"{layout.summary or layout.name}",
+            layout.name,
         )
     nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
     if nameless:
