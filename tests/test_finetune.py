@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,14 +39,14 @@ from core.backbone.network import (
 from core.backbone.spec import PARAMS_TO_FC7
 from core.data.clips import DataError
 from core.features import FeatureOptions
-from core.features.bottom import BOTTOM_DIR, bottom_inputs
+from core.features.bottom import BOTTOM_DIR, bottom_inputs, bottom_ready
 from core.features.frame_store import FRAMES_DIR
 from experiments.commands import predict
 from experiments.config import EvaluationOptions, KeepWeights, fine_tune_choices
 from experiments.stores import tracking
 from experiments.stores.tracking import TOP_WEIGHTS as TOP_WEIGHTS_FILE
 from experiments.trial import search
-from experiments.trial.evaluation import prepare_settings
+from experiments.trial.evaluation import prepare_fine_tuning, prepare_settings
 from experiments.trial.finetune import (
     StoredRows,
     fold_standardized,
@@ -475,6 +476,24 @@ def test_conv5_bottom_reads_the_stored_frames_and_gives_back_the_cached_fc7(stud
     bottom = bottom_inputs(two, "conv5")
     assert (bottom.computed, bottom.decoded) == (True, 0)
     assert bottom.entry.shape == (2, FRAMES, 14, 14, 512)
+
+
+def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_so(study, settings):
+    """Two clips whose pool5 is not stored: two lines (what, then its seconds) and the entry
+    stored, so the trial that samples fc computes nothing; stored ones, and "none", say nothing."""
+    features = settings[0].features
+    two = dataclasses.replace(features, clips=features.clips[:2], rows=features.rows[:2])
+    setting = dataclasses.replace(settings[0], features=two, test_features=two)
+    lines = []
+    prepare_fine_tuning([setting, setting], ("none", "fc"), lines.append)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("--fine-tune fc: computing the frozen backbone's pool5 outputs of")
+    assert " of 2 clips from their frames" in lines[0]
+    assert re.fullmatch(r"--fine-tune fc: done in \d+s", lines[1])
+    assert (bottom_inputs(two, "fc").computed, bottom_ready(two, "fc")) == (False, True)
+    prepare_fine_tuning([setting], ("fc",), lines.append)
+    prepare_fine_tuning(settings, ("fc", "conv5"), lines.append)  # the study's: stored
+    assert len(lines) == 2, lines[2:]
 
 
 def test_features_from_another_backbone_are_refused(study, settings):

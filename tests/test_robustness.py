@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 import heads
 from core.features import FeatureOptions, cached_features
+from core.features.request import resolve_precision
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores import locks, tracking, wal
@@ -155,8 +156,8 @@ def test_changing_heads_under_a_study_is_refused_in_one_line(data, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith(
-        "error: study heads searches head over lstm; this run's --heads (by default every family "
-        "registered) asks for"
+        "error: study heads searches head over lstm; this run's --heads (whose default is every "
+        "family registered) asks for"
     )
     assert "--study" in err[0]
     study = optuna.load_study(study_name="heads", storage=f"sqlite:///{tmp_path}/optuna.db")
@@ -195,8 +196,24 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     entries = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
     code = sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1)))
     err = capsys.readouterr().err.strip().splitlines()
+    assert err == [  # what differs, named (the study's entry is in this cache)
+        f"error: study fixed was run with other features: --frames {FRAMES}; this run's "
+        f"{FRAMES + 1}: rerun with the study's flags, or start another study with --study"
+    ]
+    other = "float32" if resolve_precision("auto") != "float32" else "bfloat16"
+    assert sweep.main(argv(data, *stores, "--trials", "2", "--precision", other)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"other features: --precision {resolve_precision('auto')}; " in err[0]
+    (data / "cache" / "features" / "elsewhere").mkdir()  # the study's entry in another cache
+    for entry in entries:
+        entry.rename(data / "cache" / "features" / "elsewhere" / entry.name)
+    assert sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: study fixed was run with features (data files, weights, ")
+    for entry in entries:
+        (data / "cache" / "features" / "elsewhere" / entry.name).rename(entry)
+    (data / "cache" / "features" / "elsewhere").rmdir()
     now = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
     assert now == entries  # refused before anything was extracted
     study = optuna.load_study(study_name="fixed", storage=f"sqlite:///{tmp_path}/optuna.db")
@@ -533,7 +550,11 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
         (["--timeout", "nan"], "--timeout must be more than 0 seconds, got nan"),
         (["--study", " "], "--study must name a study; leave it out for the default name"),
         (["--study", "a b!"], "--study 'a b!': use letters, digits, '_', '-' and '.' only"),
-        (["--heads", "nomatch*"], "--heads 'nomatch*' matches no head; available: "),
+        (
+            ["--heads", "nomatch*"],
+            "--heads 'nomatch*' matches no head (a shell pattern, or several joined by commas: "
+            "'lstm*,dense*'); available: ",
+        ),
         (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1, got -1"),
     ],
 )

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from core.backbone.matconvnet import PortError
-from core.backbone.spec import preprocess_input
+from core.backbone.spec import FROZEN_OUTPUT, preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import Clip, DataError
 from core.features import frame_store, store
@@ -110,15 +110,7 @@ def bottom_inputs(
             here does not give back the cached fc7.
         PortError: the features' weights file is gone or changed.
     """
-    from core.backbone.network import FROZEN_OUTPUT
-
-    if fine_tune not in FROZEN_OUTPUT:
-        raise ValueError(f"fine_tune must be one of {', '.join(FROZEN_OUTPUT)}, got {fine_tune!r}")
-    layer = FROZEN_OUTPUT[fine_tune]
-    ids = [clip.clip_id for clip in features.clips]
-    key, parts = bottom_key(features, layer, ids)
-    root = features.path.parent.parent / BOTTOM_DIR
-    top = top_weights_path(features)
+    ids, key, parts, root, top = _where(features, fine_tune)
     found = _try_load(root, key, ids)
     computed, decoded = False, 0
     if found is None or not top.is_file():
@@ -137,6 +129,21 @@ def bottom_inputs(
         computed=computed,
         decoded=decoded,
     )
+
+
+def bottom_ready(features: FeatureSet, fine_tune: str) -> bool:
+    """Whether :func:`bottom_inputs` would find everything stored: nothing to compute."""
+    ids, key, _, root, top = _where(features, fine_tune)
+    return top.is_file() and _try_load(root, key, ids) is not None
+
+
+def _where(features: FeatureSet, fine_tune: str) -> tuple[list[str], str, dict, Path, Path]:
+    """The clip ids, the entry's key and parts, the store's folder and the top's start file."""
+    if fine_tune not in FROZEN_OUTPUT:
+        raise ValueError(f"fine_tune must be one of {', '.join(FROZEN_OUTPUT)}, got {fine_tune!r}")
+    ids = [clip.clip_id for clip in features.clips]
+    key, parts = bottom_key(features, FROZEN_OUTPUT[fine_tune], ids)
+    return ids, key, parts, features.path.parent.parent / BOTTOM_DIR, top_weights_path(features)
 
 
 def _try_load(root: Path, key: str, ids: list[str]) -> tuple[np.ndarray, dict[str, Any]] | None:

@@ -178,7 +178,7 @@ def extract_features(
     detector: str = faces.AUTO,
     database_boxes: bool = True,
     precision: str = "float32",
-    before_extract: Callable[[str], None] | None = None,
+    before_extract: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FeatureSet:
     """fc7 features of the clips of ``dataset``: reused from the cache, else extracted into it.
 
@@ -201,7 +201,7 @@ def extract_features(
             the faces of clips without database boxes.
         database_boxes: crop with the face boxes a database ships (``Clip.face_boxes``) where a
             clip has them; False: detect in every clip (e.g. to crop two databases alike).
-        before_extract: called with the entry's key once the cache is found to lack it,
+        before_extract: called with the entry's key and parts once the cache is found to lack it,
             before the face detector or the backbone is loaded (``experiments/extract.py``
             imports the Keras backend there, quietly: a rerun on cached features loads none; the
             sweep checks that a named study was run on these features).
@@ -256,7 +256,7 @@ def extract_features(
             found = _try_load(root, key, dataset, warned)
             if found is None:
                 if before_extract is not None:
-                    before_extract(key)
+                    before_extract(key, parts)
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
                     dataset, source, weights_path, root, key, parts, finder, batch_size, progress

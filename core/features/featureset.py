@@ -33,6 +33,9 @@ class NoFace(NamedTuple):
         return self.missed / self.frames if self.frames else 0.0
 
 
+FACELESS_WARNING = 0.5  # the share of frames without a face that the data summary warns about
+
+
 @dataclass
 class FeatureSet:
     """fc7 features of the usable clips of one selection, memory-mapped read-only from the store.
@@ -137,6 +140,20 @@ class FeatureSet:
                 f"{crop.detector or self.detector} on the rest"
             )
         return f"face crop: {method}{aside}; frames without a face: {counts}"
+
+    def face_warning(self) -> str | None:
+        """A line when the crop found no face in half the frames or more (they are centre
+        squares, not faces: a detector that does not work on these frames, or frames that are
+        faces already), else None."""
+        counts = self.no_face_by_species().values()
+        missed, frames = sum(c.missed for c in counts), sum(c.frames for c in counts)
+        if not frames or missed < FACELESS_WARNING * frames:
+            return None
+        return (
+            f"warning: no face found in {missed} of {frames} frames ({100 * missed / frames:.0f}%"
+            f"): they are centre squares, not faces, and predict.py refuses clips without one; "
+            "check --face-detector, or pass --no-face-crop if the frames are faces already"
+        )
 
 
 def no_face_by_species(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.constants import AUTO_PRECISION, FRAMES_PER_CLIP
 from core.data.dataset import Dataset, load_dataset
@@ -81,15 +82,15 @@ def load_data(options: FeatureOptions) -> Dataset:
 def cached_features(
     options: FeatureOptions,
     on_dataset: Callable[[Dataset], None] | None = None,
-    before_extract: Callable[[str], None] | None = None,
+    before_extract: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FeatureSet:
     """Load the data, then reuse its cached fc7 features or extract them.
 
     ``on_dataset`` is called with the loaded dataset before any extraction starts
     (``experiments/extract.py`` prints its summary there, so a wrong split shows before hours of
     work; the sweep prints it after decoding, with the skips); ``before_extract`` (with the
-    cache key) only when the features are not cached, before the backbone is loaded
-    (:func:`extract_features`).
+    cache key and the parts it hashes) only when the features are not cached, before the
+    backbone is loaded (:func:`extract_features`).
     """
     dataset = load_data(options)
     if on_dataset is not None:

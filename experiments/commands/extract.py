@@ -23,7 +23,7 @@ import csv
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.features.request import FeatureOptions
 from experiments.commands.features import os_error_line
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, options in args.named:
             if len(args.named) > 1:
                 print(f"== {name}: {options.data}", flush=True)
-            extract_one(options, args.list, lambda key: quiet_backend(args.verbose))
+            extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130
@@ -117,7 +117,9 @@ def named_databases(
 
 
 def extract_one(
-    options: FeatureOptions, listing: bool, before_extract: Callable[[str], None] | None = None
+    options: FeatureOptions,
+    listing: bool,
+    before_extract: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> None:
     """One database's clips as CSV (``listing``), or its features extracted and summarised
     (``before_extract``: called before a cache miss loads the backbone)."""
@@ -153,6 +155,8 @@ def extract_one(
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
     print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
     print(f"faces:    {fs.face_summary()}")
+    if fs.face_warning():
+        print(fs.face_warning())
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     if fs.extracted:
         print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s)")

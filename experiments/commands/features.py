@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from core.data.dataset import Dataset
 from core.features import FeatureOptions, FeatureSet, cached_features
@@ -16,21 +17,21 @@ from experiments.commands.quiet import quiet_backend
 def load_features(
     options: FeatureOptions,
     verbose: bool = False,
-    before_extract: Callable[[str], None] | None = None,
+    before_extract: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
     The data summary (clips per split, label and species; skips) is printed before anything is
     extracted, so a wrong split shows before hours of work; clips that then do not decode are
     counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
-    entry is missing, after ``before_extract`` with the entry's key (the sweep checks its stores
-    and a named study there: a store of the wrong kind, or a study run on other features, is said
-    before hours of extraction, and a cached rerun reads neither).
+    entry is missing, after ``before_extract`` with the entry's key and parts (the sweep checks
+    its stores and a named study there: a store of the wrong kind, or a study run on other
+    features, is said before hours of extraction, and a cached rerun reads neither).
     """
 
-    def extracting(key: str) -> None:
+    def extracting(key: str, parts: dict[str, Any]) -> None:
         if before_extract is not None:
-            before_extract(key)
+            before_extract(key, parts)
         quiet_backend(verbose)
 
     found: list[Dataset] = []
@@ -59,6 +60,8 @@ def load_features(
         f"{state}, cache {features.path}"
     )
     print(features.face_summary())
+    if features.face_warning():
+        print(features.face_warning())
     return features
 
 

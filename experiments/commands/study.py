@@ -18,7 +18,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import optuna
@@ -51,6 +53,7 @@ from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     Setting,
     evaluation_context,
+    prepare_fine_tuning,
     prepare_settings,
     study_suffix,
 )
@@ -170,7 +173,7 @@ def run_sweep(
     def load(options: FeatureOptions) -> FeatureSet:
         if loaded is not None and options == config.features:
             return loaded
-        return load_features(options, config.verbose, lambda key: check_study(config, options, key))
+        return load_features(options, config.verbose, partial(check_study, config, options))
 
     settings = prepare_settings(config.features, config.evaluation, load=load)
     features = settings[0].features
@@ -273,6 +276,7 @@ def run_sweep(
         share = workers.Worker(
             study, config.storage, experiment_id, config.heartbeat, parent.info.run_id
         )
+        prepare_fine_tuning(settings, config.fine_tune, print)  # not in trial 0's seconds
         progress = console.Progress(config.trials, study_name)
         print(console.TRIAL_HEADER, flush=True)
         with memory.settled():  # the C heap and the collector, for the trial loop
@@ -315,14 +319,17 @@ def check_stores(config: SweepConfig) -> str:
     return uri
 
 
-def check_study(config: SweepConfig, options: FeatureOptions, key: str) -> None:
-    """Before the features of ``options`` (cache entry ``key``) are extracted: a study named by
-    ``--study`` that has figures from other training features is refused, not after hours of
-    extraction (test data: not checked)."""
+def check_study(
+    config: SweepConfig, options: FeatureOptions, key: str, parts: dict[str, Any]
+) -> None:
+    """Before the features of ``options`` (cache entry ``key``, hashing ``parts``) are
+    extracted: a study named by ``--study`` that has figures from other training features is
+    refused, naming what differs, not after hours of extraction (test data: not checked)."""
     sources = config.evaluation.sources
     trained = {s.options.data for s in sources} if sources else {config.features.data}
     if config.study is not None and options.data in trained:
-        identity.check_features(config.storage, config.study, key)
+        features = options.cache_root / "features"
+        identity.check_features(config.storage, config.study, key, parts, features)
 
 
 def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import heads
 from core.constants import PRECISIONS
@@ -104,8 +105,9 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         "--heads",
         default="*",
         metavar="PATTERN",
-        help="the head families searched: an fnmatch pattern over family and write-up head "
-        "names (lstm30 selects the lstm family, its write-up head first; default: every family)",
+        help="the head families searched: a shell pattern over family and write-up head names, "
+        "or several joined by commas (lstm30 selects the lstm family, its write-up head first; "
+        "'lstm*,dense*' two families; default: every family)",
     )
     group.add_argument(
         "--fine-tune",
@@ -222,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(config, features)
 
 
-def _stores(config: SweepConfig, key: str) -> None:
+def _stores(config: SweepConfig, key: str, parts: dict[str, Any]) -> None:
     """The stores' kinds and a named study, checked before features are extracted (the sweep
     checks them again)."""
     from experiments.commands.study import check_stores, check_study
 
     check_stores(config)
-    check_study(config, config.features, key)
+    check_study(config, config.features, key, parts)
 
 
 if __name__ == "__main__":

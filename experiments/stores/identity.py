@@ -8,8 +8,10 @@ without a word.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -48,7 +50,8 @@ def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -
             if before is not None and tuple(before.choices) != tuple(wanted):
                 flag = {"head": "--heads", "fine_tune": "--fine-tune"}.get(name, name)
                 was, now = (", ".join(map(str, c)) for c in (before.choices, wanted))
-                default = " (by default every family registered)" if name == "head" else ""
+                # said whether or not --heads was given: its default is not what the user typed
+                default = " (whose default is every family registered)" if name == "head" else ""
                 raise ValueError(
                     f"study {study.study_name} searches {name} over {was}; this run's {flag}"
                     f"{default} asks for {now}: rerun with the study's {flag}, or start another "
@@ -95,11 +98,16 @@ def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
     )
 
 
-def check_features(url: str, name: str, key: str) -> None:
+def check_features(
+    url: str, name: str, key: str, parts: dict[str, Any] | None = None, cache: Path | None = None
+) -> None:
     """Before features are extracted for the study ``name`` in ``url``: the ValueError
     :func:`check_identity` would raise after the extraction, when the study has figures from
-    other training features than those of cache entry ``key``. Reads only: a database, schema or
-    study not there yet (or unreadable) is left to the full check when the study is opened."""
+    other training features than those of cache entry ``key``. With ``parts`` (what ``key``
+    hashes) and the ``cache`` folder of entries, it names what differs from the study's entry
+    when that entry is there (e.g. ``--precision bfloat16; this run's float32``). Reads only: a
+    database, schema or study not there yet (or unreadable) is left to the full check when the
+    study is opened."""
     database = wal.sqlite_file(url)
     if database is not None and not Path(database).is_file():
         return  # connecting would make the file
@@ -114,4 +122,54 @@ def check_features(url: str, name: str, key: str) -> None:
         return
     keys = recorded[FEATURES].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
+        differs = _differences(parts, cache, keys) if parts and cache else None
+        if differs:
+            raise ValueError(
+                f"study {name} was run with other features: {differs}: rerun with the study's "
+                "flags, or start another study with --study"
+            )
         raise _other(name, FEATURES, recorded[FEATURES], f"cache entry {key[:12]}")
+
+
+# a feature cache key's parts as a user names them (core.features.extract.cache_key)
+PART_NAMES = {
+    "data": "the data files",
+    "weights": "the weights file",
+    "frames_per_clip": "--frames",
+    "face_crop": "the face crop",
+    "detector": "the face detector",
+    "face_boxes": "the database's face boxes",
+    "precision": "--precision",
+}
+
+
+def _differences(parts: dict[str, Any], cache: Path, keys: Sequence[str]) -> str | None:
+    """What differs between ``parts`` and those of the study's (first) entry found under
+    ``cache``: "--precision bfloat16; this run's float32", "the data files differ"; None when
+    no entry of the study's is there (another machine's cache)."""
+    for prefix in keys:
+        for manifest in sorted(cache.glob(f"{prefix}*/manifest.json")):
+            try:
+                theirs = json.loads(manifest.read_text(encoding="utf-8"))["key_parts"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            differ = [part for part, value in parts.items() if theirs.get(part) != value]
+            if "face_crop" in differ:  # its detector and boxes: said by the crop
+                differ = [part for part in differ if part not in ("detector", "face_boxes")]
+            return ", ".join(_difference(p, theirs.get(p), parts[p]) for p in differ) or None
+    return None
+
+
+def _difference(part: str, before: Any, value: Any) -> str:
+    what = PART_NAMES.get(part, part)
+    if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
+        if before and value:
+            return f"{what} differ" if what.endswith("s") else f"{what} differs"
+        before, value = ("used" if v else "not used" for v in (before, value))
+    return f"{what} {_shown(before)}; this run's {_shown(value)}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)

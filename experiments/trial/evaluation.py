@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from core.data.clips import DataError
+from core.backbone.spec import FROZEN_OUTPUT
+from core.data.clips import DataError, NoUsableClip
 from core.data.layouts import folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
-from core.features.bottom import bottom_inputs
+from core.features.bottom import bottom_inputs, bottom_ready
 from experiments.config import EvaluationOptions, NamedData
 from experiments.metrics import DATABASE_COLUMN, metric_suffix
 from experiments.trial.splits import SplitData, split_data
@@ -104,6 +106,32 @@ class Setting:
         return TrialInputs(data, bottom.top_weights)
 
 
+def prepare_fine_tuning(
+    settings: Sequence[Setting], choices: Sequence[str], say: Callable[[str], None]
+) -> None:
+    """The frozen bottom's outputs of each fine-tuned choice, computed before the first trial and
+    said: inside the first trial that samples the choice they took minutes without a line, and
+    counted in that trial's seconds and the study's first ETA. Stored ones are reused unsaid.
+    A cross-domain study (several sources) is left to its trials, which refuse it."""
+    if any(setting.more_sources for setting in settings):
+        return
+    sets = {id(f): f for s in settings for f in (s.features, s.test_features)}.values()
+    for choice in (c for c in choices if c != "none"):
+        todo = [f for f in sets if not bottom_ready(f, choice)]
+        if not todo:
+            continue
+        clips = len({(f.path, clip.clip_id) for f in todo for clip in f.clips})
+        say(
+            f"--fine-tune {choice}: computing the frozen backbone's {FROZEN_OUTPUT[choice]} "
+            f"outputs of {clips} clips from their frames, once (stored for later trials and "
+            "studies; minutes on a CPU)"
+        )
+        started = time.perf_counter()
+        for features in todo:  # a fold's set may be another's: found stored then
+            bottom_inputs(features, choice, batch_size=features.manifest.get("batch_size"))
+        say(f"--fine-tune {choice}: done in {time.perf_counter() - started:.0f}s")
+
+
 @dataclass(frozen=True)
 class TrialInputs:
     """A setting's train, dev and test inputs, and where a fine-tuned top starts from."""
@@ -172,8 +200,8 @@ def check_database(data: NamedData) -> None:
     expected = data.name if data.name in layout_names() else None
     try:
         dataset = load_data(data.options)
-    except DataError as err:  # e.g. an empty folder, read as the generic layout: say the named one
-        if expected is None or "no usable clip" not in str(err) or f"({expected} " in str(err):
+    except NoUsableClip as err:  # an empty folder read as the generic layout: say the named one
+        if expected is None or err.layout == expected:
             raise
         raise DataError(
             f"database {data.name} ({data.options.data}): no {expected} clip where that layout "
