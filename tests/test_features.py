@@ -356,7 +356,15 @@ def test_a_split_left_without_a_class_is_named(data, tmp_path, model_calls):
         extract(data, tmp_path / "cache")
 
 
-DAMAGES = ["truncate npy", "pad npy", "garbage manifest", "other key", "no manifest"]
+DAMAGES = [
+    "truncate npy",
+    "pad npy",
+    "empty npy",
+    "garbage npy",
+    "garbage manifest",
+    "other key",
+    "no manifest",
+]
 
 
 def damage_entry(folder: Path, damage: str) -> None:
@@ -366,6 +374,10 @@ def damage_entry(folder: Path, damage: str) -> None:
     elif damage == "pad npy":
         with open(npy, "ab") as out:
             out.write(b"\0" * 16)
+    elif damage == "empty npy":
+        npy.write_bytes(b"")
+    elif damage == "garbage npy":  # no .npy magic: NumPy would read it as a pickle
+        npy.write_bytes(b"\x80\x04garbage" * 100)
     elif damage == "garbage manifest":
         manifest.write_text('{"format": 1, "key": ')
     elif damage == "other key":
@@ -385,8 +397,9 @@ def test_a_damaged_entry_is_refused_and_rebuilt(data, tmp_path, model_calls):
         shutil.copytree(good.path, copy / key)
         store.load_entry(copy, key)
         damage_entry(copy / key, damage)
-        with pytest.raises(store.CacheEntryInvalid):
+        with pytest.raises(store.CacheEntryInvalid) as refused:
             store.load_entry(copy, key)
+        assert "allow_pickle" not in str(refused.value), damage  # never invite unsafe loading
     del good
     damage_entry(root / key, "truncate npy")
     rebuilt = extract(data, tmp_path / "cache", frames_per_clip=1)
@@ -631,8 +644,16 @@ def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, 
     assert sum(c.frames for c in by_species.values()) == 12
     assert all(c.missed == c.frames and c.rate == 1.0 for c in by_species.values())
     assert "frames without a face: bonafide 6/6 (100.0%)" in fs.face_summary()
+    assert fs.face_warning() == (  # said loudly: the study would train on centre squares
+        "warning: no face found in 12 of 12 frames (100%): they are centre squares, not faces, "
+        "and predict.py refuses clips without one; check --face-detector, or pass "
+        "--no-face-crop if the frames are faces already"
+    )
     again = extract(data, tmp_path / "cache", face_crop=True, detector="haar")
     assert not again.extracted and again.no_face == fs.no_face
+    some = dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips[:5]})  # 5 of 12
+    assert some.face_warning() is None
+    assert dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips}).face_warning()
 
 
 @pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")

@@ -255,6 +255,35 @@ def test_chunks_of_other_clips_are_forgotten(data, tmp_path, counted, monkeypatc
     assert any("do not describe these clips" in r.getMessage() for r in caplog.records)
 
 
+def test_committed_rows_damaged_on_disk_are_extracted_again(
+    data, tmp_path, counted, monkeypatch, caplog
+):
+    """A chunk per clip (batch 2, 2 frames a clip); the last kept chunk's rows are overwritten in
+    the pending array: the rerun keeps the chunks before it, computes that clip and the rest
+    again, and publishes the array a one-shot extraction publishes (before, it published the
+    damage, checksummed)."""
+    stop_at(monkeypatch, load_dataset(data).source_clips[4].clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    assert caught.value.done == 4  # clips 0-3, the second undecodable: 6 frame vectors
+    array = np.load(caught.value.path / "features.npy", mmap_mode="r+", allow_pickle=False)
+    array.reshape(-1, array.shape[-1])[5] = np.nan  # clip 3's second frame
+    array.flush()
+    del array
+
+    monkeypatch.setattr(pipeline, "decoder", DECODER)
+    counted.frames = 0
+    caplog.set_level(logging.WARNING, logger="core.features")
+    resumed = extract(data, tmp_path / "cache", batch_size=2)
+    said = [r.getMessage() for r in caplog.records]
+    assert resumed.extracted and counted.frames == 4 * 2, said  # clips 3-6
+    assert any("clips 3 to 3 no longer match their checksum" in line for line in said), said
+    assert any(line.startswith("resuming extraction: 3 of 7 clips") for line in said), said
+    one_shot = extract(data, tmp_path / "one-shot", batch_size=2)
+    npy = "features.npy"
+    assert (resumed.path / npy).read_bytes() == (one_shot.path / npy).read_bytes()
+
+
 def test_a_torn_journal_line_is_cut_off(tmp_path):
     shape = (4, 1, 3)
     with resume.ResumableEntry(tmp_path, "k", shape) as pending:

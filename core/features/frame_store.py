@@ -157,7 +157,7 @@ def _open(path: Path, frames_per_clip: int) -> np.ndarray | None:
     """A clip's stored frames, or None when the file is missing or not what it must be."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
         return None
     if array.dtype != np.uint8 or array.shape != (frames_per_clip, *INPUT_SHAPE):
         log.warning("stored frames %s are %s %s: decoding again", path, array.dtype, array.shape)

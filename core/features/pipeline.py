@@ -208,7 +208,7 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
         )
         pending.restart()
         return Run([], [], frames_per_clip, 0.0), 0.0
-    log.info(
+    log.warning(  # said without --verbose: a run that resumes must not look like a fresh one
         "resuming extraction: %d of %d clips already done in %s",
         pending.clips_done,
         len(clips),

@@ -6,22 +6,25 @@ Folder ``<root>/.pending-<key>/``, one per key, touched only by the holder of th
 * ``features.npy``: the full-size array, rows written in order as in
   :class:`core.features.store.PendingEntry`;
 * ``journal.jsonl``: one JSON line per committed chunk, ``{"start": s, "end": e, "frames": f,
-  ...}``: source clips ``s`` to ``e - 1`` are done and the array's first ``f`` frame vectors hold
-  their features (the other fields are the caller's, :mod:`core.features.pipeline`).
+  "sha256": h, ...}``: source clips ``s`` to ``e - 1`` are done, the array's first ``f`` frame
+  vectors hold their features, and ``h`` is the SHA-256 of the vectors this chunk added (the
+  other fields are the caller's, :mod:`core.features.pipeline`).
 
 A chunk is committed by fsync'ing the array (its rows are on disk) and then appending its line
 with one ``write`` and fsync'ing the journal. Reading the journal keeps its lines while each is
 whole (ends in a newline), parses, and starts where the previous one ended; the rest (a line torn
 by a crash) is cut off. So a Ctrl-C or a SIGKILL keeps every chunk whose line was written, and a
 power cut every chunk whose line was fsync'ed; the next extraction of the key resumes after them,
-and :meth:`ResumableEntry.commit` publishes the folder as the entry (journal removed) as a
-one-shot extraction would.
+up to the first chunk whose rows no longer hash as they did (damaged on disk: extracted again,
+never published), and :meth:`ResumableEntry.commit` publishes the folder as the entry (journal
+removed) as a one-shot extraction would.
 Leaving the block with an exception keeps the folder when it holds a committed chunk and
 removes it otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -73,6 +76,7 @@ class ResumableEntry(store.PendingEntry):
             if self.journal_path.exists() and self.journal_path.stat().st_size > length:
                 log.info("%s: dropping a chunk line left unfinished", self.journal_path)
                 os.truncate(self.journal_path, length)
+            self._drop_damaged()
         if not self.journal_path.exists():
             self.journal_path.touch()
             store.fsync_path(self.folder)
@@ -95,6 +99,11 @@ class ResumableEntry(store.PendingEntry):
         if record["start"] != self.clips_done or record["end"] <= record["start"]:
             raise ValueError(f"chunk {record['start']}..{record['end']} after {self.clips_done}")
         store.fsync_path(self.array_path)
+        record = {**record, "sha256": self._digest(self.frames_done, record["frames"])}
+        self._append(record)
+        self.chunks.append(record)
+
+    def _append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -102,7 +111,39 @@ class ResumableEntry(store.PendingEntry):
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.chunks.append(record)
+
+    def _digest(self, first: int, end: int) -> str:
+        """SHA-256 of frame vectors ``first`` to ``end - 1`` as the array file holds them."""
+        digest = hashlib.sha256()
+        with open(self.array_path, "rb") as data:
+            data.seek(self.offset + first * self.vector_bytes)
+            left = (end - first) * self.vector_bytes
+            while left and (block := data.read(min(left, 1 << 22))):
+                digest.update(block)
+                left -= len(block)
+        return digest.hexdigest()
+
+    def _drop_damaged(self) -> None:
+        """Keep the chunks up to the first whose rows no longer hash as committed; the journal
+        is rewritten with them, and extraction resumes after them."""
+        kept, frames = [], 0
+        for chunk in self.chunks:
+            if self._digest(frames, chunk["frames"]) != chunk.get("sha256"):
+                log.warning(
+                    "%s: the features of clips %d to %d no longer match their checksum "
+                    "(damaged on disk): extracting them again",
+                    self.array_path,
+                    chunk["start"],
+                    self.chunks[-1]["end"] - 1,
+                )
+                break
+            kept.append(chunk)
+            frames = chunk["frames"]
+        if len(kept) < len(self.chunks):
+            self.restart()
+            for chunk in kept:
+                self._append(chunk)
+            self.chunks = kept
 
     def committed(self) -> int:
         """Source clips committed, read back from the journal on disk (exact even when an

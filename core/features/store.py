@@ -113,8 +113,9 @@ def load_entry(root: Path, key: str, verify: bool = True) -> tuple[np.memmap, di
         raise CacheEntryInvalid(f"{manifest_path}: shape must be a list of counts, got {shape!r}")
     try:
         array = np.load(array_path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise CacheEntryInvalid(f"{array_path}: unreadable array ({err})") from None
+    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
+        why = "not a .npy array; never read as a pickle" if "pickle" in str(err) else err
+        raise CacheEntryInvalid(f"{array_path}: unreadable array ({why or 'empty'})") from None
     if not isinstance(array, np.memmap) or array.dtype != DTYPE or list(array.shape) != shape:
         raise CacheEntryInvalid(
             f"{array_path}: expected float32 {tuple(shape)} as the manifest says, "
