@@ -29,7 +29,7 @@ from core.backbone.spec import PARAMS_TO_FC7
 from experiments.commands import compare
 from experiments.metrics import ScoreSet, pad_report, summarise
 from experiments.results import console, parent_run, tables
-from experiments.stores import tracking
+from experiments.stores import runs_table, tracking
 from tests.servers import CHROMIUM_FLAGS
 
 SPECIES = ("print", "replay", "photo")
@@ -280,6 +280,7 @@ def test_parent_run_holds_the_best_trial_per_family(store, tmp_path) -> None:
         worst = chosen[species].astype(float)
         tied = [s for s, col in zip(SPECIES, species, strict=True) if worst[col] == worst.max()]
         assert row["worst_species"] == ("/".join(sorted(tied)) if worst.max() > 0 else "")
+        assert row["worst_species_apcer"] == worst.max() == row["test_apcer"]  # one setting
     frames = best[~best["family"].isin(SEQUENCE)]
     assert all("photo" in w.split("/") for w in frames["worst_species"])  # fools frame heads
 
@@ -300,11 +301,15 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
         lines = text.splitlines()
         assert max(map(len, lines)) <= 100
         assert len(lines) == 2 + len(table)  # title, header, one line per row
-        assert lines[1].split()[:4] == ["head", "output", "head", "params"]  # group: no name
+        header = ["head", "output", "head", "params"]  # group: no name
+        if name == "real":  # repeats: the worst species' own mean APCER, wider; output goes first
+            header.remove("output")
+        assert lines[1].split()[: len(header)] == header
         assert not any(run_id in text for run_id in table["run_id"])
         for line, (_, row) in zip(lines[2:], table.iterrows(), strict=True):
             assert row["head"] in line and f"{row['params_head']:,.0f}" in line
-            assert f"{100 * row['test_acer']:.1f}" in line and line.count("%") == 5
+            own = "%" in tables.worst_cell(row)  # "print 20.8%" where below the APCER
+            assert f"{100 * row['test_acer']:.1f}" in line and line.count("%") == 5 + own
     real = console.console_table(store["real"][3])
     assert "±" in real  # two repeats: the spreads fit
     narrow = console.console_table(store["real"][3], width=70)
@@ -420,3 +425,46 @@ def test_a_new_study_says_which_write_up_heads_its_trials_run() -> None:
         == "new study s: 1 trial, the first of the 5 write-up heads"
     )
     assert console.study_line("s", 0, 3, 0, 0) == "new study s: 3 trials"
+
+
+def test_the_start_line_of_a_joined_resumed_or_finished_study() -> None:
+    """A second worker on a study made a moment ago read 'resuming study s: 0 of 3 trials
+    done'; a rerun asking for fewer trials than done read '3 of 1 trials done'."""
+    assert console.study_line("s", 0, 3, 1, 5) == "joining study s (worker 2): 0 of 3 trials done"
+    assert console.study_line("s", 2, 3, 1, 5) == "resuming study s: 2 of 3 trials done"
+    assert console.study_line("s", 3, 3, 1, 5) == "study s: 3 of 3 trials done, nothing left to run"
+    assert console.study_line("s", 3, 1, 1, 5) == (
+        "study s: 3 trials done, --trials 1: nothing left to run"
+    )
+
+
+def test_a_threshold_just_below_1_is_not_shown_as_1() -> None:
+    """To 4 significant digits 0.999985 and 0.9999999999997 both read '1', which is a threshold
+    that rejects everything; the distance to 1 is what tells them apart."""
+    assert tables.format_value("dev_threshold", 0.999985) == "1 - 1.5e-05"
+    assert tables.format_value("dev_bpcer20_threshold", 0.9999999999997) == "1 - 3e-13"
+    assert tables.format_value("dev_threshold", 0.5) == "0.5"
+    assert tables.format_value("dev_threshold", 1.0) == "1"
+    assert tables.format_value("dev_threshold", 0.12345678) == "0.1235"
+
+
+def test_the_worst_species_of_several_settings_carries_its_own_mean_apcer() -> None:
+    """OULU-NPU's APCER over folds is the mean of each fold's worst species' APCER; the worst
+    species column named the species of highest mean APCER beside that figure, as if it were
+    that species' (a user read 'APCER 37.5% ... worst display', display's mean being 25%)."""
+    folds = [
+        {"test_apcer": 0.25, "test_apcer_print": 0.25, "test_apcer_display": 0.0},
+        {"test_apcer": 0.5, "test_apcer_print": 0.0, "test_apcer_display": 0.5},
+    ]
+    summary = pd.DataFrame([summarise(folds)])
+    summary["worst_species"], summary["worst_species_apcer"] = runs_table.worst_species(summary)
+    row = summary.iloc[0]
+    assert row["test_apcer"] == 0.375 and row["worst_species"] == "display"
+    assert row["worst_species_apcer"] == 0.25
+    assert tables.worst_cell(row) == "display 25.0%"
+    one = pd.DataFrame([folds[0]])
+    one["worst_species"], one["worst_species_apcer"] = runs_table.worst_species(one)
+    assert tables.worst_cell(one.iloc[0]) == "print"  # one setting: its APCER is the column's
+    tie = pd.Series({"worst_species": "a/b/c", "worst_species_apcer": 0.1, "test_apcer": 0.2})
+    assert tables.worst_cell(tie, short=True) == "a +2 10.0%"
+    assert tables.worst_cell(pd.Series({"worst_species": "", "test_apcer": 0.0})) == "none"

@@ -266,6 +266,9 @@ def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
     )
     groups = set(table["group"])
     assert {f"write-up {name}" for name in WRITE_UP} <= groups
+    text = (tmp_path / "comparison.csv").read_text()
+    for count in table["params_total"]:  # counts as counts: 184637260, not 184637260.0
+        assert f",{count}," in text and f",{count}.0," not in text
     assert {g for g in groups if g.startswith("best ")} == {
         "best " + family for family in child_runs(first_sweep)["params.family"].unique()
     }

@@ -83,9 +83,9 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
     columns = None if every_column else tables.HEADLINE
     return (
-        f"# Study {name}\n\n{warning}{complete} complete trials; best per head family and the "
-        f"write-up baselines, chosen on dev (test never used for choosing). Error rates in %, "
-        f"± std in percentage points.\n\n{notes}\n"
+        f"# Study {name}\n\n{warning}{complete} complete trial{'s' * (complete != 1)}; best per "
+        "head family and the write-up baselines, chosen on dev (test never used for choosing). "
+        f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
         f"{tables.to_markdown(table.drop(columns=['run_id']), columns)}"
     )
 

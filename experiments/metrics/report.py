@@ -175,7 +175,8 @@ def database_figures(dev: ScoreSet, databases: Sequence[str], threshold: float) 
 
 
 SPECIES_PREFIX = "test_apcer_"  # + species: a logged per-species APCER
-NOT_SPECIES = ("_std", "_ci_low", "_ci_high")  # suffixes of figures that are not a species' APCER
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+NOT_SPECIES = ("_std", *INTERVAL_SUFFIXES)  # suffixes of figures that are not a species' APCER
 
 
 def is_species_figure(name: str, split: str = "test") -> bool:
@@ -216,6 +217,8 @@ def summarise(reports: Sequence[dict[str, float]]) -> dict[str, float]:
     absent from one fold's test split) is averaged over those that have it. Thresholds are not
     averaged: a mean of thresholds is no head's operating point. Every ``*threshold`` figure is
     the first setting's, whose head a trial keeps (each setting's own is in ``settings.csv``).
+    Nor are the 95 % intervals (``*_ci_low``/``_high``): a mean of intervals is no interval of
+    the mean; the std is the spread over settings (each setting's own are in ``settings.csv``).
     Means add in the order given, so the same reports in the same order give the same floats.
     """
     if len(reports) == 1:
@@ -224,6 +227,8 @@ def summarise(reports: Sequence[dict[str, float]]) -> dict[str, float]:
     for key in dict.fromkeys(k for report in reports for k in report):  # first-seen order
         if key.endswith("threshold"):
             summary[key] = reports[0][key]
+            continue
+        if key.endswith(INTERVAL_SUFFIXES):  # a mean of intervals is no interval of the mean
             continue
         summary[key], summary[f"{key}_std"] = mean_std([r[key] for r in reports if key in r])
     return summary

@@ -26,9 +26,10 @@ from experiments.results.tables import (
     front,
     front_items,
     missed_species,
+    worst_cell,
 )
 from experiments.stores import retries
-from experiments.stores.runs_table import RANKING, STD, WORST
+from experiments.stores.runs_table import RANKING, STD
 
 
 def percent(rate: float) -> str:
@@ -64,8 +65,12 @@ def study_line(name: str, done: int, target: int, joined: int, baselines: int) -
             first = f", {'the first' if target == 1 else f'the first {target}'} of {heads}"
         trials = "1 trial" if target == 1 else f"{target} trials"
         return f"new study {name}: {trials}{first}"
-    if done >= target:
+    if done > target:  # a rerun that asks for fewer than the study has
+        return f"study {name}: {done} trials done, --trials {target}: nothing left to run"
+    if done == target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"
+    if done == 0:  # another worker made it a moment ago
+        return f"joining study {name} (worker {joined + 1}): 0 of {target} trials done"
     return f"resuming study {name}: {done} of {target} trials done"
 
 
@@ -167,7 +172,7 @@ def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list
     for column, name in _CONSOLE_RATES:
         cells = [_console_rate(table, r, column, column in spreads) for _, r in table.iterrows()]
         columns.append((name, cells, True))
-    columns.append(("worst", [_short_species(w) for w in table[WORST].fillna("")], False))
+    columns.append(("worst", [worst_cell(row, short=True) for _, row in table.iterrows()], False))
     widths = [max([len(name), *map(len, cells)]) for name, cells, _ in columns]
 
     def line(cells: Sequence[str]) -> str:
@@ -180,14 +185,6 @@ def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list
     lines = [line([name for name, _, _ in columns])]
     lines += [line([cells[i] for _, cells, _ in columns]) for i in range(len(table))]
     return lines
-
-
-def _short_species(worst: str) -> str:
-    """ "photo", "photo/print", or for a tie of three or more "photo +2"; "-" when none."""
-    tied = [name for name in worst.split("/") if name]
-    if not tied:
-        return "-"
-    return "/".join(tied) if len(tied) <= 2 else f"{tied[0]} +{len(tied) - 1}"
 
 
 def _short_group(group: str) -> str:

@@ -30,7 +30,7 @@ from experiments.results.tables import (
     readable,
 )
 from experiments.stores import dashboard, tracking
-from experiments.stores.runs_table import trial_table
+from experiments.stores.runs_table import PARAMS, WORST_RATE, trial_table
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run's description (Markdown)
@@ -44,7 +44,8 @@ def description(
     trial with its dev and test figures and sizes, the Pareto front, where the report is."""
     banner = demo_banner(table)
     best = best_per_family(table)
-    shown = readable(best, [c for c in BEST_COLUMNS if c != "run_id"]).rename(columns=BEST_NAMES)
+    columns = [c for c in BEST_COLUMNS if c not in ("run_id", WORST_RATE)]  # rate: in WORST's cell
+    shown = readable(best, columns).rename(columns=BEST_NAMES)
     lines = [f"**{banner}**", ""] if banner else []
     lines += [
         f"Study `{study_name}` ({_counts(states)}): the best trial of each head family, chosen "
@@ -82,6 +83,12 @@ def report_location(run_id: str) -> str:
     return f"{base}/{REPORT}"
 
 
+def _counts_as_integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts as a CSV shows them, 184637260 and 2, not 184637260.0 (MLflow logs floats)."""
+    counts = [c for c in ("trial", *PARAMS, "settings") if c in table.columns]
+    return table.astype(dict.fromkeys(counts, "Int64"))
+
+
 def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> pd.DataFrame:
     """Log the comparison to the active (parent) run: comparison.csv/.json, best_per_family.csv/
     .json, the HTML report (tables, study and Optuna figures) and the run's description.
@@ -104,8 +111,8 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
     pareto = front(trials)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        table.to_csv(folder / "comparison.csv", index=False)
-        best.to_csv(folder / "best_per_family.csv", index=False)
+        _counts_as_integers(table).to_csv(folder / "comparison.csv", index=False)
+        _counts_as_integers(best).to_csv(folder / "best_per_family.csv", index=False)
         test_scores = {}
         for run_id in table["run_id"].unique():  # a family's best is often a baseline too
             path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)

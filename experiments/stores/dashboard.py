@@ -259,7 +259,8 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
     finished = finished_trial_runs(experiment_id, study_name)
     if finished:
         lines.append(
-            f"compare the {len(finished)} complete trials: {compare_url(experiment_id, finished)}"
+            f"compare the {len(finished)} complete trial{'s' * (len(finished) != 1)}: "
+            + compare_url(experiment_id, finished)
         )
     lines.append(
         f"  the view sorts by dev_acer, so every trial is a row; Views > '{FAMILY_VIEW}' groups "
