@@ -188,8 +188,11 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def list_heads(pattern: str = "*") -> list[str]:
-    """Registered head names matching the shell-style ``pattern``, in natural order."""
-    return sorted(fnmatch.filter(_REGISTRY, pattern), key=_natural_key)
+    """Registered head names matching the shell-style ``pattern`` (or any of several joined by
+    commas: ``lstm*,dense*``), in natural order."""
+    parts = [part.strip() for part in pattern.split(",")]
+    found = {name for part in parts for name in fnmatch.filter(_REGISTRY, part)}
+    return sorted(found, key=_natural_key)
 
 
 def list_families() -> list[str]:
@@ -203,7 +206,8 @@ def matching_families(pattern: str = "*") -> list[str]:
     matched = list_heads(pattern)
     if not matched:
         raise ValueError(
-            f"--heads {pattern!r} matches no head; available: {', '.join(list_heads())}"
+            f"--heads {pattern!r} matches no head (a shell pattern, or several joined by commas: "
+            f"'lstm*,dense*'); available: {', '.join(list_heads())}"
         )
     found = {_REGISTRY[name].family for name in matched}
     return [family for family in list_families() if family in found]

@@ -76,6 +76,9 @@ def test_registry_holds_writeup_heads_and_families_in_natural_order():
     assert heads.list_heads("conv*") == ["conv", "conv2048", "conv4096", "convlstm", "convlstm2049"]
     assert heads.list_heads("*lstm*") == ["convlstm", "convlstm2049", "lstm", "lstm30"]
     assert heads.list_heads("nothing*") == []
+    # several patterns joined by commas (a user wrote 'lstm,dense' and read "matches no head")
+    assert heads.list_heads("lstm*, dense*,lstm30") == ["dense", "dense2048", "lstm", "lstm30"]
+    assert heads.matching_families("lstm,dense") == ["dense", "lstm"]
     assert sorted(["conv4096", "conv512", "conv64"], key=_natural_key) == [
         "conv64",
         "conv512",
