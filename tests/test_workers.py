@@ -494,7 +494,13 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
         failing.close()
 
     assert "Retrying" in rode, rode[-3000:]  # it did meet the outage, and rode it out
-    assert "Traceback" not in rode and "failed" not in rode, rode[-3000:]
+    assert "Traceback" not in rode, rode[-3000:]
+    # MLflow retries a call that finds no server, not a reply cut off as the server stops: that
+    # one trial may fail, said in one line, and be queued again (a race of the test's stop)
+    failures = [line for line in rode.splitlines() if "failed" in line]
+    assert len(failures) <= 1, failures
+    assert all("failed: the tracking store did not answer" in line for line in failures), failures
+    assert ("queued again" in rode) == bool(failures), rode[-3000:]
     check_study(riding, trials=5, parents=1)
 
     assert "failed: the tracking store did not answer" in out, out[-3000:]
