@@ -72,4 +72,4 @@ fi
 exec python experiments/sweep.py \
     --data "$DATA" --weights "$WEIGHTS" --cache-dir "$CACHE_DIR" \
     --study "$STUDY" --trials "$TRIALS" --heads "$HEADS" \
-    --storage "$STORAGE" --tracking-uri "$TRACKING_URI" "$@"
+    --storage "$STORAGE" --tracking-uri "$TRACKING_URI" --no-progress "$@"

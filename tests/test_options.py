@@ -47,6 +47,11 @@ def test_both_commands_take_the_same_data_flags_and_the_readme_lists_them() -> N
         config = parse(["--split-seed", "4", "--precision", "float32"])
         options = config.features if hasattr(config, "features") else feature_options(config)
         assert (options.split_seed, options.precision) == (4, "float32")
+    # --no-progress: both (a sweep's extraction drew its bar into a batch job's log)
+    assert not sweep.parse_args(["--no-progress"]).features.progress
+    assert (
+        sweep.parse_args([]).features.progress and extract.parse_args(["--no-progress"]).no_progress
+    )
     listed = re.search(r"Both commands take the same data flags \(([^)]*)\)", README.read_text())
     assert listed, "README: the sentence that lists the data flags"
     named = {

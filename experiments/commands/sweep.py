@@ -148,6 +148,9 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         default=KeepWeights.BEST.value,
         help="head weights to log: every trial's, each family's best so far (default), none",
     )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar while extracting (job logs)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
     args = parser.parse_args(argv)
     if args.trials < 1:
@@ -159,7 +162,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     if args.study is not None and not args.study.strip():
         parser.error("--study must name a study; leave it out for the default name")
     try:
-        features = feature_options(args)
+        features = feature_options(args, progress=not args.no_progress)
         evaluations = evaluation_options(args, features)
         fine_tune = fine_tune_choices(args.fine_tune)
     except ValueError as err:
