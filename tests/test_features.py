@@ -300,6 +300,11 @@ def test_random_weights_are_flagged_loudly_and_seeded(data, tmp_path, caplog, ba
     fs = extract(data, tmp_path / "cache", frames_per_clip=1)
     assert fs.random_weights
     assert any("RANDOM backbone" in r.getMessage() for r in caplog.records)
+    caplog.clear()  # once a process and cache folder: not again for each fold of a protocol
+    extract(data, tmp_path / "cache", frames_per_clip=1)
+    assert not any("RANDOM backbone" in r.getMessage() for r in caplog.records)
+    extract(data, tmp_path / "other", frames_per_clip=1)
+    assert any("RANDOM backbone" in r.getMessage() for r in caplog.records)
 
 
 def test_missing_or_bad_weights_are_port_errors(data, tmp_path, monkeypatch):

@@ -8,6 +8,8 @@ once, whatever protocols and folds read it, and the cross-dataset run extracts n
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -92,8 +94,16 @@ def sweep(
         return run_sweep(config)
 
 
+PRINTED: dict[str, str] = {}  # each protocol's sweep's console
+
+
 def sweeps(workspace: Path, data: str, protocols: dict) -> dict[str, SweepResult]:
-    return {protocol: sweep(workspace, data, protocol) for protocol in protocols}
+    results = {}
+    for protocol in protocols:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            results[protocol] = sweep(workspace, data, protocol)
+        PRINTED[protocol] = out.getvalue()
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +229,12 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
         assert str(fold) not in set(dev["phone"]) and len(dev) == (3 if fold <= 2 else 6)
     names = {a.path for a in client(workspace).list_artifacts(run.info.run_id)}
     assert "settings.csv" in names
+    # fold 1's data summary whole, each later fold's counts in one line (six summaries before)
+    printed = PRINTED["oulu-p3"].splitlines()
+    assert sum(line.startswith("  split  label") for line in printed) == 1
+    for fold in range(2, 7):
+        (line,) = [line for line in printed if f"(oulu-p3 fold {fold})" in line]
+        assert line.endswith("subject(s)") and "; dev: " in line and "; test: " in line
 
 
 def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, capsys) -> None:

@@ -99,6 +99,24 @@ class Dataset:
             fingerprint=_fingerprint(self.protocol, self.fold, kept, signatures),
         )
 
+    def split_line(self) -> str:
+        """The splits' counts in one line: for a fold after the first, whose clips and features
+        the first fold's :meth:`summary` showed."""
+        kind = self.protocol if self.fold is None else f"{self.protocol} fold {self.fold}"
+        return f"{self.root} ({kind}): " + "; ".join(map(self._split_counts, SPLITS))
+
+    def _split_counts(self, split: Split) -> str:
+        clips = self.split(split)
+        drawn = ""
+        if split in self.carved:  # not the data's own split: say how it was drawn
+            how = "split" if len(self.carved) == len(SPLITS) else "carved from train"
+            drawn = f"; {how} by subject (--split-seed)"
+        return (
+            f"{split}: {len(clips)} clips ({sum(c.label == 'bonafide' for c in clips)} bona "
+            f"fide, {sum(c.label == 'attack' for c in clips)} attack), "
+            f"{len({c.subject for c in clips})} subject(s){drawn}"
+        )
+
     def summary(self) -> str:
         """Counts per split, label and species, subjects per split and the skipped count."""
         kind = self.protocol if self.fold is None else f"{self.protocol} fold {self.fold}"
@@ -116,18 +134,7 @@ class Dataset:
                 for (s, lab, attack), n in sorted(rows.items()):
                     if s == split and lab == label:
                         lines.append(f"  {s:<7}{lab:<10}{attack:<{width + 2}}{n}")
-        for split in SPLITS:
-            clips = self.split(split)
-            drawn = ""
-            if split in self.carved:  # not the data's own split: say how it was drawn
-                how = "split" if len(self.carved) == len(SPLITS) else "carved from train"
-                drawn = f"; {how} by subject (--split-seed)"
-            lines.append(
-                f"  {split}: {len(clips)} clips "
-                f"({sum(c.label == 'bonafide' for c in clips)} bona fide, "
-                f"{sum(c.label == 'attack' for c in clips)} attack), "
-                f"{len({c.subject for c in clips})} subject(s){drawn}"
-            )
+        lines += [f"  {self._split_counts(split)}" for split in SPLITS]
         for path, reason in self.skipped[:SUMMARY_SKIPS]:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.skipped) > SUMMARY_SKIPS:

@@ -98,6 +98,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_SAID_RANDOM: set[Path] = set()  # cache folders whose random backbone this process warned of
 
 # Bump when core.data.frames / core.preprocess_input change what reaches the network: every cache
 # made before is then rebuilt. 1: evenly spaced segment-centre frames, whole-frame (or Haar face
@@ -228,7 +229,8 @@ def extract_features(
     box_fp = _boxes_fingerprint(source, dataset.root) if face_crop and database_boxes else None
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     weights_path = _resolve_weights(weights, cache_dir)
-    if weights_path is None:
+    if weights_path is None and cache_dir not in _SAID_RANDOM:  # once: not for each fold
+        _SAID_RANDOM.add(cache_dir)
         log.warning(
             "no VGG-Face weights given: using a RANDOM backbone (seed %d), a demonstration whose "
             "numbers mean nothing; pass --weights vgg_face.weights.h5 (convert it once: "

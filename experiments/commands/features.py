@@ -18,6 +18,7 @@ def load_features(
     options: FeatureOptions,
     verbose: bool = False,
     before_extract: Callable[[str, dict[str, Any]], None] | None = None,
+    brief: bool = False,
 ) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
@@ -26,7 +27,9 @@ def load_features(
     counted after, once. The backend is imported (quietly, unless ``verbose``) only when a cache
     entry is missing, after ``before_extract`` with the entry's key and parts (the sweep checks
     its stores and a named study there: a store of the wrong kind, or a study run on other
-    features, is said before hours of extraction, and a cached rerun reads neither).
+    features, is said before hours of extraction, and a cached rerun reads neither). ``brief``:
+    the splits' counts in one line, nothing more (a protocol's fold after the first: the same
+    clips and features).
     """
 
     def extracting(key: str, parts: dict[str, Any]) -> None:
@@ -38,7 +41,7 @@ def load_features(
 
     def announce(dataset: Dataset) -> None:
         found.append(dataset)
-        print(dataset.summary(), flush=True)
+        print(dataset.split_line() if brief else dataset.summary(), flush=True)
 
     try:
         features = cached_features(options, on_dataset=announce, before_extract=extracting)
@@ -54,6 +57,8 @@ def load_features(
             f"left out: {undecoded.total()} clip(s) that did not decode ({where}; named in the "
             "warnings above): the counts above include them"
         )
+    if brief:
+        return features
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
         f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "

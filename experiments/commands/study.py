@@ -170,10 +170,15 @@ def run_sweep(
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
     check_stores(config)
 
+    folds: list[int] = []  # a protocol's folds loaded: after the first, one line each
+
     def load(options: FeatureOptions) -> FeatureSet:
+        brief = bool(folds) and options.fold is not None
+        folds.extend([options.fold] if options.fold is not None else [])
         if loaded is not None and options == config.features:
             return loaded
-        return load_features(options, config.verbose, partial(check_study, config, options))
+        check = partial(check_study, config, options)
+        return load_features(options, config.verbose, check, brief=brief)
 
     settings = prepare_settings(config.features, config.evaluation, load=load)
     features = settings[0].features
