@@ -27,7 +27,7 @@ from core.features import FeatureOptions, cached_features
 from core.features.request import resolve_precision
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import locks, tracking, wal
+from experiments.stores import locks, retries, tracking, wal
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -220,6 +220,46 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
     assert sweep.main(argv(data, *stores, "--trials", "2")) == 0  # the same flags: it goes on
     assert len(study.get_trials()) == 2
+
+
+def test_a_sweep_killed_in_a_trial_is_rerun_at_once_on_the_same_machine(data, tmp_path) -> None:
+    """kill -9 in a trial, then the same command: the rerun waited three heartbeats (3 min by
+    default) for the dead worker's trial; on the same machine it sees the process gone, queues
+    the trial again with its parameters and runs it."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    stores = ("--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
+    command += argv(data, "--trials", "1", "--study", "killed", *stores)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until the trial is running and says whose it is
+            assert process.poll() is None and time.monotonic() < deadline, process.returncode
+            try:
+                store = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+                study = optuna.load_study(study_name="killed", storage=store)
+                running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            except Exception:  # not made yet
+                running = []
+            if running and retries.WORKER_ATTR in running[0].user_attrs:
+                break
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"trial 0's worker {socket.gethostname()}:{process.pid} is gone" in rerun.stdout
+    assert "waiting:" not in rerun.stdout, rerun.stdout  # for the dead worker's heartbeats
+    study = optuna.load_study(study_name="killed", storage=storage)
+    (lost, retry) = study.get_trials()
+    assert (lost.state, retry.state) == (
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.COMPLETE,
+    )
+    assert retries.retry_history(retry) == [0] and retry.params == lost.params
 
 
 def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rerun(

@@ -9,11 +9,15 @@ figures are those of an uninterrupted one.
 
 from __future__ import annotations
 
+import os
+import socket
 import warnings
 from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from experiments.stores.tracking import process_gone
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -25,6 +29,34 @@ except ImportError:  # pragma: no cover - older Optuna
     RETRY_ARGUMENT = "failed_trial_callback"
 
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
+# a trial's user attribute while it runs: its worker process, "host:pid:boot id:pid namespace"
+WORKER_ATTR = "worker_process"
+
+
+def this_process() -> str:
+    """This process as :data:`WORKER_ATTR` names it: the boot and the PID namespace say whether
+    a PID read on this machine is the same process's (not another boot's, nor a container's)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            boot_id = boot.read().strip()
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # not Linux: only silence tells a dead worker
+        return ""
+    return f"{socket.gethostname()}:{os.getpid()}:{boot_id}:{namespace}"
+
+
+def dead_here(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The running trials whose worker was a process of this machine, boot and PID namespace
+    that is gone (killed): found now, not after their heartbeat's grace of minutes."""
+    here = this_process().split(":")
+    dead = []
+    for trial in trials:
+        owner = str(trial.user_attrs.get(WORKER_ATTR, "")).split(":")
+        if trial.state != TrialState.RUNNING or len(owner) != 4 or len(here) != 4:
+            continue
+        if owner[0] == here[0] and owner[2:] == here[2:] and process_gone(":".join(owner[:2])):
+            dead.append(trial)
+    return dead
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:

@@ -409,7 +409,7 @@ def close_dead_parents(experiment_id: str, study_name: str, own: str | None = No
         silent = time.time() - last
         heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
         silent_after = GRACE_FACTOR * heartbeat
-        if _process_gone(worker):
+        if process_gone(worker):
             reason = f"worker {worker} died between trials (its process is gone)"
         elif silent > silent_after:
             reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
@@ -428,7 +428,7 @@ def _has_running_trial(client: MlflowClient, experiment_id: str, parent: str) ->
     return bool(client.search_runs([experiment_id], where, max_results=1))
 
 
-def _process_gone(worker: str) -> bool:
+def process_gone(worker: str) -> bool:
     """Whether ``host:pid`` names a process of this machine that no longer exists."""
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():

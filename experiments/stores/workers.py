@@ -55,6 +55,8 @@ from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
     MAX_RETRY,
     RETRY_ARGUMENT,
+    WORKER_ATTR,
+    dead_here,
     fail_stale_trials,
     finished_count,
     retried_numbers,
@@ -62,6 +64,7 @@ from experiments.stores.retries import (
     retry_history,
     running_count,
     taken_over,
+    this_process,
 )
 from experiments.stores.storage import (
     FinishedTrialsCache,
@@ -338,9 +341,14 @@ class Worker:
         return self.ran
 
     def _look(self) -> list[FrozenTrial]:
-        """The study lock taken (the caller releases it), stale trials failed: all the trials."""
+        """The study lock taken (the caller releases it), stale trials failed and those of
+        workers killed on this machine queued again: all the trials."""
         self.lock.acquire()
         fail_stale_trials(self.study)
+        for trial in dead_here(self.study.get_trials(deepcopy=False)):
+            owner = ":".join(trial.user_attrs[WORKER_ATTR].split(":")[:2])
+            print(f"trial {trial.number}'s worker {owner} is gone (killed)", flush=True)
+            self._requeue(trial.number)
         return self.study.get_trials(deepcopy=False)
 
     def _running(self) -> set[int]:
@@ -350,7 +358,9 @@ class Worker:
 
     def _reserved(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
         def run(trial: optuna.Trial) -> Any:
-            # ``ask`` has committed this RUNNING trial: the budget is ours, let the others ask.
+            # ``ask`` has committed this RUNNING trial: the budget is ours, let the others ask,
+            # once it says whose it is (a retry carries its lost trial's worker until then)
+            trial.set_user_attr(WORKER_ATTR, this_process())
             self.lock.release()
             self._current = trial.number
             self.ran += 1
@@ -385,7 +395,8 @@ class Worker:
         )
 
     def _requeue(self, number: int) -> None:
-        """Fail our trial lost to a database outage and queue it again, as Optuna's retry does."""
+        """Fail a lost trial (ours, to a database outage; a worker's killed on this machine) and
+        queue it again, as Optuna's retry does."""
         trial = self.study.get_trials(deepcopy=False)[number]
         if trial.state == TrialState.RUNNING:
             with contextlib.suppress(ValueError):  # another worker failed it first
@@ -395,8 +406,8 @@ class Worker:
             self._queue_again(trials[number])
 
     def _queue_again(self, trial: FrozenTrial) -> None:
-        """A failed trial of ours queued again with its parameters, up to :data:`MAX_RETRY`
-        times, as Optuna's retry of a lost trial does."""
+        """A failed trial queued again with its parameters, up to :data:`MAX_RETRY` times, as
+        Optuna's retry of a lost trial does."""
         if len(retry_history(trial)) < MAX_RETRY:
             retry_callback()(self.study, trial)
             print(f"trial {trial.number} queued again", flush=True)
@@ -463,7 +474,8 @@ class Worker:
             for t in trials:
                 if t.state.is_finished():
                     again = f"; retried as trial {retries[t.number]}" if t.number in retries else ""
-                    reasons[t.number] = f"worker lost in trial {t.number} (no heartbeat){again}"
+                    why = "its process gone, or no heartbeat"
+                    reasons[t.number] = f"worker lost in trial {t.number} ({why}){again}"
             tracking.close_lost_runs(self.experiment_id, self.study.study_name, reasons)
         except Exception as err:  # housekeeping: never the reason a trial fails
             log.warning("could not close the runs of lost trials: %s", err)
