@@ -22,7 +22,8 @@ tags), ``log_params``, per epoch ``trial.report`` + ``should_prune`` (the sweep'
 ``MedianPruner(5, 3)``), ``log_metrics`` (the keys ``pad_report`` gives), the keep-weights
 query, the artifacts (``scores.csv`` of ``--clips`` rows, ``model_summary.txt``, the two plots
 at the real trial's sizes, and ``head.weights.h5`` sized for the suggested head from real saved
-files when the trial is its family's best so far), seven ``set_user_attr``, the per-epoch
+files when the trial is its family's best so far), seven ``set_user_attr`` (the worker's own
+eighth, naming its process, is the real ``Worker``'s), the per-epoch
 curves in one ``log_batch``, ``end_run``. Only training is replaced, by a sleep per epoch; the
 closing comparison each worker logs when the study ends (once per worker) is not run.
 
@@ -1261,7 +1262,7 @@ def _close_dead_parents_53b065f(experiment_id: str, study_name: str, own: str | 
         last = float(parent.data.tags.get(t.LAST_SEEN_TAG, parent.info.start_time / 1000))
         silent = time.time() - last
         heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
-        if t._process_gone(worker):
+        if t.process_gone(worker):
             reason = f"worker {worker} died between trials (its process is gone)"
         elif silent > GRACE_FACTOR * heartbeat:
             reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = registry_rows(args.pattern)
     if not rows:
         print(
-            f"no head matches {args.pattern!r}; available: {', '.join(list_heads())}",
+            f"no head matches {args.pattern!r} (a shell pattern, or several joined by commas); "
+            f"available: {', '.join(list_heads())}",
             file=sys.stderr,
         )
         return 2

@@ -204,9 +204,11 @@ def matching_families(pattern: str = "*") -> list[str]:
     """Families whose family name or write-up head name matches ``pattern``, registration order;
     a ValueError naming ``--heads`` when none does."""
     matched = list_heads(pattern)
-    if not matched:
+    missed = [part.strip() for part in pattern.split(",") if part.strip() and not list_heads(part)]
+    if not matched or missed:  # a typo in one of several is not dropped unsaid
+        which = f"{pattern!r}" if not matched else f"{pattern!r} ({', '.join(missed)})"
         raise ValueError(
-            f"--heads {pattern!r} matches no head (a shell pattern, or several joined by commas: "
+            f"--heads {which} matches no head (a shell pattern, or several joined by commas: "
             f"'lstm*,dense*'); available: {', '.join(list_heads())}"
         )
     found = {_REGISTRY[name].family for name in matched}

@@ -430,7 +430,10 @@ def test_a_new_study_says_which_write_up_heads_its_trials_run() -> None:
 def test_the_start_line_of_a_joined_resumed_or_finished_study() -> None:
     """A second worker on a study made a moment ago read 'resuming study s: 0 of 3 trials
     done'; a rerun asking for fewer trials than done read '3 of 1 trials done'."""
-    assert console.study_line("s", 0, 3, 1, 5) == "joining study s (worker 2): 0 of 3 trials done"
+    assert console.study_line("s", 0, 3, 1, 5, running=1) == (
+        "joining study s (worker 2): 1 running, 0 of 3 done"
+    )
+    assert console.study_line("s", 0, 3, 1, 5) == "resuming study s: 0 of 3 trials done"  # killed
     assert console.study_line("s", 2, 3, 1, 5) == "resuming study s: 2 of 3 trials done"
     assert console.study_line("s", 3, 3, 1, 5) == "study s: 3 of 3 trials done, nothing left to run"
     assert console.study_line("s", 3, 1, 1, 5) == (
@@ -468,3 +471,19 @@ def test_the_worst_species_of_several_settings_carries_its_own_mean_apcer() -> N
     tie = pd.Series({"worst_species": "a/b/c", "worst_species_apcer": 0.1, "test_apcer": 0.2})
     assert tables.worst_cell(tie, short=True) == "a +2 10.0%"
     assert tables.worst_cell(pd.Series({"worst_species": "", "test_apcer": 0.0})) == "none"
+
+
+def test_the_eta_leaves_out_one_off_setup(capsys, monkeypatch) -> None:
+    """A fine-tuned study's first trial computed the frozen bottom for minutes, and the first
+    ETA counted it as every trial's: 100 s of it and 10 s of trial read 'ETA 3m40s', not 20s."""
+    study = optuna.create_study()
+    study.add_trial(
+        optuna.trial.create_trial(value=0.1, params={}, distributions={}, user_attrs={"head": "x"})
+    )
+    clock = iter([0.0, 110.0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    progress = console.Progress(3, "s", setup=lambda: 100.0)
+    progress(study, study.trials[0])
+    assert capsys.readouterr().out.strip() == (
+        "[1/3] best dev ACER 10.0% (#0 x), 1m50s so far, ETA 20s"
+    )

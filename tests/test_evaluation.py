@@ -370,7 +370,7 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     shown = tables.readable(table)
     assert "test_apcer_print" in shown.columns
     assert pd.isna(run.get("metrics.test_hter_ci_low"))  # several settings: ± std, no interval
-    assert set(shown["test_hter 95% CI"]) == {""}
+    assert "test_hter 95% CI" not in shown.columns and "test_hter_ci_low" not in table.columns
     # the worst species with its own mean APCER, which the APCER (the mean of each setting's
     # worst) is not below
     rates = {k: run[f"metrics.test_apcer_{k}"] for k in ("print", "replay")}

@@ -10,7 +10,9 @@ subprocess beside the rest).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -186,6 +188,9 @@ def stamps(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.npy")}
 
 
+SAID: list[str] = []  # what the study fixture's trials printed
+
+
 @pytest.fixture(scope="module")
 def study(workspace, settings):
     """Three trials of a study searching ``fine_tune`` over none, fc and conv5: fc, none, then
@@ -224,7 +229,9 @@ def study(workspace, settings):
         def after(study, trial):  # what the cache holds after each trial
             seen.append((stamps(cache / FRAMES_DIR), stamps(cache / BOTTOM_DIR)))
 
-        study.optimize(objective, n_trials=3, callbacks=[after])
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            study.optimize(objective, n_trials=3, callbacks=[after])
+        SAID.extend(out.getvalue().splitlines())
     runs = mlflow.search_runs(
         [experiment_id], filter_string="tags.`vggface_heads.role` = 'trial'"
     ).set_index("tags.optuna.trial_number")
@@ -485,15 +492,18 @@ def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_
     two = dataclasses.replace(features, clips=features.clips[:2], rows=features.rows[:2])
     setting = dataclasses.replace(settings[0], features=two, test_features=two)
     lines = []
-    prepare_fine_tuning([setting, setting], ("none", "fc"), lines.append)
+    assert prepare_fine_tuning([setting, setting], ("none", "fc"), lines.append) > 0
     assert len(lines) == 2, lines
     assert lines[0].startswith("--fine-tune fc: computing the frozen backbone's pool5 outputs of")
     assert " of 2 clips from their frames" in lines[0]
     assert re.fullmatch(r"--fine-tune fc: done in \d+s", lines[1])
     assert (bottom_inputs(two, "fc").computed, bottom_ready(two, "fc")) == (False, True)
-    prepare_fine_tuning([setting], ("fc",), lines.append)
+    assert prepare_fine_tuning([setting], ("fc",), lines.append) < 1
     prepare_fine_tuning(settings, ("fc", "conv5"), lines.append)  # the study's: stored
     assert len(lines) == 2, lines[2:]
+    # the study's trials: fc's first trial said it, conv5's too, each once
+    computing = [line.split(":")[0] for line in SAID if "computing the frozen" in line]
+    assert computing == ["--fine-tune fc", "--fine-tune conv5"], SAID
 
 
 def test_features_from_another_backbone_are_refused(study, settings):

@@ -79,6 +79,8 @@ def test_registry_holds_writeup_heads_and_families_in_natural_order():
     # several patterns joined by commas (a user wrote 'lstm,dense' and read "matches no head")
     assert heads.list_heads("lstm*, dense*,lstm30") == ["dense", "dense2048", "lstm", "lstm30"]
     assert heads.matching_families("lstm,dense") == ["dense", "lstm"]
+    with pytest.raises(ValueError, match=r"--heads 'lstm\*,dnese\*' \(dnese\*\) matches no head"):
+        heads.matching_families("lstm*,dnese*")  # a typo in one part: said, not dropped
     assert sorted(["conv4096", "conv512", "conv64"], key=_natural_key) == [
         "conv64",
         "conv512",

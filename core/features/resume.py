@@ -125,10 +125,12 @@ class ResumableEntry(store.PendingEntry):
 
     def _drop_damaged(self) -> None:
         """Keep the chunks up to the first whose rows no longer hash as committed; the journal
-        is rewritten with them, and extraction resumes after them."""
+        is rewritten with them, and extraction resumes after them. A chunk written before
+        chunks carried a hash is kept unverified."""
         kept, frames = [], 0
         for chunk in self.chunks:
-            if self._digest(frames, chunk["frames"]) != chunk.get("sha256"):
+            expected = chunk.get("sha256")
+            if expected is not None and self._digest(frames, chunk["frames"]) != expected:
                 log.warning(
                     "%s: the features of clips %d to %d no longer match their checksum "
                     "(damaged on disk): extracting them again",

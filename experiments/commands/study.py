@@ -53,7 +53,6 @@ from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     Setting,
     evaluation_context,
-    prepare_fine_tuning,
     prepare_settings,
     study_suffix,
 )
@@ -211,7 +210,10 @@ def run_sweep(
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     experiment_id = tracking.use_experiment(study_name, complete)
     done = retries.finished_count(trials)
-    print(console.study_line(study_name, done, config.trials, joined, len(baselines)), flush=True)
+    running = retries.running_count(trials) - len(retries.dead_here(trials))  # live workers'
+
+    line = console.study_line(study_name, done, config.trials, joined, len(baselines), running)
+    print(line, flush=True)
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
@@ -281,8 +283,7 @@ def run_sweep(
         share = workers.Worker(
             study, config.storage, experiment_id, config.heartbeat, parent.info.run_id
         )
-        prepare_fine_tuning(settings, config.fine_tune, print)  # not in trial 0's seconds
-        progress = console.Progress(config.trials, study_name)
+        progress = console.Progress(config.trials, study_name, lambda: objective.setup_seconds)
         print(console.TRIAL_HEADER, flush=True)
         with memory.settled():  # the C heap and the collector, for the trial loop
             ran = share.optimize(

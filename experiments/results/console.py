@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,8 +56,11 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def study_line(name: str, done: int, target: int, joined: int, baselines: int) -> str:
-    """Says at start whether this is a new study or which one is resumed, and how far it is."""
+def study_line(
+    name: str, done: int, target: int, joined: int, baselines: int, running: int = 0
+) -> str:
+    """Says at start whether this is a new study, one other workers are running (``running``
+    trials) or one resumed, and how far it is."""
     if done == 0 and joined == 0:
         heads = "the write-up head" if baselines == 1 else f"the {baselines} write-up heads"
         first = f", {heads} first" if baselines else ""
@@ -69,8 +72,8 @@ def study_line(name: str, done: int, target: int, joined: int, baselines: int) -
         return f"study {name}: {done} trials done, --trials {target}: nothing left to run"
     if done == target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"
-    if done == 0:  # another worker made it a moment ago
-        return f"joining study {name} (worker {joined + 1}): 0 of {target} trials done"
+    if done == 0 and running:  # another worker made it a moment ago
+        return f"joining study {name} (worker {joined + 1}): {running} running, 0 of {target} done"
     return f"resuming study {name}: {done} of {target} trials done"
 
 
@@ -107,8 +110,12 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
 class Progress:
     """Optuna callback: after each trial, ``[n/N] best dev ACER ... elapsed ... ETA ...``."""
 
-    def __init__(self, target: int, study_name: str) -> None:
-        self.target, self.study_name = target, study_name
+    def __init__(
+        self, target: int, study_name: str, setup: Callable[[], float] = lambda: 0.0
+    ) -> None:
+        """``setup``: seconds spent so far on one-off work the ETA leaves out (a fine-tuned
+        trial's frozen bottom, computed once)."""
+        self.target, self.study_name, self.setup = target, study_name, setup
         self.started = time.monotonic()
         self.ran = 0
 
@@ -119,7 +126,8 @@ class Progress:
         done = min(retries.finished_count(trials), self.target)  # as the workers count
         elapsed = time.monotonic() - self.started
         left = max(0, self.target - done)
-        eta = f"ETA {duration(elapsed / self.ran * left)}" if left else "done"
+        per_trial = max(0.0, elapsed - self.setup()) / self.ran
+        eta = f"ETA {duration(per_trial * left)}" if left else "done"
         complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values]
         if complete:
             best = min(complete, key=_ranked)

@@ -82,6 +82,8 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([best, baselines], ignore_index=True)
     figures = figure_columns(trials)
     figures[figures.index("test_apcer") + 1 : 0] = [WORST, WORST_RATE]
+    bounds = [c for c in figures if c.endswith(("_ci_low", "_ci_high")) and table[c].isna().all()]
+    figures = [c for c in figures if c not in bounds]  # none logged: several settings each
     columns = ["group", "head", "family", "trial", "output", *figures, *DEMO, "run_id"]
     return table.reindex(columns=columns)
 

@@ -124,14 +124,16 @@ def check_features(
     if key[:12] not in keys:
         differs = _differences(parts, cache, keys) if parts and cache else None
         if differs:
-            raise ValueError(
-                f"study {name} was run with other features: {differs}: rerun with the study's "
-                "flags, or start another study with --study"
-            )
+            fix = "rerun with the study's flags, or start another study with --study"
+            if any(part not in PART_NAMES for part in differs):  # no flag gives them back
+                fix = "this version extracts other features: start another study with --study"
+            said = ", ".join(differs.values())
+            raise ValueError(f"study {name} was run with other features: {said}: {fix}")
         raise _other(name, FEATURES, recorded[FEATURES], f"cache entry {key[:12]}")
 
 
-# a feature cache key's parts as a user names them (core.features.extract.cache_key)
+# a feature cache key's parts as a user names them (core.features.extract.cache_key); the
+# others (preprocessing, layer) change with the code, not with a flag
 PART_NAMES = {
     "data": "the data files",
     "weights": "the weights file",
@@ -143,21 +145,23 @@ PART_NAMES = {
 }
 
 
-def _differences(parts: dict[str, Any], cache: Path, keys: Sequence[str]) -> str | None:
-    """What differs between ``parts`` and those of the study's (first) entry found under
-    ``cache``: "--precision bfloat16; this run's float32", "the data files differ"; None when
-    no entry of the study's is there (another machine's cache)."""
+def _differences(parts: dict[str, Any], cache: Path, keys: Sequence[str]) -> dict[str, str] | None:
+    """What differs between ``parts`` and those of the study's entry under ``cache`` closest to
+    them (a cross-domain study has one a database), part by part: "--precision bfloat16; this
+    run's float32", "the data files differ"; None when no entry of the study's is there
+    (another machine's cache)."""
+    found = []
     for prefix in keys:
         for manifest in sorted(cache.glob(f"{prefix}*/manifest.json")):
             try:
                 theirs = json.loads(manifest.read_text(encoding="utf-8"))["key_parts"]
-            except (OSError, ValueError, KeyError, TypeError):
+                differ = [part for part, value in parts.items() if theirs.get(part) != value]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            differ = [part for part, value in parts.items() if theirs.get(part) != value]
             if "face_crop" in differ:  # its detector and boxes: said by the crop
                 differ = [part for part in differ if part not in ("detector", "face_boxes")]
-            return ", ".join(_difference(p, theirs.get(p), parts[p]) for p in differ) or None
-    return None
+            found.append({p: _difference(p, theirs.get(p), parts[p]) for p in differ})
+    return min(found, key=len) or None if found else None
 
 
 def _difference(part: str, before: Any, value: Any) -> str:

@@ -347,7 +347,7 @@ class Worker:
         fail_stale_trials(self.study)
         for trial in dead_here(self.study.get_trials(deepcopy=False)):
             owner = ":".join(trial.user_attrs[WORKER_ATTR].split(":")[:2])
-            print(f"trial {trial.number}'s worker {owner} is gone (killed)", flush=True)
+            print(f"trial {trial.number}'s worker {owner} is gone (its process ended)", flush=True)
             self._requeue(trial.number)
         return self.study.get_trials(deepcopy=False)
 
@@ -360,9 +360,9 @@ class Worker:
         def run(trial: optuna.Trial) -> Any:
             # ``ask`` has committed this RUNNING trial: the budget is ours, let the others ask,
             # once it says whose it is (a retry carries its lost trial's worker until then)
+            self._current = trial.number  # an outage at the next write: this trial is lost
             trial.set_user_attr(WORKER_ATTR, this_process())
             self.lock.release()
-            self._current = trial.number
             self.ran += 1
             self.close_lost_runs()
             try:

@@ -34,7 +34,13 @@ from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
 from experiments.trial import artifacts, memory, search
 from experiments.trial.errors import TrainingDiverged
-from experiments.trial.evaluation import Setting, no_face_metrics, scores_frame, settings_table
+from experiments.trial.evaluation import (
+    Setting,
+    no_face_metrics,
+    prepare_fine_tuning,
+    scores_frame,
+    settings_table,
+)
 from experiments.trial.training import train_head
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,7 @@ class Objective:
         self.on_result = on_result
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
         self._store_failures = 0  # trials failed in a row because the tracking store was away
+        self.setup_seconds = 0.0  # one-off work before trials (a fine-tuned bottom), not theirs
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         with memory.trial_scope():
@@ -81,6 +88,9 @@ class Objective:
         config = search.suggest(
             trial, self.allowed, self.training_precision, self.jit_compile, self.fine_tune
         )
+        if config.fine_tune != "none":  # the frozen bottom, computed once and said
+            choice = (config.fine_tune,)
+            self.setup_seconds += prepare_fine_tuning(self.settings, choice, print)
         baseline = search.baseline_name(trial.params)
         tags = {
             tracking.STUDY_TAG: self.study_name,
