@@ -183,10 +183,24 @@ class EvaluationOptions:
                     f"database {twice[0]} is given twice (by {what}): each database trains or "
                     "is tested, once"
                 )
+        for inner in paths:
+            check_apart(inner, [p for p in paths if p != inner])
 
     @property
     def cross_domain(self) -> bool:
         return bool(self.sources)
+
+
+def check_apart(path: Path, others: Sequence[Path]) -> None:
+    """A ValueError when the database folder ``path`` lies inside one of ``others``: its clips
+    would be another database's too, trained on and tested (a source's ``train/`` given as the
+    target tested the source's own training clips)."""
+    for other in others:
+        if path.resolve().is_relative_to(other.resolve()) and path.resolve() != other.resolve():
+            raise ValueError(
+                f"database {path} is inside database {other}: its clips are that one's too; each "
+                "database trains or is tested, once"
+            )
 
 
 def safe_name(name: str) -> str:

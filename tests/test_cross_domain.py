@@ -189,6 +189,10 @@ def bad_flags(root: Path) -> list:
             f"database {casia} is given twice (by path)",
         ),
         (["--sources", "msu,casia", "--target", "msu"], "database msu is the target and a source"),
+        (  # a source's own training clips as the target: tested what it trained on
+            ["--db", f"inner={casia}/train_release", "--sources", "casia", "--target", "inner"],
+            f"database {casia}/train_release is inside database {casia}: its clips are that",
+        ),
         (["--sources", ",", "--target", "msu"], "--sources ',' names no database"),
         (["--sources", "", "--target", "msu"], "--sources '' names no database"),
         (["--sources", "casia", "--target", " "], "--target ' ' names no database"),
@@ -235,6 +239,43 @@ def test_bad_flags_are_one_line_each(database_trees, capsys) -> None:
             parse_args(flags(database_trees, *more))
         assert stop.value.code == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1], more
+
+
+def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(
+    database_trees, tmp_path, capsys
+) -> None:
+    """A source copied under another name (the same clips and file stamps) as the target, and
+    --test-data naming --data, inside it or a copy of it: refused in one line before anything is
+    extracted (each ran, and the copy also took the name of the intra-dataset study)."""
+    import shutil
+
+    from experiments.commands import sweep
+
+    casia = database_trees / "CASIA-FASD"
+    copy = tmp_path / "casia-copy"
+    shutil.copytree(casia, copy)  # copy2: the file stamps too
+    cache = tmp_path / "cache"
+    argv = flags(database_trees, "--sources", "casia", "--target", "again", "--db", f"again={copy}")
+    argv[argv.index("--cache-dir") + 1] = str(cache)
+    assert sweep.main([*argv, "--study", "copied"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: database again ({copy}) holds the same clips as database casia ({casia}): each "
+        "database trains or is tested, once"
+    )
+    plain = ["--frames", str(FRAMES), "--no-face-crop", "--cache-dir", str(cache)]
+    for test_data, said in (  # as the flags are read
+        (casia, f"--test-data {casia} is --data: a cross-dataset study tests another database"),
+        (casia / "train_release", f"database {casia / 'train_release'} is inside database"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            sweep.main(["--data", str(casia), "--test-data", str(test_data), *plain])
+        assert stop.value.code == 2
+        assert said in capsys.readouterr().err.strip().splitlines()[-1]
+    assert sweep.main(["--data", str(casia), "--test-data", str(copy), *plain]) == 2
+    said = f"--test-data {copy} holds the same clips as --data {casia}: a cross-dataset study"
+    assert said in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (cache / "features").exists()  # nothing extracted
 
 
 def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
@@ -322,3 +363,40 @@ def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clip
     tags = {"setting": "s", "sources": sources, "target": target, "target_clips": clips}
     run = pd.Series({f"tags.{key}": value for key, value in tags.items()})
     assert cross_table._cross_setting(run) == expected
+
+
+def test_studies_whose_columns_would_share_a_heading_are_told_apart(tmp_path, monkeypatch):
+    """O→C from OULU-NPU Protocol 1 and from Protocol 2, and O→C tested on CASIA-FASD's warped
+    subset: three settings, one heading, and the table kept one of them without a word (a real
+    MLflow store, a finished trial run of each study as the sweep tags it)."""
+    import mlflow
+
+    from experiments.stores import tracking
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    for trained, tested in (
+        ("oulu-p1", "casia"),
+        ("oulu-p2", "casia"),
+        ("oulu-p1", "casia-warped"),
+    ):
+        name = f"{trained}-to-{tested}"
+        experiment_id = tracking.use_experiment(name)
+        tags = {
+            tracking.STUDY_TAG: name,
+            tracking.ROLE_TAG: "trial",
+            tracking.TRIAL_TAG: "0",
+            "evaluation": "cross-dataset",
+            "protocol": trained,
+            "test_protocol": tested,
+            "synthetic": "false",
+        }
+        with mlflow.start_run(experiment_id=experiment_id, tags=tags):
+            mlflow.log_metric("test_hter", 0.25)
+    shown = cross_table.studies()
+    assert sorted(shown["label"]) == [
+        "O→C (oulu-p1→casia)",
+        "O→C (oulu-p1→casia-warped)",
+        "O→C (oulu-p2→casia)",
+    ]
+    assert shown.attrs["not shown"] == []

@@ -21,7 +21,7 @@ from core.data.layouts import AUTO, protocol_names
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
 from experiments import domains
-from experiments.config import EvaluationOptions, NamedData
+from experiments.config import EvaluationOptions, NamedData, check_apart
 
 # FeatureOptions field -> argparse keywords of its flag (the default is the field's).
 FEATURE_FLAGS: dict[str, dict[str, Any]] = {
@@ -208,6 +208,15 @@ def evaluation_options(
         if databases:
             raise ValueError("--db/--databases name databases for --protocol ocim... or --sources")
         test_protocol = getattr(args, "test_protocol", AUTO)
+        test_data = given["test_data"]
+        if test_data is not None and features is not None and features.data is not None:
+            if Path(test_data).resolve() == Path(features.data).resolve():
+                raise ValueError(
+                    f"--test-data {test_data} is --data: a cross-dataset study tests another "
+                    "database (--data's own test split needs no --test-data)"
+                )
+            check_apart(Path(test_data), [Path(features.data)])
+            check_apart(Path(features.data), [Path(test_data)])
         return [
             EvaluationOptions(
                 repeats=repeats,

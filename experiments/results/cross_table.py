@@ -89,6 +89,11 @@ def studies() -> pd.DataFrame:
         axis=1,
     )
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
+    twins = shown["label"].duplicated(keep=False)  # O→C from oulu-p1 and from oulu-p2: both
+    shown.loc[twins, "label"] = [
+        f"{label} ({setting.replace('->', '→')})"
+        for label, setting in zip(shown["label"][twins], shown["setting"][twins], strict=True)
+    ]
     shown.attrs["not shown"] = list(zip(hidden["label"], hidden["study"], strict=True))
     return shown
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip
+from core.data.dataset import Dataset
 from core.data.layouts import folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
@@ -165,7 +166,14 @@ def prepare_settings(
         return _cross_domain_settings(evaluation, load)
     test_features = None
     if evaluation.test_data is not None:
-        test_features = load(cross_dataset_options(options, evaluation))
+        other = cross_dataset_options(options, evaluation)
+        first = dataclasses.replace(options, fold=protocol_folds(options)[0])
+        if load_data(other).content_fingerprint == load_data(first).content_fingerprint:
+            raise DataError(
+                f"--test-data {evaluation.test_data} holds the same clips as --data "
+                f"{options.data}: a cross-dataset study tests another database"
+            )
+        test_features = load(other)
     settings = []
     for fold in protocol_folds(options):
         features = load(options if fold is None else dataclasses.replace(options, fold=fold))
@@ -182,8 +190,15 @@ def _cross_domain_settings(
     evaluation: EvaluationOptions, load: Callable[[FeatureOptions], FeatureSet]
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
-    for data in named:  # every database read and checked before any is extracted
-        check_database(data)
+    contents = {}  # every database read and checked before any is extracted
+    for data in named:
+        content = check_database(data).content_fingerprint
+        if content in contents:  # a copy of another under a name of its own
+            raise DataError(
+                f"database {data.name} ({data.options.data}) holds the same clips as "
+                f"{contents[content]}: each database trains or is tested, once"
+            )
+        contents[content] = f"database {data.name} ({data.options.data})"
     sources = [load(data.options) for data in evaluation.sources]
     target = load(evaluation.target.options)
     tested = as_test_set(target, sources[0], evaluation.target_clips)
@@ -195,7 +210,7 @@ def _cross_domain_settings(
     ]
 
 
-def check_database(data: NamedData) -> None:
+def check_database(data: NamedData) -> Dataset:
     """A :class:`DataError` (one line) when a database named after a layout is not one that
     layout recognises (or cannot be read). Reads the folder, extracts nothing. Every source has a
     dev split to set the threshold on: its protocol's, else one the loader carves from its train
@@ -215,6 +230,7 @@ def check_database(data: NamedData) -> None:
             f"database {data.name} ({data.options.data}): not a {expected} tree (its files read "
             f"as the {dataset.layout} layout); check the path"
         )
+    return dataset
 
 
 def cross_dataset_options(options: FeatureOptions, evaluation: EvaluationOptions) -> FeatureOptions:
