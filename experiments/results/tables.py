@@ -158,8 +158,8 @@ def worst_cell(row: pd.Series, short: bool = False) -> str:
         return "none"
     names = "/".join(tied) if not short or len(tied) <= 2 else f"{tied[0]} +{len(tied) - 1}"
     rate, apcer = row.get(WORST_RATE), row.get("test_apcer")
-    if rate is None or pd.isna(rate) or (apcer is not None and abs(rate - apcer) < 5e-7):
-        return names
+    if rate is None or pd.isna(rate) or format_value("test_apcer", apcer) == f"{100 * rate:.1f}%":
+        return names  # as the APCER column shows it
     return f"{names} {100 * rate:.1f}%"
 
 
