@@ -25,7 +25,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.layouts import AUTO, folds, get_protocol, protocol_names
+from core.data.layouts import AUTO, folds, get_protocol, layout_names, protocol_names
+from core.data.layouts.registry import get_layout
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
@@ -45,6 +46,13 @@ class Database:
         if self.protocol not in known:
             raise ValueError(
                 f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(known)}"
+            )
+        layout = get_protocol(self.protocol)[0].name if self.protocol != AUTO else None
+        if layout and self.name in layout_names() and layout != self.name:  # said now, not
+            mine = [p.name for p in get_layout(self.name).protocols]  # as a warning a clip
+            raise ValueError(
+                f"database {self.name}: protocol {self.protocol} is {layout}'s; {self.name}'s: "
+                f"{', '.join(mine)}"
             )
         if folds(self.protocol):  # no flag chooses a fold of a named database
             layout = get_protocol(self.protocol)[0]

@@ -208,6 +208,10 @@ def bad_flags(root: Path) -> list:
         ),
         (["--db", f"msu={casia}", "--db", f"msu={casia}"], "--db msu is given twice"),
         (["--db", f"msu={casia}:oulu-p9"], f"--db msu={casia}:oulu-p9: database msu: no protocol"),
+        (  # another database's protocol: one warning per clip, then "no oulu clip" before
+            ["--db", f"oulu={root / 'OULU-NPU'}:casia"],
+            "database oulu: protocol casia is casia's; oulu's: oulu-p1, oulu-p2, oulu-p3, oulu-p4",
+        ),
         (
             ["--db", f"oulu={root / 'OULU-NPU'}:oulu-p3", "--protocol", "ocim-m"],
             "database oulu: protocol oulu-p3 has folds, and a cross-domain study takes a "
