@@ -492,14 +492,16 @@ def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_
     two = dataclasses.replace(features, clips=features.clips[:2], rows=features.rows[:2])
     setting = dataclasses.replace(settings[0], features=two, test_features=two)
     lines = []
-    assert prepare_fine_tuning([setting, setting], ("none", "fc"), lines.append) > 0
+    assert prepare_fine_tuning([setting, setting], "none", lines.append) == 0.0
+    assert prepare_fine_tuning([setting, setting], "fc", lines.append) > 0
     assert len(lines) == 2, lines
     assert lines[0].startswith("--fine-tune fc: computing the frozen backbone's pool5 outputs of")
     assert " of 2 clips from their frames" in lines[0]
     assert re.fullmatch(r"--fine-tune fc: done in \d+s", lines[1])
     assert (bottom_inputs(two, "fc").computed, bottom_ready(two, "fc")) == (False, True)
-    assert prepare_fine_tuning([setting], ("fc",), lines.append) < 1
-    prepare_fine_tuning(settings, ("fc", "conv5"), lines.append)  # the study's: stored
+    assert prepare_fine_tuning([setting], "fc", lines.append) < 1
+    for choice in ("fc", "conv5"):  # the study's: stored
+        prepare_fine_tuning(settings, choice, lines.append)
     assert len(lines) == 2, lines[2:]
     # the study's trials: fc's first trial said it, conv5's too, each once
     computing = [line.split(":")[0] for line in SAID if "computing the frozen" in line]

@@ -155,8 +155,8 @@ def extract_one(
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
     print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
     print(f"faces:    {fs.face_summary()}")
-    if fs.face_warning():
-        print(fs.face_warning())
+    if warning := fs.face_warning():
+        print(warning)
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     if fs.extracted:
         print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s)")

@@ -65,8 +65,8 @@ def load_features(
         f"{state}, cache {features.path}"
     )
     print(features.face_summary())
-    if features.face_warning():
-        print(features.face_warning())
+    if warning := features.face_warning():
+        print(warning)
     return features
 
 

@@ -54,6 +54,7 @@ from experiments.trial.evaluation import (
     Setting,
     evaluation_context,
     prepare_settings,
+    protocol_folds,
     study_suffix,
 )
 
@@ -169,11 +170,10 @@ def run_sweep(
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
     check_stores(config)
 
-    folds: list[int] = []  # a protocol's folds loaded: after the first, one line each
+    first_fold = protocol_folds(config.features)[0]  # later folds: their split counts in a line
 
     def load(options: FeatureOptions) -> FeatureSet:
-        brief = bool(folds) and options.fold is not None
-        folds.extend([options.fold] if options.fold is not None else [])
+        brief = options.fold not in (None, first_fold)
         if loaded is not None and options == config.features:
             return loaded
         check = partial(check_study, config, options)

@@ -108,32 +108,31 @@ class Setting:
 
 
 def prepare_fine_tuning(
-    settings: Sequence[Setting], choices: Sequence[str], say: Callable[[str], None]
+    settings: Sequence[Setting], choice: str, say: Callable[[str], None]
 ) -> float:
-    """The frozen bottom's outputs of each fine-tuned choice, computed and said (two lines: what,
-    then its seconds) before the first trial that samples the choice trains: inside its
-    ``inputs`` they took minutes without a line. Stored ones are reused unsaid. A cross-domain
-    study (several sources) is left to its trials, which refuse it. Returns the seconds spent,
-    which the trial's own and the study's ETA leave out."""
-    if any(setting.more_sources for setting in settings):
+    """The frozen bottom's outputs of the fine-tuned ``choice``, computed and said (two lines:
+    what, then its seconds) before the first trial that samples it trains: inside its
+    ``inputs`` they took minutes without a line. Stored ones (and "none") need nothing and are
+    not said. A cross-domain study (several sources) is left to its trials, which refuse it.
+    Returns the seconds spent, which the trial's own and the study's ETA leave out."""
+    if choice == "none" or any(setting.more_sources for setting in settings):
         return 0.0
     sets = {id(f): f for s in settings for f in (s.features, s.test_features)}.values()
+    todo = [f for f in sets if not bottom_ready(f, choice)]
+    if not todo:
+        return 0.0
+    clips = sum(len(f.clips) for f in todo)  # each set is computed on its own
+    say(
+        f"--fine-tune {choice}: computing the frozen backbone's {FROZEN_OUTPUT[choice]} outputs "
+        f"of {clips} clips from their frames, once (stored for later trials and studies; "
+        "minutes on a CPU)"
+    )
     started = time.perf_counter()
-    for choice in (c for c in choices if c != "none"):
-        todo = [f for f in sets if not bottom_ready(f, choice)]
-        if not todo:
-            continue
-        clips = sum(len(f.clips) for f in todo)  # each set is computed on its own
-        say(
-            f"--fine-tune {choice}: computing the frozen backbone's {FROZEN_OUTPUT[choice]} "
-            f"outputs of {clips} clips from their frames, once (stored for later trials and "
-            "studies; minutes on a CPU)"
-        )
-        begun = time.perf_counter()
-        for features in todo:  # a fold's set may be another's: found stored then
-            bottom_inputs(features, choice, batch_size=features.manifest.get("batch_size"))
-        say(f"--fine-tune {choice}: done in {time.perf_counter() - begun:.0f}s")
-    return time.perf_counter() - started
+    for features in todo:  # a fold's set may be another's: found stored then
+        bottom_inputs(features, choice, batch_size=features.manifest.get("batch_size"))
+    seconds = time.perf_counter() - started
+    say(f"--fine-tune {choice}: done in {seconds:.0f}s")
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,8 @@ class Objective:
         config = search.suggest(
             trial, self.allowed, self.training_precision, self.jit_compile, self.fine_tune
         )
-        if config.fine_tune != "none":  # the frozen bottom, computed once and said
-            choice = (config.fine_tune,)
-            self.setup_seconds += prepare_fine_tuning(self.settings, choice, print)
+        # a fine-tuned choice's frozen bottom, computed once and said: not this trial's seconds
+        self.setup_seconds += prepare_fine_tuning(self.settings, config.fine_tune, print)
         baseline = search.baseline_name(trial.params)
         tags = {
             tracking.STUDY_TAG: self.study_name,
