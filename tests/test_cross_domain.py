@@ -18,6 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from core.data.dataset import load_dataset
 from core.features.crop import FaceCrop
 from experiments.commands import compare
 from experiments.commands.study import run_sweep
@@ -110,6 +111,12 @@ def test_ocim_m_pools_three_sources_and_tests_msu(database_trees, ocim_m, tmp_pa
             "msu",
         ]
         assert tags["face_boxes_msu"] == tags["face_crop"] == "none"  # --no-face-crop
+        # the study's own tags name every source, as its data tag does, not the first one's
+        assert tags["protocol"] == "oulu-p1,casia,replay-attack"
+        assert tags["layout"] == "oulu,casia,replay-attack"
+        fingerprints = [tags[f"data_fingerprint_{n}"] for n in ("oulu", "casia", "replay-attack")]
+        assert tags["data_fingerprint"] == ",".join(fingerprints)
+        assert len(tags["data"].split(",")) == len(tags["feature_cache"].split(",")) == 3
         scores = logged_scores(root, run, tmp_path / run.info.run_id)
         dev, test = scores[scores["split"] == "dev"], scores[scores["split"] == "test"]
         assert set(dev["database"]) == {"oulu", "casia", "replay-attack"}  # pooled dev
@@ -129,6 +136,12 @@ def test_ocim_m_pools_three_sources_and_tests_msu(database_trees, ocim_m, tmp_pa
             assert metrics[f"dev_bpcer_{database.replace('-', '_')}"] == bpcer
         for database in ("oulu", "casia", "replay_attack"):
             assert f"dev_acer_{database}" in metrics
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    (parent,) = client.search_runs([ocim_m.experiment_id], f"tags.`{ROLE_TAG}` = 'study'")
+    assert parent.data.params["protocol"] == parent.data.tags["protocol"] == tags["protocol"]
+    protocols = {"oulu": "oulu-p1", "casia": "casia", "replay-attack": "replay-attack"}
+    clips = [len(load_dataset(root / FOLDERS[n], p).clips) for n, p in protocols.items()]
+    assert int(parent.data.params["clips"]) == sum(clips)  # every source's clips
 
 
 def test_limited_source_tests_every_clip_of_the_target(database_trees, mi_c, tmp_path) -> None:

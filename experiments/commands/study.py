@@ -140,18 +140,23 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
     study's per database too, :func:`evaluation_context`)."""
     sources = config.evaluation.sources
     paths = [s.options.data for s in sources] if sources else [config.features.data]
+    pooled = settings[0].sources  # a cross-domain study's every source, in the data tag's order
     weights = config.features.weights
+
+    def each(field: str) -> str:
+        return ",".join(str(getattr(source, field)) for source in pooled)
+
     # absolute: a relative path named nothing to predict or a registered model in another folder
     return {
         "data": ",".join(os.path.abspath(path) for path in paths if path) or "synthetic",
-        "data_fingerprint": features.dataset_fingerprint,
-        "protocol": features.protocol,
+        "data_fingerprint": each("dataset_fingerprint"),
+        "protocol": each("protocol"),
         "fold": _fold_tag({s.fold for s in settings}),
-        "layout": features.layout,
+        "layout": each("layout"),
         "subject_pattern": config.features.subject_pattern or "none",
         "weights": os.path.abspath(weights) if weights else "default",
         "weights_fingerprint": features.weights_fingerprint,
-        "feature_cache": features.fingerprint,
+        "feature_cache": each("fingerprint"),
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
         **FaceCrop.pooled([f.crop for f in settings[0].sources]).tags(),
@@ -252,12 +257,12 @@ def run_sweep(
                 "sampler_seed": workers.sampler_seed(config.seed, joined),  # worker k: seed + k
                 "pruner": type(study.pruner).__name__,
                 "frames_per_clip": features.frames_per_clip,
-                "protocol": features.protocol,
+                "protocol": context["protocol"],
                 "face_crop": features.face_crop_method,
                 "extraction_precision": context["extraction_precision"],
                 "training_precision": config.training_precision,
                 "keep_weights": config.keep_weights.value,
-                "clips": len(features.clips),
+                "clips": sum(len(source.clips) for source in settings[0].sources),
                 "repeats": config.evaluation.repeats,
                 "settings": len(settings),
             }
