@@ -294,6 +294,8 @@ def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
     test, dev = logged[logged["split"] == "test"], logged[logged["split"] == "dev"]
     assert set(test["clip"]) == {target.clips[i].clip_id for i in target.indices("test")}
     assert set(dev["subject"]) == {"16"}  # the threshold is CASIA's dev
+    # each clip's database by name, as a cross-domain study's scores name theirs
+    assert set(dev["database"]) == {"casia"} and set(test["database"]) == {"replay-attack"}
     by_bob = bob_report(logged, bob_measure())
     assert {key: metrics[key] for key in by_bob} == by_bob
     # the cross-domain table shows it as a one-source setting (it said "no cross-domain study")

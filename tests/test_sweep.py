@@ -698,7 +698,7 @@ def test_test_data_without_a_test_split_is_said_to_be_tested_whole(workspace, mo
     clips = len(list(flat.glob("**/client*")))
     assert clips == 16
     out = capsys.readouterr().out
-    assert f"tested: every clip of test data ({clips}; it has no test split of its own)" in out
+    assert f"tested: every clip of the test data ({clips}; it has no test split of its own)" in out
     runs = mlflow.search_runs(
         search_all_experiments=True, filter_string="tags.`test_data` LIKE '%flat'"
     )

@@ -188,7 +188,8 @@ def run_sweep(
     features = settings[0].features
     tested = settings[0].test_features
     if tested is not features and not tested.test_split_given:  # its summary showed a split
-        name = settings[0].names[-1] if settings[0].names else "the test data"
+        name = settings[0].names[-1]  # a database's name, or "test data"
+        name = "the test data" if name == "test data" else name
         print(
             f"tested: every clip of {name} ({len(tested.clips)}; it has no test split of its own)"
         )

@@ -177,12 +177,21 @@ def prepare_settings(
     for fold in protocol_folds(options):
         features = load(options if fold is None else dataclasses.replace(options, fold=fold))
         tested = features if test_features is None else as_test_set(test_features, features)
-        names = () if test_features is None else ("data", "test data")
+        names = () if test_features is None else _database_names(features, test_features)
         settings.extend(
             Setting(fold, repeat, features, tested, names=names)
             for repeat in range(evaluation.repeats)
         )
     return settings
+
+
+def _database_names(trained: FeatureSet, tested: FeatureSet) -> tuple[str, str]:
+    """A cross-dataset study's two databases as its scores name each clip's: the layouts
+    (``casia``, ``replay-attack``), or ``data`` and ``test data`` where one layout read both."""
+    named = {trained.layout, tested.layout} - {"", "generic"}  # a database's own layout
+    if len(named) == 2:
+        return trained.layout, tested.layout
+    return "data", "test data"
 
 
 def _cross_domain_settings(
