@@ -181,6 +181,16 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     )
     assert logged and logged[0].data.tags["study.ocim-m"] == ocim_m.study.study_name
     assert logged[0].data.tags["study.mi-c all"] == mi_c.study.study_name
+    study = ["--study", ocim_m.study.study_name, "--tracking-uri", uri]
+    assert compare.main(study) == 0  # one study's table says what it trained and tested on
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- ")]
+    assert notes[:5] == [
+        "- evaluation: cross-domain",
+        "- setting: ocim-m",
+        "- trained on: oulu,casia,replay-attack",
+        "- tested on: msu",
+        "- target clips: test",
+    ]
     taken = tmp_path / "cross_domain.csv"  # a file where --out wants a folder: one line, no run
     assert compare.main(["--cross", "--out", str(taken), "--tracking-uri", uri]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [

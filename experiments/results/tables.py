@@ -265,6 +265,10 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
     notes = []
     for tag, what in (
         ("evaluation", "evaluation"),
+        ("setting", "setting"),  # a cross-domain study's
+        ("sources", "trained on"),
+        ("target", "tested on"),
+        ("target_clips", "target clips"),
         ("test_data", "test data"),
         ("test_protocol", "test protocol"),
         ("folds", "folds"),
