@@ -30,12 +30,14 @@ from core.features import FeatureOptions
 from core.features.crop import FaceCrop
 from experiments.commands import predict
 from experiments.commands.study import run_sweep
-from experiments.commands.sweep import SweepConfig
+from experiments.commands.sweep import SweepConfig, parse_args
 from experiments.results import tables
 from experiments.serving import models, scorer, trial_model
 from experiments.stores import tracking
 from experiments.stores.runs_table import trial_table
-from tests.test_protocols import replay_tree, tiny_video
+from tests.test_layouts_msu_replay_mobile import msu_tree
+from tests.test_protocols import casia_tree, replay_tree, tiny_video
+from tests.trees import casia_keeps, msu_keeps, only
 
 REPO = Path(__file__).resolve().parents[1]
 # TensorFlow's native logger writes to fd 2 as it is imported; those lines are not ours.
@@ -421,19 +423,17 @@ def test_predict_under_auto_precision_reproduces_a_bfloat16_study(tmp_path, monk
     assert np.abs(other - expected["score"]).max() > 10 * tolerance["atol"]  # the test has teeth
 
 
-def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
-    tmp_path, monkeypatch, capsys
-):
-    """Replay-Attack clips with their face-locations files: new clips have none, so predict
-    crops with a detector and measures, once, how that moves the study's own dev scores."""
+def boxed_replay_tree(root: Path) -> list[Path]:
+    """Replay-Attack's bona fide take and print attack of clients 1-3 (train, devel, test),
+    each with its face-locations file; returns the clips."""
 
     def keep(path: Path) -> bool:  # a bona fide take and a print attack of each client
         real = path.parent.name == "real" and path.stem.endswith("controlled_1")
         printed = path.parent.name == "fixed" and path.stem.startswith("attack_print_")
         return real or (printed and "controlled" in path.stem)
 
-    root = replay_tree(
-        tmp_path / "replay",
+    replay_tree(
+        root,
         {"train": (1,), "devel": (2,), "test": (3,)},
         write=lambda path: tiny_video(path) if keep(path) else path,
     )
@@ -443,6 +443,16 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
         face = root / "face-locations" / clip.relative_to(root).with_suffix(".face")
         face.parent.mkdir(parents=True, exist_ok=True)
         face.write_text("".join(f"{f} 4 4 20 20\n" for f in range(3)))
+    return clips
+
+
+def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
+    tmp_path, monkeypatch, capsys
+):
+    """Replay-Attack clips with their face-locations files: new clips have none, so predict
+    crops with a detector and measures, once, how that moves the study's own dev scores."""
+    root = tmp_path / "replay"
+    clips = boxed_replay_tree(root)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
     monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
@@ -468,3 +478,36 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     assert recorded == said[0]
     code, _, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0 and recorded in err  # read back, not measured again
+
+
+def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
+    tmp_path, monkeypatch, capsys
+):
+    """A cross-domain study pooling Replay-Attack (its face boxes) and CASIA-FASD (none, the
+    detector's crop) is measured on Replay-Attack's boxed dev clips; it said the study's data
+    (its sources' paths, comma-joined) was not here."""
+    replay = tmp_path / "replay"
+    clips = boxed_replay_tree(replay)
+    casia = casia_tree(tmp_path / "casia", train=(1, 16), test=(1,), write=only(casia_keeps))
+    msu = msu_tree(tmp_path / "msu", (1, 2, 22), only(msu_keeps))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = [
+        *("--db", f"replay-attack={replay}", "--db", f"casia={casia}", "--db", f"msu={msu}"),
+        *("--sources", "replay-attack,casia", "--target", "msu", "--study", "pooled"),
+        *("--face-detector", "haar", "--frames", str(FRAMES), "--precision", "float32"),
+        *("--heads", "lstm30", "--trials", "1", "--no-progress", "--keep-weights", "all"),
+        *("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", uri),
+    ]
+    result = run_sweep(parse_args(argv), pruner=optuna.pruners.NopPruner())
+    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "pooled").iterrows()]
+    assert run["tags.face_boxes"].startswith("6 of ")  # Replay-Attack's clips alone
+    replay_dev = [str(c) for c in clips if "/devel/" in str(c)]
+    argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
+    code, _, err = run_predict(capsys, *argv, "--score-faceless", replay_dev[0])
+    assert code == 0
+    said = [line for line in err if line.startswith("the study cropped 6 of its ")]
+    assert len(said) == 1 and "clips with their databases' own face boxes" in said[0]
+    assert "on 2 of the study's dev clips that changes" in said[0]

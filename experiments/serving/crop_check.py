@@ -18,6 +18,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from core.data.clips import DataError
+from experiments.metrics.report import DATABASE_COLUMN
 from experiments.serving.scorer import Scorer
 from experiments.serving.trial_model import TrialModel, fetch_artifact
 from experiments.stores import tracking
@@ -35,16 +36,19 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
     if done:
         return done
     crop = model.face_crop
-    head = (
-        f"the study cropped {crop.database_boxes} of its {crop.clips} clips with its database's "
-        f"own face boxes; these clips are cropped with {scorer.detector}"
-    )
     tags = run.data.tags
-    root = Path(tags.get("data", ""))
-    if not root.is_dir():
-        return f"{head} (the change cannot be measured: the study's data {root} is not here)"
+    roots = [Path(path) for path in tags.get("data", "").split(",")]  # a pooled study's: several
+    whose = "its database's" if len(roots) == 1 else "their databases'"
+    head = (
+        f"the study cropped {crop.database_boxes} of its {crop.clips} clips with {whose} own "
+        f"face boxes; these clips are cropped with {scorer.detector}"
+    )
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        gone = ", ".join(missing)
+        return f"{head} (the change cannot be measured: the study's data {gone} is not here)"
     try:
-        boxed = _boxed_dev_clips(model, tags, root, limit)
+        boxed = _boxed_dev_clips(model, tags, roots, limit)
     except DataError as err:
         return f"{head} (the change cannot be measured: {err})"
     if boxed.empty:
@@ -62,24 +66,35 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
     return line
 
 
-def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], root: Path, limit: int):
-    """The first ``limit`` dev clips (their paths and logged scores) cropped with boxes."""
+def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path], limit: int):
+    """The first ``limit`` dev clips (their paths and logged scores) cropped with boxes; a
+    cross-domain study's from each of its sources (scores.csv names each clip's database)."""
     from core.data.dataset import load_dataset
 
     fold = tags.get("fold", "none")
     pattern = tags.get("subject_pattern", "none")
-    dataset = load_dataset(
-        root,
-        protocol=tags.get("protocol", "auto"),
-        fold=None if fold == "none" else int(fold),
-        subject_pattern=None if pattern == "none" else pattern,
-    )
-    paths = {c.clip_id: c.path for c in dataset.source_clips if c.face_boxes is not None}
+    pooled = tags.get("evaluation") == "cross-domain"
+    names = tags.get("sources", "").split(",") if pooled else [""]
+    protocols = tags.get("protocol", "auto").split(",")
+    if len(protocols) != len(roots):  # a pooled study tagged with its first source's alone
+        protocols = ["auto"] * len(roots)
+    paths = {}
+    for name, root, protocol in zip(names, roots, protocols, strict=True):
+        dataset = load_dataset(
+            root,
+            protocol=protocol,
+            fold=None if fold == "none" else int(fold),
+            subject_pattern=None if pattern == "none" else pattern,
+        )
+        boxed = (c for c in dataset.source_clips if c.face_boxes is not None)
+        paths |= {(name, c.clip_id): c.path for c in boxed}
     with tempfile.TemporaryDirectory() as folder:
         scores = fetch_artifact(model.run_id, tracking.SCORES_CSV, Path(folder))
         frame = pd.read_csv(scores, keep_default_na=False, float_precision="round_trip")
-    dev = frame[(frame["split"] == "dev") & frame["clip"].isin(paths)]
+    database = frame[DATABASE_COLUMN] if pooled else pd.Series("", index=frame.index)
+    frame = frame.assign(key=list(zip(database, frame["clip"], strict=True)))
+    dev = frame[(frame["split"] == "dev") & frame["key"].isin(paths)]
     if "fold" in dev.columns:  # the kept head's setting
         dev = dev[(dev["fold"] == dev["fold"].iloc[0]) & (dev["repeat"] == 0)] if len(dev) else dev
     dev = dev.sort_values("clip").head(limit)
-    return dev.assign(path=[paths[clip] for clip in dev["clip"]])
+    return dev.assign(path=[paths[key] for key in dev["key"]])
