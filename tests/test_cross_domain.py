@@ -271,16 +271,17 @@ def test_bad_flags_are_one_line_each(database_trees, capsys) -> None:
 def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(
     database_trees, tmp_path, capsys
 ) -> None:
-    """A source copied under another name (the same clips and file stamps) as the target, and
-    --test-data naming --data, inside it or a copy of it: refused in one line before anything is
-    extracted (each ran, and the copy also took the name of the intra-dataset study)."""
+    """A source copied under another name (the same clips and file sizes, new file times: ``cp
+    -r``) as the target, and --test-data naming --data, inside it or a copy of it: refused in one
+    line before anything is extracted (each ran, and the copy also took the name of the
+    intra-dataset study; a copy with new file times was taken for another database)."""
     import shutil
 
     from experiments.commands import sweep
 
     casia = database_trees / "CASIA-FASD"
     copy = tmp_path / "casia-copy"
-    shutil.copytree(casia, copy)  # copy2: the file stamps too
+    shutil.copytree(casia, copy, copy_function=shutil.copyfile)  # as cp -r: new file times
     cache = tmp_path / "cache"
     argv = flags(database_trees, "--sources", "casia", "--target", "again", "--db", f"again={copy}")
     argv[argv.index("--cache-dir") + 1] = str(cache)

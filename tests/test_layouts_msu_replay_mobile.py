@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -279,7 +280,7 @@ def replay_mobile(tmp_path_factory) -> Path:
 RM_SIZES = {"train": (120, 96, 96), "dev": (160, 128, 128), "test": (110, 96, 96)}
 
 
-def test_replay_mobile_grandtest(replay_mobile: Path) -> None:
+def test_replay_mobile_grandtest(replay_mobile: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = load_dataset(replay_mobile)
     assert (data.protocol, data.layout, data.fold) == ("replay-mobile", "replay-mobile", None)
     assert counts(data) == {"train": 312, "dev": 416, "test": 302}
@@ -292,11 +293,11 @@ def test_replay_mobile_grandtest(replay_mobile: Path) -> None:
             "mattescreen": matte,
         }
     assert_subject_disjoint(data)
-    # the 160 enrolment videos are skipped and named; the .face files are data, not strays
-    assert len(data.skipped) == 160
-    assert {r for _, r in data.skipped} == {
-        "Replay-Mobile enrolment video (face recognition, not PAD)"
-    }
+    # the 160 enrolment videos are set aside, counted once: not 160 warnings a run, not skips;
+    # the .face files are data, not strays
+    assert data.skipped == []
+    assert data.aside == "160 enrolment videos (face recognition, not PAD) in enroll/"
+    assert "enroll" not in caplog.text
     assert data.column_names == ["light", "device", "support", "sample_type"]
     reals = [c for c in data.clips if c.label == "bonafide"]
     assert values(reals, "light") == {"controlled", "adverse", "direct", "lateral", "diffuse"}
@@ -361,7 +362,7 @@ def test_replay_mobile_names_that_do_not_parse_are_counted_skips(tmp_path: Path)
         placeholder(root / name)
     assert recognised_by(root) == set()
     data = load_dataset(root, protocol="replay-mobile")
-    assert len(data.clips) == 3 * 26 and len(data.skipped) == 3 * 4 + len(bad)
+    assert len(data.clips) == 3 * 26 and len(data.skipped) == len(bad)  # enrolment: set aside
     reasons = {p.relative_to(root).as_posix(): r for p, r in data.skipped}
     for name, reason in bad.items():
         assert reason in reasons[name], (name, reasons[name])
@@ -371,13 +372,20 @@ def test_replay_mobile_names_that_do_not_parse_are_counted_skips(tmp_path: Path)
 
 
 @pytest.mark.parametrize("protocol", ["msu", "msu-folds", "replay-mobile-print"])
-def test_a_tree_the_layout_cannot_read_is_one_line(tmp_path: Path, protocol: str) -> None:
+def test_a_tree_the_layout_cannot_read_is_one_line(
+    tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line, naming the database the files are (it logged a warning per file first)."""
     root = oulu_tree(tmp_path / "oulu", (1,))
     with pytest.raises(DataError) as info:
         load_dataset(root, protocol=protocol, fold=1 if protocol == "msu-folds" else None)
     message = str(info.value)
     layout = get_protocol(protocol)[0]
-    assert f"{root}: no usable clip ({layout.name} layout, 90 entries skipped)" in message
+    assert message.startswith(
+        f"{root}: no usable clip ({layout.name} layout, 90 entries skipped, e.g. "
+        "Train_files/1_1_01_1.avi); they are oulu's clips (--protocol auto reads them); "
+    )
+    assert "skipped" not in caplog.text
     assert message.endswith(f"where the layout expects them: {layout.summary}")  # its own names
     assert layout.summary.startswith(("MSU-MFSD:", "Replay-Mobile:"))
     assert "\n" not in message
@@ -402,6 +410,36 @@ def test_auto_tells_the_five_databases_apart(five_trees: dict[str, Path]) -> Non
     for owner, root in five_trees.items():
         assert recognised_by(root) == {owner}
         assert load_dataset(root).layout == owner
+
+
+def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random(
+    tmp_path: Path, five_trees: dict[str, Path]
+) -> None:
+    """``name (1).mp4`` beside a database's videos: auto read the folder as a generic set (random
+    subject splits, species merged into "attack") without a word. Now one line names the layout
+    and the flag; the layout's own protocol reads it, skipping the copy."""
+    for owner, tree in five_trees.items():
+        root = tmp_path / owner
+        shutil.copytree(tree, root)
+        first = sorted(p for p in root.rglob("*") if p.suffix in VIDEO_SUFFIXES)[-1]
+        stray = first.with_name(f"{first.stem} (1){first.suffix}")
+        shutil.copy(first, stray)
+        protocol = LAYOUTS[owner]  # the protocol auto runs
+        if owner == "casia":  # recognised by its release folders: the copy is a skip
+            assert load_dataset(root).layout == "casia"
+            continue
+        with pytest.raises(DataError) as info:
+            load_dataset(root)
+        total = len([p for p in root.rglob("*") if p.suffix in VIDEO_SUFFIXES])
+        assert str(info.value) == (
+            f"{root}: {total - 1} of {total} clips are named as {owner}'s and 1 not (e.g. "
+            f"{stray.relative_to(root)}): --protocol {protocol} reads it as {owner}, skipping "
+            "the others with a warning; --protocol generic reads a folder of your own"
+        )
+        data = load_dataset(root, protocol=protocol)
+        assert data.layout == owner and [p for p, _ in data.skipped] == [stray]
+    intact = load_dataset(five_trees["replay-attack"])  # its enrolment videos are no strays
+    assert intact.layout == "replay-attack"
 
 
 def test_list_prints_their_clips(tmp_path: Path, five_trees: dict[str, Path]) -> None:

@@ -194,8 +194,12 @@ def test_replay_attack_grandtest(replay: Path) -> None:
     )
     assert real.face_boxes == FaceBoxes(replay / "face-locations" / f"{real.clip_id}.face", "xywh")
     assert sum(c.face_boxes is not None for c in data.clips) == 24
-    # the enrolment video is skipped and named; the .face files are data, not strays
-    assert [p.name for p, _ in data.skipped] == ["client001_session01_webcam_enroll_adverse.mov"]
+    # the enrolment video is set aside, counted once; the .face files are data, not strays
+    assert data.skipped == []
+    assert data.aside == "1 enrolment videos (face recognition, not PAD) in enroll/"
+    assert "\n  not read: 1 enrolment videos (face recognition, not PAD) in enroll/" in (
+        data.summary()
+    )
 
 
 def frame_folder(path: Path) -> Path:

@@ -30,7 +30,7 @@ from core.data.clips import (
     NoUsableClip,
     Split,
 )
-from core.data.layouts import AUTO, detect, get_protocol
+from core.data.layouts import AUTO, Layout, detect, get_protocol
 from core.data.splits import (
     DEFAULT_FRACTIONS,
     assign_splits,
@@ -66,6 +66,7 @@ class Dataset:
     layout: str = ""  # the database layout that read the clips, e.g. "oulu"
     test_split_given: bool = True  # the database (or protocol) fixes a test split: not carved
     carved: tuple[str, ...] = ()  # splits drawn by subject (--split-seed), not given by the data
+    aside: str = ""  # what the layout set aside unread: "160 enrolment videos (...) in enroll/"
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -83,6 +84,16 @@ class Dataset:
         """The dataset's own clip columns (e.g. phone, session), in the order clips give them."""
         clips = self.source_clips or self.clips
         return list(dict.fromkeys(name for c in clips for name, _ in c.attributes))
+
+    def copy_key(self) -> str:
+        """A hash of the source clips' names and file sizes, without their times: the same for a
+        copy of the database made without keeping them (``cp -r``), which ``content_fingerprint``
+        tells apart; a database is no test set for itself under either."""
+        sizes = [
+            (clip.clip_id, [f.stat().st_size for f in _files(clip.path)])
+            for clip in self.source_clips
+        ]
+        return hashlib.sha256(json.dumps(sorted(sizes)).encode()).hexdigest()
 
     def subset(self, clips: Iterable[Clip]) -> Dataset:
         """The same dataset restricted to ``clips`` (e.g. after dropping unreadable ones)."""
@@ -135,6 +146,8 @@ class Dataset:
                     if s == split and lab == label:
                         lines.append(f"  {s:<7}{lab:<10}{attack:<{width + 2}}{n}")
         lines += [f"  {self._split_counts(split)}" for split in SPLITS]
+        if self.aside:
+            lines.append(f"  not read: {self.aside}")
         for path, reason in self.skipped[:SUMMARY_SKIPS]:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.skipped) > SUMMARY_SKIPS:
@@ -172,19 +185,21 @@ def load_dataset(
     candidates, skipped = _find_clips(root)
     layout = layout or detect(root, candidates)
     chosen = chosen or layout.protocols[0]
+    candidates, aside = _set_aside(root, candidates, layout)
     found, more = layout.read(root, candidates, pattern)
     # files the database ships (face boxes): data, not strays
     skipped = [(p, r) for p, r in skipped if p.suffix not in layout.companion_suffixes]
     skipped = sorted(skipped + more)
-    for path, reason in skipped:
-        log.warning("skipped %s: %s", path, reason)
-    if not found:
+    if not found:  # one line, not a warning per file (5,000 for a wrong --protocol on OULU-NPU)
+        first = f", e.g. {skipped[0][0].relative_to(root)}" if skipped else ""
         raise NoUsableClip(
-            f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped); "
-            "videos or frame folders where the layout expects them: "
-            f"{layout.summary or layout.name}",
+            f"{root}: no usable clip ({layout.name} layout, {len(skipped)} entries skipped"
+            f"{first}){_recognised_as(root, candidates, layout)}; videos or frame folders where "
+            f"the layout expects them: {layout.summary or layout.name}",
             layout.name,
         )
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
     nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
     if nameless:
         fix = (
@@ -233,7 +248,30 @@ def load_dataset(
         layout=layout.name,
         test_split_given=test_split_given,
         carved=carved,
+        aside=aside,
     )
+
+
+def _recognised_as(root: Path, candidates: list[Path], layout: Layout) -> str:
+    """``"; they are oulu's clips (--protocol auto reads them)"`` when another database's layout
+    recognises what ``layout`` could not read; else nothing."""
+    try:
+        other = detect(root, candidates)
+    except DataError:  # most of them another database's: no one name to give
+        return ""
+    if other.name in (layout.name, "generic"):
+        return ""
+    return f"; they are {other.name}'s clips (--protocol auto reads them)"
+
+
+def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list[Path], str]:
+    """The candidates outside the folders ``layout`` sets aside, and what it set aside, counted
+    (``"160 enrolment videos (...) in enroll/"``), for the summary."""
+    what = dict(layout.aside)
+    folder = [path.relative_to(root).parts[0] for path in candidates]
+    counted = Counter(top for top in folder if top in what)
+    kept = [path for path, top in zip(candidates, folder, strict=True) if top not in what]
+    return kept, "; ".join(f"{n} {what[top]} in {top}/" for top, n in counted.items())
 
 
 def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -271,9 +309,8 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
 def _signature(path: Path, content: bool) -> str:
     """Stamp of a clip's files: size and mtime, or a content hash (used for the synthetic set,
     whose files are identical wherever they are generated)."""
-    files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
     digest = hashlib.blake2b(digest_size=16)
-    for file in files:
+    for file in _files(path):
         stat = file.stat()
         digest.update(f"{file.name}\0{stat.st_size}\0".encode())
         if content:
@@ -281,6 +318,11 @@ def _signature(path: Path, content: bool) -> str:
         else:
             digest.update(str(stat.st_mtime_ns).encode())
     return digest.hexdigest()
+
+
+def _files(path: Path) -> list[Path]:
+    """A clip's files: the video, or its frame folder's files in name order."""
+    return [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
 
 
 def _fingerprint(

@@ -68,7 +68,9 @@ class Layout:
     candidates)`` says whether ``root`` holds this database; ``None`` means never auto-detected.
     ``protocols``: the first is what ``auto`` runs; none declared means one protocol named after
     the layout that keeps every clip. ``companion_suffixes``: files the database ships (e.g. face
-    boxes), which are data, not stray files to warn about. ``fixed_splits``: every protocol puts
+    boxes), which are data, not stray files to warn about. ``aside``: ``(folder, what)`` for each
+    top-level folder of videos the database ships for another purpose (Replay's ``enroll/``):
+    not read, not warned about one by one, counted once. ``fixed_splits``: every protocol puts
     each clip in train, dev or test by the database's own lists, so a split none of the clips read
     is in means a partial copy of the database: refused, not carved from train by subject.
     """
@@ -78,6 +80,7 @@ class Layout:
     recognise: Callable[[Path, list[Path]], bool] | None = None
     priority: int = 0
     companion_suffixes: tuple[str, ...] = ()
+    aside: tuple[tuple[str, str], ...] = ()
     summary: str = ""
     protocols: tuple[Protocol, ...] = ()
     fixed_splits: bool = False
@@ -140,9 +143,36 @@ def folds(protocol: str) -> tuple[int, ...]:
 
 
 def detect(root: Path, candidates: list[Path]) -> Layout:
-    """The highest-priority layout that recognises ``root``."""
+    """The highest-priority layout that recognises ``root``.
+
+    A layout passed over although it names most of the clips (a copy ``name (1).mp4`` among a
+    database's videos) is a :class:`DataError` naming it: read by a lower one, the generic
+    layout, the database would be split at random and its species merged, without a word.
+    """
     ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
     for layout in ranked:
-        if layout.recognise is not None and layout.recognise(root, candidates):
+        if layout.recognise is None:
+            continue
+        if layout.recognise(root, candidates):
             return layout
+        _refuse_near_miss(layout, root, candidates)
     raise DataError(f"{root}: no dataset layout recognises this folder")
+
+
+def _refuse_near_miss(layout: Layout, root: Path, candidates: list[Path]) -> None:
+    recognise = layout.recognise
+    assert recognise is not None
+    named = [path for path in candidates if recognise(root, [path])]
+    if not named or 2 * len(named) < len(candidates):
+        return
+    # beside a clip it names, a path the layout leaves aside (Replay's enrolment videos) is fine
+    others = [path for path in candidates if not recognise(root, [named[0], path])]
+    if not others:
+        return
+    raise DataError(
+        f"{root}: {len(candidates) - len(others)} of {len(candidates)} clips are named as "
+        f"{layout.name}'s and "
+        f"{len(others)} not (e.g. {others[0].relative_to(root)}): --protocol "
+        f"{layout.protocols[0].name} reads it as {layout.name}, skipping the others with a "
+        "warning; --protocol generic reads a folder of your own"
+    )

@@ -6,8 +6,9 @@ video>_<light>.mov``. Species: the attack device, ``print``, ``mobile`` or ``hig
 ``light`` (adverse, controlled) and, for attacks, ``support`` (fixed, hand) and ``sample_type``
 (photo, video), as bob.db.replay parses them. Subjects are the client numbers; splits are the
 folders (devel is dev). Videos under ``enroll/`` are face recognition enrolment, not part of any
-PAD protocol, and are skipped. Face boxes ship in ``face-locations/<same path>.face`` (one line per
-frame: frame, x, y, width, height). A clip may also be a folder of its frames named as the video.
+PAD protocol: set aside unread, counted in the summary. Face boxes ship in
+``face-locations/<same path>.face`` (one line per frame: frame, x, y, width, height). A clip may
+also be a folder of its frames named as the video.
 Recognised when every clip outside ``enroll/`` has this naming.
 
 Protocols, as bob.db.replay defines them (every real access in every group, the attacks of the
@@ -43,9 +44,6 @@ def read_replay(root: Path, candidates: list[Path], pattern: re.Pattern[str] | N
     skipped: list[tuple[Path, str]] = []
     for path in candidates:
         parts = path.relative_to(root).parts
-        if parts[0] == ENROLL:
-            skipped.append((path, "Replay-Attack enrolment video (face recognition, not PAD)"))
-            continue
         clip = _clip(root, path, parts)
         if clip is None:
             skipped.append(
@@ -112,6 +110,7 @@ register_layout(
         priority=15,
         fixed_splits=True,
         companion_suffixes=(".face",),
+        aside=((ENROLL, "enrolment videos (face recognition, not PAD)"),),
         summary="Replay-Attack: train|devel|test/real|attack/fixed|hand/*.mov (+ face-locations)",
         protocols=(
             Protocol("replay-attack", summary="Replay-Attack grandtest: every attack"),

@@ -9,10 +9,10 @@ names them. Species: the attack instrument, ``print`` or ``mattescreen``. Column
 for attacks, ``support`` (``fixed``, ``hand``) and ``sample_type`` (``photo``, ``video``).
 Subjects are the client numbers; splits are the folders (devel is dev), which must agree with
 bob.db.replaymobile's client table (:data:`CLIENTS`): a clip under another group's folder is
-skipped. Videos under ``enroll/`` are face recognition enrolment, not part of any PAD protocol,
-and are skipped. The release has no bona fide video of client 9: 1030 PAD videos, 390 bona fide
-and 640 attacks. A clip may also be a folder of its frames named as the video. Recognised when
-every clip outside ``enroll/`` has this naming.
+skipped. Videos under ``enroll/`` are face recognition enrolment, not part of any PAD protocol:
+set aside unread, counted in the summary. The release has no bona fide video of client 9: 1030
+PAD videos, 390 bona fide and 640 attacks. A clip may also be a folder of its frames named as
+the video. Recognised when every clip outside ``enroll/`` has this naming.
 
 Face boxes: the release's ``faceloc/rect/<same path>.face`` (lines ``frame x y width height``, as
 bob.db.replaymobile's ``File.bbx`` reads them) crop its clips where they agree with the face
@@ -65,9 +65,6 @@ def read_replay_mobile(
     skipped: list[tuple[Path, str]] = []
     for path in candidates:
         parts = path.relative_to(root).parts
-        if parts[0] == ENROLL:
-            skipped.append((path, "Replay-Mobile enrolment video (face recognition, not PAD)"))
-            continue
         clip = _clip(root, path, parts)
         if clip is None:
             reason = (
@@ -130,6 +127,7 @@ register_layout(
         priority=14,
         fixed_splits=True,
         companion_suffixes=(".face",),
+        aside=((ENROLL, "enrolment videos (face recognition, not PAD)"),),
         summary="Replay-Mobile: train|devel|test/real|attack/*.mov (+ faceloc/rect)",
         protocols=(
             Protocol("replay-mobile", summary="Replay-Mobile grandtest: every attack"),
