@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 def _stores(config: SweepConfig, key: str, parts: dict[str, Any]) -> None:
     """The stores' kinds and a named study, checked before features are extracted (the sweep
     checks them again)."""
-    from experiments.commands.study import check_stores, check_study
+    from experiments.commands.study import check_stores
+    from experiments.commands.study_identity import check_study
 
     check_stores(config)
     check_study(config, config.features, key, parts)

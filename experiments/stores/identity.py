@@ -21,6 +21,7 @@ from experiments.stores import wal
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
+TEST_FEATURES = "test features (--test-data or --target: data files, frames, crop, --precision)"
 HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
@@ -99,11 +100,17 @@ def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
 
 
 def check_features(
-    url: str, name: str, key: str, parts: dict[str, Any] | None = None, cache: Path | None = None
+    url: str,
+    name: str,
+    key: str,
+    parts: dict[str, Any] | None = None,
+    cache: Path | None = None,
+    part: str = FEATURES,
 ) -> None:
     """Before features are extracted for the study ``name`` in ``url``: the ValueError
     :func:`check_identity` would raise after the extraction, when the study has figures from
-    other training features than those of cache entry ``key``. With ``parts`` (what ``key``
+    other training features (``part`` :data:`TEST_FEATURES`: test features) than those of cache
+    entry ``key``. With ``parts`` (what ``key``
     hashes) and the ``cache`` folder of entries, it names what differs from the study's entry
     when that entry is there (e.g. ``--precision bfloat16; this run's float32``). Reads only: a
     database, schema or study not there yet (or unreadable) is left to the full check when the
@@ -118,18 +125,19 @@ def check_features(
         figured = study.get_trials(deepcopy=False, states=FIGURED)
     except Exception:  # noqa: BLE001 - no study, no schema, no server: opening it says why
         return
-    if not figured or not isinstance(recorded, dict) or FEATURES not in recorded:
-        return
-    keys = recorded[FEATURES].removeprefix("cache entry ").split(",")
+    if not figured or not isinstance(recorded, dict) or part not in recorded:
+        return  # a study recorded before test features were: checked when it is opened
+    keys = recorded[part].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
         differs = _differences(parts, cache, keys) if parts and cache else None
         if differs:
             fix = "rerun with the study's flags, or start another study with --study"
-            if any(part not in PART_NAMES for part in differs):  # no flag gives them back
+            if any(name not in PART_NAMES for name in differs):  # no flag gives them back
                 fix = "this version extracts other features: start another study with --study"
             said = ", ".join(differs.values())
-            raise ValueError(f"study {name} was run with other features: {said}: {fix}")
-        raise _other(name, FEATURES, recorded[FEATURES], f"cache entry {key[:12]}")
+            which = "features" if part == FEATURES else "test features"
+            raise ValueError(f"study {name} was run with other {which}: {said}: {fix}")
+        raise _other(name, part, recorded[part], f"cache entry {key[:12]}")
 
 
 # a feature cache key's parts as a user names them (core.features.extract.cache_key); the

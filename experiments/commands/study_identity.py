@@ -1,0 +1,92 @@
+"""What a study is: its default name, the identity every worker and rerun of a named ``--study``
+must share (:func:`experiments.stores.identity.check_identity`), and the check of a named study
+against features about to be extracted, so a mismatch is refused before hours of extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from core.features import FeatureOptions
+from experiments.commands.sweep import SweepConfig
+from experiments.config import safe_name
+from experiments.stores import identity
+from experiments.trial.evaluation import Setting, study_suffix
+
+
+def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
+    """``pad-<protocol>-<backbone>-<identity>``: the identity hashes what the trials' numbers
+    depend on (each training database's cache key: data content, weights content and feature
+    options, the extraction precision among them; its clips, splits, protocol and fold; the test
+    data; the repeats; the training precision; the head families searched and the fine-tuning
+    choices), never how a path was spelled. A cross-domain study is named after its setting."""
+    features = setting.features
+    protocol = "synthetic" if features.synthetic else features.protocol
+    protocol = config.evaluation.setting or ("cross" if setting.more_sources else protocol)
+    weights = "random" if features.random_weights else "vggface"
+    identity = "|".join(
+        (
+            *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
+            setting.test_features.dataset_fingerprint,
+            str(config.evaluation.repeats),
+            ",".join(config.fine_tune),  # another search space: another study
+            ",".join(families),
+            config.training_precision,
+        )
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
+    suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
+    return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
+
+
+def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, str]:
+    """What a study's figures depend on besides its search space (checked on its own) and its
+    objectives (Optuna's directions), by the flags that set them: every worker and rerun of an
+    explicitly named ``--study`` must agree (:func:`experiments.stores.identity.check_identity`).
+    The features' cache entry covers the data's files (sizes and times), the weights, frames,
+    crop and detector, and the extraction precision; the clips cover protocol, fold and split."""
+    first = settings[0]
+
+    def each(values) -> str:
+        return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
+
+    return {
+        identity.FEATURES: "cache entry " + each(f.fingerprint[:12] for f in first.sources),
+        identity.TEST_FEATURES: "cache entry "
+        + each(s.test_features.fingerprint[:12] for s in settings),
+        "clips (--protocol, --fold, --split-seed)": each(
+            f.dataset_fingerprint[:12] for s in settings for f in s.sources
+        ),
+        "test clips (--test-data, --test-protocol, --target-clips)": each(
+            f"{s.test_features.dataset_fingerprint[:12]}:{config.evaluation.target_clips}"
+            for s in settings
+        ),
+        "--repeats": str(config.evaluation.repeats),
+        "--fine-tune": ",".join(config.fine_tune),
+        "training precision (--train-precision)": config.training_precision,
+        "--seed (each trial's training seed)": str(config.seed),
+    }
+
+
+def check_study(
+    config: SweepConfig, options: FeatureOptions, key: str, parts: dict[str, Any]
+) -> None:
+    """Before the features of ``options`` (cache entry ``key``, hashing ``parts``) are
+    extracted: a study named by ``--study`` that has figures from other training features is
+    refused, naming what differs, not after hours of extraction; so is one tested on other
+    features (``--test-data``, a cross-domain ``--target``)."""
+    evaluation = config.evaluation
+    sources = evaluation.sources
+    trained = {s.options.data for s in sources} if sources else {config.features.data}
+    tested = evaluation.target.options.data if evaluation.cross_domain else evaluation.test_data
+    if config.study is None:
+        return
+    features = options.cache_root / "features"
+    if options.data in trained:
+        identity.check_features(config.storage, config.study, key, parts, features)
+    elif tested is not None and options.data == tested:
+        part = identity.TEST_FEATURES
+        identity.check_features(config.storage, config.study, key, parts, features, part)
