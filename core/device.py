@@ -23,6 +23,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def nvidia_gpu_visible() -> bool:
     if visible is not None and (not visible.strip() or visible.strip().startswith("-")):
         return False
     platforms = os.environ.get("JAX_PLATFORMS", "").strip()
-    if platforms and _keras_backend() == "jax":
+    if platforms and keras_backend() == "jax":
         if not {"cuda", "gpu"} & {p.strip() for p in platforms.lower().split(",")}:
             return False
     try:
@@ -170,9 +171,11 @@ def nvidia_gpu_visible() -> bool:
         return False
 
 
-def _keras_backend() -> str:
-    """The backend Keras will load, as Keras decides it (``KERAS_BACKEND``, else the
+def keras_backend() -> str:
+    """The backend Keras runs on, or will load, as Keras decides it (``KERAS_BACKEND``, else the
     ``backend`` of ``keras.json``, else TensorFlow), without importing Keras."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
     home = os.environ.get("KERAS_HOME")

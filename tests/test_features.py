@@ -241,7 +241,19 @@ def test_weights_fingerprint_hashes_content_not_name(tmp_path):
     assert extraction.weights_fingerprint(a) != extraction.weights_fingerprint(c)
     os.utime(a, (0, 0))
     assert extraction.weights_fingerprint(a) == extraction.weights_fingerprint(b)
-    assert extraction.weights_fingerprint(None) == "random:he_normal:0"
+    assert extraction.weights_fingerprint(None) == "random:he_normal:0"  # under TensorFlow
+    jax = subprocess.run(  # JAX draws other random weights: another fingerprint, cache entry
+        [
+            sys.executable,
+            "-c",
+            "from core.features import weights_fingerprint as w; print(w(None))",
+        ],
+        env=dict(os.environ, KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert jax.stdout.strip() == "random:he_normal:0:jax"
     assert extraction.RANDOM_INIT == RANDOM_INIT  # a new initialiser is a new cache key
     with pytest.raises(PortError, match="no such file"):
         extraction.weights_fingerprint(tmp_path / "missing.weights.h5")

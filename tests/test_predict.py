@@ -11,6 +11,7 @@ the backbone costs ~0.3 s a frame on two CPU cores, and predict reruns it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -222,6 +223,23 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
     assert str(fake) in lines[0] and "sha256:" in lines[0]  # the file given and its fingerprint
     assert "random:" in lines[0]  # and the backbone the run used
     assert lines[0].endswith("; drop --weights")  # it used no file: none is to be given
+    # JAX draws another random backbone than TensorFlow (the study's): it scored other features
+    # without a word (0.575 for a clip the study scored 0.974)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "predict.py"), "--tracking-uri", uri]
+        + ["--run", run_id, clip],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not NATIVE_LOG.match(line)]
+    assert len(lines) == 1 and result.stdout == ""
+    assert "the random backbone (random:he_normal:0:jax) are not the backbone run" in lines[0]
+    assert lines[0].endswith("drawn by the Keras backend: run with KERAS_BACKEND=tensorflow")
 
 
 def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, runs, capsys):

@@ -81,6 +81,7 @@ from core.constants import (
 )
 from core.data.clips import Clip, DataError
 from core.data.dataset import Dataset
+from core.device import keras_backend
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
 from core.features.resume import ExtractionInterrupted, ResumableEntry
@@ -126,9 +127,16 @@ def default_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def weights_fingerprint(path: str | os.PathLike | None) -> str:
-    """sha256 of a weights file's bytes (streamed), or ``random:<init>:<seed>`` for no file."""
+    """sha256 of a weights file's bytes (streamed), or ``random:<init>:<seed>`` for no file.
+
+    The seeded random backbone is drawn by the Keras backend's own generator, so JAX draws other
+    weights than TensorFlow: under any backend but TensorFlow the fingerprint names it
+    (``random:he_normal:0:jax``), so its features are cached, and its studies served, apart."""
     if path is None:
-        return f"random:{RANDOM_INIT}:{RANDOM_SEED}"
+        backend = keras_backend()
+        return f"random:{RANDOM_INIT}:{RANDOM_SEED}" + (
+            "" if backend == "tensorflow" else f":{backend}"
+        )
     path = Path(path)
     try:
         with open(path, "rb") as weights:

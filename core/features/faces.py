@@ -29,12 +29,9 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import math
-import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +41,7 @@ import numpy as np
 
 from core.data.clips import BoxFormat, Clip, ClipError, DataError
 from core.data.frames import Box
+from core.device import keras_backend
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +88,7 @@ def mtcnn_unavailable() -> str | None:
         return "TensorFlow is not installed (MTCNN runs on it)"
     if importlib.util.find_spec("mtcnn") is None:
         return "the mtcnn package is not installed (pip install mtcnn)"
-    backend = _keras_backend()
+    backend = keras_backend()
     if backend != "tensorflow":
         return f"MTCNN needs Keras on the TensorFlow backend, this process uses {backend!r}"
     return None
@@ -103,22 +101,6 @@ def haar_unavailable() -> str | None:
     except DataError as err:
         return str(err)
     return None
-
-
-def _keras_backend() -> str:
-    """The Keras backend this process uses (or will use), as Keras decides it, without importing
-    Keras when it is not imported yet: $KERAS_BACKEND, else keras.json, else tensorflow."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        config = json.loads(Path(home, "keras.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "tensorflow"
-    backend = config.get("backend") if isinstance(config, dict) else None
-    return backend if isinstance(backend, str) else "tensorflow"
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,14 @@ def _checked(model: TrialModel, path: Path | None, flag: str) -> Path | None:
 
 def _remedy(model: TrialModel, flag: str) -> str:
     """What to do when the given weights are not the run's."""
-    return f"drop {flag}" if model.random_backbone else f"pass that file with {flag}"
+    if not model.random_backbone:
+        return f"pass that file with {flag}"
+    drawn = model.weights_fingerprint.split(":")[3:] or ["tensorflow"]  # random:init:seed[:backend]
+    if weights_fingerprint(None) != model.weights_fingerprint:  # another backend's draw
+        return (
+            f"the random backbone is drawn by the Keras backend: run with KERAS_BACKEND={drawn[0]}"
+        )
+    return f"drop {flag}"
 
 
 def _used(model: TrialModel) -> str:
