@@ -31,7 +31,7 @@ from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
-from experiments.stores import retries
+from experiments.stores import retries, tracking
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
@@ -397,6 +397,23 @@ def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(
         record.unlink()
     full, imported = sweep_as_a_user(workspace, flags)
     assert full == replayed and "mlflow" in imported
+
+
+def test_a_rerun_names_a_report_that_exists(first_sweep, workspace, monkeypatch):
+    """A worker stopped before its closing (Ctrl-C while it waited) leaves the newest parent run,
+    with no report: a finished study's rerun named that run's report.html, which is not there."""
+    monkeypatch.chdir(workspace)
+    mlflow.set_tracking_uri(f"sqlite:///{workspace}/mlflow.db")
+    client = MlflowClient()
+    tags = {tracking.STUDY_TAG: "main", tracking.ROLE_TAG: "study"}
+    stopped = client.create_run(first_sweep.experiment_id, tags=tags).info.run_id
+    client.set_terminated(stopped, "KILLED")
+    try:
+        table = sweep_study.standing_comparison(first_sweep.experiment_id, "main")
+        assert tracking.study_parents(first_sweep.experiment_id, "main")[0] == stopped
+        assert stopped not in table.attrs["report"] and Path(table.attrs["report"]).is_file()
+    finally:
+        client.delete_run(stopped)  # the module's other tests count the study's parent runs
 
 
 def test_a_write_while_the_closing_is_read_records_nothing(first_sweep, workspace, monkeypatch):

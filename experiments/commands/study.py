@@ -273,14 +273,16 @@ def check_stores(config: SweepConfig) -> str:
 
 
 def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:
-    """The study's comparison as the tracking store holds it, with where its newest parent run's
-    report is; reads only."""
+    """The study's comparison as the tracking store holds it, with where the newest report of
+    its parent runs is (a worker stopped before its closing wrote none); reads only."""
     table = tables.comparison(
         runs_table.trial_table(tracking.study_runs(experiment_id, study_name))
     )
-    parents = tracking.study_parents(experiment_id, study_name)
-    if parents:
-        table.attrs["report"] = parent_run.report_location(parents[0])
+    client = mlflow.MlflowClient()
+    for parent in tracking.study_parents(experiment_id, study_name):
+        if parent_run.REPORT in {item.path for item in client.list_artifacts(parent)}:
+            table.attrs["report"] = parent_run.report_location(parent)
+            break
     return table
 
 
