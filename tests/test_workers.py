@@ -472,8 +472,8 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     try:
         (rider,) = riding.start(1, trials=5)  # more trials: still in them when the server stops
         (worker,) = failing.start(
-            1, trials=3, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
-        )
+            1, trials=5, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
+        )  # as the rider: with 3, a loaded machine ran them all before the server stopped
 
         def a_trial_failed() -> bool:
             study = optuna.load_study(study_name=name, storage=failing.storage)
@@ -506,11 +506,16 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     assert "failed: the tracking store did not answer" in out, out[-3000:]
     assert "queued again" in out
     assert "Traceback" not in out, out
-    study, _, _ = check_study(failing, trials=3, parents=1)
+    study, runs, parents = check_study(failing, trials=5, parents=1)
     trials = study.get_trials()
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
     assert 1 <= len(failed) <= 3, failed  # a pause between failures, no spin
-    assert set(failed) <= retries.retried_numbers(trials)  # each queued again: 3 real trials
+    assert set(failed) <= retries.retried_numbers(trials)  # each queued again: 5 real trials
+    for number in set(failed) & set(runs):  # a run its worker could not end, closed later
+        error = runs[number].data.tags.get(tracking.ERROR_TAG, "")
+        assert not error.startswith("worker lost"), error  # its worker lived throughout
+    (parent,) = parents.values()  # the live worker's own run: never closed as a lost one's
+    assert parent.info.status == "FINISHED" and tracking.ERROR_TAG not in parent.data.tags
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
@@ -529,3 +534,49 @@ def test_the_top_seeds_next_worker_samples_with_seed_0(tmp_path):
     fresh = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
     assert first[1] == fresh.ask().suggest_float("x", 0.0, 1.0)
     assert first[0] != first[1]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
+def test_a_trial_the_tracking_store_failed_is_closed_as_such(
+    tmp_path, monkeypatch, capsys, request
+):
+    """A live worker's trial whose run could not be ended (the tracking store away) is closed
+    later, saying the store failed it, not "worker lost": its worker's own parent run stays
+    open (it was ended as FAILED with that tag, a live worker's). A trial lost more often than
+    it is retried says it is given up, not silently."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study, _ = workers.open_study(
+        "outage", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+    )
+    before = mlflow.get_tracking_uri()
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(before))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = tracking.use_experiment("outage")
+    client = MlflowClient()
+    tags = {tracking.STUDY_TAG: "outage"}
+    parent = client.create_run(experiment, tags={**tags, tracking.ROLE_TAG: "study"}).info.run_id
+    trial = study.ask()
+    trial.set_user_attr(retries.STORE_FAILED_ATTR, "API request to http://127.0.0.1:1 failed")
+    study.tell(trial, state=TrialState.FAIL)
+    trial_tags = {**tags, tracking.ROLE_TAG: "trial", tracking.TRIAL_TAG: str(trial.number)}
+    run = client.create_run(experiment, tags={**trial_tags, tracking.PARENT_TAG: parent})
+    worker = workers.Worker(study, url, experiment, parent_run_id=parent)
+    worker.close_lost_runs(force=True)
+    closed = client.get_run(run.info.run_id)
+    assert closed.info.status == "FAILED"
+    assert closed.data.tags[tracking.ERROR_TAG] == (
+        "the tracking store did not answer in trial 0 (API request to http://127.0.0.1:1 failed)"
+    )
+    assert client.get_run(parent).info.status == "RUNNING"  # its worker lives: it ends it
+    frozen = study.get_trials()[trial.number]
+    for _ in range(retries.MAX_RETRY):  # queued again and lost again, as often as allowed
+        worker._queue_again(frozen)
+        study.tell(study.ask().number, state=TrialState.FAIL)
+        frozen = study.get_trials()[-1]
+    capsys.readouterr()
+    worker._queue_again(frozen)
+    assert capsys.readouterr().out.splitlines() == [
+        f"trial {frozen.number} is not queued again: its parameters were lost "
+        f"{retries.MAX_RETRY + 1} times (trials 0, 1, 2, 3); they count as one failed trial"
+    ]

@@ -31,6 +31,8 @@ except ImportError:  # pragma: no cover - older Optuna
 MAX_RETRY = 3  # a trial that kills its worker every time is not retried forever
 # a trial's user attribute while it runs: its worker process, "host:pid:boot id:pid namespace"
 WORKER_ATTR = "worker_process"
+# a trial's user attribute when the tracking store failed it: the store's error, one line
+STORE_FAILED_ATTR = "tracking_store_failed"
 
 
 def this_process() -> str:

@@ -349,8 +349,11 @@ def tag_trial_run(
             client.set_terminated(found.info.run_id, status)
 
 
-def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -> list[str]:
-    """End as FAILED the RUNNING runs of trials in ``lost`` (number: reason), and their parents.
+def close_lost_runs(
+    experiment_id: str, study_name: str, lost: dict[int, str], own: str | None = None
+) -> list[str]:
+    """End as FAILED the RUNNING runs of trials in ``lost`` (number: reason), and their parents
+    but ``own`` (the caller's parent run: its worker lives).
 
     A worker killed in a trial leaves its trial run and its parent run RUNNING; once Optuna has
     failed the trial (no heartbeat), they are closed with the reason as their error tag. Returns
@@ -367,7 +370,7 @@ def close_lost_runs(experiment_id: str, study_name: str, lost: dict[int, str]) -
             continue
         run_ids = [found.info.run_id]
         parent = found.data.tags.get(PARENT_TAG)
-        if parent and client.get_run(parent).info.status == "RUNNING":
+        if parent and parent != own and client.get_run(parent).info.status == "RUNNING":
             run_ids.append(parent)
         for run_id in run_ids:
             client.set_tag(run_id, ERROR_TAG, reason)

@@ -55,6 +55,7 @@ from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
     MAX_RETRY,
     RETRY_ARGUMENT,
+    STORE_FAILED_ATTR,
     WORKER_ATTR,
     dead_here,
     fail_stale_trials,
@@ -367,8 +368,10 @@ class Worker:
             self.close_lost_runs()
             try:
                 return objective(trial)
-            except MlflowException:  # the tracking store's failure, not the configuration's
+            except MlflowException as err:  # the tracking store's failure, not the configuration's
                 self._store_lost = trial.number
+                with contextlib.suppress(Exception):  # said on its run once the store is back
+                    trial.set_user_attr(STORE_FAILED_ATTR, first_line(err))
                 raise
 
         return run
@@ -411,6 +414,13 @@ class Worker:
         if len(retry_history(trial)) < MAX_RETRY:
             retry_callback()(self.study, trial)
             print(f"trial {trial.number} queued again", flush=True)
+        else:  # it counts as one failed trial
+            tries = ", ".join(map(str, [*retry_history(trial), trial.number]))
+            print(
+                f"trial {trial.number} is not queued again: its parameters were lost "
+                f"{MAX_RETRY + 1} times (trials {tries}); they count as one failed trial",
+                flush=True,
+            )
 
     def _queue_interrupted(self, number: int) -> None:
         """Our trial stopped by Ctrl-C (Optuna failed it) queued again with its parameters, however
@@ -474,8 +484,12 @@ class Worker:
             for t in trials:
                 if t.state.is_finished():
                     again = f"; retried as trial {retries[t.number]}" if t.number in retries else ""
-                    why = "its process gone, or no heartbeat"
-                    reasons[t.number] = f"worker lost in trial {t.number} ({why}){again}"
-            tracking.close_lost_runs(self.experiment_id, self.study.study_name, reasons)
+                    store = t.user_attrs.get(STORE_FAILED_ATTR)
+                    lost = f"worker lost in trial {t.number} (its process gone, or no heartbeat)"
+                    if store:  # its worker lived; its run could not be ended then
+                        lost = f"the tracking store did not answer in trial {t.number} ({store})"
+                    reasons[t.number] = lost + again
+            name = self.study.study_name
+            tracking.close_lost_runs(self.experiment_id, name, reasons, own=self.parent_run_id)
         except Exception as err:  # housekeeping: never the reason a trial fails
             log.warning("could not close the runs of lost trials: %s", err)
