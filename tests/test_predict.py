@@ -376,6 +376,32 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             assert plain.shape == probabilities.shape and np.isnan(plain).all()
 
 
+def test_a_sequence_heads_frames_without_a_face_are_cropped_as_the_study_cropped_them(
+    sweep, uri, runs, tmp_path
+):
+    """A clip whose face the detector finds in one frame of its FRAMES: its other frames take
+    that face's box in extraction and in predict; the registered model's ``score_frames``
+    cropped them to their centre squares and scored the clip otherwise (found by a user probe)."""
+    from tests.test_faces import face_in_a_corner
+
+    mlflow.set_tracking_uri(uri)
+    run_id = next(r for _, r in with_weights(runs).iterrows() if r["params.family"] == "lstm")
+    model = trial_model.trial_model(run_id["run_id"])
+    head = trial_model.fetch_head_weights(model, tmp_path / "head")
+    lstm = scorer.Scorer(model, head, None, "haar")
+    face, _ = face_in_a_corner()
+    clip = tmp_path / "one-face"
+    clip.mkdir()
+    ramp = np.linspace(0, 255, face.shape[1], dtype=np.uint8)  # no face; each crop differs
+    wall = np.broadcast_to(ramp[None, :, None], face.shape)
+    for f in range(FRAMES):
+        cv2.imwrite(str(clip / f"{f:03d}.png"), face if f == 0 else wall)
+    expected = lstm.score_clip(clip)
+    assert expected.no_face == FRAMES - 1
+    raw, _ = read_clip(clip, FRAMES)
+    np.testing.assert_allclose(lstm.score_frames(raw), [expected.score], rtol=1e-6)
+
+
 def test_a_clip_without_a_face_is_reported_not_scored(sweep, uri, runs, capsys, tmp_path):
     """Every frame without a face: no score but the reason, unless --score-faceless."""
     run_id = with_weights(runs)["run_id"].iloc[0]

@@ -252,12 +252,14 @@ class Scorer:
     def score_frames(self, frames: np.ndarray, score_faceless: bool = False) -> np.ndarray:
         """Bona fide probabilities of a batch of uint8 RGB frames (N, H, W, 3), float64.
 
-        Each frame is cropped to its own face when the study cropped faces, resized to 224x224
-        and mean-subtracted as in extraction. A frame head gives one probability per frame; a
-        sequence head reads the batch as N / T consecutive clips of its T frames per clip and
-        gives one per clip. Where the detector finds no face (a frame; for a sequence head, every
-        frame of a clip) the score is NaN and a warning counts them, unless ``score_faceless``:
-        then such a frame is cropped to its centre square and scored. No frame gives no score.
+        Each frame is cropped to its own face when the study cropped faces (for a sequence head,
+        a frame without one to its clip's nearest face, as extraction and :meth:`score_clip` crop
+        it), resized to 224x224 and mean-subtracted as in extraction. A frame head gives one
+        probability per frame; a sequence head reads the batch as N / T consecutive clips of its
+        T frames per clip and gives one per clip. Where the detector finds no face (a frame; for
+        a sequence head, every frame of a clip) the score is NaN and a warning counts them, unless
+        ``score_faceless``: then such a frame is cropped to its centre square and scored. No
+        frame gives no score.
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -278,8 +280,12 @@ class Scorer:
         else:
             boxes = faces.detect_faces(frames, self.detector)
             faceless = np.array([box is None for box in boxes], dtype=bool)
+            step = count if self.kind == "sequence" else 1  # a clip's frames share their faces
             prepared = np.concatenate(
-                [prepare_frames(f[None], [box]) for f, box in zip(frames, boxes, strict=True)]
+                [
+                    prepare_frames(frames[i : i + step], boxes[i : i + step])
+                    for i in range(0, len(frames), step)
+                ]
             )
         fc7 = self.features(prepared)
         if self.kind == "sequence":
