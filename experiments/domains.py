@@ -105,8 +105,9 @@ def settings_named(name: str) -> list[CrossSetting]:
 
 
 def read_databases(path: str | Path) -> dict[str, Database]:
-    """The databases a TOML file names (``name = "path"`` or ``name = {path, protocol}``);
-    ValueError (one line, naming the file and the entry) for anything else."""
+    """The databases a TOML file names (``name = "path"`` or ``name = {path, protocol}``; a
+    relative path is the file's folder's, as in any file that names others, not the working
+    directory's); ValueError (one line, naming the file and the entry) for anything else."""
     path = Path(path)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -129,9 +130,8 @@ def read_databases(path: str | Path) -> dict[str, Database]:
                 f"--databases {path}: entry {name!r} has unknown keys {sorted(unknown)}"
             )
         try:
-            found[name] = Database(
-                name, Path(value["path"]).expanduser(), value.get("protocol", AUTO)
-            )
+            where = path.parent / Path(value["path"]).expanduser()  # an absolute one: itself
+            found[name] = Database(name, where, value.get("protocol", AUTO))
         except ValueError as err:
             raise ValueError(f"--databases {path}: {err}") from None
     return found
@@ -142,7 +142,8 @@ def parse_database(text: str) -> Database:
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ValueError(f"--db {text!r}: expected NAME=PATH (e.g. msu=/data/MSU-MFSD)")
-    path, _, protocol = rest.rpartition(":") if ":" in Path(rest).name else (rest, "", "")
+    split = ":" in Path(rest).name and not Path(rest).expanduser().exists()  # a folder a:b
+    path, _, protocol = rest.rpartition(":") if split else (rest, "", "")
     try:
         return Database(name, Path(path).expanduser(), protocol or AUTO)
     except ValueError as err:

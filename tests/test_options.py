@@ -125,6 +125,26 @@ def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> 
     )
 
 
+def test_database_paths_read_as_written(tmp_path, monkeypatch) -> None:
+    """A relative path in the file is the file's folder's (it was the working directory's: the
+    same file read from elsewhere named other folders); a folder whose name holds ':' is a
+    path, not NAME=PATH:PROTOCOL (it was refused as an unknown protocol)."""
+    from experiments import domains
+
+    listed = tmp_path / "lists" / "databases.toml"
+    listed.parent.mkdir()
+    listed.write_text('msu = "../MSU-MFSD"\ncasia = { path = "/data/CASIA" }\n')
+    monkeypatch.chdir("/")
+    found = domains.read_databases(listed)
+    assert found["msu"].path == listed.parent / "../MSU-MFSD"
+    assert found["casia"].path == Path("/data/CASIA")
+    odd = tmp_path / "msu:copy"
+    odd.mkdir()
+    assert domains.parse_database(f"msu={odd}").path == odd
+    assert domains.parse_database(f"msu={odd}:msu").path == odd  # and its protocol after it
+    assert domains.parse_database(f"msu={odd}:msu").protocol == "msu"
+
+
 def test_a_detector_with_a_crop_is_taken() -> None:
     for argv in (  # the user's test data is cropped by default, with the synthetic set trained
         ["--face-crop", "--face-detector", "haar"],
