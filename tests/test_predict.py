@@ -239,7 +239,9 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
     lines = [line for line in result.stderr.splitlines() if not NATIVE_LOG.match(line)]
     assert len(lines) == 1 and result.stdout == ""
     assert "the random backbone (random:he_normal:0:jax) are not the backbone run" in lines[0]
-    assert lines[0].endswith("drawn by the Keras backend: run with KERAS_BACKEND=tensorflow")
+    assert lines[0].endswith(
+        "drawn by the Keras backend: run without --weights, under KERAS_BACKEND=tensorflow"
+    )
 
 
 def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, runs, capsys):

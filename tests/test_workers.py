@@ -577,6 +577,6 @@ def test_a_trial_the_tracking_store_failed_is_closed_as_such(
     capsys.readouterr()
     worker._queue_again(frozen)
     assert capsys.readouterr().out.splitlines() == [
-        f"trial {frozen.number} is not queued again: its parameters were lost "
+        f"trial {frozen.number} is not queued again: its parameters were tried "
         f"{retries.MAX_RETRY + 1} times (trials 0, 1, 2, 3); they count as one failed trial"
     ]

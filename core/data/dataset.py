@@ -67,6 +67,9 @@ class Dataset:
     test_split_given: bool = True  # the database (or protocol) fixes a test split: not carved
     carved: tuple[str, ...] = ()  # splits drawn by subject (--split-seed), not given by the data
     aside: str = ""  # what the layout set aside unread: "160 enrolment videos (...) in enroll/"
+    # Hash of the source clips' ids and file sizes, no file times: the same for a copy made
+    # without them (cp -r), which content_fingerprint tells apart; no test set for itself
+    copy_key: str = ""
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -84,16 +87,6 @@ class Dataset:
         """The dataset's own clip columns (e.g. phone, session), in the order clips give them."""
         clips = self.source_clips or self.clips
         return list(dict.fromkeys(name for c in clips for name, _ in c.attributes))
-
-    def copy_key(self) -> str:
-        """A hash of the source clips' names and file sizes, without their times: the same for a
-        copy of the database made without keeping them (``cp -r``), which ``content_fingerprint``
-        tells apart; a database is no test set for itself under either."""
-        sizes = [
-            (clip.clip_id, [f.stat().st_size for f in _files(clip.path)])
-            for clip in self.source_clips
-        ]
-        return hashlib.sha256(json.dumps(sorted(sizes)).encode()).hexdigest()
 
     def subset(self, clips: Iterable[Clip]) -> Dataset:
         """The same dataset restricted to ``clips`` (e.g. after dropping unreadable ones)."""
@@ -232,8 +225,10 @@ def load_dataset(
     check_splits(clips)
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
-    signatures = {c.clip_id: _signature(c.path, content=synthetic) for c in source}
+    stamps = {c.clip_id: _signature(c.path, content=synthetic) for c in source}
+    signatures = {clip_id: signature for clip_id, (signature, _) in stamps.items()}
     content = json.dumps(sorted(signatures.items()))
+    sizes = json.dumps(sorted((clip_id, sizes) for clip_id, (_, sizes) in stamps.items()))
     return Dataset(
         root=root,
         protocol=chosen.name,
@@ -244,6 +239,7 @@ def load_dataset(
         signatures=signatures,
         source_clips=source,
         content_fingerprint=hashlib.sha256(content.encode()).hexdigest(),
+        copy_key=hashlib.sha256(sizes.encode()).hexdigest(),
         fold=fold,
         layout=layout.name,
         test_split_given=test_split_given,
@@ -306,23 +302,21 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     return clips, skipped
 
 
-def _signature(path: Path, content: bool) -> str:
+def _signature(path: Path, content: bool) -> tuple[str, list[int]]:
     """Stamp of a clip's files: size and mtime, or a content hash (used for the synthetic set,
-    whose files are identical wherever they are generated)."""
+    whose files are identical wherever they are generated); and their sizes."""
     digest = hashlib.blake2b(digest_size=16)
-    for file in _files(path):
+    sizes = []
+    files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
+    for file in files:
         stat = file.stat()
+        sizes.append(stat.st_size)
         digest.update(f"{file.name}\0{stat.st_size}\0".encode())
         if content:
             digest.update(hashlib.blake2b(file.read_bytes(), digest_size=16).digest())
         else:
             digest.update(str(stat.st_mtime_ns).encode())
-    return digest.hexdigest()
-
-
-def _files(path: Path) -> list[Path]:
-    """A clip's files: the video, or its frame folder's files in name order."""
-    return [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
+    return digest.hexdigest(), sizes
 
 
 def _fingerprint(

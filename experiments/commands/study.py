@@ -279,8 +279,13 @@ def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:
         runs_table.trial_table(tracking.study_runs(experiment_id, study_name))
     )
     client = mlflow.MlflowClient()
-    for parent in tracking.study_parents(experiment_id, study_name):
-        if parent_run.REPORT in {item.path for item in client.list_artifacts(parent)}:
+    parents = tracking.study_parents(experiment_id, study_name)
+    for parent in parents:
+        try:
+            listed = {item.path for item in client.list_artifacts(parent)}
+        except Exception:  # noqa: BLE001 - artifacts this client cannot read: where it would be
+            listed = {parent_run.REPORT}
+        if parent_run.REPORT in listed:
             table.attrs["report"] = parent_run.report_location(parent)
             break
     return table

@@ -78,6 +78,8 @@ def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path],
     protocols = tags.get("protocol", "auto").split(",")
     if len(protocols) != len(roots):  # a pooled study tagged with its first source's alone
         protocols = ["auto"] * len(roots)
+    if len(names) != len(roots):  # a path with a comma in it: the data tag cannot be split
+        raise DataError(f"the study's data tag names {len(roots)} folders for {len(names)}")
     paths = {}
     for name, root, protocol in zip(names, roots, protocols, strict=True):
         dataset = load_dataset(

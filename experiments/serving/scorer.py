@@ -96,7 +96,8 @@ def _remedy(model: TrialModel, flag: str) -> str:
     drawn = model.weights_fingerprint.split(":")[3:] or ["tensorflow"]  # random:init:seed[:backend]
     if weights_fingerprint(None) != model.weights_fingerprint:  # another backend's draw
         return (
-            f"the random backbone is drawn by the Keras backend: run with KERAS_BACKEND={drawn[0]}"
+            f"the random backbone is drawn by the Keras backend: run without {flag}, under "
+            f"KERAS_BACKEND={drawn[0]}"
         )
     return f"drop {flag}"
 

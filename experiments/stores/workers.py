@@ -415,10 +415,11 @@ class Worker:
             retry_callback()(self.study, trial)
             print(f"trial {trial.number} queued again", flush=True)
         else:  # it counts as one failed trial
-            tries = ", ".join(map(str, [*retry_history(trial), trial.number]))
+            tried = [*retry_history(trial), trial.number]
             print(
-                f"trial {trial.number} is not queued again: its parameters were lost "
-                f"{MAX_RETRY + 1} times (trials {tries}); they count as one failed trial",
+                f"trial {trial.number} is not queued again: its parameters were tried "
+                f"{len(tried)} times (trials {', '.join(map(str, tried))}); they count as one "
+                "failed trial",
                 flush=True,
             )
 

@@ -167,7 +167,7 @@ def prepare_settings(
     if evaluation.test_data is not None:
         other = cross_dataset_options(options, evaluation)
         first = dataclasses.replace(options, fold=protocol_folds(options)[0])
-        if load_data(other).copy_key() == load_data(first).copy_key():
+        if load_data(other).copy_key == load_data(first).copy_key:
             raise DataError(
                 f"--test-data {evaluation.test_data} holds the same clips as --data "
                 f"{options.data}: a cross-dataset study tests another database"
@@ -200,7 +200,7 @@ def _cross_domain_settings(
     named = [*evaluation.sources, evaluation.target]
     contents = {}  # every database read and checked before any is extracted
     for data in named:
-        content = check_database(data).copy_key()
+        content = check_database(data).copy_key
         if content in contents:  # a copy of another under a name of its own
             raise DataError(
                 f"database {data.name} ({data.options.data}) holds the same clips as "

@@ -150,12 +150,13 @@ def detect(root: Path, candidates: list[Path]) -> Layout:
     layout, the database would be split at random and its species merged, without a word.
     """
     ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
-    for layout in ranked:
-        if layout.recognise is None:
-            continue
+    ranked = [layout for layout in ranked if layout.recognise is not None]
+    for index, layout in enumerate(ranked):
         if layout.recognise(root, candidates):
+            if layout is ranked[-1]:  # the fallback (generic): none passed over names most
+                for passed in ranked[:index]:
+                    _refuse_near_miss(passed, root, candidates)
             return layout
-        _refuse_near_miss(layout, root, candidates)
     raise DataError(f"{root}: no dataset layout recognises this folder")
 
 
