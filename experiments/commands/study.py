@@ -100,7 +100,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "feature_cache": each("fingerprint"),
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
-        **FaceCrop.pooled([f.crop for f in settings[0].sources]).tags(),
+        **FaceCrop.pooled([f.crop for f in pooled]).tags(),
         "extraction_precision": features.manifest["key_parts"]["precision"],
         "training_precision": config.training_precision,
         **evaluation_context(config.evaluation, settings),

@@ -78,12 +78,12 @@ def check_study(
     extracted: a study named by ``--study`` that has figures from other training features is
     refused, naming what differs, not after hours of extraction; so is one tested on other
     features (``--test-data``, a cross-domain ``--target``)."""
+    if config.study is None:
+        return
     evaluation = config.evaluation
     sources = evaluation.sources
     trained = {s.options.data for s in sources} if sources else {config.features.data}
     tested = evaluation.target.options.data if evaluation.cross_domain else evaluation.test_data
-    if config.study is None:
-        return
     features = options.cache_root / "features"
     if options.data in trained:
         identity.check_features(config.storage, config.study, key, parts, features)

@@ -110,11 +110,10 @@ def check_features(
     """Before features are extracted for the study ``name`` in ``url``: the ValueError
     :func:`check_identity` would raise after the extraction, when the study has figures from
     other training features (``part`` :data:`TEST_FEATURES`: test features) than those of cache
-    entry ``key``. With ``parts`` (what ``key``
-    hashes) and the ``cache`` folder of entries, it names what differs from the study's entry
-    when that entry is there (e.g. ``--precision bfloat16; this run's float32``). Reads only: a
-    database, schema or study not there yet (or unreadable) is left to the full check when the
-    study is opened."""
+    entry ``key``. With ``parts`` (what ``key`` hashes) and the ``cache`` folder of entries, it
+    names what differs from the study's entry when that entry is there (e.g. ``--precision
+    bfloat16; this run's float32``). Reads only: a database, schema or study not there yet (or
+    unreadable) is left to the full check when the study is opened."""
     database = wal.sqlite_file(url)
     if database is not None and not Path(database).is_file():
         return  # connecting would make the file
