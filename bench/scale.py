@@ -96,7 +96,7 @@ from optuna.storages._rdb import storage as rdb  # noqa: E402
 from experiments.config import TrialConfig  # noqa: E402
 from experiments.metrics import ScoreSet, pad_report  # noqa: E402
 from experiments.results import console  # noqa: E402
-from experiments.stores import locks, runs_table, tracking, workers  # noqa: E402
+from experiments.stores import liveness, locks, runs_table, tracking, workers  # noqa: E402
 from experiments.stores import retries as trial_retries  # noqa: E402
 from experiments.stores import storage as study_storage  # noqa: E402
 from tests.servers import STARTUP_SECONDS, MlflowServer, Postgres  # noqa: E402
@@ -1244,7 +1244,7 @@ def verdict(phases: dict[int, dict[str, Any]], store_cores: int, max_connections
 
 
 def _close_dead_parents_53b065f(experiment_id: str, study_name: str, own: str | None = None):
-    """``tracking.close_dead_parents`` as of commit 53b065f (before the fix): it asked every
+    """``liveness.close_dead_parents`` as of commit 53b065f (before the fix): it asked every
     live parent whether it had a trial running, one search each, before the cheap checks."""
     from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
 
@@ -1256,13 +1256,13 @@ def _close_dead_parents_53b065f(experiment_id: str, study_name: str, own: str | 
     closed = []
     for parent in client.search_runs([experiment_id], where, max_results=1000):
         run_id = parent.info.run_id
-        if run_id == own or t._has_running_trial(client, experiment_id, run_id):
+        if run_id == own or liveness._has_running_trial(client, experiment_id, run_id):
             continue
         worker = parent.data.tags.get(t.WORKER_TAG, "")
-        last = float(parent.data.tags.get(t.LAST_SEEN_TAG, parent.info.start_time / 1000))
+        last = float(parent.data.tags.get(liveness.LAST_SEEN_TAG, parent.info.start_time / 1000))
         silent = time.time() - last
         heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
-        if t.process_gone(worker):
+        if liveness.process_gone(worker):
             reason = f"worker {worker} died between trials (its process is gone)"
         elif silent > GRACE_FACTOR * heartbeat:
             reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
@@ -1279,7 +1279,7 @@ def _close_lost_runs_53b065f(self: workers.Worker, force: bool = False) -> None:
     the end of each trial), not at most once a heartbeat."""
     self._seen()
     with contextlib.suppress(Exception):
-        tracking.close_dead_parents(
+        liveness.close_dead_parents(
             self.experiment_id, self.study.study_name, own=self.parent_run_id
         )
     with contextlib.suppress(Exception):
@@ -1291,14 +1291,14 @@ def _close_lost_runs_53b065f(self: workers.Worker, force: bool = False) -> None:
             if t.state.is_finished():
                 again = f"; retried as trial {retries[t.number]}" if t.number in retries else ""
                 reasons[t.number] = f"worker lost in trial {t.number} (no heartbeat){again}"
-        tracking.close_lost_runs(self.experiment_id, self.study.study_name, reasons)
+        liveness.close_lost_runs(self.experiment_id, self.study.study_name, reasons)
 
 
 # The code before the fix, for ``--fix before``: (owner, name, function) patched in before the
 # workers are forked (they inherit it). The final forced check of ``Worker.optimize`` stays: it
 # runs once per worker, after its last trial.
 BEFORE: list[tuple[Any, str, Any]] = [
-    (tracking, "close_dead_parents", _close_dead_parents_53b065f),
+    (liveness, "close_dead_parents", _close_dead_parents_53b065f),
     (workers.Worker, "close_lost_runs", _close_lost_runs_53b065f),
     (study_storage, "FINISHED_FRESH_SECONDS", 0.0),  # every read goes to the database, as Optuna's
 ]

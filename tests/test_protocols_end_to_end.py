@@ -19,6 +19,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from core.constants import SPLITS
+from core.data.dataset import load_dataset
 from core.features import FeatureOptions
 from experiments.commands.study import SweepResult, run_sweep
 from experiments.commands.sweep import SweepConfig
@@ -95,6 +96,7 @@ def sweep(
 
 
 PRINTED: dict[str, str] = {}  # each protocol's sweep's console
+ACERS = ("dev_acer", "test_acer")
 
 
 def sweeps(workspace: Path, data: str, protocols: dict) -> dict[str, SweepResult]:
@@ -229,9 +231,19 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
         assert str(fold) not in set(dev["phone"]) and len(dev) == (3 if fold <= 2 else 6)
     names = {a.path for a in client(workspace).list_artifacts(run.info.run_id)}
     assert "settings.csv" in names
+    # the parent run counts the clips of every fold, each once (it counted fold 1's)
+    folds = [load_dataset(workspace / "OULU-NPU", "oulu-p3", fold=k) for k in range(1, 7)]
+    every = {clip.path for dataset in folds for clip in dataset.clips}
+    assert len(every) > len(result.features.clips)
+    parent = client(workspace).get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.params["clips"] == str(len(every))
     # fold 1's data summary whole, each later fold's counts in one line (six summaries before)
     printed = PRINTED["oulu-p3"].splitlines()
     assert sum(line.startswith("  split  label") for line in printed) == 1
+    # the trial line's dev and test ACER, each the mean ± std over the folds, as in the table
+    (line,) = [line for line in printed if line.startswith("#0 ")]
+    dev, test = (f"{100 * metrics[k]:.1f}±{100 * metrics[f'{k}_std']:.1f}%" for k in ACERS)
+    assert f" {dev} " in line and f" {test} " in line, line
     for fold in range(2, 7):
         (line,) = [line for line in printed if f"(oulu-p3 fold {fold})" in line]
         assert line.endswith("subject(s)") and "; dev: " in line and "; test: " in line

@@ -282,7 +282,8 @@ def test_a_sweep_killed_in_a_trial_is_rerun_at_once_on_the_same_machine(data, tm
         optuna.trial.TrialState.COMPLETE,
     )
     assert retries.retry_history(retry) == [0]
-    assert lost.params in ({}, retry.params)  # killed before or after its head was suggested
+    # killed before, while or after its parameters were suggested: the retry keeps those it had
+    assert lost.params.items() <= retry.params.items() and retry.params.keys() > {"head"}
 
 
 def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rerun(

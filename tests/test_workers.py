@@ -193,31 +193,40 @@ def test_two_then_four_workers_share_one_study(study_workers):
     assert all(", reused, cache" in out for out in outputs)
 
 
-def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers):
-    victim, survivor = study_workers.start(2, trials=3)
-    client = MlflowClient(study_workers.tracking_uri)
-    killed_run = None
+def freeze_in_trial(group: Workers, workers: list[subprocess.Popen]):
+    """Freeze (SIGSTOP) the first of ``workers`` found in a trial: that worker, and the trial's
+    MLflow run. Whichever it is: the first to start may wait while the other extracts."""
+    client = MlflowClient(group.tracking_uri)
     deadline = time.monotonic() + WORKER_SECONDS
-    while killed_run is None:
-        assert victim.poll() is None, "the worker ended before it could be killed in a trial"
-        assert time.monotonic() < deadline, "the worker never ran a trial"
+    while True:
+        assert time.monotonic() < deadline, "no worker ran a trial"
+        ended = [group.output(w) for w in workers if w.poll() is not None]
+        assert not ended, f"a worker ended before one could be frozen in a trial:\n{ended[0]}"
         time.sleep(0.3)
-        os.kill(victim.pid, signal.SIGSTOP)  # frozen: what we see is what it is doing
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGSTOP)  # frozen: what we see is what they are doing
         try:
-            running = [
-                run
-                for run in trial_runs(client, study_workers.study)
-                if run.info.status == "RUNNING"
-                and run.data.tags.get(tracking.ROLE_TAG) == "trial"
-                and _owner(client, run) == f"{socket.gethostname()}:{victim.pid}"
-            ]
+            running = {
+                _owner(client, run): run
+                for run in trial_runs(client, group.study)
+                if run.info.status == "RUNNING" and run.data.tags.get(tracking.ROLE_TAG) == "trial"
+            }
         except Exception:  # the experiment does not exist yet
-            running = []
-        if running:
-            killed_run = running[0]
-            os.kill(victim.pid, signal.SIGKILL)
-        else:
-            os.kill(victim.pid, signal.SIGCONT)
+            running = {}
+        host = socket.gethostname()
+        frozen = next((w for w in workers if f"{host}:{w.pid}" in running), None)
+        for worker in workers:
+            if worker is not frozen:
+                os.kill(worker.pid, signal.SIGCONT)
+        if frozen is not None:
+            return frozen, running[f"{host}:{frozen.pid}"]
+
+
+def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers):
+    started = study_workers.start(2, trials=3)
+    victim, killed_run = freeze_in_trial(study_workers, started)
+    survivor = next(w for w in started if w is not victim)
+    os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     (out,) = study_workers.wait([survivor])
 
@@ -368,6 +377,38 @@ def test_a_ctrl_c_dropped_in_a_trial_stops_the_worker_after_it(postgres, mlflow_
         mlflow.set_tracking_uri(before)
     assert worker.ran == 1
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+
+
+def test_a_frozen_worker_found_lost_comes_back_with_an_open_parent(study_workers):
+    """A worker frozen in a trial (SIGSTOP: a suspended laptop, a partitioned machine) past its
+    heartbeat's grace: the other worker says it found the trial lost, queues it again, closes
+    its runs. Unfrozen, the worker drops its result and goes on: its parent run, closed as lost,
+    is open again and ends FINISHED without the loss in its error tag (it ended FINISHED with
+    'worker lost in trial N' there, and the other worker said nothing)."""
+    started = study_workers.start(2, trials=3)
+    victim, frozen = freeze_in_trial(study_workers, started)
+    survivor = next(w for w in started if w is not victim)
+    client = MlflowClient(study_workers.tracking_uri)
+    parent = frozen.data.tags["mlflow.parentRunId"]
+    try:
+        closed = lambda: client.get_run(parent).info.status == "FAILED"  # noqa: E731
+        wait_for(closed, "the frozen worker's parent run closed by the other worker")
+        assert tracking.ERROR_TAG in client.get_run(parent).data.tags
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    came_back, went_on = study_workers.wait([victim, survivor])
+    number = int(frozen.data.tags[tracking.TRIAL_TAG])
+    worker = f"{socket.gethostname()}:{victim.pid}"
+    assert f"trial {number}'s worker {worker} stopped beating (killed, frozen or cut off)" in (
+        went_on
+    )
+    said = [line for line in came_back.splitlines() if "its parent run is open again" in line]
+    assert len(said) == 1 and f"worker lost in trial {number}" in said[0], came_back
+    _, runs, parents = check_study(study_workers, trials=3, parents=2)
+    assert parents[parent].info.status == "FINISHED"
+    assert tracking.ERROR_TAG not in parents[parent].data.tags
+    assert runs[number].info.status == "FAILED"  # the trial itself was lost: its run says so
+    assert all(p.info.status == "FINISHED" for p in parents.values())
 
 
 def _owner(client: MlflowClient, run) -> str:
@@ -571,11 +612,11 @@ def test_a_trial_the_tracking_store_failed_is_closed_as_such(
     assert client.get_run(parent).info.status == "RUNNING"  # its worker lives: it ends it
     frozen = study.get_trials()[trial.number]
     for _ in range(retries.MAX_RETRY):  # queued again and lost again, as often as allowed
-        worker._queue_again(frozen)
+        retries.queue_again(study, frozen)
         study.tell(study.ask().number, state=TrialState.FAIL)
         frozen = study.get_trials()[-1]
     capsys.readouterr()
-    worker._queue_again(frozen)
+    retries.queue_again(study, frozen)
     assert capsys.readouterr().out.splitlines() == [
         f"trial {frozen.number} is not queued again: its parameters were tried "
         f"{retries.MAX_RETRY + 1} times (trials 0, 1, 2, 3); they count as one failed trial"

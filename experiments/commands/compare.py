@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from experiments.commands.quiet import quiet_console, say_error
 from experiments.results import tables
-from experiments.stores import tracking
+from experiments.stores import liveness, tracking
 from experiments.stores.runs_table import trial_table
 
 
@@ -71,7 +71,7 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
         where = mlflow.get_tracking_uri()
         raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
     name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
-    tracking.close_dead_parents(experiment_id, name)  # workers that died between trials
+    liveness.close_dead_parents(experiment_id, name)  # workers that died between trials
     runs = tracking.study_runs(experiment_id, name)
     trials = trial_table(runs)
     table = tables.comparison(trials)

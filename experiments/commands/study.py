@@ -47,6 +47,7 @@ from experiments.stores.storage import StorageErrors
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
+    clips_read,
     evaluation_context,
     prepare_settings,
     protocol_folds,
@@ -204,7 +205,7 @@ def run_sweep(
                 "extraction_precision": context["extraction_precision"],
                 "training_precision": config.training_precision,
                 "keep_weights": config.keep_weights.value,
-                "clips": sum(len(source.clips) for source in settings[0].sources),
+                "clips": clips_read(settings),
                 "repeats": config.evaluation.repeats,
                 "settings": len(settings),
             }

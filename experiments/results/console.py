@@ -78,7 +78,7 @@ def study_line(
 
 
 TRIAL_HEADER = (
-    f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>10}{'test ACER':>11}"
+    f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
     f"{'HTER':>7}  {'worst attack':<16}{'time':>6}"
 )
 
@@ -90,21 +90,26 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
     head = f"#{number:<5}{config.head:<14}{config.output:<8}"
     if isinstance(outcome, dict):
         m = outcome
-        test = percent(m["test_acer"])
-        if "test_acer_std" in m:  # mean ± std over folds or repeats
-            test = f"{100 * m['test_acer']:.1f}±{percent(m['test_acer_std'])}"
+        dev, test = (spread(m, key) for key in ("dev_acer", "test_acer"))
         rates = species_rates(m)
         tied = worst_of(rates)
         top = rates[tied[0]] if tied else 0.0
         missed = f"{'/'.join(tied)} {percent(top)}" if top > 0 else "none"
         line = (
-            f"{head}{millions(m['params_head']):>11}{percent(m['dev_acer']):>10}"
+            f"{head}{millions(m['params_head']):>11}{dev:>11}"
             f"{test:>11}{percent(m['test_hter']):>7}  "
             f"{missed:<16}{seconds:>5.1f}s"
         )
     else:
-        line = f"{head}{outcome:<57}{seconds:>5.1f}s"
+        line = f"{head}{outcome:<58}{seconds:>5.1f}s"
     print(line, flush=True)
+
+
+def spread(metrics: dict, key: str) -> str:
+    """``12.3%``, or ``12.3±4.5%`` (mean ± std over folds or repeats) when ``key_std`` is there."""
+    if f"{key}_std" in metrics:
+        return f"{100 * metrics[key]:.1f}±{percent(metrics[f'{key}_std'])}"
+    return percent(metrics[key])
 
 
 class Progress:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.stores.tracking import process_gone
+from experiments.stores.liveness import process_gone
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -87,6 +87,33 @@ def retry_callback(max_retry: int | None = MAX_RETRY) -> RetryCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryCallback(max_retry=max_retry)
+
+
+def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A failed trial queued again with its parameters, up to :data:`MAX_RETRY` times, as
+    Optuna's retry of a lost trial does; said in one line either way."""
+    if len(retry_history(trial)) < MAX_RETRY:
+        retry_callback()(study, trial)
+        print(f"trial {trial.number} queued again", flush=True)
+    else:  # it counts as one failed trial
+        tried = [*retry_history(trial), trial.number]
+        print(
+            f"trial {trial.number} is not queued again: its parameters were tried "
+            f"{len(tried)} times (trials {', '.join(map(str, tried))}); they count as one "
+            "failed trial",
+            flush=True,
+        )
+
+
+def stale_trial_callback(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's callback for a trial whose worker stopped beating (failed by any worker's look):
+    it is said, and queued again."""
+    owner = ":".join(str(trial.user_attrs.get(WORKER_ATTR, "")).split(":")[:2]) or "?"
+    print(
+        f"trial {trial.number}'s worker {owner} stopped beating (killed, frozen or cut off)",
+        flush=True,
+    )
+    queue_again(study, trial)
 
 
 def finished_count(trials: Sequence[FrozenTrial]) -> int:

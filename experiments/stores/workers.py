@@ -49,21 +49,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from core.interrupts import ctrl_c_noticed
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
-from experiments.stores import tracking, wal
+from experiments.stores import liveness, tracking, wal
 from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
 from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
-    MAX_RETRY,
     RETRY_ARGUMENT,
     STORE_FAILED_ATTR,
     WORKER_ATTR,
     dead_here,
     fail_stale_trials,
     finished_count,
+    queue_again,
     retried_numbers,
     retry_callback,
     retry_history,
     running_count,
+    stale_trial_callback,
     taken_over,
     this_process,
 )
@@ -188,7 +189,7 @@ def _open_study(
                 engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
                 heartbeat_interval=heartbeat,
                 grace_period=GRACE_FACTOR * heartbeat,
-                **{RETRY_ARGUMENT: retry_callback()},
+                **{RETRY_ARGUMENT: stale_trial_callback},
             )
         )
         study = optuna.create_study(
@@ -235,6 +236,7 @@ class Worker:
         self._current: int | None = None  # the trial number in flight
         self._checked: float | None = None  # when close_lost_runs last looked (monotonic)
         self._store_lost: int | None = None  # our trial failed because MLflow did not answer
+        self._said = time.monotonic()  # when this worker last said it lives
 
     def optimize(
         self,
@@ -387,6 +389,7 @@ class Worker:
         with contextlib.suppress(Exception):  # housekeeping: never the reason a worker stops
             run = {tracking.ERROR_TAG: reason}
             tracking.tag_trial_run(self.experiment_id, self.study.study_name, number, run, "FAILED")
+        self._seen(lost=True)  # found lost: its parent run may have been closed as well
 
     def _say_outage(self, err: BaseException, lost: int | None) -> None:
         what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
@@ -406,22 +409,7 @@ class Worker:
                 self.study.tell(number, state=TrialState.FAIL)
         trials = self.study.get_trials(deepcopy=False)
         if trials[number].state == TrialState.FAIL and number not in retried_numbers(trials):
-            self._queue_again(trials[number])
-
-    def _queue_again(self, trial: FrozenTrial) -> None:
-        """A failed trial queued again with its parameters, up to :data:`MAX_RETRY` times, as
-        Optuna's retry of a lost trial does."""
-        if len(retry_history(trial)) < MAX_RETRY:
-            retry_callback()(self.study, trial)
-            print(f"trial {trial.number} queued again", flush=True)
-        else:  # it counts as one failed trial
-            tried = [*retry_history(trial), trial.number]
-            print(
-                f"trial {trial.number} is not queued again: its parameters were tried "
-                f"{len(tried)} times (trials {', '.join(map(str, tried))}); they count as one "
-                "failed trial",
-                flush=True,
-            )
+            queue_again(self.study, trials[number])
 
     def _queue_interrupted(self, number: int) -> None:
         """Our trial stopped by Ctrl-C (Optuna failed it) queued again with its parameters, however
@@ -438,7 +426,7 @@ class Worker:
         trials."""
         if self._store_lost == trial.number and trial.state == TrialState.FAIL:
             self._store_lost = None
-            self._queue_again(trial)
+            queue_again(self.study, trial)
         history = retry_history(trial)
         if history:
             tags = {
@@ -451,11 +439,24 @@ class Worker:
                 log.warning("could not tag trial %d as a retry: %s", trial.number, err)
         self.close_lost_runs()
 
-    def _seen(self) -> None:
+    def _seen(self, lost: bool = False) -> None:
+        """Say on the parent run that this worker lives. After a silence long enough to be found
+        lost (frozen, cut off, or a long trial), after a trial taken over, and as it stops, it
+        first opens its parent run again if another worker closed it as lost."""
         if self.parent_run_id is None:
             return
+        silent, self._said = time.monotonic() - self._said, time.monotonic()
         try:
-            tracking.seen(self.parent_run_id)
+            if lost or silent > (GRACE_FACTOR - 1) * self.heartbeat:
+                reason = liveness.come_back(self.parent_run_id)
+                if reason is not None:
+                    print(
+                        f"this worker was found lost after {silent:.0f}s without a word "
+                        f"({reason}); its parent run is open again",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            liveness.seen(self.parent_run_id)
         except Exception as err:  # housekeeping: never the reason a worker stops
             log.warning("could not say this worker lives: %s", err)
 
@@ -471,11 +472,13 @@ class Worker:
         if not force and self._checked is not None and now - self._checked < self.heartbeat:
             return
         self._checked = now
-        self._seen()
+        self._seen(lost=force)
         try:
-            tracking.close_dead_parents(
+            closed = liveness.close_dead_parents(
                 self.experiment_id, self.study.study_name, own=self.parent_run_id
             )
+            for reason in closed.values():
+                print(f"a parent run closed: {reason}", flush=True)
         except Exception as err:  # housekeeping: never the reason a trial fails
             log.warning("could not close the runs of dead workers: %s", err)
         try:
@@ -491,6 +494,6 @@ class Worker:
                         lost = f"the tracking store did not answer in trial {t.number} ({store})"
                     reasons[t.number] = lost + again
             name = self.study.study_name
-            tracking.close_lost_runs(self.experiment_id, name, reasons, own=self.parent_run_id)
+            liveness.close_lost_runs(self.experiment_id, name, reasons, own=self.parent_run_id)
         except Exception as err:  # housekeeping: never the reason a trial fails
             log.warning("could not close the runs of lost trials: %s", err)

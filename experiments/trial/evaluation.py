@@ -107,6 +107,12 @@ class Setting:
         return TrialInputs(data, bottom.top_weights)
 
 
+def clips_read(settings: Sequence[Setting]) -> int:
+    """The clips of the data the study trains on, all its splits, each counted once: every
+    source of every setting (OULU-NPU's six folds select overlapping clips of one cache entry)."""
+    return len({(s.path, int(r)) for setting in settings for s in setting.sources for r in s.rows})
+
+
 def prepare_fine_tuning(
     settings: Sequence[Setting], choice: str, say: Callable[[str], None]
 ) -> float:

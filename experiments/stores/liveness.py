@@ -1,0 +1,138 @@
+"""Which workers live: their parent runs say when they were last seen, and the runs a lost worker
+left RUNNING are closed by the next worker that looks, with the reason as their error tag.
+
+A worker found lost may only have been frozen or cut off: when it comes back, its parent run is
+opened again (:func:`come_back`), so that a run never ends FINISHED with a loss in its error tag.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from mlflow.tracking import MlflowClient
+
+from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
+from experiments.stores.tracking import (
+    ERROR_TAG,
+    PARENT_TAG,
+    ROLE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+    WORKER_TAG,
+    trial_filter,
+)
+
+
+def close_lost_runs(
+    experiment_id: str, study_name: str, lost: dict[int, str], own: str | None = None
+) -> list[str]:
+    """End as FAILED the RUNNING runs of trials in ``lost`` (number: reason), and their parents
+    but ``own`` (the caller's parent run: its worker lives).
+
+    A worker killed in a trial leaves its trial run and its parent run RUNNING; once Optuna has
+    failed the trial (no heartbeat), they are closed with the reason as their error tag. Returns
+    the ids of the runs closed.
+    """
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id], trial_filter(study_name) + " and attributes.status = 'RUNNING'"
+    )
+    closed = []
+    for found in running:
+        reason = lost.get(int(found.data.tags.get(TRIAL_TAG, -1)))
+        if reason is None:  # a trial still running in a live worker
+            continue
+        run_ids = [found.info.run_id]
+        parent = found.data.tags.get(PARENT_TAG)
+        if parent and parent != own and client.get_run(parent).info.status == "RUNNING":
+            run_ids.append(parent)
+        for run_id in run_ids:
+            client.set_tag(run_id, ERROR_TAG, reason)
+            client.set_terminated(run_id, "FAILED")
+            closed.append(run_id)
+    return closed
+
+
+LAST_SEEN_TAG = "vggface_heads.last_seen"  # on a parent run: when its worker last said it lives
+
+
+def seen(run_id: str) -> None:
+    """Say, on a worker's parent run, that the worker is alive now (epoch seconds)."""
+    MlflowClient().set_tag(run_id, LAST_SEEN_TAG, f"{time.time():.0f}")
+
+
+def close_dead_parents(
+    experiment_id: str, study_name: str, own: str | None = None
+) -> dict[str, str]:
+    """End the RUNNING parent runs of workers that died between trials, as FAILED with the
+    reason in their error tag: a worker on this machine whose process is gone, or any worker not
+    seen for :data:`~experiments.config.GRACE_FACTOR` of its heartbeats (its ``last_seen`` tag,
+    else its start) that has no trial running. ``own`` (the caller's parent run) is never
+    closed. Returns the runs closed: id, reason.
+
+    One search for the parents, then one per parent that looks dead: whether it has a trial
+    running is asked last, as a search of its own, so a study of W live workers costs one
+    search here, not W (bench/scale.py: W searches per call made the tracking server the first
+    limit of a study from 16 workers)."""
+    client = MlflowClient()
+    study = study_name.replace("'", "\\'")
+    where = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
+    where += " and attributes.status = 'RUNNING'"
+    closed = {}
+    for parent in client.search_runs([experiment_id], where, max_results=1000):
+        run_id = parent.info.run_id
+        if run_id == own:
+            continue
+        worker = parent.data.tags.get(WORKER_TAG, "")
+        last = float(parent.data.tags.get(LAST_SEEN_TAG, parent.info.start_time / 1000))
+        silent = time.time() - last
+        heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
+        silent_after = GRACE_FACTOR * heartbeat
+        if process_gone(worker):
+            reason = f"worker {worker} died between trials (its process is gone)"
+        elif silent > silent_after:
+            reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
+        else:
+            continue
+        if _has_running_trial(client, experiment_id, run_id):  # in a (long) trial: alive
+            continue
+        client.set_tag(run_id, ERROR_TAG, reason)
+        client.set_terminated(run_id, "FAILED")
+        closed[run_id] = reason
+    return closed
+
+
+def come_back(run_id: str) -> str | None:
+    """Open again a live worker's parent run that another worker closed as lost (it was frozen or
+    cut off longer than its heartbeat's grace): RUNNING, its error tag deleted, so that it ends as
+    what happens from now on. Returns the reason it had been closed with; None if it was open."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        return None
+    reason = run.data.tags.get(ERROR_TAG, "closed")
+    client.update_run(run_id, status="RUNNING")
+    if ERROR_TAG in run.data.tags:
+        client.delete_tag(run_id, ERROR_TAG)
+    return reason
+
+
+def _has_running_trial(client: MlflowClient, experiment_id: str, parent: str) -> bool:
+    where = f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'"
+    return bool(client.search_runs([experiment_id], where, max_results=1))
+
+
+def process_gone(worker: str) -> bool:
+    """Whether ``host:pid`` names a process of this machine that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's worker: only silence tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return False
