@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
+import logging
 import math
 import re
 import sqlite3
@@ -625,6 +627,40 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params == baselines("lstm30")[0]
     assert seeds[1] == seeds[0] != seeds[2]  # trial 1 retries trial 0: trial 0's seed
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch, capsys, verbose):
+    """Ctrl-C in a trial: the sweep's ``interrupted: ...`` line says it; Optuna's two warnings
+    about the trial ('Trial 0 failed with parameters: {...} because of the following error:
+    KeyboardInterrupt().', 'Trial 0 failed with value None.') came before it. With --verbose,
+    Optuna's first line stays, without its traceback."""
+    monkeypatch.chdir(workspace)
+    said = logging.StreamHandler(io.StringIO())  # beside Optuna's own handler, filtered alike
+    logging.getLogger("optuna").addHandler(said)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(objective, "train_head", interrupt)
+    study = f"ctrl-c-{verbose}".lower()
+    argv = ["--data", str(workspace / "data"), "--cache-dir", str(workspace / "cache")]
+    argv += ["--storage", f"sqlite:///{workspace}/optuna.db", "--frames", str(FRAMES)]
+    argv += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db", "--heads", "lstm30"]
+    argv += ["--trials", "1", "--study", study] + ["--verbose"] * verbose
+    try:
+        assert sweep.main(argv) == 130
+    finally:
+        logging.getLogger("optuna").removeHandler(said)
+    out, err = capsys.readouterr()
+    assert "interrupted: finished trials are kept" in out + err
+    logged = said.stream.getvalue()
+    lines = [line for line in logged.splitlines() if line.startswith("Trial 0 ")]
+    if verbose:
+        assert len(lines) == 2 and lines[0].startswith("Trial 0 failed with parameters: {")
+        assert lines[0].endswith("KeyboardInterrupt().") and "Traceback" not in logged
+    else:
+        assert logged == ""
 
 
 def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from core.quiet import import_backend_quietly
@@ -50,10 +51,11 @@ def console_logging(verbose: bool = False) -> None:
 
 
 class _OneLineFailures(logging.Filter):
-    """Ctrl-C is an answer, not a crash: its log lines keep their message, lose the traceback.
-    A trial failure the console already said in one line (``reported``: a diverged head, a
-    tracking store that stayed away) is not said again by Optuna with its traceback, unless
-    ``--verbose``."""
+    """Ctrl-C is an answer, not a crash: Optuna's lines about the trial it stopped are left to the
+    sweep's own ``interrupted: ...`` line (with ``--verbose``: kept, without the traceback). A
+    trial failure the console already said in one line (``reported``: a diverged head, a tracking
+    store that stayed away) is not said again by Optuna with its traceback, unless ``verbose``;
+    nor is Optuna's second line about any failed trial, ``Trial N failed with value None.``"""
 
     def __init__(self, reported: tuple[type[BaseException], ...], verbose: bool) -> None:
         super().__init__()
@@ -61,20 +63,27 @@ class _OneLineFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        from_optuna = record.name.startswith("optuna")
+        if from_optuna and not self.verbose:
+            if isinstance(error, (KeyboardInterrupt, *self.reported)):
+                return False
+            if re.fullmatch(r"Trial \d+ failed with values? .*", record.getMessage(), re.S):
+                return False
         if isinstance(error, KeyboardInterrupt):
             record.exc_info, record.exc_text = None, None
-        elif isinstance(error, self.reported) and record.name.startswith("optuna"):
-            return self.verbose
         return True
 
 
 def one_line_failures(reported: tuple[type[BaseException], ...], verbose: bool) -> None:
-    """Optuna logs a failed or interrupted trial with its whole traceback: keep one line."""
+    """Optuna logs a failed or interrupted trial with its whole traceback, then its value: keep
+    the one line that says why (:class:`_OneLineFailures`); a later call replaces the filter."""
     import optuna
 
     optuna.logging.get_logger("optuna")  # makes sure Optuna's handler exists
     quiet = _OneLineFailures(reported, verbose)
     for handler in logging.getLogger("optuna").handlers + logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, _OneLineFailures)]:
+            handler.removeFilter(old)
         handler.addFilter(quiet)
 
 

@@ -79,7 +79,7 @@ def study_line(
 
 TRIAL_HEADER = (
     f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
-    f"{'HTER':>7}  {'worst attack':<16}{'time':>6}"
+    f"{'HTER':>7}  {'worst attack':<21}{'time':>6}"
 )
 
 
@@ -98,10 +98,10 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
         line = (
             f"{head}{millions(m['params_head']):>11}{dev:>11}"
             f"{test:>11}{percent(m['test_hter']):>7}  "
-            f"{missed:<16}{seconds:>5.1f}s"
+            f"{missed:<21}{seconds:>5.1f}s"
         )
     else:
-        line = f"{head}{outcome:<58}{seconds:>5.1f}s"
+        line = f"{head}{outcome:<63}{seconds:>5.1f}s"
     print(line, flush=True)
 
 
