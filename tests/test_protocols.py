@@ -196,8 +196,8 @@ def test_replay_attack_grandtest(replay: Path) -> None:
     assert sum(c.face_boxes is not None for c in data.clips) == 24
     # the enrolment video is set aside, counted once; the .face files are data, not strays
     assert data.skipped == []
-    assert data.aside == "1 enrolment videos (face recognition, not PAD) in enroll/"
-    assert "\n  not read: 1 enrolment videos (face recognition, not PAD) in enroll/" in (
+    assert data.aside == "1 enrolment video (face recognition, not PAD) in enroll/"
+    assert "\n  not read: 1 enrolment video (face recognition, not PAD) in enroll/" in (
         data.summary()
     )
 

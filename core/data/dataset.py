@@ -263,11 +263,15 @@ def _recognised_as(root: Path, candidates: list[Path], layout: Layout) -> str:
 def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list[Path], str]:
     """The candidates outside the folders ``layout`` sets aside, and what it set aside, counted
     (``"160 enrolment videos (...) in enroll/"``), for the summary."""
-    what = dict(layout.aside)
+    what = {top: (noun, note) for top, noun, note in layout.aside}
     folder = [path.relative_to(root).parts[0] for path in candidates]
     counted = Counter(top for top in folder if top in what)
     kept = [path for path, top in zip(candidates, folder, strict=True) if top not in what]
-    return kept, "; ".join(f"{n} {what[top]} in {top}/" for top, n in counted.items())
+    said = [
+        f"{n} {what[top][0]}{'s' * (n != 1)} ({what[top][1]}) in {top}/"
+        for top, n in counted.items()
+    ]
+    return kept, "; ".join(said)
 
 
 def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -128,7 +128,8 @@ class FeatureSet:
             for species, c in self.no_face_by_species().items()
         )
         aside = (
-            f"; database boxes set aside on {self.boxes_set_aside} clips (they miss the face "
+            f"; database boxes set aside on {self.boxes_set_aside} "
+            f"clip{'s' * (self.boxes_set_aside != 1)} (they miss the face "
             f"{self.detector} finds)"
             if self.boxes_set_aside
             else ""

@@ -68,8 +68,9 @@ class Layout:
     candidates)`` says whether ``root`` holds this database; ``None`` means never auto-detected.
     ``protocols``: the first is what ``auto`` runs; none declared means one protocol named after
     the layout that keeps every clip. ``companion_suffixes``: files the database ships (e.g. face
-    boxes), which are data, not stray files to warn about. ``aside``: ``(folder, what)`` for each
-    top-level folder of videos the database ships for another purpose (Replay's ``enroll/``):
+    boxes), which are data, not stray files to warn about. ``aside``: ``(folder, noun, note)``
+    for each top-level folder of videos the database ships for another purpose (Replay's
+    ``enroll/``: ``("enroll", "enrolment video", "face recognition, not PAD")``):
     not read, not warned about one by one, counted once. ``fixed_splits``: every protocol puts
     each clip in train, dev or test by the database's own lists, so a split none of the clips read
     is in means a partial copy of the database: refused, not carved from train by subject.
@@ -80,7 +81,7 @@ class Layout:
     recognise: Callable[[Path, list[Path]], bool] | None = None
     priority: int = 0
     companion_suffixes: tuple[str, ...] = ()
-    aside: tuple[tuple[str, str], ...] = ()
+    aside: tuple[tuple[str, str, str], ...] = ()
     summary: str = ""
     protocols: tuple[Protocol, ...] = ()
     fixed_splits: bool = False

@@ -110,7 +110,7 @@ register_layout(
         priority=15,
         fixed_splits=True,
         companion_suffixes=(".face",),
-        aside=((ENROLL, "enrolment videos (face recognition, not PAD)"),),
+        aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
         summary="Replay-Attack: train|devel|test/real|attack/fixed|hand/*.mov (+ face-locations)",
         protocols=(
             Protocol("replay-attack", summary="Replay-Attack grandtest: every attack"),

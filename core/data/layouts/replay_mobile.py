@@ -127,7 +127,7 @@ register_layout(
         priority=14,
         fixed_splits=True,
         companion_suffixes=(".face",),
-        aside=((ENROLL, "enrolment videos (face recognition, not PAD)"),),
+        aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
         summary="Replay-Mobile: train|devel|test/real|attack/*.mov (+ faceloc/rect)",
         protocols=(
             Protocol("replay-mobile", summary="Replay-Mobile grandtest: every attack"),
