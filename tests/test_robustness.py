@@ -28,7 +28,7 @@ from core.features import FeatureOptions, cached_features
 from core.features.request import resolve_precision
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import locks, retries, tracking, wal
+from experiments.stores import identity, locks, retries, tracking, wal
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -222,8 +222,19 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
         entry.rename(data / "cache" / "features" / "elsewhere" / entry.name)
     assert sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1))) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert err == [  # named from the parts the study recorded (it said two cache entries' hashes)
+        f"error: study fixed was run with other features: --frames {FRAMES}; this run's "
+        f"{FRAMES + 1}: rerun with the study's flags, or start another study with --study"
+    ]
+    study = optuna.load_study(study_name="fixed", storage=f"sqlite:///{tmp_path}/optuna.db")
+    recorded = study.user_attrs[identity.IDENTITY_ATTR]
+    older = {what: value for what, value in recorded.items() if what != identity.KEY_PARTS}
+    study.set_user_attr(identity.IDENTITY_ATTR, older)  # a study recorded before its parts were
+    assert sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: study fixed was run with features (data files, weights, ")
+    study.set_user_attr(identity.IDENTITY_ATTR, recorded)
     for entry in entries:
         (data / "cache" / "features" / "elsewhere" / entry.name).rename(entry)
     (data / "cache" / "features" / "elsewhere").rmdir()

@@ -42,7 +42,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
-def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, str]:
+def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, Any]:
     """What a study's figures depend on besides its search space (checked on its own) and its
     objectives (Optuna's directions), by the flags that set them: every worker and rerun of an
     explicitly named ``--study`` must agree (:func:`experiments.stores.identity.check_identity`).
@@ -68,6 +68,11 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         "training precision (--train-precision)": config.training_precision,
         "--seed (each trial's training seed)": str(config.seed),
+        identity.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
+            f.fingerprint[:12]: f.manifest.get("key_parts")
+            for s in settings
+            for f in (*s.sources, s.test_features)
+        },
     }
 
 

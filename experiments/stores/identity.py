@@ -22,6 +22,9 @@ IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' 
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
 TEST_FEATURES = "test features (--test-data or --target: data files, frames, crop, --precision)"
+# the record's entry that is no flag but tells one: each features entry's cache key parts (first
+# 12 digits: parts), to name what differs where the study's entries are not in this cache
+KEY_PARTS = "cache key parts"
 HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
@@ -61,7 +64,7 @@ def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -
 
 
 def check_identity(
-    study: optuna.Study, identity: dict[str, str], directions: Sequence[str] = ()
+    study: optuna.Study, identity: dict[str, Any], directions: Sequence[str] = ()
 ) -> None:
     """A ValueError (one line, naming ``--study``) when this run's objectives (``directions``)
     or what its figures depend on (``identity``: flag or what it names -> value) differ from the
@@ -88,7 +91,7 @@ def check_identity(
     if not isinstance(recorded, dict):
         return
     for what, value in identity.items():
-        if what in recorded and recorded[what] != value:
+        if what != KEY_PARTS and what in recorded and recorded[what] != value:
             raise _other(study.study_name, what, recorded[what], value)
 
 
@@ -128,7 +131,9 @@ def check_features(
         return  # a study recorded before test features were: checked when it is opened
     keys = recorded[part].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
-        differs = _differences(parts, cache, keys) if parts and cache else None
+        recorded_parts = recorded.get(KEY_PARTS)
+        recorded_parts = recorded_parts if isinstance(recorded_parts, dict) else {}
+        differs = _differences(parts, cache, keys, recorded_parts) if parts and cache else None
         if differs:
             fix = "rerun with the study's flags, or start another study with --study"
             if any(name not in PART_NAMES for name in differs):  # no flag gives them back
@@ -152,22 +157,32 @@ PART_NAMES = {
 }
 
 
-def _differences(parts: dict[str, Any], cache: Path, keys: Sequence[str]) -> dict[str, str] | None:
-    """What differs between ``parts`` and those of the study's entry under ``cache`` closest to
-    them (a cross-domain study has one a database), part by part: "--precision bfloat16; this
-    run's float32", "the data files differ"; None when no entry of the study's is there
-    (another machine's cache)."""
-    found = []
+def _differences(
+    parts: dict[str, Any], cache: Path, keys: Sequence[str], recorded: dict[str, Any]
+) -> dict[str, str] | None:
+    """What differs between ``parts`` and those of the study's entry closest to them (a
+    cross-domain study has one a database), part by part: "--precision bfloat16; this run's
+    float32", "the data files differ". The entries' parts are read from their manifests under
+    ``cache``, else from those the study ``recorded`` (another machine's cache); None when
+    neither has them (a study recorded before its parts were)."""
+    theirs_all = []
     for prefix in keys:
         for manifest in sorted(cache.glob(f"{prefix}*/manifest.json")):
             try:
-                theirs = json.loads(manifest.read_text(encoding="utf-8"))["key_parts"]
-                differ = [part for part, value in parts.items() if theirs.get(part) != value]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                theirs_all.append(json.loads(manifest.read_text(encoding="utf-8"))["key_parts"])
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if "face_crop" in differ:  # its detector and boxes: said by the crop
-                differ = [part for part in differ if part not in ("detector", "face_boxes")]
-            found.append({p: _difference(p, theirs.get(p), parts[p]) for p in differ})
+    if not theirs_all:
+        theirs_all = [recorded[prefix] for prefix in keys if prefix in recorded]
+    found = []
+    for theirs in theirs_all:
+        try:
+            differ = [part for part, value in parts.items() if theirs.get(part) != value]
+        except AttributeError:  # not a dict
+            continue
+        if "face_crop" in differ:  # its detector and boxes: said by the crop
+            differ = [part for part in differ if part not in ("detector", "face_boxes")]
+        found.append({p: _difference(p, theirs.get(p), parts[p]) for p in differ})
     return min(found, key=len) or None if found else None
 
 

@@ -100,7 +100,7 @@ def open_study(
     baselines: Sequence[dict[str, Any]] = (),
     heartbeat: int = HEARTBEAT_SECONDS,
     searched: dict[str, Sequence[str]] | None = None,
-    identity: dict[str, str] | None = None,
+    identity: dict[str, Any] | None = None,
     target: int | None = None,
 ) -> tuple[optuna.Study, int]:
     """Create or load the study with heartbeats and retries; enqueue each baseline once.
@@ -179,7 +179,7 @@ def _open_study(
     baselines: Sequence[dict[str, Any]],
     heartbeat: int,
     searched: dict[str, Sequence[str]],
-    identity: dict[str, str],
+    identity: dict[str, Any],
     target: int | None,
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
