@@ -222,7 +222,7 @@ def load_dataset(
     test_split_given = any(clip.split == "test" for clip in clips)
     carved = missing_splits(clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
-    check_splits(clips)
+    check_splits(clips, carved)
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
     stamps = {c.clip_id: _signature(c.path, content=synthetic) for c in source}

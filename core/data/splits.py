@@ -115,12 +115,32 @@ def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
-def check_splits(clips: list[Clip]) -> None:
+def check_splits(clips: list[Clip], carved: Sequence[str] = ()) -> None:
+    """A DataError when a split lacks a class, with the remedy that can work: for a split the
+    data gives (its own folder), clips of the missing class there; for one drawn by subject
+    (``carved``), more subjects. Never another ``--split-seed``: the draw divides each group of
+    subjects with the same classes between the splits in counts the seed does not change."""
     for split in SPLITS:
         counts = Counter(c.label for c in clips if c.split == split)
-        if counts["bonafide"] == 0 or counts["attack"] == 0:
+        if counts["bonafide"] and counts["attack"]:
+            continue
+        has = f"split {split!r} has {counts['bonafide']} bona fide and {counts['attack']} attack"
+        has += " clips"
+        if split not in carved:
+            names = {"bonafide": "bona fide", "attack": "attack"}
+            missing = " and ".join(name for key, name in names.items() if not counts[key])
             raise DataError(
-                f"split {split!r} has {counts['bonafide']} bona fide and {counts['attack']} attack "
-                "clips; every split needs both classes (add clips of the missing class, or "
-                "subjects; --split-seed draws another subject split)"
+                f"{has}, in the data's own {split} split; every split needs both classes: add "
+                f"{missing} clips there"
             )
+        pool = [s for s in SPLITS if s in carved or s == "train"]  # dev is carved from train
+        with_class = {
+            label: len({c.subject for c in clips if c.split in pool and c.label == label})
+            for label in ("bonafide", "attack")
+        }
+        raise DataError(
+            f"{has}: {', '.join(pool)} are drawn by subject (no person in two), and "
+            f"{with_class['bonafide']} subject(s) have bona fide clips, {with_class['attack']} "
+            "attack clips: too few to give each of them both classes; add clips of other "
+            "subjects, or give the data its own train, dev and test folders"
+        )
