@@ -5,8 +5,8 @@ CPU-feature notices, CUDA probes and the cuInit error on a machine without a GPU
 file descriptor 2, before and below Python's logging, and ``TF_CPP_MIN_LOG_LEVEL`` no longer
 stops them all. So the backend is imported, and its devices listed (which is when the CUDA probes
 run), with descriptor 2 pointed at a temporary file; if that fails, what it wrote is replayed
-before the error. Under JAX nothing needs hiding. The commands' console
-(``experiments.commands.quiet``) and ``python -m core.port`` use it.
+before the error. Under JAX, Keras still imports TensorFlow to seed it (:func:`set_random_seed`).
+The commands' console (``experiments.commands.quiet``) and ``python -m core.port`` use it.
 """
 
 from __future__ import annotations
@@ -37,9 +37,13 @@ def _stderr_to_file() -> Iterator[None]:
             os.close(saved)
 
 
+_QUIET = {"asked": False}  # whether the command asked for a quiet backend (not --verbose)
+
+
 def import_backend_quietly() -> None:
     """Import Keras and its TensorFlow backend (listing its devices) with descriptor 2 hidden;
     nothing under another backend, or once TensorFlow is imported."""
+    _QUIET["asked"] = True
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend != "tensorflow" or "tensorflow" in sys.modules:
         return
@@ -48,3 +52,19 @@ def import_backend_quietly() -> None:
 
         tf.config.list_physical_devices()  # the CUDA probes happen here
         import keras  # noqa: F401
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed``: Python's, NumPy's and the backend's generators seeded.
+    Keras imports TensorFlow there, to seed it, under any backend where it is installed; under
+    JAX that first import's start-up lines are hidden too, when the command asked for a quiet
+    backend (:func:`import_backend_quietly`)."""
+    import keras
+
+    if _QUIET["asked"] and "tensorflow" not in sys.modules:
+        from importlib.util import find_spec
+
+        if find_spec("tensorflow") is not None:
+            with _stderr_to_file():
+                import tensorflow  # noqa: F401
+    keras.utils.set_random_seed(seed)

@@ -11,8 +11,11 @@ import dataclasses
 import io
 import logging
 import math
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -38,7 +41,7 @@ from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
 from tests.test_evaluation import bob_report
-from tests.test_extract_cli import BACKENDS, run_reading_modules
+from tests.test_extract_cli import BACKENDS, NATIVE_LOG, REPO, run_reading_modules
 
 FRAMES = 3
 SWEEP = Path(__file__).resolve().parents[1] / "experiments" / "sweep.py"
@@ -661,6 +664,24 @@ def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch
         assert lines[0].endswith("KeyboardInterrupt().") and "Traceback" not in logged
     else:
         assert logged == ""
+
+
+def test_a_jax_sweep_prints_no_tensorflow_start_up_lines(workspace, tmp_path):
+    """Under KERAS_BACKEND=jax, Keras imports TensorFlow to seed it (keras.utils.set_random_seed)
+    before extraction and each trial: its C++ start-up lines (absl, oneDNN, CUDA probes) came
+    twice on the console, which hides them under TensorFlow."""
+    command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
+    command += ["--data", str(workspace / "data"), "--cache-dir", str(tmp_path / "cache")]
+    command += ["--frames", str(FRAMES), "--heads", "lstm30", "--trials", "1", "--study", "jax"]
+    command += ["--storage", f"sqlite:///{tmp_path}/optuna.db"]
+    command += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^#0 +lstm30 ", done.stdout, re.M), done.stdout[-2000:]
+    native = [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)]
+    assert native == [], native
 
 
 def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):

@@ -85,6 +85,7 @@ from core.device import keras_backend
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
 from core.features.resume import ExtractionInterrupted, ResumableEntry
+from core.quiet import set_random_seed
 
 __all__ = [
     "ExtractionInterrupted",
@@ -375,7 +376,6 @@ def _load_backbone(
     weights' mean RGB (None: the default of :func:`core.preprocess_input`). With ``precision``
     "bfloat16" or "float16" it computes in Keras' mixed policy (float32 weights); the features
     are stored as float32 either way."""
-    import keras
 
     from core.backbone.network import dense_fc7, dtype_policy, vggface_network
     from core.backbone.vggface import load_weights
@@ -384,7 +384,7 @@ def _load_backbone(
         if weights_path is None:
             # Seeded, so a random backbone's features are reproducible and its cache reusable.
             # This seeds Python's, numpy's and the backend's global generators, as Keras does.
-            keras.utils.set_random_seed(RANDOM_SEED)
+            set_random_seed(RANDOM_SEED)
             return dense_fc7(vggface_network(include_top=False)), None
         model = vggface_network(include_top=False)
         ported = load_weights(model, weights_path)

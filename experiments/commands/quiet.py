@@ -2,7 +2,7 @@
 
 TensorFlow's C++ start-up lines are hidden by importing the backend with descriptor 2 pointed
 elsewhere (:mod:`core.quiet`). Python-side noise (tf.function retracing notices, absl warnings)
-is turned down through logging. Under JAX nothing needs hiding.
+is turned down through logging. Under JAX, Keras imports TensorFlow only to seed it: hidden there.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from core.backbone.network import (
     load_top_weights,
     vggface_top,
 )
+from core.quiet import set_random_seed
 from experiments.config import TrialConfig
 from experiments.metrics import ScoreSet, acer, eer_threshold
 from experiments.trial.errors import TrainingDiverged
@@ -121,7 +122,7 @@ def train_head(
             f"fine_tune={config.fine_tune!r} trains on the frozen bottom's outputs: pass "
             f"split_data(..., bottom=...) inputs and top_weights"
         )
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     fc7 = train.fc7 if train.fc7 is not None else train.x
     statistics = heads.feature_statistics(fc7) if config.standardize else None
     top = tuned_statistics = None
