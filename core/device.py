@@ -190,6 +190,21 @@ def keras_backend() -> str:
     return backend if isinstance(backend, str) else "tensorflow"
 
 
+SUPPORTED_BACKENDS = ("tensorflow", "jax")  # what the tests run; others fail mid-trial
+
+
+def supported_backend() -> str:
+    """:func:`keras_backend`, or a ValueError (one line) for a backend this tool does not run on,
+    said before anything is created (a study, a run, a cache entry)."""
+    backend = keras_backend()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"Keras backend {backend!r} (KERAS_BACKEND, or keras.json): this tool runs on "
+            f"{' or '.join(SUPPORTED_BACKENDS)}, e.g. KERAS_BACKEND=jax"
+        )
+    return backend
+
+
 @functools.cache
 def cpu_has_bfloat16() -> bool:
     """Whether the CPU computes bfloat16 natively (AMX or AVX512-BF16 units, Linux's flags)."""

@@ -666,7 +666,9 @@ def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch
         assert logged == ""
 
 
-def test_a_jax_sweep_prints_no_tensorflow_start_up_lines(workspace, tmp_path):
+def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
+    workspace, tmp_path, capsys
+):
     """Under KERAS_BACKEND=jax, Keras imports TensorFlow to seed it (keras.utils.set_random_seed)
     before extraction and each trial: its C++ start-up lines (absl, oneDNN, CUDA probes) came
     twice on the console, which hides them under TensorFlow."""
@@ -682,6 +684,48 @@ def test_a_jax_sweep_prints_no_tensorflow_start_up_lines(workspace, tmp_path):
     assert re.search(r"^#0 +lstm30 ", done.stdout, re.M), done.stdout[-2000:]
     native = [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)]
     assert native == [], native
+    # the backend is recorded, on every run and in the study's identity: a TensorFlow run of the
+    # study is refused in one line (it joined a JAX study without a word)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "tags.`optuna.study_name` = 'jax'")
+    assert len(runs) == 2 and {r.data.tags["keras_backend"] for r in runs} == {"jax"}
+    study = optuna.load_study(study_name="jax", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert study.user_attrs["numbers_depend_on"]["Keras backend (KERAS_BACKEND)"] == "jax"
+    capsys.readouterr()  # what this test's reads of the stores logged
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code = sweep.main([*command[2:], "--trials", "2"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: study jax was run with other features: the random backbone drawn by "
+        "KERAS_BACKEND=jax; this run's by tensorflow, the face detector haar; this run's mtcnn "
+        "1.0.0: rerun with the study's flags, or start another study with --study"
+    ]
+
+
+@pytest.mark.parametrize("script", ["sweep.py", "extract.py", "predict.py"])
+def test_a_backend_this_tool_does_not_run_on_is_one_line_before_anything_is_made(
+    workspace, tmp_path, script
+):
+    """KERAS_BACKEND=torch (not installed) was a traceback after the study was created; numpy
+    failed in a trial, 119 lines, the parent run FAILED."""
+    command = [sys.executable, str(REPO / "experiments" / script)]
+    if script == "predict.py":
+        command += ["--run", "0123", str(workspace / "data")]
+    else:
+        command += ["--data", str(workspace / "data"), "--cache-dir", str(tmp_path / "cache")]
+    if script == "sweep.py":
+        command += ["--storage", f"sqlite:///{tmp_path}/optuna.db"]
+    env = dict(os.environ, KERAS_BACKEND="numpy", PYTHONPATH=str(REPO))
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and done.stdout == "", done.stderr  # argparse's usage, then:
+    assert lines[-1].endswith(
+        "Keras backend 'numpy' (KERAS_BACKEND, or keras.json): this tool runs on tensorflow or "
+        "jax, e.g. KERAS_BACKEND=jax"
+    )
+    assert list(tmp_path.iterdir()) == []  # no study, no cache, no MLflow store
 
 
 def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):

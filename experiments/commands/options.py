@@ -18,6 +18,7 @@ from typing import Any
 
 from core.constants import AUTO_PRECISION, PRECISIONS
 from core.data.layouts import AUTO, protocol_names
+from core.device import supported_backend
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
 from experiments import domains
@@ -106,6 +107,7 @@ def named_choices(keywords: dict[str, Any], many: int = 8) -> dict[str, Any]:
 def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureOptions:
     """The :class:`FeatureOptions` that the flags of :func:`add_feature_arguments` say (a
     cross-domain ``--protocol`` names databases, not ``--data``'s protocol: ``auto`` here)."""
+    supported_backend()
     values = {name: getattr(args, name) for name in FEATURE_FLAGS}
     for name in COUNTS:  # said with the flag's name, before any data is read
         if values[name] is not None and values[name] < 1:

@@ -88,12 +88,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--head-family goes with --study NAME --best")
     if args.crop_check is not None and args.crop_check < 0:
         parser.error(f"--crop-check must be 0 or more clips, got {args.crop_check}")
+    from core.device import supported_backend
+
+    try:
+        supported_backend()
+    except ValueError as err:
+        parser.error(str(err))
     return args
 
 
 def load_scorer(args: argparse.Namespace):
     """The run's head on its backbone (a :class:`~experiments.serving.scorer.Scorer`);
     ScoringError (one line) for any bad input."""
+    from core.device import keras_backend
     from experiments.serving import scorer, trial_model
 
     run_id = args.run or trial_model.best_trial_run(args.study, args.head_family)
@@ -115,6 +122,14 @@ def load_scorer(args: argparse.Namespace):
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
         other = detector is not None and detector != model.face_crop.detector
         print(model.describe() + (f" (these clips: {detector})" if other else ""), file=sys.stderr)
+        if model.keras_backend and model.keras_backend != keras_backend():
+            print(
+                f"warning: the study ran under KERAS_BACKEND={model.keras_backend}, this process "
+                f"under {keras_backend()}: the backbone's kernels differ, so scores can differ "
+                f"from the study's (by percents in bfloat16, about 1e-4 in float32); run under "
+                f"KERAS_BACKEND={model.keras_backend} for the study's own",
+                file=sys.stderr,
+            )
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
 
 

@@ -35,6 +35,7 @@ import os
 from pathlib import Path
 
 from core.data.layouts import folds
+from core.device import keras_backend
 from core.features import FeatureSet
 from experiments.commands.sweep import SweepConfig
 
@@ -128,6 +129,7 @@ def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
             _default_tracking_store(config),
             features.fingerprint,
             features.dataset_fingerprint,
+            keras_backend(),  # a study of the other backend has another name
             _code_stamp(),
         ]
     )

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
+from core.device import keras_backend
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
 from core.features.crop import FaceCrop
 from experiments.commands import replay
@@ -104,6 +105,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         **FaceCrop.pooled([f.crop for f in pooled]).tags(),
         "extraction_precision": features.manifest["key_parts"]["precision"],
         "training_precision": config.training_precision,
+        "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend
         **evaluation_context(config.evaluation, settings),
     }
 

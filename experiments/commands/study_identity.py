@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from core.device import keras_backend
 from core.features import FeatureOptions
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
@@ -21,7 +22,8 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     depend on (each training database's cache key: data content, weights content and feature
     options, the extraction precision among them; its clips, splits, protocol and fold; the test
     data; the repeats; the training precision; the head families searched and the fine-tuning
-    choices), never how a path was spelled. A cross-domain study is named after its setting."""
+    choices; the Keras backend, when it is not TensorFlow), never how a path was spelled. A
+    cross-domain study is named after its setting."""
     features = setting.features
     protocol = "synthetic" if features.synthetic else features.protocol
     protocol = config.evaluation.setting or ("cross" if setting.more_sources else protocol)
@@ -34,6 +36,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
             config.training_precision,
+            *([] if keras_backend() == "tensorflow" else [keras_backend()]),  # TF's names kept
         )
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
@@ -68,6 +71,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         "training precision (--train-precision)": config.training_precision,
         "--seed (each trial's training seed)": str(config.seed),
+        "Keras backend (KERAS_BACKEND)": keras_backend(),
         identity.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
             f.fingerprint[:12]: f.manifest.get("key_parts")
             for s in settings

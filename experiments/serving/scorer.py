@@ -81,22 +81,24 @@ def _checked(model: TrialModel, path: Path | None, flag: str) -> Path | None:
             f"{err}; run {model.run_id} used {_used(model)}: {_remedy(model, flag)}"
         ) from None
     if found != model.weights_fingerprint:
-        what = f"weights {path} ({found})" if path is not None else f"the random backbone ({found})"
+        what = f"weights {path} ({found}) are" if path else f"the random backbone ({found}) is"
         raise ScoringError(
-            f"{what} are not the backbone run {model.run_id} used: {_used(model)}; "
-            f"{_remedy(model, flag)}"
+            f"{what} not the backbone run {model.run_id} used: {_used(model)}; "
+            f"{_remedy(model, flag, given=path is not None)}"
         )
     return path
 
 
-def _remedy(model: TrialModel, flag: str) -> str:
-    """What to do when the given weights are not the run's."""
+def _remedy(model: TrialModel, flag: str, given: bool = True) -> str:
+    """What to do when the weights (``given`` with ``flag``, else the random backbone) are not
+    the run's."""
     if not model.random_backbone:
         return f"pass that file with {flag}"
     drawn = model.weights_fingerprint.split(":")[3:] or ["tensorflow"]  # random:init:seed[:backend]
     if weights_fingerprint(None) != model.weights_fingerprint:  # another backend's draw
+        without = f"without {flag}, " if given else ""
         return (
-            f"the random backbone is drawn by the Keras backend: run without {flag}, under "
+            f"the random backbone is drawn by the Keras backend: run {without}under "
             f"KERAS_BACKEND={drawn[0]}"
         )
     return f"drop {flag}"

@@ -48,6 +48,7 @@ class TrialModel:
     weights: str  # the run's ``weights`` tag: the path the sweep was given, or "default"
     face_crop: FaceCrop
     extraction_precision: str = "float32"  # the backbone's, as the study extracted its features
+    keras_backend: str = ""  # what trained the head ("" for runs that did not record it)
 
     @property
     def fine_tune(self) -> str:
@@ -127,6 +128,7 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
         weights=tags.get("weights", DEFAULT_WEIGHTS),
         face_crop=FaceCrop.from_tags(tags),
         extraction_precision=extraction,
+        keras_backend=tags.get("keras_backend", ""),
     )
 
 

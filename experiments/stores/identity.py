@@ -188,6 +188,13 @@ def _differences(
 
 def _difference(part: str, before: Any, value: Any) -> str:
     what = PART_NAMES.get(part, part)
+    drawn = [str(v).split(":")[3:] or ["tensorflow"] for v in (before, value)]
+    if part == "weights" and all(str(v).startswith("random:") for v in (before, value)):
+        if drawn[0] != drawn[1]:  # random:<init>:<seed>[:<backend>]: each backend draws its own
+            return (
+                f"the random backbone drawn by KERAS_BACKEND={drawn[0][0]}; this run's by "
+                f"{drawn[1][0]}"
+            )
     if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
         if before and value:
             return f"{what} differ" if what.endswith("s") else f"{what} differs"
