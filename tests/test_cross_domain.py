@@ -428,3 +428,45 @@ def test_studies_whose_columns_would_share_a_heading_are_told_apart(tmp_path, mo
         "O→C (oulu-p2→casia)",
     ]
     assert shown.attrs["not shown"] == []
+
+
+def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(tmp_path, monkeypatch):
+    """Two folders of the generic layout: data->data2 and data2->data are opposite experiments,
+    and the intra-dataset studies of each are two; the table showed one of each pair, headed
+    'generic→generic' and 'generic', and named the other 'an older run' (a user probe)."""
+    import mlflow
+
+    from experiments.stores import tracking
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    data, data2 = str(tmp_path / "data"), str(tmp_path / "data2")
+    studies = {
+        "data-to-data2": {"evaluation": "cross-dataset", "data": data, "test_data": data2},
+        "data2-to-data": {"evaluation": "cross-dataset", "data": data2, "test_data": data},
+        "data": {"evaluation": "intra-dataset", "data": data},
+        "data2": {"evaluation": "intra-dataset", "data": data2},
+        "casia": {"evaluation": "intra-dataset", "data": data, "protocol": "casia"},
+    }
+    for name, tags in studies.items():
+        experiment_id = tracking.use_experiment(name)
+        tags = {
+            tracking.STUDY_TAG: name,
+            tracking.ROLE_TAG: "trial",
+            tracking.TRIAL_TAG: "0",
+            "protocol": "generic",
+            "test_protocol": "generic",
+            "synthetic": "false",
+            **tags,
+        }
+        with mlflow.start_run(experiment_id=experiment_id, tags=tags):
+            mlflow.log_metric("test_hter", 0.25)
+    shown = cross_table.studies()
+    assert dict(zip(shown["study"], shown["label"], strict=True)) == {
+        "data-to-data2": "data→data2",
+        "data2-to-data": "data2→data",
+        "data": "generic:data",
+        "data2": "generic:data2",
+        "casia": "casia",  # a named database by its protocol, wherever its folder
+    }
+    assert shown.attrs["not shown"] == []

@@ -66,7 +66,10 @@ def studies() -> pd.DataFrame:
         elif kind == "cross-dataset":
             setting, label = _cross_dataset_setting(runs.iloc[0])
         elif kind == "intra-dataset":
-            setting = label = runs.get("tags.protocol", pd.Series(["?"])).iloc[0]
+            first = runs.iloc[0]
+            protocol = first.get("tags.protocol", "?")
+            named = _database(protocol)
+            setting = label = protocol if named else f"{protocol}:{_folder(first.get('tags.data'))}"
         else:
             continue
         rows.append(
@@ -116,16 +119,28 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
 
 def _cross_dataset_setting(run: pd.Series) -> tuple[str, str]:
     """A cross-dataset study's (``--test-data``) setting and label from a trial run's tags: one
-    source, ``casia->replay-attack`` and ``C→I``; a test set of no known protocol by its folder."""
+    source, ``casia->replay-attack`` and ``C→I``; data of no named database (a layout without
+    fixed splits: generic, a user's) by its folder, ``data->data2``, so that two such studies are
+    two settings."""
     trained, tested = run.get("tags.protocol"), run.get("tags.test_protocol")
-
-    def database(protocol: object) -> str | None:  # the layout, which names the database
-        return get_protocol(protocol)[0].name if protocol in protocol_names() else None
-
-    source = database(trained) or str(trained)
-    target = database(tested) or Path(str(run.get("tags.test_data"))).name
-    setting = f"{trained}->{tested if database(tested) else target}"
+    source = _database(trained) or _folder(run.get("tags.data"))
+    target = _database(tested) or _folder(run.get("tags.test_data"))
+    setting = f"{trained if _database(trained) else source}->"
+    setting += str(tested) if _database(tested) else target
     return setting, domains.CrossSetting(setting, (source,), target).label
+
+
+def _database(protocol: object) -> str | None:
+    """The named database a protocol reads (its layout's name), None for data of no named
+    database: an unknown protocol, or a layout whose splits the data itself decides."""
+    if protocol not in protocol_names():
+        return None
+    layout = get_protocol(protocol)[0]
+    return layout.name if layout.fixed_splits else None
+
+
+def _folder(path: object) -> str:
+    return Path(str(path).split(",")[0]).name or str(path)
 
 
 def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
