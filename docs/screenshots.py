@@ -126,7 +126,7 @@ def mlflow_pages(browser: Chromium, ui: str, experiment_id: str, study: str, par
     shoot(browser, "mlflow-charts.png")
 
     browser.open(on(dashboard.runs_url(experiment_id, dashboard.FAMILY_KEY), ui))
-    browser.wait_for(dashboard.FAMILY_VIEW, "Group by: family")
+    browser.wait_for(dashboard.FAMILY_VIEW, "test_hter")
     shoot(browser, "mlflow-grouped.png")
 
     compare = dashboard.compare_url(experiment_id, finished) + "&workflowType=machine_learning"

@@ -488,3 +488,32 @@ def test_the_eta_leaves_out_one_off_setup(capsys, monkeypatch) -> None:
     assert capsys.readouterr().out.strip() == (
         "[1/3] best dev ACER 10.0% (#0 x), 1m50s so far, ETA 20s"
     )
+
+
+def test_the_family_best_tag_moves_with_the_familys_best(tmp_path, monkeypatch) -> None:
+    """The 'Best of each head family' view finds the runs tagged family_best: a trial that is
+    no longer its family's best loses the tag, the new best gets it (a real MLflow store)."""
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment_id = tracking.use_experiment("moving")
+    client = MlflowClient()
+    runs = []
+    for number in range(3):
+        tags = {tracking.STUDY_TAG: "moving", tracking.ROLE_TAG: "trial"}
+        tags[tracking.TRIAL_TAG] = str(number)
+        runs.append(client.create_run(experiment_id, tags=tags).info.run_id)
+    other = client.create_run(tracking.use_experiment("other"), tags={}).info.run_id
+
+    def marked() -> set[str]:
+        return {
+            run_id
+            for run_id in [*runs, other]
+            if client.get_run(run_id).data.tags.get(tracking.FAMILY_BEST_TAG) == "true"
+        }
+
+    tracking.mark_family_bests("moving", [runs[0], runs[1]])
+    assert marked() == {runs[0], runs[1]}
+    tracking.mark_family_bests("moving", [runs[2], runs[1]])
+    assert marked() == {runs[1], runs[2]}
+    tracking.mark_family_bests("nothing-here", [other])  # a study without an experiment
+    assert marked() == {runs[1], runs[2]}

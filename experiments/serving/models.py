@@ -57,7 +57,8 @@ def registered_name(study_name: str, family: str) -> str:
 
 
 def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
-    """Log and register the best trial of each head family; returns ``models:/<name>/<version>``.
+    """Mark (:func:`~experiments.stores.tracking.mark_family_bests`), log and register the best
+    trial of each head family; returns ``models:/<name>/<version>``.
 
     ``table`` is :func:`experiments.comparison.comparison`'s (its rows whose ``group`` starts
     with "best "). A family's best trial without head weights (``--keep-weights none``) is warned
@@ -65,6 +66,7 @@ def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
     """
     client = MlflowClient()
     best = table[table["group"].astype(str).str.startswith("best ")]
+    tracking.mark_family_bests(study_name, list(best["run_id"]))
     uris = []
     for run_id in best["run_id"]:
         model = trial_model.trial_model(run_id, client)
@@ -83,8 +85,8 @@ def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
 
 def unregistered(study_name: str, table: pd.DataFrame) -> list[str]:
     """The families whose best trial in ``table`` (with head weights) is not what their
-    registered model's ``@best`` points at: a sweep stopped between its last trial and
-    :func:`log_best_models`. Reads only."""
+    registered model's ``@best`` points at, or is not marked as the family's best: a sweep
+    stopped between its last trial and :func:`log_best_models`. Reads only."""
     client = MlflowClient()
     best = table[table["group"].astype(str).str.startswith("best ")]
     missing = []
@@ -97,6 +99,8 @@ def unregistered(study_name: str, table: pd.DataFrame) -> list[str]:
             pointed = None
         if pointed != run_id and trial_model.has_artifact(run_id, tracking.HEAD_WEIGHTS):
             missing.append(family)
+        elif client.get_run(run_id).data.tags.get(tracking.FAMILY_BEST_TAG) != "true":
+            missing.append(family)  # registered, not marked: a study made before the mark
     return missing
 
 

@@ -32,8 +32,10 @@ Chromium and fails when a new MLflow changes it. What is relied on:
   display (open), isReordered, deleted, isGenerated, columns, cardHeight}``. The UI adds a bar
   chart for each other metric to the section named "Model metrics", which starts folded here.
 - ``runsHiddenMode: "SHOW_ALL"``: the charts plot every run, not the first ten.
-- ``groupBy``: ``{"aggregateFunction": "min", "groupByKeys": [{"mode": "param",
-  "groupByData": <param>}]}``, one row per value with the trials inside.
+- ``searchFilter``: MLflow's search syntax, as typed in the search box; the "Best of each head
+  family" view finds the trial runs tagged ``vggface_heads.family_best``. (A ``groupBy`` by
+  family was used before: its group rows showed each column's minimum over the family, test
+  figures included, which a test-chosen figure would be.)
 - In the URL, ``workflowType=machine_learning`` selects the sidebar's "Model training" side
   (a fresh browser starts on "GenAI"), and ``compareRunsMode=CHART`` opens the chart view.
 - The compare page is ``#/compare-runs?runs=<JSON list>&experiments=<JSON list>``, as the UI
@@ -101,12 +103,11 @@ def _section(uuid: str, name: str, display: bool, columns: int = 3) -> dict:
     }
 
 
-def view_state(parent_run_ids: list[str], group_by: str | None = None) -> dict:
+def view_state(parent_run_ids: list[str], search: str | None = None) -> dict:
     """The runs view's state: every trial listed, best dev ACER first, and the charts.
 
-    ``group_by`` (a parameter, e.g. ``family``): one row per value, each figure its minimum, the
-    trials inside; its charts plot the groups, without parallel coordinates (the UI draws none
-    over grouped text parameters).
+    ``search`` (MLflow's filter, e.g. on a tag): only the runs it finds, each with its own
+    figures.
     """
     columns = [
         _column("attributes", "Run Name"),
@@ -120,10 +121,9 @@ def view_state(parent_run_ids: list[str], group_by: str | None = None) -> dict:
         _scatter("vggface-heads-dev-acer", "params_total", "dev_acer"),
         _scatter("vggface-heads-test-acer", "params_total", "test_acer"),
     ]
-    if group_by is None:
-        parallel = _card("vggface-heads-parallel", "PARALLEL")
-        parallel |= {"selectedParams": list(selected_params), "showAllRuns": True}
-        charts.append(parallel | {"selectedMetrics": list(selected_metrics)})
+    parallel = _card("vggface-heads-parallel", "PARALLEL")
+    parallel |= {"selectedParams": list(selected_params), "showAllRuns": True}
+    charts.append(parallel | {"selectedMetrics": list(selected_metrics)})
     state = {
         "orderByKey": _column("metrics", SORT_BY),
         "orderByAsc": True,
@@ -140,9 +140,8 @@ def view_state(parent_run_ids: list[str], group_by: str | None = None) -> dict:
             _section("vggface-heads-system-metrics", "System metrics", display=False),
         ],
     }
-    if group_by is not None:
-        keys = [{"mode": "param", "groupByData": group_by}]
-        state["groupBy"] = {"aggregateFunction": "min", "groupByKeys": keys}
+    if search is not None:
+        state["searchFilter"] = search
     return state
 
 
@@ -151,7 +150,7 @@ def share_view_state(
     study_name: str,
     key: str = DEFAULT_KEY,
     name: str = VIEW_NAME,
-    group_by: str | None = None,
+    search: str | None = None,
 ) -> str:
     """Write the view state as experiment tag ``mlflow.sharedViewState.<key>``; return ``key``.
 
@@ -164,7 +163,7 @@ def share_view_state(
     parents = tracking.study_parents(experiment_id, study_name)
     now = int(time.time() * 1000)
     tag = SHARED_VIEW_TAG + key
-    state = json.dumps(view_state(parents, group_by))
+    state = json.dumps(view_state(parents, search))
     created = now
     previous = client.get_experiment(experiment_id).tags.get(tag)
     if previous:
@@ -245,7 +244,8 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
     key = DEFAULT_KEY
     if share:
         share_view_state(experiment_id, study_name, key)
-        share_view_state(experiment_id, study_name, FAMILY_KEY, FAMILY_VIEW, group_by="family")
+        best = f"tags.`{tracking.FAMILY_BEST_TAG}` = 'true'"  # each its own figures, not a min
+        share_view_state(experiment_id, study_name, FAMILY_KEY, FAMILY_VIEW, search=best)
     _, command = ui_address()
     lines = []
     if command:
@@ -263,7 +263,8 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
             + compare_url(experiment_id, finished)
         )
     lines.append(
-        f"  the view sorts by dev_acer, so every trial is a row; Views > '{FAMILY_VIEW}' groups "
-        "them (or Group by > head); sort by Created to nest them under their sweep's run (+)"
+        f"  the view sorts by dev_acer, so every trial is a row; Views > '{FAMILY_VIEW}' lists "
+        "each family's best trial, chosen on dev; sort by Created to nest the trials under their "
+        "sweep's run (+)"
     )
     return lines

@@ -45,6 +45,8 @@ RETRY_TAG = "optuna.retry_of"  # on a retried trial's run: the number of the tri
 RETRY_HISTORY_TAG = "optuna.retry_history"  # every earlier attempt, first the original
 PARENT_TAG = "mlflow.parentRunId"
 CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent run before it
+# on a trial run: "true" while it is its head family's best (chosen on dev, as the comparison)
+FAMILY_BEST_TAG = "vggface_heads.family_best"
 HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer state)
 TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
 SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and setting
@@ -361,6 +363,22 @@ def study_parents(experiment_id: str, study_name: str) -> list[str]:
         [experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1000
     )
     return [run.info.run_id for run in found]
+
+
+def mark_family_bests(study_name: str, best: list[str]) -> None:
+    """Tag the trial runs ``best`` (each head family's best) with :data:`FAMILY_BEST_TAG`, and
+    untag those that no longer are: the runs view "Best of each head family" lists them, each
+    with its own figures."""
+    experiment_id = study_experiment(study_name)
+    if experiment_id is None:
+        return
+    client = MlflowClient()
+    where = trial_filter(study_name) + f" and tags.`{FAMILY_BEST_TAG}` = 'true'"
+    marked = {run.info.run_id for run in client.search_runs([experiment_id], where)}
+    for run_id in marked - set(best):
+        client.delete_tag(run_id, FAMILY_BEST_TAG)
+    for run_id in set(best) - marked:
+        client.set_tag(run_id, FAMILY_BEST_TAG, "true")
 
 
 def study_experiment(study_name: str) -> str | None:
