@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -406,7 +407,7 @@ def test_an_attack_no_head_caught_is_said_plainly():
     )
     lines = tables.missed_species(table)
     assert lines == [
-        "no compared head caught the photo attack: its test APCER is 62.5% at best among them"
+        "no compared head stops most photo attacks: at best 62.5% of them pass (test APCER)"
     ]
     table.loc[1, "test_apcer_photo"] = 0.25
     assert tables.missed_species(table) == []
@@ -490,10 +491,11 @@ def test_the_eta_leaves_out_one_off_setup(capsys, monkeypatch) -> None:
     )
 
 
-def test_the_family_best_tag_moves_with_the_familys_best(tmp_path, monkeypatch) -> None:
+def test_the_family_best_tag_moves_with_the_familys_best(tmp_path, monkeypatch, request) -> None:
     """The 'Best of each head family' view finds the runs tagged family_best: a trial that is
     no longer its family's best loses the tag, the new best gets it (a real MLflow store)."""
     monkeypatch.chdir(tmp_path)
+    request.addfinalizer(partial(mlflow.set_tracking_uri, mlflow.get_tracking_uri()))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment_id = tracking.use_experiment("moving")
     client = MlflowClient()
@@ -517,3 +519,22 @@ def test_the_family_best_tag_moves_with_the_familys_best(tmp_path, monkeypatch) 
     assert marked() == {runs[1], runs[2]}
     tracking.mark_family_bests("nothing-here", [other])  # a study without an experiment
     assert marked() == {runs[1], runs[2]}
+
+
+def test_compare_on_a_study_still_running_says_so(store, capsys) -> None:
+    """compare.py during a study printed its table as if it were done (15 complete trials of a
+    study that finished with 33; a user probe)."""
+    _, experiment_id, _, table = store["demo"]
+    uri = f"sqlite:///{store['root']}/mlflow.db"
+    complete = len(runs_table.trial_table(tracking.study_runs(experiment_id, "demo")))
+    assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+    assert f"\n{complete} complete trials; best per" in capsys.readouterr().out
+    client = MlflowClient()
+    tags = {tracking.STUDY_TAG: "demo", tracking.ROLE_TAG: "trial", tracking.TRIAL_TAG: "99"}
+    running = client.create_run(experiment_id, tags=tags).info.run_id  # a trial in flight
+    try:
+        assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+        said = f"\n{complete} complete trials so far, 1 more running: the table may change; best"
+        assert said in capsys.readouterr().out
+    finally:
+        client.delete_run(running)

@@ -10,6 +10,9 @@ the intra-dataset protocols' extraction serves the sources here too.
 
 from __future__ import annotations
 
+import contextlib
+import io
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +57,9 @@ def flags(root: Path, *more: str) -> list[str]:
     ]
 
 
+PRINTED: dict[str, str] = {}  # each module fixture's sweep's console
+
+
 def run(root: Path, *more: str):
     config = parse_args(flags(root, *more))
     with pytest.MonkeyPatch.context() as patch:
@@ -61,14 +67,50 @@ def run(root: Path, *more: str):
         return run_sweep(config)
 
 
+def run_printed(name: str, root: Path, *more: str):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = run(root, *more)
+    PRINTED[name] = out.getvalue()
+    return result
+
+
 @pytest.fixture(scope="module")
 def ocim_m(database_trees):
-    return run(database_trees, "--protocol", "ocim-m")
+    return run_printed("ocim-m", database_trees, "--protocol", "ocim-m")
 
 
 @pytest.fixture(scope="module")
 def mi_c(database_trees):
-    return run(database_trees, "--protocol", "mi-c", "--target-clips", "all")
+    return run_printed("mi-c", database_trees, "--protocol", "mi-c", "--target-clips", "all")
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        (
+            "ocim-m",
+            "cross-domain ocim-m: heads train on oulu, casia, replay-attack (train splits), dev "
+            "ACER and the threshold on their pooled dev clips; test figures on msu (its test "
+            "split, {} clips)",
+        ),
+        (
+            "mi-c",
+            "cross-domain mi-c: heads train on msu, replay-attack (train splits), dev ACER and the "
+            "threshold on their pooled dev clips; test figures on casia (every clip, {} clips)",
+        ),
+    ],
+)
+def test_the_console_says_which_databases_train_and_which_is_tested(
+    request, database_trees, setting, said
+) -> None:
+    """The trial lines said dev and test ACER with no word of which databases they are on; the
+    data summaries listed every database's three splits alike (a user probe)."""
+    result = request.getfixturevalue(setting.replace("-", "_"))
+    (run, *_) = trial_runs(database_trees, result)
+    expected = said.format(run.data.tags["test_clips"])
+    lines = PRINTED[setting].splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial head"))
+    assert lines[header - 1] == expected
 
 
 def trial_runs(root: Path, result) -> list:
@@ -430,7 +472,9 @@ def test_studies_whose_columns_would_share_a_heading_are_told_apart(tmp_path, mo
     assert shown.attrs["not shown"] == []
 
 
-def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(tmp_path, monkeypatch):
+def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(
+    tmp_path, monkeypatch, request
+):
     """Two folders of the generic layout: data->data2 and data2->data are opposite experiments,
     and the intra-dataset studies of each are two; the table showed one of each pair, headed
     'generic→generic' and 'generic', and named the other 'an older run' (a user probe)."""
@@ -439,6 +483,7 @@ def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(tmp_path,
     from experiments.stores import tracking
 
     monkeypatch.chdir(tmp_path)
+    request.addfinalizer(partial(mlflow.set_tracking_uri, mlflow.get_tracking_uri()))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     data, data2 = str(tmp_path / "data"), str(tmp_path / "data2")
     studies = {

@@ -285,12 +285,18 @@ def test_casia_protocols(workspace, casia, protocol, tmp_path) -> None:
 
 
 def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
-    workspace, casia, replay, tmp_path
+    workspace, casia, replay, tmp_path, capsys
 ) -> None:
     evaluation = EvaluationOptions(
         test_data=workspace / "replayattack", test_protocol="replay-attack"
     )
+    capsys.readouterr()
     result = sweep(workspace, "CASIA-FASD", "casia", evaluation)
+    said = (  # which data each figure is on, above the trial lines
+        f"cross-dataset: dev ACER and the threshold on {workspace / 'CASIA-FASD'}'s dev clips; "
+        f"test figures on {workspace / 'replayattack'} (4 test clips)"
+    )
+    assert said in capsys.readouterr().out.splitlines()
     assert not result.features.extracted  # both databases come from the cache
     assert by_split(result) == CASIA["casia"]  # trained and thresholded on CASIA
     run = trial_run(workspace, result)

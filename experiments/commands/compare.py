@@ -78,12 +78,15 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     if table.empty:
         return f"# Study {name}\n\nNo complete trial yet."
     complete = len(trials)
+    running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
+    more = f" so far, {running} more running: the table may change" if running else ""
+    complete_said = f"{complete} complete trial{'s' * (complete != 1)}{more}"
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
     columns = None if every_column else tables.HEADLINE
     return (
-        f"# Study {name}\n\n{warning}{complete} complete trial{'s' * (complete != 1)}; best per "
+        f"# Study {name}\n\n{warning}{complete_said}; best per "
         "head family and the write-up baselines, chosen on dev (test never used for choosing). "
         f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
         f"{tables.to_markdown(table.drop(columns=['run_id']), columns)}"

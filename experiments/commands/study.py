@@ -234,6 +234,8 @@ def run_sweep(
             study, config.storage, experiment_id, config.heartbeat, parent.info.run_id
         )
         progress = console.Progress(config.trials, study_name, lambda: objective.setup_seconds)
+        if said := console.evaluation_line(context):
+            print(said)
         print(console.TRIAL_HEADER, flush=True)
         with memory.settled():  # the C heap and the collector, for the trial loop
             ran = share.optimize(

@@ -77,6 +77,26 @@ def study_line(
     return f"resuming study {name}: {done} of {target} trials done"
 
 
+def evaluation_line(context: dict[str, str]) -> str | None:
+    """What the trial lines' dev and test figures are on, for a study tested on other data than
+    it trained on (from its runs' tags); None for one database's own splits."""
+    clips = context.get("test_clips", "?")
+    if context.get("evaluation") == "cross-domain":
+        sources = ", ".join(context["sources"].split(","))
+        which = "every clip" if context.get("target_clips") == "all" else "its test split"
+        return (
+            f"cross-domain {context['setting']}: heads train on {sources} (train splits), dev "
+            f"ACER and the threshold on their pooled dev clips; test figures on "
+            f"{context['target']} ({which}, {clips} clips)"
+        )
+    if context.get("evaluation") == "cross-dataset":
+        return (
+            f"cross-dataset: dev ACER and the threshold on {context['data']}'s dev clips; test "
+            f"figures on {context['test_data']} ({clips} test clips)"
+        )
+    return None
+
+
 TRIAL_HEADER = (
     f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
     f"{'HTER':>7}  {'worst attack':<21}{'time':>6}"

@@ -205,16 +205,16 @@ def to_markdown(table: pd.DataFrame, columns: tuple[str, ...] | None = HEADLINE)
 
 
 def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
-    """One line per attack species that no compared trial caught: every row's test APCER on it
-    is at least ``limit`` (half of its attacks accepted, or more)."""
+    """One line per attack species that no compared trial stops most of: every row's test APCER
+    on it is at least ``limit`` (half of its attacks accepted, or more)."""
     lines = []
     for column in sorted(c for c in table.columns if is_species_figure(c)):
         rates = pd.to_numeric(table[column], errors="coerce").dropna()
         if len(rates) and rates.min() >= limit:
             species = column.removeprefix(SPECIES_PREFIX)
             lines.append(
-                f"no compared head caught the {species} attack: its test APCER is "
-                f"{format_value(column, rates.min())} at best among them"
+                f"no compared head stops most {species} attacks: at best "
+                f"{format_value(column, rates.min())} of them pass (test APCER)"
             )
     return lines
 
@@ -277,6 +277,4 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
-    if "tags.folds" in runs.columns or "tags.repeats" in runs.columns:
-        notes.append("with several folds or repeats each figure is the mean, shown ± its std")
-    return notes
+    return notes  # the mean ± std over several folds or repeats: RATES_NOTE says it
