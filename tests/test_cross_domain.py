@@ -216,6 +216,14 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert table.loc["write-up lstm30", "O&C&I→M HTER held-out"] == lstm.data.metrics["test_hter"]
     assert table.loc["write-up lstm30", "O&C&I→M HTER paper"] == lstm.data.metrics["test_eer"]
     assert (tmp_path / "cross_domain.md").is_file() and (tmp_path / "cross_domain.html").is_file()
+    # each cell traced to its head, trial and study (the table said none of them)
+    trials = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head")
+    column = f"O&C&I→M ({ocim_m.study.study_name})"
+    number = lstm.data.tags["optuna.trial_number"]
+    assert trials.loc["write-up lstm30", column] == f"lstm30 #{number}"
+    chosen = ocim_m.comparison.set_index("group").loc["best dense"]
+    assert trials.loc["best dense", column] == f"{chosen['head']} #{int(chosen['trial'])}"
+    assert f"| best dense | {chosen['head']} #{int(chosen['trial'])} |" in out
     client = MlflowClient(tracking_uri=uri)
     logged = client.search_runs(
         [client.get_experiment_by_name("cross-domain tables").experiment_id],

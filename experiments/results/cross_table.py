@@ -147,10 +147,12 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
     """The table of the studies ``shown`` (:func:`studies`): one row per group (``best
     <family>``, ``write-up <head>``), one column per setting and figure (numbers, and
     ``<column> std`` where there were repeats)."""
-    table = pd.DataFrame()
+    table, chosen = pd.DataFrame(), {}
     for _, study in shown.iterrows():
         runs = tracking.study_runs(study["experiment"], study["study"])
         best = comparison(trial_table(runs)).set_index("group")
+        trial = best["trial"].map(lambda n: f"#{int(n)}" if pd.notna(n) else "")
+        chosen[f"{study['label']} ({study['study']})"] = best["head"].astype(str) + " " + trial
         figures = INTRA_FIGURES if study["kind"] == "intra-dataset" else FIGURES
         for figure, heading in figures:
             column = f"{study['label']} {heading}"
@@ -160,7 +162,10 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
                 table[f"{column} std"] = best[f"{figure}_std"]
         table.attrs.setdefault("demo", []).append(demo_banner(best.reset_index()))
     order = sorted(table.index, key=lambda g: (not str(g).startswith("best "), str(g)))
-    return table.loc[order]
+    trials = pd.DataFrame(chosen).reindex(order).fillna("").rename_axis("head")
+    table = table.loc[order]
+    table.attrs["trials"] = trials  # which head and trial each column's cells come from
+    return table
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +184,10 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    shown = readable(table).reset_index()
+    return _markdown(readable(table).reset_index())
+
+
+def _markdown(shown: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)]
     return "\n".join(lines)
@@ -194,42 +202,50 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     if (shown["kind"] == "intra-dataset").all():
         return ["no cross-domain or cross-dataset (--test-data) study in this tracking store yet"]
     table = cross_table(shown)
+    trials = table.attrs["trials"]
     markdown = to_markdown(table)
+    behind = "Trials behind the cells (head #trial; each setting's study in its heading):\n\n"
+    behind += _markdown(trials.reset_index())
     banners = sorted({b for b in table.attrs.get("demo", []) if b})
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
     older = (f"Not shown: study {study}, an older run of {label}." for label, study in hidden)
     notes = [NOTE, *older]
     with tempfile.TemporaryDirectory() as folder:
-        files = _write(table, markdown, banners, notes, Path(folder))
+        files = _write(table, [markdown, behind], banners, notes, Path(folder))
         if out is not None:  # written before the run is logged: an unwritable folder logs none
             for path in files:
                 (out / path.name).write_bytes(path.read_bytes())
         run_id = _log(shown, files)
-    lines = [*(f"**{b}**" for b in banners), markdown, "", *notes]
+    lines = [*(f"**{b}**" for b in banners), markdown, "", behind, "", *notes]
     lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
     if out is not None:
-        lines.append(f"written to {out}/cross_domain.csv, .md and .html")
+        lines.append(f"written to {out}/cross_domain.csv, cross_domain_trials.csv, .md and .html")
     return lines
 
 
 def _write(
-    table: pd.DataFrame, markdown: str, banners: list[str], notes: list[str], folder: Path
+    table: pd.DataFrame, markdown: list[str], banners: list[str], notes: list[str], folder: Path
 ) -> list[Path]:
     csv = folder / "cross_domain.csv"  # a demonstration says so in a column of its own
     marked = table.assign(demonstration="; ".join(banners)) if banners else table
     marked.rename_axis("head").to_csv(csv)
+    trials = folder / "cross_domain_trials.csv"
+    table.attrs["trials"].to_csv(trials)
     md = folder / "cross_domain.md"
-    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), markdown, *notes]) + "\n")
+    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), *markdown, *notes]) + "\n")
     html = report.write_html(
         folder / "cross_domain.html",
         "Cross-domain PAD: every head family on every setting",
-        {"Held-out and paper-compatible figures": readable(table).reset_index()},
+        {
+            "Held-out and paper-compatible figures": readable(table).reset_index(),
+            "Trials behind the cells": table.attrs["trials"].reset_index(),
+        },
         {},
         notes,
         banner="; ".join(banners) or None,
     )
-    return [csv, md, html]
+    return [csv, trials, md, html]
 
 
 def _log(shown: pd.DataFrame, files: list[Path]) -> str:
