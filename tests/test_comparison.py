@@ -538,3 +538,15 @@ def test_compare_on_a_study_still_running_says_so(store, capsys) -> None:
         assert said in capsys.readouterr().out
     finally:
         client.delete_run(running)
+
+
+def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsys, tmp_path):
+    """It exited 0 where compare on a store without the study asked for exits 2."""
+    uri = f"sqlite:///{store['root']}/mlflow.db"
+    assert compare.main(["--cross", "--out", str(tmp_path / "t"), "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: no cross-domain or cross-dataset (--test-data) study with a finished trial in "
+        f"{uri} yet"
+    ]
+    assert not (tmp_path / "t").exists()

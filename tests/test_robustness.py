@@ -353,6 +353,7 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (compare, ["--tracking-uri", f"sqlite:///{notes}"], "not a SQLite database"),
         (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{notes}", "c.mp4"], "not a SQLite"),
         (compare, ["--tracking-uri", str(tmp_path)], f"--tracking-uri {tmp_path}: a folder"),
+        (compare, ["--tracking-uri", str(typo)], f"{typo}: nothing there; a path names a folder"),
         (compare, ["--tracking-uri", str(mlflow_db)], f"given as sqlite:///{mlflow_db}"),
         (sweep, ["--tracking-uri", tmp_path.as_uri()], "(MLflow's file store, which MLflow 3"),
         (sweep, ["--storage", f"sqlite:///{typo}/optuna.db"], f"there is no folder {typo}"),

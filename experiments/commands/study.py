@@ -354,7 +354,10 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
             first = first or result
         if config.evaluation.cross_domain:
             with locks.closing_lock(config.storage):
-                lines = cross_table.log_cross_table()
+                try:
+                    lines = cross_table.log_cross_table()
+                except LookupError as err:  # no trial finished: no column to show
+                    lines = [str(err)]
             print("\n".join(lines))
     finally:  # the stores' files hold every commit, however the sweep ended
         wal.checkpoint(config.storage)

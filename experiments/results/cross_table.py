@@ -196,11 +196,14 @@ def _markdown(shown: pd.DataFrame) -> str:
 def log_cross_table(out: Path | None = None) -> list[str]:
     """Build the table from every study in the tracking store, write it (CSV, Markdown, HTML)
     to ``out`` when given, log it on a run of the experiment ``cross-domain tables`` that links
-    the studies it summarises, and return the lines to print."""
+    the studies it summarises, and return the lines to print. LookupError: no such study."""
     shown = studies()
     hidden = shown.attrs["not shown"]
     if (shown["kind"] == "intra-dataset").all():
-        return ["no cross-domain or cross-dataset (--test-data) study in this tracking store yet"]
+        raise LookupError(
+            "no cross-domain or cross-dataset (--test-data) study with a finished trial in "
+            f"{mlflow.get_tracking_uri()} yet"
+        )
     table = cross_table(shown)
     trials = table.attrs["trials"]
     markdown = to_markdown(table)

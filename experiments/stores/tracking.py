@@ -86,8 +86,9 @@ def use_store(uri: str | None) -> str:
                 f"--tracking-uri {store}: a path, which MLflow reads as a file store's folder; "
                 f"a SQLite database is given as sqlite:///{path.resolve()}"
             )
+        what = "a folder" if path.is_dir() else "nothing there; a path names a folder"
         raise ValueError(
-            f"--tracking-uri {store}: a folder (MLflow's file store, which MLflow 3 opens only "
+            f"--tracking-uri {store}: {what} (MLflow's file store, which MLflow 3 opens only "
             "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
             "sweep's default in its folder"
         )
