@@ -251,6 +251,10 @@ def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, ru
     assert code == 2 and out == [] and len(err) == 1
     assert "/no/such.weights.h5: no such file" in err[0] and "random:" in err[0]
     assert err[0].endswith("i.e. no weights file: drop --weights")
+    code, out, err = run_predict(  # a folder given for the file: said as such
+        capsys, "--tracking-uri", uri, "--run", run_id, "--weights", str(sweep[0]), clip
+    )
+    assert code == 2 and len(err) == 1 and f"{sweep[0]}: a folder, not a weights file" in err[0]
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", "0123abcd", clip)
     assert code == 2 and len(err) == 1 and "no such MLflow run" in err[0]
     parent = sweep[1].parent_run_id

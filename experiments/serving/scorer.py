@@ -51,8 +51,9 @@ def backbone_weights(
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
+            what = "a folder, not a weights file" if path.is_dir() else "no such file"
             raise ScoringError(
-                f"{flag} {path}: no such file; run {model.run_id} used {_used(model)}: "
+                f"{flag} {path}: {what}; run {model.run_id} used {_used(model)}: "
                 f"{_remedy(model, flag)}"
             )
         return _checked(model, path, flag)
