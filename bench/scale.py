@@ -1256,7 +1256,8 @@ def _close_dead_parents_53b065f(experiment_id: str, study_name: str, own: str | 
     closed = []
     for parent in client.search_runs([experiment_id], where, max_results=1000):
         run_id = parent.info.run_id
-        if run_id == own or liveness._has_running_trial(client, experiment_id, run_id):
+        running = f"tags.`{t.PARENT_TAG}` = '{run_id}' and attributes.status = 'RUNNING'"
+        if run_id == own or client.search_runs([experiment_id], running, max_results=1):
             continue
         worker = parent.data.tags.get(t.WORKER_TAG, "")
         last = float(parent.data.tags.get(liveness.LAST_SEEN_TAG, parent.info.start_time / 1000))

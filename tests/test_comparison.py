@@ -534,7 +534,10 @@ def test_compare_on_a_study_still_running_says_so(store, capsys) -> None:
     running = client.create_run(experiment_id, tags=tags).info.run_id  # a trial in flight
     try:
         assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
-        said = f"\n{complete} complete trials so far, 1 more running: the table may change; best"
+        said = (
+            f"\n{complete} complete trials so far; 1 trial run(s) still RUNNING (in flight, or a "
+            "lost worker's not closed yet): the table may change; best"
+        )
         assert said in capsys.readouterr().out
     finally:
         client.delete_run(running)

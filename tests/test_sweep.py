@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.metadata
 import io
 import logging
 import math
@@ -700,7 +701,8 @@ def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: study jax was run with other features: the random backbone drawn by "
         "KERAS_BACKEND=jax; this run's by tensorflow, the face detector haar; this run's mtcnn "
-        "1.0.0: rerun with the study's flags, or start another study with --study"
+        f"{importlib.metadata.version('mtcnn')}: rerun with the study's flags, or start another "
+        "study with --study"
     ]
 
 

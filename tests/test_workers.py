@@ -8,6 +8,7 @@ session (tests/conftest.py); each test has its own database, so every start is o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -403,7 +404,7 @@ def test_a_frozen_worker_found_lost_comes_back_with_an_open_parent(study_workers
         went_on
     )
     said = [line for line in came_back.splitlines() if "its parent run is open again" in line]
-    assert len(said) == 1 and f"worker lost in trial {number}" in said[0], came_back
+    assert said and f"worker lost in trial {number}" in said[0], came_back
     _, runs, parents = check_study(study_workers, trials=3, parents=2)
     assert parents[parent].info.status == "FINISHED"
     assert tracking.ERROR_TAG not in parents[parent].data.tags
@@ -621,3 +622,35 @@ def test_a_trial_the_tracking_store_failed_is_closed_as_such(
         f"trial {frozen.number} is not queued again: its parameters were tried "
         f"{retries.MAX_RETRY + 1} times (trials 0, 1, 2, 3); they count as one failed trial"
     ]
+
+
+def test_a_long_trial_just_ended_is_no_silence(tmp_path, monkeypatch, request):
+    """A worker says it lives at each trial's start and end: when a trial longer than the grace
+    ends, its run ends a moment before the worker says so, and a peer looking then closed the
+    live worker's parent as 'silent ... lost' (found by a review). The parent's latest trial
+    ended within the grace: alive; ended before it: closed, as before."""
+    from experiments.stores import liveness
+
+    monkeypatch.chdir(tmp_path)
+    before = mlflow.get_tracking_uri()
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(before))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = tracking.use_experiment("long")
+    client = MlflowClient()
+    now = time.time()
+    parents = {}
+    for name, ended in (("just", now - 5), ("long ago", now - 500)):
+        tags = {tracking.STUDY_TAG: "long", tracking.ROLE_TAG: "study"}
+        tags |= {tracking.WORKER_TAG: f"elsewhere:{len(parents) + 1}"}
+        tags |= {liveness.LAST_SEEN_TAG: f"{now - 900:.0f}"}  # said it lived at its trial's start
+        parent = client.create_run(experiment, tags=tags).info.run_id
+        client.log_param(parent, "heartbeat", "60")  # lost after 180 s of silence
+        trial = client.create_run(experiment, tags={tracking.PARENT_TAG: parent}).info.run_id
+        client.set_terminated(trial, "FINISHED", end_time=int(ended * 1000))
+        parents[name] = parent
+    closed = liveness.close_dead_parents(experiment, "long")
+    assert list(closed) == [parents["long ago"]]
+    assert client.get_run(parents["just"]).info.status == "RUNNING"
+    assert re.fullmatch(
+        r"worker elsewhere:2 silent for 9\d\ds between trials: lost", closed[parents["long ago"]]
+    )

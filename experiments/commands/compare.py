@@ -79,7 +79,8 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
         return f"# Study {name}\n\nNo complete trial yet."
     complete = len(trials)
     running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
-    more = f" so far, {running} more running: the table may change" if running else ""
+    more = f" so far; {running} trial run(s) still RUNNING (in flight, or a lost worker's not "
+    more = more + "closed yet): the table may change" if running else ""
     complete_said = f"{complete} complete trial{'s' * (complete != 1)}{more}"
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(comparison_markdown(args.study, args.all))
     except LookupError as err:
+        if isinstance(err, KeyError | IndexError):  # a bug, not a study that is not there
+            raise
         say_error(str(err))
         return 2
     except OSError as err:  # --out: a file, or a folder that cannot be made or written

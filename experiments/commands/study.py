@@ -258,6 +258,7 @@ def run_sweep(
             registered = models.log_best_models(study_name, table)
         if registered:
             print("registered models: " + ", ".join(registered))
+        share.close_lost_runs(force=True)  # a parent closed as lost meanwhile: opened again
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
 
 

@@ -72,10 +72,11 @@ def close_dead_parents(
     else its start) that has no trial running. ``own`` (the caller's parent run) is never
     closed. Returns the runs closed: id, reason.
 
-    One search for the parents, then one per parent that looks dead: whether it has a trial
-    running is asked last, as a search of its own, so a study of W live workers costs one
-    search here, not W (bench/scale.py: W searches per call made the tracking server the first
-    limit of a study from 16 workers)."""
+    One search for the parents, then, per parent that looks dead, a search for its latest trial
+    (running, or ended within the grace: not dead) and a read of the parent as it is now (its
+    worker may have said it lives, or opened it again, since the search), so a study of W live
+    workers costs one search here, not W (bench/scale.py: W searches per call made the tracking
+    server the first limit of a study from 16 workers)."""
     client = MlflowClient()
     study = study_name.replace("'", "\\'")
     where = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
@@ -90,13 +91,19 @@ def close_dead_parents(
         silent = time.time() - last
         heartbeat = float(parent.data.params.get("heartbeat", HEARTBEAT_SECONDS))
         silent_after = GRACE_FACTOR * heartbeat
-        if process_gone(worker):
+        gone = process_gone(worker)
+        if gone:
             reason = f"worker {worker} died between trials (its process is gone)"
         elif silent > silent_after:
             reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
         else:
             continue
-        if _has_running_trial(client, experiment_id, run_id):  # in a (long) trial: alive
+        if _busy(client, experiment_id, run_id, 0 if gone else silent_after):
+            continue  # in a (long) trial, or one just ended: it says it lives in a moment
+        again = client.get_run(run_id)  # as it is now: its worker may have said it lives since
+        if again.info.status != "RUNNING" or again.data.tags.get(LAST_SEEN_TAG) != (
+            parent.data.tags.get(LAST_SEEN_TAG)
+        ):
             continue
         client.set_tag(run_id, ERROR_TAG, reason)
         client.set_terminated(run_id, "FAILED")
@@ -113,15 +120,24 @@ def come_back(run_id: str) -> str | None:
     if run.info.status == "RUNNING":
         return None
     reason = run.data.tags.get(ERROR_TAG, "closed")
+    seen(run_id)  # first: open again with an old last_seen, it would be found lost again
     client.update_run(run_id, status="RUNNING")
     if ERROR_TAG in run.data.tags:
         client.delete_tag(run_id, ERROR_TAG)
     return reason
 
 
-def _has_running_trial(client: MlflowClient, experiment_id: str, parent: str) -> bool:
-    where = f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'"
-    return bool(client.search_runs([experiment_id], where, max_results=1))
+def _busy(client: MlflowClient, experiment_id: str, parent: str, within: float) -> bool:
+    """Whether the parent's latest trial run is RUNNING, or ended less than ``within`` seconds
+    ago: a worker says it lives after its trial's run ends, so a long trial's end is no silence."""
+    where = f"tags.`{PARENT_TAG}` = '{parent}'"
+    latest = client.search_runs(
+        [experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not latest:
+        return False
+    run = latest[0].info
+    return run.status == "RUNNING" or not run.end_time or run.end_time / 1000 > time.time() - within
 
 
 def process_gone(worker: str) -> bool:

@@ -236,7 +236,7 @@ class Worker:
         self._current: int | None = None  # the trial number in flight
         self._checked: float | None = None  # when close_lost_runs last looked (monotonic)
         self._store_lost: int | None = None  # our trial failed because MLflow did not answer
-        self._said = time.monotonic()  # when this worker last said it lives
+        self._said = time.time()  # when it last said it lives: the wall clock others judge by
 
     def optimize(
         self,
@@ -445,7 +445,7 @@ class Worker:
         first opens its parent run again if another worker closed it as lost."""
         if self.parent_run_id is None:
             return
-        silent, self._said = time.monotonic() - self._said, time.monotonic()
+        silent = time.time() - self._said  # a suspend counts, as it does for the others
         try:
             if lost or silent > (GRACE_FACTOR - 1) * self.heartbeat:
                 reason = liveness.come_back(self.parent_run_id)
@@ -457,6 +457,7 @@ class Worker:
                         flush=True,
                     )
             liveness.seen(self.parent_run_id)
+            self._said = time.time()
         except Exception as err:  # housekeeping: never the reason a worker stops
             log.warning("could not say this worker lives: %s", err)
 
