@@ -194,9 +194,30 @@ def test_two_then_four_workers_share_one_study(study_workers):
     assert all(", reused, cache" in out for out in outputs)
 
 
-def freeze_in_trial(group: Workers, workers: list[subprocess.Popen]):
+def in_transaction(storage: str) -> bool:
+    """Whether a connection to the study's PostgreSQL database is inside a transaction: a
+    worker frozen there would hold its row locks, and the other would wait on them for good."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(storage)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(
+                sqlalchemy.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    return bool(found)
+
+
+def freeze_in_trial(group: Workers, workers: list[subprocess.Popen], between_writes: bool = False):
     """Freeze (SIGSTOP) the first of ``workers`` found in a trial: that worker, and the trial's
-    MLflow run. Whichever it is: the first to start may wait while the other extracts."""
+    MLflow run. Whichever it is: the first to start may wait while the other extracts. With
+    ``between_writes``, only while no connection to the study's database is in a transaction
+    (a worker left frozen must hold no row lock)."""
     client = MlflowClient(group.tracking_uri)
     deadline = time.monotonic() + WORKER_SECONDS
     while True:
@@ -214,6 +235,8 @@ def freeze_in_trial(group: Workers, workers: list[subprocess.Popen]):
             }
         except Exception:  # the experiment does not exist yet
             running = {}
+        if between_writes and running and in_transaction(group.storage):
+            running = {}  # try again in a moment
         host = socket.gethostname()
         frozen = next((w for w in workers if f"{host}:{w.pid}" in running), None)
         for worker in workers:
@@ -387,7 +410,7 @@ def test_a_frozen_worker_found_lost_comes_back_with_an_open_parent(study_workers
     is open again and ends FINISHED without the loss in its error tag (it ended FINISHED with
     'worker lost in trial N' there, and the other worker said nothing)."""
     started = study_workers.start(2, trials=3)
-    victim, frozen = freeze_in_trial(study_workers, started)
+    victim, frozen = freeze_in_trial(study_workers, started, between_writes=True)
     survivor = next(w for w in started if w is not victim)
     client = MlflowClient(study_workers.tracking_uri)
     parent = frozen.data.tags["mlflow.parentRunId"]
