@@ -443,34 +443,44 @@ def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clip
     assert cross_table._cross_setting(run) == expected
 
 
-def test_studies_whose_columns_would_share_a_heading_are_told_apart(tmp_path, monkeypatch):
-    """O→C from OULU-NPU Protocol 1 and from Protocol 2, and O→C tested on CASIA-FASD's warped
-    subset: three settings, one heading, and the table kept one of them without a word (a real
-    MLflow store, a finished trial run of each study as the sweep tags it)."""
+@pytest.fixture
+def tagged_store(tmp_path, monkeypatch, request):
+    """A real MLflow store in ``tmp_path``; ``log(name, tags)`` makes study ``name``'s experiment
+    and one finished trial run tagged as the sweep tags it, plus ``tags``."""
     import mlflow
 
     from experiments.stores import tracking
 
     monkeypatch.chdir(tmp_path)
+    request.addfinalizer(partial(mlflow.set_tracking_uri, mlflow.get_tracking_uri()))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    for trained, tested in (
-        ("oulu-p1", "casia"),
-        ("oulu-p2", "casia"),
-        ("oulu-p1", "casia-warped"),
-    ):
-        name = f"{trained}-to-{tested}"
+
+    def log(name: str, tags: dict[str, str]) -> None:
         experiment_id = tracking.use_experiment(name)
         tags = {
             tracking.STUDY_TAG: name,
             tracking.ROLE_TAG: "trial",
             tracking.TRIAL_TAG: "0",
-            "evaluation": "cross-dataset",
-            "protocol": trained,
-            "test_protocol": tested,
             "synthetic": "false",
+            **tags,
         }
         with mlflow.start_run(experiment_id=experiment_id, tags=tags):
             mlflow.log_metric("test_hter", 0.25)
+
+    return log
+
+
+def test_studies_whose_columns_would_share_a_heading_are_told_apart(tagged_store):
+    """O→C from OULU-NPU Protocol 1 and from Protocol 2, and O→C tested on CASIA-FASD's warped
+    subset: three settings, one heading, and the table kept one of them without a word (a real
+    MLflow store, a finished trial run of each study as the sweep tags it)."""
+    for trained, tested in (
+        ("oulu-p1", "casia"),
+        ("oulu-p2", "casia"),
+        ("oulu-p1", "casia-warped"),
+    ):
+        tags = {"evaluation": "cross-dataset", "protocol": trained, "test_protocol": tested}
+        tagged_store(f"{trained}-to-{tested}", tags)
     shown = cross_table.studies()
     assert sorted(shown["label"]) == [
         "O→C (oulu-p1→casia)",
@@ -480,19 +490,10 @@ def test_studies_whose_columns_would_share_a_heading_are_told_apart(tmp_path, mo
     assert shown.attrs["not shown"] == []
 
 
-def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(
-    tmp_path, monkeypatch, request
-):
+def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(tagged_store, tmp_path):
     """Two folders of the generic layout: data->data2 and data2->data are opposite experiments,
     and the intra-dataset studies of each are two; the table showed one of each pair, headed
     'generic→generic' and 'generic', and named the other 'an older run' (a user probe)."""
-    import mlflow
-
-    from experiments.stores import tracking
-
-    monkeypatch.chdir(tmp_path)
-    request.addfinalizer(partial(mlflow.set_tracking_uri, mlflow.get_tracking_uri()))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     data, data2 = str(tmp_path / "data"), str(tmp_path / "data2")
     studies = {
         "data-to-data2": {"evaluation": "cross-dataset", "data": data, "test_data": data2},
@@ -502,18 +503,7 @@ def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(
         "casia": {"evaluation": "intra-dataset", "data": data, "protocol": "casia"},
     }
     for name, tags in studies.items():
-        experiment_id = tracking.use_experiment(name)
-        tags = {
-            tracking.STUDY_TAG: name,
-            tracking.ROLE_TAG: "trial",
-            tracking.TRIAL_TAG: "0",
-            "protocol": "generic",
-            "test_protocol": "generic",
-            "synthetic": "false",
-            **tags,
-        }
-        with mlflow.start_run(experiment_id=experiment_id, tags=tags):
-            mlflow.log_metric("test_hter", 0.25)
+        tagged_store(name, {"protocol": "generic", "test_protocol": "generic", **tags})
     shown = cross_table.studies()
     assert dict(zip(shown["study"], shown["label"], strict=True)) == {
         "data-to-data2": "data→data2",

@@ -13,6 +13,7 @@ from core.features.extract import (
     default_weights_path,
     extract_features,
     no_face_by_species,
+    random_backend,
     weights_fingerprint,
 )
 from core.features.request import FeatureOptions, cached_features, load_data
@@ -29,5 +30,6 @@ __all__ = [
     "extract_features",
     "load_data",
     "no_face_by_species",
+    "random_backend",
     "weights_fingerprint",
 ]

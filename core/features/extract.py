@@ -147,6 +147,15 @@ def weights_fingerprint(path: str | os.PathLike | None) -> str:
         raise PortError(f"{path}: {reason}") from None
 
 
+def random_backend(fingerprint: str) -> str | None:
+    """The Keras backend that drew a random backbone, from its :func:`weights_fingerprint`
+    (``random:<init>:<seed>[:<backend>]``; none named: TensorFlow); None for a weights file."""
+    if not fingerprint.startswith("random:"):
+        return None
+    parts = fingerprint.split(":")
+    return parts[3] if len(parts) > 3 else "tensorflow"
+
+
 def cache_key(
     weights_fp: str,
     data_fp: str,

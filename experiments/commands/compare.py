@@ -79,9 +79,12 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
         return f"# Study {name}\n\nNo complete trial yet."
     complete = len(trials)
     running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
-    more = f" so far; {running} trial run(s) still RUNNING (in flight, or a lost worker's not "
-    more = more + "closed yet): the table may change" if running else ""
-    complete_said = f"{complete} complete trial{'s' * (complete != 1)}{more}"
+    complete_said = f"{complete} complete trial{'s' * (complete != 1)}"
+    if running:
+        complete_said += (
+            f" so far; {running} trial run(s) still RUNNING (in flight, or a lost worker's not "
+            "closed yet): the table may change"
+        )
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))

@@ -27,7 +27,7 @@ from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import DataError
 from core.data.frames import prepare_frames, read_clip
-from core.features import default_weights_path, faces, weights_fingerprint
+from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
 from experiments.metrics import clip_scores
 from experiments.serving.trial_model import DEFAULT_WEIGHTS, ScoringError, TrialModel
@@ -95,12 +95,11 @@ def _remedy(model: TrialModel, flag: str, given: bool = True) -> str:
     the run's."""
     if not model.random_backbone:
         return f"pass that file with {flag}"
-    drawn = model.weights_fingerprint.split(":")[3:] or ["tensorflow"]  # random:init:seed[:backend]
     if weights_fingerprint(None) != model.weights_fingerprint:  # another backend's draw
         without = f"without {flag}, " if given else ""
         return (
             f"the random backbone is drawn by the Keras backend: run {without}under "
-            f"KERAS_BACKEND={drawn[0]}"
+            f"KERAS_BACKEND={random_backend(model.weights_fingerprint)}"
         )
     return f"drop {flag}"
 

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from core.features import random_backend
 from experiments.stores import wal
 
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
@@ -188,12 +189,11 @@ def _differences(
 
 def _difference(part: str, before: Any, value: Any) -> str:
     what = PART_NAMES.get(part, part)
-    drawn = [str(v).split(":")[3:] or ["tensorflow"] for v in (before, value)]
-    if part == "weights" and all(str(v).startswith("random:") for v in (before, value)):
-        if drawn[0] != drawn[1]:  # random:<init>:<seed>[:<backend>]: each backend draws its own
+    if part == "weights":  # random backbones: each backend draws its own
+        drawn = [random_backend(str(v)) for v in (before, value)]
+        if None not in drawn and drawn[0] != drawn[1]:
             return (
-                f"the random backbone drawn by KERAS_BACKEND={drawn[0][0]}; this run's by "
-                f"{drawn[1][0]}"
+                f"the random backbone drawn by KERAS_BACKEND={drawn[0]}; this run's by {drawn[1]}"
             )
     if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
         if before and value:

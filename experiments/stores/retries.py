@@ -47,6 +47,11 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{boot_id}:{namespace}"
 
 
+def worker_of(trial: FrozenTrial) -> str:
+    """``host:pid`` of the trial's worker, from :data:`WORKER_ATTR` ("?" when it has none)."""
+    return ":".join(str(trial.user_attrs.get(WORKER_ATTR, "")).split(":")[:2]) or "?"
+
+
 def dead_here(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The running trials whose worker was a process of this machine, boot and PID namespace
     that is gone (killed): found now, not after their heartbeat's grace of minutes."""
@@ -108,9 +113,9 @@ def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
 def stale_trial_callback(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna's callback for a trial whose worker stopped beating (failed by any worker's look):
     it is said, and queued again."""
-    owner = ":".join(str(trial.user_attrs.get(WORKER_ATTR, "")).split(":")[:2]) or "?"
     print(
-        f"trial {trial.number}'s worker {owner} stopped beating (killed, frozen or cut off)",
+        f"trial {trial.number}'s worker {worker_of(trial)} stopped beating (killed, frozen or "
+        "cut off)",
         flush=True,
     )
     queue_again(study, trial)

@@ -67,6 +67,7 @@ from experiments.stores.retries import (
     stale_trial_callback,
     taken_over,
     this_process,
+    worker_of,
 )
 from experiments.stores.storage import (
     FinishedTrialsCache,
@@ -349,7 +350,7 @@ class Worker:
         self.lock.acquire()
         fail_stale_trials(self.study)
         for trial in dead_here(self.study.get_trials(deepcopy=False)):
-            owner = ":".join(trial.user_attrs[WORKER_ATTR].split(":")[:2])
+            owner = worker_of(trial)
             print(f"trial {trial.number}'s worker {owner} is gone (its process ended)", flush=True)
             self._requeue(trial.number)
         return self.study.get_trials(deepcopy=False)
@@ -416,9 +417,8 @@ class Worker:
         often it was: it is not the configuration's failure, so it must not count towards
         ``--trials``, and an interrupted write-up baseline must still run."""
         trials = self.study.get_trials(deepcopy=False)
-        trial = trials[number]
-        if trial.state == TrialState.FAIL and number not in retried_numbers(trials):
-            retry_callback(max_retry=None)(self.study, trial)
+        if trials[number].state == TrialState.FAIL and number not in retried_numbers(trials):
+            retry_callback(max_retry=None)(self.study, trials[number])
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue again a trial the tracking store failed (up to :data:`MAX_RETRY` times, as a
