@@ -352,6 +352,11 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     assert frozen["metrics.params_trainable"] == frozen["metrics.params_head"] == head
     for run in (tuned, frozen):
         assert np.isfinite(run["metrics.dev_acer"]) and np.isfinite(run["metrics.test_auc"])
+    # "auto" is recorded as what ran: the engine compiles, fine-tuning's fit follows Keras' rule
+    probe = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    probe.compile(loss="mse", jit_compile="auto")
+    assert frozen["params.jit_compile"] == "True"
+    assert tuned["params.jit_compile"] == str(probe.jit_compile)
 
     client = MlflowClient()
     names = {a.path for a in client.list_artifacts(tuned["run_id"])}

@@ -18,6 +18,7 @@ A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's to
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ from experiments.trial.evaluation import (
     scores_frame,
     settings_table,
 )
-from experiments.trial.training import train_head
+from experiments.trial.training import resolved_jit_compile, train_head
 
 log = logging.getLogger(__name__)
 # (trial number, config, figures or what stopped it, seconds): the console's line per trial
@@ -88,6 +89,7 @@ class Objective:
         config = search.suggest(
             trial, self.allowed, self.training_precision, self.jit_compile, self.fine_tune
         )
+        config = dataclasses.replace(config, jit_compile=resolved_jit_compile(config))
         # a fine-tuned choice's frozen bottom, computed once and said: not this trial's seconds
         self.setup_seconds += prepare_fine_tuning(self.settings, config.fine_tune, print)
         baseline = search.baseline_name(trial.params)

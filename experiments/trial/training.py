@@ -93,6 +93,21 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return optimizers[name](learning_rate=learning_rate)
 
 
+def resolved_jit_compile(config: TrialConfig) -> bool:
+    """Whether the trial compiles its training step, ``jit_compile`` "auto" resolved so the run
+    records what it ran: :class:`heads.Engine` (cached features) always compiles (XLA under
+    TensorFlow, ``jax.jit`` under JAX); fine-tuning's ``model.fit`` follows Keras' rule for
+    "auto" with this package's models: compiled under JAX or on a TensorFlow GPU, not on a
+    TensorFlow CPU."""
+    if config.jit_compile != "auto":
+        return bool(config.jit_compile)
+    if config.fine_tune == "none":
+        return True
+    from core.device import current_device
+
+    return keras.backend.backend() == "jax" or current_device().platform != "cpu"
+
+
 def cross_entropy(scores: np.ndarray, y: np.ndarray) -> float:
     """Mean binary cross-entropy of bona fide probabilities; equals the softmax head's loss."""
     p = np.clip(scores, EPSILON, 1 - EPSILON)
