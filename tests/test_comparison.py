@@ -190,7 +190,7 @@ def test_report_prints_numbers_as_papers_do(store, reports) -> None:
         assert f">{count:,}<" in page and str(count) not in page.replace(lstm["run_id"], "")
     runs = trial_runs(store["demo"][1]).set_index("run_id")
     row = runs.loc[lstm["run_id"]]
-    assert f">{100 * row['metrics.dev_acer']:.1f}%<" in page
+    assert f"<td class=num>{100 * row['metrics.dev_acer']:.1f}%<" in page  # figures right
     assert f">{row['metrics.test_auc']:.3f}<" in page  # AUC: a plain number
     low, high = row["metrics.test_hter_ci_low"], row["metrics.test_hter_ci_high"]
     assert f">[{100 * low:.1f}%, {100 * high:.1f}%]<" in page

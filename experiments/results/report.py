@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import re
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,8 @@ import plotly.offline
 from experiments.metrics import ScoreSet, far_frr_curve
 from experiments.results.tables import pareto_mask
 
+# a figure as the tables print it: 1,234; 2.5%; 2.5 ± 0.8%; 0.973; 1 - 1.5e-05; [1.2%, 9.8%]
+FIGURE = re.compile(r"(1 - )?-?[\d,.]+(e[-+]?\d+)?%?( ± [\d.]+(e[-+]?\d+)?%?)?|\[.*%\]")
 PLOTLY_ID = "plotly-js"  # the one <script> that holds plotly.js
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -35,8 +38,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; font-size: .9em; margin: .5em 0 1.5em; }
 th, td { padding: .2em .6em; border-bottom: 1px solid #ddd; white-space: nowrap; }
 th { text-align: left; background: #f4f4f4; }
-td { text-align: right; font-variant-numeric: tabular-nums; }
-td:first-child, td:nth-child(2) { text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .plot { width: 100%; max-width: 1100px; min-height: 450px; }
 #plotly-status { color: #666; }
 """
@@ -182,6 +184,29 @@ def _script_json(figure: go.Figure) -> str:
     return plotly.io.to_json(figure, validate=False).replace("</", "<\\/")
 
 
+def html_table(table: pd.DataFrame) -> str:
+    """The table as HTML text cells, a column of figures right-aligned (the first figure column
+    too: a head's name may come first or second), every other column left-aligned."""
+    cells = table.astype(object).where(table.notna(), "").astype(str)
+    numeric = [_figures(cells[name]) for name in cells.columns]
+    head = "".join(f"<th>{html.escape(str(name))}</th>" for name in table.columns)
+    rows = [
+        "<tr>"
+        + "".join(
+            f"<td{' class=num' if right else ''}>{html.escape(text)}</td>"
+            for text, right in zip(row, numeric, strict=True)
+        )
+        + "</tr>"
+        for row in cells.itertuples(index=False)
+    ]
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figures(column: pd.Series) -> bool:
+    filled = [text for text in column if text]
+    return bool(filled) and all(FIGURE.fullmatch(text) for text in filled)
+
+
 def write_html(
     path: Path,
     title: str,
@@ -200,7 +225,7 @@ def write_html(
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]
     for heading, table in tables.items():
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(f"<div class='scroll'>{table.to_html(index=False, na_rep='')}</div>")
+        parts.append(f"<div class='scroll'>{html_table(table)}</div>")
     if figures:
         parts.append("<h2>Figures</h2><p id='plotly-status'>drawing the figures...</p>")
         for i, figure in enumerate(figures.values()):
