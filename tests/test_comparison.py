@@ -535,7 +535,7 @@ def test_compare_on_a_study_still_running_says_so(store, capsys) -> None:
     try:
         assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
         said = (
-            f"\n{complete} complete trials so far; 1 trial run(s) still RUNNING (in flight, or a "
+            f"\n{complete} complete trials so far; 1 trial run still RUNNING (in flight, or a "
             "lost worker's not closed yet): the table may change; best"
         )
         assert said in capsys.readouterr().out

@@ -361,6 +361,36 @@ def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(
     assert not (cache / "features").exists()  # nothing extracted
 
 
+def test_a_partial_copy_of_a_source_is_no_target_nor_test_set(database_trees, tmp_path, capsys):
+    """A database less one clip (or a clip copied into another) shares the source's clips: a
+    head would be tested on clips it trained on. Refused in one line, before extraction (it ran,
+    and the table showed the source's clips as a held-out target)."""
+    import shutil
+
+    from experiments.commands import sweep
+
+    casia = database_trees / "CASIA-FASD"
+    part = tmp_path / "casia-part"
+    shutil.copytree(casia, part, copy_function=shutil.copyfile)
+    clips = sorted(part.rglob("*.avi"))
+    next(clip for clip in clips if clip.name not in ("1.avi", "2.avi", "HR_1.avi")).unlink()
+    cache = tmp_path / "cache"
+    argv = flags(database_trees, "--sources", "casia", "--target", "part", "--db", f"part={part}")
+    argv[argv.index("--cache-dir") + 1] = str(cache)
+    assert sweep.main([*argv, "--study", "part"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (
+        f"error: database part ({part}) shares {len(clips) - 1} of its {len(clips) - 1} clips "
+        f"(file names and sizes) with database casia ({casia}): each database trains or is "
+        "tested, once"
+    )
+    plain = ["--frames", str(FRAMES), "--no-face-crop", "--cache-dir", str(cache)]
+    assert sweep.main(["--data", str(casia), "--test-data", str(part), *plain]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--test-data {part} shares {len(clips) - 1} of its" in said
+    assert not (cache / "features").exists()  # nothing extracted
+
+
 def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     database_trees, tmp_path, capsys
 ) -> None:

@@ -186,7 +186,7 @@ def test_the_sweep_says_where_clips_that_did_not_decode_are_missing(data, tmp_pa
         assert "  test   bonafide  bonafide  2" in out  # counted before decoding
         left = [line for line in out if line.startswith("left out: ")]
         assert left == [
-            "left out: 1 clip(s) that did not decode (test bonafide 1; named in the warnings "
+            "left out: 1 clip that did not decode (test bonafide 1; named in the warnings "
             "above): the counts above include them"
         ], state
         assert len(features.clips) == 6

@@ -246,7 +246,7 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     assert f" {dev} " in line and f" {test} " in line, line
     for fold in range(2, 7):
         (line,) = [line for line in printed if f"(oulu-p3 fold {fold})" in line]
-        assert line.endswith("subject(s)") and "; dev: " in line and "; test: " in line
+        assert line.endswith(" subjects") and "; dev: " in line and "; test: " in line
 
 
 def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, capsys) -> None:

@@ -177,7 +177,7 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     capsys.readouterr()
     changed = {
         "--repeats": (("--repeats", "2"), "--repeats 1; this run's is 2"),
-        "objectives": (("--multi-objective",), "has 1 objective(s), this run asks for 2"),
+        "objectives": (("--multi-objective",), "has 1 objective, this run asks for 2"),
         "fine-tune": (("--fine-tune", "fc"), "--fine-tune none; this run's is fc"),
         "training": (("--train-precision", "float16"), "float32; this run's is float16"),
         # a worker per --seed (the Slurm script did it) trained each trial with its own seed
@@ -670,7 +670,7 @@ def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> Non
         assert sweep.main(argv(data, *stores, "--tracking-uri", other, *more)) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1] == (
-            f"error: study elsewhere has 1 complete trial(s) in its database, but the tracking "
+            f"error: study elsewhere has 1 complete trial in its database, but the tracking "
             f"store {other} holds no experiment of it: they were tracked in another store (pass "
             f"the --tracking-uri they ran with), or choose another --study"
         )

@@ -39,6 +39,7 @@ from core.data.splits import (
     missing_splits,
 )
 from core.data.subjects import compile_subject_pattern
+from core.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ class Dataset:
     test_split_given: bool = True  # the database (or protocol) fixes a test split: not carved
     carved: tuple[str, ...] = ()  # splits drawn by subject (--split-seed), not given by the data
     aside: str = ""  # what the layout set aside unread: "160 enrolment videos (...) in enroll/"
-    # Hash of the source clips' ids and file sizes, no file times: the same for a copy made
-    # without them (cp -r), which content_fingerprint tells apart; no test set for itself
-    copy_key: str = ""
+    # Each source clip as its file name and sizes (sorted; names repeat), no file times: a copy
+    # made without them (cp -r), whole or in part, shares them, which content_fingerprint tells
+    # apart; two databases sharing one would test a head on a clip it trained on
+    clip_keys: tuple[str, ...] = ()
 
     def split(self, name: Split) -> list[Clip]:
         """The clips of one split, in clip_id order."""
@@ -118,7 +120,7 @@ class Dataset:
         return (
             f"{split}: {len(clips)} clips ({sum(c.label == 'bonafide' for c in clips)} bona "
             f"fide, {sum(c.label == 'attack' for c in clips)} attack), "
-            f"{len({c.subject for c in clips})} subject(s){drawn}"
+            f"{counted(len({c.subject for c in clips}), 'subject')}{drawn}"
         )
 
     def summary(self) -> str:
@@ -222,13 +224,15 @@ def load_dataset(
     test_split_given = any(clip.split == "test" for clip in clips)
     carved = missing_splits(clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
-    check_splits(clips, carved)
+    try:
+        check_splits(clips, carved)
+    except DataError as err:  # the folder named: a study may read several databases
+        raise DataError(f"{root}: {err}") from None
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
     stamps = {c.clip_id: _signature(c.path, content=synthetic) for c in source}
     signatures = {clip_id: signature for clip_id, (signature, _) in stamps.items()}
     content = json.dumps(sorted(signatures.items()))
-    sizes = json.dumps(sorted((clip_id, sizes) for clip_id, (_, sizes) in stamps.items()))
     return Dataset(
         root=root,
         protocol=chosen.name,
@@ -239,7 +243,7 @@ def load_dataset(
         signatures=signatures,
         source_clips=source,
         content_fingerprint=hashlib.sha256(content.encode()).hexdigest(),
-        copy_key=hashlib.sha256(sizes.encode()).hexdigest(),
+        clip_keys=tuple(sorted(f"{Path(i).name} {sizes}" for i, (_, sizes) in stamps.items())),
         fold=fold,
         layout=layout.name,
         test_split_given=test_split_given,

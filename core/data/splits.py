@@ -15,6 +15,7 @@ import numpy as np
 
 from core.constants import SPLITS
 from core.data.clips import Clip, DataError
+from core.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def check_splits(clips: list[Clip], carved: Sequence[str] = ()) -> None:
         }
         raise DataError(
             f"{has}: {', '.join(pool)} are drawn by subject (no person in two), and "
-            f"{with_class['bonafide']} subject(s) have bona fide clips, {with_class['attack']} "
-            "attack clips: too few to give each of them both classes; add clips of other "
-            "subjects, or give the data its own train, dev and test folders"
+            f"bona fide clips come from {counted(with_class['bonafide'], 'subject')}, attack "
+            f"clips from {with_class['attack']}: too few to give each of them both classes; add "
+            "clips of other subjects, or give the data its own train, dev and test folders"
         )

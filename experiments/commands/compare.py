@@ -25,6 +25,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from core.words import counted
 from experiments.commands.quiet import quiet_console, say_error
 from experiments.results import tables
 from experiments.stores import liveness, tracking
@@ -79,11 +80,11 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
         return f"# Study {name}\n\nNo complete trial yet."
     complete = len(trials)
     running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
-    complete_said = f"{complete} complete trial{'s' * (complete != 1)}"
+    complete_said = counted(complete, "complete trial")
     if running:
         complete_said += (
-            f" so far; {running} trial run(s) still RUNNING (in flight, or a lost worker's not "
-            "closed yet): the table may change"
+            f" so far; {counted(running, 'trial run')} still RUNNING (in flight, or a lost "
+            "worker's not closed yet): the table may change"
         )
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""

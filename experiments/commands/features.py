@@ -11,6 +11,7 @@ from typing import Any
 
 from core.data.dataset import Dataset
 from core.features import FeatureOptions, FeatureSet, cached_features
+from core.words import counted
 from experiments.commands.quiet import quiet_backend
 
 
@@ -54,8 +55,8 @@ def load_features(
     if undecoded:  # the summary above counted them: say where they are missing
         where = ", ".join(f"{group} {n}" for group, n in sorted(undecoded.items()))
         print(
-            f"left out: {undecoded.total()} clip(s) that did not decode ({where}; named in the "
-            "warnings above): the counts above include them"
+            f"left out: {counted(undecoded.total(), 'clip')} that did not decode ({where}; named "
+            "in the warnings above): the counts above include them"
         )
     if brief:
         return features

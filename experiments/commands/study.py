@@ -29,6 +29,7 @@ from core.data.clips import DataError
 from core.device import keras_backend
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
 from core.features.crop import FaceCrop
+from core.words import counted
 from experiments.commands import replay
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
@@ -180,7 +181,8 @@ def run_sweep(
     tags = {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context}
     if parents:  # each invocation (worker) has its own parent run; it names the one before
         tags[tracking.CONTINUES_TAG] = parents[0]
-        print(f"its trials so far are under {len(parents)} earlier parent run(s); a new one opens")
+        earlier = counted(len(parents), "earlier parent run")
+        print(f"its trials so far are under {earlier}; a new one opens")
     quiet_backend(config.verbose)  # trials to run: Keras and its backend, without their noise
     from experiments.serving import models
     from experiments.trial import memory

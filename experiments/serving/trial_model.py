@@ -114,7 +114,10 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
         )
     missing = [tag for tag in ("weights_fingerprint", "face_crop") if tag not in tags]
     if missing:
-        raise ScoringError(f"run {run_id}: lacks tag(s) {', '.join(missing)} (an older sweep?)")
+        raise ScoringError(
+            f"run {run_id}: lacks {'tags' if len(missing) > 1 else 'tag'} {', '.join(missing)} "
+            "(an older sweep?)"
+        )
     # Before the two precisions had their own names, the tag ``precision`` was extraction's.
     extraction = tags.get("extraction_precision", tags.get("precision", "float32"))
     return TrialModel(

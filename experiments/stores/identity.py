@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from core.features import random_backend
+from core.words import counted
 from experiments.stores import wal
 
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
@@ -80,7 +81,7 @@ def check_identity(
     made = [d.name.lower() for d in study.directions]
     if wanted and wanted != made:
         raise ValueError(
-            f"study {study.study_name} has {len(made)} objective(s), this run asks for "
+            f"study {study.study_name} has {counted(len(made), 'objective')}, this run asks for "
             f"{len(wanted)} (--multi-objective: dev ACER and parameters): rerun with the study's "
             "flags, or start another study with --study"
         )

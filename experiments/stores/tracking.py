@@ -29,6 +29,7 @@ from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from core.words import counted
 from experiments.config import safe_name
 from experiments.stores import wal
 from experiments.stores.locks import StorageLock
@@ -145,9 +146,10 @@ def use_experiment(study_name: str, complete: int = 0) -> str:
 
 def _tracked_elsewhere(study_name: str, complete: int) -> str:
     return (
-        f"study {study_name} has {complete} complete trial(s) in its database, but the tracking "
-        f"store {mlflow.get_tracking_uri()} holds no experiment of it: they were tracked in "
-        "another store (pass the --tracking-uri they ran with), or choose another --study"
+        f"study {study_name} has {counted(complete, 'complete trial')} in its database, but "
+        f"the tracking store {mlflow.get_tracking_uri()} holds no experiment of it: they "
+        "were tracked in another store (pass the --tracking-uri they ran with), or choose another "
+        "--study"
     )
 
 
