@@ -99,6 +99,27 @@ GROUPS = {"ocim": ("ocim-m", "ocim-c", "ocim-i", "ocim-o"), "limited": ("mi-c", 
 CHOICES = (*GROUPS, *SETTINGS)  # what --protocol takes besides a database's protocols
 
 
+def given_setting(sources: tuple[str, ...], target: str) -> CrossSetting:
+    """The setting ``--sources`` and ``--target`` name, whatever the sources' order (the order
+    pools the clips, so it would change the figures and the study): a named setting's when it is
+    one (``oulu,casia,replay-attack`` to ``msu`` is ``ocim-m``, one study), else the sources in
+    the benchmark's order, O, C, I, M, then the others by name."""
+    if len(set(sources)) == len(sources):
+        for setting in SETTINGS.values():
+            if set(setting.sources) == set(sources) and setting.target == target:
+                return setting
+    order = list(LETTERS.values())
+    rank = lambda name: (order.index(name) if name in order else len(order), name)  # noqa: E731
+    return CrossSetting("", tuple(sorted(sources, key=rank)), target)
+
+
+def default_name(sources: tuple[str, ...], target: str) -> str:
+    """A study name's part for a setting given by its databases: ``c_m-to-i`` (letters where
+    the benchmark has them, names otherwise: ``o-to-replay-mobile``)."""
+    short = lambda name: NAMES.get(name, name).lower()  # noqa: E731
+    return f"{'_'.join(map(short, sources))}-to-{short(target)}"
+
+
 def settings_named(name: str) -> list[CrossSetting]:
     """The settings a ``--protocol`` value names: one, or a group's."""
     return [SETTINGS[n] for n in GROUPS.get(name, (name,))]

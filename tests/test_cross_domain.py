@@ -323,6 +323,33 @@ def test_bad_flags_are_one_line_each(database_trees, capsys) -> None:
         assert message in capsys.readouterr().err.strip().splitlines()[-1], more
 
 
+def test_sources_in_any_order_are_one_setting_and_one_study(database_trees, ocim_m) -> None:
+    """The order of --sources pools the clips: it changed every figure, and made two studies and
+    two columns of one setting (probe: C&M→I and M&C→I). A named setting's databases given as
+    --sources are that setting (they made a study of their own with the same figures). A study
+    of a setting given by its databases is named after them (it was ``pad-cross-...``, or the one
+    source's protocol, as an intra-dataset study)."""
+    from experiments.commands.study_identity import default_study_name
+    from experiments.trial import search
+    from experiments.trial.evaluation import prepare_settings
+
+    def name(*more: str) -> tuple[str, list[str]]:
+        config = parse_args(flags(database_trees, *more))
+        settings = prepare_settings(config.features, config.evaluation)  # features cached
+        names = [data.name for data in config.evaluation.sources]
+        return default_study_name(config, settings[0], search.families(config.heads)), names
+
+    pooled = name("--sources", "msu,casia", "--target", "replay-attack")
+    assert pooled == name("--sources", "casia,msu", "--target", "replay-attack")
+    assert pooled[1] == ["casia", "msu"]  # the benchmark's order: O, C, I, M
+    assert pooled[0].startswith("pad-c_m-to-i-random-")
+    assert name("--sources", "oulu", "--target", "msu")[0].startswith("pad-o-to-m-random-")
+    assert name("--sources", "replay-attack,oulu,casia", "--target", "msu") == (
+        ocim_m.study.study_name,
+        ["oulu", "casia", "replay-attack"],
+    )
+
+
 def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(
     database_trees, tmp_path, capsys
 ) -> None:

@@ -205,7 +205,7 @@ def evaluation_options(
         settings = domains.settings_named(protocol)
     elif given["sources"]:
         sources = tuple(name.strip() for name in given["sources"].split(",") if name.strip())
-        settings = [domains.CrossSetting("", sources, given["target"].strip())]
+        settings = [domains.given_setting(sources, given["target"].strip())]
     else:
         if databases:
             raise ValueError("--db/--databases name databases for --protocol ocim... or --sources")

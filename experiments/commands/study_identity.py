@@ -11,6 +11,7 @@ from typing import Any
 
 from core.device import keras_backend
 from core.features import FeatureOptions
+from experiments import domains
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.stores import identity
@@ -23,10 +24,14 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     options, the extraction precision among them; its clips, splits, protocol and fold; the test
     data; the repeats; the training precision; the head families searched and the fine-tuning
     choices; the Keras backend, when it is not TensorFlow), never how a path was spelled. A
-    cross-domain study is named after its setting."""
+    cross-domain study is named after its setting (``ocim-m``), or its databases (``c_m-to-i``;
+    before 2026-12-06 ``cross``, or the one source's protocol)."""
     features = setting.features
     protocol = "synthetic" if features.synthetic else features.protocol
-    protocol = config.evaluation.setting or ("cross" if setting.more_sources else protocol)
+    evaluation = config.evaluation
+    if evaluation.cross_domain:  # the setting's name, or its databases': pad-c_m-to-i-...
+        names = tuple(data.name for data in evaluation.sources)
+        protocol = evaluation.setting or domains.default_name(names, evaluation.target.name)
     weights = "random" if features.random_weights else "vggface"
     identity = "|".join(
         (
