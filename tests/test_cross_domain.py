@@ -476,16 +476,30 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     again = run(root, "--protocol", "ocim-m", "--study", "ocim-m-again", "--trials", "1")
     uri = f"sqlite:///{root}/mlflow.db"
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
-    said = f"Not shown: study {ocim_m.study.study_name}, an older run of O&C&I→M."
+    said = (
+        f"Not shown: study {ocim_m.study.study_name}, an older run of O&C&I→M (--cross --study "
+        "NAME ... chooses)."
+    )
     assert said in capsys.readouterr().out.splitlines()
     assert said in (tmp_path / "cross_domain.md").read_text()
     client = MlflowClient(tracking_uri=uri)
-    logged = client.search_runs(
-        [client.get_experiment_by_name("cross-domain tables").experiment_id],
-        f"tags.`{ROLE_TAG}` = 'cross-table'",
-        order_by=["attributes.start_time DESC"],
-    )
-    assert logged[0].data.tags["study.ocim-m"] == again.study.study_name == "ocim-m-again"
+
+    def last_logged():
+        return client.search_runs(
+            [client.get_experiment_by_name("cross-domain tables").experiment_id],
+            f"tags.`{ROLE_TAG}` = 'cross-table'",
+            order_by=["attributes.start_time DESC"],
+        )[0]
+
+    assert last_logged().data.tags["study.ocim-m"] == again.study.study_name == "ocim-m-again"
+    # the table shows the studies named (a smoke run had replaced a whole study's column)
+    chosen = ["--study", ocim_m.study.study_name, "--study", mi_c.study.study_name]
+    assert compare.main(["--cross", *chosen, "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "Not shown" not in out and "O&C&I→M HTER held-out" in out
+    assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
+    assert compare.main(["--cross", "--study", "nope", "--tracking-uri", uri]) == 2
+    assert capsys.readouterr().err.startswith("error: no study nope in ")
 
 
 @pytest.mark.parametrize(
@@ -495,12 +509,14 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
         ("casia,msu", "replay-attack", "test", ("s", "C&M→I")),
         ("msu,replay-attack", "casia", "all", ("s all", "M&I→C all clips")),
         ("a,b", "c", "test", ("s", "a&b→c")),
+        ("msu", "casia", "test", ("s casia-cut", "M→C (casia-cut)")),  # a cut is not the whole
     ],
 )
 def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clips, expected):
     """From a trial run's tags: the databases' letters, names without one as they are, and
     every target clip set apart."""
     tags = {"setting": "s", "sources": sources, "target": target, "target_clips": clips}
+    tags |= {"protocol_casia": "casia-cut"} if "cut" in expected[1] else {}
     run = pd.Series({f"tags.{key}": value for key, value in tags.items()})
     assert cross_table._cross_setting(run) == expected
 
@@ -544,11 +560,8 @@ def test_studies_whose_columns_would_share_a_heading_are_told_apart(tagged_store
         tags = {"evaluation": "cross-dataset", "protocol": trained, "test_protocol": tested}
         tagged_store(f"{trained}-to-{tested}", tags)
     shown = cross_table.studies()
-    assert sorted(shown["label"]) == [
-        "O→C (oulu-p1→casia)",
-        "O→C (oulu-p1→casia-warped)",
-        "O→C (oulu-p2→casia)",
-    ]
+    # a database taken by another protocol than its first is named: no cut passes as the whole
+    assert sorted(shown["label"]) == ["O→C", "O→C (casia-warped)", "O→C (oulu-p2)"]
     assert shown.attrs["not shown"] == []
 
 

@@ -1,14 +1,15 @@
 """Print a study's comparison of heads from MLflow as Markdown.
 
     python experiments/compare.py [--study NAME | --list] [--tracking-uri URI] [--all]
-    python experiments/compare.py --cross [--out DIR] [--tracking-uri URI]
+    python experiments/compare.py --cross [--study NAME ...] [--out DIR] [--tracking-uri URI]
 
 Without ``--study`` the study whose trial ran last is shown; ``--list`` prints every study with
 its complete trials and last activity, newest first. The table holds the headline figures as
 papers print them (parameter counts with separators, error rates in %, mean ± std in percentage
 points over folds and repeats); ``--all`` adds every figure but the 95 % intervals (per-species
 APCER among them), which the parent run's comparison.csv and report.html hold too. A study run
-on synthetic data or a random backbone is flagged as the demonstration it is.
+on synthetic data or a random backbone is flagged as the demonstration it is. ``--cross`` shows
+each setting's last study run; ``--study``, repeated, names the studies it shows instead.
 
 Exit status: 0 done; 2 bad input (one line on stderr: no such study, no tracking store at the
 path given); 3 a tracking server that does not answer, or not as MLflow does.
@@ -106,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         epilog="\n\n".join(notes).replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--study",
+        action="append",
+        help="study name (default: the one whose trial ran last); with --cross, repeated: the "
+        "studies the table shows (default: each setting's last one run)",
+    )
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--study", help="study name (default: the one whose trial ran last)")
     shown.add_argument("--list", action="store_true", help="list the studies, newest first")
     shown.add_argument(
         "--cross",
@@ -129,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out goes with --cross (a study's table is printed)")
     if args.all and (args.list or args.cross):
         parser.error("--all widens a study's table: drop --list or --cross")
+    if args.study and args.list:
+        parser.error("--list lists every study: drop --study")
+    if args.study and len(args.study) > 1 and not args.cross:
+        parser.error("one --study is compared at a time; several go with --cross")
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cross:
             from experiments.results.cross_table import log_cross_table
 
-            for line in log_cross_table(args.out or Path(".")):
+            for line in log_cross_table(args.out or Path("."), args.study):
                 print(line)
             return 0
         if args.list:
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             table["last activity (UTC)"] = table["last activity (UTC)"].map(_when)
             print(table.to_string(index=False))
             return 0
-        print(comparison_markdown(args.study, args.all))
+        print(comparison_markdown(args.study[0] if args.study else None, args.all))
     except LookupError as err:
         if isinstance(err, KeyError | IndexError):  # a bug, not a study that is not there
             raise

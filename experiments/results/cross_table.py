@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -47,14 +48,22 @@ NOTE = (
 )
 
 
-def studies() -> pd.DataFrame:
-    """Per setting run, the study to show (the one whose trial ran last): setting, label,
-    kind, study, experiment id, last activity. ``attrs["not shown"]``: the other studies of a
-    shown setting, as ``(label, study)``."""
+def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per setting run, the study to show (the one whose trial ran last; among ``chosen`` when
+    given): setting, label, kind, study, experiment id, last activity. ``attrs["not shown"]``:
+    the other studies of a shown setting, as ``(label, study)``. LookupError: a chosen study
+    that is not in the store."""
     rows = []
-    for experiment in mlflow.search_experiments(
-        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
-    ):
+    experiments = mlflow.search_experiments(filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'")
+    if chosen:
+        missing = set(chosen) - {e.tags[tracking.STUDY_TAG] for e in experiments}
+        if missing:
+            raise LookupError(
+                f"no study {', '.join(sorted(missing))} in {mlflow.get_tracking_uri()} "
+                "(compare.py --list names them)"
+            )
+        experiments = [e for e in experiments if e.tags[tracking.STUDY_TAG] in chosen]
+    for experiment in experiments:
         name = experiment.tags[tracking.STUDY_TAG]
         runs = tracking.study_runs(experiment.experiment_id, name)
         runs = runs[runs["status"] == "FINISHED"] if len(runs) else runs
@@ -109,6 +118,10 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
     sources, target = run.get("tags.sources"), run.get("tags.target")
     if isinstance(sources, str) and isinstance(target, str):
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
+        names = [*sources.split(","), target]
+        setting, label = _with_protocols(
+            setting, label, [run.get(f"tags.protocol_{n}") for n in names]
+        )
     else:  # runs tagged before the sources were
         known = domains.SETTINGS.get(setting)
         label = known.label if known else setting
@@ -127,7 +140,26 @@ def _cross_dataset_setting(run: pd.Series) -> tuple[str, str]:
     target = _database(tested) or _folder(run.get("tags.test_data"))
     setting = f"{trained if _database(trained) else source}->"
     setting += str(tested) if _database(tested) else target
-    return setting, domains.CrossSetting(setting, (source,), target).label
+    label = domains.CrossSetting(setting, (source,), target).label
+    return setting, _with_protocols(setting, label, [trained, tested])[1]
+
+
+def _with_protocols(setting: str, label: str, protocols: list[object]) -> tuple[str, str]:
+    """The setting and label with each database protocol that is not its database's first:
+    ``M→C (casia-cut)``, ``O→I (oulu-p3)``; the benchmark's columns take each database whole,
+    by its first protocol, and a cut or a subset is another experiment."""
+    other = [
+        p
+        for p in protocols
+        if isinstance(p, str) and p in protocol_names() and p != _first_protocol(p)
+    ]
+    if not other:
+        return setting, label
+    return f"{setting} {','.join(other)}", f"{label} ({', '.join(other)})"
+
+
+def _first_protocol(protocol: str) -> str:
+    return get_protocol(protocol)[0].protocols[0].name
 
 
 def _database(protocol: object) -> str | None:
@@ -193,11 +225,12 @@ def _markdown(shown: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def log_cross_table(out: Path | None = None) -> list[str]:
-    """Build the table from every study in the tracking store, write it (CSV, Markdown, HTML)
-    to ``out`` when given, log it on a run of the experiment ``cross-domain tables`` that links
-    the studies it summarises, and return the lines to print. LookupError: no such study."""
-    shown = studies()
+def log_cross_table(out: Path | None = None, chosen: Sequence[str] | None = None) -> list[str]:
+    """Build the table from every study in the tracking store (``chosen``: those), write it
+    (CSV, Markdown, HTML) to ``out`` when given, log it on a run of the experiment ``cross-domain
+    tables`` that links the studies it summarises, and return the lines to print. LookupError:
+    no such study."""
+    shown = studies(chosen)
     hidden = shown.attrs["not shown"]
     if (shown["kind"] == "intra-dataset").all():
         raise LookupError(
@@ -212,7 +245,10 @@ def log_cross_table(out: Path | None = None) -> list[str]:
     banners = sorted({b for b in table.attrs.get("demo", []) if b})
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
-    older = (f"Not shown: study {study}, an older run of {label}." for label, study in hidden)
+    older = (
+        f"Not shown: study {study}, an older run of {label} (--cross --study NAME ... chooses)."
+        for label, study in hidden
+    )
     notes = [NOTE, *older]
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, [markdown, behind], banners, notes, Path(folder))
