@@ -824,6 +824,26 @@ def test_test_data_without_a_test_split_is_said_to_be_tested_whole(workspace, mo
     )
     (run,) = [r for _, r in runs.iterrows() if r["tags.vggface_heads.role"] == "trial"]
     assert run["tags.test_clips"] == str(clips)
+    # the same as a cross-domain target: said once, and recorded as tested (the console said
+    # "its test split" under "every clip", and the runs target_clips 'test')
+    code = sweep.main(
+        [
+            *("--db", f"data={workspace / 'data'}", "--db", f"mine={flat}"),
+            *("--sources", "data", "--target", "mine"),
+            *("--cache-dir", str(workspace / "cache"), "--frames", str(FRAMES)),
+            *("--storage", f"sqlite:///{workspace}/optuna.db"),
+            *("--tracking-uri", f"sqlite:///{workspace}/mlflow.db"),
+            *("--trials", "1", "--heads", "lstm30"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"tested: every clip of mine ({clips}; it has no test split of its own)" in out
+    assert f"test figures on mine (every clip, {clips} clips)" in out
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`evaluation` = 'cross-domain'"
+    )
+    assert set(runs["tags.target_clips"]) == {"all"}
 
 
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):

@@ -310,7 +310,8 @@ def evaluation_context(
             "setting": evaluation.setting or f"{','.join(sources)}->{target}",
             "sources": ",".join(sources),
             "target": target,
-            "target_clips": evaluation.target_clips,
+            # as tested: every clip of a target without a test split of its own
+            "target_clips": "test" if _own_test_split(evaluation, first) else "all",
             "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
@@ -325,6 +326,12 @@ def evaluation_context(
         "test_protocol": first.test_features.protocol if cross else "same as protocol",
         **context,
     }
+
+
+def _own_test_split(evaluation: EvaluationOptions, setting: Setting) -> bool:
+    """Whether the target is tested on its own test split (not every clip: ``--target-clips
+    all``, or a target without a test split of its own)."""
+    return evaluation.target_clips == "test" and setting.test_features.test_split_given
 
 
 def study_suffix(evaluation: EvaluationOptions) -> str:
