@@ -431,7 +431,7 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     code = sweep.main([*argv, "--study", "refused"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: database msu (")
-    assert "not a msu tree (its files read as the oulu layout)" in err[-1]
+    assert "its files read as the oulu layout, not msu's" in err[-1]
     from experiments.commands import extract  # the README's first step for OCIM: as refused
 
     code = extract.main(
@@ -442,7 +442,7 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "not a msu tree (its files read as the oulu layout)" in err[-1]
+    assert code == 2 and "its files read as the oulu layout, not msu's" in err[-1]
     empty = tmp_path / "MSU-MFSD"  # no clip at all: MSU's naming said, not the generic layout's
     empty.mkdir()
     argv[argv.index(f"msu={oulu}")] = f"msu={empty}"
@@ -451,6 +451,26 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     assert err[-1].startswith(f"error: database msu ({empty}): no msu clip where that layout")
     assert "real|attack/<real|attack>_client<NNN>" in err[-1]
     assert not (cache / "features").exists()
+
+
+def test_extract_takes_the_sweeps_sources_and_target(database_trees, ocim_m, capsys) -> None:
+    """A pool of databases is extracted ahead of its sweep as the README says (the flags were
+    refused: 'unrecognized arguments: --sources casia --target msu')."""
+    from experiments.commands import extract
+
+    code = extract.main(
+        [
+            *("--databases", str(databases_file(database_trees))),
+            *("--cache-dir", str(database_trees / "cache"), "--frames", str(FRAMES)),
+            *("--no-face-crop", "--no-progress", "--sources", "replay-attack,casia"),
+            *("--target", "msu"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in ("replay-attack", "casia", "msu"):  # each database, reused
+        assert f"== {name}: {database_trees / FOLDERS[name]}" in out, name
+    assert out.count("reused") == 3 and "extracted in" not in out
 
 
 def test_the_crop_tags_of_pooled_sources_count_every_source() -> None:

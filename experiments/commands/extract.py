@@ -3,6 +3,7 @@
     python experiments/extract.py [--data DIR] [--weights W] [--cache-dir D] [--frames 7]
         [--face-crop] [--protocol auto] [--fold K] [--subject-pattern RE] [--split-seed 0]
         [--batch-size 16] [--list]
+    python experiments/extract.py --databases FILE (--protocol ocim... | --sources A,B --target C)
 
 Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-dir>/synthetic``
 (a demonstration set, labelled as such). Without ``--weights`` the converted file at the default

@@ -151,11 +151,6 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cross = add_database_arguments(parser)
     cross.add_argument(
-        "--sources",
-        help="comma-separated databases that train (their dev: the threshold); with --target",
-    )
-    cross.add_argument("--target", help="the database tested, never seen in training")
-    cross.add_argument(
         "--target-clips",
         choices=domains.TARGET_CLIPS,
         default="test",
@@ -165,7 +160,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """``--databases FILE`` and ``--db NAME=PATH``: the databases a cross-domain study names."""
+    """``--databases FILE``, ``--db NAME=PATH`` and ``--sources``/``--target``: the databases a
+    cross-domain study names (the sweep's, and extraction's ahead of it)."""
     cross = parser.add_argument_group("cross-domain (README: Cross-domain (OCIM))")
     cross.add_argument(
         "--databases",
@@ -180,6 +176,11 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
         help="a named database (oulu, casia, replay-attack, msu, replay-mobile or your own name); "
         "repeat it",
     )
+    cross.add_argument(
+        "--sources",
+        help="comma-separated databases that train (their dev: the threshold); with --target",
+    )
+    cross.add_argument("--target", help="the database tested, never seen in training")
     return cross
 
 

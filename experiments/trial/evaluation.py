@@ -254,8 +254,8 @@ def check_database(data: NamedData) -> Dataset:
         ) from None
     if expected and dataset.layout != expected:
         raise DataError(
-            f"database {data.name} ({data.options.data}): not a {expected} tree (its files read "
-            f"as the {dataset.layout} layout); check the path"
+            f"database {data.name} ({data.options.data}): its files read as the "
+            f"{dataset.layout} layout, not {expected}'s; check the path"
         )
     return dataset
 
