@@ -42,14 +42,17 @@ class Database:
     protocol: str = AUTO
 
     def __post_init__(self) -> None:
-        known = [AUTO, *protocol_names()]
-        if self.protocol not in known:
+        # the protocols a database can be taken by: whole ones (no folds), its own when named
+        named = self.name in layout_names() and self.name != "generic"
+        layouts = [get_layout(self.name)] if named else None
+        whole = [p for p in protocol_names() if not folds(p)]
+        mine = [p for p in whole if not layouts or get_protocol(p)[0] is layouts[0]]
+        if self.protocol not in (AUTO, *protocol_names()):
             raise ValueError(
-                f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(known)}"
+                f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(mine)}"
             )
         layout = get_protocol(self.protocol)[0].name if self.protocol != AUTO else None
-        if layout and self.name in layout_names() and layout != self.name:  # said now, not
-            mine = [p.name for p in get_layout(self.name).protocols]  # as a warning a clip
+        if layout and named and layout != self.name:  # said now, not as a warning a clip
             raise ValueError(
                 f"database {self.name}: protocol {self.protocol} is {layout}'s; {self.name}'s: "
                 f"{', '.join(mine)}"
@@ -165,6 +168,8 @@ def parse_database(text: str) -> Database:
         raise ValueError(f"--db {text!r}: expected NAME=PATH (e.g. msu=/data/MSU-MFSD)")
     split = ":" in Path(rest).name and not Path(rest).expanduser().exists()  # a folder a:b
     path, _, protocol = rest.rpartition(":") if split else (rest, "", "")
+    if split and not protocol:
+        raise ValueError(f"--db {text!r}: no protocol after its ':' (NAME=PATH:PROTOCOL)")
     try:
         return Database(name, Path(path).expanduser(), protocol or AUTO)
     except ValueError as err:

@@ -374,6 +374,7 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
         assert f"{params:,} head params" in lines[0]
         assert f"dev ACER {100 * best['metrics.dev_acer']:.1f}" in lines[0]
         assert f"test ACER {100 * best['metrics.test_acer']:.1f}" in lines[0]
+        assert f"HTER {100 * best['metrics.test_hter']:.1f}" in lines[0]  # cross-domain's figure
 
         points = pareto_points(study)
         listed = [int(n) for n in re.findall(r"#(\d+) ", lines[1])]

@@ -261,6 +261,8 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
 
 def bad_flags(root: Path) -> list:
     casia = f"{root / 'CASIA-FASD'}"
+    two = root / "two.toml"  # casia and msu only
+    two.write_text(f'casia = "{casia}"\nmsu = "{root / FOLDERS["msu"]}"\n')
     return [
         (
             ["--db", f"again={casia}", "--sources", "casia,again", "--target", "msu"],
@@ -278,7 +280,12 @@ def bad_flags(root: Path) -> list:
             ["--protocol", "mi-c", "--test-protocol", "casia-video"],
             "--test-protocol goes with --test-data; a cross-domain target's protocol is its",
         ),
-        (["--sources", "msu,nope", "--target", "casia"], "needs database(s) nope: give --db nope"),
+        (["--sources", "msu,nope", "--target", "casia"], "needs database nope: give --db nope"),
+        (  # every setting's missing databases, under the flag's name (was the first setting's)
+            ["--protocol", "ocim", "--databases", str(two)],
+            "--protocol ocim needs databases oulu, replay-attack: give --db oulu=PATH",
+        ),
+        (["--db", f"msu={casia}:"], f"--db 'msu={casia}:': no protocol after its ':'"),
         (["--protocol", "ocim-m", "--data", "x"], "trains on named databases (--db), not --data"),
         (
             ["--protocol", "ocim", "--study", "one"],
@@ -288,7 +295,7 @@ def bad_flags(root: Path) -> list:
         (["--db", f"msu={casia}:oulu-p9"], f"--db msu={casia}:oulu-p9: database msu: no protocol"),
         (  # another database's protocol: one warning per clip, then "no oulu clip" before
             ["--db", f"oulu={root / 'OULU-NPU'}:casia"],
-            "database oulu: protocol casia is casia's; oulu's: oulu-p1, oulu-p2, oulu-p3, oulu-p4",
+            "database oulu: protocol casia is casia's; oulu's: oulu-p1, oulu-p2",  # whole ones
         ),
         (
             ["--db", f"oulu={root / 'OULU-NPU'}:oulu-p3", "--protocol", "ocim-m"],

@@ -244,13 +244,15 @@ def evaluation_options(
         )
     base = features or FeatureOptions()
     options = []
+    names = dict.fromkeys(n for s in settings for n in (*s.sources, s.target))
+    missing = [n for n in names if n not in databases]
+    if missing:
+        study = f"--protocol {protocol}" if named else "the study"
+        raise ValueError(
+            f"{study} needs {'databases' if len(missing) > 1 else 'database'} "
+            f"{', '.join(missing)}: give --db {missing[0]}=PATH or --databases FILE"
+        )
     for setting in settings:
-        missing = [n for n in (*setting.sources, setting.target) if n not in databases]
-        if missing:
-            raise ValueError(
-                f"{setting.name or 'the study'} needs database(s) {', '.join(missing)}: give "
-                f"--db {missing[0]}=PATH or --databases FILE"
-            )
         named_data = [_named(databases[n], base) for n in (*setting.sources, setting.target)]
         options.append(
             EvaluationOptions(

@@ -254,14 +254,14 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
 
 
 def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) -> list[str]:
-    """The sweep's closing lines: the best head by dev ACER (head params, dev and test ACER),
-    the Pareto front of dev ACER vs parameters, where the HTML report is, and the
+    """The sweep's closing lines: the best head by dev ACER (head params, dev and test ACER, test
+    HTER), the Pareto front of dev ACER vs parameters, where the HTML report is, and the
     demonstration warning when the trials ran on synthetic data or a random backbone."""
     best = best_per_family(table) if not table.empty else table
     if best.empty:
         return ["no finished trial: nothing to compare"]
     top = best.iloc[0]  # the comparison's order: dev ACER, then dev EER, then the smaller
-    std = top.get(f"dev_acer{STD}"), top.get(f"test_acer{STD}")
+    std = [top.get(f"{key}{STD}") for key in ("dev_acer", "test_acer", "test_hter")]
     # Each clause is kept whole when a line is wrapped: its spaces do not break.
     head = f"{top['head']} (trial {int(top['trial'])}, "
     head += f"{format_value('params_head', top['params_head'])} head params):"
@@ -269,7 +269,9 @@ def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) ->
         "best head by dev ACER:",
         head,
         f"dev ACER {format_value('dev_acer', top['dev_acer'], std[0])},",
-        f"test ACER {format_value('test_acer', top['test_acer'], std[1])}",
+        f"test ACER {format_value('test_acer', top['test_acer'], std[1])},",
+        # the figure cross-domain papers and Replay-Attack's protocol head their tables with
+        f"HTER {format_value('test_hter', top['test_hter'], std[2])}",
     ]
     trials = _study_trials(study)
     if trials["params_total"].isna().all():  # a study whose trials carry no sizes: the table's
