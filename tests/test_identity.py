@@ -1,6 +1,6 @@
 """What one study is fixed to (experiments.stores.identity), on real Optuna studies: its
 objectives always, what its figures depend on once recorded, re-recorded only while no trial
-of it has a figure."""
+of it has a figure and the worker that recorded it is gone."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from experiments.stores.identity import IDENTITY_ATTR, check_heartbeat, check_identity
+from experiments.stores.workers import worker_name
 
 FIRST = {"--repeats": "1", "clips (--protocol, --fold, --split-seed)": "a1"}
 OTHER = {"--repeats": "1", "clips (--protocol, --fold, --split-seed)": "a1,a2"}  # every fold
@@ -43,6 +44,36 @@ def test_recorded_when_made_and_again_while_no_trial_has_a_figure(tmp_path) -> N
     )
 
 
+def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> None:
+    """A worker of other flags that joined while the study's maker was still extracting or
+    loading its backend (no trial started) rewrote the record and trained with its own flags;
+    the maker's own command was then refused (probe: --train-precision, --seed)."""
+    import socket
+    import subprocess
+    import sys
+
+    working = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    live = f"{socket.gethostname()}:{working.pid}"  # the maker, extracting
+    other_host = f"{socket.gethostname()}-elsewhere:1"  # another machine's: never known gone
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead = f"{socket.gethostname()}:{ended.pid}"
+    mine = worker_name()  # this process, whose earlier command ended
+    cases = ((live, True), (other_host, True), (dead, False), (mine, False))
+    for maker, refused in cases:
+        made = study(tmp_path, f"s-{refused}-{maker}")
+        check_identity(made, FIRST, ["minimize"], maker)
+        if refused:
+            with pytest.raises(ValueError, match="was run with clips"):
+                check_identity(made, OTHER, ["minimize"], "joiner:2")
+            assert made.user_attrs[IDENTITY_ATTR] == FIRST
+            check_identity(made, FIRST, ["minimize"], "joiner:2")  # the same flags: joins
+        else:  # a first run that ended before any trial: its flags may be fixed
+            check_identity(made, OTHER, ["minimize"], mine)
+            assert made.user_attrs[IDENTITY_ATTR] == OTHER
+    working.kill()
+
+
 def test_a_running_trial_of_another_worker_fixes_the_record(tmp_path) -> None:
     made = study(tmp_path)
     check_identity(made, FIRST, ["minimize"])
@@ -61,10 +92,10 @@ def test_a_study_made_before_the_record_is_not_checked_nor_recorded(tmp_path) ->
 def test_objectives_are_checked_on_every_study(tmp_path) -> None:
     made = study(tmp_path)  # no record at all: Optuna itself loads it with either directions
     add(made, optuna.trial.TrialState.COMPLETE)
-    with pytest.raises(ValueError, match="has 1 objective\\(s\\), this run asks for 2"):
+    with pytest.raises(ValueError, match="has 1 objective, this run asks for 2"):
         check_identity(made, {}, ["minimize", "minimize"])
     pareto = study(tmp_path, "p", ("minimize", "minimize"))
-    with pytest.raises(ValueError, match="has 2 objective\\(s\\), this run asks for 1"):
+    with pytest.raises(ValueError, match="has 2 objectives, this run asks for 1"):
         check_identity(pareto, {}, ["minimize"])
 
 

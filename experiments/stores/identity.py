@@ -21,6 +21,7 @@ from core.words import counted
 from experiments.stores import wal
 
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
+MAKER_ATTR = "numbers_recorded_by"  # ... and the worker (host:pid) that recorded them
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
 TEST_FEATURES = "test features (--test-data or --target: data files, frames, crop, --precision)"
@@ -66,16 +67,22 @@ def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -
 
 
 def check_identity(
-    study: optuna.Study, identity: dict[str, Any], directions: Sequence[str] = ()
+    study: optuna.Study,
+    identity: dict[str, Any],
+    directions: Sequence[str] = (),
+    worker: str = "",
 ) -> None:
     """A ValueError (one line, naming ``--study``) when this run's objectives (``directions``)
     or what its figures depend on (``identity``: flag or what it names -> value) differ from the
     study's, since its trials would be ranked against trials of other data or options.
 
-    The identity is recorded when the study is made, and again by a run while none of its trials
-    has a figure (none complete, pruned or running: a first run that failed or was stopped
-    before its first trial ended). A study with figures and no record (made before the record
-    existed) is not checked, since this run's options need not be those its trials ran with.
+    The identity is recorded when the study is made, with the ``worker`` (host:pid) that made
+    it. It is recorded again by a run of other options only while none of the study's trials has
+    a figure (none complete, pruned or running) and its maker is gone (a first run that failed or
+    was stopped before its first trial ended, on this machine); while the maker may be working
+    (extracting, loading its backend), a worker of other options is refused like any other. A
+    study with figures and no record (made before the record existed) is not checked, since this
+    run's options need not be those its trials ran with.
     """
     wanted = [d.lower() for d in directions]
     made = [d.name.lower() for d in study.directions]
@@ -86,15 +93,32 @@ def check_identity(
             "flags, or start another study with --study"
         )
     recorded = study.user_attrs.get(IDENTITY_ATTR)
-    if not study.get_trials(deepcopy=False, states=FIGURED):
-        if identity and recorded != identity:
-            study.set_user_attr(IDENTITY_ATTR, identity)
+    figured = bool(study.get_trials(deepcopy=False, states=FIGURED))
+    if figured and not isinstance(recorded, dict):
         return
-    if not isinstance(recorded, dict):
-        return
-    for what, value in identity.items():
-        if what != KEY_PARTS and what in recorded and recorded[what] != value:
-            raise _other(study.study_name, what, recorded[what], value)
+    differs = [
+        (what, recorded[what], value)
+        for what, value in identity.items()
+        if isinstance(recorded, dict)
+        and what != KEY_PARTS
+        and what in recorded
+        and recorded[what] != value
+    ]
+    if differs and (figured or not _maker_gone(study, worker)):
+        raise _other(study.study_name, *differs[0])
+    if identity and recorded != identity and not figured:  # made, or made again
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        study.set_user_attr(MAKER_ATTR, worker)
+
+
+def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
+    """Whether the worker that recorded the study's identity no longer works on it: a process
+    of this machine that is gone, this very process (``worker``: its earlier command ended), or
+    a record made before its maker was. Another machine's worker is never known gone."""
+    from experiments.stores.liveness import process_gone  # MLflow: only for this question
+
+    maker = study.user_attrs.get(MAKER_ATTR)
+    return not maker or maker == worker or process_gone(str(maker))
 
 
 def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
@@ -113,12 +137,14 @@ def check_features(
     part: str = FEATURES,
 ) -> None:
     """Before features are extracted for the study ``name`` in ``url``: the ValueError
-    :func:`check_identity` would raise after the extraction, when the study has figures from
-    other training features (``part`` :data:`TEST_FEATURES`: test features) than those of cache
-    entry ``key``. With ``parts`` (what ``key`` hashes) and the ``cache`` folder of entries, it
-    names what differs from the study's entry when that entry is there (e.g. ``--precision
-    bfloat16; this run's float32``). Reads only: a database, schema or study not there yet (or
-    unreadable) is left to the full check when the study is opened."""
+    :func:`check_identity` would raise after the extraction, when the study has figures (or a
+    maker still working) from other training features (``part`` :data:`TEST_FEATURES`: test
+    features) than those of cache entry ``key``. With ``parts`` (what ``key`` hashes) and the
+    ``cache`` folder of entries, it names what differs from the study's entry when that entry is
+    there (e.g. ``--precision bfloat16; this run's float32``). Reads only: a database, schema or
+    study not there yet (or unreadable) is left to the full check when the study is opened."""
+    from experiments.stores.workers import worker_name  # it imports this module
+
     database = wal.sqlite_file(url)
     if database is not None and not Path(database).is_file():
         return  # connecting would make the file
@@ -127,9 +153,10 @@ def check_features(
         study = optuna.load_study(study_name=name, storage=storage)
         recorded = study.user_attrs.get(IDENTITY_ATTR)
         figured = study.get_trials(deepcopy=False, states=FIGURED)
+        binding = figured or not _maker_gone(study, worker_name())  # as check_identity holds
     except Exception:  # noqa: BLE001 - no study, no schema, no server: opening it says why
         return
-    if not figured or not isinstance(recorded, dict) or part not in recorded:
+    if not binding or not isinstance(recorded, dict) or part not in recorded:
         return  # a study recorded before test features were: checked when it is opened
     keys = recorded[part].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:

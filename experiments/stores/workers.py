@@ -202,7 +202,7 @@ def _open_study(
         )
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
-        check_identity(study, identity, directions)
+        check_identity(study, identity, directions, worker_name())
         check_heartbeat(study, heartbeat)
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
