@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import Mock
 
 import cv2
 import h5py
@@ -631,6 +632,24 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params == baselines("lstm30")[0]
     assert seeds[1] == seeds[0] != seeds[2]  # trial 1 retries trial 0: trial 0's seed
+
+
+def test_a_stopped_baseline_runs_again_in_a_study_of_fewer_trials_than_baselines(
+    workspace, monkeypatch
+):
+    """--trials below the write-up heads' count, the first trial stopped: the retry is the
+    rerun's trial (it was queued behind every write-up head, so the rerun trained the next one
+    instead and ended with the retry still waiting; a user probe)."""
+    monkeypatch.chdir(workspace)
+    train_head = objective.train_head
+    with monkeypatch.context() as patch:
+        patch.setattr(objective, "train_head", Mock(side_effect=KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(config(workspace, "few", trials=1, heads="dense*,lstm*"))
+    monkeypatch.setattr(objective, "train_head", train_head)
+    trials = run_sweep(config(workspace, "few", trials=1, heads="dense*,lstm*")).study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == trials[0].params == baselines("dense*,lstm*")[0]
 
 
 @pytest.mark.parametrize("verbose", [False, True])

@@ -151,7 +151,8 @@ def run_sweep(
         directions=directions,
         seed=config.seed,
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
-        baselines=baselines,
+        # the first --trials of them: a retry queued behind the others would never run
+        baselines=baselines[: config.trials],
         heartbeat=config.heartbeat,
         searched=searched,
         identity=study_identity(config, settings),
