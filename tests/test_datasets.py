@@ -395,3 +395,53 @@ def test_the_summary_says_which_splits_were_drawn_by_subject(tmp_path: Path) -> 
     assert not [line for line in lines.values() if "by subject" in line]
     lines = split_lines(load_dataset(generic_tree(tmp_path / "flat", subjects=6)))
     assert all(line.endswith("; split by subject (--split-seed)") for line in lines.values())
+
+
+def test_what_cannot_be_read_is_a_counted_skip_naming_why(tmp_path: Path) -> None:
+    """A folder, a video or a frame image the system will not read (a chmod 000, run without the
+    permission a root test run has: ``setpriv`` drops it): the folder was left out without a
+    word (its split then carved from train), an image stopped the whole extraction, a video
+    was called 'unreadable or corrupt'."""
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "needs util-linux's setpriv (Debian's util-linux package)"
+    root = tmp_path / "data"
+    for split, s in (("train", 1), ("train", 2), ("dev", 3), ("test", 4)):
+        video(root / split / "real" / f"client{s:03d}.avi")
+        video(root / split / "attack" / f"client{s:03d}.avi")
+    locked = root / "test" / "attack" / "print"
+    video(locked / "client004_p.avi")
+    closed = video(root / "train" / "attack" / "client002_b.avi")
+    frames = root / "dev" / "attack" / "client003_f"
+    frames.mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    image = frames / "1.png"
+    for path in (locked, closed, image):
+        path.chmod(0)
+    script = (
+        "from core.data.dataset import load_dataset; from core.data.frames import read_clip\n"
+        "from core.data.clips import ClipError\n"
+        f"data = load_dataset({str(root)!r})\n"
+        "for path, why in data.skipped: print(path, why, sep=' | ')\n"
+        f"for clip in ({str(closed)!r}, {str(frames)!r}):\n"
+        "    try: read_clip(clip, 3)\n"
+        "    except ClipError as err: print(err)\n"
+    )
+    drop = "-dac_override,-dac_read_search"
+    done = subprocess.run(
+        [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    for path in (locked, closed, image):
+        path.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{locked} | cannot read this folder (Permission denied)",
+        f"{closed}: cannot read this video (Permission denied)",
+        f"{image}: cannot read this image (Permission denied)",
+    ]

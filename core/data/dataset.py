@@ -279,10 +279,16 @@ def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list
 
 
 def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Every video file and frame folder under ``root``; other files are skipped with a warning."""
+    """Every video file and frame folder under ``root``; other files, and folders that cannot
+    be read, are skipped with a warning (an unreadable split folder went unsaid, its split then
+    carved from train)."""
     clips: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for folder, dirs, files in os.walk(root):
+
+    def unreadable(err: OSError) -> None:
+        skipped.append((Path(err.filename), f"cannot read this folder ({err.strerror})"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(folder)
         names = sorted(f for f in files if not f.startswith("."))

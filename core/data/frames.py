@@ -96,7 +96,10 @@ def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     indices = frame_indices(len(files), k)
     for i in indices:
         # imdecode of the bytes rather than imread: works for any path encoding
-        data = np.fromfile(files[i], dtype=np.uint8)
+        try:
+            data = np.fromfile(files[i], dtype=np.uint8)
+        except OSError as err:  # a clip skipped, as an unreadable video is
+            raise ClipError(f"{files[i]}: cannot read this image ({err.strerror})") from None
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise ClipError(f"{files[i]}: cannot decode this image")
@@ -108,7 +111,12 @@ def _open(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise ClipError(f"{path}: cannot open this video (unreadable or corrupt)")
+        try:  # say which: a file the system will not read, or one OpenCV cannot decode
+            with path.open("rb"):
+                pass
+        except OSError as err:
+            raise ClipError(f"{path}: cannot read this video ({err.strerror})") from None
+        raise ClipError(f"{path}: cannot open this video (corrupt, or not a video)")
     return cap
 
 
