@@ -163,6 +163,21 @@ def test_list_prints_clips_as_csv_and_extracts_nothing(main, data, tmp_path, cap
     assert not (tmp_path / "c" / "features").exists()
 
 
+def test_ctrl_c_before_a_chunk_began_is_one_line(main, data, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the backend was imported or a cache entry checked (before the extraction's
+    own handler): a 40-line traceback and status -2 (a user probe). Now one line, status 130."""
+    from experiments.commands import extract
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract, "extract_one", interrupted)
+    assert main(["--data", str(data), "--cache-dir", str(tmp_path / "cache")]) == 130
+    assert our_lines(capsys.readouterr().err) == [
+        "interrupted: the cache keeps every chunk finished; the same command goes on"
+    ]
+
+
 def test_list_with_a_bad_fold_exits_2(main, data, tmp_path, capsys):
     code = main(["--data", str(data), "--cache-dir", str(tmp_path), "--fold", "3", "--list"])
     err = capsys.readouterr().err.strip().splitlines()

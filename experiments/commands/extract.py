@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # before a chunk began (the backend's import, a cache check)
+        print(
+            "interrupted: the cache keeps every chunk finished; the same command goes on",
+            file=sys.stderr,
+        )
+        return 130
     except (DataError, PortError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -222,9 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.commands.study import failure_status
 
             return failure_status(err)
-    from experiments.commands.study import run_command
+    from experiments.commands.study import failure_status, run_command
 
-    return run_command(config, features)
+    try:
+        return run_command(config, features)
+    except KeyboardInterrupt as err:  # a second Ctrl-C while the sweep closed its stores
+        return failure_status(err)
 
 
 def _stores(config: SweepConfig, key: str, parts: dict[str, Any]) -> None:
