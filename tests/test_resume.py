@@ -306,6 +306,34 @@ def test_a_torn_journal_line_is_cut_off(tmp_path):
     assert not other.reused and other.chunks == [] and journal.stat().st_size == 0
 
 
+def test_a_damaged_journal_or_array_is_said_before_its_clips_are_extracted_again(
+    tmp_path, caplog
+):
+    """A whole journal line that does not read, or an array cut short: every kept chunk was
+    thrown away with an INFO line ('a chunk line left unfinished') or none (a user probe)."""
+    shape = (4, 1, 3)
+    with resume.ResumableEntry(tmp_path, "k", shape) as pending:
+        pending.write(0, np.ones((2, 3), np.float32))
+        pending.commit_chunk({"start": 0, "end": 2, "frames": 2, "clips": []})
+        pending.commit_chunk({"start": 2, "end": 3, "frames": 2, "clips": []})
+    folder = tmp_path / ".pending-k"
+    journal = folder / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(lines[0] + b"garbage\n")
+    caplog.set_level(logging.INFO, logger="core.features")
+    reopened = resume.ResumableEntry(tmp_path, "k", shape)
+    assert [c["end"] for c in reopened.chunks] == [2]
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "a line after clip 2 is damaged: the clips from there on are extracted" in caplog.text
+    caplog.clear()
+    array = folder / "features.npy"
+    os.truncate(array, array.stat().st_size - 4)
+    started = resume.ResumableEntry(tmp_path, "k", shape)
+    assert not started.reused and started.chunks == []
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "its features array is not the one expected (truncated" in caplog.text
+
+
 # --- the command, with a real SIGINT ------------------------------------------------------------
 
 NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )")

@@ -73,8 +73,17 @@ class ResumableEntry(store.PendingEntry):
         self.chunks: list[dict[str, Any]] = []
         if self.reused:
             self.chunks, length = read_journal(self.journal_path, self.shape)
-            if self.journal_path.exists() and self.journal_path.stat().st_size > length:
+            rest = self.journal_path.read_bytes()[length:] if self.journal_path.exists() else b""
+            if b"\n" in rest:  # a whole line that does not read: damage, not a crash's tear
+                log.warning(
+                    "%s: a line after clip %d is damaged: the clips from there on are extracted "
+                    "again",
+                    self.journal_path,
+                    self.clips_done,
+                )
+            elif rest:
                 log.info("%s: dropping a chunk line left unfinished", self.journal_path)
+            if rest:
                 os.truncate(self.journal_path, length)
             self._drop_damaged()
         if not self.journal_path.exists():

@@ -201,6 +201,11 @@ class PendingEntry:
         self.reused = offset is not None
         if offset is None:
             if self.folder.exists():
+                log.warning(
+                    "%s: its features array is not the one expected (truncated, damaged or of "
+                    "another shape): the clips it held are extracted again",
+                    self.folder,
+                )
                 shutil.rmtree(self.folder)
             self.folder.mkdir()
             header = np.lib.format.open_memmap(
