@@ -306,9 +306,7 @@ def test_a_torn_journal_line_is_cut_off(tmp_path):
     assert not other.reused and other.chunks == [] and journal.stat().st_size == 0
 
 
-def test_a_damaged_journal_or_array_is_said_before_its_clips_are_extracted_again(
-    tmp_path, caplog
-):
+def test_a_damaged_journal_or_array_is_said_before_its_clips_are_extracted_again(tmp_path, caplog):
     """A whole journal line that does not read, or an array cut short: every kept chunk was
     thrown away with an INFO line ('a chunk line left unfinished') or none (a user probe)."""
     shape = (4, 1, 3)
