@@ -471,6 +471,17 @@ def test_a_same_size_change_fails_the_checksum_is_warned_once_and_rebuilt(
     np.testing.assert_array_equal(rebuilt.features, expected)
     again = extract(data, tmp_path / "cache", frames_per_clip=1)
     assert not again.extracted and counted.frames == 12
+    # a manifest edited by hand: said in words (it was "'skipped'", a KeyError's text)
+    manifest = again.path / "manifest.json"
+    fields = json.loads(manifest.read_text())
+    del fields["skipped"]
+    manifest.write_text(json.dumps(fields))
+    caplog.clear()
+    assert extract(data, tmp_path / "cache", frames_per_clip=1).extracted
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"not using cache entry {again.path}: its manifest has no 'skipped' field; rebuilding it"
+    ]
 
 
 def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch, caplog):

@@ -411,9 +411,14 @@ def _try_load(
     except FileNotFoundError:
         return None
     except (store.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
-        if str(err) not in warned:
-            warned.add(str(err))
-            log.warning("not using cache entry %s: %s; rebuilding it", root / key, err)
+        why = str(err)
+        if isinstance(err, KeyError):  # a manifest edited, or of another version
+            why = f"its manifest has no {err.args[0]!r} field"
+        elif isinstance(err, TypeError):
+            why = f"its manifest holds a field of another kind ({err})"
+        if why not in warned:
+            warned.add(why)
+            log.warning("not using cache entry %s: %s; rebuilding it", root / key, why)
         return None
     return array, manifest
 
