@@ -349,6 +349,35 @@ def test_unreadable_clips_are_named_counted_and_the_rest_scored(sweep, uri, runs
     assert err[-1] == "error: 2 of 3 clips could not be scored (named above)"
 
 
+def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri, runs, capsys):
+    """A kernel's bytes changed in the stored head.weights.h5: h5 read it as any other numbers,
+    and predict and the registered model scored a print attack 1.0 bona fide without a word (a
+    user probe). The file's SHA-256, tagged on its run when logged, is checked where it is read."""
+    import hashlib
+    from urllib.parse import urlparse
+
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    run = MlflowClient().get_run(run_id)
+    stored = Path(urlparse(run.info.artifact_uri).path) / tracking.HEAD_WEIGHTS
+    original = stored.read_bytes()
+    assert run.data.tags["head_weights_sha256"] == hashlib.sha256(original).hexdigest()
+    clip = str(sweep[0] / "data" / "dev" / "attack" / "print" / "client002_1")
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    try:
+        code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, clip)
+    finally:
+        stored.write_bytes(original)
+    assert code == 2 and out == [] and len(err) == 1
+    assert err[0].endswith(
+        "its head.weights.h5 is not the file the trial logged (its SHA-256 differs from the "
+        "run's head_weights_sha256 tag): damaged or replaced in the artifact store"
+    )
+    restored = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, "--score-faceless", clip)
+    assert restored[0] == 0, restored
+
+
 def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri, runs, tmp_path):
     root, first, _ = sweep
     mlflow.set_tracking_uri(uri)

@@ -12,6 +12,7 @@ clip are the parent run's ``frames_per_clip`` parameter.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ class TrialModel:
     face_crop: FaceCrop
     extraction_precision: str = "float32"  # the backbone's, as the study extracted its features
     keras_backend: str = ""  # what trained the head ("" for runs that did not record it)
+    # each weights artifact's SHA-256 as its trial logged it (none: runs logged before)
+    checksums: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def fine_tune(self) -> str:
@@ -132,6 +135,7 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
         face_crop=FaceCrop.from_tags(tags),
         extraction_precision=extraction,
         keras_backend=tags.get("keras_backend", ""),
+        checksums={name: tags[tag] for name, tag in tracking.CHECKSUM_TAGS.items() if tag in tags},
     )
 
 
@@ -194,7 +198,21 @@ def fetch_head_weights(model: TrialModel, folder: Path) -> Path:
             "the sweep logged none for it (--keep-weights best keeps only each family's "
             "improvements, none keeps none); rerun that configuration with --keep-weights all"
         )
-    return fetch_artifact(model.run_id, tracking.HEAD_WEIGHTS, folder)
+    return _checked(model, fetch_artifact(model.run_id, tracking.HEAD_WEIGHTS, folder))
+
+
+def _checked(model: TrialModel, path: Path) -> Path:
+    """``path``, a weights artifact of ``model``'s run, if its bytes are those its trial logged;
+    ScoringError otherwise (h5 reads a damaged kernel as any other numbers: no error, other
+    scores)."""
+    expected = model.checksums.get(path.name)
+    if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise ScoringError(
+            f"run {model.run_id} (trial {model.trial}): its {path.name} is not the file the "
+            f"trial logged (its SHA-256 differs from the run's {tracking.CHECKSUM_TAGS[path.name]} "
+            "tag): damaged or replaced in the artifact store"
+        )
+    return path
 
 
 def fetch_top_weights(model: TrialModel, folder: Path) -> Path | None:
@@ -206,7 +224,7 @@ def fetch_top_weights(model: TrialModel, folder: Path) -> Path | None:
             f"run {model.run_id} (trial {model.trial}) fine-tuned its backbone "
             f"({model.fine_tune}) but has no {tracking.TOP_WEIGHTS}: its backbone cannot be rebuilt"
         )
-    return fetch_artifact(model.run_id, tracking.TOP_WEIGHTS, folder)
+    return _checked(model, fetch_artifact(model.run_id, tracking.TOP_WEIGHTS, folder))
 
 
 def best_trial_run(study: str, family: str | None = None) -> str:

@@ -50,6 +50,9 @@ CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent
 FAMILY_BEST_TAG = "vggface_heads.family_best"
 HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer state)
 TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
+# a weights artifact's SHA-256, tagged on its run when logged: a file damaged or replaced in the
+# artifact store since is refused where it is read (predict, the registered models)
+CHECKSUM_TAGS = {HEAD_WEIGHTS: "head_weights_sha256", TOP_WEIGHTS: "top_weights_sha256"}
 SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and setting
 SETTINGS_CSV = "settings.csv"  # with several folds or repeats: each setting's figures
 

@@ -9,6 +9,7 @@ layers (``backbone_top.h5``); with several settings, ``settings.csv`` (each sett
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pandas as pd
 import heads
 from core.backbone.network import FINE_TUNE_LAYERS, save_top_weights
 from experiments.metrics import ScoreSet
-from experiments.stores.tracking import HEAD_WEIGHTS, SETTINGS_CSV, TOP_WEIGHTS
+from experiments.stores.tracking import CHECKSUM_TAGS, HEAD_WEIGHTS, SETTINGS_CSV, TOP_WEIGHTS
 from experiments.trial import plots
 
 
@@ -44,7 +45,7 @@ def log_trial_artifacts(
             heads.save_head_weights(model, folder / HEAD_WEIGHTS)
             names.append(HEAD_WEIGHTS)
         for name in names:
-            mlflow.log_artifact(str(folder / name))
+            _log_checked(folder / name)
     mlflow.log_figure(plots.roc_det_figure(dev, test, threshold), "roc_det.png")
     mlflow.log_figure(plots.confusion_figure(test, threshold), "confusion.png")
 
@@ -54,7 +55,15 @@ def log_top_weights(top: keras.Model, fine_tune: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / TOP_WEIGHTS
         save_top_weights(top, FINE_TUNE_LAYERS[fine_tune], path)
-        mlflow.log_artifact(str(path))
+        _log_checked(path)
+
+
+def _log_checked(path: Path) -> None:
+    """Log ``path`` as an artifact; a weights file's SHA-256 is tagged on the run first, which
+    is what its readers check it against (:data:`CHECKSUM_TAGS`)."""
+    if path.name in CHECKSUM_TAGS:
+        mlflow.set_tag(CHECKSUM_TAGS[path.name], hashlib.sha256(path.read_bytes()).hexdigest())
+    mlflow.log_artifact(str(path))
 
 
 def log_settings(table: pd.DataFrame) -> None:
