@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -632,6 +633,28 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params == baselines("lstm30")[0]
     assert seeds[1] == seeds[0] != seeds[2]  # trial 1 retries trial 0: trial 0's seed
+
+
+def test_a_finished_studys_rerun_closes_the_parent_run_of_a_worker_killed_as_it_closed(
+    workspace, monkeypatch, capsys
+):
+    """A sweep killed after its last trial (writing its report): the rerun of the finished study
+    printed the comparison and left that parent run RUNNING (a user probe)."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(workspace)
+    done = run_sweep(config(workspace, "killed-closing", trials=1, heads="lstm30"))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    client = MlflowClient()
+    parent = done.parent_run_id
+    client.set_tag(parent, tracking.WORKER_TAG, f"{socket.gethostname()}:{gone.pid}")
+    client.update_run(parent, status="RUNNING")  # as its killed worker left it
+    capsys.readouterr()
+    run_sweep(config(workspace, "killed-closing", trials=1, heads="lstm30"))
+    assert client.get_run(parent).info.status == "FAILED"
+    assert "a parent run closed: " in capsys.readouterr().out
 
 
 def test_a_stopped_baseline_runs_again_in_a_study_of_fewer_trials_than_baselines(

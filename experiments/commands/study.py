@@ -38,6 +38,7 @@ from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
+    liveness,
     locks,
     retries,
     runs_table,
@@ -169,6 +170,8 @@ def run_sweep(
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
+        for reason in liveness.close_dead_parents(experiment_id, study_name).values():
+            print(f"a parent run closed: {reason}", flush=True)  # killed as it closed
         table = standing_comparison(experiment_id, study_name)
         from experiments.serving import models
 
