@@ -68,7 +68,9 @@ RATES_NOTE = (
     "Error rates in %; with several folds or repeats each figure is the mean ± its std in "
     "percentage points, the APCER the mean of each setting's worst species' APCER, and the worst "
     "species the one whose mean APCER (shown with it where lower) is highest. 95 % intervals, "
-    "for a single setting: Wilson (APCER of the worst species, BPCER), Bengio–Mariéthoz (HTER). "
+    "for a single setting: Wilson (APCER of the worst species, BPCER), Bengio–Mariéthoz (HTER, "
+    "a normal approximation: no width where APCER and BPCER are each 0 % or 100 %, however few "
+    "the clips; read it with theirs). "
     "Each family's best is chosen on dev ACER; test never chooses."
 )
 
