@@ -357,6 +357,26 @@ def test_sources_in_any_order_are_one_setting_and_one_study(database_trees, ocim
     )
 
 
+def test_a_named_study_rerun_with_another_protocol_is_refused_naming_it(
+    database_trees, capsys
+) -> None:
+    """The refusal named two hashes of clips ('e304119cd6c0:test; this run's is
+    30ffcf41f799:test'), not the protocol that chose them (a user probe)."""
+    from experiments.commands import sweep
+
+    casia = database_trees / FOLDERS["casia"]
+    one = flags(database_trees, "--sources", "msu", "--target", "casia", "--study", "cut")
+    one[one.index("--trials") + 1] = "1"
+    assert sweep.main(one) == 0
+    capsys.readouterr()
+    assert sweep.main([*one, "--db", f"casia={casia}:casia-cut"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: study cut was run with protocols (--protocol, --test-protocol, --db "
+        "NAME=PATH:PROTOCOL) msu,casia; this run's is msu,casia-cut: rerun with the study's "
+        "flags, or start another study with --study"
+    )
+
+
 def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(
     database_trees, tmp_path, capsys
 ) -> None:

@@ -65,6 +65,10 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         identity.FEATURES: "cache entry " + each(f.fingerprint[:12] for f in first.sources),
         identity.TEST_FEATURES: "cache entry "
         + each(s.test_features.fingerprint[:12] for s in settings),
+        # named before the clips they choose: a refusal says the protocol, not a hash of clips
+        "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)": each(
+            f.protocol for s in settings for f in (*s.sources, s.test_features)
+        ),
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),
