@@ -181,8 +181,8 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
         (["--out", "x"], "--out goes with --cross"),
         (["--list", "--all"], "--all widens a study's table"),
         (["--cross", "--all"], "--all widens a study's table"),
-        (["--list", "--study", "s"], "not allowed with argument --list"),
-        (["--cross", "--study", "s"], "not allowed with argument --cross"),
+        (["--list", "--study", "s"], "--list lists every study: drop --study"),
+        (["--study", "a", "--study", "b"], "several go with --cross"),
     ],
 )
 def test_compare_refuses_flags_its_view_would_drop(argv, said, capsys, tmp_path) -> None:

@@ -249,7 +249,13 @@ def log_cross_table(out: Path | None = None, chosen: Sequence[str] | None = None
         f"Not shown: study {study}, an older run of {label} (--cross --study NAME ... chooses)."
         for label, study in hidden
     )
+    intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
     notes = [NOTE, *older]
+    if intra:  # the note's sources and target are not theirs
+        notes.append(
+            f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
+            "its own dev split, test figures on its test split."
+        )
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, [markdown, behind], banners, notes, Path(folder))
         if out is not None:  # written before the run is logged: an unwritable folder logs none
