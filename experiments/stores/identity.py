@@ -106,9 +106,10 @@ def check_identity(
     ]
     if differs and (figured or not _maker_gone(study, worker)):
         raise _other(study.study_name, *differs[0])
-    if identity and recorded != identity and not figured:  # made, or made again
+    if identity and recorded != identity and not figured:
         study.set_user_attr(IDENTITY_ATTR, identity)
-        study.set_user_attr(MAKER_ATTR, worker)
+        if differs or not isinstance(recorded, dict):  # made, or made again: its maker's now
+            study.set_user_attr(MAKER_ATTR, worker)
 
 
 def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
