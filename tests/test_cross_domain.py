@@ -545,6 +545,13 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     out = capsys.readouterr().out
     assert "Not shown" not in out and "O&C&I→M HTER held-out" in out
     assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
+    both = ["--study", ocim_m.study.study_name, "--study", "ocim-m-again"]  # one setting's two
+    assert compare.main(["--cross", *both, "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    for name in (ocim_m.study.study_name, "ocim-m-again"):  # each shown, headed with its name
+        assert f"O&C&I→M [{name}] HTER held-out" in out
+        assert last_logged().data.tags[f"study.ocim-m.{name}"] == name
+    assert "Not shown" not in out
     assert compare.main(["--cross", "--study", "nope", "--tracking-uri", uri]) == 2
     assert capsys.readouterr().err.startswith("error: no study nope in ")
 

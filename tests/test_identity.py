@@ -71,6 +71,13 @@ def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> No
         else:  # a first run that ended before any trial: its flags may be fixed
             check_identity(made, OTHER, ["minimize"], mine)
             assert made.user_attrs[IDENTITY_ATTR] == OTHER
+    # the maker gone, a rerun of its flags takes the study over: then it binds the others (a
+    # worker of other flags rewrote the record while the rerun was loading its backend)
+    rerun = study(tmp_path, "rerun")
+    check_identity(rerun, FIRST, ["minimize"], dead)
+    check_identity(rerun, FIRST, ["minimize"], live)
+    with pytest.raises(ValueError, match="was run with clips"):
+        check_identity(rerun, OTHER, ["minimize"], other_host)
     working.kill()
 
 
@@ -111,4 +118,22 @@ def test_a_worker_with_another_heartbeat_is_refused(tmp_path) -> None:
     assert str(refused.value) == (
         "study s's workers beat every 60 s, this one every 5 s, and would find their trials "
         "lost: rerun with --heartbeat 60"
+    )
+
+
+def test_sources_pooled_in_another_order_are_said_to_be(tmp_path) -> None:
+    """A named cross-domain study made before the sources were pooled in the benchmark's order
+    (--sources msu,casia) was refused with two lists of the same cache entries, and the advice
+    to rerun with its flags, which now pool them in the other order (the review)."""
+    from experiments.stores.identity import FEATURES
+
+    made = study(tmp_path)
+    check_identity(made, {FEATURES: "cache entry bbb,aaa"}, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, {FEATURES: "cache entry aaa,bbb"}, ["minimize"])
+    assert str(refused.value) == (
+        "study s pooled its sources in another order (cache entry bbb,aaa; this run's is cache "
+        "entry aaa,bbb): they are pooled in the benchmark's order now (O, C, I, M, then by name), "
+        "which gives other figures: start another study with --study"
     )

@@ -49,8 +49,9 @@ NOTE = (
 
 
 def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per setting run, the study to show (the one whose trial ran last; among ``chosen`` when
-    given): setting, label, kind, study, experiment id, last activity. ``attrs["not shown"]``:
+    """Per setting run, the study to show (the one whose trial ran last), or every study of
+    ``chosen`` (a setting's several headed each with its name, ``C&M→I [n1]``): setting, label,
+    kind, study, experiment id, last activity. ``attrs["not shown"]``:
     the other studies of a shown setting, as ``(label, study)``. LookupError: a chosen study
     that is not in the store."""
     rows = []
@@ -93,7 +94,7 @@ def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
         )
     every = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
     every = every.sort_values("last", ascending=False)
-    found = every.drop_duplicates("setting")
+    found = every if chosen else every.drop_duplicates("setting")  # the user's choice: all
     hidden = every[~every["study"].isin(found["study"])]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
     rank = found.apply(
@@ -101,6 +102,8 @@ def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
         axis=1,
     )
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
+    same = shown.duplicated("setting", keep=False)  # one setting's studies, chosen together
+    shown.loc[same, "label"] = shown["label"][same] + " [" + shown["study"][same] + "]"
     twins = shown["label"].duplicated(keep=False)  # O→C from oulu-p1 and from oulu-p2: both
     shown.loc[twins, "label"] = [
         f"{label} ({setting.replace('->', '→')})"
@@ -308,8 +311,10 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> str:
         )
     )
     tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(shown["study"])}
-    tags |= {f"study.{row.setting}": row.study for row in shown.itertuples()}
-    tags |= {f"experiment.{row.setting}": row.experiment for row in shown.itertuples()}
+    same = shown.duplicated("setting", keep=False)  # one setting's studies: each its own key
+    for row, twin in zip(shown.itertuples(), same, strict=True):
+        key = f"{row.setting}.{row.study}" if twin else row.setting
+        tags |= {f"study.{key}": row.study, f"experiment.{key}": row.experiment}
     run = client.create_run(
         experiment_id,
         run_name=f"cross-domain table @ {time.strftime('%Y-%m-%d %H:%M:%S')}",

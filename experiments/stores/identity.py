@@ -104,12 +104,16 @@ def check_identity(
         and what in recorded
         and recorded[what] != value
     ]
-    if differs and (figured or not _maker_gone(study, worker)):
+    gone = not figured and _maker_gone(study, worker)
+    if differs and not gone:
         raise _other(study.study_name, *differs[0])
-    if identity and recorded != identity and not figured:
+    if not identity or figured:
+        return
+    if gone or not isinstance(recorded, dict):  # made, or its maker gone: this worker's now
         study.set_user_attr(IDENTITY_ATTR, identity)
-        if differs or not isinstance(recorded, dict):  # made, or made again: its maker's now
-            study.set_user_attr(MAKER_ATTR, worker)
+        study.set_user_attr(MAKER_ATTR, worker)
+    elif recorded != identity:  # the same flags, an entry the record lacked
+        study.set_user_attr(IDENTITY_ATTR, identity)
 
 
 def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
@@ -123,6 +127,15 @@ def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
 
 
 def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
+    def listed(text: str) -> list[str]:
+        return sorted(str(text).removeprefix("cache entry ").split(","))
+
+    if what == FEATURES and listed(recorded) == listed(value):  # the sources, pooled otherwise
+        return ValueError(
+            f"study {name} pooled its sources in another order ({recorded}; this run's is "
+            f"{value}): they are pooled in the benchmark's order now (O, C, I, M, then by name), "
+            "which gives other figures: start another study with --study"
+        )
     return ValueError(
         f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "
         "study's flags, or start another study with --study"
