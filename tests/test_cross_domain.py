@@ -281,6 +281,11 @@ def bad_flags(root: Path) -> list:
             "--test-protocol goes with --test-data; a cross-domain target's protocol is its",
         ),
         (["--sources", "msu,nope", "--target", "casia"], "needs database nope: give --db nope"),
+        (  # it was dropped without a word
+            ["--sources", "msu", "--target", "oulu", "--protocol", "oulu-p2"],
+            "--protocol oulu-p2 chooses --data's clips; a cross-domain database's protocol is its",
+        ),
+        (["--protocol", "ocim-m", "--target", "oulu"], "drop --sources and --target"),
         (  # every setting's missing databases, under the flag's name (was the first setting's)
             ["--protocol", "ocim", "--databases", str(two)],
             "--protocol ocim needs databases oulu, replay-attack: give --db oulu=PATH",
@@ -442,6 +447,12 @@ def test_a_partial_copy_of_a_source_is_no_target_nor_test_set(database_trees, tm
     assert sweep.main(["--data", str(casia), "--test-data", str(part), *plain]) == 2
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--test-data {part} shares {len(clips) - 1} of its" in said
+    from experiments.commands import extract  # ahead of the sweep, as refused (it extracted)
+
+    databases = ["--databases", str(databases_file(database_trees)), "--db", f"part={part}"]
+    argv = [*databases, *plain, "--no-progress", "--sources", "casia", "--target", "part"]
+    assert extract.main(argv) == 2
+    assert f"database part ({part}) shares" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (cache / "features").exists()  # nothing extracted
 
 

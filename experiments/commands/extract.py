@@ -83,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cross_domain:  # every database read and checked before any is extracted
             from experiments.config import NamedData
-            from experiments.trial.evaluation import check_database
+            from experiments.trial.evaluation import check_databases
 
-            for name, options in args.named:
-                check_database(NamedData(name, options))
+            check_databases([NamedData(name, options) for name, options in args.named])
         for name, options in args.named:
             if len(args.named) > 1:
                 print(f"== {name}: {options.data}", flush=True)

@@ -196,7 +196,14 @@ def evaluation_options(
     named = protocol in domains.CHOICES
     _check_crop(features, named or bool(given["sources"]) or given["test_data"] is not None)
     if named and (given["sources"] is not None or given["target"] is not None):
-        raise ValueError(f"--protocol {protocol} names its sources and target: drop --sources")
+        raise ValueError(
+            f"--protocol {protocol} names its sources and target: drop --sources and --target"
+        )
+    if given["sources"] is not None and protocol != AUTO:  # it was dropped without a word
+        raise ValueError(
+            f"--protocol {protocol} chooses --data's clips; a cross-domain database's protocol "
+            "is its own: --db NAME=PATH:PROTOCOL"
+        )
     for flag in ("sources", "target"):  # "--sources ," names nothing: never the synthetic demo
         if given[flag] is not None and not given[flag].replace(",", "").strip():
             raise ValueError(f"--{flag} {given[flag]!r} names no database, e.g. --{flag} casia")

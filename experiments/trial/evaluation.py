@@ -206,15 +206,7 @@ def _cross_domain_settings(
     evaluation: EvaluationOptions, load: Callable[[FeatureOptions], FeatureSet]
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
-    read: list[tuple[str, Dataset]] = []  # every database read and checked before extraction
-    for data in named:
-        dataset = check_database(data)
-        this = f"database {data.name} ({data.options.data})"
-        for other, earlier in read:  # a copy of another, whole or in part, under its own name
-            shared = _shared_clips(dataset, earlier)
-            if shared:
-                raise DataError(f"{this} {shared} {other}: each database trains or is tested, once")
-        read.append((this, dataset))
+    check_databases(named)  # every database read and checked before any is extracted
     sources = [load(data.options) for data in evaluation.sources]
     target = load(evaluation.target.options)
     tested = as_test_set(target, sources[0], evaluation.target_clips)
@@ -224,6 +216,21 @@ def _cross_domain_settings(
         Setting(None, repeat, first, tested, tuple(more), names)
         for repeat in range(evaluation.repeats)
     ]
+
+
+def check_databases(named: Sequence[NamedData]) -> None:
+    """A :class:`DataError` (one line) when a database is not what its name says
+    (:func:`check_database`) or shares a clip with another of them (a copy, whole or in part,
+    under a name of its own). Reads the folders, extracts nothing."""
+    read: list[tuple[str, Dataset]] = []
+    for data in named:
+        dataset = check_database(data)
+        this = f"database {data.name} ({data.options.data})"
+        for other, earlier in read:
+            shared = _shared_clips(dataset, earlier)
+            if shared:
+                raise DataError(f"{this} {shared} {other}: each database trains or is tested, once")
+        read.append((this, dataset))
 
 
 def _shared_clips(data: Dataset, other: Dataset) -> str:
