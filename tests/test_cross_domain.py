@@ -535,7 +535,7 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     uri = f"sqlite:///{root}/mlflow.db"
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     said = (
-        f"Not shown: study {ocim_m.study.study_name}, an older run of O&C&I→M (--cross --study "
+        f"Not shown: study {ocim_m.study.study_name}, another run of O&C&I→M (--cross --study "
         "NAME ... chooses)."
     )
     assert said in capsys.readouterr().out.splitlines()
@@ -563,6 +563,13 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
         assert f"O&C&I→M [{name}] HTER held-out" in out
         assert last_logged().data.tags[f"study.ocim-m.{name}"] == name
     assert "Not shown" not in out
+    # a sweep's own table shows the study it ran (it showed the setting's last one run)
+    from experiments.commands.study import run_command
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # finished: its closing and its table again
+        assert run_command(parse_args(flags(root, "--protocol", "ocim-m"))) == 0
+    assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
     assert compare.main(["--cross", "--study", "nope", "--tracking-uri", uri]) == 2
     assert capsys.readouterr().err.startswith("error: no study nope in ")
 
@@ -627,6 +634,12 @@ def test_studies_whose_columns_would_share_a_heading_are_told_apart(tagged_store
     shown = cross_table.studies()
     # a database taken by another protocol than its first is named: no cut passes as the whole
     assert sorted(shown["label"]) == ["O→C", "O→C (casia-warped)", "O→C (oulu-p2)"]
+    assert shown.attrs["not shown"] == []
+    # one fold of a protocol of folds is not the protocol: it hid the six folds' study
+    for name, fold in (("p4-all", "all"), ("p4-fold3", "3")):
+        tagged_store(name, {"evaluation": "intra-dataset", "protocol": "oulu-p4", "fold": fold})
+    shown = cross_table.studies()
+    assert {"oulu-p4", "oulu-p4 fold 3"} <= set(shown["label"])
     assert shown.attrs["not shown"] == []
 
 

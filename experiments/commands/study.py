@@ -352,17 +352,18 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     said = (*REPORTED, *StorageErrors, optuna.exceptions.UpdateFinishedTrialError)
     one_line_failures(said, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
-    first = None
+    first, ran = None, []
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn
             code, result = _run_and_close(study, features if study is config else None)
             if code:
                 return code
             first = first or result
+            ran.append(result.study.study_name)
         if config.evaluation.cross_domain:
             with locks.closing_lock(config.storage):
-                try:
-                    lines = cross_table.log_cross_table()
+                try:  # its own studies in their settings' columns, whichever ran last
+                    lines = cross_table.log_cross_table(preferred=ran)
                 except LookupError as err:  # no trial finished: no column to show
                     lines = [str(err)]
             print("\n".join(lines))

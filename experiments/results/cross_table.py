@@ -48,12 +48,12 @@ NOTE = (
 )
 
 
-def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per setting run, the study to show (the one whose trial ran last), or every study of
-    ``chosen`` (a setting's several headed each with its name, ``C&M→I [n1]``): setting, label,
-    kind, study, experiment id, last activity. ``attrs["not shown"]``:
-    the other studies of a shown setting, as ``(label, study)``. LookupError: a chosen study
-    that is not in the store."""
+def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) -> pd.DataFrame:
+    """Per setting run, the study to show (one of ``preferred``, else the one whose trial ran
+    last), or every study of ``chosen`` (a setting's several headed each with its name,
+    ``C&M→I [n1]``): setting, label, kind, study, experiment id, last activity.
+    ``attrs["not shown"]``: the other studies of a shown setting, as ``(label, study)``.
+    LookupError: a chosen study that is not in the store."""
     rows = []
     experiments = mlflow.search_experiments(filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'")
     if chosen:
@@ -77,8 +77,8 @@ def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
             setting, label = _cross_dataset_setting(runs.iloc[0])
         elif kind == "intra-dataset":
             first = runs.iloc[0]
-            protocol = first.get("tags.protocol", "?")
-            named = _database(protocol)
+            protocol = f"{first.get('tags.protocol', '?')}{_one_fold(first)}"
+            named = _database(first.get("tags.protocol"))
             setting = label = protocol if named else f"{protocol}:{_folder(first.get('tags.data'))}"
         else:
             continue
@@ -93,7 +93,8 @@ def studies(chosen: Sequence[str] | None = None) -> pd.DataFrame:
             }
         )
     every = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
-    every = every.sort_values("last", ascending=False)
+    every = every.assign(mine=every["study"].isin(preferred))
+    every = every.sort_values(["mine", "last"], ascending=False).drop(columns="mine")
     found = every if chosen else every.drop_duplicates("setting")  # the user's choice: all
     hidden = every[~every["study"].isin(found["study"])]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
@@ -144,7 +145,16 @@ def _cross_dataset_setting(run: pd.Series) -> tuple[str, str]:
     setting = f"{trained if _database(trained) else source}->"
     setting += str(tested) if _database(tested) else target
     label = domains.CrossSetting(setting, (source,), target).label
-    return setting, _with_protocols(setting, label, [trained, tested])[1]
+    label = _with_protocols(setting, label, [trained, tested])[1]
+    fold = _one_fold(run)  # one fold of a protocol of folds is not the protocol
+    return f"{setting}{fold}", f"{label}{fold}"
+
+
+def _one_fold(run: pd.Series) -> str:
+    """`` fold 3`` for a study that ran one fold of a protocol with folds (its ``fold`` tag); ""
+    for every fold (``all``) or a protocol without folds (``none``)."""
+    fold = run.get("tags.fold")
+    return f" fold {fold}" if isinstance(fold, str) and fold.isdigit() else ""
 
 
 def _with_protocols(setting: str, label: str, protocols: list[object]) -> tuple[str, str]:
@@ -228,12 +238,15 @@ def _markdown(shown: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def log_cross_table(out: Path | None = None, chosen: Sequence[str] | None = None) -> list[str]:
-    """Build the table from every study in the tracking store (``chosen``: those), write it
+def log_cross_table(
+    out: Path | None = None, chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()
+) -> list[str]:
+    """Build the table from every study in the tracking store (``chosen``: those; ``preferred``:
+    each shown in its setting's columns, as a sweep shows the studies it ran), write it
     (CSV, Markdown, HTML) to ``out`` when given, log it on a run of the experiment ``cross-domain
     tables`` that links the studies it summarises, and return the lines to print. LookupError:
     no such study."""
-    shown = studies(chosen)
+    shown = studies(chosen, preferred)
     hidden = shown.attrs["not shown"]
     if (shown["kind"] == "intra-dataset").all():
         raise LookupError(
@@ -249,7 +262,7 @@ def log_cross_table(out: Path | None = None, chosen: Sequence[str] | None = None
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
     older = (
-        f"Not shown: study {study}, an older run of {label} (--cross --study NAME ... chooses)."
+        f"Not shown: study {study}, another run of {label} (--cross --study NAME ... chooses)."
         for label, study in hidden
     )
     intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
