@@ -123,6 +123,15 @@ def default_name(sources: tuple[str, ...], target: str) -> str:
     return f"{'_'.join(map(short, sources))}-to-{short(target)}"
 
 
+def with_protocol(name: str, protocol: str | None) -> str:
+    """A database as a line names it: ``oulu``, or ``oulu (oulu-p2)`` when taken by another
+    protocol than its first (a cut or a subset is not the database the benchmark takes)."""
+    if not protocol or name not in layout_names() or protocol not in protocol_names():
+        return name
+    first = get_layout(name).protocols[0].name
+    return name if protocol == first else f"{name} ({protocol})"
+
+
 def settings_named(name: str) -> list[CrossSetting]:
     """The settings a ``--protocol`` value names: one, or a group's."""
     return [SETTINGS[n] for n in GROUPS.get(name, (name,))]

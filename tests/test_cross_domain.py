@@ -380,6 +380,13 @@ def test_a_named_study_rerun_with_another_protocol_is_refused_naming_it(
         "NAME=PATH:PROTOCOL) msu,casia; this run's is msu,casia-cut: rerun with the study's "
         "flags, or start another study with --study"
     )
+    # the cut said where a researcher reads the study (the console, compare, the report)
+    cut = [*one[: one.index("--study")], "--study", "cut2", "--db", f"casia={casia}:casia-cut"]
+    assert sweep.main(cut) == 0
+    assert "test figures on casia (casia-cut) (its test split" in capsys.readouterr().out
+    uri = f"sqlite:///{database_trees}/mlflow.db"
+    assert compare.main(["--study", "cut2", "--tracking-uri", uri]) == 0
+    assert "- protocols: casia casia-cut, msu msu" in capsys.readouterr().out
 
 
 def test_a_copy_of_a_database_or_the_training_set_itself_is_no_test_set(

@@ -279,4 +279,11 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
+    protocols = [  # a cross-domain study's databases, each by the protocol it was taken by
+        f"{column.removeprefix('tags.protocol_')} {runs[column].dropna().iloc[0]}"
+        for column in sorted(runs.columns)
+        if column.startswith("tags.protocol_") and runs[column].notna().any()
+    ]
+    if protocols:
+        notes.append(f"protocols: {', '.join(protocols)}")
     return notes  # the mean ± std over several folds or repeats: RATES_NOTE says it
