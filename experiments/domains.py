@@ -44,9 +44,9 @@ class Database:
     def __post_init__(self) -> None:
         # the protocols a database can be taken by: whole ones (no folds), its own when named
         named = self.name in layout_names() and self.name != "generic"
-        layouts = [get_layout(self.name)] if named else None
+        own = get_layout(self.name) if named else None
         whole = [p for p in protocol_names() if not folds(p)]
-        mine = [p for p in whole if not layouts or get_protocol(p)[0] is layouts[0]]
+        mine = [p for p in whole if own is None or get_protocol(p)[0] is own]
         if self.protocol not in (AUTO, *protocol_names()):
             raise ValueError(
                 f"database {self.name}: no protocol {self.protocol!r}; one of {', '.join(mine)}"
@@ -123,13 +123,20 @@ def default_name(sources: tuple[str, ...], target: str) -> str:
     return f"{'_'.join(map(short, sources))}-to-{short(target)}"
 
 
+def other_protocol(protocol: object) -> str | None:
+    """``protocol`` when it takes its database by another protocol than the database's first (a
+    cut, a subset, a protocol of folds: not the database the benchmark takes); None for a first
+    protocol or one not known."""
+    if not isinstance(protocol, str) or protocol not in protocol_names():
+        return None
+    return None if get_protocol(protocol)[0].protocols[0].name == protocol else protocol
+
+
 def with_protocol(name: str, protocol: str | None) -> str:
     """A database as a line names it: ``oulu``, or ``oulu (oulu-p2)`` when taken by another
-    protocol than its first (a cut or a subset is not the database the benchmark takes)."""
-    if not protocol or name not in layout_names() or protocol not in protocol_names():
-        return name
-    first = get_layout(name).protocols[0].name
-    return name if protocol == first else f"{name} ({protocol})"
+    protocol than its first (:func:`other_protocol`)."""
+    other = other_protocol(protocol)
+    return f"{name} ({other})" if other else name
 
 
 def settings_named(name: str) -> list[CrossSetting]:

@@ -158,21 +158,12 @@ def _one_fold(run: pd.Series) -> str:
 
 
 def _with_protocols(setting: str, label: str, protocols: list[object]) -> tuple[str, str]:
-    """The setting and label with each database protocol that is not its database's first:
-    ``M→C (casia-cut)``, ``O→I (oulu-p3)``; the benchmark's columns take each database whole,
-    by its first protocol, and a cut or a subset is another experiment."""
-    other = [
-        p
-        for p in protocols
-        if isinstance(p, str) and p in protocol_names() and p != _first_protocol(p)
-    ]
+    """The setting and label with each database protocol that is not its database's first
+    (:func:`experiments.domains.other_protocol`): ``M→C (casia-cut)``, ``O→I (oulu-p3)``."""
+    other = [p for p in map(domains.other_protocol, protocols) if p]
     if not other:
         return setting, label
     return f"{setting} {','.join(other)}", f"{label} ({', '.join(other)})"
-
-
-def _first_protocol(protocol: str) -> str:
-    return get_protocol(protocol)[0].protocols[0].name
 
 
 def _database(protocol: object) -> str | None:

@@ -79,8 +79,9 @@ def check_identity(
     The identity is recorded when the study is made, with the ``worker`` (host:pid) that made
     it. It is recorded again by a run of other options only while none of the study's trials has
     a figure (none complete, pruned or running) and its maker is gone (a first run that failed or
-    was stopped before its first trial ended, on this machine); while the maker may be working
-    (extracting, loading its backend), a worker of other options is refused like any other. A
+    was stopped before its first trial ended, on this machine), and a rerun of the same options
+    then becomes its maker; while the maker may be working (loading its backend, in its first
+    trial), a worker of other options is refused like any other. A
     study with figures and no record (made before the record existed) is not checked, since this
     run's options need not be those its trials ran with.
     """
@@ -96,13 +97,11 @@ def check_identity(
     figured = bool(study.get_trials(deepcopy=False, states=FIGURED))
     if figured and not isinstance(recorded, dict):
         return
+    was = recorded if isinstance(recorded, dict) else {}
     differs = [
-        (what, recorded[what], value)
+        (what, was[what], value)
         for what, value in identity.items()
-        if isinstance(recorded, dict)
-        and what != KEY_PARTS
-        and what in recorded
-        and recorded[what] != value
+        if what != KEY_PARTS and what in was and was[what] != value
     ]
     gone = not figured and _maker_gone(study, worker)
     if differs and not gone:

@@ -290,7 +290,7 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
                 f"{getattr(trained, field)}"
             )
-    if clips == "test" and other.test_split_given and len(other.indices("test")):
+    if not tested_whole(other, clips):
         return other
     whole = [dataclasses.replace(clip, split="test") for clip in other.clips]
     return dataclasses.replace(other, clips=whole)
@@ -312,13 +312,13 @@ def evaluation_context(
     }
     if evaluation.cross_domain:
         *sources, target = first.names
+        whole = tested_whole(first.test_features, evaluation.target_clips)
         return {
             "evaluation": "cross-domain",
             "setting": evaluation.setting or f"{','.join(sources)}->{target}",
             "sources": ",".join(sources),
             "target": target,
-            # as tested: every clip of a target without a test split of its own
-            "target_clips": "test" if _own_test_split(evaluation, first) else "all",
+            "target_clips": "all" if whole else "test",  # as tested (no test split: all)
             "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
@@ -335,10 +335,10 @@ def evaluation_context(
     }
 
 
-def _own_test_split(evaluation: EvaluationOptions, setting: Setting) -> bool:
-    """Whether the target is tested on its own test split (not every clip: ``--target-clips
-    all``, or a target without a test split of its own)."""
-    return evaluation.target_clips == "test" and setting.test_features.test_split_given
+def tested_whole(other: FeatureSet, clips: str = "test") -> bool:
+    """Whether a test set is tested on every clip: asked (``clips`` "all"), or it has no test
+    split of its own (one the loader carved does not count)."""
+    return clips == "all" or not (other.test_split_given and len(other.indices("test")))
 
 
 def study_suffix(evaluation: EvaluationOptions) -> str:
