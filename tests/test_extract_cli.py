@@ -80,6 +80,7 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
     assert re.search(r"^clips: +6 usable, 0 skipped$", out, re.M)
     assert re.search(r"^frames: +6 \(1 per clip", out, re.M)
     assert re.search(r"^frames/s: +\d+\.\d\d \(decoding and network", out, re.M)
+    assert re.search(r"^faces: +(?!face crop)\S", out, re.M)  # 'faces:    face crop: ...
     assert re.search(r"^cache: +extracted in ", out, re.M)
     path = re.search(r"^path: +(\S+)$", out, re.M).group(1)
     assert Path(path).parent == cache / "features" and (Path(path) / "features.npy").is_file()

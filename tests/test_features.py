@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,6 +299,27 @@ def test_default_locations(monkeypatch, tmp_path):
     assert extraction.default_weights_path() == tmp_path / "mine" / "vgg_face.weights.h5"
     monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path / "w.mat"))
     assert extraction.default_weights_path() == tmp_path / "w.mat"
+
+
+def test_without_a_bar_extraction_says_how_far_it_is_in_plain_lines(
+    data, tmp_path, model_calls, monkeypatch, capsys
+):
+    """Without a progress bar (--no-progress, a job's log) extraction said nothing until it
+    ended: five minutes of silence in a user probe. A plain line now, at most once a minute
+    (here at every clip)."""
+    from core.features import pipeline
+
+    monkeypatch.setattr(pipeline, "PLAIN_PROGRESS_SECONDS", 0.0)
+    fs = extract(data, tmp_path / "cache")
+    said = re.findall(
+        r"^fc7 features: (\d+) of (\d+) clips, \d+\.\d\d frames/s$", capsys.readouterr().err, re.M
+    )
+    done = [int(n) for n, _ in said]
+    assert (
+        done == sorted(done)
+        and done[-1] == len(fs.clips)
+        and {t for _, t in said} == {str(len(fs.clips))}
+    )
 
 
 def test_random_weights_are_flagged_loudly_and_seeded(data, tmp_path, caplog, backbone):
@@ -845,7 +867,7 @@ def test_reusing_a_cropped_entry_imports_no_keras(data, tmp_path, model_calls):
 
 
 def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
-    from core.device import current_device
+    from core.device import current_device, keras_backend
     from core.features.request import resolve_precision
 
     for explicit in ("float32", "bfloat16", "float16"):
@@ -854,5 +876,8 @@ def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("flags"):
             flags |= set(line.split(":", 1)[1].split())
-    native = bool({"amx_bf16", "avx512_bf16"} & flags) or current_device().accelerator
+    tensorflow = keras_backend() == "tensorflow"  # JAX's CPU kernels: no faster in bfloat16
+    native = (
+        bool({"amx_bf16", "avx512_bf16"} & flags) and tensorflow or current_device().accelerator
+    )
     assert resolve_precision("auto") == ("bfloat16" if native else "float32")

@@ -31,7 +31,12 @@ from tests.test_features import extract, run_python, write_clip, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "extract.py"
-TIMING = {"created", "extract_seconds", "frames_per_second"}  # what differs between two runs
+TIMING = {
+    "created",
+    "extract_seconds",
+    "frames_per_second",
+    "resumed_clips",
+}  # what differs between two runs
 INTERRUPTED = re.compile(
     r"^extraction interrupted: (\d+) of (\d+) clips kept in (\S+); "
     r"rerun the same command to extract the other (\d+)$"
@@ -402,7 +407,11 @@ def test_ctrl_c_in_the_extract_command_says_what_it_kept_and_the_rerun_finishes(
     capsys.readouterr()
     assert command.main([*flags, "--no-progress"]) == 0
     assert f"resuming extraction: {done} of 7 clips already done in {path}" in caplog.messages
-    assert re.search(r"^cache: +extracted in ", capsys.readouterr().out, re.M)
+    out = capsys.readouterr().out
+    assert re.search(r"^cache: +extracted in ", out, re.M)
+    # its rate spans the runs: said (it read as this run's alone)
+    kept = f"{done} clip" + ("s" if int(done) > 1 else "")
+    assert re.search(rf"^frames/s: .*, with the run that extracted {kept} kept\)$", out, re.M)
     assert not Path(path).exists()
     usable_left = 7 - int(done) - (int(done) < 2)  # the second clip does not decode
     assert counted.frames == 3 * usable_left

@@ -48,8 +48,9 @@ after a Ctrl-C or a kill, the next extraction of the same key (the same data, we
 options) extracts only the clips not kept and publishes the entry one uninterrupted run would:
 the same array byte for byte when the batch size is the same (any batch size gives valid rows),
 the same manifest but for its timings (``extract_seconds`` is the time of the chunks kept plus
-that of the last run). Other data or options are another key: their extraction starts afresh,
-and the pending folder of the old key stays until that key is extracted or it is deleted.
+that of the last run, and ``resumed_clips`` counts the clips kept). Other data or options are
+another key: their extraction starts afresh, and the pending folder of the old key stays until
+that key is extracted or it is deleted.
 """
 
 from __future__ import annotations
@@ -572,6 +573,7 @@ def _manifest(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "extract_seconds": round(run.seconds, 3),
         "frames_per_second": round(frames / run.seconds, 3) if run.seconds > 0 else None,
+        "resumed_clips": run.resumed,  # kept from an interrupted run (in extract_seconds)
     }
 
 

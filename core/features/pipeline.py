@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ from core.features.resume import ResumableEntry
 from core.interrupts import ctrl_c_noticed
 
 log = logging.getLogger(__name__)
+PLAIN_PROGRESS_SECONDS = 60.0  # without a bar (--no-progress): a plain line at most this often
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Run:
     shipped_boxes: set[str] = field(default_factory=set)  # clip_ids cropped with shipped boxes
     # clip_id -> why its database boxes were set aside for the detector's (FaceFinder.boxes)
     set_aside: dict[str, str] = field(default_factory=dict)
+    resumed: int = 0  # clips whose chunks an earlier, interrupted run committed
 
 
 def run_backbone(
@@ -86,13 +89,13 @@ def run_backbone(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    started = time.perf_counter()
+    started = said = time.perf_counter()
     frames_per_clip = pending.shape[1]
     run, earlier = _resumed(pending, clips, frames_per_clip)
     first_clip = pending.clips_done
     batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
     fill = 0  # frames waiting in ``batch``
-    written = pending.frames_done  # frames whose features are in the file
+    written = resumed_frames = pending.frames_done  # frames whose features are in the file
     outcomes: list[dict[str, Any]] = []  # what became of each clip since the last chunk
     bar = tqdm(
         total=len(clips) * frames_per_clip,
@@ -155,6 +158,14 @@ def run_backbone(
                 first += count
                 if fill == batch_size:
                     flush()
+            if not progress and time.perf_counter() - said >= PLAIN_PROGRESS_SECONDS:
+                said = time.perf_counter()  # a job's log saw nothing for the whole extraction
+                rate = (written - resumed_frames) / (said - started)
+                print(
+                    f"fc7 features: {position + 1} of {len(clips)} clips, {rate:.2f} frames/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if fill == 0:  # this clip's last frame ended a batch: a chunk of whole clips is done
                 seconds = earlier + time.perf_counter() - started
                 pending.commit_chunk(
@@ -208,6 +219,7 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
         )
         pending.restart()
         return Run([], [], frames_per_clip, 0.0), 0.0
+    run.resumed = pending.clips_done
     log.warning(  # said without --verbose: a run that resumes must not look like a fresh one
         "resuming extraction: %d of %d clips already done in %s",
         pending.clips_done,

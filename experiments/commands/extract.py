@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.features.request import FeatureOptions
+from core.words import counted
 from experiments.commands.features import os_error_line
 from experiments.commands.options import (
     HelpFormatter,
@@ -160,15 +161,17 @@ def extract_one(
             print(f"  skipped {path}: {reason}")
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
     print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
-    print(f"faces:    {fs.face_summary()}")
+    print(f"faces:    {fs.face_summary().removeprefix('face crop: ')}")  # said once
     if warning := fs.face_warning():
         print(warning)
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
+    kept = fs.manifest.get("resumed_clips") or 0
+    runs = f", with the run that extracted {counted(kept, 'clip')} kept" if kept else ""
     if fs.extracted:
-        print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s)")
+        print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s{runs})")
         print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
     else:
-        print(f"frames/s: {rate:.2f} when extracted")
+        print(f"frames/s: {rate:.2f} when extracted{runs}")
         print(f"cache:    reused (extracted {fs.manifest.get('created')}), {fs.seconds:.2f} s")
     print(f"path:     {fs.path}")
     weights = "RANDOM backbone (not VGG-Face)" if fs.random_weights else fs.weights_fingerprint
