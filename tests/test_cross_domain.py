@@ -257,6 +257,15 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --out {blocked}")
     again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
     assert len(again) == len(logged)
+    # the same table again is not another run (every rerun of a finished study logged one)
+    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-2]
+    run_id = logged[0].info.run_id
+    assert (
+        said == f"the table of run {run_id} of experiment 'cross-domain tables': not logged again"
+    )
+    again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
+    assert len(again) == len(logged)
 
 
 def bad_flags(root: Path) -> list:
@@ -378,6 +387,13 @@ def test_a_named_study_rerun_with_another_protocol_is_refused_naming_it(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: study cut was run with protocols (--protocol, --test-protocol, --db "
         "NAME=PATH:PROTOCOL) msu,casia; this run's is msu,casia-cut: rerun with the study's "
+        "flags, or start another study with --study"
+    )
+    other = [*one]  # another target: named (it read 'other test features: the data files differ')
+    other[other.index("--target") + 1] = "replay-attack"
+    assert sweep.main(other) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: study cut was tested on casia; this run on replay-attack: rerun with the study's "
         "flags, or start another study with --study"
     )
     # the cut said where a researcher reads the study (the console, compare, the report)
@@ -621,8 +637,10 @@ def tagged_store(tmp_path, monkeypatch, request):
             "synthetic": "false",
             **tags,
         }
+        tags = {tag: value for tag, value in tags.items() if value is not None}  # None: untagged
         with mlflow.start_run(experiment_id=experiment_id, tags=tags):
-            mlflow.log_metric("test_hter", 0.25)
+            mlflow.log_params({"head": "dense2048", "family": "dense", "output": "softmax"})
+            mlflow.log_metrics({"dev_acer": 0.125, "test_hter": 0.25})
 
     return log
 
@@ -673,3 +691,28 @@ def test_studies_of_data_of_no_named_database_are_told_apart_by_folder(tagged_st
         "casia": "casia",  # a named database by its protocol, wherever its folder
     }
     assert shown.attrs["not shown"] == []
+
+
+def test_cross_studies_of_synthetic_data_are_said_to_be_left_out_and_shown_when_chosen(
+    tagged_store,
+) -> None:
+    """The table left out studies of synthetic data without a word: 'no cross-domain or
+    cross-dataset study with a finished trial yet' after one had finished, and compare --cross
+    --study NAME said the same; runs without the synthetic tag were taken as synthetic too (a
+    user probe)."""
+    cross = {"evaluation": "cross-dataset", "protocol": "casia", "test_protocol": "msu"}
+    tagged_store("demo-cross", {**cross, "synthetic": "true"})
+    tagged_store("demo", {"evaluation": "intra-dataset", "protocol": "casia", "synthetic": "true"})
+    with pytest.raises(LookupError) as nothing:
+        cross_table.log_cross_table()
+    assert str(nothing.value).endswith(
+        " but 1 study on synthetic data, a demonstration (--cross --study NAME shows it: "
+        "demo-cross)"
+    )
+    assert list(cross_table.studies(["demo-cross"])["study"]) == ["demo-cross"]  # chosen: shown
+    tagged_store("untagged", {**cross, "protocol": "oulu-p1", "synthetic": None})
+    shown = cross_table.studies()
+    assert list(shown["study"]) == ["untagged"] and shown.attrs["synthetic"] == ["demo-cross"]
+    lines = cross_table.log_cross_table()
+    said = "Left out: study demo-cross, on synthetic data, a demonstration (--cross --study "
+    assert said + "demo-cross shows it)." in lines

@@ -9,7 +9,8 @@ papers print them (parameter counts with separators, error rates in %, mean ± s
 points over folds and repeats); ``--all`` adds every figure but the 95 % intervals (per-species
 APCER among them), which the parent run's comparison.csv and report.html hold too. A study run
 on synthetic data or a random backbone is flagged as the demonstration it is. ``--cross`` shows
-each setting's last study run; ``--study``, repeated, names the studies it shows instead.
+each setting's last study run (those on synthetic data are left out, and named under the table);
+``--study``, repeated, names the studies it shows instead.
 
 Exit status: 0 done; 2 bad input (one line on stderr: no such study, no tracking store at the
 path given); 3 a tracking server that does not answer, or not as MLflow does.

@@ -14,6 +14,8 @@ named under the table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from core.data.layouts import get_protocol, protocol_names
+from core.words import counted
 from experiments import domains
 from experiments.results import report
 from experiments.results.tables import comparison, demo_banner, format_value
@@ -32,6 +35,7 @@ from experiments.stores.runs_table import trial_table
 
 EXPERIMENT = "cross-domain tables"  # where the table is logged, beside the studies it links
 ROLE = "cross-table"
+TABLE_TAG = "table_sha256"  # the files' and tags' digest: an unchanged table is not logged again
 # (figure, heading): held-out first, then what papers print, labelled as such
 FIGURES = (
     ("test_hter", "HTER held-out"),
@@ -52,8 +56,9 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     """Per setting run, the study to show (one of ``preferred``, else the one whose trial ran
     last), or every study of ``chosen`` (a setting's several headed each with its name,
     ``C&M→I [n1]``): setting, label, kind, study, experiment id, last activity.
-    ``attrs["not shown"]``: the other studies of a shown setting, as ``(label, study)``.
-    LookupError: a chosen study that is not in the store."""
+    ``attrs["not shown"]``: the other studies of a shown setting, as ``(label, study)``;
+    ``attrs["synthetic"]``: the cross studies of synthetic data, left out unless chosen (the
+    demonstration set is no benchmark). LookupError: a chosen study that is not in the store."""
     rows = []
     experiments = mlflow.search_experiments(filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'")
     if chosen:
@@ -64,13 +69,18 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
                 "(compare.py --list names them)"
             )
         experiments = [e for e in experiments if e.tags[tracking.STUDY_TAG] in chosen]
+    demos = []  # cross studies of synthetic data, left out unless chosen
     for experiment in experiments:
         name = experiment.tags[tracking.STUDY_TAG]
         runs = tracking.study_runs(experiment.experiment_id, name)
         runs = runs[runs["status"] == "FINISHED"] if len(runs) else runs
-        if runs.empty or runs.get("tags.synthetic", pd.Series(dtype=str)).eq("true").all():
-            continue  # the demo set is no benchmark
+        if runs.empty:
+            continue
         kind = runs["tags.evaluation"].iloc[0] if "tags.evaluation" in runs else "intra-dataset"
+        if not chosen and "tags.synthetic" in runs and runs["tags.synthetic"].eq("true").all():
+            if kind != "intra-dataset":  # the demo set is no benchmark: said, not dropped
+                demos.append(name)
+            continue
         if kind == "cross-domain":
             setting, label = _cross_setting(runs.iloc[0])
         elif kind == "cross-dataset":
@@ -111,6 +121,7 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
         for label, setting in zip(shown["label"][twins], shown["setting"][twins], strict=True)
     ]
     shown.attrs["not shown"] = list(zip(hidden["label"], hidden["study"], strict=True))
+    shown.attrs["synthetic"] = demos
     return shown
 
 
@@ -239,10 +250,22 @@ def log_cross_table(
     no such study."""
     shown = studies(chosen, preferred)
     hidden = shown.attrs["not shown"]
+    synthetic = shown.attrs["synthetic"]
+    demos = [
+        f"Left out: study {name}, on synthetic data, a demonstration (--cross --study {name} "
+        "shows it)."
+        for name in synthetic
+    ]
     if (shown["kind"] == "intra-dataset").all():
+        but = (
+            f" but {counted(len(synthetic), 'study', 'studies')} on synthetic data, a "
+            f"demonstration (--cross --study NAME shows it: {', '.join(synthetic)})"
+            if synthetic
+            else " yet"
+        )
         raise LookupError(
             "no cross-domain or cross-dataset (--test-data) study with a finished trial in "
-            f"{mlflow.get_tracking_uri()} yet"
+            f"{mlflow.get_tracking_uri()}{but}"
         )
     table = cross_table(shown)
     trials = table.attrs["trials"]
@@ -257,7 +280,7 @@ def log_cross_table(
         for label, study in hidden
     )
     intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
-    notes = [NOTE, *older]
+    notes = [NOTE, *older, *demos]
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
@@ -268,9 +291,12 @@ def log_cross_table(
         if out is not None:  # written before the run is logged: an unwritable folder logs none
             for path in files:
                 (out / path.name).write_bytes(path.read_bytes())
-        run_id = _log(shown, files)
+        run_id, new = _log(shown, files)
     lines = [*(f"**{b}**" for b in banners), markdown, "", behind, "", *notes]
-    lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
+    if new:
+        lines.append(f"logged on run {run_id} of experiment '{EXPERIMENT}'")
+    else:
+        lines.append(f"the table of run {run_id} of experiment '{EXPERIMENT}': not logged again")
     if out is not None:
         lines.append(f"written to {out}/cross_domain.csv, cross_domain_trials.csv, .md and .html")
     return lines
@@ -300,9 +326,11 @@ def _write(
     return [csv, trials, md, html]
 
 
-def _log(shown: pd.DataFrame, files: list[Path]) -> str:
+def _log(shown: pd.DataFrame, files: list[Path]) -> tuple[str, bool]:
     """A run in the ``cross-domain tables`` experiment holding the table, tagged with every
-    study (and its setting) it summarises."""
+    study (and its setting) it summarises, and whether it is new: the experiment's last run is
+    kept when it holds the same files and tags (a rerun of a finished study, or of compare,
+    logged one each time)."""
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT)
     experiment_id = (
@@ -319,6 +347,18 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> str:
     for row, twin in zip(shown.itertuples(), same, strict=True):
         key = f"{row.setting}.{row.study}" if twin else row.setting
         tags |= {f"study.{key}": row.study, f"experiment.{key}": row.experiment}
+    digest = hashlib.sha256(json.dumps(tags, sort_keys=True).encode())
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    tags[TABLE_TAG] = digest.hexdigest()
+    last = client.search_runs(
+        [experiment_id],
+        f"tags.`{tracking.ROLE_TAG}` = '{ROLE}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if last and last[0].data.tags.get(TABLE_TAG) == tags[TABLE_TAG]:
+        return last[0].info.run_id, False
     run = client.create_run(
         experiment_id,
         run_name=f"cross-domain table @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -327,5 +367,5 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> str:
     with tracking.quiet_artifacts():
         for path in files:
             client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    client.set_terminated(run.info.run_id, "FINISHED")  # last: a run cut short is no match
+    return run.info.run_id, True
