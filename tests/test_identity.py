@@ -137,3 +137,35 @@ def test_sources_pooled_in_another_order_are_said_to_be(tmp_path) -> None:
         "entry aaa,bbb): they are pooled in the benchmark's order now (O, C, I, M, then by name), "
         "which gives other figures: start another study with --study"
     )
+
+
+def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
+    """A rerun with another target or other sources was refused as 'other test features: the
+    data files differ' (or two cache entries' hashes); the record names a cross-domain study's
+    databases, said where its features differ and never compared on their own (a database's
+    name is how its path is called)."""
+    from experiments.stores.identity import DATABASES, FEATURES, TEST_FEATURES
+
+    def record(sources: str, target: str, trained: str, tested: str) -> dict:
+        named = {"trained on": trained, "tested on": tested}
+        return {FEATURES: sources, TEST_FEATURES: target, DATABASES: named}
+
+    made = study(tmp_path)
+    check_identity(made, record("cache entry a1", "cache entry c1", "msu", "casia"), ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    refusals = {
+        ("cache entry a1", "cache entry i1", "msu", "replay-attack"): "tested on casia; this run "
+        "on replay-attack",
+        ("cache entry o1", "cache entry c1", "oulu", "casia"): "trained on msu; this run on oulu",
+        # the same database's other files: said as before
+        ("cache entry a2", "cache entry c1", "msu", "casia"): "run with features (data files, "
+        "weights, frames, crop and detector, --precision) cache entry a1; this run's is cache "
+        "entry a2",
+    }
+    for other, said in refusals.items():
+        with pytest.raises(ValueError) as refused:
+            check_identity(made, record(*other), ["minimize"])
+        assert str(refused.value) == (
+            f"study s was {said}: rerun with the study's flags, or start another study with --study"
+        )
+    check_identity(made, record("cache entry a1", "cache entry c1", "MSU", "CASIA"), ["minimize"])

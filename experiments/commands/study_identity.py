@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from core.device import keras_backend
@@ -81,12 +82,20 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "training precision (--train-precision)": config.training_precision,
         "--seed (each trial's training seed)": str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
+        **({identity.DATABASES: databases(config)} if config.evaluation.cross_domain else {}),
         identity.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
             f.fingerprint[:12]: f.manifest.get("key_parts")
             for s in settings
             for f in (*s.sources, s.test_features)
         },
     }
+
+
+def databases(config: SweepConfig) -> dict[str, str]:
+    """A cross-domain study's databases by name, as :data:`identity.DATABASES` records them."""
+    evaluation = config.evaluation
+    sources = ", ".join(data.name for data in evaluation.sources)
+    return {"trained on": sources, "tested on": evaluation.target.name}
 
 
 def check_study(
@@ -102,9 +111,16 @@ def check_study(
     sources = evaluation.sources
     trained = {s.options.data for s in sources} if sources else {config.features.data}
     tested = evaluation.target.options.data if evaluation.cross_domain else evaluation.test_data
-    features = options.cache_root / "features"
+    check = partial(
+        identity.check_features,
+        config.storage,
+        config.study,
+        key,
+        parts,
+        options.cache_root / "features",
+        databases=databases(config) if evaluation.cross_domain else None,
+    )
     if options.data in trained:
-        identity.check_features(config.storage, config.study, key, parts, features)
+        check()
     elif tested is not None and options.data == tested:
-        part = identity.TEST_FEATURES
-        identity.check_features(config.storage, config.study, key, parts, features, part)
+        check(part=identity.TEST_FEATURES)

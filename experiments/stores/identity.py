@@ -28,6 +28,11 @@ TEST_FEATURES = "test features (--test-data or --target: data files, frames, cro
 # the record's entry that is no flag but tells one: each features entry's cache key parts (first
 # 12 digits: parts), to name what differs where the study's entries are not in this cache
 KEY_PARTS = "cache key parts"
+# ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
+# "casia"}): not compared (a name is how a path is called), but said where features differ
+DATABASES = "databases"
+UNCOMPARED = (KEY_PARTS, DATABASES)
+SIDES = {FEATURES: "trained on", TEST_FEATURES: "tested on"}  # the features each side names
 HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
@@ -101,11 +106,14 @@ def check_identity(
     differs = [
         (what, was[what], value)
         for what, value in identity.items()
-        if what != KEY_PARTS and what in was and was[what] != value
+        if what not in UNCOMPARED and what in was and was[what] != value
     ]
     gone = not figured and _maker_gone(study, worker)
     if differs and not gone:
-        raise _other(study.study_name, *differs[0])
+        what = differs[0][0]
+        raise _databases(study.study_name, what, was, identity) or _other(
+            study.study_name, *differs[0]
+        )
     if not identity or figured:
         return
     if gone or not isinstance(recorded, dict):  # made, or its maker gone: this worker's now
@@ -123,6 +131,24 @@ def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
 
     maker = study.user_attrs.get(MAKER_ATTR)
     return not maker or maker == worker or process_gone(str(maker))
+
+
+def _databases(
+    name: str, part: str, recorded: dict[str, Any], databases: dict[str, Any]
+) -> ValueError | None:
+    """The refusal naming the databases by which a cross-domain study's ``part`` (its training
+    or test features) differs, when the record names them and they differ (else None): 'the
+    data files differ' did not say that the target was another database."""
+    side = SIDES.get(part)
+    was, now = (d.get(DATABASES) if isinstance(d, dict) else None for d in (recorded, databases))
+    if not side or not isinstance(was, dict) or not isinstance(now, dict):
+        return None
+    if side not in was or was[side] == now.get(side):
+        return None
+    return ValueError(
+        f"study {name} was {side} {was[side]}; this run on {now.get(side)}: rerun with the "
+        "study's flags, or start another study with --study"
+    )
 
 
 def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
@@ -148,14 +174,17 @@ def check_features(
     parts: dict[str, Any] | None = None,
     cache: Path | None = None,
     part: str = FEATURES,
+    databases: dict[str, str] | None = None,
 ) -> None:
     """Before features are extracted for the study ``name`` in ``url``: the ValueError
     :func:`check_identity` would raise after the extraction, when the study has figures (or a
     maker still working) from other training features (``part`` :data:`TEST_FEATURES`: test
     features) than those of cache entry ``key``. With ``parts`` (what ``key`` hashes) and the
     ``cache`` folder of entries, it names what differs from the study's entry when that entry is
-    there (e.g. ``--precision bfloat16; this run's float32``). Reads only: a database, schema or
-    study not there yet (or unreadable) is left to the full check when the study is opened."""
+    there (e.g. ``--precision bfloat16; this run's float32``); with a cross-domain run's
+    ``databases`` (:data:`DATABASES`), the databases, where they differ. Reads only: a
+    database, schema or study not there yet (or unreadable) is left to the full check when the
+    study is opened."""
     from experiments.stores.workers import worker_name  # it imports this module
 
     database = wal.sqlite_file(url)
@@ -173,6 +202,8 @@ def check_features(
         return  # a study recorded before test features were: checked when it is opened
     keys = recorded[part].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
+        if named := _databases(name, part, recorded, {DATABASES: databases}):
+            raise named
         recorded_parts = recorded.get(KEY_PARTS)
         recorded_parts = recorded_parts if isinstance(recorded_parts, dict) else {}
         differs = _differences(parts, cache, keys, recorded_parts) if parts and cache else None
