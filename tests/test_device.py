@@ -177,6 +177,12 @@ answers["CUDA_VISIBLE_DEVICES 1"] = auto("gpus", "dev", CUDA_VISIBLE_DEVICES="1"
 answers["JAX on cpu"] = auto("gpus", "dev", KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
 answers["JAX on cuda"] = auto("gpus", "dev", KERAS_BACKEND="jax", JAX_PLATFORMS="cuda,cpu")
 answers["TensorFlow, JAX_PLATFORMS cpu"] = auto("gpus", "dev", JAX_PLATFORMS="cpu")
+# a CPU with bfloat16 units: TensorFlow's oneDNN computes it natively, JAX's CPU kernels do not
+device._cpuinfo = lambda field: "fpu avx2 avx512f avx512_bf16" if field == "flags" else None
+device.cpu_has_bfloat16.cache_clear()
+answers["TensorFlow, a bfloat16 CPU"] = auto("none", "ctl only")
+answers["JAX, a bfloat16 CPU"] = auto("none", "ctl only", KERAS_BACKEND="jax")
+answers["JAX, a bfloat16 CPU and a GPU"] = auto("gpus", "dev", KERAS_BACKEND="jax")
 loaded = [m for m in ("tensorflow", "keras", "jax") if m in sys.modules]
 print(json.dumps({"answers": answers, "gpu_here": gpu_here, "loaded": loaded}))
 """
@@ -208,6 +214,9 @@ def test_auto_precision_looks_for_a_gpu_without_importing_a_backend(tmp_path):
         "JAX on cpu": "float32",
         "JAX on cuda": "bfloat16",
         "TensorFlow, JAX_PLATFORMS cpu": "bfloat16",
+        "TensorFlow, a bfloat16 CPU": "bfloat16",
+        "JAX, a bfloat16 CPU": "float32",  # it was bfloat16: no faster there (a user probe)
+        "JAX, a bfloat16 CPU and a GPU": "bfloat16",
     }
 
 

@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import heads
 from core.features import FeatureOptions
+from core.features.request import resolve_precision
 from experiments.commands import compare, replay, sweep
 from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
@@ -712,10 +713,12 @@ def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch
 def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
     workspace, tmp_path, capsys
 ):
-    """Under KERAS_BACKEND=jax, Keras imports TensorFlow to seed it (keras.utils.set_random_seed)
+    """Under KERAS_BACKEND=jax, Keras imported TensorFlow to seed it (keras.utils.set_random_seed)
     before extraction and each trial: its C++ start-up lines (absl, oneDNN, CUDA probes) came
-    twice on the console, which hides them under TensorFlow."""
-    command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
+    twice on the console, which hides them under TensorFlow; then hidden, the import still cost
+    each process about 5 s and 0.9 GB. Nothing imports it now (``-X importtime`` lists every
+    module imported)."""
+    command = [sys.executable, "-X", "importtime", str(REPO / "experiments" / "sweep.py")]
     command += ["--data", str(workspace / "data"), "--cache-dir", str(tmp_path / "cache")]
     command += ["--frames", str(FRAMES), "--heads", "lstm30", "--trials", "1", "--study", "jax"]
     command += ["--storage", f"sqlite:///{tmp_path}/optuna.db"]
@@ -727,6 +730,8 @@ def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
     assert re.search(r"^#0 +lstm30 ", done.stdout, re.M), done.stdout[-2000:]
     native = [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)]
     assert native == [], native
+    imported = re.findall(r"^import time: .*\| +(\S+)$", done.stderr, re.M)
+    assert "keras" in imported and "jax" in imported and "tensorflow" not in imported
     # the backend is recorded, on every run and in the study's identity: a TensorFlow run of the
     # study is refused in one line (it joined a JAX study without a word)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -738,13 +743,17 @@ def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
     capsys.readouterr()  # what this test's reads of the stores logged
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
-        code = sweep.main([*command[2:], "--trials", "2"])
+        code = sweep.main([*command[4:], "--trials", "2"])
     assert code == 2
+    # --precision auto: float32 on a CPU under JAX, whose CPU kernels run bfloat16 no faster;
+    # bfloat16 under TensorFlow where the CPU has bfloat16 units
+    precision = resolve_precision("auto")
+    other = "" if precision == "float32" else f", --precision float32; this run's {precision}"
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: study jax was run with other features: the random backbone drawn by "
         "KERAS_BACKEND=jax; this run's by tensorflow, the face detector haar; this run's mtcnn "
-        f"{importlib.metadata.version('mtcnn')}: rerun with the study's flags, or start another "
-        "study with --study"
+        f"{importlib.metadata.version('mtcnn')}{other}: rerun with the study's flags, or start "
+        "another study with --study"
     ]
 
 

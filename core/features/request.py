@@ -45,11 +45,14 @@ class FeatureOptions:
 
 
 def resolve_precision(precision: str) -> str:
-    """The extraction precision ``precision`` means here: ``auto`` is bfloat16 where the hardware
-    computes it natively (a CPU with AMX or AVX512-BF16 units, or an NVIDIA GPU), else float32.
+    """The extraction precision ``precision`` means here: ``auto`` is bfloat16 where the backend
+    computes it natively (TensorFlow on a CPU with AMX or AVX512-BF16 units, or an NVIDIA GPU),
+    else float32.
 
-    On such CPUs bfloat16 extraction is 4.7x float32 with fc7 within cosine 0.99997 of it
-    (bench/RESULTS.md, "Extraction precision"); elsewhere it would be emulated, slower. The
+    On such CPUs bfloat16 extraction under TensorFlow (oneDNN) is 4.7x float32 with fc7 within
+    cosine 0.99997 of it (bench/RESULTS.md, "Extraction precision"); elsewhere it would be
+    emulated, slower, and JAX's CPU kernels ran it no faster than float32 on an AVX512-BF16 CPU
+    (the same section): bfloat16's rounding for nothing. The
     precision is part of the cache key, so features of either kind are never mixed. ``auto`` is
     decided from the kernel's files (/proc/cpuinfo, :func:`core.device.nvidia_gpu_visible`)
     without importing a backend, so a rerun whose features are cached loads none.
@@ -58,7 +61,8 @@ def resolve_precision(precision: str) -> str:
         return precision
     from core import device  # reads /proc and /dev; imports no backend
 
-    native = device.cpu_has_bfloat16() or device.nvidia_gpu_visible()
+    cpu = device.cpu_has_bfloat16() and device.keras_backend() == "tensorflow"
+    native = cpu or device.nvidia_gpu_visible()
     return "bfloat16" if native else "float32"
 
 

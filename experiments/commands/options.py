@@ -67,8 +67,8 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
     "precision": {
         "choices": (AUTO_PRECISION, *PRECISIONS),
         "help": "of extraction: float32, or Keras' mixed bfloat16/float16 (float32 weights and "
-        "outputs); auto: bfloat16 where the CPU or GPU has bfloat16 units, else float32; features "
-        "are cached per precision",
+        "outputs); auto: bfloat16 on a GPU, or on a CPU with bfloat16 units under TensorFlow (not "
+        "JAX: no faster there), else float32; features are cached per precision",
     },
     "batch_size": {"type": int, "help": "frames per forward pass (default: the device's)"},
 }
