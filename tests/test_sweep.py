@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import importlib.metadata
 import io
+import json
 import logging
 import math
 import os
@@ -382,6 +383,24 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     record.write_text('{"files": ')  # cut short
     assert rerun() == (out, sorted(STORE_LIBRARIES))
     assert rerun() == (out, [])
+    # its features gone from the cache: not extracted again (it was, before the same closing)
+    entry = first_sweep.features.path
+    aside = entry.with_name(f"{entry.name}.aside")
+    entry.rename(aside)
+    try:
+        missing, imported = rerun()
+    finally:
+        aside.rename(entry)
+    assert imported == [], missing[-2000:]  # neither a backend nor a store
+    said = (
+        f"features: cache entry {entry.name[:12]} is not in the cache, and not extracted: the "
+        "study is finished (a trial to run would extract them)"
+    )
+    assert said in missing.splitlines(), missing[-2000:]
+    (record,) = (workspace / "cache" / "closings").glob("*.json")
+    closing = "\n".join(json.loads(record.read_text())["lines"])
+    assert missing.endswith(closing) and out.endswith(closing)
+    assert not any(p.name.startswith(".pending") for p in entry.parent.iterdir())
 
 
 def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(
@@ -443,10 +462,11 @@ def test_a_write_while_the_closing_is_read_records_nothing(first_sweep, workspac
 
     monkeypatch.setattr(sweep_study, "standing_comparison", read_while_another_writes)
     assert sweep_study.run_command(command) == 0
-    assert not replay.replay(command, first_sweep.features)
+    features = first_sweep.features.fingerprint, first_sweep.features.dataset_fingerprint
+    assert not replay.replay(command, *features)
     monkeypatch.setattr(sweep_study, "standing_comparison", standing)
     assert sweep_study.run_command(command) == 0
-    assert replay.replay(command, first_sweep.features)
+    assert replay.replay(command, *features)
 
 
 def test_a_study_on_a_database_server_leaves_no_record(

@@ -20,6 +20,7 @@ def load_features(
     verbose: bool = False,
     before_extract: Callable[[str, dict[str, Any]], None] | None = None,
     brief: bool = False,
+    on_dataset: Callable[[Dataset], None] | None = None,
 ) -> FeatureSet:
     """The clips (the user's or the synthetic set), split by subject, as cached fc7 features.
 
@@ -30,7 +31,7 @@ def load_features(
     its stores and a named study there: a store of the wrong kind, or a study run on other
     features, is said before hours of extraction, and a cached rerun reads neither). ``brief``:
     the splits' counts in one line, nothing more (a protocol's fold after the first: the same
-    clips and features).
+    clips and features). ``on_dataset``: called with the clips read, after their summary.
     """
 
     def extracting(key: str, parts: dict[str, Any]) -> None:
@@ -43,6 +44,8 @@ def load_features(
     def announce(dataset: Dataset) -> None:
         found.append(dataset)
         print(dataset.split_line() if brief else dataset.summary(), flush=True)
+        if on_dataset is not None:
+            on_dataset(dataset)
 
     try:
         features = cached_features(options, on_dataset=announce, before_extract=extracting)

@@ -59,16 +59,30 @@ def eligible(config: SweepConfig) -> bool:
     )
 
 
-def replay(config: SweepConfig, features: FeatureSet) -> bool:
-    """Print the recorded closing of this command and return True while both stores are as
-    recorded; False (nothing printed) when there is no record, it is unreadable or stale."""
+class Replayed(Exception):
+    """Raised where the features are missing from the cache and the study they would serve is
+    finished, its closing printed again (:func:`replay` with ``missing``): nothing to extract."""
+
+
+def replay(config: SweepConfig, fingerprint: str, dataset: str, missing: bool = False) -> bool:
+    """Print the recorded closing of this command (its features: cache entry ``fingerprint`` of
+    the clips ``dataset`` fingerprints) and return True while both stores are as recorded; False
+    (nothing printed) when there is no record, it is unreadable or stale. ``missing``: the cache
+    entry is not there, which is said first (a finished study does not extract its features
+    again to print its closing, hours on a real database)."""
     try:
-        record = json.loads(_record_path(config, features).read_text())
+        record = json.loads(_record_path(config, fingerprint, dataset).read_text())
         files, stamp, lines = record["files"], record["stores"], record["lines"]
         if not isinstance(lines, list) or stores_stamp(files, stamp) != stamp:
             return False
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False  # none yet, or unreadable: the full path writes it again
+    if missing:
+        print(
+            f"features: cache entry {fingerprint[:12]} is not in the cache, and not extracted: "
+            "the study is finished (a trial to run would extract them)",
+            flush=True,
+        )
     print("\n".join(str(line) for line in lines), flush=True)
     return True
 
@@ -81,7 +95,7 @@ def remember(
     if stores_stamp(files, stamp) != stamp:
         log.info("a store changed while the closing was read: not recorded")
         return
-    path = _record_path(config, features)
+    path = _record_path(config, features.fingerprint, features.dataset_fingerprint)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +132,7 @@ def stores_stamp(files: list[str], expected: list | None = None) -> list | None:
     return stamp
 
 
-def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
+def _record_path(config: SweepConfig, fingerprint: str, dataset: str) -> Path:
     key = json.dumps(
         [
             FORMAT,
@@ -127,8 +141,8 @@ def _record_path(config: SweepConfig, features: FeatureSet) -> Path:
             # the flag wins over the variable, which MLflow sets itself once it opened the store
             "" if config.tracking_uri else os.environ.get("MLFLOW_TRACKING_URI", ""),
             _default_tracking_store(config),
-            features.fingerprint,
-            features.dataset_fingerprint,
+            fingerprint,
+            dataset,
             keras_backend(),  # a study of the other backend has another name
             _code_stamp(),
         ]

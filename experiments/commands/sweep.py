@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import heads
@@ -214,10 +213,21 @@ def main(argv: list[str] | None = None) -> int:
     console_logging(config.verbose)
     features = None
     if replay.eligible(config):  # a finished study's closing, unless its stores changed
+        datasets = []
+
+        def before_extract(key: str, parts: dict[str, Any]) -> None:
+            if replay.replay(config, key, datasets[0].fingerprint, missing=True):
+                raise replay.Replayed  # no extraction for a study with nothing left to run
+            _stores(config, key, parts)
+
         try:
-            features = load_features(config.features, config.verbose, partial(_stores, config))
-            if replay.replay(config, features):
+            features = load_features(
+                config.features, config.verbose, before_extract, on_dataset=datasets.append
+            )
+            if replay.replay(config, features.fingerprint, features.dataset_fingerprint):
                 return 0
+        except replay.Replayed:
+            return 0
         except (Exception, KeyboardInterrupt) as err:
             from experiments.commands.study import failure_status
 
