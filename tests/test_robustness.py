@@ -321,6 +321,40 @@ def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rer
     assert "registered models" not in capsys.readouterr().out  # nothing missing: nothing done
 
 
+def test_the_best_models_registered_are_the_studys_as_it_stands_when_the_worker_closes(
+    data, tmp_path, monkeypatch
+) -> None:
+    """A worker registered each family's best from the table it read before the closing lock,
+    so one that read its table before another worker's better trial ended, and closed after it,
+    moved ``@best`` and the family-best mark back to an older trial (the review's note)."""
+    from experiments.commands import study as study_command
+    from experiments.serving.models import RUN_TAG
+    from experiments.stores.tracking import FAMILY_BEST_TAG
+
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "older")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    logged = study_command.parent_run.log_comparison
+
+    def read_earlier(*args):  # its table, as read before the family's best trial ended
+        table = logged(*args).copy()
+        row = table.index[table["group"] == "best lstm"][0]
+        trials = study_command.tracking.study_runs(args[1], args[2])["run_id"]
+        table.loc[row, "run_id"] = next(r for r in trials if r != table.loc[row, "run_id"])
+        return table
+
+    monkeypatch.setattr(study_command.parent_run, "log_comparison", read_earlier)
+    assert sweep.main(argv(data, *stores, "--trials", "2")) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("older").experiment_id
+    best = study_command.standing_comparison(experiment, "older")
+    best = best.loc[best["group"] == "best lstm", "run_id"].item()
+    (model,) = client.search_registered_models()
+    assert client.get_model_version_by_alias(model.name, "best").tags[RUN_TAG] == best
+    marked = client.search_runs([experiment], f"tags.`{FAMILY_BEST_TAG}` = 'true'")
+    assert [run.info.run_id for run in marked] == [best]
+
+
 def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     data, tmp_path, capsys
 ) -> None:

@@ -176,8 +176,7 @@ def run_sweep(
         from experiments.serving import models
 
         if models.unregistered(study_name, table):  # a sweep stopped before it registered them
-            with locks.closing_lock(config.storage):
-                registered = models.log_best_models(study_name, table)
+            registered = register_best(config, experiment_id, study_name)
             print("registered models: " + ", ".join(registered))
         return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -188,7 +187,6 @@ def run_sweep(
         earlier = counted(len(parents), "earlier parent run")
         print(f"its trials so far are under {earlier}; a new one opens")
     quiet_backend(config.verbose)  # trials to run: Keras and its backend, without their noise
-    from experiments.serving import models
     from experiments.trial import memory
     from experiments.trial.objective import Objective
 
@@ -260,8 +258,7 @@ def run_sweep(
         elif not ran:
             print("the other workers finished the study's trials: nothing left to run here")
         table = parent_run.log_comparison(study, experiment_id, study_name)
-        with locks.closing_lock(config.storage):
-            registered = models.log_best_models(study_name, table)
+        registered = register_best(config, experiment_id, study_name)
         if registered:
             print("registered models: " + ", ".join(registered))
         share.close_lost_runs(force=True)  # a parent closed as lost meanwhile: opened again
@@ -282,6 +279,16 @@ def check_stores(config: SweepConfig) -> str:
         )
     workers.check_storage(config.storage)
     return uri
+
+
+def register_best(config: SweepConfig, experiment_id: str, study_name: str) -> list[str]:
+    """Each family's best trial registered (``@best``) as the tracking store holds the study
+    when this worker holds the closing lock: a table read before it could be older than the one
+    a worker ending later registered, and moved the aliases and marks back."""
+    from experiments.serving import models
+
+    with locks.closing_lock(config.storage):
+        return models.log_best_models(study_name, standing_comparison(experiment_id, study_name))
 
 
 def standing_comparison(experiment_id: str, study_name: str) -> pd.DataFrame:
