@@ -23,7 +23,8 @@ def predict_scores(model: keras.Model, x: Any, output: str, batch: int | None = 
     """Bona fide probability of every input, batch by batch, with dropout off.
 
     ``model`` is a head (probabilities out) or its :func:`heads.training_model` (logits out, read
-    in float64, so no score is rounded to exactly 0 or 1), possibly behind fine-tuned backbone
+    in float64: no score is rounded to 0, nor to 1 below a logit margin of about 37, where the
+    probability is 1 - 1e-16), possibly behind fine-tuned backbone
     layers. ``x`` is an array or anything sliceable with a ``shape`` (rows read from disk). By
     default a batch is :data:`PREDICT_BATCH` inputs, fewer when they are large.
     """

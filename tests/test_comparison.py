@@ -10,11 +10,13 @@ study on "real" data whose trials ran twice each (mean ± std).
 from __future__ import annotations
 
 import base64
+import math
 import re
 import shutil
 import subprocess
 import tempfile
 import zlib
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -246,6 +248,18 @@ def test_report_draws_every_figure_in_a_browser(store, tmp_path) -> None:
     assert len(drawn) == 5
 
 
+def test_the_report_counts_the_trials_as_optuna_ended_them(store, reports) -> None:
+    """It read '6 finished trial runs (6 complete, 6 pruned, 0 failed in Optuna)': the runs
+    with figures beside every ended trial, as if they contradicted each other (a user probe)."""
+    ends = [spec[-1] for spec in DEMO_TRIALS]
+    complete, pruned, failed = (ends.count(end) for end in ("complete", "pruned", "failed"))
+    said = (
+        f"{len(ends)} trials ended ({complete} complete, {pruned} pruned, {failed} failed); the "
+        f"tables rank the {complete} complete ones."
+    )
+    assert said in reports["demo"]
+
+
 def test_banner_follows_the_trial_runs_tags(store, reports, capsys) -> None:
     banner = "demonstration: synthetic data and a random backbone, not a result about VGG-Face"
     assert reports["demo"].index(banner) < reports["demo"].index("<h1>")  # the page opens with it
@@ -452,6 +466,20 @@ def test_a_threshold_just_below_1_is_not_shown_as_1() -> None:
     assert tables.format_value("dev_threshold", 0.5) == "0.5"
     assert tables.format_value("dev_threshold", 1.0) == "1"
     assert tables.format_value("dev_threshold", 0.12345678) == "0.1235"
+
+
+@pytest.mark.parametrize(
+    ("k", "n"), [(9, 16), (5, 16), (1, 16), (13, 16), (3, 16), (1, 80), (7, 40), (1, 3), (0, 1)]
+)
+def test_rates_are_rounded_half_up_as_papers_round(k: int, n: int) -> None:
+    """k/16 and k/32 rates are common (16 bona fide dev clips, 8 a species): 9/16 read 56.2%,
+    3/16 18.8% (Python's format rounds the binary value half to even), in one table."""
+    tenths = math.floor(Fraction(1000 * k, n) + Fraction(1, 2))  # half up, on the exact rate
+    expected = f"{tenths // 10}.{tenths % 10}%"
+    assert tables.format_value("test_acer", k / n) == expected
+    assert console.percent(k / n) == expected
+    row = {"test_hter": k / n, "test_hter_std": k / n}
+    assert console.spread(row, "test_hter") == f"{expected[:-1]}±{expected}"
 
 
 def test_the_worst_species_of_several_settings_carries_its_own_mean_apcer() -> None:

@@ -7,6 +7,7 @@ model, trained heads read back from their weights file, and mixed precision on a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import h5py
@@ -230,6 +231,13 @@ def test_logits_give_the_same_scores_as_probabilities_without_rounding_to_0_or_1
     )
     with pytest.raises(ValueError, match=r"softmax logits must have shape \(N, 2\)"):
         heads.bonafide_score_from_logits([[1.0]], "softmax")
+    # far in the attack tail: each its own probability, not 0 (0.5 * (1 + tanh) was 0 below -38,
+    # and tied clips a head told apart; a user probe found 22 clips of a trial scored 0.0)
+    margins = np.array([-40.0, -69.0, -300.0, -700.0])
+    scores = heads.bonafide_score_from_logits(margins[:, None], "sigmoid")
+    reference = [math.exp(m) / (1.0 + math.exp(m)) for m in margins]  # no cancellation here
+    np.testing.assert_allclose(scores, reference, rtol=1e-12)
+    assert (scores > 0).all() and (np.diff(scores) < 0).all()
 
 
 # --- train_head: the head it returns ------------------------------------------------------------

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from core.words import percent as percent_text
 from experiments.metrics import species_rates
 from experiments.metrics import worst_species as worst_of
 from experiments.results.tables import (
@@ -33,8 +34,8 @@ from experiments.stores.runs_table import RANKING, STD
 
 
 def percent(rate: float) -> str:
-    """An error rate as papers print it: ``4.2%``."""
-    return f"{100 * rate:.1f}%"
+    """An error rate as papers print it: ``4.2%`` (rounded half up: :func:`core.words.percent`)."""
+    return f"{percent_text(rate)}%"
 
 
 def millions(count: float) -> str:
@@ -133,7 +134,7 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
 def spread(metrics: dict, key: str) -> str:
     """``12.3%``, or ``12.3±4.5%`` (mean ± std over folds or repeats) when ``key_std`` is there."""
     if f"{key}_std" in metrics:
-        return f"{100 * metrics[key]:.1f}±{percent(metrics[f'{key}_std'])}"
+        return f"{percent_text(metrics[key])}±{percent(metrics[f'{key}_std'])}"
     return percent(metrics[key])
 
 
@@ -192,8 +193,8 @@ def _console_rate(table: pd.DataFrame, row: pd.Series, column: str, spread: bool
     value, std = row[column], row.get(f"{column}{STD}") if spread else None
     if pd.isna(value):
         return ""
-    text = f"{100 * value:.1f}"
-    return f"{text}±{100 * std:.1f}%" if std is not None and pd.notna(std) else f"{text}%"
+    text = percent_text(value)
+    return f"{text}±{percent(std)}" if std is not None and pd.notna(std) else f"{text}%"
 
 
 def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list[str]:

@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from core.words import counted
 from experiments.metrics import SETTING_COLUMNS, ScoreSet
 from experiments.results import report
 from experiments.results.tables import (
@@ -127,7 +128,9 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
             },
             {**report.study_figures(trials, table, test_scores), **report.optuna_figures(study)},
             [
-                f"{len(trials)} finished trial runs ({_counts(states)} in Optuna).",
+                # "6 finished trial runs (6 complete, 6 pruned ...)" read as a contradiction
+                f"{counted(sum(states.values()), 'trial')} ended ({_counts(states)}); the "
+                f"tables rank the {counted(len(trials), 'complete one')}.",
                 f"Pareto front (dev ACER vs parameters): {front_text(pareto, limit=20)}.",
                 *(f"{line}." for line in missed_species(table)),
                 *evaluation_notes(runs),

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.backbone.spec import PARAMS_TO_FC7
+from core.words import percent
 from experiments.metrics import SPECIES_PREFIX, is_species_figure
 from experiments.stores.runs_table import DEMO, PARAMS, STD, WORST, WORST_RATE, figure_columns
 
@@ -140,8 +141,8 @@ def format_value(column: str, value, spread=None) -> str:
     if column.startswith("params_") or column == "settings":
         return f"{int(round(float(value))):,}"
     if _is_rate(column):
-        text = f"{100 * value:.1f}"
-        return f"{text} ± {100 * spread:.1f}%" if spread is not None else f"{text}%"
+        text = percent(value)
+        return f"{text} ± {percent(spread)}%" if spread is not None else f"{text}%"
     if column == "test_auc":
         return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
     text = f"{value:.4g}"
@@ -160,13 +161,13 @@ def worst_cell(row: pd.Series, short: bool = False) -> str:
         return "none"
     names = "/".join(tied) if not short or len(tied) <= 2 else f"{tied[0]} +{len(tied) - 1}"
     rate, apcer = row.get(WORST_RATE), row.get("test_apcer")
-    if rate is None or pd.isna(rate) or format_value("test_apcer", apcer) == f"{100 * rate:.1f}%":
+    if rate is None or pd.isna(rate) or format_value("test_apcer", apcer) == f"{percent(rate)}%":
         return names  # as the APCER column shows it
-    return f"{names} {100 * rate:.1f}%"
+    return f"{names} {percent(rate)}%"
 
 
 def _interval(low, high) -> str:
-    return "" if pd.isna(low) or pd.isna(high) else f"[{100 * low:.1f}%, {100 * high:.1f}%]"
+    return "" if pd.isna(low) or pd.isna(high) else f"[{percent(low)}%, {percent(high)}%]"
 
 
 def readable(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from core.constants import BONAFIDE
+from core.words import percent
 from experiments.metrics import ScoreSet, auc, far_frr, far_frr_curve
 
 # DET axes are normal deviates (ISO/IEC 19795-1 DET plots); rates of 0 or 1 would sit at
@@ -132,7 +133,7 @@ def confusion_figure(
     ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for (i, j), count in np.ndenumerate(counts):
-        rate = "n/a" if np.isnan(rates[i, j]) else f"{rates[i, j]:.1%}"
+        rate = "n/a" if np.isnan(rates[i, j]) else f"{percent(rates[i, j])}%"
         colour = "white" if rates[i, j] > 0.5 else "black"
         ax.text(j, i, f"{count}\n{rate}", ha="center", va="center", color=colour)
     ax.set(
