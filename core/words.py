@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 
 
@@ -13,6 +14,10 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 def percent(rate: float) -> str:
     """A rate in percent to one decimal, without the sign, rounded half up as papers round:
     9 of 16 bona fide clips rejected is 56.3 (Python's format rounds half to even, 56.2, so one
-    table of k/16 rates rounded some ties down and others up). The shortest decimal that reads
-    back as ``100 * rate`` is what is rounded."""
-    return str(Decimal(repr(100 * float(rate))).quantize(Decimal("0.1"), ROUND_HALF_UP))
+    table of k/16 rates rounded some ties down and others up). What is rounded is the shortest
+    decimal that reads back as ``rate``, shifted two places: ``100 * rate`` in binary can fall
+    below the tie (100 * 23/80 is 28.749999999999996). ``nan`` for what is no number."""
+    value = float(rate)
+    if not math.isfinite(value):
+        return str(value)
+    return str(Decimal(repr(value)).scaleb(2).quantize(Decimal("0.1"), ROUND_HALF_UP))

@@ -469,11 +469,25 @@ def test_a_threshold_just_below_1_is_not_shown_as_1() -> None:
 
 
 @pytest.mark.parametrize(
-    ("k", "n"), [(9, 16), (5, 16), (1, 16), (13, 16), (3, 16), (1, 80), (7, 40), (1, 3), (0, 1)]
+    ("k", "n"),
+    [
+        (9, 16),
+        (5, 16),
+        (1, 16),
+        (13, 16),
+        (3, 16),
+        (1, 80),
+        (7, 40),
+        (23, 80),
+        (41, 80),
+        (1, 3),
+        (0, 1),
+    ],
 )
 def test_rates_are_rounded_half_up_as_papers_round(k: int, n: int) -> None:
     """k/16 and k/32 rates are common (16 bona fide dev clips, 8 a species): 9/16 read 56.2%,
-    3/16 18.8% (Python's format rounds the binary value half to even), in one table."""
+    3/16 18.8% (Python's format rounds the binary value half to even), in one table; and
+    100 * 23/80 is 28.749999999999996 in binary, which a first fix rounded down (the review)."""
     tenths = math.floor(Fraction(1000 * k, n) + Fraction(1, 2))  # half up, on the exact rate
     expected = f"{tenths // 10}.{tenths % 10}%"
     assert tables.format_value("test_acer", k / n) == expected

@@ -20,6 +20,7 @@ import numpy as np
 from core.constants import BONAFIDE_LABEL, SPLITS
 from core.data.clips import Clip
 from core.features.crop import FaceCrop
+from core.words import percent
 
 
 class NoFace(NamedTuple):
@@ -124,7 +125,7 @@ class FeatureSet:
         if not self.face_crop:
             return "face crop: none (whole frames)"
         counts = ", ".join(
-            f"{species} {c.missed}/{c.frames} ({100 * c.rate:.1f}%)"
+            f"{species} {c.missed}/{c.frames} ({percent(c.rate)}%)"
             for species, c in self.no_face_by_species().items()
         )
         aside = (

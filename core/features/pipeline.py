@@ -114,6 +114,16 @@ def run_backbone(
         bar.update(fill)
         fill = 0
 
+    def plain_progress(done: int) -> None:
+        """Without a bar, a line at most every PLAIN_PROGRESS_SECONDS (a job's log saw nothing
+        for the whole extraction)."""
+        nonlocal said
+        if progress or time.perf_counter() - said < PLAIN_PROGRESS_SECONDS:
+            return
+        said = time.perf_counter()
+        rate = (written - resumed_frames) / (said - started)
+        print(f"fc7 features: {done} of {len(clips)} clips, {rate:.2f} frames/s", file=sys.stderr)
+
     # enough decoded clips in flight to fill the next batch while the current one runs
     depth = max(4, 2 * -(-batch_size // frames_per_clip))
     # with a bar, skip warnings print above it rather than through it
@@ -135,6 +145,7 @@ def run_backbone(
                 run.skipped.append((clip, reason))
                 outcomes.append({"id": clip.clip_id, "skipped": reason})
                 bar.update(frames_per_clip)
+                plain_progress(position + 1)  # a run of clips that do not decode: said too
                 continue
             run.usable.append(clip)
             run.no_face[clip.clip_id] = decoded.no_face
@@ -158,14 +169,7 @@ def run_backbone(
                 first += count
                 if fill == batch_size:
                     flush()
-            if not progress and time.perf_counter() - said >= PLAIN_PROGRESS_SECONDS:
-                said = time.perf_counter()  # a job's log saw nothing for the whole extraction
-                rate = (written - resumed_frames) / (said - started)
-                print(
-                    f"fc7 features: {position + 1} of {len(clips)} clips, {rate:.2f} frames/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            plain_progress(position + 1)
             if fill == 0:  # this clip's last frame ended a batch: a chunk of whole clips is done
                 seconds = earlier + time.perf_counter() - started
                 pending.commit_chunk(
