@@ -710,6 +710,8 @@ def test_cross_studies_of_synthetic_data_are_said_to_be_left_out_and_shown_when_
         "demo-cross)"
     )
     assert list(cross_table.studies(["demo-cross"])["study"]) == ["demo-cross"]  # chosen: shown
+    ran = cross_table.studies(preferred=["demo-cross"])  # as the sweep that ran it shows it
+    assert list(ran["study"]) == ["demo-cross"] and ran.attrs["synthetic"] == []
     tagged_store("untagged", {**cross, "protocol": "oulu-p1", "synthetic": None})
     shown = cross_table.studies()
     assert list(shown["study"]) == ["untagged"] and shown.attrs["synthetic"] == ["demo-cross"]

@@ -57,8 +57,9 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     last), or every study of ``chosen`` (a setting's several headed each with its name,
     ``C&M→I [n1]``): setting, label, kind, study, experiment id, last activity.
     ``attrs["not shown"]``: the other studies of a shown setting, as ``(label, study)``;
-    ``attrs["synthetic"]``: the cross studies of synthetic data, left out unless chosen (the
-    demonstration set is no benchmark). LookupError: a chosen study that is not in the store."""
+    ``attrs["synthetic"]``: the cross studies of synthetic data, left out unless chosen or
+    preferred (the demonstration set is no benchmark). LookupError: a chosen study that is not
+    in the store."""
     rows = []
     experiments = mlflow.search_experiments(filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'")
     if chosen:
@@ -77,7 +78,8 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
         if runs.empty:
             continue
         kind = runs["tags.evaluation"].iloc[0] if "tags.evaluation" in runs else "intra-dataset"
-        if not chosen and "tags.synthetic" in runs and runs["tags.synthetic"].eq("true").all():
+        demo = "tags.synthetic" in runs and runs["tags.synthetic"].eq("true").all()
+        if demo and not chosen and name not in preferred:  # a sweep's own: shown, flagged
             if kind != "intra-dataset":  # the demo set is no benchmark: said, not dropped
                 demos.append(name)
             continue
