@@ -144,11 +144,25 @@ def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
     data files differ' (or two cache entries' hashes); the record names a cross-domain study's
     databases, said where its features differ and never compared on their own (a database's
     name is how its path is called)."""
-    from experiments.stores.identity import DATABASES, FEATURES, TEST_FEATURES
+    from experiments.stores.identity import DATABASES, FEATURES, KEY_PARTS, TEST_FEATURES
+
+    folders = {
+        "msu": "m",
+        "mymsu": "m",
+        "MSU": "m",
+        "casia": "c",
+        "CASIA": "c",
+        "replay-attack": "i",
+    }
+    folders["oulu"] = "o"
 
     def record(sources: str, target: str, trained: str, tested: str) -> dict:
         named = {"trained on": trained, "tested on": tested}
-        return {FEATURES: sources, TEST_FEATURES: target, DATABASES: named}
+        parts = {  # each entry's data files: the folder the name stands for
+            entry.removeprefix("cache entry "): {"data": folders[database]}
+            for entry, database in ((sources, trained), (target, tested))
+        }
+        return {FEATURES: sources, TEST_FEATURES: target, DATABASES: named, KEY_PARTS: parts}
 
     made = study(tmp_path)
     check_identity(made, record("cache entry a1", "cache entry c1", "msu", "casia"), ["minimize"])
@@ -161,6 +175,10 @@ def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
         ("cache entry a2", "cache entry c1", "msu", "casia"): "run with features (data files, "
         "weights, frames, crop and detector, --precision) cache entry a1; this run's is cache "
         "entry a2",
+        # the same folder by another name, with another option: the option is what differs
+        ("cache entry a3", "cache entry c1", "mymsu", "casia"): "run with features (data files, "
+        "weights, frames, crop and detector, --precision) cache entry a1; this run's is cache "
+        "entry a3",
     }
     for other, said in refusals.items():
         with pytest.raises(ValueError) as refused:

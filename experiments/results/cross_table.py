@@ -274,7 +274,7 @@ def log_cross_table(
     markdown = to_markdown(table)
     behind = "Trials behind the cells (head #trial; each setting's study in its heading):\n\n"
     behind += _markdown(trials.reset_index())
-    banners = sorted({b for b in table.attrs.get("demo", []) if b})
+    banners = _banners(shown["label"].tolist(), table.attrs.get("demo", []))
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
     older = (
@@ -302,6 +302,19 @@ def log_cross_table(
     if out is not None:
         lines.append(f"written to {out}/cross_domain.csv, cross_domain_trials.csv, .md and .html")
     return lines
+
+
+def _banners(labels: list[str], banners: list[str | None]) -> list[str]:
+    """Each demonstration warning once, with the columns it is about where it is not about them
+    all (a table of real and synthetic settings read as if every column were a demonstration)."""
+    columns: dict[str, list[str]] = {}
+    for label, banner in zip(labels, banners, strict=True):
+        if banner:
+            columns.setdefault(banner, []).append(label)
+    return [
+        banner if len(named) == len(labels) else f"{', '.join(named)}: {banner}"
+        for banner, named in sorted(columns.items())
+    ]
 
 
 def _write(

@@ -111,7 +111,8 @@ def check_identity(
     gone = not figured and _maker_gone(study, worker)
     if differs and not gone:
         what = differs[0][0]
-        raise _databases(study.study_name, what, was, identity) or _other(
+        data = _data_differs(what, was, identity)
+        raise _databases(study.study_name, what, was, identity, data) or _other(
             study.study_name, *differs[0]
         )
     if not identity or figured:
@@ -134,21 +135,37 @@ def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
 
 
 def _databases(
-    name: str, part: str, recorded: dict[str, Any], databases: dict[str, Any]
+    name: str, part: str, recorded: dict[str, Any], databases: dict[str, Any], data: bool
 ) -> ValueError | None:
     """The refusal naming the databases by which a cross-domain study's ``part`` (its training
-    or test features) differs, when the record names them and they differ (else None): 'the
-    data files differ' did not say that the target was another database."""
+    or test features) differs, when the record names them, they differ, and so do the data
+    files (``data``; else None): 'the data files differ' did not say that the target was another
+    database, and names alone differ where a databases file calls the same folders otherwise."""
     side = SIDES.get(part)
     was, now = (d.get(DATABASES) if isinstance(d, dict) else None for d in (recorded, databases))
     if not side or not isinstance(was, dict) or not isinstance(now, dict):
         return None
-    if side not in was or was[side] == now.get(side):
+    if side not in was or was[side] == now.get(side) or not data:
         return None
     return ValueError(
         f"study {name} was {side} {was[side]}; this run on {now.get(side)}: rerun with the "
         "study's flags, or start another study with --study"
     )
+
+
+def _data_differs(part: str, recorded: dict[str, Any], identity: dict[str, Any]) -> bool:
+    """Whether the data files of ``part``'s cache entries differ between the study's record and
+    this run's (:data:`KEY_PARTS`); True where either does not say."""
+
+    def data(record: dict[str, Any]) -> set[str] | None:
+        keys = str(record.get(part, "")).removeprefix("cache entry ").split(",")
+        parts = record.get(KEY_PARTS)
+        if not isinstance(parts, dict) or not all(isinstance(parts.get(k), dict) for k in keys):
+            return None
+        return {str(parts[k].get("data")) for k in keys}
+
+    was, now = data(recorded), data(identity)
+    return was is None or now is None or was != now
 
 
 def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
@@ -202,11 +219,12 @@ def check_features(
         return  # a study recorded before test features were: checked when it is opened
     keys = recorded[part].removeprefix("cache entry ").split(",")
     if key[:12] not in keys:
-        if named := _databases(name, part, recorded, {DATABASES: databases}):
-            raise named
         recorded_parts = recorded.get(KEY_PARTS)
         recorded_parts = recorded_parts if isinstance(recorded_parts, dict) else {}
         differs = _differences(parts, cache, keys, recorded_parts) if parts and cache else None
+        data = not differs or "data" in differs  # not only other names for the same folders
+        if named := _databases(name, part, recorded, {DATABASES: databases}, data):
+            raise named
         if differs:
             fix = "rerun with the study's flags, or start another study with --study"
             if any(name not in PART_NAMES for name in differs):  # no flag gives them back
