@@ -11,8 +11,8 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def percent(rate: float) -> str:
-    """A rate in percent to one decimal, without the sign, rounded half up as papers round:
+def percent(rate: float, digits: int = 1) -> str:
+    """A rate in percent to ``digits`` decimals, without the sign, rounded half up as papers round:
     9 of 16 bona fide clips rejected is 56.3 (Python's format rounds half to even, 56.2, so one
     table of k/16 rates rounded some ties down and others up). What is rounded is the shortest
     decimal that reads back as ``rate``, shifted two places: ``100 * rate`` in binary can fall
@@ -20,4 +20,5 @@ def percent(rate: float) -> str:
     value = float(rate)
     if not math.isfinite(value):
         return str(value)
-    return str(Decimal(repr(value)).scaleb(2).quantize(Decimal("0.1"), ROUND_HALF_UP))
+    step = Decimal(1).scaleb(-digits)
+    return str(Decimal(repr(value)).scaleb(2).quantize(step, ROUND_HALF_UP))

@@ -488,7 +488,7 @@ def test_a_same_size_change_fails_the_checksum_is_warned_once_and_rebuilt(
     about = [m for m in said if "cache entry" in m]
     assert len(about) == 1, said
     assert about[0].startswith(f"not using cache entry {npy.parent}: ")
-    assert "checksum" in about[0] and about[0].endswith("; rebuilding it")
+    assert "checksum" in about[0]  # "rebuilding it" was said where a replay rebuilt nothing
     assert rebuilt.extracted and counted.frames == 12  # the backbone ran again
     np.testing.assert_array_equal(rebuilt.features, expected)
     again = extract(data, tmp_path / "cache", frames_per_clip=1)
@@ -501,9 +501,7 @@ def test_a_same_size_change_fails_the_checksum_is_warned_once_and_rebuilt(
     caplog.clear()
     assert extract(data, tmp_path / "cache", frames_per_clip=1).extracted
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert said == [
-        f"not using cache entry {again.path}: its manifest has no 'skipped' field; rebuilding it"
-    ]
+    assert said == [f"not using cache entry {again.path}: its manifest has no 'skipped' field"]
 
 
 def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch, caplog):

@@ -411,7 +411,7 @@ def test_ctrl_c_in_the_extract_command_says_what_it_kept_and_the_rerun_finishes(
     assert re.search(r"^cache: +extracted in ", out, re.M)
     # its rate spans the runs: said (it read as this run's alone)
     kept = f"{done} clip" + ("s" if int(done) > 1 else "")
-    assert re.search(rf"^frames/s: .*, with the run that extracted {kept} kept\)$", out, re.M)
+    assert re.search(rf"^frames/s: .*, with the {kept} kept from interrupted runs\)$", out, re.M)
     assert not Path(path).exists()
     usable_left = 7 - int(done) - (int(done) < 2)  # the second clip does not decode
     assert counted.frames == 3 * usable_left

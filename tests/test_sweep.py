@@ -393,8 +393,8 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
         aside.rename(entry)
     assert imported == [], missing[-2000:]  # neither a backend nor a store
     said = (
-        f"features: cache entry {entry.name[:12]} is not in the cache, and not extracted: the "
-        "study is finished (a trial to run would extract them)"
+        f"features: cache entry {entry.name[:12]} is not in the cache (or not usable), and not "
+        "extracted: the study is finished (a trial to run would extract them)"
     )
     assert said in missing.splitlines(), missing[-2000:]
     (record,) = (workspace / "cache" / "closings").glob("*.json")

@@ -419,7 +419,7 @@ def _try_load(
             why = f"its manifest holds a field of another kind ({err})"
         if why not in warned:
             warned.add(why)
-            log.warning("not using cache entry %s: %s; rebuilding it", root / key, why)
+            log.warning("not using cache entry %s: %s", root / key, why)  # what follows says
         return None
     return array, manifest
 

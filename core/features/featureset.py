@@ -152,7 +152,7 @@ class FeatureSet:
         if not frames or missed < FACELESS_WARNING * frames:
             return None
         return (
-            f"warning: no face found in {missed} of {frames} frames ({100 * missed / frames:.0f}%"
+            f"warning: no face found in {missed} of {frames} frames ({percent(missed / frames, 0)}%"
             f"): they are centre squares, not faces, and predict.py refuses clips without one; "
             "check --face-detector, or pass --no-face-crop if the frames are faces already"
         )

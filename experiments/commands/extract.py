@@ -56,7 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="print the protocol's clips as CSV (clip, split, label, species, subject, the "
         "dataset's own columns) and extract nothing",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: a plain line at most once a minute (job logs)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
     try:
@@ -166,7 +170,7 @@ def extract_one(
         print(warning)
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     kept = fs.manifest.get("resumed_clips") or 0
-    runs = f", with the run that extracted {counted(kept, 'clip')} kept" if kept else ""
+    runs = f", with the {counted(kept, 'clip')} kept from interrupted runs" if kept else ""
     if fs.extracted:
         print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s{runs})")
         print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")

@@ -79,8 +79,8 @@ def replay(config: SweepConfig, fingerprint: str, dataset: str, missing: bool = 
         return False  # none yet, or unreadable: the full path writes it again
     if missing:
         print(
-            f"features: cache entry {fingerprint[:12]} is not in the cache, and not extracted: "
-            "the study is finished (a trial to run would extract them)",
+            f"features: cache entry {fingerprint[:12]} is not in the cache (or not usable), and "
+            "not extracted: the study is finished (a trial to run would extract them)",
             flush=True,
         )
     print("\n".join(str(line) for line in lines), flush=True)

@@ -148,7 +148,9 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         help="head weights to log: every trial's, each family's best so far (default), none",
     )
     parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar while extracting (job logs)"
+        "--no-progress",
+        action="store_true",
+        help="no progress bar while extracting: a plain line at most once a minute (job logs)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
     args = parser.parse_args(argv)
