@@ -401,6 +401,16 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     closing = "\n".join(json.loads(record.read_text())["lines"])
     assert missing.endswith(closing) and out.endswith(closing)
     assert not any(p.name.startswith(".pending") for p in entry.parent.iterdir())
+    # ... nor after a write to the stores (another study's, a tag in the UI): read from them
+    MlflowClient(tracking_uri).set_tag(run_id, "seen", "again")
+    entry.rename(aside)
+    try:
+        missing, imported = rerun()
+    finally:
+        aside.rename(entry)
+    assert "keras" not in imported and "mlflow" in imported, imported  # no backend: no extraction
+    assert said in missing.splitlines() and missing.endswith(closing), missing[-2000:]
+    assert not any(p.name.startswith(".pending") for p in entry.parent.iterdir())
 
 
 def test_the_run_that_finishes_a_study_records_the_closing_its_rerun_prints(

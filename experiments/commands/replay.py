@@ -78,20 +78,40 @@ def replay(config: SweepConfig, fingerprint: str, dataset: str, missing: bool = 
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False  # none yet, or unreadable: the full path writes it again
     if missing:
-        print(
-            f"features: cache entry {fingerprint[:12]} is not in the cache (or not usable), and "
-            "not extracted: the study is finished (a trial to run would extract them)",
-            flush=True,
-        )
+        print(missing_line(fingerprint), flush=True)
     print("\n".join(str(line) for line in lines), flush=True)
     return True
 
 
+def missing_line(fingerprint: str) -> str:
+    """What a finished study's rerun says of its features missing from the cache."""
+    return (
+        f"features: cache entry {fingerprint[:12]} is not in the cache (or not usable), and not "
+        "extracted: the study is finished (a trial to run would extract them)"
+    )
+
+
+def recorded_study(config: SweepConfig, fingerprint: str, dataset: str) -> str | None:
+    """The study this command's record names, stale or not (its stores written since), or None:
+    a finished study whose features left the cache is found by it without extracting them."""
+    try:
+        study = json.loads(_record_path(config, fingerprint, dataset).read_text()).get("study")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return study if isinstance(study, str) else None
+
+
 def remember(
-    config: SweepConfig, features: FeatureSet, files: list[str], lines: list[str], stamp: list
+    config: SweepConfig,
+    features: FeatureSet,
+    files: list[str],
+    lines: list[str],
+    stamp: list,
+    study: str,
 ) -> None:
-    """Record ``lines``, rendered from the store ``files`` (SQLite databases, absolute paths)
-    after they were stamped ``stamp`` (:func:`stores_stamp`), if they still are."""
+    """Record ``lines`` of ``study``, rendered from the store ``files`` (SQLite databases,
+    absolute paths) after they were stamped ``stamp`` (:func:`stores_stamp`), if they still
+    are."""
     if stores_stamp(files, stamp) != stamp:
         log.info("a store changed while the closing was read: not recorded")
         return
@@ -99,7 +119,8 @@ def remember(
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps({"files": files, "stores": stamp, "lines": lines}))
+        record = {"files": files, "stores": stamp, "lines": lines, "study": study}
+        temporary.write_text(json.dumps(record))
         os.replace(temporary, path)  # a reader sees the old record or the new one, whole
     finally:
         temporary.unlink(missing_ok=True)

@@ -412,7 +412,33 @@ def record_rerun(config: SweepConfig, result: SweepResult) -> None:
         return
     # the full path's study line once done >= target, however many workers joined
     lines = [console.study_line(name, done, config.trials, 1, 0), *closing_lines(standing, False)]
-    replay.remember(config, result.features, files, lines, before)
+    replay.remember(config, result.features, files, lines, before, name)
+
+
+def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
+    """The closing of study ``name`` from the stores alone, ``said`` first, where its features
+    are missing from the cache and the record of its closing is stale (a store written since,
+    by another study or the UI): True when printed; False, nothing printed, when the study has
+    trials left to run (or is not there), which the features are extracted for."""
+    try:
+        study = optuna.load_study(study_name=name, storage=config.storage)
+    except KeyError:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    done = retries.finished_count(trials)
+    running = any(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
+    experiment_id = tracking.study_experiment(name)
+    if done < config.trials or running or experiment_id is None:
+        return False
+    table = standing_comparison(experiment_id, name)
+    if table.empty:
+        return False
+    print(said)
+    print(console.study_line(name, done, config.trials, 1, 0), flush=True)
+    with locks.closing_lock(config.storage):  # its views, shared with the other workers
+        lines = closing_lines(SweepResult(study, experiment_id, "", table, None))
+    print("\n".join(lines))
+    return True
 
 
 def failure_status(err: BaseException) -> int:

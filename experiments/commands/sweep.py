@@ -218,9 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         datasets = []
 
         def before_extract(key: str, parts: dict[str, Any]) -> None:
-            if replay.replay(config, key, datasets[0].fingerprint, missing=True):
+            clips = datasets[0].fingerprint
+            if replay.replay(config, key, clips, missing=True):
                 raise replay.Replayed  # no extraction for a study with nothing left to run
             _stores(config, key, parts)
+            name = replay.recorded_study(config, key, clips)  # its stores written since
+            if name is not None:
+                from experiments.commands.study import finished_closing
+
+                if finished_closing(config, name, replay.missing_line(key)):
+                    raise replay.Replayed
 
         try:
             features = load_features(
