@@ -319,6 +319,21 @@ def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rer
     assert client.get_model_version_by_alias(model.name, "best").tags[RUN_TAG] == trial_run
     assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
     assert "registered models" not in capsys.readouterr().out  # nothing missing: nothing done
+    # the same, its features gone from the cache too: registered without extracting them
+    client.delete_registered_model(model.name)
+    features = data / "cache" / "features"
+    entries = [p for p in features.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for entry in entries:
+        entry.rename(entry.with_name(f".aside-{entry.name}"))
+    try:
+        assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    finally:
+        for entry in entries:
+            entry.with_name(f".aside-{entry.name}").rename(entry)
+    out = capsys.readouterr().out
+    assert "is not in the cache (or not usable), and not extracted" in out, out[-2000:]
+    assert f"registered models: models:/{model.name}/1" in out
+    assert client.get_model_version_by_alias(model.name, "best").tags[RUN_TAG] == trial_run
 
 
 def test_the_best_models_registered_are_the_studys_as_it_stands_when_the_worker_closes(

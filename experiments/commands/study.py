@@ -435,6 +435,12 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
         return False
     print(said)
     print(console.study_line(name, done, config.trials, 1, 0), flush=True)
+    for reason in liveness.close_dead_parents(experiment_id, name).values():
+        print(f"a parent run closed: {reason}", flush=True)  # as the full path does
+    from experiments.serving import models
+
+    if models.unregistered(name, table):
+        print("registered models: " + ", ".join(register_best(config, experiment_id, name)))
     with locks.closing_lock(config.storage):  # its views, shared with the other workers
         lines = closing_lines(SweepResult(study, experiment_id, "", table, None))
     print("\n".join(lines))
