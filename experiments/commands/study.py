@@ -170,14 +170,8 @@ def run_sweep(
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
-        for reason in liveness.close_dead_parents(experiment_id, study_name).values():
-            print(f"a parent run closed: {reason}", flush=True)  # killed as it closed
         table = standing_comparison(experiment_id, study_name)
-        from experiments.serving import models
-
-        if models.unregistered(study_name, table):  # a sweep stopped before it registered them
-            registered = register_best(config, experiment_id, study_name)
-            print("registered models: " + ", ".join(registered))
+        _settle_finished(config, experiment_id, study_name, table)
         return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     worker = workers.worker_name()
@@ -279,6 +273,20 @@ def check_stores(config: SweepConfig) -> str:
         )
     workers.check_storage(config.storage)
     return uri
+
+
+def _settle_finished(
+    config: SweepConfig, experiment_id: str, name: str, table: pd.DataFrame
+) -> None:
+    """What a finished study's rerun does before its closing (``table``: its comparison): the
+    parent runs of workers killed as they closed are closed, and the family bests of a sweep
+    stopped before it registered them are registered."""
+    for reason in liveness.close_dead_parents(experiment_id, name).values():
+        print(f"a parent run closed: {reason}", flush=True)
+    from experiments.serving import models
+
+    if models.unregistered(name, table):
+        print("registered models: " + ", ".join(register_best(config, experiment_id, name)))
 
 
 def register_best(config: SweepConfig, experiment_id: str, study_name: str) -> list[str]:
@@ -435,15 +443,8 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
         return False
     print(said)
     print(console.study_line(name, done, config.trials, 1, 0), flush=True)
-    for reason in liveness.close_dead_parents(experiment_id, name).values():
-        print(f"a parent run closed: {reason}", flush=True)  # as the full path does
-    from experiments.serving import models
-
-    if models.unregistered(name, table):
-        print("registered models: " + ", ".join(register_best(config, experiment_id, name)))
-    with locks.closing_lock(config.storage):  # its views, shared with the other workers
-        lines = closing_lines(SweepResult(study, experiment_id, "", table, None))
-    print("\n".join(lines))
+    _settle_finished(config, experiment_id, name, table)  # as the full path does
+    _print_closing(config, SweepResult(study, experiment_id, "", table, None))
     return True
 
 
@@ -485,7 +486,11 @@ def _run_and_close(
         said, code = no_finished_trial(result)
         say_error(said)
         return code, result
-    with locks.closing_lock(config.storage):  # its view, shared with the other workers
+    _print_closing(config, result)
+    return 0, result
+
+
+def _print_closing(config: SweepConfig, result: SweepResult) -> None:
+    with locks.closing_lock(config.storage):  # its views, shared with the other workers
         lines = closing_lines(result)
     print("\n".join(lines))
-    return 0, result

@@ -70,7 +70,7 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
                 "(compare.py --list names them)"
             )
         experiments = [e for e in experiments if e.tags[tracking.STUDY_TAG] in chosen]
-    demos = []  # cross studies of synthetic data, left out unless chosen
+    demos = []  # cross studies of synthetic data, left out unless chosen or preferred
     for experiment in experiments:
         name = experiment.tags[tracking.STUDY_TAG]
         runs = tracking.study_runs(experiment.experiment_id, name)
