@@ -187,3 +187,32 @@ def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
             f"study s was {said}: rerun with the study's flags, or start another study with --study"
         )
     check_identity(made, record("cache entry a1", "cache entry c1", "MSU", "CASIA"), ["minimize"])
+
+
+def test_a_first_run_killed_in_its_first_trial_is_taken_over(tmp_path) -> None:
+    """A first run killed (SIGKILL) in its first trial left it RUNNING, which counted as a
+    figure: a run of other flags was refused, where a first run stopped by Ctrl-C was taken over
+    (probe: --train-precision bfloat16 after kill -9 in trial 0)."""
+    import subprocess
+    import sys
+
+    from experiments.stores.retries import WORKER_ATTR, this_process
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host, _, boot, namespace = this_process().split(":")
+    dead = f"{host}:{ended.pid}"
+    made = study(tmp_path)
+    check_identity(made, FIRST, ["minimize"], dead)
+    trial = made.ask()  # its first trial, RUNNING when the process was killed
+    trial.set_user_attr(WORKER_ATTR, f"{dead}:{boot}:{namespace}")
+    check_identity(made, OTHER, ["minimize"], worker_name())
+    assert made.user_attrs[IDENTITY_ATTR] == OTHER
+    # a live worker's running trial, or another machine's, still binds the record
+    owners = (this_process(), f"{host}-elsewhere:{ended.pid}:{boot}:{namespace}")
+    for number, owner in enumerate(owners):
+        running = study(tmp_path, f"s{number}")
+        check_identity(running, FIRST, ["minimize"], dead)
+        running.ask().set_user_attr(WORKER_ATTR, owner)
+        with pytest.raises(ValueError, match="was run with clips"):
+            check_identity(running, OTHER, ["minimize"], worker_name())

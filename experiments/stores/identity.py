@@ -83,8 +83,9 @@ def check_identity(
 
     The identity is recorded when the study is made, with the ``worker`` (host:pid) that made
     it. It is recorded again by a run of other options only while none of the study's trials has
-    a figure (none complete, pruned or running) and its maker is gone (a first run that failed or
-    was stopped before its first trial ended, on this machine), and a rerun of the same options
+    a figure (none complete, pruned or running in a worker not known dead) and its maker is gone
+    (a first run that failed, was stopped or was killed before its first trial ended, on this
+    machine), and a rerun of the same options
     then becomes its maker; while the maker may be working (loading its backend, in its first
     trial), a worker of other options is refused like any other. A
     study with figures and no record (made before the record existed) is not checked, since this
@@ -99,7 +100,7 @@ def check_identity(
             "flags, or start another study with --study"
         )
     recorded = study.user_attrs.get(IDENTITY_ATTR)
-    figured = bool(study.get_trials(deepcopy=False, states=FIGURED))
+    figured = _figured(study)
     if figured and not isinstance(recorded, dict):
         return
     was = recorded if isinstance(recorded, dict) else {}
@@ -122,6 +123,20 @@ def check_identity(
         study.set_user_attr(MAKER_ATTR, worker)
     elif recorded != identity:  # the same flags, an entry the record lacked
         study.set_user_attr(IDENTITY_ATTR, identity)
+
+
+def _figured(study: optuna.Study) -> bool:
+    """Whether one of the study's trials has a figure, or may have one: complete, pruned, or
+    running in a worker not known dead. A first run killed in its first trial (SIGKILL) leaves it
+    RUNNING until a worker queues it again, with no figure: its study is taken over like one
+    whose first run was stopped by Ctrl-C."""
+    trials = study.get_trials(deepcopy=False, states=FIGURED)
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if len(running) < len(trials) or not running:
+        return bool(trials)
+    from experiments.stores.retries import dead_here  # MLflow: only for this question
+
+    return len(dead_here(running)) < len(running)
 
 
 def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
@@ -211,7 +226,7 @@ def check_features(
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
         study = optuna.load_study(study_name=name, storage=storage)
         recorded = study.user_attrs.get(IDENTITY_ATTR)
-        figured = study.get_trials(deepcopy=False, states=FIGURED)
+        figured = _figured(study)
         binding = figured or not _maker_gone(study, worker_name())  # as check_identity holds
     except Exception:  # noqa: BLE001 - no study, no schema, no server: opening it says why
         return
