@@ -306,7 +306,11 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
         assert f"trial {failed[0].number} is lost and will be queued again" in out
         assert any(retries.retry_history(t) == [failed[0].number] for t in study.get_trials())
         if failed[0].number in runs:  # lost after its run started
-            assert runs[failed[0].number].info.status == "FAILED"
+            lost = runs[failed[0].number]
+            assert lost.info.status == "FAILED"
+            # the driver's reason, not Optuna's "invalid data in the commit" (probe)
+            reason = lost.data.tags[tracking.ERROR_TAG]
+            assert reason.startswith("database error: (psycopg") and "invalid data" not in reason
 
 
 @pytest.mark.filterwarnings(

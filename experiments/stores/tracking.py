@@ -320,10 +320,23 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED", f"interrupted ({type(err).__name__})")
         raise
     except BaseException as err:
-        _end("FAILED", f"{type(err).__name__}: {err}"[:5000])
+        _end("FAILED", failure(err)[:5000])
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def failure(err: BaseException) -> str:
+    """A failed run's error tag: the error's type and message, or the database's own error where
+    one is behind it. Optuna's wrapper of a database that went away says "An exception is raised
+    during the commit. This typically happens due to invalid data in the commit, e.g. exceeding
+    max length", which is not why."""
+    from experiments.stores.storage import database_error  # Optuna: only for a failure
+
+    cause = database_error(err)
+    if cause is None or cause is err:
+        return f"{type(err).__name__}: {err}"
+    return f"database error: {first_line(cause, 1000)} (raised as {type(err).__name__})"
 
 
 def _end(status: str, error: str | None = None) -> None:
