@@ -311,6 +311,11 @@ def test_a_detector_for_a_study_that_cropped_nothing_is_refused(
     code, out, err = run_predict(capsys, *argv)
     assert code == 2 and out == [] and len(err) == 1
     assert err[0].startswith("error: --face-detector haar: the study did not crop faces")
+    # the registered model's model_config: an unknown detector was accepted silently (probe)
+    with pytest.raises(trial_model.ScoringError) as refused:
+        scorer.crop_detector(uncropped, "zzz", flag="model_config face_detector")
+    assert str(refused.value).startswith("model_config face_detector zzz: the study did not crop")
+    assert str(refused.value).endswith("drop model_config face_detector")
 
 
 def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):

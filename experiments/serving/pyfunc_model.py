@@ -47,7 +47,10 @@ class HeadOnBackbone(PythonModel):
             model, config.get("weights_path") or None, flag="model_config weights_path"
         )
         detector = scorer.crop_detector(
-            model.face_crop, config.get("face_detector") or None, fallback=faces.AUTO
+            model.face_crop,
+            config.get("face_detector") or None,
+            fallback=faces.AUTO,
+            flag="model_config face_detector",
         )
         if model.face_crop.used_database_boxes:
             logging.getLogger(__name__).warning(

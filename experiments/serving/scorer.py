@@ -132,17 +132,26 @@ def _tuned_top(model: TrialModel, top_weights: str | os.PathLike) -> Any:
 
 
 def crop_detector(
-    face_crop: FaceCrop, override: str | None = None, fallback: str | None = None
+    face_crop: FaceCrop,
+    override: str | None = None,
+    fallback: str | None = None,
+    flag: str = "--face-detector",
 ) -> str | None:
     """The face detector that crops new clips as the study's clips were (None: no crop).
 
-    ``override`` (``mtcnn``, ``haar`` or ``auto``) replaces the study's detector (warned). New
-    clips have no database boxes: a study that cropped some of its clips with its database's own
-    boxes crops them with its detector, one that cropped every clip so with ``override``, else
-    ``fallback``, else it is a ScoringError; both are warned, since the crops then differ from
-    the study's (``predict.py`` measures by how much on the study's own dev clips).
+    ``override`` (``mtcnn``, ``haar`` or ``auto``; set by ``flag``) replaces the study's detector
+    (warned), and is a ScoringError for a study that cropped nothing. New clips have no database
+    boxes: a study that cropped some of its clips with its database's own boxes crops them with
+    its detector, one that cropped every clip so with ``override``, else ``fallback``, else it is
+    a ScoringError; both are warned, since the crops then differ from the study's (``predict.py``
+    measures by how much on the study's own dev clips).
     """
     if not face_crop.enabled:
+        if override:  # it was dropped without a word, an unknown detector too
+            raise ScoringError(
+                f"{flag} {override}: the study did not crop faces (its heads read whole frames), "
+                f"so neither are these clips: drop {flag}"
+            )
         return None
     detector = override or face_crop.detector or fallback
     if detector is None:
