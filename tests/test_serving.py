@@ -1,5 +1,5 @@
 """Registered models of earlier versions still load and score as they did, and loading a model
-imports neither Optuna nor plotly.
+imports neither Optuna nor plotly, nor prints TensorFlow's start-up lines.
 
 ``tests/fixtures/legacy_pyfunc_model`` was saved by the code of commit 60c4def, before
 ``experiments/`` was split into rooms (its ``pyfunc_model.py`` imports ``experiments.scoring``);
@@ -10,6 +10,7 @@ interpreter with MLflow's own loader, as a user would.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )")  # absl's lines
 PROBE = """
 import json, sys
 import numpy as np
@@ -42,3 +44,6 @@ def test_a_model_registered_before_the_rooms_loads_and_scores_as_it_did() -> Non
     result = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(result["scores"], expected["scores"], rtol=1e-6)
     assert result["loaded"] == []  # loading a model imports neither Optuna nor plotly
+    # nor prints TensorFlow's start-up lines (oneDNN, CUDA probes, cuInit), as predict.py doesn't
+    native = [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)]
+    assert native == [], done.stderr[-2000:]
