@@ -451,7 +451,13 @@ def test_the_start_line_of_a_joined_resumed_or_finished_study() -> None:
         "joining study s (worker 2): 1 running, 0 of 3 done"
     )
     assert console.study_line("s", 0, 3, 1, 5) == "resuming study s: 0 of 3 trials done"  # killed
+    assert console.study_line("s", 0, 3, 1, 5, starting=True) == (  # its maker still loading
+        "joining study s (worker 2): none running yet, 0 of 3 done"
+    )
     assert console.study_line("s", 2, 3, 1, 5) == "resuming study s: 2 of 3 trials done"
+    assert console.study_line("s", 2, 3, 1, 5, running=1) == (
+        "joining study s (worker 2): 1 running, 2 of 3 done"
+    )
     assert console.study_line("s", 3, 3, 1, 5) == "study s: 3 of 3 trials done, nothing left to run"
     assert console.study_line("s", 3, 1, 1, 5) == (
         "study s: 3 trials done, --trials 1: nothing left to run"

@@ -179,6 +179,9 @@ def test_two_then_four_workers_share_one_study(study_workers):
     study, runs, parents = check_study(study_workers, trials=3, parents=2)
     assert sum("extracted in" in out for out in outputs) == 1  # the other waited and reused
     assert sum(", reused, cache" in out for out in outputs) == 1
+    # the other joined the first's study, which was not "resumed" (probe: 'resuming study s: 0 of')
+    assert sum(f"new study {study_workers.study}:" in out for out in outputs) == 1
+    assert sum(f"joining study {study_workers.study} (worker 2)" in out for out in outputs) == 1
     for out in outputs:  # the server's own page, not `mlflow ui --backend-store-uri http://`
         assert f"runs, best dev ACER first: {study_workers.tracking_uri}/#/experiments/" in out
         assert "mlflow ui" not in out

@@ -38,6 +38,7 @@ from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
+    identity,
     liveness,
     locks,
     retries,
@@ -165,7 +166,10 @@ def run_sweep(
     done = retries.finished_count(trials)
     running = retries.running_count(trials) - len(retries.dead_here(trials))  # live workers'
 
-    line = console.study_line(study_name, done, config.trials, joined, len(baselines), running)
+    starting = joined > 0 and not identity.maker_gone(study, workers.worker_name())
+    line = console.study_line(
+        study_name, done, config.trials, joined, len(baselines), running, starting
+    )
     print(line, flush=True)
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)

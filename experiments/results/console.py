@@ -58,10 +58,17 @@ def duration(seconds: float) -> str:
 
 
 def study_line(
-    name: str, done: int, target: int, joined: int, baselines: int, running: int = 0
+    name: str,
+    done: int,
+    target: int,
+    joined: int,
+    baselines: int,
+    running: int = 0,
+    starting: bool = False,
 ) -> str:
     """Says at start whether this is a new study, one other workers are running (``running``
-    trials) or one resumed, and how far it is."""
+    trials; ``starting``: the worker that made it may still be loading, none running yet) or one
+    resumed, and how far it is."""
     if done == 0 and joined == 0:
         heads = "the write-up head" if baselines == 1 else f"the {baselines} write-up heads"
         first = f", {heads} first" if baselines else ""
@@ -73,8 +80,9 @@ def study_line(
         return f"study {name}: {done} trials done, --trials {target}: nothing left to run"
     if done == target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"
-    if done == 0 and running:  # another worker made it a moment ago
-        return f"joining study {name} (worker {joined + 1}): {running} running, 0 of {target} done"
+    if running or starting:  # another worker's: running trials, or made a moment ago
+        now = f"{running} running" if running else "none running" + (" yet" if done == 0 else "")
+        return f"joining study {name} (worker {joined + 1}): {now}, {done} of {target} done"
     return f"resuming study {name}: {done} of {target} trials done"
 
 

@@ -109,7 +109,7 @@ def check_identity(
         for what, value in identity.items()
         if what not in UNCOMPARED and what in was and was[what] != value
     ]
-    gone = not figured and _maker_gone(study, worker)
+    gone = not figured and maker_gone(study, worker)
     if differs and not gone:
         what = differs[0][0]
         data = _data_differs(what, was, identity)
@@ -139,7 +139,7 @@ def _figured(study: optuna.Study) -> bool:
     return len(dead_here(running)) < len(running)
 
 
-def _maker_gone(study: optuna.Study, worker: str = "") -> bool:
+def maker_gone(study: optuna.Study, worker: str = "") -> bool:
     """Whether the worker that recorded the study's identity no longer works on it: a process
     of this machine that is gone, this very process (``worker``: its earlier command ended), or
     a record made before its maker was. Another machine's worker is never known gone."""
@@ -227,7 +227,7 @@ def check_features(
         study = optuna.load_study(study_name=name, storage=storage)
         recorded = study.user_attrs.get(IDENTITY_ATTR)
         figured = _figured(study)
-        binding = figured or not _maker_gone(study, worker_name())  # as check_identity holds
+        binding = figured or not maker_gone(study, worker_name())  # as check_identity holds
     except Exception:  # noqa: BLE001 - no study, no schema, no server: opening it says why
         return
     if not binding or not isinstance(recorded, dict) or part not in recorded:
