@@ -491,6 +491,16 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert compare.main(["--tracking-uri", bad]) == 2
     said = f"error: --tracking-uri {bad} is not a URL (Failed to parse: {bad}/health)"
     assert capsys.readouterr().err.strip().splitlines() == [said]
+    # an unknown scheme is not "a database driver not installed" (probe); a missing one is
+    assert compare.main(["--tracking-uri", "bogus://x"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [
+        "error: --tracking-uri bogus://x: not a tracking store MLflow knows (scheme 'bogus'); "
+        "e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or http://host:5000"
+    ]
+    assert compare.main(["--tracking-uri", "mysql+pymysql://u@127.0.0.1/mlflow"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "its database driver is not installed (No module named" in said[0]
 
 
 def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(

@@ -225,7 +225,13 @@ def _check_database(uri: str) -> None:
             poolclass=sqlalchemy.pool.NullPool,
             connect_args=timeout.get(url.get_backend_name(), {}),
         )
-    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
+    except sqlalchemy.exc.NoSuchModuleError:  # no such dialect: not a driver missing
+        raise ValueError(
+            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
+            f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
+            "http://host:5000"
+        ) from None
+    except ImportError as err:  # a driver not installed
         raise ValueError(
             f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
             f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
