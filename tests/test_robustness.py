@@ -297,6 +297,32 @@ def test_a_sweep_killed_in_a_trial_is_rerun_at_once_on_the_same_machine(data, tm
     assert lost.params.items() <= retry.params.items() and retry.params.keys() > {"head"}
 
 
+def test_a_trial_whose_run_was_deleted_is_said_left_out(data, tmp_path, capsys) -> None:
+    """A complete trial's run deleted in MLflow vanished from the tables without a word, while
+    the Pareto front, read from the study, still listed it (probe)."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "deleted")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "2")
+    assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 0
+    out = capsys.readouterr().out
+    assert "#0 " in out[out.index("Pareto front") :] and "left out:" not in out, out[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "deleted"]
+    runs = client.search_runs([experiment.experiment_id], "tags.`optuna.trial_number` = '0'")
+    client.delete_run(runs[0].info.run_id)
+    assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 0
+    out = capsys.readouterr().out
+    said = [line for line in out.splitlines() if "left out:" in line]
+    assert said == [
+        "left out: 1 complete trial of the study (#0) without a finished run in this tracking "
+        "store"
+    ], out[-3000:]
+    front = out[out.index("Pareto front") : out.index("left out:")]
+    assert "#0 " not in front and "#1 " in front
+    head = runs[0].data.params["head"]  # its write-up row gone from the table too
+    assert head not in out[out.index("study deleted") : out.index("best head")]
+
+
 def test_a_study_stopped_before_it_registered_its_models_registers_them_when_rerun(
     data, tmp_path, capsys
 ) -> None:

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from core.words import counted
 from core.words import percent as percent_text
 from experiments.metrics import species_rates
 from experiments.metrics import worst_species as worst_of
@@ -288,12 +289,27 @@ def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) ->
         f"HTER {format_value('test_hter', top['test_hter'], std[2])}",
     ]
     trials = _study_trials(study)
+    untracked = []
+    if "trials" in table.attrs:  # the tables' trials: a run deleted in MLflow is not ranked
+        untracked = sorted(set(trials["trial"]) - set(table.attrs["trials"]))
+        trials = trials[~trials["trial"].isin(untracked)]
     if trials["params_total"].isna().all():  # a study whose trials carry no sizes: the table's
         trials = best[["trial", "head", "params_total", "dev_acer"]]
     items = front_items(front(trials))
     items = [f"{item};" for item in items[:-1]] + items[-1:]
     lines = [_wrap(clauses), _wrap(["Pareto front (dev ACER vs parameters):", *items])]
     lines += [[line] for line in missed_species(table)]
+    if untracked:
+        numbers = ", ".join(f"#{n}" for n in untracked)
+        lines.append(
+            _wrap(
+                [
+                    f"left out: {counted(len(untracked), 'complete trial')} of the study",
+                    f"({numbers}) without a finished run in this tracking store",
+                    "(deleted, or tracked in another store)",
+                ]
+            )
+        )
     if report_uri:
         lines.append([f"report: {report_uri}"])  # a path or URL stays whole, to be copied
     banner = demo_banner(table)

@@ -88,7 +88,9 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     bounds = [c for c in figures if c.endswith(("_ci_low", "_ci_high")) and table[c].isna().all()]
     figures = [c for c in figures if c not in bounds]  # none logged: several settings each
     columns = ["group", "head", "family", "trial", "output", *figures, *DEMO, "run_id"]
-    return table.reindex(columns=columns)
+    table = table.reindex(columns=columns)
+    table.attrs["trials"] = sorted(int(n) for n in trials["trial"])  # every finished trial run's
+    return table
 
 
 def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
