@@ -218,8 +218,9 @@ def test_corrupt_and_empty_clips_are_clip_errors(tmp_path: Path) -> None:
         read_frames(text)
 
 
-def test_truncated_avi_reads_only_frames_that_decode(tmp_path: Path) -> None:
-    """MJPG/AVI cut short still opens and over-reports: no frame may be invented or repeated."""
+def test_truncated_avi_reads_only_frames_that_decode(tmp_path: Path, caplog) -> None:
+    """MJPG/AVI cut short still opens and over-reports: no frame may be invented or repeated,
+    and the cut is warned of (a probe's clip cut to a third scored without a word)."""
     good = write_video(tmp_path / "good.avi", range(60))
     cut = tmp_path / "cut.avi"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -230,6 +231,11 @@ def test_truncated_avi_reads_only_frames_that_decode(tmp_path: Path) -> None:
     else:
         got = [decode(f) for f in out]
         assert got == sorted(set(got)) and max(got) < 60
+        (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert said.startswith(f"{cut}: ") and " of the 60 frames its header counts decode" in said
+    caplog.clear()
+    read_frames(good, 7)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_frames_of_different_sizes_are_a_clip_error(tmp_path: Path) -> None:

@@ -25,6 +25,9 @@ from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
 log = logging.getLogger(__name__)
 
 OUTPUT_SIZE = INPUT_SIZE  # VGG-Face input side
+# a video whose decodable frames fall below this share of its header's count is warned of as cut
+# short (containers that estimate their count are a few frames off)
+DECODED_SHORT = 0.9
 
 
 def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
@@ -144,6 +147,15 @@ def _read_video(path: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
         raise ClipError(f"{path}: no frame decodes (unreadable or corrupt video)")
     if n < k:
         raise ClipError(f"{path}: has {_frames(n)}, needs {k}")
+    if n < reported * DECODED_SHORT:  # not an estimate a few frames off: the file was cut
+        log.warning(
+            "%s: %d of the %d frames its header counts decode (a truncated video?): its %d frames "
+            "are spread over those",
+            path,
+            n,
+            reported,
+            k,
+        )
     indices = frame_indices(n, k)
     return _read_sequentially(path, indices), indices
 
