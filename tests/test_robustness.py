@@ -314,8 +314,7 @@ def test_a_trial_whose_run_was_deleted_is_said_left_out(data, tmp_path, capsys) 
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if "left out:" in line]
     assert said == [
-        "left out: 1 complete trial of the study (#0) without a finished run in this tracking "
-        "store"
+        "left out: 1 complete trial of the study (#0) without a finished run in this tracking store"
     ], out[-3000:]
     front = out[out.index("Pareto front") : out.index("left out:")]
     assert "#0 " not in front and "#1 " in front
