@@ -85,11 +85,10 @@ def check_identity(
     it. It is recorded again by a run of other options only while none of the study's trials has
     a figure (none complete, pruned or running in a worker not known dead) and its maker is gone
     (a first run that failed, was stopped or was killed before its first trial ended, on this
-    machine), and a rerun of the same options
-    then becomes its maker; while the maker may be working (loading its backend, in its first
-    trial), a worker of other options is refused like any other. A
-    study with figures and no record (made before the record existed) is not checked, since this
-    run's options need not be those its trials ran with.
+    machine), and a rerun of the same options then becomes its maker; while the maker may be
+    working (loading its backend, in its first trial), a worker of other options is refused like
+    any other. A study with figures and no record (made before the record existed) is not
+    checked, since this run's options need not be those its trials ran with.
     """
     wanted = [d.lower() for d in directions]
     made = [d.name.lower() for d in study.directions]
