@@ -241,7 +241,12 @@ def test_cross_dataset_tests_on_the_other_sets_test_split(sets) -> None:
         "test_clips": "6",
         "folds": "none",
         "repeats": "1",
+        "skipped_clips": "0",
     }
+    # a clip that did not decode is said on every run, where the figures leave it out (probe)
+    lost = dataclasses.replace(features, skipped=[(features.clips[0].path, "cannot decode")])
+    context = evaluation_context(EvaluationOptions(), [Setting(None, 0, lost, lost)])
+    assert context["skipped_clips"] == "1"  # the one FeatureSet, counted once
 
 
 def test_a_set_without_test_split_is_tested_whole(sets) -> None:

@@ -206,3 +206,24 @@ def test_the_sweep_says_where_clips_that_did_not_decode_are_missing(data, tmp_pa
             "above): the counts above include them"
         ], state
         assert len(features.clips) == 6
+
+
+def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_path, capsys):
+    """A test split whose only clip of a species did not decode was said as one clip fewer,
+    while its figures were then over the other species only (probe: CASIA's only "cut" clip)."""
+    from core.features import FeatureOptions
+    from experiments.commands.features import load_features
+
+    subject = next((data / "test" / "real").iterdir()).name.split("_")[0]
+    broken = write_clip(data / "test" / "attack" / "mask" / f"{subject}_mask", frames=1)
+    for frame in broken.iterdir():
+        frame.write_bytes(b"not a png")
+    train = next((data / "train" / "real").iterdir()).name.split("_")[0]
+    write_clip(data / "train" / "attack" / "mask" / f"{train}_mask", frames=1)
+    options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
+    load_features(options)
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("warning: the ")] == [
+        "warning: the test split lost every mask clip to decoding: its figures are over the "
+        "other species only"
+    ], out

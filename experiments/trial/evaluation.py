@@ -302,6 +302,7 @@ def evaluation_context(
     """Tags for every run: which folds, how many repeats, and which data the test figures use."""
     first = settings[0]
     folds = [s.fold for s in settings if s.repeat == 0 and s.fold is not None]
+    used = {id(f): f for f in (*first.sources, first.test_features)}.values()  # each once
     context = {
         "test_data_fingerprint": first.test_features.dataset_fingerprint,
         "test_clips": ",".join(  # per fold, when there are several
@@ -309,6 +310,8 @@ def evaluation_context(
         ),
         "folds": ",".join(map(str, folds)) if folds else "none",
         "repeats": str(evaluation.repeats),
+        # clips left out of the figures: skipped while loading or decoding (the console names them)
+        "skipped_clips": str(sum(len(f.skipped) for f in used)),
     }
     if evaluation.cross_domain:
         *sources, target = first.names
@@ -324,6 +327,7 @@ def evaluation_context(
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
             **{f"protocol_{n}": f.protocol for n, f in first._named()},
             **{f"face_boxes_{n}": f.crop.tags()["face_boxes"] for n, f in first._named()},
+            **{f"skipped_clips_{n}": str(len(f.skipped)) for n, f in first._named()},
             **context,
         }
     cross = evaluation.test_data is not None
