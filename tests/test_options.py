@@ -193,3 +193,20 @@ def test_compare_refuses_flags_its_view_would_drop(argv, said, capsys, tmp_path)
     assert stop.value.code == 2
     assert said in capsys.readouterr().err.strip().splitlines()[-1]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["sweep", "extract", "compare", "predict"])
+def test_a_refused_flag_is_one_line_without_the_usage(command, capsys) -> None:
+    """argparse printed the whole usage first (the sweep's 27 lines), the error under it (probe);
+    --help still prints it."""
+    import importlib
+
+    module = importlib.import_module(f"experiments.commands.{command}")
+    run = getattr(module, "parse_args", None) or module.main
+    argv = ["--run", "r", "clip.avi"] if command == "predict" else []  # its required ones
+    with pytest.raises(SystemExit) as stop:
+        run([*argv, "--no-such-flag"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"python experiments/{command}.py: error: unrecognized arguments: --no-such-flag"
+    ]

@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from core.words import counted
-from experiments.commands.quiet import quiet_console, say_error
+from experiments.commands.quiet import OneLineParser, quiet_console, say_error
 from experiments.results import tables
 from experiments.stores import liveness, tracking
 from experiments.stores.runs_table import trial_table
@@ -102,7 +102,7 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
 
 def main(argv: list[str] | None = None) -> int:
     title, _usage, *notes = __doc__.split("\n\n")  # argparse writes its own usage
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python experiments/compare.py",
         description=title,
         epilog="\n\n".join(notes).replace("``", ""),

@@ -36,6 +36,7 @@ from experiments.commands.options import (
     evaluation_options,
     feature_options,
 )
+from experiments.commands.quiet import OneLineParser
 
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python experiments/extract.py",
         formatter_class=HelpFormatter,
         description="Extract (or reuse) the cached VGG-Face fc7 features of a dataset.",

@@ -29,13 +29,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from experiments.commands.quiet import OneLineParser
+
 DECISIONS = {True: "bona fide", False: "attack"}
 DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)
 CROP_CHECK = 16  # dev clips a database-box study's crop check scores, by default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python experiments/predict.py",
         description="Score clips with a trial's head on the backbone its study used.",
     )

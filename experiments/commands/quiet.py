@@ -7,10 +7,12 @@ is turned down through logging. Under JAX, Keras imports TensorFlow only to seed
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
 import sys
+from typing import NoReturn
 
 from core.quiet import import_backend_quietly
 
@@ -93,3 +95,11 @@ def say_error(text: str) -> None:
     from experiments.stores.tracking import hide_passwords  # the commands that say one load it
 
     print(f"error: {hide_passwords(text)}", file=sys.stderr)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A command's flags, refused in one line: argparse prints its whole usage first (the
+    sweep's is 27 lines, a probe found the error under it); ``--help`` still shows it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")

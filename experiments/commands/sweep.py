@@ -33,6 +33,7 @@ from experiments.commands.options import (
     evaluation_options,
     feature_options,
 )
+from experiments.commands.quiet import OneLineParser
 from experiments.config import (
     HEARTBEAT_SECONDS,
     EvaluationOptions,
@@ -81,7 +82,7 @@ class SweepConfig:
 
 def parse_args(argv: list[str] | None = None) -> SweepConfig:
     """The flags as a :class:`SweepConfig`; a bad flag exits with status 2 and one line."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python experiments/sweep.py",
         formatter_class=HelpFormatter,
         description="Optuna search over VGG-Face heads for face anti-spoofing, tracked in MLflow.",
