@@ -523,6 +523,9 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
         "error: --tracking-uri bogus://x: not a tracking store MLflow knows (scheme 'bogus'); "
         "e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or http://host:5000"
     ]
+    assert compare.main(["--tracking-uri", "postgres://u@127.0.0.1/mlflow"]) == 2  # SQLAlchemy's
+    assert "(scheme 'postgres'); e.g." in capsys.readouterr().err  # old name: no dialect now
+    tracking.check_server("databricks://profile")  # a store MLflow knows: its own checks
     assert compare.main(["--tracking-uri", "mysql+pymysql://u@127.0.0.1/mlflow"]) == 2
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and "its database driver is not installed (No module named" in said[0]

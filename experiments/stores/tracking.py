@@ -208,6 +208,11 @@ def check_server(uri: str) -> None:
         time.sleep(1.0)
 
 
+# MLflow's tracking stores by URI scheme: its databases (SQLAlchemy dialects), and the others
+DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
+OTHER_STORES = ("file", "http", "https", "databricks", "databricks-uc", "uc")
+
+
 def _check_database(uri: str) -> None:
     """:class:`StoreUnreachable` (one line, no password) when ``uri`` is a database server's
     store that accepts no connection: MLflow's engine retries for minutes, then ends in
@@ -216,22 +221,23 @@ def _check_database(uri: str) -> None:
         url = sqlalchemy.engine.make_url(uri)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return
-    if url.get_backend_name() == "sqlite":
+    backend = url.get_backend_name()
+    if backend == "sqlite" or backend in OTHER_STORES:
         return
+    if backend not in DATABASE_STORES:  # bogus://, postgres://: not a driver missing
+        raise ValueError(
+            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
+            f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
+            "http://host:5000"
+        )
     timeout = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
     try:
         engine = sqlalchemy.create_engine(
             url,
             poolclass=sqlalchemy.pool.NullPool,
-            connect_args=timeout.get(url.get_backend_name(), {}),
+            connect_args=timeout.get(backend, {}),
         )
-    except sqlalchemy.exc.NoSuchModuleError:  # no such dialect: not a driver missing
-        raise ValueError(
-            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
-            f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
-            "http://host:5000"
-        ) from None
-    except ImportError as err:  # a driver not installed
+    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
         raise ValueError(
             f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
             f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
