@@ -166,7 +166,7 @@ def run_sweep(
     done = retries.finished_count(trials)
     running = retries.running_count(trials) - len(retries.dead_here(trials))  # live workers'
 
-    starting = joined > 0 and not identity.maker_gone(study, workers.worker_name())
+    starting = not done and joined > 0 and not identity.maker_gone(study, workers.worker_name())
     line = console.study_line(
         study_name, done, config.trials, joined, len(baselines), running, starting
     )

@@ -68,8 +68,8 @@ def study_line(
     starting: bool = False,
 ) -> str:
     """Says at start whether this is a new study, one other workers are running (``running``
-    trials; ``starting``: the worker that made it may still be loading, none running yet) or one
-    resumed, and how far it is."""
+    trials; ``starting``: none done, and the worker that made it not known gone, so it may still be
+    loading; another machine's worker never is known gone) or one resumed, and how far it is."""
     if done == 0 and joined == 0:
         heads = "the write-up head" if baselines == 1 else f"the {baselines} write-up heads"
         first = f", {heads} first" if baselines else ""
@@ -82,7 +82,7 @@ def study_line(
     if done == target:
         return f"study {name}: {done} of {target} trials done, nothing left to run"
     if running or starting:  # another worker's: running trials, or made a moment ago
-        now = f"{running} running" if running else "none running" + (" yet" if done == 0 else "")
+        now = f"{running} running" if running else "none running yet"
         return f"joining study {name} (worker {joined + 1}): {now}, {done} of {target} done"
     return f"resuming study {name}: {done} of {target} trials done"
 
