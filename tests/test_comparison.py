@@ -400,6 +400,23 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
     assert len(console.verdict(table, study, None)) == len(wrapped) - 1  # no report line
 
 
+def test_a_trial_ended_after_the_runs_were_read_is_not_said_left_out(store) -> None:
+    """The verdict reads the study after the tables read the runs: another worker's trial that
+    ended in between was said "left out ... deleted, or tracked in another store" (review)."""
+    import datetime
+
+    study, _, _, table = store["demo"]
+    assert table.attrs["read_at"] <= datetime.datetime.now()  # when tracking.study_runs read
+    missing = table.copy()
+    missing.attrs = {**table.attrs, "trials": table.attrs["trials"][1:]}  # one run not found
+    complete = (optuna.trial.TrialState.COMPLETE,)
+    ended = [t.datetime_complete for t in study.get_trials(states=complete)]
+    for read_at, said in ((min(ended) - datetime.timedelta(seconds=1), 0), (max(ended), 1)):
+        missing.attrs["read_at"] = read_at + datetime.timedelta(microseconds=1)
+        lines = console.verdict(missing, study, None)
+        assert sum(line.startswith("left out: 1 complete trial") for line in lines) == said
+
+
 def test_the_progress_line_names_the_best_trial_the_verdict_will(capsys) -> None:
     """Tied on dev ACER, the comparison ranks the lower dev EER first, then the smaller model;
     the progress line said the first trial of the tie (trial 0 here)."""

@@ -291,7 +291,9 @@ def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) ->
     trials = _study_trials(study)
     untracked = []
     if "trials" in table.attrs:  # the tables' trials: a run deleted in MLflow is not ranked
-        untracked = sorted(set(trials["trial"]) - set(table.attrs["trials"]))
+        read_at = table.attrs.get("read_at")  # not another worker's trial, ended since
+        before = trials if read_at is None else trials[trials["complete"] < read_at]
+        untracked = sorted(set(before["trial"]) - set(table.attrs["trials"]))
         trials = trials[~trials["trial"].isin(untracked)]
     if trials["params_total"].isna().all():  # a study whose trials carry no sizes: the table's
         trials = best[["trial", "head", "params_total", "dev_acer"]]
@@ -331,15 +333,17 @@ def _wrap(clauses: Sequence[str], width: int = CONSOLE_WIDTH) -> list[str]:
 
 
 def _study_trials(study: optuna.Study) -> pd.DataFrame:
-    """The study's complete trials: number, head, params_total and dev ACER (first objective)."""
+    """The study's complete trials: number, head, params_total, dev ACER (first objective) and
+    when it completed."""
     rows = [
         {
             "trial": t.number,
             "head": t.user_attrs.get("head", t.params.get("head", "?")),
             "params_total": t.user_attrs.get("params_total", np.nan),
             "dev_acer": t.values[0],
+            "complete": t.datetime_complete,
         }
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.values
     ]
-    return pd.DataFrame(rows, columns=["trial", "head", "params_total", "dev_acer"])
+    return pd.DataFrame(rows, columns=["trial", "head", "params_total", "dev_acer", "complete"])

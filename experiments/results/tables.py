@@ -89,6 +89,7 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     figures = [c for c in figures if c not in bounds]  # none logged: several settings each
     columns = ["group", "head", "family", "trial", "output", *figures, *DEMO, "run_id"]
     table = table.reindex(columns=columns)
+    table.attrs.update(trials.attrs)  # when the runs were read (tracking.study_runs)
     table.attrs["trials"] = sorted(int(n) for n in trials["trial"])  # every finished trial run's
     return table
 

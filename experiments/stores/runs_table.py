@@ -68,7 +68,9 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
     metrics = metric_columns(runs)
     if done.empty:
-        return pd.DataFrame(columns=[*IDENTITY, *metrics, WORST, WORST_RATE, *DEMO])
+        empty = pd.DataFrame(columns=[*IDENTITY, *metrics, WORST, WORST_RATE, *DEMO])
+        empty.attrs.update(runs.attrs)
+        return empty
     table = pd.DataFrame(
         {
             "trial": done["tags.optuna.trial_number"].astype(int),
@@ -85,7 +87,9 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table[WORST], table[WORST_RATE] = worst_species(table)
     for tag in DEMO:
         table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
-    return table.sort_values([*RANKING, "trial"], ignore_index=True)
+    table = table.sort_values([*RANKING, "trial"], ignore_index=True)
+    table.attrs.update(runs.attrs)  # when they were read (tracking.study_runs)
+    return table
 
 
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:

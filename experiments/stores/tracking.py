@@ -13,6 +13,7 @@ the same run.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import re
@@ -420,12 +421,16 @@ def study_experiment(study_name: str) -> str | None:
 
 
 def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:
-    """Every trial run of the study (all invocations), newest first, as MLflow's DataFrame."""
-    return mlflow.search_runs(
+    """Every trial run of the study (all invocations), newest first, as MLflow's DataFrame;
+    ``attrs["read_at"]``: the local time just before they were read (Optuna's clock)."""
+    read_at = datetime.datetime.now()  # noqa: DTZ005 - Optuna dates its trials in local time
+    runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=trial_filter(study_name),
         output_format="pandas",
     )
+    runs.attrs["read_at"] = read_at
+    return runs
 
 
 @contextlib.contextmanager
