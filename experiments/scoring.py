@@ -7,12 +7,9 @@ did: ``tests/test_serving.py`` loads one). New code imports :mod:`experiments.se
 
 import numpy as np
 
-from core.quiet import import_backend_quietly
-
-import_backend_quietly()  # before the scorer imports TensorFlow: its start-up lines hidden
-from experiments.serving import scorer  # noqa: E402
-from experiments.serving.scorer import backbone_weights, crop_detector  # noqa: E402
-from experiments.serving.trial_model import ScoringError, TrialModel, fetch_top_weights  # noqa: E402
+from experiments.serving import scorer
+from experiments.serving.scorer import backbone_weights, crop_detector
+from experiments.serving.trial_model import ScoringError, TrialModel, fetch_top_weights
 
 
 class Scorer(scorer.Scorer):

@@ -25,6 +25,8 @@ def quiet_backend(verbose: bool = False) -> None:
     quiet_console(verbose)
     if not verbose:
         import_backend_quietly()
+    else:  # now, lines and all: a module that imports it quietly later finds it imported
+        import keras  # noqa: F401
 
 
 def quiet_console(verbose: bool = False) -> None:

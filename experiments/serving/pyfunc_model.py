@@ -38,9 +38,6 @@ class HeadOnBackbone(PythonModel):
     """A trial's head on VGG-Face; the heavy parts are built in :meth:`load_context`."""
 
     def load_context(self, context) -> None:
-        from core.quiet import import_backend_quietly
-
-        import_backend_quietly()  # TensorFlow's start-up lines hidden, as in predict.py
         from core.features import faces
         from experiments.serving import scorer, trial_model
 

@@ -22,13 +22,13 @@ import numpy as np
 
 import heads
 from core.backbone.matconvnet import PortError
-from core.backbone.network import dtype_policy
 from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import DataError
 from core.data.frames import prepare_frames, read_clip
 from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
+from core.quiet import import_backend_quietly
 from experiments.metrics import clip_scores
 from experiments.serving.trial_model import DEFAULT_WEIGHTS, ScoringError, TrialModel
 
@@ -123,7 +123,7 @@ def _backbone(path: str | None, fingerprint: str, precision: str) -> tuple[Any, 
 def _tuned_top(model: TrialModel, top_weights: str | os.PathLike) -> Any:
     """A fine-tuned trial's trained layers (conv5_1.. or fc6 to fc7) as it trained them: in its
     training precision, on the frozen bottom's outputs (``core.backbone.network.vggface_top``)."""
-    from core.backbone.network import FINE_TUNE_LAYERS, load_top_weights, vggface_top
+    from core.backbone.network import FINE_TUNE_LAYERS, dtype_policy, load_top_weights, vggface_top
 
     with dtype_policy(model.config.training_precision):
         top = vggface_top(model.fine_tune, dropout=model.config.feature_dropout)
@@ -197,6 +197,11 @@ class Scorer:
                 f"run {model.run_id} fine-tuned {model.fine_tune}: its {TOP_WEIGHTS} is needed "
                 "exactly when it fine-tuned"
             )
+        # every registered model's code (earlier versions' too) builds this: the backend first,
+        # without TensorFlow's start-up lines (``predict.py --verbose`` imported it, lines and all)
+        import_backend_quietly()
+        from core.backbone.network import dtype_policy
+
         self.model, self.detector = model, detector
         config = model.config
         self.kind = config.kind
