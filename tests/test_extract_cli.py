@@ -220,10 +220,14 @@ def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_pa
         frame.write_bytes(b"not a png")
     train = next((data / "train" / "real").iterdir()).name.split("_")[0]
     write_clip(data / "train" / "attack" / "mask" / f"{train}_mask", frames=1)
+    lost = write_clip(data / "train" / "attack" / "cut" / f"{train}_cut", frames=1)
+    for frame in lost.iterdir():
+        frame.write_bytes(b"not a png")
     options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
     load_features(options)
     out = capsys.readouterr().out.splitlines()
-    assert [line for line in out if line.startswith("warning: the ")] == [
+    assert sorted(line for line in out if line.startswith("warning: the ")) == [
         "warning: the test split lost every mask clip to decoding: its figures are over the "
-        "other species only"
+        "other species only",
+        "warning: the train split lost every cut clip to decoding: the heads train without it",
     ], out

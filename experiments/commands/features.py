@@ -88,9 +88,10 @@ def species_lost(clips, kept: set[str]) -> list[str]:
         had.setdefault(str(clip.split), set()).add(clip.attack_type)
         if clip.clip_id in kept:
             has.setdefault(str(clip.split), set()).add(clip.attack_type)
+    effect = {"train": "the heads train without it"}  # dev and test: their figures
     return [
-        f"warning: the {split} split lost every {', '.join(sorted(lost))} clip to decoding: its "
-        "figures are over the other species only"
+        f"warning: the {split} split lost every {', '.join(sorted(lost))} clip to decoding: "
+        + effect.get(split, "its figures are over the other species only")
         for split, species in had.items()
         if (lost := species - has.get(split, set()))
     ]

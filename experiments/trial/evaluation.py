@@ -310,7 +310,8 @@ def evaluation_context(
         ),
         "folds": ",".join(map(str, folds)) if folds else "none",
         "repeats": str(evaluation.repeats),
-        # clips left out of the figures: skipped while loading or decoding (the console names them)
+        # the data summary's skips: what the loader could not read as a clip, and the clips that
+        # did not decode (the console names each)
         "skipped_clips": str(sum(len(f.skipped) for f in used)),
     }
     if evaluation.cross_domain:
