@@ -108,12 +108,12 @@ def load_scorer(args: argparse.Namespace):
     run_id = args.run or trial_model.best_trial_run(args.study, args.head_family)
     model = trial_model.trial_model(run_id)
     weights = scorer.backbone_weights(model, args.weights)  # checked before anything is built
-    detector = scorer.crop_detector(model.face_crop, args.face_detector)
     if args.crop_check is not None and not model.face_crop.used_database_boxes:
         raise trial_model.ScoringError(
             f"--crop-check {args.crop_check}: the study cropped no clip with its database's own "
             "face boxes, so these clips are cropped as its were: drop --crop-check"
         )
+    detector = scorer.crop_detector(model.face_crop, args.face_detector)  # warns: refusals first
     with tempfile.TemporaryDirectory() as folder:
         head_weights = trial_model.fetch_head_weights(model, Path(folder))
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
