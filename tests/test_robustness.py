@@ -297,6 +297,28 @@ def test_a_sweep_killed_in_a_trial_is_rerun_at_once_on_the_same_machine(data, tm
     assert lost.params.items() <= retry.params.items() and retry.params.keys() > {"head"}
 
 
+def test_a_study_whose_database_was_lost_is_refused_not_run_again(data, tmp_path, capsys):
+    """optuna.db deleted after a finished study: the rerun made a new study of the same name and
+    ran its trials again beside the finished runs, two runs per trial number (probe)."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "lost")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "1")
+    assert sweep.main(argv(data, *stores)) == 0
+    (tmp_path / "optuna.db").unlink()
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: study lost has run no trial in its database, but the tracking store sqlite:///"
+        f"{tmp_path}/mlflow.db holds finished trial runs of it: they ran with another --storage "
+        "(pass it), or the study's database was lost (choose another --study)"
+    ]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("lost").experiment_id
+    runs = client.search_runs([experiment], "tags.`vggface_heads.role` = 'trial'")
+    assert len(runs) == 1  # nothing ran again
+
+
 def test_a_trial_whose_run_was_deleted_is_said_left_out(data, tmp_path, capsys) -> None:
     """A complete trial's run deleted in MLflow vanished from the tables without a word, while
     the Pareto front, read from the study, still listed it (probe)."""

@@ -161,11 +161,11 @@ def run_sweep(
         target=config.trials,
     )
     trials = study.get_trials(deepcopy=False)
-    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    experiment_id = tracking.use_experiment(study_name, complete)
+    states = [t.state.name for t in trials]
+    fresh = set(states) <= {"WAITING"}  # a database that ran nothing: only queued baselines
+    experiment_id = tracking.use_experiment(study_name, states.count("COMPLETE"), fresh)
     done = retries.finished_count(trials)
     running = retries.running_count(trials) - len(retries.dead_here(trials))  # live workers'
-
     starting = not done and joined > 0 and not identity.maker_gone(study, workers.worker_name())
     line = console.study_line(
         study_name, done, config.trials, joined, len(baselines), running, starting

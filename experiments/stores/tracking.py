@@ -105,14 +105,16 @@ def use_store(uri: str | None) -> str:
     return mlflow.get_tracking_uri()
 
 
-def use_experiment(study_name: str, complete: int = 0) -> str:
+def use_experiment(study_name: str, complete: int = 0, fresh: bool = False) -> str:
     """Point MLflow at the study's experiment in the current tracking store (the command sets the
     store: ``--tracking-uri``, else MLflow's default).
 
     ``complete``: the study's complete trials. With some, the experiment must be there already:
     else they were tracked in another store, and going on would split the study's record (new
     trials here, the earlier ones there), so it is a ValueError, said before this store is
-    written (a SQLite file not even created).
+    written (a SQLite file not even created). ``fresh``: the study's database ran none of its
+    trials; finished trial runs of it here are then a ValueError too (its database was lost, or
+    is another's), since its trials would run again beside them under the same numbers.
 
     Create-or-get, safe when many workers start at once: the loser of the creation race gets
     the winner's experiment. It is tagged as model development, else MLflow 3's UI opens a GenAI
@@ -135,6 +137,13 @@ def use_experiment(study_name: str, complete: int = 0) -> str:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         experiment = client.get_experiment_by_name(study_name)
+    if fresh and _finished_runs(experiment.experiment_id, study_name):
+        raise ValueError(
+            f"study {study_name} has run no trial in its database, but the tracking store "
+            f"{hide_passwords(mlflow.get_tracking_uri())} holds finished trial runs of it: they "
+            "ran with another --storage (pass it), or the study's database was lost (choose "
+            "another --study)"
+        )
     if experiment.lifecycle_stage != "active":
         raise ValueError(
             f"MLflow experiment {study_name!r} is deleted: restore it (`mlflow experiments "
@@ -146,6 +155,17 @@ def use_experiment(study_name: str, complete: int = 0) -> str:
     wal.write_ahead_log(mlflow.get_tracking_uri())  # the store exists by now
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def _finished_runs(experiment_id: str, study_name: str) -> bool:
+    """Whether the experiment holds a finished trial run of the study."""
+    found = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"{trial_filter(study_name)} and attributes.status = 'FINISHED'",
+        max_results=1,
+        output_format="list",
+    )
+    return bool(found)
 
 
 def _tracked_elsewhere(study_name: str, complete: int) -> str:
