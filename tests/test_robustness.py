@@ -90,6 +90,35 @@ def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_pat
     assert not [name for name in names if name.startswith(wal.ALEMBIC_TMP)]
 
 
+def test_two_sweeps_started_together_with_other_heads_refuse_one_in_a_line(data, tmp_path):
+    """Started at once on one new --study with --heads lstm30 and dense2048: the second joined
+    before any trial asked for a head, failed a trial with Optuna's traceback ("Categorical
+    Distribution does not support dynamic value space") and left the study a trial short for
+    good (probe). The families searched are recorded with the study, so one is refused."""
+    script = str(REPO / "experiments" / "sweep.py")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, *argv(data, "--trials", "2", "--study", "mixed", heads=heads)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for heads in ("lstm30", "dense2048")
+    ]
+    outcomes = [process.communicate(timeout=900) for process in processes]
+    codes = sorted(process.returncode for process in processes)
+    assert codes == [0, 2], outcomes
+    (refused,) = [err for p, (_, err) in zip(processes, outcomes, strict=True) if p.returncode]
+    said = [line for line in refused.splitlines() if not line.startswith("WARNING: no VGG-Face")]
+    assert len(said) == 1 and said[0].startswith("error: study mixed "), refused[-3000:]
+    assert "--heads" in said[0], said  # the record, or the trials already searched: no traceback
+    study = optuna.load_study(study_name="mixed", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
 def test_a_worker_registers_its_models_only_under_the_closing_lock(data, tmp_path) -> None:
     """Two workers ending together both set a family's ``best`` alias and the study's view, rows
     MLflow's SQL stores insert-or-update without a lock: one died on PostgreSQL's unique

@@ -16,6 +16,7 @@ from experiments import domains
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.stores import identity
+from experiments.trial import search
 from experiments.trial.evaluation import Setting, study_suffix
 
 
@@ -79,6 +80,8 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         ),
         "--repeats": str(config.evaluation.repeats),
         "--fine-tune": ",".join(config.fine_tune),
+        # as its trials search them; recorded too for a worker that joins before any trial asked
+        "--heads (the head families searched)": ",".join(search.families(config.heads)),
         "training precision (--train-precision)": config.training_precision,
         "--seed (each trial's training seed)": str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
