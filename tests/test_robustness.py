@@ -348,6 +348,29 @@ def test_a_study_whose_database_was_lost_is_refused_not_run_again(data, tmp_path
     assert len(runs) == 1  # nothing ran again
 
 
+@pytest.mark.parametrize(("store", "flag"), [("optuna", "--storage"), ("mlflow", "--tracking-uri")])
+def test_a_damaged_sqlite_store_is_one_line(data, tmp_path, capsys, store, flag) -> None:
+    """A store cut short inside (not at its header) gave a traceback ending in "database disk
+    image is malformed" (probe: truncate -s 50000 optuna.db)."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "cut")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "1")
+    assert sweep.main(argv(data, *stores)) == 0
+    path = tmp_path / f"{store}.db"
+    with sqlite3.connect(path) as db:  # the file as it stands, write-ahead log folded in
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.truncate(path, path.stat().st_size // 2)
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {flag} sqlite:///{path}: a damaged SQLite database (database disk image is "
+        f"malformed): restore it from a copy, or move it aside and rerun (its "
+        f"{'studies' if store == 'optuna' else 'runs'} are lost)"
+    ), err
+    assert not [line for line in err if "Traceback" in line]
+
+
 def test_a_trial_whose_run_was_deleted_is_said_left_out(data, tmp_path, capsys) -> None:
     """A complete trial's run deleted in MLflow vanished from the tables without a word, while
     the Pareto front, read from the study, still listed it (probe)."""

@@ -17,6 +17,7 @@ import datetime
 import logging
 import os
 import re
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -125,7 +126,11 @@ def use_experiment(study_name: str, complete: int = 0, fresh: bool = False) -> s
         raise ValueError(_tracked_elsewhere(study_name, complete))
     open_store()
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(study_name)
+    try:
+        experiment = client.get_experiment_by_name(study_name)
+    except sqlalchemy.exc.DatabaseError as err:  # a SQLite file cut short or overwritten
+        wal.check_damaged(err, "--tracking-uri", mlflow.get_tracking_uri(), "runs")
+        raise
     if experiment is None and complete:
         raise ValueError(_tracked_elsewhere(study_name, complete))
     if experiment is None:
@@ -321,7 +326,11 @@ def open_store() -> None:
     uri = mlflow.get_tracking_uri()
     check_server(uri)
     with StorageLock(uri, "mlflow-schema"):
-        wal.repair_interrupted_migration(uri)
+        try:
+            wal.repair_interrupted_migration(uri)
+        except sqlite3.DatabaseError as err:  # a SQLite file cut short or overwritten
+            wal.check_damaged(err, "--tracking-uri", uri, "runs")
+            raise
         try:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:

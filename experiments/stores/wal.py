@@ -165,3 +165,14 @@ def repair_interrupted_migration(uri: str) -> list[str]:
             ", ".join(repaired),
         )
     return repaired
+
+
+def check_damaged(err: BaseException, flag: str, url: str, held: str) -> None:
+    """A ValueError (one line) when ``err`` is SQLite's word for a database file cut short or
+    overwritten inside (one overwritten from its first byte is "not a database", said by
+    :func:`tables`); ``held``: what is lost if it is moved aside."""
+    if "database disk image is malformed" in str(err):
+        raise ValueError(
+            f"{flag} {url}: a damaged SQLite database (database disk image is malformed): "
+            f"restore it from a copy, or move it aside and rerun (its {held} are lost)"
+        ) from None

@@ -10,8 +10,8 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   trial twice (optuna issue 4621).
 * ``--trials N`` is the study's total: a worker reserves a trial (Optuna's ``ask``, inside
   ``study.optimize``) under the study's lock, only while fewer than N are finished or running.
-  When N are but some are still running, it waits for them: one may be lost and retried. While
-  it waits it reads the running trials without the lock, the budget under it once one ends.
+  When N are but some still run, it waits (one may be lost and retried), reading the running
+  trials without the lock, the budget under it once one ends.
 * A worker killed in a trial stops its Optuna heartbeat; any other worker then fails the trial and
   Optuna's retry callback queues it again (``failed_trial``/``retry_history`` system attributes).
   A worker that starts or finishes a trial, at most once a heartbeat, and every worker as it
@@ -19,10 +19,9 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   run is tagged with the trial it retries. Once a heartbeat, not once a trial: a trial is lost
   only after :data:`~experiments.config.GRACE_FACTOR` silent heartbeats, and these searches
   cost the tracking server in proportion to the workers (``bench/scale.py``).
-* A database that goes away (restart, network) costs the trial in flight: it is failed and
-  queued again once the database answers, and the worker waits up to :data:`RECONNECT_SECONDS`.
-  A tracking store that stays away past MLflow's own retries fails the trial in flight (the
-  objective says so and pauses); it is queued again, up to :data:`MAX_RETRY` times.
+* A database that goes away (restart, network) costs the trial in flight, queued again once it
+  answers (the worker waits up to :data:`RECONNECT_SECONDS`); so does a tracking store away past
+  MLflow's own retries (the objective says so and pauses), up to :data:`MAX_RETRY` times.
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
   :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old
   (:class:`~experiments.stores.storage.FinishedTrialsCache`); the trial budget and the
@@ -111,11 +110,10 @@ def open_study(
     enqueued (:func:`check_search_space`, :func:`check_identity`).
 
     Safe when many workers start at once on an empty database: the schema, the study and the
-    queue are written by one worker at a time. The k-th worker to join (from 0) samples with a
-    TPE sampler seeded ``seed + k`` (:func:`sampler_seed`): workers seeded alike would propose
-    the same points. An invocation that finds ``target`` trials finished (it runs none) is not
-    counted, so a later extension of the study samples the same trials however often it was
-    rerun in between. Returns the study and k.
+    queue are written by one worker at a time. The k-th worker to join (from 0) samples with a TPE
+    sampler seeded ``seed + k`` (:func:`sampler_seed`), not the points of another; one that finds
+    ``target`` trials finished is not counted, so a later extension samples the same trials
+    however often it was rerun in between. Returns the study and k.
     """
     check_storage(url)  # before Optuna adds its tables
     try:
@@ -155,9 +153,11 @@ def open_study(
     except StorageErrors as err:
         shown = tracking.hide_passwords(url)
         cause = database_error(err) or err
-        raise StorageUnavailable(
-            f"--storage {shown}: cannot open the study: {first_line(cause)}"
-        ) from err
+        said = f"--storage {shown}: cannot open the study: {first_line(cause)}"
+        raise StorageUnavailable(said) from err
+    except sqlalchemy.exc.DatabaseError as err:  # a SQLite file cut short or overwritten
+        wal.check_damaged(err, "--storage", url, "studies")
+        raise
 
 
 def check_storage(url: str) -> None:
