@@ -383,6 +383,15 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     record.write_text('{"files": ')  # cut short
     assert rerun() == (out, sorted(STORE_LIBRARIES))
     assert rerun() == (out, [])
+    # a figure changed in a record that still parses: its checksum refuses it (a probe's edit
+    # was printed as the study's figures)
+    edited = json.loads(record.read_text())
+    at = next(i for i, line in enumerate(edited["lines"]) if "best head by dev ACER" in line)
+    edited["lines"][at] = re.sub(r"dev ACER [\d.]+%", "dev ACER 1.4%", edited["lines"][at])
+    assert edited["lines"][at] not in out.splitlines()
+    record.write_text(json.dumps(edited))
+    assert rerun() == (out, sorted(STORE_LIBRARIES))  # the full path's figures, recorded again
+    assert rerun() == (out, [])
     # its features gone from the cache: not extracted again (it was, before the same closing)
     entry = first_sweep.features.path
     aside = entry.with_name(f"{entry.name}.aside")

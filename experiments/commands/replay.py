@@ -7,7 +7,8 @@ data summary (:func:`remember`): it stamps both stores (a SQLite database and it
 log: their sizes and the SHA-256 of their bytes), renders the lines from them with reads only,
 stamps them again, and records the lines only if nothing wrote in between. The same command then
 prints that record while both stores' bytes are still the stamped ones (:func:`replay`),
-importing neither MLflow nor Optuna. Any write to either store (a trial of another worker, a tag
+importing neither MLflow nor Optuna, and while its content matches the SHA-256 it carries (a
+byte flipped or a figure edited since: the full path runs). Any write to either store (a trial of another worker, a tag
 set or a run deleted in the UI) changes its bytes: the full path runs and records again.
 
 A record is keyed by everything else the closing depends on: the command's resolved options, the
@@ -71,7 +72,7 @@ def replay(config: SweepConfig, fingerprint: str, dataset: str, missing: bool = 
     entry is not there, which is said first (a finished study does not extract its features
     again to print its closing, hours on a real database)."""
     try:
-        record = json.loads(_record_path(config, fingerprint, dataset).read_text())
+        record = _read(config, fingerprint, dataset)
         files, stamp, lines = record["files"], record["stores"], record["lines"]
         if not isinstance(lines, list) or stores_stamp(files, stamp) != stamp:
             return False
@@ -95,10 +96,25 @@ def recorded_study(config: SweepConfig, fingerprint: str, dataset: str) -> str |
     """The study this command's record names, stale or not (its stores written since), or None:
     a finished study whose features left the cache is found by it without extracting them."""
     try:
-        study = json.loads(_record_path(config, fingerprint, dataset).read_text()).get("study")
-    except (OSError, ValueError, AttributeError):
+        study = _read(config, fingerprint, dataset).get("study")
+    except (OSError, ValueError, AttributeError, TypeError):
         return None
     return study if isinstance(study, str) else None
+
+
+def _read(config: SweepConfig, fingerprint: str, dataset: str) -> dict:
+    """The command's record, its checksum verified: a ValueError for one whose content changed
+    since it was written (a byte flipped, a figure edited), which is then not printed."""
+    record = json.loads(_record_path(config, fingerprint, dataset).read_text())
+    if record.get("sha256") != _digest(record):
+        raise ValueError("the record's checksum does not match its content")
+    return record
+
+
+def _digest(record: dict) -> str:
+    """SHA-256 of a record's content (all but its checksum), as written."""
+    content = {key: value for key, value in record.items() if key != "sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def remember(
@@ -120,7 +136,7 @@ def remember(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"files": files, "stores": stamp, "lines": lines, "study": study}
-        temporary.write_text(json.dumps(record))
+        temporary.write_text(json.dumps({**record, "sha256": _digest(record)}))
         os.replace(temporary, path)  # a reader sees the old record or the new one, whole
     finally:
         temporary.unlink(missing_ok=True)
