@@ -701,7 +701,13 @@ def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, 
     assert not again.extracted and again.no_face == fs.no_face
     some = dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips[:5]})  # 5 of 12
     assert some.face_warning() is None
-    assert dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips}).face_warning()
+    # a face in one frame of each clip: the others take its box, not their centre squares
+    assert dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips}).face_warning() == (
+        "warning: no face found in 6 of 12 frames (50%): 0 of them, in clips without any face, "
+        "are centre squares, the other 6 take their clip's nearest face, and predict.py refuses "
+        "clips without one; check --face-detector, or pass --no-face-crop if the frames are faces "
+        "already"
+    )
 
 
 @pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")

@@ -144,17 +144,25 @@ class FeatureSet:
         return f"face crop: {method}{aside}; frames without a face: {counts}"
 
     def face_warning(self) -> str | None:
-        """A line when the crop found no face in half the frames or more (they are centre
-        squares, not faces: a detector that does not work on these frames, or frames that are
-        faces already), else None."""
+        """A line when the crop found no face in half the frames or more (those of clips without
+        any are centre squares, not faces: a detector that does not work on these frames, or
+        frames that are faces already), else None."""
         counts = self.no_face_by_species().values()
         missed, frames = sum(c.missed for c in counts), sum(c.frames for c in counts)
         if not frames or missed < FACELESS_WARNING * frames:
             return None
+        faceless = [c for c in self.clips if self.no_face.get(c.clip_id, 0) >= self.frames_per_clip]
+        whole = len(faceless) * self.frames_per_clip  # the others take their clip's nearest face
+        what = "they are centre squares, not faces"
+        if whole < missed:
+            what = (
+                f"{whole} of them, in clips without any face, are centre squares, the other "
+                f"{missed - whole} take their clip's nearest face"
+            )
         return (
             f"warning: no face found in {missed} of {frames} frames ({percent(missed / frames, 0)}%"
-            f"): they are centre squares, not faces, and predict.py refuses clips without one; "
-            "check --face-detector, or pass --no-face-crop if the frames are faces already"
+            f"): {what}, and predict.py refuses clips without one; check --face-detector, or "
+            "pass --no-face-crop if the frames are faces already"
         )
 
 
