@@ -8,8 +8,9 @@ log: their sizes and the SHA-256 of their bytes), renders the lines from them wi
 stamps them again, and records the lines only if nothing wrote in between. The same command then
 prints that record while both stores' bytes are still the stamped ones (:func:`replay`),
 importing neither MLflow nor Optuna, and while its content matches the SHA-256 it carries (a
-byte flipped or a figure edited since: the full path runs). Any write to either store (a trial of another worker, a tag
-set or a run deleted in the UI) changes its bytes: the full path runs and records again.
+byte flipped or a figure edited since: the full path runs). Any write to either store (a trial
+of another worker, a tag set or a run deleted in the UI) changes its bytes: the full path runs
+and records again.
 
 A record is keyed by everything else the closing depends on: the command's resolved options, the
 working folder (relative SQLite paths), ``MLFLOW_TRACKING_URI`` when no ``--tracking-uri`` is
