@@ -52,3 +52,27 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
     finally:
         sys.unraisablehook = unraisable
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def terminate_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``docker stop``, a batch scheduler's time limit, ``kill``) handled as a Ctrl-C in
+    the block: the command stops as it does then, what it finished kept and said, instead of
+    dying at once with nothing said. The SIGINT handler in place runs (KeyboardInterrupt where
+    SIGINT is ignored, as in a background job); the previous SIGTERM handler is put back after.
+    Outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_ctrl_c(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, as_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -374,16 +374,18 @@ def wait_for_a_chunk(child: subprocess.Popen, root: Path, deadline: float) -> Pa
     signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
     reason="SIGINT is ignored here, so a child would ignore it too",
 )
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # SIGTERM: docker stop, Slurm
 def test_ctrl_c_in_the_extract_command_says_what_it_kept_and_the_rerun_finishes(
-    data, tmp_path, counted, monkeypatch, caplog, capsys
+    data, tmp_path, counted, monkeypatch, caplog, capsys, stop
 ):
+    """SIGTERM ended the command at once, saying nothing (probe); it stops as Ctrl-C does."""
     cache = tmp_path / "cache"
     flags = ["--data", str(data), "--cache-dir", str(cache), "--frames", "3"]
     flags += ["--batch-size", "3", "--no-face-crop", "--precision", "float32"]
     child = start_command(*flags)
     try:
         journal = wait_for_a_chunk(child, cache / "features", deadline=time.monotonic() + 300)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         out, err = child.communicate(timeout=120)
     finally:
         if child.poll() is None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.features.request import FeatureOptions
+from core.interrupts import terminate_as_ctrl_c
 from core.words import counted
 from experiments.commands.features import os_error_line
 from experiments.commands.options import (
@@ -76,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@terminate_as_ctrl_c()  # SIGTERM stops it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from experiments.commands.quiet import console_logging, quiet_backend, quiet_console

@@ -26,6 +26,7 @@ from typing import Any
 import heads
 from core.constants import PRECISIONS
 from core.features.request import FeatureOptions
+from core.interrupts import terminate_as_ctrl_c
 from experiments.commands.options import (
     HelpFormatter,
     add_evaluation_arguments,
@@ -204,6 +205,7 @@ def _config(
     )
 
 
+@terminate_as_ctrl_c()  # SIGTERM stops it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
     """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep, or print a
     finished study's closing again while its stores are unchanged (:mod:`.replay`)."""
