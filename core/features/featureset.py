@@ -151,8 +151,8 @@ class FeatureSet:
         missed, frames = sum(c.missed for c in counts), sum(c.frames for c in counts)
         if not frames or missed < FACELESS_WARNING * frames:
             return None
-        faceless = [c for c in self.clips if self.no_face.get(c.clip_id, 0) >= self.frames_per_clip]
-        whole = len(faceless) * self.frames_per_clip  # the others take their clip's nearest face
+        faceless = sum(self.no_face.get(c.clip_id, 0) >= self.frames_per_clip for c in self.clips)
+        whole = faceless * self.frames_per_clip  # the others take their clip's nearest face
         what = "they are centre squares, not faces"
         if whole < missed:
             what = (

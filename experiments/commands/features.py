@@ -77,9 +77,10 @@ def load_features(
 
 
 def species_lost(clips, kept: set[str]) -> list[str]:
-    """A warning for each split that lost every clip of a species to decoding: its figures
-    (the worst species' APCER, the ACER) are then over the other species only, which no figure
-    says (probe: a CASIA target's only "cut" attack clip did not decode)."""
+    """A warning for each split that lost every clip of a species to decoding: a dev or test
+    split's figures (the worst species' APCER, the ACER) are then over the other species only,
+    which no figure says (probe: a CASIA target's only "cut" attack clip did not decode); the
+    heads train without a species the train split lost."""
     had: dict[str, set[str]] = {}
     has: dict[str, set[str]] = {}
     for clip in clips:
