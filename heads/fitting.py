@@ -177,7 +177,11 @@ def check_foldable(head_model: keras.Model) -> None:
         )
 
 
-def fold_standardization(head_model: keras.Model, standardization: Standardization) -> None:
+def fold_standardization(
+    head_model: keras.Model,
+    standardization: Standardization,
+    weights: list[np.ndarray] | None = None,
+) -> None:
     """Fold ``standardization`` into ``head_model``'s first kernel and bias, in place.
 
     Kernel rows become ``kernel / scale`` and the bias ``bias - (mean / scale) @ kernel``, both
@@ -185,10 +189,19 @@ def fold_standardization(head_model: keras.Model, standardization: Standardizati
     :data:`FOLD_ROWS` input channels at a time in one reused block (each division is the same
     float64 operation, rounded the same way): a whole float64 copy of convlstm2049's 134 MB
     kernel, and of its quotient, cost more in fresh memory than in arithmetic.
+
+    ``weights``, arrays in the order of ``head_model.get_weights()`` (e.g. the kept best epoch's,
+    about to be set), are folded in place instead of the variables: reading the kernel out of its
+    variable and assigning it back were two more copies of it, fresh memory in a sweep.
     """
     check_foldable(head_model)
     kernel_variable, bias_variable, _ = _input_kernel(head_model)
-    kernel = kernel_variable.numpy()  # Keras' own copy (np.array): divided in place below
+    if weights is None:
+        kernel = kernel_variable.numpy()  # Keras' own copy (np.array): divided in place below
+        bias = np.array(bias_variable.numpy())
+    else:
+        position = {id(variable): i for i, variable in enumerate(head_model.weights)}
+        kernel, bias = (weights[position[id(v)]] for v in (kernel_variable, bias_variable))
     channels_by_out = kernel.reshape(len(standardization.scale), -1)
     ratio = standardization.mean / standardization.scale
     block = np.empty((min(FOLD_ROWS, len(ratio)), channels_by_out.shape[1]), np.float64)
@@ -200,10 +213,12 @@ def fold_standardization(head_model: keras.Model, standardization: Standardizati
         shift += ratio[start : start + FOLD_ROWS] @ part
         np.divide(part, standardization.scale[start : start + FOLD_ROWS, np.newaxis], out=part)
         np.copyto(rows, part, casting="same_kind")  # float64 -> the kernel's type, rounded once
-    bias = np.array(bias_variable.numpy(), dtype=np.float64)
-    if bias.ndim == 2:  # GRU(reset_after=True): row 0 is the input's bias
-        bias[0] -= shift
+    shifted = np.array(bias, dtype=np.float64)
+    if shifted.ndim == 2:  # GRU(reset_after=True): row 0 is the input's bias
+        shifted[0] -= shift
     else:
-        bias -= shift
-    kernel_variable.assign(kernel)
-    bias_variable.assign(bias.astype(bias_variable.dtype))
+        shifted -= shift
+    np.copyto(bias, shifted, casting="same_kind")
+    if weights is None:
+        kernel_variable.assign(kernel)
+        bias_variable.assign(bias)

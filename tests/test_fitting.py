@@ -409,13 +409,15 @@ def test_the_head_returned_holds_the_best_dev_epochs_weights_after_several_bette
     assert cross_entropy(frames, data["dev"].y) == pytest.approx(losses[0], rel=1e-4)
 
 
+@pytest.mark.parametrize("into", ["variables", "weights"])
 @pytest.mark.parametrize("rows", [256, 300, 5000])  # whole blocks, a remainder, one short block
 @pytest.mark.parametrize(
     ("name", "hparams"), [("convlstm", {"filters": 3}), ("conv", {"width": 5})]
 )
-def test_fold_is_the_float64_formula_rounded_once(monkeypatch, name, hparams, rows):
+def test_fold_is_the_float64_formula_rounded_once(monkeypatch, name, hparams, rows, into):
     """Folded in blocks of input channels, the kernel is ``kernel / scale`` computed in float64
-    and rounded once, bit for bit, and the bias ``bias - (mean / scale) @ kernel`` to an ulp."""
+    and rounded once, bit for bit, and the bias ``bias - (mean / scale) @ kernel`` to an ulp;
+    the same folded into arrays of the head's weights (the kept best epoch's), then set."""
     keras.utils.set_random_seed(4)
     head = heads.build_head_model(name, "softmax", frames=3, **hparams)
     rng = np.random.default_rng(4)
@@ -426,7 +428,16 @@ def test_fold_is_the_float64_formula_rounded_once(monkeypatch, name, hparams, ro
     expected_kernel = (kernel / stats.scale[:, None]).astype(np.float32)
     expected_bias = (bias - (stats.mean / stats.scale) @ kernel).astype(np.float32)
     monkeypatch.setattr(heads.fitting, "FOLD_ROWS", rows)
-    heads.fold_standardization(head, stats)
+    if into == "variables":
+        heads.fold_standardization(head, stats)
+    else:
+        weights = head.get_weights()
+        others = [w.copy() for w in weights]
+        heads.fold_standardization(head, stats, weights)
+        changed = [not np.array_equal(w, o) for w, o in zip(weights, others, strict=True)]
+        assert sum(changed) == 2  # the kernel and the bias; the variables untouched:
+        assert np.array_equal(kernel_variable.numpy().reshape(CHANNELS, -1), kernel)
+        head.set_weights(weights)
     folded = kernel_variable.numpy().reshape(CHANNELS, -1)
     np.testing.assert_array_equal(folded, expected_kernel)
     ulps = np.abs(

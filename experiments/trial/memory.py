@@ -19,7 +19,14 @@ Three things grow with every trial otherwise (measured in bench/RESULTS.md, "Pea
   object the process holds: ~600k with TensorFlow, MLflow, Optuna and pandas loaded, 0.5-1 s a
   trial. Freezing what exists before the first trial takes it out of the collector's sight.
 
-:func:`settled` does the last two around the trial loop; :func:`trial_scope` wraps each trial.
+And one thing is slow on virtual machines: NumPy advises the kernel to back its arrays of 4 MiB
+and more with huge pages. Where the host takes freed memory back (free page reporting) and the
+kernel compacts memory for a huge page on demand, a fresh or long-freed 200 MiB then took 0.7-1.5 s
+to fill, against 0.07-0.08 s without the advice (bench/pages.py); a trial's large arrays (the
+best epoch's weights, the fold, the scores) paid it. Without it the default study's trials took
+1.22x less time (bench/RESULTS.md, "The default study's trial phase").
+
+:func:`settled` does the last three around the trial loop; :func:`trial_scope` wraps each trial.
 """
 
 from __future__ import annotations
@@ -40,13 +47,15 @@ MMAP_THRESHOLD_BYTES = 1 << 20
 
 @contextlib.contextmanager
 def settled() -> Iterator[None]:
-    """Around the trial loop: pin glibc's mmap threshold (:func:`map_large_blocks`), collect, and
-    exempt every surviving object from the collections inside (``gc.freeze``): the modules, the
-    cached features and the stores outlive the loop, and each trial's own garbage is still
-    collected. After the loop they are the collector's again (``gc.unfreeze``), so a process
-    that runs several sweeps (a notebook, the tests) does not keep their cycles for good. A
-    Ctrl-C that a finalizer dropped while collecting is raised here, not lost before the loop."""
+    """Around the trial loop: pin glibc's mmap threshold (:func:`map_large_blocks`), turn
+    NumPy's huge-page advice off (:func:`huge_pages`), collect, and exempt every surviving
+    object from the collections inside (``gc.freeze``): the modules, the cached features and the
+    stores outlive the loop, and each trial's own garbage is still collected. After the loop they
+    are the collector's again (``gc.unfreeze``) and the advice is as it was, so a process that
+    runs several sweeps (a notebook, the tests) does not keep their cycles for good. A Ctrl-C
+    that a finalizer dropped while collecting is raised here, not lost before the loop."""
     map_large_blocks()
+    advised = huge_pages(False)
     with ctrl_c_noticed() as interrupted:
         gc.collect()
         interrupted()
@@ -55,6 +64,17 @@ def settled() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+        huge_pages(advised)
+
+
+def huge_pages(advise: bool) -> bool:
+    """Whether NumPy advises the kernel to back its large arrays with huge pages; sets it to
+    ``advise`` and returns what it was (False where this NumPy has no such setting)."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        return False
+    return bool(_set_madvise_hugepage(advise))
 
 
 def map_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:

@@ -189,10 +189,10 @@ def train_head(
             verbose=0,
             callbacks=[tracker],
         )
+    if statistics is not None:  # into the kept arrays, before they are set
+        heads.fold_standardization(head, statistics, tracker.best_weights[0])
     for part, weights in zip(kept, tracker.best_weights, strict=True):
         part.set_weights(weights)
-    if statistics is not None:
-        heads.fold_standardization(head, statistics)
     if tuned_statistics is not None:
         fold_standardized(top, tuned_statistics)
     scorer = heads.training_model(head)  # the folded head's logits, on raw fc7
