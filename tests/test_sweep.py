@@ -15,10 +15,13 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from unittest.mock import Mock
 
@@ -715,21 +718,35 @@ def test_a_stopped_baseline_runs_again_in_a_study_of_fewer_trials_than_baselines
     assert trials[1].params == trials[0].params == baselines("dense*,lstm*")[0]
 
 
-@pytest.mark.parametrize("verbose", [False, True])
-def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch, capsys, verbose):
+@pytest.mark.parametrize(
+    ("verbose", "stop"),
+    [(False, None), (True, None), (False, signal.SIGINT), (False, signal.SIGTERM)],
+    ids=["raised", "raised-verbose", "sigint", "sigterm"],  # SIGTERM: docker stop, Slurm
+)
+def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(
+    workspace, monkeypatch, capsys, verbose, stop
+):
     """Ctrl-C in a trial: the sweep's ``interrupted: ...`` line says it; Optuna's two warnings
     about the trial ('Trial 0 failed with parameters: {...} because of the following error:
     KeyboardInterrupt().', 'Trial 0 failed with value None.') came before it. With --verbose,
-    Optuna's first line stays, without its traceback."""
+    Optuna's first line stays, without its traceback. A real SIGINT does the same, and so does
+    SIGTERM, which killed the sweep at once saying nothing (probe); the trial is queued again."""
     monkeypatch.chdir(workspace)
     said = logging.StreamHandler(io.StringIO())  # beside Optuna's own handler, filtered alike
     logging.getLogger("optuna").addHandler(said)
+    terminate = signal.getsignal(signal.SIGTERM)
 
     def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+        if stop is None:
+            raise KeyboardInterrupt
+        # its default would end this test process: the sweep must have a handler of its own
+        assert callable(signal.getsignal(stop)) and signal.getsignal(stop) != terminate
+        signal.pthread_kill(threading.get_ident(), stop)
+        time.sleep(5)  # the handler raises here, at once
+        raise AssertionError(f"signal {stop} did not stop the trial")
 
     monkeypatch.setattr(objective, "train_head", interrupt)
-    study = f"ctrl-c-{verbose}".lower()
+    study = f"ctrl-c-{verbose}-{stop or 'raised'}".lower()
     argv = ["--data", str(workspace / "data"), "--cache-dir", str(workspace / "cache")]
     argv += ["--storage", f"sqlite:///{workspace}/optuna.db", "--frames", str(FRAMES)]
     argv += ["--tracking-uri", f"sqlite:///{workspace}/mlflow.db", "--heads", "lstm30"]
@@ -740,6 +757,14 @@ def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(workspace, monkeypatch
         logging.getLogger("optuna").removeHandler(said)
     out, err = capsys.readouterr()
     assert "interrupted: finished trials are kept" in out + err
+    assert signal.getsignal(signal.SIGTERM) == terminate  # put back
+    states = [
+        t.state.name
+        for t in optuna.load_study(
+            study_name=study, storage=f"sqlite:///{workspace}/optuna.db"
+        ).get_trials()
+    ]
+    assert states == ["FAIL", "WAITING"]  # queued again, for the rerun
     logged = said.stream.getvalue()
     lines = [line for line in logged.splitlines() if line.startswith("Trial 0 ")]
     if verbose:
