@@ -216,3 +216,36 @@ def test_a_first_run_killed_in_its_first_trial_is_taken_over(tmp_path) -> None:
         running.ask().set_user_attr(WORKER_ATTR, owner)
         with pytest.raises(ValueError, match="was run with clips"):
             check_identity(running, OTHER, ["minimize"], worker_name())
+
+
+def test_differences_name_the_flags_by_which_two_records_differ() -> None:
+    """How a new default-named study differs from another (said under 'new study NAME', which
+    said nothing of why the name was new): features by their cache key parts, other entries
+    as recorded, hashed clips only when nothing else differs."""
+    from experiments.stores.identity import FEATURES, KEY_PARTS, differences
+
+    clips = "clips (--protocol, --fold, --split-seed)"
+    parts = {"data": "d1", "frames_per_clip": 7, "face_crop": False, "detector": "x"}
+
+    def record(entry: str, repeats: str = "1", clip: str = "c1", **changed) -> dict:
+        return {
+            FEATURES: f"cache entry {entry}",
+            clips: clip,
+            "--repeats": repeats,
+            KEY_PARTS: {entry: {**parts, **changed}},
+        }
+
+    base = record("k1")
+    assert differences(base, record("k1")) == []
+    assert differences(base, record("k2", frames_per_clip=8)) == ["--frames 7; this run's 8"]
+    assert differences(base, record("k2", data="d2", repeats="3", clip="c2")) == [
+        "the data files differ",
+        "--repeats 1; this run's 3",
+    ]
+    # the crop says its detector: one difference
+    assert differences(base, record("k2", face_crop=True, detector="y")) == [
+        "the face crop off; this run's on"
+    ]
+    assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
+    older = {what: value for what, value in base.items() if what != KEY_PARTS}
+    assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded

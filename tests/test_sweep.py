@@ -880,6 +880,27 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
 
 
+def test_a_new_default_name_says_how_the_closest_study_differs(workspace, tmp_path, capsys):
+    """A rerun whose flags changed the default name said only "new study NAME": not which flag
+    made it new, nor that the study it meant to resume is still there (left from a probe). A
+    named new study, and a store of one study, say nothing more."""
+    stores = {"storage": f"sqlite:///{tmp_path}/optuna.db"}
+    stores["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    first = run_sweep(config(workspace, None, trials=1, heads="lstm30", **stores))
+    assert "differs from" not in capsys.readouterr().out
+    run_sweep(
+        config(workspace, None, trials=1, heads="lstm30", training_precision="bfloat16", **stores)
+    )
+    lines = capsys.readouterr().out.splitlines()
+    new = next(i for i, line in enumerate(lines) if line.startswith("new study "))
+    assert lines[new + 1] == (
+        f"differs from study {first.study.study_name} (1 trial): "
+        "training precision (--train-precision) float32; this run's bfloat16"
+    )
+    run_sweep(config(workspace, "named", trials=1, heads="lstm30", **stores))
+    assert "differs from" not in capsys.readouterr().out
+
+
 def test_cross_dataset_with_repeats_is_one_command(workspace, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(workspace)
     write_tiny_set(workspace / "other", seed=1)

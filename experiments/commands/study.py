@@ -74,10 +74,8 @@ class SweepResult:
 def _fold_tag(folds: set[int | None]) -> str:
     """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` when a trial runs every
     fold (the ``folds`` tag lists them): never fold 1's number for a study of six folds."""
-    if len(folds) > 1:
-        return "all"
-    (fold,) = folds
-    return "none" if fold is None else str(fold)
+    fold = next(iter(folds))
+    return "all" if len(folds) > 1 else "none" if fold is None else str(fold)
 
 
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
@@ -170,6 +168,8 @@ def run_sweep(
     line = console.study_line(
         study_name, done, config.trials, joined, len(baselines), running, starting
     )
+    if not (done or joined or config.study):  # a new default name: what made it new
+        line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
     print(line, flush=True)
     context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)

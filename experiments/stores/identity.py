@@ -279,16 +279,68 @@ def _differences(
                 continue
     if not theirs_all:
         theirs_all = [recorded[prefix] for prefix in keys if prefix in recorded]
-    found = []
-    for theirs in theirs_all:
-        try:
-            differ = [part for part, value in parts.items() if theirs.get(part) != value]
-        except AttributeError:  # not a dict
-            continue
-        if "face_crop" in differ:  # its detector and boxes: said by the crop
-            differ = [part for part in differ if part not in ("detector", "face_boxes")]
-        found.append({p: _difference(p, theirs.get(p), parts[p]) for p in differ})
+    found = [_part_differences(theirs, parts) for theirs in theirs_all if isinstance(theirs, dict)]
     return min(found, key=len) or None if found else None
+
+
+def _part_differences(theirs: dict[str, Any], parts: dict[str, Any]) -> dict[str, str]:
+    """Cache key parts that differ between an entry's (``theirs``) and ``parts``, as said."""
+    differ = [part for part, value in parts.items() if theirs.get(part) != value]
+    if "face_crop" in differ:  # its detector and boxes: said by the crop
+        differ = [part for part in differ if part not in ("detector", "face_boxes")]
+    return {p: _difference(p, theirs.get(p), parts[p]) for p in differ}
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two records of what a study's figures depend on (another study's
+    ``recorded``, this run's ``current``), as a user names it: "--frames 7; this run's 8",
+    "--repeats 1; this run's 3". Features are said by their cache key parts where both records
+    have one entry each; hashed entries (clips) only when nothing else differs."""
+    said, hashed = [], []
+    for what, value in current.items():
+        if what in UNCOMPARED or what not in recorded or recorded[what] == value:
+            continue
+        parts = [_key_parts(record, what) for record in (recorded, current)]
+        if what in SIDES and parts[0] is not None and parts[1] is not None:
+            said += _part_differences(parts[0], parts[1]).values()
+        elif what.startswith(("clips", "test clips")) or what in SIDES:
+            hashed.append(f"{what} differ")
+        else:
+            said.append(f"{what} {_shown(recorded[what])}; this run's {_shown(value)}")
+    return list(dict.fromkeys(said)) or hashed
+
+
+def closest_other(storage: str, study: optuna.Study) -> str | None:
+    """Why a new study's default name is new: how it differs from the closest other study in
+    ``storage`` (the fewest differences in what the figures depend on), as "differs from study
+    pad-... (12 trials): --frames 7; this run's 8", three at most with "|" between them. None
+    where the store holds no other study with a record, or cannot be read: it only reads."""
+    ours = study.user_attrs.get(IDENTITY_ATTR)
+    if not isinstance(ours, dict):
+        return None
+    try:
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep
+        return None
+    found = []
+    for summary in summaries:
+        theirs = summary.user_attrs.get(IDENTITY_ATTR)
+        if summary.study_name != study.study_name and isinstance(theirs, dict):
+            if said := differences(theirs, ours):
+                found.append((len(said), summary.study_name, summary.n_trials, said))
+    if not found:
+        return None
+    _, name, trials, said = min(found)
+    more = f" | {len(said) - 3} more" if len(said) > 3 else ""
+    return f"differs from study {name} ({counted(trials, 'trial')}): {' | '.join(said[:3])}{more}"
+
+
+def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The cache key parts of ``record``'s one entry of ``what`` (its features), if recorded."""
+    keys = str(record.get(what, "")).removeprefix("cache entry ").split(",")
+    parts = record.get(KEY_PARTS)
+    found = parts.get(keys[0]) if isinstance(parts, dict) and len(keys) == 1 else None
+    return found if isinstance(found, dict) else None
 
 
 def _difference(part: str, before: Any, value: Any) -> str:
