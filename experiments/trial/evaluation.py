@@ -268,13 +268,17 @@ def check_database(data: NamedData) -> Dataset:
 
 
 def cross_dataset_options(options: FeatureOptions, evaluation: EvaluationOptions) -> FeatureOptions:
-    """``options`` pointed at the cross-dataset test set: same backbone and frames, its layout."""
+    """``options`` pointed at the cross-dataset test set: same backbone, frames and face crop
+    (the default crop as the training data resolve it: none for the synthetic set, whose heads
+    tested on cropped faces scored other inputs than they trained on), its layout."""
+    crop = options.face_crop if options.face_crop is not None else options.data is not None
     return dataclasses.replace(
         options,
         data=evaluation.test_data,
         protocol=evaluation.test_protocol,
         fold=None,
         subject_pattern=None,  # a pattern is written for --data's file names
+        face_crop=crop,
     )
 
 
@@ -282,9 +286,10 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
     """``other`` ready to be tested on: its test split, or every clip when it has no test split
     of its own (one the loader carved does not count) or ``clips`` is "all".
 
-    Refuses features the trained head cannot read (another backbone or frame count).
+    Refuses features the trained head cannot read (another backbone, frame count or crop).
     """
-    for field, what in (("weights_fingerprint", "weights"), ("frames_per_clip", "frames per clip")):
+    fields = ("weights_fingerprint", "weights"), ("frames_per_clip", "frames per clip")
+    for field, what in (*fields, ("face_crop", "face crop")):
         if getattr(other, field) != getattr(trained, field):
             raise DataError(
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
