@@ -330,6 +330,25 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
     assert code == 2 and len(err) == 1 and "has no head weights" in err[0]
 
 
+def test_head_weights_gone_from_the_artifact_store_are_said_as_such(sweep, uri, runs, capsys):
+    """A store copied without its artifacts folder (the runs keep the folder they logged to):
+    predict said the trial kept no weights and told the user to train it again (probe)."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    mlflow.set_tracking_uri(uri)
+    where = MlflowClient().get_run(run_id).info.artifact_uri
+    folder = Path(where.removeprefix("file://"))
+    assert folder.is_dir()
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    folder.rename(folder.with_name("moved"))
+    try:
+        code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, clip)
+    finally:
+        folder.with_name("moved").rename(folder)
+    assert code == 2 and out == [] and len(err) == 1
+    assert f"its head.weights.h5 was logged, but its artifact store {where} no longer" in err[0]
+    assert "--keep-weights" not in err[0]
+
+
 def test_unreadable_clips_are_named_counted_and_the_rest_scored(sweep, uri, runs, capsys, tmp_path):
     run_id = with_weights(runs)["run_id"].iloc[0]
     corrupt = tmp_path / "corrupt.mp4"

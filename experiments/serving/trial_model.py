@@ -193,12 +193,26 @@ def has_artifact(run_id: str, name: str) -> bool:
 def fetch_head_weights(model: TrialModel, folder: Path) -> Path:
     """The run's ``head.weights.h5`` in ``folder``; a run that kept none is a ScoringError."""
     if not has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
+        _gone(model, tracking.HEAD_WEIGHTS)
         raise ScoringError(
             f"run {model.run_id} (trial {model.trial}, {model.config.head}) has no head weights: "
             "the sweep logged none for it (--keep-weights best keeps only each family's "
             "improvements, none keeps none); rerun that configuration with --keep-weights all"
         )
     return _checked(model, fetch_artifact(model.run_id, tracking.HEAD_WEIGHTS, folder))
+
+
+def _gone(model: TrialModel, name: str) -> None:
+    """A ScoringError if the trial logged ``name`` (its checksum tag is on the run) and its
+    artifact store no longer has it: a store copied or moved without its artifacts folder
+    (the runs keep the old folder's path), not a trial that kept no weights."""
+    if name in model.checksums:
+        where = MlflowClient().get_run(model.run_id).info.artifact_uri
+        raise ScoringError(
+            f"run {model.run_id} (trial {model.trial}): its {name} was logged, but its artifact "
+            f"store {where} no longer holds it: the artifacts were moved or deleted (a copied "
+            "store keeps the folder they were logged to); put them back there"
+        )
 
 
 def _checked(model: TrialModel, path: Path) -> Path:
@@ -220,6 +234,7 @@ def fetch_top_weights(model: TrialModel, folder: Path) -> Path | None:
     if model.fine_tune == "none":
         return None
     if not has_artifact(model.run_id, tracking.TOP_WEIGHTS):
+        _gone(model, tracking.TOP_WEIGHTS)
         raise ScoringError(
             f"run {model.run_id} (trial {model.trial}) fine-tuned its backbone "
             f"({model.fine_tune}) but has no {tracking.TOP_WEIGHTS}: its backbone cannot be rebuilt"
