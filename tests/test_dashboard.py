@@ -3,7 +3,7 @@
 A small sweep (three ``dense`` trials on the tiny set of ``test_sweep``) is tracked in SQLite;
 ``mlflow ui`` and ``optuna-dashboard`` serve its stores on free loopback ports, and headless
 Chromium (Debian's ``chromium``; ``.ci/run`` installs it) opens the links the sweep prints. The
-view state that :mod:`experiments.dashboard` writes is MLflow's internal format: these tests are
+view state that :mod:`experiments.stores.dashboard` writes is MLflow's internal format: these tests are
 what says when a new MLflow reads it differently.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: commands

@@ -287,13 +287,16 @@ def test_a_run_of_another_keras_backend_is_scored_with_a_warning(sweep, uri, run
 
 def test_a_crop_check_for_a_study_without_database_boxes_is_refused(sweep, uri, runs, capsys):
     """It was accepted and did nothing: the study's clips were cropped by its detector, as
-    these are, so there is no change of crop to measure."""
+    these are, so there is no change of crop to measure. ``--crop-check 0`` is accepted."""
     run_id = with_weights(runs)["run_id"].iloc[0]
     clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
     argv = ("--tracking-uri", uri, "--run", run_id, "--crop-check", "2", clip)
     code, out, err = run_predict(capsys, *argv)
     assert code == 2 and out == [] and len(err) == 1
     assert err[0].startswith("error: --crop-check 2: the study cropped no clip with its database")
+    # 0, "do not" as its help says, asks for nothing to refuse: it was refused too (probe)
+    code, out, err = run_predict(capsys, *argv[:-2], "0", "--score-faceless", clip)
+    assert code == 0 and len(out) == 2 and not [line for line in err if "crop-check" in line], err
 
 
 def test_a_detector_for_a_study_that_cropped_nothing_is_refused(

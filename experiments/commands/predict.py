@@ -108,7 +108,7 @@ def load_scorer(args: argparse.Namespace):
     run_id = args.run or trial_model.best_trial_run(args.study, args.head_family)
     model = trial_model.trial_model(run_id)
     weights = scorer.backbone_weights(model, args.weights)  # checked before anything is built
-    if args.crop_check is not None and not model.face_crop.used_database_boxes:
+    if args.crop_check and not model.face_crop.used_database_boxes:  # 0: nothing to refuse
         raise trial_model.ScoringError(
             f"--crop-check {args.crop_check}: the study cropped no clip with its database's own "
             "face boxes, so these clips are cropped as its were: drop --crop-check"
