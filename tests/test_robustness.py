@@ -482,7 +482,9 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     optuna.create_study(study_name="kept", storage=f"sqlite:///{optuna_db}")
     notes = tmp_path / "databases.toml"
     notes.write_text('oulu = "/data/OULU-NPU"\n')
-    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes)}
+    empty = tmp_path / "empty.db"  # compare --list made an MLflow store in it (probe)
+    empty.touch()
+    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes, empty)}
     capsys.readouterr()  # MLflow's lines as it made its tables
     one = f"sqlite:///{tmp_path / 'one.db'}"
     typo = tmp_path / "studys"  # a mistyped folder: MLflow made it and an empty store in it
@@ -507,13 +509,15 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (sweep, ["--storage", f"sqlite:///{typo}/optuna.db"], f"there is no folder {typo}"),
         (sweep, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], f"there is no folder {typo}"),
         (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "no tracking store at"),
+        (compare, ["--list", "--tracking-uri", f"sqlite:///{empty}"], f"at {empty} (an empty"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and said in err[0], err
     assert {path: path.read_bytes() for path in before} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [notes.name, "mlflow.db", "optuna.db"]
+    names = [notes.name, empty.name, "mlflow.db", "optuna.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_a_store_of_the_wrong_kind_is_said_before_features_are_extracted(

@@ -287,9 +287,10 @@ def check_existing_store(uri: str) -> None:
     :class:`StoreUnreachable` for a server that does not answer."""
     database = _absent_file(uri)
     if database is not None:
+        empty = " (an empty file)" if Path(database).is_file() else ""
         raise ValueError(
-            f"no tracking store at {database}: a sweep writes it there; pass the --tracking-uri "
-            "the sweep used, or run the command in the sweep's folder"
+            f"no tracking store at {database}{empty}: a sweep writes it there; pass the "
+            "--tracking-uri the sweep used, or run the command in the sweep's folder"
         )
     check_server(uri)
 
@@ -301,10 +302,10 @@ def store_failed(err: MlflowException) -> str:
 
 
 def _absent_file(uri: str) -> str | None:
-    """The SQLite file of ``uri`` (its URI form's too) when there is none yet (MLflow would
-    create it); else None."""
+    """The SQLite file of ``uri`` (its URI form's too) when there is none yet, or it is empty
+    (MLflow would make its store there); else None."""
     database = wal.sqlite_file(uri)
-    if database is None or Path(database).is_file():
+    if database is None or (Path(database).is_file() and Path(database).stat().st_size > 0):
         return None
     return database
 
