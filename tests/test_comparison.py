@@ -273,6 +273,20 @@ def test_banner_follows_the_trial_runs_tags(store, reports, capsys) -> None:
     assert "demonstration" not in capsys.readouterr().out
 
 
+def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:
+    """``--all`` ("every figure") held no run id, which ``predict.py --run`` takes (probe)."""
+    uri = mlflow.get_tracking_uri()
+    assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+    headline = capsys.readouterr().out
+    assert compare.main(["--study", "demo", "--all", "--tracking-uri", uri]) == 0
+    every = capsys.readouterr().out
+    rows = [line for line in every.splitlines() if line.startswith("| ") and "run_id" not in line]
+    finished = set(trial_runs(store["demo"][1])["run_id"])
+    shown = [[c.strip() for c in row.split("|") if c.strip() in finished] for row in rows]
+    assert len(rows) >= 2 and all(len(runs) == 1 for runs in shown)  # a row may repeat a trial
+    assert not any(run in headline for (run,) in shown)
+
+
 def test_parent_run_holds_the_best_trial_per_family(store, tmp_path) -> None:
     study, experiment_id, parent, _ = store["demo"]
     names = {a.path for a in MlflowClient().list_artifacts(parent)}

@@ -7,7 +7,8 @@ Without ``--study`` the study whose trial ran last is shown; ``--list`` prints e
 its complete trials and last activity, newest first. The table holds the headline figures as
 papers print them (parameter counts with separators, error rates in %, mean ± std in percentage
 points over folds and repeats); ``--all`` adds every figure but the 95 % intervals (per-species
-APCER among them), which the parent run's comparison.csv and report.html hold too. A study run
+APCER among them), which the parent run's comparison.csv and report.html hold too, and each
+row's MLflow run id (``predict.py --run`` takes it). A study run
 on synthetic data or a random backbone is flagged as the demonstration it is. ``--cross`` shows
 each setting's last study run (those on synthetic data are left out, and named under the table);
 ``--study``, repeated, names the studies it shows instead.
@@ -92,11 +93,13 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
     columns = None if every_column else tables.HEADLINE
+    if not every_column:  # --all keeps the run id: what predict.py --run takes
+        table = table.drop(columns=["run_id"])
     return (
         f"# Study {name}\n\n{warning}{complete_said}; best per "
         "head family and the write-up baselines, chosen on dev (test never used for choosing). "
         f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
-        f"{tables.to_markdown(table.drop(columns=['run_id']), columns)}"
+        f"{tables.to_markdown(table, columns)}"
     )
 
 
