@@ -318,19 +318,20 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
     ours = study.user_attrs.get(IDENTITY_ATTR)
     if not isinstance(ours, dict):
         return None
-    try:
-        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    found = []
+    try:  # the studies' records, not their trials (Optuna's summaries read every trial)
+        stored = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        for other in stored.get_all_studies():
+            theirs = other.user_attrs.get(IDENTITY_ATTR)
+            if other.study_name != study.study_name and isinstance(theirs, dict):
+                if said := differences(theirs, ours):
+                    found.append((len(said), other.study_name, said))
+        if not found:
+            return None
+        _, name, said = min(found)
+        trials = stored.get_n_trials(stored.get_study_id_from_name(name))
     except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep
         return None
-    found = []
-    for summary in summaries:
-        theirs = summary.user_attrs.get(IDENTITY_ATTR)
-        if summary.study_name != study.study_name and isinstance(theirs, dict):
-            if said := differences(theirs, ours):
-                found.append((len(said), summary.study_name, summary.n_trials, said))
-    if not found:
-        return None
-    _, name, trials, said = min(found)
     more = f" | {len(said) - 3} more" if len(said) > 3 else ""
     return f"differs from study {name} ({counted(trials, 'trial')}): {' | '.join(said[:3])}{more}"
 
