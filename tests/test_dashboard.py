@@ -3,8 +3,8 @@
 A small sweep (three ``dense`` trials on the tiny set of ``test_sweep``) is tracked in SQLite;
 ``mlflow ui`` and ``optuna-dashboard`` serve its stores on free loopback ports, and headless
 Chromium (Debian's ``chromium``; ``.ci/run`` installs it) opens the links the sweep prints. The
-view state that :mod:`experiments.stores.dashboard` writes is MLflow's internal format: these tests are
-what says when a new MLflow reads it differently.
+view state that :mod:`experiments.stores.dashboard` writes is MLflow's internal format: these
+tests are what says when a new MLflow reads it differently.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: commands
 on fd 3, answers on fd 4, NUL-separated JSON), so no client package is needed.
