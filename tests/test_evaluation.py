@@ -265,7 +265,7 @@ def test_a_test_set_the_head_cannot_read_is_refused(sets) -> None:
     _, features, _, other = sets
     with pytest.raises(DataError, match="frames per clip 3 differ"):
         as_test_set(dataclasses.replace(other, frames_per_clip=3), features)
-    with pytest.raises(DataError, match="face crop True differ from the training data's False"):
+    with pytest.raises(DataError, match="face crop True differ from the training data's False: "):
         as_test_set(dataclasses.replace(other, face_crop=True), features)
 
 
@@ -274,13 +274,13 @@ def test_the_test_data_is_cropped_as_the_training_data_are() -> None:
     face-cropped by the default crop, the heads scored other inputs than they trained on, and
     predict, reading the study's crop, disagreed with its scores.csv (probe)."""
     evaluation = EvaluationOptions(test_data=Path("other"))
-    synthetic = cross_dataset_options(FeatureOptions(), evaluation)
+    synthetic = cross_dataset_options(FeatureOptions(), evaluation, synthetic=True)
     assert (synthetic.data, synthetic.face_crop) == (Path("other"), False)
-    own = cross_dataset_options(FeatureOptions(data=Path("mine")), evaluation)
+    own = cross_dataset_options(FeatureOptions(data=Path("mine")), evaluation, synthetic=False)
     assert own.face_crop is True
     for crop in (False, True):  # as given
         given = FeatureOptions(data=Path("mine"), face_crop=crop)
-        assert cross_dataset_options(given, evaluation).face_crop is crop
+        assert cross_dataset_options(given, evaluation, synthetic=crop).face_crop is crop
 
 
 def test_flags() -> None:

@@ -249,3 +249,36 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
     older = {what: value for what, value in base.items() if what != KEY_PARTS}
     assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded
+
+
+def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> None:
+    """The review found a one-objective twin skipped (its records equal, the name's -pareto
+    not recorded) for a farther study, and queued trials counted as a study's trials."""
+    from experiments.stores.identity import closest_other
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    precision = "training precision (--train-precision)"
+    record = {"--repeats": "1", precision: "float32"}
+
+    def made(name: str, identity: dict, objectives: int = 1, finished: int = 0) -> optuna.Study:
+        made = optuna.create_study(
+            study_name=name, storage=url, directions=["minimize"] * objectives
+        )
+        made.set_user_attr(IDENTITY_ATTR, identity)
+        for _ in range(finished):
+            made.tell(made.ask(), [0.5] * objectives)
+        made.enqueue_trial({})  # queued: not a finished trial
+        return made
+
+    new = made("new", record)
+    assert closest_other(url, new) is None  # alone in its store
+    made("far", {"--repeats": "3", precision: "bfloat16"}, finished=2)
+    made("pareto", record, objectives=2)
+    assert closest_other(url, new) == (
+        "differs from study pareto (0 finished trials): --multi-objective on; this run's off"
+    )
+    made("same", record, finished=1)
+    assert closest_other(url, new) == (
+        "study same (1 finished trial) records the same data and options: --study same resumes it"
+    )
+    assert closest_other(f"sqlite:///{tmp_path / 'nothing.db'}", new) is None  # no schema

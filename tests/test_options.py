@@ -145,14 +145,21 @@ def test_database_paths_read_as_written(tmp_path, monkeypatch) -> None:
     assert domains.parse_database(f"msu={odd}:msu").protocol == "msu"
 
 
-def test_a_detector_with_a_crop_is_taken() -> None:
-    for argv in (  # the user's test data is cropped by default, with the synthetic set trained
+def test_a_detector_with_a_crop_is_taken(capsys) -> None:
+    for argv in (
         ["--face-crop", "--face-detector", "haar"],
         ["--data", "d", "--face-detector", "haar"],
-        ["--test-data", "t", "--face-detector", "haar"],
+        ["--test-data", "t", "--face-crop", "--face-detector", "haar"],
         ["--protocol", "mi-c", *DATABASES, "--face-detector", "haar"],  # named databases
     ):
         assert sweep.parse_args(argv).features.face_detector == "haar"
+    # the test data are cropped as the synthetic set is, by default not: the detector did nothing
+    with pytest.raises(SystemExit):
+        sweep.parse_args(["--test-data", "t", "--face-detector", "haar"])
+    said = capsys.readouterr().err.strip()
+    assert said.endswith(
+        "cropped (the synthetic set's default): add --face-crop, or drop --face-detector"
+    )
 
 
 @pytest.mark.parametrize("command", ["sweep", "extract", "predict", "compare"])

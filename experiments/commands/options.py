@@ -194,7 +194,7 @@ def evaluation_options(
     given = {k: getattr(args, k, None) for k in ("sources", "target", "test_data")}
     repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
     named = protocol in domains.CHOICES
-    _check_crop(features, named or bool(given["sources"]) or given["test_data"] is not None)
+    _check_crop(features, named or bool(given["sources"]))
     if named and (given["sources"] is not None or given["target"] is not None):
         raise ValueError(
             f"--protocol {protocol} names its sources and target: drop --sources and --target"
@@ -275,8 +275,8 @@ def evaluation_options(
 
 def _check_crop(features: FeatureOptions | None, other_data: bool) -> None:
     """A ValueError when ``--face-detector`` names a detector and no frame is cropped (it was
-    ignored): ``--no-face-crop``, or the synthetic set alone, which is not cropped by default
-    (``other_data``: named databases or ``--test-data``, cropped by default)."""
+    ignored): ``--no-face-crop``, or the synthetic set, which is not cropped by default, nor is
+    ``--test-data`` tested on it (``other_data``: named databases, cropped by default)."""
     if features is None or features.face_detector == AUTO:
         return
     cropped = features.face_crop

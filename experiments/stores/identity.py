@@ -312,8 +312,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 def closest_other(storage: str, study: optuna.Study) -> str | None:
     """Why a new study's default name is new: how it differs from the closest other study in
-    ``storage`` (the fewest differences in what the figures depend on), as "differs from study
-    pad-... (12 trials): --frames 7; this run's 8", three at most with "|" between them. None
+    ``storage`` (the fewest differences in what the figures depend on and its objectives), as
+    "differs from study pad-... (12 finished trials): --frames 7; this run's 8", three at most
+    with "|" between them; or that one records the same (named otherwise: ``--study``). None
     where the store holds no other study with a record, or cannot be read: it only reads."""
     ours = study.user_attrs.get(IDENTITY_ATTR)
     if not isinstance(ours, dict):
@@ -323,17 +324,25 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
         stored = optuna.storages.RDBStorage(storage, skip_table_creation=True)
         for other in stored.get_all_studies():
             theirs = other.user_attrs.get(IDENTITY_ATTR)
-            if other.study_name != study.study_name and isinstance(theirs, dict):
-                if said := differences(theirs, ours):
-                    found.append((len(said), other.study_name, said))
+            if other.study_name == study.study_name or not isinstance(theirs, dict):
+                continue
+            said = differences(theirs, ours)
+            if len(other.directions) != len(study.directions):  # the name's -pareto
+                now = "on" if len(study.directions) > 1 else "off"
+                said.append(f"--multi-objective {'off' if now == 'on' else 'on'}; this run's {now}")
+            found.append((len(said), other.study_name, said))
         if not found:
             return None
         _, name, said = min(found)
-        trials = stored.get_n_trials(stored.get_study_id_from_name(name))
+        finished = (TrialState.COMPLETE, TrialState.PRUNED)
+        trials = stored.get_n_trials(stored.get_study_id_from_name(name), state=finished)
     except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep
         return None
+    study_said = f"study {name} ({counted(trials, 'finished trial')})"
+    if not said:
+        return f"{study_said} records the same data and options: --study {name} resumes it"
     more = f" | {len(said) - 3} more" if len(said) > 3 else ""
-    return f"differs from study {name} ({counted(trials, 'trial')}): {' | '.join(said[:3])}{more}"
+    return f"differs from {study_said}: {' | '.join(said[:3])}{more}"
 
 
 def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:

@@ -172,9 +172,10 @@ def prepare_settings(
         return _cross_domain_settings(evaluation, load)
     test_features = None
     if evaluation.test_data is not None:
-        other = cross_dataset_options(options, evaluation)
         first = dataclasses.replace(options, fold=protocol_folds(options)[0])
-        shared = _shared_clips(load_data(other), load_data(first))
+        trained = load_data(first)
+        other = cross_dataset_options(options, evaluation, trained.synthetic)
+        shared = _shared_clips(load_data(other), trained)
         if shared:
             raise DataError(
                 f"--test-data {evaluation.test_data} {shared} --data {options.data}: a "
@@ -267,11 +268,14 @@ def check_database(data: NamedData) -> Dataset:
     return dataset
 
 
-def cross_dataset_options(options: FeatureOptions, evaluation: EvaluationOptions) -> FeatureOptions:
+def cross_dataset_options(
+    options: FeatureOptions, evaluation: EvaluationOptions, synthetic: bool
+) -> FeatureOptions:
     """``options`` pointed at the cross-dataset test set: same backbone, frames and face crop
-    (the default crop as the training data resolve it: none for the synthetic set, whose heads
-    tested on cropped faces scored other inputs than they trained on), its layout."""
-    crop = options.face_crop if options.face_crop is not None else options.data is not None
+    (the default crop as the training data resolve it: none when they are the ``synthetic``
+    set, whose heads tested on cropped faces scored other inputs than they trained on), its
+    layout."""
+    crop = options.face_crop if options.face_crop is not None else not synthetic
     return dataclasses.replace(
         options,
         data=evaluation.test_data,
@@ -291,9 +295,11 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
     fields = ("weights_fingerprint", "weights"), ("frames_per_clip", "frames per clip")
     for field, what in (*fields, ("face_crop", "face crop")):
         if getattr(other, field) != getattr(trained, field):
+            crop = field == "face_crop"
+            fix = ": choose one for both, --face-crop or --no-face-crop" if crop else ""
             raise DataError(
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
-                f"{getattr(trained, field)}"
+                f"{getattr(trained, field)}{fix}"
             )
     if not tested_whole(other, clips):
         return other

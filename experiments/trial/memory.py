@@ -23,8 +23,9 @@ And one thing is slow on virtual machines: NumPy advises the kernel to back its 
 and more with huge pages. Where the host takes freed memory back (free page reporting) and the
 kernel compacts memory for a huge page on demand, a fresh or long-freed 200 MiB then took 0.7-1.5 s
 to fill, against 0.07-0.08 s without the advice (bench/pages.py); a trial's large arrays (the
-best epoch's weights, the fold, the scores) paid it. Without it the default study's trials took
-1.22x less time (bench/RESULTS.md, "The default study's trial phase").
+best epoch's weights, the fold, the scores) paid it. Without it, and with the fold on the kept
+arrays (:func:`heads.fold_standardization`), the default study's trials ran 1.22x faster
+(bench/RESULTS.md, "The default study's trial phase").
 
 :func:`settled` does the last three around the trial loop; :func:`trial_scope` wraps each trial.
 """
@@ -56,14 +57,16 @@ def settled() -> Iterator[None]:
     that a finalizer dropped while collecting is raised here, not lost before the loop."""
     map_large_blocks()
     advised = huge_pages(False)
-    with ctrl_c_noticed() as interrupted:
-        gc.collect()
-        interrupted()
-    gc.freeze()
     try:
-        yield
+        with ctrl_c_noticed() as interrupted:
+            gc.collect()
+            interrupted()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
     finally:
-        gc.unfreeze()
         huge_pages(advised)
 
 
