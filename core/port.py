@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from core.backbone.matconvnet import PortError, check_output, inspect
+from core.device import supported_backend
 from core.quiet import import_backend_quietly
 
 
@@ -28,11 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="converted weights file, *.weights.h5")
     args = parser.parse_args(argv)
+    if args.out is not None:  # converting builds the network: a backend this tool runs on
+        try:
+            supported_backend()
+        except ValueError as err:
+            parser.error(str(err))
     try:
-        inspected = inspect(args.src)  # a bad file refused before Keras (and its noise) loads
+        if args.out is not None:  # before reading a 1 GB source
+            check_output(args.out)
+        try:
+            inspected = inspect(args.src)  # a bad file refused before Keras (and its noise) loads
+        except OSError as err:  # reading it: named, not --out (probe)
+            raise PortError(f"{args.src}: {err.strerror or err}") from None
         ported = inspected[0]
         if args.out is not None:
-            check_output(args.out)
             import_backend_quietly()
             from core.backbone.vggface import convert  # Keras is needed only to convert
 

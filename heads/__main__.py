@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core import PARAMS_TO_FC7
+from core.device import supported_backend
 from core.quiet import import_backend_quietly
 from heads import get_spec, list_heads
 
@@ -73,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m heads", description=__doc__.split("\n")[0])
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'conv*'")
     args = parser.parse_args(argv)
+    try:
+        supported_backend()  # an unsupported KERAS_BACKEND: one line, not Keras' traceback
+    except ValueError as err:
+        parser.error(str(err))
     import_backend_quietly()  # TensorFlow's start-up lines (cuInit on a CPU machine) hidden
     rows = registry_rows(args.pattern)
     if not rows:

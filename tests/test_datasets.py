@@ -260,6 +260,13 @@ def test_a_subject_pattern_reads_the_name_before_the_folders(tmp_path: Path) -> 
     assert anchored.subjects == data.subjects
     spanning = re.compile(r"(\w+)/\d+_")  # a pattern across folders: the whole path, last
     assert subject_of("attack/print2/001_p", spanning) == ("print2", True)
+    # the first group that took part; an empty match reads none (it made each clip a subject)
+    either = re.compile(r"user(\d+)|person(\d+)")  # a traceback: group 1 was None
+    assert subject_of("real/person07_a", either) == ("7", True)
+    assert subject_of("real/person07_a", re.compile(r"(\d*)")) == ("7", True)  # not ''
+    assert subject_of("real/abc", re.compile(r"(zzz)?")) == (None, False)
+    with pytest.raises(DataError, match=r"--subject-pattern '\(x\?\)' matches none of them"):
+        load_dataset(root, subject_pattern=r"(x?)")
 
 
 def test_unsupported_and_empty_entries_are_skipped_with_a_warning(

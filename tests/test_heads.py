@@ -455,6 +455,20 @@ def test_command_line_table_shows_the_writeup_heads_matching():
         assert rows[family][-1] == "-"
 
 
+def test_command_line_refuses_a_backend_it_cannot_run_in_one_line():
+    """KERAS_BACKEND=torch (not installed here) or a typo gave Keras' traceback (probe)."""
+    env = {**os.environ, "KERAS_BACKEND": "bogus"}
+    result = subprocess.run(
+        [sys.executable, "-m", "heads"], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("this tool runs on tensorflow or jax, e.g. KERAS_BACKEND=jax")
+    )
+
+
 JAX_HEADS = """
 import sys
 import numpy as np, keras, heads

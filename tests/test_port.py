@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -266,6 +267,27 @@ def test_cli_exit_status_and_no_traceback(bad_files, tmp_path):
         errors = result.stderr.strip().splitlines()
         assert len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], out
         assert not list(tmp_path.iterdir())
+
+
+def test_the_command_names_the_file_it_cannot_read_and_refuses_a_backend_it_cannot_run(
+    tmp_path, capsys
+):
+    """A source that failed to read was said as "error: None: Input/output error" (--out's
+    name), and KERAS_BACKEND=torch with --out gave a traceback; --out is checked before the
+    source is read (probe)."""
+    unreadable = Path("/proc/self/mem")  # reading it at offset 0 fails: EIO
+    if not unreadable.exists():
+        pytest.skip("Linux's /proc only")
+    assert main([str(unreadable)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {unreadable}: Input/output error"
+    assert main([str(unreadable), "--out", str(tmp_path / "no" / "x.weights.h5")]) == 2
+    assert "/proc/self/mem" not in capsys.readouterr().err  # --out's folder said first
+    out = ["--out", str(tmp_path / "x.weights.h5")]
+    env = {**os.environ, "KERAS_BACKEND": "torch"}  # a fresh process: Keras reads it at import
+    command = [sys.executable, "-m", "core.port", str(unreadable), *out]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("KERAS_BACKEND=jax")
 
 
 def test_converted_file_errors(tmp_path):

@@ -356,6 +356,13 @@ def test_casia_release_with_bob_dev(casia: Path) -> None:
     subjects = [sorted({c.subject for c in data.split(s)}) for s in SPLITS]
     assert subjects == [["1", "2"], ["16"], ["21", "22"]]  # test_release n is subject 20 + n
     assert data.column_names == ["quality"]
+    # its file names say the subject: a pattern was ignored without a word (probe)
+    with pytest.raises(DataError) as refused:
+        load_dataset(casia, subject_pattern=r"(\d+)")
+    assert str(refused.value) == (
+        rf"--subject-pattern '(\\d+)': {casia} is read as casia, whose file names say each "
+        "clip's subject: drop --subject-pattern"
+    )
     by_id = {c.clip_id: c for c in data.clips}
     expected = {  # bob.db.casia_fasd: 1, 3, 5, 7 normal; 2, 4, 6, 8 low; HR_* high
         "1": ("bonafide", "normal"),

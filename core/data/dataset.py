@@ -179,6 +179,11 @@ def load_dataset(
 
     candidates, skipped = _find_clips(root)
     layout = layout or detect(root, candidates)
+    if pattern is not None and layout.own_subjects:
+        raise DataError(
+            f"--subject-pattern {subject_pattern!r}: {root} is read as {layout.name}, whose file "
+            "names say each clip's subject: drop --subject-pattern"
+        )
     chosen = chosen or layout.protocols[0]
     candidates, aside = _set_aside(root, candidates, layout)
     found, more = layout.read(root, candidates, pattern)

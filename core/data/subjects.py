@@ -15,7 +15,8 @@ DEFAULT_SUBJECT_PATTERN = r"(?<![a-z])(?:client|subject|subj|user|person|id)[_-]
 def subject_of(clip_id: str, pattern: re.Pattern[str] | None) -> tuple[str | None, bool]:
     r"""(subject, matched the user's pattern); subject None when nothing in the name gives one.
 
-    The user's ``pattern`` (its first group, else the match) is searched in the clip's name, then
+    The user's ``pattern`` (its first group that matched something, else the match; an empty
+    match reads nothing) is searched in the clip's name, then
     in its folders from the deepest up, then in the whole relative path (a pattern that spans
     folders): a name's ``(\d+)`` is not read from an attack folder ``print2`` above it, and
     ``^`` anchors at the name. Then ``clientNNN`` (Replay-Attack) and
@@ -24,15 +25,23 @@ def subject_of(clip_id: str, pattern: re.Pattern[str] | None) -> tuple[str | Non
     parts = clip_id.split("/")
     if pattern is not None:
         for text in (*reversed(parts), clip_id):
-            match = pattern.search(text)
-            if match:
-                return normal_subject(match.group(1) if pattern.groups else match.group(0)), True
+            for match in pattern.finditer(text):
+                found = _read(match)
+                if found:  # an empty match reads no subject: it would make each clip its own
+                    return normal_subject(found), True
     for rule in (REPLAY_ATTACK_SUBJECT, re.compile(DEFAULT_SUBJECT_PATTERN, re.IGNORECASE)):
         for part in reversed(parts):
             match = rule.search(part)
             if match:
                 return normal_subject(match.group(1)), False
     return None, False
+
+
+def _read(match: re.Match[str]) -> str:
+    r"""A match's subject: its first group that took part (``a(\d+)|b(\d+)``), else the match."""
+    if not match.re.groups:
+        return match.group(0)
+    return next((group for group in match.groups() if group), "")
 
 
 def normal_subject(text: str) -> str:

@@ -169,6 +169,7 @@ register_layout(
         recognise=_recognise,
         priority=10,
         fixed_splits=True,
+        own_subjects=True,
         companion_suffixes=(".txt",),
         summary="OULU-NPU: Phone_Session_User_File.avi (+ face boxes .txt)",
         protocols=PROTOCOLS,

@@ -74,6 +74,8 @@ class Layout:
     not read, not warned about one by one, counted once. ``fixed_splits``: every protocol puts
     each clip in train, dev or test by the database's own lists, so a split none of the clips read
     is in means a partial copy of the database: refused, not carved from train by subject.
+    ``own_subjects``: the database's file names say each clip's subject, so ``read`` takes no
+    subject pattern and ``--subject-pattern`` is refused (it was ignored without a word).
     """
 
     name: str
@@ -85,6 +87,7 @@ class Layout:
     summary: str = ""
     protocols: tuple[Protocol, ...] = ()
     fixed_splits: bool = False
+    own_subjects: bool = False
 
     def __post_init__(self) -> None:
         if not self.protocols:

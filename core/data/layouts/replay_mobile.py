@@ -126,6 +126,7 @@ register_layout(
         recognise=_recognise,
         priority=14,
         fixed_splits=True,
+        own_subjects=True,
         companion_suffixes=(".face",),
         aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
         summary="Replay-Mobile: train|devel|test/real|attack/*.mov (+ faceloc/rect)",
