@@ -243,6 +243,30 @@ def test_bad_input_is_one_line_naming_file_and_layer(case, bad_files, tmp_path, 
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
+def test_weights_that_are_no_filters_and_biases_are_one_line(tmp_path):
+    """A cell of strings or the older layout's filters without biases were tracebacks, and
+    weights as one numeric array were counted element by element (probe)."""
+    from scipy.io import savemat
+
+    strings = np.empty((1, 2), dtype=object)
+    strings[0, 0], strings[0, 1] = "a", "b"
+    filters = np.ones((3, 3, 3, 64), np.float32)
+    cases = {
+        "strings": ({"weights": strings}, "layer conv1_1: expected numeric weights (could not"),
+        "no biases": ({"filters": filters}, "layer conv1_1.biases: expected a field, not found"),
+        "one array": ({"weights": filters}, "expected weights {filters, biases}, found 1 arrays"),
+    }
+    normalization = {"averageImage": np.array([[129.1863, 104.7624, 93.594]])}
+    for case, (fields, expected) in cases.items():
+        cells = np.empty((1, 1), dtype=object)
+        cells[0, 0] = {"name": "conv1_1", "type": "conv", **fields}
+        path = tmp_path / f"{case}.mat"
+        savemat(path, {"net": {"layers": cells, "normalization": normalization}})
+        with pytest.raises(PortError) as raised:
+            inspect(path)
+        assert str(raised.value).startswith(f"{path}: ") and expected in str(raised.value), case
+
+
 def test_imagenet_vgg16_is_refused_at_fc8(tmp_path, weights):
     imagenet = dict(weights)
     imagenet["fc8"] = (weights["fc8"][0][..., :1000], weights["fc8"][1][:1000])
