@@ -150,9 +150,11 @@ def read_databases(path: str | Path) -> dict[str, Database]:
     directory's); ValueError (one line, naming the file and the entry) for anything else."""
     path = Path(path)
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM: Windows' UTF-8
     except OSError as err:
         raise ValueError(f"--databases {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:  # UTF-16, as Windows Notepad saves "Unicode"
+        raise ValueError(f"--databases {path}: not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"--databases {path}: not TOML ({err})") from None
     found = {}

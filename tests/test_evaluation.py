@@ -420,3 +420,16 @@ def test_cross_dataset_trial_reports_on_the_other_set(sets, tmp_path, bob) -> No
     assert "metrics.dev_acer_std" not in run.index or pd.isna(run["metrics.dev_acer_std"])
     by_bob = bob_report(scores, bob)
     assert {k: run[f"metrics.{k}"] for k in by_bob} == by_bob
+
+
+def test_a_named_database_that_is_not_there_is_said_with_its_name(tmp_path) -> None:
+    """``--db msu=/nonexist`` said only "/nonexist: no such folder" (probe)."""
+    from experiments.config import NamedData
+    from experiments.trial.evaluation import check_database
+
+    missing = tmp_path / "nonexist"
+    with pytest.raises(DataError) as refused:
+        check_database(NamedData("msu", FeatureOptions(data=missing)))
+    assert str(refused.value) == (
+        f"database msu: {missing}: no such folder; a database is given by its folder"
+    )

@@ -123,6 +123,13 @@ def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> 
     assert str(refused.value) == (
         f"--databases {listed}: entry 'oulu' must be a path or {{ path = ..., protocol = ... }}"
     )
+    # as Windows saves it: UTF-16 was a codec error naming no file; a BOM was "not TOML" (probe)
+    listed.write_text('msu = "/data/MSU-MFSD"\n', encoding="utf-16")
+    with pytest.raises(ValueError) as refused:
+        domains.read_databases(listed)
+    assert str(refused.value) == f"--databases {listed}: not UTF-8 text; save it as UTF-8"
+    listed.write_text('msu = "/data/MSU-MFSD"\n', encoding="utf-8-sig")
+    assert domains.read_databases(listed)["msu"].path == Path("/data/MSU-MFSD")
 
 
 def test_database_paths_read_as_written(tmp_path, monkeypatch) -> None:

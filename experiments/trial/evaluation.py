@@ -251,6 +251,11 @@ def check_database(data: NamedData) -> Dataset:
     dev split to set the threshold on: its protocol's, else one the loader carves from its train
     split by subject (and a split without both classes is refused there)."""
     expected = data.name if data.name in layout_names() else None
+    folder = Path(data.options.data)
+    if not folder.is_dir():  # said with the database it was given for
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        where = f"database {data.name}: {folder}: {what}"
+        raise DataError(f"{where}; a database is given by its folder")
     try:
         dataset = load_data(data.options)
     except NoUsableClip as err:  # an empty folder read as the generic layout: say the named one
