@@ -1,4 +1,4 @@
-"""``python -m heads [PATTERN]``: the registry as a table, with the write-up's counts checked.
+"""``python -m heads [PATTERN ...]``: the registry as a table, with the write-up's counts checked.
 
 Each head is built alone on fc7 features (softmax output, default hyper-parameters); the whole
 model's count is ``core.PARAMS_TO_FC7`` plus the head's, so the 134M-parameter backbone is never
@@ -71,9 +71,18 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table; exit status 1 if a write-up head does not reproduce its counts."""
-    parser = argparse.ArgumentParser(prog="python -m heads", description=__doc__.split("\n")[0])
-    parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'conv*'")
+    title = __doc__.split("\n")[0].split(": ", 1)[1]  # argparse writes its own usage
+    parser = argparse.ArgumentParser(
+        prog="python -m heads", description=title[0].upper() + title[1:]
+    )
+    parser.add_argument(
+        "pattern",
+        nargs="*",
+        default=["*"],
+        help="shell-style filters, e.g. 'conv*' lstm30 (or joined by commas)",
+    )
     args = parser.parse_args(argv)
+    args.pattern = ",".join(args.pattern)
     try:
         supported_backend()  # an unsupported KERAS_BACKEND: one line, not Keras' traceback
     except ValueError as err:

@@ -455,6 +455,17 @@ def test_command_line_table_shows_the_writeup_heads_matching():
         assert rows[family][-1] == "-"
 
 
+def test_command_line_takes_several_patterns_apart_or_joined(capsys):
+    """``python -m heads lstm30 dense`` was refused ("unrecognized arguments"): only the comma
+    form was taken (probe)."""
+    from heads.__main__ import main
+
+    for argv in (["lstm30", "dense2*"], ["lstm30,dense2*"]):
+        assert main(argv) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert [row.split()[0] for row in rows] == ["dense2048", "lstm30"]
+
+
 def test_command_line_refuses_a_backend_it_cannot_run_in_one_line():
     """KERAS_BACKEND=torch (not installed here) or a typo gave Keras' traceback (probe)."""
     env = {**os.environ, "KERAS_BACKEND": "bogus"}
