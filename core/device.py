@@ -16,6 +16,7 @@ changes what a head learns, so it is not chosen here.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -203,6 +204,15 @@ def supported_backend() -> str:
             f"{' or '.join(SUPPORTED_BACKENDS)}, e.g. KERAS_BACKEND=jax"
         )
     return backend
+
+
+def refuse_unsupported_backend(parser: argparse.ArgumentParser) -> None:
+    """``parser.error`` (one line, exit status 2) for a backend this tool does not run on
+    (:func:`supported_backend`), before Keras' own traceback could say it."""
+    try:
+        supported_backend()
+    except ValueError as err:
+        parser.error(str(err))
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from core.backbone.matconvnet import PortError, check_output, inspect
-from core.device import supported_backend
+from core.device import refuse_unsupported_backend
 from core.quiet import import_backend_quietly
 
 
@@ -30,10 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="converted weights file, *.weights.h5")
     args = parser.parse_args(argv)
     if args.out is not None:  # converting builds the network: a backend this tool runs on
-        try:
-            supported_backend()
-        except ValueError as err:
-            parser.error(str(err))
+        refuse_unsupported_backend(parser)
     try:
         if args.out is not None:  # before reading a 1 GB source
             check_output(args.out)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core import PARAMS_TO_FC7
-from core.device import supported_backend
+from core.device import refuse_unsupported_backend
 from core.quiet import import_backend_quietly
 from heads import get_spec, list_heads
 
@@ -83,10 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.pattern = ",".join(args.pattern)
-    try:
-        supported_backend()  # an unsupported KERAS_BACKEND: one line, not Keras' traceback
-    except ValueError as err:
-        parser.error(str(err))
+    refuse_unsupported_backend(parser)
     import_backend_quietly()  # TensorFlow's start-up lines (cuInit on a CPU machine) hidden
     rows = registry_rows(args.pattern)
     if not rows:

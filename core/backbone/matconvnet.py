@@ -198,18 +198,15 @@ def _read_layer(cell, index: int, path: Path) -> MatLayer:
             f"found {type(layer).__name__}"
         )
     kind = _string(getattr(layer, "type", None)) or "?"
+    if hasattr(layer, "weights") and np.size(layer.weights) > 0:
+        weights = layer.weights
+        arrays = np.ravel(weights) if np.asarray(weights).dtype == object else [weights]
+    elif hasattr(layer, "filters"):  # older MatConvNet releases: separate fields
+        arrays = [layer.filters, _field(layer, "biases", path, f"layer {name}")]
+    else:
+        arrays = []
     try:
-        if hasattr(layer, "weights") and np.size(layer.weights) > 0:
-            weights = layer.weights
-            cells = np.ravel(weights) if np.asarray(weights).dtype == object else [weights]
-            params = tuple(np.asarray(w, dtype=np.float32) for w in cells)
-        elif hasattr(layer, "filters"):  # older MatConvNet releases: separate fields
-            fields = (layer.filters, _field(layer, "biases", path, f"layer {name}"))
-            params = tuple(np.asarray(f, np.float32) for f in fields)
-        else:
-            params = ()
-    except PortError:
-        raise
+        params = tuple(np.asarray(a, dtype=np.float32) for a in arrays)
     except (TypeError, ValueError) as err:  # a string or a struct where numbers belong
         said = (str(err).splitlines() or [type(err).__name__])[0][:80]
         raise PortError(f"{path}: layer {name}: expected numeric weights ({said})") from None

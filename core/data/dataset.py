@@ -152,6 +152,14 @@ class Dataset:
         return "\n".join(lines)
 
 
+def check_folder(root: Path, named: str = "") -> None:
+    """A :class:`DataError` (one line, after ``named``: "database msu: ") when ``root`` is no
+    folder: a database is given by its folder."""
+    if not root.is_dir():
+        kind = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(f"{named}{root}: {kind}; a database is given by its folder")
+
+
 def load_dataset(
     root: str | os.PathLike,
     protocol: str = AUTO,
@@ -168,9 +176,7 @@ def load_dataset(
             given splits, or a split without both classes.
     """
     root = Path(root).expanduser()
-    if not root.is_dir():
-        kind = "a file, not a folder" if root.exists() else "no such folder"
-        raise DataError(f"{root}: {kind}; a database is given by its folder")
+    check_folder(root)
     layout, chosen = (None, None) if protocol == AUTO else get_protocol(protocol)
     if chosen is not None:
         chosen.check_fold(fold)

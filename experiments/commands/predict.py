@@ -90,12 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--head-family goes with --study NAME --best")
     if args.crop_check is not None and args.crop_check < 0:
         parser.error(f"--crop-check must be 0 or more clips, got {args.crop_check}")
-    from core.device import supported_backend
+    from core.device import refuse_unsupported_backend
 
-    try:
-        supported_backend()
-    except ValueError as err:
-        parser.error(str(err))
+    refuse_unsupported_backend(parser)
     return args
 
 

@@ -327,9 +327,9 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
             if other.study_name == study.study_name or not isinstance(theirs, dict):
                 continue
             said = differences(theirs, ours)
-            if len(other.directions) != len(study.directions):  # the name's -pareto
-                now = "on" if len(study.directions) > 1 else "off"
-                said.append(f"--multi-objective {'off' if now == 'on' else 'on'}; this run's {now}")
+            was, now = (len(s.directions) > 1 for s in (other, study))  # the name's -pareto
+            if was != now:
+                said.append(f"--multi-objective {_shown(was)}; this run's {_shown(now)}")
             found.append((len(said), other.study_name, said))
         if not found:
             return None

@@ -31,7 +31,7 @@ import pandas as pd
 
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip
-from core.data.dataset import Dataset
+from core.data.dataset import Dataset, check_folder
 from core.data.layouts import folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
@@ -251,11 +251,7 @@ def check_database(data: NamedData) -> Dataset:
     dev split to set the threshold on: its protocol's, else one the loader carves from its train
     split by subject (and a split without both classes is refused there)."""
     expected = data.name if data.name in layout_names() else None
-    folder = Path(data.options.data)
-    if not folder.is_dir():  # said with the database it was given for
-        what = "a file, not a folder" if folder.exists() else "no such folder"
-        where = f"database {data.name}: {folder}: {what}"
-        raise DataError(f"{where}; a database is given by its folder")
+    check_folder(Path(data.options.data), f"database {data.name}: ")  # said with its name
     try:
         dataset = load_data(data.options)
     except NoUsableClip as err:  # an empty folder read as the generic layout: say the named one
@@ -297,11 +293,13 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
 
     Refuses features the trained head cannot read (another backbone, frame count or crop).
     """
-    fields = ("weights_fingerprint", "weights"), ("frames_per_clip", "frames per clip")
-    for field, what in (*fields, ("face_crop", "face crop")):
+    read_alike = (
+        ("weights_fingerprint", "weights", ""),
+        ("frames_per_clip", "frames per clip", ""),
+        ("face_crop", "face crop", ": choose one for both, --face-crop or --no-face-crop"),
+    )
+    for field, what, fix in read_alike:
         if getattr(other, field) != getattr(trained, field):
-            crop = field == "face_crop"
-            fix = ": choose one for both, --face-crop or --no-face-crop" if crop else ""
             raise DataError(
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
                 f"{getattr(trained, field)}{fix}"
