@@ -289,7 +289,7 @@ def bad_flags(root: Path) -> list:
             ["--protocol", "mi-c", "--test-protocol", "casia-video"],
             "--test-protocol goes with --test-data; a cross-domain target's protocol is its",
         ),
-        (["--sources", "msu,nope", "--target", "casia"], "needs database nope: give --db nope"),
+        (["--sources", "msu,nope", "--target", "casia"], "needs database nope (given: "),
         (  # it was dropped without a word
             ["--sources", "msu", "--target", "oulu", "--protocol", "oulu-p2"],
             "--protocol oulu-p2 chooses --data's clips; a cross-domain database's protocol is its",
@@ -297,7 +297,8 @@ def bad_flags(root: Path) -> list:
         (["--protocol", "ocim-m", "--target", "oulu"], "drop --sources and --target"),
         (  # every setting's missing databases, under the flag's name (was the first setting's)
             ["--protocol", "ocim", "--databases", str(two)],
-            "--protocol ocim needs databases oulu, replay-attack: give --db oulu=PATH",
+            "--protocol ocim needs databases oulu, replay-attack (given: casia, msu): give --db "
+            "oulu=PATH",
         ),
         (["--db", f"msu={casia}:"], f"--db 'msu={casia}:': no protocol after its ':'"),
         (["--protocol", "ocim-m", "--data", "x"], "trains on named databases (--db), not --data"),

@@ -88,6 +88,30 @@ def test_a_bad_seed_or_cache_folder_is_refused_by_its_flag_name(command, tmp_pat
         assert capsys.readouterr().err.strip().splitlines()[-1].endswith(said)
 
 
+@pytest.mark.parametrize("flag", ["--data", "--test-data", "--cache-dir", "--databases"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(flag, capsys) -> None:
+    """``--data "$DATA"`` of a variable not set was Path(""): the current folder, read as a
+    database (probe)."""
+    tried = [(sweep, [flag, ""]), (extract, [flag, " "])][: 1 if flag == "--test-data" else 2]
+    for command, argv in tried:
+        with pytest.raises(SystemExit) as stop:
+            command.parse_args(argv)
+        assert stop.value.code == 2
+        said = capsys.readouterr().err.strip().splitlines()
+        assert len(said) == 1
+        assert said[0].endswith(f"error: argument {flag}: an empty path: name a file or folder")
+
+
+def test_an_empty_clip_to_score_is_refused(capsys) -> None:
+    from experiments.commands import predict
+
+    with pytest.raises(SystemExit) as stop:
+        predict.parse_args(["--run", "abc", "clip.avi", ""])
+    assert stop.value.code == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said[-1].endswith("error: argument CLIP: an empty path: name a file or folder")
+
+
 @pytest.mark.parametrize("command", [extract, sweep])
 @pytest.mark.parametrize(
     ("argv", "said"),

@@ -29,7 +29,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from core.words import counted
-from experiments.commands.quiet import OneLineParser, quiet_console, say_error
+from experiments.commands.quiet import OneLineParser, given_path, quiet_console, say_error
 from experiments.results import tables
 from experiments.stores import liveness, tracking
 from experiments.stores.runs_table import trial_table
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every figure, not the headline")
     parser.add_argument(
         "--out",
-        type=Path,
+        type=given_path,
         metavar="DIR",
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )

@@ -22,17 +22,21 @@ from core.device import supported_backend
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
 from experiments import domains
+from experiments.commands.quiet import given_path
 from experiments.config import EvaluationOptions, NamedData, check_apart
 
 # FeatureOptions field -> argparse keywords of its flag (the default is the field's).
 FEATURE_FLAGS: dict[str, dict[str, Any]] = {
-    "data": {"type": Path, "help": "dataset root (README: Your data); default: the synthetic set"},
+    "data": {
+        "type": given_path,
+        "help": "dataset root (README: Your data); default: the synthetic set",
+    },
     "weights": {
-        "type": Path,
+        "type": given_path,
         "help": "vgg_face.mat or a converted .weights.h5 (python -m core.port)",
     },
     "cache_dir": {
-        "type": Path,
+        "type": given_path,
         "help": "cache folder; default $VGGFACE_HEADS_CACHE or $XDG_CACHE_HOME/vggface-heads",
     },
     "protocol": {
@@ -135,7 +139,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--test-data",
-        type=Path,
+        type=given_path,
         help="cross-dataset: report on this dataset's test split (all of it if it has none); "
         "training and the threshold stay on --data",
     )
@@ -165,7 +169,7 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
     cross = parser.add_argument_group("cross-domain (README: Cross-domain (OCIM))")
     cross.add_argument(
         "--databases",
-        type=Path,
+        type=given_path,
         help='TOML file naming the databases: oulu = "/data/OULU-NPU" ... (experiments.domains)',
     )
     cross.add_argument(
@@ -255,9 +259,10 @@ def evaluation_options(
     missing = [n for n in names if n not in databases]
     if missing:
         study = f"--protocol {protocol}" if named else "the study"
+        given = f" (given: {', '.join(databases)})" if databases else ""
         raise ValueError(
             f"{study} needs {'databases' if len(missing) > 1 else 'database'} "
-            f"{', '.join(missing)}: give --db {missing[0]}=PATH or --databases FILE"
+            f"{', '.join(missing)}{given}: give --db {missing[0]}=PATH or --databases FILE"
         )
     for setting in settings:
         named_data = [_named(databases[n], base) for n in (*setting.sources, setting.target)]

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.commands.quiet import OneLineParser
+from experiments.commands.quiet import OneLineParser, given_path
 
 DECISIONS = {True: "bona fide", False: "attack"}
 DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
     parser.add_argument(
         "--weights",
-        type=Path,
+        type=given_path,
         help="VGG-Face weights (.mat or .weights.h5), checked against the run's fingerprint; "
         "default: the random demo backbone for a run on it, else the file the run names, else "
         "the sweep's default file ($VGGFACE_WEIGHTS or the cache's vgg_face.weights.h5)",
@@ -80,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the run); 0: do not",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
-    parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="video or frame folder")
+    parser.add_argument(
+        "clips", nargs="+", type=given_path, metavar="CLIP", help="video or frame folder"
+    )
     args = parser.parse_args(argv)
     if args.study and not args.best:
         parser.error("--study needs --best (or name a trial with --run RUN_ID)")
