@@ -227,7 +227,8 @@ def test_a_partial_copy_is_refused_not_split_at_random(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"{root}: protocol msu-folds fold 4 has no dev or test clip among the 24 found: a "
         "partial copy of the msu database? Its splits are the database's lists, never drawn at "
-        "random"
+        "random (MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01; "
+        "msu-folds: MSU-MFSD, Bob's 5 folds: 15 fixed test subjects, 10 train / 10 dev)"
     )
 
 
@@ -410,6 +411,20 @@ def test_auto_tells_the_five_databases_apart(five_trees: dict[str, Path]) -> Non
     for owner, root in five_trees.items():
         assert recognised_by(root) == {owner}
         assert load_dataset(root).layout == owner
+
+
+def test_a_folder_of_databases_is_refused_naming_them(five_trees: dict[str, Path]) -> None:
+    """--data at the folder holding them read one database (the highest layout that recognised
+    the whole) and called the others' clips strays, or failed on one of them (probe). Each
+    alone still loads (test_auto_tells_the_five_databases_apart): its folders hold one layout."""
+    base = five_trees["oulu"].parent
+    for protocol, first in (("auto", "casia"), ("oulu-p2", "oulu")):
+        with pytest.raises(DataError) as refused:
+            load_dataset(base, protocol=protocol)
+        said = str(refused.value)
+        assert said.startswith(f"{base} holds 5 databases: casia (casia), msu (msu), oulu (oulu)")
+        assert f"--data takes one (--data {base / first}), a cross-domain study names" in said
+        assert f"(--db {first}={base / first} ...;" in said
 
 
 def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random(

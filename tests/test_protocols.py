@@ -343,6 +343,28 @@ def test_fold_errors_are_one_line(oulu: Path, protocol: str, fold, message: str)
     assert str(info.value) == message
 
 
+def test_another_database_is_said_before_the_fold_is_asked(tmp_path: Path) -> None:
+    """--protocol oulu-p3 on a CASIA folder asked for --fold, then, given one, said the folder
+    holds casia's clips (probe): the folder first."""
+    casia = casia_tree(tmp_path / "CASIA-FASD", train=(1, 16), test=(1,))
+    with pytest.raises(DataError, match="they are casia's clips"):
+        load_dataset(casia, protocol="oulu-p3")
+
+
+def test_a_partial_casia_copy_says_where_each_split_comes_from(tmp_path: Path) -> None:
+    """Without subjects 16-20 there is no dev split; the message did not say where dev is."""
+    casia = casia_tree(tmp_path / "CASIA-FASD", train=(1, 2), test=(1,))
+    for protocol, said in (
+        ("casia", "(CASIA-FASD: train_release|test_release/<subject>/<1..8|HR_1..HR_4>.avi; "),
+        ("casia", "; casia: train_release 1-15 train, 16-20 dev; test_release test)"),
+        ("casia-low", "; casia-low: casia, low-quality test clips only; casia: train_release"),
+    ):
+        with pytest.raises(DataError) as refused:
+            load_dataset(casia, protocol=protocol)
+        assert f"protocol {protocol} has no dev clip among" in str(refused.value)
+        assert said in str(refused.value)
+
+
 @pytest.fixture
 def casia(tmp_path: Path) -> Path:
     """train_release subjects 1, 2 (train) and 16 (dev, as Bob's grandtest); test_release 1, 2."""

@@ -30,7 +30,7 @@ from core.data.clips import (
     NoUsableClip,
     Split,
 )
-from core.data.layouts import AUTO, Layout, detect, get_protocol
+from core.data.layouts import AUTO, Layout, Protocol, check_one_database, detect, get_protocol
 from core.data.splits import (
     DEFAULT_FRACTIONS,
     assign_splits,
@@ -178,12 +178,11 @@ def load_dataset(
     root = Path(root).expanduser()
     check_folder(root)
     layout, chosen = (None, None) if protocol == AUTO else get_protocol(protocol)
-    if chosen is not None:
-        chosen.check_fold(fold)
     fractions = check_fractions(fractions)
     pattern = compile_subject_pattern(subject_pattern)
 
     candidates, skipped = _find_clips(root)
+    check_one_database(root, candidates, layout)
     layout = layout or detect(root, candidates)
     if pattern is not None and layout.own_subjects:
         raise DataError(
@@ -204,6 +203,7 @@ def load_dataset(
             f"the layout expects them: {layout.summary or layout.name}",
             layout.name,
         )
+    chosen.check_fold(fold)  # once the folder holds the protocol's database, which it says first
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     nameless = sorted(clip.clip_id for clip, no_subject in found if no_subject)
@@ -231,7 +231,7 @@ def load_dataset(
     if not clips:
         raise DataError(f"{root}: protocol {chosen.name} uses none of the {len(source)} clips")
     if layout.fixed_splits:
-        _check_protocol_splits(root, layout.name, chosen.name, fold, clips)
+        _check_protocol_splits(root, layout, chosen, fold, clips)
     test_split_given = any(clip.split == "test" for clip in clips)
     carved = missing_splits(clips)
     clips = assign_splits(clips, chosen.name, seed, fractions)
@@ -357,16 +357,21 @@ def _fingerprint(
 
 
 def _check_protocol_splits(
-    root: Path, layout: str, protocol: str, fold: int | None, clips: list[Clip]
+    root: Path, layout: Layout, protocol: Protocol, fold: int | None, clips: list[Clip]
 ) -> None:
     """A DataError when the protocol's train, dev or test split holds none of ``clips``: the
     database's lists fix every split, so an empty one is a partial copy, and carving it from
-    train by subject would put a random split where the protocol's is expected."""
+    train by subject would put a random split where the protocol's is expected. It says where
+    the database's splits come from (a partial CASIA-FASD copy did not say where dev is)."""
     empty = [s for s in SPLITS if not any(clip.split == s for clip in clips)]
     if empty:
-        which = f"protocol {protocol}" + (f" fold {fold}" if fold is not None else "")
+        which = f"protocol {protocol.name}" + (f" fold {fold}" if fold is not None else "")
+        rules = [layout.summary, f"{protocol.name}: {protocol.summary}"]
+        whole = layout.protocols[0]
+        if protocol.summary.startswith(f"{whole.name},"):  # casia-low: "casia, low-quality..."
+            rules.append(f"{whole.name}: {whole.summary}")
         raise DataError(
             f"{root}: {which} has no {' or '.join(empty)} clip among the {len(clips)} found: "
-            f"a partial copy of the {layout} database? Its splits are the database's lists, "
-            "never drawn at random"
+            f"a partial copy of the {layout.name} database? Its splits are the database's "
+            f"lists, never drawn at random ({'; '.join(rules)})"
         )

@@ -164,6 +164,35 @@ def detect(root: Path, candidates: list[Path]) -> Layout:
     raise DataError(f"{root}: no dataset layout recognises this folder")
 
 
+def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None = None) -> None:
+    """A :class:`DataError` when the folders right under ``root`` hold databases of two or more
+    layouts: ``--data`` at a folder of databases read one of them and called the others' clips
+    strays (probe). ``wanted``: the layout of a protocol given, named first in the fix."""
+    ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
+    ranked = [layout for layout in ranked if layout.recognise is not None][:-1]  # no fallback
+    within: dict[str, list[Path]] = {}
+    for path in candidates:
+        parts = path.relative_to(root).parts
+        if len(parts) > 1:
+            within.setdefault(parts[0], []).append(path)
+    found = {}
+    for folder, paths in sorted(within.items()):
+        for layout in ranked:
+            if layout.recognise(root / folder, paths):
+                found[folder] = layout.name
+                break
+    if len(set(found.values())) < 2:
+        return
+    first = next((f for f, name in found.items() if wanted and name == wanted.name), None)
+    first = first or next(iter(found))
+    listed = ", ".join(f"{folder} ({name})" for folder, name in found.items())
+    raise DataError(
+        f"{root} holds {len(found)} databases: {listed}; --data takes one (--data "
+        f"{root / first}), a cross-domain study names each (--db {found[first]}={root / first} "
+        "...; README: Cross-domain (OCIM))"
+    )
+
+
 def _refuse_near_miss(layout: Layout, root: Path, candidates: list[Path]) -> None:
     recognise = layout.recognise
     assert recognise is not None
