@@ -179,6 +179,17 @@ def _bad_cases(tmp_path, weights, full_net):
     from scipy.io import savemat
 
     savemat(other, {"x": np.ones(3)})
+    dagnn = tmp_path / "dagnn.mat"  # dagnn.DagNN.saveobj's fields: the weights in params
+    conv = {"name": "conv1_1", "type": "dagnn.Conv", "params": ["conv1_1f", "conv1_1b"]}
+    savemat(
+        dagnn,
+        {
+            "layers": [conv],
+            "vars": [{"name": "data"}],
+            "params": [{"name": "conv1_1f", "value": np.ones((3, 3, 3, 64))}],
+            "meta": {"normalization": {"averageImage": [129.1863, 104.7624, 93.594]}},
+        },
+    )
     return {
         "missing file": (tmp_path / "absent.mat", "no such file"),
         "not a MAT file": (text, "not a readable MATLAB .mat file"),
@@ -206,6 +217,7 @@ def _bad_cases(tmp_path, weights, full_net):
             "(file has 5 layers: conv1, conv2",
         ),
         "not a MatConvNet network": (other, "not a MatConvNet network"),
+        "DagNN network": (dagnn, "a MatConvNet DagNN network; this port reads SimpleNN files"),
     }
 
 
@@ -226,6 +238,7 @@ def bad_files(tmp_path_factory, weights, mat_files):
         "NaN weights",
         "another network",
         "not a MatConvNet network",
+        "DagNN network",
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_layer(case, bad_files, tmp_path, capsys):
@@ -325,6 +338,10 @@ def test_converted_file_errors(tmp_path):
     folder.mkdir()
     with pytest.raises(PortError, match="taken.weights.h5: a folder; --out names the"):
         convert(tmp_path / "in.mat", folder)
+    file = tmp_path / "notes.txt"  # a file where --out's folder belongs was called missing (probe)
+    file.write_text("")
+    with pytest.raises(PortError, match="output folder .*notes.txt is a file, not a folder"):
+        convert(tmp_path / "in.mat", file / "x.weights.h5")
 
 
 def test_an_output_that_cannot_be_written_is_one_line(mat_files, capsys):

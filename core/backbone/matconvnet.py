@@ -107,6 +107,12 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
             f"'layers' and 'meta', found variables {found}"
         )
 
+    fields = set(data) if layout == "layers+meta" else set(getattr(net, "_fieldnames", ()))
+    if {"vars", "params"} <= fields:  # dagnn.DagNN.saveobj: weights in 'params', not layers
+        raise PortError(
+            f"{path}: a MatConvNet DagNN network; this port reads SimpleNN files, as "
+            "vgg_face.mat (robots.ox.ac.uk) and vgg-face.mat (vlfeat.org) are"
+        )
     layers = [_read_layer(cell, i, path) for i, cell in enumerate(np.ravel(raw_layers))]
     average = AVERAGE_RGB.copy()
     normalization = getattr(meta, "normalization", None)
@@ -160,7 +166,8 @@ def check_output(dst: str | os.PathLike) -> None:
     if not dst.name.endswith(".weights.h5"):
         raise PortError(f"{dst}: output must end with .weights.h5, as Keras 3 requires")
     if not dst.parent.is_dir():
-        raise PortError(f"{dst}: output folder {dst.parent} does not exist")
+        kind = "is a file, not a folder" if dst.parent.exists() else "does not exist"
+        raise PortError(f"{dst}: output folder {dst.parent} {kind}")
     if dst.is_dir():
         raise PortError(f"{dst}: a folder; --out names the converted file")
     if not os.access(dst.parent, os.W_OK | os.X_OK):
