@@ -878,6 +878,9 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     assert name.endswith("-pareto")  # its own default name: one objective's study differs
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{workspace}/optuna.db")
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
+    assert study.metric_names == ["dev_acer", "params_total"]  # optuna-dashboard: "Objective 0"
+    frame = study.trials_dataframe()
+    assert {"values_dev_acer", "values_params_total"} <= set(frame.columns)
 
 
 def test_a_new_default_name_says_how_the_closest_study_differs(workspace, tmp_path, capsys):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import mlflow
@@ -50,6 +51,7 @@ OnResult = Callable[[int, TrialConfig, "dict[str, float] | str", float], None]
 STORE_PAUSE, STORE_PAUSE_MAX = 5.0, 120.0  # s before the next trial after a store failure,
 # doubling while the tracking store stays away
 KEPT_SETTING_TAG = "kept_setting"  # the setting whose head the trial keeps (the first)
+OBJECTIVES = ("dev_acer", "params_total")  # what a trial returns (the second: multi-objective)
 
 
 class Objective:
@@ -80,8 +82,12 @@ class Objective:
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
         self._store_failures = 0  # trials failed in a row because the tracking store was away
         self.setup_seconds = 0.0  # one-off work before trials (a fine-tuned bottom), not theirs
+        self._named = False  # the study's objectives named (once per worker)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        if not self._named:
+            name_objectives(trial.study, OBJECTIVES[: 2 if self.multi_objective else 1])
+            self._named = True
         with memory.trial_scope():
             return self._trial(trial)
 
@@ -223,3 +229,13 @@ class Objective:
     def _report(self, number: int, config: TrialConfig, outcome, seconds: float) -> None:
         if self.on_result is not None:
             self.on_result(number, config, outcome, seconds)
+
+
+def name_objectives(study: optuna.Study, names: Sequence[str]) -> None:
+    """Name the study's objectives (``dev_acer``, ``params_total``), which optuna-dashboard
+    shows for "Objective 0" and ``trials_dataframe`` for ``value``; Optuna calls the API
+    experimental (a warning, silenced here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names != list(names):
+            study.set_metric_names(list(names))
