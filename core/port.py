@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from core.backbone.matconvnet import PortError, check_output, inspect
 from core.device import refuse_unsupported_backend
+from core.flags import given_path
 from core.quiet import import_backend_quietly
 
 
@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         "copied and skipped, and optionally write a converted Keras weights file.",
     )
     parser.add_argument(
-        "src", type=Path, help="vgg_face.mat (robots.ox.ac.uk) or vgg-face.mat (vlfeat.org)"
+        "src", type=given_path, help="vgg_face.mat (robots.ox.ac.uk) or vgg-face.mat (vlfeat.org)"
     )
-    parser.add_argument("--out", type=Path, help="converted weights file, *.weights.h5")
+    parser.add_argument("--out", type=given_path, help="converted weights file, *.weights.h5")
     args = parser.parse_args(argv)
     if args.out is not None:  # converting builds the network: a backend this tool runs on
         refuse_unsupported_backend(parser)

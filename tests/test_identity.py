@@ -106,6 +106,26 @@ def test_objectives_are_checked_on_every_study(tmp_path) -> None:
         check_identity(pareto, {}, ["minimize"])
 
 
+def test_the_objectives_are_named_also_on_a_study_made_before_they_were(tmp_path) -> None:
+    """optuna-dashboard said "Objective 0"; named when a worker joins, under the schema lock,
+    once the count is checked (a study of other objectives is not renamed)."""
+    made = study(tmp_path)
+    add(made, optuna.trial.TrialState.COMPLETE)
+    assert made.metric_names is None  # as studies of earlier versions are
+    check_identity(made, {}, ["minimize"])
+    assert list(study_loaded(tmp_path, "s").trials_dataframe())[:2] == ["number", "value_dev_acer"]
+    pareto = study(tmp_path, "p", ("minimize", "minimize"))
+    with pytest.raises(ValueError, match="has 2 objectives"):
+        check_identity(pareto, {}, ["minimize"])
+    assert pareto.metric_names is None
+    check_identity(pareto, {}, ["minimize", "minimize"])
+    assert study_loaded(tmp_path, "p").metric_names == ["dev_acer", "params_total"]
+
+
+def study_loaded(tmp_path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
 def test_a_worker_with_another_heartbeat_is_refused(tmp_path) -> None:
     """A worker with --heartbeat 5 joining workers beating every 60 s found their live trials
     lost after 15 s and failed them; each then crashed telling its result."""

@@ -227,8 +227,8 @@ def test_a_partial_copy_is_refused_not_split_at_random(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"{root}: protocol msu-folds fold 4 has no dev or test clip among the 24 found: a "
         "partial copy of the msu database? Its splits are the database's lists, never drawn at "
-        "random (MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01; "
-        "msu-folds: MSU-MFSD, Bob's 5 folds: 15 fixed test subjects, 10 train / 10 dev)"
+        "random (subjects by MSU-MFSD's lists (msu) or Bob's folds (msu-folds); msu-folds: "
+        "MSU-MFSD, Bob's 5 folds: 15 fixed test subjects, 10 train / 10 dev)"
     )
 
 
@@ -425,6 +425,24 @@ def test_a_folder_of_databases_is_refused_naming_them(five_trees: dict[str, Path
         assert said.startswith(f"{base} holds 5 databases: casia (casia), msu (msu), oulu (oulu)")
         assert f"--data takes one (--data {base / first}), a cross-domain study names" in said
         assert f"(--db {first}={base / first} ...;" in said
+        assert said.endswith("; --protocol generic reads a folder of your own")
+    with pytest.raises(DataError) as generic:  # a folder of one's own: not refused for its names
+        load_dataset(base, protocol="generic")
+    assert "databases" not in str(generic.value)
+
+
+def test_a_folder_of_databases_without_the_protocols_says_so(tmp_path: Path) -> None:
+    """--protocol replay-mobile at a folder of CASIA-FASD and MSU-MFSD suggested --data
+    .../casia, which it would refuse next (review)."""
+    casia_tree(tmp_path / "casia", train=(1, 16), test=(1,))
+    msu_tree(tmp_path / "msu", (2, 22, 1))
+    with pytest.raises(DataError) as refused:
+        load_dataset(tmp_path, protocol="replay-mobile")
+    said = str(refused.value)
+    assert said.startswith(
+        f"{tmp_path} holds 2 databases: casia (casia), msu (msu), none "
+        "replay-mobile; --data takes one"
+    )
 
 
 def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random(

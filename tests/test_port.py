@@ -179,17 +179,16 @@ def _bad_cases(tmp_path, weights, full_net):
     from scipy.io import savemat
 
     savemat(other, {"x": np.ones(3)})
-    dagnn = tmp_path / "dagnn.mat"  # dagnn.DagNN.saveobj's fields: the weights in params
+    dagnn, dagnn_net = tmp_path / "dagnn.mat", tmp_path / "dagnn-net.mat"
     conv = {"name": "conv1_1", "type": "dagnn.Conv", "params": ["conv1_1f", "conv1_1b"]}
-    savemat(
-        dagnn,
-        {
-            "layers": [conv],
-            "vars": [{"name": "data"}],
-            "params": [{"name": "conv1_1f", "value": np.ones((3, 3, 3, 64))}],
-            "meta": {"normalization": {"averageImage": [129.1863, 104.7624, 93.594]}},
-        },
-    )
+    saved = {  # dagnn.DagNN.saveobj's fields: the weights in params, saved whole or as one struct
+        "layers": [conv],
+        "vars": [{"name": "data"}],
+        "params": [{"name": "conv1_1f", "value": np.ones((3, 3, 3, 64))}],
+        "meta": {"normalization": {"averageImage": [129.1863, 104.7624, 93.594]}},
+    }
+    savemat(dagnn, saved)
+    savemat(dagnn_net, {"net": saved})
     return {
         "missing file": (tmp_path / "absent.mat", "no such file"),
         "not a MAT file": (text, "not a readable MATLAB .mat file"),
@@ -218,6 +217,7 @@ def _bad_cases(tmp_path, weights, full_net):
         ),
         "not a MatConvNet network": (other, "not a MatConvNet network"),
         "DagNN network": (dagnn, "a MatConvNet DagNN network; this port reads SimpleNN files"),
+        "DagNN net struct": (dagnn_net, "a MatConvNet DagNN network; this port reads SimpleNN"),
     }
 
 
@@ -239,6 +239,7 @@ def bad_files(tmp_path_factory, weights, mat_files):
         "another network",
         "not a MatConvNet network",
         "DagNN network",
+        "DagNN net struct",
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_layer(case, bad_files, tmp_path, capsys):
@@ -342,6 +343,16 @@ def test_converted_file_errors(tmp_path):
     file.write_text("")
     with pytest.raises(PortError, match="output folder .*notes.txt is a file, not a folder"):
         convert(tmp_path / "in.mat", file / "x.weights.h5")
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(capsys):
+    """It said ".: a folder, not a MatConvNet .mat file" (review)."""
+    for argv, flag in ((["", "--out", "x.weights.h5"], "src"), (["a.mat", "--out", ""], "--out")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        said = capsys.readouterr().err.strip().splitlines()[-1]
+        assert said.endswith(f"error: argument {flag}: an empty path: name a file or folder")
 
 
 def test_an_output_that_cannot_be_written_is_one_line(mat_files, capsys):

@@ -151,6 +151,8 @@ def test_a_layout_declares_its_protocols_in_one_file(monkeypatch) -> None:
         register_layout(Layout("other", plain.read, protocols=(Protocol("oulu-p1"),)))
     with pytest.raises(ValueError, match="folds must be distinct numbers >= 1"):
         register_layout(Layout("folded", plain.read, protocols=(Protocol("f", folds=(0, 1)),)))
+    with pytest.raises(ValueError, match="'fixed': fixed splits need `splits`, where each is"):
+        register_layout(Layout("fixed", plain.read, fixed_splits=True))  # said for a partial copy
 
 
 @pytest.fixture
@@ -351,17 +353,24 @@ def test_another_database_is_said_before_the_fold_is_asked(tmp_path: Path) -> No
         load_dataset(casia, protocol="oulu-p3")
 
 
-def test_a_partial_casia_copy_says_where_each_split_comes_from(tmp_path: Path) -> None:
-    """Without subjects 16-20 there is no dev split; the message did not say where dev is."""
+def test_a_partial_copy_says_where_each_split_comes_from(tmp_path: Path) -> None:
+    """CASIA-FASD without subjects 16-20 has no dev split: the message did not say where dev
+    is; OULU-NPU's splits are its users, not Protocol 1's sessions (review)."""
     casia = casia_tree(tmp_path / "CASIA-FASD", train=(1, 2), test=(1,))
-    for protocol, said in (
-        ("casia", "(CASIA-FASD: train_release|test_release/<subject>/<1..8|HR_1..HR_4>.avi; "),
-        ("casia", "; casia: train_release 1-15 train, 16-20 dev; test_release test)"),
-        ("casia-low", "; casia-low: casia, low-quality test clips only; casia: train_release"),
+    oulu = oulu_tree(tmp_path / "OULU-NPU", (1, 2))
+    for root, protocol, empty, said in (
+        (
+            casia,
+            "casia",
+            "dev",
+            "(train_release subjects 1-15 train, 16-20 dev; test_release test; ",
+        ),
+        (casia, "casia-low", "dev", "test_release test; casia-low: casia, low-quality test clips"),
+        (oulu, "oulu-p1", "dev or test", "(users 1-20 train (Train_files), 21-35 dev (Dev_files)"),
     ):
         with pytest.raises(DataError) as refused:
-            load_dataset(casia, protocol=protocol)
-        assert f"protocol {protocol} has no dev clip among" in str(refused.value)
+            load_dataset(root, protocol=protocol)
+        assert f"protocol {protocol} has no {empty} clip among" in str(refused.value)
         assert said in str(refused.value)
 
 

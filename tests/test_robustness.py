@@ -77,7 +77,7 @@ def test_four_sweeps_started_together_in_a_fresh_folder_all_finish(data, tmp_pat
         assert process.returncode == 0, err[-3000:]
         assert "Traceback" not in err
     study = optuna.load_study(study_name="together", storage=f"sqlite:///{tmp_path}/optuna.db")
-    assert study.metric_names == ["dev_acer"]  # named by each worker, said by none
+    assert study.metric_names == ["dev_acer"]  # named by the workers, warned by none
     assert not any("ExperimentalWarning" in err for _, err in outcomes)
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.COMPLETE] * 4

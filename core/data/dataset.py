@@ -366,12 +366,8 @@ def _check_protocol_splits(
     empty = [s for s in SPLITS if not any(clip.split == s for clip in clips)]
     if empty:
         which = f"protocol {protocol.name}" + (f" fold {fold}" if fold is not None else "")
-        rules = [layout.summary, f"{protocol.name}: {protocol.summary}"]
-        whole = layout.protocols[0]
-        if protocol.summary.startswith(f"{whole.name},"):  # casia-low: "casia, low-quality..."
-            rules.append(f"{whole.name}: {whole.summary}")
         raise DataError(
             f"{root}: {which} has no {' or '.join(empty)} clip among the {len(clips)} found: "
             f"a partial copy of the {layout.name} database? Its splits are the database's "
-            f"lists, never drawn at random ({'; '.join(rules)})"
+            f"lists, never drawn at random ({layout.splits}; {protocol.name}: {protocol.summary})"
         )

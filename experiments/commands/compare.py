@@ -28,8 +28,9 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from core.flags import given_path
 from core.words import counted
-from experiments.commands.quiet import OneLineParser, given_path, quiet_console, say_error
+from experiments.commands.quiet import OneLineParser, quiet_console, say_error
 from experiments.results import tables
 from experiments.stores import liveness, tracking
 from experiments.stores.runs_table import trial_table

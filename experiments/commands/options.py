@@ -21,8 +21,8 @@ from core.data.layouts import AUTO, protocol_names
 from core.device import supported_backend
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
+from core.flags import given_path
 from experiments import domains
-from experiments.commands.quiet import given_path
 from experiments.config import EvaluationOptions, NamedData, check_apart
 
 # FeatureOptions field -> argparse keywords of its flag (the default is the field's).

@@ -29,7 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.commands.quiet import OneLineParser, given_path
+from core.flags import given_path
+from experiments.commands.quiet import OneLineParser
 
 DECISIONS = {True: "bona fide", False: "attack"}
 DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)

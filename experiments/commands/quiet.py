@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 from core.quiet import import_backend_quietly
@@ -106,11 +105,3 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def given_path(text: str) -> Path:
-    """argparse's type of a path flag: ``Path`` refusing an empty one, which it reads as the
-    current folder (``--data ""`` of a variable that is not set)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path: name a file or folder")
-    return Path(text)

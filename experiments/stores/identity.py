@@ -9,6 +9,7 @@ without a word.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ DATABASES = "databases"
 UNCOMPARED = (KEY_PARTS, DATABASES)
 SIDES = {FEATURES: "trained on", TEST_FEATURES: "tested on"}  # the features each side names
 HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
+OBJECTIVES = ("dev_acer", "params_total")  # what a trial returns (both: --multi-objective)
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
 
@@ -88,7 +90,9 @@ def check_identity(
     machine), and a rerun of the same options then becomes its maker; while the maker may be
     working (loading its backend, in its first trial), a worker of other options is refused like
     any other. A study with figures and no record (made before the record existed) is not
-    checked, since this run's options need not be those its trials ran with.
+    checked, since this run's options need not be those its trials ran with. The objectives are
+    named (:data:`OBJECTIVES`): optuna-dashboard said "Objective 0", and ``trials_dataframe``
+    has ``value_dev_acer`` where it had ``value``.
     """
     wanted = [d.lower() for d in directions]
     made = [d.name.lower() for d in study.directions]
@@ -98,6 +102,10 @@ def check_identity(
             f"{len(wanted)} (--multi-objective: dev ACER and parameters): rerun with the study's "
             "flags, or start another study with --study"
         )
+    if wanted and study.metric_names != list(OBJECTIVES[: len(wanted)]):
+        with warnings.catch_warnings():  # Optuna calls naming them experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVES[: len(wanted)]))
     recorded = study.user_attrs.get(IDENTITY_ATTR)
     figured = _figured(study)
     if figured and not isinstance(recorded, dict):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 import mlflow
@@ -34,6 +33,7 @@ from core.backbone.spec import PARAMS_TO_FC7
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
+from experiments.stores.identity import OBJECTIVES
 from experiments.trial import artifacts, memory, search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -51,7 +51,6 @@ OnResult = Callable[[int, TrialConfig, "dict[str, float] | str", float], None]
 STORE_PAUSE, STORE_PAUSE_MAX = 5.0, 120.0  # s before the next trial after a store failure,
 # doubling while the tracking store stays away
 KEPT_SETTING_TAG = "kept_setting"  # the setting whose head the trial keeps (the first)
-OBJECTIVES = ("dev_acer", "params_total")  # what a trial returns (the second: multi-objective)
 
 
 class Objective:
@@ -82,12 +81,8 @@ class Objective:
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
         self._store_failures = 0  # trials failed in a row because the tracking store was away
         self.setup_seconds = 0.0  # one-off work before trials (a fine-tuned bottom), not theirs
-        self._named = False  # the study's objectives named (once per worker)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        if not self._named:
-            name_objectives(trial.study, OBJECTIVES[: 2 if self.multi_objective else 1])
-            self._named = True
         with memory.trial_scope():
             return self._trial(trial)
 
@@ -190,9 +185,8 @@ class Objective:
         trial.set_user_attr("head", config.head)
         trial.set_user_attr("family", config.family)
         self._report(trial.number, config, metrics, seconds)
-        if self.multi_objective:
-            return metrics["dev_acer"], float(metrics["params_total"])
-        return metrics["dev_acer"]
+        values = tuple(float(metrics[name]) for name in OBJECTIVES)  # the names the study has
+        return values if self.multi_objective else values[0]
 
     def _keeps_weights(self, trial: optuna.Trial, family: str, metrics: dict) -> bool:
         """``best``: only a trial that is its family's best so far logs its weights, so a family
@@ -229,13 +223,3 @@ class Objective:
     def _report(self, number: int, config: TrialConfig, outcome, seconds: float) -> None:
         if self.on_result is not None:
             self.on_result(number, config, outcome, seconds)
-
-
-def name_objectives(study: optuna.Study, names: Sequence[str]) -> None:
-    """Name the study's objectives (``dev_acer``, ``params_total``), which optuna-dashboard
-    shows for "Objective 0" and ``trials_dataframe`` for ``value``; Optuna calls the API
-    experimental (a warning, silenced here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if study.metric_names != list(names):
-            study.set_metric_names(list(names))

@@ -106,6 +106,7 @@ register_layout(
         recognise=lambda root, candidates: any((root / name).is_dir() for name in CASIA_RELEASES),
         priority=20,
         fixed_splits=True,
+        splits="train_release subjects 1-15 train, 16-20 dev; test_release test",
         own_subjects=True,
         summary="CASIA-FASD: train_release|test_release/<subject>/<1..8|HR_1..HR_4>.avi",
         protocols=(

@@ -132,6 +132,7 @@ register_layout(
         recognise=_recognise,
         priority=12,
         fixed_splits=True,
+        splits="subjects by MSU-MFSD's lists (msu) or Bob's folds (msu-folds)",
         own_subjects=True,
         companion_suffixes=(".face",),
         summary="MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01",

@@ -169,6 +169,7 @@ register_layout(
         recognise=_recognise,
         priority=10,
         fixed_splits=True,
+        splits="users 1-20 train (Train_files), 21-35 dev (Dev_files), 36-55 test (Test_files)",
         own_subjects=True,
         companion_suffixes=(".txt",),
         summary="OULU-NPU: Phone_Session_User_File.avi (+ face boxes .txt)",

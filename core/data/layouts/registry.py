@@ -73,7 +73,8 @@ class Layout:
     ``enroll/``: ``("enroll", "enrolment video", "face recognition, not PAD")``):
     not read, not warned about one by one, counted once. ``fixed_splits``: every protocol puts
     each clip in train, dev or test by the database's own lists, so a split none of the clips read
-    is in means a partial copy of the database: refused, not carved from train by subject.
+    is in means a partial copy of the database: refused, not carved from train by subject, and
+    ``splits`` says where the database takes each split from.
     ``own_subjects``: the database's file names say each clip's subject, so ``read`` takes no
     subject pattern and ``--subject-pattern`` is refused (it was ignored without a word).
     """
@@ -87,6 +88,7 @@ class Layout:
     summary: str = ""
     protocols: tuple[Protocol, ...] = ()
     fixed_splits: bool = False
+    splits: str = ""
     own_subjects: bool = False
 
     def __post_init__(self) -> None:
@@ -105,6 +107,8 @@ def register_layout(layout: Layout) -> Layout:
             raise ValueError(f"name {name!r}: use lower-case letters, digits, - and _")
     if layout.name in _LAYOUTS:
         raise ValueError(f"layout {layout.name!r} is registered twice")
+    if layout.fixed_splits and not layout.splits:  # said for a partial copy of the database
+        raise ValueError(f"layout {layout.name!r}: fixed splits need `splits`, where each is")
     for protocol in layout.protocols:
         if protocol.name in taken:
             raise ValueError(f"protocol {protocol.name!r} is registered twice")
@@ -153,8 +157,7 @@ def detect(root: Path, candidates: list[Path]) -> Layout:
     database's videos) is a :class:`DataError` naming it: read by a lower one, the generic
     layout, the database would be split at random and its species merged, without a word.
     """
-    ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
-    ranked = [layout for layout in ranked if layout.recognise is not None]
+    ranked = _ranked()
     for index, layout in enumerate(ranked):
         if layout.recognise(root, candidates):
             if layout is ranked[-1]:  # the fallback (generic): none passed over names most
@@ -164,12 +167,21 @@ def detect(root: Path, candidates: list[Path]) -> Layout:
     raise DataError(f"{root}: no dataset layout recognises this folder")
 
 
+def _ranked() -> list[Layout]:
+    """The layouts that recognise a folder, highest priority first; the last (the lowest, the
+    generic layout) is the fallback, which recognises any folder of real and attack clips."""
+    ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
+    return [layout for layout in ranked if layout.recognise is not None]
+
+
 def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None = None) -> None:
     """A :class:`DataError` when the folders right under ``root`` hold databases of two or more
     layouts: ``--data`` at a folder of databases read one of them and called the others' clips
-    strays (probe). ``wanted``: the layout of a protocol given, named first in the fix."""
-    ranked = sorted(_LAYOUTS.values(), key=lambda layout: (-layout.priority, layout.name))
-    ranked = [layout for layout in ranked if layout.recognise is not None][:-1]  # no fallback
+    strays (probe). ``wanted``: the layout of a protocol given, named first in the fix; the
+    fallback's (a folder of the user's own) is not checked."""
+    *databases, fallback = _ranked()
+    if wanted is fallback:
+        return
     within: dict[str, list[Path]] = {}
     for path in candidates:
         parts = path.relative_to(root).parts
@@ -177,19 +189,21 @@ def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None
             within.setdefault(parts[0], []).append(path)
     found = {}
     for folder, paths in sorted(within.items()):
-        for layout in ranked:
+        for layout in databases:
             if layout.recognise(root / folder, paths):
                 found[folder] = layout.name
                 break
     if len(set(found.values())) < 2:
         return
-    first = next((f for f, name in found.items() if wanted and name == wanted.name), None)
-    first = first or next(iter(found))
+    ours = [folder for folder, name in found.items() if wanted and name == wanted.name]
+    first = ours[0] if ours else next(iter(found))
     listed = ", ".join(f"{folder} ({name})" for folder, name in found.items())
+    listed += f", none {wanted.name}" if wanted and not ours else ""
     raise DataError(
         f"{root} holds {len(found)} databases: {listed}; --data takes one (--data "
         f"{root / first}), a cross-domain study names each (--db {found[first]}={root / first} "
-        "...; README: Cross-domain (OCIM))"
+        f"...; README: Cross-domain (OCIM)); --protocol {fallback.protocols[0].name} reads a "
+        "folder of your own"
     )
 
 

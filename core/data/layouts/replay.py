@@ -109,6 +109,7 @@ register_layout(
         recognise=_recognise,
         priority=15,
         fixed_splits=True,
+        splits="its train, devel (dev) and test folders",
         own_subjects=True,
         companion_suffixes=(".face",),
         aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
