@@ -143,7 +143,8 @@ class EvaluationOptions:
     tested, ``--data`` trains). Cross-domain: ``sources`` (several databases: their train splits
     pooled, their dev splits pooled, the threshold set there) and ``target``, tested on its test
     split (``target_clips="test"``; the whole database when it has none) or every clip
-    (``"all"``, as SSDG tests); ``setting`` names the benchmark setting (``ocim-m``).
+    (``"all"``, as SSDG tests: but a dev set of the database's own,
+    :data:`experiments.domains.OWN_DEV`); ``setting`` names the benchmark setting (``ocim-m``).
     """
 
     repeats: int = 1

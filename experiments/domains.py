@@ -31,6 +31,11 @@ from core.data.layouts.registry import get_layout
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
 TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has none), or every clip
+# layouts whose dev set is one of the database's own (devel/, Dev_files/): SSDG's "all" target
+# clips leave it out (its generate_label.py); CASIA-FASD's and MSU-MFSD's dev here is carved from
+# their training lists, and "all" has it
+OWN_DEV = ("oulu", "replay-attack", "replay-mobile")
+ALL_BUT_DEV = "all but its own dev"  # the target_clips tag of "all" on one of those
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,9 @@ CHOICES = (*GROUPS, *SETTINGS)  # what --protocol takes besides a database's pro
 def given_setting(sources: tuple[str, ...], target: str) -> CrossSetting:
     """The setting ``--sources`` and ``--target`` name, whatever the sources' order (the order
     pools the clips, so it would change the figures and the study): a named setting's when it is
-    one (``oulu,casia,replay-attack`` to ``msu`` is ``ocim-m``, one study), else the sources in
-    the benchmark's order, O, C, I, M, then the others by name."""
+    one (``oulu,casia,replay-attack`` to ``msu`` is ``ocim-m``, one study; its sources in the
+    order of its papers' name, O&M&I→C), else the sources in the benchmark's order, O, C, I, M,
+    then the others by name."""
     if len(set(sources)) == len(sources):
         for setting in SETTINGS.values():
             if set(setting.sources) == set(sources) and setting.target == target:

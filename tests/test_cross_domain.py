@@ -201,6 +201,30 @@ def test_limited_source_tests_every_clip_of_the_target(database_trees, mi_c, tmp
         assert {key: run.data.metrics[key] for key in by_bob} == by_bob
 
 
+def test_every_target_clip_leaves_out_a_dev_set_of_the_databases_own(
+    database_trees, ocim_m, tmp_path
+) -> None:
+    """As SSDG's label files: Replay-Attack's "all" is train + test, without devel/ (it was
+    tested too, probe); CASIA-FASD's dev here is carved from train_release, and its all has it
+    (test_limited_source_tests_every_clip_of_the_target)."""
+    root, replay = database_trees, database_trees / FOLDERS["replay-attack"]
+    given = ("--sources", "msu,casia", "--target", "replay-attack", "--target-clips", "all")
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = run(root, *given, "--trials", "1")
+    clips = [p.relative_to(replay) for p in replay.rglob("*.mov")]
+    wanted = {str(p.with_suffix("")) for p in clips if p.parts[0] in ("train", "test")}
+    assert len(wanted) < len(clips)  # the tree has devel clips to leave out
+    said = f"test figures on replay-attack (every clip but its own dev set, {len(wanted)} clips)"
+    assert said in out.getvalue()
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    (run_,) = client.search_runs([result.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    assert run_.data.tags["target_clips"] == "all but its own dev"
+    scores = logged_scores(root, run_, tmp_path)
+    test = scores[scores["split"] == "test"]
+    assert set(test["database"]) == {"replay-attack"}
+    assert set(test["clip"]) == wanted
+
+
 def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) -> None:
     root = database_trees
     uri = f"sqlite:///{root}/mlflow.db"
@@ -562,18 +586,40 @@ def test_the_crop_tags_of_pooled_sources_count_every_source() -> None:
 def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     database_trees, ocim_m, mi_c, tmp_path, capsys
 ) -> None:
-    """The table holds one study per setting (the last one run); the other is named under it,
+    """Studies of a setting on the same data and options (other --heads) are pooled: each
+    family's best over their trials (a family only one searched had no figures, probe). Of
+    studies of other options the table holds the last one run; the others are named under it,
     on the console and in the files, not dropped without a word."""
     root = database_trees
-    again = run(root, "--protocol", "ocim-m", "--study", "ocim-m-again", "--trials", "1")
     uri = f"sqlite:///{root}/mlflow.db"
+    again = run(root, "--protocol", "ocim-m", "--study", "ocim-m-again", "--heads", "conv2048")
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
-    said = (
-        f"Not shown: study {ocim_m.study.study_name}, another run of O&C&I→M (--cross --study "
-        "NAME ... chooses)."
+    out = capsys.readouterr().out
+    pooled = (
+        f"O&C&I→M: studies ocim-m-again, {ocim_m.study.study_name} pooled, the same data and "
+        "options (other --heads or seeds): each family's best over their trials, chosen on dev."
     )
-    assert said in capsys.readouterr().out.splitlines()
-    assert said in (tmp_path / "cross_domain.md").read_text()
+    assert pooled in out.splitlines() and "Not shown" not in out
+    table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
+    assert {"best conv", "best dense", "best lstm"} <= set(table.index)
+    assert table["O&C&I→M HTER held-out"].notna().all()  # every family's, from either study
+    trials = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head")
+    cells = trials[f"O&C&I→M (ocim-m-again + {ocim_m.study.study_name})"]
+    assert cells["best conv"].startswith("conv") and cells["best conv"].endswith(" of ocim-m-again")
+    assert cells["best lstm"].endswith(f" of {ocim_m.study.study_name}")
+    other = run(
+        root, "--protocol", "ocim-m", "--study", "ocim-m-other", "--train-precision", "bfloat16"
+    )
+    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    lines, markdown = (
+        capsys.readouterr().out.splitlines(),
+        (tmp_path / "cross_domain.md").read_text(),
+    )
+    for name in (ocim_m.study.study_name, again.study.study_name):  # other options: not pooled
+        said = (
+            f"Not shown: study {name}, another run of O&C&I→M (--cross --study NAME ... chooses)."
+        )
+        assert said in lines and said in markdown
     client = MlflowClient(tracking_uri=uri)
 
     def last_logged():
@@ -583,7 +629,7 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
             order_by=["attributes.start_time DESC"],
         )[0]
 
-    assert last_logged().data.tags["study.ocim-m"] == again.study.study_name == "ocim-m-again"
+    assert last_logged().data.tags["study.ocim-m"] == other.study.study_name == "ocim-m-other"
     # the table shows the studies named (a smoke run had replaced a whole study's column)
     chosen = ["--study", ocim_m.study.study_name, "--study", mi_c.study.study_name]
     assert compare.main(["--cross", *chosen, "--out", str(tmp_path), "--tracking-uri", uri]) == 0

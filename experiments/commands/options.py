@@ -159,7 +159,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         choices=domains.TARGET_CLIPS,
         default="test",
         help="the target's test split (default; the whole database when it has none) or every "
-        "clip (train + test, as SSDG tests)",
+        "clip but a dev set of the database's own (Replay's devel, OULU-NPU's Dev_files), as "
+        "SSDG tests",
     )
 
 

@@ -171,7 +171,7 @@ def run_sweep(
     if not (done or joined or config.study):  # a new default name: what made it new
         line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
     print(line, flush=True)
-    context = run_context(config, features, settings)
+    context = tracking.with_context_digest(run_context(config, features, settings))
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
         table = standing_comparison(experiment_id, study_name)

@@ -17,7 +17,7 @@ from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.stores import identity
 from experiments.trial import search
-from experiments.trial.evaluation import Setting, study_suffix
+from experiments.trial.evaluation import Setting, study_suffix, target_clips_tested
 
 
 def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
@@ -58,7 +58,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
     explicitly named ``--study`` must agree (:func:`experiments.stores.identity.check_identity`).
     The features' cache entry covers the data's files (sizes and times), the weights, frames,
     crop and detector, and the extraction precision; the clips cover protocol, fold and split."""
-    first = settings[0]
+    first, clips = settings[0], config.evaluation.target_clips
 
     def each(values) -> str:
         return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
@@ -75,7 +75,11 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),
         "test clips (--test-data, --test-protocol, --target-clips)": each(
-            f"{s.test_features.dataset_fingerprint[:12]}:{config.evaluation.target_clips}"
+            f"{s.test_features.dataset_fingerprint[:12]}:{clips}"  # as before a database's own
+            + (  # dev set was left out of "all" (the studies of others go on)
+                " but its own dev"
+                * (target_clips_tested(s.test_features, clips) == domains.ALL_BUT_DEV)
+            )
             for s in settings
         ),
         "--repeats": str(config.evaluation.repeats),

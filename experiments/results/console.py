@@ -92,13 +92,15 @@ def evaluation_line(context: dict[str, str]) -> str | None:
     it trained on (from its runs' tags); None for one database's own splits."""
     clips = context.get("test_clips", "?")
     if context.get("evaluation") == "cross-domain":
-        from experiments.domains import with_protocol
+        from experiments.domains import ALL_BUT_DEV, with_protocol
 
         def named(db: str) -> str:
             return with_protocol(db, context.get(f"protocol_{db}"))
 
         sources = ", ".join(map(named, context["sources"].split(",")))
-        which = "every clip" if context.get("target_clips") == "all" else "its test split"
+        which = {"all": "every clip", ALL_BUT_DEV: "every clip but its own dev set"}.get(
+            context.get("target_clips", ""), "its test split"
+        )
         return (
             f"cross-domain {context['setting']}: heads train on {sources} (train splits), dev "
             f"ACER and the threshold on their pooled dev clips; test figures on "

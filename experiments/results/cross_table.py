@@ -8,8 +8,9 @@ threshold from the sources' dev, applied unchanged to the target: the honest fig
 paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
 as the positive class), each mean ± std over ``--repeats``. The two kinds are never mixed in one
 cell. A setting tested on every target clip (``--target-clips all``) has columns of its own. When
-a setting was run by several studies, the one whose trial ran last is shown, and the others are
-named under the table.
+a setting was run by several studies on the same data and options (other ``--heads`` or seeds),
+their trials are pooled, each family's best chosen on dev over all of them; of studies of other
+options, the one whose trial ran last is shown, and the others are named under the table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from experiments.stores.runs_table import trial_table
 
 EXPERIMENT = "cross-domain tables"  # where the table is logged, beside the studies it links
 ROLE = "cross-table"
+COLUMNS = ["setting", "label", "kind", "study", "experiment"]  # a shown setting's
 TABLE_TAG = "table_sha256"  # the files' and tags' digest: an unchanged table is not logged again
 # (figure, heading): held-out first, then what papers print, labelled as such
 FIGURES = (
@@ -94,6 +96,7 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
             setting = label = protocol if named else f"{protocol}:{_folder(first.get('tags.data'))}"
         else:
             continue
+        contexts = runs.get(f"tags.{tracking.CONTEXT_TAG}", pd.Series(dtype=object)).unique()
         rows.append(
             {
                 "setting": setting,
@@ -102,13 +105,16 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
                 "study": name,
                 "experiment": experiment.experiment_id,
                 "last": runs["end_time"].max(),
+                "context": contexts[0] if len(contexts) == 1 else None,  # older runs: none
             }
         )
-    every = pd.DataFrame(rows, columns=["setting", "label", "kind", "study", "experiment", "last"])
+    every = pd.DataFrame(rows, columns=[*COLUMNS, "last", "context"])
     every = every.assign(mine=every["study"].isin(preferred))
     every = every.sort_values(["mine", "last"], ascending=False).drop(columns="mine")
     found = every if chosen else every.drop_duplicates("setting")  # the user's choice: all
-    hidden = every[~every["study"].isin(found["study"])]
+    found = found.assign(pooled=[[] if chosen else _pooled(every, r) for _, r in found.iterrows()])
+    pooled = {name for names in found["pooled"] for name, _ in names}
+    hidden = every[~every["study"].isin(found["study"]) & ~every["study"].isin(pooled)]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
     rank = found.apply(
         lambda r: (r["kind"] == "intra-dataset", order.get(r["setting"], len(order)), r["setting"]),
@@ -127,6 +133,21 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     return shown
 
 
+def _pooled(every: pd.DataFrame, shown: pd.Series) -> list[tuple[str, str]]:
+    """The other studies of ``shown``'s setting run on the same data and options (the same
+    :data:`~experiments.stores.tracking.CONTEXT_TAG`): ``(study, experiment)`` each. They differ
+    in ``--heads`` or seeds only, so a family's best is chosen on dev over all their trials (a
+    family searched by one of them was missing from the table, probe)."""
+    if shown["context"] is None:
+        return []
+    same = every[
+        (every["setting"] == shown["setting"])
+        & (every["context"] == shown["context"])
+        & (every["study"] != shown["study"])
+    ]
+    return list(zip(same["study"], same["experiment"], strict=True))
+
+
 def _cross_setting(run: pd.Series) -> tuple[str, str]:
     """A cross-domain study's setting and its columns' label, from a trial run's tags: ``mi-c``
     and ``M&I→C``; one tested on every target clip gets columns of its own (``mi-c all``,
@@ -142,7 +163,7 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
     else:  # runs tagged before the sources were
         known = domains.SETTINGS.get(setting)
         label = known.label if known else setting
-    if run.get("tags.target_clips") == "all":
+    if run.get("tags.target_clips") in ("all", domains.ALL_BUT_DEV):
         return f"{setting} all", f"{label} all clips"
     return setting, label
 
@@ -198,10 +219,16 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
     ``<column> std`` where there were repeats)."""
     table, chosen = pd.DataFrame(), {}
     for _, study in shown.iterrows():
-        runs = tracking.study_runs(study["experiment"], study["study"])
+        sources = [(study["study"], study["experiment"]), *study.get("pooled", [])]
+        runs = pd.concat([tracking.study_runs(e, name) for name, e in sources], ignore_index=True)
         best = comparison(trial_table(runs)).set_index("group")
-        trial = best["trial"].map(lambda n: f"#{int(n)}" if pd.notna(n) else "")
-        chosen[f"{study['label']} ({study['study']})"] = best["head"].astype(str) + " " + trial
+        named = runs.set_index("run_id")[f"tags.{tracking.STUDY_TAG}"]
+        trial = [
+            f"#{int(n)}" + (f" of {named[run]}" if len(sources) > 1 else "") if pd.notna(n) else ""
+            for n, run in zip(best["trial"], best["run_id"], strict=True)
+        ]
+        studies_named = " + ".join(name for name, _ in sources)
+        chosen[f"{study['label']} ({studies_named})"] = best["head"].astype(str) + " " + trial
         figures = INTRA_FIGURES if study["kind"] == "intra-dataset" else FIGURES
         for figure, heading in figures:
             column = f"{study['label']} {heading}"
@@ -281,8 +308,15 @@ def log_cross_table(
         f"Not shown: study {study}, another run of {label} (--cross --study NAME ... chooses)."
         for label, study in hidden
     )
+    pooled = (
+        f"{row.label}: studies {', '.join([row.study, *(n for n, _ in row.pooled)])} pooled, "
+        "the same data and options (other --heads or seeds): each family's best over their "
+        "trials, chosen on dev."
+        for row in shown.itertuples()
+        if row.pooled
+    )
     intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
-    notes = [NOTE, *older, *demos]
+    notes = [NOTE, *pooled, *older, *demos]
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
@@ -357,7 +391,10 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> tuple[str, bool]:
             tags={"mlflow.experimentKind": "custom_model_development"},
         )
     )
-    tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(shown["study"])}
+    every = [
+        name for row in shown.itertuples() for name in (row.study, *(n for n, _ in row.pooled))
+    ]
+    tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(every)}
     same = shown.duplicated("setting", keep=False)  # one setting's studies: each its own key
     for row, twin in zip(shown.itertuples(), same, strict=True):
         key = f"{row.setting}.{row.study}" if twin else row.setting

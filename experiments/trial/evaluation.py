@@ -10,7 +10,8 @@ Cross-dataset (``--test-data OTHER``): train and dev, hence the threshold, come 
 test is OTHER's test split, or every clip of OTHER when it has no test split of its own (a split
 the loader carved is not one). Cross-domain (several source databases, one target,
 :mod:`experiments.domains`): the sources' train splits are pooled, their dev splits are pooled and
-set the threshold, and the target is tested, its test split or every clip. Before anything is
+set the threshold, and the target is tested, its test split or every clip (but a dev set of its
+own, as SSDG). Before anything is
 extracted, every database is read and checked: the layout its name says.
 
 Every setting's scores go into one ``scores.csv`` with ``fold`` and ``repeat`` columns, so
@@ -36,6 +37,7 @@ from core.data.layouts import folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs, bottom_ready
+from experiments import domains
 from experiments.config import EvaluationOptions, NamedData
 from experiments.metrics import DATABASE_COLUMN, metric_suffix
 from experiments.trial.splits import SplitData, split_data
@@ -289,7 +291,8 @@ def cross_dataset_options(
 
 def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> FeatureSet:
     """``other`` ready to be tested on: its test split, or every clip when it has no test split
-    of its own (one the loader carved does not count) or ``clips`` is "all".
+    of its own (one the loader carved does not count) or ``clips`` is "all" (as SSDG tests: but
+    the dev set a database has of its own, :data:`~experiments.domains.OWN_DEV`).
 
     Refuses features the trained head cannot read (another backbone, frame count or crop).
     """
@@ -306,8 +309,18 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
             )
     if not tested_whole(other, clips):
         return other
-    whole = [dataclasses.replace(clip, split="test") for clip in other.clips]
+    kept = "dev" if target_clips_tested(other, clips) == domains.ALL_BUT_DEV else None  # not tested
+    whole = [c if c.split == kept else dataclasses.replace(c, split="test") for c in other.clips]
     return dataclasses.replace(other, clips=whole)
+
+
+def target_clips_tested(target: FeatureSet, clips: str) -> str:
+    """What ``--target-clips`` ``clips`` tests of ``target``: "test", "all" (asked, or it has no
+    test split of its own), or :data:`~experiments.domains.ALL_BUT_DEV`: asked, of a database
+    with a dev set of its own, which SSDG leaves out."""
+    if not tested_whole(target, clips):
+        return "test"
+    return domains.ALL_BUT_DEV if clips == "all" and target.layout in domains.OWN_DEV else "all"
 
 
 def evaluation_context(
@@ -330,13 +343,13 @@ def evaluation_context(
     }
     if evaluation.cross_domain:
         *sources, target = first.names
-        whole = tested_whole(first.test_features, evaluation.target_clips)
+        tested = target_clips_tested(first.test_features, evaluation.target_clips)
         return {
             "evaluation": "cross-domain",
             "setting": evaluation.setting or f"{','.join(sources)}->{target}",
             "sources": ",".join(sources),
             "target": target,
-            "target_clips": "all" if whole else "test",  # as tested (no test split: all)
+            "target_clips": tested,  # as tested (no test split: all)
             "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
