@@ -248,13 +248,15 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     One row per family's best and per write-up baseline: head, output, head params, dev ACER,
     test APCER/BPCER/ACER/HTER in % and the worst species. The run ids are in the report and in
     MLflow. To fit, the output column goes first, then (with folds or repeats) the std columns
-    but the ACERs', then those (the title says so); a cell that still does not fit is cut.
+    but the ACERs' and HTER's, then HTER's, then the ACERs' (the title says so); a cell that
+    still does not fit is cut.
     """
     if table.empty:
         return "no finished trial: nothing to compare"
     acers = ("dev_acer", "test_acer")
+    headline = (*acers, "test_hter")  # HTER: what cross-domain papers head their tables with
     every = tuple(c for c, _ in _CONSOLE_RATES)
-    layouts = [(True, every), (False, every), (True, acers), (False, acers), (False, ())]
+    layouts = [(True, every), (False, every), (False, headline), (False, acers), (False, ())]
     for output, spreads in layouts:
         spreads = tuple(c for c in spreads if f"{c}{STD}" in table.columns)
         lines = _render(table, output, spreads)
