@@ -302,3 +302,28 @@ def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> N
         "study same (1 finished trial) records the same data and options: --study same resumes it"
     )
     assert closest_other(f"sqlite:///{tmp_path / 'nothing.db'}", new) is None  # no schema
+
+
+def test_of_two_as_close_the_one_with_fewer_entries_differing_is_said(tmp_path) -> None:
+    """One line says data that differ ("the data files", its clips too): the study differing
+    only by --target-clips lost to it by name (probe)."""
+    from experiments.stores.identity import FEATURES, KEY_PARTS, closest_other
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    clips, tested = "clips (--protocol, --fold, --split-seed)", "test clips (--target-clips)"
+
+    def record(entry: str, data: str, clip: str, test: str) -> dict:
+        parts = {entry: {"data": data, "frames_per_clip": 7}}
+        return {FEATURES: f"cache entry {entry}", clips: clip, tested: test, KEY_PARTS: parts}
+
+    def made(name: str, identity: dict) -> optuna.Study:
+        made = optuna.create_study(study_name=name, storage=url)
+        made.set_user_attr(IDENTITY_ATTR, identity)
+        return made
+
+    new = made("new", record("aaa", "d1", "c1", "t1:test"))
+    made("a-other-data", record("bbb", "d2", "c2", "t1:test"))  # one line, two entries
+    made("z-other-clips", record("aaa", "d1", "c1", "t1:all"))  # one line, one entry
+    assert closest_other(url, new) == (
+        f"differs from study z-other-clips (0 finished trials): {tested} differ"
+    )

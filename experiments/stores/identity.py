@@ -320,7 +320,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 def closest_other(storage: str, study: optuna.Study) -> str | None:
     """Why a new study's default name is new: how it differs from the closest other study in
-    ``storage`` (the fewest differences in what the figures depend on and its objectives), as
+    ``storage`` (the fewest differences in what the figures depend on and its objectives, then
+    the fewest entries of the record that differ), as
     "differs from study pad-... (12 finished trials): --frames 7; this run's 8", three at most
     with "|" between them; or that one records the same (named otherwise: ``--study``). None
     where the store holds no other study with a record, or cannot be read: it only reads."""
@@ -338,10 +339,12 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
             was, now = (len(s.directions) > 1 for s in (other, study))  # the name's -pareto
             if was != now:
                 said.append(f"--multi-objective {_shown(was)}; this run's {_shown(now)}")
-            found.append((len(said), other.study_name, said))
+            # ties (one line can say several entries: "the data files differ"): fewer entries
+            raw = sum(theirs.get(k, ours[k]) != ours[k] for k in ours.keys() - set(UNCOMPARED))
+            found.append((len(said), raw, other.study_name, said))
         if not found:
             return None
-        _, name, said = min(found)
+        *_, name, said = min(found)
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
         trials = stored.get_n_trials(stored.get_study_id_from_name(name), state=finished)
     except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep
