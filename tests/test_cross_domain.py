@@ -296,6 +296,8 @@ def bad_flags(root: Path) -> list:
     casia = f"{root / 'CASIA-FASD'}"
     two = root / "two.toml"  # casia and msu only
     two.write_text(f'casia = "{casia}"\nmsu = "{root / FOLDERS["msu"]}"\n')
+    typo = root / "typo.toml"  # oulu under another name, msu in capitals
+    typo.write_text(f'oulu-npu = "{root / "OULU-NPU"}"\nMSU = "{root / FOLDERS["msu"]}"\n')
     return [
         (
             ["--db", f"again={casia}", "--sources", "casia,again", "--target", "msu"],
@@ -314,6 +316,12 @@ def bad_flags(root: Path) -> list:
             "--test-protocol goes with --test-data; a cross-domain target's protocol is its",
         ),
         (["--sources", "msu,nope", "--target", "casia"], "needs database nope (given: "),
+        (["--sources", "casia,msuu", "--target", "oulu"], "; msu for msuu?): give --db msuu=PATH"),
+        (  # the likely name said (probe)
+            ["--protocol", "ocim-m", "--databases", str(typo)],
+            "--protocol ocim-m needs databases oulu, casia, replay-attack, msu (given: oulu-npu, "
+            "MSU; oulu-npu for oulu?; MSU for msu?): give --db oulu=PATH",
+        ),
         (  # it was dropped without a word
             ["--sources", "msu", "--target", "oulu", "--protocol", "oulu-p2"],
             "--protocol oulu-p2 chooses --data's clips; a cross-domain database's protocol is its",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +262,9 @@ def evaluation_options(
     missing = [n for n in names if n not in databases]
     if missing:
         study = f"--protocol {protocol}" if named else "the study"
-        given = f" (given: {', '.join(databases)})" if databases else ""
+        close = {n: _close(n, databases) for n in missing}  # a typo, or another case
+        guesses = "".join(f"; {c} for {n}?" for n, c in close.items() if c)
+        given = f" (given: {', '.join(databases)}{guesses})" if databases else ""
         raise ValueError(
             f"{study} needs {'databases' if len(missing) > 1 else 'database'} "
             f"{', '.join(missing)}{given}: give --db {missing[0]}=PATH or --databases FILE"
@@ -277,6 +281,14 @@ def evaluation_options(
             )
         )
     return options
+
+
+def _close(name: str, names: Sequence[str]) -> str | None:
+    """The one of ``names`` a user most likely meant by ``name`` (``MSU``, ``msuu``,
+    ``oulu-npu`` for ``oulu``), if any."""
+    lower = {n.lower(): n for n in names}
+    found = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return lower[found[0]] if found else None
 
 
 def _check_crop(features: FeatureOptions | None, other_data: bool) -> None:
