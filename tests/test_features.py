@@ -382,6 +382,12 @@ def test_bad_clips_are_skipped_warned_by_name_and_counted(data, tmp_path, model_
 
 
 def test_no_usable_clip_is_a_data_error(data, tmp_path, model_calls):
+    longest = max(len(list(clip.glob("*.png"))) for clip in {p.parent for p in data.rglob("*.png")})
+    with pytest.raises(DataError) as short:  # the fix said, not only "see the warnings" (probe)
+        extract(data, tmp_path / "cache", frames_per_clip=longest + 1)
+    assert str(short.value).endswith(
+        f": every clip has fewer frames than --frames {longest + 1} (at most {longest}), lower it"
+    )
     for frame in data.rglob("*.png"):
         frame.write_bytes(b"garbage")
     with pytest.raises(DataError, match="no usable clip"):

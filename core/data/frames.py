@@ -280,3 +280,13 @@ def _crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarra
 
 def _frames(n: int) -> str:
     return f"{n} frame" if n == 1 else f"{n} frames"
+
+
+_SHORT = re.compile(r"(?:^|: )has (\d+) frames?, needs \d+$")  # the two raises' above, with or
+# without their path
+
+
+def frames_of_short_clip(reason: str) -> int | None:
+    """The frames a clip had when ``reason`` (a skip's) is that it has fewer than asked."""
+    found = _SHORT.search(reason)
+    return int(found.group(1)) if found else None

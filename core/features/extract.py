@@ -60,7 +60,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +82,7 @@ from core.constants import (
 )
 from core.data.clips import Clip, DataError
 from core.data.dataset import Dataset
+from core.data.frames import frames_of_short_clip
 from core.device import keras_backend
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
@@ -294,7 +295,7 @@ def extract_features(
     if not selection.clips:
         raise DataError(
             f"{dataset.root}: no usable clip ({len(dataset.skipped) + len(selection.decode_skips)} "
-            "skipped, see the warnings)"
+            "skipped, see the warnings)" + _fewer_frames(selection.decode_skips, frames_per_clip)
         )
     _check_splits(selection.clips, dataset.clips)
     features = FeatureSet(
@@ -523,6 +524,7 @@ def _extract(
             raise DataError(
                 f"{dataset.root}: no usable clip ({len(dataset.skipped)} skipped while loading, "
                 f"{len(run.skipped)} while decoding; see the warnings)"
+                + _fewer_frames(run.skipped, frames_per_clip)
             )
         if run.set_aside:
             first, why = next(iter(run.set_aside.items()))
@@ -604,3 +606,11 @@ def _clip_record(clip: Clip, root: Path) -> dict[str, Any]:
         "label": clip.label,
         "attack_type": clip.attack_type,
     }
+
+
+def _fewer_frames(skipped: Sequence[tuple[Any, str]], frames: int) -> str:
+    """What a run whose every clip was too short for ``--frames`` adds to its error: the fix."""
+    had = [frames_of_short_clip(reason) for _, reason in skipped]
+    if not had or None in had:
+        return ""
+    return f": every clip has fewer frames than --frames {frames} (at most {max(had)}), lower it"
