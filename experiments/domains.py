@@ -166,6 +166,12 @@ def read_databases(path: str | Path) -> dict[str, Database]:
     found = {}
     for name, value in table.items():
         if isinstance(value, str):
+            where, _, protocol = value.rpartition(":")
+            if ":" in Path(value).name and not (path.parent / value).expanduser().exists():
+                raise ValueError(  # --db's NAME=PATH:PROTOCOL written in the file
+                    f"--databases {path}: entry {name!r}: {value!r} is no folder; a protocol "
+                    f'is given as {name} = {{ path = "{where}", protocol = "{protocol}" }}'
+                )
             value = {"path": value}
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):
             raise ValueError(

@@ -232,6 +232,16 @@ def test_a_partial_copy_is_refused_not_split_at_random(tmp_path: Path) -> None:
     )
 
 
+def test_a_class_folder_given_for_the_database_is_said(tmp_path: Path) -> None:
+    """--db msu=.../MSU-MFSD/real said only "add attack clips there" (probe)."""
+    root = msu_tree(tmp_path / "MSU-MFSD", (2, 22, 1))
+    with pytest.raises(DataError) as refused:
+        load_dataset(root / "real", protocol="msu")
+    assert str(refused.value).endswith(
+        f"add attack clips there (every clip bona fide: is the database's folder {root}?)"
+    )
+
+
 def test_msu_under_the_release_folder_with_frame_folders_and_videos(tmp_path: Path) -> None:
     """The release's ``scene01/`` above real/ and attack/; real tiny videos work the same."""
     root = msu_tree(tmp_path / "MSU" / "scene01", (2, 22, 1), write=tiny_video).parent
@@ -384,7 +394,7 @@ def test_a_tree_the_layout_cannot_read_is_one_line(
     layout = get_protocol(protocol)[0]
     assert message.startswith(
         f"{root}: no usable clip ({layout.name} layout, 90 entries skipped, e.g. "
-        "Train_files/1_1_01_1.avi); they are oulu's clips (--protocol auto reads them); "
+        "Train_files/1_1_01_1.avi); they are oulu's clips (protocol auto or oulu-p1 reads them); "
     )
     assert "skipped" not in caplog.text
     assert message.endswith(f"where the layout expects them: {layout.summary}")  # its own names

@@ -141,6 +141,13 @@ def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> 
     with pytest.raises(ValueError) as refused:
         domains.read_databases(listed)
     assert str(refused.value).startswith(f"--databases {listed}: database msu: no protocol 'oulu'")
+    listed.write_text('oulu = "/data/OULU-NPU:oulu-p2"\n')  # --db's form: "no such folder" later
+    with pytest.raises(ValueError) as refused:
+        domains.read_databases(listed)
+    assert str(refused.value) == (
+        f"--databases {listed}: entry 'oulu': '/data/OULU-NPU:oulu-p2' is no folder; a protocol "
+        'is given as oulu = { path = "/data/OULU-NPU", protocol = "oulu-p2" }'
+    )
     listed.write_text("oulu = 5\n")  # neither a path nor a table: the message's braces balance
     with pytest.raises(ValueError) as refused:
         domains.read_databases(listed)

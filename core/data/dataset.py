@@ -238,7 +238,10 @@ def load_dataset(
     try:
         check_splits(clips, carved)
     except DataError as err:  # the folder named: a study may read several databases
-        raise DataError(f"{root}: {err}") from None
+        (one, *other) = {clip.label for clip in clips}  # one class only: a class's own folder?
+        one = "bona fide" if one == "bonafide" else one
+        whole = "" if other else f" (every clip {one}: is the database's folder {root.parent}?)"
+        raise DataError(f"{root}: {err}{whole}") from None
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
     stamps = {c.clip_id: _signature(c.path, content=synthetic) for c in source}
@@ -264,15 +267,18 @@ def load_dataset(
 
 
 def _recognised_as(root: Path, candidates: list[Path], layout: Layout) -> str:
-    """``"; they are oulu's clips (--protocol auto reads them)"`` when another database's layout
-    recognises what ``layout`` could not read; else nothing."""
+    """``"; they are oulu's clips (protocol auto or oulu-p1 reads them)"`` when another
+    database's layout recognises what ``layout`` could not read; else nothing. No flag named:
+    the protocol was given by --protocol, --test-protocol or --db NAME=PATH:PROTOCOL."""
     try:
         other = detect(root, candidates)
     except DataError:  # most of them another database's: no one name to give
         return ""
     if other.name in (layout.name, "generic"):
         return ""
-    return f"; they are {other.name}'s clips (--protocol auto reads them)"
+    return (
+        f"; they are {other.name}'s clips (protocol auto or {other.protocols[0].name} reads them)"
+    )
 
 
 def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list[Path], str]:
