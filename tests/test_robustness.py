@@ -245,8 +245,9 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     write_tiny_set(tmp_path / "other", seed=1)  # tested on other data: refused before extracting
     code = sweep.main(argv(data, *stores, "--trials", "2", "--test-data", str(tmp_path / "other")))
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        "error: study fixed was run with other test features: the data files differ: rerun with "
-        "the study's flags, or start another study with --study"
+        "error: study fixed was run with other test features: the data files differ (names, "
+        "sizes or times: cp -p, rsync -t keep times): rerun with the study's flags, or start "
+        "another study with --study"
     ]
     (data / "cache" / "features" / "elsewhere").mkdir()  # the study's entry in another cache
     for entry in entries:

@@ -373,7 +373,9 @@ def _difference(part: str, before: Any, value: Any) -> str:
                 f"the random backbone drawn by KERAS_BACKEND={drawn[0]}; this run's by {drawn[1]}"
             )
     if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
-        if before and value:
+        if before and value:  # the data: a copy that did not keep the files' times is other
+            if part == "data":
+                return f"{what} differ (names, sizes or times: cp -p, rsync -t keep times)"
             return f"{what} differ" if what.endswith("s") else f"{what} differs"
         before, value = ("used" if v else "not used" for v in (before, value))
     return f"{what} {_shown(before)}; this run's {_shown(value)}"
