@@ -649,7 +649,12 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     out = capsys.readouterr().out
     for name in (ocim_m.study.study_name, "ocim-m-again"):  # each shown, headed with its name
         assert f"O&C&I→M [{name}] HTER held-out" in out
+        assert f"O&C&I→M [{name}] ({name})" not in out  # the trials' heading: named once (probe)
         assert last_logged().data.tags[f"study.ocim-m.{name}"] == name
+    trials = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head")
+    assert {f"O&C&I→M [{name}]" for name in (ocim_m.study.study_name, "ocim-m-again")} <= set(
+        trials.columns
+    )
     assert "Not shown" not in out
     # a sweep's own table shows the study it ran (it showed the setting's last one run)
     from experiments.commands.study import run_command

@@ -422,6 +422,24 @@ def test_cross_dataset_trial_reports_on_the_other_set(sets, tmp_path, bob) -> No
     assert {k: run[f"metrics.{k}"] for k in by_bob} == by_bob
 
 
+def test_a_cross_dataset_studys_notes_name_the_data_it_trained_on() -> None:
+    """compare --study named the test data and not the training database (probe)."""
+    runs = pd.DataFrame(
+        {
+            "tags.evaluation": ["cross-dataset"],
+            "tags.data": ["/d/CASIA"],
+            "tags.test_data": ["/d/I"],
+        }
+    )
+    assert tables.evaluation_notes(runs)[:3] == [
+        "evaluation: cross-dataset",
+        "trained on: /d/CASIA",
+        "test data: /d/I",
+    ]
+    intra = runs.assign(**{"tags.evaluation": "intra-dataset"})  # its own: said once, as data
+    assert not any(note.startswith("trained on") for note in tables.evaluation_notes(intra))
+
+
 def test_a_named_database_that_is_not_there_is_said_with_its_name(tmp_path) -> None:
     """``--db msu=/nonexist`` said only "/nonexist: no such folder" (probe)."""
     from experiments.config import NamedData

@@ -227,8 +227,10 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
             f"#{int(n)}" + (f" of {named[run]}" if len(sources) > 1 else "") if pd.notna(n) else ""
             for n, run in zip(best["trial"], best["run_id"], strict=True)
         ]
-        studies_named = " + ".join(name for name, _ in sources)
-        chosen[f"{study['label']} ({studies_named})"] = best["head"].astype(str) + " " + trial
+        named_by = " + ".join(name for name, _ in sources)
+        heading = study["label"] if f"[{study['study']}]" in study["label"] else None  # named
+        heading = heading or f"{study['label']} ({named_by})"
+        chosen[heading] = best["head"].astype(str) + " " + trial
         figures = INTRA_FIGURES if study["kind"] == "intra-dataset" else FIGURES
         for figure, heading in figures:
             column = f"{study['label']} {heading}"
