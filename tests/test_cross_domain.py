@@ -317,6 +317,7 @@ def bad_flags(root: Path) -> list:
         ),
         (["--sources", "msu,nope", "--target", "casia"], "needs database nope (given: "),
         (["--sources", "casia,msuu", "--target", "oulu"], "; msu for msuu?): give --db msuu=PATH"),
+        ([], "--db/--databases name databases for a cross-domain study: add --protocol ocim (its"),
         (  # the likely name said (probe)
             ["--protocol", "ocim-m", "--databases", str(typo)],
             "--protocol ocim-m needs databases oulu, casia, replay-attack, msu (given: oulu-npu, "

@@ -223,7 +223,10 @@ def evaluation_options(
         settings = [domains.given_setting(sources, given["target"].strip())]
     else:
         if databases:
-            raise ValueError("--db/--databases name databases for --protocol ocim... or --sources")
+            raise ValueError(
+                "--db/--databases name databases for a cross-domain study: add --protocol ocim "
+                "(its four settings; or limited, ocim-m, mi-c ...) or --sources A,B --target C"
+            )
         test_protocol = getattr(args, "test_protocol", AUTO)
         test_data = given["test_data"]
         if test_data is not None and features is not None and features.data is not None:
