@@ -36,6 +36,8 @@ TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has non
 # their training lists, and "all" has it
 OWN_DEV = ("oulu", "replay-attack", "replay-mobile")
 ALL_BUT_DEV = "all but its own dev"  # the target_clips tag of "all" on one of those
+# a target's every clip: the protocol that keeps them all where the database's first does not
+WHOLE = {"oulu": "oulu-all"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def read_databases(path: str | Path) -> dict[str, Database]:
     for name, value in table.items():
         if isinstance(value, str):
             where, _, protocol = value.rpartition(":")
-            if ":" in Path(value).name and not (path.parent / value).expanduser().exists():
+            if ":" in Path(value).name and not (path.parent / Path(value).expanduser()).exists():
                 raise ValueError(  # --db's NAME=PATH:PROTOCOL written in the file
                     f"--databases {path}: entry {name!r}: {value!r} is no folder; a protocol "
                     f'is given as {name} = {{ path = "{where}", protocol = "{protocol}" }}'

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -225,6 +226,38 @@ def test_every_target_clip_leaves_out_a_dev_set_of_the_databases_own(
     assert set(test["clip"]) == wanted
 
 
+def test_every_oulu_clip_is_every_clip_of_its_users_not_protocol_1s(
+    database_trees, ocim_m, tmp_path
+) -> None:
+    """OULU-NPU's "all" was oulu-p1's clips (session 3 of the test users): SSDG tests every
+    clip of Train_files and Test_files (review). A test user's session-1 clip, which oulu-p1
+    leaves out, is tested; the dev users' are not; the heading does not name oulu-all."""
+    oulu = tmp_path / "OULU-NPU"
+    shutil.copytree(database_trees / FOLDERS["oulu"], oulu)
+    (session_3,) = [p for p in oulu.rglob("1_3_36_1.avi")]  # phone 1, user 36, bona fide
+    shutil.copy(session_3, session_3.with_name("1_1_36_1.avi"))  # session 1: not oulu-p1's test
+    given = ("--db", f"oulu={oulu}", "--sources", "msu,casia", "--target", "oulu")
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = run(database_trees, *given, "--target-clips", "all", "--trials", "1")
+    users = {p.stem: int(p.stem.split("_")[2]) for p in oulu.rglob("*.avi")}
+    wanted = {stem for stem, user in users.items() if not 21 <= user <= 35}
+    assert "1_1_36_1" in wanted and len(wanted) < len(users)  # dev users to leave out
+    said = f"test figures on oulu (every clip but its own dev set, {len(wanted)} clips)"
+    assert said in out.getvalue()
+    client = MlflowClient(tracking_uri=f"sqlite:///{database_trees}/mlflow.db")
+    (run_,) = client.search_runs([result.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    assert run_.data.tags["protocol_oulu"] == "oulu-all"
+    scores = logged_scores(database_trees, run_, tmp_path / "scores")
+    test = scores[scores["split"] == "test"]
+    assert {Path(clip).name for clip in test["clip"]} == wanted
+    assert (
+        cross_table._cross_setting(
+            pd.Series({f"tags.{key}": value for key, value in run_.data.tags.items()})
+        )[1]
+        == "C&M→O all clips"
+    )
+
+
 def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) -> None:
     root = database_trees
     uri = f"sqlite:///{root}/mlflow.db"
@@ -343,12 +376,13 @@ def bad_flags(root: Path) -> list:
         (["--db", f"msu={casia}:oulu-p9"], f"--db msu={casia}:oulu-p9: database msu: no protocol"),
         (  # another database's protocol: one warning per clip, then "no oulu clip" before
             ["--db", f"oulu={root / 'OULU-NPU'}:casia"],
-            "database oulu: protocol casia is casia's; oulu's: oulu-p1, oulu-p2",  # whole ones
+            # whole ones
+            "database oulu: protocol casia is casia's; oulu's: oulu-all, oulu-p1, oulu-p2",
         ),
         (
             ["--db", f"oulu={root / 'OULU-NPU'}:oulu-p3", "--protocol", "ocim-m"],
             "database oulu: protocol oulu-p3 has folds, and a cross-domain study takes a "
-            "database's protocol whole: one of oulu-p1, oulu-p2",
+            "database's protocol whole: one of oulu-p1, oulu-p2, oulu-all",
         ),
         (["--protocol", "ocim-m", "--fold", "2"], "a cross-domain study takes each database's own"),
         (["--protocol", "mi-c", "--face-detector", "haar"], "no frame is cropped (--no-face-crop)"),
@@ -606,7 +640,8 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     out = capsys.readouterr().out
     pooled = (
         f"O&C&I→M: studies ocim-m-again, {ocim_m.study.study_name} pooled, the same data and "
-        "options (other --heads or seeds): each family's best over their trials, chosen on dev."
+        "options (other --heads, --seed or search flags): each family's best over their trials, "
+        "chosen on dev."
     )
     assert pooled in out.splitlines() and "Not shown" not in out
     table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
@@ -676,13 +711,18 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
         ("msu,replay-attack", "casia", "all", ("s all", "M&I→C all clips")),
         ("a,b", "c", "test", ("s", "a&b→c")),
         ("msu", "casia", "test", ("s casia-cut", "M→C (casia-cut)")),  # a cut is not the whole
+        ("casia,msu", "replay-attack", "all but its own dev", ("s all", "C&M→I all clips")),
+        ("casia,msu", "replay-attack", "all", ("s all+dev", "C&M→I all clips, dev too")),  # old
+        ("casia,msu,replay-attack", "oulu", "all but its own dev", ("s all", "C&M&I→O all clips")),
     ],
 )
 def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clips, expected):
     """From a trial run's tags: the databases' letters, names without one as they are, and
-    every target clip set apart."""
+    every target clip set apart: OULU-NPU's every clip is oulu-all's, not named; runs of
+    before a database's own dev set was left out of "all" in columns of their own."""
     tags = {"setting": "s", "sources": sources, "target": target, "target_clips": clips}
     tags |= {"protocol_casia": "casia-cut"} if "cut" in expected[1] else {}
+    tags |= {"protocol_oulu": "oulu-all"} if target == "oulu" else {}
     run = pd.Series({f"tags.{key}": value for key, value in tags.items()})
     assert cross_table._cross_setting(run) == expected
 

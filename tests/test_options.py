@@ -148,6 +148,12 @@ def test_a_database_file_with_a_protocol_no_layout_has_is_one_line(tmp_path) -> 
         f"--databases {listed}: entry 'oulu': '/data/OULU-NPU:oulu-p2' is no folder; a protocol "
         'is given as oulu = { path = "/data/OULU-NPU", protocol = "oulu-p2" }'
     )
+    home = tmp_path / "home"  # a real folder named with a ':', under ~ (review)
+    (home / "OULU:v2").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        listed.write_text('oulu = "~/OULU:v2"\n')
+        assert domains.read_databases(listed)["oulu"].path == home / "OULU:v2"
     listed.write_text("oulu = 5\n")  # neither a path nor a table: the message's braces balance
     with pytest.raises(ValueError) as refused:
         domains.read_databases(listed)
@@ -213,7 +219,8 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
     usage = text.split("\n\n")[0]
     assert max(map(len, usage.splitlines())) <= 100  # a long choice list is named, not spelt out
     if "--protocol" in usage:
-        assert "--protocol NAME" in usage and "oulu-p1, oulu-p2" in text  # listed in its help
+        listed = " ".join(text.split())  # listed in its help, wrapped at a space
+        assert "--protocol NAME" in usage and "oulu-all, oulu-p1, oulu-p2" in listed
         assert "replay-attack-highdef," in text  # a name is never broken at its hyphens
     assert "``" not in text  # docstring markup stays in the docstring
     if command == "compare":

@@ -991,3 +991,22 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "absent" in err[0]
+
+
+def test_studies_pooled_by_the_cross_table_differ_only_in_their_search(first_sweep, workspace):
+    """The runs' context digest (experiments.stores.tracking.CONTEXT_TAG): other --heads or
+    --seed keep it, other fine-tuning or training precision change it (review: a fine-tuned
+    study's trials were pooled with a plain one's); no path is in it."""
+    from experiments.commands.study_identity import comparable
+    from experiments.trial.evaluation import prepare_settings
+
+    base = config(workspace, None)
+    settings = prepare_settings(base.features, base.evaluation)
+    digest = comparable(base, settings)
+    assert comparable(dataclasses.replace(base, heads="lstm*", seed=7), settings) == digest
+    for other in ({"fine_tune": ("none", "fc")}, {"training_precision": "bfloat16"}):
+        assert comparable(dataclasses.replace(base, **other), settings) != digest, other
+    runs = mlflow.search_runs(
+        [first_sweep.experiment_id], filter_string="tags.`vggface_heads.role` = 'trial'"
+    )
+    assert set(runs["tags.vggface_heads.context"]) == {digest}  # every trial run carries it

@@ -31,9 +31,9 @@ from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
 from core.features.crop import FaceCrop
 from core.words import counted
 from experiments.commands import replay
+from experiments.commands import study_identity as ids
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
-from experiments.commands.study_identity import check_study, default_study_name, study_identity
 from experiments.commands.sweep import SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
@@ -84,8 +84,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
     study's per database too, :func:`evaluation_context`)."""
     sources = config.evaluation.sources
     paths = [s.options.data for s in sources] if sources else [config.features.data]
-    pooled = settings[0].sources  # a cross-domain study's every source, in the data tag's order
-    weights = config.features.weights
+    pooled, weights = settings[0].sources, config.features.weights  # every source, data's order
 
     def each(field: str) -> str:
         return ",".join(str(getattr(source, field)) for source in pooled)
@@ -108,6 +107,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "training_precision": config.training_precision,
         "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend
         **evaluation_context(config.evaluation, settings),
+        tracking.CONTEXT_TAG: ids.comparable(config, settings),  # studies the cross table pools
     }
 
 
@@ -126,7 +126,7 @@ def run_sweep(
         brief = options.fold not in (None, first_fold)
         if loaded is not None and options == config.features:
             return loaded
-        check = partial(check_study, config, options)
+        check = partial(ids.check_study, config, options)
         return load_features(options, config.verbose, check, brief=brief)
 
     settings = prepare_settings(config.features, config.evaluation, load=load)
@@ -139,7 +139,7 @@ def run_sweep(
             f"tested: every clip of {name} ({len(tested.clips)}; it has no test split of its own)"
         )
     allowed = search.families(config.heads)
-    study_name = config.study or default_study_name(config, settings[0], allowed)
+    study_name = config.study or ids.default_study_name(config, settings[0], allowed)
     directions = ["minimize", "minimize"] if config.multi_objective else ["minimize"]
     baselines = search.baselines(config.heads, config.fine_tune)
     searched = {"head": allowed}
@@ -155,7 +155,7 @@ def run_sweep(
         baselines=baselines[: config.trials],
         heartbeat=config.heartbeat,
         searched=searched,
-        identity=study_identity(config, settings),
+        identity=ids.study_identity(config, settings),
         target=config.trials,
     )
     trials = study.get_trials(deepcopy=False)
@@ -171,7 +171,7 @@ def run_sweep(
     if not (done or joined or config.study):  # a new default name: what made it new
         line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
     print(line, flush=True)
-    context = tracking.with_context_digest(run_context(config, features, settings))
+    context = run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
         table = standing_comparison(experiment_id, study_name)

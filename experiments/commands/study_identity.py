@@ -6,6 +6,7 @@ against features about to be extracted, so a mismatch is refused before hours of
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -18,6 +19,9 @@ from experiments.config import safe_name
 from experiments.stores import identity
 from experiments.trial import search
 from experiments.trial.evaluation import Setting, study_suffix, target_clips_tested
+
+SEARCHED = "--heads (the head families searched)"  # identity entries a pooled study may differ in
+SEEDED = "--seed (each trial's training seed)"
 
 
 def default_study_name(config: SweepConfig, setting: Setting, families: list[str]) -> str:
@@ -35,10 +39,12 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
         names = tuple(data.name for data in evaluation.sources)
         protocol = evaluation.setting or domains.default_name(names, evaluation.target.name)
     weights = "random" if features.random_weights else "vggface"
+    tested = target_clips_tested(setting.test_features, evaluation.target_clips)
     identity = "|".join(
         (
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
             setting.test_features.dataset_fingerprint,
+            *([tested] if tested == domains.ALL_BUT_DEV else []),  # "all" took dev too once
             str(config.evaluation.repeats),
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
@@ -85,9 +91,9 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--repeats": str(config.evaluation.repeats),
         "--fine-tune": ",".join(config.fine_tune),
         # as its trials search them; recorded too for a worker that joins before any trial asked
-        "--heads (the head families searched)": ",".join(search.families(config.heads)),
+        SEARCHED: ",".join(search.families(config.heads)),
         "training precision (--train-precision)": config.training_precision,
-        "--seed (each trial's training seed)": str(config.seed),
+        SEEDED: str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
         **({identity.DATABASES: databases(config)} if config.evaluation.cross_domain else {}),
         identity.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
@@ -96,6 +102,15 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             for f in (*s.sources, s.test_features)
         },
     }
+
+
+def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
+    """A digest of what a study's figures depend on but the head families it searches and its
+    seed (:func:`study_identity`, without its paths): two studies with the same are one
+    experiment whose trials the cross-domain table pools."""
+    record = study_identity(config, settings)
+    kept = {k: v for k, v in record.items() if k not in (SEARCHED, SEEDED, *identity.UNCOMPARED)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def databases(config: SweepConfig) -> dict[str, str]:

@@ -157,13 +157,17 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
     if isinstance(sources, str) and isinstance(target, str):
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
         names = [*sources.split(","), target]
-        setting, label = _with_protocols(
-            setting, label, [run.get(f"tags.protocol_{n}") for n in names]
-        )
+        protocols = [run.get(f"tags.protocol_{n}") for n in names]
+        if protocols[-1] == domains.WHOLE.get(target):  # every clip's: the "all clips" says it
+            protocols[-1] = None
+        setting, label = _with_protocols(setting, label, protocols)
     else:  # runs tagged before the sources were
         known = domains.SETTINGS.get(setting)
         label = known.label if known else setting
-    if run.get("tags.target_clips") in ("all", domains.ALL_BUT_DEV):
+    clips = run.get("tags.target_clips")
+    if clips == "all" and run.get("tags.target") in domains.OWN_DEV:  # before 2026-12-06
+        return f"{setting} all+dev", f"{label} all clips, dev too"
+    if clips in ("all", domains.ALL_BUT_DEV):
         return f"{setting} all", f"{label} all clips"
     return setting, label
 
@@ -312,8 +316,8 @@ def log_cross_table(
     )
     pooled = (
         f"{row.label}: studies {', '.join([row.study, *(n for n, _ in row.pooled)])} pooled, "
-        "the same data and options (other --heads or seeds): each family's best over their "
-        "trials, chosen on dev."
+        "the same data and options (other --heads, --seed or search flags): each family's best "
+        "over their trials, chosen on dev."
         for row in shown.itertuples()
         if row.pooled
     )

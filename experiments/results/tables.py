@@ -281,8 +281,9 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("repeats", "repeats per configuration"),
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
-        if tag == "sources" and not len(values) and notes == ["evaluation: cross-dataset"]:
-            values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()  # --data
+        cross_dataset = runs.get("tags.evaluation", pd.Series(dtype=object)).eq("cross-dataset")
+        if tag == "sources" and cross_dataset.any():  # one database trained: --data
+            values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
     protocols = [  # a cross-domain study's databases, each by the protocol it was taken by

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
-import json
 import logging
 import os
 import re
@@ -52,8 +50,8 @@ PARENT_TAG = "mlflow.parentRunId"
 CONTINUES_TAG = "vggface_heads.continues"  # on a parent run: the study's parent run before it
 # on a trial run: "true" while it is its head family's best (chosen on dev, as the comparison)
 FAMILY_BEST_TAG = "vggface_heads.family_best"
-# on every run: a digest of the sweep's other tags (data, backbone, crop, precisions, protocol,
-# evaluation): two studies with the same are one experiment up to --heads and seeds
+# on every run: a digest of what its study's figures depend on but the heads searched and the
+# seed (experiments.commands.study_identity.comparable): the cross-domain table pools studies
 CONTEXT_TAG = "vggface_heads.context"
 HEAD_WEIGHTS = "head.weights.h5"  # a trial's head, weights only (no optimizer state)
 TOP_WEIGHTS = "backbone_top.h5"  # a fine-tuned trial's backbone layers, weights only
@@ -453,12 +451,6 @@ def study_experiment(study_name: str) -> str | None:
     name = study_name.replace("'", "\\'")
     found = mlflow.search_experiments(filter_string=f"tags.`{STUDY_TAG}` = '{name}'")
     return found[0].experiment_id if found else None
-
-
-def with_context_digest(context: dict[str, str]) -> dict[str, str]:
-    """``context`` (what a sweep's figures come from) with :data:`CONTEXT_TAG`, its digest."""
-    digest = hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:16]
-    return {**context, CONTEXT_TAG: digest}
 
 
 def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import pandas as pd
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip
 from core.data.dataset import Dataset, check_folder
-from core.data.layouts import folds, layout_names
+from core.data.layouts import AUTO, folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs, bottom_ready
@@ -209,9 +209,9 @@ def _cross_domain_settings(
     evaluation: EvaluationOptions, load: Callable[[FeatureOptions], FeatureSet]
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
-    check_databases(named)  # every database read and checked before any is extracted
+    *_, read = check_databases(named)  # every database read and checked before any is extracted
     sources = [load(data.options) for data in evaluation.sources]
-    target = load(evaluation.target.options)
+    target = load(_whole(evaluation, read.layout))
     tested = as_test_set(target, sources[0], evaluation.target_clips)
     names = tuple(data.name for data in named)
     first, *more = sources
@@ -221,10 +221,22 @@ def _cross_domain_settings(
     ]
 
 
-def check_databases(named: Sequence[NamedData]) -> None:
+def _whole(evaluation: EvaluationOptions, layout: str) -> FeatureOptions:
+    """The target's options: every clip of a database whose first protocol leaves some out
+    (:data:`~experiments.domains.WHOLE`: OULU-NPU's oulu-p1 tests session 3), when every clip is
+    tested and no protocol was given for it."""
+    options = evaluation.target.options
+    whole = domains.WHOLE.get(layout)
+    if evaluation.target_clips != "all" or options.protocol != AUTO or whole is None:
+        return options
+    return dataclasses.replace(options, protocol=whole)
+
+
+def check_databases(named: Sequence[NamedData]) -> list[Dataset]:
     """A :class:`DataError` (one line) when a database is not what its name says
     (:func:`check_database`) or shares a clip with another of them (a copy, whole or in part,
-    under a name of its own). Reads the folders, extracts nothing."""
+    under a name of its own); else each database as read. Reads the folders, extracts
+    nothing."""
     read: list[tuple[str, Dataset]] = []
     for data in named:
         dataset = check_database(data)
@@ -234,6 +246,7 @@ def check_databases(named: Sequence[NamedData]) -> None:
             if shared:
                 raise DataError(f"{this} {shared} {other}: each database trains or is tested, once")
         read.append((this, dataset))
+    return [dataset for _, dataset in read]
 
 
 def _shared_clips(data: Dataset, other: Dataset) -> str:

@@ -16,7 +16,8 @@ The four protocols (the paper's Table 2; the database's ``Protocols/Protocol_N``
 - ``oulu-p4`` (all three), folds 1-6: train and dev sessions 1, 2, the phones other than k,
   files 1, 2, 4; test session 3, phone k, files 1, 3, 5.
 
-``auto`` runs ``oulu-p1``.
+``auto`` runs ``oulu-p1``. ``oulu-all`` keeps every clip, split by user (no protocol's): the
+cross-domain target's every clip (``--target-clips all``), as SSDG tests OULU-NPU.
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ PROTOCOLS = (
         },
         PHONES,
         "OULU-NPU Protocol 4: Protocols 1-3 combined, fold k tests on phone k",
+    ),
+    Protocol(  # every clip, by folder: SSDG's target "all" is its train and test clips
+        "oulu-all",
+        summary="OULU-NPU, every phone, session and attack: users 1-20 train, 21-35 dev, "
+        "36-55 test",
     ),
 )
 
