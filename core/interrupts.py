@@ -12,11 +12,14 @@ the check raises it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+_seen: list[int] | None = None  # the Ctrl-Cs recorded by the outermost ctrl_c_noticed in force
 
 
 @contextlib.contextmanager
@@ -25,11 +28,13 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
     landed: the SIGINT handler in place records it, then runs as before; one dropped in a finalizer
     is not printed. Outside the main thread, or where SIGINT is ignored or kills the process, the
     check does nothing."""
+    global _seen
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield lambda: None
         return
-    seen: list[int] = []
+    enclosing = _seen
+    seen = _seen = enclosing if enclosing is not None else []  # one dropped before: still seen
 
     def record_then_handle(signum: int, frame: Any) -> None:
         seen.append(signum)
@@ -52,6 +57,27 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
     finally:
         sys.unraisablehook = unraisable
         signal.signal(signal.SIGINT, previous)
+        _seen = enclosing
+
+
+def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """A command's ``main`` that says ``said`` on stderr and returns 130 on a Ctrl-C it did not
+    handle itself (in its imports, before its own handling: it was a traceback), and whose own
+    checks (:func:`ctrl_c_noticed`) see one Python dropped in a finalizer before them."""
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(*args: Any, **kwargs: Any) -> int:
+            try:
+                with ctrl_c_noticed():
+                    return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(said, file=sys.stderr)
+                return 130
+
+        return run
+
+    return wrap
 
 
 @contextlib.contextmanager

@@ -15,9 +15,11 @@ import sys
 from core.backbone.matconvnet import PortError, check_output, inspect
 from core.device import refuse_unsupported_backend
 from core.flags import given_path
+from core.interrupts import stopped_by_ctrl_c
 from core.quiet import import_backend_quietly
 
 
+@stopped_by_ctrl_c("interrupted: no converted file is written until it is whole")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m core.port",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from core import PARAMS_TO_FC7
 from core.device import refuse_unsupported_backend
+from core.interrupts import stopped_by_ctrl_c
 from core.quiet import import_backend_quietly
 from heads import get_spec, list_heads
 
@@ -69,6 +70,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+@stopped_by_ctrl_c("interrupted")
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table; exit status 1 if a write-up head does not reproduce its counts."""
     title = __doc__.split("\n")[0].split(": ", 1)[1]  # argparse writes its own usage

@@ -179,6 +179,33 @@ def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_extraction(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
+def test_a_commands_ctrl_c_before_its_own_handling_is_one_line(capsys) -> None:
+    """In a command's imports it was a traceback; dropped in a finalizer before the command's
+    own check began, the command ran on to its end (probe: a sweep finished its study)."""
+    from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
+
+    ran = []
+
+    @stopped_by_ctrl_c("interrupted: said once")
+    def imports() -> int:
+        raise KeyboardInterrupt  # as an import the Ctrl-C lands in
+
+    @stopped_by_ctrl_c("interrupted: said once")
+    def loops() -> int:
+        CtrlCInAFinalizer()  # dropped: Python prints nothing (the hook), raises nothing here
+        for step in range(3):
+            with ctrl_c_noticed() as check:  # the command's own check, begun after it
+                check()
+                ran.append(step)
+        return 0
+
+    assert imports() == 130 and loops() == 130
+    assert ran == []
+    assert capsys.readouterr().err.splitlines() == ["interrupted: said once"] * 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_ctrl_c_before_the_first_chunk_keeps_nothing(data, tmp_path, counted, monkeypatch):
     source = load_dataset(data).source_clips
     stop_at(monkeypatch, source[0].clip_id)

@@ -29,6 +29,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from core.flags import given_path
+from core.interrupts import stopped_by_ctrl_c
 from core.words import counted
 from experiments.commands.quiet import OneLineParser, quiet_console, say_error
 from experiments.results import tables
@@ -104,6 +105,7 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     )
 
 
+@stopped_by_ctrl_c("interrupted")
 def main(argv: list[str] | None = None) -> int:
     title, _usage, *notes = __doc__.split("\n\n")  # argparse writes its own usage
     parser = OneLineParser(

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.features.request import FeatureOptions
-from core.interrupts import terminate_as_ctrl_c
+from core.interrupts import stopped_by_ctrl_c, terminate_as_ctrl_c
 from core.words import counted
 from experiments.commands.features import os_error_line
 from experiments.commands.options import (
@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @terminate_as_ctrl_c()  # SIGTERM stops it as Ctrl-C does
+@stopped_by_ctrl_c("interrupted: the cache keeps every chunk finished; the same command goes on")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from experiments.commands.quiet import console_logging, quiet_backend, quiet_console
@@ -100,12 +101,6 @@ def main(argv: list[str] | None = None) -> int:
             extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:  # before a chunk began (the backend's import, a cache check)
-        print(
-            "interrupted: the cache keeps every chunk finished; the same command goes on",
-            file=sys.stderr,
-        )
         return 130
     except (DataError, PortError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from core.flags import given_path
+from core.interrupts import stopped_by_ctrl_c
 from experiments.commands.quiet import OneLineParser
 
 DECISIONS = {True: "bona fide", False: "attack"}
@@ -130,6 +131,7 @@ def load_scorer(args: argparse.Namespace):
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
 
 
+@stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from experiments.commands.quiet import console_logging, quiet_backend, say_error
@@ -185,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             bad += 1
             continue
-        line = f"{path}\t{result.score:.6f}\t{DECISIONS[result.bonafide]}\t{no_face}"
+        # seven significant digits, float32's: 5.0176e-06 was 0.000005, a threshold's digits lost
+        line = f"{path}\t{result.score:.7g}\t{DECISIONS[result.bonafide]}\t{no_face}"
         if args.per_frame:  # empty for a sequence head, which scores the clip as a whole
             scores = result.frame_scores if result.frame_scores is not None else []
-            line += "\t" + ",".join(f"{s:.6f}" for s in scores)
+            line += "\t" + ",".join(f"{s:.7g}" for s in scores)
         print(line, flush=True)
     if bad:
         print(

@@ -34,7 +34,7 @@ from experiments.commands import replay
 from experiments.commands import study_identity as ids
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
-from experiments.commands.sweep import SweepConfig
+from experiments.commands.sweep import INTERRUPTED, SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
@@ -469,11 +469,7 @@ def failure_status(err: BaseException) -> int:
         print(err, file=sys.stderr)
         return 130
     if isinstance(err, KeyboardInterrupt):
-        print(
-            "interrupted: finished trials are kept, a trial stopped in flight runs again; "
-            "rerun the same command to resume",
-            file=sys.stderr,
-        )
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     raise err
 

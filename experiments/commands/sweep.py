@@ -26,7 +26,7 @@ from typing import Any
 import heads
 from core.constants import PRECISIONS
 from core.features.request import FeatureOptions
-from core.interrupts import terminate_as_ctrl_c
+from core.interrupts import stopped_by_ctrl_c, terminate_as_ctrl_c
 from experiments.commands.options import (
     HelpFormatter,
     add_evaluation_arguments,
@@ -43,6 +43,10 @@ from experiments.config import (
     safe_name,
 )
 
+INTERRUPTED = (  # what a Ctrl-C or SIGTERM in a sweep said, one line
+    "interrupted: finished trials are kept, a trial stopped in flight runs again; rerun the same "
+    "command to resume"
+)
 DEFAULT_TRIALS = 12  # the five write-up baselines, then seven TPE trials: minutes on 2 cores
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -206,6 +210,7 @@ def _config(
 
 
 @terminate_as_ctrl_c()  # SIGTERM stops it as Ctrl-C does
+@stopped_by_ctrl_c(INTERRUPTED)  # one in its imports: a traceback
 def main(argv: list[str] | None = None) -> int:
     """Parse (exit 2 on a bad flag, before any heavy import), then run the sweep, or print a
     finished study's closing again while its stores are unchanged (:mod:`.replay`)."""
