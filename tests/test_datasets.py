@@ -234,10 +234,32 @@ def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
         load_dataset(root, subject_pattern="p(")
     with pytest.raises(DataError) as info:  # the user's pattern is not told to give one
         load_dataset(root, subject_pattern=r"person(\d+)")
-    assert str(info.value).endswith(
-        "--subject-pattern 'person(\\d+)' matches none of them (searched in each clip's name, "
-        "then its folders)"
+    assert str(info.value).startswith(
+        "--subject-pattern 'person(\\d+)' matches none of the 20 clips (e.g. attack/screen/"
     )
+    assert str(info.value).endswith(
+        "searched in each clip's name, then its folders): fix it, or drop it for the default rule "
+        "(clientNNN, subjectNN, userNN ... in the names)"
+    )
+
+
+def test_a_subject_pattern_that_matches_no_clip_is_refused_not_replaced(tmp_path, caplog):
+    """It warned and read every subject by the default rule (probe); one that reads some clips
+    leaves the others to the default rule, warned with the pattern as typed (not doubled \\)."""
+    root = tmp_path / "data"
+    for client in (1, 2, 3, 10, 11, 12):
+        video(root / "real" / f"client{client:03d}.avi")
+        video(root / "attack" / f"client{client:03d}.avi")
+    with pytest.raises(DataError, match=r"^--subject-pattern 'person\(\\d\+\)' matches none"):
+        load_dataset(root, subject_pattern=r"person(\d+)")
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset(root, subject_pattern=r"client00(\d)")
+    assert data.subjects == ["1", "10", "11", "12", "2", "3"]
+    said = [r.getMessage() for r in caplog.records if "subject pattern" in r.getMessage()]
+    assert said == [
+        "subject pattern 'client00(\\d)' matched no subject in 6 of 12 clips (e.g. "
+        "attack/client010): the default rule read theirs"
+    ]
 
 
 def test_a_subject_pattern_reads_the_name_before_the_folders(tmp_path: Path) -> None:
@@ -265,7 +287,9 @@ def test_a_subject_pattern_reads_the_name_before_the_folders(tmp_path: Path) -> 
     assert subject_of("real/person07_a", either) == ("7", True)
     assert subject_of("real/person07_a", re.compile(r"(\d*)")) == ("7", True)  # not ''
     assert subject_of("real/abc", re.compile(r"(zzz)?")) == (None, False)
-    with pytest.raises(DataError, match=r"--subject-pattern '\(x\?\)' matches none of them"):
+    with pytest.raises(
+        DataError, match=r"--subject-pattern '\(x\?\)' matches none of the 24 clips"
+    ):
         load_dataset(root, subject_pattern=r"(x?)")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.data.dataset import Dataset
+from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features
 from core.words import counted
 from experiments.commands.quiet import quiet_backend
@@ -44,6 +45,9 @@ def load_features(
     def announce(dataset: Dataset) -> None:
         found.append(dataset)
         print(dataset.split_line() if brief else dataset.summary(), flush=True)
+        if not brief and not get_layout(dataset.layout).fixed_splits:  # a database's own: meant
+            for line in species_lost(dataset.clips, {c.clip_id for c in dataset.clips}, "has no"):
+                print(line, flush=True)
         if on_dataset is not None:
             on_dataset(dataset)
 
@@ -76,11 +80,13 @@ def load_features(
     return features
 
 
-def species_lost(clips, kept: set[str]) -> list[str]:
+def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
     """A warning for each split that lost every clip of a species to decoding: a dev or test
     split's figures (the worst species' APCER, the ACER) are then over the other species only,
     which no figure says (probe: a CASIA target's only "cut" attack clip did not decode); the
-    heads train without a species the train split lost."""
+    heads train without a species the train split lost. With ``how`` "has no" (every clip
+    ``kept``): each dev or test split of the user's own data without a species the data has
+    (probe: a test split without its replay attacks was said only by a count in the summary)."""
     had: dict[str, set[str]] = {}
     has: dict[str, set[str]] = {}
     for clip in clips:
@@ -89,9 +95,12 @@ def species_lost(clips, kept: set[str]) -> list[str]:
         had.setdefault(str(clip.split), set()).add(clip.attack_type)
         if clip.clip_id in kept:
             has.setdefault(str(clip.split), set()).add(clip.attack_type)
+    if how == "has no":  # the species of the whole data, not of the split
+        had = dict.fromkeys(had, set().union(*had.values()))
+    cause = " to decoding" if how == "lost every" else ""
     effect = {"train": "the heads train without it"}  # dev and test: their figures
     return [
-        f"warning: the {split} split lost every {', '.join(sorted(lost))} clip to decoding: "
+        f"warning: the {split} split {how} {', '.join(sorted(lost))} clip{cause}: "
         + effect.get(split, "its figures are over the other species only")
         for split, species in had.items()
         if (lost := species - has.get(split, set()))

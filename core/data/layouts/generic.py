@@ -70,11 +70,19 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
             unmatched.append(cid)
         clip = Clip(path, cid, subject or cid, label, attack_type, splits.pop() if splits else None)
         found.append((clip, subject is None))
-    if unmatched:
+    if unmatched and pattern is not None and len(unmatched) == len(found):  # a wrong pattern
+        raise DataError(
+            f"--subject-pattern '{pattern.pattern}' matches none of the {len(found)} clips (e.g. "
+            f"{unmatched[0]}; searched in each clip's name, then its folders): fix it, or drop "
+            "it for the default rule (clientNNN, subjectNN, userNN ... in the names)"
+        )
+    if unmatched and pattern is not None:
         log.warning(
-            "subject pattern %r matched no subject in %d clips (e.g. %s): default rule used",
-            pattern.pattern if pattern else None,
+            "subject pattern '%s' matched no subject in %d of %d clips (e.g. %s): the default "
+            "rule read theirs",
+            pattern.pattern,
             len(unmatched),
+            len(found),
             unmatched[0],
         )
     given = [c for c, _ in found if c.split is not None]
