@@ -196,8 +196,14 @@ def test_split_without_both_classes_is_an_error(tmp_path: Path) -> None:
 def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> None:
     root = generic_tree(tmp_path / "data", subjects=3)
     video(root / "train" / "real" / "subject09.avi")
-    with pytest.raises(DataError, match="under a split folder or none"):
+    with pytest.raises(DataError, match="under a split folder or none$"):
         load_dataset(root)
+    split = tmp_path / "split"  # a validation folder: the name the error wants said (probe)
+    for folder, subject in (("train", 1), ("val", 2), ("test", 3)):
+        video(split / folder / "real" / f"subject{subject:02d}.avi")
+        video(split / folder / "attack" / f"subject{subject:02d}.avi")
+    with pytest.raises(DataError, match=r"under a split folder or none \(rename val/ to dev/\)$"):
+        load_dataset(split)
 
 
 def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:

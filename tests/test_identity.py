@@ -264,7 +264,7 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     ]
     # the crop says its detector: one difference
     assert differences(base, record("k2", face_crop=True, detector="y")) == [
-        "the face crop off; this run's on"
+        "the face crop (--[no-]face-crop) off; this run's on"
     ]
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
     older = {what: value for what, value in base.items() if what != KEY_PARTS}

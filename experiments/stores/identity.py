@@ -263,7 +263,7 @@ PART_NAMES = {
     "data": "the data files",
     "weights": "the weights file",
     "frames_per_clip": "--frames",
-    "face_crop": "the face crop",
+    "face_crop": "the face crop (--[no-]face-crop)",
     "detector": "the face detector",
     "face_boxes": "the database's face boxes",
     "precision": "--precision",

@@ -24,6 +24,7 @@ from core.data.subjects import clip_id, subject_of
 log = logging.getLogger(__name__)
 
 SPLIT_FOLDERS: dict[str, Split] = {"train": "train", "dev": "dev", "devel": "dev", "test": "test"}
+DEV_LIKE = ("val", "valid", "validation", "development")  # said: dev/ is what they mean
 LABEL_FOLDERS: dict[str, Label] = {
     "real": "bonafide",
     "live": "bonafide",
@@ -88,9 +89,11 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
     given = [c for c, _ in found if c.split is not None]
     if given and len(given) != len(found):
         loose = next(c for c, _ in found if c.split is None)
+        named = [f for f in loose.clip_id.split("/")[:-1] if f.lower() in DEV_LIKE]  # val/
+        rename = f" (rename {named[0]}/ to dev/)" if named else ""
         raise DataError(
             f"{loose.path}: not under a train/dev/test folder while {len(given)} other clips "
-            "are; put every clip under a split folder or none"
+            f"are; put every clip under a split folder or none{rename}"
         )
     return found, skipped
 
