@@ -34,7 +34,7 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     enclosing = _seen
-    seen = _seen = enclosing if enclosing is not None else []  # one dropped before: still seen
+    seen = enclosing if enclosing is not None else []  # one dropped before: still seen
 
     def record_then_handle(signum: int, frame: Any) -> None:
         seen.append(signum)
@@ -50,10 +50,14 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
         if not (seen and dropped.exc_type is KeyboardInterrupt):
             unraisable(dropped)
 
-    signal.signal(signal.SIGINT, record_then_handle)
-    sys.unraisablehook = quiet_if_recorded
     try:
+        _seen = seen
+        signal.signal(signal.SIGINT, record_then_handle)
+        sys.unraisablehook = quiet_if_recorded
         yield check
+    except KeyboardInterrupt:  # raised, and handled above: not raised again by a later check
+        seen.clear()
+        raise
     finally:
         sys.unraisablehook = unraisable
         signal.signal(signal.SIGINT, previous)
@@ -62,15 +66,19 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
 
 def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """A command's ``main`` that says ``said`` on stderr and returns 130 on a Ctrl-C it did not
-    handle itself (in its imports, before its own handling: it was a traceback), and whose own
-    checks (:func:`ctrl_c_noticed`) see one Python dropped in a finalizer before them."""
+    handle itself (in its imports, before its own handling: it was a traceback), or that Python
+    dropped in a finalizer where it has no check (a successful exit would hide it), and whose
+    own checks (:func:`ctrl_c_noticed`) see one dropped before them."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             try:
-                with ctrl_c_noticed():
-                    return main(*args, **kwargs)
+                with ctrl_c_noticed() as check:
+                    code = main(*args, **kwargs)
+                    if code == 0:  # one dropped where the command had no check of its own
+                        check()
+                    return code
             except KeyboardInterrupt:
                 print(said, file=sys.stderr)
                 return 130

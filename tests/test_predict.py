@@ -332,9 +332,7 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
     assert code == 2 and out == [] and len(err) == 1
     assert "has no head weights" in err[0] and "--keep-weights" in err[0]
     # the study is finished: rerun with the same --study ran nothing (probe)
-    assert err[0].endswith(
-        "rerun its flags as another study, --study NEW, with --keep-weights best or all"
-    )
+    assert err[0].endswith("rerun its flags as another study, --study NEW, with --keep-weights all")
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--study", BARE, "--best", clip)
     assert code == 2 and len(err) == 1 and "has no head weights" in err[0]
 

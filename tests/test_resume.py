@@ -200,9 +200,26 @@ def test_a_commands_ctrl_c_before_its_own_handling_is_one_line(capsys) -> None:
                 ran.append(step)
         return 0
 
-    assert imports() == 130 and loops() == 130
+    @stopped_by_ctrl_c("interrupted: said once")
+    def unchecked() -> int:  # predict's, compare's: no check of its own, a success hid it
+        CtrlCInAFinalizer()
+        return 0
+
+    @stopped_by_ctrl_c("interrupted: said once")
+    def handles() -> int:  # the sweep's own handling says it; said once, not twice
+        try:
+            with ctrl_c_noticed() as check:
+                CtrlCInAFinalizer()
+                check()
+        except KeyboardInterrupt:
+            print("its own line", file=sys.stderr)
+            return 130
+        return 0
+
+    assert imports() == 130 and loops() == 130 and unchecked() == 130 and handles() == 130
     assert ran == []
-    assert capsys.readouterr().err.splitlines() == ["interrupted: said once"] * 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["interrupted: said once"] * 3 + ["its own line"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 

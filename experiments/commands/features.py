@@ -85,8 +85,9 @@ def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
     split's figures (the worst species' APCER, the ACER) are then over the other species only,
     which no figure says (probe: a CASIA target's only "cut" attack clip did not decode); the
     heads train without a species the train split lost. With ``how`` "has no" (every clip
-    ``kept``): each dev or test split of the user's own data without a species the data has
-    (probe: a test split without its replay attacks was said only by a count in the summary)."""
+    ``kept``): each dev or test split of the user's own data without a species of the data's
+    (of two subjects or more; probe: a test split without its replay attacks was said only by a
+    count in the summary)."""
     had: dict[str, set[str]] = {}
     has: dict[str, set[str]] = {}
     for clip in clips:
@@ -95,8 +96,13 @@ def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
         had.setdefault(str(clip.split), set()).add(clip.attack_type)
         if clip.clip_id in kept:
             has.setdefault(str(clip.split), set()).add(clip.attack_type)
-    if how == "has no":  # the species of the whole data, not of the split
-        had = dict.fromkeys(had, set().union(*had.values()))
+    if how == "has no":  # the species of the whole data in dev and test, not of the split; of
+        # two subjects or more (attack/<subject>/ folders, SiW's, are no species)
+        subjects: dict[str, set[str]] = {}
+        for clip in clips:
+            subjects.setdefault(clip.attack_type, set()).add(clip.subject)
+        every = {kind for kind, people in subjects.items() if len(people) > 1}
+        had = {split: every for split in had if split != "train"}
     cause = " to decoding" if how == "lost every" else ""
     effect = {"train": "the heads train without it"}  # dev and test: their figures
     return [

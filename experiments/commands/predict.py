@@ -27,10 +27,12 @@ import argparse
 import logging
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.flags import given_path
-from core.interrupts import stopped_by_ctrl_c
+from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
 from experiments.commands.quiet import OneLineParser
 
 DECISIONS = {True: "bona fide", False: "attack"}
@@ -142,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     from core.backbone.matconvnet import PortError
-    from core.data.clips import DataError
     from experiments.serving.trial_model import ScoringError
     from experiments.stores import tracking
 
@@ -166,10 +167,26 @@ def main(argv: list[str] | None = None) -> int:
             "whole: its frame_scores column stays empty",
             file=sys.stderr,
         )
-    bad = 0
     header = "clip\tbonafide_probability\tdecision\tno_face_frames"
     print(header + ("\tframe_scores" if args.per_frame else ""))
+    with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
+        bad = _score_each(args, scorer, interrupted)
+    if bad:
+        print(
+            f"error: {bad} of {len(args.clips)} clips could not be scored (named above)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _score_each(args: argparse.Namespace, scorer: Any, interrupted: Callable[[], None]) -> int:
+    """Print each clip's line under the header; the count of clips not scored."""
+    from core.data.clips import DataError
+
+    bad = 0
     for path in args.clips:
+        interrupted()
         try:
             result = scorer.score_clip(path)
         except DataError as err:
@@ -187,16 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             bad += 1
             continue
-        # seven significant digits, float32's: 5.0176e-06 was 0.000005, a threshold's digits lost
-        line = f"{path}\t{result.score:.7g}\t{DECISIONS[result.bonafide]}\t{no_face}"
+        # nine significant digits, a float32's round trip: 5.0176e-06 printed as 0.000005
+        line = f"{path}\t{result.score:.9g}\t{DECISIONS[result.bonafide]}\t{no_face}"
         if args.per_frame:  # empty for a sequence head, which scores the clip as a whole
             scores = result.frame_scores if result.frame_scores is not None else []
-            line += "\t" + ",".join(f"{s:.7g}" for s in scores)
+            line += "\t" + ",".join(f"{s:.9g}" for s in scores)
         print(line, flush=True)
-    if bad:
-        print(
-            f"error: {bad} of {len(args.clips)} clips could not be scored (named above)",
-            file=sys.stderr,
-        )
-        return 2
-    return 0
+    return bad

@@ -198,7 +198,7 @@ def fetch_head_weights(model: TrialModel, folder: Path) -> Path:
             f"run {model.run_id} (trial {model.trial}, {model.config.head}) has no head weights: "
             "the sweep logged none for it (--keep-weights best keeps only each family's "
             "improvements, none keeps none); a finished study runs nothing again: rerun its "
-            "flags as another study, --study NEW, with --keep-weights best or all"
+            "flags as another study, --study NEW, with --keep-weights all"
         )
     return _checked(model, fetch_artifact(model.run_id, tracking.HEAD_WEIGHTS, folder))
 
