@@ -140,6 +140,12 @@ def other_protocol(protocol: object) -> str | None:
     return None if get_protocol(protocol)[0].protocols[0].name == protocol else protocol
 
 
+def target_protocol(target: str, protocol: object) -> object:
+    """A target's protocol as a heading or the console names it: none for the one that keeps
+    every clip (:data:`WHOLE`), which "every clip" says."""
+    return None if protocol == WHOLE.get(target) else protocol
+
+
 def with_protocol(name: str, protocol: str | None) -> str:
     """A database as a line names it: ``oulu``, or ``oulu (oulu-p2)`` when taken by another
     protocol than its first (:func:`other_protocol`)."""
@@ -168,9 +174,9 @@ def read_databases(path: str | Path) -> dict[str, Database]:
     found = {}
     for name, value in table.items():
         if isinstance(value, str):
-            where, _, protocol = value.rpartition(":")
-            if ":" in Path(value).name and not (path.parent / Path(value).expanduser()).exists():
-                raise ValueError(  # --db's NAME=PATH:PROTOCOL written in the file
+            where, protocol = _with_protocol_suffix(value, path.parent)
+            if protocol is not None:  # --db's NAME=PATH:PROTOCOL written in the file
+                raise ValueError(
                     f"--databases {path}: entry {name!r}: {value!r} is no folder; a protocol "
                     f'is given as {name} = {{ path = "{where}", protocol = "{protocol}" }}'
                 )
@@ -193,14 +199,22 @@ def read_databases(path: str | Path) -> dict[str, Database]:
     return found
 
 
+def _with_protocol_suffix(text: str, base: Path) -> tuple[str, str | None]:
+    """``PATH:PROTOCOL`` as (path, protocol); (text, None) for a path, one whose last part holds a
+    ':' too where that folder is there (relative to ``base``)."""
+    if ":" not in Path(text).name or (base / Path(text).expanduser()).exists():
+        return text, None
+    path, _, protocol = text.rpartition(":")
+    return path, protocol
+
+
 def parse_database(text: str) -> Database:
     """``--db NAME=PATH`` or ``NAME=PATH:PROTOCOL`` as a :class:`Database`."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ValueError(f"--db {text!r}: expected NAME=PATH (e.g. msu=/data/MSU-MFSD)")
-    split = ":" in Path(rest).name and not Path(rest).expanduser().exists()  # a folder a:b
-    path, _, protocol = rest.rpartition(":") if split else (rest, "", "")
-    if split and not protocol:
+    path, protocol = _with_protocol_suffix(rest, Path())
+    if protocol == "":
         raise ValueError(f"--db {text!r}: no protocol after its ':' (NAME=PATH:PROTOCOL)")
     try:
         return Database(name, Path(path).expanduser(), protocol or AUTO)

@@ -1006,7 +1006,8 @@ def test_studies_pooled_by_the_cross_table_differ_only_in_their_search(first_swe
     assert comparable(dataclasses.replace(base, heads="lstm*", seed=7), settings) == digest
     for other in ({"fine_tune": ("none", "fc")}, {"training_precision": "bfloat16"}):
         assert comparable(dataclasses.replace(base, **other), settings) != digest, other
-    runs = mlflow.search_runs(
-        [first_sweep.experiment_id], filter_string="tags.`vggface_heads.role` = 'trial'"
+    client = MlflowClient(tracking_uri=base.tracking_uri)  # not the last test's store
+    runs = client.search_runs(
+        [first_sweep.experiment_id], "tags.`vggface_heads.role` = 'trial'", max_results=1000
     )
-    assert set(runs["tags.vggface_heads.context"]) == {digest}  # every trial run carries it
+    assert runs and {r.data.tags["vggface_heads.context"] for r in runs} == {digest}

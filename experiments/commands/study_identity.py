@@ -39,12 +39,12 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
         names = tuple(data.name for data in evaluation.sources)
         protocol = evaluation.setting or domains.default_name(names, evaluation.target.name)
     weights = "random" if features.random_weights else "vggface"
-    tested = target_clips_tested(setting.test_features, evaluation.target_clips)
+    tested = _target_clips(setting, evaluation.target_clips)
     identity = "|".join(
         (
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
             setting.test_features.dataset_fingerprint,
-            *([tested] if tested == domains.ALL_BUT_DEV else []),  # "all" took dev too once
+            *([tested] if tested != evaluation.target_clips else []),  # "all" took dev too once
             str(config.evaluation.repeats),
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
@@ -81,11 +81,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),
         "test clips (--test-data, --test-protocol, --target-clips)": each(
-            f"{s.test_features.dataset_fingerprint[:12]}:{clips}"  # as before a database's own
-            + (  # dev set was left out of "all" (the studies of others go on)
-                " but its own dev"
-                * (target_clips_tested(s.test_features, clips) == domains.ALL_BUT_DEV)
-            )
+            f"{s.test_features.dataset_fingerprint[:12]}:{_target_clips(s, clips)}"
             for s in settings
         ),
         "--repeats": str(config.evaluation.repeats),
@@ -102,6 +98,14 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             for f in (*s.sources, s.test_features)
         },
     }
+
+
+def _target_clips(setting: Setting, clips: str) -> str:
+    """``--target-clips`` as a study records it: the flag, or
+    :data:`~experiments.domains.ALL_BUT_DEV` where "all" leaves out a database's own dev set
+    (which it tested until 2026-12-06: those studies, and every other, record what they did)."""
+    tested = target_clips_tested(setting.test_features, clips)
+    return tested if tested == domains.ALL_BUT_DEV else clips
 
 
 def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:

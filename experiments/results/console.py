@@ -92,7 +92,7 @@ def evaluation_line(context: dict[str, str]) -> str | None:
     it trained on (from its runs' tags); None for one database's own splits."""
     clips = context.get("test_clips", "?")
     if context.get("evaluation") == "cross-domain":
-        from experiments.domains import ALL_BUT_DEV, WHOLE, with_protocol
+        from experiments.domains import ALL_BUT_DEV, target_protocol, with_protocol
 
         def named(db: str) -> str:
             return with_protocol(db, context.get(f"protocol_{db}"))
@@ -101,12 +101,12 @@ def evaluation_line(context: dict[str, str]) -> str | None:
         which = {"all": "every clip", ALL_BUT_DEV: "every clip but its own dev set"}.get(
             context.get("target_clips", ""), "its test split"
         )
-        target = context["target"]  # every clip's protocol (oulu-all): said by "every clip"
-        whole = context.get(f"protocol_{target}") == WHOLE.get(target)
+        target = context["target"]
+        protocol = target_protocol(target, context.get(f"protocol_{target}"))
         return (
             f"cross-domain {context['setting']}: heads train on {sources} (train splits), dev "
             f"ACER and the threshold on their pooled dev clips; test figures on "
-            f"{target if whole else named(target)} ({which}, {clips} clips)"
+            f"{with_protocol(target, protocol)} ({which}, {clips} clips)"
         )
     if context.get("evaluation") == "cross-dataset":
         return (

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -96,7 +97,9 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
             setting = label = protocol if named else f"{protocol}:{_folder(first.get('tags.data'))}"
         else:
             continue
-        contexts = runs.get(f"tags.{tracking.CONTEXT_TAG}", pd.Series(dtype=object)).unique()
+        contexts = runs.get(f"tags.{tracking.CONTEXT_TAG}", pd.Series(None, runs.index)).unique()
+        # one for all its runs; none for older runs, or a study of older and newer ones
+        context = contexts[0] if len(contexts) == 1 and isinstance(contexts[0], str) else None
         rows.append(
             {
                 "setting": setting,
@@ -105,7 +108,7 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
                 "study": name,
                 "experiment": experiment.experiment_id,
                 "last": runs["end_time"].max(),
-                "context": contexts[0] if len(contexts) == 1 else None,  # older runs: none
+                "context": context,
             }
         )
     every = pd.DataFrame(rows, columns=[*COLUMNS, "last", "context"])
@@ -148,6 +151,11 @@ def _pooled(every: pd.DataFrame, shown: pd.Series) -> list[tuple[str, str]]:
     return list(zip(same["study"], same["experiment"], strict=True))
 
 
+def _studies_of(row: Any) -> list[str]:
+    """A shown setting's study, then those pooled with it."""
+    return [row.study, *(name for name, _ in row.pooled)]
+
+
 def _cross_setting(run: pd.Series) -> tuple[str, str]:
     """A cross-domain study's setting and its columns' label, from a trial run's tags: ``mi-c``
     and ``M&I→C``; one tested on every target clip gets columns of its own (``mi-c all``,
@@ -158,8 +166,7 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
         names = [*sources.split(","), target]
         protocols = [run.get(f"tags.protocol_{n}") for n in names]
-        if protocols[-1] == domains.WHOLE.get(target):  # every clip's: the "all clips" says it
-            protocols[-1] = None
+        protocols[-1] = domains.target_protocol(target, protocols[-1])
         setting, label = _with_protocols(setting, label, protocols)
     else:  # runs tagged before the sources were
         known = domains.SETTINGS.get(setting)
@@ -231,10 +238,11 @@ def cross_table(shown: pd.DataFrame) -> pd.DataFrame:
             f"#{int(n)}" + (f" of {named[run]}" if len(sources) > 1 else "") if pd.notna(n) else ""
             for n, run in zip(best["trial"], best["run_id"], strict=True)
         ]
-        named_by = " + ".join(name for name, _ in sources)
-        heading = study["label"] if f"[{study['study']}]" in study["label"] else None  # named
-        heading = heading or f"{study['label']} ({named_by})"
-        chosen[heading] = best["head"].astype(str) + " " + trial
+        named = f"[{study['study']}]" in study["label"]  # chosen beside its setting's others
+        pooled_by = " + ".join(name for name, _ in sources)
+        chosen[study["label"] if named else f"{study['label']} ({pooled_by})"] = (
+            best["head"].astype(str) + " " + trial
+        )
         figures = INTRA_FIGURES if study["kind"] == "intra-dataset" else FIGURES
         for figure, heading in figures:
             column = f"{study['label']} {heading}"
@@ -315,7 +323,7 @@ def log_cross_table(
         for label, study in hidden
     )
     pooled = (
-        f"{row.label}: studies {', '.join([row.study, *(n for n, _ in row.pooled)])} pooled, "
+        f"{row.label}: studies {', '.join(_studies_of(row))} pooled, "
         "the same data and options (other --heads, --seed or search flags): each family's best "
         "over their trials, chosen on dev."
         for row in shown.itertuples()
@@ -397,9 +405,7 @@ def _log(shown: pd.DataFrame, files: list[Path]) -> tuple[str, bool]:
             tags={"mlflow.experimentKind": "custom_model_development"},
         )
     )
-    every = [
-        name for row in shown.itertuples() for name in (row.study, *(n for n, _ in row.pooled))
-    ]
+    every = [name for row in shown.itertuples() for name in _studies_of(row)]
     tags = {tracking.ROLE_TAG: ROLE, "studies": ",".join(every)}
     same = shown.duplicated("setting", keep=False)  # one setting's studies: each its own key
     for row, twin in zip(shown.itertuples(), same, strict=True):

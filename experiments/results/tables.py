@@ -269,6 +269,7 @@ def front_text(front: pd.DataFrame, limit: int = 5) -> str:
 def evaluation_notes(runs: pd.DataFrame) -> list[str]:
     """How the trials were evaluated (test data, folds, repeats), from their runs' tags."""
     notes = []
+    cross_dataset = runs.get("tags.evaluation", pd.Series(dtype=object)).eq("cross-dataset").any()
     for tag, what in (
         ("evaluation", "evaluation"),
         ("setting", "setting"),  # a cross-domain study's
@@ -281,8 +282,7 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("repeats", "repeats per configuration"),
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
-        cross_dataset = runs.get("tags.evaluation", pd.Series(dtype=object)).eq("cross-dataset")
-        if tag == "sources" and cross_dataset.any():  # one database trained: --data
+        if tag == "sources" and cross_dataset:  # one database trained: --data
             values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")

@@ -320,9 +320,10 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
                 f"{getattr(trained, field)}{fix}"
             )
-    if not tested_whole(other, clips):
+    tested = target_clips_tested(other, clips)
+    if tested == "test":
         return other
-    kept = "dev" if target_clips_tested(other, clips) == domains.ALL_BUT_DEV else None  # not tested
+    kept = "dev" if tested == domains.ALL_BUT_DEV else None  # a dev set of its own: not tested
     whole = [c if c.split == kept else dataclasses.replace(c, split="test") for c in other.clips]
     return dataclasses.replace(other, clips=whole)
 
