@@ -86,6 +86,7 @@ def imports_after(code: str) -> set[str]:
 
 
 def test_a_table_imports_no_backend_and_flags_import_nothing_heavy() -> None:
-    assert imports_after("import experiments.commands.compare") <= {"mlflow"}
+    # nothing heavy before main: a Ctrl-C in MLflow's import is main's one line, not a traceback
+    assert imports_after("import experiments.commands.compare") == set()
     parse = "from experiments.commands import sweep, predict, extract; sweep.parse_args([])"
     assert imports_after(parse) == set()  # arguments are checked before any heavy import

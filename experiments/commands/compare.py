@@ -21,88 +21,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-
-import mlflow
-import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from core.flags import given_path
 from core.interrupts import stopped_by_ctrl_c
-from core.words import counted
 from experiments.commands.quiet import OneLineParser, quiet_console, say_error
-from experiments.results import tables
-from experiments.stores import liveness, tracking
-from experiments.stores.runs_table import trial_table
-
-
-def studies() -> pd.DataFrame:
-    """Every study in the tracking store: its complete trials and the time of its last trial
-    run's start or end (UTC), newest first."""
-    rows = []
-    for experiment in mlflow.search_experiments(
-        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
-    ):
-        name = experiment.tags[tracking.STUDY_TAG]
-        runs = tracking.study_runs(experiment.experiment_id, name)
-        times = pd.concat([runs.get("start_time", pd.Series()), runs.get("end_time", pd.Series())])
-        last = times.dropna().max() if not runs.empty else None
-        rows.append(
-            {
-                "study": name,
-                # complete: the runs MLflow calls FINISHED (a pruned trial's run is KILLED),
-                # not the sweep's "finished" (complete, pruned and failed) that --trials counts
-                "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
-                "trial runs": len(runs),
-                "last activity (UTC)": last if pd.notna(last) else None,
-                "experiment": experiment.experiment_id,
-            }
-        )
-    table = pd.DataFrame(
-        rows,
-        columns=["study", "complete trials", "trial runs", "last activity (UTC)", "experiment"],
-    )
-    return table.sort_values(
-        "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
-    )
-
-
-def comparison_markdown(study: str | None = None, every_column: bool = False) -> str:
-    """The comparison table of ``study`` (default: the study whose trial ran last) as Markdown."""
-    listed = studies()
-    if study:
-        listed = listed[listed["study"] == study]
-    if listed.empty:
-        where = mlflow.get_tracking_uri()
-        raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
-    name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
-    liveness.close_dead_parents(experiment_id, name)  # workers that died between trials
-    runs = tracking.study_runs(experiment_id, name)
-    trials = trial_table(runs)
-    table = tables.comparison(trials)
-    if table.empty:
-        return f"# Study {name}\n\nNo complete trial yet."
-    complete = len(trials)
-    running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
-    complete_said = counted(complete, "complete trial")
-    if running:
-        complete_said += (
-            f" so far; {counted(running, 'trial run')} still RUNNING (in flight, or a lost "
-            "worker's not closed yet): the table may change"
-        )
-    banner = tables.demo_banner(table)
-    warning = f"**{banner}**\n\n" if banner else ""
-    notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
-    columns = None if every_column else tables.HEADLINE
-    if not every_column:  # --all keeps the run id: what predict.py --run takes
-        table = table.drop(columns=["run_id"])
-    return (
-        f"# Study {name}\n\n{warning}{complete_said}; best per "
-        "head family and the write-up baselines, chosen on dev (test never used for choosing). "
-        f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
-        f"{tables.to_markdown(table, columns)}"
-    )
 
 
 @stopped_by_ctrl_c("interrupted")
@@ -137,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
+    # MLflow and pandas are imported here, not with the module: a Ctrl-C in their imports (seconds)
+    # is then one line, not a traceback
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from experiments.results.studies import comparison_markdown, studies, when
+    from experiments.stores import tracking
+
     quiet_console()  # MLflow's "View run" lines after the cross table's run, among others
     if args.out is not None and not args.cross:
         parser.error("--out goes with --cross (a study's table is printed)")
@@ -162,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             table = studies()
             if table.empty:
                 raise LookupError(f"no study in {mlflow.get_tracking_uri()}")
-            table["last activity (UTC)"] = table["last activity (UTC)"].map(_when)
+            table["last activity (UTC)"] = table["last activity (UTC)"].map(when)
             print(table.to_string(index=False))
             return 0
         print(comparison_markdown(args.study[0] if args.study else None, args.all))
@@ -179,13 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         say_error(tracking.store_failed(err))
         return 3
     return 0
-
-
-def _when(stamp) -> str:
-    if stamp is None or pd.isna(stamp):
-        return "-"
-    moment = stamp if isinstance(stamp, datetime) else pd.Timestamp(stamp).to_pydatetime()
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

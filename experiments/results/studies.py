@@ -1,0 +1,89 @@
+"""The study tables ``compare.py`` prints: every study in the tracking store, and one study's
+comparison of heads as Markdown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import mlflow
+import pandas as pd
+
+from core.words import counted
+from experiments.results import tables
+from experiments.stores import liveness, tracking
+from experiments.stores.runs_table import trial_table
+
+
+def studies() -> pd.DataFrame:
+    """Every study in the tracking store: its complete trials and the time of its last trial
+    run's start or end (UTC), newest first."""
+    rows = []
+    for experiment in mlflow.search_experiments(
+        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
+    ):
+        name = experiment.tags[tracking.STUDY_TAG]
+        runs = tracking.study_runs(experiment.experiment_id, name)
+        times = pd.concat([runs.get("start_time", pd.Series()), runs.get("end_time", pd.Series())])
+        last = times.dropna().max() if not runs.empty else None
+        rows.append(
+            {
+                "study": name,
+                # complete: the runs MLflow calls FINISHED (a pruned trial's run is KILLED),
+                # not the sweep's "finished" (complete, pruned and failed) that --trials counts
+                "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
+                "trial runs": len(runs),
+                "last activity (UTC)": last if pd.notna(last) else None,
+                "experiment": experiment.experiment_id,
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=["study", "complete trials", "trial runs", "last activity (UTC)", "experiment"],
+    )
+    return table.sort_values(
+        "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
+    )
+
+
+def comparison_markdown(study: str | None = None, every_column: bool = False) -> str:
+    """The comparison table of ``study`` (default: the study whose trial ran last) as Markdown."""
+    listed = studies()
+    if study:
+        listed = listed[listed["study"] == study]
+    if listed.empty:
+        where = mlflow.get_tracking_uri()
+        raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
+    name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
+    liveness.close_dead_parents(experiment_id, name)  # workers that died between trials
+    runs = tracking.study_runs(experiment_id, name)
+    trials = trial_table(runs)
+    table = tables.comparison(trials)
+    if table.empty:
+        return f"# Study {name}\n\nNo complete trial yet."
+    complete = len(trials)
+    running = int((runs["status"] == "RUNNING").sum()) if "status" in runs else 0
+    complete_said = counted(complete, "complete trial")
+    if running:
+        complete_said += (
+            f" so far; {counted(running, 'trial run')} still RUNNING (in flight, or a lost "
+            "worker's not closed yet): the table may change"
+        )
+    banner = tables.demo_banner(table)
+    warning = f"**{banner}**\n\n" if banner else ""
+    notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
+    columns = None if every_column else tables.HEADLINE
+    if not every_column:  # --all keeps the run id: what predict.py --run takes
+        table = table.drop(columns=["run_id"])
+    return (
+        f"# Study {name}\n\n{warning}{complete_said}; best per "
+        "head family and the write-up baselines, chosen on dev (test never used for choosing). "
+        f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
+        f"{tables.to_markdown(table, columns)}"
+    )
+
+
+def when(stamp) -> str:
+    if stamp is None or pd.isna(stamp):
+        return "-"
+    moment = stamp if isinstance(stamp, datetime) else pd.Timestamp(stamp).to_pydatetime()
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
