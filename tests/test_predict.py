@@ -335,6 +335,21 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
     assert err[0].endswith("rerun its flags as another study, --study NEW, with --keep-weights all")
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--study", BARE, "--best", clip)
     assert code == 2 and len(err) == 1 and "has no head weights" in err[0]
+    # --best alone: the study whose trial ran last, as compare.py shows (the other study's best
+    # has weights and would score the clip)
+    assert run_predict(capsys, "--tracking-uri", uri, "--best", clip) == (code, out, err)
+
+
+def test_which_trial_is_asked_before_anything_is_read(capsys):
+    for flags, said in (
+        ([], "name the trial: --run RUN_ID, or --best [--study NAME]"),
+        (["--study", "x"], "--study needs --best"),
+        (["--run", "x", "--best"], "not allowed with argument"),
+        (["--head-family", "lstm", "--run", "x"], "--head-family goes with"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            predict.parse_args([*flags, "clip.avi"])
+        assert stopped.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_head_weights_gone_from_the_artifact_store_are_said_as_such(sweep, uri, runs, capsys):

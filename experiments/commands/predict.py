@@ -1,7 +1,7 @@
 """Score videos or frame folders with a trial's head, on the backbone its study used.
 
     python experiments/predict.py --run RUN_ID CLIP [CLIP ...]
-    python experiments/predict.py --study NAME --best [--head-family F] CLIP [CLIP ...]
+    python experiments/predict.py --best [--study NAME] [--head-family F] CLIP [CLIP ...]
         [--tracking-uri URI] [--weights PATH] [--face-detector mtcnn|haar] [--per-frame]
         [--score-faceless]
 
@@ -45,13 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python experiments/predict.py",
         description="Score clips with a trial's head on the backbone its study used.",
     )
-    which = parser.add_mutually_exclusive_group(required=True)
+    which = parser.add_mutually_exclusive_group()
     which.add_argument("--run", help="MLflow run id of a finished trial")
-    which.add_argument("--study", help="a study name: with --best, its best trial")
-    parser.add_argument(
+    which.add_argument(
         "--best",
         action="store_true",
         help="the study's best trial by dev ACER (ties: dev EER, fewer parameters, earlier)",
+    )
+    parser.add_argument(
+        "--study", help="with --best: the study (default: the one whose trial ran last)"
     )
     parser.add_argument("--head-family", help="with --best: the best trial of this head family")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
@@ -90,10 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.study and not args.best:
         parser.error("--study needs --best (or name a trial with --run RUN_ID)")
-    if args.best and not args.study:
-        parser.error("--best needs --study NAME")
+    if not (args.run or args.best):
+        parser.error("name the trial: --run RUN_ID, or --best [--study NAME]")
     if args.head_family and not args.best:
-        parser.error("--head-family goes with --study NAME --best")
+        parser.error("--head-family goes with --best")
     if args.crop_check is not None and args.crop_check < 0:
         parser.error(f"--crop-check must be 0 or more clips, got {args.crop_check}")
     from core.device import refuse_unsupported_backend
@@ -108,7 +110,7 @@ def load_scorer(args: argparse.Namespace):
     from core.device import keras_backend
     from experiments.serving import scorer, trial_model
 
-    run_id = args.run or trial_model.best_trial_run(args.study, args.head_family)
+    run_id = args.run or trial_model.best_trial_run(args.study or _last_study(), args.head_family)
     model = trial_model.trial_model(run_id)
     weights = scorer.backbone_weights(model, args.weights)  # checked before anything is built
     if args.crop_check and not model.face_crop.used_database_boxes:  # 0: nothing to refuse
@@ -131,6 +133,19 @@ def load_scorer(args: argparse.Namespace):
                 file=sys.stderr,
             )
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
+
+
+def _last_study() -> str:
+    """``--best`` without ``--study``: the study whose trial ran last, as ``compare.py`` shows."""
+    import mlflow
+
+    from experiments.results.studies import studies
+    from experiments.serving.trial_model import ScoringError
+
+    listed = studies()
+    if listed.empty:
+        raise ScoringError(f"--best: no study in {mlflow.get_tracking_uri()}")
+    return str(listed.iloc[0]["study"])
 
 
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")
