@@ -640,7 +640,9 @@ def test_paths_given_relative_are_recorded_absolute(workspace, monkeypatch):
     assert tags["tags.weights"] == "default"  # the random backbone: no file
 
 
-def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace, monkeypatch):
+def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(
+    workspace, monkeypatch, capsys
+):
     """Ctrl-C in a trial: its runs are KILLED, the trial failed and queued again with its
     parameters, so the same command runs it (a write-up baseline too) and ``--trials`` counts
     only the trials that ended on their own; the retry trains with the trial's seed (it drew
@@ -670,12 +672,21 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(workspace
     )
     states = [t.state for t in storage.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    capsys.readouterr()
+    with monkeypatch.context() as patch:  # the retry interrupted too
+        patch.setattr(objective, "train_head", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
+    assert "trial 1 retries lost trial 0: same parameters, same seed" in capsys.readouterr().out
     monkeypatch.setattr(objective, "train_head", trained)
     resumed = run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
+    said = capsys.readouterr().out.splitlines()
+    first = "trial 2 retries lost trial 1: same parameters, same seed (first tried as trial 0)"
+    assert said[said.index(first) + 1].startswith("#2 ")  # its line follows
     trials = resumed.study.get_trials()
-    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
-    assert trials[1].params == trials[0].params == baselines("lstm30")[0]
-    assert seeds[1] == seeds[0] != seeds[2]  # trial 1 retries trial 0: trial 0's seed
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[2].params == trials[1].params == trials[0].params == baselines("lstm30")[0]
+    assert seeds[2] == seeds[1] == seeds[0] != seeds[3]  # trial 0's seed for its retries
 
 
 def test_a_finished_studys_rerun_closes_the_parent_run_of_a_worker_killed_as_it_closed(

@@ -75,12 +75,6 @@ def retry_history(trial: FrozenTrial) -> list[int]:
     return list(trial.system_attrs.get("retry_history", []))
 
 
-def seed_number(trial: FrozenTrial) -> int:
-    """The trial number a trial's training seed derives from: the original's for a retry."""
-    history = retry_history(trial)
-    return history[0] if history else trial.number
-
-
 def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of lost trials that were queued again: their retries count instead."""
     return {n for t in trials for n in retry_history(t)}

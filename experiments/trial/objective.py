@@ -94,6 +94,13 @@ class Objective:
         # a fine-tuned choice's frozen bottom, computed once and said: not this trial's seconds
         self.setup_seconds += prepare_fine_tuning(self.settings, config.fine_tune, print)
         baseline = search.baseline_name(trial.params)
+        lost = retries.retry_history(trial.study.get_trials(deepcopy=False)[trial.number])
+        if lost:  # said before its line: "#7" alone read as a new configuration
+            print(
+                f"trial {trial.number} retries lost trial {lost[-1]}: same parameters, same "
+                f"seed{f' (first tried as trial {lost[0]})' if len(lost) > 1 else ''}",
+                flush=True,
+            )
         tags = {
             tracking.STUDY_TAG: self.study_name,
             tracking.TRIAL_TAG: str(trial.number),
@@ -107,7 +114,7 @@ class Objective:
             with tracking.run(f"{trial.number}-{config.head}", "trial", tags, nested=True) as run:
                 self._curves = []
                 try:
-                    result = self._train_and_log(trial, config)
+                    result = self._train_and_log(trial, config, lost[0] if lost else trial.number)
                 finally:
                     self._log_curves(run.info.run_id)
         except optuna.TrialPruned:
@@ -135,20 +142,20 @@ class Objective:
         except MlflowException as err:
             log.warning("trial run %s lost its epoch curves: %s", run_id, str(err)[:200])
 
-    def _train_and_log(self, trial: optuna.Trial, config: TrialConfig):
+    def _train_and_log(self, trial: optuna.Trial, config: TrialConfig, seed_number: int):
+        """``seed_number``: the trial whose seed it trains with (a retry: the lost original's,
+        so an interrupted study's figures are an uninterrupted one's)."""
         mlflow.log_params(config.params())
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
         kept = None  # the first setting's result: its head is the trial's
-        # a retry of a lost trial trains as the lost one did: the same seed, the same figures
-        number = retries.seed_number(trial.study.get_trials(deepcopy=False)[trial.number])
         for index, setting in enumerate(self.settings):
             inputs = setting.inputs(config.kind, config.fine_tune)
             result = train_head(
                 config,
                 inputs.data,
                 setting.features.frames_per_clip,
-                seed=setting.seed(self.seed + number),
+                seed=setting.seed(self.seed + seed_number),
                 on_epoch=self._on_epoch(trial, setting.name if several else "", prune=index == 0),
                 top_weights=inputs.top_weights,
             )
