@@ -1,4 +1,4 @@
-"""A path flag's argparse type, shared by every command (``python -m core.port`` and the
+"""Path and name flags' argparse types, shared by every command (``python -m core.port`` and the
 ``experiments/`` commands)."""
 
 from __future__ import annotations
@@ -13,3 +13,11 @@ def given_path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path: name a file or folder")
     return Path(text)
+
+
+def given_name(text: str) -> str:
+    """A name refusing an empty text (``--study "$STUDY"`` of a variable that is not set), which
+    would read as "not given": the default study, another one's (probe)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: name one, or leave the flag out")
+    return text

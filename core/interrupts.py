@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 _seen: list[int] | None = None  # the Ctrl-Cs recorded by the outermost ctrl_c_noticed in force
 
@@ -86,6 +86,14 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
         return run
 
     return wrap
+
+
+def exit_with(code: int) -> NoReturn:
+    """A command's exit with ``code``, a Ctrl-C from now on ignored: its work is done, and one
+    pressed while Python shuts down (seconds after compare's table or predict's scores were
+    printed) made it exit 130 saying nothing, which a script reads as a failure (probe)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 @contextlib.contextmanager

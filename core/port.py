@@ -15,7 +15,7 @@ import sys
 from core.backbone.matconvnet import PortError, check_output, inspect
 from core.device import refuse_unsupported_backend
 from core.flags import given_path
-from core.interrupts import stopped_by_ctrl_c
+from core.interrupts import exit_with, stopped_by_ctrl_c
 from core.quiet import import_backend_quietly
 
 
@@ -59,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -1,8 +1,7 @@
 """``python experiments/compare.py``: see :mod:`experiments.commands.compare`."""
 
-import sys
-
+from core.interrupts import exit_with
 from experiments.commands.compare import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

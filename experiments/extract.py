@@ -1,8 +1,7 @@
 """``python experiments/extract.py``: see :mod:`experiments.commands.extract`."""
 
-import sys
-
+from core.interrupts import exit_with
 from experiments.commands.extract import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

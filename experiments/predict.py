@@ -1,8 +1,7 @@
 """``python experiments/predict.py``: see :mod:`experiments.commands.predict`."""
 
-import sys
-
+from core.interrupts import exit_with
 from experiments.commands.predict import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -1,8 +1,7 @@
 """``python experiments/sweep.py``: the sweep (:mod:`experiments.commands.sweep`)."""
 
-import sys
-
+from core.interrupts import exit_with
 from experiments.commands.sweep import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

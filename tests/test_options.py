@@ -235,6 +235,7 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
         (["--cross", "--all"], "--all widens a study's table"),
         (["--list", "--study", "s"], "--list lists every study: drop --study"),
         (["--study", "a", "--study", "b"], "several go with --cross"),
+        (["--study", ""], "an empty name"),  # it showed the last study run (probe)
     ],
 )
 def test_compare_refuses_flags_its_view_would_drop(argv, said, capsys, tmp_path) -> None:

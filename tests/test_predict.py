@@ -335,9 +335,40 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
     assert err[0].endswith("rerun its flags as another study, --study NEW, with --keep-weights all")
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--study", BARE, "--best", clip)
     assert code == 2 and len(err) == 1 and "has no head weights" in err[0]
-    # --best alone: the study whose trial ran last, as compare.py shows (the other study's best
-    # has weights and would score the clip)
+    # --best alone: the last study run with a finished trial (the other study's best has
+    # weights and would score the clip); one stopped before its first is passed over (probe)
     assert run_predict(capsys, "--tracking-uri", uri, "--best", clip) == (code, out, err)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    stopped = tracking.use_experiment("stopped")
+    tags = {tracking.STUDY_TAG: "stopped", tracking.ROLE_TAG: "trial", tracking.TRIAL_TAG: "0"}
+    client.set_terminated(client.create_run(stopped, tags=tags).info.run_id, "KILLED")
+    try:
+        assert run_predict(capsys, "--tracking-uri", uri, "--best", clip) == (code, out, err)
+        said = run_predict(capsys, "--tracking-uri", uri, "--study", "stopped", "--best", clip)
+        assert said == (2, [], ["error: study stopped: no finished trial yet"])
+    finally:
+        client.delete_experiment(stopped)
+
+
+def test_a_deleted_run_is_not_scored(sweep, uri, runs, capsys):
+    """compare and --best leave a run deleted in MLflow's UI out; --run scored with it (probe)."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    client = MlflowClient()
+    client.delete_run(run_id)
+    try:
+        said = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, clip)
+    finally:
+        client.restore_run(run_id)
+    assert said == (
+        2,
+        [],
+        [
+            f"error: run {run_id} is deleted in MLflow: restore it first (mlflow runs restore "
+            f"--run-id {run_id}), or score with another"
+        ],
+    )
 
 
 def test_which_trial_is_asked_before_anything_is_read(capsys):
@@ -346,6 +377,8 @@ def test_which_trial_is_asked_before_anything_is_read(capsys):
         (["--study", "x"], "--study needs --best"),
         (["--run", "x", "--best"], "not allowed with argument"),
         (["--head-family", "lstm", "--run", "x"], "--head-family goes with"),
+        (["--run", "x", "--study", "y"], "--run names the trial itself: drop --study"),
+        (["--best", "--study", ""], "argument --study: an empty name: name one, or leave"),
     ):
         with pytest.raises(SystemExit) as stopped:
             predict.parse_args([*flags, "clip.avi"])

@@ -179,6 +179,40 @@ def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_extraction(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+@pytest.mark.parametrize("command", ["compare", "predict"])
+def test_a_ctrl_c_while_python_shuts_down_after_a_command_is_ignored(tmp_path, command) -> None:
+    """Pressed in the seconds Python takes to shut down after compare printed its table (or
+    predict its scores), the command exited 130 saying nothing (probe): Python puts the default
+    SIGINT handler back as it ends. Here Ctrl-Cs arrive from the command's last exit handler
+    until the process is gone; the command's own exit status and line stand."""
+    script = REPO / "experiments" / f"{command}.py"
+    flags = ["--tracking-uri", f"sqlite:///{tmp_path}/none.db"]
+    flags += ["--list"] if command == "compare" else ["--best", "clip.mp4"]
+    code = (
+        "import atexit, runpy, sys, time\n"
+        "atexit.register(lambda: (print('exiting', flush=True), time.sleep(0.5)))\n"
+        f"sys.argv = [{str(script)!r}, *{flags!r}]\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline() == "exiting\n"
+    deadline = time.monotonic() + 30
+    while child.poll() is None and time.monotonic() < deadline:
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.002)
+    err = child.stderr.read()
+    assert child.wait() == 2, err
+    assert err == f"error: no tracking store at {tmp_path}/none.db: " + err.split(": ", 2)[2]
+    assert "\n" not in err.strip()
+
+
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
 def test_a_commands_ctrl_c_before_its_own_handling_is_one_line(capsys) -> None:
     """In a command's imports it was a traceback; dropped in a finalizer before the command's

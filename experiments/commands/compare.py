@@ -20,10 +20,9 @@ path given); 3 a tracking server that does not answer, or not as MLflow does.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from core.flags import given_path
+from core.flags import given_name, given_path
 from core.interrupts import stopped_by_ctrl_c
 from experiments.commands.quiet import OneLineParser, quiet_console, say_error
 
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--study",
         action="append",
+        type=given_name,
         help="study name (default: the one whose trial ran last); with --cross, repeated: the "
         "studies the table shows (default: each setting's last one run)",
     )
@@ -110,7 +110,3 @@ def main(argv: list[str] | None = None) -> int:
         say_error(tracking.store_failed(err))
         return 3
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

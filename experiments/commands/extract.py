@@ -158,7 +158,7 @@ def extract_one(
     dataset = datasets[0]
     decode_skips = fs.skipped[len(dataset.skipped) :]
     if decode_skips:
-        print(f"skipped while decoding: {len(decode_skips)} clips")
+        print(f"skipped while decoding: {counted(len(decode_skips), 'clip')}")
         for path, reason in decode_skips:
             print(f"  skipped {path}: {reason}")
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
@@ -193,7 +193,3 @@ def write_clip_list(dataset: Dataset, out: TextIO) -> None:
             [clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
             + [own.get(name, "") for name in columns]
         )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -71,7 +71,8 @@ def load_features(
         return features
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     print(
-        f"features: {len(features.clips)} clips x {features.frames_per_clip} frames, "
+        f"features: {counted(len(features.clips), 'clip')} x "
+        f"{counted(features.frames_per_clip, 'frame')}, "
         f"{state}, cache {features.path}"
     )
     print(features.face_summary())

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.flags import given_path
+from core.flags import given_name, given_path
 from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
 from experiments.commands.quiet import OneLineParser
 
@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the study's best trial by dev ACER (ties: dev EER, fewer parameters, earlier)",
     )
     parser.add_argument(
-        "--study", help="with --best: the study (default: the one whose trial ran last)"
+        "--study",
+        type=given_name,
+        help="with --best: the study (default: the last one run that has a finished trial)",
     )
     parser.add_argument("--head-family", help="with --best: the best trial of this head family")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
@@ -90,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "clips", nargs="+", type=given_path, metavar="CLIP", help="video or frame folder"
     )
     args = parser.parse_args(argv)
+    if args.study and args.run:
+        parser.error("--run names the trial itself: drop --study (or --run, for --best)")
     if args.study and not args.best:
         parser.error("--study needs --best (or name a trial with --run RUN_ID)")
     if not (args.run or args.best):
@@ -136,16 +140,19 @@ def load_scorer(args: argparse.Namespace):
 
 
 def _last_study() -> str:
-    """``--best`` without ``--study``: the study whose trial ran last, as ``compare.py`` shows."""
+    """``--best`` without ``--study``: the last study run (as ``compare.py`` orders them) that
+    has a finished trial; one stopped before its first was picked, and had no head (probe)."""
     import mlflow
 
     from experiments.results.studies import studies
     from experiments.serving.trial_model import ScoringError
 
     listed = studies()
-    if listed.empty:
-        raise ScoringError(f"--best: no study in {mlflow.get_tracking_uri()}")
-    return str(listed.iloc[0]["study"])
+    finished = listed[listed["complete trials"] > 0]
+    if finished.empty:
+        none = "no study" if listed.empty else "no study with a finished trial"
+        raise ScoringError(f"--best: {none} in {mlflow.get_tracking_uri()}")
+    return str(finished.iloc[0]["study"])
 
 
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")

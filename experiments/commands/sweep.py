@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,7 +264,3 @@ def _stores(config: SweepConfig, key: str, parts: dict[str, Any]) -> None:
 
     check_stores(config)
     check_study(config, config.features, key, parts)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -105,6 +105,11 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
             f"run {run_id!r}: no such MLflow run in {mlflow.get_tracking_uri()} (--tracking-uri?)"
         ) from None
     tags, params = run.data.tags, run.data.params
+    if run.info.lifecycle_stage == "deleted":  # compare and --best leave it out; it was scored
+        raise ScoringError(
+            f"run {run_id} is deleted in MLflow: restore it first (mlflow runs restore --run-id "
+            f"{run_id}), or score with another"
+        )
     if tags.get(tracking.ROLE_TAG) != "trial":
         role = tags.get(tracking.ROLE_TAG)
         what = f"a {role} run" if role else "not a run of the sweep"
