@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
@@ -222,8 +222,9 @@ def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:  # no group: its whole match, alike in every clip
         load_dataset(root, subject_pattern="take")
     assert str(info.value) == (
-        "--subject-pattern 'take' reads one subject ('take') from all 20 clips, and splits need "
-        r"subjects apart: put a group around what tells people apart, e.g. 'client(\d+)'"
+        "--subject-pattern 'take' reads one subject ('take') from all 20 clips it matches, and "
+        "splits need subjects apart: put a group around what tells people apart, e.g. "
+        r"'client(\d+)'"
     )
     assert_subject_disjoint(grouped)
     folders = tmp_path / "folders"  # the subject may be a folder: the pattern sees the path
@@ -232,10 +233,8 @@ def test_user_subject_pattern_and_unreadable_subjects(tmp_path: Path) -> None:
         video(folders / "attack" / f"person_{p}" / "b.avi")
     by_folder = load_dataset(folders)
     assert by_folder.subjects == ["1", "2", "3", "4", "5"]
-    # the folder below attack/ is the attack type here; a pattern does not change that
-    assert {c.attack_type for c in by_folder.clips if c.label == "attack"} == {
-        f"person_{p}" for p in range(1, 6)
-    }
+    # the subject's folder below attack/ is no attack type (it was: one species per person)
+    assert {c.attack_type for c in by_folder.clips if c.label == "attack"} == {"attack"}
     with pytest.raises(DataError, match="not a regex"):
         load_dataset(root, subject_pattern="p(")
     with pytest.raises(DataError) as info:  # the user's pattern is not told to give one
@@ -365,6 +364,13 @@ def test_fingerprint_follows_the_files(tmp_path: Path) -> None:
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert load_dataset(root).fingerprint != base
     assert load_dataset(copy, seed=5).fingerprint != base  # other splits, other data set
+    # what Finder or a user leaves in a frame folder is not a frame: the same data (a new study
+    # and a whole extraction, from browsing the folder: probe)
+    before = load_dataset(copy).fingerprint
+    (copy / "live" / "subject02_b" / ".DS_Store").write_bytes(b"x")
+    (copy / "live" / "subject02_b" / "._000.png").write_bytes(b"x")  # macOS's AppleDouble
+    (copy / "live" / "subject02_b" / "notes.txt").write_text("x")
+    assert load_dataset(copy).fingerprint == before
 
 
 def test_subset_keeps_order_and_refingerprints(tmp_path: Path) -> None:
@@ -481,4 +487,88 @@ def test_what_cannot_be_read_is_a_counted_skip_naming_why(tmp_path: Path) -> Non
         f"{locked} | cannot read this folder (Permission denied)",
         f"{closed}: cannot read this video (Permission denied)",
         f"{image}: cannot read this image (Permission denied)",
+    ]
+
+
+def test_folders_reached_through_links_are_read_and_links_to_nothing_skipped(tmp_path):
+    """A species' or a class's folder linked from another disk was left out without a word (or
+    the data refused as all attacks); a link to a missing file stopped the whole run (probe)."""
+    elsewhere = generic_tree(tmp_path / "disk2", subjects=5)
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "real").symlink_to(elsewhere / "real")
+    (root / "attack").mkdir()
+    (root / "attack" / "hand").symlink_to(elsewhere / "attack" / "hand")
+    (root / "attack" / "hand2").symlink_to(root / "attack")  # a loop: walked once
+    (root / "real" / "subject09_a.mov").symlink_to(tmp_path / "gone.mov")
+    data = load_dataset(root)
+    assert Counter(c.attack_type for c in data.clips) == {"bonafide": 5, "hand": 5}
+    assert data.skipped == [(root / "real" / "subject09_a.mov", "a link to nothing")]
+    (elsewhere / "real" / "subject09_a.mov").unlink()
+
+
+def test_a_name_that_is_not_utf8_is_a_counted_skip(tmp_path: Path) -> None:
+    """A Latin-1 name (a zip made on Windows) stopped the loader with a traceback (probe)."""
+    root = generic_tree(tmp_path / "data", subjects=5)
+    name = os.fsdecode(b"subject01_caf\xe9.mov")
+    video(root / "real" / name)
+    frame = root / "live" / "subject02_b" / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(root / "live" / "subject02_b" / "000.png", frame)  # one frame among the others
+    data = load_dataset(root)
+    assert len(data.clips) == 25  # said as \xe9: a surrogate fails every UTF-8 log and record
+    assert sorted(data.skipped) == [
+        (root / "live" / "subject02_b" / "caf\\xe9.png", "its name is not UTF-8: rename it"),
+        (root / "real" / "subject01_caf\\xe9.mov", "its name is not UTF-8: rename it"),
+    ]
+    folder = next(c for c in data.clips if c.clip_id == "live/subject02_b")
+    assert len(read_frames(folder.path, 8)) == 8  # its other frames, read as ever
+    assert load_dataset(root).fingerprint == data.fingerprint
+
+
+def test_subject_folders_are_no_species_and_split_folders_go_above_classes(tmp_path):
+    """``attack/print/subject01/x.mp4`` made one species per subject, silently, and a split
+    folder below a class folder a species named ``train`` with the data split at random (probe)."""
+    root = tmp_path / "data"
+    for s in range(1, 7):
+        video(root / "real" / f"subject{s:02d}" / "take1.mp4")
+        for kind in ("print", "replay"):
+            video(root / "attack" / kind / f"subject{s:02d}" / "take1.mp4")
+    data = load_dataset(root)
+    assert Counter(c.attack_type for c in data.clips) == {"bonafide": 6, "print": 6, "replay": 6}
+    assert data.subjects == [str(s) for s in range(1, 7)]
+    below = tmp_path / "below"
+    for split, s in (("train", 1), ("dev", 2), ("test", 3)):
+        video(below / "real" / split / f"client{s:03d}.mp4")
+        video(below / "attack" / split / f"client{s:03d}.mp4")
+    with pytest.raises(DataError) as refused:
+        load_dataset(below)
+    assert str(refused.value).startswith(f"{below / 'attack' / 'dev' / 'client002.mp4'}: split ")
+    assert "split folders go above class folders (DATA/train/real/..." in str(refused.value)
+
+
+def test_a_subject_pattern_that_reads_one_subject_is_refused(tmp_path: Path) -> None:
+    """As a pattern without a group that matches every clip: one that matches some, the others
+    read by the default rule (probe: the refusal then blamed a split)."""
+    root = generic_tree(tmp_path / "data", subjects=5)
+    video(root / "real" / "client06_a.mov")
+    with pytest.raises(DataError) as refused:
+        load_dataset(root, subject_pattern="subject")
+    assert str(refused.value).startswith(
+        "--subject-pattern 'subject' reads one subject ('subject') from all 25 clips it matches"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".tif", ".webp", ".jpeg"])
+def test_frame_folders_of_any_image_opencv_reads(tmp_path: Path, suffix: str) -> None:
+    """.bmp, .tif and .webp frames were each a skipped 'unsupported file' (probe)."""
+    root = generic_tree(tmp_path / "data", subjects=5)
+    folder = root / "attack" / "paper" / "subject03_f"
+    folder.mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i}{suffix}"), np.full((16, 16, 3), 30 * i, np.uint8))
+    data = load_dataset(root)
+    assert not data.skipped
+    clip = next(c for c in data.clips if c.attack_type == "paper")
+    assert clip.path == folder and read_frames(folder, 8)[:, 0, 0, 0].tolist() == [
+        30 * i for i in range(8)
     ]

@@ -453,6 +453,63 @@ def test_a_damaged_entry_is_refused_and_rebuilt(data, tmp_path, model_calls):
     assert not list(root.glob(".t*"))  # no temp or trash folders left
 
 
+def test_a_clip_the_system_would_not_read_is_extracted_once_it_can_be(
+    data, tmp_path, model_calls, caplog
+):
+    """A clip skipped because it could not be read (a chmod 000, run without the override a
+    root test run has: ``setpriv`` drops it) stayed skipped, for its old reason, once it could
+    be read, and in every ``cp -p`` copy of the data, which shares the entry (probe)."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "needs util-linux's setpriv (Debian's util-linux package)"
+    locked = write_clip(data / "train" / "real" / "client001_more", seed=9) / "frame00.png"
+    cache = tmp_path / "cache"
+    script = (
+        "from core.data.dataset import load_dataset\n"
+        "from core.features import extract_features\n"
+        f"fs = extract_features(load_dataset({str(data)!r}), cache_dir={str(cache)!r}, "
+        "frames_per_clip=2, progress=False, face_crop=False)\n"
+        "print(len(fs.clips), *(why for _, why in fs.skipped), sep=' | ')\n"
+    )
+    drop = "-dac_override,-dac_read_search"
+    locked.chmod(0)
+    try:
+        done = subprocess.run(
+            [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"},
+        )
+    finally:
+        locked.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"6 | {locked}: cannot read this image (Permission denied)"]
+    caplog.set_level(logging.WARNING)
+    again = extract(data, cache)
+    assert again.extracted and len(again.clips) == 7 and not again.skipped
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"{locked.parent} could not be read when it was extracted (" in m for m in said)
+    assert not extract(data, cache).extracted  # and the new entry is reused
+
+
+def test_features_the_disk_cannot_hold_are_refused_before_anything_is_made(
+    data, tmp_path, model_calls
+):
+    """A huge --frames made a sparse array of 442 GB, or failed with "Invalid argument" or a
+    traceback, each time leaving a pending folder behind (probe)."""
+    cache = tmp_path / "cache"
+    for frames in (2**31, 2**63):
+        with pytest.raises(DataError) as refused:
+            extract(data, cache, frames_per_clip=frames)
+        said = str(refused.value)
+        assert said.startswith(f"{cache / 'features'}: the features of 6 clips x {frames} frames ")
+        assert said.endswith(
+            "GB free: lower --frames, free some room, or give --cache-dir on a larger disk"
+        )
+    made = [p.name for p in (cache / "features").iterdir() if p.suffix != ".lock"]
+    assert model_calls == [] and made == []  # no pending folder: nothing to resume
+
+
 class Counting:
     """The extractor as extraction calls it, counting the frames it computes."""
 

@@ -445,6 +445,8 @@ def test_a_tree_whose_subjects_cannot_be_read_is_refused(tmp_path: Path) -> None
     assert "12 of 12 clips have no subject" in message and "--subject-pattern" in message
     data = load_dataset(root, subject_pattern=r"(\d{3})-")
     assert data.protocol == "generic" and data.subjects == [str(n) for n in range(3, 9)]
+    # spoof/003/: the subject's folder, not a species of its own (each subject's was one)
+    assert {c.attack_type for c in data.clips} == {"bonafide", "attack"}
     assert_subject_disjoint(data)
 
 

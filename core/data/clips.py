@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,7 @@ from typing import Literal
 Label = Literal["bonafide", "attack"]  # core.constants.LABELS
 Split = Literal["train", "dev", "test"]  # core.constants.SPLITS
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # OpenCV decodes
 # Written by core.data.synthetic at the root of the set it makes; the loader recognises it by name.
 SYNTHETIC_MARKER = "SYNTHETIC_PAD_SET.json"
 
@@ -69,3 +70,31 @@ class Clip:
     def columns(self) -> dict[str, str]:
         """:attr:`attributes` as a dict (column -> value)."""
         return dict(self.attributes)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """Frame images directly in ``folder``, in natural order (frame2 before frame10); hidden
+    files (macOS's ``._frame1.jpg``) are not frames."""
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in FRAME_SUFFIXES
+        and not p.name.startswith(".")
+        and utf8_name(p.name)  # skipped, and said, where the clip is found
+        and p.is_file()
+    ]
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name.lower())]
+
+
+def utf8_name(name: str) -> bool:
+    """Whether a file name read from the disk is UTF-8 (Python keeps other bytes as surrogates,
+    which no UTF-8 log, CSV, JSON or MLflow record takes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

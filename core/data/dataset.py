@@ -29,6 +29,8 @@ from core.data.clips import (
     DataError,
     NoUsableClip,
     Split,
+    frame_files,
+    utf8_name,
 )
 from core.data.layouts import AUTO, Layout, Protocol, check_one_database, detect, get_protocol
 from core.data.splits import (
@@ -219,13 +221,6 @@ def load_dataset(
             f"{root}: {len(nameless)} of {len(found)} clips have no subject in their name "
             f"(e.g. {nameless[0]}); {fix}"
         )
-    people = {clip.subject for clip, _ in found}
-    if subject_pattern is not None and len(people) == 1 and len(found) > 1:
-        raise DataError(
-            f"--subject-pattern {subject_pattern!r} reads one subject ({people.pop()!r}) from all "
-            f"{len(found)} clips, and splits need subjects apart: put a group around what tells "
-            r"people apart, e.g. 'client(\d+)'"
-        )
     source = sorted((clip for clip, _ in found), key=lambda c: c.clip_id)
     clips = chosen.clips(source, fold)
     if not clips:
@@ -296,19 +291,36 @@ def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list
 
 
 def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Every video file and frame folder under ``root``; other files, and folders that cannot
-    be read, are skipped with a warning (an unreadable split folder went unsaid, its split then
-    carved from train)."""
+    """Every video file and frame folder under ``root``, through symbolic links (a database's
+    folders linked from another disk were left out without a word); other files, links to
+    nothing, names that are not UTF-8 and folders that cannot be read are skipped with a warning
+    (an unreadable split folder went unsaid, its split then carved from train)."""
     clips: list[Path] = []
     skipped: list[tuple[Path, str]] = []
+    seen: set[str] = set()  # folders walked, by their real path: a link's loop is walked once
 
     def unreadable(err: OSError) -> None:
         skipped.append((Path(err.filename), f"cannot read this folder ({err.strerror})"))
 
-    for folder, dirs, files in os.walk(root, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    def usable(here: Path, name: str) -> bool:
+        if utf8_name(name) and os.path.exists(here / name):
+            return True
+        if utf8_name(name):
+            skipped.append((here / name, "a link to nothing"))
+        else:  # named as the disk has it, its other bytes as \xe9: a log or a record takes that
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+            skipped.append((here / shown, "its name is not UTF-8: rename it"))
+        return False
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
         here = Path(folder)
-        names = sorted(f for f in files if not f.startswith("."))
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back to a folder above
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and usable(here, d))
+        names = sorted(f for f in files if not f.startswith(".") and usable(here, f))
         if here == root and SYNTHETIC_MARKER in names:
             names.remove(SYNTHETIC_MARKER)
         frames = [n for n in names if Path(n).suffix.lower() in FRAME_SUFFIXES]
@@ -338,7 +350,7 @@ def _signature(path: Path, content: bool) -> tuple[str, list[int]]:
     whose files are identical wherever they are generated); and their sizes."""
     digest = hashlib.blake2b(digest_size=16)
     sizes = []
-    files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.is_file()]
+    files = [path] if path.is_file() else sorted(frame_files(path))  # the files read
     for file in files:
         stat = file.stat()
         sizes.append(stat.st_size)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from core.constants import FRAMES_PER_CLIP, INPUT_SIZE
-from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError
+from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError, frame_files
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,9 @@ def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
     return [((2 * i + 1) * n_frames) // (2 * frames_per_clip) for i in range(frames_per_clip)]
 
 
-def frame_files(folder: Path) -> list[Path]:
-    """Frame images directly in ``folder``, in natural order (frame2 before frame10)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES]
-    return sorted(files, key=_natural_key)
+# how a clip the system would not read is said (permissions, I/O): not the clip's own fault, so a
+# cache entry that skipped it is not reused once it can be read (core.features.extract)
+UNREADABLE = "cannot read this"
 
 
 def read_frames(path: str | Path, frames_per_clip: int = FRAMES_PER_CLIP) -> np.ndarray:
@@ -85,10 +84,6 @@ def read_clip(
     return np.stack(frames), indices
 
 
-def _natural_key(path: Path) -> list[int | str]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name.lower())]
-
-
 def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     files = frame_files(folder)
     if not files:
@@ -102,7 +97,7 @@ def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
         try:
             data = np.fromfile(files[i], dtype=np.uint8)
         except OSError as err:  # a clip skipped, as an unreadable video is
-            raise ClipError(f"{files[i]}: cannot read this image ({err.strerror})") from None
+            raise ClipError(f"{files[i]}: {UNREADABLE} image ({err.strerror})") from None
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise ClipError(f"{files[i]}: cannot decode this image")
@@ -118,7 +113,7 @@ def _open(path: Path) -> cv2.VideoCapture:
             with path.open("rb"):
                 pass
         except OSError as err:
-            raise ClipError(f"{path}: cannot read this video ({err.strerror})") from None
+            raise ClipError(f"{path}: {UNREADABLE} video ({err.strerror})") from None
         raise ClipError(f"{path}: cannot open this video (corrupt, or not a video)")
     return cap
 

@@ -80,9 +80,9 @@ from core.constants import (
     RANDOM_SEED,
     SPLITS,
 )
-from core.data.clips import Clip, DataError
+from core.data.clips import Clip, DataError, frame_files
 from core.data.dataset import Dataset
-from core.data.frames import frames_of_short_clip
+from core.data.frames import UNREADABLE, frames_of_short_clip
 from core.device import keras_backend
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
@@ -409,7 +409,7 @@ def _try_load(
     reason (``warned`` keeps the reasons already said)."""
     try:
         array, manifest = store.load_entry(root, key)
-        _rows(manifest, dataset)
+        _read_now(_rows(manifest, dataset))
     except FileNotFoundError:
         return None
     except (store.CacheEntryInvalid, KeyError, TypeError, ValueError) as err:
@@ -459,6 +459,28 @@ def _rows(manifest: dict[str, Any], dataset: Dataset) -> _Selection:
     database_boxes = sum(bool(records[row_of[c.clip_id]]["database_boxes"]) for c in clips)
     set_aside = sum("boxes_set_aside" in records[row_of[c.clip_id]] for c in clips)
     return _Selection(clips, rows, decode_skips, no_face, database_boxes, set_aside)
+
+
+def _read_now(selection: _Selection) -> None:
+    """CacheEntryInvalid when a clip the entry skipped because the system would not read it
+    (permissions, I/O: not the clip's fault) can be read now: a permission fixed since, or a
+    ``cp -p`` copy of the data, which shares the entry, made readable."""
+    for path, reason in selection.decode_skips:
+        if UNREADABLE in reason and _readable(path):
+            raise store.CacheEntryInvalid(
+                f"{path} could not be read when it was extracted ({reason}) and can be now"
+            )
+
+
+def _readable(clip: Path) -> bool:
+    """Whether the system reads a clip's files now (a video, or a folder's frames)."""
+    try:
+        for file in frame_files(clip) if clip.is_dir() else [clip]:
+            with open(file, "rb"):
+                pass
+    except OSError:
+        return False
+    return True
 
 
 def _check_splits(clips: list[Clip], all_clips: list[Clip]) -> None:

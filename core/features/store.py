@@ -30,11 +30,13 @@ Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -45,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.data.clips import DataError
+from core.words import counted
 
 ARRAY_FILE = "features.npy"
 MANIFEST_FILE = "manifest.json"
@@ -197,6 +202,7 @@ class PendingEntry:
         root.mkdir(parents=True, exist_ok=True)
         self.folder = folder or root / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
         self.array_path = self.folder / ARRAY_FILE
+        _check_room(root, self.array_path, self.shape)
         offset = _existing_array(self.array_path, self.shape) if folder is not None else None
         self.reused = offset is not None
         if offset is None:
@@ -278,6 +284,23 @@ _HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
+
+
+def _check_room(root: Path, array: Path, shape: tuple[int, ...]) -> None:
+    """DataError when the disk of ``root`` cannot hold an array of ``shape`` (what a resumed
+    ``array`` already holds aside): a huge ``--frames`` made a sparse file of 442 GB that the
+    first rows would have filled up, or failed with "Invalid argument" (probe)."""
+    needed = math.prod(shape) * DTYPE.itemsize
+    with contextlib.suppress(OSError):
+        needed -= array.stat().st_blocks * 512
+    free = shutil.disk_usage(root).free
+    if needed > free:
+        clips, frames = shape[0], shape[1] if len(shape) > 2 else 1
+        raise DataError(
+            f"{root}: the features of {counted(clips, 'clip')} x {counted(frames, 'frame')} need "
+            f"{needed / 1e9:,.1f} GB, and its disk has {free / 1e9:,.1f} GB free: lower --frames, "
+            "free some room, or give --cache-dir on a larger disk"
+        )
 
 
 def _existing_array(path: Path, shape: tuple[int, ...]) -> int | None:

@@ -1,14 +1,19 @@
-"""The generic layout: label folders (and optional split folders) name what each clip is.
+r"""The generic layout: label folders (and optional split folders) name what each clip is.
 
 ``ROOT/[train|dev|devel|test/]...(real|live|bonafide|attack|spoof)/.../<clip>``. A clip is a video
-(``.mp4 .avi .mov .mkv``) or a folder that directly holds frames (``.jpg .jpeg .png``). The path
-between the label folder and the clip names the attack type (``attack/hand/x.mov`` -> ``hand``,
-``attack/fixed/print/x`` -> ``fixed/print``, directly under ``attack/`` -> ``attack``); bona fide
-clips have attack type ``bonafide``. Subjects come from :func:`core.data.subjects.subject_of`;
-a clip whose name holds none is reported to the loader, which refuses the data (one person could
-otherwise sit in two splits): give ``--subject-pattern``. It recognises any folder, so ``auto``
-falls back to it (a database laid out like this, e.g. SiW or MSU-MFSD, is read as generic data).
-Its one protocol, ``generic``, keeps every clip.
+(``.mp4 .avi .mov .mkv``) or a folder that directly holds frames (``.jpg .jpeg .png .bmp .tif
+.tiff .webp``). The path between the label folder and the clip names the attack type
+(``attack/hand/x.mov`` -> ``hand``, ``attack/fixed/print/x`` -> ``fixed/print``, directly under
+``attack/`` -> ``attack``), but for a folder the clip's subject is read from, whole
+(``attack/print/subject01/x.mp4`` -> ``print``; SiW's ``spoof/003/003-1-2-1-1.mov`` with
+``--subject-pattern '(\d{3})-'`` -> ``attack``); bona fide clips have attack type ``bonafide``. A
+split folder below a label folder (``real/train/``) is refused: its clips would be a species
+named ``train``, and the data split at random. Subjects come from
+:func:`core.data.subjects.subject_of`; a clip whose name holds none is reported to the loader,
+which refuses the data (one person could otherwise sit in two splits): give
+``--subject-pattern``. It recognises any folder, so ``auto`` falls back to it (a database laid
+out like this, e.g. SiW or MSU-MFSD, is read as generic data). Its one protocol, ``generic``,
+keeps every clip.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from pathlib import Path
 
 from core.data.clips import Clip, DataError, Label, Split
 from core.data.layouts.registry import Found, Layout, register_layout
-from core.data.subjects import clip_id, subject_of
+from core.data.subjects import (
+    DEFAULT_SUBJECT_PATTERN,
+    REPLAY_ATTACK_SUBJECT,
+    clip_id,
+    normal_subject,
+    subject_of,
+)
 
 log = logging.getLogger(__name__)
 
 SPLIT_FOLDERS: dict[str, Split] = {"train": "train", "dev": "dev", "devel": "dev", "test": "test"}
+DEFAULT_RULE = re.compile(DEFAULT_SUBJECT_PATTERN, re.IGNORECASE)
 DEV_LIKE = ("val", "valid", "validation", "development")  # said: dev/ is what they mean
 LABEL_FOLDERS: dict[str, Label] = {
     "real": "bonafide",
@@ -60,7 +72,12 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
             skipped.append((path, f"more than one split folder above it ({sorted(splits)})"))
             continue
         below = [f for f in folders[at + 1 :] if f.lower() not in LABEL_FOLDERS]
-        attack_type = "bonafide" if label == "bonafide" else "/".join(below) or "attack"
+        if misplaced := [f for f in below if f.lower() in (*SPLIT_FOLDERS, *DEV_LIKE)]:
+            raise DataError(
+                f"{path}: split folder {misplaced[0]}/ below the class folder {folders[at]}/; "
+                f"split folders go above class folders (DATA/train/real/..., not "
+                f"DATA/real/train/...), or they would be read as attack species"
+            )
         cid = clip_id(root, path)
         if cid in ids:
             skipped.append((path, f"same clip id as {ids[cid]} (two videos with one name)"))
@@ -69,6 +86,8 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
         subject, matched_user = subject_of(cid, pattern)
         if pattern is not None and not matched_user:
             unmatched.append(cid)
+        below = [f for f in below if not (subject and _names_subject(f, subject, pattern))]
+        attack_type = "bonafide" if label == "bonafide" else "/".join(below) or "attack"
         clip = Clip(path, cid, subject or cid, label, attack_type, splits.pop() if splits else None)
         found.append((clip, subject is None))
     if unmatched and pattern is not None and len(unmatched) == len(found):  # a wrong pattern
@@ -76,6 +95,14 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
             f"--subject-pattern '{pattern.pattern}' matches none of the {len(found)} clips (e.g. "
             f"{unmatched[0]}; searched in each clip's name, then its folders): fix it, or drop "
             "it for the default rule (clientNNN, subjectNN, userNN ... in the names)"
+        )
+    other = set(unmatched)
+    read = {c.subject for c, _ in found if c.clip_id not in other}  # by the pattern
+    if pattern is not None and len(read) == 1 and len(found) - len(other) > 1:
+        raise DataError(
+            f"--subject-pattern '{pattern.pattern}' reads one subject ({read.pop()!r}) from all "
+            f"{len(found) - len(other)} clips it matches, and splits need subjects apart: put a "
+            r"group around what tells people apart, e.g. 'client(\d+)'"
         )
     if unmatched and pattern is not None:
         log.warning(
@@ -96,6 +123,16 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
             f"are; put every clip under a split folder or none{rename}"
         )
     return found, skipped
+
+
+def _names_subject(folder: str, subject: str, pattern: re.Pattern[str] | None) -> bool:
+    """Whether ``folder`` is, whole, a name of ``subject`` (``subject01``, SiW's ``003`` by
+    ``--subject-pattern '(\\d{3})-'``): a subject's folder, not an attack type's."""
+    if normal_subject(folder) == subject:  # SiW's 003/ of subject 3
+        return True
+    rules = [REPLAY_ATTACK_SUBJECT, DEFAULT_RULE] if pattern is None else [pattern]
+    named = any(rule.fullmatch(folder) for rule in rules)
+    return named and subject_of(folder, pattern)[0] == subject
 
 
 register_layout(
