@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,6 +256,27 @@ def test_a_commands_ctrl_c_before_its_own_handling_is_one_line(capsys) -> None:
     err = capsys.readouterr().err.splitlines()
     assert err == ["interrupted: said once"] * 3 + ["its own line"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_rows_kept_for_data_since_changed_are_said(data, tmp_path, counted, monkeypatch, caplog):
+    """Ctrl-C, then a broken clip removed: the rerun extracted every clip anew, and the rows the
+    first run kept stayed on disk (a full-size sparse array) with nothing said (probe)."""
+    source = load_dataset(data).source_clips
+    stop_at(monkeypatch, source[5].clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    kept = caught.value.path
+    monkeypatch.setattr(pipeline, "decoder", DECODER)
+    shutil.rmtree(source[1].path)  # the broken clip: other data, another key
+    caplog.set_level(logging.WARNING, logger="core.features")
+    extract(data, tmp_path / "cache", batch_size=2)
+    said = [r.getMessage() for r in caplog.records if kept.name in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{kept.parent}: the rows of interrupted ")
+    assert said[0].endswith(
+        f"GB: {kept.name}) kept; the command that made each resumes it, and "
+        "one of data since changed never will: delete it"
+    )
+    assert kept.is_dir()  # another command may resume it: said, not deleted
 
 
 def test_ctrl_c_before_the_first_chunk_keeps_nothing(data, tmp_path, counted, monkeypatch):

@@ -86,7 +86,7 @@ from core.data.frames import UNREADABLE, frames_of_short_clip
 from core.device import keras_backend
 from core.features import faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
-from core.features.resume import ExtractionInterrupted, ResumableEntry
+from core.features.resume import ExtractionInterrupted, ResumableEntry, say_others_kept
 from core.quiet import set_random_seed
 
 __all__ = [
@@ -514,6 +514,7 @@ def _extract(
     from core import device
 
     store.remove_leftovers(root, key)
+    say_others_kept(root, key)
     frames_per_clip = parts["frames_per_clip"]
     shape = (len(source), frames_per_clip, FEATURE_SIZE)
     with ResumableEntry(root, key, shape) as pending:

@@ -24,6 +24,7 @@ removes it otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -39,6 +40,29 @@ PENDING_PREFIX = ".pending-"
 JOURNAL_FILE = "journal.jsonl"
 
 log = logging.getLogger(__name__)
+
+
+def say_others_kept(root: Path, key: str) -> None:
+    """A warning naming the interrupted extractions of other keys kept in ``root``: of the data
+    before a file changed, or of other options. Only their own command resumes each, and its
+    rows stay on disk till then, which nothing else said (probe: Ctrl-C, a broken clip removed,
+    the rerun extracted every clip anew beside them)."""
+    mine = f"{PENDING_PREFIX}{key}"
+    others = sorted(p for p in root.glob(f"{PENDING_PREFIX}*") if p.name != mine and p.is_dir())
+    if not others:
+        return
+    held = 0
+    for folder in others:
+        with contextlib.suppress(OSError):
+            held += sum(f.stat().st_blocks * 512 for f in folder.iterdir())
+    log.warning(
+        "%s: %s of interrupted extractions of other data or options (%.2f GB: %s) kept; the "
+        "command that made each resumes it, and one of data since changed never will: delete it",
+        root,
+        "rows" if len(others) > 1 else "the rows",
+        held / 1e9,
+        ", ".join(p.name for p in others),
+    )
 
 
 class ExtractionInterrupted(KeyboardInterrupt):
