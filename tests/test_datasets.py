@@ -191,6 +191,15 @@ def test_split_without_both_classes_is_an_error(tmp_path: Path) -> None:
         "2: too few to give each of them both classes; add clips of other subjects, or give the "
         "data its own train, dev and test folders"
     }
+    shutil.rmtree(few / "real")  # only attacks: no split or subject would help (probe)
+    for s in (3, 4, 5, 6):
+        video(few / "attack" / f"subject{s}.avi")
+    with pytest.raises(DataError) as lone:
+        load_dataset(few)
+    assert str(lone.value) == (
+        f"{few}: the data has no bona fide clip; every split needs both classes (every clip "
+        f"attack: is the database's folder {tmp_path}?)"
+    )
 
 
 def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> None:

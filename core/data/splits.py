@@ -139,6 +139,9 @@ def check_splits(clips: list[Clip], carved: Sequence[str] = ()) -> None:
             label: len({c.subject for c in clips if c.split in pool and c.label == label})
             for label in ("bonafide", "attack")
         }
+        if not all(with_class.values()):  # no split of it can help (probe)
+            none = "bona fide" if not with_class["bonafide"] else "attack"
+            raise DataError(f"the data has no {none} clip; every split needs both classes")
         raise DataError(
             f"{has}: {', '.join(pool)} are drawn by subject (no person in two), and "
             f"bona fide clips come from {counted(with_class['bonafide'], 'subject')}, attack "
