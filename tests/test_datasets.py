@@ -315,6 +315,10 @@ def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
     (root / "attack" / "hand" / "subject01_c.wmv").write_bytes(b"\0" * 10)
     (root / "attack" / "hand" / "empty_clip").mkdir()
     (root / ".DS_Store").write_bytes(b"")  # hidden: ignored silently
+    gifs = root / "attack" / "hand" / "subject02_g"  # a frame folder of another format
+    gifs.mkdir()
+    for i in range(300):
+        (gifs / f"{i}.gif").write_bytes(b"GIF89a")
     with caplog.at_level(logging.WARNING):
         data = load_dataset(root)
     skipped = {p.relative_to(root).as_posix(): reason for p, reason in data.skipped}
@@ -322,14 +326,16 @@ def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
         "real/notes.txt",
         "attack/hand/subject01_c.wmv",
         "attack/hand/empty_clip",
+        "attack/hand/subject02_g/*.gif",  # one skip, one warning: they were 300 (probe)
     }
+    assert skipped["attack/hand/subject02_g/*.gif"].startswith("300 unsupported files (expected")
     assert (
         "unsupported file" in skipped["real/notes.txt"]
         and "empty folder" in skipped["attack/hand/empty_clip"]
     )
     for name in ("notes.txt", "subject01_c.wmv", "empty_clip"):
         assert name in caplog.text
-    assert len(data.clips) == 25 and "3 skipped" in data.summary()
+    assert len(data.clips) == 25 and "4 skipped" in data.summary()
     with pytest.raises(DataError, match="no usable clip"):
         load_dataset(root / "live" / "subject01_b")  # a lone frame folder
     empty = tmp_path / "empty"

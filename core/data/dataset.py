@@ -330,18 +330,19 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
             skipped += [(here / n, "frame image directly in the data root") for n in frames]
         elif not dirs and not names and here != root:
             skipped.append((here, "empty folder (no frames)"))
+        odd: dict[str, list[str]] = {}  # by suffix: a folder of .gif frames is one skip
         for name in names:
             suffix = Path(name).suffix.lower()
             if suffix in VIDEO_SUFFIXES:
                 clips.append(here / name)
             elif suffix not in FRAME_SUFFIXES:
-                skipped.append(
-                    (
-                        here / name,
-                        f"unsupported file (expected {' '.join(VIDEO_SUFFIXES)} "
-                        f"or a folder of {' '.join(FRAME_SUFFIXES)})",
-                    )
-                )
+                odd.setdefault(suffix, []).append(name)
+        expected = f"expected {' '.join(VIDEO_SUFFIXES)} or a folder of {' '.join(FRAME_SUFFIXES)}"
+        for suffix, same in odd.items():
+            if len(same) == 1:
+                skipped.append((here / same[0], f"unsupported file ({expected})"))
+            else:
+                skipped.append((here / f"*{suffix}", f"{len(same)} unsupported files ({expected})"))
     return clips, skipped
 
 
