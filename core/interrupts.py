@@ -91,7 +91,9 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
 def exit_with(code: int) -> NoReturn:
     """A command's exit with ``code``, a Ctrl-C from now on ignored: its work is done, and one
     pressed while Python shuts down (seconds after compare's table or predict's scores were
-    printed) made it exit 130 saying nothing, which a script reads as a failure (probe)."""
+    printed) made it exit 130 saying nothing, which a script reads as a failure (probe). Python
+    leaves an ignored SIGINT so to its very end (a handler of its own is put back to the default
+    there, where the backends' teardown still runs); a shutdown that hangs ends with Ctrl-\\."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
 

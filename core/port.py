@@ -58,5 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """``vggface-port``, installed: :func:`main`, ended by :func:`~core.interrupts.exit_with`."""
     exit_with(main())
+
+
+if __name__ == "__main__":
+    run()

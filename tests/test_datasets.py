@@ -516,10 +516,20 @@ def test_folders_reached_through_links_are_read_and_links_to_nothing_skipped(tmp
     (root / "attack" / "hand").symlink_to(elsewhere / "attack" / "hand")
     (root / "attack" / "hand2").symlink_to(root / "attack")  # a loop: walked once
     (root / "real" / "subject09_a.mov").symlink_to(tmp_path / "gone.mov")
+    (root / "attack" / "paper").symlink_to(elsewhere / "attack" / "hand")  # a second way there
     data = load_dataset(root)
     assert Counter(c.attack_type for c in data.clips) == {"bonafide": 5, "hand": 5}
-    assert data.skipped == [(root / "real" / "subject09_a.mov", "a link to nothing")]
-    (elsewhere / "real" / "subject09_a.mov").unlink()
+    assert sorted(data.skipped) == [  # said: a second link was dropped without a word (review)
+        (
+            root / "attack" / "hand2",
+            f"the folder {root / 'attack'} again (through a link): read once",
+        ),
+        (
+            root / "attack" / "paper",
+            f"the folder {root / 'attack' / 'hand'} again (through a link): read once",
+        ),
+        (root / "real" / "subject09_a.mov", "a link to nothing"),
+    ]
 
 
 def test_a_name_that_is_not_utf8_is_a_counted_skip(tmp_path: Path) -> None:
@@ -551,6 +561,15 @@ def test_subject_folders_are_no_species_and_split_folders_go_above_classes(tmp_p
     data = load_dataset(root)
     assert Counter(c.attack_type for c in data.clips) == {"bonafide": 6, "print": 6, "replay": 6}
     assert data.subjects == [str(s) for s in range(1, 7)]
+    numbered = tmp_path / "numbered"  # species and session folders named by number (review)
+    for s in range(1, 6):
+        video(numbered / "real" / f"client{s:03d}.avi")
+        for kind in (1, 2, 3):
+            video(numbered / "attack" / str(kind) / f"client{s:03d}_{kind}.avi")
+            video(numbered / "spoof" / "print" / str(kind) / f"client{s:03d}_{kind}.avi")
+    kinds = Counter(c.attack_type for c in load_dataset(numbered).clips)
+    species = ("1", "2", "3", "print/1", "print/2", "print/3")
+    assert kinds == {"bonafide": 5, **dict.fromkeys(species, 5)}
     below = tmp_path / "below"
     for split, s in (("train", 1), ("dev", 2), ("test", 3)):
         video(below / "real" / split / f"client{s:03d}.mp4")

@@ -502,12 +502,27 @@ def test_features_the_disk_cannot_hold_are_refused_before_anything_is_made(
         with pytest.raises(DataError) as refused:
             extract(data, cache, frames_per_clip=frames)
         said = str(refused.value)
-        assert said.startswith(f"{cache / 'features'}: the features of 6 clips x {frames} frames ")
+        assert said.startswith(f"{cache / 'features'}: 6 clips x {frames} frames need ")
         assert said.endswith(
             "GB free: lower --frames, free some room, or give --cache-dir on a larger disk"
         )
     made = [p.name for p in (cache / "features").iterdir() if p.suffix != ".lock"]
     assert model_calls == [] and made == []  # no pending folder: nothing to resume
+    # a resumed extraction needs only what its rows have not taken yet: a disk with less free
+    # than the whole array, but room for the rest, is enough (review)
+    array = tmp_path / "pending" / "features.npy"
+    array.parent.mkdir()
+    rows = np.lib.format.open_memmap(array, mode="w+", dtype=np.float32, shape=(4, 2, 4096))
+    rows[:3] = 1.0  # three of four clips written: 96 KiB taken, 32 KiB to go
+    rows.flush()
+    del rows
+    disk = shutil.disk_usage(tmp_path)
+    room = disk._replace(free=64 * 1024)
+    with pytest.MonkeyPatch.context() as patch:  # a disk this small cannot be made in a test
+        patch.setattr(store.shutil, "disk_usage", lambda _: room)
+        store._check_room(tmp_path, array, (4, 2, 4096))  # 32 KiB to go: room
+        with pytest.raises(DataError, match="need 131 kB, and its disk has 66 kB free"):
+            store._check_room(tmp_path, tmp_path / "none.npy", (4, 2, 4096))  # 128 KiB
 
 
 class Counting:

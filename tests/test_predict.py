@@ -347,6 +347,14 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
         assert run_predict(capsys, "--tracking-uri", uri, "--best", clip) == (code, out, err)
         said = run_predict(capsys, "--tracking-uri", uri, "--study", "stopped", "--best", clip)
         assert said == (2, [], ["error: study stopped: no finished trial yet"])
+        # a family the last study has not: the last study that has it (review)
+        dense = trial_table(tracking.study_runs(sweep[1].experiment_id, STUDY))
+        dense = dense[dense["family"] == "dense"]["run_id"].iloc[0]
+        flags = ("--tracking-uri", uri, "--best", "--head-family", "dense", "--score-faceless")
+        code, out, err = run_predict(capsys, *flags, clip)
+        assert code == 0 and err[0].startswith(f"run {dense}: study {STUDY},")
+        code, out, err = run_predict(capsys, *flags[:4], "conv", clip)
+        assert (code, err) == (2, [f"error: --best: no study with a finished conv trial in {uri}"])
     finally:
         client.delete_experiment(stopped)
 

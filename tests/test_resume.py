@@ -180,20 +180,29 @@ def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_extraction(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-@pytest.mark.parametrize("command", ["compare", "predict"])
-def test_a_ctrl_c_while_python_shuts_down_after_a_command_is_ignored(tmp_path, command) -> None:
+@pytest.mark.parametrize(
+    ("command", "way"), [("compare", "script"), ("predict", "script"), ("compare", "installed")]
+)
+def test_a_ctrl_c_while_python_shuts_down_after_a_command_is_ignored(tmp_path, command, way):
     """Pressed in the seconds Python takes to shut down after compare printed its table (or
     predict its scores), the command exited 130 saying nothing (probe): Python puts the default
     SIGINT handler back as it ends. Here Ctrl-Cs arrive from the command's last exit handler
-    until the process is gone; the command's own exit status and line stand."""
+    until the process is gone; the command's own exit status and line stand, run as
+    ``python experiments/<command>.py`` or as the installed ``vggface-<command>`` (review)."""
     script = REPO / "experiments" / f"{command}.py"
     flags = ["--tracking-uri", f"sqlite:///{tmp_path}/none.db"]
     flags += ["--list"] if command == "compare" else ["--best", "clip.mp4"]
+    run = (
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+        if way == "script"
+        else f"(s,) = entry_points(group='console_scripts', name='vggface-{command}'); s.load()()"
+    )
     code = (
         "import atexit, runpy, sys, time\n"
+        "from importlib.metadata import entry_points\n"
         "atexit.register(lambda: (print('exiting', flush=True), time.sleep(0.5)))\n"
         f"sys.argv = [{str(script)!r}, *{flags!r}]\n"
-        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        f"{run}\n"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", code],

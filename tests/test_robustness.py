@@ -792,7 +792,11 @@ def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch) 
     [
         (["--timeout", "0"], "--timeout must be more than 0 seconds, got 0.0"),
         (["--timeout", "nan"], "--timeout must be more than 0 seconds, got nan"),
-        (["--study", " "], "--study must name a study; leave it out for the default name"),
+        (["--study", " "], "argument --study: an empty name: name one, or leave the flag out"),
+        (
+            ["--tracking-uri", ""],
+            "argument --tracking-uri: an empty name: name one, or leave the flag out",
+        ),
         (["--study", "a b!"], "--study 'a b!': use letters, digits, '_', '-' and '.' only"),
         (
             ["--heads", "nomatch*"],

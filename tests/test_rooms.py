@@ -86,7 +86,10 @@ def imports_after(code: str) -> set[str]:
 
 
 def test_a_table_imports_no_backend_and_flags_import_nothing_heavy() -> None:
-    # nothing heavy before main: a Ctrl-C in MLflow's import is main's one line, not a traceback
+    # nothing heavy before main: a Ctrl-C in MLflow's import is main's one line, not a traceback;
+    # and a refused flag is refused before MLflow is imported
     assert imports_after("import experiments.commands.compare") == set()
+    refused = "from experiments.commands import compare\ntry: compare.main(['--list', '--all'])\n"
+    assert imports_after(refused + "except SystemExit: pass") == set()
     parse = "from experiments.commands import sweep, predict, extract; sweep.parse_args([])"
     assert imports_after(parse) == set()  # arguments are checked before any heavy import

@@ -297,7 +297,7 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     (an unreadable split folder went unsaid, its split then carved from train)."""
     clips: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    seen: set[str] = set()  # folders walked, by their real path: a link's loop is walked once
+    seen: dict[str, Path] = {}  # folders walked, by their real path: each is read once
 
     def unreadable(err: OSError) -> None:
         skipped.append((Path(err.filename), f"cannot read this folder ({err.strerror})"))
@@ -315,10 +315,11 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
         here = Path(folder)
         real = os.path.realpath(folder)
-        if real in seen:  # a link back to a folder above
+        if real in seen:  # a second way to a folder (a link to it, or back above it)
+            skipped.append((here, f"the folder {seen[real]} again (through a link): read once"))
             dirs[:] = []
             continue
-        seen.add(real)
+        seen[real] = here
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and usable(here, d))
         names = sorted(f for f in files if not f.startswith(".") and usable(here, f))
         if here == root and SYNTHETIC_MARKER in names:

@@ -473,11 +473,14 @@ def _read_now(selection: _Selection) -> None:
 
 
 def _readable(clip: Path) -> bool:
-    """Whether the system reads a clip's files now (a video, or a folder's frames)."""
+    """Whether the system reads a clip's files now (a video, or a folder's frames), to their
+    end: an I/O error met while reading (a bad sector) would otherwise have an entry extracted
+    again on every run (review)."""
     try:
         for file in frame_files(clip) if clip.is_dir() else [clip]:
-            with open(file, "rb"):
-                pass
+            with open(file, "rb") as read:
+                while read.read(1 << 24):
+                    pass
     except OSError:
         return False
     return True

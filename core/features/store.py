@@ -289,18 +289,27 @@ _HEADER_READERS = {
 def _check_room(root: Path, array: Path, shape: tuple[int, ...]) -> None:
     """DataError when the disk of ``root`` cannot hold an array of ``shape`` (what a resumed
     ``array`` already holds aside): a huge ``--frames`` made a sparse file of 442 GB that the
-    first rows would have filled up, or failed with "Invalid argument" (probe)."""
+    first rows would have filled up, or failed with "Invalid argument" (probe). A file system
+    that reports no size (some FUSE mounts) is not checked."""
     needed = math.prod(shape) * DTYPE.itemsize
     with contextlib.suppress(OSError):
         needed -= array.stat().st_blocks * 512
-    free = shutil.disk_usage(root).free
-    if needed > free:
+    disk = shutil.disk_usage(root)
+    if needed > disk.free and disk.total > 0:
         clips, frames = shape[0], shape[1] if len(shape) > 2 else 1
         raise DataError(
-            f"{root}: the features of {counted(clips, 'clip')} x {counted(frames, 'frame')} need "
-            f"{needed / 1e9:,.1f} GB, and its disk has {free / 1e9:,.1f} GB free: lower --frames, "
-            "free some room, or give --cache-dir on a larger disk"
+            f"{root}: {counted(clips, 'clip')} x {counted(frames, 'frame')} need "
+            f"{_size(needed)}, and its disk has {_size(disk.free)} free: lower --frames, free "
+            "some room, or give --cache-dir on a larger disk"
         )
+
+
+def _size(count: int) -> str:
+    """Bytes as ``12.3 GB``, ``456 MB`` or ``78 kB``."""
+    for unit, scale, digits in (("GB", 1e9, 1), ("MB", 1e6, 0)):
+        if count >= scale:
+            return f"{count / scale:,.{digits}f} {unit}"
+    return f"{count / 1e3:,.0f} kB"
 
 
 def _existing_array(path: Path, shape: tuple[int, ...]) -> int | None:

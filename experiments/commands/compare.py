@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the cross-domain table: every head family on every setting run (O&C&I->M ...), "
         "held-out and paper-compatible figures; written to --out and logged in MLflow",
     )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    parser.add_argument(
+        "--tracking-uri", type=given_name, help="MLflow tracking URI (default: MLflow's own)"
+    )
     parser.add_argument("--all", action="store_true", help="every figure, not the headline")
     parser.add_argument(
         "--out",
@@ -60,15 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         help="with --cross: where the CSV, Markdown and HTML go (default: here)",
     )
     args = parser.parse_args(argv)
-    # MLflow and pandas are imported here, not with the module: a Ctrl-C in their imports (seconds)
-    # is then one line, not a traceback
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from experiments.results.studies import comparison_markdown, studies, when
-    from experiments.stores import tracking
-
-    quiet_console()  # MLflow's "View run" lines after the cross table's run, among others
     if args.out is not None and not args.cross:
         parser.error("--out goes with --cross (a study's table is printed)")
     if args.all and (args.list or args.cross):
@@ -77,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--list lists every study: drop --study")
     if args.study and len(args.study) > 1 and not args.cross:
         parser.error("one --study is compared at a time; several go with --cross")
+    # MLflow and pandas are imported once the flags are checked, not with the module: a Ctrl-C
+    # in their imports (seconds) is then one line, not a traceback
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from experiments.results.studies import comparison_markdown, studies, when
+    from experiments.stores import tracking
+
+    quiet_console()  # MLflow's "View run" lines after the cross table's run, among others
     try:
         tracking.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:

@@ -57,8 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=given_name,
         help="with --best: the study (default: the last one run that has a finished trial)",
     )
-    parser.add_argument("--head-family", help="with --best: the best trial of this head family")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    parser.add_argument(
+        "--head-family", type=given_name, help="with --best: the best trial of this head family"
+    )
+    parser.add_argument(
+        "--tracking-uri", type=given_name, help="MLflow tracking URI (default: MLflow's own)"
+    )
     parser.add_argument(
         "--weights",
         type=given_path,
@@ -114,7 +118,12 @@ def load_scorer(args: argparse.Namespace):
     from core.device import keras_backend
     from experiments.serving import scorer, trial_model
 
-    run_id = args.run or trial_model.best_trial_run(args.study or _last_study(), args.head_family)
+    if args.run:
+        run_id = args.run
+    elif args.study is not None:
+        run_id = trial_model.best_trial_run(args.study, args.head_family)
+    else:
+        run_id = _last_best(args.head_family)
     model = trial_model.trial_model(run_id)
     weights = scorer.backbone_weights(model, args.weights)  # checked before anything is built
     if args.crop_check and not model.face_crop.used_database_boxes:  # 0: nothing to refuse
@@ -139,20 +148,23 @@ def load_scorer(args: argparse.Namespace):
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
 
 
-def _last_study() -> str:
-    """``--best`` without ``--study``: the last study run (as ``compare.py`` orders them) that
-    has a finished trial; one stopped before its first was picked, and had no head (probe)."""
+def _last_best(family: str | None) -> str:
+    """``--best`` without ``--study``: the best trial (of ``family``) of the last study run (as
+    ``compare.py`` orders them) that has a finished one. A study stopped before its first trial
+    was picked and had no head, one without the family refused it (probe, review)."""
     import mlflow
 
     from experiments.results.studies import studies
-    from experiments.serving.trial_model import ScoringError
+    from experiments.serving.trial_model import ScoringError, best_trial_run
 
     listed = studies()
-    finished = listed[listed["complete trials"] > 0]
-    if finished.empty:
-        none = "no study" if listed.empty else "no study with a finished trial"
-        raise ScoringError(f"--best: {none} in {mlflow.get_tracking_uri()}")
-    return str(finished.iloc[0]["study"])
+    for study in listed.loc[listed["complete trials"] > 0, "study"]:
+        try:
+            return best_trial_run(study, family)
+        except ScoringError:  # none of the family: an earlier study may have it
+            continue
+    which = f"a finished {family} trial" if family else "a finished trial"
+    raise ScoringError(f"--best: no study with {which} in {mlflow.get_tracking_uri()}")
 
 
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")

@@ -25,6 +25,7 @@ from typing import Any
 import heads
 from core.constants import PRECISIONS
 from core.features.request import FeatureOptions
+from core.flags import given_name
 from core.interrupts import stopped_by_ctrl_c, terminate_as_ctrl_c
 from experiments.commands.options import (
     HelpFormatter,
@@ -102,9 +103,13 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         "(resuming counts)",
     )
     group.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    group.add_argument("--study", help="study name (default: from what its numbers depend on)")
+    group.add_argument(
+        "--study", type=given_name, help="study name (default: from what its numbers depend on)"
+    )
     group.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna RDB storage URL")
-    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's own)")
+    group.add_argument(
+        "--tracking-uri", type=given_name, help="MLflow tracking URI (default: MLflow's own)"
+    )
     group.add_argument(
         "--heads",
         default="*",
@@ -165,8 +170,6 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout must be more than 0 seconds, got {args.timeout}")
-    if args.study is not None and not args.study.strip():
-        parser.error("--study must name a study; leave it out for the default name")
     try:
         features = feature_options(args, progress=not args.no_progress)
         evaluations = evaluation_options(args, features)

@@ -4,13 +4,13 @@ r"""The generic layout: label folders (and optional split folders) name what eac
 (``.mp4 .avi .mov .mkv``) or a folder that directly holds frames (``.jpg .jpeg .png .bmp .tif
 .tiff .webp``). The path between the label folder and the clip names the attack type
 (``attack/hand/x.mov`` -> ``hand``, ``attack/fixed/print/x`` -> ``fixed/print``, directly under
-``attack/`` -> ``attack``), but for a folder the clip's subject is read from, whole
-(``attack/print/subject01/x.mp4`` -> ``print``; SiW's ``spoof/003/003-1-2-1-1.mov`` with
-``--subject-pattern '(\d{3})-'`` -> ``attack``); bona fide clips have attack type ``bonafide``. A
-split folder below a label folder (``real/train/``) is refused: its clips would be a species
-named ``train``, and the data split at random. Subjects come from
-:func:`core.data.subjects.subject_of`; a clip whose name holds none is reported to the loader,
-which refuses the data (one person could otherwise sit in two splits): give
+``attack/`` -> ``attack``), but for a folder that names one subject, whole, and holds that
+subject's clips only (``attack/print/subject01/x.mp4`` -> ``print``; SiW's
+``spoof/003/003-1-2-1-1.mov`` with ``--subject-pattern '(\d{3})-'`` -> ``attack``); bona fide
+clips have attack type ``bonafide``. A split folder below a label folder (``real/train/``) is
+refused: its clips would be a species named ``train``, and the data split at random. Subjects
+come from :func:`core.data.subjects.subject_of`; a clip whose name holds none is reported to the
+loader, which refuses the data (one person could otherwise sit in two splits): give
 ``--subject-pattern``. It recognises any folder, so ``auto`` falls back to it (a database laid
 out like this, e.g. SiW or MSU-MFSD, is read as generic data). Its one protocol, ``generic``,
 keeps every clip.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from core.data.clips import Clip, DataError, Label, Split
@@ -86,10 +87,10 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
         subject, matched_user = subject_of(cid, pattern)
         if pattern is not None and not matched_user:
             unmatched.append(cid)
-        below = [f for f in below if not (subject and _names_subject(f, subject, pattern))]
         attack_type = "bonafide" if label == "bonafide" else "/".join(below) or "attack"
         clip = Clip(path, cid, subject or cid, label, attack_type, splits.pop() if splits else None)
         found.append((clip, subject is None))
+    found = _without_subject_folders(found, pattern)
     if unmatched and pattern is not None and len(unmatched) == len(found):  # a wrong pattern
         raise DataError(
             f"--subject-pattern '{pattern.pattern}' matches none of the {len(found)} clips (e.g. "
@@ -125,9 +126,39 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
     return found, skipped
 
 
+def _without_subject_folders(
+    found: list[tuple[Clip, bool]], pattern: re.Pattern[str] | None
+) -> list[tuple[Clip, bool]]:
+    """The clips with the folders in their attack type that are a subject's taken out: a folder
+    is, whole, a name of one subject (``subject01``; SiW's ``003`` by ``--subject-pattern
+    '(\\d{3})-'``) and every clip below it is that subject's. A species or session folder
+    ``2/`` holding several people's clips stays, for each of them."""
+    people: dict[str, set[str]] = {}  # a type's folder path -> the subjects of its clips
+    for clip, _ in found:
+        parts = clip.attack_type.split("/")
+        for depth in range(1, len(parts) + 1):
+            people.setdefault("/".join(parts[:depth]), set()).add(clip.subject)
+
+    def kept(clip: Clip) -> str:
+        parts = clip.attack_type.split("/")
+        names = [
+            part
+            for depth, part in enumerate(parts, start=1)
+            if not (
+                people["/".join(parts[:depth])] == {clip.subject}
+                and _names_subject(part, clip.subject, pattern)
+            )
+        ]
+        return "/".join(names) or "attack"
+
+    return [
+        (clip if clip.label == "bonafide" else replace(clip, attack_type=kept(clip)), nameless)
+        for clip, nameless in found
+    ]
+
+
 def _names_subject(folder: str, subject: str, pattern: re.Pattern[str] | None) -> bool:
-    """Whether ``folder`` is, whole, a name of ``subject`` (``subject01``, SiW's ``003`` by
-    ``--subject-pattern '(\\d{3})-'``): a subject's folder, not an attack type's."""
+    """Whether ``folder`` is, whole, a name of ``subject``."""
     if normal_subject(folder) == subject:  # SiW's 003/ of subject 3
         return True
     rules = [REPLAY_ATTACK_SUBJECT, DEFAULT_RULE] if pattern is None else [pattern]
