@@ -88,6 +88,32 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
     return wrap
 
 
+@contextlib.contextmanager
+def first_ctrl_c_only() -> Iterator[None]:
+    """In the block, the first Ctrl-C is raised as ever (through the handler in place) and the
+    next ones do nothing: what the first sets off (a trial's runs closed, the trial failed and
+    queued again) must not be cut short by the next. Holding Ctrl-C down sends them 30 ms apart;
+    the second one lost the trial in flight, or left it RUNNING (probe). Outside the main
+    thread, or where SIGINT is ignored or kills the process, it does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    fired = False
+
+    def first(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if not fired:  # the handler an inner block puts back is this one: still only once
+            fired = True
+            previous(signum, frame)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def exit_with(code: int) -> NoReturn:
     """A command's exit with ``code``, a Ctrl-C from now on ignored: its work is done, and one
     pressed while Python shuts down (seconds after compare's table or predict's scores were

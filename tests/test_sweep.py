@@ -689,6 +689,33 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(
     assert seeds[2] == seeds[1] == seeds[0] != seeds[3]  # trial 0's seed for its retries
 
 
+def test_a_second_ctrl_c_does_not_cut_the_interrupted_trials_requeue_short(workspace, monkeypatch):
+    """Ctrl-C held down sends SIGINTs 30 ms apart: the second, landing while the stopped trial
+    was queued again, lost it (failed, no retry: the rerun never ran its configuration) or left
+    it RUNNING (probe). Here a real second SIGINT lands in the requeue."""
+    from experiments.stores import workers
+
+    monkeypatch.chdir(workspace)
+    retry = workers.retry_callback
+
+    def interrupted_again(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # handled at once, in this thread
+        return retry(*args, **kwargs)
+
+    def interrupt(*args, **kwargs):  # the first Ctrl-C, a real one too
+        signal.raise_signal(signal.SIGINT)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(objective, "train_head", interrupt)
+        patch.setattr(workers, "retry_callback", interrupted_again)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(config(workspace, "held", trials=2, heads="lstm30"))
+    stored = optuna.load_study(study_name="held", storage=f"sqlite:///{workspace}/optuna.db")
+    states = [t.state for t in stored.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_a_finished_studys_rerun_closes_the_parent_run_of_a_worker_killed_as_it_closed(
     workspace, monkeypatch, capsys
 ):

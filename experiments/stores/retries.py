@@ -3,8 +3,8 @@
 A trial lost with its worker (no heartbeat), to a database outage or to Ctrl-C is failed and queued
 again with its parameters by Optuna's retry callback, which records the trials it retries
 (``failed_trial``/``retry_history`` system attributes). The retry counts towards ``--trials``, the
-lost trial does not, and the retry trains with the lost trial's seed, so an interrupted study's
-figures are those of an uninterrupted one.
+lost trial does not, and the retry trains with the lost trial's seed: the epochs the lost trial
+would have trained (the pruner judges it against the trials finished by then, which may differ).
 """
 
 from __future__ import annotations

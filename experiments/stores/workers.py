@@ -46,7 +46,7 @@ import sqlalchemy
 from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
-from core.interrupts import ctrl_c_noticed
+from core.interrupts import ctrl_c_noticed, first_ctrl_c_only
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import liveness, tracking, wal
 from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
@@ -255,7 +255,7 @@ class Worker:
         are closed whenever this worker last looked: none is left RUNNING by the heartbeat's
         pacing of :meth:`close_lost_runs`.
         """
-        with ctrl_c_noticed() as interrupted:  # between trials, a Ctrl-C a finalizer dropped
+        with ctrl_c_noticed() as interrupted, first_ctrl_c_only():  # core.interrupts says why
             ran = self._optimize(objective, trials, timeout, catch, on_trial, interrupted)
         self.close_lost_runs(force=True)
         return ran

@@ -144,7 +144,7 @@ class Objective:
 
     def _train_and_log(self, trial: optuna.Trial, config: TrialConfig, seed_number: int):
         """``seed_number``: the trial whose seed it trains with (a retry: the lost original's,
-        so an interrupted study's figures are an uninterrupted one's)."""
+        so it trains the epochs the lost trial would have trained)."""
         mlflow.log_params(config.params())
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
