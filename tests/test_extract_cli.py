@@ -241,9 +241,9 @@ def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path,
     from experiments.commands.features import load_features
 
     train = next((data / "train" / "real").iterdir()).name.split("_")[0]
-    for subject in (train, "client099"):  # of two subjects: a species (SiW's folders: no)
+    for subject in (train, "client099"):  # of two subjects: a species the splits should have
         write_clip(data / "train" / "attack" / "mask" / f"{subject}_mask", frames=1)
-    write_clip(data / "train" / "attack" / train / f"{train}_x", frames=1)  # one subject's
+    write_clip(data / "train" / "attack" / "paper" / f"{train}_x", frames=1)  # one subject's
     options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
     load_features(options)
     out = capsys.readouterr().out.splitlines()

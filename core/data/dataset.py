@@ -303,13 +303,13 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         skipped.append((Path(err.filename), f"cannot read this folder ({err.strerror})"))
 
     def usable(here: Path, name: str) -> bool:
-        if utf8_name(name) and os.path.exists(here / name):
-            return True
-        if utf8_name(name):
-            skipped.append((here / name, "a link to nothing"))
-        else:  # named as the disk has it, its other bytes as \xe9: a log or a record takes that
-            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+        if not utf8_name(name):  # named as the disk has it, its other bytes as \xe9: a log or
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")  # a record takes that
             skipped.append((here / shown, "its name is not UTF-8: rename it"))
+        elif not os.path.exists(here / name):
+            skipped.append((here / name, "a link to nothing"))
+        else:
+            return True
         return False
 
     for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):

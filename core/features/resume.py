@@ -24,7 +24,6 @@ removes it otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -51,10 +50,7 @@ def say_others_kept(root: Path, key: str) -> None:
     others = sorted(p for p in root.glob(f"{PENDING_PREFIX}*") if p.name != mine and p.is_dir())
     if not others:
         return
-    held = 0
-    for folder in others:
-        with contextlib.suppress(OSError):
-            held += sum(f.stat().st_blocks * 512 for f in folder.iterdir())
+    held = sum(store.on_disk(f) for folder in others for f in folder.iterdir())
     log.warning(
         "%s: %s of interrupted extractions of other data or options (%.2f GB: %s) kept; the "
         "command that made each resumes it, and one of data since changed never will: delete it",

@@ -30,7 +30,6 @@ Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import io
@@ -291,17 +290,23 @@ def _check_room(root: Path, array: Path, shape: tuple[int, ...]) -> None:
     ``array`` already holds aside): a huge ``--frames`` made a sparse file of 442 GB that the
     first rows would have filled up, or failed with "Invalid argument" (probe). A file system
     that reports no size (some FUSE mounts) is not checked."""
-    needed = math.prod(shape) * DTYPE.itemsize
-    with contextlib.suppress(OSError):
-        needed -= array.stat().st_blocks * 512
+    needed = math.prod(shape) * DTYPE.itemsize - on_disk(array)
     disk = shutil.disk_usage(root)
     if needed > disk.free and disk.total > 0:
         clips, frames = shape[0], shape[1] if len(shape) > 2 else 1
         raise DataError(
             f"{root}: {counted(clips, 'clip')} x {counted(frames, 'frame')} need "
-            f"{_size(needed)}, and its disk has {_size(disk.free)} free: lower --frames, free "
-            "some room, or give --cache-dir on a larger disk"
+            f"{_size(needed)}, and its disk has {_size(disk.free)} free: lower --frames, "
+            "free some room, or give --cache-dir on a larger disk"
         )
+
+
+def on_disk(path: Path) -> int:
+    """Bytes a file takes on its disk (a sparse array: only the rows written); 0 when missing."""
+    try:
+        return path.stat().st_blocks * 512
+    except OSError:
+        return 0
 
 
 def _size(count: int) -> str:

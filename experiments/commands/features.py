@@ -98,7 +98,7 @@ def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
         if clip.clip_id in kept:
             has.setdefault(str(clip.split), set()).add(clip.attack_type)
     if how == "has no":  # the species of the whole data in dev and test, not of the split; of
-        # two subjects or more (attack/<subject>/ folders, SiW's, are no species)
+        # two subjects or more (one person's species is in one split only, by the subject rule)
         subjects: dict[str, set[str]] = {}
         for clip in clips:
             subjects.setdefault(clip.attack_type, set()).add(clip.subject)
