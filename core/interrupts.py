@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 _seen: list[int] | None = None  # the Ctrl-Cs recorded by the outermost ctrl_c_noticed in force
+_terminated = False  # a SIGTERM arrived in terminate_as_ctrl_c's block, handled as a Ctrl-C
 
 
 @contextlib.contextmanager
@@ -136,13 +137,27 @@ def terminate_as_ctrl_c() -> Iterator[None]:
         return
 
     def as_ctrl_c(signum: int, frame: Any) -> None:
+        global _terminated
+        _terminated = True
         handler = signal.getsignal(signal.SIGINT)
         if not callable(handler):
             raise KeyboardInterrupt
         handler(signal.SIGINT, frame)
 
+    global _terminated
     previous = signal.signal(signal.SIGTERM, as_ctrl_c)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _terminated = False
+
+
+def stopped_by(err: BaseException) -> str:
+    """What stopped a run that ended with ``err``, as its record says it: ``SIGTERM`` where one
+    arrived in :func:`terminate_as_ctrl_c`'s block (it raises a KeyboardInterrupt: a run stopped by
+    ``docker stop`` had said it was Ctrl-C's), ``Ctrl-C`` for another KeyboardInterrupt, or the
+    exception's name (``SystemExit``)."""
+    if isinstance(err, KeyboardInterrupt):
+        return "SIGTERM" if _terminated else "Ctrl-C"
+    return type(err).__name__

@@ -700,7 +700,7 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
         assert run_command(parse_args(flags(root, "--protocol", "ocim-m"))) == 0
     assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
     assert compare.main(["--cross", "--study", "nope", "--tracking-uri", uri]) == 2
-    assert capsys.readouterr().err.startswith("error: no study nope in ")
+    assert capsys.readouterr().err.startswith("error: no study 'nope' in ")
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,25 @@ def test_study_best_picks_the_comparisons_best_trial(sweep, uri, runs, capsys):
     )
     assert code == 2 and len(err) == 1 and "no finished trial of head family 'conv'" in err[0]
     code, _, err = run_predict(capsys, "--tracking-uri", uri, "--study", "nope", "--best", clip)
-    assert code == 2 and len(err) == 1 and "no such study" in err[0]
+    listed = "python experiments/compare.py --list names them"
+    assert (code, err) == (2, [f"error: no study 'nope' in {uri} ({listed})"])
+
+
+def test_a_mistyped_study_is_said_one_way_by_every_command(sweep, uri, capsys):
+    """compare, ``compare --cross`` and predict each worded a study that the store does not hold
+    their own way, none naming the study meant: now one line says where they looked, the stored
+    names close to it and the command that lists them all."""
+    from experiments.commands import compare
+
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    said = f"error: no study 'predict_no-weights' in {uri} (did you mean '{BARE}'? "
+    code, _, err = run_predict(
+        capsys, "--tracking-uri", uri, "--study", "predict_no-weights", "--best", clip
+    )
+    assert code == 2 and len(err) == 1 and err[0].startswith(said)
+    for cross in ([], ["--cross"]):
+        assert compare.main([*cross, "--tracking-uri", uri, "--study", "predict_no-weights"]) == 2
+        assert capsys.readouterr().err.splitlines() == err
 
 
 def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, tmp_path):

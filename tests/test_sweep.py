@@ -667,6 +667,7 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(
         search_all_experiments=True, filter_string="tags.`optuna.study_name` = 'interrupted'"
     )
     assert len(runs) == 2 and set(runs["status"]) == {"KILLED"}
+    assert set(runs["tags.error"]) == {"interrupted (Ctrl-C)"}  # child and parent
     storage = optuna.load_study(
         study_name="interrupted", storage=f"sqlite:///{workspace}/optuna.db"
     )
@@ -803,6 +804,12 @@ def test_ctrl_c_in_a_trial_is_said_in_the_sweeps_one_line(
         ).get_trials()
     ]
     assert states == ["FAIL", "WAITING"]  # queued again, for the rerun
+    mlflow.set_tracking_uri(f"sqlite:///{workspace}/mlflow.db")
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.`optuna.study_name` = '{study}'"
+    )
+    cause = "SIGTERM" if stop == signal.SIGTERM else "Ctrl-C"  # SIGTERM had read Ctrl-C's words
+    assert len(runs) == 2 and set(runs["tags.error"]) == {f"interrupted ({cause})"}
     logged = said.stream.getvalue()
     lines = [line for line in logged.splitlines() if line.startswith("Trial 0 ")]
     if verbose:

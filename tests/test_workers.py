@@ -249,6 +249,26 @@ def freeze_in_trial(group: Workers, workers: list[subprocess.Popen], between_wri
             return frozen, running[f"{host}:{frozen.pid}"]
 
 
+def test_a_mistyped_study_on_a_database_store_names_the_close_one_and_hides_the_password(
+    mlflow_server, capsys
+):
+    """A study the store does not hold: compare and predict say where they looked with its
+    password hidden (a PostgreSQL store's whole URL had been printed) and the name meant."""
+    from experiments.commands import compare, predict
+
+    MlflowClient(mlflow_server.url).create_experiment(
+        "typo-target", tags={tracking.STUDY_TAG: "typo-target"}
+    )
+    store = with_password(mlflow_server.backend_uri)
+    assert PASSWORD in store
+    said = f"error: no study 'typo_target' in {store.replace(PASSWORD, '***')} (did you mean "
+    said += "'typo-target'? python experiments/compare.py --list names them)"
+    assert compare.main(["--tracking-uri", store, "--study", "typo_target"]) == 2
+    assert capsys.readouterr().err.splitlines() == [said]
+    assert predict.main(["--tracking-uri", store, "--study", "typo_target", "--best", "c.avi"]) == 2
+    assert capsys.readouterr().err.splitlines() == [said]
+
+
 def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers):
     started = study_workers.start(2, trials=3)
     victim, killed_run = freeze_in_trial(study_workers, started)

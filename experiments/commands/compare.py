@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("one --study is compared at a time; several go with --cross")
     # MLflow and pandas are imported once the flags are checked, not with the module: a Ctrl-C
     # in their imports (seconds) is then one line, not a traceback
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from experiments.results.studies import comparison_markdown, studies, when
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             table = studies()
             if table.empty:
-                raise LookupError(f"no study in {mlflow.get_tracking_uri()}")
+                raise LookupError(f"no study in {tracking.store_shown()}")
             table["last activity (UTC)"] = table["last activity (UTC)"].map(when)
             print(table.to_string(index=False))
             return 0

@@ -152,10 +152,9 @@ def _last_best(family: str | None) -> str:
     """``--best`` without ``--study``: the best trial (of ``family``) of the last study run (as
     ``compare.py`` orders them) that has a finished one. A study stopped before its first trial
     was picked and had no head, one without the family refused it (probe, review)."""
-    import mlflow
-
     from experiments.results.studies import studies
     from experiments.serving.trial_model import ScoringError, best_trial_run
+    from experiments.stores import tracking
 
     listed = studies()
     for study in listed.loc[listed["complete trials"] > 0, "study"]:
@@ -164,7 +163,7 @@ def _last_best(family: str | None) -> str:
         except ScoringError:  # none of the family: an earlier study may have it
             continue
     which = f"a finished {family} trial" if family else "a finished trial"
-    raise ScoringError(f"--best: no study with {which} in {mlflow.get_tracking_uri()}")
+    raise ScoringError(f"--best: no study with {which} in {tracking.store_shown()}")
 
 
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")

@@ -352,7 +352,7 @@ def no_finished_trial(result: SweepResult) -> tuple[str, int]:
     if states.get("complete"):  # finished in the study's database, tracked in another store
         return (
             f"study {name}'s trials ({counts}) finished in its database, but the tracking store "
-            f"{mlflow.get_tracking_uri()} holds no finished run of them: they were tracked in "
+            f"{tracking.store_shown()} holds no finished run of them: they were tracked in "
             f"another store (pass the --tracking-uri they ran with) or deleted from this one"
             f"{reason}",
             2,

@@ -32,7 +32,7 @@ from core.words import counted
 from experiments import domains
 from experiments.results import report
 from experiments.results.tables import comparison, demo_banner, format_value
-from experiments.stores import tracking
+from experiments.stores import study_names, tracking
 from experiments.stores.runs_table import trial_table
 
 EXPERIMENT = "cross-domain tables"  # where the table is logged, beside the studies it links
@@ -68,10 +68,7 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     if chosen:
         missing = set(chosen) - {e.tags[tracking.STUDY_TAG] for e in experiments}
         if missing:
-            raise LookupError(
-                f"no study {', '.join(sorted(missing))} in {mlflow.get_tracking_uri()} "
-                "(compare.py --list names them)"
-            )
+            raise LookupError(study_names.not_stored(missing))
         experiments = [e for e in experiments if e.tags[tracking.STUDY_TAG] in chosen]
     demos = []  # cross studies of synthetic data, left out unless chosen or preferred
     for experiment in experiments:
@@ -308,7 +305,7 @@ def log_cross_table(
         )
         raise LookupError(
             "no cross-domain or cross-dataset (--test-data) study with a finished trial in "
-            f"{mlflow.get_tracking_uri()}{but}"
+            f"{tracking.store_shown()}{but}"
         )
     table = cross_table(shown)
     trials = table.attrs["trials"]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.words import counted
 from experiments.results import tables
-from experiments.stores import liveness, tracking
+from experiments.stores import liveness, study_names, tracking
 from experiments.stores.runs_table import trial_table
 
 
@@ -51,8 +51,9 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     if study:
         listed = listed[listed["study"] == study]
     if listed.empty:
-        where = mlflow.get_tracking_uri()
-        raise LookupError(f"no study {study!r} in {where}" if study else f"no study in {where}")
+        if study:
+            raise LookupError(study_names.not_stored([study]))
+        raise LookupError(f"no study in {tracking.store_shown()}")
     name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
     liveness.close_dead_parents(experiment_id, name)  # workers that died between trials
     runs = tracking.study_runs(experiment_id, name)

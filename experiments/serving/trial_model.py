@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.features.crop import FaceCrop
 from experiments.config import TrialConfig
-from experiments.stores import tracking
+from experiments.stores import study_names, tracking
 from experiments.stores.runs_table import trial_table
 
 DEFAULT_WEIGHTS = "default"  # the sweep's ``weights`` tag when no --weights was given
@@ -102,7 +101,7 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
         run = client.get_run(run_id)
     except MlflowException:
         raise ScoringError(
-            f"run {run_id!r}: no such MLflow run in {mlflow.get_tracking_uri()} (--tracking-uri?)"
+            f"run {run_id!r}: no such MLflow run in {tracking.store_shown()} (--tracking-uri?)"
         ) from None
     tags, params = run.data.tags, run.data.params
     if run.info.lifecycle_stage == "deleted":  # compare and --best leave it out; it was scored
@@ -253,10 +252,7 @@ def best_trial_run(study: str, family: str | None = None) -> str:
     (:data:`experiments.stores.runs_table.RANKING`, then the earlier trial)."""
     experiment_id = tracking.study_experiment(study)
     if experiment_id is None:
-        raise ScoringError(
-            f"--study {study!r}: no such study in {mlflow.get_tracking_uri()} "
-            "(python experiments/compare.py --list shows them)"
-        )
+        raise ScoringError(study_names.not_stored([study]))
     trials = trial_table(tracking.study_runs(experiment_id, study))
     if trials.empty:
         raise ScoringError(f"study {study}: no finished trial yet")

@@ -31,6 +31,7 @@ from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from core.interrupts import stopped_by
 from core.words import counted
 from experiments.config import safe_name
 from experiments.stores import wal
@@ -69,6 +70,11 @@ def hide_passwords(text: str) -> str:
     """``text`` with the password of every URL in it shown as ``***`` (``user:***@host``), as
     a line may print or a run may log it: a store's URL carries its database's password."""
     return _PASSWORD.sub(r"\1:***@", text)
+
+
+def store_shown() -> str:
+    """The tracking store in use as a line says it: its password hidden."""
+    return hide_passwords(mlflow.get_tracking_uri())
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:
@@ -148,7 +154,7 @@ def use_experiment(study_name: str, complete: int = 0, fresh: bool = False) -> s
     if fresh and _finished_runs(experiment.experiment_id, study_name):
         raise ValueError(
             f"study {study_name} has run no trial in its database, but the tracking store "
-            f"{hide_passwords(mlflow.get_tracking_uri())} holds finished trial runs of it: they "
+            f"{store_shown()} holds finished trial runs of it: they "
             "ran with another --storage (pass it), or the study's database was lost (choose "
             "another --study)"
         )
@@ -179,7 +185,7 @@ def _finished_runs(experiment_id: str, study_name: str) -> bool:
 def _tracked_elsewhere(study_name: str, complete: int) -> str:
     return (
         f"study {study_name} has {counted(complete, 'complete trial')} in its database, but "
-        f"the tracking store {mlflow.get_tracking_uri()} holds no experiment of it: they "
+        f"the tracking store {store_shown()} holds no experiment of it: they "
         "were tracked in another store (pass the --tracking-uri they ran with), or choose another "
         "--study"
     )
@@ -301,7 +307,7 @@ def check_existing_store(uri: str) -> None:
 def store_failed(err: MlflowException) -> str:
     """One line for a tracking store's failure that reached a command (a server that answered,
     but not as MLflow does; a store MLflow refuses), with MLflow's own words."""
-    return f"the tracking store {mlflow.get_tracking_uri()} failed: {first_line(err, 500)}"
+    return f"the tracking store {store_shown()} failed: {first_line(err, 500)}"
 
 
 def _absent_file(uri: str) -> str | None:
@@ -363,7 +369,7 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        _end("KILLED", f"interrupted ({type(err).__name__})")
+        _end("KILLED", f"interrupted ({stopped_by(err)})")
         raise
     except BaseException as err:
         _end("FAILED", failure(err)[:5000])

@@ -1,0 +1,32 @@
+"""A study named that the tracking store does not hold, said one way by every command (compare,
+``compare --cross``, predict): where it looked, the stored names closest to it, and the command that
+lists them all. Each command had worded it its own way, and none said that ``lstm-demo`` was
+``lstm_demo``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+
+import mlflow
+
+from experiments.stores.tracking import STUDY_TAG, store_shown
+
+
+def stored_studies() -> list[str]:
+    """The names of the studies in the tracking store, sorted."""
+    found = mlflow.search_experiments(filter_string=f"tags.`{STUDY_TAG}` LIKE '%'")
+    return sorted({experiment.tags[STUDY_TAG] for experiment in found})
+
+
+def not_stored(names: Collection[str]) -> str:
+    """One line: ``names`` are no study of the tracking store in use, and which stored names are
+    close to them."""
+    stored = stored_studies()
+    close = sorted({near for name in names for near in difflib.get_close_matches(name, stored)})
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return (
+        f"no study {', '.join(map(repr, sorted(names)))} in "
+        f"{store_shown()} "
+        f"({hint}python experiments/compare.py --list names them)"
+    )
