@@ -18,7 +18,7 @@ from typing import Any
 
 from core.backbone.spec import FINE_TUNE
 from core.constants import PRECISIONS
-from core.data.layouts import AUTO
+from core.data.layouts import AUTO, folds, get_protocol
 from core.features.request import FeatureOptions
 
 HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
@@ -160,6 +160,12 @@ class EvaluationOptions:
             raise ValueError(f"--repeats must be at least 1, got {self.repeats}")
         if self.test_data is None and self.test_protocol != AUTO:
             raise ValueError("--test-protocol needs --test-data: it names the test set's layout")
+        if folds(self.test_protocol):  # --fold chooses --data's: it had been asked for, refused
+            whole = [p.name for p in get_protocol(self.test_protocol)[0].protocols if not p.folds]
+            raise ValueError(
+                f"--test-protocol {self.test_protocol} has folds, and a cross-dataset test set "
+                f"is taken whole: one of {', '.join(whole)}"
+            )
         if self.target_clips not in ("test", "all"):
             raise ValueError(f"--target-clips takes test or all, got {self.target_clips!r}")
         if self.target is None and self.target_clips != "test":

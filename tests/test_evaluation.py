@@ -296,6 +296,10 @@ def test_flags() -> None:
         evaluation_options(parser.parse_args(["--test-protocol", "casia"]))
     with pytest.raises(ValueError, match="--target-clips goes with a cross-domain study"):
         evaluation_options(parser.parse_args(["--target-clips", "all"]))  # was ignored
+    # a test protocol of folds: the refusal had asked for --fold, which chooses --data's fold
+    folds = ["--test-data", "x", "--test-protocol", "oulu-p3"]
+    with pytest.raises(ValueError, match="^--test-protocol oulu-p3 has folds, and a cross-dataset"):
+        evaluation_options(parser.parse_args(folds))
 
 
 def test_scores_keep_every_column_needed_to_regroup(sets) -> None:

@@ -28,6 +28,9 @@ from core.constants import SPLITS
 from core.data.clips import VIDEO_SUFFIXES, DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.layouts import folds, get_protocol
+from core.features import FeatureOptions
+from experiments.config import NamedData
+from experiments.trial.evaluation import check_database
 from tests.test_protocols import (
     Writer,
     assert_subject_disjoint,
@@ -481,6 +484,13 @@ def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random
         )
         data = load_dataset(root, protocol=protocol)
         assert data.layout == owner and [p for p, _ in data.skipped] == [stray]
+        # a cross-domain database: --protocol, which the line had named, chooses --data's
+        with pytest.raises(DataError) as info:
+            check_database(NamedData(owner, FeatureOptions(data=root)))
+        how = f'--db {owner}={root}:{protocol} (in a --databases file: protocol = "{protocol}")'
+        assert str(info.value).endswith(
+            f": {how} reads it as {owner}, skipping the others with a warning"
+        )
     intact = load_dataset(five_trees["replay-attack"])  # its enrolment videos are no strays
     assert intact.layout == "replay-attack"
 

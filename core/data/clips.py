@@ -30,6 +30,22 @@ class NoUsableClip(DataError):
         self.layout = layout
 
 
+class StrayFiles(DataError):
+    """A folder of one database's clips beside files not named as its clips: its protocol reads
+    it, skipping the others. ``fix(how)`` says so with ``how`` naming the protocol as the command
+    in use takes it (``--protocol msu``; a cross-domain database's ``--db msu=PATH:msu``)."""
+
+    def __init__(self, said: str, protocol: str, layout: str) -> None:
+        self.said, self.protocol, self.layout = said, protocol, layout
+        super().__init__(self.fix(f"--protocol {protocol}", "--protocol generic"))
+
+    def fix(self, how: str, own: str | None = None) -> str:
+        """The refusal, the protocol named by ``how``; ``own``: how one's own folder is read."""
+        other = f"; {own} reads a folder of your own" if own else ""
+        skip = "skipping the others with a warning"
+        return f"{self.said}: {how} reads it as {self.layout}, {skip}{other}"
+
+
 class ClipError(DataError):
     """One clip cannot be used (unreadable, empty, too short): callers skip it, warn and count."""
 

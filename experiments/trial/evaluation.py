@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.backbone.spec import FROZEN_OUTPUT
-from core.data.clips import DataError, NoUsableClip
+from core.data.clips import DataError, NoUsableClip, StrayFiles
 from core.data.dataset import Dataset, check_folder
 from core.data.layouts import AUTO, folds, layout_names
 from core.data.layouts.registry import get_layout
@@ -269,6 +269,9 @@ def check_database(data: NamedData) -> Dataset:
     check_folder(Path(data.options.data), f"database {data.name}: ")  # said with its name
     try:
         dataset = load_data(data.options)
+    except StrayFiles as err:  # --protocol, which it named, is --data's: a database's is its own
+        how = f"--db {data.name}={data.options.data}:{err.protocol} (in a --databases file: "
+        raise DataError(err.fix(f'{how}protocol = "{err.protocol}")')) from None
     except NoUsableClip as err:  # an empty folder read as the generic layout: say the named one
         if expected is None or err.layout == expected:
             raise

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.clips import Clip, DataError
+from core.data.clips import Clip, DataError, StrayFiles
 
 AUTO = "auto"
 # What a layout's ``read`` returns: each clip with "no subject could be read from its name" (the
@@ -217,10 +217,9 @@ def _refuse_near_miss(layout: Layout, root: Path, candidates: list[Path]) -> Non
     others = [path for path in candidates if not recognise(root, [named[0], path])]
     if not others:
         return
-    raise DataError(
+    raise StrayFiles(
         f"{root}: {len(candidates) - len(others)} of {len(candidates)} clips are named as "
-        f"{layout.name}'s and "
-        f"{len(others)} not (e.g. {others[0].relative_to(root)}): --protocol "
-        f"{layout.protocols[0].name} reads it as {layout.name}, skipping the others with a "
-        "warning; --protocol generic reads a folder of your own"
+        f"{layout.name}'s and {len(others)} not (e.g. {others[0].relative_to(root)})",
+        layout.protocols[0].name,
+        layout.name,
     )
