@@ -162,6 +162,8 @@ def test_predict_reproduces_each_familys_scores_and_decisions(sweep, uri, runs, 
         assert code == 0, err
         assert out[0] == "clip\tbonafide_probability\tdecision\tno_face_frames\tframe_scores"
         assert run["run_id"] in err[0] and "random backbone" in err[0]
+        # in the scores' 9 digits: at 6, 0.99999908 read 0.999999, below a score decided attack
+        assert f"dev threshold {run['metrics.dev_threshold']:.9g}," in err[0]
         sequence = run["params.family"] == "lstm"
         said = f"--per-frame: {run['params.head']} is a sequence head, which scores a clip whole"
         assert err[1:] == ([f"{said}: its frame_scores column stays empty"] if sequence else [])
@@ -199,9 +201,10 @@ def test_study_best_picks_the_comparisons_best_trial(sweep, uri, runs, capsys):
         assert err[0].startswith(f"run {expected['run_id'].iloc[0]}:")
         assert len(out) == 2
     code, _, err = run_predict(
-        capsys, "--tracking-uri", uri, "--study", STUDY, "--best", "--head-family", "conv", clip
+        capsys, "--tracking-uri", uri, "--study", STUDY, "--best", "--head-family", "Dense", clip
     )
-    assert code == 2 and len(err) == 1 and "no finished trial of head family 'conv'" in err[0]
+    said = f"error: study {STUDY}: no finished trial of head family 'Dense'; it has dense, lstm"
+    assert (code, err) == (2, [f"{said} (Dense is family dense)"])
     code, _, err = run_predict(capsys, "--tracking-uri", uri, "--study", "nope", "--best", clip)
     listed = "python experiments/compare.py --list names them"
     assert (code, err) == (2, [f"error: no study 'nope' in {uri} ({listed})"])
@@ -372,7 +375,13 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
         code, out, err = run_predict(capsys, *flags, clip)
         assert code == 0 and err[0].startswith(f"run {dense}: study {STUDY},")
         code, out, err = run_predict(capsys, *flags[:4], "conv", clip)
-        assert (code, err) == (2, [f"error: --best: no study with a finished conv trial in {uri}"])
+        said = f"error: --best: no study with a finished conv trial in {uri}"
+        assert (code, err) == (2, [f"{said}; the studies have dense, lstm"])
+        # a head's name or another case for its family: the family meant is named (probe)
+        for given, meant in (("dense2048", "a head of family dense"), ("LSTM", "family lstm")):
+            said = f"error: --best: no study with a finished {given} trial in {uri}"
+            said += f"; the studies have dense, lstm ({given} is {meant})"
+            assert run_predict(capsys, *flags[:4], given, clip) == (2, [], [said])
     finally:
         client.delete_experiment(stopped)
 

@@ -153,17 +153,26 @@ def _last_best(family: str | None) -> str:
     ``compare.py`` orders them) that has a finished one. A study stopped before its first trial
     was picked and had no head, one without the family refused it (probe, review)."""
     from experiments.results.studies import studies
-    from experiments.serving.trial_model import ScoringError, best_trial_run
+    from experiments.serving.trial_model import (
+        NoTrialOfFamily,
+        ScoringError,
+        best_trial_run,
+        families_said,
+    )
     from experiments.stores import tracking
 
     listed = studies()
+    present: set[str] = set()
     for study in listed.loc[listed["complete trials"] > 0, "study"]:
         try:
             return best_trial_run(study, family)
-        except ScoringError:  # none of the family: an earlier study may have it
-            continue
+        except ScoringError as err:  # an earlier study may have one
+            present.update(err.present if isinstance(err, NoTrialOfFamily) else ())
     which = f"a finished {family} trial" if family else "a finished trial"
-    raise ScoringError(f"--best: no study with {which} in {tracking.store_shown()}")
+    said = f"--best: no study with {which} in {tracking.store_shown()}"
+    if family and present:  # the families the studies have: CONV, conv2048 were not one
+        said += families_said(family, sorted(present), "the studies have")
+    raise ScoringError(said)
 
 
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")

@@ -34,6 +34,25 @@ class ScoringError(ValueError):
     """A run, study or weights file that cannot score; the message is one line."""
 
 
+class NoTrialOfFamily(ScoringError):
+    """A study with finished trials, none of the family asked for; ``present``: its families."""
+
+    def __init__(self, message: str, present: list[str]) -> None:
+        super().__init__(message)
+        self.present = present
+
+
+def families_said(family: str, present: list[str], who: str = "it has") -> str:
+    """``; it has conv, dense``: the families ``present``, as a refusal lists them, with the one
+    that a head's name (``conv2048``) or another case (``CONV``) meant."""
+    meant = family.rstrip("0123456789").lower()
+    hint = ""
+    if meant != family and meant in present:
+        what = "a head of family" if meant != family.lower() else "family"
+        hint = f" ({family} is {what} {meant})"
+    return f"; {who} {', '.join(present)}{hint}"
+
+
 @dataclass(frozen=True)
 class TrialModel:
     """What scoring with one trial's head needs, all of it JSON-able (a pyfunc model's config)."""
@@ -66,7 +85,7 @@ class TrialModel:
         tuned = "" if self.fine_tune == "none" else f", fine-tuned {self.fine_tune}"
         return (
             f"run {self.run_id}: study {self.study}, trial {self.trial}, {self.config.head} "
-            f"({self.config.output}{tuned}), dev threshold {self.threshold:.6g}, {backbone} in "
+            f"({self.config.output}{tuned}), dev threshold {self.threshold:.9g}, {backbone} in "
             f"{self.extraction_precision}, face crop {self.face_crop.method}, "
             f"{self.frames_per_clip} frames per clip"
         )
@@ -260,8 +279,9 @@ def best_trial_run(study: str, family: str | None = None) -> str:
         present = sorted(trials["family"].unique())
         trials = trials[trials["family"] == family]
         if trials.empty:
-            raise ScoringError(
-                f"study {study}: no finished trial of head family {family!r}; it has "
-                f"{', '.join(present)}"
+            raise NoTrialOfFamily(
+                f"study {study}: no finished trial of head family {family!r}"
+                + families_said(family, present),
+                present,
             )
     return str(trials["run_id"].iloc[0])
