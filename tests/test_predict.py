@@ -533,6 +533,12 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         assert expected.no_face in (0, FRAMES)  # each frame cropped alike either way
         logged = scores_csv(run_id, tmp_path / run_id).set_index("clip")["score"]
         assert expected.score == pytest.approx(logged["dev/attack/print/client002_1"], rel=ROUNDING)
+        # what it reads, said on the loaded model: a sequence head's score depends on the frames
+        # given (a user passed first, middle and last, and the decision flipped)
+        said = loaded.metadata.metadata
+        assert said["frames_per_clip"] == FRAMES and said["dev_threshold"] == model.threshold
+        assert said["frames"].startswith(f"core.data.frames.read_frames(clip, {FRAMES}): ")
+        assert said["reads"].startswith("clips" if model.config.kind == "sequence" else "frames")
         if model.config.kind == "sequence":  # one clip of FRAMES frames
             np.testing.assert_allclose(probabilities, [expected.score], rtol=1e-6)
         else:

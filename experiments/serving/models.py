@@ -24,6 +24,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -139,6 +140,7 @@ def _log_model(client: MlflowClient, model: TrialModel, name: str) -> str:
                 model_config=config,
                 signature=SIGNATURE,
                 pip_requirements=_requirements(),
+                metadata=input_metadata(model),
             )
         client.log_artifacts(model.run_id, str(saved), artifact_path)
         # MLflow prints "Successfully registered model ..." itself; the sweep says it once
@@ -147,6 +149,23 @@ def _log_model(client: MlflowClient, model: TrialModel, name: str) -> str:
                 f"runs:/{model.run_id}/{artifact_path}", name, tags=_version_tags(model)
             )
     return str(version.version)
+
+
+def input_metadata(model: TrialModel) -> dict[str, Any]:
+    """What the model reads, as a loaded model says it (``model.metadata.metadata``): a sequence
+    head's score depends on which frames it is given (a user passed first, middle and last; the
+    study read segment centres, and the decision flipped), so the frames are named, and the
+    threshold their score is decided at."""
+    count = model.frames_per_clip
+    sequence = model.config.kind == "sequence"
+    return {
+        "reads": f"clips of {count} frames, in order" if sequence else "frames, one by one",
+        "frames_per_clip": count,
+        "frames": f"core.data.frames.read_frames(clip, {count}): the centres of {count} equal "
+        "segments of the clip, as the study read them",
+        "dev_threshold": model.threshold,
+        "decision": "bona fide where the probability is at or above dev_threshold",
+    }
 
 
 def _version_tags(model: TrialModel) -> dict[str, str]:
