@@ -636,3 +636,29 @@ def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsy
         f"{uri} yet"
     ]
     assert not (tmp_path / "t").exists()
+
+
+def test_importances_are_drawn_over_the_parameters_that_varied() -> None:
+    """Optuna's default evaluator (fANOVA) gave parameters that never changed a share of the
+    importance: a 3-trial study whose learning rate stayed 0.001 drew it as the most important
+    (probe). The chart covers the parameters that took two values or more, and is not drawn
+    where fewer than two did."""
+    from experiments.results.report import optuna_figures
+
+    space = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+        "epochs": optuna.distributions.IntDistribution(5, 50),
+        "head": optuna.distributions.CategoricalDistribution(["conv", "dense", "lstm"]),
+    }
+    study = optuna.create_study()
+    for head, value in (("conv", 0.4), ("dense", 0.3), ("lstm", 0.41)):
+        params = {"learning_rate": 1e-3, "epochs": 30, "head": head}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=value))
+    assert optuna.importance.get_param_importances(study)["learning_rate"] > 0  # what was drawn
+    drawn = optuna_figures(study)["optuna_importance"]
+    said = "optuna_importance: not available (only head varied over the 3 finished trials)"
+    assert drawn.layout.title.text == said and not drawn.data
+    params = {"learning_rate": 1e-3, "epochs": 10, "head": "conv"}  # the rate stays 0.001
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=0.2))
+    drawn = optuna_figures(study)["optuna_importance"]
+    assert sorted(drawn.data[0].y) == ["epochs", "head"]
