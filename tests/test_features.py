@@ -882,7 +882,7 @@ def test_boxes_that_miss_the_face_are_set_aside_counted_and_recorded(
     caplog.set_level(logging.WARNING, logger="core.features")
     fs = extract(boxed(True), tmp_path / "cache", face_crop=True, detector="haar")
     assert (fs.database_boxes, fs.boxes_set_aside) == (1, 1)
-    assert "database boxes set aside on 1 clip (they miss" in fs.face_summary()
+    assert "database boxes set aside on 1 clip (they miss the face haar" in fs.face_summary()
     # the clips without boxes (a database's missing box file) are counted, not only named
     assert fs.face_summary().startswith("face crop: database boxes on 1 of 6 clips, haar on the")
     records = {r["clip_id"]: r for r in fs.manifest["clips"]}
@@ -906,11 +906,11 @@ def test_boxes_that_miss_the_face_are_set_aside_counted_and_recorded(
     assert (trusted.database_boxes, trusted.boxes_set_aside) == (2, 0)
 
 
-def test_a_malformed_box_file_skips_its_clip(data, tmp_path, model_calls):
+def test_a_malformed_box_file_has_its_clip_cropped_by_the_detector(data, tmp_path, model_calls):
+    """The clip had been skipped, and a database that lost its one bona fide test clip so was
+    refused (probe): its boxes are set aside, as boxes that miss the face are, saying why."""
     dataset = load_dataset(data)
     clip = next(c for c in dataset.clips if c.split == "train" and c.label == "attack")
-    extra = write_clip(data / "train" / "attack" / "client001_extra", seed=7)
-    dataset = load_dataset(data)
     bad = tmp_path / "bad.face"
     bad.write_text("0 1 2 three 4\n")
     fs = extract(
@@ -919,9 +919,14 @@ def test_a_malformed_box_file_skips_its_clip(data, tmp_path, model_calls):
         face_crop=True,
         detector="haar",
     )
-    skipped = dict(fs.skipped)
-    assert clip.path in skipped and "line 1" in skipped[clip.path]
-    assert extra in [c.path for c in fs.clips]
+    assert not fs.skipped and clip.clip_id in [c.clip_id for c in fs.clips]
+    assert (fs.database_boxes, fs.boxes_set_aside) == (0, 1)
+    records = {r["clip_id"]: r for r in fs.manifest["clips"]}
+    said = f"{bad}: line 1 is not 'frame and 4 numbers': '0 1 2 three 4'"
+    assert records[clip.clip_id]["boxes_set_aside"] == said
+    assert "database boxes set aside on 1 clip (they miss the face haar finds, or do not read)" in (
+        fs.face_summary()
+    )
 
 
 REUSE_WITH_CROP = """

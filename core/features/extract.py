@@ -556,7 +556,8 @@ def _extract(
             first, why = next(iter(run.set_aside.items()))
             log.warning(
                 "the face boxes %s ships were set aside on %d of %d clips, cropped with %s "
-                "instead: they miss the face the detector finds (first, %s: %s)",
+                "instead: they miss the face the detector finds, or their file does not read "
+                "(first, %s: %s)",
                 dataset.layout or "the database",
                 len(run.set_aside),
                 len(run.usable),

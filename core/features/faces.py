@@ -126,13 +126,16 @@ class FaceFinder:
         (up to :data:`PROBES`) where both the database and the detector see a face, each box's
         centre must lie inside the other box. When they do not, the database's boxes are set
         aside for this clip (``Found.disagreement`` says where) and the detector crops it. A
-        detector that sees no face on the probed frames is no evidence: the boxes are used.
-
-        Raises:
-            ClipError: the clip's face-box file is missing or malformed.
+        detector that sees no face on the probed frames is no evidence: the boxes are used. A
+        box file that does not read (a malformed line, a file gone) is set aside alike, saying
+        why: its clip had been skipped, and a database that lost its one bona fide test clip so
+        was refused (probe).
         """
         if self.shipped and clip.face_boxes is not None:
-            table = read_box_file(clip.face_boxes.path, clip.face_boxes.format)
+            try:
+                table = read_box_file(clip.face_boxes.path, clip.face_boxes.format)
+            except ClipError as err:  # the video is fine: cropped as a clip without boxes is
+                return Found(detect_faces(frames, self.detector), False, str(err))
             shipped = [table.get(i) for i in indices]
             if not clip.face_boxes.verify:
                 return Found(shipped, True)
@@ -165,7 +168,8 @@ class FaceFinder:
 @dataclass(frozen=True)
 class Found:
     """A clip's face box per frame (None: no face), whether they are its database's boxes, and,
-    when the database's boxes were set aside because the detector disagreed, where."""
+    when the database's boxes were set aside (the detector disagreed, or their file does not
+    read), why."""
 
     boxes: list[Box | None]
     shipped: bool

@@ -131,7 +131,7 @@ class FeatureSet:
         aside = (
             f"; database boxes set aside on {self.boxes_set_aside} "
             f"clip{'s' * (self.boxes_set_aside != 1)} (they miss the face "
-            f"{self.detector} finds)"
+            f"{self.detector} finds, or do not read)"
             if self.boxes_set_aside
             else ""
         )
