@@ -589,6 +589,16 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: database msu ({empty}): no msu clip where that layout")
     assert "real|attack/<real|attack>_client<NNN>" in err[-1]
+    # a database under another name than its layout's: a setting of its own, half letters and
+    # half names in its heading (O&C→MSU was C&OULU→MSU), that no other study pooled (probe)
+    argv = flags(database_trees, "--sources", "casia,OULU", "--target", "msu")
+    argv[argv.index("--cache-dir") + 1] = str(cache)
+    assert sweep.main([*argv, "--db", f"OULU={oulu}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: database OULU ({oulu}): its files are oulu's: name it oulu (--db oulu=PATH, or "
+        "oulu = PATH in a --databases file), the name its settings, table headings and other "
+        "studies know it by"
+    )
     assert not (cache / "features").exists()
 
 

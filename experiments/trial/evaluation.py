@@ -33,7 +33,7 @@ import pandas as pd
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip, StrayFiles
 from core.data.dataset import Dataset, check_folder
-from core.data.layouts import AUTO, folds, layout_names
+from core.data.layouts import AUTO, database_layouts, folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs, bottom_ready
@@ -246,6 +246,14 @@ def check_databases(named: Sequence[NamedData]) -> list[Dataset]:
             if shared:
                 raise DataError(f"{this} {shared} {other}: each database trains or is tested, once")
         read.append((this, dataset))
+    for data, (this, dataset) in zip(named, read, strict=True):
+        layout = dataset.layout
+        if data.name != layout and layout in database_layouts():  # OULU, replay, rm...
+            raise DataError(
+                f"{this}: its files are {layout}'s: name it {layout} (--db {layout}=PATH, or "
+                f"{layout} = PATH in a --databases file), the name its settings, table headings "
+                "and other studies know it by"
+            )
     return [dataset for _, dataset in read]
 
 

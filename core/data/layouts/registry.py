@@ -174,6 +174,12 @@ def _ranked() -> list[Layout]:
     return [layout for layout in ranked if layout.recognise is not None]
 
 
+def database_layouts() -> list[str]:
+    """The layouts of a database of their own (OULU-NPU, CASIA-FASD...): every one that recognises
+    a folder but the fallback, which reads a folder of the user's own."""
+    return sorted(layout.name for layout in _ranked()[:-1])
+
+
 def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None = None) -> None:
     """A :class:`DataError` when the folders right under ``root`` hold databases of two or more
     layouts: ``--data`` at a folder of databases read one of them and called the others' clips
