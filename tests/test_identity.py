@@ -241,7 +241,7 @@ def test_a_first_run_killed_in_its_first_trial_is_taken_over(tmp_path) -> None:
 def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     """How a new default-named study differs from another (said under 'new study NAME', which
     said nothing of why the name was new): features by their cache key parts, other entries
-    as recorded, hashed clips only when nothing else differs."""
+    as recorded, hashed clips only when no features differ (which would explain them)."""
     from experiments.stores.identity import FEATURES, KEY_PARTS, differences
 
     clips = "clips (--protocol, --fold, --split-seed)"
@@ -267,6 +267,11 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
         "the face crop (--[no-]face-crop) off; this run's on"
     ]
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
+    # beside another entry, but no features that would explain them: said too (were not: probe)
+    assert differences(base, record("k1", repeats="2", clip="c2")) == [
+        "--repeats 1; this run's 2",
+        f"{clips} differ",
+    ]
     older = {what: value for what, value in base.items() if what != KEY_PARTS}
     assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded
 

@@ -303,19 +303,22 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What differs between two records of what a study's figures depend on (another study's
     ``recorded``, this run's ``current``), as a user names it: "--frames 7; this run's 8",
     "--repeats 1; this run's 3". Features are said by their cache key parts where both records
-    have one entry each; hashed entries (clips) only when nothing else differs."""
-    said, hashed = [], []
+    have one entry each; hashed entries (clips) only when no features differ, which would
+    explain them (beside "--repeats 2; this run's 1", test clips chosen by another --target-clips
+    went unsaid: probe)."""
+    said, hashed, features = [], [], False
     for what, value in current.items():
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
         parts = [_key_parts(record, what) for record in (recorded, current)]
         if what in SIDES and parts[0] is not None and parts[1] is not None:
             said += _part_differences(parts[0], parts[1]).values()
+            features = True
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
             said.append(f"{what} {_shown(recorded[what])}; this run's {_shown(value)}")
-    return list(dict.fromkeys(said)) or hashed
+    return list(dict.fromkeys(said)) + ([] if features else hashed)
 
 
 def closest_other(storage: str, study: optuna.Study) -> str | None:
