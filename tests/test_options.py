@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,15 @@ def test_every_feature_option_has_one_flag_and_its_default() -> None:
     assert set(FEATURE_FLAGS) == set(fields) - set(NOT_FLAGS)
     parser = argparse.ArgumentParser()
     add_feature_arguments(parser)
-    assert feature_options(parser.parse_args([])) == FeatureOptions()
+    defaults = FeatureOptions(progress=False)  # the bar: only on a terminal
+    assert feature_options(parser.parse_args([])) == defaults
     given = feature_options(
         parser.parse_args(
             ["--data", "d", "--fold", "2", "--no-face-crop", "--no-database-boxes", "--frames", "3"]
         )
     )
-    assert given == FeatureOptions(
-        data=Path("d"), fold=2, face_crop=False, database_boxes=False, frames=3
+    assert given == dataclasses.replace(
+        defaults, data=Path("d"), fold=2, face_crop=False, database_boxes=False, frames=3
     )
 
 
@@ -49,9 +51,14 @@ def test_both_commands_take_the_same_data_flags_and_the_readme_lists_them() -> N
         assert (options.split_seed, options.precision) == (4, "float32")
     # --no-progress: both (a sweep's extraction drew its bar into a batch job's log)
     assert not sweep.parse_args(["--no-progress"]).features.progress
-    assert (
-        sweep.parse_args([]).features.progress and extract.parse_args(["--no-progress"]).no_progress
-    )
+    assert extract.parse_args(["--no-progress"]).no_progress
+    # the bar only on a terminal: piped into a file, its redrawn lines filled it (probe)
+    assert not sys.stderr.isatty() and not sweep.parse_args([]).features.progress
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.stderr, "isatty", lambda: True)
+        assert sweep.parse_args([]).features.progress
+        assert feature_options(extract.parse_args([])).progress
+        assert not sweep.parse_args(["--no-progress"]).features.progress
     listed = re.search(r"Both commands take the same data flags \(([^)]*)\)", README.read_text())
     assert listed, "README: the sentence that lists the data flags"
     named = {

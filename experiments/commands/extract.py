@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bar: a plain line at most once a minute (job logs)",
+        help="no progress bar (none where stderr is no terminal): a plain line at most once a "
+        "minute (job logs)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,7 +113,10 @@ def named_choices(keywords: dict[str, Any], many: int = 8) -> dict[str, Any]:
 
 def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureOptions:
     """The :class:`FeatureOptions` that the flags of :func:`add_feature_arguments` say (a
-    cross-domain ``--protocol`` names databases, not ``--data``'s protocol: ``auto`` here)."""
+    cross-domain ``--protocol`` names databases, not ``--data``'s protocol: ``auto`` here).
+    ``progress``: a bar while extracting, drawn only where stderr is a terminal (piped into a
+    file, its redrawn lines filled it: the plain lines of ``--no-progress`` then)."""
+    progress = progress and sys.stderr.isatty()
     supported_backend()
     values = {name: getattr(args, name) for name in FEATURE_FLAGS}
     for name in COUNTS:  # said with the flag's name, before any data is read

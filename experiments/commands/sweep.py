@@ -160,7 +160,8 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bar while extracting: a plain line at most once a minute (job logs)",
+        help="no progress bar while extracting (none where stderr is no terminal): a plain line "
+        "at most once a minute (job logs)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="libraries' INFO lines too")
     args = parser.parse_args(argv)
