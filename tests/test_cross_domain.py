@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import shutil
 from functools import partial
@@ -620,6 +621,30 @@ def test_extract_takes_the_sweeps_sources_and_target(database_trees, ocim_m, cap
     for name in ("replay-attack", "casia", "msu"):  # each database, reused
         assert f"== {name}: {database_trees / FOLDERS[name]}" in out, name
     assert out.count("reused") == 3 and "extracted in" not in out
+
+
+def test_a_databases_stray_file_is_said_once(database_trees, ocim_m, tmp_path, caplog) -> None:
+    """Every database is read to be checked, then read again to be extracted: each of its skips
+    was warned twice (probe)."""
+    from experiments.commands import extract
+
+    msu = tmp_path / "MSU-MFSD"
+    shutil.copytree(database_trees / FOLDERS["msu"], msu)
+    first = sorted(msu.rglob("*.mp4"))[0]
+    stray = first.with_name(f"{first.stem} (1){first.suffix}")
+    shutil.copy(first, stray)
+    caplog.set_level(logging.WARNING)
+    code = extract.main(
+        [
+            *("--databases", str(databases_file(database_trees)), "--db", f"msu={msu}:msu"),
+            *("--cache-dir", str(database_trees / "cache"), "--frames", str(FRAMES)),
+            *("--no-face-crop", "--no-progress", "--sources", "replay-attack,casia"),
+            *("--target", "msu"),
+        ]
+    )
+    assert code == 0
+    said = [r.getMessage() for r in caplog.records if str(stray) in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"skipped {stray}: ")
 
 
 def test_the_crop_tags_of_pooled_sources_count_every_source() -> None:

@@ -7,7 +7,8 @@ the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,21 +67,46 @@ def resolve_precision(precision: str) -> str:
     return "bfloat16" if native else "float32"
 
 
+_read: dict[tuple[Any, ...], Dataset] | None = None  # in read_once's block: what was read
+
+
+@contextlib.contextmanager
+def read_once() -> Iterator[None]:
+    """In the block, :func:`load_data` reads a folder once for the same options, and gives the
+    same :class:`Dataset` again: a study checks its databases before it loads each, and each
+    read warned of every stray file anew (probe: each skip said twice; OULU-NPU's 5,000 files
+    walked twice)."""
+    global _read
+    outer = _read
+    _read = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _read = outer
+
+
 def load_data(options: FeatureOptions) -> Dataset:
     """The dataset the options name: the user's folder, or the synthetic set (made on first use)."""
+    key = (options.data or options.cache_root, options.protocol, options.subject_pattern)
+    key += (options.split_seed, options.fold)
+    if _read is not None and key in _read:
+        return _read[key]
     if options.data is None:
         from core.data.synthetic import synthetic_dataset
 
         root = synthetic_dataset(options.cache_root / "synthetic", seed=options.split_seed)
     else:
         root = options.data
-    return load_dataset(
+    dataset = load_dataset(
         root,
         protocol=options.protocol,
         subject_pattern=options.subject_pattern,
         seed=options.split_seed,
         fold=options.fold,
     )
+    if _read is not None:
+        _read[key] = dataset
+    return dataset
 
 
 def cached_features(

@@ -89,17 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     from core.backbone.matconvnet import PortError
     from core.data.clips import DataError
     from core.features import ExtractionInterrupted
+    from core.features.request import read_once
 
     try:
-        if args.cross_domain:  # every database read and checked before any is extracted
-            from experiments.config import NamedData
-            from experiments.trial.evaluation import check_databases
+        with read_once():  # a database checked, then extracted: its skips said once
+            if args.cross_domain:  # every database read and checked before any is extracted
+                from experiments.config import NamedData
+                from experiments.trial.evaluation import check_databases
 
-            check_databases([NamedData(name, options) for name, options in args.named])
-        for name, options in args.named:
-            if len(args.named) > 1:
-                print(f"== {name}: {options.data}", flush=True)
-            extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
+                check_databases([NamedData(name, options) for name, options in args.named])
+            for name, options in args.named:
+                if len(args.named) > 1:
+                    print(f"== {name}: {options.data}", flush=True)
+                extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130

@@ -37,6 +37,7 @@ from core.data.layouts import AUTO, database_layouts, folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs, bottom_ready
+from core.features.request import read_once
 from experiments import domains
 from experiments.config import EvaluationOptions, NamedData
 from experiments.metrics import DATABASE_COLUMN, metric_suffix
@@ -170,6 +171,15 @@ def prepare_settings(
     loaded with the same options but its ``fold``, so all folds share one feature extraction.
     A cross-domain study's databases are read and checked before any is extracted.
     """
+    with read_once():  # a database is checked, then loaded: its skips said once
+        return _settings(options, evaluation, load)
+
+
+def _settings(
+    options: FeatureOptions,
+    evaluation: EvaluationOptions,
+    load: Callable[[FeatureOptions], FeatureSet],
+) -> list[Setting]:
     if evaluation.cross_domain:
         return _cross_domain_settings(evaluation, load)
     test_features = None
