@@ -208,7 +208,7 @@ def test_the_sweep_says_where_clips_that_did_not_decode_are_missing(data, tmp_pa
         assert len(features.clips) == 6
 
 
-def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_path, capsys):
+def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_path, capsys, main):
     """A test split whose only clip of a species did not decode was said as one clip fewer,
     while its figures were then over the other species only (probe: CASIA's only "cut" clip)."""
     from core.features import FeatureOptions
@@ -226,14 +226,20 @@ def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_pa
     options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
     load_features(options)
     out = capsys.readouterr().out.splitlines()
-    assert sorted(line for line in out if "to decoding" in line) == [
+    said = [
         "warning: the test split lost every mask clip to decoding: its figures are over the "
         "other species only",
         "warning: the train split lost every cut clip to decoding: the heads train without it",
-    ], out
+    ]
+    assert sorted(line for line in out if "to decoding" in line) == said, out
+    # extract.py says it too (it said the count of clips only: probe)
+    cache = str(tmp_path / "c")
+    assert main(["--data", str(data), "--cache-dir", cache, "--frames", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(line for line in out if "to decoding" in line) == said, out
 
 
-def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path, capsys):
+def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path, capsys, main):
     """A test folder without the data's replay attacks was said only by a count in the summary;
     its test figures were over the other species (probe). A database's protocol that tests
     some species only (casia-cut) is meant so: not warned."""
@@ -247,7 +253,12 @@ def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path,
     options = FeatureOptions(data=data, cache_dir=tmp_path / "c", frames=1, progress=False)
     load_features(options)
     out = capsys.readouterr().out.splitlines()
-    assert [line for line in out if line.startswith("warning: the ")] == [
+    said = [
         f"warning: the {split} split has no mask clip: its figures are over the other species only"
         for split in ("dev", "test")
-    ], out
+    ]
+    assert [line for line in out if line.startswith("warning: the ")] == said, out
+    cache = str(tmp_path / "c")  # extract.py says it too
+    assert main(["--data", str(data), "--cache-dir", cache, "--frames", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("warning: the ")] == said, out

@@ -136,7 +136,9 @@ def extract_one(
     """One database's clips as CSV (``listing``), or its features extracted and summarised
     (``before_extract``: called before a cache miss loads the backbone)."""
     from core.data.layouts import folds
+    from core.data.layouts.registry import get_layout
     from core.features import cached_features, load_data
+    from experiments.commands.features import species_lost
 
     several = folds(options.protocol) if options.fold is None and not listing else ()
     if several:  # the features are the database's: one extraction serves every fold
@@ -156,6 +158,9 @@ def extract_one(
     def announce(dataset) -> None:
         datasets.append(dataset)
         print(dataset.summary(), flush=True)
+        if not get_layout(dataset.layout).fixed_splits:  # as the sweep says it
+            for line in species_lost(dataset.clips, {c.clip_id for c in dataset.clips}, "has no"):
+                print(line, flush=True)
 
     fs = cached_features(options, announce, before_extract)
     dataset = datasets[0]
@@ -164,6 +169,9 @@ def extract_one(
         print(f"skipped while decoding: {counted(len(decode_skips), 'clip')}")
         for path, reason in decode_skips:
             print(f"  skipped {path}: {reason}")
+        # a split without a species: said by the sweep only (probe)
+        for line in species_lost(dataset.clips, {clip.clip_id for clip in fs.clips}):
+            print(line)
     print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
     print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
     print(f"faces:    {fs.face_summary().removeprefix('face crop: ')}")  # said once
