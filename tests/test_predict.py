@@ -386,6 +386,27 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
         client.delete_experiment(stopped)
 
 
+def test_every_figure_marks_the_runs_without_head_weights(sweep, uri, runs, capsys):
+    """``compare.py --all`` shows each row's run id for ``predict.py --run``, which refuses a run
+    that kept no head weights (``--keep-weights best``: each family's improvements): such a run
+    is marked (a user took every row's id to score, probe)."""
+    from experiments.commands import compare
+
+    bare = tracking.study_runs(sweep[2].experiment_id, BARE)  # --keep-weights none
+    both = pd.concat([runs, bare])
+    shown = {}
+    for study in (STUDY, BARE):
+        assert compare.main(["--study", study, "--all", "--tracking-uri", uri]) == 0
+        for line in capsys.readouterr().out.splitlines():
+            for cell in line.split("|"):
+                run_id = cell.strip().removesuffix(" (no head weights)")
+                if run_id in set(both["run_id"]):
+                    shown[run_id] = cell.strip() != run_id
+    kept = set(with_weights(both)["run_id"])
+    assert kept and set(bare["run_id"]) < set(shown) and set(shown) - set(bare["run_id"])
+    assert {run_id: run_id not in kept for run_id in shown} == shown
+
+
 def test_a_deleted_run_is_not_scored(sweep, uri, runs, capsys):
     """compare and --best leave a run deleted in MLflow's UI out; --run scored with it (probe)."""
     run_id = with_weights(runs)["run_id"].iloc[0]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import mlflow
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
 from core.words import counted
 from experiments.results import tables
@@ -75,12 +76,22 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     columns = None if every_column else tables.HEADLINE
     if not every_column:  # --all keeps the run id: what predict.py --run takes
         table = table.drop(columns=["run_id"])
+    else:
+        table = table.assign(run_id=table["run_id"].map(_weights_said))
     return (
         f"# Study {name}\n\n{warning}{complete_said}; best per "
         "head family and the write-up baselines, chosen on dev (test never used for choosing). "
         f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
         f"{tables.to_markdown(table, columns)}"
     )
+
+
+def _weights_said(run_id: str) -> str:
+    """A run id as ``--all`` shows it: ``(no head weights)`` after one that kept none, which
+    ``predict.py --run`` refuses (``--keep-weights best`` keeps each family's improvements only;
+    a user took the README's word that every row's run id scores)."""
+    kept = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    return run_id if tracking.HEAD_WEIGHTS in kept else f"{run_id} (no head weights)"
 
 
 def when(stamp) -> str:
