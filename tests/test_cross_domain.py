@@ -465,16 +465,18 @@ def test_a_named_study_rerun_with_another_protocol_is_refused_naming_it(
         "error: study cut was tested on casia; this run on replay-attack: rerun with the study's "
         "flags, or start another study with --study"
     )
-    # the same folders by other names, and another option: the option is said, not the names
-    renamed = database_trees / "renamed.toml"
-    renamed.write_text(f'mymsu = "{database_trees / FOLDERS["msu"]}"\nmycasia = "{casia}"\n')
-    other = [*one, "--databases", str(renamed), "--frames", str(FRAMES + 1)]
-    other[other.index("--sources") + 1], other[other.index("--target") + 1] = "mymsu", "mycasia"
-    assert sweep.main(other) == 2
+    # another option: said (the same folders by other names are refused, naming theirs)
+    assert sweep.main([*one, "--frames", str(FRAMES + 1)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: study cut was run with other features: --frames {FRAMES}; this run's "
         f"{FRAMES + 1}: rerun with the study's flags, or start another study with --study"
     )
+    renamed = database_trees / "renamed.toml"
+    renamed.write_text(f'mymsu = "{database_trees / FOLDERS["msu"]}"\nmycasia = "{casia}"\n')
+    other = [*one, "--databases", str(renamed)]
+    other[other.index("--sources") + 1], other[other.index("--target") + 1] = "mymsu", "mycasia"
+    assert sweep.main(other) == 2
+    assert "error: database mymsu (" in capsys.readouterr().err.strip().splitlines()[-1]
     # the cut said where a researcher reads the study (the console, compare, the report)
     cut = [*one[: one.index("--study")], "--study", "cut2", "--db", f"casia={casia}:casia-cut"]
     assert sweep.main(cut) == 0

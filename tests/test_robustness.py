@@ -28,7 +28,7 @@ from core.features import FeatureOptions, cached_features
 from core.features.request import resolve_precision
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
-from experiments.stores import identity, locks, retries, tracking, wal
+from experiments.stores import identity, locks, reach, retries, tracking, wal
 from experiments.trial import training
 from tests.test_sweep import FRAMES, write_tiny_set
 
@@ -558,7 +558,7 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     """Said after the server's grace (a few seconds), not after MLflow's client has retried
     for about four minutes; then the read-only commands say the same."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tracking, "SERVER_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(reach, "SERVER_WAIT_SECONDS", 2.0)
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
@@ -606,7 +606,7 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     ]
     assert compare.main(["--tracking-uri", "postgres://u@127.0.0.1/mlflow"]) == 2  # SQLAlchemy's
     assert "(scheme 'postgres'); e.g." in capsys.readouterr().err  # old name: no dialect now
-    tracking.check_server("databricks://profile")  # a store MLflow knows: its own checks
+    reach.check_server("databricks://profile")  # a store MLflow knows: its own checks
     assert compare.main(["--tracking-uri", "mysql+pymysql://u@127.0.0.1/mlflow"]) == 2
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and "its database driver is not installed (No module named" in said[0]
@@ -682,7 +682,7 @@ def test_a_server_that_is_not_mlflow_is_one_line(data, tmp_path, capsys) -> None
 
 def test_a_gateway_whose_server_is_away_is_waited_for_then_one_line(monkeypatch, capsys) -> None:
     """A proxy in front of the server answers 502 while MLflow is down: that is no answer."""
-    monkeypatch.setattr(tracking, "SERVER_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(reach, "SERVER_WAIT_SECONDS", 2.0)
     with answering(502) as url:
         assert compare.main(["--tracking-uri", url]) == 3
     said = f"error: the tracking server {url} does not answer (its gateway answers 502 Bad "
@@ -690,11 +690,75 @@ def test_a_gateway_whose_server_is_away_is_waited_for_then_one_line(monkeypatch,
     assert capsys.readouterr().err.strip().splitlines() == [said]
 
 
-def test_a_tls_failure_is_left_to_mlflow_which_has_the_certificates() -> None:
-    """https to a server the probe cannot verify (here: one that speaks plain HTTP) is an answer:
-    MLflow's client, with MLFLOW_TRACKING_INSECURE_TLS or its certificate, decides."""
+def test_a_name_no_resolver_knows_is_said_at_once(monkeypatch) -> None:
+    """A mistyped host name will not come up: it was waited for a minute (probe). The resolver's
+    answer is fixed here (EAI_NONAME, as for ``.invalid``): a machine without DNS answers
+    EAI_AGAIN, which is waited for."""
+    import socket
+
+    def unknown(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    start = time.monotonic()
+    with pytest.raises(reach.StoreUnreachable) as said:
+        reach.check_server("http://nosuchhost.invalid:5088")
+    assert time.monotonic() - start < 10 and str(said.value) == (
+        "the tracking server http://nosuchhost.invalid:5088 does not answer (Name or service not "
+        "known): start it (README, 'Many machines') or correct --tracking-uri"
+    )
+
+
+def test_https_to_plain_http_or_a_certificate_that_does_not_verify_is_said_at_once(
+    tmp_path, capsys
+) -> None:
+    """https to a server that speaks plain HTTP: MLflow's client retried for four minutes, then
+    cut its line before the reason, and compare printed nothing for as long (probe). Now one line
+    at once, naming http. So is a certificate that does not verify under MLflow's own settings,
+    which its client would have retried as long; with them, it answers."""
+    import ssl
+
     with answering(404) as url:
-        tracking.check_server(url.replace("http://", "https://"))
+        secure = url.replace("http://", "https://")
+        start = time.monotonic()
+        assert compare.main(["--tracking-uri", secure]) == 3
+        assert time.monotonic() - start < 30
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: --tracking-uri {secure}: the server answers in plain HTTP, not TLS (SSL: "
+            f"wrong version number): give {url}, or put TLS in front of it"
+        ]
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers) as server:
+        server.status = 200
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        try:  # its certificate signed by no CA known here: what MLflow's client would meet
+            with pytest.raises(reach.StoreUnreachable) as said:
+                reach.check_server(url)
+            assert str(said.value) == (
+                f"the tracking server {url} fails TLS (certificate verify failed: self-signed "
+                "certificate): set MLFLOW_TRACKING_SERVER_CERT_PATH to the file of the CA that "
+                "signed its certificate, or MLFLOW_TRACKING_INSECURE_TLS=true"
+            )
+            for setting, value in (
+                ("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certificate)),
+                ("MLFLOW_TRACKING_INSECURE_TLS", "true"),
+            ):  # MLflow's own settings: its client would answer, so does the probe
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setenv(setting, value)
+                    reach.check_server(url)
+        finally:
+            server.shutdown()
 
 
 def test_a_sweep_where_no_trial_finished_fails_and_says_why(

@@ -75,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     from experiments.results.studies import comparison_markdown, studies, when
-    from experiments.stores import tracking
+    from experiments.stores import reach, tracking
 
     quiet_console()  # MLflow's "View run" lines after the cross table's run, among others
     try:
-        tracking.check_existing_store(tracking.use_store(args.tracking_uri))
+        reach.check_existing_store(tracking.use_store(args.tracking_uri))
     except ValueError as err:
         say_error(str(err))
-        return 3 if isinstance(err, tracking.StoreUnreachable) else 2
+        return 3 if isinstance(err, reach.StoreUnreachable) else 2
     try:
         if args.cross:
             from experiments.results.cross_table import log_cross_table

@@ -187,14 +187,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.backbone.matconvnet import PortError
     from experiments.serving.trial_model import ScoringError
-    from experiments.stores import tracking
+    from experiments.stores import reach, tracking
 
     try:
-        tracking.check_existing_store(tracking.use_store(args.tracking_uri))
+        reach.check_existing_store(tracking.use_store(args.tracking_uri))
         scorer = load_scorer(args)
     except (ScoringError, PortError, ValueError) as err:
         say_error(str(err))
-        return 3 if isinstance(err, tracking.StoreUnreachable) else 2
+        return 3 if isinstance(err, reach.StoreUnreachable) else 2
     except MlflowException as err:  # a server that answers, but not as MLflow does
         say_error(tracking.store_failed(err))
         return 3

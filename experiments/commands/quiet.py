@@ -94,7 +94,7 @@ def one_line_failures(reported: tuple[type[BaseException], ...], verbose: bool) 
 def say_error(text: str) -> None:
     """A command's one error line, ``error: text`` on stderr, its URLs' passwords hidden (a
     store's URL carries its database's)."""
-    from experiments.stores.tracking import hide_passwords  # the commands that say one load it
+    from experiments.stores.said import hide_passwords  # the commands that say one load it
 
     print(f"error: {hide_passwords(text)}", file=sys.stderr)
 

@@ -41,12 +41,14 @@ from experiments.stores import (
     identity,
     liveness,
     locks,
+    reach,
     retries,
     runs_table,
     tracking,
     wal,
     workers,
 )
+from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
@@ -194,7 +196,7 @@ def run_sweep(
                 "study": study_name,
                 "trials": config.trials,
                 "timeout": config.timeout,
-                "storage": tracking.hide_passwords(config.storage),  # run readers: no password
+                "storage": hide_passwords(config.storage),  # run readers: no password
                 "heads": config.heads,
                 "fine_tune": ",".join(config.fine_tune),
                 "seed": config.seed,
@@ -394,7 +396,7 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     except KeyboardInterrupt as err:
         return failure_status(err)
     except Exception as err:  # the sweep is done; only its next rerun will take longer
-        log.warning("the closing is not recorded for a fast rerun: %s", tracking.first_line(err))
+        log.warning("the closing is not recorded for a fast rerun: %s", first_line(err))
     return 0
 
 
@@ -457,11 +459,11 @@ def failure_status(err: BaseException) -> int:
     when it is none of the expected ones."""
     if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
         say_error(str(err))
-        unreachable = (workers.StorageUnavailable, tracking.StoreUnreachable)
+        unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)
         return 3 if isinstance(err, unreachable) else 2
     if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
         say_error(
-            f"the tracking store did not answer ({tracking.first_line(err, 160)}): finished "
+            f"the tracking store did not answer ({first_line(err, 160)}): finished "
             "trials are kept; rerun the same command to resume once it answers"
         )
         return 3

@@ -55,6 +55,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from experiments.stores import tracking
+from experiments.stores.said import hide_passwords
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."  # + key: the experiment tag the runs view reads
 DEFAULT_KEY = "compare-heads"
@@ -249,7 +250,7 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
     _, command = ui_address()
     lines = []
     if command:
-        command = tracking.hide_passwords(command)  # the user puts theirs back
+        command = hide_passwords(command)  # the user puts theirs back
         lines.append(f"MLflow UI: `{command}` (loopback only; README, 'Comparing heads')")
     lines.append(f"runs, best dev ACER first: {runs_url(experiment_id, key)}")
     lines.append(

@@ -14,7 +14,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.stores.tracking import first_line
+from experiments.stores.said import first_line
 
 FINISHED_FRESH_SECONDS = 5.0  # how old the finished trials the pruner and TPE read may be
 log = logging.getLogger("sweep")

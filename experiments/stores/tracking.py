@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import sqlite3
-import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,10 @@ from core.words import counted
 from experiments.config import safe_name
 from experiments.stores import wal
 from experiments.stores.locks import StorageLock
+from experiments.stores.reach import StoreUnreachable, absent_file, check_server, is_server
+from experiments.stores.said import first_line, hide_passwords
 
 log = logging.getLogger(__name__)
-SERVER_WAIT_SECONDS = 60.0  # a tracking server that accepts no connection this long is down
 
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
@@ -63,23 +63,9 @@ SCORES_CSV = "scores.csv"  # a trial's dev and test scores, one row per clip and
 SETTINGS_CSV = "settings.csv"  # with several folds or repeats: each setting's figures
 
 
-_PASSWORD = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
-
-
-def hide_passwords(text: str) -> str:
-    """``text`` with the password of every URL in it shown as ``***`` (``user:***@host``), as
-    a line may print or a run may log it: a store's URL carries its database's password."""
-    return _PASSWORD.sub(r"\1:***@", text)
-
-
 def store_shown() -> str:
     """The tracking store in use as a line says it: its password hidden."""
     return hide_passwords(mlflow.get_tracking_uri())
-
-
-def first_line(err: BaseException, limit: int = 200) -> str:
-    """An error's first line (its type's name when it says nothing), for one-line messages."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
 
 
 def use_store(uri: str | None) -> str:
@@ -131,7 +117,7 @@ def use_experiment(study_name: str, complete: int = 0, fresh: bool = False) -> s
     overview.
     """
     tags = {"mlflow.experimentKind": "custom_model_development", STUDY_TAG: study_name}
-    if complete and _absent_file(mlflow.get_tracking_uri()):
+    if complete and absent_file(mlflow.get_tracking_uri()):
         raise ValueError(_tracked_elsewhere(study_name, complete))
     open_store()
     client = MlflowClient()
@@ -208,124 +194,10 @@ def artifact_location(name: str) -> str | None:
     return str(folder / "mlruns" / ("_" if set(readable) <= {"."} else readable))
 
 
-class StoreUnreachable(ValueError):
-    """The tracking server accepts no connection, or answers but not as MLflow does."""
-
-
-def check_server(uri: str) -> None:
-    """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
-    connection, or whose gateway says it is away (502, 503, 504), for :data:`SERVER_WAIT_SECONDS`
-    (one that is starting gets that long): MLflow's own client retries for about four minutes
-    before it says so. Any other answer, a TLS failure included, is left to MLflow's client, which
-    reads the server's errors with its own settings (certificates, credentials)."""
-    if not _is_server(uri):
-        _check_database(uri)
-        return
-    import requests  # MLflow's own HTTP client
-
-    deadline = time.monotonic() + SERVER_WAIT_SECONDS
-    while True:
-        try:
-            left = max(0.5, deadline - time.monotonic())
-            answer = requests.get(f"{uri.rstrip('/')}/health", timeout=left)
-            if answer.status_code not in (502, 503, 504):
-                return
-            reason = f"its gateway answers {answer.status_code} {answer.reason}"
-        except requests.exceptions.SSLError:
-            return  # it answered; MLflow's client has the certificates to check
-        except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
-            raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
-            said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
-            reason = said.group(1) if said else first_line(err, 120)
-        if time.monotonic() >= deadline:
-            raise StoreUnreachable(_server_down(uri, reason))
-        time.sleep(1.0)
-
-
-# MLflow's tracking stores by URI scheme: its databases (SQLAlchemy dialects), and the others
-DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
-OTHER_STORES = ("file", "http", "https", "databricks", "databricks-uc", "uc")
-
-
-def _check_database(uri: str) -> None:
-    """:class:`StoreUnreachable` (one line, no password) when ``uri`` is a database server's
-    store that accepts no connection: MLflow's engine retries for minutes, then ends in
-    tracebacks. SQLite files and other URIs are left to their own checks."""
-    try:
-        url = sqlalchemy.engine.make_url(uri)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        return
-    backend = url.get_backend_name()
-    if backend == "sqlite" or backend in OTHER_STORES:
-        return
-    if backend not in DATABASE_STORES:  # bogus://, postgres://: not a driver missing
-        raise ValueError(
-            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
-            f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
-            "http://host:5000"
-        )
-    timeout = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
-    try:
-        engine = sqlalchemy.create_engine(
-            url,
-            poolclass=sqlalchemy.pool.NullPool,
-            connect_args=timeout.get(backend, {}),
-        )
-    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
-        raise ValueError(
-            f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
-            f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
-        ) from None
-    try:
-        with engine.connect():
-            pass
-    except sqlalchemy.exc.SQLAlchemyError as err:
-        cause = err.orig if isinstance(err, sqlalchemy.exc.DBAPIError) and err.orig else err
-        raise StoreUnreachable(
-            f"the tracking store {hide_passwords(uri)} cannot be reached "
-            f"({hide_passwords(first_line(cause, 160))}): start it or correct --tracking-uri"
-        ) from None
-    finally:
-        engine.dispose()
-
-
-def check_existing_store(uri: str) -> None:
-    """For a command that only reads the tracking store: a ValueError when it is a SQLite file
-    that does not exist (MLflow would create an empty store at a mistyped path), and
-    :class:`StoreUnreachable` for a server that does not answer."""
-    database = _absent_file(uri)
-    if database is not None:
-        empty = " (an empty file)" if Path(database).is_file() else ""
-        raise ValueError(
-            f"no tracking store at {database}{empty}: a sweep writes it there; pass the "
-            "--tracking-uri the sweep used, or run the command in the sweep's folder"
-        )
-    check_server(uri)
-
-
 def store_failed(err: MlflowException) -> str:
     """One line for a tracking store's failure that reached a command (a server that answered,
     but not as MLflow does; a store MLflow refuses), with MLflow's own words."""
     return f"the tracking store {store_shown()} failed: {first_line(err, 500)}"
-
-
-def _absent_file(uri: str) -> str | None:
-    """The SQLite file of ``uri`` (its URI form's too) when there is none yet, or it is empty
-    (MLflow would make its store there); else None."""
-    database = wal.sqlite_file(uri)
-    if database is None or (Path(database).is_file() and Path(database).stat().st_size > 0):
-        return None
-    return database
-
-
-def _is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def _server_down(uri: str, reason: str) -> str:
-    fix = "start it (README, 'Many machines') or correct --tracking-uri"
-    return f"the tracking server {uri} does not answer ({reason}): {fix}"
 
 
 def open_store() -> None:
@@ -345,7 +217,9 @@ def open_store() -> None:
             MlflowClient().search_experiments(max_results=1)
         except (MlflowException, sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
             first = first_line(err)
-            if _is_server(uri):  # a server, not a schema to mend
+            cause = re.search(r"\(Caused by (.+)\)", str(err))  # the client's reason, at its end
+            first = first_line(RuntimeError(cause.group(1))) if cause else first
+            if is_server(uri):  # a server, not a schema to mend
                 raise StoreUnreachable(
                     f"the tracking server {uri} did not answer as MLflow does ({first}): correct "
                     "--tracking-uri, or see its log (README, 'Many machines')"

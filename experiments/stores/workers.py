@@ -68,13 +68,13 @@ from experiments.stores.retries import (
     this_process,
     worker_of,
 )
+from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
     StorageErrors,
     database_error,
 )
-from experiments.stores.tracking import first_line
 
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
@@ -132,7 +132,7 @@ def open_study(
                 target,
             )
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
-        shown = tracking.hide_passwords(url)
+        shown = hide_passwords(url)
         raise ValueError(
             f"--storage {shown}: its database driver is not installed ({err.__cause__ or err}); "
             "for PostgreSQL: pip install -e '.[postgres]'"
@@ -145,13 +145,13 @@ def open_study(
     except RuntimeError as err:  # Optuna's schema check, on another program's tables too
         if "table schema" not in str(err):
             raise
-        shown = tracking.hide_passwords(url)
+        shown = hide_passwords(url)
         raise ValueError(
             f"--storage {shown}: Optuna cannot use its tables, another program's (MLflow's?) or "
             f"another Optuna version's: {first_line(err)}"
         ) from None
     except StorageErrors as err:
-        shown = tracking.hide_passwords(url)
+        shown = hide_passwords(url)
         cause = database_error(err) or err
         said = f"--storage {shown}: cannot open the study: {first_line(cause)}"
         raise StorageUnavailable(said) from err

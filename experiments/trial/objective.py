@@ -34,6 +34,7 @@ from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
 from experiments.stores.identity import OBJECTIVES
+from experiments.stores.said import first_line
 from experiments.trial import artifacts, memory, search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -126,7 +127,7 @@ class Objective:
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
-            what = f"failed: the tracking store did not answer ({tracking.first_line(err, 120)})"
+            what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
             what += f"; next trial in {pause:.0f}s"
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin

@@ -1,0 +1,167 @@
+"""Whether a tracking store answers, said in one line before anything else uses it: MLflow's
+client retries a server that accepts no connection for about four minutes, and its engine a
+database server for minutes, then ends in tracebacks."""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from mlflow.environment_variables import (
+    MLFLOW_TRACKING_CLIENT_CERT_PATH,
+    MLFLOW_TRACKING_INSECURE_TLS,
+    MLFLOW_TRACKING_SERVER_CERT_PATH,
+)
+
+from experiments.stores import wal
+from experiments.stores.said import first_line, hide_passwords
+
+SERVER_WAIT_SECONDS = 60.0  # a tracking server that accepts no connection this long is down
+
+
+class StoreUnreachable(ValueError):
+    """The tracking server accepts no connection, or answers but not as MLflow does."""
+
+
+def check_server(uri: str) -> None:
+    """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
+    connection, or whose gateway says it is away (502, 503, 504), for :data:`SERVER_WAIT_SECONDS`
+    (one that is starting gets that long): MLflow's own client retries for about four minutes
+    before it says so. A name no resolver knows is said at once (it had been waited for), and so
+    is a TLS failure under MLflow's own TLS settings (``MLFLOW_TRACKING_INSECURE_TLS``,
+    ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``): ``https://`` to a
+    server that speaks plain HTTP had meant four minutes of retries, then a line cut off before
+    its reason (probe). Any other answer is left to MLflow's client, which reads the server's
+    errors."""
+    if not is_server(uri):
+        _check_database(uri)
+        return
+    import requests  # MLflow's own HTTP client
+
+    deadline = time.monotonic() + SERVER_WAIT_SECONDS
+    while True:
+        try:
+            left = max(0.5, deadline - time.monotonic())
+            with warnings.catch_warnings():  # MLFLOW_TRACKING_INSECURE_TLS: MLflow's to say
+                warnings.simplefilter("ignore", requests.urllib3.exceptions.InsecureRequestWarning)
+                answer = requests.get(f"{uri.rstrip('/')}/health", timeout=left, **_tls())
+            if answer.status_code not in (502, 503, 504):
+                return
+            reason = f"its gateway answers {answer.status_code} {answer.reason}"
+        except requests.exceptions.SSLError as err:
+            raise StoreUnreachable(_tls_failed(uri, str(err))) from None
+        except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
+            raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
+            reason = said.group(1) if said else first_line(err, 120)
+            if "[Errno -2]" in str(err):  # no such name (EAI_NONAME): it will not come up
+                raise StoreUnreachable(_server_down(uri, reason)) from None
+        if time.monotonic() >= deadline:
+            raise StoreUnreachable(_server_down(uri, reason))
+        time.sleep(1.0)
+
+
+def _tls() -> dict[str, Any]:
+    """requests' TLS settings as MLflow's client takes them from its environment."""
+    server = MLFLOW_TRACKING_SERVER_CERT_PATH.get()
+    verify = server if server else not MLFLOW_TRACKING_INSECURE_TLS.get()
+    return {"verify": verify, "cert": MLFLOW_TRACKING_CLIENT_CERT_PATH.get()}
+
+
+def _tls_failed(uri: str, error: str) -> str:
+    if "WRONG_VERSION_NUMBER" in error:  # a plain HTTP answer to a TLS hello
+        plain = "http://" + uri.removeprefix("https://")
+        return (
+            f"--tracking-uri {uri}: the server answers in plain HTTP, not TLS (SSL: wrong "
+            f"version number): give {plain}, or put TLS in front of it"
+        )
+    said = re.search(r"\[SSL[^]]*\] ([^(]+?)\s*\(_ssl", error)
+    reason = said.group(1) if said else first_line(RuntimeError(error), 160)
+    return (
+        f"the tracking server {uri} fails TLS ({reason}): set MLFLOW_TRACKING_SERVER_CERT_PATH "
+        "to the file of the CA that signed its certificate, or MLFLOW_TRACKING_INSECURE_TLS=true"
+    )
+
+
+# MLflow's tracking stores by URI scheme: its databases (SQLAlchemy dialects), and the others
+DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
+OTHER_STORES = ("file", "http", "https", "databricks", "databricks-uc", "uc")
+
+
+def _check_database(uri: str) -> None:
+    """:class:`StoreUnreachable` (one line, no password) when ``uri`` is a database server's
+    store that accepts no connection: MLflow's engine retries for minutes, then ends in
+    tracebacks. SQLite files and other URIs are left to their own checks."""
+    try:
+        url = sqlalchemy.engine.make_url(uri)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return
+    backend = url.get_backend_name()
+    if backend == "sqlite" or backend in OTHER_STORES:
+        return
+    if backend not in DATABASE_STORES:  # bogus://, postgres://: not a driver missing
+        raise ValueError(
+            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
+            f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
+            "http://host:5000"
+        )
+    timeout = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
+    try:
+        engine = sqlalchemy.create_engine(
+            url,
+            poolclass=sqlalchemy.pool.NullPool,
+            connect_args=timeout.get(backend, {}),
+        )
+    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
+        raise ValueError(
+            f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
+            f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
+        ) from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        cause = err.orig if isinstance(err, sqlalchemy.exc.DBAPIError) and err.orig else err
+        raise StoreUnreachable(
+            f"the tracking store {hide_passwords(uri)} cannot be reached "
+            f"({hide_passwords(first_line(cause, 160))}): start it or correct --tracking-uri"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def check_existing_store(uri: str) -> None:
+    """For a command that only reads the tracking store: a ValueError when it is a SQLite file
+    that does not exist (MLflow would create an empty store at a mistyped path), and
+    :class:`StoreUnreachable` for a server that does not answer."""
+    database = absent_file(uri)
+    if database is not None:
+        empty = " (an empty file)" if Path(database).is_file() else ""
+        raise ValueError(
+            f"no tracking store at {database}{empty}: a sweep writes it there; pass the "
+            "--tracking-uri the sweep used, or run the command in the sweep's folder"
+        )
+    check_server(uri)
+
+
+def absent_file(uri: str) -> str | None:
+    """The SQLite file of ``uri`` (its URI form's too) when there is none yet, or it is empty
+    (MLflow would make its store there); else None."""
+    database = wal.sqlite_file(uri)
+    if database is None or (Path(database).is_file() and Path(database).stat().st_size > 0):
+        return None
+    return database
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _server_down(uri: str, reason: str) -> str:
+    fix = "start it (README, 'Many machines') or correct --tracking-uri"
+    return f"the tracking server {uri} does not answer ({reason}): {fix}"

@@ -1,0 +1,19 @@
+"""A store's URL and error as one line says them: the URL's password hidden, the error's first
+line. Every store module says them so (tracking, workers, storage)."""
+
+from __future__ import annotations
+
+import re
+
+_PASSWORD = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
+
+
+def hide_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it shown as ``***`` (``user:***@host``), as
+    a line may print or a run may log it: a store's URL carries its database's password."""
+    return _PASSWORD.sub(r"\1:***@", text)
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line (its type's name when it says nothing), for one-line messages."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
