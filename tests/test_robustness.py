@@ -507,6 +507,12 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (predict, ["--run", "r", "--tracking-uri", f"sqlite:///{notes}", "c.mp4"], "not a SQLite"),
         (compare, ["--tracking-uri", str(tmp_path)], f"--tracking-uri {tmp_path}: a folder"),
         (compare, ["--tracking-uri", str(typo)], f"{typo}: nothing there; a path names a folder"),
+        (  # a server's address without its scheme (it read as a path: "nothing there")
+            compare,
+            ["--tracking-uri", "127.0.0.1:5088"],
+            "--tracking-uri 127.0.0.1:5088: no scheme; a tracking server is http://127.0.0.1:5088",
+        ),
+        (sweep, ["--tracking-uri", "localhost:5000"], "a tracking server is http://localhost:5000"),
         (compare, ["--tracking-uri", str(mlflow_db)], f"given as sqlite:///{mlflow_db}"),
         (sweep, ["--tracking-uri", tmp_path.as_uri()], "(MLflow's file store, which MLflow 3"),
         (sweep, ["--storage", f"sqlite:///{typo}/optuna.db"], f"there is no folder {typo}"),

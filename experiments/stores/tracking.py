@@ -77,6 +77,8 @@ def use_store(uri: str | None) -> str:
     is not pointed at it."""
     default = mlflow.get_tracking_uri()
     store = uri or default
+    if re.fullmatch(r"[\w.-]+:\d+(/\S*)?", store):  # 127.0.0.1:5000: a server without its scheme
+        raise ValueError(f"--tracking-uri {store}: no scheme; a tracking server is http://{store}")
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
     parsed = urllib.parse.urlparse(store)
