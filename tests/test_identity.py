@@ -259,7 +259,8 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(base, record("k1")) == []
     assert differences(base, record("k2", frames_per_clip=8)) == ["--frames 7; this run's 8"]
     assert differences(base, record("k2", data="d2", repeats="3", clip="c2")) == [
-        "the data files differ (names, sizes or times: cp -p, rsync -t keep times)",
+        "the data files differ (names, sizes or times: cp -p, rsync -t keep times; --split-seed "
+        "draws the demo set)",
         "--repeats 1; this run's 3",
     ]
     # the crop says its detector: one difference

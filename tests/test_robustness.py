@@ -246,8 +246,8 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     code = sweep.main(argv(data, *stores, "--trials", "2", "--test-data", str(tmp_path / "other")))
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
         "error: study fixed was run with other test features: the data files differ (names, "
-        "sizes or times: cp -p, rsync -t keep times): rerun with the study's flags, or start "
-        "another study with --study"
+        "sizes or times: cp -p, rsync -t keep times; --split-seed draws the demo set): rerun "
+        "with the study's flags, or start another study with --study"
     ]
     (data / "cache" / "features" / "elsewhere").mkdir()  # the study's entry in another cache
     for entry in entries:

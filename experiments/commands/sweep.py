@@ -44,8 +44,8 @@ from experiments.config import (
 )
 
 INTERRUPTED = (  # what a Ctrl-C or SIGTERM in a sweep said, one line
-    "interrupted: finished trials are kept, a trial stopped in flight runs again; rerun the same "
-    "command to resume"
+    "interrupted: finished trials are kept, and a trial stopped in flight, if any, runs again; "
+    "rerun the same command to resume"
 )
 DEFAULT_TRIALS = 12  # the five write-up baselines, then seven TPE trials: minutes on 2 cores
 DEFAULT_STORAGE = "sqlite:///optuna.db"

@@ -378,7 +378,8 @@ def _difference(part: str, before: Any, value: Any) -> str:
     if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
         if before and value:  # the data: a copy that did not keep the files' times is other
             if part == "data":
-                return f"{what} differ (names, sizes or times: cp -p, rsync -t keep times)"
+                copies = "names, sizes or times: cp -p, rsync -t keep times"
+                return f"{what} differ ({copies}; --split-seed draws the demo set)"
             return f"{what} differ" if what.endswith("s") else f"{what} differs"
         before, value = ("used" if v else "not used" for v in (before, value))
     return f"{what} {_shown(before)}; this run's {_shown(value)}"
