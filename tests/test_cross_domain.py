@@ -465,18 +465,17 @@ def test_a_named_study_rerun_with_another_protocol_is_refused_naming_it(
         "error: study cut was tested on casia; this run on replay-attack: rerun with the study's "
         "flags, or start another study with --study"
     )
-    # another option: said (the same folders by other names are refused, naming theirs)
-    assert sweep.main([*one, "--frames", str(FRAMES + 1)]) == 2
+    # the same folders by names of one's own, and another option: the option is said, not the
+    # names (names that spell the databases' own otherwise, OULU or replay, are refused)
+    renamed = database_trees / "renamed.toml"
+    renamed.write_text(f'mymsu = "{database_trees / FOLDERS["msu"]}"\nmycasia = "{casia}"\n')
+    other = [*one, "--databases", str(renamed), "--frames", str(FRAMES + 1)]
+    other[other.index("--sources") + 1], other[other.index("--target") + 1] = "mymsu", "mycasia"
+    assert sweep.main(other) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: study cut was run with other features: --frames {FRAMES}; this run's "
         f"{FRAMES + 1}: rerun with the study's flags, or start another study with --study"
     )
-    renamed = database_trees / "renamed.toml"
-    renamed.write_text(f'mymsu = "{database_trees / FOLDERS["msu"]}"\nmycasia = "{casia}"\n')
-    other = [*one, "--databases", str(renamed)]
-    other[other.index("--sources") + 1], other[other.index("--target") + 1] = "mymsu", "mycasia"
-    assert sweep.main(other) == 2
-    assert "error: database mymsu (" in capsys.readouterr().err.strip().splitlines()[-1]
     # the cut said where a researcher reads the study (the console, compare, the report)
     cut = [*one[: one.index("--study")], "--study", "cut2", "--db", f"casia={casia}:casia-cut"]
     assert sweep.main(cut) == 0
@@ -599,9 +598,16 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     assert sweep.main([*argv, "--db", f"OULU={oulu}"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: database OULU ({oulu}): its files are oulu's: name it oulu (--db oulu=PATH, or "
-        "oulu = PATH in a --databases file), the name its settings, table headings and other "
-        "studies know it by"
+        "oulu = PATH in a --databases file, and in --sources or --target), the name its "
+        "settings, table headings and other studies know it by"
     )
+    for other in ("replay", "I"):  # a prefix, a letter: the same
+        argv = flags(database_trees, "--sources", f"casia,{other}", "--target", "msu")
+        argv[argv.index("--cache-dir") + 1] = str(cache)
+        assert (
+            sweep.main([*argv, "--db", f"{other}={database_trees / FOLDERS['replay-attack']}"]) == 2
+        )
+        assert f"error: database {other} (" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (cache / "features").exists()
 
 

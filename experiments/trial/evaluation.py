@@ -256,15 +256,31 @@ def check_databases(named: Sequence[NamedData]) -> list[Dataset]:
             if shared:
                 raise DataError(f"{this} {shared} {other}: each database trains or is tested, once")
         read.append((this, dataset))
+    layouts = Counter(dataset.layout for _, dataset in read)
     for data, (this, dataset) in zip(named, read, strict=True):
         layout = dataset.layout
-        if data.name != layout and layout in database_layouts():  # OULU, replay, rm...
+        if layouts[layout] == 1 and _another_name_of(data.name, layout):
             raise DataError(
                 f"{this}: its files are {layout}'s: name it {layout} (--db {layout}=PATH, or "
-                f"{layout} = PATH in a --databases file), the name its settings, table headings "
-                "and other studies know it by"
+                f"{layout} = PATH in a --databases file, and in --sources or --target), the name "
+                "its settings, table headings and other studies know it by"
             )
     return [dataset for _, dataset in read]
+
+
+def _another_name_of(name: str, layout: str) -> bool:
+    """Whether ``name`` is a benchmark database's name spelled otherwise (``OULU``, ``O``,
+    ``replay``, ``replay_attack``): a setting of its own, headed half in letters and half in
+    names (C&OULU→MSU), that no study of the benchmark's setting pooled (probe). A name of one's
+    own (``mymsu``; two parts of OULU-NPU in one study) stays."""
+    if layout not in database_layouts() or name == layout:
+        return False
+    plain = name.lower().replace("_", "-")
+    return (
+        plain == layout
+        or domains.LETTERS.get(name.upper()) == layout
+        or (len(plain) > 1 and layout.startswith(plain))
+    )
 
 
 def _shared_clips(data: Dataset, other: Dataset) -> str:
