@@ -31,12 +31,12 @@ def check_server(uri: str) -> None:
     """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
     connection, or whose gateway says it is away (502, 503, 504), for :data:`SERVER_WAIT_SECONDS`
     (one that is starting gets that long): MLflow's own client retries for about four minutes
-    before it says so. A name no resolver knows is said at once (it had been waited for), and so
-    is a TLS failure under MLflow's own TLS settings (``MLFLOW_TRACKING_INSECURE_TLS``,
-    ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``): ``https://`` to a
-    server that speaks plain HTTP had meant four minutes of retries, then a line cut off before
-    its reason (probe). Any other answer is left to MLflow's client, which reads the server's
-    errors."""
+    before it says so. Said at once: ``https://`` to a server that answers plain HTTP (four
+    minutes of retries, then a line cut off before its reason: probe), and a certificate that
+    does not verify under MLflow's own TLS settings (``MLFLOW_TRACKING_INSECURE_TLS``,
+    ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``); another TLS
+    failure (a port that closes the connection while its server starts) is waited for. Any other
+    answer is left to MLflow's client, which reads the server's errors."""
     if not is_server(uri):
         _check_database(uri)
         return
@@ -53,14 +53,20 @@ def check_server(uri: str) -> None:
                 return
             reason = f"its gateway answers {answer.status_code} {answer.reason}"
         except requests.exceptions.SSLError as err:
-            raise StoreUnreachable(_tls_failed(uri, str(err))) from None
+            if "CERTIFICATE_VERIFY_FAILED" in str(err):  # as MLflow's client would meet it
+                raise StoreUnreachable(_not_verified(uri, str(err))) from None
+            if _plain_http(uri):  # OpenSSL words this otherwise from version to version
+                plain = "http://" + uri.removeprefix("https://")
+                raise StoreUnreachable(
+                    f"--tracking-uri {uri}: the server answers in plain HTTP, not TLS: give "
+                    f"{plain}, or put TLS in front of it"
+                ) from None
+            reason = first_line(err, 120)  # a port that closes the connection: not up yet
         except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
             raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
             reason = said.group(1) if said else first_line(err, 120)
-            if "[Errno -2]" in str(err):  # no such name (EAI_NONAME): it will not come up
-                raise StoreUnreachable(_server_down(uri, reason)) from None
         if time.monotonic() >= deadline:
             raise StoreUnreachable(_server_down(uri, reason))
         time.sleep(1.0)
@@ -73,19 +79,25 @@ def _tls() -> dict[str, Any]:
     return {"verify": verify, "cert": MLFLOW_TRACKING_CLIENT_CERT_PATH.get()}
 
 
-def _tls_failed(uri: str, error: str) -> str:
-    if "WRONG_VERSION_NUMBER" in error:  # a plain HTTP answer to a TLS hello
-        plain = "http://" + uri.removeprefix("https://")
-        return (
-            f"--tracking-uri {uri}: the server answers in plain HTTP, not TLS (SSL: wrong "
-            f"version number): give {plain}, or put TLS in front of it"
-        )
-    said = re.search(r"\[SSL[^]]*\] ([^(]+?)\s*\(_ssl", error)
-    reason = said.group(1) if said else first_line(RuntimeError(error), 160)
+def _not_verified(uri: str, error: str) -> str:
+    said = re.search(r"certificate verify failed: ([^(]+?)\s*\(_ssl", error)
+    reason = said.group(1) if said else "certificate verify failed"
     return (
-        f"the tracking server {uri} fails TLS ({reason}): set MLFLOW_TRACKING_SERVER_CERT_PATH "
-        "to the file of the CA that signed its certificate, or MLFLOW_TRACKING_INSECURE_TLS=true"
+        f"the tracking server {uri} fails TLS (certificate verify failed: {reason}): set "
+        "MLFLOW_TRACKING_SERVER_CERT_PATH to the file of the CA that signed its certificate, or "
+        "MLFLOW_TRACKING_INSECURE_TLS=true"
     )
+
+
+def _plain_http(uri: str) -> bool:
+    """Whether ``uri``, an https URL, answers when asked in plain HTTP."""
+    import requests
+
+    try:
+        requests.get("http://" + uri.removeprefix("https://").rstrip("/") + "/health", timeout=5)
+    except requests.exceptions.RequestException:
+        return False
+    return True
 
 
 # MLflow's tracking stores by URI scheme: its databases (SQLAlchemy dialects), and the others
