@@ -911,14 +911,25 @@ def test_a_malformed_box_file_has_its_clip_cropped_by_the_detector(data, tmp_pat
     refused (probe): its boxes are set aside, as boxes that miss the face are, saying why."""
     dataset = load_dataset(data)
     clip = next(c for c in dataset.clips if c.split == "train" and c.label == "attack")
+    write_clip(data / "train" / "attack" / "client001_extra", seed=7)  # the split keeps one
+    dataset = load_dataset(data)
     bad = tmp_path / "bad.face"
     bad.write_text("0 1 2 three 4\n")
-    fs = extract(
-        with_face_boxes(dataset, clip.clip_id, bad),
-        tmp_path / "cache",
-        face_crop=True,
-        detector="haar",
-    )
+    boxed = with_face_boxes(dataset, clip.clip_id, bad)
+    real = faces.FaceFinder.boxes
+
+    def as_earlier_versions(finder, clip, frames, indices):  # the clip skipped
+        if finder.shipped and clip.face_boxes is not None:
+            faces.read_box_file(clip.face_boxes.path, clip.face_boxes.format)
+        return real(finder, clip, frames, indices)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(faces.FaceFinder, "boxes", as_earlier_versions)
+        earlier = extract(boxed, tmp_path / "cache", face_crop=True, detector="haar")
+    assert [path for path, _ in earlier.skipped] == [clip.path]
+    # its entry is not reused: the same key would hold other clips on another machine (review)
+    fs = extract(boxed, tmp_path / "cache", face_crop=True, detector="haar")
+    assert fs.extracted and fs.fingerprint == earlier.fingerprint
     assert not fs.skipped and clip.clip_id in [c.clip_id for c in fs.clips]
     assert (fs.database_boxes, fs.boxes_set_aside) == (0, 1)
     records = {r["clip_id"]: r for r in fs.manifest["clips"]}

@@ -464,8 +464,12 @@ def _rows(manifest: dict[str, Any], dataset: Dataset) -> _Selection:
 def _read_now(selection: _Selection) -> None:
     """CacheEntryInvalid when a clip the entry skipped because the system would not read it
     (permissions, I/O: not the clip's fault) can be read now: a permission fixed since, or a
-    ``cp -p`` copy of the data, which shares the entry, made readable."""
+    ``cp -p`` copy of the data, which shares the entry, made readable. So too a clip skipped for
+    a line of its face-box file, which earlier versions did: it is cropped by the detector now,
+    and one key would otherwise hold other clips on another machine (review)."""
     for path, reason in selection.decode_skips:
+        if faces.NOT_A_BOX in reason:
+            raise store.CacheEntryInvalid(f"{path} was skipped for its face-box file ({reason})")
         if UNREADABLE in reason and _readable(path):
             raise store.CacheEntryInvalid(
                 f"{path} could not be read when it was extracted ({reason}) and can be now"

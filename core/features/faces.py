@@ -191,16 +191,20 @@ def detect_faces(frames: np.ndarray | Sequence[np.ndarray], detector: str) -> li
     return _detector(detector)(list(frames))
 
 
+NOT_A_BOX = "is not 'frame and 4 numbers'"  # a box file's line that does not read
+
+
 def read_box_file(path: Path, format: BoxFormat) -> dict[int, Box | None]:
     """A database's face boxes per frame index, its lines read as ``format`` (``xywh``,
     ``corners`` or ``eyes``: see the module docstring).
 
     Raises:
         ClipError: the file is missing, unreadable or has a line that is not the format.
+        DataError: ``format`` is none of them (a layout's mistake, not the clip's).
     """
     path = Path(path)
     if format not in _BOX_FORMATS:
-        raise ClipError(f"{path}: face-box format must be one of {', '.join(_BOX_FORMATS)}")
+        raise DataError(f"{path}: face-box format must be one of {', '.join(_BOX_FORMATS)}")
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as err:
@@ -216,7 +220,7 @@ def read_box_file(path: Path, format: BoxFormat) -> dict[int, Box | None]:
         except ValueError:
             numbers = []
         if len(numbers) != 5 or numbers[0] < 0:
-            raise ClipError(f"{path}: line {number} is not 'frame and 4 numbers': {line.strip()!r}")
+            raise ClipError(f"{path}: line {number} {NOT_A_BOX}: {line.strip()!r}")
         table[numbers[0]] = parse(*numbers[1:])
     if table and min(table) == 1:  # numbered from 1
         table = {frame - 1: box for frame, box in table.items()}
