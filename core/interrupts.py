@@ -145,12 +145,13 @@ def terminate_as_ctrl_c() -> Iterator[None]:
         handler(signal.SIGINT, frame)
 
     global _terminated
+    outer = _terminated  # a block inside another leaves the outer's as it found it (review)
     previous = signal.signal(signal.SIGTERM, as_ctrl_c)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _terminated = False
+        _terminated = outer
 
 
 def stopped_by(err: BaseException) -> str:

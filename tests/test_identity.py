@@ -268,6 +268,8 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
         "the face crop (--[no-]face-crop) off; this run's on"
     ]
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
+    # another entry of the same parts explains nothing: the clips are said (review)
+    assert differences(base, record("k2", clip="c2")) == [f"{clips} differ"]
     # beside another entry, but no features that would explain them: said too (were not: probe)
     assert differences(base, record("k1", repeats="2", clip="c2")) == [
         "--repeats 1; this run's 2",

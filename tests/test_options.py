@@ -26,7 +26,8 @@ def flags_of(parser: argparse.ArgumentParser) -> set[str]:
     return {s for action in parser._actions for s in action.option_strings if s.startswith("--")}
 
 
-def test_every_feature_option_has_one_flag_and_its_default() -> None:
+def test_every_feature_option_has_one_flag_and_its_default(monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # as captured: no progress bar
     fields = {f.name: f.default for f in dataclasses.fields(FeatureOptions)}
     assert set(FEATURE_FLAGS) == set(fields) - set(NOT_FLAGS)
     parser = argparse.ArgumentParser()
@@ -53,7 +54,9 @@ def test_both_commands_take_the_same_data_flags_and_the_readme_lists_them() -> N
     assert not sweep.parse_args(["--no-progress"]).features.progress
     assert extract.parse_args(["--no-progress"]).no_progress
     # the bar only on a terminal: piped into a file, its redrawn lines filled it (probe)
-    assert not sys.stderr.isatty() and not sweep.parse_args([]).features.progress
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.stderr, "isatty", lambda: False)
+        assert not sweep.parse_args([]).features.progress
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys.stderr, "isatty", lambda: True)
         assert sweep.parse_args([]).features.progress

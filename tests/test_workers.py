@@ -319,7 +319,7 @@ def test_database_restart_costs_at_most_the_trial_in_flight(study_workers, postg
         postgres.start()
     (out,) = study_workers.wait([worker])
 
-    assert "database unreachable at this worker's write (" in out, out[-3000:]
+    assert "database unreachable at this worker's next call (" in out, out[-3000:]
     assert re.search(r"^database back \d+s later$", out, re.M), out[-3000:]
     assert "Traceback" not in out, out[-3000:]  # nor a heartbeat thread's
     assert "failed with parameters" not in out, out[-3000:]  # Optuna's, when a report met it

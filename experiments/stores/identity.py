@@ -312,8 +312,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             continue
         parts = [_key_parts(record, what) for record in (recorded, current)]
         if what in SIDES and parts[0] is not None and parts[1] is not None:
-            said += _part_differences(parts[0], parts[1]).values()
-            features = True
+            found = _part_differences(parts[0], parts[1])
+            said += found.values()
+            features |= bool(found)  # none: the hashed entries are the only ones said (review)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:

@@ -282,7 +282,7 @@ class Worker:
                 if lost is not None:
                     self._requeue(lost)
                     lost = None
-                if outage is not None:  # since a write here failed, not the outage's length
+                if outage is not None:  # since a call here failed, not the outage's length
                     print(f"database back {time.monotonic() - outage:.0f}s later", flush=True)
                     outage = None
                 if waited_on is not None and time.monotonic() - said_alive < self.heartbeat:
@@ -394,9 +394,9 @@ class Worker:
 
     def _say_outage(self, err: BaseException, lost: int | None) -> None:
         what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
-        print(  # a trial writes at its reports and end: an outage is found then, or by a heartbeat
-            f"database unreachable at this worker's write ({first_line(err)}): {what}; waiting "
-            f"for it up to {RECONNECT_SECONDS:.0f}s",
+        print(  # a trial calls it at its reports and end: an outage is found then, or by heartbeat
+            f"database unreachable at this worker's next call ({first_line(err)}): {what}; "
+            f"waiting for it up to {RECONNECT_SECONDS:.0f}s",
             file=sys.stderr,
             flush=True,
         )
