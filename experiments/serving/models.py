@@ -98,7 +98,7 @@ def unregistered(study_name: str, table: pd.DataFrame) -> list[str]:
             pointed = version.tags.get(RUN_TAG)
         except MlflowException:  # no such model or alias
             pointed = None
-        if pointed != run_id and trial_model.has_artifact(run_id, tracking.HEAD_WEIGHTS):
+        if pointed != run_id and tracking.has_artifact(run_id, tracking.HEAD_WEIGHTS):
             missing.append(family)
         elif client.get_run(run_id).data.tags.get(tracking.FAMILY_BEST_TAG) != "true":
             missing.append(family)  # registered, not marked: a study made before the mark
@@ -122,7 +122,7 @@ def _log_model(client: MlflowClient, model: TrialModel, name: str) -> str:
     """
     artifact_path = "model"
     with tempfile.TemporaryDirectory() as folder, tracking.quiet_artifacts():
-        if not trial_model.has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
+        if not tracking.has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
             trial_model.fetch_head_weights(model, Path(folder))  # says why, as a ScoringError
         saved = Path(folder) / "model"
         # Keys a loader may override: mlflow.pyfunc.load_model(uri, model_config={...}).

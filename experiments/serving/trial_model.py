@@ -209,13 +209,9 @@ def fetch_artifact(run_id: str, name: str, folder: Path) -> Path:
         raise ScoringError(f"run {run_id}: has no artifact {name}") from None
 
 
-def has_artifact(run_id: str, name: str) -> bool:
-    return name in {item.path for item in MlflowClient().list_artifacts(run_id)}
-
-
 def fetch_head_weights(model: TrialModel, folder: Path) -> Path:
     """The run's ``head.weights.h5`` in ``folder``; a run that kept none is a ScoringError."""
-    if not has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
+    if not tracking.has_artifact(model.run_id, tracking.HEAD_WEIGHTS):
         _gone(model, tracking.HEAD_WEIGHTS)
         raise ScoringError(
             f"run {model.run_id} (trial {model.trial}, {model.config.head}) has no head weights: "
@@ -257,7 +253,7 @@ def fetch_top_weights(model: TrialModel, folder: Path) -> Path | None:
     """A fine-tuned trial's ``backbone_top.h5`` in ``folder``; None for a frozen backbone."""
     if model.fine_tune == "none":
         return None
-    if not has_artifact(model.run_id, tracking.TOP_WEIGHTS):
+    if not tracking.has_artifact(model.run_id, tracking.TOP_WEIGHTS):
         _gone(model, tracking.TOP_WEIGHTS)
         raise ScoringError(
             f"run {model.run_id} (trial {model.trial}) fine-tuned its backbone "

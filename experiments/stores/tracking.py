@@ -348,6 +348,11 @@ def study_runs(experiment_id: str, study_name: str) -> pd.DataFrame:
     return runs
 
 
+def has_artifact(run_id: str, name: str) -> bool:
+    """Whether the run logged the artifact ``name`` (at the top of its artifacts)."""
+    return name in {item.path for item in MlflowClient().list_artifacts(run_id)}
+
+
 @contextlib.contextmanager
 def quiet_artifacts() -> Iterator[None]:
     """No "Downloading artifacts" progress bar while artifacts are copied within the store."""
