@@ -136,9 +136,8 @@ def extract_one(
     """One database's clips as CSV (``listing``), or its features extracted and summarised
     (``before_extract``: called before a cache miss loads the backbone)."""
     from core.data.layouts import folds
-    from core.data.layouts.registry import get_layout
     from core.features import cached_features, load_data
-    from experiments.commands.features import species_lost
+    from experiments.commands.features import species_lost, species_missing
 
     several = folds(options.protocol) if options.fold is None and not listing else ()
     if several:  # the features are the database's: one extraction serves every fold
@@ -158,9 +157,8 @@ def extract_one(
     def announce(dataset) -> None:
         datasets.append(dataset)
         print(dataset.summary(), flush=True)
-        if not get_layout(dataset.layout).fixed_splits:  # as the sweep says it
-            for line in species_lost(dataset.clips, {c.clip_id for c in dataset.clips}, "has no"):
-                print(line, flush=True)
+        for line in species_missing(dataset):  # as the sweep says it
+            print(line, flush=True)
 
     fs = cached_features(options, announce, before_extract)
     dataset = datasets[0]

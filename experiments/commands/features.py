@@ -45,9 +45,8 @@ def load_features(
     def announce(dataset: Dataset) -> None:
         found.append(dataset)
         print(dataset.split_line() if brief else dataset.summary(), flush=True)
-        if not brief and not get_layout(dataset.layout).fixed_splits:  # a database's own: meant
-            for line in species_lost(dataset.clips, {c.clip_id for c in dataset.clips}, "has no"):
-                print(line, flush=True)
+        for line in [] if brief else species_missing(dataset):
+            print(line, flush=True)
         if on_dataset is not None:
             on_dataset(dataset)
 
@@ -79,6 +78,14 @@ def load_features(
     if warning := features.face_warning():
         print(warning)
     return features
+
+
+def species_missing(dataset: Dataset) -> list[str]:
+    """A warning for each dev or test split of the user's own data without a species of the
+    data's (:func:`species_lost`); a database's protocol that tests some species only is meant."""
+    if get_layout(dataset.layout).fixed_splits:
+        return []
+    return species_lost(dataset.clips, {clip.clip_id for clip in dataset.clips}, "has no")
 
 
 def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
