@@ -387,11 +387,12 @@ def test_casia_release_with_bob_dev(casia: Path) -> None:
     subjects = [sorted({c.subject for c in data.split(s)}) for s in SPLITS]
     assert subjects == [["1", "2"], ["16"], ["21", "22"]]  # test_release n is subject 20 + n
     assert data.column_names == ["quality"]
-    # its file names say the subject: a pattern was ignored without a word (probe)
+    # its file names say the subject: a pattern was ignored without a word (probe); the pattern
+    # as typed (its backslashes had been doubled)
     with pytest.raises(DataError) as refused:
         load_dataset(casia, subject_pattern=r"(\d+)")
     assert str(refused.value) == (
-        rf"--subject-pattern '(\\d+)': {casia} is read as casia, whose file names say each "
+        rf"--subject-pattern '(\d+)': {casia} is read as casia, whose file names say each "
         "clip's subject: drop --subject-pattern"
     )
     by_id = {c.clip_id: c for c in data.clips}

@@ -188,7 +188,7 @@ def load_dataset(
     layout = layout or detect(root, candidates)
     if pattern is not None and layout.own_subjects:
         raise DataError(
-            f"--subject-pattern {subject_pattern!r}: {root} is read as {layout.name}, whose file "
+            f"--subject-pattern '{subject_pattern}': {root} is read as {layout.name}, whose file "
             "names say each clip's subject: drop --subject-pattern"
         )
     chosen = chosen or layout.protocols[0]

@@ -55,7 +55,7 @@ def compile_subject_pattern(subject_pattern: str | None) -> re.Pattern[str] | No
     try:
         return re.compile(subject_pattern)
     except re.error as exc:
-        raise DataError(f"subject pattern {subject_pattern!r} is not a regex: {exc}") from None
+        raise DataError(f"--subject-pattern '{subject_pattern}' is not a regex: {exc}") from None
 
 
 def clip_id(root: Path, path: Path) -> str:
