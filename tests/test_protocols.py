@@ -494,3 +494,27 @@ def test_list_prints_the_protocols_clips_as_csv(oulu: Path, tmp_path: Path) -> N
     bad = list_clips("--data", str(oulu), "--protocol", "oulu-p3", "--cache-dir", cache)
     assert bad.returncode == 2 and bad.stdout == ""
     assert "error: protocol oulu-p3 has folds 1-6: choose one with --fold K" in bad.stderr
+
+
+def test_a_stray_file_is_warned_once_over_a_protocols_folds(tmp_path: Path, caplog) -> None:
+    """A sweep of oulu-p3 reads the database for each of its six folds: a stray file was warned
+    of six times (probe). Within one command (``read_once``) it is said once."""
+    import logging
+
+    from core.features.request import FeatureOptions, load_data, read_once
+
+    root = oulu_tree(tmp_path / "OULU-NPU", (1, 21, 36))
+    stray = root / "Train_files" / "1_1_01_1 (1).avi"
+    stray.write_bytes(b"")
+    caplog.set_level(logging.WARNING)
+
+    def warned() -> int:
+        return sum(str(stray) in record.getMessage() for record in caplog.records)
+
+    with read_once():
+        for fold in (1, 2, 3):
+            read = load_data(FeatureOptions(data=root, protocol="oulu-p3", fold=fold))
+            assert [path for path, _ in read.skipped] == [stray]  # each fold still counts it
+    assert warned() == 1
+    load_data(FeatureOptions(data=root, protocol="oulu-p3", fold=1))  # another command: again
+    assert warned() == 2

@@ -8,6 +8,7 @@ the other.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,19 +71,41 @@ def resolve_precision(precision: str) -> str:
 _read: dict[tuple[Any, ...], Dataset] | None = None  # in read_once's block: what was read
 
 
+class _Once(logging.Filter):
+    """A record passed once: the same warning again (the same file skipped) is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.said:
+            return False
+        self.said.add(message)
+        return True
+
+
 @contextlib.contextmanager
 def read_once() -> Iterator[None]:
     """In the block, :func:`load_data` reads a folder once for the same options, and gives the
     same :class:`Dataset` again: a study checks its databases before it loads each, and each
     read warned of every stray file anew (probe: each skip said twice; OULU-NPU's 5,000 files
-    walked twice)."""
+    walked twice). A protocol's folds are read each (their splits differ): what reading the
+    folder warns of is said once all the same (it was said once a fold, probe)."""
     global _read
     outer = _read
     _read = {} if outer is None else outer
+    once = _Once()
+    readers = [logging.getLogger(f"core.data.{name}") for name in ("dataset", "layouts.generic")]
+    for reader in readers:
+        reader.addFilter(once)
     try:
         yield
     finally:
         _read = outer
+        for reader in readers:
+            reader.removeFilter(once)
 
 
 def load_data(options: FeatureOptions) -> Dataset:
