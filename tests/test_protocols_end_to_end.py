@@ -262,6 +262,15 @@ def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, ca
     said = "protocol oulu-p3 has folds 1-6: one extraction serves them all (fold 1's splits below)"
     assert said in out.splitlines()
     assert f"path:     {oulu['oulu-p3'].features.path}" in out  # what the sweep's folds read
+    # what was extracted, every fold's clips, and fold 1's part (it said 18 clips of 60: probe)
+    every = load_dataset(workspace / "OULU-NPU", "oulu-all")
+    fold = load_dataset(workspace / "OULU-NPU", "oulu-p3", fold=1)
+    lines = out.splitlines()
+    assert (
+        f"cache:    {len(every.clips)} clips of every fold, {len(every.clips) * FRAMES} frames"
+        in lines
+    )
+    assert f"clips:    {len(fold.clips)} usable in fold 1's splits, 0 skipped" in lines
     assert extract.main([*flags, "--list"]) == 2
     assert "choose one with --fold K" in capsys.readouterr().err
 

@@ -170,8 +170,13 @@ def extract_one(
         # a split without a species: said by the sweep only (probe)
         for line in species_lost(dataset.clips, {clip.clip_id for clip in fs.clips}):
             print(line)
-    print(f"clips:    {len(fs.clips)} usable, {len(fs.skipped)} skipped")
-    print(f"frames:   {fs.frames} ({fs.frames_per_clip} per clip)")
+    if several:  # the entry is the database's; fold 1 reads a part of it (probe: 18 of 60)
+        entry = len(fs.manifest["clips"])
+        frames = entry * fs.frames_per_clip
+        print(f"cache:    {counted(entry, 'clip')} of every fold, {frames} frames")
+    fold = f" in fold {options.fold}'s splits" if several else ""
+    print(f"clips:    {len(fs.clips)} usable{fold}, {len(fs.skipped)} skipped")
+    print(f"frames:   {fs.frames}{fold} ({fs.frames_per_clip} per clip)")
     print(f"faces:    {fs.face_summary().removeprefix('face crop: ')}")  # said once
     if warning := fs.face_warning():
         print(warning)
