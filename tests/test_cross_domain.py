@@ -704,7 +704,8 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     )
     for name in (ocim_m.study.study_name, again.study.study_name):  # other options: not pooled
         said = (
-            f"Not shown: study {name}, another run of O&C&I→M (--cross --study NAME ... chooses)."
+            f"Not shown: study {name}, a study of O&C&I→M on other data or options (--cross "
+            "--study NAME ... chooses)."
         )
         assert said in lines and said in markdown
     client = MlflowClient(tracking_uri=uri)

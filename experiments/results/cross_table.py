@@ -316,7 +316,8 @@ def log_cross_table(
     if out is not None:  # before anything is logged: a path that cannot be a folder fails here
         out.mkdir(parents=True, exist_ok=True)
     older = (
-        f"Not shown: study {study}, another run of {label} (--cross --study NAME ... chooses)."
+        f"Not shown: study {study}, a study of {label} on other data or options (--cross --study "
+        "NAME ... chooses)."
         for label, study in hidden
     )
     pooled = (
