@@ -114,6 +114,12 @@ def test_missing_weights_exit_2(main, data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"error: {missing}: no such weights file (a .mat or a converted .weights.h5)"]
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path), "--weights", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()  # it said "no such weights file" (probe)
+    assert code == 2
+    assert err == [
+        f"error: {tmp_path}: a folder, not a weights file (a .mat or a converted .weights.h5)"
+    ]
 
 
 def test_a_file_that_is_not_vggface_exits_2(main, data, tmp_path, capsys):

@@ -128,6 +128,14 @@ def test_round_trip_through_converted_file(mat_files, images, reference, tmp_pat
         f"error: {dst}: an HDF5 file, not a MATLAB .mat file; a converted weights file "
         "(*.weights.h5) needs no port: give it to --weights as it is\n"
     )
+    as_mat = tmp_path / "vgg_face.mat"  # given as a .mat: told to rename it, not to give it
+    as_mat.write_bytes(dst.read_bytes())
+    assert main([str(as_mat)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {as_mat}: an HDF5 file, not a MATLAB .mat file; a converted weights file "
+        "(*.weights.h5) needs no port: rename it to *.weights.h5\n"
+    )
+    as_mat.unlink()
     renamed = dst.rename(tmp_path / "vgg_face.h5")  # it said "Layer count mismatch"
     with pytest.raises(PortError, match="a weights file core.port wrote, renamed: Keras 3 reads"):
         core.load_weights(from_mat, renamed)
@@ -328,11 +336,24 @@ def test_the_command_names_the_file_it_cannot_read_and_refuses_a_backend_it_cann
     assert result.stderr.strip().splitlines()[-1].endswith("KERAS_BACKEND=jax")
 
 
-def test_converted_file_errors(tmp_path):
+def test_converted_file_errors(tmp_path, recwarn):
     not_h5 = tmp_path / "x.weights.h5"
     not_h5.write_text("nope")
     with pytest.raises(PortError, match="not an HDF5 Keras weights file"):
         core.build_vggface(weights=not_h5)
+    # an HDF5 file of other weights: one line with its reason, not 32 lines of Keras's warnings
+    # and a line cut before the reason (probe)
+    import h5py
+
+    other = tmp_path / "other.weights.h5"
+    with h5py.File(other, "w") as h5:
+        h5["x"] = np.zeros(3)
+    with pytest.raises(PortError) as refused:
+        core.build_vggface(weights=other, include_top=False)
+    said = str(refused.value)
+    assert said.startswith(f"{other}: not a VGG-Face weights file written by core.port: ")
+    assert "\n" not in said and not said.endswith(":") and len(said) < 500
+    assert not [w for w in recwarn if "Skipping" in str(w.message)]
     with pytest.raises(PortError, match="output must end with .weights.h5"):
         convert(tmp_path / "in.mat", tmp_path / "out.h5")
     folder = tmp_path / "taken.weights.h5"  # a traceback after the conversion's minutes

@@ -85,9 +85,11 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
         with open(path, "rb") as file:
             signature = file.read(8)
         if signature == b"\x89HDF\r\n\x1a\n":  # HDF5 without a MATLAB header: Keras's?
+            named = Path(path).name.endswith(".weights.h5")  # else Keras 3 does not read it
+            fix = "give it to --weights as it is" if named else "rename it to *.weights.h5"
             raise PortError(
                 f"{path}: an HDF5 file, not a MATLAB .mat file; a converted weights file "
-                "(*.weights.h5) needs no port: give it to --weights as it is"
+                f"(*.weights.h5) needs no port: {fix}"
             ) from None
         raise PortError(
             f"{path}: not a readable MATLAB .mat file (truncated or corrupt?): {reason}"

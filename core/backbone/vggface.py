@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -133,9 +134,12 @@ def _load_converted(model: keras.Model, path: Path) -> Ported:
             )
     full = model if "fc8" in {layer.name for layer in model.layers} else vggface_network()
     try:
-        full.load_weights(path)
+        with warnings.catch_warnings():  # Keras warns once a layer it could not fill (probe: 32
+            warnings.simplefilter("ignore", UserWarning)  # lines), then raises: said below
+            full.load_weights(path)
     except Exception as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = " ".join(str(err).split()).split(" List of objects")[0]  # its cause: line 2
+        reason = reason[:300] or type(err).__name__
         raise PortError(
             f"{path}: not a VGG-Face weights file written by core.port: {reason}"
         ) from None

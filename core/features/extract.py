@@ -369,7 +369,8 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise PortError(f"{path}: no such weights file (a .mat or a converted .weights.h5)")
+            what = "a folder, not a weights file" if path.is_dir() else "no such weights file"
+            raise PortError(f"{path}: {what} (a .mat or a converted .weights.h5)")
         return path
     default = default_weights_path(cache_dir)
     if default.is_file():
