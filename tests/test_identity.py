@@ -209,6 +209,28 @@ def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
     check_identity(made, record("cache entry a1", "cache entry c1", "MSU", "CASIA"), ["minimize"])
 
 
+def test_cached_features_of_other_options_are_named_by_their_options(tmp_path) -> None:
+    """A study named with --study and run with other options whose features were cached already
+    (the check before extraction did not run): the refusal named two cache entries' hashes, not
+    the option (probe: --precision float16 against a bfloat16 study)."""
+    from experiments.stores.identity import FEATURES, KEY_PARTS
+
+    parts = {"data": "d", "precision": "bfloat16", "frames_per_clip": 2}
+
+    def record(entry: str, **changed) -> dict:
+        return {FEATURES: f"cache entry {entry}", KEY_PARTS: {entry: {**parts, **changed}}}
+
+    made = study(tmp_path)
+    check_identity(made, record("k1"), ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, record("k2", precision="float16"), ["minimize"])
+    assert str(refused.value) == (
+        "study s was run with other features: --precision bfloat16; this run's float16: rerun "
+        "with the study's flags, or start another study with --study"
+    )
+
+
 def test_a_first_run_killed_in_its_first_trial_is_taken_over(tmp_path) -> None:
     """A first run killed (SIGKILL) in its first trial left it RUNNING, which counted as a
     figure: a run of other flags was refused, where a first run stopped by Ctrl-C was taken over

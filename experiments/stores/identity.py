@@ -120,8 +120,12 @@ def check_identity(
     if differs and not gone:
         what = differs[0][0]
         data = _data_differs(what, was, identity)
-        raise _databases(study.study_name, what, was, identity, data) or _other(
-            study.study_name, *differs[0]
+        parts = [_key_parts(record, what) for record in (was, identity)] if what in SIDES else []
+        said = _part_differences(*parts) if len(parts) == 2 and None not in parts else {}
+        raise (  # features: by the flags that made them (cached, they were named by hash: probe)
+            _databases(study.study_name, what, was, identity, data)
+            or (_features_differ(study.study_name, what, said) if said else None)
+            or _other(study.study_name, *differs[0])
         )
     if not identity or figured:
         return
@@ -248,13 +252,19 @@ def check_features(
         if named := _databases(name, part, recorded, {DATABASES: databases}, data):
             raise named
         if differs:
-            fix = "rerun with the study's flags, or start another study with --study"
-            if any(name not in PART_NAMES for name in differs):  # no flag gives them back
-                fix = "this version extracts other features: start another study with --study"
-            said = ", ".join(differs.values())
-            which = "features" if part == FEATURES else "test features"
-            raise ValueError(f"study {name} was run with other {which}: {said}: {fix}")
+            raise _features_differ(name, part, differs)
         raise _other(name, part, recorded[part], f"cache entry {key[:12]}")
+
+
+def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueError:
+    """The study's features were made otherwise: ``differs``, their cache key parts as said."""
+    fix = "rerun with the study's flags, or start another study with --study"
+    if any(key not in PART_NAMES for key in differs):  # no flag gives them back
+        fix = "this version extracts other features: start another study with --study"
+    which = "features" if part == FEATURES else "test features"
+    return ValueError(
+        f"study {name} was run with other {which}: {', '.join(differs.values())}: {fix}"
+    )
 
 
 # a feature cache key's parts as a user names them (core.features.extract.cache_key); the
