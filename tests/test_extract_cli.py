@@ -268,3 +268,21 @@ def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path,
     assert main(["--data", str(data), "--cache-dir", cache, "--frames", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line for line in out if line.startswith("warning: the ")] == said, out
+
+
+def test_tensorflows_runtime_lines_are_not_on_a_quiet_console() -> None:
+    """float16 extraction printed oneDNN's 'E0000 ... util.cc:131] oneDNN supports DT_HALF only on
+    platforms with AVX-512', an error line, without --verbose (probe)."""
+    code = (
+        "from experiments.commands.quiet import quiet_backend\n"
+        "quiet_backend(False)\n"
+        "import tensorflow as tf\n"
+        "x = tf.ones((1, 8, 8, 3), tf.float16)\n"
+        "print(tf.nn.conv2d(x, tf.ones((3, 3, 3, 4), tf.float16), 1, 'SAME').dtype)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "<dtype: 'float16'>", done.stderr
+    assert [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)] == []

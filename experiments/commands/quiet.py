@@ -34,7 +34,9 @@ def quiet_console(verbose: bool = False) -> None:
     loggers' levels; imports nothing (the backend: :func:`quiet_backend`, when it is needed)."""
     if not verbose:  # FFmpeg's own lines ("moov atom not found"): the skip says it once
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING
+        # TensorFlow's C++ lines, its ERRORs too: oneDNN's "supports DT_HALF only on platforms with
+        # AVX-512" under float16 read as one (probe); a failure raises in Python all the same
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         # MLflow's "View run ... at: http://..." and "View experiment" after every run
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     level = logging.INFO if verbose else logging.WARNING
