@@ -949,6 +949,25 @@ def test_a_new_default_name_says_how_the_closest_study_differs(workspace, tmp_pa
     assert "differs from" not in capsys.readouterr().out
 
 
+def test_a_write_up_head_of_a_family_of_two_is_a_study_of_its_own(workspace, tmp_path, capsys):
+    """--heads conv2048 joined the study of --heads conv4096 (the conv family's), found it
+    finished and showed conv4096 as its write-up head (probe): the write-up heads that run first
+    are part of a study's name and record where --heads names a part of a family's."""
+    stores = {"storage": f"sqlite:///{tmp_path}/optuna.db"}
+    stores["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    names = []
+    for head in ("conv4096", "conv2048"):
+        result = run_sweep(config(workspace, None, trials=1, heads=head, **stores))
+        assert [t.user_attrs.get("head") for t in result.study.get_trials()] == [head]
+        names.append(result.study.study_name)
+    lines = capsys.readouterr().out.splitlines()
+    assert names[0] != names[1]
+    assert (
+        f"differs from study {names[0]} (1 finished trial): write-up heads first (--heads) "
+        "conv4096; this run's conv2048" in lines
+    )
+
+
 def test_cross_dataset_with_repeats_is_one_command(workspace, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(workspace)
     write_tiny_set(workspace / "other", seed=1)

@@ -28,8 +28,10 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     """``pad-<protocol>-<backbone>-<identity>``: the identity hashes what the trials' numbers
     depend on (each training database's cache key: data content, weights content and feature
     options, the extraction precision among them; its clips, splits, protocol and fold; the test
-    data; the repeats; the training precision; the head families searched and the fine-tuning
-    choices; the Keras backend, when it is not TensorFlow), never how a path was spelled. A
+    data; the repeats; the training precision; the head families searched, the write-up heads
+    run first where ``--heads`` names a part of a family's (conv4096, not conv2048), and the
+    fine-tuning choices; the Keras backend, when it is not TensorFlow), never how a path was
+    spelled. A
     cross-domain study is named after its setting (``ocim-m``), or its databases (``c_m-to-i``;
     before 2026-12-06 ``cross``, or the one source's protocol)."""
     features = setting.features
@@ -40,6 +42,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
         protocol = evaluation.setting or domains.default_name(names, evaluation.target.name)
     weights = "random" if features.random_weights else "vggface"
     tested = _target_clips(setting, evaluation.target_clips)
+    first = search.writeup_subset(config.heads)  # the write-up heads run first, a family's part
     identity = "|".join(
         (
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
@@ -48,6 +51,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             str(config.evaluation.repeats),
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
+            *([f"write-up {','.join(first)}"] if first else []),  # conv4096, not conv2048
             config.training_precision,
             *([] if keras_backend() == "tensorflow" else [keras_backend()]),  # TF's names kept
         )
@@ -56,6 +60,9 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
     suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
     return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
+
+
+WRITE_UP = "write-up heads first (--heads)"  # where --heads names a part of a family's
 
 
 def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, Any]:
@@ -88,6 +95,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         # as its trials search them; recorded too for a worker that joins before any trial asked
         SEARCHED: ",".join(search.families(config.heads)),
+        **({WRITE_UP: ",".join(first)} if (first := search.writeup_subset(config.heads)) else {}),
         "training precision (--train-precision)": config.training_precision,
         SEEDED: str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
