@@ -368,6 +368,24 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
         assert sum(sizes) == FC6 + FC7
     frozen_names = {a.path for a in client.list_artifacts(frozen["run_id"])}
     assert TOP_WEIGHTS_FILE not in frozen_names
+    # which trials were fine-tuned, where a person reads them (nothing said so: probe)
+    from experiments.stores.runs_table import trial_table
+
+    table = trial_table(tracking.study_runs(tracking.use_experiment("ft"), "ft"))
+    shown = dict(zip(table["trial"], table["head"], strict=True))
+    assert shown == {0: "dense16+fc", 1: "dense16", 2: "dense16+conv5"}
+    from types import SimpleNamespace
+
+    from experiments.results.console import trial_line
+
+    with contextlib.redirect_stdout(io.StringIO()) as said:  # the sweep's line per trial
+        for number, fine_tune in enumerate(("fc", "none")):
+            config = SimpleNamespace(head="dense16", output="softmax", fine_tune=fine_tune)
+            trial_line(number, config, "pruned", 1.0)
+    assert [line.split()[:2] for line in said.getvalue().splitlines()] == [
+        ["#0", "dense16+fc"],
+        ["#1", "dense16"],
+    ]
 
 
 def test_fine_tuning_changed_fc6_and_fc7_and_the_trial_is_reproducible(study, settings, workspace):

@@ -126,7 +126,8 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
     """One line per trial under :data:`TRIAL_HEADER`: head, output, head parameters (the whole
     model adds the backbone's 134.26M to fc7), dev ACER, test ACER and HTER, the attack species
     whose test APCER is highest, seconds."""
-    head = f"#{number:<5}{config.head:<14}{config.output:<8}"
+    tuned = f"+{config.fine_tune}" if config.fine_tune != "none" else ""  # as the tables say it
+    head = f"#{number:<5}{config.head + tuned:<14}{config.output:<8}"
     if isinstance(outcome, dict):
         m = outcome
         dev, test = (spread(m, key) for key in ("dev_acer", "test_acer"))

@@ -74,7 +74,7 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "trial": done["tags.optuna.trial_number"].astype(int),
-            "head": done["params.head"],
+            "head": _with_fine_tune(done),
             "family": done["params.family"],
             "output": done["params.output"],
             "baseline": done.get("tags.vggface_heads.baseline", pd.Series(index=done.index)),
@@ -90,6 +90,13 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values([*RANKING, "trial"], ignore_index=True)
     table.attrs.update(runs.attrs)  # when they were read (tracking.study_runs)
     return table
+
+
+def _with_fine_tune(runs: pd.DataFrame) -> pd.Series:
+    """Each run's head as the tables show it: ``lstm76+fc`` where its backbone's fc layers were
+    trained with it (a searched --fine-tune had shown no sign of which trials were: probe)."""
+    tuned = runs.get("params.fine_tune", pd.Series("none", index=runs.index)).fillna("none")
+    return runs["params.head"].where(tuned == "none", runs["params.head"] + "+" + tuned)
 
 
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:
