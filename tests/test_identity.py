@@ -290,6 +290,12 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
         "the face crop (--[no-]face-crop) off; this run's on"
     ]
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
+    # write-up heads first, which a study made before did not record: said (review)
+    from experiments.stores.identity import WRITE_UP
+
+    assert differences(base, {**record("k1"), WRITE_UP: "conv2048"}) == [
+        f"{WRITE_UP} not recorded; this run's conv2048"
+    ]
     # another entry of the same parts explains nothing: the clips are said (review)
     assert differences(base, record("k2", clip="c2")) == [f"{clips} differ"]
     # beside another entry, but no features that would explain them: said too (were not: probe)

@@ -961,6 +961,12 @@ def test_a_write_up_head_of_a_family_of_two_is_a_study_of_its_own(workspace, tmp
         assert [t.user_attrs.get("head") for t in result.study.get_trials()] == [head]
         names.append(result.study.study_name)
     lines = capsys.readouterr().out.splitlines()
+    from experiments.commands.study_identity import default_study_name
+    from experiments.trial.evaluation import prepare_settings
+
+    family = config(workspace, None, trials=1, heads="conv", **stores)  # none first: its own
+    settings = prepare_settings(family.features, family.evaluation)
+    assert default_study_name(family, settings[0], ["conv"]) not in names
     assert names[0] != names[1]
     assert (
         f"differs from study {names[0]} (1 finished trial): write-up heads first (--heads) "

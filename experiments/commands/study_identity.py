@@ -29,7 +29,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     depend on (each training database's cache key: data content, weights content and feature
     options, the extraction precision among them; its clips, splits, protocol and fold; the test
     data; the repeats; the training precision; the head families searched, the write-up heads
-    run first where ``--heads`` names a part of a family's (conv4096, not conv2048), and the
+    run first where ``--heads`` names a part of a family's or none (conv4096; conv), and the
     fine-tuning choices; the Keras backend, when it is not TensorFlow), never how a path was
     spelled. A
     cross-domain study is named after its setting (``ocim-m``), or its databases (``c_m-to-i``;
@@ -42,7 +42,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
         protocol = evaluation.setting or domains.default_name(names, evaluation.target.name)
     weights = "random" if features.random_weights else "vggface"
     tested = _target_clips(setting, evaluation.target_clips)
-    first = search.writeup_subset(config.heads)  # the write-up heads run first, a family's part
+    first = search.writeup_subset(config.heads)  # run first, where not the families' own
     identity = "|".join(
         (
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
@@ -51,7 +51,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             str(config.evaluation.repeats),
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
-            *([f"write-up {','.join(first)}"] if first else []),  # conv4096, not conv2048
+            *([] if first is None else [f"write-up {','.join(first)}"]),  # conv4096, conv2048
             config.training_precision,
             *([] if keras_backend() == "tensorflow" else [keras_backend()]),  # TF's names kept
         )
@@ -62,9 +62,6 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")
 
 
-WRITE_UP = "write-up heads first (--heads)"  # where --heads names a part of a family's
-
-
 def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str, Any]:
     """What a study's figures depend on besides its search space (checked on its own) and its
     objectives (Optuna's directions), by the flags that set them: every worker and rerun of an
@@ -72,6 +69,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
     The features' cache entry covers the data's files (sizes and times), the weights, frames,
     crop and detector, and the extraction precision; the clips cover protocol, fold and split."""
     first, clips = settings[0], config.evaluation.target_clips
+    ahead = search.writeup_subset(config.heads)  # the write-up heads run first: a part, or none
 
     def each(values) -> str:
         return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
@@ -95,7 +93,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         # as its trials search them; recorded too for a worker that joins before any trial asked
         SEARCHED: ",".join(search.families(config.heads)),
-        **({WRITE_UP: ",".join(first)} if (first := search.writeup_subset(config.heads)) else {}),
+        **({} if ahead is None else {identity.WRITE_UP: ",".join(ahead) or "none"}),
         "training precision (--train-precision)": config.training_precision,
         SEEDED: str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
@@ -117,11 +115,13 @@ def _target_clips(setting: Setting, clips: str) -> str:
 
 
 def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
-    """A digest of what a study's figures depend on but the head families it searches and its
-    seed (:func:`study_identity`, without its paths): two studies with the same are one
+    """A digest of what a study's figures depend on but the heads it searches (families, and
+    write-up heads first) and its seed (:func:`study_identity`, without its paths): two
+    studies with the same are one
     experiment whose trials the cross-domain table pools."""
     record = study_identity(config, settings)
-    kept = {k: v for k, v in record.items() if k not in (SEARCHED, SEEDED, *identity.UNCOMPARED)}
+    left = (SEARCHED, SEEDED, identity.WRITE_UP, *identity.UNCOMPARED)  # --heads, the seed
+    kept = {k: v for k, v in record.items() if k not in left}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -25,6 +25,8 @@ IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' 
 MAKER_ATTR = "numbers_recorded_by"  # ... and the worker (host:pid) that recorded them
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
+# where --heads names a part of a family's write-up heads, or none (conv2048, conv): they run first
+WRITE_UP = "write-up heads first (--heads)"
 TEST_FEATURES = "test features (--test-data or --target: data files, frames, crop, --precision)"
 # the record's entry that is no flag but tells one: each features entry's cache key parts (first
 # 12 digits: parts), to name what differs where the study's entries are not in this cache
@@ -318,6 +320,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     went unsaid: probe)."""
     said, hashed, features = [], [], False
     for what, value in current.items():
+        if what == WRITE_UP and what not in recorded:  # a study made before it was recorded
+            said.append(f"{what} not recorded; this run's {value}")
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
         parts = [_key_parts(record, what) for record in (recorded, current)]

@@ -85,14 +85,15 @@ def baselines(pattern: str = "*", fine_tune: Sequence[str] = ("none",)) -> list[
     return [{**_baseline(spec), **extra} for spec in _writeup_specs(pattern)]
 
 
-def writeup_subset(pattern: str) -> list[str]:
-    """The write-up heads ``pattern`` selects where they are a part of its families' own
-    (``conv4096`` of the conv family's conv2048 and conv4096), else none: a study's name covers
-    them then, since they run first (conv2048 had joined a conv4096 study and shown its row)."""
+def writeup_subset(pattern: str) -> list[str] | None:
+    """The write-up heads ``pattern`` selects where they are not its families' own: a part
+    (``conv4096`` of the conv family's conv2048 and conv4096) or none (``conv``, ``lstm``); None
+    where they are. A study's name covers them then, since they run first (conv2048 had joined
+    a conv4096 study and shown its row; lstm30 a finished lstm study, and run no write-up)."""
     chosen = set(families(pattern))
     own = [spec.name for spec in _writeup_specs() if spec.family in chosen]
     asked = [spec.name for spec in _writeup_specs(pattern)]
-    return asked if asked and asked != own else []
+    return None if asked == own else asked
 
 
 def baseline_name(params: dict[str, Any]) -> str | None:
