@@ -77,6 +77,12 @@ class TrialConfig:
             )
 
     @property
+    def shown(self) -> str:
+        """The head as a person reads it: ``lstm76+fc`` where the backbone's fc layers train with
+        it (a searched --fine-tune showed no sign of which trials did: probe)."""
+        return self.head if self.fine_tune == "none" else f"{self.head}+{self.fine_tune}"
+
+    @property
     def kind(self) -> str:
         import heads  # Keras: only when a head is about to be built
 

@@ -270,9 +270,9 @@ def test_a_subject_pattern_that_matches_no_clip_is_refused_not_replaced(tmp_path
     with caplog.at_level(logging.WARNING):
         data = load_dataset(root, subject_pattern=r"client00(\d)")
     assert data.subjects == ["1", "10", "11", "12", "2", "3"]
-    said = [r.getMessage() for r in caplog.records if "subject pattern" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "subject-pattern" in r.getMessage()]
     assert said == [
-        "subject pattern 'client00(\\d)' matched no subject in 6 of 12 clips (e.g. "
+        "--subject-pattern 'client00(\\d)' matched no subject in 6 of 12 clips (e.g. "
         "attack/client010): the default rule read theirs"
     ]
 

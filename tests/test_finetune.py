@@ -374,18 +374,21 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     table = trial_table(tracking.study_runs(tracking.use_experiment("ft"), "ft"))
     shown = dict(zip(table["trial"], table["head"], strict=True))
     assert shown == {0: "dense16+fc", 1: "dense16", 2: "dense16+conv5"}
-    from types import SimpleNamespace
-
-    from experiments.results.console import trial_line
+    from experiments.config import TrialConfig
+    from experiments.results.console import TRIAL_HEADER, trial_line
 
     with contextlib.redirect_stdout(io.StringIO()) as said:  # the sweep's line per trial
-        for number, fine_tune in enumerate(("fc", "none")):
-            config = SimpleNamespace(head="dense16", output="softmax", fine_tune=fine_tune)
+        for number, (head, fine_tune) in enumerate((("dense16", "fc"), ("convlstm2049", "conv5"))):
+            config = TrialConfig(head=head, family="dense", output="softmax", fine_tune=fine_tune)
             trial_line(number, config, "pruned", 1.0)
-    assert [line.split()[:2] for line in said.getvalue().splitlines()] == [
-        ["#0", "dense16+fc"],
-        ["#1", "dense16"],
+    lines = said.getvalue().splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["#0", "dense16+fc", "softmax"],
+        ["#1", "convlstm2049+conv5", "softmax"],  # the output column kept apart (review)
     ]
+    assert {line.index("softmax") for line in lines} == {TRIAL_HEADER.index("output")}
+    assert max(map(len, lines)) <= 100 and len(TRIAL_HEADER) <= 100
+    assert study.trials[0].user_attrs["head"] == "dense16+fc"  # the progress line, the front
 
 
 def test_fine_tuning_changed_fc6_and_fc7_and_the_trial_is_reproducible(study, settings, workspace):

@@ -267,7 +267,7 @@ def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, ca
     fold = load_dataset(workspace / "OULU-NPU", "oulu-p3", fold=1)
     lines = out.splitlines()
     assert (
-        f"cache:    {len(every.clips)} clips of every fold, {len(every.clips) * FRAMES} frames"
+        f"entry:    {len(every.clips)} clips of every fold, {len(every.clips) * FRAMES} frames"
         in lines
     )
     assert f"clips:    {len(fold.clips)} usable in fold 1's splits, 0 skipped" in lines

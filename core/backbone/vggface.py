@@ -134,14 +134,22 @@ def _load_converted(model: keras.Model, path: Path) -> Ported:
             )
     full = model if "fc8" in {layer.name for layer in model.layers} else vggface_network()
     try:
-        with warnings.catch_warnings():  # Keras warns once a layer it could not fill (probe: 32
-            warnings.simplefilter("ignore", UserWarning)  # lines), then raises: said below
+        with warnings.catch_warnings(record=True) as said:  # Keras warns once a layer it could
+            warnings.simplefilter("always")  # not fill (probe: 32 lines), then raises
             full.load_weights(path)
+        skipped = [str(w.message) for w in said if "Skipping" in str(w.message)]
+        if skipped:  # loaded, some layers left as initialised: no VGG-Face either (review)
+            raise ValueError(skipped[0])
+        for warning in said:  # the others, as they were
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     except Exception as err:
         reason = " ".join(str(err).split()).split(" List of objects")[0]  # its cause: line 2
-        reason = reason[:300] or type(err).__name__
+        reason = reason if len(reason) <= 300 else reason[:299] + "…"
         raise PortError(
-            f"{path}: not a VGG-Face weights file written by core.port: {reason}"
+            f"{path}: not a VGG-Face weights file written by core.port: "
+            f"{reason or type(err).__name__}"
         ) from None
     ported = Ported(path, "keras", average, names)
     targets = {layer.name: layer for layer in model.layers}

@@ -173,7 +173,7 @@ def extract_one(
     if several:  # the entry is the database's; fold 1 reads a part of it (probe: 18 of 60)
         entry = len(fs.manifest["clips"])
         frames = entry * fs.frames_per_clip
-        print(f"cache:    {counted(entry, 'clip')} of every fold, {frames} frames")
+        print(f"entry:    {counted(entry, 'clip')} of every fold, {frames} frames")
     fold = f" in fold {options.fold}'s splits" if several else ""
     print(f"clips:    {len(fs.clips)} usable{fold}, {len(fs.skipped)} skipped")
     print(f"frames:   {fs.frames}{fold} ({fs.frames_per_clip} per clip)")

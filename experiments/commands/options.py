@@ -53,8 +53,8 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
         "help": "the protocol's fold, for protocols with folds (oulu-p3, oulu-p4: 1-6)",
     },
     "subject_pattern": {
-        "help": "regex whose first group (else its whole match) is the subject, searched in each "
-        "clip's name, then its folders"
+        "help": "regex whose first group that matched (else its whole match) is the subject, "
+        "searched in each clip's name, then its folders"
     },
     "split_seed": {"type": int, "help": "seed of the subject split and synthetic set"},
     "frames": {"type": int, "help": "frames per clip"},

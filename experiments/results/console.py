@@ -117,8 +117,8 @@ def evaluation_line(context: dict[str, str]) -> str | None:
 
 
 TRIAL_HEADER = (
-    f"{'trial':<6}{'head':<14}{'output':<8}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
-    f"{'HTER':>7}  {'worst attack':<21}{'time':>6}"
+    f"{'trial':<6}{'head':<19}{'output':<8}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
+    f"{'HTER':>7}  {'worst attack':<18}{'time':>6}"
 )
 
 
@@ -126,8 +126,7 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
     """One line per trial under :data:`TRIAL_HEADER`: head, output, head parameters (the whole
     model adds the backbone's 134.26M to fc7), dev ACER, test ACER and HTER, the attack species
     whose test APCER is highest, seconds."""
-    tuned = f"+{config.fine_tune}" if config.fine_tune != "none" else ""  # as the tables say it
-    head = f"#{number:<5}{config.head + tuned:<14}{config.output:<8}"
+    head = f"#{number:<5}{config.shown:<19}{config.output:<8}"  # convlstm2049+conv5: 18
     if isinstance(outcome, dict):
         m = outcome
         dev, test = (spread(m, key) for key in ("dev_acer", "test_acer"))
@@ -138,10 +137,10 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
         line = (
             f"{head}{millions(m['params_head']):>11}{dev:>11}"
             f"{test:>11}{percent(m['test_hter']):>7}  "
-            f"{missed:<21}{seconds:>5.1f}s"
+            f"{missed:<18}{seconds:>5.1f}s"
         )
     else:
-        line = f"{head}{outcome:<63}{seconds:>5.1f}s"
+        line = f"{head}{outcome:<60}{seconds:>5.1f}s"
     print(line, flush=True)
 
 

@@ -190,7 +190,7 @@ class Objective:
             artifacts.log_settings(settings_table(self.settings, reports))
         for key in ("params_total", "dev_eer", "test_acer", "test_hter", "test_auc"):
             trial.set_user_attr(key, metrics[key])
-        trial.set_user_attr("head", config.head)
+        trial.set_user_attr("head", config.shown)  # the progress line, the Pareto front
         trial.set_user_attr("family", config.family)
         self._report(trial.number, config, metrics, seconds)
         values = tuple(float(metrics[name]) for name in OBJECTIVES)  # the names the study has

@@ -107,7 +107,7 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
         )
     if unmatched and pattern is not None:
         log.warning(
-            "subject pattern '%s' matched no subject in %d of %d clips (e.g. %s): the default "
+            "--subject-pattern '%s' matched no subject in %d of %d clips (e.g. %s): the default "
             "rule read theirs",
             pattern.pattern,
             len(unmatched),
