@@ -18,7 +18,7 @@ from typing import Any
 
 from core.backbone.spec import FINE_TUNE
 from core.constants import PRECISIONS
-from core.data.layouts import AUTO, folds, get_protocol
+from core.data.layouts import AUTO, folds, whole_protocols
 from core.features.request import FeatureOptions
 
 HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
@@ -51,6 +51,12 @@ class KeepWeights(enum.StrEnum):
     NONE = "none"
 
 
+def head_shown(head: str, fine_tune: str) -> str:
+    """A head as a person reads it: ``lstm76+fc`` where the backbone's fc layers trained with it
+    (a searched --fine-tune showed no sign of which trials did: probe)."""
+    return head if fine_tune == "none" else f"{head}+{fine_tune}"
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything a trial trains with. ``hparams`` go to the head builder."""
@@ -78,9 +84,8 @@ class TrialConfig:
 
     @property
     def shown(self) -> str:
-        """The head as a person reads it: ``lstm76+fc`` where the backbone's fc layers train with
-        it (a searched --fine-tune showed no sign of which trials did: probe)."""
-        return self.head if self.fine_tune == "none" else f"{self.head}+{self.fine_tune}"
+        """The head as a person reads it (:func:`head_shown`)."""
+        return head_shown(self.head, self.fine_tune)
 
     @property
     def kind(self) -> str:
@@ -167,10 +172,9 @@ class EvaluationOptions:
         if self.test_data is None and self.test_protocol != AUTO:
             raise ValueError("--test-protocol needs --test-data: it names the test set's layout")
         if folds(self.test_protocol):  # --fold chooses --data's: it had been asked for, refused
-            whole = [p.name for p in get_protocol(self.test_protocol)[0].protocols if not p.folds]
             raise ValueError(
                 f"--test-protocol {self.test_protocol} has folds, and a cross-dataset test set "
-                f"is taken whole: one of {', '.join(whole)}"
+                f"is taken whole: one of {', '.join(whole_protocols(self.test_protocol))}"
             )
         if self.target_clips not in ("test", "all"):
             raise ValueError(f"--target-clips takes test or all, got {self.target_clips!r}")

@@ -25,7 +25,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.layouts import AUTO, folds, get_protocol, layout_names, protocol_names
+from core.data.layouts import (
+    AUTO,
+    folds,
+    get_protocol,
+    layout_names,
+    protocol_names,
+    whole_protocols,
+)
 from core.data.layouts.registry import get_layout
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
@@ -65,11 +72,10 @@ class Database:
                 f"{', '.join(mine)}"
             )
         if folds(self.protocol):  # no flag chooses a fold of a named database
-            layout = get_protocol(self.protocol)[0]
-            whole = [p.name for p in layout.protocols if not p.folds]
             raise ValueError(
                 f"database {self.name}: protocol {self.protocol} has folds, and a cross-domain "
-                f"study takes a database's protocol whole: one of {', '.join(whole)}"
+                f"study takes a database's protocol whole: one of "
+                f"{', '.join(whole_protocols(self.protocol))}"
             )
 
 

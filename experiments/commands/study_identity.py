@@ -31,9 +31,8 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     data; the repeats; the training precision; the head families searched, the write-up heads
     run first where ``--heads`` names a part of a family's or none (conv4096; conv), and the
     fine-tuning choices; the Keras backend, when it is not TensorFlow), never how a path was
-    spelled. A
-    cross-domain study is named after its setting (``ocim-m``), or its databases (``c_m-to-i``;
-    before 2026-12-06 ``cross``, or the one source's protocol)."""
+    spelled. A cross-domain study is named after its setting (``ocim-m``), or its databases
+    (``c_m-to-i``; before 2026-12-06 ``cross``, or the one source's protocol)."""
     features = setting.features
     protocol = "synthetic" if features.synthetic else features.protocol
     evaluation = config.evaluation
@@ -116,9 +115,8 @@ def _target_clips(setting: Setting, clips: str) -> str:
 
 def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
     """A digest of what a study's figures depend on but the heads it searches (families, and
-    write-up heads first) and its seed (:func:`study_identity`, without its paths): two
-    studies with the same are one
-    experiment whose trials the cross-domain table pools."""
+    write-up heads first) and its seed (:func:`study_identity`, without its paths): two studies
+    with the same are one experiment whose trials the cross-domain table pools."""
     record = study_identity(config, settings)
     left = (SEARCHED, SEEDED, identity.WRITE_UP, *identity.UNCOMPARED)  # --heads, the seed
     kept = {k: v for k, v in record.items() if k not in left}

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -64,11 +63,11 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     preferred (the demonstration set is no benchmark). LookupError: a chosen study that is not
     in the store."""
     rows = []
-    experiments = mlflow.search_experiments(filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'")
+    experiments = tracking.study_experiments()
     if chosen:
-        missing = set(chosen) - {e.tags[tracking.STUDY_TAG] for e in experiments}
-        if missing:
-            raise LookupError(study_names.not_stored(missing))
+        stored = {e.tags[tracking.STUDY_TAG] for e in experiments}
+        if missing := set(chosen) - stored:
+            raise LookupError(study_names.not_stored(missing, stored))
         experiments = [e for e in experiments if e.tags[tracking.STUDY_TAG] in chosen]
     demos = []  # cross studies of synthetic data, left out unless chosen or preferred
     for experiment in experiments:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import mlflow
 import pandas as pd
 
 from core.words import counted
@@ -18,9 +17,7 @@ def studies() -> pd.DataFrame:
     """Every study in the tracking store: its complete trials and the time of its last trial
     run's start or end (UTC), newest first."""
     rows = []
-    for experiment in mlflow.search_experiments(
-        filter_string=f"tags.`{tracking.STUDY_TAG}` LIKE '%'"
-    ):
+    for experiment in tracking.study_experiments():
         name = experiment.tags[tracking.STUDY_TAG]
         runs = tracking.study_runs(experiment.experiment_id, name)
         times = pd.concat([runs.get("start_time", pd.Series()), runs.get("end_time", pd.Series())])

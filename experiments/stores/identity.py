@@ -122,8 +122,7 @@ def check_identity(
     if differs and not gone:
         what = differs[0][0]
         data = _data_differs(what, was, identity)
-        parts = [_key_parts(record, what) for record in (was, identity)] if what in SIDES else []
-        said = _part_differences(*parts) if len(parts) == 2 and None not in parts else {}
+        said = _sides_differ(what, was, identity) or {}
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
@@ -324,9 +323,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             said.append(f"{what} not recorded; this run's {value}")
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
-        parts = [_key_parts(record, what) for record in (recorded, current)]
-        if what in SIDES and parts[0] is not None and parts[1] is not None:
-            found = _part_differences(parts[0], parts[1])
+        found = _sides_differ(what, recorded, current)
+        if found is not None:
             said += found.values()
             features |= bool(found)  # none: the hashed entries are the only ones said (review)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
@@ -372,6 +370,17 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
         return f"{study_said} records the same data and options: --study {name} resumes it"
     more = f" | {len(said) - 3} more" if len(said) > 3 else ""
     return f"differs from {study_said}: {' | '.join(said[:3])}{more}"
+
+
+def _sides_differ(
+    what: str, recorded: dict[str, Any], current: dict[str, Any]
+) -> dict[str, str] | None:
+    """The cache key parts by which the features ``what`` (a :data:`SIDES` entry) of two records
+    differ, as said; None where they are no features or a record names no parts of one entry."""
+    parts = [_key_parts(record, what) for record in (recorded, current)]
+    if what not in SIDES or parts[0] is None or parts[1] is None:
+        return None
+    return _part_differences(parts[0], parts[1])
 
 
 def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:

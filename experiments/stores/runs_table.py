@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from experiments.config import head_shown
 from experiments.metrics import REPORT_KEYS, is_species_figure, species_rates
 from experiments.metrics import worst_species as worst_of
 
@@ -74,7 +75,10 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "trial": done["tags.optuna.trial_number"].astype(int),
-            "head": _with_fine_tune(done),
+            "head": [
+                head_shown(head, tuned)
+                for head, tuned in zip(done["params.head"], _fine_tune(done), strict=True)
+            ],
             "family": done["params.family"],
             "output": done["params.output"],
             "baseline": done.get("tags.vggface_heads.baseline", pd.Series(index=done.index)),
@@ -92,11 +96,9 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _with_fine_tune(runs: pd.DataFrame) -> pd.Series:
-    """Each run's head as the tables show it: ``lstm76+fc`` where its backbone's fc layers were
-    trained with it (a searched --fine-tune had shown no sign of which trials were: probe)."""
-    tuned = runs.get("params.fine_tune", pd.Series("none", index=runs.index)).fillna("none")
-    return runs["params.head"].where(tuned == "none", runs["params.head"] + "+" + tuned)
+def _fine_tune(runs: pd.DataFrame) -> pd.Series:
+    """Each run's ``fine_tune`` parameter, ``none`` for runs logged before it was."""
+    return runs.get("params.fine_tune", pd.Series("none", index=runs.index)).fillna("none")
 
 
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:

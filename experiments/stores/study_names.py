@@ -8,21 +8,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection
 
-import mlflow
-
-from experiments.stores.tracking import STUDY_TAG, store_shown
+from experiments.stores.tracking import STUDY_TAG, store_shown, study_experiments
 
 
-def stored_studies() -> list[str]:
-    """The names of the studies in the tracking store, sorted."""
-    found = mlflow.search_experiments(filter_string=f"tags.`{STUDY_TAG}` LIKE '%'")
-    return sorted({experiment.tags[STUDY_TAG] for experiment in found})
-
-
-def not_stored(names: Collection[str]) -> str:
-    """One line: ``names`` are no study of the tracking store in use, and which stored names are
-    close to them."""
-    stored = stored_studies()
+def not_stored(names: Collection[str], stored: Collection[str] | None = None) -> str:
+    """One line: ``names`` are no study of the tracking store in use, and which of its studies'
+    names (``stored``, read from it when not given) are close to them."""
+    if stored is None:
+        stored = [experiment.tags[STUDY_TAG] for experiment in study_experiments()]
+    stored = sorted(set(stored))
     close = sorted({near for name in names for near in difflib.get_close_matches(name, stored)})
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     return (

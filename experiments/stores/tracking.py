@@ -328,6 +328,11 @@ def mark_family_bests(study_name: str, best: list[str]) -> None:
         client.set_tag(run_id, FAMILY_BEST_TAG, "true")
 
 
+def study_experiments() -> list[Any]:
+    """Every experiment of the tracking store that holds a study (tagged with its name)."""
+    return mlflow.search_experiments(filter_string=f"tags.`{STUDY_TAG}` LIKE '%'")
+
+
 def study_experiment(study_name: str) -> str | None:
     """The id of the experiment that holds the study's runs, None when there is none."""
     name = study_name.replace("'", "\\'")

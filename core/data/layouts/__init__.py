@@ -20,6 +20,7 @@ from core.data.layouts.registry import (
     layout_names,
     protocol_names,
     register_layout,
+    whole_protocols,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "layout_names",
     "protocol_names",
     "register_layout",
+    "whole_protocols",
 ]
 
 for _module in pkgutil.iter_modules(__path__):

@@ -144,6 +144,11 @@ def get_protocol(name: str) -> tuple[Layout, Protocol]:
     raise DataError(f"protocol must be one of {choices}, got {name!r}")
 
 
+def whole_protocols(protocol: str) -> list[str]:
+    """The protocols of ``protocol``'s layout that take its clips without folds."""
+    return [p.name for p in get_protocol(protocol)[0].protocols if not p.folds]
+
+
 def folds(protocol: str) -> tuple[int, ...]:
     """The fold numbers of ``protocol`` (e.g. ``(1, ..., 6)`` for ``oulu-p3``), ``()`` when it
     has none; ``auto`` has none (it runs a database's first protocol)."""
