@@ -281,8 +281,10 @@ def test_rows_kept_for_data_since_changed_are_said(data, tmp_path, counted, monk
     extract(data, tmp_path / "cache", batch_size=2)
     said = [r.getMessage() for r in caplog.records if kept.name in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"{kept.parent}: the rows of interrupted ")
+    held = sum(path.stat().st_blocks * 512 for path in kept.iterdir())
+    assert f"({held / 1e3:,.0f} kB: {kept.name}) kept" in said[0]  # 0.00 GB, it had read
     assert said[0].endswith(
-        f"GB: {kept.name}) kept; the command that made each resumes it, and "
+        f"{kept.name}) kept; the command that made each resumes it, and "
         "one of data since changed never will: delete it"
     )
     assert kept.is_dir()  # another command may resume it: said, not deleted

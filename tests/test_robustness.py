@@ -581,6 +581,11 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert capsys.readouterr().err.strip().splitlines() == [said]
     assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    # a server behind basic auth: its password was printed
+    authed = url.replace("http://", "http://me:pw@")
+    assert compare.main(["--tracking-uri", authed]) == 3
+    hidden = said.replace("http://", "http://me:***@")
+    assert capsys.readouterr().err.strip().splitlines() == [hidden]
     # a database server's store: MLflow's engine retried for ~2 min, then ~190 lines; and the
     # password was printed
     port = url.rsplit(":", 1)[1]

@@ -52,11 +52,11 @@ def say_others_kept(root: Path, key: str) -> None:
         return
     held = sum(store.on_disk(f) for folder in others for f in folder.iterdir())
     log.warning(
-        "%s: %s of interrupted extractions of other data or options (%.2f GB: %s) kept; the "
+        "%s: %s of interrupted extractions of other data or options (%s: %s) kept; the "
         "command that made each resumes it, and one of data since changed never will: delete it",
         root,
         "rows" if len(others) > 1 else "the rows",
-        held / 1e9,
+        store.size_said(held),
         ", ".join(p.name for p in others),
     )
 

@@ -296,7 +296,7 @@ def _check_room(root: Path, array: Path, shape: tuple[int, ...]) -> None:
         clips, frames = shape[0], shape[1] if len(shape) > 2 else 1
         raise DataError(
             f"{root}: {counted(clips, 'clip')} x {counted(frames, 'frame')} need "
-            f"{_size(needed)}, and its disk has {_size(disk.free)} free: lower --frames, "
+            f"{size_said(needed)}, and its disk has {size_said(disk.free)} free: lower --frames, "
             "free some room, or give --cache-dir on a larger disk"
         )
 
@@ -309,7 +309,7 @@ def on_disk(path: Path) -> int:
         return 0
 
 
-def _size(count: int) -> str:
+def size_said(count: int) -> str:
     """Bytes as ``12.3 GB``, ``456 MB`` or ``78 kB``."""
     for unit, scale, digits in (("GB", 1e9, 1), ("MB", 1e6, 0)):
         if count >= scale:
