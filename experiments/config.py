@@ -192,14 +192,21 @@ class EvaluationOptions:
                 "database the heads never saw"
             )
         names = [d.name for d in named]
-        paths = [Path(d.options.data).resolve() for d in named if d.options.data is not None]
-        for what, values in (("name", names), ("path", paths)):
-            twice = sorted({str(v) for v in values if values.count(v) > 1})
-            if twice:
-                raise ValueError(
-                    f"database {twice[0]} is given twice (by {what}): each database trains or "
-                    "is tested, once"
-                )
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"database {twice[0]} is given twice (by name): each database trains or is "
+                "tested, once"
+            )
+        at = [(Path(d.options.data).resolve(), d.name) for d in named if d.options.data]
+        paths = [path for path, _ in at]
+        twice = sorted({path for path in paths if paths.count(path) > 1})
+        if twice:  # the names that give it: casia and casia2 (probe: the path alone)
+            both = " and ".join(name for path, name in at if path == twice[0])
+            raise ValueError(
+                f"databases {both} are one folder, {twice[0]}: each database trains or is "
+                "tested, once"
+            )
         for inner in paths:
             check_apart(inner, [p for p in paths if p != inner])
 

@@ -335,7 +335,8 @@ def bad_flags(root: Path) -> list:
     return [
         (
             ["--db", f"again={casia}", "--sources", "casia,again", "--target", "msu"],
-            f"database {casia} is given twice (by path)",
+            f"databases casia and again are one folder, {casia}: each database trains or is "
+            "tested, once",
         ),
         (["--sources", "msu,casia", "--target", "msu"], "database msu is the target and a source"),
         (  # a source's own training clips as the target: tested what it trained on
@@ -876,3 +877,17 @@ def test_cross_studies_of_synthetic_data_are_said_to_be_left_out_and_shown_when_
     # beside a real setting, the warning names its column (it read as about the whole table)
     lines = cross_table.log_cross_table(chosen=["demo-cross", "untagged"])
     assert "**C→M: demonstration: synthetic data, not a result about VGG-Face**" in lines
+
+
+def test_a_db_flag_of_a_name_the_file_has_keeps_its_protocol(database_trees, tmp_path) -> None:
+    """``--db msu=COPY`` beside a databases file giving msu ``protocol = "msu"`` dropped the
+    protocol, and the copy's stray file was refused with a fix that named the file's protocol
+    line the user had written (probe)."""
+    msu, casia = database_trees / FOLDERS["msu"], database_trees / "CASIA-FASD"
+    listed = tmp_path / "listed.toml"
+    listed.write_text(f'msu = {{ path = "{msu}", protocol = "msu" }}\ncasia = "{casia}"\n')
+    given = ["--databases", str(listed), "--sources", "msu", "--target", "casia"]
+    config = parse_args([*given, "--db", f"msu={msu}/", "--db", f"casia={casia}:casia-cut"])
+    (source,) = config.evaluation.sources
+    assert source.options.protocol == "msu"  # the file's, kept
+    assert config.evaluation.target.options.protocol == "casia-cut"  # the flag's own

@@ -363,3 +363,58 @@ def test_of_two_as_close_the_one_with_fewer_entries_differing_is_said(tmp_path) 
     assert closest_other(url, new) == (
         f"differs from study z-other-clips (0 finished trials): {tested} differ"
     )
+
+
+def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_path) -> None:
+    """A study of other sources was said to differ by "the data files (cp -p ...)" and an
+    unlabelled list of protocols, and the study of the same target and other sources lost to
+    one of another target (probe)."""
+    from experiments.stores.identity import (
+        DATABASES,
+        FEATURES,
+        KEY_PARTS,
+        TEST_FEATURES,
+        closest_other,
+        differences,
+    )
+
+    protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
+    clips, tested = "clips (--protocol, --fold, --split-seed)", "test clips (--target-clips)"
+    data = {"c": "dc", "m": "dm", "i": "di", "r": "dr", "o": "do"}
+
+    def record(sources: str, target: str, frames: int = 2) -> dict:
+        parts = {k: {"data": data[k], "frames_per_clip": frames} for k in sources + target}
+        return {
+            FEATURES: "cache entry " + ",".join(sources),
+            TEST_FEATURES: f"cache entry {target}",
+            protocols: ",".join(sources + target),
+            clips: sources,
+            tested: f"{target}:test",
+            "--repeats": "1",
+            DATABASES: {"trained on": ", ".join(sources), "tested on": target},
+            KEY_PARTS: parts,
+        }
+
+    cm_i = record("cm", "i")
+    assert differences(cm_i, record("cmr", "i")) == ["trained on c, m; this run's c, m, r"]
+    assert differences(cm_i, record("cmr", "i", frames=3)) == [
+        "trained on c, m; this run's c, m, r",
+        "--frames 2; this run's 3",
+    ]
+    assert differences(cm_i, record("cm", "o")) == ["tested on i; this run's o"]
+    assert differences(cm_i, record("mc", "i")) == [  # pooled in another order
+        f"{protocols} c,m,i; this run's m,c,i",
+        f"{clips} differ",
+    ]
+    copied = record("cm", "i")  # a copy of c without cp -p: another entry
+    copied[FEATURES] = "cache entry c2,m"
+    copied[KEY_PARTS]["c2"] = {"data": "dc2", "frames_per_clip": 2}
+    assert differences(cm_i, copied)[0].startswith("the data files differ (names, sizes")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for name, identity in (("ocim-c", record("oim", "c")), ("c_m-to-i", cm_i)):
+        optuna.create_study(study_name=name, storage=url).set_user_attr(IDENTITY_ATTR, identity)
+    new = optuna.create_study(study_name="new", storage=url)
+    new.set_user_attr(IDENTITY_ATTR, record("cmr", "i"))
+    assert closest_other(url, new) == (
+        "differs from study c_m-to-i (0 finished trials): trained on c, m; this run's c, m, r"
+    )

@@ -479,8 +479,9 @@ def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random
         total = len([p for p in root.rglob("*") if p.suffix in VIDEO_SUFFIXES])
         assert str(info.value) == (
             f"{root}: {total - 1} of {total} clips are named as {owner}'s and 1 not (e.g. "
-            f"{stray.relative_to(root)}): --protocol {protocol} reads it as {owner}, skipping "
-            "the others with a warning; --protocol generic reads a folder of your own"
+            f"{stray.relative_to(root)}): name it as {owner} names its clips, or move it out; "
+            f"or --protocol {protocol} reads it as {owner}, skipping the others with a warning; "
+            "--protocol generic reads a folder of your own"
         )
         data = load_dataset(root, protocol=protocol)
         assert data.layout == owner and [p for p, _ in data.skipped] == [stray]

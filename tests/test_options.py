@@ -273,3 +273,26 @@ def test_a_refused_flag_is_one_line_without_the_usage(command, capsys) -> None:
     assert capsys.readouterr().err.splitlines() == [
         f"python experiments/{command}.py: error: unrecognized arguments: --no-such-flag"
     ]
+
+
+def test_a_mistyped_choice_names_the_close_ones(capsys) -> None:
+    """``--protocol ocmi`` listed all 31 protocols and settings, and none it was close to
+    (probe); a choice close to none is refused with the list, as argparse does."""
+    from experiments.commands.sweep import parse_args
+
+    for typed, said in (
+        ("ocmi", "'ocmi'; did you mean ocim-i, ocim, ocim-m or ocim-o? (--help lists them all)"),
+        ("oulu_p1", "'oulu_p1'; did you mean oulu-p1, oulu-p2, oulu-p3 or oulu-p4?"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(["--protocol", typed])
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(
+            f"python experiments/sweep.py: error: argument --protocol: invalid choice: {said}"
+        )
+    with pytest.raises(SystemExit):
+        parse_args(["--precision", "half"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        "invalid choice: 'half' (choose from 'auto', 'float32', 'bfloat16', 'float16')"
+    )

@@ -35,15 +35,18 @@ class StrayFiles(DataError):
     it, skipping the others. ``fix(how)`` says so with ``how`` naming the protocol as the command
     in use takes it (``--protocol msu``; a cross-domain database's ``--db msu=PATH:msu``)."""
 
-    def __init__(self, said: str, protocol: str, layout: str) -> None:
-        self.said, self.protocol, self.layout = said, protocol, layout
+    def __init__(self, said: str, protocol: str, layout: str, strays: int = 1) -> None:
+        self.said, self.protocol, self.layout, self.strays = said, protocol, layout, strays
         super().__init__(self.fix(f"--protocol {protocol}", "--protocol generic"))
 
     def fix(self, how: str, own: str | None = None) -> str:
-        """The refusal, the protocol named by ``how``; ``own``: how one's own folder is read."""
+        """The refusal, the protocol named by ``how``; ``own``: how one's own folder is read.
+        First the fix that keeps every clip (a real clip misnamed was only to be skipped: probe)."""
         other = f"; {own} reads a folder of your own" if own else ""
+        them = "it" if self.strays == 1 else "them"
+        keep = f"name {them} as {self.layout} names its clips, or move {them} out; or"
         skip = "skipping the others with a warning"
-        return f"{self.said}: {how} reads it as {self.layout}, {skip}{other}"
+        return f"{self.said}: {keep} {how} reads it as {self.layout}, {skip}{other}"
 
 
 class ClipError(DataError):

@@ -8,11 +8,12 @@ is turned down through logging. Under JAX, Keras imports TensorFlow only to seed
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import re
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from core.quiet import import_backend_quietly
 
@@ -107,3 +108,20 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A choice mistyped names the choices it is closest to, not the whole list (31 for
+        ``--protocol``, where ``ocmi`` meant ``ocim``: probe)."""
+        choices = action.choices
+        if choices is None or value in choices or not isinstance(value, str):
+            return super()._check_value(action, value)
+        named = [str(choice) for choice in choices]
+        close = difflib.get_close_matches(value, named, n=4, cutoff=0.6)
+        score = {c: difflib.SequenceMatcher(None, value, c).ratio() for c in close}
+        close.sort(key=lambda c: (-score[c], named.index(c)))  # ties: in the choices' order
+        if not close:
+            return super()._check_value(action, value)
+        meant = " or ".join(filter(None, (", ".join(close[:-1]), close[-1])))
+        raise argparse.ArgumentError(
+            action, f"invalid choice: {value!r}; did you mean {meant}? (--help lists them all)"
+        )

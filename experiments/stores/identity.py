@@ -316,22 +316,54 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     "--repeats 1; this run's 3". Features are said by their cache key parts where both records
     have one entry each; hashed entries (clips) only when no features differ, which would
     explain them (beside "--repeats 2; this run's 1", test clips chosen by another --target-clips
-    went unsaid: probe)."""
-    said, hashed, features = [], [], False
+    went unsaid: probe). Cross-domain studies of other databases say them ("trained on casia,
+    msu; this run's ..."), not the features, clips and protocols that follow from them (the
+    data files had been said to differ, with advice on copying them: probe)."""
+    moved = _moved(recorded, current)
+    said, hashed, features = list(moved.values()), [], False
     for what, value in current.items():
         if what == WRITE_UP and what not in recorded:  # a study made before it was recorded
             said.append(f"{what} not recorded; this run's {value}")
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
+        side = SIDES.get(what) or next((s for p, s in _FOLLOW if what.startswith(p)), None)
+        if (side in moved and what not in SIDES) or (moved and what.startswith("protocols")):
+            continue
         found = _sides_differ(what, recorded, current)
-        if found is not None:
+        if side in moved:  # other databases: other data, said so; other options said still
+            found = {k: v for k, v in (found or {}).items() if k != "data"}
+            if not found:
+                continue
+        if found is not None:  # the same parts: another entry that explains nothing (review)
             said += found.values()
-            features |= bool(found)  # none: the hashed entries are the only ones said (review)
+            features |= bool(found)  # the hashed entries are said only where none differ
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
             said.append(f"{what} {_shown(recorded[what])}; this run's {_shown(value)}")
     return list(dict.fromkeys(said)) + ([] if features else hashed)
+
+
+# the identity entries a cross-domain study's databases decide, by side (SIDES' values)
+_FOLLOW = (("test clips", "tested on"), ("clips", "trained on"))
+
+
+def _moved(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
+    """The sides (:data:`SIDES`' values) whose databases two cross-domain records name
+    otherwise, as said: ``{"trained on": "trained on casia, msu; this run's ..."}``."""
+    was, now = (r.get(DATABASES) for r in (recorded, current))
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return {}
+    return {
+        side: f"{side} {was[side]}; this run's {now[side]}"
+        for side in SIDES.values()
+        if side in was and side in now and _named(was[side]) != _named(now[side])
+    }
+
+
+def _named(databases: Any) -> list[str]:
+    """A side's databases in no order (pooled in another order: said by the protocols)."""
+    return sorted(str(databases).split(", "))
 
 
 def closest_other(storage: str, study: optuna.Study) -> str | None:
@@ -384,11 +416,19 @@ def _sides_differ(
 
 
 def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The cache key parts of ``record``'s one entry of ``what`` (its features), if recorded."""
+    """The cache key parts of ``record``'s entries of ``what`` (its features), if recorded: of
+    several (a cross-domain study's sources), those they share, and their data files together,
+    in no order (one pooled in another order is said by :func:`_other`)."""
     keys = str(record.get(what, "")).removeprefix("cache entry ").split(",")
     parts = record.get(KEY_PARTS)
-    found = parts.get(keys[0]) if isinstance(parts, dict) and len(keys) == 1 else None
-    return found if isinstance(found, dict) else None
+    found = [parts.get(key) for key in keys] if isinstance(parts, dict) else [None]
+    if not all(isinstance(entry, dict) for entry in found):
+        return None
+    first, *others = found
+    shared = {k: v for k, v in first.items() if all(e.get(k, v) == v for e in others)}
+    if others:
+        shared["data"] = ",".join(sorted(str(entry.get("data")) for entry in found))
+    return shared
 
 
 def _difference(part: str, before: Any, value: Any) -> str:

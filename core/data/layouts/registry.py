@@ -233,4 +233,5 @@ def _refuse_near_miss(layout: Layout, root: Path, candidates: list[Path]) -> Non
         f"{layout.name}'s and {len(others)} not (e.g. {others[0].relative_to(root)})",
         layout.protocols[0].name,
         layout.name,
+        len(others),
     )
