@@ -709,6 +709,13 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
             "--study NAME ... chooses)."
         )
         assert said in lines and said in markdown
+    # the columns it shows are of other options: said (a paper's row mixed them silently: probe)
+    differ = (
+        "The columns differ in options, which a paper's table holds one of: --train-precision "
+        "bfloat16 in O&C&I→M; float32 in M&I→C all clips (each setting shows its study whose trial ran "
+        "last; --cross --study NAME ... chooses)."
+    )
+    assert differ in lines and differ in markdown
     client = MlflowClient(tracking_uri=uri)
 
     def last_logged():
@@ -724,6 +731,7 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     assert compare.main(["--cross", *chosen, "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "Not shown" not in out and "O&C&I→M HTER held-out" in out
+    assert "differ in options" not in out
     assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
     both = ["--study", ocim_m.study.study_name, "--study", "ocim-m-again"]  # one setting's two
     assert compare.main(["--cross", *both, "--out", str(tmp_path), "--tracking-uri", uri]) == 0

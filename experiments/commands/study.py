@@ -105,6 +105,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
         **FaceCrop.pooled([f.crop for f in pooled]).tags(),
+        "frames_per_clip": str(features.frames_per_clip),  # tables say options that differ
         "extraction_precision": features.manifest["key_parts"]["precision"],
         "training_precision": config.training_precision,
         "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend

@@ -46,6 +46,17 @@ FIGURES = (
     ("test_tpr_fpr1", "TPR@FPR1% paper"),
 )
 INTRA_FIGURES = (("test_hter", "HTER"), ("test_acer", "ACER"))
+# the options a table's columns may differ in (each study's run tags), as a user names them
+OPTIONS = (
+    ("frames_per_clip", "--frames"),
+    ("extraction_precision", "extraction precision (--precision)"),
+    ("training_precision", "--train-precision"),
+    ("keras_backend", "KERAS_BACKEND"),
+    ("face_crop", "the face crop"),
+    ("face_detector", "the face detector"),
+    ("weights_fingerprint", "the weights"),
+    ("repeats", "--repeats"),
+)
 NOTE = (
     "held-out: the threshold set on the sources' pooled dev clips, applied unchanged to the "
     "target (ISO/IEC 30107-3, bob pad cross). paper: the target's own EER threshold, as SSDG, "
@@ -105,9 +116,10 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
                 "experiment": experiment.experiment_id,
                 "last": runs["end_time"].max(),
                 "context": context,
+                "options": _options(runs.iloc[0]),
             }
         )
-    every = pd.DataFrame(rows, columns=[*COLUMNS, "last", "context"])
+    every = pd.DataFrame(rows, columns=[*COLUMNS, "last", "context", "options"])
     every = every.assign(mine=every["study"].isin(preferred))
     every = every.sort_values(["mine", "last"], ascending=False).drop(columns="mine")
     found = every if chosen else every.drop_duplicates("setting")  # the user's choice: all
@@ -130,6 +142,36 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     shown.attrs["not shown"] = list(zip(hidden["label"], hidden["study"], strict=True))
     shown.attrs["synthetic"] = demos
     return shown
+
+
+def _options(run: pd.Series) -> dict[str, str]:
+    """A study's :data:`OPTIONS` that its run records (runs logged before one was: not it)."""
+    found = {tag: run.get(f"tags.{tag}") for tag, _ in OPTIONS}
+    return {tag: str(value) for tag, value in found.items() if isinstance(value, str)}
+
+
+def options_differ(shown: pd.DataFrame) -> str | None:
+    """The note naming the options by which the shown columns' studies differ, each value with
+    its columns; None where they agree. Each setting shows the study whose trial ran last, so a
+    table could put a --frames 3 column beside --frames 2 ones without a word (probe)."""
+    said = []
+    for tag, flag in OPTIONS:
+        columns: dict[str, list[str]] = {}
+        for label, options in zip(shown["label"], shown["options"], strict=True):
+            if tag in options:
+                value = options[tag]
+                value = value[:12] if len(value) == 64 else value  # a weights file's digest
+                columns.setdefault(value, []).append(label)
+        if len(columns) > 1:
+            said.append(
+                f"{flag} " + "; ".join(f"{v} in {', '.join(c)}" for v, c in columns.items())
+            )
+    if not said:
+        return None
+    return (
+        f"The columns differ in options, which a paper's table holds one of: {' | '.join(said)} "
+        "(each setting shows its study whose trial ran last; --cross --study NAME ... chooses)."
+    )
 
 
 def _pooled(every: pd.DataFrame, shown: pd.Series) -> list[tuple[str, str]]:
@@ -327,7 +369,7 @@ def log_cross_table(
         if row.pooled
     )
     intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
-    notes = [NOTE, *pooled, *older, *demos]
+    notes = [*filter(None, [options_differ(shown)]), NOTE, *pooled, *older, *demos]
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
