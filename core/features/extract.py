@@ -84,7 +84,7 @@ from core.data.clips import Clip, DataError, frame_files
 from core.data.dataset import Dataset
 from core.data.frames import UNREADABLE, frames_of_short_clip
 from core.device import keras_backend
-from core.features import faces, pipeline, store
+from core.features import changed, faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
 from core.features.resume import ExtractionInterrupted, ResumableEntry, say_others_kept
 from core.quiet import set_random_seed
@@ -279,6 +279,7 @@ def extract_features(
             if found is None:
                 if before_extract is not None:
                     before_extract(key, parts)
+                changed.say_data_changed(root, parts, dataset)
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
                     dataset, source, weights_path, root, key, parts, finder, batch_size, progress
@@ -587,6 +588,7 @@ def _manifest(
         "face_crop": parts["face_crop"],
         "detector": parts["detector"],
         "dataset_root": str(dataset.root),
+        **changed.recorded(dataset),
         "clips": [
             {
                 **_clip_record(clip, dataset.root),

@@ -69,6 +69,8 @@ def load_features(
     if brief:
         return features
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
+    if kept := features.extracted and features.manifest.get("resumed_clips"):  # not in that time
+        state += f" ({counted(kept, 'clip')} of them kept from interrupted runs)"
     print(
         f"features: {counted(len(features.clips), 'clip')} x "
         f"{counted(features.frames_per_clip, 'frame')}, "
