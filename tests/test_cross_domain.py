@@ -712,8 +712,8 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     # the columns it shows are of other options: said (a paper's row mixed them silently: probe)
     differ = (
         "The columns differ in options, which a paper's table holds one of: --train-precision "
-        "bfloat16 in O&C&I→M; float32 in M&I→C all clips (each setting shows its study whose trial ran "
-        "last; --cross --study NAME ... chooses)."
+        "bfloat16 in O&C&I→M; float32 in M&I→C all clips (each setting shows its study whose "
+        "trial ran last; --cross --study NAME ... chooses)."
     )
     assert differ in lines and differ in markdown
     client = MlflowClient(tracking_uri=uri)
