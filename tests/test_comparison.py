@@ -130,6 +130,7 @@ def build_study(root: Path, name: str, trials, demo: bool, repeats: int = 1, obj
     experiment_id = tracking.use_experiment(name)
     flag = str(demo).lower()
     tags = {"synthetic": flag, "random_weights": flag, "evaluation": "intra-dataset"}
+    tags |= {"keras_backend": "jax" if demo else "tensorflow", "extraction_precision": "float32"}
     if repeats > 1:
         tags["repeats"] = str(repeats)
     study = optuna.create_study(study_name=name, directions=["minimize"] * objectives)
@@ -657,9 +658,25 @@ def test_importances_are_drawn_over_the_parameters_that_varied() -> None:
         study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=value))
     assert optuna.importance.get_param_importances(study)["learning_rate"] > 0  # what was drawn
     drawn = optuna_figures(study)["optuna_importance"]
-    said = "optuna_importance: not available (only head varied over the 3 finished trials)"
+    said = "Hyperparameter importances: not drawn (only head varied over the 3 finished trials)"
     assert drawn.layout.title.text == said and not drawn.data
+    assert drawn.layout.xaxis.visible is False  # no empty axes (probe)
+    assert optuna_figures(study)["optuna_history"].layout.xaxis.dtick == 1  # not trial 0.5
     params = {"learning_rate": 1e-3, "epochs": 10, "head": "conv"}  # the rate stays 0.001
     study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=0.2))
     drawn = optuna_figures(study)["optuna_importance"]
     assert sorted(drawn.data[0].y) == ["epochs", "head"]
+
+
+def test_the_study_list_and_notes_tell_backends_and_precisions_apart(store, capsys) -> None:
+    """Two studies of the demo set under JAX and TensorFlow, of other extraction precisions,
+    with other winners, were told apart only by their names' digests (probe)."""
+    uri = f"sqlite:///{store['root']}/mlflow.db"
+    assert compare.main(["--list", "--tracking-uri", uri]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[-3:] == ["backend", "extraction", "experiment"]
+    rows = {line.split()[0]: line.split()[-3:-1] for line in lines}
+    assert rows["demo"] == ["jax", "float32"] and rows["real"] == ["tensorflow", "float32"]
+    assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "- Keras backend: jax\n" in out and "- extraction precision: float32\n" in out

@@ -382,7 +382,14 @@ def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
             said = f"error: --best: no study with a finished {given} trial in {uri}"
             said += f"; the studies have dense, lstm ({given} is {meant})"
             assert run_predict(capsys, *flags[:4], given, clip) == (2, [], [said])
+        # the last study ran under another backend: this one's last study is scored (under JAX,
+        # a TensorFlow study run since was picked, and its random backbone refused: probe)
+        client.set_tag(run_id, "keras_backend", "jax")
+        best = trial_table(tracking.study_runs(sweep[1].experiment_id, STUDY))["run_id"].iloc[0]
+        code, out, err = run_predict(capsys, *flags[:3], "--score-faceless", clip)
+        assert code == 0 and err[0].startswith(f"run {best}: study {STUDY},")
     finally:
+        client.set_tag(run_id, "keras_backend", "tensorflow")
         client.delete_experiment(stopped)
 
 
@@ -563,6 +570,7 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         assert said["frames_per_clip"] == FRAMES and said["dev_threshold"] == model.threshold
         assert said["frames"].startswith(f"core.data.frames.read_frames(clip, {FRAMES}): ")
         assert said["reads"].startswith("clips" if model.config.kind == "sequence" else "frames")
+        assert said["keras_backend"] == "tensorflow"  # the process to load it in (probe)
         if model.config.kind == "sequence":  # one clip of FRAMES frames
             np.testing.assert_allclose(probabilities, [expected.score], rtol=1e-6)
         else:

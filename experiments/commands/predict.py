@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--study",
         type=given_name,
-        help="with --best: the study (default: the last one run that has a finished trial)",
+        help="with --best: the study (default: the last one run that has a finished trial, "
+        "of this KERAS_BACKEND's first)",
     )
     parser.add_argument(
         "--head-family", type=given_name, help="with --best: the best trial of this head family"
@@ -150,8 +151,11 @@ def load_scorer(args: argparse.Namespace):
 
 def _last_best(family: str | None) -> str:
     """``--best`` without ``--study``: the best trial (of ``family``) of the last study run (as
-    ``compare.py`` orders them) that has a finished one. A study stopped before its first trial
-    was picked and had no head, one without the family refused it (probe, review)."""
+    ``compare.py`` orders them) that has a finished one, of this Keras backend's studies first
+    (under JAX, a TensorFlow study run since was picked, and its random backbone refused: probe).
+    A study stopped before its first trial was picked and had no head, one without the family
+    refused it (probe, review)."""
+    from core.device import keras_backend
     from experiments.results.studies import studies
     from experiments.serving.trial_model import (
         NoTrialOfFamily,
@@ -162,8 +166,10 @@ def _last_best(family: str | None) -> str:
     from experiments.stores import tracking
 
     listed = studies()
+    listed = listed[listed["complete trials"] > 0]
+    ours = listed["backend"] == keras_backend()  # a JAX study's random backbone is JAX's own
     present: set[str] = set()
-    for study in listed.loc[listed["complete trials"] > 0, "study"]:
+    for study in [*listed.loc[ours, "study"], *listed.loc[~ours, "study"]]:
         try:
             return best_trial_run(study, family)
         except ScoringError as err:  # an earlier study may have one

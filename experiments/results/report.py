@@ -165,8 +165,19 @@ def optuna_figures(study: optuna.Study) -> dict[str, go.Figure]:
             if name in percent:
                 built[name].update_layout({percent[name]: {"tickformat": ".0%"}})
         except (ValueError, RuntimeError) as err:  # too few finished trials to say anything
-            built[name] = go.Figure().update_layout(title=f"{name}: not available ({err})")
+            hidden = {"visible": False}  # not empty axes under a figure's key (probe)
+            title = f"{OPTUNA_TITLES[name]}: not drawn ({err})"
+            built[name] = go.Figure().update_layout(title=title, xaxis=hidden, yaxis=hidden)
+    if "optuna_history" in built and len(study.trials) <= 12:  # not ticks at trial 0.5 (probe)
+        built["optuna_history"].update_layout(xaxis={"dtick": 1})
     return built
+
+
+OPTUNA_TITLES = {
+    "optuna_history": "Optimization history",
+    "optuna_importance": "Hyperparameter importances",
+    "optuna_pareto": "Pareto-front",
+}
 
 
 def varied_params(study: optuna.Study) -> list[str]:

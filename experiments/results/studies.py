@@ -13,6 +13,18 @@ from experiments.stores import liveness, study_names, tracking
 from experiments.stores.runs_table import trial_table
 
 
+TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
+
+
+def _last(runs: pd.DataFrame, tag: str) -> str:
+    """The tag of a study's last trial run, or "?" (runs logged before it, or none)."""
+    column = f"tags.{tag}"
+    if runs.empty or column not in runs:
+        return "?"
+    values = runs.sort_values("start_time")[column].dropna()
+    return str(values.iloc[-1]) if len(values) else "?"
+
+
 def studies() -> pd.DataFrame:
     """Every study in the tracking store: its complete trials and the time of its last trial
     run's start or end (UTC), newest first."""
@@ -30,13 +42,13 @@ def studies() -> pd.DataFrame:
                 "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
                 "trial runs": len(runs),
                 "last activity (UTC)": last if pd.notna(last) else None,
+                # what tells two studies of one data apart, where their names do not (probe)
+                **{said: _last(runs, tag) for tag, said in TOLD_APART},
                 "experiment": experiment.experiment_id,
             }
         )
-    table = pd.DataFrame(
-        rows,
-        columns=["study", "complete trials", "trial runs", "last activity (UTC)", "experiment"],
-    )
+    columns = ["study", "complete trials", "trial runs", "last activity (UTC)"]
+    table = pd.DataFrame(rows, columns=[*columns, *(s for _, s in TOLD_APART), "experiment"])
     return table.sort_values(
         "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
     )

@@ -280,6 +280,11 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("test_protocol", "test protocol"),
         ("folds", "folds"),
         ("repeats", "repeats per configuration"),
+        # what else moves a figure: two studies of one data differed there, unsaid (probe)
+        ("frames_per_clip", "frames per clip"),
+        ("extraction_precision", "extraction precision"),
+        ("training_precision", "heads trained in"),
+        ("keras_backend", "Keras backend"),
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if tag == "sources" and cross_dataset:  # one database trained: --data

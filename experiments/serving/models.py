@@ -165,6 +165,8 @@ def input_metadata(model: TrialModel) -> dict[str, Any]:
         "segments of the clip, as the study read them",
         "dev_threshold": model.threshold,
         "decision": "bona fide where the probability is at or above dev_threshold",
+        # load it under this backend: a random demonstration backbone is each backend's own
+        **({"keras_backend": model.keras_backend} if model.keras_backend else {}),
     }
 
 
