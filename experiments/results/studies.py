@@ -12,7 +12,6 @@ from experiments.results import tables
 from experiments.stores import liveness, study_names, tracking
 from experiments.stores.runs_table import trial_table
 
-
 TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
 
 
