@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,36 @@ def test_extracts_then_reuses_as_a_script(data, tmp_path):
     assert re.search(r"^cache: +reused \(extracted ", warm.stdout, re.M)
     assert f"path:     {path}" in warm.stdout
     assert "imported: []" in warm.stdout, warm.stdout[-300:]
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_with_the_fix(data, tmp_path):
+    """A shared cache this user may not write said "Operation not permitted" alone (probe); run
+    without the override a root test run has (``setpriv`` drops it)."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "needs util-linux's setpriv (Debian's util-linux package)"
+    cache = tmp_path / "cache"
+    (cache / "features").mkdir(parents=True)
+    (cache / "features").chmod(0o555)
+    drop = "-dac_override,-dac_read_search"
+    flags = ["--data", str(data), "--cache-dir", str(cache), "--frames", "1", "--no-face-crop"]
+    try:
+        done = subprocess.run(
+            [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable]
+            + [str(SCRIPT), "--no-progress", *flags],
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if k != "VGGFACE_WEIGHTS"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        (cache / "features").chmod(0o755)
+    assert done.returncode == 2, done.stderr[-2000:]
+    said = our_lines(done.stderr)[-1]
+    assert said.startswith(f"error: {cache / 'features'}/") and said.endswith(
+        f": Permission denied; the feature cache {cache} must be writable: give --cache-dir one "
+        "that is"
+    )
 
 
 def test_a_missing_data_folder_exits_2_with_one_line(tmp_path):

@@ -381,9 +381,13 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
     clips, tested = "clips (--protocol, --fold, --split-seed)", "test clips (--target-clips)"
     data = {"c": "dc", "m": "dm", "i": "di", "r": "dr", "o": "do"}
+    boxes = {"o": "bo", "m": "bm", "r": "br"}  # the databases that ship face boxes
 
     def record(sources: str, target: str, frames: int = 2) -> dict:
-        parts = {k: {"data": data[k], "frames_per_clip": frames} for k in sources + target}
+        parts = {
+            k: {"data": data[k], "frames_per_clip": frames, "face_boxes": boxes.get(k)}
+            for k in sources + target
+        }
         return {
             FEATURES: "cache entry " + ",".join(sources),
             TEST_FEATURES: f"cache entry {target}",
@@ -402,6 +406,13 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
         "--frames 2; this run's 3",
     ]
     assert differences(cm_i, record("cm", "o")) == ["tested on i; this run's o"]
+    assert differences(cm_i, record("om", "i")) == ["trained on c, m; this run's o, m"]
+    # an intra-dataset study (one entry, no databases): no copy of the sources (review)
+    intra = {k: v for k, v in record("c", "c").items() if k != DATABASES}
+    assert differences(intra, cm_i) == [
+        "--data tested on its own test split; this run's a cross-domain study (trained on c, m, "
+        "tested on i)"
+    ]
     assert differences(cm_i, record("mc", "i")) == [  # pooled in another order
         f"{protocols} c,m,i; this run's m,c,i",
         f"{clips} differ",

@@ -490,7 +490,7 @@ def test_a_stray_copy_among_a_databases_clips_is_no_reason_to_split_it_at_random
             check_database(NamedData(owner, FeatureOptions(data=root)))
         how = f'--db {owner}={root}:{protocol} (in a --databases file: protocol = "{protocol}")'
         assert str(info.value).endswith(
-            f": {how} reads it as {owner}, skipping the others with a warning"
+            f"; or {how} reads it as {owner}, skipping the others with a warning"
         )
     intact = load_dataset(five_trees["replay-attack"])  # its enrolment videos are no strays
     assert intact.layout == "replay-attack"

@@ -559,7 +559,9 @@ def test_the_sweeps_features_line_says_the_clips_kept_from_interrupted_runs(
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("features:")]
     done = caught.value.done
     assert re.search(
-        rf"extracted in [\d.]+s \({done} clips of them kept from interrupted runs\), cache ", line
+        rf"extracted in [\d.]+s \({done} of the entry's 7 clips kept from interrupted runs\), "
+        "cache ",
+        line,
     )
     load_features(dataclasses.replace(options, progress=False))  # reused: nothing to say
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("features:")]
@@ -596,4 +598,11 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     assert f"0 clips changed, 0 clips added, 1 clip removed ({source[1].clip_id})" in said
     caplog.clear()
     extract(data, tmp_path / "cache", frames_per_clip=3)  # other options: another entry, unsaid
+    assert not [r for r in caplog.records if "changed since" in r.getMessage()]
+    # the same data, its entry damaged: rebuilt, not said to be of data since changed (review)
+    entry = tmp_path / "cache" / "features" / extract(data, tmp_path / "cache").fingerprint
+    manifest = json.loads((entry / "manifest.json").read_text())
+    (entry / "manifest.json").write_text(json.dumps({**manifest, "checksum": "sha256:0"}))
+    caplog.clear()
+    assert extract(data, tmp_path / "cache").extracted
     assert not [r for r in caplog.records if "changed since" in r.getMessage()]

@@ -608,6 +608,9 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert compare.main(["--tracking-uri", bad]) == 2
     said = f"error: --tracking-uri {bad} is not a URL (Failed to parse: {bad}/health)"
     assert capsys.readouterr().err.strip().splitlines() == [said]
+    assert compare.main(["--tracking-uri", "http://me:pw@"]) == 2  # requests' words name it
+    said = "error: --tracking-uri http://me:***@ is not a URL (Invalid URL 'http://me:***@/health'"
+    assert capsys.readouterr().err.strip().splitlines()[0].startswith(said)
     # an unknown scheme is not "a database driver not installed" (probe); a missing one is
     assert compare.main(["--tracking-uri", "bogus://x"]) == 2
     said = capsys.readouterr().err.strip().splitlines()

@@ -279,7 +279,7 @@ def extract_features(
             if found is None:
                 if before_extract is not None:
                     before_extract(key, parts)
-                changed.say_data_changed(root, parts, dataset)
+                changed.say_data_changed(root, key, parts, dataset)
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
                     dataset, source, weights_path, root, key, parts, finder, batch_size, progress

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # an unwritable cache folder, a full disk
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        cache = args.named[0][1].cache_root  # the options every database shares
+        print(f"error: {os_error_line(err, cache)}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,8 +5,10 @@ neither MLflow nor Optuna, so a finished study's closing can be replayed after i
 
 from __future__ import annotations
 
+import errno
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.data.dataset import Dataset
@@ -53,7 +55,7 @@ def load_features(
     try:
         features = cached_features(options, on_dataset=announce, before_extract=extracting)
     except OSError as err:  # an unwritable or missing cache folder, a full disk
-        raise ValueError(os_error_line(err)) from err
+        raise ValueError(os_error_line(err, options.cache_root)) from err
     kept = {clip.clip_id for clip in features.clips}
     undecoded = Counter(
         f"{clip.split} {clip.label}" for clip in found[0].clips if clip.clip_id not in kept
@@ -70,7 +72,8 @@ def load_features(
         return features
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     if kept := features.extracted and features.manifest.get("resumed_clips"):  # not in that time
-        state += f" ({counted(kept, 'clip')} of them kept from interrupted runs)"
+        entry = len(features.manifest["clips"]) + len(features.manifest["skipped"])  # every fold's
+        state += f" ({kept} of the entry's {entry} clips kept from interrupted runs)"
     print(
         f"features: {counted(len(features.clips), 'clip')} x "
         f"{counted(features.frames_per_clip, 'frame')}, "
@@ -123,7 +126,17 @@ def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
     ]
 
 
-def os_error_line(err: OSError) -> str:
-    """An operating system's error in one line: the file it names, then what happened."""
+def os_error_line(err: OSError, cache: Path | None = None) -> str:
+    """An operating system's error in one line: the file it names, then what happened; a file
+    of the ``cache`` folder that may not be written, with the fix (a read-only shared cache was
+    "Operation not permitted" alone: probe)."""
     where = f"{err.filename}: " if err.filename else ""
-    return f"{where}{err.strerror or err}"
+    said = f"{where}{err.strerror or err}"
+    denied = err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if denied and cache is not None and err.filename and _within(Path(err.filename), cache):
+        said += f"; the feature cache {cache} must be writable: give --cache-dir one that is"
+    return said
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())

@@ -115,10 +115,12 @@ class OneLineParser(argparse.ArgumentParser):
         choices = action.choices
         if choices is None or value in choices or not isinstance(value, str):
             return super()._check_value(action, value)
-        named = [str(choice) for choice in choices]
-        close = difflib.get_close_matches(value, named, n=4, cutoff=0.6)
-        score = {c: difflib.SequenceMatcher(None, value, c).ratio() for c in close}
-        close.sort(key=lambda c: (-score[c], named.index(c)))  # ties: in the choices' order
+        named = {str(choice).lower(): str(choice) for choice in choices}  # OULU-P1 (review)
+        typed = value.lower()
+        close = difflib.get_close_matches(typed, list(named), n=4, cutoff=0.6)
+        score = {c: difflib.SequenceMatcher(None, typed, c).ratio() for c in close}
+        order = list(named)
+        close = [named[c] for c in sorted(close, key=lambda c: (-score[c], order.index(c)))]
         if not close:
             return super()._check_value(action, value)
         meant = " or ".join(filter(None, (", ".join(close[:-1]), close[-1])))

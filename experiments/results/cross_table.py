@@ -52,8 +52,7 @@ OPTIONS = (
     ("extraction_precision", "extraction precision (--precision)"),
     ("training_precision", "--train-precision"),
     ("keras_backend", "KERAS_BACKEND"),
-    ("face_crop", "the face crop"),
-    ("face_detector", "the face detector"),
+    ("face_crop", "the face crop"),  # on or off: how it went (boxes, detector) is the data's
     ("weights_fingerprint", "the weights"),
     ("repeats", "--repeats"),
 )
@@ -147,7 +146,10 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
 def _options(run: pd.Series) -> dict[str, str]:
     """A study's :data:`OPTIONS` that its run records (runs logged before one was: not it)."""
     found = {tag: run.get(f"tags.{tag}") for tag, _ in OPTIONS}
-    return {tag: str(value) for tag, value in found.items() if isinstance(value, str)}
+    found = {tag: value for tag, value in found.items() if isinstance(value, str)}
+    if "face_crop" in found:  # "database boxes + mtcnn" where a source ships no boxes (review)
+        found["face_crop"] = "off" if found["face_crop"] == "none" else "on"
+    return found
 
 
 def options_differ(shown: pd.DataFrame) -> str | None:

@@ -159,6 +159,8 @@ def optuna_figures(study: optuna.Study) -> dict[str, go.Figure]:
     built = {}
     for name, make in figures.items():
         try:
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                raise ValueError("no complete trial")  # Optuna drew empty axes (review)
             with warnings.catch_warnings():  # "few trials per regime": expected in small studies
                 warnings.simplefilter("ignore", UserWarning)
                 built[name] = make()

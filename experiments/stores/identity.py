@@ -330,8 +330,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if (side in moved and what not in SIDES) or (moved and what.startswith("protocols")):
             continue
         found = _sides_differ(what, recorded, current)
-        if side in moved:  # other databases: other data, said so; other options said still
-            found = {k: v for k, v in (found or {}).items() if k != "data"}
+        if side in moved:  # other databases: their files, said so; other options said still
+            found = {k: v for k, v in (found or {}).items() if k not in OWN}
             if not found:
                 continue
         if found is not None:  # the same parts: another entry that explains nothing (review)
@@ -350,8 +350,18 @@ _FOLLOW = (("test clips", "tested on"), ("clips", "trained on"))
 
 def _moved(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
     """The sides (:data:`SIDES`' values) whose databases two cross-domain records name
-    otherwise, as said: ``{"trained on": "trained on casia, msu; this run's ..."}``."""
+    otherwise, as said: ``{"trained on": "trained on casia, msu; this run's ..."}``; both, as
+    one line, where one record is a cross-domain study's and the other a study of ``--data``
+    tested on its own test split (its training and test features one entry)."""
     was, now = (r.get(DATABASES) for r in (recorded, current))
+    own = [r.get(FEATURES) == r.get(TEST_FEATURES) for r in (recorded, current)]
+    if (isinstance(was, dict) and own[1]) or (isinstance(now, dict) and own[0]):
+        cross = was if isinstance(was, dict) else now
+        named = ", ".join(f"{side} {cross.get(side)}" for side in SIDES.values())
+        said = f"a cross-domain study ({named})"
+        mine = "--data tested on its own test split"
+        line = f"{said}; this run's {mine}" if was is cross else f"{mine}; this run's {said}"
+        return dict.fromkeys(SIDES.values(), line)
     if not isinstance(was, dict) or not isinstance(now, dict):
         return {}
     return {
@@ -404,21 +414,31 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
     return f"differs from {study_said}: {' | '.join(said[:3])}{more}"
 
 
+# the key parts each database has of its own (its files): other databases differ in them
+OWN = ("data", "face_boxes")
+
+
 def _sides_differ(
     what: str, recorded: dict[str, Any], current: dict[str, Any]
 ) -> dict[str, str] | None:
     """The cache key parts by which the features ``what`` (a :data:`SIDES` entry) of two records
-    differ, as said; None where they are no features or a record names no parts of one entry."""
-    parts = [_key_parts(record, what) for record in (recorded, current)]
-    if what not in SIDES or parts[0] is None or parts[1] is None:
+    differ, as said; None where they are no features, a record names no parts of its entries,
+    or their numbers of entries differ (other databases) and no shared option does."""
+    found = [_key_parts(record, what) for record in (recorded, current)]
+    if what not in SIDES or found[0] is None or found[1] is None:
         return None
-    return _part_differences(parts[0], parts[1])
+    (theirs, count), (ours, now) = found
+    if count != now:  # other databases: their data and boxes are no copy of one another's
+        theirs, ours = ({k: v for k, v in p.items() if k not in OWN} for p in (theirs, ours))
+        return _part_differences(theirs, ours) or None
+    return _part_differences(theirs, ours)
 
 
-def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The cache key parts of ``record``'s entries of ``what`` (its features), if recorded: of
-    several (a cross-domain study's sources), those they share, and their data files together,
-    in no order (one pooled in another order is said by :func:`_other`)."""
+def _key_parts(record: dict[str, Any], what: str) -> tuple[dict[str, Any], int] | None:
+    """The cache key parts of ``record``'s entries of ``what`` (its features), if recorded, and
+    how many entries: of several (a cross-domain study's sources), the parts they share, and
+    their data files together, in no order (one pooled in another order is said by
+    :func:`_other`)."""
     keys = str(record.get(what, "")).removeprefix("cache entry ").split(",")
     parts = record.get(KEY_PARTS)
     found = [parts.get(key) for key in keys] if isinstance(parts, dict) else [None]
@@ -428,7 +448,7 @@ def _key_parts(record: dict[str, Any], what: str) -> dict[str, Any] | None:
     shared = {k: v for k, v in first.items() if all(e.get(k, v) == v for e in others)}
     if others:
         shared["data"] = ",".join(sorted(str(entry.get("data")) for entry in found))
-    return shared
+    return shared, len(found)
 
 
 def _difference(part: str, before: Any, value: Any) -> str:

@@ -64,7 +64,8 @@ def check_server(uri: str) -> None:
                 ) from None
             reason = first_line(err, 120)  # a port that closes the connection: not up yet
         except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
-            raise ValueError(f"--tracking-uri {shown} is not a URL ({first_line(err)})") from None
+            said = hide_passwords(first_line(err))  # requests' words repeat the URL
+            raise ValueError(f"--tracking-uri {shown} is not a URL ({said})") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
             reason = said.group(1) if said else first_line(err, 120)
