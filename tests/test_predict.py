@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -265,6 +266,22 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
     assert lines[0].endswith("drawn by the Keras backend: run under KERAS_BACKEND=tensorflow")
 
 
+def test_a_reader_that_stops_early_ends_nothing_in_a_traceback(sweep, uri, runs, tmp_path):
+    """``predict.py ... | head -2`` ended in a BrokenPipeError traceback and status 1 (probe)."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
+    command = [sys.executable, str(REPO / "experiments" / "predict.py"), "--tracking-uri", uri]
+    command += ["--run", run_id, "--score-faceless", *[clip] * 40]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert child.stdout.readline().startswith("clip\t")  # the header: then the reader is gone
+    child.stdout.close()
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, runs, capsys):
     run_id = with_weights(runs)["run_id"].iloc[0]
     clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
@@ -489,10 +506,63 @@ def test_unreadable_clips_are_named_counted_and_the_rest_scored(sweep, uri, runs
         missing,
     )
     assert code == 2
-    assert [line.split("\t")[0] for line in out[1:]] == [good]
+    # a row for every clip: a reader of the rows lost those not read without a word (probe)
+    rows = [line.split("\t") for line in out[1:]]
+    assert [row[0] for row in rows] == [str(corrupt), good, missing]
+    assert rows[0] == [str(corrupt), "", "not read", ""]
+    assert rows[2] == [missing, "", "not read", ""] and rows[1][2] in ("bona fide", "attack")
     skipped = [line for line in err if line.startswith("skipped: ")]
     assert len(skipped) == 2 and str(corrupt) in skipped[0] and missing in skipped[1]
     assert err[-1] == "error: 2 of 3 clips could not be scored (named above)"
+
+
+def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
+    sweep, uri, runs, capsys, tmp_path
+):
+    """A folder of videos was refused as a frame folder without frames; a frame head refused an
+    image or a clip of fewer frames than the study's, which it scores frame by frame; a tab in a
+    name split its row; .m4v was refused by its name (probe)."""
+    import csv
+    import io
+
+    frame_head = with_weights(runs)
+    frame_head = frame_head[frame_head["params.family"] == "dense"]["run_id"].iloc[0]
+    sequence = with_weights(runs)
+    sequence = sequence[sequence["params.family"] == "lstm"]["run_id"].iloc[0]
+    source = sweep[0] / "data" / "test" / "real" / "client003_0"
+    clips = tmp_path / "clips"
+    shutil.copytree(source, clips / "a")
+    shutil.copytree(source, clips / "deeper" / "b\tc")
+    image = tmp_path / "selfie.png"
+    shutil.copy(sorted(source.iterdir())[0], image)
+    frames = [cv2.imread(str(p)) for p in sorted(source.iterdir())[:FRAMES]]
+    video = tmp_path / "phone.m4v"
+    writer = cv2.VideoWriter(
+        str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, frames[0].shape[1::-1]
+    )
+    for frame in frames * 3:
+        writer.write(frame)
+    writer.release()
+    flags = ["--tracking-uri", uri, "--score-faceless"]
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(clips), str(image))
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO("\n".join(out)), delimiter="\t"))
+    assert [row[0] for row in rows[1:]] == [
+        str(clips / "a"),
+        str(clips / "deeper" / "b\tc"),
+        str(image),
+    ]
+    assert f"{clips}: 2 clips under it, each scored" in err
+    assert rows[1][1:] == rows[2][1:]  # the same frames
+    assert (
+        rows[3][3].endswith("/1")
+        and f"{image}: scored on its 1 frame; the study read {FRAMES} a clip" in err
+    )
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(video))
+    assert code == 0 and out[1].split("\t")[2] in ("bona fide", "attack")
+    code, out, err = run_predict(capsys, *flags, "--run", sequence, str(image))  # a sequence head
+    assert code == 2 and out[1:] == [f"{image}\t\tnot read\t"]
+    assert f"skipped: {image}: has 1 frame, needs {FRAMES}" in err
 
 
 def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri, runs, capsys):

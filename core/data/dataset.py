@@ -290,6 +290,12 @@ def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list
     return kept, "; ".join(said)
 
 
+def clips_under(root: Path) -> list[Path]:
+    """Every video file and frame folder under ``root``, as a database's are found (what is
+    skipped there is not said here)."""
+    return _find_clips(root)[0]
+
+
 def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every video file and frame folder under ``root``, through symbolic links (a database's
     folders linked from another disk were left out without a word); other files, links to

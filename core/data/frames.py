@@ -30,6 +30,15 @@ OUTPUT_SIZE = INPUT_SIZE  # VGG-Face input side
 DECODED_SHORT = 0.9
 
 
+class TooFewFrames(ClipError):
+    """A clip with fewer frames than asked for: it has ``frames`` (a frame head may score them
+    all: ``predict.py``)."""
+
+    def __init__(self, path: Path, frames: int, needed: int) -> None:
+        self.frames = frames
+        super().__init__(f"{path}: has {_frames(frames)}, needs {needed}")
+
+
 def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
     """Indices of ``frames_per_clip`` frames evenly spread over ``n_frames`` (segment centres).
 
@@ -69,6 +78,10 @@ def read_clip(
         raise DataError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
     if path.is_dir():
         frames, indices = _read_folder(path, frames_per_clip)
+    elif path.is_file() and path.suffix.lower() in FRAME_SUFFIXES:  # one image: one frame
+        if frames_per_clip > 1:
+            raise TooFewFrames(path, 1, frames_per_clip)
+        frames, indices = [_read_image(path)], [0]
     elif path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ClipError(
@@ -89,20 +102,22 @@ def _read_folder(folder: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     if not files:
         raise ClipError(f"{folder}: frame folder holds no {'/'.join(FRAME_SUFFIXES)} image")
     if len(files) < k:
-        raise ClipError(f"{folder}: has {_frames(len(files))}, needs {k}")
-    frames = []
+        raise TooFewFrames(folder, len(files), k)
     indices = frame_indices(len(files), k)
-    for i in indices:
-        # imdecode of the bytes rather than imread: works for any path encoding
-        try:
-            data = np.fromfile(files[i], dtype=np.uint8)
-        except OSError as err:  # a clip skipped, as an unreadable video is
-            raise ClipError(f"{files[i]}: {UNREADABLE} image ({err.strerror})") from None
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if bgr is None:
-            raise ClipError(f"{files[i]}: cannot decode this image")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return frames, indices
+    return [_read_image(files[i]) for i in indices], indices
+
+
+def _read_image(file: Path) -> np.ndarray:
+    """One image as RGB; ClipError where it cannot be read or decoded."""
+    # imdecode of the bytes rather than imread: works for any path encoding
+    try:
+        data = np.fromfile(file, dtype=np.uint8)
+    except OSError as err:  # a clip skipped, as an unreadable video is
+        raise ClipError(f"{file}: {UNREADABLE} image ({err.strerror})") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ClipError(f"{file}: cannot decode this image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _open(path: Path) -> cv2.VideoCapture:
@@ -141,7 +156,7 @@ def _read_video(path: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
     if n == 0:
         raise ClipError(f"{path}: no frame decodes (unreadable or corrupt video)")
     if n < k:
-        raise ClipError(f"{path}: has {_frames(n)}, needs {k}")
+        raise TooFewFrames(path, n, k)
     if n < reported * DECODED_SHORT:  # not an estimate a few frames off: the file was cut
         log.warning(
             "%s: %d of the %d frames its header counts decode (a truncated video?): its %d frames "

@@ -9,11 +9,15 @@ The head is rebuilt from the trial run's parameters and its logged ``head.weight
 backbone is the one the study used (the weights file whose fingerprint the run names, or the
 seeded random demo backbone) in the precision the study extracted in, with the study's frames per
 clip, face crop, preprocessing and a fine-tuned trial's own backbone layers
-(:mod:`experiments.serving.scorer`). Prints one tab-separated line per clip: its path, the
-probability that it is bona fide, the decision at the trial's dev EER threshold (a score at or
-above it is bona fide) and the frames where no face was found; frame heads average their frames'
-scores, sequence heads read the clip's frames in order, exactly as the sweep scored its clips. A
-clip in which no frame has a face is not scored (its line says so) unless ``--score-faceless``.
+(:mod:`experiments.serving.scorer`). Prints one tab-separated line per clip (a field holding a
+tab is quoted, as CSV quotes): its path, the probability that it is bona fide, the decision at
+the trial's dev EER threshold (a score at or above it is bona fide) and the frames where no face
+was found; frame heads average their frames' scores, sequence heads read the clip's frames in
+order, exactly as the sweep scored its clips. A clip in which no frame has a face is not scored
+(its decision reads ``no face``) unless ``--score-faceless``; one that cannot be read reads
+``not read``, its reason on stderr. A frame head scores a clip of fewer frames than the study's
+(or one image) on every frame it has. A folder that holds no frame of its own stands for the
+clips under it.
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
@@ -24,7 +28,9 @@ there; 3 a tracking server that does not answer, or not as MLflow does.
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -36,6 +42,7 @@ from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
 from experiments.commands.quiet import OneLineParser
 
 DECISIONS = {True: "bona fide", False: "attack"}
+HEADER = ["clip", "bonafide_probability", "decision", "no_face_frames"]
 DETECTORS = ("mtcnn", "haar")  # core.features.faces.MTCNN, HAAR (a test checks they agree)
 CROP_CHECK = 16  # dev clips a database-box study's crop check scores, by default
 
@@ -215,36 +222,76 @@ def main(argv: list[str] | None = None) -> int:
             "whole: its frame_scores column stays empty",
             file=sys.stderr,
         )
-    header = "clip\tbonafide_probability\tdecision\tno_face_frames"
-    print(header + ("\tframe_scores" if args.per_frame else ""))
-    with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
-        bad = _score_each(args, scorer, interrupted)
+    clips = _expanded(args.clips)
+    rows = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")  # a tab in a name: quoted
+    rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
+    try:
+        with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
+            bad = _score_each(args, clips, scorer, rows, interrupted)
+    except BrokenPipeError:  # | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     if bad:
         print(
-            f"error: {bad} of {len(args.clips)} clips could not be scored (named above)",
+            f"error: {bad} of {len(clips)} clips could not be scored (named above)",
             file=sys.stderr,
         )
         return 2
     return 0
 
 
-def _score_each(args: argparse.Namespace, scorer: Any, interrupted: Callable[[], None]) -> int:
-    """Print each clip's line under the header; the count of clips not scored."""
+def _expanded(paths: list[Path]) -> list[Path]:
+    """The clips given: a folder that holds no frame of its own stands for the clips under it
+    (its videos and frame folders, as a database's are found); it was refused as a frame folder
+    without frames (probe)."""
+    from core.data.clips import frame_files
+    from core.data.dataset import clips_under
+    from core.words import counted
+
+    clips = []
+    for path in paths:
+        inside = clips_under(path) if path.is_dir() and not frame_files(path) else []
+        if inside:
+            print(f"{path}: {counted(len(inside), 'clip')} under it, each scored", file=sys.stderr)
+        clips += inside or [path]
+    return clips
+
+
+def _score_each(
+    args: argparse.Namespace,
+    clips: list[Path],
+    scorer: Any,
+    rows: Any,
+    interrupted: Callable[[], None],
+) -> int:
+    """Write each clip's row under the header, one for every clip (one not read: ``not read``,
+    its reason on stderr; a reader of the rows lost such clips without a word: probe); the count
+    of clips not scored."""
     from core.data.clips import DataError
+    from core.words import counted
 
     bad = 0
-    for path in args.clips:
+    for path in clips:
         interrupted()
         try:
             result = scorer.score_clip(path)
         except DataError as err:
             print(f"skipped: {err}", file=sys.stderr)
+            rows.writerow([path, "", "not read", ""])
+            sys.stdout.flush()
             bad += 1
             continue
-        frames = scorer.model.frames_per_clip
+        frames = result.frames
         no_face = f"{result.no_face}/{frames}"
+        if frames < scorer.model.frames_per_clip:  # a frame head: every frame there is
+            print(
+                f"{path}: scored on its {counted(frames, 'frame')}; the study read "
+                f"{scorer.model.frames_per_clip} a clip",
+                file=sys.stderr,
+            )
         if result.no_face == frames and scorer.detector and not args.score_faceless:
-            print(f"{path}\t\tno face\t{no_face}", flush=True)
+            rows.writerow([path, "", "no face", no_face])
+            sys.stdout.flush()
             print(
                 f"not scored: {path}: the detector ({scorer.detector}) found no face in any of "
                 f"its {frames} frames (--score-faceless scores it anyway)",
@@ -253,9 +300,10 @@ def _score_each(args: argparse.Namespace, scorer: Any, interrupted: Callable[[],
             bad += 1
             continue
         # nine significant digits, a float32's round trip: 5.0176e-06 printed as 0.000005
-        line = f"{path}\t{result.score:.9g}\t{DECISIONS[result.bonafide]}\t{no_face}"
+        row = [path, f"{result.score:.9g}", DECISIONS[result.bonafide], no_face]
         if args.per_frame:  # empty for a sequence head, which scores the clip as a whole
             scores = result.frame_scores if result.frame_scores is not None else []
-            line += "\t" + ",".join(f"{s:.9g}" for s in scores)
-        print(line, flush=True)
+            row.append(",".join(f"{s:.9g}" for s in scores))
+        rows.writerow(row)
+        sys.stdout.flush()
     return bad

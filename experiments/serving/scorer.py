@@ -25,7 +25,7 @@ from core.backbone.matconvnet import PortError
 from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import DataError
-from core.data.frames import prepare_frames, read_clip
+from core.data.frames import TooFewFrames, prepare_frames, read_clip
 from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
 from core.quiet import import_backend_quietly
@@ -176,6 +176,7 @@ class ClipScore:
     bonafide: bool  # score >= the dev threshold
     frame_scores: np.ndarray | None  # frame heads: each frame's score (the clip's is their mean)
     no_face: int  # frames where the detector found no face
+    frames: int  # frames read: the study's per clip, or all a short clip has (a frame head)
 
 
 class Scorer:
@@ -253,7 +254,13 @@ class Scorer:
         """Score one video or frame folder. Raises ClipError (a DataError) when it is unusable."""
         path = Path(path)
         frames_per_clip = self.model.frames_per_clip
-        raw, _ = read_clip(path, frames_per_clip)
+        try:
+            raw, _ = read_clip(path, frames_per_clip)
+        except TooFewFrames as err:  # a frame head scores what there is (one image: a selfie)
+            if self.kind == "sequence":
+                raise
+            raw, _ = read_clip(path, err.frames)
+            frames_per_clip = err.frames
         boxes = faces.detect_faces(raw, self.detector) if self.detector else None
         frames = prepare_frames(raw, boxes)
         no_face = sum(box is None for box in boxes) if boxes is not None else 0
@@ -264,7 +271,8 @@ class Scorer:
         else:
             frame_scores = self._scores(fc7.reshape(frames_per_clip, 1, 1, -1))
             score = float(clip_scores(frame_scores, np.zeros(frames_per_clip, dtype=int), 1)[0])
-        return ClipScore(path, score, score >= self.model.threshold, frame_scores, no_face)
+        bonafide = score >= self.model.threshold
+        return ClipScore(path, score, bonafide, frame_scores, no_face, frames_per_clip)
 
     def score_frames(self, frames: np.ndarray, score_faceless: bool = False) -> np.ndarray:
         """Bona fide probabilities of a batch of uint8 RGB frames (N, H, W, 3), float64.
