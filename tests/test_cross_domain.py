@@ -902,32 +902,3 @@ def test_a_db_flag_of_a_name_the_file_has_keeps_its_protocol(database_trees, tmp
     (source,) = config.evaluation.sources
     assert source.options.protocol == "msu"  # the file's, kept
     assert config.evaluation.target.options.protocol == "casia-cut"  # the flag's own
-
-
-def test_columns_of_other_protocols_or_options_are_said_with_their_columns() -> None:
-    """A database taken by another protocol in one column (oulu-p2 beside oulu-p1) is an option
-    the table's headings do not show; a crop that went otherwise (a source without face boxes:
-    'database boxes + mtcnn') is no other option (review)."""
-
-    def run(protocol: str, crop: str, frames: str = "2") -> pd.Series:
-        tags = {"protocol_oulu": protocol, "protocol_msu": "msu", "face_crop": crop}
-        tags |= {"frames_per_clip": frames, "face_detector": "mtcnn"}
-        return pd.Series({f"tags.{k}": v for k, v in tags.items()} | {"tags.repeats": np.nan})
-
-    shown = pd.DataFrame(
-        {
-            "label": ["O&C&I→M", "O&M&I→C", "I&C&M→O"],
-            "options": [
-                cross_table._options(run("oulu-p1", "database boxes + mtcnn")),
-                cross_table._options(run("oulu-p1", "database boxes")),
-                cross_table._options(run("oulu-p2", "mtcnn", frames="3")),
-            ],
-        }
-    )
-    assert cross_table.options_differ(shown) == (
-        "The columns differ in options, which a paper's table holds one of: --frames 2 in "
-        "O&C&I→M, O&M&I→C; 3 in I&C&M→O | oulu's protocol oulu-p1 in O&C&I→M, O&M&I→C; oulu-p2 "
-        "in I&C&M→O (each setting shows its study whose trial ran last; --cross --study NAME ... "
-        "chooses)."
-    )
-    assert cross_table.options_differ(shown.iloc[:2]) is None

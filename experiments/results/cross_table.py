@@ -144,18 +144,12 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
 
 
 def _options(run: pd.Series) -> dict[str, str]:
-    """A study's :data:`OPTIONS` that its run records (runs logged before one was: not it), and
-    the protocol each of its databases was taken by (``protocol_oulu``)."""
+    """A study's :data:`OPTIONS` that its run records (runs logged before one was: not it)."""
     found = {tag: run.get(f"tags.{tag}") for tag, _ in OPTIONS}
     found = {tag: value for tag, value in found.items() if isinstance(value, str)}
     if "face_crop" in found:  # "database boxes + mtcnn" where a source ships no boxes (review)
         found["face_crop"] = "off" if found["face_crop"] == "none" else "on"
-    databases = {  # each database's protocol (oulu-p1 in one column, oulu-p2 in another)
-        tag.removeprefix("tags."): value
-        for tag, value in run.items()
-        if str(tag).startswith("tags.protocol_") and isinstance(value, str)
-    }
-    return found | databases
+    return found
 
 
 def options_differ(shown: pd.DataFrame) -> str | None:
@@ -163,9 +157,7 @@ def options_differ(shown: pd.DataFrame) -> str | None:
     its columns; None where they agree. Each setting shows the study whose trial ran last, so a
     table could put a --frames 3 column beside --frames 2 ones without a word (probe)."""
     said = []
-    databases = sorted({t for o in shown["options"] for t in o if t.startswith("protocol_")})
-    named = [(t, f"{t.removeprefix('protocol_')}'s protocol") for t in databases]
-    for tag, flag in [*OPTIONS, *named]:
+    for tag, flag in OPTIONS:
         columns: dict[str, list[str]] = {}
         for label, options in zip(shown["label"], shown["options"], strict=True):
             if tag in options:
