@@ -313,7 +313,7 @@ def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
 ) -> None:
     root = generic_tree(tmp_path / "data", subjects=5)
     (root / "real" / "notes.txt").write_text("hello")
-    (root / "attack" / "hand" / "subject01_c.rm").write_bytes(b"\0" * 10)
+    (root / "attack" / "hand" / "subject01_c.wmv").write_bytes(b"\0" * 10)
     (root / "attack" / "hand" / "empty_clip").mkdir()
     (root / ".DS_Store").write_bytes(b"")  # hidden: ignored silently
     gifs = root / "attack" / "hand" / "subject02_g"  # a frame folder of another format
@@ -325,7 +325,7 @@ def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
     skipped = {p.relative_to(root).as_posix(): reason for p, reason in data.skipped}
     assert set(skipped) == {
         "real/notes.txt",
-        "attack/hand/subject01_c.rm",
+        "attack/hand/subject01_c.wmv",
         "attack/hand/empty_clip",
         "attack/hand/subject02_g/*.gif",  # one skip, one warning: they were 300 (probe)
     }
@@ -334,7 +334,7 @@ def test_unsupported_and_empty_entries_are_skipped_with_a_warning(
         "unsupported file" in skipped["real/notes.txt"]
         and "empty folder" in skipped["attack/hand/empty_clip"]
     )
-    for name in ("notes.txt", "subject01_c.rm", "empty_clip"):
+    for name in ("notes.txt", "subject01_c.wmv", "empty_clip"):
         assert name in caplog.text
     assert len(data.clips) == 25 and "4 skipped" in data.summary()
     with pytest.raises(DataError, match="no usable clip"):

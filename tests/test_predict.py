@@ -556,7 +556,7 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
     assert rows[1][1:] == rows[2][1:]  # the same frames
     assert (
         rows[3][3].endswith("/1")
-        and f"{image}: scored on its 1 frame; the study read {FRAMES} a clip" in err
+        and f"{image}: scored on its 1 frame; the study read {FRAMES} per clip" in err
     )
     code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(video))
     assert code == 0 and out[1].split("\t")[2] in ("bona fide", "attack")

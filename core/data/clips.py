@@ -9,9 +9,20 @@ from typing import Literal
 
 Label = Literal["bonafide", "attack"]  # core.constants.LABELS
 Split = Literal["train", "dev", "test"]  # core.constants.SPLITS
-# the containers a phone, camera or browser writes that OpenCV's FFmpeg reads (probe: .m4v refused)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".3gp", ".mpg", ".mpeg", ".wmv")
-VIDEO_SUFFIXES += (".mts",)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")  # a database's clips (its cache key's files)
+# what predict.py reads besides: the containers a phone, camera or browser writes that OpenCV's
+# FFmpeg reads (probe: .m4v refused). Not a database's: a folder would yield other clips than it
+# did, another study and every clip extracted again (review)
+READABLE_VIDEO_SUFFIXES = (
+    *VIDEO_SUFFIXES,
+    ".m4v",
+    ".webm",
+    ".3gp",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".mts",
+)
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # OpenCV decodes
 # Written by core.data.synthetic at the root of the set it makes; the loader recognises it by name.
 SYNTHETIC_MARKER = "SYNTHETIC_PAD_SET.json"

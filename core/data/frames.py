@@ -20,7 +20,13 @@ import cv2
 import numpy as np
 
 from core.constants import FRAMES_PER_CLIP, INPUT_SIZE
-from core.data.clips import FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipError, DataError, frame_files
+from core.data.clips import (
+    FRAME_SUFFIXES,
+    READABLE_VIDEO_SUFFIXES,
+    ClipError,
+    DataError,
+    frame_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,11 @@ class TooFewFrames(ClipError):
     all: ``predict.py``)."""
 
     def __init__(self, path: Path, frames: int, needed: int) -> None:
-        self.frames = frames
+        self.path, self.frames, self.needed = path, frames, needed
         super().__init__(f"{path}: has {_frames(frames)}, needs {needed}")
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int, int]]:  # across processes (review)
+        return type(self), (self.path, self.frames, self.needed)
 
 
 def frame_indices(n_frames: int, frames_per_clip: int) -> list[int]:
@@ -83,10 +92,10 @@ def read_clip(
             raise TooFewFrames(path, 1, frames_per_clip)
         frames, indices = [_read_image(path)], [0]
     elif path.is_file():
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
+        if path.suffix.lower() not in READABLE_VIDEO_SUFFIXES:
             raise ClipError(
-                f"{path}: not a clip (expected a video {'/'.join(VIDEO_SUFFIXES)} "
-                "or a folder of frames)"
+                f"{path}: not a clip (expected a video {'/'.join(READABLE_VIDEO_SUFFIXES)}, "
+                "a folder of frames or, for one frame, an image)"
             )
         frames, indices = _read_video(path, frames_per_clip)
     else:

@@ -10,14 +10,14 @@ backbone is the one the study used (the weights file whose fingerprint the run n
 seeded random demo backbone) in the precision the study extracted in, with the study's frames per
 clip, face crop, preprocessing and a fine-tuned trial's own backbone layers
 (:mod:`experiments.serving.scorer`). Prints one tab-separated line per clip (a field holding a
-tab is quoted, as CSV quotes): its path, the probability that it is bona fide, the decision at
-the trial's dev EER threshold (a score at or above it is bona fide) and the frames where no face
-was found; frame heads average their frames' scores, sequence heads read the clip's frames in
-order, exactly as the sweep scored its clips. A clip in which no frame has a face is not scored
-(its decision reads ``no face``) unless ``--score-faceless``; one that cannot be read reads
-``not read``, its reason on stderr. A frame head scores a clip of fewer frames than the study's
-(or one image) on every frame it has. A folder that holds no frame of its own stands for the
-clips under it.
+tab, a quote or a line break is quoted, as CSV quotes): its path, the probability that it is
+bona fide, the decision at the trial's dev EER threshold (a score at or above it is bona fide)
+and the frames where no face was found; frame heads average their frames' scores, sequence heads
+read the clip's frames in order, exactly as the sweep scored its clips. A clip in which no frame
+has a face is not scored (its decision reads ``no face``) unless ``--score-faceless``; one that
+cannot be read reads ``not read``, its reason on stderr. A frame head scores a clip of fewer
+frames than the study's (or one image) on every frame it has. A folder that holds no frame of
+its own stands for the clips under it.
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
@@ -28,6 +28,7 @@ there; 3 a tracking server that does not answer, or not as MLflow does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import logging
 import os
@@ -224,12 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     clips = _expanded(args.clips)
     rows = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")  # a tab in a name: quoted
-    rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
     try:
+        rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
         with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
             bad = _score_each(args, clips, scorer, rows, interrupted)
     except BrokenPipeError:  # | head: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 0
     if bad:
         print(
@@ -270,35 +272,35 @@ def _score_each(
     from core.data.clips import DataError
     from core.words import counted
 
-    bad = 0
+    bad, empty = 0, [""] * args.per_frame  # a row as wide as the header
     for path in clips:
         interrupted()
         try:
-            result = scorer.score_clip(path)
+            result = scorer.score_clip(path, shorter=True)
         except DataError as err:
             print(f"skipped: {err}", file=sys.stderr)
-            rows.writerow([path, "", "not read", ""])
+            rows.writerow([path, "", "not read", "", *empty])
             sys.stdout.flush()
             bad += 1
             continue
         frames = result.frames
         no_face = f"{result.no_face}/{frames}"
-        if frames < scorer.model.frames_per_clip:  # a frame head: every frame there is
-            print(
-                f"{path}: scored on its {counted(frames, 'frame')}; the study read "
-                f"{scorer.model.frames_per_clip} a clip",
-                file=sys.stderr,
-            )
         if result.no_face == frames and scorer.detector and not args.score_faceless:
-            rows.writerow([path, "", "no face", no_face])
+            rows.writerow([path, "", "no face", no_face, *empty])
             sys.stdout.flush()
             print(
                 f"not scored: {path}: the detector ({scorer.detector}) found no face in any of "
-                f"its {frames} frames (--score-faceless scores it anyway)",
+                f"its {counted(frames, 'frame')} (--score-faceless scores it anyway)",
                 file=sys.stderr,
             )
             bad += 1
             continue
+        if frames < scorer.model.frames_per_clip:  # a frame head: every frame there is
+            print(
+                f"{path}: scored on its {counted(frames, 'frame')}; the study read "
+                f"{scorer.model.frames_per_clip} per clip",
+                file=sys.stderr,
+            )
         # nine significant digits, a float32's round trip: 5.0176e-06 printed as 0.000005
         row = [path, f"{result.score:.9g}", DECISIONS[result.bonafide], no_face]
         if args.per_frame:  # empty for a sequence head, which scores the clip as a whole

@@ -250,14 +250,16 @@ class Scorer:
     def _scores(self, x: np.ndarray) -> np.ndarray:
         return heads.predict_scores(self.scorer, x, self.model.config.output)
 
-    def score_clip(self, path: str | os.PathLike) -> ClipScore:
-        """Score one video or frame folder. Raises ClipError (a DataError) when it is unusable."""
+    def score_clip(self, path: str | os.PathLike, shorter: bool = False) -> ClipScore:
+        """Score one video or frame folder. Raises ClipError (a DataError) when it is unusable.
+        ``shorter``: a frame head scores a clip of fewer frames than the study's (or one image)
+        on every frame it has (a sequence head still refuses it)."""
         path = Path(path)
         frames_per_clip = self.model.frames_per_clip
         try:
             raw, _ = read_clip(path, frames_per_clip)
         except TooFewFrames as err:  # a frame head scores what there is (one image: a selfie)
-            if self.kind == "sequence":
+            if self.kind == "sequence" or not shorter:
                 raise
             raw, _ = read_clip(path, err.frames)
             frames_per_clip = err.frames
