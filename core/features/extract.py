@@ -253,8 +253,8 @@ def extract_features(
         _SAID_RANDOM.add(cache_dir)
         log.warning(
             "no VGG-Face weights given: using a RANDOM backbone (seed %d), a demonstration whose "
-            "numbers mean nothing; pass --weights vgg_face.weights.h5 (convert it once: "
-            "python -m core.port vgg_face.mat --out %s, the default place)",
+            "numbers mean nothing; convert them once to the default place, read without "
+            "--weights (python -m core.port vgg_face.mat --out %s), or pass --weights FILE",
             RANDOM_SEED,
             default_weights_path(cache_dir),
         )

@@ -12,12 +12,12 @@ clip, face crop, preprocessing and a fine-tuned trial's own backbone layers
 (:mod:`experiments.serving.scorer`). Prints one tab-separated line per clip (a field holding a
 tab, a quote or a line break is quoted, as CSV quotes): its path, the probability that it is
 bona fide, the decision at the trial's dev EER threshold (a score at or above it is bona fide)
-and the frames where no face was found; frame heads average their frames' scores, sequence heads
-read the clip's frames in order, exactly as the sweep scored its clips. A clip in which no frame
-has a face is not scored (its decision reads ``no face``) unless ``--score-faceless``; one that
-cannot be read reads ``not read``, its reason on stderr. A frame head scores a clip of fewer
-frames than the study's (or one image) on every frame it has. A folder that holds no frame of
-its own stands for the clips under it.
+and the frames where no face was found (empty without a crop); frame heads average their frames'
+scores, sequence heads read the clip's frames in order, exactly as the sweep scored its clips. A
+clip in which no frame has a face is not scored (its decision reads ``no face``) unless
+``--score-faceless``; one that cannot be read reads ``not read``, its reason on stderr. A frame
+head scores a clip of fewer frames than the study's (or one image) on every frame it has. A
+folder that holds no frame of its own stands for the clips under it.
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
@@ -284,7 +284,8 @@ def _score_each(
             bad += 1
             continue
         frames = result.frames
-        no_face = f"{result.no_face}/{frames}"
+        # no face check without a crop: "0/7" claimed one (probe)
+        no_face = f"{result.no_face}/{frames}" if scorer.detector else ""
         if result.no_face == frames and scorer.detector and not args.score_faceless:
             rows.writerow([path, "", "no face", no_face, *empty])
             sys.stdout.flush()

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import plotly.io
 import plotly.offline
 
+from core.words import counted
 from experiments.metrics import ScoreSet, far_frr_curve
 from experiments.results.tables import pareto_mask
 
@@ -92,19 +93,28 @@ def study_figures(
         )
     front = trials[pareto_mask(trials["params_head"], trials["dev_acer"])]
     front = front.sort_values("params_head")
-    scatter.add_trace(
+    scatter.add_trace(  # rings around the front's trials: filled markers hid a family's (probe)
         go.Scatter(
             x=front["params_head"],
             y=front["dev_acer"],
             mode="lines+markers",
             name="Pareto front",
             line={"dash": "dash", "color": "black"},
+            marker={"symbol": "circle-open", "size": 14, "color": "black"},
         )
     )
+    top = max(float(trials["dev_acer"].max()), 0.01) if len(trials) else 1.0
     scatter.update_layout(
-        title="Head parameters vs dev ACER (Pareto front dashed)",
-        xaxis={"type": "log", "title": "head parameters (log scale)", "tickformat": "~s"},
-        yaxis={"title": "dev ACER", "tickformat": ".1%", "rangemode": "tozero"},  # no -50 %
+        title="Head parameters vs dev ACER (Pareto front dashed, its trials ringed)",
+        # powers of ten: the labels between them ran together (600k700k800k900k: probe)
+        xaxis={
+            "type": "log",
+            "title": "head parameters (log scale)",
+            "tickformat": "~s",
+            "dtick": 1,
+        },
+        # from a little below 0: a trial at 0 % was cut in half by the axis (no -50 % either)
+        yaxis={"title": "dev ACER", "tickformat": ".1%", "range": [-0.03 * top, 1.05 * top]},
     )
 
     spread = go.Figure()
@@ -156,16 +166,27 @@ def optuna_figures(study: optuna.Study) -> dict[str, go.Figure]:
             study, target_names=["dev ACER", "params_total"]
         )
     percent = {"optuna_history": "yaxis", "optuna_pareto": "xaxis"}  # where dev ACER is drawn
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+    over = f"the {counted(len(complete), 'complete trial')}"  # what each rests on (probe)
+    titles = {
+        "optuna_history": f"{OPTUNA_TITLES['optuna_history']}: dev ACER of {over}"
+        + (f" ({len(pruned)} pruned not drawn)" if pruned else ""),
+        "optuna_importance": f"{OPTUNA_TITLES['optuna_importance']} over {over}"
+        + (" (a rough guide, from so few)" if len(complete) < 30 else ""),
+    }
     built = {}
     for name, make in figures.items():
         try:
-            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if not complete:
                 raise ValueError("no complete trial")  # Optuna drew empty axes (review)
             with warnings.catch_warnings():  # "few trials per regime": expected in small studies
                 warnings.simplefilter("ignore", UserWarning)
                 built[name] = make()
             if name in percent:
                 built[name].update_layout({percent[name]: {"tickformat": ".0%"}})
+            if name in titles:
+                built[name].update_layout(title=titles[name])
         except (ValueError, RuntimeError) as err:  # too few finished trials to say anything
             hidden = {"visible": False}  # not empty axes under a figure's key (probe)
             title = f"{OPTUNA_TITLES[name]}: not drawn ({err})"
