@@ -1,8 +1,11 @@
-"""Counts and rates in words, as a person writes them: ``1 clip``, ``2 clips``, ``56.3``."""
+"""Counts and rates in words, as a person writes them: ``1 clip``, ``2 clips``, ``56.3``; and the
+names a person most likely meant by a mistyped one."""
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 
@@ -22,3 +25,15 @@ def percent(rate: float, digits: int = 1) -> str:
         return str(value)
     step = Decimal(1).scaleb(-digits)
     return str(Decimal(repr(value)).scaleb(2).quantize(step, ROUND_HALF_UP))
+
+
+def meant(typed: str, names: Iterable[object], n: int = 4) -> list[str]:
+    """The ``n`` of ``names`` closest to ``typed`` in any case (``MSU``, ``msuu`` for ``msu``;
+    ``ocmi`` for ``ocim``), closest first, ties in the order of ``names``; none where no name is
+    close."""
+    lower = {str(name).lower(): str(name) for name in names}
+    typed = typed.lower()
+    close = difflib.get_close_matches(typed, list(lower), n=n, cutoff=0.6)
+    score = {c: difflib.SequenceMatcher(None, typed, c).ratio() for c in close}
+    order = list(lower)
+    return [lower[c] for c in sorted(close, key=lambda c: (-score[c], order.index(c)))]

@@ -581,7 +581,7 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert capsys.readouterr().err.strip().splitlines() == [said]
     assert predict.main(["--study", "away", "--best", "--tracking-uri", url, "clip.avi"]) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == said
-    # a server behind basic auth: its password was printed
+    # a server behind basic auth: its password hidden, as every error line hides it (say_error)
     authed = url.replace("http://", "http://me:pw@")
     assert compare.main(["--tracking-uri", authed]) == 3
     hidden = said.replace("http://", "http://me:***@")
@@ -608,7 +608,7 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(
     assert compare.main(["--tracking-uri", bad]) == 2
     said = f"error: --tracking-uri {bad} is not a URL (Failed to parse: {bad}/health)"
     assert capsys.readouterr().err.strip().splitlines() == [said]
-    assert compare.main(["--tracking-uri", "http://me:pw@"]) == 2  # requests' words name it
+    assert compare.main(["--tracking-uri", "http://me:pw@"]) == 2  # and in requests' words
     said = "error: --tracking-uri http://me:***@ is not a URL (Invalid URL 'http://me:***@/health'"
     assert capsys.readouterr().err.strip().splitlines()[0].startswith(said)
     # an unknown scheme is not "a database driver not installed" (probe); a missing one is

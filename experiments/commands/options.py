@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from core.device import supported_backend
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
 from core.flags import given_path
+from core.words import meant
 from experiments import domains
 from experiments.config import EvaluationOptions, NamedData, check_apart
 
@@ -293,9 +293,7 @@ def evaluation_options(
 def _close(name: str, names: Sequence[str]) -> str | None:
     """The one of ``names`` a user most likely meant by ``name`` (``MSU``, ``msuu``,
     ``oulu-npu`` for ``oulu``), if any."""
-    lower = {n.lower(): n for n in names}
-    found = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
-    return lower[found[0]] if found else None
+    return next(iter(meant(name, names, n=1)), None)
 
 
 def _check_crop(features: FeatureOptions | None, other_data: bool) -> None:

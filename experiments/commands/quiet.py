@@ -8,7 +8,6 @@ is turned down through logging. Under JAX, Keras imports TensorFlow only to seed
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import os
 import re
@@ -16,6 +15,7 @@ import sys
 from typing import Any, NoReturn
 
 from core.quiet import import_backend_quietly
+from core.words import meant
 
 NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "alembic", "mlflow")
 
@@ -115,15 +115,10 @@ class OneLineParser(argparse.ArgumentParser):
         choices = action.choices
         if choices is None or value in choices or not isinstance(value, str):
             return super()._check_value(action, value)
-        named = {str(choice).lower(): str(choice) for choice in choices}  # OULU-P1 (review)
-        typed = value.lower()
-        close = difflib.get_close_matches(typed, list(named), n=4, cutoff=0.6)
-        score = {c: difflib.SequenceMatcher(None, typed, c).ratio() for c in close}
-        order = list(named)
-        close = [named[c] for c in sorted(close, key=lambda c: (-score[c], order.index(c)))]
+        close = meant(value, choices)  # in any case: OULU-P1 (review)
         if not close:
             return super()._check_value(action, value)
-        meant = " or ".join(filter(None, (", ".join(close[:-1]), close[-1])))
+        named = " or ".join(filter(None, (", ".join(close[:-1]), close[-1])))
         raise argparse.ArgumentError(
-            action, f"invalid choice: {value!r}; did you mean {meant}? (--help lists them all)"
+            action, f"invalid choice: {value!r}; did you mean {named}? (--help lists them all)"
         )

@@ -42,7 +42,6 @@ def check_server(uri: str) -> None:
         return
     import requests  # MLflow's own HTTP client
 
-    shown = hide_passwords(uri)  # a server's URL may carry basic auth's user:password
     deadline = time.monotonic() + SERVER_WAIT_SECONDS
     while True:
         try:
@@ -55,22 +54,21 @@ def check_server(uri: str) -> None:
             reason = f"its gateway answers {answer.status_code} {answer.reason}"
         except requests.exceptions.SSLError as err:
             if "CERTIFICATE_VERIFY_FAILED" in str(err):  # as MLflow's client would meet it
-                raise StoreUnreachable(_not_verified(shown, str(err))) from None
+                raise StoreUnreachable(_not_verified(uri, str(err))) from None
             if _plain_http(uri):  # OpenSSL words this otherwise from version to version
-                plain = "http://" + shown.removeprefix("https://")
+                plain = "http://" + uri.removeprefix("https://")
                 raise StoreUnreachable(
-                    f"--tracking-uri {shown}: the server answers in plain HTTP, not TLS: give "
+                    f"--tracking-uri {uri}: the server answers in plain HTTP, not TLS: give "
                     f"{plain}, or put TLS in front of it"
                 ) from None
             reason = first_line(err, 120)  # a port that closes the connection: not up yet
         except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
-            said = hide_passwords(first_line(err))  # requests' words repeat the URL
-            raise ValueError(f"--tracking-uri {shown} is not a URL ({said})") from None
+            raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
             reason = said.group(1) if said else first_line(err, 120)
         if time.monotonic() >= deadline:
-            raise StoreUnreachable(_server_down(shown, hide_passwords(reason)))
+            raise StoreUnreachable(_server_down(uri, reason))
         time.sleep(1.0)
 
 
