@@ -333,13 +333,16 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
         text = console.console_table(table)
         lines = text.splitlines()
         assert max(map(len, lines)) <= 100
-        assert len(lines) == 2 + len(table)  # title, header, one line per row
-        header = ["head", "output", "head", "params"]  # group: no name
+        assert len(lines) == 3 + len(table)  # title, header's two lines, one line per row
+        header = ["head", "output", "params", "ACER", "APCER", "BPCER", "ACER", "HTER", "worst"]
         if name == "real":  # repeats: the worst species' own mean APCER, wider; output goes first
             header.remove("output")
-        assert lines[1].split()[: len(header)] == header
+        assert lines[2].split() == header  # group: no name
+        assert lines[1].split() == ["head", "dev", "test", "test", "test", "test"]
+        ends = [{m.end(): m.group() for m in re.finditer(r"\S+", lines[i])} for i in (1, 2)]
+        assert [ends[1][end] for end in ends[0]] == header[-7:-1]  # each over its column
         assert not any(run_id in text for run_id in table["run_id"])
-        for line, (_, row) in zip(lines[2:], table.iterrows(), strict=True):
+        for line, (_, row) in zip(lines[3:], table.iterrows(), strict=True):
             assert row["head"] in line and f"{row['params_head']:,.0f}" in line
             top = max(row[c] for c in table.columns if is_species_figure(c))
             own = top > 0 and f"{100 * top:.1f}" != f"{100 * row['test_apcer']:.1f}"
@@ -353,8 +356,8 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
     said = {}
     for width in range(60, 170):  # the ± columns dropped to fit are said, in full
         lines = console.console_table(store["real"][3], width=width).splitlines()
-        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["head"])
-        shown, title = lines[header + 1].count("±"), "; ".join(lines[:header])
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["head"]) + 1
+        shown, title = lines[header + 1].count("±"), "; ".join(lines[: header - 1])
         said[shown] = title
         if shown == 3:  # HTER's kept after the ACERs' (cross-domain papers' headline figure)
             rates = [cell for cell in lines[header + 1].split() if cell.endswith("%")][:5]

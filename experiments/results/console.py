@@ -193,12 +193,12 @@ def _ranked(trial: FrozenTrial) -> tuple[float, ...]:
 # --------------------------------------------------------------------------- the comparison
 
 CONSOLE_WIDTH = 100
-_CONSOLE_RATES = (
-    ("dev_acer", "dev ACER"),
-    ("test_apcer", "APCER"),
-    ("test_bpcer", "BPCER"),
-    ("test_acer", "ACER"),
-    ("test_hter", "HTER"),
+_CONSOLE_RATES = (  # (figure, the header's two lines): which split a figure is of, above it
+    ("dev_acer", ("dev", "ACER")),
+    ("test_apcer", ("test", "APCER")),
+    ("test_bpcer", ("test", "BPCER")),
+    ("test_acer", ("test", "ACER")),
+    ("test_hter", ("test", "HTER")),
 )
 
 
@@ -211,21 +211,24 @@ def _console_rate(table: pd.DataFrame, row: pd.Series, column: str, spread: bool
 
 
 def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list[str]:
-    """The console table's lines: text columns left, numbers right, two spaces apart."""
-    columns: list[tuple[str, list[str], bool]] = [
-        ("", [_short_group(g) for g in table["group"]], False),
-        ("head", [str(h) for h in table["head"]], False),
+    """The console table's lines: a header of two lines (what a column is of above its name:
+    ``dev`` or ``test`` above a rate), then a row per line; text columns left, numbers right, two
+    spaces apart."""
+    columns: list[tuple[tuple[str, str], list[str], bool]] = [
+        (("", ""), [_short_group(g) for g in table["group"]], False),
+        (("", "head"), [str(h) for h in table["head"]], False),
     ]
     if output:
-        columns.append(("output", [str(o) for o in table["output"]], False))
-    columns.append(
-        ("head params", [format_value("params_head", v) for v in table["params_head"]], True)
-    )
-    for column, name in _CONSOLE_RATES:
+        columns.append((("", "output"), [str(o) for o in table["output"]], False))
+    params = [format_value("params_head", v) for v in table["params_head"]]
+    columns.append((("head", "params"), params, True))
+    for column, names in _CONSOLE_RATES:
         cells = [_console_rate(table, r, column, column in spreads) for _, r in table.iterrows()]
-        columns.append((name, cells, True))
-    columns.append(("worst", [worst_cell(row, short=True) for _, row in table.iterrows()], False))
-    widths = [max([len(name), *map(len, cells)]) for name, cells, _ in columns]
+        columns.append((names, cells, True))
+    columns.append(
+        (("", "worst"), [worst_cell(row, short=True) for _, row in table.iterrows()], False)
+    )
+    widths = [max([*map(len, names), *map(len, cells)]) for names, cells, _ in columns]
 
     def line(cells: Sequence[str]) -> str:
         padded = [
@@ -234,7 +237,7 @@ def _render(table: pd.DataFrame, output: bool, spreads: tuple[str, ...]) -> list
         ]
         return "  ".join(padded).rstrip()
 
-    lines = [line([name for name, _, _ in columns])]
+    lines = [line([names[at] for names, _, _ in columns]) for at in (0, 1)]
     lines += [line([cells[i] for _, cells, _ in columns]) for i in range(len(table))]
     return lines
 
@@ -248,10 +251,11 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     """The comparison for a terminal: every line at most ``width`` characters.
 
     One row per family's best and per write-up baseline: head, output, head params, dev ACER,
-    test APCER/BPCER/ACER/HTER in % and the worst species. The run ids are in the report and in
-    MLflow. To fit, the output column goes first, then (with folds or repeats) the std columns
-    but the ACERs' and HTER's, then HTER's, then the ACERs' (the title says so); a cell that
-    still does not fit is cut.
+    test APCER/BPCER/ACER/HTER in % and the worst species; ``dev`` or ``test`` above each rate's
+    name (a test ACER headed ``ACER`` beside the dev one read as another dev figure). The run
+    ids are in the report and in MLflow. To fit, the output column goes first, then (with folds or
+    repeats) the std columns but the ACERs' and HTER's, then HTER's, then the ACERs' (the title
+    says so); a cell that still does not fit is cut.
     """
     if table.empty:
         return "no finished trial: nothing to compare"
@@ -267,9 +271,8 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     titles = ["rates in %, test at the dev EER threshold; worst: highest-APCER species"]
     if [c for c in every if f"{c}{STD}" in table.columns and c not in spreads]:
         titles.append("other ± std in the report" if spreads else "± std in the report")
-    title = "; ".join(
-        titles
-    )  # what was dropped to fit is said whole, on a line of its own if need be
+    # what was dropped to fit is said whole, on a line of its own if need be
+    title = "; ".join(titles)
     lines = [*([title] if len(title) <= width else titles), *lines]
     return "\n".join(text if len(text) <= width else text[: width - 1] + "…" for text in lines)
 
