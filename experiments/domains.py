@@ -214,6 +214,12 @@ def _with_protocol_suffix(text: str, base: Path) -> tuple[str, str | None]:
     return path, protocol
 
 
+def protocol_given(text: str) -> bool:
+    """Whether ``--db`` text names its protocol (``NAME=PATH:PROTOCOL``; ``:auto`` too, which
+    overrides a databases file's protocol for that name)."""
+    return _with_protocol_suffix(text.partition("=")[2], Path())[1] is not None
+
+
 def parse_database(text: str) -> Database:
     """``--db NAME=PATH`` or ``NAME=PATH:PROTOCOL`` as a :class:`Database`."""
     name, sep, rest = text.partition("=")

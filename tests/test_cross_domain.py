@@ -902,3 +902,5 @@ def test_a_db_flag_of_a_name_the_file_has_keeps_its_protocol(database_trees, tmp
     (source,) = config.evaluation.sources
     assert source.options.protocol == "msu"  # the file's, kept
     assert config.evaluation.target.options.protocol == "casia-cut"  # the flag's own
+    config = parse_args([*given, "--db", f"msu={msu}:auto"])  # said: the file's is overridden
+    assert config.evaluation.sources[0].options.protocol == "auto"  # it read as none (review)

@@ -321,7 +321,7 @@ def _databases(args: argparse.Namespace) -> dict[str, domains.Database]:
         if database.name in flagged:
             raise ValueError(f"--db {database.name} is given twice: name each database once")
         flagged.add(database.name)
-        if database.protocol == AUTO and database.name in found:  # another copy: the same one
+        if not domains.protocol_given(text) and database.name in found:  # a copy: the same one
             database = dataclasses.replace(database, protocol=found[database.name].protocol)
         found[database.name] = database  # a flag overrides the file's path (and protocol)
     return found
