@@ -280,6 +280,19 @@ def test_a_reader_that_stops_early_ends_nothing_in_a_traceback(sweep, uri, runs,
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+    missing = str(tmp_path / "missing.mp4")  # a clip not scored before the reader left: status 2
+    child = subprocess.Popen(
+        [*command[:-40], missing, *[clip] * 40],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert child.stdout.readline().startswith("clip\t")
+    child.stdout.close()
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 2 and f"skipped: {missing}" in err, err  # it ended 0 (review)
+    assert "Traceback" not in err and "BrokenPipe" not in err
 
 
 def test_missing_weights_file_and_unknown_run_are_one_line_errors(sweep, uri, runs, capsys):

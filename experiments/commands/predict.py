@@ -21,8 +21,9 @@ folder that holds no frame of its own stands for the clips under it.
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
-or has no face (each such clip is named, the others still scored), a tracking store that is not
-there; 3 a tracking server that does not answer, or not as MLflow does.
+or has no face (each such clip is named, the others still scored; also when the reader of the
+rows stops early, ``| head``), a tracking store that is not there; 3 a tracking server that
+does not answer, or not as MLflow does.
 """
 
 from __future__ import annotations
@@ -225,17 +226,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     clips = _expanded(args.clips)
     rows = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")  # a tab in a name: quoted
+    bad: list[Path] = []  # the clips not scored, as they come
     try:
         rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
         with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
-            bad = _score_each(args, clips, scorer, rows, interrupted)
+            _score_each(args, clips, scorer, rows, interrupted, bad)
     except BrokenPipeError:  # | head: the reader has what it wanted
         with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 0
+        return 2 if bad else 0  # a clip not scored before it left is said (it ended 0: review)
     if bad:
         print(
-            f"error: {bad} of {len(clips)} clips could not be scored (named above)",
+            f"error: {len(bad)} of {len(clips)} clips could not be scored (named above)",
             file=sys.stderr,
         )
         return 2
@@ -265,36 +267,37 @@ def _score_each(
     scorer: Any,
     rows: Any,
     interrupted: Callable[[], None],
-) -> int:
+    bad: list[Path],
+) -> None:
     """Write each clip's row under the header, one for every clip (one not read: ``not read``,
-    its reason on stderr; a reader of the rows lost such clips without a word: probe); the count
-    of clips not scored."""
+    its reason on stderr; a reader of the rows lost such clips without a word: probe); each clip
+    not scored is added to ``bad`` before its row is written (a reader gone stops the writing)."""
     from core.data.clips import DataError
     from core.words import counted
 
-    bad, empty = 0, [""] * args.per_frame  # a row as wide as the header
+    empty = [""] * args.per_frame  # a row as wide as the header
     for path in clips:
         interrupted()
         try:
             result = scorer.score_clip(path, shorter=True)
         except DataError as err:
             print(f"skipped: {err}", file=sys.stderr)
+            bad.append(path)
             rows.writerow([path, "", "not read", "", *empty])
             sys.stdout.flush()
-            bad += 1
             continue
         frames = result.frames
         # no face check without a crop: "0/7" claimed one (probe)
         no_face = f"{result.no_face}/{frames}" if scorer.detector else ""
         if result.no_face == frames and scorer.detector and not args.score_faceless:
-            rows.writerow([path, "", "no face", no_face, *empty])
-            sys.stdout.flush()
             print(
                 f"not scored: {path}: the detector ({scorer.detector}) found no face in any of "
                 f"its {counted(frames, 'frame')} (--score-faceless scores it anyway)",
                 file=sys.stderr,
             )
-            bad += 1
+            bad.append(path)
+            rows.writerow([path, "", "no face", no_face, *empty])
+            sys.stdout.flush()
             continue
         if frames < scorer.model.frames_per_clip:  # a frame head: every frame there is
             print(
@@ -309,4 +312,3 @@ def _score_each(
             row.append(",".join(f"{s:.9g}" for s in scores))
         rows.writerow(row)
         sys.stdout.flush()
-    return bad
