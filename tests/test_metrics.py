@@ -518,6 +518,21 @@ def test_summarise_gives_mean_and_std_of_every_figure() -> None:
         "test_apcer_print_std",
     ]
 
+    # two folds of two seeds: each fold's seeds averaged, the std over the folds (OULU-NPU's
+    # mean ± std over its folds); over the four settings it mixed seeds in (probe)
+    four = [
+        {"dev_acer": a, "dev_threshold": t} for a, t in ((0.1, 1), (0.3, 2), (0.6, 3), (0.4, 4))
+    ]
+    summary = summarise(four, folds=[1, 1, 2, 2])
+    assert summary == {
+        "dev_acer": pytest.approx(0.35),
+        "dev_acer_std": pytest.approx(np.std([0.2, 0.5], ddof=1)),
+        "dev_threshold": 1,  # the first setting's: its head is the trial's
+    }
+    assert summarise(four, folds=[1, 2, 3, 4]) == summarise(four)  # folds of one seed each
+    assert summarise(four, folds=[None] * 4) == summarise(four)  # seeds only
+    assert summarise(four)["dev_acer_std"] == pytest.approx(np.std([0.1, 0.3, 0.6, 0.4], ddof=1))
+
 
 def test_report_from_scores_csv_of_several_settings_is_their_summary(tmp_path) -> None:
     first = _scores_frame().assign(fold="", repeat=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -70,12 +71,17 @@ def workspace(database_trees) -> Path:
 
 
 def sweep(
-    workspace: Path, data: str, protocol: str, evaluation: EvaluationOptions | None = None
+    workspace: Path,
+    data: str,
+    protocol: str,
+    evaluation: EvaluationOptions | None = None,
+    fold: int | None = None,
 ) -> SweepResult:
     """One lstm30 trial on the random backbone, MLflow artifacts under the workspace."""
     features = FeatureOptions(
         data=workspace / data,
         protocol=protocol,
+        fold=fold,
         cache_dir=workspace / "cache",
         frames=FRAMES,
         face_crop=False,
@@ -247,6 +253,10 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     for fold in range(2, 7):
         (line,) = [line for line in printed if f"(oulu-p3 fold {fold})" in line]
         assert line.endswith((" subject", " subjects")) and "; dev: " in line and "; test: " in line
+    # one fold of the study of all six: the folds said, not six hashes of clips (probe)
+    said = "was run with folds (--fold) 1,2,3,4,5,6; this run's is 2: rerun with the study's flags"
+    with pytest.raises(ValueError, match=re.escape(said)):
+        sweep(workspace, "OULU-NPU", "oulu-p3", fold=2)
 
 
 def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, capsys) -> None:

@@ -527,6 +527,12 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     assert {path: path.read_bytes() for path in before} == before
     names = [notes.name, empty.name, "mlflow.db", "optuna.db"]
     assert sorted(p.name for p in tmp_path.iterdir()) == names
+    # a store set in the environment, no flag: named as set (a flag never given was blamed: probe)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(typo)}
+    script = [sys.executable, str(REPO / "experiments" / "compare.py"), "--list"]
+    done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
+    said = f"error: MLFLOW_TRACKING_URI={typo}: nothing there; a path names a folder"
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(said)
 
 
 def test_a_store_of_the_wrong_kind_is_said_before_features_are_extracted(

@@ -81,6 +81,8 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)": each(
             f.protocol for s in settings for f in (*s.sources, s.test_features)
         ),
+        # named before the clips too: "1,2,3,4,5,6; this run's 2", not six hashes (probe)
+        identity.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),

@@ -31,6 +31,9 @@ TEST_FEATURES = "test features (--test-data or --target: data files, frames, cro
 # the record's entry that is no flag but tells one: each features entry's cache key parts (first
 # 12 digits: parts), to name what differs where the study's entries are not in this cache
 KEY_PARTS = "cache key parts"
+# the folds a study's trials train on ("1,2,3,4,5,6", "2", "none"): said where they differ, not
+# the clips' hashes they explain (a study made before it was recorded: its clips are said)
+FOLDS = "folds (--fold)"
 # ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
 # "casia"}): not compared (a name is how a path is called), but said where features differ
 DATABASES = "databases"
@@ -320,7 +323,7 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     msu; this run's ..."), not the features, clips and protocols that follow from them (the
     data files had been said to differ, with advice on copying them: probe)."""
     moved = _moved(recorded, current)
-    said, hashed, features = list(moved.values()), [], False
+    said, hashed, features, folds = list(moved.values()), [], False, False
     for what, value in current.items():
         if what == WRITE_UP and what not in recorded:  # a study made before it was recorded
             said.append(f"{what} not recorded; this run's {value}")
@@ -341,7 +344,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             hashed.append(f"{what} differ")
         else:
             said.append(f"{what} {_shown(recorded[what])}; this run's {_shown(value)}")
-    return list(dict.fromkeys(said)) + ([] if features else hashed)
+        folds |= what == FOLDS
+    return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
 
 
 # the identity entries a cross-domain study's databases decide, by side (SIDES' values)

@@ -18,7 +18,7 @@ from mlflow.environment_variables import (
 )
 
 from experiments.stores import wal
-from experiments.stores.said import first_line, hide_passwords
+from experiments.stores.said import first_line, hide_passwords, tracking_named
 
 SERVER_WAIT_SECONDS = 60.0  # a tracking server that accepts no connection this long is down
 
@@ -58,12 +58,12 @@ def check_server(uri: str) -> None:
             if _plain_http(uri):  # OpenSSL words this otherwise from version to version
                 plain = "http://" + uri.removeprefix("https://")
                 raise StoreUnreachable(
-                    f"--tracking-uri {uri}: the server answers in plain HTTP, not TLS: give "
+                    f"{tracking_named(uri)}: the server answers in plain HTTP, not TLS: give "
                     f"{plain}, or put TLS in front of it"
                 ) from None
             reason = first_line(err, 120)  # a port that closes the connection: not up yet
         except ValueError as err:  # requests' InvalidURL, InvalidSchema: no URL at all
-            raise ValueError(f"--tracking-uri {uri} is not a URL ({first_line(err)})") from None
+            raise ValueError(f"{tracking_named(uri)} is not a URL ({first_line(err)})") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             said = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # the socket's words
             reason = said.group(1) if said else first_line(err, 120)
@@ -118,7 +118,7 @@ def _check_database(uri: str) -> None:
         return
     if backend not in DATABASE_STORES:  # bogus://, postgres://: not a driver missing
         raise ValueError(
-            f"--tracking-uri {hide_passwords(uri)}: not a tracking store MLflow knows (scheme "
+            f"{hide_passwords(tracking_named(uri))}: not a tracking store MLflow knows (scheme "
             f"{url.drivername!r}); e.g. sqlite:///mlflow.db, postgresql://user@host/mlflow or "
             "http://host:5000"
         )
@@ -131,7 +131,7 @@ def _check_database(uri: str) -> None:
         )
     except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # a driver not installed
         raise ValueError(
-            f"--tracking-uri {hide_passwords(uri)}: its database driver is not installed "
+            f"{hide_passwords(tracking_named(uri))}: its database driver is not installed "
             f"({first_line(err)}); for PostgreSQL: pip install -e '.[postgres]'"
         ) from None
     try:

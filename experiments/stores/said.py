@@ -3,6 +3,7 @@ line. Every store module says them so (tracking, workers, storage)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 _PASSWORD = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
@@ -17,3 +18,15 @@ def hide_passwords(text: str) -> str:
 def first_line(err: BaseException, limit: int = 200) -> str:
     """An error's first line (its type's name when it says nothing), for one-line messages."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
+def tracking_named(uri: str) -> str:
+    """How the user named the tracking store ``uri``, for a line about it: ``--tracking-uri URI``,
+    or ``MLFLOW_TRACKING_URI=URI`` when it is that variable's (a store set there was blamed on a
+    flag never given: probe)."""
+    return (
+        f"{TRACKING_ENV}={uri}" if uri == os.environ.get(TRACKING_ENV) else f"--tracking-uri {uri}"
+    )
+
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"

@@ -36,7 +36,7 @@ from experiments.config import safe_name
 from experiments.stores import wal
 from experiments.stores.locks import StorageLock
 from experiments.stores.reach import StoreUnreachable, absent_file, check_server, is_server
-from experiments.stores.said import first_line, hide_passwords
+from experiments.stores.said import first_line, hide_passwords, tracking_named
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def use_store(uri: str | None) -> str:
     default = mlflow.get_tracking_uri()
     store = uri or default
     if re.fullmatch(r"[\w.-]+:\d+(/\S*)?", store):  # 127.0.0.1:5000: a server without its scheme
-        raise ValueError(f"--tracking-uri {store}: no scheme; a tracking server is http://{store}")
+        raise ValueError(f"{tracking_named(store)}: no scheme; a tracking server is http://{store}")
     if not uri and store.startswith("sqlite:") and "%" in store:
         store = urllib.parse.unquote(store)
     parsed = urllib.parse.urlparse(store)
@@ -86,18 +86,18 @@ def use_store(uri: str | None) -> str:
         path = Path(urllib.parse.unquote(parsed.path))
         if path.is_file():  # a database given as a path
             raise ValueError(
-                f"--tracking-uri {store}: a path, which MLflow reads as a file store's folder; "
+                f"{tracking_named(store)}: a path, which MLflow reads as a file store's folder; "
                 f"a SQLite database is given as sqlite:///{path.resolve()}"
             )
         what = "a folder" if path.is_dir() else "nothing there; a path names a folder"
         raise ValueError(
-            f"--tracking-uri {store}: {what} (MLflow's file store, which MLflow 3 opens only "
+            f"{tracking_named(store)}: {what} (MLflow's file store, which MLflow 3 opens only "
             "with MLFLOW_ALLOW_FILE_STORE=true); give a database, e.g. sqlite:///mlflow.db, the "
             "sweep's default in its folder"
         )
     # before MLflow's migration writes it
     if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
-        raise ValueError(f"--tracking-uri {store}: an Optuna study database; MLflow needs its own")
+        raise ValueError(f"{tracking_named(store)}: an Optuna study database; MLflow needs its own")
     if uri or store != default:  # set even when equal: MLflow's default follows the cwd
         mlflow.set_tracking_uri(store)
     return mlflow.get_tracking_uri()

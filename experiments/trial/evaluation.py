@@ -489,12 +489,3 @@ def no_face_metrics(setting: Setting) -> dict[str, float]:
             metrics[f"no_face_{where}_{metric_suffix(species)}"] = count.missed
             metrics[f"no_face_rate_{where}_{metric_suffix(species)}"] = count.rate
     return metrics
-
-
-def settings_table(settings: Sequence[Setting], reports: Sequence[dict]) -> pd.DataFrame:
-    """One row per setting (its name, fold and repeat) with every figure it gave."""
-    rows = [
-        {"setting": s.name, "fold": s.fold, "repeat": s.repeat, **r}
-        for s, r in zip(settings, reports, strict=True)
-    ]
-    return pd.DataFrame(rows)

@@ -42,7 +42,6 @@ from experiments.trial.evaluation import (
     no_face_metrics,
     prepare_fine_tuning,
     scores_frame,
-    settings_table,
 )
 from experiments.trial.training import resolved_jit_compile, train_head
 
@@ -146,7 +145,7 @@ class Objective:
     def _train_and_log(self, trial: optuna.Trial, config: TrialConfig, seed_number: int):
         """``seed_number``: the trial whose seed it trains with (a retry: the lost original's,
         so it trains the epochs the lost trial would have trained)."""
-        mlflow.log_params(config.params())
+        mlflow.log_params({**config.params(), "seed": self.seed + seed_number})  # repeat 0's
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
         kept = None  # the first setting's result: its head is the trial's
@@ -173,7 +172,7 @@ class Objective:
             "params_total": PARAMS_TO_FC7 + params_head,  # backbone + head, as the write-up
             "params_trainable": kept.params_trainable,  # head + fine-tuned backbone layers
             "params_head": params_head,
-            **summarise(reports),
+            **summarise(reports, [setting.fold for setting in self.settings]),
             "train_seconds": seconds,
             "settings": len(self.settings),
             **no_face_metrics(self.settings[0]),
@@ -187,7 +186,8 @@ class Objective:
         if keep and kept.top is not None:
             artifacts.log_top_weights(kept.top, config.fine_tune)
         if several:
-            artifacts.log_settings(settings_table(self.settings, reports))
+            seeds = [setting.seed(self.seed + seed_number) for setting in self.settings]
+            artifacts.log_settings(settings_table(self.settings, seeds, reports))
         for key in ("params_total", "dev_eer", "test_acer", "test_hter", "test_auc"):
             trial.set_user_attr(key, metrics[key])
         trial.set_user_attr("head", config.shown)  # the progress line, the Pareto front
@@ -231,3 +231,15 @@ class Objective:
     def _report(self, number: int, config: TrialConfig, outcome, seconds: float) -> None:
         if self.on_result is not None:
             self.on_result(number, config, outcome, seconds)
+
+
+def settings_table(
+    settings: Sequence[Setting], seeds: Sequence[int], reports: Sequence[dict]
+) -> pd.DataFrame:
+    """One row per setting (its name, fold, repeat and training seed) with every figure it gave
+    (the seed was in no store: probe)."""
+    rows = [
+        {"setting": s.name, "fold": s.fold, "repeat": s.repeat, "seed": seed, **r}
+        for s, seed, r in zip(settings, seeds, reports, strict=True)
+    ]
+    return pd.DataFrame(rows)
