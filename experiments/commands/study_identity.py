@@ -120,7 +120,9 @@ def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
     write-up heads first) and its seed (:func:`study_identity`, without its paths): two studies
     with the same are one experiment whose trials the cross-domain table pools."""
     record = study_identity(config, settings)
-    left = (SEARCHED, SEEDED, identity.WRITE_UP, *identity.UNCOMPARED)  # --heads, the seed
+    # --heads, the seed; the folds, which the clips' digests hold (it would set studies made
+    # since they were recorded apart from earlier ones)
+    left = (SEARCHED, SEEDED, identity.WRITE_UP, identity.FOLDS, *identity.UNCOMPARED)
     kept = {k: v for k, v in record.items() if k not in left}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
