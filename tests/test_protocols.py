@@ -365,7 +365,7 @@ def test_a_partial_copy_says_where_each_split_comes_from(tmp_path: Path) -> None
             "dev",
             "(train_release subjects 1-15 train, 16-20 dev; test_release test; ",
         ),
-        (casia, "casia-low", "dev", "test_release test; casia-low: casia, low-quality test clips"),
+        (casia, "casia-low", "dev", "test_release test; casia-low: casia, low-quality clips only"),
         (oulu, "oulu-p1", "dev or test", "(users 1-20 train (Train_files), 21-35 dev (Dev_files)"),
     ):
         with pytest.raises(DataError) as refused:
@@ -423,14 +423,19 @@ def test_casia_release_with_bob_dev(casia: Path) -> None:
         ("casia-video", {"bonafide": 6, "video": 6}, {"low", "normal", "high"}),
     ],
 )
-def test_casia_test_subsets_restrict_only_test(
+def test_casia_subsets_restrict_every_split(
     casia: Path, protocol: str, test_species: dict, test_quality: set
 ) -> None:
+    """A scenario's subset in train and dev as in test, as Idiap's CASIA-FASD layer for Bob
+    filters train, devel and test by attack type (train and dev had stayed whole: probe)."""
     whole = load_dataset(casia)
     data = load_dataset(casia, protocol=protocol)
-    assert data.split("train") == whole.split("train") and data.split("dev") == whole.split("dev")
     assert Counter(c.attack_type for c in data.split("test")) == test_species
     assert values(data.split("test"), "quality") == test_quality
+    for split in ("train", "dev"):  # the same selection of the whole split's clips
+        kept = [c for c in whole.split(split) if c.columns["quality"] in test_quality]
+        kept = [c for c in kept if c.attack_type in test_species]
+        assert data.split(split) == kept and len(kept) < len(whole.split(split))
 
 
 def test_a_tree_whose_subjects_cannot_be_read_is_refused(tmp_path: Path) -> None:
