@@ -406,6 +406,68 @@ def test_a_waiting_worker_looks_without_the_study_lock(postgres, mlflow_server, 
     assert worker.ran == 0
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
+def test_a_waiting_worker_stops_once_its_database_stays_away(
+    postgres, mlflow_server, monkeypatch, capsys
+):
+    """A worker with no trial in flight said "database back" at its next try, before the
+    database answered, and so waited for it for ever (probe): it stops after the wait, and says
+    the database back only where it answered."""
+    url = postgres.create_database("stays-away")
+    study, _ = workers.open_study(
+        "stays-away", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+    )
+    study.ask()  # another worker's trial: it holds the budget of 1, this worker waits
+    monkeypatch.setattr(workers, "RECONNECT_SECONDS", 3.0)
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.url)
+    ended: list[BaseException] = []
+    try:
+        worker = workers.Worker(study, url, tracking.use_experiment("stays-away"))
+
+        def wait() -> None:
+            try:
+                worker.optimize(lambda trial: 0.0, 1)
+            except Exception as err:  # noqa: BLE001 - what stopped it is the test's
+                ended.append(err)
+
+        waiting = threading.Thread(target=wait)
+        waiting.start()
+        wait_for(lambda: "waiting: 0 of 1" in capsys.readouterr().out, "the worker waiting")
+        postgres.stop()
+        try:
+            waiting.join(timeout=60)
+        finally:
+            postgres.start()
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert not waiting.is_alive()
+    (err,) = ended
+    assert isinstance(err, workers.StorageUnavailable)
+    assert str(err).startswith("the study's database did not answer for 3s (")
+    said = capsys.readouterr()
+    assert "database back" not in said.out and said.err.count("database unreachable") == 1
+
+
+def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
+    """PostgreSQL refusing a connection for its limit read as the database down (its workers
+    waited and tried again for ever, probe): the refusal says the fix."""
+    postgres.sql("CREATE ROLE crowded LOGIN CONNECTION LIMIT 0")
+    postgres.sql("CREATE DATABASE crowded OWNER crowded")
+    url = f"postgresql://crowded@127.0.0.1:{postgres.port}/crowded"
+    with pytest.raises(workers.StorageUnavailable) as refused:
+        workers.open_study(
+            "crowded", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+        )
+    said = str(refused.value)
+    assert said.startswith(f"--storage {url}: cannot open the study: (psycopg")
+    assert 'too many connections for role "crowded"' in said
+    assert said.endswith(
+        "; its connections are all taken: raise max_connections in "
+        "postgresql.conf, or run fewer workers (README, Sizing)"
+    )
+
+
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
 def test_a_ctrl_c_dropped_in_a_trial_stops_the_worker_after_it(postgres, mlflow_server):
     """A Ctrl-C that lands in a finalizer during a trial (Python drops it there) still stops the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 from typing import Any
 
@@ -34,6 +35,44 @@ def database_error(err: BaseException | None) -> BaseException | None:
             found = err  # the deepest is the driver's: "connection refused", ...
         err = err.__cause__ or err.__context__
     return found
+
+
+# what PostgreSQL and MySQL say when every connection slot is taken: not an outage to wait out
+FULL = ("too many clients", "remaining connection slots are reserved", "too many connections")
+
+
+def full(err: BaseException) -> str:
+    """The fix, as a clause to add to a line saying ``err``, when the database refused the
+    connection because its connections are all taken (it read as the database down: probe);
+    else ''."""
+    if not any(words in str(err).lower() for words in FULL):
+        return ""
+    return (
+        "; its connections are all taken: raise max_connections in postgresql.conf, or run "
+        "fewer workers (README, Sizing)"
+    )
+
+
+def back(outage: float | None) -> None:
+    """After a call to the study's database answered: says it is back where it had not answered
+    (``outage``: since when; None: it had), and returns None, the outage over
+    (``outage = back(outage)``). Said at the first answer, not at the next try: that had ended
+    the outage before the database answered, so a worker waited for it for ever (probe)."""
+    if outage is not None:
+        print(f"database back {time.monotonic() - outage:.0f}s later", flush=True)
+    return None
+
+
+def say_outage(err: BaseException, lost: int | None, seconds: float) -> None:
+    """The line of a worker whose call to the study's database failed (``err``), found at its
+    trial's reports and end, or by its heartbeat: the trial ``lost`` with it, if any."""
+    what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
+    print(
+        f"database unreachable at this worker's next call ({first_line(err)}{full(err)}): "
+        f"{what}; waiting for it up to {seconds:.0f}s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class SteadyHeartbeatStorage(optuna.storages.RDBStorage):

@@ -19,13 +19,12 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   run is tagged with the trial it retries. Once a heartbeat, not once a trial: a trial is lost
   only after :data:`~experiments.config.GRACE_FACTOR` silent heartbeats, and these searches
   cost the tracking server in proportion to the workers (``bench/scale.py``).
-* A database that goes away (restart, network) costs the trial in flight, queued again once it
-  answers (the worker waits up to :data:`RECONNECT_SECONDS`); so does a tracking store away past
-  MLflow's own retries (the objective says so and pauses), up to :data:`MAX_RETRY` times.
+* A database that goes away (restart, network, every connection taken) costs the trial in
+  flight, queued again once it answers (the worker waits up to :data:`RECONNECT_SECONDS`); so
+  does a tracking store away past MLflow's own retries, up to :data:`MAX_RETRY` times.
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
-  :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old
-  (:class:`~experiments.stores.storage.FinishedTrialsCache`); the trial budget and the
-  queue are always read from the database.
+  :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old (``FinishedTrialsCache``); the
+  trial budget and the queue are always read from the database.
 """
 
 from __future__ import annotations
@@ -73,7 +72,10 @@ from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
     StorageErrors,
+    back,
     database_error,
+    full,
+    say_outage,
 )
 
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
@@ -153,7 +155,7 @@ def open_study(
     except StorageErrors as err:
         shown = hide_passwords(url)
         cause = database_error(err) or err
-        said = f"--storage {shown}: cannot open the study: {first_line(cause)}"
+        said = f"--storage {shown}: cannot open the study: {first_line(cause)}{full(cause)}"
         raise StorageUnavailable(said) from err
     except sqlalchemy.exc.DatabaseError as err:  # a SQLite file cut short or overwritten
         wal.check_damaged(err, "--storage", url, "studies")
@@ -279,19 +281,21 @@ class Worker:
         while deadline is None or time.monotonic() < deadline:
             interrupted()
             try:
-                if lost is not None:
+                if lost is not None:  # under the lock: failed, not yet queued, it read as done
+                    self.lock.acquire()  # to another worker's look, which then ended (probe)
                     self._requeue(lost)
+                    self.lock.release()
                     lost = None
-                if outage is not None:  # since a call here failed, not the outage's length
-                    print(f"database back {time.monotonic() - outage:.0f}s later", flush=True)
-                    outage = None
                 if waited_on is not None and time.monotonic() - said_alive < self.heartbeat:
                     # Waiting: a look without the lock at the running trials; the budget is read
                     # under the lock again once one of them ends (or a heartbeat passed).
-                    if self._running() == waited_on:
+                    running = self._running()
+                    outage = back(outage)
+                    if running == waited_on:
                         time.sleep(min(self.heartbeat, WAIT_POLL_SECONDS))
                         continue
                 all_trials = self._look()
+                outage = back(outage)
                 finished = finished_count(all_trials)
                 if finished >= trials:
                     return self.ran
@@ -331,12 +335,12 @@ class Worker:
                 lost = self._current if self._current is not None else lost
                 if outage is None:
                     outage = time.monotonic()
-                    self._say_outage(cause, lost)
+                    say_outage(cause, lost, RECONNECT_SECONDS)
                 elif time.monotonic() - outage > RECONNECT_SECONDS:
                     raise StorageUnavailable(
                         f"the study's database did not answer for {RECONNECT_SECONDS:.0f}s "
-                        f"({first_line(cause)}): this worker stops; finished trials are kept, "
-                        "start it again to go on"
+                        f"({first_line(cause)}{full(cause)}): this worker stops; finished "
+                        "trials are kept, start it again to go on"
                     ) from err
                 time.sleep(min(5.0, self.heartbeat))
             finally:
@@ -391,15 +395,6 @@ class Worker:
             run = {tracking.ERROR_TAG: reason}
             tracking.tag_trial_run(self.experiment_id, self.study.study_name, number, run, "FAILED")
         self._seen(lost=True)  # found lost: its parent run may have been closed as well
-
-    def _say_outage(self, err: BaseException, lost: int | None) -> None:
-        what = f"trial {lost} is lost and will be queued again" if lost is not None else "no trial"
-        print(  # a trial calls it at its reports and end: an outage is found then, or by heartbeat
-            f"database unreachable at this worker's next call ({first_line(err)}): {what}; "
-            f"waiting for it up to {RECONNECT_SECONDS:.0f}s",
-            file=sys.stderr,
-            flush=True,
-        )
 
     def _requeue(self, number: int) -> None:
         """Fail a lost trial (ours, to a database outage; a worker's killed on this machine) and
