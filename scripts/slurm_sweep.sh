@@ -2,6 +2,9 @@
 # Many workers on one study as a Slurm job array (README, "Many machines").
 #
 #   sbatch --array=1-8 scripts/slurm_sweep.sh                  # 8 workers, one study
+#
+# (run from the repository: each task's log is sweep-<job>_<task>.out there; Slurm opens it
+# before the script runs, so it names no folder that may not be there)
 #   STUDY=oulu-p1 TRIALS=200 sbatch --array=1-16%4 scripts/slurm_sweep.sh
 #
 # Every array task is one worker of the same study: they share its PostgreSQL database, the
@@ -16,7 +19,7 @@
 # The first task checks max_connections and warns when it is short (refused connections are
 # the first thing that breaks, at 64 workers with the stock 100).
 #SBATCH --job-name=vggface-sweep
-#SBATCH --output=logs/sweep-%A_%a.out
+#SBATCH --output=sweep-%A_%a.out
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=16G
 #SBATCH --time=04:00:00
@@ -33,7 +36,6 @@ set -euo pipefail
 : "${HEADS:=*}"
 
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
-mkdir -p logs
 export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-4}"
 # Every task passes the same --seed (the trials' training seeds): the sweep seeds the k-th
 # worker's sampler with --seed + k itself, so workers do not propose the same points. A --seed
@@ -54,16 +56,23 @@ import sqlalchemy
 
 url, workers = sys.argv[1], int(sys.argv[2])
 need = 3 * workers + 20  # README, "Sizing": ~3 connections a worker, and room for the rest
+ASKED = """SELECT current_setting('max_connections')::int,
+    current_setting('superuser_reserved_connections')::int
+    + coalesce(current_setting('reserved_connections', true), '0')::int,
+    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') - 1"""
 try:
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as connection:
-        have = int(connection.execute(sqlalchemy.text("SHOW max_connections")).scalar())
+        most, reserved, used = connection.execute(sqlalchemy.text(ASKED)).one()
 except Exception as err:  # the sweep itself says what is wrong with the database, if anything
     sys.exit(f"could not read max_connections: {str(err).splitlines()[0]}")
-if have < need:
+have = most - reserved  # a worker is no superuser: the reserved slots refuse it (probe)
+if have < need or have - used < 3 * workers:
     print(
-        f"warning: the study's PostgreSQL allows {have} connections; {workers} workers need "
-        f"about {need} (README, Sizing): raise max_connections or run fewer tasks at once",
+        f"warning: the study's PostgreSQL allows {have} connections to workers "
+        f"(max_connections {most}, {reserved} reserved), {used} in use now (an mlflow server "
+        f"on this cluster holds up to 15 per server worker); {workers} workers need about "
+        f"{need} (README, Sizing): raise max_connections or run fewer tasks at once",
         file=sys.stderr,
     )
 EOF

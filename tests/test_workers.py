@@ -468,6 +468,36 @@ def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
     )
 
 
+def test_the_slurm_script_warns_of_connections_its_array_would_not_get(postgres, tmp_path):
+    """scripts/slurm_sweep.sh's first task compares the tasks' connections with what the study's
+    PostgreSQL gives a worker: max_connections less the slots reserved for superusers (which
+    refuse a worker: probe), and those in use now. Run as Slurm would, the sweep asked --help."""
+    url = postgres.create_database("slurm")
+    script = REPO / "scripts" / "slurm_sweep.sh"
+    said = {}
+    for tasks in (8, 64):
+        env = {
+            **os.environ,
+            "DATA": str(tmp_path),
+            "STORAGE": url,
+            "SLURM_ARRAY_TASK_ID": "1",
+            "SLURM_ARRAY_TASK_MIN": "1",
+            "SLURM_ARRAY_TASK_COUNT": str(tasks),
+            "SLURM_SUBMIT_DIR": str(REPO),
+        }
+        done = subprocess.run(
+            ["bash", str(script), "--help"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0 and "--storage" in done.stdout, done.stderr
+        said[tasks] = done.stderr
+    assert "warning" not in said[8]  # 3 * 8 + 20 of the fixture's 200
+    warned = re.search(
+        r"allows (\d+) connections to workers \(max_connections 200, (\d+) reserved\)", said[64]
+    )
+    assert warned and int(warned[1]) == 200 - int(warned[2]) and int(warned[2]) >= 3, said[64]
+    assert "64 workers need about 212 (README, Sizing)" in said[64]
+
+
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed
 def test_a_ctrl_c_dropped_in_a_trial_stops_the_worker_after_it(postgres, mlflow_server):
     """A Ctrl-C that lands in a finalizer during a trial (Python drops it there) still stops the
