@@ -640,7 +640,7 @@ def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: no cross-domain or cross-dataset (--test-data) study with a finished trial in "
-        f"{uri} yet"
+        f"{uri} yet; --cross --study NAME ... tabulates intra-dataset studies too"
     ]
     assert not (tmp_path / "t").exists()
 

@@ -45,7 +45,13 @@ FIGURES = (
     ("test_auc", "AUC paper"),
     ("test_tpr_fpr1", "TPR@FPR1% paper"),
 )
-INTRA_FIGURES = (("test_hter", "HTER"), ("test_acer", "ACER"))
+# an intra-dataset protocol's: what OULU-NPU's tables print (APCER, BPCER, ACER), then HTER
+INTRA_FIGURES = (
+    ("test_apcer", "APCER"),
+    ("test_bpcer", "BPCER"),
+    ("test_acer", "ACER"),
+    ("test_hter", "HTER"),
+)
 # the options a table's columns may differ in (each study's run tags), as a user names them
 OPTIONS = (
     ("frames_per_clip", "--frames"),
@@ -339,7 +345,7 @@ def log_cross_table(
         "shows it)."
         for name in synthetic
     ]
-    if (shown["kind"] == "intra-dataset").all():
+    if shown.empty or (not chosen and (shown["kind"] == "intra-dataset").all()):
         but = (
             f" but {counted(len(synthetic), 'study', 'studies')} on synthetic data, a "
             f"demonstration (--cross --study NAME shows it: {', '.join(synthetic)})"
@@ -348,7 +354,8 @@ def log_cross_table(
         )
         raise LookupError(
             "no cross-domain or cross-dataset (--test-data) study with a finished trial in "
-            f"{tracking.store_shown()}{but}"
+            f"{tracking.store_shown()}{but}; --cross --study NAME ... tabulates intra-dataset "
+            "studies too"
         )
     table = cross_table(shown)
     trials = table.attrs["trials"]
@@ -371,7 +378,8 @@ def log_cross_table(
         if row.pooled
     )
     intra = shown.loc[shown["kind"] == "intra-dataset", "label"].tolist()
-    notes = [*filter(None, [options_differ(shown)]), NOTE, *pooled, *older, *demos]
+    cross = not (shown["kind"] == "intra-dataset").all()  # the note is about sources, target
+    notes = [*filter(None, [options_differ(shown)]), *[NOTE] * cross, *pooled, *older, *demos]
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
