@@ -241,6 +241,12 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     assert parent.data.params["clips"] == str(len(every))
     # fold 1's data summary whole, each later fold's counts in one line (six summaries before)
     printed = PRINTED["oulu-p3"].splitlines()
+    # fold 1's clips of the cache entry's (every fold's, every protocol's): 55 of 90 were said as
+    # "55 clips" beside the extraction's time (probe)
+    entry = len(result.features.manifest["clips"])
+    assert len(every) <= entry and len(result.features.clips) < entry
+    said = f"features: {len(result.features.clips)} clips of the entry's {entry} x {FRAMES} frames"
+    assert any(line.startswith(said) for line in printed), printed
     assert sum(line.startswith("  split  label") for line in printed) == 1
     # the trial line's dev and test ACER, each the mean ± std over the folds, as in the table
     (line,) = [line for line in printed if line.startswith("#0 ")]

@@ -74,8 +74,12 @@ def load_features(
     if kept := features.extracted and features.manifest.get("resumed_clips"):  # not in that time
         entry = len(features.manifest["clips"]) + len(features.manifest["skipped"])  # every fold's
         state += f" ({kept} of the entry's {entry} clips kept from interrupted runs)"
+    # the protocol's (and fold's) clips of the entry's, which hold every fold's and protocol's
+    # of the data: "55 clips" was said of an extraction of 90 (probe)
+    entry = len(features.manifest.get("clips", ()))
+    of = f" of the entry's {entry}" if entry > len(features.clips) else ""
     print(
-        f"features: {counted(len(features.clips), 'clip')} x "
+        f"features: {counted(len(features.clips), 'clip')}{of} x "
         f"{counted(features.frames_per_clip, 'frame')}, "
         f"{state}, cache {features.path}"
     )
