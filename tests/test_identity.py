@@ -305,6 +305,16 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     ]
     older = {what: value for what, value in base.items() if what != KEY_PARTS}
     assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded
+    # tested on another database (--test-data) beside its own test split: said so, not as data
+    # files that differ, with advice on copying them (probe)
+    from experiments.stores.identity import TEST_FEATURES
+
+    own = {**base, TEST_FEATURES: base[FEATURES]}
+    other = {**base, TEST_FEATURES: "cache entry k9", KEY_PARTS: {"k1": parts, "k9": parts}}
+    said = "tested on --data's own test split; this run's --test-data"
+    assert differences(own, other) == [said]
+    assert differences(other, own) == ["tested on --test-data; this run's --data's own test split"]
+    assert differences(own, {**other, "--repeats": "2"}) == [said, "--repeats 1; this run's 2"]
 
 
 def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> None:

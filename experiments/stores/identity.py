@@ -366,6 +366,11 @@ def _moved(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
         mine = "--data tested on its own test split"
         line = f"{said}; this run's {mine}" if was is cross else f"{mine}; this run's {said}"
         return dict.fromkeys(SIDES.values(), line)
+    both = all(TEST_FEATURES in r for r in (recorded, current))
+    if both and own[0] != own[1] and was is None and now is None:  # one tested on --test-data
+        mine, other = "--data's own test split", "--test-data"
+        said = f"tested on {mine if own[0] else other}; this run's {other if own[0] else mine}"
+        return {SIDES[TEST_FEATURES]: said}  # its data files were said to differ (probe)
     if not isinstance(was, dict) or not isinstance(now, dict):
         return {}
     return {
