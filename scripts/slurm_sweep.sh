@@ -17,7 +17,8 @@
 #   the study's PostgreSQL: max_connections >= 3 N + 20 (100 up to 16 tasks, 200 for 32, 300
 #   for 64), plus 15 per server worker when MLflow's database is in the same cluster.
 # The first task checks max_connections and warns when it is short (refused connections are
-# the first thing that breaks, at 64 workers with the stock 100).
+# the first thing that breaks: at 64 workers with the stock 100 for the study's database alone,
+# from about 32 with MLflow's in the same cluster).
 #SBATCH --job-name=vggface-sweep
 #SBATCH --output=sweep-%A_%a.out
 #SBATCH --cpus-per-task=4
