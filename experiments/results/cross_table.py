@@ -350,12 +350,11 @@ def log_cross_table(
             f" but {counted(len(synthetic), 'study', 'studies')} on synthetic data, a "
             f"demonstration (--cross --study NAME shows it: {', '.join(synthetic)})"
             if synthetic
-            else " yet"
+            else " yet; --cross --study NAME ... tabulates intra-dataset studies too"
         )
         raise LookupError(
             "no cross-domain or cross-dataset (--test-data) study with a finished trial in "
-            f"{tracking.store_shown()}{but}; --cross --study NAME ... tabulates intra-dataset "
-            "studies too"
+            f"{tracking.store_shown()}{but}"
         )
     table = cross_table(shown)
     trials = table.attrs["trials"]
