@@ -103,11 +103,13 @@ def say_error(text: str) -> None:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """A command's flags, refused in one line: argparse prints its whole usage first (the
-    sweep's is 27 lines, a probe found the error under it); ``--help`` still shows it."""
+    """A command's flags, refused in one line, ``error: ...`` as every other refusal says it
+    (argparse prints its whole usage first, the sweep's 27 lines, a probe found the error under
+    it; and it began the line with the command's name, which no other error line did: probe);
+    ``--help`` still shows the usage."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"error: {message}\n")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """A choice mistyped names the choices it is closest to, not the whole list (31 for
