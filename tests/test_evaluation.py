@@ -416,6 +416,8 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     assert "test_apcer_print" not in markdown  # the headline only; the rest in CSV and HTML
     shown = tables.readable(table)
     assert "test_apcer_print" in shown.columns
+    # a threshold among the means is the kept setting's, said in its heading (probe)
+    assert "dev_threshold (kept setting's)" in shown.columns and "dev_threshold" not in shown
     assert pd.isna(run.get("metrics.test_hter_ci_low"))  # several settings: ± std, no interval
     assert "test_hter 95% CI" not in shown.columns and "test_hter_ci_low" not in table.columns
     # the worst species with its own mean APCER, which the APCER (the mean of each setting's

@@ -174,7 +174,9 @@ def _interval(low, high) -> str:
 
 
 def readable(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """The table as text: mean ± std in one cell, each 95 % interval as one "[low, high]" cell.
+    """The table as text: mean ± std in one cell, each 95 % interval as one "[low, high]" cell;
+    with several settings (folds, repeats) a threshold headed as the kept setting's (fold 1,
+    repeat 0: the head a trial keeps), never a mean.
 
     ``columns`` picks and orders what is shown (default: every figure and the run id; the
     ``_std``, interval bound and demonstration columns are folded into cells or the banner).
@@ -197,6 +199,9 @@ def readable(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFr
         low, high = f"{column}_ci_low", f"{column}_ci_high"
         if column in INTERVALS and low in table.columns and high in table.columns:
             out[f"{column} 95% CI"] = [_interval(r[low], r[high]) for _, r in table.iterrows()]
+    if any(c.endswith(STD) for c in table.columns):  # several settings: a threshold is one's
+        kept = {c: f"{c} (kept setting's)" for c in out.columns if c.endswith("threshold")}
+        out = out.rename(columns=kept)  # among the means it read as one (probe)
     return out
 
 
