@@ -66,8 +66,10 @@ BEST_NAMES = {  # their headings where people read them (description, report)
 }
 INTERVALS = ("test_apcer", "test_bpcer", "test_hter")  # with _ci_low / _ci_high columns
 RATES_NOTE = (
-    "Error rates in %; with several folds or repeats each figure is the mean ± its std in "
-    "percentage points, the APCER the mean of each setting's worst species' APCER, and the worst "
+    "Error rates in %; with several folds or repeats each figure is the mean ± its sample std "
+    "(n - 1) in percentage points, over the folds where there are folds (each fold's seeds "
+    "averaged first), else over the seeds; the APCER the mean of each setting's worst species' "
+    "APCER, and the worst "
     "species the one whose mean APCER (shown with it where lower) is highest. 95 % intervals, "
     "for a single setting: Wilson (APCER of the worst species, BPCER), Bengio–Mariéthoz (HTER, "
     "a normal approximation: no width where APCER and BPCER are each 0 % or 100 %, however few "
