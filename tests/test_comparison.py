@@ -369,6 +369,17 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
         else:
             assert title.endswith("; ± std in the report"), (width, title)
     assert sorted(said) == [0, 2, 3, 5], said  # none, the ACERs', and HTER's, all
+    # of an OULU-NPU protocol, APCER's and BPCER's are kept over HTER's: its papers print them
+    assert store["real"][3].attrs["evaluation"] == "intra-dataset"  # from its runs' tags
+    oulu = store["real"][3].copy()
+    oulu.attrs.update(store["real"][3].attrs, protocol="oulu-p2", evaluation="intra-dataset")
+    kept = set()
+    for width in range(60, 170):
+        lines = console.console_table(oulu, width=width).splitlines()
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["head"]) + 1
+        rates = [cell for cell in lines[header + 1].split() if cell.endswith("%")][:5]
+        kept.add(tuple("±" in rate for rate in rates))
+    assert (True, True, True, True, False) in kept and (True, False, False, True, True) not in kept
 
 
 def pareto_points(study: optuna.Study) -> dict[tuple[float, float], set[int]]:

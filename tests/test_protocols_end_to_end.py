@@ -219,6 +219,8 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     run = assert_protocol_ran(workspace, result, OULU["oulu-p3"], SUBJECTS["oulu"], tmp_path)
     metrics = run.data.metrics
     assert metrics["settings"] == 6 and run.data.tags["folds"] == "1,2,3,4,5,6"
+    attrs = result.comparison.attrs  # what its console table heads with (OULU-NPU's figures)
+    assert attrs["protocol"] == "oulu-p3" and attrs["evaluation"] == "intra-dataset"
     assert run.data.tags["fold"] == "all"  # not fold 1's, with six folds run
     for key in ("test_acer", "test_hter", "test_apcer_print", "test_apcer_display", "dev_eer"):
         assert f"{key}_std" in metrics

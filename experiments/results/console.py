@@ -254,13 +254,17 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     test APCER/BPCER/ACER/HTER in % and the worst species; ``dev`` or ``test`` above each rate's
     name (a test ACER headed ``ACER`` beside the dev one read as another dev figure). The run
     ids are in the report and in MLflow. To fit, the output column goes first, then (with folds or
-    repeats) the std columns but the ACERs' and HTER's, then HTER's, then the ACERs' (the title
-    says so); a cell that still does not fit is cut.
+    repeats) the std columns but the ACERs' and HTER's (OULU-NPU's: the ACERs', APCER's and
+    BPCER's, the figures its papers print; HTER's had been kept over them: probe), then those,
+    then the ACERs' (the title says so); a cell that still does not fit is cut.
     """
     if table.empty:
         return "no finished trial: nothing to compare"
     acers = ("dev_acer", "test_acer")
     headline = (*acers, "test_hter")  # HTER: what cross-domain papers head their tables with
+    evaluation = table.attrs.get("evaluation", "intra-dataset")
+    if evaluation == "intra-dataset" and str(table.attrs.get("protocol")).startswith("oulu"):
+        headline = (*acers, "test_apcer", "test_bpcer")  # OULU-NPU's tables: APCER, BPCER, ACER
     every = tuple(c for c, _ in _CONSOLE_RATES)
     layouts = [(True, every), (False, every), (False, headline), (False, acers), (False, ())]
     for output, spreads in layouts:

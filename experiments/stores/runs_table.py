@@ -93,6 +93,10 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
         table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
     table = table.sort_values([*RANKING, "trial"], ignore_index=True)
     table.attrs.update(runs.attrs)  # when they were read (tracking.study_runs)
+    for tag in ("evaluation", "protocol"):  # which figures a table heads with (console_table)
+        values = done.get(f"tags.{tag}", pd.Series(dtype=object)).dropna()
+        if len(values):
+            table.attrs[tag] = str(values.iloc[0])
     return table
 
 
