@@ -462,10 +462,16 @@ def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
     said = str(refused.value)
     assert said.startswith(f"--storage {url}: cannot open the study: (psycopg")
     assert 'too many connections for role "crowded"' in said
-    assert said.endswith(
-        "; its connections are all taken: raise max_connections in "
-        "postgresql.conf, or run fewer workers (README, Sizing)"
+    assert said.endswith(  # the role's own limit, not the server's (review)
+        "; the role 'crowded' has all its connections: raise its limit (ALTER ROLE \"crowded\" "
+        "CONNECTION LIMIT ...), or run fewer workers"
     )
+    # the server's slots, as PostgreSQL refuses a worker when they are taken (probe)
+    refused = "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER"
+    assert storage_module.full(RuntimeError(refused)).startswith(
+        "; its connections are all taken: raise max_connections in postgresql.conf"
+    )
+    assert storage_module.full(RuntimeError("connection refused")) == ""
 
 
 def test_the_slurm_script_warns_of_connections_its_array_would_not_get(postgres, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import re
 import sys
 import time
 from typing import Any
@@ -37,15 +38,24 @@ def database_error(err: BaseException | None) -> BaseException | None:
     return found
 
 
-# what PostgreSQL and MySQL say when every connection slot is taken: not an outage to wait out
-FULL = ("too many clients", "remaining connection slots are reserved", "too many connections")
+# what PostgreSQL says when every connection slot is taken: not an outage to wait out
+FULL = ("too many clients", "remaining connection slots are reserved")
+LIMITED = re.compile(r"too many connections for (role|database) \"([^\"]+)\"")  # its own limit
 
 
 def full(err: BaseException) -> str:
     """The fix, as a clause to add to a line saying ``err``, when the database refused the
-    connection because its connections are all taken (it read as the database down: probe);
+    connection because its connections are all taken (it read as the database down: probe):
+    the server's ``max_connections``, or a role's or database's own ``CONNECTION LIMIT``;
     else ''."""
-    if not any(words in str(err).lower() for words in FULL):
+    said = str(err)
+    if limited := LIMITED.search(said):
+        kind, name = limited.groups()
+        return (
+            f"; the {kind} {name!r} has all its connections: raise its limit (ALTER "
+            f'{kind.upper()} "{name}" CONNECTION LIMIT ...), or run fewer workers'
+        )
+    if not any(words in said.lower() for words in FULL):
         return ""
     return (
         "; its connections are all taken: raise max_connections in postgresql.conf, or run "
