@@ -474,6 +474,30 @@ def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
     assert storage_module.full(RuntimeError("connection refused")) == ""
 
 
+def test_a_trial_the_tracking_store_failed_is_not_finished_until_queued_again() -> None:
+    """Optuna fails the trial before its worker's callback queues it again: another worker that
+    looked between the two counted it finished and could end with the study unfinished
+    (review). It counts once its retries are spent, as queue_again then leaves it."""
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr(retries.STORE_FAILED_ATTR, "the tracking store did not answer")
+    study.tell(trial, state=TrialState.FAIL)
+    assert retries.finished_count(study.get_trials()) == 0  # about to be queued again
+    retries.queue_again(study, study.trials[0])
+    assert retries.finished_count(study.get_trials()) == 0  # queued: its retry will count
+    spent = optuna.create_study()
+    failed = spent.ask()
+    failed.set_user_attr(retries.STORE_FAILED_ATTR, "the tracking store did not answer")
+    spent._storage.set_trial_system_attr(  # as Optuna's retry callback records its history
+        failed._trial_id, "retry_history", list(range(10, 10 + retries.MAX_RETRY))
+    )
+    spent.tell(failed, state=TrialState.FAIL)
+    assert retries.finished_count(spent.get_trials()) == 1  # not queued again: it counts
+    diverged = spent.ask()
+    spent.tell(diverged, state=TrialState.FAIL)  # a failure of its own: counts
+    assert retries.finished_count(spent.get_trials()) == 2
+
+
 def test_the_slurm_script_warns_of_connections_its_array_would_not_get(postgres, tmp_path):
     """scripts/slurm_sweep.sh's first task compares the tasks' connections with what the study's
     PostgreSQL gives a worker: max_connections less the slots reserved for superusers (which

@@ -119,11 +119,25 @@ def finished_count(trials: Sequence[FrozenTrial]) -> int:
     """Trials that count towards ``--trials``: complete, pruned or failed, and not retried.
 
     A trial that failed on its own (a diverged training) counts; one lost with its worker
-    and queued again does not, its retry does.
+    and queued again does not, its retry does; nor does one the tracking store failed
+    (:data:`STORE_FAILED_ATTR`) that its worker is about to queue again (Optuna fails it before
+    the worker's callback queues it: another worker looking between the two counted it finished,
+    and ended: review).
     """
     retried = retried_numbers(trials)
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(t.state in done and t.number not in retried for t in trials)
+    return sum(
+        t.state in done and t.number not in retried and not _to_be_queued(t) for t in trials
+    )
+
+
+def _to_be_queued(trial: FrozenTrial) -> bool:
+    """A trial the tracking store failed, with retries left (:func:`queue_again` queues it)."""
+    return (
+        trial.state == TrialState.FAIL
+        and STORE_FAILED_ATTR in trial.user_attrs
+        and len(retry_history(trial)) < MAX_RETRY
+    )
 
 
 def running_count(trials: Sequence[FrozenTrial]) -> int:
