@@ -256,6 +256,27 @@ def test_msu_under_the_release_folder_with_frame_folders_and_videos(tmp_path: Pa
     assert data.layout == "msu" and {c.path.is_dir() for c in data.clips} == {True}
 
 
+def test_msu_release_lists_are_data_checked_against_the_databases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The release's train_sub_list.txt and test_sub_list.txt beside scene01/ were warned of as
+    unsupported files and counted as a skipped clip on every run (probe); a list that names
+    other subjects than the database's is warned of, and the database's split kept."""
+    root = msu_tree(tmp_path / "MSU-MFSD" / "scene01", (2, 22, 1)).parent
+    (root / "train_sub_list.txt").write_text("".join(f"{n:03d}\n" for n in MSU_TRAIN))
+    (root / "test_sub_list.txt").write_text("".join(f"{n:03d}\n" for n in MSU_TEST))
+    with caplog.at_level("WARNING"):
+        data = load_dataset(root, protocol="msu")
+    assert data.skipped == [] and caplog.text == ""
+    (root / "train_sub_list.txt").write_text("001\n002\n")  # edited: not the database's
+    with caplog.at_level("WARNING"):
+        data = load_dataset(root, protocol="msu")
+    assert data.skipped == [] and counts(data) == {"train": 8, "dev": 8, "test": 8}
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"{root / 'train_sub_list.txt'} lists subjects 001 002, MSU-MFSD's ")
+    assert said.endswith("the protocol keeps the database's; the file is not read")
+
+
 def test_msu_names_that_do_not_parse_are_counted_skips(tmp_path: Path) -> None:
     root = msu_tree(tmp_path / "msu", (2, 22, 1))
     bad = {

@@ -21,7 +21,10 @@ Protocols (subject lists from bob.db.msu_mfsd_mod, ``bob/db/msu_mfsd_mod/folds/`
 
 - ``msu``: the database's own split (``train_sub_list.txt``: 15 subjects; ``test_sub_list.txt``:
   20). It has no dev set; dev is carved from the train subjects by a fixed rule: the five
-  highest-numbered (22, 34, 53, 54, 55) are dev, the other ten train. Test is untouched.
+  highest-numbered (22, 34, 53, 54, 55) are dev, the other ten train. Test is untouched. The
+  release's own copies of the two lists, where the folder holds them (at its top or one folder
+  down), are data, not stray files (each had been counted as a skipped clip: probe), and are
+  checked against these: a list that names other subjects is warned of, the database's kept.
 - ``msu-folds``, folds 1-5: Bob's 5-fold protocol (``clients_fold1.txt`` .. ``clients_fold5.txt``,
   which ``train_clients_1.txt`` .. ``train_clients_5.txt`` repeat): 15 fixed test subjects (not
   the database's test set), the other 20 split 10 train / 10 dev, differently in each fold.
@@ -31,6 +34,7 @@ Protocols (subject lists from bob.db.msu_mfsd_mod, ``bob/db/msu_mfsd_mod/folds/`
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +42,8 @@ from pathlib import Path
 from core.data.clips import Clip, FaceBoxes, Split
 from core.data.layouts.registry import Found, Layout, Protocol, register_layout
 from core.data.subjects import clip_id
+
+log = logging.getLogger(__name__)
 
 MSU_NAME = re.compile(
     r"^(real|attack)_client(\d{3})_(android|laptop)_SD_"
@@ -77,7 +83,33 @@ def _parse(path: Path) -> tuple[str, int, str, str] | None:
     return label, int(client), device, instrument or ""
 
 
+def check_lists(root: Path) -> None:
+    """Warn of a ``train_sub_list.txt`` or ``test_sub_list.txt`` under ``root`` (at its top or
+    one folder down, as the release ships them) that lists other subjects than MSU-MFSD's."""
+    for name, subjects in (
+        ("train_sub_list.txt", TRAIN_SUBJECTS),
+        ("test_sub_list.txt", TEST_SUBJECTS),
+    ):
+        for path in sorted({root / name, *root.glob(f"*/{name}")}):
+            if not path.is_file():
+                continue
+            try:
+                listed = {int(n) for n in re.findall(r"\d+", path.read_text(errors="replace"))}
+            except OSError as err:
+                log.warning("%s: not read (%s); MSU-MFSD's own list is used", path, err.strerror)
+                continue
+            if listed != set(subjects):
+                log.warning(
+                    "%s lists subjects %s, MSU-MFSD's (bob.db.msu_mfsd_mod) %s: the protocol "
+                    "keeps the database's; the file is not read",
+                    path,
+                    " ".join(f"{n:03d}" for n in sorted(listed)) or "none",
+                    " ".join(f"{n:03d}" for n in subjects),
+                )
+
+
 def read_msu(root: Path, candidates: list[Path], pattern: re.Pattern[str] | None) -> Found:
+    check_lists(root)
     found: list[tuple[Clip, bool]] = []
     skipped: list[tuple[Path, str]] = []
     seen: set[str] = set()
@@ -134,7 +166,7 @@ register_layout(
         fixed_splits=True,
         splits="subjects by MSU-MFSD's lists (msu) or Bob's folds (msu-folds)",
         own_subjects=True,
-        companion_suffixes=(".face",),
+        companion_suffixes=(".face", ".txt"),  # face boxes; the subject lists (check_lists)
         summary="MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01",
         protocols=(
             Protocol(
