@@ -801,8 +801,21 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "boxes").iterrows()]
     assert (run["tags.face_boxes"], run["tags.face_detector"]) == ("6 of 6", "none")
     uri, dev_clip = f"sqlite:///{tmp_path}/mlflow.db", str(clips[0])
-    code, _, err = run_predict(capsys, "--tracking-uri", uri, "--run", run["run_id"], dev_clip)
-    assert code == 2 and "pass --face-detector mtcnn or haar" in err[-1]  # no detector to reuse
+    # the study's own clip: cropped with its database's boxes, it scores what the study logged
+    # (it was refused, with no detector to reuse, or cropped by one that reversed the study's
+    # decision: probe); the other clips with MTCNN, as the study's registered model does
+    own = ("--tracking-uri", uri, "--run", run["run_id"], "--crop-check", "0", "--score-faceless")
+    code, out, err = run_predict(capsys, *own, dev_clip)
+    assert code == 0, err
+    assert (
+        "1 of these clips are the study's own: cropped with its database's face boxes"
+        in "".join(err)
+    )
+    logged = scores_csv(run["run_id"], tmp_path / "own").set_index("clip")["score"]
+    clip_id = clips[0].relative_to(root).with_suffix("").as_posix()
+    assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)
+    (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
+    assert header.endswith("(these clips: mtcnn)")  # the others': the study's own detector none
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
     code, out, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0

@@ -17,7 +17,9 @@ scores, sequence heads read the clip's frames in order, exactly as the sweep sco
 clip in which no frame has a face is not scored (its decision reads ``no face``) unless
 ``--score-faceless``; one that cannot be read reads ``not read``, its reason on stderr. A frame
 head scores a clip of fewer frames than the study's (or one image) on every frame it has. A
-folder that holds no frame of its own stands for the clips under it.
+folder that holds no frame of its own stands for the clips under it. A study that cropped with its
+database's own face boxes crops its own clips with them, as it did, and other clips with its
+detector (MTCNN where it runs, else Haar, where it used none: ``--face-detector`` chooses).
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
@@ -141,7 +143,9 @@ def load_scorer(args: argparse.Namespace):
             f"--crop-check {args.crop_check}: the study cropped no clip with its database's own "
             "face boxes, so these clips are cropped as its were: drop --crop-check"
         )
-    detector = scorer.crop_detector(model.face_crop, args.face_detector)  # warns: refusals first
+    # warns: refusals first; a study that cropped every clip with its database's boxes crops
+    # new clips with MTCNN where it runs, else Haar, as its registered model does (it refused)
+    detector = scorer.crop_detector(model.face_crop, args.face_detector)
     with tempfile.TemporaryDirectory() as folder:
         head_weights = trial_model.fetch_head_weights(model, Path(folder))
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
@@ -225,12 +229,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     clips = _expanded(args.clips)
+    known = {}  # the study's own clips with database boxes: cropped with them, as it cropped them
+    if scorer.detector and scorer.model.face_crop.used_database_boxes:
+        from experiments.serving.crop_check import own_clips
+
+        known = own_clips(scorer.model)
+        if own := sum(path.resolve() in known for path in clips):
+            print(
+                f"{own} of these clips are the study's own: cropped with its database's face "
+                "boxes, as the study cropped them",
+                file=sys.stderr,
+            )
     rows = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")  # a tab in a name: quoted
     bad: list[Path] = []  # the clips not scored, as they come
     try:
         rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
         with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
-            _score_each(args, clips, scorer, rows, interrupted, bad)
+            _score_each(args, clips, scorer, rows, interrupted, bad, known)
     except BrokenPipeError:  # | head: the reader has what it wanted
         with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
@@ -268,6 +283,7 @@ def _score_each(
     rows: Any,
     interrupted: Callable[[], None],
     bad: list[Path],
+    known: dict[Path, Any],
 ) -> None:
     """Write each clip's row under the header, one for every clip (one not read: ``not read``,
     its reason on stderr; a reader of the rows lost such clips without a word: probe); each clip
@@ -279,7 +295,7 @@ def _score_each(
     for path in clips:
         interrupted()
         try:
-            result = scorer.score_clip(path, shorter=True)
+            result = scorer.score_clip(path, shorter=True, clip=known.get(path.resolve()))
         except DataError as err:
             print(f"skipped: {err}", file=sys.stderr)
             bad.append(path)

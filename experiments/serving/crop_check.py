@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from core.data.clips import DataError
+from core.data.clips import Clip, DataError
 from experiments.metrics.report import DATABASE_COLUMN
 from experiments.serving.scorer import Scorer
 from experiments.serving.trial_model import TrialModel, fetch_artifact
@@ -66,9 +66,41 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
     return line
 
 
+def own_clips(model: TrialModel) -> dict[Path, Clip]:
+    """The study's own clips that its database's face boxes cropped, by their resolved paths:
+    ``predict.py`` crops such a clip with them, as extraction did (it had cropped it with the
+    detector, and reversed the study's decision on its own clip: probe); empty where the study's
+    data is not here or does not read."""
+    tags = MlflowClient().get_run(model.run_id).data.tags
+    roots = [Path(path) for path in tags.get("data", "").split(",")]
+    if not all(root.is_dir() for root in roots):
+        return {}
+    try:
+        return {clip.path.resolve(): clip for clip in _boxed(tags, roots).values()}
+    except DataError:
+        return {}
+
+
 def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path], limit: int):
     """The first ``limit`` dev clips (their paths and logged scores) cropped with boxes; a
     cross-domain study's from each of its sources (scores.csv names each clip's database)."""
+    paths = {key: clip.path for key, clip in _boxed(tags, roots).items()}
+    pooled = tags.get("evaluation") == "cross-domain"
+    with tempfile.TemporaryDirectory() as folder:
+        scores = fetch_artifact(model.run_id, tracking.SCORES_CSV, Path(folder))
+        frame = pd.read_csv(scores, keep_default_na=False, float_precision="round_trip")
+    database = frame[DATABASE_COLUMN] if pooled else pd.Series("", index=frame.index)
+    frame = frame.assign(key=list(zip(database, frame["clip"], strict=True)))
+    dev = frame[(frame["split"] == "dev") & frame["key"].isin(paths)]
+    if "fold" in dev.columns:  # the kept head's setting
+        dev = dev[(dev["fold"] == dev["fold"].iloc[0]) & (dev["repeat"] == 0)] if len(dev) else dev
+    dev = dev.sort_values("clip").head(limit)
+    return dev.assign(path=[paths[key] for key in dev["key"]])
+
+
+def _boxed(tags: dict[str, str], roots: list[Path]) -> dict[tuple[str, str], Clip]:
+    """The study's clips with database boxes, by (database, clip id): a cross-domain study's
+    from each of its sources, read as the study read them. DataError: they do not read."""
     from core.data.dataset import load_dataset
 
     fold = tags.get("fold", "none")
@@ -80,7 +112,7 @@ def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path],
         protocols = ["auto"] * len(roots)
     if len(names) != len(roots):  # a path with a comma in it: the data tag cannot be split
         raise DataError(f"the study's data tag names {len(roots)} folders for {len(names)}")
-    paths = {}
+    found = {}
     for name, root, protocol in zip(names, roots, protocols, strict=True):
         dataset = load_dataset(
             root,
@@ -88,15 +120,5 @@ def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path],
             fold=None if fold == "none" else int(fold),
             subject_pattern=None if pattern == "none" else pattern,
         )
-        boxed = (c for c in dataset.source_clips if c.face_boxes is not None)
-        paths |= {(name, c.clip_id): c.path for c in boxed}
-    with tempfile.TemporaryDirectory() as folder:
-        scores = fetch_artifact(model.run_id, tracking.SCORES_CSV, Path(folder))
-        frame = pd.read_csv(scores, keep_default_na=False, float_precision="round_trip")
-    database = frame[DATABASE_COLUMN] if pooled else pd.Series("", index=frame.index)
-    frame = frame.assign(key=list(zip(database, frame["clip"], strict=True)))
-    dev = frame[(frame["split"] == "dev") & frame["key"].isin(paths)]
-    if "fold" in dev.columns:  # the kept head's setting
-        dev = dev[(dev["fold"] == dev["fold"].iloc[0]) & (dev["repeat"] == 0)] if len(dev) else dev
-    dev = dev.sort_values("clip").head(limit)
-    return dev.assign(path=[paths[key] for key in dev["key"]])
+        found |= {(name, c.clip_id): c for c in dataset.source_clips if c.face_boxes is not None}
+    return found

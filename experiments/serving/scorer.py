@@ -24,7 +24,7 @@ import heads
 from core.backbone.matconvnet import PortError
 from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE
-from core.data.clips import DataError
+from core.data.clips import Clip, DataError
 from core.data.frames import TooFewFrames, prepare_frames, read_clip
 from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
@@ -134,7 +134,7 @@ def _tuned_top(model: TrialModel, top_weights: str | os.PathLike) -> Any:
 def crop_detector(
     face_crop: FaceCrop,
     override: str | None = None,
-    fallback: str | None = None,
+    fallback: str = faces.AUTO,
     flag: str = "--face-detector",
 ) -> str | None:
     """The face detector that crops new clips as the study's clips were (None: no crop).
@@ -142,9 +142,10 @@ def crop_detector(
     ``override`` (``mtcnn``, ``haar`` or ``auto``; set by ``flag``) replaces the study's detector
     (warned), and is a ScoringError for a study that cropped nothing. New clips have no database
     boxes: a study that cropped some of its clips with its database's own boxes crops them with
-    its detector, one that cropped every clip so with ``override``, else ``fallback``, else it is
-    a ScoringError; both are warned, since the crops then differ from the study's (``predict.py``
-    measures by how much on the study's own dev clips).
+    its detector, one that cropped every clip so with ``override``, else ``fallback`` (``auto``:
+    MTCNN where it runs, else Haar); both are said, since the crops then differ from the study's
+    (``predict.py`` measures by how much on the study's own dev clips, and crops the study's own
+    clips with their boxes).
     """
     if not face_crop.enabled:
         if override:  # it was dropped without a word, an unknown detector too
@@ -154,11 +155,6 @@ def crop_detector(
             )
         return None
     detector = override or face_crop.detector or fallback
-    if detector is None:
-        raise ScoringError(
-            "the study cropped faces with its database's own boxes, which other clips do not "
-            "have: pass --face-detector mtcnn or haar to crop these clips with a detector"
-        )
     if face_crop.used_database_boxes:  # predict.py measures the change (serving.crop_check)
         log.info("the study cropped with its database's own face boxes; these with %s", detector)
     elif override and override != face_crop.detector:
@@ -250,20 +246,27 @@ class Scorer:
     def _scores(self, x: np.ndarray) -> np.ndarray:
         return heads.predict_scores(self.scorer, x, self.model.config.output)
 
-    def score_clip(self, path: str | os.PathLike, shorter: bool = False) -> ClipScore:
+    def score_clip(
+        self, path: str | os.PathLike, shorter: bool = False, clip: Clip | None = None
+    ) -> ClipScore:
         """Score one video or frame folder. Raises ClipError (a DataError) when it is unusable.
         ``shorter``: a frame head scores a clip of fewer frames than the study's (or one image)
-        on every frame it has (a sequence head still refuses it)."""
+        on every frame it has (a sequence head still refuses it). ``clip``: the study's own clip
+        at ``path``, whose database's face boxes crop it as extraction did (checked against the
+        detector where they are marked ``verify``)."""
         path = Path(path)
         frames_per_clip = self.model.frames_per_clip
         try:
-            raw, _ = read_clip(path, frames_per_clip)
+            raw, indices = read_clip(path, frames_per_clip)
         except TooFewFrames as err:  # a frame head scores what there is (one image: a selfie)
             if self.kind == "sequence" or not shorter:
                 raise
-            raw, _ = read_clip(path, err.frames)
+            raw, indices = read_clip(path, err.frames)
             frames_per_clip = err.frames
-        boxes = faces.detect_faces(raw, self.detector) if self.detector else None
+        if self.detector and clip is not None and clip.face_boxes is not None:
+            boxes = faces.FaceFinder(self.detector).boxes(clip, raw, indices).boxes
+        else:
+            boxes = faces.detect_faces(raw, self.detector) if self.detector else None
         frames = prepare_frames(raw, boxes)
         no_face = sum(box is None for box in boxes) if boxes is not None else 0
         fc7 = self.features(frames)

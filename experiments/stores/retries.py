@@ -126,9 +126,7 @@ def finished_count(trials: Sequence[FrozenTrial]) -> int:
     """
     retried = retried_numbers(trials)
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(
-        t.state in done and t.number not in retried and not _to_be_queued(t) for t in trials
-    )
+    return sum(t.state in done and t.number not in retried and not _to_be_queued(t) for t in trials)
 
 
 def _to_be_queued(trial: FrozenTrial) -> bool:
