@@ -68,7 +68,7 @@ try:
 except Exception as err:  # the sweep itself says what is wrong with the database, if anything
     sys.exit(f"could not read max_connections: {str(err).splitlines()[0]}")
 have = most - reserved  # a worker is no superuser: the reserved slots refuse it (probe)
-if have < need or have - used < 3 * workers:
+if have < need:  # those in use said, not counted: they may be this array's tasks (review)
     print(
         f"warning: the study's PostgreSQL allows {have} connections to workers "
         f"(max_connections {most}, {reserved} reserved), {used} in use now (an mlflow server "

@@ -292,6 +292,7 @@ def test_a_reader_that_stops_early_ends_nothing_in_a_traceback(sweep, uri, runs,
     child.stdout.close()
     _, err = child.communicate(timeout=300)
     assert child.returncode == 2 and f"skipped: {missing}" in err, err  # it ended 0 (review)
+    assert "error: 1 of 41 clips could not be scored (named above)" in err
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 

@@ -70,13 +70,13 @@ def load_features(
             print(line)
     if brief:
         return features
+    # the entry holds every fold's and protocol's clips of the data (those that did not decode
+    # too): "55 clips" was said of an extraction of 90 (probe)
+    manifest = features.manifest
+    entry = len(manifest.get("clips", ())) + len(manifest.get("skipped", ()))
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
-    if kept := features.extracted and features.manifest.get("resumed_clips"):  # not in that time
-        entry = len(features.manifest["clips"]) + len(features.manifest["skipped"])  # every fold's
+    if kept := features.extracted and manifest.get("resumed_clips"):  # not in that time
         state += f" ({kept} of the entry's {entry} clips kept from interrupted runs)"
-    # the protocol's (and fold's) clips of the entry's, which hold every fold's and protocol's
-    # of the data: "55 clips" was said of an extraction of 90 (probe)
-    entry = len(features.manifest.get("clips", ()))
     of = f" of the entry's {entry}" if entry > len(features.clips) else ""
     print(
         f"features: {counted(len(features.clips), 'clip')}{of} x "

@@ -50,7 +50,7 @@ FEATURE_FLAGS: dict[str, dict[str, Any]] = {
     },
     "fold": {
         "type": int,
-        "help": "the protocol's fold, for protocols with folds (oulu-p3, oulu-p4: 1-6)",
+        "help": "the protocol's fold (oulu-p3, oulu-p4: 1-6; msu-folds: 1-5)",
     },
     "subject_pattern": {
         "help": "regex whose first group that matched (else its whole match) is the subject, "

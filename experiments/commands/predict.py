@@ -23,9 +23,9 @@ detector (MTCNN where it runs, else Haar, where it used none: ``--face-detector`
 
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
-or has no face (each such clip is named, the others still scored; also when the reader of the
-rows stops early, ``| head``), a tracking store that is not there; 3 a tracking server that
-does not answer, or not as MLflow does.
+or has no face (each such clip is named, the others still scored; of those read before a reader
+of the rows that stops early, ``| head``, too), a tracking store that is not there; 3 a
+tracking server that does not answer, or not as MLflow does.
 """
 
 from __future__ import annotations
@@ -249,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # | head: the reader has what it wanted
         with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 2 if bad else 0  # a clip not scored before it left is said (it ended 0: review)
-    if bad:
+    if bad:  # also of the clips before a reader that stopped early (it ended 0: review)
         print(
             f"error: {len(bad)} of {len(clips)} clips could not be scored (named above)",
             file=sys.stderr,

@@ -345,6 +345,8 @@ def log_cross_table(
         "shows it)."
         for name in synthetic
     ]
+    if chosen and shown.empty:  # the studies named: said, not a store without cross studies
+        raise LookupError(f"no finished trial in {', '.join(chosen)} yet")
     if shown.empty or (not chosen and (shown["kind"] == "intra-dataset").all()):
         but = (
             f" but {counted(len(synthetic), 'study', 'studies')} on synthetic data, a "
