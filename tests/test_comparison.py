@@ -654,6 +654,14 @@ def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsy
         f"{uri} yet; --cross --study NAME ... tabulates intra-dataset studies too"
     ]
     assert not (tmp_path / "t").exists()
+    # a study named, without a finished trial: said of it (review)
+    client = MlflowClient(uri)
+    made = client.create_experiment("unfinished", tags={tracking.STUDY_TAG: "unfinished"})
+    try:
+        assert compare.main(["--cross", "--study", "unfinished", "--tracking-uri", uri]) == 2
+        assert capsys.readouterr().err.strip() == "error: no finished trial in unfinished yet"
+    finally:  # the module's store, as the other tests read it
+        client.delete_experiment(made)
 
 
 def test_importances_are_drawn_over_the_parameters_that_varied() -> None:
