@@ -44,6 +44,29 @@ def test_recorded_when_made_and_again_while_no_trial_has_a_figure(tmp_path) -> N
     )
 
 
+def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tmp_path) -> None:
+    """Its trials' std was over every setting; this version's is over the folds, each fold's
+    seeds averaged: resumed, one study's trials would hold both kinds (review). A study made
+    since, or one with no figure yet, goes on."""
+    from experiments.stores.identity import SPREAD, SPREAD_OVER_FOLDS
+
+    now = {**OTHER, "--repeats": "2", SPREAD: SPREAD_OVER_FOLDS}
+    older = study(tmp_path, "older")
+    check_identity(older, {**OTHER, "--repeats": "2"}, ["minimize"])
+    add(older, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(older, now, ["minimize"])
+    assert str(refused.value) == (
+        "study older's trials give each figure's ± std over every setting, its folds' and seeds' "
+        "together; this version's is over the folds, each fold's seeds averaged: start another "
+        "study with --study (their figures would be ranked together)"
+    )
+    made = study(tmp_path, "made")
+    check_identity(made, now, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    check_identity(made, now, ["minimize"])  # the same: goes on
+
+
 def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> None:
     """A worker of other flags that joined while the study's maker was still extracting or
     loading its backend (no trial started) rewrote the record and trained with its own flags;

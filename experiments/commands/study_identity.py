@@ -53,6 +53,8 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             *([] if first is None else [f"write-up {','.join(first)}"]),  # conv4096, conv2048
             config.training_precision,
             *([] if keras_backend() == "tensorflow" else [keras_backend()]),  # TF's names kept
+            # folds of several seeds: std over the folds since 2026-12-07, a study of its own
+            *(["std over folds"] if _folds_of_seeds(config, setting) else []),
         )
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
@@ -83,6 +85,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         ),
         # named before the clips too: "1,2,3,4,5,6; this run's 2", not six hashes (probe)
         identity.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
+        **({identity.SPREAD: identity.SPREAD_OVER_FOLDS} if _folds_of_seeds(config, first) else {}),
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),
@@ -105,6 +108,14 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             for f in (*s.sources, s.test_features)
         },
     }
+
+
+def _folds_of_seeds(config: SweepConfig, setting: Setting) -> bool:
+    """Whether a trial runs every fold of ``setting``'s protocol (of several), each with several
+    seeds (``--repeats``): its figures' std is then over the folds, each fold's seeds averaged
+    first."""
+    every_fold = setting.fold is not None and config.features.fold is None  # no --fold given
+    return every_fold and config.evaluation.repeats > 1
 
 
 def _target_clips(setting: Setting, clips: str) -> str:

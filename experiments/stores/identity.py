@@ -34,6 +34,10 @@ KEY_PARTS = "cache key parts"
 # the folds a study's trials train on ("1,2,3,4,5,6", "2", "none"): said where they differ, not
 # the clips' hashes they explain (a study made before it was recorded: its clips are said)
 FOLDS = "folds (--fold)"
+# with folds of several seeds: each figure's std is over the folds, each fold's seeds averaged
+# first (since 2026-12-07; over every setting before): a study of the other kind is refused
+SPREAD = "± std of folds and seeds"
+SPREAD_OVER_FOLDS = "over the folds, each fold's seeds averaged"
 # ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
 # "casia"}): not compared (a name is how a path is called), but said where features differ
 DATABASES = "databases"
@@ -116,6 +120,12 @@ def check_identity(
     if figured and not isinstance(recorded, dict):
         return
     was = recorded if isinstance(recorded, dict) else {}
+    if figured and was and SPREAD in identity and SPREAD not in was:  # made before it was
+        raise ValueError(
+            f"study {study.study_name}'s trials give each figure's ± std over every setting, its "
+            f"folds' and seeds' together; this version's is {identity[SPREAD]}: start another "
+            "study with --study (their figures would be ranked together)"
+        )
     differs = [
         (what, was[what], value)
         for what, value in identity.items()
