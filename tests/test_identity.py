@@ -4,6 +4,8 @@ of it has a figure and the worker that recorded it is gone."""
 
 from __future__ import annotations
 
+import re
+
 import optuna
 import pytest
 
@@ -65,6 +67,35 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
     check_identity(made, now, ["minimize"])
     add(made, optuna.trial.TrialState.COMPLETE)
     check_identity(made, now, ["minimize"])  # the same: goes on
+
+
+def test_a_study_tested_on_its_own_split_rerun_with_test_data_is_refused_saying_so(
+    tmp_path,
+) -> None:
+    """It was refused as 'other test features: the data files differ (... cp -p ...)', before
+    the extraction and after it (review): said as what it is, both ways."""
+    from experiments.stores.identity import FEATURES, TEST_FEATURES, check_features
+
+    own = {**FIRST, FEATURES: "cache entry aaaaaaaaaaaa", TEST_FEATURES: "cache entry aaaaaaaaaaaa"}
+    other = {**own, TEST_FEATURES: "cache entry bbbbbbbbbbbb"}
+    for name, recorded, now, key in (
+        ("own", own, other, "b" * 64),
+        ("other", other, own, "a" * 64),
+    ):
+        made = study(tmp_path, name)
+        check_identity(made, recorded, ["minimize"])
+        add(made, optuna.trial.TrialState.COMPLETE)
+        said = (
+            "tested on --data's own test split; this run's --test-data"
+            if recorded is own
+            else "tested on --test-data; this run's --data's own test split"
+        )
+        expected = f"study {name} was {said}: rerun with the study's flags, or start another study"
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            check_identity(made, now, ["minimize"])
+        url = f"sqlite:///{tmp_path / 'optuna.db'}"
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            check_features(url, name, key, part=TEST_FEATURES)
 
 
 def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> None:
@@ -338,6 +369,11 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(own, other) == [said]
     assert differences(other, own) == ["tested on --test-data; this run's --data's own test split"]
     assert differences(own, {**other, "--repeats": "2"}) == [said, "--repeats 1; this run's 2"]
+    protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
+    own, other = {**own, protocols: "oulu-p1"}, {**other, protocols: "oulu-p2,replay-attack"}
+    assert differences(own, other) == [said, "--protocol oulu-p1; this run's oulu-p2"]  # review
+    other[protocols] = "oulu-p1,replay-attack"  # the test side's own: said by its line
+    assert differences(own, other) == [said]
 
 
 def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> None:

@@ -134,6 +134,9 @@ def check_identity(
     gone = not figured and maker_gone(study, worker)
     if differs and not gone:
         what = differs[0][0]
+        tested = _moved(was, identity).get(SIDES[TEST_FEATURES])
+        if tested and DATABASES not in was and (what == TEST_FEATURES or what.startswith("test")):
+            raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = _sides_differ(what, was, identity) or {}
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
@@ -258,6 +261,10 @@ def check_features(
     if not binding or not isinstance(recorded, dict) or part not in recorded:
         return  # a study recorded before test features were: checked when it is opened
     keys = recorded[part].removeprefix("cache entry ").split(",")
+    trained = str(recorded.get(FEATURES, "")).removeprefix("cache entry ").split(",")
+    own = [recorded.get(FEATURES) == recorded[part], key[:12] in trained]  # then, now
+    if part == TEST_FEATURES and own[0] != own[1] and key[:12] not in keys and not databases:
+        raise _tested_otherwise(name, _tested_said(own[0]))  # said as data files that differ
     if key[:12] not in keys:
         recorded_parts = recorded.get(KEY_PARTS)
         recorded_parts = recorded_parts if isinstance(recorded_parts, dict) else {}
@@ -268,6 +275,22 @@ def check_features(
         if differs:
             raise _features_differ(name, part, differs)
         raise _other(name, part, recorded[part], f"cache entry {key[:12]}")
+
+
+def _tested_said(own: bool) -> str:
+    """A study tested on its own test split (``own``) beside a run tested on ``--test-data``, or
+    the reverse, as said."""
+    mine, other = "--data's own test split", "--test-data"
+    return f"tested on {mine if own else other}; this run's {other if own else mine}"
+
+
+def _tested_otherwise(name: str, said: str) -> ValueError:
+    """The refusal of a study tested on its own test split rerun with ``--test-data``, or the
+    reverse (``said``: "tested on ...; this run's ..."), which read as data files that differ."""
+    return ValueError(
+        f"study {name} was {said}: rerun with the study's flags, or start another study with "
+        "--study"
+    )
 
 
 def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueError:
@@ -340,7 +363,12 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
         side = SIDES.get(what) or next((s for p, s in _FOLLOW if what.startswith(p)), None)
-        if (side in moved and what not in SIDES) or (moved and what.startswith("protocols")):
+        if side in moved and what not in SIDES:
+            continue
+        if moved and what.startswith("protocols"):  # the databases' moved: said by them
+            was, now = (str(r[what]).split(",")[0] for r in (recorded, current))
+            if DATABASES not in recorded and DATABASES not in current and was != now:
+                said.append(f"--protocol {was}; this run's {now}")  # --test-data's aside
             continue
         found = _sides_differ(what, recorded, current)
         if side in moved:  # other databases: their files, said so; other options said still
@@ -378,9 +406,7 @@ def _moved(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
         return dict.fromkeys(SIDES.values(), line)
     both = all(TEST_FEATURES in r for r in (recorded, current))
     if both and own[0] != own[1] and was is None and now is None:  # one tested on --test-data
-        mine, other = "--data's own test split", "--test-data"
-        said = f"tested on {mine if own[0] else other}; this run's {other if own[0] else mine}"
-        return {SIDES[TEST_FEATURES]: said}  # its data files were said to differ (probe)
+        return {SIDES[TEST_FEATURES]: _tested_said(own[0])}  # data files that differ: probe
     if not isinstance(was, dict) or not isinstance(now, dict):
         return {}
     return {
