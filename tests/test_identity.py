@@ -69,6 +69,25 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
     check_identity(made, now, ["minimize"])  # the same: goes on
 
 
+def test_a_study_of_a_casia_subset_of_before_is_refused_saying_why(tmp_path) -> None:
+    """Its clips' digest differs from this version's (the subsets restrict train and dev too
+    now), and 'rerun with the study's flags' could not select its clips again (review)."""
+    from experiments.stores.identity import CASIA_EVERY_SPLIT, CASIA_SUBSETS
+
+    older = study(tmp_path, "casia-low")
+    check_identity(older, FIRST, ["minimize"])
+    add(older, optuna.trial.TrialState.COMPLETE)
+    same = {**FIRST, CASIA_SUBSETS: CASIA_EVERY_SPLIT}  # its clips unchanged: goes on
+    check_identity(older, same, ["minimize"])
+    with pytest.raises(ValueError) as refused:
+        check_identity(older, {**OTHER, CASIA_SUBSETS: CASIA_EVERY_SPLIT}, ["minimize"])
+    assert str(refused.value) == (
+        "study casia-low trained on a casia-* subset of before 2026-12-07, which kept train and "
+        "dev whole (the test split alone restricted); the subsets restrict train, dev and test "
+        "alike now: start another study with --study"
+    )
+
+
 def test_a_study_tested_on_its_own_split_rerun_with_test_data_is_refused_saying_so(
     tmp_path,
 ) -> None:

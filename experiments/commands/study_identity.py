@@ -86,6 +86,12 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         # named before the clips too: "1,2,3,4,5,6; this run's 2", not six hashes (probe)
         identity.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
         **({identity.SPREAD: identity.SPREAD_OVER_FOLDS} if _folds_of_seeds(config, first) else {}),
+        # trained on a CASIA-FASD scenario's subset: every split's, since 2026-12-07
+        **(
+            {identity.CASIA_SUBSETS: identity.CASIA_EVERY_SPLIT}
+            if any(f.protocol.startswith("casia-") for f in first.sources)
+            else {}
+        ),
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),

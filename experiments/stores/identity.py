@@ -38,6 +38,9 @@ FOLDS = "folds (--fold)"
 # first (since 2026-12-07; over every setting before): a study of the other kind is refused
 SPREAD = "± std of folds and seeds"
 SPREAD_OVER_FOLDS = "over the folds, each fold's seeds averaged"
+# a study trained on a CASIA-FASD scenario subset: since 2026-12-07 it restricts every split
+CASIA_SUBSETS = "casia-* subsets (--protocol)"
+CASIA_EVERY_SPLIT = "train, dev and test alike"
 # ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
 # "casia"}): not compared (a name is how a path is called), but said where features differ
 DATABASES = "databases"
@@ -131,6 +134,13 @@ def check_identity(
         for what, value in identity.items()
         if what not in UNCOMPARED and what in was and was[what] != value
     ]
+    clips = any(what.startswith("clips") for what, _, _ in differs)
+    if figured and was and clips and CASIA_SUBSETS in identity and CASIA_SUBSETS not in was:
+        raise ValueError(  # "rerun with the study's flags" cannot select its clips again
+            f"study {study.study_name} trained on a casia-* subset of before 2026-12-07, which "
+            "kept train and dev whole (the test split alone restricted); the subsets restrict "
+            f"{identity[CASIA_SUBSETS]} now: start another study with --study"
+        )
     gone = not figured and maker_gone(study, worker)
     if differs and not gone:
         what = differs[0][0]
