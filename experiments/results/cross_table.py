@@ -6,7 +6,8 @@ other cross-domain studies and cross-dataset ones (``--test-data``: one source, 
 intra-dataset protocols when present), the held-out HTER (the
 threshold from the sources' dev, applied unchanged to the target: the honest figure) beside the
 paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
-as the positive class), each mean ± std over ``--repeats``. The two kinds are never mixed in one
+as the positive class), each mean ± std over ``--repeats`` (an intra-dataset protocol of folds:
+over its folds, each fold's seeds averaged). The two kinds are never mixed in one
 cell. A setting tested on every target clip (``--target-clips all``) has columns of its own. When
 a setting was run by several studies on the same data and options (other ``--heads`` or seeds),
 their trials are pooled, each family's best chosen on dev over all of them; of studies of other
@@ -384,7 +385,8 @@ def log_cross_table(
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
-            "its own dev split, test figures on its test split."
+            "its own dev split, test figures on its test split; ± std over the folds of a "
+            "protocol of folds (each fold's seeds averaged), else over --repeats."
         )
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, [markdown, behind], banners, notes, Path(folder))
