@@ -298,11 +298,12 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
             values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
-    protocols = [  # a cross-domain study's databases, each by the protocol it was taken by
-        f"{column.removeprefix('tags.protocol_')} {runs[column].dropna().iloc[0]}"
-        for column in sorted(runs.columns)
-        if column.startswith("tags.protocol_") and runs[column].notna().any()
-    ]
+    protocols = []  # a cross-domain study's databases, each by the protocol it was taken by
+    for column in sorted(c for c in runs.columns if c.startswith("tags.protocol_")):
+        if runs[column].notna().any():
+            name, protocol = column.removeprefix("tags.protocol_"), runs[column].dropna().iloc[0]
+            # its own: named once ("msu msu" read as a typo: probe); another: "casia (casia-cut)"
+            protocols.append(name if protocol == name else f"{name} ({protocol})")
     if protocols:
         notes.append(f"protocols: {', '.join(protocols)}")
     return notes  # the mean ± std over several folds or repeats: RATES_NOTE says it
