@@ -50,7 +50,7 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
     """Its trials' std was over every setting; this version's is over the folds, each fold's
     seeds averaged: resumed, one study's trials would hold both kinds (review). A study made
     since, or one with no figure yet, goes on."""
-    from experiments.stores.identity import SPREAD, SPREAD_OVER_FOLDS
+    from experiments.stores.record import SPREAD, SPREAD_OVER_FOLDS
 
     now = {**OTHER, "--repeats": "2", SPREAD: SPREAD_OVER_FOLDS}
     older = study(tmp_path, "older")
@@ -72,7 +72,7 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
 def test_a_study_of_a_casia_subset_of_before_is_refused_saying_why(tmp_path) -> None:
     """Its clips' digest differs from this version's (the subsets restrict train and dev too
     now), and 'rerun with the study's flags' could not select its clips again (review)."""
-    from experiments.stores.identity import CASIA_EVERY_SPLIT, CASIA_SUBSETS
+    from experiments.stores.record import CASIA_EVERY_SPLIT, CASIA_SUBSETS
 
     older = study(tmp_path, "casia-low")
     check_identity(older, FIRST, ["minimize"])
@@ -93,7 +93,8 @@ def test_a_study_tested_on_its_own_split_rerun_with_test_data_is_refused_saying_
 ) -> None:
     """It was refused as 'other test features: the data files differ (... cp -p ...)', before
     the extraction and after it (review): said as what it is, both ways."""
-    from experiments.stores.identity import FEATURES, TEST_FEATURES, check_features
+    from experiments.stores.identity import check_features
+    from experiments.stores.record import FEATURES, TEST_FEATURES
 
     own = {**FIRST, FEATURES: "cache entry aaaaaaaaaaaa", TEST_FEATURES: "cache entry aaaaaaaaaaaa"}
     other = {**own, TEST_FEATURES: "cache entry bbbbbbbbbbbb"}
@@ -218,7 +219,7 @@ def test_sources_pooled_in_another_order_are_said_to_be(tmp_path) -> None:
     """A named cross-domain study made before the sources were pooled in the benchmark's order
     (--sources msu,casia) was refused with two lists of the same cache entries, and the advice
     to rerun with its flags, which now pool them in the other order (the review)."""
-    from experiments.stores.identity import FEATURES
+    from experiments.stores.record import FEATURES
 
     made = study(tmp_path)
     check_identity(made, {FEATURES: "cache entry bbb,aaa"}, ["minimize"])
@@ -237,7 +238,7 @@ def test_a_cross_domain_study_of_other_databases_names_them(tmp_path) -> None:
     data files differ' (or two cache entries' hashes); the record names a cross-domain study's
     databases, said where its features differ and never compared on their own (a database's
     name is how its path is called)."""
-    from experiments.stores.identity import DATABASES, FEATURES, KEY_PARTS, TEST_FEATURES
+    from experiments.stores.record import DATABASES, FEATURES, KEY_PARTS, TEST_FEATURES
 
     folders = {
         "msu": "m",
@@ -286,7 +287,7 @@ def test_cached_features_of_other_options_are_named_by_their_options(tmp_path) -
     """A study named with --study and run with other options whose features were cached already
     (the check before extraction did not run): the refusal named two cache entries' hashes, not
     the option (probe: --precision float16 against a bfloat16 study)."""
-    from experiments.stores.identity import FEATURES, KEY_PARTS
+    from experiments.stores.record import FEATURES, KEY_PARTS
 
     parts = {"data": "d", "precision": "bfloat16", "frames_per_clip": 2}
 
@@ -337,7 +338,7 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     """How a new default-named study differs from another (said under 'new study NAME', which
     said nothing of why the name was new): features by their cache key parts, other entries
     as recorded, hashed clips only when no features differ (which would explain them)."""
-    from experiments.stores.identity import FEATURES, KEY_PARTS, differences
+    from experiments.stores.record import FEATURES, KEY_PARTS, differences
 
     clips = "clips (--protocol, --fold, --split-seed)"
     parts = {"data": "d1", "frames_per_clip": 7, "face_crop": False, "detector": "x"}
@@ -364,7 +365,7 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     ]
     assert differences(base, record("k1", clip="c2")) == [f"{clips} differ"]
     # write-up heads first, which a study made before did not record: said (review)
-    from experiments.stores.identity import WRITE_UP
+    from experiments.stores.record import WRITE_UP
 
     assert differences(base, {**record("k1"), WRITE_UP: "conv2048"}) == [
         f"{WRITE_UP} not recorded; this run's conv2048"
@@ -380,7 +381,7 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded
     # tested on another database (--test-data) beside its own test split: said so, not as data
     # files that differ, with advice on copying them (probe)
-    from experiments.stores.identity import TEST_FEATURES
+    from experiments.stores.record import TEST_FEATURES
 
     own = {**base, TEST_FEATURES: base[FEATURES]}
     other = {**base, TEST_FEATURES: "cache entry k9", KEY_PARTS: {"k1": parts, "k9": parts}}
@@ -431,7 +432,8 @@ def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> N
 def test_of_two_as_close_the_one_with_fewer_entries_differing_is_said(tmp_path) -> None:
     """One line says data that differ ("the data files", its clips too): the study differing
     only by --target-clips lost to it by name (probe)."""
-    from experiments.stores.identity import FEATURES, KEY_PARTS, closest_other
+    from experiments.stores.identity import closest_other
+    from experiments.stores.record import FEATURES, KEY_PARTS
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     clips, tested = "clips (--protocol, --fold, --split-seed)", "test clips (--target-clips)"
@@ -457,14 +459,8 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     """A study of other sources was said to differ by "the data files (cp -p ...)" and an
     unlabelled list of protocols, and the study of the same target and other sources lost to
     one of another target (probe)."""
-    from experiments.stores.identity import (
-        DATABASES,
-        FEATURES,
-        KEY_PARTS,
-        TEST_FEATURES,
-        closest_other,
-        differences,
-    )
+    from experiments.stores.identity import closest_other
+    from experiments.stores.record import DATABASES, FEATURES, KEY_PARTS, TEST_FEATURES, differences
 
     protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
     clips, tested = "clips (--protocol, --fold, --split-seed)", "test clips (--target-clips)"

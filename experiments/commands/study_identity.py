@@ -16,7 +16,7 @@ from core.features import FeatureOptions
 from experiments import domains
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
-from experiments.stores import identity
+from experiments.stores import identity, record
 from experiments.trial import search
 from experiments.trial.evaluation import Setting, study_suffix, target_clips_tested
 
@@ -76,19 +76,19 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         return ",".join(dict.fromkeys(values))  # every setting's (folds), once, in order
 
     return {
-        identity.FEATURES: "cache entry " + each(f.fingerprint[:12] for f in first.sources),
-        identity.TEST_FEATURES: "cache entry "
+        record.FEATURES: "cache entry " + each(f.fingerprint[:12] for f in first.sources),
+        record.TEST_FEATURES: "cache entry "
         + each(s.test_features.fingerprint[:12] for s in settings),
         # named before the clips they choose: a refusal says the protocol, not a hash of clips
         "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)": each(
             f.protocol for s in settings for f in (*s.sources, s.test_features)
         ),
         # named before the clips too: "1,2,3,4,5,6; this run's 2", not six hashes (probe)
-        identity.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
-        **({identity.SPREAD: identity.SPREAD_OVER_FOLDS} if _folds_of_seeds(config, first) else {}),
+        record.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
+        **({record.SPREAD: record.SPREAD_OVER_FOLDS} if _folds_of_seeds(config, first) else {}),
         # trained on a CASIA-FASD scenario's subset: every split's, since 2026-12-07
         **(
-            {identity.CASIA_SUBSETS: identity.CASIA_EVERY_SPLIT}
+            {record.CASIA_SUBSETS: record.CASIA_EVERY_SPLIT}
             if any(f.protocol.startswith("casia-") for f in first.sources)
             else {}
         ),
@@ -103,12 +103,12 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         "--fine-tune": ",".join(config.fine_tune),
         # as its trials search them; recorded too for a worker that joins before any trial asked
         SEARCHED: ",".join(search.families(config.heads)),
-        **({} if ahead is None else {identity.WRITE_UP: ",".join(ahead) or "none"}),
+        **({} if ahead is None else {record.WRITE_UP: ",".join(ahead) or "none"}),
         "training precision (--train-precision)": config.training_precision,
         SEEDED: str(config.seed),
         "Keras backend (KERAS_BACKEND)": keras_backend(),
-        **({identity.DATABASES: databases(config)} if config.evaluation.cross_domain else {}),
-        identity.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
+        **({record.DATABASES: databases(config)} if config.evaluation.cross_domain else {}),
+        record.KEY_PARTS: {  # no flag: what names a difference where the entry is not here
             f.fingerprint[:12]: f.manifest.get("key_parts")
             for s in settings
             for f in (*s.sources, s.test_features)
@@ -139,13 +139,13 @@ def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
     record = study_identity(config, settings)
     # --heads, the seed; the folds, which the clips' digests hold (it would set studies made
     # since they were recorded apart from earlier ones)
-    left = (SEARCHED, SEEDED, identity.WRITE_UP, identity.FOLDS, *identity.UNCOMPARED)
+    left = (SEARCHED, SEEDED, record.WRITE_UP, record.FOLDS, *record.UNCOMPARED)
     kept = {k: v for k, v in record.items() if k not in left}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def databases(config: SweepConfig) -> dict[str, str]:
-    """A cross-domain study's databases by name, as :data:`identity.DATABASES` records them."""
+    """A cross-domain study's databases by name, as :data:`record.DATABASES` records them."""
     evaluation = config.evaluation
     sources = ", ".join(data.name for data in evaluation.sources)
     return {"trained on": sources, "tested on": evaluation.target.name}
@@ -176,4 +176,4 @@ def check_study(
     if options.data in trained:
         check()
     elif tested is not None and options.data == tested:
-        check(part=identity.TEST_FEATURES)
+        check(part=record.TEST_FEATURES)

@@ -17,35 +17,28 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core.features import random_backend
 from core.words import counted
 from experiments.stores import wal
+from experiments.stores.record import (
+    CASIA_SUBSETS,
+    DATABASES,
+    FEATURES,
+    KEY_PARTS,
+    PART_NAMES,
+    SIDES,
+    SPREAD,
+    TEST_FEATURES,
+    UNCOMPARED,
+    differences,
+    moved,
+    part_differences,
+    shown,
+    sides_differ,
+    tested_said,
+)
 
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
 MAKER_ATTR = "numbers_recorded_by"  # ... and the worker (host:pid) that recorded them
-# the record's entry for the training features: "cache entry " and their keys' first 12 digits
-FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
-# where --heads names a part of a family's write-up heads, or none (conv2048, conv): they run first
-WRITE_UP = "write-up heads first (--heads)"
-TEST_FEATURES = "test features (--test-data or --target: data files, frames, crop, --precision)"
-# the record's entry that is no flag but tells one: each features entry's cache key parts (first
-# 12 digits: parts), to name what differs where the study's entries are not in this cache
-KEY_PARTS = "cache key parts"
-# the folds a study's trials train on ("1,2,3,4,5,6", "2", "none"): said where they differ, not
-# the clips' hashes they explain (a study made before it was recorded: its clips are said)
-FOLDS = "folds (--fold)"
-# with folds of several seeds: each figure's std is over the folds, each fold's seeds averaged
-# first (since 2026-12-07; over every setting before): a study of the other kind is refused
-SPREAD = "± std of folds and seeds"
-SPREAD_OVER_FOLDS = "over the folds, each fold's seeds averaged"
-# a study trained on a CASIA-FASD scenario subset: since 2026-12-07 it restricts every split
-CASIA_SUBSETS = "casia-* subsets (--protocol)"
-CASIA_EVERY_SPLIT = "train, dev and test alike"
-# ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
-# "casia"}): not compared (a name is how a path is called), but said where features differ
-DATABASES = "databases"
-UNCOMPARED = (KEY_PARTS, DATABASES)
-SIDES = {FEATURES: "trained on", TEST_FEATURES: "tested on"}  # the features each side names
 HEARTBEAT_ATTR = "heartbeat_seconds"  # a study user attribute: its workers' --heartbeat
 OBJECTIVES = ("dev_acer", "params_total")  # what a trial returns (both: --multi-objective)
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
@@ -144,11 +137,11 @@ def check_identity(
     gone = not figured and maker_gone(study, worker)
     if differs and not gone:
         what = differs[0][0]
-        tested = _moved(was, identity).get(SIDES[TEST_FEATURES])
+        tested = moved(was, identity).get(SIDES[TEST_FEATURES])
         if tested and DATABASES not in was and (what == TEST_FEATURES or what.startswith("test")):
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
-        said = _sides_differ(what, was, identity) or {}
+        said = sides_differ(what, was, identity) or {}
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
@@ -274,7 +267,7 @@ def check_features(
     trained = str(recorded.get(FEATURES, "")).removeprefix("cache entry ").split(",")
     own = [recorded.get(FEATURES) == recorded[part], key[:12] in trained]  # then, now
     if part == TEST_FEATURES and own[0] != own[1] and key[:12] not in keys and not databases:
-        raise _tested_otherwise(name, _tested_said(own[0]))  # said as data files that differ
+        raise _tested_otherwise(name, tested_said(own[0]))  # said as data files that differ
     if key[:12] not in keys:
         recorded_parts = recorded.get(KEY_PARTS)
         recorded_parts = recorded_parts if isinstance(recorded_parts, dict) else {}
@@ -285,13 +278,6 @@ def check_features(
         if differs:
             raise _features_differ(name, part, differs)
         raise _other(name, part, recorded[part], f"cache entry {key[:12]}")
-
-
-def _tested_said(own: bool) -> str:
-    """A study tested on its own test split (``own``) beside a run tested on ``--test-data``, or
-    the reverse, as said."""
-    mine, other = "--data's own test split", "--test-data"
-    return f"tested on {mine if own else other}; this run's {other if own else mine}"
 
 
 def _tested_otherwise(name: str, said: str) -> ValueError:
@@ -314,19 +300,6 @@ def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueErro
     )
 
 
-# a feature cache key's parts as a user names them (core.features.extract.cache_key); the
-# others (preprocessing, layer) change with the code, not with a flag
-PART_NAMES = {
-    "data": "the data files",
-    "weights": "the weights file",
-    "frames_per_clip": "--frames",
-    "face_crop": "the face crop (--[no-]face-crop)",
-    "detector": "the face detector",
-    "face_boxes": "the database's face boxes",
-    "precision": "--precision",
-}
-
-
 def _differences(
     parts: dict[str, Any], cache: Path, keys: Sequence[str], recorded: dict[str, Any]
 ) -> dict[str, str] | None:
@@ -344,91 +317,8 @@ def _differences(
                 continue
     if not theirs_all:
         theirs_all = [recorded[prefix] for prefix in keys if prefix in recorded]
-    found = [_part_differences(theirs, parts) for theirs in theirs_all if isinstance(theirs, dict)]
+    found = [part_differences(theirs, parts) for theirs in theirs_all if isinstance(theirs, dict)]
     return min(found, key=len) or None if found else None
-
-
-def _part_differences(theirs: dict[str, Any], parts: dict[str, Any]) -> dict[str, str]:
-    """Cache key parts that differ between an entry's (``theirs``) and ``parts``, as said."""
-    differ = [part for part, value in parts.items() if theirs.get(part) != value]
-    if "face_crop" in differ:  # its detector and boxes: said by the crop
-        differ = [part for part in differ if part not in ("detector", "face_boxes")]
-    return {p: _difference(p, theirs.get(p), parts[p]) for p in differ}
-
-
-def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What differs between two records of what a study's figures depend on (another study's
-    ``recorded``, this run's ``current``), as a user names it: "--frames 7; this run's 8",
-    "--repeats 1; this run's 3". Features are said by their cache key parts where both records
-    have one entry each; hashed entries (clips) only when no features differ, which would
-    explain them (beside "--repeats 2; this run's 1", test clips chosen by another --target-clips
-    went unsaid: probe). Cross-domain studies of other databases say them ("trained on casia,
-    msu; this run's ..."), not the features, clips and protocols that follow from them (the
-    data files had been said to differ, with advice on copying them: probe)."""
-    moved = _moved(recorded, current)
-    said, hashed, features, folds = list(moved.values()), [], False, False
-    for what, value in current.items():
-        if what == WRITE_UP and what not in recorded:  # a study made before it was recorded
-            said.append(f"{what} not recorded; this run's {value}")
-        if what in UNCOMPARED or what not in recorded or recorded[what] == value:
-            continue
-        side = SIDES.get(what) or next((s for p, s in _FOLLOW if what.startswith(p)), None)
-        if side in moved and what not in SIDES:
-            continue
-        if moved and what.startswith("protocols"):  # the databases' moved: said by them
-            was, now = (str(r[what]).split(",")[0] for r in (recorded, current))
-            if DATABASES not in recorded and DATABASES not in current and was != now:
-                said.append(f"--protocol {was}; this run's {now}")  # --test-data's aside
-            continue
-        found = _sides_differ(what, recorded, current)
-        if side in moved:  # other databases: their files, said so; other options said still
-            found = {k: v for k, v in (found or {}).items() if k not in OWN}
-            if not found:
-                continue
-        if found is not None:  # the same parts: another entry that explains nothing (review)
-            said += found.values()
-            features |= bool(found)  # the hashed entries are said only where none differ
-        elif what.startswith(("clips", "test clips")) or what in SIDES:
-            hashed.append(f"{what} differ")
-        else:
-            said.append(f"{what} {_shown(recorded[what])}; this run's {_shown(value)}")
-        folds |= what == FOLDS
-    return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
-
-
-# the identity entries a cross-domain study's databases decide, by side (SIDES' values)
-_FOLLOW = (("test clips", "tested on"), ("clips", "trained on"))
-
-
-def _moved(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, str]:
-    """The sides (:data:`SIDES`' values) whose databases two cross-domain records name
-    otherwise, as said: ``{"trained on": "trained on casia, msu; this run's ..."}``; both, as
-    one line, where one record is a cross-domain study's and the other a study of ``--data``
-    tested on its own test split (its training and test features one entry)."""
-    was, now = (r.get(DATABASES) for r in (recorded, current))
-    own = [r.get(FEATURES) == r.get(TEST_FEATURES) for r in (recorded, current)]
-    if (isinstance(was, dict) and own[1]) or (isinstance(now, dict) and own[0]):
-        cross = was if isinstance(was, dict) else now
-        named = ", ".join(f"{side} {cross.get(side)}" for side in SIDES.values())
-        said = f"a cross-domain study ({named})"
-        mine = "--data tested on its own test split"
-        line = f"{said}; this run's {mine}" if was is cross else f"{mine}; this run's {said}"
-        return dict.fromkeys(SIDES.values(), line)
-    both = all(TEST_FEATURES in r for r in (recorded, current))
-    if both and own[0] != own[1] and was is None and now is None:  # one tested on --test-data
-        return {SIDES[TEST_FEATURES]: _tested_said(own[0])}  # data files that differ: probe
-    if not isinstance(was, dict) or not isinstance(now, dict):
-        return {}
-    return {
-        side: f"{side} {was[side]}; this run's {now[side]}"
-        for side in SIDES.values()
-        if side in was and side in now and _named(was[side]) != _named(now[side])
-    }
-
-
-def _named(databases: Any) -> list[str]:
-    """A side's databases in no order (pooled in another order: said by the protocols)."""
-    return sorted(str(databases).split(", "))
 
 
 def closest_other(storage: str, study: optuna.Study) -> str | None:
@@ -451,7 +341,7 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
             said = differences(theirs, ours)
             was, now = (len(s.directions) > 1 for s in (other, study))  # the name's -pareto
             if was != now:
-                said.append(f"--multi-objective {_shown(was)}; this run's {_shown(now)}")
+                said.append(f"--multi-objective {shown(was)}; this run's {shown(now)}")
             # ties (one line can say several entries: "the data files differ"): fewer entries
             raw = sum(theirs.get(k, ours[k]) != ours[k] for k in ours.keys() - set(UNCOMPARED))
             found.append((len(said), raw, other.study_name, said))
@@ -467,64 +357,3 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
         return f"{study_said} records the same data and options: --study {name} resumes it"
     more = f" | {len(said) - 3} more" if len(said) > 3 else ""
     return f"differs from {study_said}: {' | '.join(said[:3])}{more}"
-
-
-# the key parts each database has of its own (its files): other databases differ in them
-OWN = ("data", "face_boxes")
-
-
-def _sides_differ(
-    what: str, recorded: dict[str, Any], current: dict[str, Any]
-) -> dict[str, str] | None:
-    """The cache key parts by which the features ``what`` (a :data:`SIDES` entry) of two records
-    differ, as said; None where they are no features, a record names no parts of its entries,
-    or their numbers of entries differ (other databases) and no shared option does."""
-    found = [_key_parts(record, what) for record in (recorded, current)]
-    if what not in SIDES or found[0] is None or found[1] is None:
-        return None
-    (theirs, count), (ours, now) = found
-    if count != now:  # other databases: their data and boxes are no copy of one another's
-        theirs, ours = ({k: v for k, v in p.items() if k not in OWN} for p in (theirs, ours))
-        return _part_differences(theirs, ours) or None
-    return _part_differences(theirs, ours)
-
-
-def _key_parts(record: dict[str, Any], what: str) -> tuple[dict[str, Any], int] | None:
-    """The cache key parts of ``record``'s entries of ``what`` (its features), if recorded, and
-    how many entries: of several (a cross-domain study's sources), the parts they share, and
-    their data files together, in no order (one pooled in another order is said by
-    :func:`_other`)."""
-    keys = str(record.get(what, "")).removeprefix("cache entry ").split(",")
-    parts = record.get(KEY_PARTS)
-    found = [parts.get(key) for key in keys] if isinstance(parts, dict) else [None]
-    if not all(isinstance(entry, dict) for entry in found):
-        return None
-    first, *others = found
-    shared = {k: v for k, v in first.items() if all(e.get(k, v) == v for e in others)}
-    if others:
-        shared["data"] = ",".join(sorted(str(entry.get("data")) for entry in found))
-    return shared, len(found)
-
-
-def _difference(part: str, before: Any, value: Any) -> str:
-    what = PART_NAMES.get(part, part)
-    if part == "weights":  # random backbones: each backend draws its own
-        drawn = [random_backend(str(v)) for v in (before, value)]
-        if None not in drawn and drawn[0] != drawn[1]:
-            return (
-                f"the random backbone drawn by KERAS_BACKEND={drawn[0]}; this run's by {drawn[1]}"
-            )
-    if part in ("data", "weights", "face_boxes"):  # fingerprints: say which, not the digits
-        if before and value:  # the data: a copy that did not keep the files' times is other
-            if part == "data":
-                copies = "names, sizes or times: cp -p, rsync -t keep times"
-                return f"{what} differ ({copies}; --split-seed draws the demo set)"
-            return f"{what} differ" if what.endswith("s") else f"{what} differs"
-        before, value = ("used" if v else "not used" for v in (before, value))
-    return f"{what} {_shown(before)}; this run's {_shown(value)}"
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return "none" if value is None else str(value)
