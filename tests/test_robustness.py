@@ -244,10 +244,9 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     assert len(err) == 1 and f"other features: --precision {resolve_precision('auto')}; " in err[0]
     write_tiny_set(tmp_path / "other", seed=1)  # tested on other data: refused before extracting
     code = sweep.main(argv(data, *stores, "--trials", "2", "--test-data", str(tmp_path / "other")))
-    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        "error: study fixed was run with other test features: the data files differ (names, "
-        "sizes or times: cp -p, rsync -t keep times; --split-seed draws the demo set): rerun "
-        "with the study's flags, or start another study with --study"
+    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [  # not as data files
+        "error: study fixed was tested on --data's own test split; this run's --test-data: "  # that
+        "rerun with the study's flags, or start another study with --study"  # differ (review)
     ]
     (data / "cache" / "features" / "elsewhere").mkdir()  # the study's entry in another cache
     for entry in entries:

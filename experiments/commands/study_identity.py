@@ -136,11 +136,11 @@ def comparable(config: SweepConfig, settings: Sequence[Setting]) -> str:
     """A digest of what a study's figures depend on but the heads it searches (families, and
     write-up heads first) and its seed (:func:`study_identity`, without its paths): two studies
     with the same are one experiment whose trials the cross-domain table pools."""
-    record = study_identity(config, settings)
+    recorded = study_identity(config, settings)
     # --heads, the seed; the folds, which the clips' digests hold (it would set studies made
     # since they were recorded apart from earlier ones)
     left = (SEARCHED, SEEDED, record.WRITE_UP, record.FOLDS, *record.UNCOMPARED)
-    kept = {k: v for k, v in record.items() if k not in left}
+    kept = {k: v for k, v in recorded.items() if k not in left}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -22,11 +22,18 @@ def first_line(err: BaseException, limit: int = 200) -> str:
 
 def tracking_named(uri: str) -> str:
     """How the user named the tracking store ``uri``, for a line about it: ``--tracking-uri URI``,
-    or ``MLFLOW_TRACKING_URI=URI`` when it is that variable's (a store set there was blamed on a
-    flag never given: probe)."""
-    return (
-        f"{TRACKING_ENV}={uri}" if uri == os.environ.get(TRACKING_ENV) else f"--tracking-uri {uri}"
-    )
+    or ``MLFLOW_TRACKING_URI=URI`` when the command took it from that variable
+    (:func:`tracking_set_by`; a store set there was blamed on a flag never given: probe)."""
+    return f"{TRACKING_ENV}={uri}" if uri in _FROM_ENV else f"--tracking-uri {uri}"
+
+
+def tracking_set_by(flag: str | None) -> None:
+    """Note, before MLflow is pointed anywhere (MLflow then sets the variable itself), whether
+    the tracking store is the variable's: no ``--tracking-uri`` given, the variable set."""
+    _FROM_ENV.clear()
+    if not flag and os.environ.get(TRACKING_ENV):
+        _FROM_ENV.add(os.environ[TRACKING_ENV])
 
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+_FROM_ENV: set[str] = set()  # the store this command took from the variable, if any

@@ -36,7 +36,7 @@ from experiments.config import safe_name
 from experiments.stores import wal
 from experiments.stores.locks import StorageLock
 from experiments.stores.reach import StoreUnreachable, absent_file, check_server, is_server
-from experiments.stores.said import first_line, hide_passwords, tracking_named
+from experiments.stores.said import first_line, hide_passwords, tracking_named, tracking_set_by
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ def use_store(uri: str | None) -> str:
     ``my study/``); the default is used with its path decoded instead. An Optuna database is
     refused (ValueError) before MLflow's migration would write its tables into it, and MLflow
     is not pointed at it."""
+    tracking_set_by(uri)  # before MLflow sets MLFLOW_TRACKING_URI itself
     default = mlflow.get_tracking_uri()
     store = uri or default
     if re.fullmatch(r"[\w.-]+:\d+(/\S*)?", store):  # 127.0.0.1:5000: a server without its scheme
