@@ -63,6 +63,12 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
         "together; this version's is over the folds, each fold's seeds averaged: start another "
         "study with --study (their figures would be ranked together)"
     )
+    # the closest study's line said such a study records the same, and resumes it (review)
+    from experiments.stores.record import differences
+
+    assert differences({**OTHER, "--repeats": "2"}, now) == [
+        f"{SPREAD} over every setting; this run's {SPREAD_OVER_FOLDS}"
+    ]
     made = study(tmp_path, "made")
     check_identity(made, now, ["minimize"])
     add(made, optuna.trial.TrialState.COMPLETE)

@@ -161,6 +161,17 @@ def test_msu_lists_are_bobs() -> None:
     assert folds("msu-folds") == (1, 2, 3, 4, 5) and folds("msu") == ()
 
 
+def test_the_boxed_clips_of_a_study_of_every_fold_are_read(msu: Path) -> None:
+    """predict and the crop check read a study's boxed clips from its tags: a trial of every fold
+    is tagged fold "all", which int() ended in a traceback (review)."""
+    from experiments.serving.crop_check import _boxed
+
+    tags = {"fold": "all", "folds": "1,2,3,4,5", "protocol": "msu-folds", "data": str(msu)}
+    (boxed,) = _boxed(tags, [msu]).values()  # the one clip with a .face file beside it
+    assert boxed.path.name == "real_client005_android_SD_scene01.mp4"
+    assert _boxed({**tags, "fold": "2"}, [msu]).keys() == _boxed(tags, [msu]).keys()
+
+
 def test_msu_reading_and_auto(msu: Path) -> None:
     data = load_dataset(msu)
     assert (data.protocol, data.layout, data.fold) == ("msu", "msu", None)

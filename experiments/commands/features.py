@@ -77,7 +77,8 @@ def load_features(
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     if kept := features.extracted and manifest.get("resumed_clips"):  # not in that time
         state += f" ({kept} of the entry's {entry} clips kept from interrupted runs)"
-    of = f" of the entry's {entry}" if entry > len(features.clips) else ""
+    read = len(manifest.get("clips", ()))  # those that decoded: the protocol's of them
+    of = f" of the entry's {read}" if read > len(features.clips) else ""
     print(
         f"features: {counted(len(features.clips), 'clip')}{of} x "
         f"{counted(features.frames_per_clip, 'frame')}, "

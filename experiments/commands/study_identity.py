@@ -42,7 +42,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
     weights = "random" if features.random_weights else "vggface"
     tested = _target_clips(setting, evaluation.target_clips)
     first = search.writeup_subset(config.heads)  # run first, where not the families' own
-    identity = "|".join(
+    named = "|".join(
         (
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
             setting.test_features.dataset_fingerprint,
@@ -57,7 +57,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             *(["std over folds"] if _folds_of_seeds(config, setting) else []),
         )
     )
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    digest = hashlib.sha256(named.encode()).hexdigest()[:10]
     suffix = study_suffix(config.evaluation)  # says cross-dataset and repeats in the name
     suffix += "-pareto" if config.multi_objective else ""  # two objectives: another study
     return safe_name(f"pad-{protocol}-{weights}-{digest}{suffix}")

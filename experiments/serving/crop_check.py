@@ -77,7 +77,7 @@ def own_clips(model: TrialModel) -> dict[Path, Clip]:
         return {}
     try:
         return {clip.path.resolve(): clip for clip in _boxed(tags, roots).values()}
-    except DataError:
+    except (DataError, ValueError):  # a tag this version does not read: the detector crops
         return {}
 
 
@@ -112,13 +112,19 @@ def _boxed(tags: dict[str, str], roots: list[Path]) -> dict[tuple[str, str], Cli
         protocols = ["auto"] * len(roots)
     if len(names) != len(roots):  # a path with a comma in it: the data tag cannot be split
         raise DataError(f"the study's data tag names {len(roots)} folders for {len(names)}")
+    # a trial of every fold is tagged "all" (each fold's clips: read every fold); int("all")
+    # ended predict in a traceback (review)
+    listed = tags.get("folds", "").split(",") if fold == "all" else [fold]
+    chosen = [None if f in ("none", "") else int(f) for f in listed if f.strip()] or [None]
     found = {}
     for name, root, protocol in zip(names, roots, protocols, strict=True):
-        dataset = load_dataset(
-            root,
-            protocol=protocol,
-            fold=None if fold == "none" else int(fold),
-            subject_pattern=None if pattern == "none" else pattern,
-        )
-        found |= {(name, c.clip_id): c for c in dataset.source_clips if c.face_boxes is not None}
+        for one in chosen:
+            dataset = load_dataset(
+                root,
+                protocol=protocol,
+                fold=one,
+                subject_pattern=None if pattern == "none" else pattern,
+            )
+            boxed = (c for c in dataset.source_clips if c.face_boxes is not None)
+            found |= {(name, c.clip_id): c for c in boxed}
     return found

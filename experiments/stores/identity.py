@@ -138,7 +138,8 @@ def check_identity(
     if differs and not gone:
         what = differs[0][0]
         tested = moved(was, identity).get(SIDES[TEST_FEATURES])
-        if tested and DATABASES not in was and (what == TEST_FEATURES or what.startswith("test")):
+        own = DATABASES not in was and DATABASES not in identity  # not a cross-domain study's
+        if tested and own and (what == TEST_FEATURES or what.startswith("test")):
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = sides_differ(what, was, identity) or {}

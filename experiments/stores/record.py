@@ -72,8 +72,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     away = moved(recorded, current)  # the sides whose databases moved
     said, hashed, features, folds = list(away.values()), [], False, False
     for what, value in current.items():
-        if what == WRITE_UP and what not in recorded:  # a study made before it was recorded
-            said.append(f"{what} not recorded; this run's {value}")
+        if what in (WRITE_UP, SPREAD) and what not in recorded:  # made before it was recorded
+            was = "over every setting" if what == SPREAD else "not recorded"  # refused: review
+            said.append(f"{what} {was}; this run's {value}")
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
             continue
         side = SIDES.get(what) or next((s for p, s in _FOLLOW if what.startswith(p)), None)

@@ -122,7 +122,8 @@ def finished_count(trials: Sequence[FrozenTrial]) -> int:
     and queued again does not, its retry does; nor does one the tracking store failed
     (:data:`STORE_FAILED_ATTR`) that its worker is about to queue again (Optuna fails it before
     the worker's callback queues it: another worker looking between the two counted it finished,
-    and ended: review).
+    and ended: review). Where that worker dies between the two, the trial is never counted and
+    the study runs one trial more than ``--trials``.
     """
     retried = retried_numbers(trials)
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

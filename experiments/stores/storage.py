@@ -38,8 +38,9 @@ def database_error(err: BaseException | None) -> BaseException | None:
     return found
 
 
-# what PostgreSQL says when every connection slot is taken: not an outage to wait out
-FULL = ("too many clients", "remaining connection slots are reserved")
+# what PostgreSQL (and MySQL) say when every connection slot is taken: not an outage to wait
+# out (a role's or database's own limit: LIMITED, checked first)
+FULL = ("too many clients", "remaining connection slots are reserved", "too many connections")
 LIMITED = re.compile(r"too many connections for (role|database) \"([^\"]+)\"")  # its own limit
 
 
