@@ -840,6 +840,8 @@ def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
     clips = boxed_replay_tree(replay)
     casia = casia_tree(tmp_path / "casia", train=(1, 16), test=(1,), write=only(casia_keeps))
     msu = msu_tree(tmp_path / "msu", (1, 2, 22), only(msu_keeps))
+    for video in msu.rglob("*.mp4"):  # the target's own boxes, MSU-MFSD's corners
+        video.with_suffix(".face").write_text("".join(f"{f},4,4,24,24\n" for f in range(3)))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
     monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
@@ -861,3 +863,14 @@ def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
     said = [line for line in err if line.startswith("the study cropped 6 of its ")]
     assert len(said) == 1 and "clips with their databases' own face boxes" in said[0]
     assert "on 2 of the study's dev clips that changes" in said[0]
+    # a target's own clip: cropped with its boxes, it scores what the study logged (review)
+    target = next(msu.rglob("real_client001_*.mp4"))  # client 1: MSU-MFSD's test split
+    code, out, err = run_predict(capsys, *argv, "--score-faceless", str(target))
+    assert code == 0 and any(
+        line.startswith("1 of these clips are the study's own") for line in err
+    )
+    logged = scores_csv(run["run_id"], tmp_path / "pooled")
+    (score,) = logged[(logged["database"] == "msu") & logged["clip"].str.endswith(target.stem)][
+        "score"
+    ]
+    assert float(out[1].split("\t")[1]) == pytest.approx(score, rel=ROUNDING, abs=1e-9)

@@ -67,18 +67,24 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
 
 
 def own_clips(model: TrialModel) -> dict[Path, Clip]:
-    """The study's own clips that its database's face boxes cropped, by their resolved paths:
+    """The study's own clips that its database's face boxes cropped (its sources' and its
+    target's or ``--test-data``'s), by their resolved paths:
     ``predict.py`` crops such a clip with them, as extraction did (it had cropped it with the
     detector, and reversed the study's decision on its own clip: probe); empty where the study's
     data is not here or does not read."""
     tags = MlflowClient().get_run(model.run_id).data.tags
     roots = [Path(path) for path in tags.get("data", "").split(",")]
-    if not all(root.is_dir() for root in roots):
-        return {}
+    tested = Path(tags.get("test_data", ""))  # a target's, --test-data's ("same as data": none)
+    found: dict[Path, Clip] = {}
     try:
-        return {clip.path.resolve(): clip for clip in _boxed(tags, roots).values()}
+        if all(root.is_dir() for root in roots):
+            found |= {clip.path.resolve(): clip for clip in _boxed(tags, roots).values()}
+        if tested.is_absolute() and tested.is_dir() and tested not in roots:
+            as_tested = {"protocol": tags.get("test_protocol", "auto")}  # every clip, no fold
+            found |= {c.path.resolve(): c for c in _boxed(as_tested, [tested]).values()}
     except (DataError, ValueError):  # a tag this version does not read: the detector crops
         return {}
+    return found
 
 
 def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path], limit: int):
