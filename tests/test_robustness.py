@@ -532,6 +532,13 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
     said = f"error: MLFLOW_TRACKING_URI={typo}: nothing there; a path names a folder"
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(said)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{typo}/mlflow.db"  # the folder checks say it too
+    script = [sys.executable, str(REPO / "experiments" / "sweep.py"), "--trials", "1"]
+    done = subprocess.run(
+        script, env=env, capture_output=True, text=True, timeout=300, cwd=typo.parent
+    )
+    said = f"error: MLFLOW_TRACKING_URI=sqlite:///{typo}/mlflow.db: there is no folder {typo}"
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(said)
 
 
 def test_a_store_of_the_wrong_kind_is_said_before_features_are_extracted(

@@ -27,6 +27,12 @@ def tracking_named(uri: str) -> str:
     return f"{TRACKING_ENV}={uri}" if uri in _FROM_ENV else f"--tracking-uri {uri}"
 
 
+def store_named(flag: str, url: str) -> str:
+    """A store as a line names it: ``--storage URL``, or the tracking store as
+    :func:`tracking_named` does (``MLFLOW_TRACKING_URI=URL`` where the command took it there)."""
+    return tracking_named(url) if flag == "--tracking-uri" else f"{flag} {url}"
+
+
 def tracking_set_by(flag: str | None) -> None:
     """Note, before MLflow is pointed anywhere (MLflow then sets the variable itself), whether
     the tracking store is the variable's: no ``--tracking-uri`` given, the variable set."""

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import sqlalchemy
 
+from experiments.stores.said import store_named
+
 log = logging.getLogger(__name__)
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
@@ -54,7 +56,7 @@ def check_folder(url: str, flag: str) -> None:
     database = sqlite_file(url)
     if database is not None and not Path(database).parent.is_dir():
         raise ValueError(
-            f"{flag} {url}: there is no folder {Path(database).parent}; "
+            f"{store_named(flag, url)}: there is no folder {Path(database).parent}; "
             "a SQLite store's folder must exist (create it first)"
         )
 
@@ -95,7 +97,7 @@ def table_names(url: str, flag: str) -> set[str]:
             connection.close()
     except sqlite3.DatabaseError as err:
         if "not a database" in str(err):
-            raise ValueError(f"{flag} {url}: not a SQLite database ({err})") from None
+            raise ValueError(f"{store_named(flag, url)}: not a SQLite database ({err})") from None
         return set()
     except sqlite3.Error:
         return set()
@@ -173,6 +175,6 @@ def check_damaged(err: BaseException, flag: str, url: str, held: str) -> None:
     :func:`tables`); ``held``: what is lost if it is moved aside."""
     if "database disk image is malformed" in str(err):
         raise ValueError(
-            f"{flag} {url}: a damaged SQLite database (database disk image is malformed): "
-            f"restore it from a copy, or move it aside and rerun (its {held} are lost)"
+            f"{store_named(flag, url)}: a damaged SQLite database (database disk image is "
+            f"malformed): restore it from a copy, or move it aside and rerun (its {held} are lost)"
         ) from None
