@@ -145,7 +145,8 @@ class Objective:
     def _train_and_log(self, trial: optuna.Trial, config: TrialConfig, seed_number: int):
         """``seed_number``: the trial whose seed it trains with (a retry: the lost original's,
         so it trains the epochs the lost trial would have trained)."""
-        mlflow.log_params({**config.params(), "seed": self.seed + seed_number})  # repeat 0's
+        seed = self.seed + seed_number  # repeat 0's; repeat r's: Setting.seed
+        mlflow.log_params({**config.params(), "seed": seed})
         several = len(self.settings) > 1
         reports, frames, seconds = [], [], 0.0
         kept = None  # the first setting's result: its head is the trial's
@@ -155,7 +156,7 @@ class Objective:
                 config,
                 inputs.data,
                 setting.features.frames_per_clip,
-                seed=setting.seed(self.seed + seed_number),
+                seed=setting.seed(seed),
                 on_epoch=self._on_epoch(trial, setting.name if several else "", prune=index == 0),
                 top_weights=inputs.top_weights,
             )
@@ -186,8 +187,7 @@ class Objective:
         if keep and kept.top is not None:
             artifacts.log_top_weights(kept.top, config.fine_tune)
         if several:
-            seeds = [setting.seed(self.seed + seed_number) for setting in self.settings]
-            artifacts.log_settings(settings_table(self.settings, seeds, reports))
+            artifacts.log_settings(settings_table(self.settings, seed, reports))
         for key in ("params_total", "dev_eer", "test_acer", "test_hter", "test_auc"):
             trial.set_user_attr(key, metrics[key])
         trial.set_user_attr("head", config.shown)  # the progress line, the Pareto front
@@ -233,13 +233,11 @@ class Objective:
             self.on_result(number, config, outcome, seconds)
 
 
-def settings_table(
-    settings: Sequence[Setting], seeds: Sequence[int], reports: Sequence[dict]
-) -> pd.DataFrame:
-    """One row per setting (its name, fold, repeat and training seed) with every figure it gave
-    (the seed was in no store: probe)."""
+def settings_table(settings: Sequence[Setting], seed: int, reports: Sequence[dict]) -> pd.DataFrame:
+    """One row per setting (its name, fold, repeat and training seed, of a trial whose own is
+    ``seed``) with every figure it gave (the seed was in no store: probe)."""
     rows = [
-        {"setting": s.name, "fold": s.fold, "repeat": s.repeat, "seed": seed, **r}
-        for s, seed, r in zip(settings, seeds, reports, strict=True)
+        {"setting": s.name, "fold": s.fold, "repeat": s.repeat, "seed": s.seed(seed), **r}
+        for s, r in zip(settings, reports, strict=True)
     ]
     return pd.DataFrame(rows)
