@@ -255,6 +255,7 @@ def test_cross_dataset_tests_on_the_other_sets_test_split(sets) -> None:
         "evaluation": "intra-dataset",
         "test_data": "same as data",
         "test_protocol": "same as protocol",
+        "test_face_boxes": "same as data",
         "test_data_fingerprint": features.dataset_fingerprint,
         "test_clips": "6",
         "folds": "none",

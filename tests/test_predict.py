@@ -874,3 +874,36 @@ def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
         "score"
     ]
     assert float(out[1].split("\t")[1]) == pytest.approx(score, rel=ROUNDING, abs=1e-9)
+
+
+def test_a_test_folders_own_clip_is_cropped_with_its_boxes_where_the_datas_had_none(
+    tmp_path, monkeypatch, capsys
+):
+    """CASIA-FASD (no boxes: the detector's crop) tested on Replay-Attack (its face-locations
+    files): a Replay-Attack test clip is the study's own and was cropped with its boxes. It was
+    cropped with the detector at predict, as only a study whose training data had boxes was
+    looked at (review)."""
+    replay = tmp_path / "replay"
+    clips = boxed_replay_tree(replay)
+    casia = casia_tree(tmp_path / "casia", train=(1, 16), test=(1,), write=only(casia_keeps))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = [
+        *("--data", str(casia), "--test-data", str(replay), "--study", "to-replay"),
+        *("--face-detector", "haar", "--frames", str(FRAMES), "--precision", "float32"),
+        *("--heads", "lstm30", "--trials", "1", "--no-progress", "--keep-weights", "all"),
+        *("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", uri),
+    ]
+    result = run_sweep(parse_args(argv), pruner=optuna.pruners.NopPruner())
+    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "to-replay").iterrows()]
+    assert (run["tags.face_boxes"], run["tags.test_face_boxes"]) == ("none", "6 of 6")
+    test_clip = next(c for c in clips if "/test/" in str(c))
+    argv = ("--tracking-uri", uri, "--run", run["run_id"], "--score-faceless", str(test_clip))
+    code, out, err = run_predict(capsys, *argv)
+    assert code == 0, err
+    assert any(line.startswith("1 of these clips are the study's own") for line in err)
+    logged = scores_csv(run["run_id"], tmp_path / "to-replay").set_index("clip")["score"]
+    clip_id = test_clip.relative_to(replay).with_suffix("").as_posix()
+    assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     clips = _expanded(args.clips)
     known = {}  # the study's own clips with database boxes: cropped with them, as it cropped them
-    if scorer.detector and scorer.model.face_crop.used_database_boxes:
+    if scorer.detector:  # own clips only where the study's tags say boxes cropped some
         from experiments.serving.crop_check import own_clips
 
         known = own_clips(scorer.model)

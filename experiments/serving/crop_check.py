@@ -67,24 +67,36 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
 
 
 def own_clips(model: TrialModel) -> dict[Path, Clip]:
-    """The study's own clips that its database's face boxes cropped (its sources' and its
+    """The study's own clips that their database's face boxes cropped (its sources' and its
     target's or ``--test-data``'s), by their resolved paths:
     ``predict.py`` crops such a clip with them, as extraction did (it had cropped it with the
     detector, and reversed the study's decision on its own clip: probe); empty where the study's
-    data is not here or does not read."""
+    data is not here or does not read. A folder is read only where its tags say it had boxes."""
     tags = MlflowClient().get_run(model.run_id).data.tags
     roots = [Path(path) for path in tags.get("data", "").split(",")]
     tested = Path(tags.get("test_data", ""))  # a target's, --test-data's ("same as data": none)
     found: dict[Path, Clip] = {}
     try:
-        if all(root.is_dir() for root in roots):
+        if model.face_crop.used_database_boxes and all(root.is_dir() for root in roots):
             found |= {clip.path.resolve(): clip for clip in _boxed(tags, roots).values()}
-        if tested.is_absolute() and tested.is_dir() and tested not in roots:
+        boxed = _tested_with_boxes(tags, model)
+        if boxed and tested.is_absolute() and tested.is_dir() and tested not in roots:
             as_tested = {"protocol": tags.get("test_protocol", "auto")}  # every clip, no fold
             found |= {c.path.resolve(): c for c in _boxed(as_tested, [tested]).values()}
     except (DataError, ValueError):  # a tag this version does not read: the detector crops
         return {}
     return found
+
+
+def _tested_with_boxes(tags: dict[str, str], model: TrialModel) -> bool:
+    """Whether a study's target or ``--test-data`` clips were cropped with their own boxes, as
+    its tags say: a target's ``face_boxes_<target>``, a test folder's ``test_face_boxes``. A
+    study's whose sources had none was not looked at (review); runs before the tag: as the
+    sources' crop."""
+    said = tags.get(f"face_boxes_{tags.get('target')}", tags.get("test_face_boxes"))
+    if said is None:
+        return model.face_crop.used_database_boxes
+    return said not in ("none", "same as data")
 
 
 def _boxed_dev_clips(model: TrialModel, tags: dict[str, str], roots: list[Path], limit: int):

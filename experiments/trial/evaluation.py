@@ -414,6 +414,10 @@ def evaluation_context(
         "evaluation": "cross-dataset" if cross else "intra-dataset",
         "test_data": os.path.abspath(evaluation.test_data) if cross else "same as data",
         "test_protocol": first.test_features.protocol if cross else "same as protocol",
+        # the test clips' own boxes: predict crops such a clip with them (the data's: face_boxes)
+        "test_face_boxes": first.test_features.crop.tags()["face_boxes"]
+        if cross
+        else "same as data",
         **context,
     }
 
