@@ -226,6 +226,13 @@ def test_a_mistyped_study_is_said_one_way_by_every_command(sweep, uri, capsys):
     for cross in ([], ["--cross"]):
         assert compare.main([*cross, "--tracking-uri", uri, "--study", "predict_no-weights"]) == 2
         assert capsys.readouterr().err.splitlines() == err
+    # in other case: difflib alone compares case, and had found no name close (left list)
+    code, _, err = run_predict(
+        capsys, "--tracking-uri", uri, "--study", BARE.upper(), "--best", clip
+    )
+    assert code == 2 and err[0].startswith(
+        f"error: no study '{BARE.upper()}' in {uri} (did you mean '{BARE}'"
+    )
 
 
 def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, tmp_path):

@@ -17,7 +17,17 @@ def not_stored(names: Collection[str], stored: Collection[str] | None = None) ->
     if stored is None:
         stored = [experiment.tags[STUDY_TAG] for experiment in study_experiments()]
     stored = sorted(set(stored))
-    close = sorted({near for name in names for near in difflib.get_close_matches(name, stored)})
+    folded: dict[str, list[str]] = {}  # OULU-P1 finds oulu-p1 too (left list)
+    for name in stored:
+        folded.setdefault(name.casefold(), []).append(name)
+    close = sorted(
+        {
+            original
+            for name in names
+            for near in difflib.get_close_matches(name.casefold(), list(folded))
+            for original in folded[near]
+        }
+    )
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     return (
         f"no study {', '.join(map(repr, sorted(names)))} in "
