@@ -53,15 +53,26 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
         return f"{head} (the change cannot be measured: {err})"
     if boxed.empty:
         return f"{head} (no dev clip of the study had database boxes: nothing to compare)"
-    now = np.array([scorer.score_clip(path).score for path in boxed["path"]])
-    before = boxed["score"].to_numpy(dtype=np.float64)
+    scored = [scorer.score_clip(path) for path in boxed["path"]]
+    # a clip the detector finds no face in is scored on its centre squares, which predict
+    # refuses to score: measured with them, the change was the centre squares' (probe)
+    seen = np.array([result.no_face < result.frames for result in scored])
+    faceless = f"{scorer.detector} finds no face in {(~seen).sum()} of the {len(boxed)} checked"
+    if not seen.any():
+        line = f"{head} (the change cannot be measured: {faceless}, as predict.py refuses them)"
+        client.set_tag(model.run_id, TAG, line)
+        return line
+    now = np.array([result.score for result in scored])[seen]
+    before = boxed["score"].to_numpy(dtype=np.float64)[seen]
     change = np.abs(now - before)
     flipped = int(((now >= model.threshold) != (before >= model.threshold)).sum())
     line = (
-        f"{head}: on {len(boxed)} of the study's dev clips that changes a clip's score by "
+        f"{head}: on {seen.sum()} of the study's dev clips that changes a clip's score by "
         f"{change.mean():.4f} on average (at most {change.max():.4f}) and {flipped} of "
-        f"{len(boxed)} decisions"
+        f"{seen.sum()} decisions"
     )
+    if not seen.all():
+        line += f" ({faceless}, left out as predict.py leaves them)"
     client.set_tag(model.run_id, TAG, line)
     return line
 
