@@ -573,7 +573,7 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
         str(clips / "deeper" / "b\tc"),
         str(image),
     ]
-    assert f"{clips}: 2 clips under it, each scored" in err
+    assert f"{clips}: 2 clips under it" in err
     assert rows[1][1:] == rows[2][1:]  # the same frames
     assert (
         rows[3][3].endswith("/1")
@@ -581,6 +581,16 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
     )
     code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(video))
     assert code == 0 and out[1].split("\t")[2] in ("bona fide", "attack")
+    # a folder of videos (.m4v, which no database has) with a thumbnail beside them: its videos
+    # are scored and the image said; it had been read as one clip of one frame (probe R)
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    shutil.copy(video, phone / video.name)
+    shutil.copy(image, phone / "thumb.png")
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(phone))
+    assert code == 0 and [row.split("\t")[0] for row in out[1:]] == [str(phone / video.name)]
+    assert f"{phone}: 1 clip under it" in err
+    assert any(line.startswith(f"{phone}: 1 image beside its videos not scored (") for line in err)
     code, out, err = run_predict(capsys, *flags, "--run", sequence, str(image))  # a sequence head
     assert code == 2 and out[1:] == [f"{image}\t\tnot read\t"]
     assert f"skipped: {image}: has 1 frame, needs {FRAMES}" in err

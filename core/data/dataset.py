@@ -290,13 +290,15 @@ def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list
     return kept, "; ".join(said)
 
 
-def clips_under(root: Path) -> list[Path]:
-    """Every video file and frame folder under ``root``, as a database's are found (what is
-    skipped there is not said here)."""
-    return _find_clips(root)[0]
+def clips_under(root: Path, videos: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Path]:
+    """Every video file (of the suffixes ``videos``) and frame folder under ``root``, as a
+    database's are found (what is skipped there is not said here)."""
+    return _find_clips(root, videos)[0]
 
 
-def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+def _find_clips(
+    root: Path, videos: tuple[str, ...] = VIDEO_SUFFIXES
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every video file and frame folder under ``root``, through symbolic links (a database's
     folders linked from another disk were left out without a word); other files, links to
     nothing, names that are not UTF-8 and folders that cannot be read are skipped with a warning
@@ -340,7 +342,7 @@ def _find_clips(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         odd: dict[str, list[str]] = {}  # by suffix: a folder of .gif frames is one skip
         for name in names:
             suffix = Path(name).suffix.lower()
-            if suffix in VIDEO_SUFFIXES:
+            if suffix in videos:
                 clips.append(here / name)
             elif suffix not in FRAME_SUFFIXES:
                 odd.setdefault(suffix, []).append(name)

@@ -259,18 +259,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expanded(paths: list[Path]) -> list[Path]:
-    """The clips given: a folder that holds no frame of its own stands for the clips under it
-    (its videos and frame folders, as a database's are found); it was refused as a frame folder
-    without frames (probe)."""
-    from core.data.clips import frame_files
+    """The clips given: a folder that holds no frame of its own, or holds videos of its own,
+    stands for the clips under it (its videos and frame folders, as a database's are found); it
+    was refused as a frame folder without frames, and a folder of videos with a thumbnail beside
+    them was read as one clip of one frame, its videos left unsaid (probes)."""
+    from core.data.clips import READABLE_VIDEO_SUFFIXES, frame_files
     from core.data.dataset import clips_under
     from core.words import counted
 
     clips = []
     for path in paths:
-        inside = clips_under(path) if path.is_dir() and not frame_files(path) else []
+        inside, images = [], []
+        if path.is_dir():
+            images = frame_files(path)
+            videos = [p for p in path.iterdir() if p.suffix.lower() in READABLE_VIDEO_SUFFIXES]
+            if videos or not images:
+                inside = clips_under(path, READABLE_VIDEO_SUFFIXES)
         if inside:
-            print(f"{path}: {counted(len(inside), 'clip')} under it, each scored", file=sys.stderr)
+            print(f"{path}: {counted(len(inside), 'clip')} under it", file=sys.stderr)
+        if inside and images:
+            print(
+                f"{path}: {counted(len(images), 'image')} beside its videos not scored "
+                "(a folder of frames holds frames alone: move them to a folder of their own)",
+                file=sys.stderr,
+            )
         clips += inside or [path]
     return clips
 
