@@ -841,20 +841,19 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     own = ("--tracking-uri", uri, "--run", run["run_id"], "--crop-check", "0", "--score-faceless")
     code, out, err = run_predict(capsys, *own, dev_clip)
     assert code == 0, err
-    assert (
-        "1 of these clips are the study's own: cropped with its database's face boxes"
-        in "".join(err)
+    assert "1 of these clips is the study's own: cropped with its database's face boxes" in "".join(
+        err
     )
     logged = scores_csv(run["run_id"], tmp_path / "own").set_index("clip")["score"]
     clip_id = clips[0].relative_to(root).with_suffix("").as_posix()
     assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)
     (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
-    assert header.endswith("(these clips: mtcnn)")  # the others': the study's own detector none
+    assert header.endswith("(new clips: mtcnn)")  # the others': the study's own detector none
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
     code, out, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0
     (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
-    assert header.endswith("frames per clip (these clips: haar)")  # not the study's crop
+    assert header.endswith("frames per clip (new clips: haar)")  # not the study's crop
     said = [line for line in err if line.startswith("the study cropped 6 of its 6 clips")]
     assert len(said) == 1 and "on 1 of the study's dev clips that changes" in said[0]
     # the other's frames have no face: scored on centre squares, which predict refuses, they
@@ -904,9 +903,7 @@ def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
     # a target's own clip: cropped with its boxes, it scores what the study logged (review)
     target = next(msu.rglob("real_client001_*.mp4"))  # client 1: MSU-MFSD's test split
     code, out, err = run_predict(capsys, *argv, "--score-faceless", str(target))
-    assert code == 0 and any(
-        line.startswith("1 of these clips are the study's own") for line in err
-    )
+    assert code == 0 and any(line.startswith("1 of these clips is the study's own") for line in err)
     logged = scores_csv(run["run_id"], tmp_path / "pooled")
     (score,) = logged[(logged["database"] == "msu") & logged["clip"].str.endswith(target.stem)][
         "score"
@@ -941,7 +938,7 @@ def test_a_test_folders_own_clip_is_cropped_with_its_boxes_where_the_datas_had_n
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--score-faceless", str(test_clip))
     code, out, err = run_predict(capsys, *argv)
     assert code == 0, err
-    assert any(line.startswith("1 of these clips are the study's own") for line in err)
+    assert any(line.startswith("1 of these clips is the study's own") for line in err)
     logged = scores_csv(run["run_id"], tmp_path / "to-replay").set_index("clip")["score"]
     clip_id = test_clip.relative_to(replay).with_suffix("").as_posix()
     assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)

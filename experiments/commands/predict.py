@@ -150,7 +150,7 @@ def load_scorer(args: argparse.Namespace):
         head_weights = trial_model.fetch_head_weights(model, Path(folder))
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
         other = detector is not None and detector != model.face_crop.detector
-        print(model.describe() + (f" (these clips: {detector})" if other else ""), file=sys.stderr)
+        print(model.describe() + (f" (new clips: {detector})" if other else ""), file=sys.stderr)
         if model.keras_backend and model.keras_backend != keras_backend():
             print(
                 f"warning: the study ran under KERAS_BACKEND={model.keras_backend}, this process "
@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         known = own_clips(scorer.model)
         if own := sum(path.resolve() in known for path in clips):
             print(
-                f"{own} of these clips are the study's own: cropped with its database's face "
-                "boxes, as the study cropped them",
+                f"{own} of these clips {'is' if own == 1 else 'are'} the study's own: cropped "
+                "with its database's face boxes, as the study cropped them",
                 file=sys.stderr,
             )
     rows = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")  # a tab in a name: quoted
