@@ -979,3 +979,34 @@ def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
         bool({"amx_bf16", "avx512_bf16"} & flags) and tensorflow or current_device().accelerator
     )
     assert resolve_precision("auto") == ("bfloat16" if native else "float32")
+
+
+def test_clips_without_their_databases_box_file_are_named_with_where_it_is_read(
+    tmp_path, model_calls
+):
+    """Replay-Attack's face-locations ship as an archive of their own: unpacked beside the
+    database rather than in it, every clip was cropped by the detector and nothing said where
+    the boxes were looked for; one missing file was counted, not named (probe)."""
+    from tests.test_predict import boxed_replay_tree
+
+    root = tmp_path / "replay"
+    clips = boxed_replay_tree(root)
+    missing = root / "face-locations" / clips[0].relative_to(root).with_suffix(".face")
+    missing.unlink()
+    fs = extract(root, tmp_path / "cache", frames_per_clip=3, face_crop=True, detector="haar")
+    clip_id = clips[0].relative_to(root).with_suffix("").as_posix()
+    said = f"; no box file for 1 of 6 clips ({clip_id}): face-locations/<the clip's path>.face"
+    assert said in fs.face_summary()
+    shutil.move(root / "face-locations", tmp_path / "face-locations")  # unpacked beside it
+    fs = extract(root, tmp_path / "cache", frames_per_clip=3, face_crop=True, detector="haar")
+    assert fs.face_summary().startswith("face crop: haar; no box file for 6 of 6 clips (")
+    assert ", ...): face-locations/<the clip's path>.face in its folder" in fs.face_summary()
+    off = extract(
+        root,
+        tmp_path / "cache",
+        frames_per_clip=3,
+        face_crop=True,
+        detector="haar",
+        database_boxes=False,
+    )
+    assert "no box file" not in off.face_summary()  # not looked for: nothing to say

@@ -324,6 +324,7 @@ def extract_features(
         fold=dataset.fold,
         layout=dataset.layout,
         test_split_given=dataset.test_split_given,
+        boxes_looked_for=face_crop and database_boxes,
     )
     log.info("%s", features.face_summary())
     return features

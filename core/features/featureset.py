@@ -72,6 +72,7 @@ class FeatureSet:
     fold: int | None = None  # its fold, for a protocol with folds
     layout: str = ""  # the database layout that read them, e.g. "oulu"
     test_split_given: bool = True  # False: the loader carved the test split (no split folders)
+    boxes_looked_for: bool = False  # cropped, and with the database's boxes where a clip has them
 
     @functools.cached_property
     def features(self) -> np.ndarray:
@@ -141,7 +142,23 @@ class FeatureSet:
                 f"database boxes on {crop.database_boxes} of {crop.clips} clips, "
                 f"{crop.detector or self.detector} on the rest"
             )
-        return f"face crop: {method}{aside}; frames without a face: {counts}"
+        return f"face crop: {method}{aside}{self._missing_boxes()}; frames without a face: {counts}"
+
+    def _missing_boxes(self) -> str:
+        """``; no box file for N of M clips (first ids): <where the layout reads them>`` where
+        the database ships face boxes and some clips had none: a misplaced box folder had every
+        clip cropped by the detector without a word, and one missing file was counted unnamed
+        (probe)."""
+        from core.data.layouts.registry import get_layout, layout_names
+
+        if not (self.boxes_looked_for and self.layout in layout_names()):
+            return ""
+        where = get_layout(self.layout).boxes
+        missing = [c.clip_id for c in self.clips if c.face_boxes is None]
+        if not where or not missing:
+            return ""
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        return f"; no box file for {len(missing)} of {len(self.clips)} clips ({shown}): {where}"
 
     def face_warning(self) -> str | None:
         """A line when the crop found no face in half the frames or more (those of clips without

@@ -167,6 +167,7 @@ register_layout(
         splits="subjects by MSU-MFSD's lists (msu) or Bob's folds (msu-folds)",
         own_subjects=True,
         companion_suffixes=(".face", ".txt"),  # face boxes; the subject lists (check_lists)
+        boxes="a .face beside each video",
         summary="MSU-MFSD: real|attack/<real|attack>_client<NNN>_<android|laptop>_SD_..._scene01",
         protocols=(
             Protocol(

@@ -178,6 +178,7 @@ register_layout(
         splits="users 1-20 train (Train_files), 21-35 dev (Dev_files), 36-55 test (Test_files)",
         own_subjects=True,
         companion_suffixes=(".txt",),
+        boxes="a .txt of eye positions beside each video",
         summary="OULU-NPU: Phone_Session_User_File.avi (+ face boxes .txt)",
         protocols=PROTOCOLS,
     )
