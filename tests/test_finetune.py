@@ -347,6 +347,11 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     head = tuned["metrics.params_head"]
     assert head == 4096 * 16 + 16 + 16 * 2 + 2  # dense16
     assert tuned["params.fine_tune"] == "fc" and frozen["params.fine_tune"] == "none"
+    # named as the console names them: a fine-tuned run read as a frozen one in MLflow (probe)
+    assert (tuned["tags.mlflow.runName"], frozen["tags.mlflow.runName"]) == (
+        "0-dense16+fc",
+        "1-dense16",
+    )
     assert tuned["metrics.params_trainable"] == head + FC6 + FC7
     assert tuned["metrics.params_total"] == PARAMS_TO_FC7 + head  # the whole model, as before
     assert frozen["metrics.params_trainable"] == frozen["metrics.params_head"] == head

@@ -30,7 +30,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments.config import KeepWeights, TrialConfig
+from experiments.config import KeepWeights, TrialConfig, head_shown
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
 from experiments.stores.identity import OBJECTIVES
@@ -111,7 +111,9 @@ class Objective:
             tags["vggface_heads.baseline"] = baseline
         start = time.perf_counter()
         try:
-            with tracking.run(f"{trial.number}-{config.head}", "trial", tags, nested=True) as run:
+            # lstm30+fc: a fine-tuned trial read as a frozen one in MLflow's views (probe)
+            name = f"{trial.number}-{head_shown(config.head, config.fine_tune)}"
+            with tracking.run(name, "trial", tags, nested=True) as run:
                 self._curves = []
                 try:
                     result = self._train_and_log(trial, config, lost[0] if lost else trial.number)
