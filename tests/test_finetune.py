@@ -516,9 +516,16 @@ def test_conv5_bottom_reads_the_stored_frames_and_gives_back_the_cached_fc7(stud
     assert bottom.entry.shape == (2, FRAMES, 14, 14, 512)
 
 
-def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_so(study, settings):
+def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_so(
+    study, settings, monkeypatch, capsys
+):
     """Two clips whose pool5 is not stored: two lines (what, then its seconds) and the entry
-    stored, so the trial that samples fc computes nothing; stored ones, and "none", say nothing."""
+    stored, so the trial that samples fc computes nothing; stored ones, and "none", say nothing.
+    Computing, a line at most once a minute (here at once) says how far it is: minutes went by
+    without one (probe)."""
+    from core.features import pipeline
+
+    monkeypatch.setattr(pipeline, "PLAIN_PROGRESS_SECONDS", 0.0)
     features = settings[0].features
     two = dataclasses.replace(features, clips=features.clips[:2], rows=features.rows[:2])
     setting = dataclasses.replace(settings[0], features=two, test_features=two)
@@ -529,6 +536,10 @@ def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_
     assert lines[0].startswith("--fine-tune fc: computing the frozen backbone's pool5 outputs of")
     assert " of 2 clips from their frames" in lines[0]
     assert re.fullmatch(r"--fine-tune fc: done in \d+s", lines[1])
+    ticks = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in ticks if " outputs: " in line][-1] == (
+        "pool5 outputs: 2 of 2 clips"
+    )
     assert (bottom_inputs(two, "fc").computed, bottom_ready(two, "fc")) == (False, True)
     assert prepare_fine_tuning([setting], "fc", lines.append) < 1
     for choice in ("fc", "conv5"):  # the study's: stored

@@ -43,7 +43,7 @@ from core.backbone.matconvnet import PortError
 from core.backbone.spec import FROZEN_OUTPUT, preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import Clip, DataError
-from core.features import frame_store, store
+from core.features import frame_store, pipeline, store
 from core.features.extract import _load_backbone, weights_fingerprint
 from core.features.featureset import FeatureSet
 
@@ -244,6 +244,7 @@ def _write_entry(
     chunk = max(1, batch_size // frames_per_clip)  # whole clips per forward pass
     store.remove_leftovers(root, key)
     log.info("computing %s outputs of %d clips into %s", bottom.name, len(clips), root / key)
+    tick = pipeline.ticker(f"{parts['layer']} outputs", len(clips))
     with store.PendingEntry(root, key, shape) as pending:
         for first in range(0, len(clips), chunk):
             batch = np.concatenate(
@@ -254,6 +255,7 @@ def _write_entry(
                 first * frames_per_clip * vectors_per_frame,
                 out.astype(np.float32).reshape(-1, per_frame[-1]),
             )
+            tick(min(first + chunk, len(clips)))
         manifest = {
             "key_parts": parts,
             "layer": parts["layer"],

@@ -135,9 +135,10 @@ def _decode(
 
     if finder is not None:
         finder.load()
+    tick = pipeline.ticker("frames decoded for fine-tuning", len(clips))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frames") as pool:
-        for _ in pool.map(one, clips):
-            pass
+        for done, _ in enumerate(pool.map(one, clips), start=1):
+            tick(done)
 
 
 def _face_finder(features: FeatureSet, parts: dict[str, Any]) -> faces.FaceFinder | None:

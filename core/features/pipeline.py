@@ -42,6 +42,22 @@ log = logging.getLogger(__name__)
 PLAIN_PROGRESS_SECONDS = 60.0  # without a bar (--no-progress): a plain line at most this often
 
 
+def ticker(what: str, total: int) -> Callable[[int], None]:
+    """``tick(done)``: a line ``<what>: done of total clips, Ns`` at most every
+    :data:`PLAIN_PROGRESS_SECONDS`, for a long loop without a bar (fine-tuning's frames and
+    bottom outputs took minutes without a line: probe)."""
+    started = said = time.perf_counter()
+
+    def tick(done: int) -> None:
+        nonlocal said
+        now = time.perf_counter()
+        if now - said >= PLAIN_PROGRESS_SECONDS:
+            said = now
+            print(f"{what}: {done} of {total} clips, {now - started:.0f}s", file=sys.stderr)
+
+    return tick
+
+
 @dataclass
 class Decoded:
     """One clip's network input and how its face crop went."""
