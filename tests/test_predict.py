@@ -592,8 +592,8 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
     assert f"{phone}: 1 clip under it" in err
     assert any(line.startswith(f"{phone}: 1 image beside its videos not scored (") for line in err)
     code, out, err = run_predict(capsys, *flags, "--run", sequence, str(image))  # a sequence head
-    assert code == 2 and out[1:] == [f"{image}\t\tnot read\t"]
-    assert f"skipped: {image}: has 1 frame, needs {FRAMES}" in err
+    assert code == 2 and out[1:] == [f"{image}\t\ttoo short\t"]  # read: "not read" (probe)
+    assert f"not scored: {image}: has 1 frame, needs {FRAMES}" in err
 
 
 def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri, runs, capsys):

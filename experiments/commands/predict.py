@@ -16,7 +16,8 @@ and the frames where no face was found (empty without a crop); frame heads avera
 scores, sequence heads read the clip's frames in order, exactly as the sweep scored its clips. A
 clip in which no frame has a face is not scored (its decision reads ``no face``) unless
 ``--score-faceless``; one that cannot be read reads ``not read``, its reason on stderr. A frame
-head scores a clip of fewer frames than the study's (or one image) on every frame it has. A
+head scores a clip of fewer frames than the study's (or one image) on every frame it has; a
+sequence head does not (``too short``). A
 folder that holds no frame of its own stands for the clips under it. A study that cropped with its
 database's own face boxes crops its own clips with them, as it did, and other clips with its
 detector (MTCNN where it runs, else Haar, where it used none: ``--face-detector`` chooses).
@@ -300,6 +301,7 @@ def _score_each(
     its reason on stderr; a reader of the rows lost such clips without a word: probe); each clip
     not scored is added to ``bad`` before its row is written (a reader gone stops the writing)."""
     from core.data.clips import DataError
+    from core.data.frames import TooFewFrames
     from core.words import counted
 
     empty = [""] * args.per_frame  # a row as wide as the header
@@ -307,10 +309,11 @@ def _score_each(
         interrupted()
         try:
             result = scorer.score_clip(path, shorter=True, clip=known.get(path.resolve()))
-        except DataError as err:
-            print(f"skipped: {err}", file=sys.stderr)
+        except DataError as err:  # a sequence head's clip too short was read: said so (probe)
+            short = isinstance(err, TooFewFrames)
+            print(f"{'not scored' if short else 'skipped'}: {err}", file=sys.stderr)
             bad.append(path)
-            rows.writerow([path, "", "not read", "", *empty])
+            rows.writerow([path, "", "too short" if short else "not read", "", *empty])
             sys.stdout.flush()
             continue
         frames = result.frames
