@@ -779,6 +779,13 @@ def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, 
     assert not again.extracted and again.no_face == fs.no_face
     some = dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips[:5]})  # 5 of 12
     assert some.face_warning() is None
+    # one clip without any face, below the rate warned of: named, as the figures count it
+    # and predict refuses it (a sweep said only its species' rate: probe)
+    one = dataclasses.replace(fs, no_face={fs.clips[0].clip_id: 2})  # 2 of 12 frames
+    assert one.face_warning() == (
+        f"warning: no face found in any frame of 1 of 6 clips ({fs.clips[0].clip_id}): the "
+        "figures score their centre squares, and predict.py refuses such a clip"
+    )
     # a face in one frame of each clip: the others take its box, not their centre squares
     assert dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips}).face_warning() == (
         "warning: no face found in 6 of 12 frames (50%): 0 of them, in clips without any face, "

@@ -163,12 +163,24 @@ class FeatureSet:
     def face_warning(self) -> str | None:
         """A line when the crop found no face in half the frames or more (those of clips without
         any are centre squares, not faces: a detector that does not work on these frames, or
-        frames that are faces already), else None."""
+        frames that are faces already); else one naming the clips without any face, which the
+        figures count and predict refuses (a sweep had said only a species' rate: probe); else
+        None."""
         counts = self.no_face_by_species().values()
         missed, frames = sum(c.missed for c in counts), sum(c.frames for c in counts)
+        ids = [
+            c.clip_id for c in self.clips if self.no_face.get(c.clip_id, 0) >= self.frames_per_clip
+        ]
+        if frames and ids and missed < FACELESS_WARNING * frames:
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            return (
+                f"warning: no face found in any frame of {len(ids)} of {len(self.clips)} clips "
+                f"({shown}): the figures score their centre squares, and predict.py refuses such "
+                "a clip"
+            )
         if not frames or missed < FACELESS_WARNING * frames:
             return None
-        faceless = sum(self.no_face.get(c.clip_id, 0) >= self.frames_per_clip for c in self.clips)
+        faceless = len(ids)
         whole = faceless * self.frames_per_clip  # the others take their clip's nearest face
         what = "they are centre squares, not faces"
         if whole < missed:
