@@ -465,6 +465,11 @@ def test_a_cross_dataset_studys_notes_name_the_data_it_trained_on() -> None:
     ]
     intra = runs.assign(**{"tags.evaluation": "intra-dataset"})  # its own: said once, as data
     assert not any(note.startswith("trained on") for note in tables.evaluation_notes(intra))
+    # which data, protocol and crop: "test data: same as data" named none of them (probe)
+    intra = intra.assign(**{"tags.protocol": "replay-attack", "tags.face_crop": "database boxes"})
+    notes = tables.evaluation_notes(intra)
+    assert notes[1:3] == ["data: /d/CASIA", "protocol: replay-attack"]
+    assert notes[-1] == "face crop: database boxes"
 
 
 def test_a_named_database_that_is_not_there_is_said_with_its_name(tmp_path) -> None:

@@ -277,10 +277,14 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
     """How the trials were evaluated (test data, folds, repeats), from their runs' tags."""
     notes = []
     cross_dataset = runs.get("tags.evaluation", pd.Series(dtype=object)).eq("cross-dataset").any()
+    pooled = any(c.startswith("tags.protocol_") for c in runs.columns)  # each said below
     for tag, what in (
         ("evaluation", "evaluation"),
         ("setting", "setting"),  # a cross-domain study's
         ("sources", "trained on"),
+        # an intra-dataset study's data and protocol: "test data: same as data" named neither
+        ("data", "data"),
+        ("protocol", "protocol"),
         ("target", "tested on"),
         ("target_clips", "target clips"),
         ("test_data", "test data"),
@@ -292,10 +296,13 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("extraction_precision", "extraction precision"),
         ("training_precision", "heads trained in"),
         ("keras_backend", "Keras backend"),
+        ("face_crop", "face crop"),  # database boxes or a detector: part of the protocol (probe)
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if tag == "sources" and cross_dataset:  # one database trained: --data
             values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()
+        if (tag == "data" and (cross_dataset or pooled)) or (tag == "protocol" and pooled):
+            continue
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
     protocols = []  # a cross-domain study's databases, each by the protocol it was taken by
