@@ -361,9 +361,18 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(base, record("k1")) == []
     assert differences(base, record("k2", frames_per_clip=8)) == ["--frames 7; this run's 8"]
     assert differences(base, record("k2", data="d2", repeats="3", clip="c2")) == [
-        "the data files differ (names, sizes or times: cp -p, rsync -t keep times; --split-seed "
-        "draws the demo set)",
+        "the data files differ (names, sizes or times: cp -p, rsync -t keep times; the demo "
+        "set's: --split-seed draws it)",
         "--repeats 1; this run's 3",
+    ]
+    # of other databases: their files and boxes differ as databases do, said by the protocols,
+    # not with advice on copying (probe P: an OULU-NPU study beside a Replay-Attack one)
+    protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
+    replay = {**base, protocols: "replay-attack"}
+    oulu = {**record("k2", data="d2", face_boxes="b2", frames_per_clip=8), protocols: "oulu-p1"}
+    assert differences(replay, oulu) == [
+        "--frames 7; this run's 8",
+        f"{protocols} replay-attack; this run's oulu-p1",
     ]
     # the crop says its detector: one difference
     assert differences(base, record("k2", face_crop=True, detector="y")) == [

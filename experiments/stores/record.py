@@ -71,6 +71,10 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     data files had been said to differ, with advice on copying them: probe)."""
     away = moved(recorded, current)  # the sides whose databases moved
     said, hashed, features, folds = list(away.values()), [], False, False
+    # a study of other databases (Replay-Attack's beside OULU-NPU's): their files and boxes
+    # differ as databases do, said by the protocols, not with advice on copying (probe)
+    theirs, ours = _databases(recorded), _databases(current)
+    elsewhere = bool(theirs and ours) and theirs.isdisjoint(ours)
     for what, value in current.items():
         if what in (WRITE_UP, SPREAD) and what not in recorded:  # made before it was recorded
             was = "over every setting" if what == SPREAD else "not recorded"  # refused: review
@@ -86,7 +90,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 said.append(f"--protocol {was}; this run's {now}")  # --test-data's aside
             continue
         found = sides_differ(what, recorded, current)
-        if side in away:  # other databases: their files, said so; other options said still
+        if side in away or (elsewhere and what in SIDES):  # other databases: their files, as
+            # said; other options said still
             found = {k: v for k, v in (found or {}).items() if k not in OWN}
             if not found:
                 continue
@@ -99,6 +104,15 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             said.append(f"{what} {shown(recorded[what])}; this run's {shown(value)}")
         folds |= what == FOLDS
     return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
+
+
+def _databases(record: dict[str, Any]) -> set[str]:
+    """The databases (layouts) a record's protocols read; empty where it names none known."""
+    from core.data.layouts.registry import get_protocol, protocol_names
+
+    key = next((k for k in record if k.startswith("protocols")), None)
+    named = str(record.get(key, "")).split(",") if key else []
+    return {get_protocol(p)[0].name for p in named if p in protocol_names()}
 
 
 # the identity entries a cross-domain study's databases decide, by side (SIDES' values)
@@ -185,7 +199,7 @@ def _difference(part: str, before: Any, value: Any) -> str:
         if before and value:  # the data: a copy that did not keep the files' times is other
             if part == "data":
                 copies = "names, sizes or times: cp -p, rsync -t keep times"
-                return f"{what} differ ({copies}; --split-seed draws the demo set)"
+                return f"{what} differ ({copies}; the demo set's: --split-seed draws it)"
             return f"{what} differ" if what.endswith("s") else f"{what} differs"
         before, value = ("used" if v else "not used" for v in (before, value))
     return f"{what} {shown(before)}; this run's {shown(value)}"
