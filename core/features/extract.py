@@ -551,7 +551,8 @@ def _extract(
                 model, average, source, decode, pending, batch_size, progress, workers
             )
         except KeyboardInterrupt as err:
-            raise ExtractionInterrupted(pending.committed(), len(source), pending.folder) from err
+            done, skipped = pending.committed()
+            raise ExtractionInterrupted(done, len(source), pending.folder, skipped) from err
         if not run.usable:  # nothing worth caching; the next run tries again
             pending.discard()
             raise DataError(

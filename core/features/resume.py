@@ -65,12 +65,14 @@ class ExtractionInterrupted(KeyboardInterrupt):
     """Extraction stopped by Ctrl-C: ``done`` of ``total`` clips are kept in ``path`` (the pending
     folder; removed when ``done`` is 0) for the next extraction of the same key to resume."""
 
-    def __init__(self, done: int, total: int, path: Path) -> None:
-        self.done, self.total, self.path = done, total, Path(path)
+    def __init__(self, done: int, total: int, path: Path, skipped: int = 0) -> None:
+        self.done, self.total, self.path, self.skipped = done, total, Path(path), skipped
         if done:
+            # "34 of 40 clips kept" counted 2 that did not decode among 32 features (probe)
+            aside = f", {skipped} of them skipped as they did not decode" if skipped else ""
             message = (
-                f"extraction interrupted: {done} of {total} clips kept in {self.path}; "
-                f"rerun the same command to extract the other {total - done}"
+                f"extraction interrupted: {done} of {total} clips done and kept in {self.path}"
+                f"{aside}; rerun the same command to extract the other {total - done}"
             )
         else:
             message = (
@@ -79,8 +81,8 @@ class ExtractionInterrupted(KeyboardInterrupt):
             )
         super().__init__(message)
 
-    def __reduce__(self) -> tuple[type, tuple[int, int, Path]]:
-        return type(self), (self.done, self.total, self.path)
+    def __reduce__(self) -> tuple[type, tuple[int, int, Path, int]]:
+        return type(self), (self.done, self.total, self.path, self.skipped)
 
 
 class ResumableEntry(store.PendingEntry):
@@ -176,11 +178,13 @@ class ResumableEntry(store.PendingEntry):
                 self._append(chunk)
             self.chunks = kept
 
-    def committed(self) -> int:
-        """Source clips committed, read back from the journal on disk (exact even when an
-        interruption struck while a chunk was being committed)."""
+    def committed(self) -> tuple[int, int]:
+        """Source clips committed, and of them those skipped (not decoded: kept as skipped),
+        read back from the journal on disk (exact even when an interruption struck while a
+        chunk was being committed)."""
         chunks, _ = read_journal(self.journal_path, self.shape)
-        return chunks[-1]["end"] if chunks else 0
+        skipped = sum("skipped" in outcome for c in chunks for outcome in c.get("clips", []))
+        return (chunks[-1]["end"] if chunks else 0), skipped
 
     def restart(self) -> None:
         """Forget the committed chunks (their rows are overwritten as extraction goes)."""
@@ -201,7 +205,7 @@ class ResumableEntry(store.PendingEntry):
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.folder.exists() and not self.committed():
+        if self.folder.exists() and not self.committed()[0]:
             self.discard()
 
 
