@@ -678,11 +678,17 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(
         patch.setattr(objective, "train_head", interrupt)
         with pytest.raises(KeyboardInterrupt):
             run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
-    assert "trial 1 retries lost trial 0: same parameters, same seed" in capsys.readouterr().out
+    assert (
+        "trial 1 retries trial 0, which did not finish: same parameters, same seed"
+        in capsys.readouterr().out
+    )
     monkeypatch.setattr(objective, "train_head", trained)
     resumed = run_sweep(config(workspace, "interrupted", trials=2, heads="lstm30"))
     said = capsys.readouterr().out.splitlines()
-    first = "trial 2 retries lost trial 1: same parameters, same seed (first tried as trial 0)"
+    first = (
+        "trial 2 retries trial 1, which did not finish: same parameters, same seed (first tried "
+        "as trial 0)"
+    )
     assert said[said.index(first) + 1].startswith("#2 ")  # its line follows
     trials = resumed.study.get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]

@@ -96,9 +96,10 @@ class Objective:
         baseline = search.baseline_name(trial.params)
         lost = retries.retry_history(trial.study.get_trials(deepcopy=False)[trial.number])
         if lost:  # said before its line: "#7" alone read as a new configuration
-            print(
-                f"trial {trial.number} retries lost trial {lost[-1]}: same parameters, same "
-                f"seed{f' (first tried as trial {lost[0]})' if len(lost) > 1 else ''}",
+            first = f" (first tried as trial {lost[0]})" if len(lost) > 1 else ""
+            print(  # "lost" read as a dead worker where Ctrl-C had stopped it (probe)
+                f"trial {trial.number} retries trial {lost[-1]}, which did not finish: same "
+                f"parameters, same seed{first}",
                 flush=True,
             )
         tags = {
