@@ -562,7 +562,8 @@ def test_the_sweeps_features_line_says_the_clips_kept_from_interrupted_runs(
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("features:")]
     done = caught.value.done
     assert re.search(
-        rf"extracted in [\d.]+s \({done} of the entry's 7 clips kept from interrupted runs\), "
+        rf"extracted in [\d.]+s \([\d.]+ frames/s through the network; {done} of the entry's 7 "
+        r"clips kept from interrupted runs\), "
         "cache ",
         line,
     )

@@ -75,8 +75,12 @@ def load_features(
     manifest = features.manifest
     entry = len(manifest.get("clips", ())) + len(manifest.get("skipped", ()))
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
+    aside = []  # the rate of decoding and the network, as extract.py says it (probe)
+    if (rate := manifest.get("frames_per_second")) and features.extracted:
+        aside.append(f"{rate:.1f} frames/s through the network")
     if kept := features.extracted and manifest.get("resumed_clips"):  # not in that time
-        state += f" ({kept} of the entry's {entry} clips kept from interrupted runs)"
+        aside.append(f"{kept} of the entry's {entry} clips kept from interrupted runs")
+    state += f" ({'; '.join(aside)})" if aside else ""
     read = len(manifest.get("clips", ()))  # those that decoded: the protocol's of them
     of = f" of the entry's {read}" if read > len(features.clips) else ""
     print(
