@@ -532,7 +532,9 @@ def test_list_prints_their_clips(tmp_path: Path, five_trees: dict[str, Path]) ->
     cache = str(tmp_path / "cache")
     result = list_clips("--data", str(five_trees["msu"]), "--protocol", "msu", "--cache-dir", cache)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines()[0] == "clip,split,label,species,subject,device,instrument"
+    # each clip's box file, where the database ships them: none here (seen before extraction)
+    header = "clip,split,label,species,subject,device,instrument,face_boxes"
+    assert result.stdout.splitlines()[0] == header
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert Counter(r["split"] for r in rows) == {"train": 8, "dev": 8, "test": 8}
     clip = "attack/attack_client022_android_SD_ipad_video_scene01"
@@ -544,12 +546,13 @@ def test_list_prints_their_clips(tmp_path: Path, five_trees: dict[str, Path]) ->
         "subject": "22",
         "device": "android",
         "instrument": "ipad_video",
+        "face_boxes": "",
     }
 
     args = ["--data", str(five_trees["replay-mobile"]), "--protocol", "replay-mobile-print"]
     result = list_clips(*args, "--cache-dir", cache)
     assert result.returncode == 0, result.stderr[-2000:]
-    header = "clip,split,label,species,subject,light,device,support,sample_type"
+    header = "clip,split,label,species,subject,light,device,support,sample_type,face_boxes"
     assert result.stdout.splitlines()[0] == header
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert Counter((r["split"], r["species"]) for r in rows) == {

@@ -479,7 +479,9 @@ def test_list_prints_the_protocols_clips_as_csv(oulu: Path, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     header = result.stdout.splitlines()[0]
-    assert header == "clip,split,label,species,subject,phone,session,instrument"
+    assert header == "clip,split,label,species,subject,phone,session,instrument,face_boxes"
+    boxed = {r["clip"]: r["face_boxes"] for r in rows if r["face_boxes"]}
+    assert boxed == {"Train_files/1_1_01_1": "Train_files/1_1_01_1.txt"}  # the one it has
     assert Counter(r["split"] for r in rows) == {"train": 150, "dev": 150, "test": 30}
     assert {r["phone"] for r in rows if r["split"] == "test"} == {"2"}
     row = next(r for r in rows if r["clip"] == "Test_files/2_3_36_5")
@@ -492,6 +494,7 @@ def test_list_prints_the_protocols_clips_as_csv(oulu: Path, tmp_path: Path) -> N
         "phone": "2",
         "session": "3",
         "instrument": "display2",
+        "face_boxes": "",
     }
     assert "oulu-p3 fold 2" in result.stderr  # the summary, off the CSV
     assert not (tmp_path / "cache" / "features").exists()  # nothing extracted

@@ -12,8 +12,9 @@ location is used if there is one (see :mod:`core.features.extract`), else a rand
 Prints the dataset summary, the clips skipped while decoding, then clips, frames, frames/s,
 whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
 Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
-then the dataset's own columns (e.g. phone, session, instrument; support, light; quality), with the
-summary on stderr, so a protocol's split can be checked before hours of extraction. Bad input
+then the dataset's own columns (e.g. phone, session, instrument; support, light; quality) and,
+for a database that ships face boxes, ``face_boxes`` (each clip's box file), with the summary on
+stderr, so a protocol's split can be checked before hours of extraction. Bad input
 exits with status 2 and one line on stderr.
 """
 
@@ -198,13 +199,28 @@ def extract_one(
 
 
 def write_clip_list(dataset: Dataset, out: TextIO) -> None:
-    """The dataset's clips as CSV: clip, split, label, species, subject, its own columns."""
+    """The dataset's clips as CSV: clip, split, label, species, subject, its own columns, and
+    for a database that ships face boxes each clip's box file (empty: none, the detector crops
+    it), so a misplaced box folder is seen before extraction (probe)."""
+    from core.data.layouts.registry import get_layout, layout_names
+
     columns = dataset.column_names
+    boxes = dataset.layout in layout_names() and bool(get_layout(dataset.layout).boxes)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["clip", "split", "label", "species", "subject", *columns])
+    writer.writerow(
+        ["clip", "split", "label", "species", "subject", *columns, *["face_boxes"] * boxes]
+    )
     for clip in dataset.clips:
         own = clip.columns
+        found = clip.face_boxes.path if clip.face_boxes else None
+        shown = (
+            found.relative_to(dataset.root)
+            if found and found.is_relative_to(dataset.root)
+            else found
+        )
+        box = [] if not boxes else [shown or ""]
         writer.writerow(
             [clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
             + [own.get(name, "") for name in columns]
+            + box
         )
