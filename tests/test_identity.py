@@ -441,6 +441,9 @@ def test_the_closest_other_study_is_said_with_its_finished_trials(tmp_path) -> N
     assert closest_other(url, new) == (
         "study same (1 finished trial) records the same data and options: --study same resumes it"
     )
+    # as close, and first by name, but just begun: the one with trials is said (probe Q)
+    made("a-same-begun", record)
+    assert closest_other(url, new).startswith("study same (1 finished trial) records the same")
     assert closest_other(f"sqlite:///{tmp_path / 'nothing.db'}", new) is None  # no schema
 
 

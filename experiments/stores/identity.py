@@ -348,9 +348,16 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
             found.append((len(said), raw, other.study_name, said))
         if not found:
             return None
-        *_, name, said = min(found)
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
-        trials = stored.get_n_trials(stored.get_study_id_from_name(name), state=finished)
+        count = lambda name: stored.get_n_trials(  # noqa: E731
+            stored.get_study_id_from_name(name), state=finished
+        )
+        # of those as close, the one with the most finished trials (a study just begun, with
+        # none, was said beside a finished one: probe), then by name
+        closest = min(found)[:2]
+        tied = [(-count(n), n, said) for d, r, n, said in found if (d, r) == closest]
+        least, name, said = min(tied)
+        trials = -least
     except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep
         return None
     study_said = f"study {name} ({counted(trials, 'finished trial')})"
