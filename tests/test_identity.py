@@ -374,6 +374,25 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
         "--frames 7; this run's 8",
         f"{protocols} replay-attack; this run's oulu-p1",
     ]
+    # each side on its own: trained on other databases, tested on one (review)
+    from experiments.stores.record import TEST_FEATURES
+
+    def crossed(train: str, data: str, test_data: str, protocol: str) -> dict:
+        parts = {train: {**parts_of, "data": data}, test_data: {**parts_of, "data": test_data}}
+        return {
+            FEATURES: f"cache entry {train}",
+            TEST_FEATURES: f"cache entry {test_data}",
+            KEY_PARTS: parts,
+            protocols: f"{protocol},replay-attack",
+        }
+
+    parts_of = {**parts, "face_boxes": "b"}
+    casia = crossed("c", "d-casia", "d-replay", "casia")
+    assert differences(casia, crossed("o", "d-oulu", "d-replay", "oulu-p1")) == [
+        f"{protocols} casia,replay-attack; this run's oulu-p1,replay-attack"
+    ]
+    moved = differences(casia, crossed("o", "d-oulu", "d-replay2", "oulu-p1"))
+    assert moved[0].startswith("the data files differ (names, sizes or times")  # the test's
     # the crop says its detector: one difference
     assert differences(base, record("k2", face_crop=True, detector="y")) == [
         "the face crop (--[no-]face-crop) off; this run's on"

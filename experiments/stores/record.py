@@ -74,7 +74,10 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     # a study of other databases (Replay-Attack's beside OULU-NPU's): their files and boxes
     # differ as databases do, said by the protocols, not with advice on copying (probe)
     theirs, ours = _databases(recorded), _databases(current)
-    elsewhere = bool(theirs and ours) and theirs.isdisjoint(ours)
+    elsewhere = {  # each side on its own: a shared test database is no reason (review)
+        side: None not in (theirs[at], ours[at]) and theirs[at] != ours[at]
+        for side, at in ((FEATURES, 0), (TEST_FEATURES, -1))
+    }
     for what, value in current.items():
         if what in (WRITE_UP, SPREAD) and what not in recorded:  # made before it was recorded
             was = "over every setting" if what == SPREAD else "not recorded"  # refused: review
@@ -90,8 +93,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 said.append(f"--protocol {was}; this run's {now}")  # --test-data's aside
             continue
         found = sides_differ(what, recorded, current)
-        if side in away or (elsewhere and what in SIDES):  # other databases: their files, as
-            # said; other options said still
+        if side in away or elsewhere.get(what):  # other databases: their files, as said;
+            # other options said still
             found = {k: v for k, v in (found or {}).items() if k not in OWN}
             if not found:
                 continue
@@ -106,13 +109,16 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
 
 
-def _databases(record: dict[str, Any]) -> set[str]:
-    """The databases (layouts) a record's protocols read; empty where it names none known."""
+def _databases(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The databases (layouts) of a record's training and test data, from its protocols (the
+    training data's first, the test data's last; an intra-dataset study's one: both); None where
+    not known."""
     from core.data.layouts.registry import get_protocol, protocol_names
 
     key = next((k for k in record if k.startswith("protocols")), None)
-    named = str(record.get(key, "")).split(",") if key else []
-    return {get_protocol(p)[0].name for p in named if p in protocol_names()}
+    named = str(record.get(key, "")).split(",") if key else [""]
+    layout = lambda p: get_protocol(p)[0].name if p in protocol_names() else None  # noqa: E731
+    return layout(named[0]), layout(named[-1])
 
 
 # the identity entries a cross-domain study's databases decide, by side (SIDES' values)
