@@ -415,7 +415,6 @@ def test_differences_name_the_flags_by_which_two_records_differ() -> None:
     assert differences(older, record("k2")) == [f"{FEATURES} differ"]  # no parts recorded
     # tested on another database (--test-data) beside its own test split: said so, not as data
     # files that differ, with advice on copying them (probe)
-    from experiments.stores.record import TEST_FEATURES
 
     own = {**base, TEST_FEATURES: base[FEATURES]}
     other = {**base, TEST_FEATURES: "cache entry k9", KEY_PARTS: {"k1": parts, "k9": parts}}

@@ -591,6 +591,12 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
     assert code == 0 and [row.split("\t")[0] for row in out[1:]] == [str(phone / video.name)]
     assert f"{phone}: 1 clip under it" in err
     assert any(line.startswith(f"{phone}: 1 image beside its videos not scored (") for line in err)
+    # a frame folder with macOS's ._ file of a video: still a frame folder (review)
+    hidden = tmp_path / "hidden"
+    shutil.copytree(clips / "a", hidden)
+    (hidden / "._clip.mp4").write_bytes(b"\0")
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(hidden))
+    assert code == 0 and [row.split("\t")[0] for row in out[1:]] == [str(hidden)]
     code, out, err = run_predict(capsys, *flags, "--run", sequence, str(image))  # a sequence head
     assert code == 2 and out[1:] == [f"{image}\t\ttoo short\t"]  # read: "not read" (probe)
     assert f"not scored: {image}: has 1 frame, needs {FRAMES}" in err
@@ -848,20 +854,25 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     clip_id = clips[0].relative_to(root).with_suffix("").as_posix()
     assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)
     (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
-    assert header.endswith("(new clips: mtcnn)")  # the others': the study's own detector none
+    assert header.endswith(
+        "(clips without database boxes: mtcnn)"
+    )  # the others': the study's own detector none
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
     code, out, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0
     (header,) = [line for line in err if line.startswith(f"run {run['run_id']}: ")]
-    assert header.endswith("frames per clip (new clips: haar)")  # not the study's crop
+    assert header.endswith(
+        "frames per clip (clips without database boxes: haar)"
+    )  # not the study's crop
     said = [line for line in err if line.startswith("the study cropped 6 of its 6 clips")]
     assert len(said) == 1 and "on 1 of the study's dev clips that changes" in said[0]
     # the other's frames have no face: scored on centre squares, which predict refuses, they
     # had been measured as the detector's change (probe)
     assert said[0].endswith(
-        "(haar finds no face in 1 of the 2 checked, left out as predict.py leaves them)"
+        "(haar finds no face in 1 of the 2 checked, left out: predict.py does not score such a "
+        "clip without --score-faceless)"
     )
-    recorded = MlflowClient().get_run(run["run_id"]).data.tags["crop_check"]
+    recorded = MlflowClient().get_run(run["run_id"]).data.tags["crop_check.haar"]  # haar's
     assert recorded == said[0]
     code, _, err = run_predict(capsys, *argv, "--score-faceless", dev_clip)
     assert code == 0 and recorded in err  # read back, not measured again

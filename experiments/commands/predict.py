@@ -151,7 +151,10 @@ def load_scorer(args: argparse.Namespace):
         head_weights = trial_model.fetch_head_weights(model, Path(folder))
         top_weights = trial_model.fetch_top_weights(model, Path(folder))
         other = detector is not None and detector != model.face_crop.detector
-        print(model.describe() + (f" (new clips: {detector})" if other else ""), file=sys.stderr)
+        print(
+            model.describe() + (f" (clips without database boxes: {detector})" if other else ""),
+            file=sys.stderr,
+        )
         if model.keras_backend and model.keras_backend != keras_backend():
             print(
                 f"warning: the study ran under KERAS_BACKEND={model.keras_backend}, this process "
@@ -273,7 +276,13 @@ def _expanded(paths: list[Path]) -> list[Path]:
         inside, images = [], []
         if path.is_dir():
             images = frame_files(path)
-            videos = [p for p in path.iterdir() if p.suffix.lower() in READABLE_VIDEO_SUFFIXES]
+            videos = [  # as the walk finds them: no hidden file, no folder named *.mp4 (review)
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in READABLE_VIDEO_SUFFIXES
+                and not p.name.startswith(".")
+                and p.is_file()
+            ]
             if videos or not images:
                 inside = clips_under(path, READABLE_VIDEO_SUFFIXES)
         if inside:

@@ -5,7 +5,9 @@ New clips have no database boxes, so a study that cropped with them is served wi
 (:func:`experiments.serving.scorer.crop_detector`). Whether that matters is a number, not a
 guess: the first ``limit`` dev clips that had boxes (in clip order) are scored again through the
 serving path (the detector's crop) and compared with the scores the trial logged. The line is
-kept as the run's ``crop_check`` tag, so later calls print it without scoring again.
+kept as the run's ``crop_check.<detector>`` tag, so later calls with that detector print it
+without scoring again (the ``crop_check`` tag of earlier versions counted clips the detector
+finds no face in, and is measured again). Where it cannot be measured, nothing is kept.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from experiments.serving.scorer import Scorer
 from experiments.serving.trial_model import TrialModel, fetch_artifact
 from experiments.stores import tracking
 
-TAG = "crop_check"
+TAG = "crop_check"  # + "." and the detector: one line per detector (review)
 CLIPS = 16  # dev clips scored again: a minute or less on a CPU
+REFUSED = "predict.py does not score such a clip without --score-faceless"
 
 
 def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
@@ -32,7 +35,8 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
     run the first time), or why it cannot be measured here."""
     client = MlflowClient()
     run = client.get_run(model.run_id)
-    done = run.data.tags.get(TAG)
+    tag = f"{TAG}.{scorer.detector}"
+    done = run.data.tags.get(tag)
     if done:
         return done
     crop = model.face_crop
@@ -58,10 +62,8 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
     # refuses to score: measured with them, the change was the centre squares' (probe)
     seen = np.array([result.no_face < result.frames for result in scored])
     faceless = f"{scorer.detector} finds no face in {(~seen).sum()} of the {len(boxed)} checked"
-    if not seen.any():
-        line = f"{head} (the change cannot be measured: {faceless}, as predict.py refuses them)"
-        client.set_tag(model.run_id, TAG, line)
-        return line
+    if not seen.any():  # not kept: another detector may find faces (review)
+        return f"{head} (the change cannot be measured: {faceless}, {REFUSED})"
     now = np.array([result.score for result in scored])[seen]
     before = boxed["score"].to_numpy(dtype=np.float64)[seen]
     change = np.abs(now - before)
@@ -72,8 +74,8 @@ def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
         f"{seen.sum()} decisions"
     )
     if not seen.all():
-        line += f" ({faceless}, left out as predict.py leaves them)"
-    client.set_tag(model.run_id, TAG, line)
+        line += f" ({faceless}, left out: {REFUSED})"
+    client.set_tag(model.run_id, tag, line)
     return line
 
 
