@@ -470,6 +470,14 @@ def test_a_cross_dataset_studys_notes_name_the_data_it_trained_on() -> None:
     notes = tables.evaluation_notes(intra)
     assert notes[1:3] == ["data: /d/CASIA", "protocol: replay-attack"]
     assert notes[-1] == "face crop: database boxes"
+    # a test folder's own boxes beside the training data's crop (review)
+    crossed = runs.assign(**{"tags.face_crop": "haar", "tags.test_face_boxes": "6 of 6"})
+    notes = tables.evaluation_notes(crossed)
+    assert notes[-2:] == ["face crop: haar", "test data's database boxes: 6 of 6"]
+    assert not any(
+        "database boxes: same" in n
+        for n in tables.evaluation_notes(intra.assign(**{"tags.test_face_boxes": "same as data"}))
+    )
 
 
 def test_a_named_database_that_is_not_there_is_said_with_its_name(tmp_path) -> None:

@@ -77,7 +77,7 @@ def load_features(
     state = "reused" if not features.extracted else f"extracted in {features.seconds:.1f}s"
     aside = []  # the rate of decoding and the network, as extract.py says it (probe)
     if (rate := manifest.get("frames_per_second")) and features.extracted:
-        aside.append(f"{rate:.1f} frames/s through the network")
+        aside.append(f"{rate:.1f} frames/s, decoding and network")
     if kept := features.extracted and manifest.get("resumed_clips"):  # not in that time
         aside.append(f"{kept} of the entry's {entry} clips kept from interrupted runs")
     state += f" ({'; '.join(aside)})" if aside else ""

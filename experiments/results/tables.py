@@ -297,12 +297,14 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("training_precision", "heads trained in"),
         ("keras_backend", "Keras backend"),
         ("face_crop", "face crop"),  # database boxes or a detector: part of the protocol (probe)
+        ("test_face_boxes", "test data's database boxes"),  # --test-data's own (review)
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if tag == "sources" and cross_dataset:  # one database trained: --data
             values = runs.get("tags.data", pd.Series(dtype=object)).dropna().unique()
         if (tag == "data" and (cross_dataset or pooled)) or (tag == "protocol" and pooled):
             continue
+        values = [v for v in values if not (tag == "test_face_boxes" and v == "same as data")]
         if len(values):
             notes.append(f"{what}: {', '.join(sorted(map(str, values)))}")
     protocols = []  # a cross-domain study's databases, each by the protocol it was taken by

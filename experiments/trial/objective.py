@@ -30,7 +30,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from core.backbone.spec import PARAMS_TO_FC7
-from experiments.config import KeepWeights, TrialConfig, head_shown
+from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
 from experiments.stores.identity import OBJECTIVES
@@ -113,7 +113,7 @@ class Objective:
         start = time.perf_counter()
         try:
             # lstm30+fc: a fine-tuned trial read as a frozen one in MLflow's views (probe)
-            name = f"{trial.number}-{head_shown(config.head, config.fine_tune)}"
+            name = f"{trial.number}-{config.shown}"
             with tracking.run(name, "trial", tags, nested=True) as run:
                 self._curves = []
                 try:
