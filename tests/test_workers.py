@@ -27,6 +27,7 @@ from optuna.storages._heartbeat import HeartbeatThread
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import WAIT_POLL_SECONDS
+from experiments.results import console
 from experiments.stores import retries, tracking, workers
 from experiments.stores import storage as storage_module
 from tests.servers import stop as stop_process
@@ -657,6 +658,8 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
     try:
         (b,) = study_workers.start(1, trials=1, heartbeat=slow)
         wait_for(lambda: "waiting: 0 of 1 trials finished" in study_workers.output(b), "B waits")
+        # no trial header above its waiting lines: B ran no trial (probe M)
+        assert console.TRIAL_HEADER not in study_workers.output(b)
         os.kill(b.pid, signal.SIGKILL)
         b.wait()
     finally:

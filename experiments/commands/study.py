@@ -241,7 +241,7 @@ def run_sweep(
         progress = console.Progress(config.trials, study_name, lambda: objective.setup_seconds)
         if said := console.evaluation_line(context):
             print(said)
-        print(console.TRIAL_HEADER, flush=True)
+        objective.header = console.TRIAL_HEADER
         with memory.settled():  # the C heap and the collector, for the trial loop
             ran = share.optimize(
                 objective,

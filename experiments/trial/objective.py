@@ -81,8 +81,14 @@ class Objective:
         self._curves: list[Metric] = []  # the trial's per-epoch values, logged when it ends
         self._store_failures = 0  # trials failed in a row because the tracking store was away
         self.setup_seconds = 0.0  # one-off work before trials (a fine-tuned bottom), not theirs
+        # printed before this process's first trial: a worker that waited on others' trials
+        # had printed it above its "waiting:" lines (probe)
+        self.header: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        if self.header:
+            print(self.header, flush=True)
+            self.header = None
         with memory.trial_scope():
             return self._trial(trial)
 
