@@ -371,6 +371,18 @@ def test_a_damaged_sqlite_store_is_one_line(data, tmp_path, capsys, store, flag)
         f"{'studies' if store == 'optuna' else 'runs'} are lost)"
     ), err
     assert not [line for line in err if "Traceback" in line]
+    if store == "mlflow":  # the commands that only read it: a traceback each (probe)
+        from experiments.commands import compare, predict
+
+        uri = f"sqlite:///{path}"
+        for command, args in (
+            (compare.main, ["--list"]),
+            (compare.main, []),
+            (predict.main, ["--study", "cut", "--best", str(tmp_path / "x.mp4")]),
+        ):
+            assert command([*args, "--tracking-uri", uri]) == 2
+            said = capsys.readouterr().err.strip().splitlines()
+            assert said == [err[-1]], (args, said[-3:])
 
 
 def test_a_trial_whose_run_was_deleted_is_said_left_out(data, tmp_path, capsys) -> None:

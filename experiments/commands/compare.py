@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
         say_error(f"--out {err.filename or args.out}: {why or err.strerror or err}")
         return 2
-    except MlflowException as err:  # a server that answers, but not as MLflow's does
-        say_error(tracking.store_failed(err))
+    except Exception as err:  # a damaged SQLite store (SQLAlchemy's, MLflow's): one line
+        if damaged := tracking.damaged_store(err):
+            say_error(damaged)
+            return 2
+        if not isinstance(err, MlflowException):
+            raise
+        say_error(tracking.store_failed(err))  # a server that answers, not as MLflow's does
         return 3
     return 0

@@ -218,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ScoringError, PortError, ValueError) as err:
         say_error(str(err))
         return 3 if isinstance(err, reach.StoreUnreachable) else 2
-    except MlflowException as err:  # a server that answers, but not as MLflow does
-        say_error(tracking.store_failed(err))
+    except Exception as err:  # a damaged SQLite store (SQLAlchemy's, MLflow's): one line
+        if damaged := tracking.damaged_store(err):
+            say_error(damaged)
+            return 2
+        if not isinstance(err, MlflowException):
+            raise
+        say_error(tracking.store_failed(err))  # a server that answers, not as MLflow does
         return 3
     checked = CROP_CHECK if args.crop_check is None else args.crop_check
     if scorer.model.face_crop.used_database_boxes and checked:

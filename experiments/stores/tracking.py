@@ -203,6 +203,16 @@ def store_failed(err: MlflowException) -> str:
     return f"the tracking store {store_shown()} failed: {first_line(err, 500)}"
 
 
+def damaged_store(err: BaseException) -> str | None:
+    """One line where ``err`` is SQLite's word for a damaged tracking store file, else None: a
+    command that only reads it had ended in MLflow's traceback where the sweep said it (probe)."""
+    try:
+        wal.check_damaged(err, "--tracking-uri", mlflow.get_tracking_uri(), "runs")
+    except ValueError as said:
+        return str(said)
+    return None
+
+
 def open_store() -> None:
     """Create or migrate the tracking store's schema, one process at a time (MLflow's own
     migration races when sweeps start together on a fresh ``mlflow.db``: two processes each run
