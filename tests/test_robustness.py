@@ -498,7 +498,10 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
     notes.write_text('oulu = "/data/OULU-NPU"\n')
     empty = tmp_path / "empty.db"  # compare --list made an MLflow store in it (probe)
     empty.touch()
-    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes, empty)}
+    own = tmp_path / "own.db"  # a user's database: the stores wrote their tables into it (probe)
+    with contextlib.closing(sqlite3.connect(own)) as db:
+        db.execute("CREATE TABLE foo (x)")
+    before = {path: path.read_bytes() for path in (mlflow_db, optuna_db, notes, empty, own)}
     capsys.readouterr()  # MLflow's lines as it made its tables
     one = f"sqlite:///{tmp_path / 'one.db'}"
     typo = tmp_path / "studys"  # a mistyped folder: MLflow made it and an empty store in it
@@ -530,13 +533,15 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (sweep, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], f"there is no folder {typo}"),
         (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "no tracking store at"),
         (compare, ["--list", "--tracking-uri", f"sqlite:///{empty}"], f"at {empty} (an empty"),
+        (sweep, ["--storage", f"sqlite:///{own}"], "of other tables (foo), neither MLflow's nor"),
+        (sweep, ["--tracking-uri", f"sqlite:///{own}"], "of other tables (foo), neither MLflow"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and said in err[0], err
     assert {path: path.read_bytes() for path in before} == before
-    names = [notes.name, empty.name, "mlflow.db", "optuna.db"]
+    names = [notes.name, empty.name, "mlflow.db", "optuna.db", own.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == names
     # a store set in the environment, no flag: named as set (a flag never given was blamed: probe)
     env = {**os.environ, "MLFLOW_TRACKING_URI": str(typo)}

@@ -97,8 +97,10 @@ def use_store(uri: str | None) -> str:
             "sweep's default in its folder"
         )
     # before MLflow's migration writes it
-    if {"studies", "trials"} <= wal.table_names(store, "--tracking-uri"):
+    tables = wal.table_names(store, "--tracking-uri")
+    if {"studies", "trials"} <= tables:
         raise ValueError(f"{tracking_named(store)}: an Optuna study database; MLflow needs its own")
+    wal.check_not_foreign(store, "--tracking-uri", tables)
     if uri or store != default:  # set even when equal: MLflow's default follows the cwd
         mlflow.set_tracking_uri(store)
     return mlflow.get_tracking_uri()

@@ -103,6 +103,22 @@ def table_names(url: str, flag: str) -> set[str]:
         return set()
 
 
+# a table of MLflow's or Optuna's schema (alembic_version: both, and a first migration cut short)
+STORE_TABLES = {"alembic_version", "experiments", "runs", "studies", "trials", "version_info"}
+
+
+def check_not_foreign(url: str, flag: str, tables: set[str]) -> None:
+    """A ValueError (one line) when ``tables`` (the SQLite database's of ``url``) are none of
+    MLflow's or Optuna's: a user's own database given by mistake, into which the store would
+    write its schema (it did: probe)."""
+    if tables and tables.isdisjoint(STORE_TABLES):
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise ValueError(
+            f"{store_named(flag, url)}: a SQLite database of other tables ({shown}), neither "
+            "MLflow's nor Optuna's: name a new file for the store"
+        )
+
+
 def write_ahead_log(url: str) -> bool:
     """Put the SQLite database of ``url`` (a SQLAlchemy URL such as ``sqlite:///optuna.db``)
     in WAL mode; True when it is. Other databases and in-memory SQLite are left alone (False).

@@ -167,10 +167,12 @@ def check_storage(url: str) -> None:
     tracking store, a file that is not SQLite, or one in a folder that is not there. Reads
     only."""
     wal.check_folder(url, "--storage")
-    if {"experiments", "runs"} <= wal.table_names(url, "--storage"):
+    tables = wal.table_names(url, "--storage")
+    if {"experiments", "runs"} <= tables:
         raise ValueError(
             f"--storage {url}: an MLflow tracking store; Optuna needs its own database"
         )
+    wal.check_not_foreign(url, "--storage", tables)
 
 
 def _open_study(
