@@ -964,3 +964,40 @@ def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> Non
         f"store {first} holds no finished run of them: they were tracked in another store (pass "
         f"the --tracking-uri they ran with) or deleted from this one"
     )
+
+
+def test_a_disk_full_as_a_trial_saves_its_files_stops_the_worker_and_queues_it(
+    data, tmp_path, capsys, monkeypatch
+) -> None:
+    """The trial failed with Optuna's traceback and another, was never run again, and the study
+    ended a trial short (probe: a 3 MB tmpfs). One line now; the rerun runs it."""
+    import errno
+
+    from experiments.trial import artifacts
+
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "full")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "2")
+    real = artifacts.log_trial_artifacts
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second trial's files
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "mlartifacts"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "log_trial_artifacts", full)
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: no space left on the device ({tmp_path / 'mlartifacts'}) as trial 1 saved its "
+        "files: free space and rerun the same command (the trial runs again)"
+    ), err[-5:]
+    assert not [line for line in err if "Traceback" in line]
+    monkeypatch.setattr(artifacts, "log_trial_artifacts", real)
+    assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 0
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{tmp_path}/optuna.db")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["head"] for t in complete) == ["dense", "lstm"]  # both ran

@@ -51,7 +51,7 @@ from experiments.stores import (
 from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
-from experiments.trial.errors import TrainingDiverged
+from experiments.trial.errors import DiskFull, TrainingDiverged
 from experiments.trial.evaluation import (
     clips_read,
     evaluation_context,
@@ -458,7 +458,7 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
 def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
-    if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable)):
+    if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable, DiskFull)):
         say_error(str(err))
         unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)
         return 3 if isinstance(err, unreachable) else 2

@@ -19,6 +19,7 @@ A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's to
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from experiments.stores import retries, runs_table, tracking
 from experiments.stores.identity import OBJECTIVES
 from experiments.stores.said import first_line
 from experiments.trial import artifacts, memory, search
-from experiments.trial.errors import TrainingDiverged
+from experiments.trial.errors import DiskFull, TrainingDiverged
 from experiments.trial.evaluation import (
     Setting,
     no_face_metrics,
@@ -132,6 +133,17 @@ class Objective:
         except TrainingDiverged as err:
             self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            where = f" ({err.filename})" if err.filename else ""
+            self._report(
+                trial.number, config, "stopped: no space left", time.perf_counter() - start
+            )
+            raise DiskFull(
+                f"no space left on the device{where} as trial {trial.number} saved its files: "
+                "free space and rerun the same command (the trial runs again)"
+            ) from err
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
