@@ -491,3 +491,14 @@ def test_a_named_database_that_is_not_there_is_said_with_its_name(tmp_path) -> N
     assert str(refused.value) == (
         f"database msu: {missing}: no such folder; a database is given by its folder"
     )
+
+
+def test_a_test_data_folder_that_is_not_there_is_said_with_its_flag(sets, tmp_path) -> None:
+    """``--test-data /nonexistent`` said only "/nonexistent: no such folder" (probe)."""
+    options = sets[0]
+    missing = tmp_path / "nonexist"
+    with pytest.raises(DataError) as refused:
+        prepare_settings(options, EvaluationOptions(test_data=missing))
+    assert str(refused.value) == (
+        f"--test-data {missing}: no such folder; a database is given by its folder"
+    )

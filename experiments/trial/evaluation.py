@@ -184,6 +184,7 @@ def _settings(
         return _cross_domain_settings(evaluation, load)
     test_features = None
     if evaluation.test_data is not None:
+        check_folder(Path(evaluation.test_data), "--test-data ")  # the flag named (probe)
         first = dataclasses.replace(options, fold=protocol_folds(options)[0])
         trained = load_data(first)
         other = cross_dataset_options(options, evaluation, trained.synthetic)
