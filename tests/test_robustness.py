@@ -534,6 +534,12 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         (compare, ["--tracking-uri", f"sqlite:///{typo}/mlflow.db"], "no tracking store at"),
         (compare, ["--list", "--tracking-uri", f"sqlite:///{empty}"], f"at {empty} (an empty"),
         (sweep, ["--storage", f"sqlite:///{own}"], "of other tables (foo), neither MLflow's nor"),
+        (  # a folder: SQLite's "unable to open", exit 3 as a server down (probe)
+            sweep,
+            ["--storage", f"sqlite:///{tmp_path}"],
+            f"--storage sqlite:///{tmp_path}: a folder; a SQLite store is a file, e.g. sqlite:///",
+        ),
+        (compare, ["--tracking-uri", f"sqlite:///{tmp_path}"], "a folder; a SQLite store is a"),
         (sweep, ["--tracking-uri", f"sqlite:///{own}"], "of other tables (foo), neither MLflow"),
     ]
     for command, flags, said in cases:

@@ -151,6 +151,7 @@ def check_existing_store(uri: str) -> None:
     """For a command that only reads the tracking store: a ValueError when it is a SQLite file
     that does not exist (MLflow would create an empty store at a mistyped path), and
     :class:`StoreUnreachable` for a server that does not answer."""
+    wal.check_not_a_folder(uri, "--tracking-uri")  # not "no tracking store at" (probe)
     database = absent_file(uri)
     if database is not None:
         empty = " (an empty file)" if Path(database).is_file() else ""

@@ -51,13 +51,27 @@ def sqlite_file(url: str) -> str | None:
 
 
 def check_folder(url: str, flag: str) -> None:
-    """A ValueError (one line) when ``url`` is a SQLite file in a folder that is not there: MLflow
-    would make the folder and an empty store in it, so a mistyped path started a new record."""
+    """A ValueError (one line) when ``url`` is a SQLite file in a folder that is not there (MLflow
+    would make the folder and an empty store in it, so a mistyped path started a new record), or
+    names a folder."""
     database = sqlite_file(url)
     if database is not None and not Path(database).parent.is_dir():
         raise ValueError(
             f"{store_named(flag, url)}: there is no folder {Path(database).parent}; "
             "a SQLite store's folder must exist (create it first)"
+        )
+    check_not_a_folder(url, flag)
+
+
+def check_not_a_folder(url: str, flag: str) -> None:
+    """A ValueError (one line) when ``url``'s SQLite file is a folder: SQLite's "unable to open
+    database file", said as the server not answering (probe)."""
+    database = sqlite_file(url)
+    if database is not None and Path(database).is_dir():
+        name = "optuna.db" if flag == "--storage" else "mlflow.db"
+        raise ValueError(
+            f"{store_named(flag, url)}: a folder; a SQLite store is a file, e.g. "
+            f"sqlite:///{Path(database) / name}"
         )
 
 
