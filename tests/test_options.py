@@ -295,3 +295,13 @@ def test_a_mistyped_choice_names_the_close_ones(capsys) -> None:
     (line,) = capsys.readouterr().err.splitlines()
     assert re.search(r"invalid choice: 'half' \(choose from .*bfloat16", line)  # argparse's
     assert "did you mean" not in line  # its words vary between Python versions (review)
+    # a mistyped flag names the flag meant, as a mistyped value does (probe)
+    for typed, said in (
+        (["--trails", "2"], "--trails 2; did you mean --trials?"),
+        (["--trials=2", "--heds=lstm"], "--heds=lstm; did you mean --heads?"),
+        (["--zzzz"], "--zzzz"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(typed)
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line == f"error: unrecognized arguments: {said}"

@@ -109,6 +109,17 @@ class OneLineParser(argparse.ArgumentParser):
     ``--help`` still shows the usage."""
 
     def error(self, message: str) -> NoReturn:
+        unknown = message.removeprefix("unrecognized arguments: ")
+        if unknown != message:  # --trails: the flags meant, as a mistyped value has (probe)
+            flags = [a for a in self._option_string_actions if a.startswith("--")]
+            close = [
+                near
+                for typed in unknown.split()
+                if typed.startswith("--")
+                for near in meant(typed.split("=")[0], flags, n=1)
+            ]
+            if close:
+                message += f"; did you mean {' or '.join(dict.fromkeys(close))}?"
         self.exit(2, f"error: {message}\n")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
