@@ -164,7 +164,7 @@ def test_subject_in_two_given_splits_is_an_error(tmp_path: Path) -> None:
         load_dataset(root)
 
 
-def test_split_without_both_classes_is_an_error(tmp_path: Path) -> None:
+def test_split_without_both_classes_is_an_error(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "data"
     for split, s in (("train", 1), ("dev", 2), ("test", 3)):
         video(root / split / "real" / f"client{s:03d}.avi")
@@ -200,6 +200,10 @@ def test_split_without_both_classes_is_an_error(tmp_path: Path) -> None:
         f"{few}: the data has no bona fide clip; every split needs both classes (every clip "
         f"attack: is the database's folder {tmp_path}?)"
     )
+    monkeypatch.chdir(few)  # --data .: its folder by name ("the database's folder .?": probe)
+    with pytest.raises(DataError) as here:
+        load_dataset(Path("."))
+    assert str(here.value).endswith(f"attack: is the database's folder {tmp_path}?)")
 
 
 def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> None:
