@@ -103,8 +103,8 @@ def own_clips(model: TrialModel) -> dict[Path, Clip]:
 
 def _tested_with_boxes(tags: dict[str, str], model: TrialModel) -> bool:
     """Whether a study's target or ``--test-data`` clips were cropped with their own boxes, as
-    its tags say: a target's ``face_boxes_<target>``, a test folder's ``test_face_boxes``. A
-    study's whose sources had none was not looked at (review); runs before the tag: as the
+    its tags say: a target's ``face_boxes_<target>``, a test folder's ``test_face_boxes`` (a
+    study whose sources had none was not looked at: review); runs before the tag: as the
     sources' crop."""
     said = tags.get(f"face_boxes_{tags.get('target')}", tags.get("test_face_boxes"))
     if said is None:

@@ -5,9 +5,9 @@ lists them all. Each command had worded it its own way, and none said that ``lst
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection
 
+from core.words import meant
 from experiments.stores.tracking import STUDY_TAG, store_shown, study_experiments
 
 
@@ -17,17 +17,8 @@ def not_stored(names: Collection[str], stored: Collection[str] | None = None) ->
     if stored is None:
         stored = [experiment.tags[STUDY_TAG] for experiment in study_experiments()]
     stored = sorted(set(stored))
-    folded: dict[str, list[str]] = {}  # OULU-P1 finds oulu-p1 too (left list)
-    for name in stored:
-        folded.setdefault(name.casefold(), []).append(name)
-    close = sorted(
-        {
-            original
-            for name in names
-            for near in difflib.get_close_matches(name.casefold(), list(folded))
-            for original in folded[near]
-        }
-    )
+    # in any case: OULU-P1 finds oulu-p1 (difflib alone compares case: left list)
+    close = sorted({near for name in names for near in meant(name, stored, n=3)})
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     return (
         f"no study {', '.join(map(repr, sorted(names)))} in "
