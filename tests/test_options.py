@@ -300,6 +300,8 @@ def test_a_mistyped_choice_names_the_close_ones(capsys) -> None:
         (["--trails", "2"], "--trails 2; did you mean --trials?"),
         (["--trials=2", "--heds=lstm"], "--heds=lstm; did you mean --heads?"),
         (["--zzzz"], "--zzzz"),
+        (["--"], "--"),  # no flag: "--db" was said (review)
+        (["--", "--trails"], "-- --trails"),  # after "--": values
     ):
         with pytest.raises(SystemExit):
             parse_args(typed)

@@ -1002,8 +1002,29 @@ def test_a_disk_full_as_a_trial_saves_its_files_stops_the_worker_and_queues_it(
         "files: free space and rerun the same command (the trial runs again)"
     ), err[-5:]
     assert not [line for line in err if "Traceback" in line]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "full"]
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags[tracking.ROLE_TAG] == "study")
+    said = err[-1].removeprefix("error: ")  # not "interrupted (Ctrl-C)" (review)
+    assert (parent.info.status, parent.data.tags[tracking.ERROR_TAG]) == ("FAILED", said)
     monkeypatch.setattr(artifacts, "log_trial_artifacts", real)
     assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 0
     study = optuna.load_study(study_name="full", storage=f"sqlite:///{tmp_path}/optuna.db")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.params["head"] for t in complete) == ["dense", "lstm"]  # both ran
+    # a quota (EDQUOT) as the study's closing writes its report: the same one line (review)
+    from experiments.results import parent_run
+
+    def quota(*args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", str(tmp_path / "report.html"))
+
+    monkeypatch.setattr(parent_run, "log_comparison", quota)
+    more = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "closing")
+    more += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "1")
+    capsys.readouterr()
+    assert sweep.main(argv(data, *more)) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: no space left on the device ({tmp_path / 'report.html'}) as the study's closing "
+        "wrote: free space and rerun the same command (finished trials are kept)"
+    )

@@ -235,7 +235,8 @@ def load_dataset(
     except DataError as err:  # the folder named: a study may read several databases
         (one, *other) = {clip.label for clip in clips}  # one class only: a class's own folder?
         one = "bona fide" if one == "bonafide" else one
-        parent = root.resolve().parent  # "is the database's folder .?" of --data . (probe)
+        # "is the database's folder .?" of --data . (probe); links not followed (review)
+        parent = Path(os.path.abspath(root)).parent
         whole = "" if other else f" (every clip {one}: is the database's folder {parent}?)"
         raise DataError(f"{root}: {err}{whole}") from None
     clips.sort(key=lambda c: c.clip_id)

@@ -112,10 +112,12 @@ class OneLineParser(argparse.ArgumentParser):
         unknown = message.removeprefix("unrecognized arguments: ")
         if unknown != message:  # --trails: the flags meant, as a mistyped value has (probe)
             flags = [a for a in self._option_string_actions if a.startswith("--")]
+            tokens = unknown.split()
+            tokens = tokens[: tokens.index("--")] if "--" in tokens else tokens  # then: values
             close = [
                 near
-                for typed in unknown.split()
-                if typed.startswith("--")
+                for typed in tokens
+                if typed.startswith("--") and len(typed) > 2  # "--" alone found "--db" (review)
                 for near in meant(typed.split("=")[0], flags, n=1)
             ]
             if close:

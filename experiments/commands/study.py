@@ -51,7 +51,7 @@ from experiments.stores import (
 from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
-from experiments.trial.errors import DiskFull, TrainingDiverged
+from experiments.trial.errors import DiskFull, TrainingDiverged, disk_full
 from experiments.trial.evaluation import (
     clips_read,
     evaluation_context,
@@ -365,8 +365,8 @@ def no_finished_trial(result: SweepResult) -> tuple[str, int]:
 
 def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
-    (0 done, 2 bad input, 3 the study's database or the tracking store unreachable, 130
-    interrupted). ``features``: those of ``config.features``, already loaded (and printed)."""
+    (0 done, 2 bad input or a full disk, 3 the study's database or the tracking store
+    unreachable, 130 interrupted). ``features``: those of ``config.features``, loaded."""
     level = logging.INFO if config.verbose else logging.WARNING
     console_logging(config.verbose)
     optuna.logging.set_verbosity(level)
@@ -458,6 +458,7 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
 def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
+    err = disk_full(err, "as the study's closing wrote", "(finished trials are kept)") or err
     if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable, DiskFull)):
         say_error(str(err))
         unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)

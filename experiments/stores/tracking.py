@@ -258,7 +258,12 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        _end("KILLED", f"interrupted ({stopped_by(err)})")
+        from experiments.trial.errors import DiskFull  # said as Ctrl-C's (review)
+
+        if isinstance(err, DiskFull):
+            _end("FAILED", str(err))
+        else:
+            _end("KILLED", f"interrupted ({stopped_by(err)})")
         raise
     except BaseException as err:
         _end("FAILED", failure(err)[:5000])

@@ -129,7 +129,7 @@ def check_not_foreign(url: str, flag: str, tables: set[str]) -> None:
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         raise ValueError(
             f"{store_named(flag, url)}: a SQLite database of other tables ({shown}), neither "
-            "MLflow's nor Optuna's: name a new file for the store"
+            "MLflow's nor Optuna's: give the store's own file"
         )
 
 

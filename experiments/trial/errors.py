@@ -1,8 +1,26 @@
 """How a trial fails without failing its worker (no Keras here: the sweep's console names it)."""
 
+from __future__ import annotations
+
+import errno
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the trial fails with this reason, the study goes on."""
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
+
+
+def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
+    """The :class:`DiskFull` of ``err`` where it is a full disk or quota (else None), saying
+    ``when`` it filled ("as trial 3 saved its files") and what the rerun does (``then``)."""
+    if not isinstance(err, OSError) or err.errno not in FULL:
+        return None
+    where = f" ({err.filename})" if err.filename else ""
+    return DiskFull(
+        f"no space left on the device{where} {when}: free space and rerun the same command {then}"
+    )
 
 
 class DiskFull(KeyboardInterrupt):

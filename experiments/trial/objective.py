@@ -19,7 +19,6 @@ A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's to
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from experiments.stores import retries, runs_table, tracking
 from experiments.stores.identity import OBJECTIVES
 from experiments.stores.said import first_line
 from experiments.trial import artifacts, memory, search
-from experiments.trial.errors import DiskFull, TrainingDiverged
+from experiments.trial.errors import TrainingDiverged, disk_full
 from experiments.trial.evaluation import (
     Setting,
     no_face_metrics,
@@ -134,16 +133,12 @@ class Objective:
             self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
         except OSError as err:
-            if err.errno != errno.ENOSPC:
+            when, then = f"as trial {trial.number} saved its files", "(the trial runs again)"
+            if (full := disk_full(err, when, then)) is None:
                 raise
-            where = f" ({err.filename})" if err.filename else ""
-            self._report(
-                trial.number, config, "stopped: no space left", time.perf_counter() - start
-            )
-            raise DiskFull(
-                f"no space left on the device{where} as trial {trial.number} saved its files: "
-                "free space and rerun the same command (the trial runs again)"
-            ) from err
+            seconds = time.perf_counter() - start
+            self._report(trial.number, config, "stopped: no space left", seconds)
+            raise full from err
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
