@@ -473,7 +473,7 @@ def test_a_cross_dataset_studys_notes_name_the_data_it_trained_on() -> None:
     # a test folder's own boxes beside the training data's crop (review)
     crossed = runs.assign(**{"tags.face_crop": "haar", "tags.test_face_boxes": "6 of 6"})
     notes = tables.evaluation_notes(crossed)
-    assert notes[-2:] == ["face crop: haar", "test data's database boxes: 6 of 6"]
+    assert notes[-2:] == ["face crop: haar", "test database's clips with boxes: 6 of 6"]
     assert not any(
         "database boxes: same" in n
         for n in tables.evaluation_notes(intra.assign(**{"tags.test_face_boxes": "same as data"}))

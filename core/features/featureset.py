@@ -153,7 +153,8 @@ class FeatureSet:
 
         if not (self.boxes_looked_for and self.layout in layout_names()):
             return ""
-        where = get_layout(self.layout).boxes
+        root = self.manifest.get("dataset_folder", "<the database's folder>")
+        where = get_layout(self.layout).boxes.replace("{root}", str(root))
         missing = [c.clip_id for c in self.clips if c.face_boxes is None]
         if not where or not missing:
             return ""

@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--list",
         action="store_true",
         help="print the protocol's clips as CSV (clip, split, label, species, subject, the "
-        "dataset's own columns) and extract nothing",
+        "dataset's own columns; face_boxes: each clip's box file, where the database ships "
+        "them) and extract nothing",
     )
     parser.add_argument(
         "--no-progress",

@@ -297,7 +297,7 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("training_precision", "heads trained in"),
         ("keras_backend", "Keras backend"),
         ("face_crop", "face crop"),  # database boxes or a detector: part of the protocol (probe)
-        ("test_face_boxes", "test data's database boxes"),  # --test-data's own (review)
+        ("test_face_boxes", "test database's clips with boxes"),  # --test-data's (review)
     ):
         values = runs.get(f"tags.{tag}", pd.Series(dtype=object)).dropna().unique()
         if tag == "sources" and cross_dataset:  # one database trained: --data

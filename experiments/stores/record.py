@@ -207,7 +207,8 @@ def _difference(part: str, before: Any, value: Any) -> str:
                 copies = "names, sizes or times: cp -p, rsync -t keep times"
                 return f"{what} differ ({copies}; the demo set's: --split-seed draws it)"
             return f"{what} differ" if what.endswith("s") else f"{what} differs"
-        before, value = ("used" if v else "not used" for v in (before, value))
+        # none: turned off, or no box file there (a copy without them: probe)
+        before, value = ("used" if v else "none used" for v in (before, value))
     return f"{what} {shown(before)}; this run's {shown(value)}"
 
 

@@ -77,9 +77,9 @@ class Layout:
     ``splits`` says where the database takes each split from.
     ``own_subjects``: the database's file names say each clip's subject, so ``read`` takes no
     subject pattern and ``--subject-pattern`` is refused (it was ignored without a word).
-    ``boxes``: where the database's face-box files are read from, said where a clip has none
-    (Replay-Attack's ship as an archive of their own: unpacked elsewhere, the detector cropped
-    every clip without a word: probe).
+    ``boxes``: where the database's face-box files are read from (``{root}``: the database's
+    folder), said where a clip has none (Replay-Attack's ship as an archive of their own:
+    unpacked elsewhere, the detector cropped every clip without a word: probe).
     """
 
     name: str

@@ -112,7 +112,7 @@ register_layout(
         splits="its train, devel (dev) and test folders",
         own_subjects=True,
         companion_suffixes=(".face",),
-        boxes=f"{FACE_LOCATIONS}/<the clip's path>.face in its folder (Idiap ships them apart)",
+        boxes=f"{{root}}/{FACE_LOCATIONS}/<the clip's path>.face (Idiap ships them apart)",
         aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
         summary="Replay-Attack: train|devel|test/real|attack/fixed|hand/*.mov (+ face-locations)",
         protocols=(

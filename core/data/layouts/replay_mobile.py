@@ -129,7 +129,7 @@ register_layout(
         splits="its train, devel (dev) and test folders",
         own_subjects=True,
         companion_suffixes=(".face",),
-        boxes="faceloc/rect/<the clip's path>.face in its folder",
+        boxes="{root}/faceloc/rect/<the clip's path>.face",
         aside=((ENROLL, "enrolment video", "face recognition, not PAD"),),
         summary="Replay-Mobile: train|devel|test/real|attack/*.mov (+ faceloc/rect)",
         protocols=(
