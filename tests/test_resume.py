@@ -38,6 +38,7 @@ TIMING = {
     "extract_seconds",
     "frames_per_second",
     "resumed_clips",
+    "reused_clips",
 }  # what differs between two runs
 INTERRUPTED = re.compile(
     r"^extraction interrupted: (\d+) of (\d+) clips done and kept in (\S+?)"
@@ -577,22 +578,33 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
 ) -> None:
     """A touched file made another key, and every clip was extracted again beside the old entry
     with nothing said but a new fingerprint (probe): the entry, what changed and that it is
-    kept are said."""
+    kept are said, and the unchanged clips take their features from it (probe: a database
+    extracted again for one file)."""
     first = extract(data, tmp_path / "cache")
     source = load_dataset(data).source_clips
     touched = source[0]  # a folder of frames: one of them touched
     frame = sorted(touched.path.iterdir())[0]
     os.utime(frame, ns=(frame.stat().st_atime_ns, 10**18))
     caplog.set_level(logging.WARNING, logger="core.features")
+    computed = counted.frames
     again = extract(data, tmp_path / "cache")
     assert again.extracted and again.fingerprint != first.fingerprint
     said = [r.getMessage() for r in caplog.records if "changed since" in r.getMessage()]
     assert len(said) == 1
     assert said[0].startswith(
         f"{data} changed since cache entry {first.fingerprint} ({first.manifest['created']}): "
-        f"1 clip changed ({touched.clip_id}), 0 clips added, 0 clips removed; every clip is "
-        "extracted again"
+        f"1 clip changed ({touched.clip_id}), 0 clips added, 0 clips removed; the features of "
+        "its 5 unchanged clips are reused, the other 2 clips extracted"
     )
+    assert counted.frames - computed == 2  # the touched clip's frames alone (the broken: none)
+    assert again.manifest["reused_clips"] == 5 and again.skipped == first.skipped
+    assert [c.clip_id for c in again.clips] == [c.clip_id for c in first.clips]
+    for clip in first.clips:  # the unchanged: their rows, bit for bit; the touched: computed
+        row = [c.clip_id for c in first.clips].index(clip.clip_id)
+        if clip.clip_id == touched.clip_id:
+            np.testing.assert_allclose(again.features[row], first.features[row], rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(again.features[row], first.features[row])
     assert said[0].endswith("kB): delete it once that state of the data is gone")
     shutil.rmtree(source[1].path)  # the broken clip: removed; the latest entry is compared
     caplog.clear()
@@ -610,3 +622,30 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     caplog.clear()
     assert extract(data, tmp_path / "cache").extracted
     assert not [r for r in caplog.records if "changed since" in r.getMessage()]
+
+
+def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
+    data, tmp_path, counted, monkeypatch
+) -> None:
+    """Ctrl-C in an extraction that takes unchanged clips from the entry of the data's earlier
+    state: the rerun resumes it, and no clip but the changed one is run through the network."""
+    first = extract(data, tmp_path / "cache", batch_size=2)
+    source = load_dataset(data).source_clips
+    touched = source[5]
+    frame = sorted(touched.path.iterdir())[0]
+    os.utime(frame, ns=(frame.stat().st_atime_ns, 10**18))
+    computed = counted.frames
+    stop_at(monkeypatch, touched.clip_id)
+    with pytest.raises(ExtractionInterrupted) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    assert caught.value.done == 5  # clips 0-4: reused, the broken one skipped again
+    monkeypatch.setattr(pipeline, "decoder", DECODER)
+    again = extract(data, tmp_path / "cache", batch_size=2)
+    assert again.manifest["resumed_clips"] == 5 and counted.frames - computed == 2
+    ids = [c.clip_id for c in first.clips]
+    assert [c.clip_id for c in again.clips] == ids
+    for row, clip_id in enumerate(ids):
+        if clip_id == touched.clip_id:
+            np.testing.assert_allclose(again.features[row], first.features[row], rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(again.features[row], first.features[row])

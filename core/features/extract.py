@@ -279,10 +279,22 @@ def extract_features(
             if found is None:
                 if before_extract is not None:
                     before_extract(key, parts)
-                changed.say_data_changed(root, key, parts, dataset)
+                earlier = changed.earlier_entry(root, key, parts, dataset)
+                reused = changed.reusable(earlier, dataset) if earlier else {}
+                if earlier:
+                    changed.say_data_changed(root, key, earlier, dataset, len(reused))
                 finder = faces.FaceFinder(resolved, database_boxes) if resolved else None
                 _extract(
-                    dataset, source, weights_path, root, key, parts, finder, batch_size, progress
+                    dataset,
+                    source,
+                    weights_path,
+                    root,
+                    key,
+                    parts,
+                    finder,
+                    batch_size,
+                    progress,
+                    reused,
                 )
                 found, extracted = store.load_entry(root, key), True
     array, manifest = found
@@ -517,10 +529,12 @@ def _extract(
     finder: faces.FaceFinder | None,
     batch_size: int | None,
     progress: bool,
+    reused: dict[str, tuple[np.ndarray, dict[str, Any]]] | None = None,
 ) -> None:
     """Extract ``source`` into the key's pending entry, resuming its committed chunks, and
-    publish it. Call it holding the key's lock. A KeyboardInterrupt becomes
-    :class:`ExtractionInterrupted`, the chunks committed kept."""
+    publish it; the clips of ``reused`` (:func:`changed.reusable`) take their features from the
+    entry of the data's earlier state. Call it holding the key's lock. A KeyboardInterrupt
+    becomes :class:`ExtractionInterrupted`, the chunks committed kept."""
     from core import device
 
     store.remove_leftovers(root, key)
@@ -547,6 +561,8 @@ def _extract(
             # is thread-safe; MTCNN's models are shared); else a few, which a fast GPU needs
             workers = 1 if finder is not None else min(4, os.cpu_count() or 1)
             decode = pipeline.decoder(frames_per_clip, finder)
+            if reused:
+                decode = pipeline.reusing(decode, reused)
             run = pipeline.run_backbone(
                 model, average, source, decode, pending, batch_size, progress, workers
             )
@@ -581,7 +597,7 @@ def _extract(
 def _manifest(
     dataset: Dataset, run: pipeline.Run, parts: dict[str, Any], weights_path: Path | None
 ) -> dict[str, Any]:
-    frames = len(run.usable) * run.frames_per_clip
+    frames = (len(run.usable) - run.reused) * run.frames_per_clip  # run through the network
     return {
         "key_parts": parts,
         "dtype": "float32",
@@ -612,6 +628,7 @@ def _manifest(
         "extract_seconds": round(run.seconds, 3),
         "frames_per_second": round(frames / run.seconds, 3) if run.seconds > 0 else None,
         "resumed_clips": run.resumed,  # kept from an interrupted run (in extract_seconds)
+        "reused_clips": run.reused,  # from the entry of the data's earlier state (unchanged)
     }
 
 

@@ -62,10 +62,12 @@ def ticker(what: str, total: int) -> Callable[[int], None]:
 class Decoded:
     """One clip's network input and how its face crop went."""
 
-    frames: np.ndarray  # uint8 (frames_per_clip, 224, 224, 3)
+    frames: np.ndarray | None  # uint8 (frames_per_clip, 224, 224, 3); None: ``features``
     no_face: int = 0  # frames where no face was found (0 without a face crop)
     shipped_boxes: bool = False  # the boxes came from the database's own file
     set_aside: str | None = None  # why the database's boxes were set aside (FaceFinder.boxes)
+    # its fc7, taken from the entry of the data's earlier state (an unchanged clip): not run
+    features: np.ndarray | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Run:
     # clip_id -> why its database boxes were set aside for the detector's (FaceFinder.boxes)
     set_aside: dict[str, str] = field(default_factory=dict)
     resumed: int = 0  # clips whose chunks an earlier, interrupted run committed
+    reused: int = 0  # clips whose features the entry of the data's earlier state gave
 
 
 def run_backbone(
@@ -137,7 +140,7 @@ def run_backbone(
         if progress or time.perf_counter() - said < PLAIN_PROGRESS_SECONDS:
             return
         said = time.perf_counter()
-        rate = (written - resumed_frames) / (said - started)
+        rate = (written - resumed_frames - run.reused * frames_per_clip) / (said - started)
         print(f"fc7 features: {done} of {len(clips)} clips, {rate:.2f} frames/s", file=sys.stderr)
 
     # enough decoded clips in flight to fill the next batch while the current one runs
@@ -175,8 +178,15 @@ def run_backbone(
             if decoded.set_aside:
                 run.set_aside[clip.clip_id] = outcome["set_aside"] = decoded.set_aside
             outcomes.append(outcome)
+            if decoded.features is not None:  # an unchanged clip's fc7: after the batch so far
+                if fill:
+                    flush()
+                pending.write(written, decoded.features.reshape(frames_per_clip, FEATURE_SIZE))
+                written += frames_per_clip
+                bar.update(frames_per_clip)
+                run.reused += 1
             frames = decoded.frames
-            first = 0
+            first = 0 if decoded.features is None else frames_per_clip  # reused: none to run
             while first < frames_per_clip:
                 count = min(frames_per_clip - first, batch_size - fill)
                 chunk = frames[first : first + count]
@@ -249,6 +259,27 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
     for clip, reason in run.skipped:  # as a run from the start would have said
         log.warning("skipped clip %s: %s", clip.path, reason)
     return run, earlier
+
+
+def reusing(
+    decode: Callable[[Clip], Decoded], reused: dict[str, tuple[np.ndarray, dict[str, Any]]]
+) -> Callable[[Clip], Decoded]:
+    """``decode``, but a clip of ``reused`` (:func:`core.features.changed.reusable`) comes with
+    its features and its faces as the earlier entry recorded them, undecoded."""
+
+    def decode_or_reuse(clip: Clip) -> Decoded:
+        if clip.clip_id not in reused:
+            return decode(clip)
+        rows, record = reused[clip.clip_id]
+        return Decoded(
+            None,
+            int(record.get("no_face", 0)),
+            bool(record.get("database_boxes")),
+            record.get("boxes_set_aside"),
+            np.asarray(rows, dtype=np.float32),
+        )
+
+    return decode_or_reuse
 
 
 def decoder(frames_per_clip: int, faces: FaceFinder | None) -> Callable[[Clip], Decoded]:
