@@ -81,7 +81,7 @@ def load_features(
     if kept := features.extracted and manifest.get("resumed_clips"):  # not in that time
         aside.append(f"{kept} of the entry's {entry} clips kept from interrupted runs")
     if reused := features.extracted and manifest.get("reused_clips"):  # the data's earlier entry
-        aside.append(f"{reused} unchanged clips' features reused")
+        aside.append(f"the features of {counted(reused, 'unchanged clip')} reused")
     state += f" ({'; '.join(aside)})" if aside else ""
     read = len(manifest.get("clips", ()))  # those that decoded: the protocol's of them
     of = f" of the entry's {read}" if read > len(features.clips) else ""
