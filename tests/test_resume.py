@@ -636,12 +636,18 @@ def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
     os.utime(frame, ns=(frame.stat().st_atime_ns, 10**18))
     computed = counted.frames
     stop_at(monkeypatch, touched.clip_id)
+    monkeypatch.setattr(pipeline, "REUSED_CHUNK_SECONDS", 0.0)  # a chunk after each reused clip
     with pytest.raises(ExtractionInterrupted) as caught:
         extract(data, tmp_path / "cache", batch_size=2)
     assert caught.value.done == 5  # clips 0-4: reused, the broken one skipped again
     monkeypatch.setattr(pipeline, "decoder", DECODER)
     again = extract(data, tmp_path / "cache", batch_size=2)
     assert again.manifest["resumed_clips"] == 5 and counted.frames - computed == 2
+    # the reused among them still counted as such: the rate is of the 2 frames computed (review)
+    assert again.manifest["reused_clips"] == 5  # 0, 2, 3, 4 before the stop, 6 after
+    assert again.manifest["frames_per_second"] == pytest.approx(
+        2 / again.manifest["extract_seconds"], rel=0.01
+    )
     ids = [c.clip_id for c in first.clips]
     assert [c.clip_id for c in again.clips] == ids
     for row, clip_id in enumerate(ids):

@@ -52,6 +52,8 @@ def earlier_entry(root: Path, key: str, parts: dict[str, Any], dataset: Dataset)
     options = {k: v for k, v in parts.items() if k != "data"}
     found = []
     for path in root.glob(f"*/{store.MANIFEST_FILE}"):
+        if path.parent.name.startswith("."):  # a pending, trashed or half-published folder
+            continue
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
             theirs = dict(manifest["key_parts"])
@@ -83,13 +85,14 @@ def reusable(earlier: Earlier, dataset: Dataset) -> dict[str, tuple[np.ndarray, 
         if not isinstance(before, dict) or len(records) != len(array):
             return {}
     except (OSError, KeyError, TypeError, store.CacheEntryInvalid) as err:
-        log.info("not reusing %s: %s", earlier.entry, err)
+        log.warning("not reusing the features of %s: %s", earlier.entry, err)  # said why (review)
         return {}
     now = dataset.signatures
     return {
         record["clip_id"]: (array[row], record)
         for row, record in enumerate(records)
-        if before.get(record.get("clip_id")) == now.get(record.get("clip_id")) is not None
+        if isinstance(record, dict)
+        and before.get(record.get("clip_id")) == now.get(record.get("clip_id")) is not None
     }
 
 

@@ -49,8 +49,9 @@ options) extracts only the clips not kept and publishes the entry one uninterrup
 the same array byte for byte when the batch size is the same (any batch size gives valid rows),
 the same manifest but for its timings (``extract_seconds`` is the time of the chunks kept plus
 that of the last run, and ``resumed_clips`` counts the clips kept). Other data or options are
-another key: their extraction starts afresh, and the pending folder of the old key stays until
-that key is extracted or it is deleted.
+another key, and the pending folder of the old key stays until that key is extracted or it is
+deleted; a folder whose files changed takes the rows of its unchanged clips from the entry of its
+earlier state (:mod:`core.features.changed`; ``reused_clips`` counts them).
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
 """Clips to fc7 rows: decode in background threads, batch frames across clips, run the backbone.
 
 Clips are decoded and resized in threads while the network runs (OpenCV and numpy release the
-GIL); frames wait as uint8 and the mean is subtracted as they enter a batch; each batch is one
-contiguous run of (row, frame) positions, written to the pending cache entry as soon as it is
-computed. A clip that cannot be decoded is skipped, warned and counted. With a face crop, each
-clip's frames without a face are counted (``Run.no_face``).
+GIL); frames wait as uint8 and the mean is subtracted as they enter a batch; each batch's frames
+are written to their rows of the pending cache entry as soon as it is computed. A clip that
+cannot be decoded is skipped, warned and counted. With a face crop, each clip's frames without a
+face are counted (``Run.no_face``). An unchanged clip of the data's earlier entry comes with its
+rows (:func:`reusing`), written as they come; the batch runs on the other clips' frames.
 
 Resumable (:mod:`core.features.resume`): wherever a batch ends exactly at the end of a clip, the
 clips met since the last such point are committed as one chunk (what became of each clip: its
 frames without a face and database boxes, or why it was skipped). A run over an entry that holds
 committed chunks starts at the first clip after them, so it computes only the frames missing,
 and, with the same batch size, in the same batches as one uninterrupted run: every chunk ends on
-a batch boundary counted from the first frame, so the resumed batches are the batches that run
-would have formed, and the array comes out the same.
+a batch boundary counted from the first computed frame (reused clips take no place in a batch),
+so the resumed batches are the batches that run would have formed, and the array comes out the
+same.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from core.interrupts import ctrl_c_noticed
 
 log = logging.getLogger(__name__)
 PLAIN_PROGRESS_SECONDS = 60.0  # without a bar (--no-progress): a plain line at most this often
+REUSED_CHUNK_SECONDS = 5.0  # a run of reused clips commits a chunk at most this often
 
 
 def ticker(what: str, total: int) -> Callable[[int], None]:
@@ -100,10 +103,13 @@ def run_backbone(
 
     Clips are decoded and resized in background threads while the network runs; the mean is
     subtracted as their frames enter the batch. A batch holds ``batch_size`` frames, across clip
-    boundaries; usable clips fill rows in order, so each batch is one contiguous run of (row,
-    frame) positions, written as soon as it is computed. A KeyboardInterrupt propagates, leaving
-    the committed chunks in ``pending``; one that a finalizer swallowed is raised at the next
-    clip (:mod:`core.interrupts`).
+    boundaries; usable clips fill rows in order, and each batch's frames are written to their
+    rows as soon as it is computed. A clip that ``decode`` gives with its features (an unchanged
+    clip of the data's earlier entry: :func:`reusing`) has its rows written at once, the batch
+    going on around it. A chunk is committed where the batch is empty at a clip's end (after
+    reused clips, at most every :data:`REUSED_CHUNK_SECONDS`). A KeyboardInterrupt propagates,
+    leaving the committed chunks in ``pending``; one that a finalizer swallowed is raised at the
+    next clip (:mod:`core.interrupts`).
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -114,7 +120,10 @@ def run_backbone(
     first_clip = pending.clips_done
     batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
     fill = 0  # frames waiting in ``batch``
-    written = resumed_frames = pending.frames_done  # frames whose features are in the file
+    segments: list[tuple[int, int]] = []  # where the batch's frames go: (first row, count)
+    written = pending.frames_done  # rows given to clips: in the file, or waiting in the batch
+    computed = 0  # frames run through the network by this call
+    committed = time.perf_counter()
     outcomes: list[dict[str, Any]] = []  # what became of each clip since the last chunk
     bar = tqdm(
         total=len(clips) * frames_per_clip,
@@ -126,10 +135,15 @@ def run_backbone(
     )
 
     def flush() -> None:
-        nonlocal fill, written
+        nonlocal fill, computed
         out = np.asarray(model.predict_on_batch(batch[:fill]), dtype=np.float32)
-        pending.write(written, out.reshape(fill, FEATURE_SIZE))
-        written += fill
+        out = out.reshape(fill, FEATURE_SIZE)
+        done = 0
+        for row, count in segments:  # one run of rows, unless reused clips came between
+            pending.write(row, out[done : done + count])
+            done += count
+        segments.clear()
+        computed += fill
         bar.update(fill)
         fill = 0
 
@@ -140,7 +154,7 @@ def run_backbone(
         if progress or time.perf_counter() - said < PLAIN_PROGRESS_SECONDS:
             return
         said = time.perf_counter()
-        rate = (written - resumed_frames - run.reused * frames_per_clip) / (said - started)
+        rate = computed / (said - started)
         print(f"fc7 features: {done} of {len(clips)} clips, {rate:.2f} frames/s", file=sys.stderr)
 
     # enough decoded clips in flight to fill the next batch while the current one runs
@@ -178,12 +192,11 @@ def run_backbone(
             if decoded.set_aside:
                 run.set_aside[clip.clip_id] = outcome["set_aside"] = decoded.set_aside
             outcomes.append(outcome)
-            if decoded.features is not None:  # an unchanged clip's fc7: after the batch so far
-                if fill:
-                    flush()
-                pending.write(written, decoded.features.reshape(frames_per_clip, FEATURE_SIZE))
-                written += frames_per_clip
+            row, written = written, written + frames_per_clip
+            if decoded.features is not None:  # an unchanged clip's fc7: its rows, at once
+                pending.write(row, decoded.features.reshape(frames_per_clip, FEATURE_SIZE))
                 bar.update(frames_per_clip)
+                outcome["reused"] = True
                 run.reused += 1
             frames = decoded.frames
             first = 0 if decoded.features is None else frames_per_clip  # reused: none to run
@@ -191,12 +204,16 @@ def run_backbone(
                 count = min(frames_per_clip - first, batch_size - fill)
                 chunk = frames[first : first + count]
                 batch[fill : fill + count] = preprocess_input(chunk, average)
+                segments.append((row + first, count))
                 fill += count
                 first += count
                 if fill == batch_size:
                     flush()
             plain_progress(position + 1)
-            if fill == 0:  # this clip's last frame ended a batch: a chunk of whole clips is done
+            # reused clips: a chunk now and then, not an fsync each (review)
+            due = time.perf_counter() - committed >= REUSED_CHUNK_SECONDS
+            if fill == 0 and (decoded.features is None or due):  # every row given is written
+                committed = time.perf_counter()
                 seconds = earlier + time.perf_counter() - started
                 pending.commit_chunk(
                     {
@@ -234,6 +251,7 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
                     continue
                 run.usable.append(clip)
                 run.no_face[clip.clip_id] = int(outcome["no_face"])
+                run.reused += bool(outcome.get("reused"))  # the manifest's count: all of them
                 if outcome["boxes"]:
                     run.shipped_boxes.add(clip.clip_id)
                 if outcome.get("set_aside"):
