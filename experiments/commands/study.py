@@ -38,6 +38,7 @@ from experiments.commands.sweep import INTERRUPTED, SweepConfig
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
+    disk,
     identity,
     liveness,
     locks,
@@ -51,7 +52,7 @@ from experiments.stores import (
 from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
-from experiments.trial.errors import DiskFull, TrainingDiverged, disk_full
+from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     clips_read,
     evaluation_context,
@@ -60,8 +61,8 @@ from experiments.trial.evaluation import (
 )
 
 log = logging.getLogger("sweep")
-# trial failures the console says in one line: the trial fails, the worker goes on
-REPORTED = (TrainingDiverged, MlflowException)
+REPORTED = (TrainingDiverged, MlflowException)  # said in one line: the trial fails, not the worker
+ONE_LINE = (DataError, PortError, ValueError, workers.StorageUnavailable, disk.DiskFull)  # a stop
 
 
 @dataclass
@@ -365,8 +366,7 @@ def no_finished_trial(result: SweepResult) -> tuple[str, int]:
 
 def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
-    (0 done, 2 bad input or a full disk, 3 the study's database or the tracking store
-    unreachable, 130 interrupted). ``features``: those of ``config.features``, loaded."""
+    (0 done, 2 bad input or a full disk, 3 a store unreachable, 130 interrupted)."""
     level = logging.INFO if config.verbose else logging.WARNING
     console_logging(config.verbose)
     optuna.logging.set_verbosity(level)
@@ -458,8 +458,8 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
 def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
-    err = disk_full(err, "as the study's closing wrote", "(finished trials are kept)") or err
-    if isinstance(err, (DataError, PortError, ValueError, workers.StorageUnavailable, DiskFull)):
+    err = disk.disk_full(err, "as the study's closing wrote", "(finished trials are kept)") or err
+    if isinstance(err, ONE_LINE):
         say_error(str(err))
         unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)
         return 3 if isinstance(err, unreachable) else 2

@@ -258,7 +258,7 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        from experiments.trial.errors import DiskFull  # said as Ctrl-C's (review)
+        from experiments.stores.disk import DiskFull  # said as Ctrl-C's (review)
 
         if isinstance(err, DiskFull):
             _end("FAILED", str(err))

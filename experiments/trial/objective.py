@@ -33,10 +33,11 @@ from core.backbone.spec import PARAMS_TO_FC7
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import retries, runs_table, tracking
+from experiments.stores.disk import disk_full
 from experiments.stores.identity import OBJECTIVES
 from experiments.stores.said import first_line
 from experiments.trial import artifacts, memory, search
-from experiments.trial.errors import TrainingDiverged, disk_full
+from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     Setting,
     no_face_metrics,
