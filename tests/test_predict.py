@@ -878,6 +878,25 @@ def test_a_study_cropped_with_database_boxes_says_how_much_the_detector_changes(
     assert code == 0 and recorded in err  # read back, not measured again
 
 
+def boxed_study(tmp_path: Path, monkeypatch, study: str, *data: str) -> tuple[pd.Series, str]:
+    """A one-trial lstm30 study ``study`` of the databases ``data`` (their flags), a clip without
+    its database's boxes cropped with Haar: its trial run and tracking store."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = [
+        *data,
+        *("--study", study, "--face-detector", "haar", "--frames", str(FRAMES)),
+        *("--precision", "float32", "--heads", "lstm30", "--trials", "1", "--no-progress"),
+        *("--keep-weights", "all", "--storage", f"sqlite:///{tmp_path}/optuna.db"),
+        *("--tracking-uri", uri),
+    ]
+    result = run_sweep(parse_args(argv), pruner=optuna.pruners.NopPruner())
+    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, study).iterrows()]
+    return run, uri
+
+
 def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
     tmp_path, monkeypatch, capsys
 ):
@@ -890,19 +909,13 @@ def test_the_crop_check_of_a_pooled_study_reads_each_sources_dev_clips(
     msu = msu_tree(tmp_path / "msu", (1, 2, 22), only(msu_keeps))
     for video in msu.rglob("*.mp4"):  # the target's own boxes, MSU-MFSD's corners
         video.with_suffix(".face").write_text("".join(f"{f},4,4,24,24\n" for f in range(3)))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
-    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    argv = [
+    run, uri = boxed_study(
+        tmp_path,
+        monkeypatch,
+        "pooled",
         *("--db", f"replay-attack={replay}", "--db", f"casia={casia}", "--db", f"msu={msu}"),
-        *("--sources", "replay-attack,casia", "--target", "msu", "--study", "pooled"),
-        *("--face-detector", "haar", "--frames", str(FRAMES), "--precision", "float32"),
-        *("--heads", "lstm30", "--trials", "1", "--no-progress", "--keep-weights", "all"),
-        *("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", uri),
-    ]
-    result = run_sweep(parse_args(argv), pruner=optuna.pruners.NopPruner())
-    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "pooled").iterrows()]
+        *("--sources", "replay-attack,casia", "--target", "msu"),
+    )
     assert run["tags.face_boxes"].startswith("6 of ")  # Replay-Attack's clips alone
     replay_dev = [str(c) for c in clips if "/devel/" in str(c)]
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--face-detector", "haar")
@@ -932,18 +945,9 @@ def test_a_test_folders_own_clip_is_cropped_with_its_boxes_where_the_datas_had_n
     replay = tmp_path / "replay"
     clips = boxed_replay_tree(replay)
     casia = casia_tree(tmp_path / "casia", train=(1, 16), test=(1,), write=only(casia_keeps))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
-    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "cache"))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    argv = [
-        *("--data", str(casia), "--test-data", str(replay), "--study", "to-replay"),
-        *("--face-detector", "haar", "--frames", str(FRAMES), "--precision", "float32"),
-        *("--heads", "lstm30", "--trials", "1", "--no-progress", "--keep-weights", "all"),
-        *("--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", uri),
-    ]
-    result = run_sweep(parse_args(argv), pruner=optuna.pruners.NopPruner())
-    (run,) = [r for _, r in tracking.study_runs(result.experiment_id, "to-replay").iterrows()]
+    run, uri = boxed_study(
+        tmp_path, monkeypatch, "to-replay", "--data", str(casia), "--test-data", str(replay)
+    )
     assert (run["tags.face_boxes"], run["tags.test_face_boxes"]) == ("none", "6 of 6")
     test_clip = next(c for c in clips if "/test/" in str(c))
     argv = ("--tracking-uri", uri, "--run", run["run_id"], "--score-faceless", str(test_clip))

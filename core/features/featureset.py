@@ -149,15 +149,13 @@ class FeatureSet:
         the database ships face boxes and some clips had none: a misplaced box folder had every
         clip cropped by the detector without a word, and one missing file was counted unnamed
         (probe)."""
-        from core.data.layouts.registry import get_layout, layout_names
+        from core.data.layouts.registry import box_files
 
-        if not (self.boxes_looked_for and self.layout in layout_names()):
+        missing = [c.clip_id for c in self.clips if c.face_boxes is None]
+        if not (self.boxes_looked_for and box_files(self.layout) and missing):
             return ""
         root = self.manifest.get("dataset_folder", "<the database's folder>")
-        where = get_layout(self.layout).boxes.replace("{root}", str(root))
-        missing = [c.clip_id for c in self.clips if c.face_boxes is None]
-        if not where or not missing:
-            return ""
+        where = box_files(self.layout).replace("{root}", str(root))
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         return f"; no box file for {len(missing)} of {len(self.clips)} clips ({shown}): {where}"
 

@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("one --study is compared at a time; several go with --cross")
     # MLflow and pandas are imported once the flags are checked, not with the module: a Ctrl-C
     # in their imports (seconds) is then one line, not a traceback
-    from mlflow.exceptions import MlflowException
 
     from experiments.results.studies import comparison_markdown, studies, when
     from experiments.stores import reach, tracking
@@ -107,12 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
         say_error(f"--out {err.filename or args.out}: {why or err.strerror or err}")
         return 2
-    except Exception as err:  # a damaged SQLite store (SQLAlchemy's, MLflow's): one line
-        if damaged := tracking.damaged_store(err):
-            say_error(damaged)
-            return 2
-        if not isinstance(err, MlflowException):
+    except Exception as err:  # the tracking store's failure (SQLAlchemy's, MLflow's): one line
+        if (failed := tracking.read_failed(err)) is None:
             raise
-        say_error(tracking.store_failed(err))  # a server that answers, not as MLflow's does
-        return 3
+        say_error(failed[0])
+        return failed[1]
     return 0

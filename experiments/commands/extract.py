@@ -203,10 +203,10 @@ def write_clip_list(dataset: Dataset, out: TextIO) -> None:
     """The dataset's clips as CSV: clip, split, label, species, subject, its own columns, and
     for a database that ships face boxes each clip's box file (empty: none, the detector crops
     it), so a misplaced box folder is seen before extraction (probe)."""
-    from core.data.layouts.registry import get_layout, layout_names
+    from core.data.layouts.registry import box_files
 
     columns = dataset.column_names
-    boxes = dataset.layout in layout_names() and bool(get_layout(dataset.layout).boxes)
+    boxes = bool(box_files(dataset.layout))
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         ["clip", "split", "label", "species", "subject", *columns, *["face_boxes"] * boxes]

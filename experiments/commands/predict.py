@@ -206,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
     console_logging(args.verbose)
     logging.getLogger("mlflow").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from mlflow.exceptions import MlflowException
 
     from core.backbone.matconvnet import PortError
     from experiments.serving.trial_model import ScoringError
@@ -218,14 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ScoringError, PortError, ValueError) as err:
         say_error(str(err))
         return 3 if isinstance(err, reach.StoreUnreachable) else 2
-    except Exception as err:  # a damaged SQLite store (SQLAlchemy's, MLflow's): one line
-        if damaged := tracking.damaged_store(err):
-            say_error(damaged)
-            return 2
-        if not isinstance(err, MlflowException):
+    except Exception as err:  # the tracking store's failure (SQLAlchemy's, MLflow's): one line
+        if (failed := tracking.read_failed(err)) is None:
             raise
-        say_error(tracking.store_failed(err))  # a server that answers, not as MLflow does
-        return 3
+        say_error(failed[0])
+        return failed[1]
     checked = CROP_CHECK if args.crop_check is None else args.crop_check
     if scorer.model.face_crop.used_database_boxes and checked:
         from experiments.serving.crop_check import crop_check

@@ -34,6 +34,7 @@ from core.interrupts import stopped_by
 from core.words import counted
 from experiments.config import safe_name
 from experiments.stores import wal
+from experiments.stores.disk import DiskFull
 from experiments.stores.locks import StorageLock
 from experiments.stores.reach import StoreUnreachable, absent_file, check_server, is_server
 from experiments.stores.said import first_line, hide_passwords, tracking_named, tracking_set_by
@@ -199,19 +200,16 @@ def artifact_location(name: str) -> str | None:
     return str(folder / "mlruns" / ("_" if set(readable) <= {"."} else readable))
 
 
-def store_failed(err: MlflowException) -> str:
-    """One line for a tracking store's failure that reached a command (a server that answered,
-    but not as MLflow does; a store MLflow refuses), with MLflow's own words."""
-    return f"the tracking store {store_shown()} failed: {first_line(err, 500)}"
-
-
-def damaged_store(err: BaseException) -> str | None:
-    """One line where ``err`` is SQLite's word for a damaged tracking store file, else None: a
-    command that only reads it had ended in MLflow's traceback where the sweep said it (probe)."""
+def read_failed(err: BaseException) -> tuple[str, int] | None:
+    """The line and exit status of a command that reads the tracking store and met ``err``: a
+    damaged SQLite file (2; it had ended in MLflow's traceback where the sweep said it: probe),
+    a store that answered, but not as MLflow does (3, with MLflow's own words); None for others."""
     try:
         wal.check_damaged(err, "--tracking-uri", mlflow.get_tracking_uri(), "runs")
     except ValueError as said:
-        return str(said)
+        return str(said), 2
+    if isinstance(err, MlflowException):
+        return f"the tracking store {store_shown()} failed: {first_line(err, 500)}", 3
     return None
 
 
@@ -258,8 +256,6 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        from experiments.stores.disk import DiskFull  # said as Ctrl-C's (review)
-
         if isinstance(err, DiskFull):
             _end("FAILED", str(err))
         else:

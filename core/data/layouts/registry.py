@@ -123,6 +123,13 @@ def register_layout(layout: Layout) -> Layout:
     return layout
 
 
+def box_files(name: str) -> str:
+    """Where layout ``name``'s database keeps its face-box files (its ``boxes``; ``{root}``: the
+    database's folder), "" for a layout that ships none or is not registered."""
+    layout = _LAYOUTS.get(name)
+    return layout.boxes if layout else ""
+
+
 def layout_names() -> list[str]:
     """Registered layout names, sorted."""
     return sorted(_LAYOUTS)
