@@ -645,16 +645,10 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
     the next worker that looks (A, as its trial ends) closes B's parent run as FAILED."""
     slow = 60  # heartbeat: A, frozen meanwhile, is not declared lost
     (a,) = study_workers.start(1, trials=1, heartbeat=slow)
-
-    def a_in_trial() -> bool:
-        try:
-            study = optuna.load_study(study_name=study_workers.study, storage=study_workers.storage)
-        except KeyError:  # not created yet
-            return False
-        return bool(study.get_trials(states=(TrialState.RUNNING,)))
-
-    wait_for(a_in_trial, "A in its trial")
-    os.kill(a.pid, signal.SIGSTOP)  # A holds the only trial while B joins
+    # frozen once its trial's run is open (past the study lock, which it holds from asking
+    # until the trial is its own: frozen when Optuna's trial was merely RUNNING, it held the
+    # lock and B never came to wait, in CI) and outside a transaction
+    a, _ = freeze_in_trial(study_workers, [a], between_writes=True)
     try:
         (b,) = study_workers.start(1, trials=1, heartbeat=slow)
         wait_for(lambda: "waiting: 0 of 1 trials finished" in study_workers.output(b), "B waits")
