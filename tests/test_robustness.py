@@ -374,6 +374,13 @@ def test_a_damaged_sqlite_store_is_one_line(data, tmp_path, capsys, store, flag)
     if store == "mlflow":  # the commands that only read it: a traceback each (probe)
         from experiments.commands import compare, predict
 
+        # a new study: refused before its database is written (it had been made, baselines
+        # queued, and then refused: probe)
+        assert sweep.main(argv(data, *stores[:3], "new", *stores[4:])) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == err[-1]
+        names = {s.study_name for s in optuna.get_all_study_summaries(stores[1])}
+        assert names == {"cut"}
+
         uri = f"sqlite:///{path}"
         for command, args in (
             (compare.main, ["--list"]),

@@ -75,8 +75,7 @@ class SweepResult:
 
 
 def _fold_tag(folds: set[int | None]) -> str:
-    """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` when a trial runs every
-    fold (the ``folds`` tag lists them): never fold 1's number for a study of six folds."""
+    """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` (never fold 1 for six)."""
     fold = next(iter(folds))
     return "all" if len(folds) > 1 else "none" if fold is None else str(fold)
 
@@ -280,6 +279,7 @@ def check_stores(config: SweepConfig) -> str:
             "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
         )
     workers.check_storage(config.storage)
+    tracking.open_existing_file()
     return uri
 
 

@@ -243,6 +243,14 @@ def open_store() -> None:
             ) from None
 
 
+def open_existing_file() -> None:
+    """The tracking store opened now where it is a SQLite file that exists: a damaged one is
+    said before a sweep writes its study's database (a new study had been left there: probe)."""
+    uri = mlflow.get_tracking_uri()
+    if wal.sqlite_file(uri) and not absent_file(uri):
+        open_store()
+
+
 @contextlib.contextmanager
 def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Iterator[Any]:
     """A run whose end status follows what happened inside it, whatever happened: FINISHED,
