@@ -39,6 +39,7 @@ from core.data.clips import DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.frames import prepare_frames, read_clip, read_frames
 from core.features import FeatureSet, cache_key, extract_features, faces, store
+from core.features.skips import SHORT_NAMED
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
@@ -381,13 +382,19 @@ def test_bad_clips_are_skipped_warned_by_name_and_counted(data, tmp_path, model_
     assert any(str(corrupt) in r.getMessage() for r in caplog.records)
 
 
-def test_no_usable_clip_is_a_data_error(data, tmp_path, model_calls):
-    longest = max(len(list(clip.glob("*.png"))) for clip in {p.parent for p in data.rglob("*.png")})
+def test_no_usable_clip_is_a_data_error(data, tmp_path, model_calls, caplog):
+    clips = {p.parent for p in data.rglob("*.png")}
+    longest = max(len(list(clip.glob("*.png"))) for clip in clips)
     with pytest.raises(DataError) as short:  # the fix said, not only "see the warnings" (probe)
         extract(data, tmp_path / "cache", frames_per_clip=longest + 1)
     assert str(short.value).endswith(
         f": every clip has fewer frames than --frames {longest + 1} (at most {longest}), lower it"
     )
+    # the first few named, then one line: not a warning for each of 160 clips (probe)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(clips) > SHORT_NAMED
+    assert sum(m.startswith("skipped clip") for m in said) == SHORT_NAMED, said
+    assert sum(m.startswith("further clips with fewer frames") for m in said) == 1, said
     for frame in data.rglob("*.png"):
         frame.write_bytes(b"garbage")
     with pytest.raises(DataError, match="no usable clip"):

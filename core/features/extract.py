@@ -88,6 +88,7 @@ from core.device import keras_backend
 from core.features import changed, faces, pipeline, store
 from core.features.featureset import FeatureSet, NoFace, no_face_by_species
 from core.features.resume import ExtractionInterrupted, ResumableEntry, say_others_kept
+from core.features.skips import SkipWarnings
 from core.quiet import set_random_seed
 
 __all__ = [
@@ -304,8 +305,9 @@ def extract_features(
 
     selection = _rows(manifest, dataset)
     if not extracted:  # extraction warned them as it met them
+        say_skip = SkipWarnings(log)
         for path, reason in selection.decode_skips:
-            log.warning("skipped clip %s: %s", path, reason)
+            say_skip(path, reason)
     if not selection.clips:
         raise DataError(
             f"{dataset.root}: no usable clip ({len(dataset.skipped) + len(selection.decode_skips)} "

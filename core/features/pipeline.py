@@ -38,6 +38,7 @@ from core.data.clips import Clip, ClipError
 from core.data.frames import prepare_frames, read_clip
 from core.features.faces import FaceFinder
 from core.features.resume import ResumableEntry
+from core.features.skips import SkipWarnings
 from core.interrupts import ctrl_c_noticed
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def run_backbone(
 
     started = said = time.perf_counter()
     frames_per_clip = pending.shape[1]
-    run, earlier = _resumed(pending, clips, frames_per_clip)
+    say_skip = SkipWarnings(log)
+    run, earlier = _resumed(pending, clips, frames_per_clip, say_skip)
     first_clip = pending.clips_done
     batch = np.empty((batch_size, *INPUT_SHAPE), dtype=np.float32)
     fill = 0  # frames waiting in ``batch``
@@ -174,7 +176,7 @@ def run_backbone(
                 decoded = future.result()
             except ClipError as err:
                 reason = _reason(err, clip.path)
-                log.warning("skipped clip %s: %s", clip.path, reason)
+                say_skip(clip.path, reason)
                 run.skipped.append((clip, reason))
                 outcomes.append({"id": clip.clip_id, "skipped": reason})
                 bar.update(frames_per_clip)
@@ -232,7 +234,12 @@ def run_backbone(
     return run
 
 
-def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -> tuple[Run, float]:
+def _resumed(
+    pending: ResumableEntry,
+    clips: list[Clip],
+    frames_per_clip: int,
+    say_skip: Callable[[Path, str], None],
+) -> tuple[Run, float]:
     """The Run of the clips in ``pending``'s committed chunks and the seconds they took; the
     chunks are forgotten (and every clip extracted) when they do not describe ``clips``."""
     run = Run([], [], frames_per_clip, 0.0)
@@ -275,7 +282,7 @@ def _resumed(pending: ResumableEntry, clips: list[Clip], frames_per_clip: int) -
         pending.folder,
     )
     for clip, reason in run.skipped:  # as a run from the start would have said
-        log.warning("skipped clip %s: %s", clip.path, reason)
+        say_skip(clip.path, reason)
     return run, earlier
 
 
