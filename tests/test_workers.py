@@ -450,6 +450,50 @@ def test_a_waiting_worker_stops_once_its_database_stays_away(
     assert "database back" not in said.out and said.err.count("database unreachable") == 1
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_database_gone_inside_ask_costs_that_trial_not_the_study(
+    postgres, mlflow_server, monkeypatch
+):
+    """The database stopped after Optuna's ``ask`` made a trial RUNNING, before the trial was
+    the worker's (no heartbeat, no worker): it stayed RUNNING, and the worker, its other trial
+    done, waited on it for ever (review). It is failed and queued again once the database
+    answers, and the study ends with its trials."""
+    url = postgres.create_database("gone-in-ask")
+    study, _ = workers.open_study(
+        "gone-in-ask", url, directions=["minimize"], pruner=optuna.pruners.NopPruner()
+    )
+    storage = study._storage
+    create = storage.create_new_trial
+    restarted: list[threading.Thread] = []
+
+    def create_then_stop(*args, **kwargs):  # the real trial made, then the real database gone
+        trial_id = create(*args, **kwargs)
+        if not restarted:
+            postgres.stop()
+            restarted.append(threading.Thread(target=lambda: (time.sleep(3), postgres.start())))
+            restarted[0].start()
+        return trial_id
+
+    monkeypatch.setattr(storage, "create_new_trial", create_then_stop)
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.url)
+    try:
+        worker = workers.Worker(study, url, tracking.use_experiment("gone-in-ask"), heartbeat=60)
+        running = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, 2))
+        running.start()
+        running.join(timeout=120)
+    finally:
+        mlflow.set_tracking_uri(before)
+        for thread in restarted:
+            thread.join()
+    assert not running.is_alive(), "the worker waits on the trial its ask left RUNNING"
+    trials = optuna.load_study(study_name="gone-in-ask", storage=url).get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states, states
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [0]
+    assert any(retries.retry_history(t) == [0] for t in trials)  # queued again, and run
+
+
 def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
     """PostgreSQL refusing a connection for its limit read as the database down (its workers
     waited and tried again for ever, probe): the refusal says the fix."""

@@ -10,6 +10,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -86,6 +87,10 @@ def say_outage(err: BaseException, lost: int | None, seconds: float) -> None:
     )
 
 
+class StorageUnavailable(RuntimeError):
+    """The study's database did not answer for ``workers.RECONNECT_SECONDS``."""
+
+
 class SteadyHeartbeatStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose trial heartbeats outlive a database restart.
 
@@ -122,6 +127,23 @@ class FinishedTrialsCache(optuna.storages._CachedStorage):
     def __init__(self, backend: optuna.storages.RDBStorage) -> None:
         super().__init__(backend)
         self._read_at: dict[int, float] = {}  # study id: when its trials were last read
+        # the id of the trial this process's last ``ask`` made RUNNING: a database that goes in
+        # the rest of ``ask`` leaves it RUNNING with no heartbeat nor worker, waited on for ever
+        self.asked: int | None = None
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:  # not enqueued
+            self.asked = trial_id
+        return trial_id
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        taken = super().set_trial_state_values(trial_id, state, values)
+        if taken and state == TrialState.RUNNING:  # a queued trial taken: not where it failed,
+            self.asked = trial_id  # which another worker may have taken since
+        return taken
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Any = None

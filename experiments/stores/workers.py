@@ -20,7 +20,7 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
   only after :data:`~experiments.config.GRACE_FACTOR` silent heartbeats, and these searches
   cost the tracking server in proportion to the workers (``bench/scale.py``).
 * A database that goes away (restart, network, every connection taken) costs the trial in
-  flight, queued again once it answers (the worker waits up to :data:`RECONNECT_SECONDS`); so
+  flight (or the one its ``ask`` was taking), queued again once it answers (the worker waits up to :data:`RECONNECT_SECONDS`); so
   does a tracking store away past MLflow's own retries, up to :data:`MAX_RETRY` times.
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
   :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old (``FinishedTrialsCache``); the
@@ -72,6 +72,7 @@ from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
     StorageErrors,
+    StorageUnavailable,
     back,
     database_error,
     full,
@@ -81,10 +82,6 @@ from experiments.stores.storage import (
 WORKERS_ATTR = "workers_joined"  # a study user attribute: how many worker invocations joined it
 RECONNECT_SECONDS = 120.0  # how long a worker waits for its database before giving up
 log = logging.getLogger("sweep")
-
-
-class StorageUnavailable(RuntimeError):
-    """The study's database did not answer for :data:`RECONNECT_SECONDS`."""
 
 
 def worker_name() -> str:
@@ -277,12 +274,15 @@ class Worker:
         deadline = None if timeout is None else time.monotonic() + timeout
         outage: float | None = None  # when the database stopped answering
         lost: int | None = None  # our trial in flight when it did
+        asked: int | None = None  # the id of a trial our ask made RUNNING as it did
         waiting_said = False
         waited_on: set[int] | None = None  # the running trials a locked look found the budget in
         said_alive = -math.inf  # when this worker, waiting, last said it lives (under the lock)
         while deadline is None or time.monotonic() < deadline:
             interrupted()
             try:
+                if asked is not None:  # its number, once the database answers
+                    lost, asked = self.study._storage.get_trial_number_from_id(asked), None
                 if lost is not None:  # under the lock: failed, not yet queued, it read as done
                     self.lock.acquire()  # to another worker's look, which then ended (probe)
                     self._requeue(lost)
@@ -335,6 +335,8 @@ class Worker:
                 if cause is None:
                     raise
                 lost = self._current if self._current is not None else lost
+                if self.study._storage.asked is not None:  # taken by our ask, as the database
+                    asked = self.study._storage.asked  # went (its id, kept till it answers)
                 if outage is None:
                     outage = time.monotonic()
                     say_outage(cause, lost, RECONNECT_SECONDS)
@@ -347,7 +349,7 @@ class Worker:
                 time.sleep(min(5.0, self.heartbeat))
             finally:
                 self.lock.release()
-                self._current = None
+                self._current = self.study._storage.asked = None
         return self.ran
 
     def _look(self) -> list[FrozenTrial]:
