@@ -765,7 +765,9 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
     study, runs, parents = check_study(failing, trials=5, parents=1)
     trials = study.get_trials()
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    assert 1 <= len(failed) <= 3, failed  # a pause between failures, no spin
+    # the worker waits for the server before its next trial: a restart slower than its pauses
+    # (5 + 10 + 20 s) had failed a trial four times, the last not queued again (review)
+    assert 1 <= len(failed) <= 2, failed
     assert set(failed) <= retries.retried_numbers(trials)  # each queued again: 5 real trials
     for number in set(failed) & set(runs):  # a run its worker could not end, closed later
         error = runs[number].data.tags.get(tracking.ERROR_TAG, "")

@@ -18,6 +18,7 @@ A fine-tuned trial (``fine_tune`` "fc" or "conv5") also trains the backbone's to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -32,7 +33,7 @@ from mlflow.exceptions import MlflowException
 from core.backbone.spec import PARAMS_TO_FC7
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
-from experiments.stores import retries, runs_table, tracking
+from experiments.stores import reach, retries, runs_table, tracking
 from experiments.stores.disk import disk_full
 from experiments.stores.identity import OBJECTIVES
 from experiments.stores.said import first_line
@@ -144,9 +145,11 @@ class Objective:
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
             what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
-            what += f"; next trial in {pause:.0f}s"
+            what += f"; next trial in {pause:.0f}s, once it answers (up to a minute more)"
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
+            with contextlib.suppress(reach.StoreUnreachable):  # nor its retries: a restart
+                reach.check_server(mlflow.get_tracking_uri())  # slower than 35 s lost a trial
             raise
         self._store_failures = 0
         return result
