@@ -713,7 +713,8 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     differ = [line for line in lines if line.startswith("The columns differ in options")]
     assert len(differ) == 1 and differ[0] in markdown
     assert differ[0].startswith(
-        "The columns differ in options, which a paper's table holds one of: --train-precision "
+        "The columns differ in options or data, which a paper's table holds one of: "
+        "--train-precision "
         "bfloat16 in O&C&I→M; float32 in "
     ) and differ[0].endswith(
         " (each setting shows its study whose trial ran last; --cross --study NAME ... chooses)."
@@ -904,3 +905,31 @@ def test_a_db_flag_of_a_name_the_file_has_keeps_its_protocol(database_trees, tmp
     assert config.evaluation.target.options.protocol == "casia-cut"  # the flag's own
     config = parse_args([*given, "--db", f"msu={msu}:auto"])  # said: the file's is overridden
     assert config.evaluation.sources[0].options.protocol == "auto"  # it read as none (review)
+
+
+def test_columns_on_other_copies_of_a_database_are_said(tagged_store):
+    """An OCIM table showed O&C&I→M trained on one copy of the four databases beside columns
+    of another, without a word (probe W): each database's data, by protocol, is compared across
+    the shown columns like the options."""
+    one, two = "a" * 64, "b" * 64
+    names = ("oulu", "casia", "replay-attack", "msu")
+    protocols = {
+        "oulu": "oulu-p1",
+        "casia": "casia",
+        "replay-attack": "replay-attack",
+        "msu": "msu",
+    }
+    for setting, copy_of_oulu in (("ocim-m", two), ("ocim-c", one), ("ocim-i", one)):
+        target = {"m": "msu", "c": "casia", "i": "replay-attack"}[setting[-1]]
+        sources = [n for n in names if n != target]
+        tags = {"evaluation": "cross-domain", "setting": setting, "target": target}
+        tags |= {"sources": ",".join(sources)}
+        tags |= {f"protocol_{n}": protocols[n] for n in names}
+        tags |= {f"data_fingerprint_{n}": one for n in names} | {
+            "data_fingerprint_oulu": copy_of_oulu
+        }
+        tagged_store(setting, tags)
+    note = cross_table.options_differ(cross_table.studies())
+    assert note is not None and "oulu's data (oulu-p1) bbbbbbbbbbbb in O&C&I→M; " in note, note
+    assert "aaaaaaaaaaaa in O&I&M→C, O&C&M→I" in note, note
+    assert "casia's data" not in note and "msu's data" not in note  # the same copy in each

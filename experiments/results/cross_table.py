@@ -156,6 +156,10 @@ def _options(run: pd.Series) -> dict[str, str]:
     found = {tag: value for tag, value in found.items() if isinstance(value, str)}
     if "face_crop" in found:  # "database boxes + mtcnn" where a source ships no boxes (review)
         found["face_crop"] = "off" if found["face_crop"] == "none" else "on"
+    for key, value in run.items():  # each database's data, by protocol: columns of two copies
+        if key.startswith("tags.data_fingerprint_") and isinstance(value, str):  # were unsaid
+            name = key.removeprefix("tags.data_fingerprint_")
+            found[f"{name}'s data ({run.get(f'tags.protocol_{name}')})"] = value
     return found
 
 
@@ -164,7 +168,8 @@ def options_differ(shown: pd.DataFrame) -> str | None:
     its columns; None where they agree. Each setting shows the study whose trial ran last, so a
     table could put a --frames 3 column beside --frames 2 ones without a word (probe)."""
     said = []
-    for tag, flag in OPTIONS:
+    data = sorted({key for options in shown["options"] for key in options if "'s data (" in key})
+    for tag, flag in [*OPTIONS, *zip(data, data, strict=True)]:
         columns: dict[str, list[str]] = {}
         for label, options in zip(shown["label"], shown["options"], strict=True):
             if tag in options:
@@ -178,7 +183,8 @@ def options_differ(shown: pd.DataFrame) -> str | None:
     if not said:
         return None
     return (
-        f"The columns differ in options, which a paper's table holds one of: {' | '.join(said)} "
+        f"The columns differ in options or data, which a paper's table holds one of: "
+        f"{' | '.join(said)} "
         "(each setting shows its study whose trial ran last; --cross --study NAME ... chooses)."
     )
 
