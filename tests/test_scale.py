@@ -34,7 +34,7 @@ def test_eight_simulated_workers_leave_a_truthful_study(postgres, mlflow_server,
     figures, profile = tmp_path / "figures.json", tmp_path / "profile.json"
     profile.write_text(json.dumps(space_profile()))  # the search space, from this process
     command = [sys.executable, str(REPO / "bench" / "scale.py"), "--workers", str(WORKERS)]
-    command += ["--trials-per-worker", str(PER_WORKER), "--seconds", "90", "--heartbeat", "2"]
+    command += ["--trials-per-worker", str(PER_WORKER), "--seconds", "400", "--heartbeat", "2"]
     command += ["--gpu-factor", "50", "--clips", "200", "--heads", "lstm30"]
     command += ["--study", STUDY, "--storage", storage]
     command += [

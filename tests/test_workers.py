@@ -209,7 +209,8 @@ def in_transaction(storage: str) -> bool:
             found = connection.execute(
                 sqlalchemy.text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                    "AND pid <> pg_backend_pid() AND state <> 'idle'"  # in a transaction, or
+                    # a statement running (waiting on a lock): frozen, it holds its locks too
                 )
             ).scalar()
     finally:
@@ -361,7 +362,9 @@ def test_a_heartbeat_outlives_a_database_restart(postgres, caplog):
             time.sleep(2.5)  # two heartbeats missed
         finally:
             postgres.start()
-        time.sleep(2.5)  # two heartbeats with the database back
+        deadline = time.monotonic() + 20  # a heartbeat with the database back (a slow
+        while storage._get_stale_trial_ids(study._study_id) and time.monotonic() < deadline:
+            time.sleep(0.25)  # machine's restart is not the thread's fault)
         alive = beating._thread.is_alive()
         beating.join()
     assert alive
@@ -403,7 +406,7 @@ def test_a_waiting_worker_looks_without_the_study_lock(postgres, mlflow_server, 
         mlflow.set_tracking_uri(before)
     assert not waiting.is_alive()
     assert len(looks) == 2, looks  # the budget taken; then the budget done, after the trial ended
-    assert looks[1] - told <= WAIT_POLL_SECONDS + 1
+    assert looks[1] - told <= 2 * WAIT_POLL_SECONDS  # a poll, not a heartbeat (a loaded CI)
     assert worker.ran == 0
 
 
