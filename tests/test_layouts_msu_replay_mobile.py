@@ -476,6 +476,22 @@ def test_a_folder_of_databases_is_refused_naming_them(five_trees: dict[str, Path
     assert "databases" not in str(generic.value)
 
 
+def test_a_databases_own_folders_beside_another_are_one_database(tmp_path: Path) -> None:
+    """OULU-NPU's Train_files, Dev_files and Test_files with MSU-MFSD's scene01 in one folder
+    read as four databases, and the fix suggested --data .../Dev_files, which was then refused
+    as a partial copy (probe W): OULU-NPU is this folder's own, the fix names scene01."""
+    oulu_tree(tmp_path, (1, 21, 36))
+    msu_tree(tmp_path / "scene01", (2, 22, 1))
+    with pytest.raises(DataError) as refused:
+        load_dataset(tmp_path)
+    said = str(refused.value)
+    assert said.startswith(
+        f"{tmp_path} holds 2 databases: Dev_files, Test_files, Train_files (oulu, this folder), "
+        f"scene01 (msu); --data takes one (--data {tmp_path / 'scene01'}), "
+    ), said
+    assert said.endswith("(a database whose folders lie in this one: move the others out)")
+
+
 def test_a_folder_of_databases_without_the_protocols_says_so(tmp_path: Path) -> None:
     """--protocol replay-mobile at a folder of CASIA-FASD and MSU-MFSD suggested --data
     .../casia, which it would refuse next (review)."""

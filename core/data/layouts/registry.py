@@ -217,15 +217,36 @@ def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None
                 break
     if len(set(found.values())) < 2:
         return
+    # a database whose own folders lie here (OULU-NPU's Train_files, Dev_files, Test_files):
+    # one database, this folder's, not three (each had been suggested as --data: probe W)
+    groups: dict[str, list[str]] = {}
+    for folder, name in found.items():
+        groups.setdefault(name, []).append(folder)
+    here = {
+        name
+        for name, folders in groups.items()
+        if len(folders) > 1
+        and _LAYOUTS[name].recognise(root, [p for f in folders for p in within[f]])
+    }
+    found = {
+        (", ".join(groups[name]) if name in here else folder): name
+        for folder, name in found.items()
+        if name not in here or folder == groups[name][0]
+    }
     ours = [folder for folder, name in found.items() if wanted and name == wanted.name]
-    first = ours[0] if ours else next(iter(found))
-    listed = ", ".join(f"{folder} ({name})" for folder, name in found.items())
+    apart = [folder for folder, name in found.items() if name not in here]  # folders of one
+    first = next((f for f in ours if found[f] not in here), None) or (apart or [*found])[0]
+    listed = ", ".join(
+        f"{folder} ({name}{', this folder' if name in here else ''})"
+        for folder, name in found.items()
+    )
     listed += f", none {wanted.name}" if wanted and not ours else ""
     raise DataError(
         f"{root} holds {len(found)} databases: {listed}; --data takes one (--data "
         f"{root / first}), a cross-domain study names each (--db {found[first]}={root / first} "
         f"...; README: Cross-domain (OCIM)); --protocol {fallback.protocols[0].name} reads a "
         "folder of your own"
+        + (" (a database whose folders lie in this one: move the others out)" if here else "")
     )
 
 
