@@ -549,3 +549,12 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     assert closest_other(url, new) == (
         "differs from study c_m-to-i (0 finished trials): trained on c, m; this run's c, m, r"
     )
+    # the same setting on another copy, at other --frames: two lines, but the same experiment;
+    # the study of other sources (one line) had been said (probe W)
+    again = record("cmr", "i", frames=3)
+    again[FEATURES] = "cache entry c2,m,r"
+    again[KEY_PARTS]["c2"] = {"data": "dc2", "frames_per_clip": 3}
+    optuna.create_study(study_name="z-cmr-i", storage=url).set_user_attr(IDENTITY_ATTR, again)
+    said = closest_other(url, new)
+    assert said.startswith("differs from study z-cmr-i (0 finished trials): --frames 3; "), said
+    assert said.count(" | ") == 1, said

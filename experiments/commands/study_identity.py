@@ -80,9 +80,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
         record.TEST_FEATURES: "cache entry "
         + each(s.test_features.fingerprint[:12] for s in settings),
         # named before the clips they choose: a refusal says the protocol, not a hash of clips
-        "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)": each(
-            f.protocol for s in settings for f in (*s.sources, s.test_features)
-        ),
+        record.PROTOCOLS: each(f.protocol for s in settings for f in (*s.sources, s.test_features)),
         # named before the clips too: "1,2,3,4,5,6; this run's 2", not six hashes (probe)
         record.FOLDS: each("none" if s.fold is None else str(s.fold) for s in settings),
         **({record.SPREAD: record.SPREAD_OVER_FOLDS} if _folds_of_seeds(config, first) else {}),

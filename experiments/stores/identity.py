@@ -25,6 +25,7 @@ from experiments.stores.record import (
     FEATURES,
     KEY_PARTS,
     PART_NAMES,
+    PROTOCOLS,
     SIDES,
     SPREAD,
     TEST_FEATURES,
@@ -345,7 +346,10 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
                 said.append(f"--multi-objective {shown(was)}; this run's {shown(now)}")
             # ties (one line can say several entries: "the data files differ"): fewer entries
             raw = sum(theirs.get(k, ours[k]) != ours[k] for k in ours.keys() - set(UNCOMPARED))
-            found.append((len(said), raw, other.study_name, said))
+            # a study of another setting (databases, protocols) is another experiment: one of
+            # this setting on other data is closer, however many lines say it (probe W)
+            setting = any(theirs.get(k) != ours.get(k) for k in (DATABASES, PROTOCOLS))
+            found.append((setting, len(said), raw, other.study_name, said))
         if not found:
             return None
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -354,8 +358,8 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
         )
         # of those as close, the one with the most finished trials (a study just begun, with
         # none, was said beside a finished one: probe), then by name
-        closest = min(found)[:2]
-        tied = [(-count(n), n, said) for d, r, n, said in found if (d, r) == closest]
+        closest = min(found)[:3]
+        tied = [(-count(n), n, said) for *key, n, said in found if tuple(key) == closest]
         least, name, said = min(tied)
         trials = -least
     except Exception:  # noqa: BLE001 - a line of help, never a failure of the sweep

@@ -16,6 +16,8 @@ TEST_FEATURES = "test features (--test-data or --target: data files, frames, cro
 # the record's entry that is no flag but tells one: each features entry's cache key parts (first
 # 12 digits: parts), to name what differs where the study's entries are not in this cache
 KEY_PARTS = "cache key parts"
+# each source's protocol, then the test data's, in order: with DATABASES, a study's setting
+PROTOCOLS = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
 # the folds a study's trials train on ("1,2,3,4,5,6", "2", "none"): said where they differ, not
 # the clips' hashes they explain (a study made before it was recorded: its clips are said)
 FOLDS = "folds (--fold)"
