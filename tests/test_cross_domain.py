@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -933,3 +934,34 @@ def test_columns_on_other_copies_of_a_database_are_said(tagged_store):
     assert note is not None and "oulu's data (oulu-p1) bbbbbbbbbbbb in O&C&I→M; " in note, note
     assert "aaaaaaaaaaaa in O&I&M→C, O&C&M→I" in note, note
     assert "casia's data" not in note and "msu's data" not in note  # the same copy in each
+
+
+def test_the_ocim_protocol_runs_its_four_settings_then_their_table(
+    database_trees, tmp_path, capsys
+) -> None:
+    """--protocol ocim: the four leave-one-out settings in turn, one study each, then their
+    table. Each database is summarised in full once, then by its splits in a line (each
+    setting had printed all four in full: 16 summaries, probe W)."""
+    from experiments.commands import sweep
+
+    stores = (
+        "--storage",
+        f"sqlite:///{tmp_path}/o.db",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+    )
+    one = ("--trials", "1", "--heads", "dense2048")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert sweep.main(flags(database_trees, "--protocol", "ocim", *one, *stores)) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^\s+split\s+label\s+species\s+clips$", out, re.M)) == 4, out
+    for folder in FOLDERS.values():  # in full once, then a line for each later setting
+        lines = [
+            line for line in out.splitlines() if line.startswith(f"{database_trees / folder} (")
+        ]
+        assert len(lines) == 4 and all(" train: " in line for line in lines[1:]), lines
+    names = {s.study_name for s in optuna.get_all_study_summaries(stores[1])}
+    assert {name.split("-")[1] for name in names} == {"ocim"} and len(names) == 4, names
+    for label in ("O&C&I→M", "O&M&I→C", "O&C&M→I", "I&C&M→O"):
+        assert f"| {label} HTER held-out |" in out, out[-3000:]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from core.backbone.matconvnet import PortError
 from core.data.clips import DataError
-from core.device import keras_backend
 from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
-from core.features.crop import FaceCrop
 from core.words import counted
 from experiments.commands import replay
 from experiments.commands import study_identity as ids
@@ -55,7 +52,6 @@ from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
     clips_read,
-    evaluation_context,
     prepare_settings,
     protocol_folds,
 )
@@ -74,59 +70,25 @@ class SweepResult:
     features: FeatureSet
 
 
-def _fold_tag(folds: set[int | None]) -> str:
-    """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` (never fold 1 for six)."""
-    fold = next(iter(folds))
-    return "all" if len(folds) > 1 else "none" if fold is None else str(fold)
-
-
-def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
-    """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
-    its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
-    study's per database too, :func:`evaluation_context`)."""
-    sources = config.evaluation.sources
-    paths = [s.options.data for s in sources] if sources else [config.features.data]
-    pooled, weights = settings[0].sources, config.features.weights  # every source, data's order
-
-    def each(field: str) -> str:
-        return ",".join(str(getattr(source, field)) for source in pooled)
-
-    # absolute: a relative path named nothing to predict or a registered model in another folder
-    return {
-        "data": ",".join(os.path.abspath(path) for path in paths if path) or "synthetic",
-        "data_fingerprint": each("dataset_fingerprint"),
-        "protocol": each("protocol"),
-        "fold": _fold_tag({s.fold for s in settings}),
-        "layout": each("layout"),
-        "subject_pattern": config.features.subject_pattern or "none",
-        "weights": os.path.abspath(weights) if weights else "default",
-        "weights_fingerprint": features.weights_fingerprint,
-        "feature_cache": each("fingerprint"),
-        "random_weights": str(features.random_weights).lower(),
-        "synthetic": str(features.synthetic).lower(),
-        **FaceCrop.pooled([f.crop for f in pooled]).tags(),
-        "frames_per_clip": str(features.frames_per_clip),  # tables say options that differ
-        "extraction_precision": features.manifest["key_parts"]["precision"],
-        "training_precision": config.training_precision,
-        "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend
-        **evaluation_context(config.evaluation, settings),
-        tracking.CONTEXT_TAG: ids.comparable(config, settings),  # studies the cross table pools
-    }
-
-
 def run_sweep(
     config: SweepConfig,
     pruner: optuna.pruners.BasePruner | None = None,
     loaded: FeatureSet | None = None,
+    summarised: set[FeatureOptions] | None = None,
 ) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
-    this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded."""
+    this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded;
+    ``summarised``: the data whose summary this command printed (a group's earlier settings)."""
+    summarised = set() if summarised is None else summarised
     check_stores(config)
 
     first_fold = protocol_folds(config.features)[0]  # later folds: their split counts in a line
 
     def load(options: FeatureOptions) -> FeatureSet:
-        brief = options.fold not in (None, first_fold)
+        # a later fold, or a database another setting of this command summarised: its splits'
+        # counts in a line (--protocol ocim had printed 16 summaries of 4 databases: probe W)
+        brief = options.fold not in (None, first_fold) or options in summarised
+        summarised.add(options)
         if loaded is not None and options == config.features:
             return loaded
         check = partial(ids.check_study, config, options)
@@ -174,7 +136,7 @@ def run_sweep(
     if not (done or joined or config.study):  # a new default name: what made it new
         line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
     print(line, flush=True)
-    context = run_context(config, features, settings)
+    context = ids.run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
         table = standing_comparison(experiment_id, study_name)
@@ -375,9 +337,10 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     one_line_failures(said, config.verbose)
     logging.getLogger("mlflow").setLevel(level)  # its database migrations, run links
     first, ran = None, []
+    summarised = set() if features is None else {config.features}  # sweep.main summarised it
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn
-            code, result = _run_and_close(study, features if study is config else None)
+            code, result = _run_and_close(study, features if study is config else None, summarised)
             if code:
                 return code
             first = first or result
@@ -479,10 +442,10 @@ def failure_status(err: BaseException) -> int:
 
 
 def _run_and_close(
-    config: SweepConfig, features: FeatureSet | None
+    config: SweepConfig, features: FeatureSet | None, summarised: set[FeatureOptions]
 ) -> tuple[int, SweepResult | None]:
     try:
-        result = run_sweep(config, loaded=features)
+        result = run_sweep(config, loaded=features, summarised=summarised)
     except (Exception, KeyboardInterrupt) as err:
         return failure_status(err), None
     table = result.comparison

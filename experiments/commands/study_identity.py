@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 from core.device import keras_backend
-from core.features import FeatureOptions
+from core.features import FeatureOptions, FeatureSet
+from core.features.crop import FaceCrop
 from experiments import domains
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
-from experiments.stores import identity, record
+from experiments.stores import identity, record, tracking
 from experiments.trial import search
-from experiments.trial.evaluation import Setting, study_suffix, target_clips_tested
+from experiments.trial.evaluation import (
+    Setting,
+    evaluation_context,
+    study_suffix,
+    target_clips_tested,
+)
 
 SEARCHED = "--heads (the head families searched)"  # identity entries a pooled study may differ in
 SEEDED = "--seed (each trial's training seed)"
@@ -175,3 +182,43 @@ def check_study(
         check()
     elif tested is not None and options.data == tested:
         check(part=record.TEST_FEATURES)
+
+
+def _fold_tag(folds: set[int | None]) -> str:
+    """The ``fold`` tag: the one fold that ran, ``none``, or ``all`` (never fold 1 for six)."""
+    fold = next(iter(folds))
+    return "all" if len(folds) > 1 else "none" if fold is None else str(fold)
+
+
+def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
+    """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
+    its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
+    study's per database too, :func:`evaluation_context`)."""
+    sources = config.evaluation.sources
+    paths = [s.options.data for s in sources] if sources else [config.features.data]
+    pooled, weights = settings[0].sources, config.features.weights  # every source, data's order
+
+    def each(field: str) -> str:
+        return ",".join(str(getattr(source, field)) for source in pooled)
+
+    # absolute: a relative path named nothing to predict or a registered model in another folder
+    return {
+        "data": ",".join(os.path.abspath(path) for path in paths if path) or "synthetic",
+        "data_fingerprint": each("dataset_fingerprint"),
+        "protocol": each("protocol"),
+        "fold": _fold_tag({s.fold for s in settings}),
+        "layout": each("layout"),
+        "subject_pattern": config.features.subject_pattern or "none",
+        "weights": os.path.abspath(weights) if weights else "default",
+        "weights_fingerprint": features.weights_fingerprint,
+        "feature_cache": each("fingerprint"),
+        "random_weights": str(features.random_weights).lower(),
+        "synthetic": str(features.synthetic).lower(),
+        **FaceCrop.pooled([f.crop for f in pooled]).tags(),
+        "frames_per_clip": str(features.frames_per_clip),  # tables say options that differ
+        "extraction_precision": features.manifest["key_parts"]["precision"],
+        "training_precision": config.training_precision,
+        "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend
+        **evaluation_context(config.evaluation, settings),
+        tracking.CONTEXT_TAG: comparable(config, settings),  # studies the cross table pools
+    }
