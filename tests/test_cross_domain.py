@@ -593,6 +593,15 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: database msu ({empty}): no msu clip where that layout")
     assert "real|attack/<real|attack>_client<NNN>" in err[-1]
+    assert err[-1].endswith("; check the path")
+    # a Replay-Attack copy one folder down: its place said (probe W: "check the path")
+    nested = tmp_path / "nested"
+    shutil.copytree(database_trees / "replayattack", nested / "replayattack")
+    argv[argv.index(f"msu={empty}")] = f"replay-attack={nested}"
+    assert sweep.main([*argv, "--study", "refused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: database replay-attack ({nested}): "), err[-1]
+    assert err[-1].endswith(f"; is the database's folder {nested / 'replayattack'}, one down?")
     # a database under another name than its layout's: a setting of its own, half letters and
     # half names in its heading (O&C→MSU was C&OULU→MSU), that no other study pooled (probe)
     argv = flags(database_trees, "--sources", "casia,OULU", "--target", "msu")

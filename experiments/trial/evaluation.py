@@ -32,7 +32,7 @@ import pandas as pd
 
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip, StrayFiles
-from core.data.dataset import Dataset, check_folder
+from core.data.dataset import Dataset, check_folder, check_the_path
 from core.data.layouts import AUTO, database_layouts, folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
@@ -301,7 +301,7 @@ def check_database(data: NamedData) -> Dataset:
     dev split to set the threshold on: its protocol's, else one the loader carves from its train
     split by subject (and a split without both classes is refused there)."""
     expected = data.name if data.name in layout_names() else None
-    check_folder(Path(data.options.data), f"database {data.name}: ")  # said with its name
+    check_folder(root := Path(data.options.data), f"database {data.name}: ")  # with its name
     try:
         dataset = load_data(data.options)
     except StrayFiles as err:  # --protocol, which it named, is --data's: a database's is its own
@@ -312,12 +312,12 @@ def check_database(data: NamedData) -> Dataset:
             raise
         raise DataError(
             f"database {data.name} ({data.options.data}): no {expected} clip where that layout "
-            f"expects them: {get_layout(expected).summary}; check the path"
+            f"expects them: {get_layout(expected).summary}; {check_the_path(root, expected)}"
         ) from None
     if expected and dataset.layout != expected:
         raise DataError(
             f"database {data.name} ({data.options.data}): its files read as the "
-            f"{dataset.layout} layout, not {expected}'s; check the path"
+            f"{dataset.layout} layout, not {expected}'s; {check_the_path(root, expected)}"
         )
     return dataset
 
