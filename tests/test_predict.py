@@ -10,7 +10,9 @@ the backbone costs ~0.3 s a frame on two CPU cores, and predict reruns it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import re
 import shutil
@@ -109,8 +111,9 @@ def sweep(tmp_path_factory):
         pruner = optuna.pruners.NopPruner()
         first = run_sweep(config(root), pruner=pruner)
         bare = config(root, study=BARE, heads="lstm30", trials=1, keep_weights="none")
-        second = run_sweep(bare, pruner=pruner)
-        yield root, first, second
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            second = run_sweep(bare, pruner=pruner)
+        yield root, first, second, said.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +388,9 @@ def test_a_detector_for_a_study_that_cropped_nothing_is_refused(
 def test_a_run_without_head_weights_is_a_clear_error(sweep, uri, capsys):
     bare = tracking.study_runs(sweep[2].experiment_id, BARE)
     assert len(bare) == 1 and with_weights(bare).empty  # --keep-weights none
+    # the sweep said it registered nothing (it printed no line: probe V)
+    registered = [line for line in sweep[3].splitlines() if "registered models" in line]
+    assert registered == ["registered models: none (--keep-weights none keeps no head's weights)"]
     clip = str(sweep[0] / "data" / "dev" / "real" / "client002_0")
     run_id = bare["run_id"].iloc[0]
     code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, clip)
@@ -632,7 +638,7 @@ def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri
 
 
 def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri, runs, tmp_path):
-    root, first, _ = sweep
+    root, first, *_ = sweep
     mlflow.set_tracking_uri(uri)
     table = tables.comparison(trial_table(runs))
     mlflow.set_experiment(experiment_id=first.experiment_id)

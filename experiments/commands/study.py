@@ -32,6 +32,7 @@ from experiments.commands import study_identity as ids
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
 from experiments.commands.sweep import INTERRUPTED, SweepConfig
+from experiments.config import KeepWeights
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
@@ -224,6 +225,8 @@ def run_sweep(
         registered = register_best(config, experiment_id, study_name)
         if registered:
             print("registered models: " + ", ".join(registered))
+        elif config.keep_weights == KeepWeights.NONE:  # nothing registered, unsaid (probe V)
+            print("registered models: none (--keep-weights none keeps no head's weights)")
         share.close_lost_runs(force=True)  # a parent closed as lost meanwhile: opened again
     return SweepResult(study, experiment_id, parent.info.run_id, table, features)
 
