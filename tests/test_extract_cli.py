@@ -189,6 +189,19 @@ def test_without_data_the_synthetic_set_is_used(main, tmp_path, capsys, monkeypa
     assert "data:     synthetic demonstration set" in out
 
 
+def test_list_to_a_reader_that_stops_early_ends_quietly(data, tmp_path):
+    """``extract.py --list | head -2`` ended in "error: Broken pipe" and status 2 (probe V): the
+    reader here is gone before the list is written."""
+    command = [sys.executable, str(REPO / "experiments" / "extract.py"), "--data", str(data)]
+    command += ["--cache-dir", str(tmp_path / "c"), "--list"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
 def test_list_prints_clips_as_csv_and_extracts_nothing(main, data, tmp_path, capsys):
     """``--list``: the clips as CSV on stdout (no own columns in a generic tree), no cache."""
     code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--list"])

@@ -84,7 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @stopped_by_ctrl_c("interrupted: the cache keeps every chunk finished; the same command goes on")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from experiments.commands.quiet import console_logging, quiet_backend, quiet_console
+    from experiments.commands.quiet import (
+        console_logging,
+        quiet_backend,
+        quiet_console,
+        reader_gone,
+    )
 
     console_logging(args.verbose)
     quiet_console(args.verbose)  # the backend only when a cache misses: a rerun loads none
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 if len(args.named) > 1:
                     print(f"== {name}: {options.data}", flush=True)
                 extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
+    except BrokenPipeError:  # --list | head
+        reader_gone()
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130

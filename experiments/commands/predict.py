@@ -32,10 +32,8 @@ tracking server that does not answer, or not as MLflow does.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -201,7 +199,7 @@ def _last_best(family: str | None) -> str:
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from experiments.commands.quiet import console_logging, quiet_backend, say_error
+    from experiments.commands.quiet import console_logging, quiet_backend, reader_gone, say_error
 
     quiet_backend(args.verbose)  # the backend's start-up lines, before anything imports it
     console_logging(args.verbose)
@@ -251,9 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.writerow(HEADER + (["frame_scores"] if args.per_frame else []))
         with ctrl_c_noticed() as interrupted:  # between clips: one dropped in a finalizer too
             _score_each(args, clips, scorer, rows, interrupted, bad, known)
-    except BrokenPipeError:  # | head: the reader has what it wanted
-        with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+    except BrokenPipeError:
+        reader_gone()
     if bad:  # also of the clips before a reader that stopped early (it ended 0: review)
         print(
             f"error: {len(bad)} of {len(clips)} clips could not be scored (named above)",

@@ -8,6 +8,7 @@ is turned down through logging. Under JAX, Keras imports TensorFlow only to seed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -92,6 +93,13 @@ def one_line_failures(reported: tuple[type[BaseException], ...], verbose: bool) 
         for old in [f for f in handler.filters if isinstance(f, _OneLineFailures)]:
             handler.removeFilter(old)
         handler.addFilter(quiet)
+
+
+def reader_gone() -> None:
+    """stdout's reader stopped early (``| head``: it has what it wanted): the rest of the output,
+    and Python's flush at exit, go nowhere, with no "Broken pipe" error (probe V)."""
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: none
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def say_error(text: str) -> None:
