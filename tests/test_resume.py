@@ -624,6 +624,36 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     assert not [r for r in caplog.records if "changed since" in r.getMessage()]
 
 
+def test_a_copy_that_changed_reuses_its_originals_entry(data, tmp_path, counted, caplog) -> None:
+    """A copy made with its files' times (cp -p) used its original's entry; once one of its
+    files changed, it had no entry of its own to follow, and every clip was extracted again
+    (probe V): its unchanged clips take their features from the original's entry."""
+    first = extract(data, tmp_path / "cache")
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)  # copy2: times kept
+    computed = counted.frames
+    assert not extract(copy, tmp_path / "cache").extracted  # the original's entry, as it is
+    touched = load_dataset(copy).source_clips[0]
+    frame = sorted(touched.path.iterdir())[0]
+    os.utime(frame, ns=(frame.stat().st_atime_ns, 10**18))
+    caplog.set_level(logging.WARNING, logger="core.features")
+    again = extract(copy, tmp_path / "cache")
+    assert again.extracted and counted.frames - computed == 2  # the touched clip's alone
+    (said,) = [r.getMessage() for r in caplog.records if "whose cache entry" in r.getMessage()]
+    assert said.startswith(
+        f"{copy} differs from {data.resolve()}, whose cache entry {first.fingerprint} "
+        f"({first.manifest['created']}): 1 clip changed ({touched.clip_id}), 0 clips added, 0 "
+        "clips removed; the features of its 5 unchanged clips are reused"
+    ), said
+    assert said.endswith("kB)")  # the original's: not to be deleted
+    rows = [c.clip_id for c in first.clips]
+    for row, clip in enumerate(again.clips):
+        if clip.clip_id != touched.clip_id:
+            np.testing.assert_array_equal(
+                again.features[row], first.features[rows.index(clip.clip_id)]
+            )
+
+
 def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
     data, tmp_path, counted, monkeypatch
 ) -> None:

@@ -44,32 +44,39 @@ class Earlier:
 
 def earlier_entry(root: Path, key: str, parts: dict[str, Any], dataset: Dataset) -> Earlier | None:
     """The latest entry in ``root`` of ``dataset``'s folder before its files changed, for the new
-    entry ``key`` (of the cache key ``parts``); None for the synthetic set (its folders are its
-    seeds') and entries made before manifests recorded their folder."""
+    entry ``key`` (of the cache key ``parts``); else, for a folder with no entry of its own (a
+    copy, ``cp -p``, that used its original's entry until it changed: every clip had been
+    extracted again, probe V), the entry of another folder read by the same layout that shares
+    the most clips' files with it (same names, sizes and times). None for the synthetic set (its
+    folders are its seeds') and entries made before manifests recorded their folder."""
     if dataset.synthetic:
         return None
     folder, layout = str(dataset.root.resolve()), dataset.layout
     options = {k: v for k, v in parts.items() if k != "data"}
-    found = []
+    found, copies = [], []
     for path in root.glob(f"*/{store.MANIFEST_FILE}"):
         if path.parent.name.startswith("."):  # a pending, trashed or half-published folder
             continue
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
             theirs = dict(manifest["key_parts"])
-            same = (manifest.get("dataset_folder"), manifest.get("layout")) == (folder, layout)
+            same = manifest.get("dataset_folder") == folder
+            stamps = dict(manifest.get("signatures") or {}) if not same else {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # another's file, or one being replaced: no entry to name
         other_data = theirs.pop("data", None) != parts.get("data")  # an invalid entry: no
-        if same and other_data and theirs == options and path.parent.name != key:
+        if manifest.get("layout") != layout or not other_data or theirs != options:
+            continue
+        shared = sum(dataset.signatures.get(clip) == stamp for clip, stamp in stamps.items())
+        if path.parent.name != key and (same or shared):
             # the latest: "created" counts seconds, and two entries can share one (the file's
             # time in nanoseconds, written as it was published, tells them apart)
             with contextlib.suppress(OSError):
                 when = (str(manifest.get("created", "")), path.stat().st_mtime_ns)
-                found.append((when, path.parent, manifest))
-    if not found:
+                (found if same else copies).append(((shared, *when), path.parent, manifest))
+    if not found and not copies:
         return None
-    _, entry, manifest = max(found, key=lambda f: f[0])
+    _, entry, manifest = max(found or copies, key=lambda f: f[0])
     return Earlier(entry, manifest)
 
 
@@ -110,17 +117,19 @@ def say_data_changed(root: Path, key: str, earlier: Earlier, dataset: Dataset, r
     except OSError:  # deleted meanwhile
         return
     others = len(dataset.source_clips or dataset.clips) - reused
+    own = manifest.get("dataset_folder") == str(dataset.root.resolve())
     log.warning(
-        "%s changed since cache entry %s (%s): %s; the features of its %s are reused, the "
-        "other %s extracted (cp -p and rsync -t keep files' times). That entry is kept (%s): "
-        "delete it once that state of the data is gone",
+        "%s %s cache entry %s (%s): %s; the features of its %s are reused, the other %s "
+        "extracted (cp -p and rsync -t keep files' times). That entry is kept (%s)%s",
         dataset.root,
+        "changed since" if own else f"differs from {manifest.get('dataset_folder')}, whose",
         entry.name,
         manifest.get("created", ""),
         _changes(manifest.get("signatures"), dataset.signatures),
         counted(reused, "unchanged clip"),
         counted(others, "clip"),
         held,
+        ": delete it once that state of the data is gone" if own else "",
     )
 
 
