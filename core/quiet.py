@@ -12,6 +12,7 @@ The commands' console (``experiments.commands.quiet``) and ``python -m core.port
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -48,6 +49,14 @@ def import_backend_quietly() -> None:
 
         tf.config.list_physical_devices()  # the CUDA probes happen here
         import keras  # noqa: F401
+    # each model a process loads traces its own functions once: TensorFlow's hint that "5 out
+    # of the last 6 calls triggered tf.function retracing" was the one line a session scoring
+    # with two registered models printed (probe V)
+    logging.getLogger("tensorflow").addFilter(_not_retracing)
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def set_random_seed(seed: int) -> None:

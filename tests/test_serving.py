@@ -26,6 +26,8 @@ import mlflow
 model = mlflow.pyfunc.load_model(sys.argv[1])
 frames = np.random.default_rng(0).integers(0, 256, (14, 48, 40, 3), dtype=np.uint8)
 scores = [float(s) for s in model.predict(frames)]
+for again in (model, mlflow.pyfunc.load_model(sys.argv[1])):  # a second model, other batches
+    again.predict(frames[:7])
 loaded = [m for m in ("optuna", "plotly") if m in sys.modules]
 print(json.dumps({"scores": scores, "loaded": loaded}))
 """
@@ -47,3 +49,4 @@ def test_a_model_registered_before_the_rooms_loads_and_scores_as_it_did() -> Non
     # nor prints TensorFlow's start-up lines (oneDNN, CUDA probes, cuInit), as predict.py doesn't
     native = [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)]
     assert native == [], done.stderr[-2000:]
+    assert "retracing" not in done.stderr, done.stderr[-2000:]  # TF's hint, once two load (probe)
