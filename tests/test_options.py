@@ -235,6 +235,11 @@ def test_help_reads_at_a_terminals_width(command, capsys, monkeypatch) -> None:
     assert "``" not in text  # docstring markup stays in the docstring
     if command == "compare":
         assert "Exit status: 0 done; 2 bad input" in text and "Without --study" in text
+    if command == "sweep":  # the defaults README alone had said (probe V), each once
+        listed = " ".join(text.split())
+        for default in ("(default: 12)", "(default: sqlite:///optuna.db)", "(default: 60)"):
+            assert listed.count(default) == 1, default
+        assert "(default: True)" not in listed and "(default: [])" not in listed
 
 
 @pytest.mark.parametrize(

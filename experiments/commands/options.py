@@ -95,10 +95,19 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """argparse's, without breaking a line inside a hyphenated name (replay-attack-highdef)."""
+    """argparse's, without breaking a line inside a hyphenated name (replay-attack-highdef), and
+    each flag's default where its help does not say it (--trials 12, --storage, --heartbeat 60
+    were in README alone: probe V)."""
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        unsaid = default in (None, [], argparse.SUPPRESS) or isinstance(default, bool)
+        unsaid = unsaid or "default" in text
+        return text if unsaid or not action.option_strings else f"{text} (default: %(default)s)"
 
 
 def named_choices(keywords: dict[str, Any], many: int = 8) -> dict[str, Any]:
