@@ -69,7 +69,13 @@ def main(monkeypatch):
     monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
     import extract
 
-    return extract.main
+    def run(argv: list[str]) -> int | str | None:  # the status a shell sees: a refused flag too
+        try:
+            return extract.main(argv)
+        except SystemExit as exit:
+            return exit.code
+
+    return run
 
 
 def test_extracts_then_reuses_as_a_script(data, tmp_path):
@@ -159,6 +165,18 @@ def test_a_file_that_is_not_vggface_exits_2(main, data, tmp_path, capsys):
     code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--weights", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {bad}: ")
+    bad.write_text("not weights at all\n")  # said before the data is read (probe T: after)
+    code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--weights", str(bad)])
+    out, err = capsys.readouterr()
+    assert (
+        code == 2
+        and out == ""
+        and err.strip().splitlines()
+        == [
+            f"error: {bad}: neither a MATLAB .mat file nor a converted .weights.h5 (its first bytes "
+            "are b'not weig'); give vgg_face.mat or the file core.port wrote"
+        ]
+    )
 
 
 def test_no_usable_clip_exits_2(main, tmp_path, capsys, caplog):

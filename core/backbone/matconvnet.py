@@ -64,6 +64,26 @@ class Ported:
         return "\n".join(lines)
 
 
+def check_weights_file(path: str | os.PathLike) -> None:
+    """A :class:`PortError` (one line) when ``path`` is not a file, or begins neither as a MATLAB
+    v5/v7 .mat file nor as HDF5 (a converted ``.weights.h5``): said as the flags are read, not
+    after the data's summary (probe T). Its layers are read where the backbone is built."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        what = "a folder, not a weights file" if path.is_dir() else "no such weights file"
+        raise PortError(f"{path}: {what} (a .mat or a converted .weights.h5)")
+    try:
+        with open(path, "rb") as file:
+            start = file.read(8)
+    except OSError as err:
+        raise PortError(f"{path}: cannot be read ({err.strerror})") from None
+    if not (start.startswith(b"MATLAB") or start == b"\x89HDF\r\n\x1a\n"):
+        raise PortError(
+            f"{path}: neither a MATLAB .mat file nor a converted .weights.h5 (its first bytes are "
+            f"{start!r}); give vgg_face.mat or the file core.port wrote"
+        )
+
+
 def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.ndarray, list[str]]:
     """Read a MatConvNet VGG-Face file: (layout, layers, averageImage (3,), class names)."""
     from scipy.io import loadmat  # scipy's MAT reader never unpickles

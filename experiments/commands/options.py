@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.backbone.matconvnet import check_weights_file
 from core.constants import AUTO_PRECISION, PRECISIONS
 from core.data.layouts import AUTO, protocol_names
 from core.device import supported_backend
@@ -136,6 +137,8 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
     cache = values["cache_dir"]
     if cache is not None and cache.exists() and not cache.is_dir():
         raise ValueError(f"--cache-dir {cache}: a file, not a folder")
+    if values["weights"] is not None:  # before the data is read (probe T: said after it)
+        check_weights_file(values["weights"])
     if values["protocol"] in domains.CHOICES:
         values["protocol"] = AUTO
     return FeatureOptions(**values, progress=progress)
