@@ -698,7 +698,7 @@ def test_the_study_list_and_notes_tell_backends_and_precisions_apart(store, caps
     uri = f"sqlite:///{store['root']}/mlflow.db"
     assert compare.main(["--list", "--tracking-uri", uri]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
-    assert header.split()[-3:] == ["backend", "extraction", "experiment"]
+    assert header.split()[-4:] == ["setting", "backend", "extraction", "experiment"]
     rows = {line.split()[0]: line.split()[-3:-1] for line in lines}
     assert rows["demo"] == ["jax", "float32"] and rows["real"] == ["tensorflow", "float32"]
     assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0

@@ -974,3 +974,8 @@ def test_the_ocim_protocol_runs_its_four_settings_then_their_table(
     assert {name.split("-")[1] for name in names} == {"ocim"} and len(names) == 4, names
     for label in ("O&C&I→M", "O&M&I→C", "O&C&M→I", "I&C&M→O"):
         assert f"| {label} HTER held-out |" in out, out[-3000:]
+    # the list of studies says each one's setting (their names' digests alone: probe W)
+    assert compare.main(["--list", "--tracking-uri", stores[3]]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    column = header.split().index("setting") - len(header.split())  # from the end: a date has
+    assert sorted(row.split()[column] for row in rows) == ["ocim-c", "ocim-i", "ocim-m", "ocim-o"]

@@ -168,15 +168,9 @@ def test_a_file_that_is_not_vggface_exits_2(main, data, tmp_path, capsys):
     bad.write_text("not weights at all\n")  # said before the data is read (probe T: after)
     code = main(["--data", str(data), "--cache-dir", str(tmp_path / "c"), "--weights", str(bad)])
     out, err = capsys.readouterr()
-    assert (
-        code == 2
-        and out == ""
-        and err.strip().splitlines()
-        == [
-            f"error: {bad}: neither a MATLAB .mat file nor a converted .weights.h5 (its first bytes "
-            "are b'not weig'); give vgg_face.mat or the file core.port wrote"
-        ]
-    )
+    said = f"error: {bad}: neither a MATLAB .mat file nor a converted .weights.h5 (its first "
+    said += "bytes are b'not weig'); give vgg_face.mat or the file core.port wrote"
+    assert code == 2 and out == "" and err.strip().splitlines() == [said]
 
 
 def test_no_usable_clip_exits_2(main, tmp_path, capsys, caplog):

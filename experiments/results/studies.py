@@ -24,6 +24,18 @@ def _last(runs: pd.DataFrame, tag: str) -> str:
     return str(values.iloc[-1]) if len(values) else "?"
 
 
+def _setting(runs: pd.DataFrame) -> str:
+    """What a study trains and tests on, as its last trial run tags it: a cross-domain setting
+    (``ocim-m``), a cross-dataset pair of protocols (``casia→replay-attack``), else its protocol
+    (two studies of other databases differed by their names' digests alone: probe W)."""
+    if (setting := _last(runs, "setting")) != "?":
+        return setting
+    protocol = _last(runs, "protocol")
+    if _last(runs, "evaluation") == "cross-dataset":
+        return f"{protocol}→{_last(runs, 'test_protocol')}"
+    return protocol
+
+
 def studies() -> pd.DataFrame:
     """Every study in the tracking store: its complete trials and the time of its last trial
     run's start or end (UTC), newest first."""
@@ -41,13 +53,15 @@ def studies() -> pd.DataFrame:
                 "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
                 "trial runs": len(runs),
                 "last activity (UTC)": last if pd.notna(last) else None,
+                "setting": _setting(runs),
                 # what tells two studies of one data apart, where their names do not (probe)
                 **{said: _last(runs, tag) for tag, said in TOLD_APART},
                 "experiment": experiment.experiment_id,
             }
         )
     columns = ["study", "complete trials", "trial runs", "last activity (UTC)"]
-    table = pd.DataFrame(rows, columns=[*columns, *(s for _, s in TOLD_APART), "experiment"])
+    columns += ["setting", *(said for _, said in TOLD_APART), "experiment"]
+    table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(
         "last activity (UTC)", ascending=False, na_position="last", ignore_index=True
     )
