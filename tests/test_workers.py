@@ -764,6 +764,8 @@ def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflo
 
     assert "failed: the tracking store did not answer" in out, out[-3000:]
     assert "queued again" in out
+    said = [line.split()[0] for line in out.splitlines() if re.match(r"#\d+ ", line)]
+    assert len(said) == len(set(said)), out[-3000:]  # one line a trial: not figures, then failed
     assert "Traceback" not in out, out
     study, runs, parents = check_study(failing, trials=5, parents=1)
     trials = study.get_trials()

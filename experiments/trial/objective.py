@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import mlflow
 import optuna
@@ -125,7 +126,9 @@ class Objective:
             with tracking.run(name, "trial", tags, nested=True) as run:
                 self._curves = []
                 try:
-                    result = self._train_and_log(trial, config, lost[0] if lost else trial.number)
+                    result, metrics, seconds = self._train_and_log(
+                        trial, config, lost[0] if lost else trial.number
+                    )
                 finally:
                     self._log_curves(run.info.run_id)
         except optuna.TrialPruned:
@@ -152,6 +155,9 @@ class Objective:
                 reach.check_server(mlflow.get_tracking_uri())  # slower than 35 s lost a trial
             raise
         self._store_failures = 0
+        # said once its run has ended: a store lost as it ended it had the trial said twice, its
+        # figures, then failed (probe X)
+        self._report(trial.number, config, metrics, seconds)
         return result
 
     def _log_curves(self, run_id: str) -> None:
@@ -162,9 +168,12 @@ class Objective:
         except MlflowException as err:
             log.warning("trial run %s lost its epoch curves: %s", run_id, str(err)[:200])
 
-    def _train_and_log(self, trial: optuna.Trial, config: TrialConfig, seed_number: int):
-        """``seed_number``: the trial whose seed it trains with (a retry: the lost original's,
-        so it trains the epochs the lost trial would have trained)."""
+    def _train_and_log(
+        self, trial: optuna.Trial, config: TrialConfig, seed_number: int
+    ) -> tuple[float | tuple[float, float], dict[str, Any], float]:
+        """The trial's value, its metrics and its training seconds. ``seed_number``: the trial
+        whose seed it trains with (a retry: the lost original's, so it trains the epochs the lost
+        trial would have trained)."""
         seed = self.seed + seed_number  # repeat 0's; repeat r's: Setting.seed
         mlflow.log_params({**config.params(), "seed": seed})
         several = len(self.settings) > 1
@@ -212,9 +221,8 @@ class Objective:
             trial.set_user_attr(key, metrics[key])
         trial.set_user_attr("head", config.shown)  # the progress line, the Pareto front
         trial.set_user_attr("family", config.family)
-        self._report(trial.number, config, metrics, seconds)
         values = tuple(float(metrics[name]) for name in OBJECTIVES)  # the names the study has
-        return values if self.multi_objective else values[0]
+        return (values if self.multi_objective else values[0]), metrics, seconds
 
     def _keeps_weights(self, trial: optuna.Trial, family: str, metrics: dict) -> bool:
         """``best``: only a trial that is its family's best so far logs its weights, so a family
