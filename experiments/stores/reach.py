@@ -27,9 +27,9 @@ class StoreUnreachable(ValueError):
     """The tracking server accepts no connection, or answers but not as MLflow does."""
 
 
-def check_server(uri: str) -> None:
+def check_server(uri: str, seconds: float = SERVER_WAIT_SECONDS) -> None:
     """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
-    connection, or whose gateway says it is away (502, 503, 504), for :data:`SERVER_WAIT_SECONDS`
+    connection, or whose gateway says it is away (502, 503, 504), for ``seconds``
     (one that is starting gets that long): MLflow's own client retries for about four minutes
     before it says so. Said at once: ``https://`` to a server that answers plain HTTP (four
     minutes of retries, then a line cut off before its reason: probe), and a certificate that
@@ -42,7 +42,7 @@ def check_server(uri: str) -> None:
         return
     import requests  # MLflow's own HTTP client
 
-    deadline = time.monotonic() + SERVER_WAIT_SECONDS
+    deadline = time.monotonic() + seconds
     while True:
         try:
             left = max(0.5, deadline - time.monotonic())

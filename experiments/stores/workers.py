@@ -22,7 +22,7 @@ Only Optuna and MLflow are used; this module adds what they leave to the caller:
 * A database that goes away (restart, network, every connection taken) costs the trial in
   flight (or the one its ``ask`` was taking), queued again once it answers (the worker waits
   up to :data:`RECONNECT_SECONDS`); so does a tracking store away past MLflow's own retries, up
-  to :data:`MAX_RETRY` times (a worker waits for the store before its next trial).
+  to :data:`MAX_RETRY` times (the worker then waits for it, two minutes at most).
 * The pruner (every epoch) and TPE read the finished trials from a cache at most
   :data:`~experiments.stores.storage.FINISHED_FRESH_SECONDS` old (``FinishedTrialsCache``); the
   trial budget and the queue are always read from the database.

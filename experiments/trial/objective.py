@@ -148,11 +148,12 @@ class Objective:
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
             what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
-            what += f"; next trial in {pause:.0f}s, once it answers (up to a minute more)"
+            what += f"; next trial in {pause:.0f}s, once it answers (up to two minutes more)"
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
             with contextlib.suppress(reach.StoreUnreachable):  # nor its retries: a restart
-                reach.check_server(mlflow.get_tracking_uri())  # slower than 35 s lost a trial
+                # slower than the pauses (35 s), then than a minute, used them up (probes)
+                reach.check_server(mlflow.get_tracking_uri(), seconds=STORE_PAUSE_MAX)
             raise
         self._store_failures = 0
         # said once its run has ended: a store lost as it ended it had the trial said twice, its
