@@ -558,3 +558,30 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     said = closest_other(url, new)
     assert said.startswith("differs from study z-cmr-i (0 finished trials): --frames 3; "), said
     assert said.count(" | ") == 1, said
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_retry_says_same_parameters_only_of_a_trial_that_had_them() -> None:
+    """A trial lost in Optuna's ask (the database gone before it drew anything) was retried as
+    "same parameters, same seed", and its place taken by a newly drawn configuration (probe X)."""
+    from experiments.stores.retries import queue_again, retry_line
+
+    study = optuna.create_study()  # a real in-memory study
+    study.ask()  # lost before its objective drew a parameter
+    drew = study.ask()
+    drew.suggest_int("width", 1, 9)
+    study.enqueue_trial({"width": 3})  # a queued baseline: its parameters are fixed
+    baseline = study.ask()
+    for number in (0, 1, 2):
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+        queue_again(study, study.trials[number])
+    assert baseline.number == 2 and [study.ask().number for _ in range(3)] == [3, 4, 5]
+    trials = study.get_trials(deepcopy=False)
+    assert retry_line(trials, 3) == (
+        "trial 3 takes the place of trial 0, lost before its parameters were drawn"
+    )
+    for number, lost in ((4, 1), (5, 2)):
+        assert retry_line(trials, number) == (
+            f"trial {number} retries trial {lost}, which did not finish: same parameters, same seed"
+        )
+    assert retry_line(trials, 1) is None

@@ -115,6 +115,28 @@ def stale_trial_callback(study: optuna.Study, trial: FrozenTrial) -> None:
     queue_again(study, trial)
 
 
+def retry_line(trials: Sequence[FrozenTrial], number: int) -> str | None:
+    """What is said before trial ``number``'s line where it retries a lost trial: the same
+    parameters and seed, or, of one lost in Optuna's ``ask`` before it drew any (a database gone
+    then: neither its parameters nor a queued baseline's), that it takes its place (it had said
+    "same parameters" of a trial with none: probe X). None for a trial of its own."""
+    lost = retry_history(trials[number])
+    if not lost:
+        return None
+    last = trials[lost[-1]]
+    if not (last.params or "fixed_params" in last.system_attrs):
+        return (
+            f"trial {number} takes the place of trial {lost[-1]}, lost before its parameters "
+            "were drawn"
+        )
+    first = f" (first tried as trial {lost[0]})" if len(lost) > 1 else ""
+    # "lost" read as a dead worker where Ctrl-C had stopped it (probe)
+    return (
+        f"trial {number} retries trial {lost[-1]}, which did not finish: same parameters, same "
+        f"seed{first}"
+    )
+
+
 def finished_count(trials: Sequence[FrozenTrial]) -> int:
     """Trials that count towards ``--trials``: complete, pruned or failed, and not retried.
 

@@ -103,14 +103,10 @@ class Objective:
         # a fine-tuned choice's frozen bottom, computed once and said: not this trial's seconds
         self.setup_seconds += prepare_fine_tuning(self.settings, config.fine_tune, print)
         baseline = search.baseline_name(trial.params)
-        lost = retries.retry_history(trial.study.get_trials(deepcopy=False)[trial.number])
-        if lost:  # said before its line: "#7" alone read as a new configuration
-            first = f" (first tried as trial {lost[0]})" if len(lost) > 1 else ""
-            print(  # "lost" read as a dead worker where Ctrl-C had stopped it (probe)
-                f"trial {trial.number} retries trial {lost[-1]}, which did not finish: same "
-                f"parameters, same seed{first}",
-                flush=True,
-            )
+        every = trial.study.get_trials(deepcopy=False)
+        lost = retries.retry_history(every[trial.number])
+        if said := retries.retry_line(every, trial.number):  # before its line: "#7" alone read
+            print(said, flush=True)  # as a new configuration
         tags = {
             tracking.STUDY_TAG: self.study_name,
             tracking.TRIAL_TAG: str(trial.number),
