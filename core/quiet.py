@@ -21,17 +21,19 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def _stderr_to_file() -> Iterator[None]:
-    """Descriptor 2 into a temporary file for the block; replayed if the block raises."""
+    """Descriptor 2 into a temporary file for the block; replayed if the block raises an error
+    (not an interrupt)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except BaseException as err:
             os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
+            if isinstance(err, Exception):  # an error: what it wrote may say why; not Ctrl-C's
+                sink.seek(0)  # or SIGTERM's stop (TensorFlow's start-up lines then: probe V)
+                sys.stderr.write(sink.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved, 2)

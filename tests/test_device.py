@@ -259,3 +259,15 @@ def test_a_warm_rerun_with_auto_precision_imports_no_backend(tmp_path, monkeypat
     assert out.returncode == 0, out.stderr[-2000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {"extracted": False, "key": cold.fingerprint, "loaded": []}
+
+
+@pytest.mark.parametrize(("stop", "replayed"), [(RuntimeError, True), (KeyboardInterrupt, False)])
+def test_what_the_backend_wrote_is_replayed_for_an_error_not_an_interrupt(capfd, stop, replayed):
+    """What the quiet import hid from descriptor 2 explains an error; a Ctrl-C or SIGTERM during
+    it printed TensorFlow's start-up lines above "interrupted" (probe V)."""
+    from core.quiet import _stderr_to_file
+
+    with pytest.raises(stop), _stderr_to_file():
+        os.write(2, b"oneDNN custom operations are on\n")  # as TensorFlow's C++ side writes
+        raise stop("stopped")
+    assert ("oneDNN custom operations" in capfd.readouterr().err) is replayed
