@@ -300,8 +300,14 @@ def test_extract_without_a_fold_extracts_once_for_every_fold(oulu, workspace, ca
         in lines
     )
     assert f"clips:    {len(fold.clips)} usable in fold 1's splits, 0 skipped" in lines
-    assert extract.main([*flags, "--list"]) == 2
-    assert "choose one with --fold K" in capsys.readouterr().err
+    # --list without --fold: each fold's clips, as the sweep runs them (it was refused: probe V)
+    assert extract.main([*flags, "--list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.startswith("fold,clip,split,label,species,subject")
+    for k in range(1, 7):
+        listed = sorted(row.split(",")[1:3] for row in rows if row.startswith(f"{k},"))
+        fold_k = load_dataset(workspace / "OULU-NPU", "oulu-p3", fold=k)
+        assert listed == sorted([c.clip_id, c.split] for c in fold_k.clips), k
 
 
 def test_one_extraction_serves_every_protocol_of_a_database(replay, oulu, casia) -> None:

@@ -157,10 +157,19 @@ def extract_one(
             flush=True,
         )
         options = dataclasses.replace(options, fold=several[0])
-    if listing:
-        dataset = load_data(options)
-        print(dataset.summary(), file=sys.stderr)
-        write_clip_list(dataset, sys.stdout)
+    if listing:  # a protocol of folds without --fold: each fold's, as the sweep runs them all
+        every = folds(options.protocol) if options.fold is None else ()  # (it was refused: probe)
+        for index, fold in enumerate(every or [options.fold]):
+            dataset = load_data(dataclasses.replace(options, fold=fold))
+            if index == 0:
+                if every:
+                    print(
+                        f"protocol {options.protocol}: folds {every[0]}-{every[-1]}, each fold's"
+                        f" clips (the fold column); fold {every[0]}'s splits:",
+                        file=sys.stderr,
+                    )
+                print(dataset.summary(), file=sys.stderr)
+            write_clip_list(dataset, sys.stdout, fold=fold if every else None, header=index == 0)
         return
     datasets = []
 
@@ -206,18 +215,25 @@ def extract_one(
         print("data:     synthetic demonstration set")
 
 
-def write_clip_list(dataset: Dataset, out: TextIO) -> None:
+def write_clip_list(
+    dataset: Dataset, out: TextIO, fold: int | None = None, header: bool = True
+) -> None:
     """The dataset's clips as CSV: clip, split, label, species, subject, its own columns, and
     for a database that ships face boxes each clip's box file (empty: none, the detector crops
-    it), so a misplaced box folder is seen before extraction (probe)."""
+    it), so a misplaced box folder is seen before extraction (probe). With ``fold``, a first
+    column says it (every fold of a protocol listed one after the other)."""
     from core.data.layouts.registry import box_files
 
     columns = dataset.column_names
     boxes = bool(box_files(dataset.layout))
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["clip", "split", "label", "species", "subject", *columns, *["face_boxes"] * boxes]
-    )
+    first = [] if fold is None else ["fold"]
+    if header:
+        writer.writerow(
+            [*first, "clip", "split", "label", "species", "subject", *columns]
+            + ["face_boxes"] * boxes
+        )
+    first = [] if fold is None else [str(fold)]
     for clip in dataset.clips:
         own = clip.columns
         found = clip.face_boxes.path if clip.face_boxes else None
@@ -228,7 +244,7 @@ def write_clip_list(dataset: Dataset, out: TextIO) -> None:
         )
         box = [] if not boxes else [shown or ""]
         writer.writerow(
-            [clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
+            [*first, clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
             + [own.get(name, "") for name in columns]
             + box
         )
