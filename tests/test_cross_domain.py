@@ -163,6 +163,10 @@ def test_ocim_m_pools_three_sources_and_tests_msu(database_trees, ocim_m, tmp_pa
         fingerprints = [tags[f"data_fingerprint_{n}"] for n in ("oulu", "casia", "replay-attack")]
         assert tags["data_fingerprint"] == ",".join(fingerprints)
         assert len(tags["data"].split(",")) == len(tags["feature_cache"].split(",")) == 3
+        tested = tags["test_feature_cache"]  # the target's entry: untagged before (probe W)
+        assert (
+            tested not in tags["feature_cache"] and (root / "cache" / "features" / tested).is_dir()
+        )
         scores = logged_scores(root, run, tmp_path / run.info.run_id)
         dev, test = scores[scores["split"] == "dev"], scores[scores["split"] == "test"]
         assert set(dev["database"]) == {"oulu", "casia", "replay-attack"}  # pooled dev

@@ -212,6 +212,10 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "weights": os.path.abspath(weights) if weights else "default",
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": each("fingerprint"),
+        # the tested clips' entry (a target's or --test-data's had no tag: probe W)
+        "test_feature_cache": ",".join(
+            dict.fromkeys(s.test_features.fingerprint for s in settings)
+        ),
         "random_weights": str(features.random_weights).lower(),
         "synthetic": str(features.synthetic).lower(),
         **FaceCrop.pooled([f.crop for f in pooled]).tags(),
