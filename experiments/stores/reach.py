@@ -27,22 +27,23 @@ class StoreUnreachable(ValueError):
     """The tracking server accepts no connection, or answers but not as MLflow does."""
 
 
-def check_server(uri: str, seconds: float = SERVER_WAIT_SECONDS) -> None:
+def check_server(uri: str, seconds: float | None = None) -> None:
     """:class:`StoreUnreachable` naming the fix when ``uri`` is a tracking server that accepts no
-    connection, or whose gateway says it is away (502, 503, 504), for ``seconds``
-    (one that is starting gets that long): MLflow's own client retries for about four minutes
-    before it says so. Said at once: ``https://`` to a server that answers plain HTTP (four
-    minutes of retries, then a line cut off before its reason: probe), and a certificate that
-    does not verify under MLflow's own TLS settings (``MLFLOW_TRACKING_INSECURE_TLS``,
-    ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``); another TLS
-    failure (a port that closes the connection while its server starts) is waited for. Any other
-    answer is left to MLflow's client, which reads the server's errors."""
+    connection, or whose gateway says it is away (502, 503, 504), for ``seconds`` (default
+    :data:`SERVER_WAIT_SECONDS`; one that is starting gets that long): MLflow's own client
+    retries for about four minutes before it says so. Said at once: ``https://`` to a server
+    that answers plain HTTP (four minutes of retries, then a line cut off before its reason:
+    probe), and a certificate that does not verify under MLflow's own TLS settings
+    (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``,
+    ``MLFLOW_TRACKING_CLIENT_CERT_PATH``); another TLS failure (a port that closes the
+    connection while its server starts) is waited for. Any other answer is left to MLflow's
+    client, which reads the server's errors."""
     if not is_server(uri):
         _check_database(uri)
         return
     import requests  # MLflow's own HTTP client
 
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + (SERVER_WAIT_SECONDS if seconds is None else seconds)
     while True:
         try:
             left = max(0.5, deadline - time.monotonic())
