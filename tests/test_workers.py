@@ -497,6 +497,36 @@ def test_a_database_gone_inside_ask_costs_that_trial_not_the_study(
     assert any(retries.retry_history(t) == [0] for t in trials)  # queued again, and run
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() by hand
+def test_a_trial_left_in_ask_by_a_dead_worker_goes_stale_and_runs_again(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """A worker gone between Optuna's ask and its trial (killed, interrupted, or stopped by an
+    outage longer than its wait) left a RUNNING trial with no heartbeat and no worker, which no
+    look found stale: every worker waited on it for ever (review). Its first heartbeat is
+    recorded as it is asked: it goes stale, is failed and queued again."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study, _ = workers.open_study(
+        "left", url, directions=["minimize"], pruner=optuna.pruners.NopPruner(), heartbeat=1
+    )
+    study.ask()  # a worker that stops here: no worker recorded, no heartbeat thread
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        worker = workers.Worker(study, url, tracking.use_experiment("left"), heartbeat=1)
+        running = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, 1))
+        running.start()
+        running.join(timeout=60)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert not running.is_alive(), "the worker waits on the trial left in ask"
+    states = [t.state for t in optuna.load_study(study_name="left", storage=url).get_trials()]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE], states
+    said = capsys.readouterr().out
+    assert "trial 0 stopped beating before a worker took it (one stopped in ask)" in said, said
+
+
 def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:
     """PostgreSQL refusing a connection for its limit read as the database down (its workers
     waited and tried again for ever, probe): the refusal says the fix."""

@@ -107,9 +107,11 @@ def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
 def stale_trial_callback(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna's callback for a trial whose worker stopped beating (failed by any worker's look):
     it is said, and queued again."""
+    owner = worker_of(trial)
     print(
-        f"trial {trial.number}'s worker {worker_of(trial)} stopped beating (killed, frozen or "
-        "cut off)",
+        f"trial {trial.number}'s worker {owner} stopped beating (killed, frozen or cut off)"
+        if owner != "?"  # none recorded: stopped between Optuna's ask and its trial (review)
+        else f"trial {trial.number} stopped beating before a worker took it (one stopped in ask)",
         flush=True,
     )
     queue_again(study, trial)

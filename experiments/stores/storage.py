@@ -128,13 +128,14 @@ class FinishedTrialsCache(optuna.storages._CachedStorage):
         super().__init__(backend)
         self._read_at: dict[int, float] = {}  # study id: when its trials were last read
         # the id of the trial this process's last ``ask`` made RUNNING: a database that goes in
-        # the rest of ``ask`` leaves it RUNNING with no heartbeat nor worker, waited on for ever
+        # the rest of ``ask`` leaves it RUNNING with no worker, waited on for ever (review); the
+        # worker queues it again once the database answers
         self.asked: int | None = None
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         trial_id = super().create_new_trial(study_id, template_trial)
         if template_trial is None or template_trial.state == TrialState.RUNNING:  # not enqueued
-            self.asked = trial_id
+            self._taken(trial_id)
         return trial_id
 
     def set_trial_state_values(
@@ -142,8 +143,17 @@ class FinishedTrialsCache(optuna.storages._CachedStorage):
     ) -> bool:
         taken = super().set_trial_state_values(trial_id, state, values)
         if taken and state == TrialState.RUNNING:  # a queued trial taken: not where it failed,
-            self.asked = trial_id  # which another worker may have taken since
+            self._taken(trial_id)  # which another worker may have taken since
         return taken
+
+    def _taken(self, trial_id: int) -> None:
+        """A trial this process's ``ask`` made RUNNING: remembered, and its first heartbeat
+        recorded at once. Optuna records one from the trial's thread, which starts after
+        ``ask``: a worker killed, interrupted or stopped by an outage longer than its wait in
+        between left a trial that no worker would find stale (none without a heartbeat is)."""
+        self.asked = trial_id
+        if self._backend.heartbeat_interval is not None:
+            self._backend.record_heartbeat(trial_id)  # SteadyHeartbeatStorage: a line if it fails
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Any = None
