@@ -212,6 +212,14 @@ def test_list_to_a_reader_that_stops_early_ends_quietly(data, tmp_path):
     err = child.stderr.read().decode()
     assert child.wait(timeout=300) == 0, err
     assert "Broken pipe" not in err and "Traceback" not in err, err
+    # an extraction whose reader went: stopped, and not said done (it ended 0: review)
+    child = subprocess.Popen(command[:-1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "error: the output's reader stopped (broken pipe): extraction stopped"
+    )
 
 
 def test_list_prints_clips_as_csv_and_extracts_nothing(main, data, tmp_path, capsys):

@@ -39,7 +39,7 @@ from core.data.clips import DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.frames import prepare_frames, read_clip, read_frames
 from core.features import FeatureSet, cache_key, extract_features, faces, store
-from core.features.skips import SHORT_NAMED
+from core.features.skips import SHORT_NAMED, SkipWarnings
 
 REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = {"train": "client001", "dev": "client002", "test": "client003"}
@@ -380,6 +380,20 @@ def test_bad_clips_are_skipped_warned_by_name_and_counted(data, tmp_path, model_
     again = extract(data, tmp_path / "cache")  # reused: the skips are reported again
     assert not again.extracted and set(p for p, _ in again.skipped) == set(skipped)
     assert any(str(corrupt) in r.getMessage() for r in caplog.records)
+
+
+def test_the_note_of_further_short_clips_comes_with_the_first_one_not_named(caplog):
+    """Five clips too short were named, then "further clips ... skipped without a line each"
+    followed of none (review): the note comes with the sixth."""
+    for short, noted in ((SHORT_NAMED, 0), (SHORT_NAMED + 3, 1)):
+        caplog.clear()
+        say = SkipWarnings(logging.getLogger("core.features.pipeline"))
+        for n in range(short):
+            say(f"clip{n}", "has 3 frames, needs 7")
+        say("broken", "cannot decode it")  # another reason: named, and not counted as short
+        said = [r.getMessage() for r in caplog.records]
+        assert sum(m.startswith("skipped clip") for m in said) == SHORT_NAMED + 1, said
+        assert sum(m.startswith("further clips") for m in said) == noted, said
 
 
 def test_no_usable_clip_is_a_data_error(data, tmp_path, model_calls, caplog):

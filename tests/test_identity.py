@@ -575,8 +575,17 @@ def test_a_retry_says_same_parameters_only_of_a_trial_that_had_them() -> None:
     for number in (0, 1, 2):
         study.tell(number, state=optuna.trial.TrialState.FAIL)
         queue_again(study, study.trials[number])
-    assert baseline.number == 2 and [study.ask().number for _ in range(3)] == [3, 4, 5]
+    assert baseline.number == 2
+    took, *_ = retried = [study.ask() for _ in range(3)]
+    assert [t.number for t in retried] == [3, 4, 5]
+    took.suggest_int("width", 1, 9)  # 3 takes 0's place and draws; lost too, retried as 6
+    study.tell(3, state=optuna.trial.TrialState.FAIL)
+    queue_again(study, study.trials[3])
+    assert study.ask().number == 6
     trials = study.get_trials(deepcopy=False)
+    assert retry_line(trials, 6) == (  # not "first tried as trial 0", which had none (review)
+        "trial 6 retries trial 3, which did not finish: same parameters, same seed"
+    )
     assert retry_line(trials, 3) == (
         "trial 3 takes the place of trial 0, lost before its parameters were drawn"
     )

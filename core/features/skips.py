@@ -22,11 +22,11 @@ class SkipWarnings:
     def __call__(self, path: str | Path, reason: str) -> None:
         if frames_of_short_clip(reason) is not None:
             self.short += 1
+            if self.short == SHORT_NAMED + 1:  # said once there is a further one (review)
+                self.log.warning(
+                    "further clips with fewer frames than asked for are skipped without a line "
+                    "each (the summary counts them)"
+                )
             if self.short > SHORT_NAMED:
                 return
         self.log.warning("skipped clip %s: %s", path, reason)
-        if self.short == SHORT_NAMED and frames_of_short_clip(reason) is not None:
-            self.log.warning(
-                "further clips with fewer frames than asked for are skipped without a line each "
-                "(the summary counts them)"
-            )

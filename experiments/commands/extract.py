@@ -109,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                 if len(args.named) > 1:
                     print(f"== {name}: {options.data}", flush=True)
                 extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
-    except BrokenPipeError:  # --list | head
+    except BrokenPipeError:  # | head: --list has what the reader wanted; extraction stopped
         reader_gone()
+        if not args.list:  # it ended 0, as if extracted (review)
+            print(
+                "error: the output's reader stopped (broken pipe): extraction stopped",
+                file=sys.stderr,
+            )
+            return 2
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)
         return 130

@@ -125,13 +125,14 @@ def retry_line(trials: Sequence[FrozenTrial], number: int) -> str | None:
     lost = retry_history(trials[number])
     if not lost:
         return None
-    last = trials[lost[-1]]
-    if not (last.params or "fixed_params" in last.system_attrs):
+    drawn = [n for n in lost if trials[n].params or "fixed_params" in trials[n].system_attrs]
+    if lost[-1] not in drawn:
         return (
             f"trial {number} takes the place of trial {lost[-1]}, lost before its parameters "
             "were drawn"
         )
-    first = f" (first tried as trial {lost[0]})" if len(lost) > 1 else ""
+    # the first that had them: one lost in ask before it had none (review)
+    first = f" (first tried as trial {drawn[0]})" if drawn[0] != lost[-1] else ""
     # "lost" read as a dead worker where Ctrl-C had stopped it (probe)
     return (
         f"trial {number} retries trial {lost[-1]}, which did not finish: same parameters, same "

@@ -144,7 +144,9 @@ class Objective:
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
             what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
-            what += f"; next trial in {pause:.0f}s, once it answers (up to two minutes more)"
+            what += f"; next trial in {pause:.0f}s"
+            served = reach.is_server(mlflow.get_tracking_uri())  # a database is not waited for
+            what += ", once it answers (up to two minutes more)" if served else ""
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
             with contextlib.suppress(reach.StoreUnreachable):  # nor its retries: a restart
