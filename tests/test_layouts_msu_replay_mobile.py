@@ -482,14 +482,22 @@ def test_a_databases_own_folders_beside_another_are_one_database(tmp_path: Path)
     as a partial copy (probe W): OULU-NPU is this folder's own, the fix names scene01."""
     oulu_tree(tmp_path, (1, 21, 36))
     msu_tree(tmp_path / "scene01", (2, 22, 1))
+    for protocol in ("auto", "oulu-p1"):  # the fix named scene01 for --protocol oulu-p1 (review)
+        with pytest.raises(DataError) as refused:
+            load_dataset(tmp_path, protocol=protocol)
+        assert str(refused.value).startswith(
+            f"{tmp_path} holds 2 databases: Dev_files, Test_files, Train_files (oulu, this "
+            "folder's), scene01 (msu); move scene01 out of it (a folder each: "
+        ), refused.value
+    # two copies of one database beside another: each a database of its own, not "this folder"
+    for copy in ("oulu_v1", "oulu_v2"):
+        oulu_tree(tmp_path / "copies" / copy, (1, 21, 36))
+    msu_tree(tmp_path / "copies" / "msu" / "scene01", (2, 22, 1))
     with pytest.raises(DataError) as refused:
-        load_dataset(tmp_path)
-    said = str(refused.value)
-    assert said.startswith(
-        f"{tmp_path} holds 2 databases: Dev_files, Test_files, Train_files (oulu, this folder), "
-        f"scene01 (msu); --data takes one (--data {tmp_path / 'scene01'}), "
-    ), said
-    assert said.endswith("(a database whose folders lie in this one: move the others out)")
+        load_dataset(tmp_path / "copies")
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'copies'} holds 3 databases: msu (msu), oulu_v1 (oulu), oulu_v2 (oulu); "
+    ), refused.value
 
 
 def test_a_folder_of_databases_without_the_protocols_says_so(tmp_path: Path) -> None:

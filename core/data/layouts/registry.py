@@ -196,6 +196,15 @@ def database_layouts() -> list[str]:
     return sorted(layout.name for layout in _ranked()[:-1])
 
 
+# the folders a database keeps its clips in, right under its own folder (OULU-NPU's, CASIA-FASD's,
+# Replay-Attack's and Replay-Mobile's splits, MSU-MFSD's classes): several of one layout in a
+# folder are that database, whose folder it is
+OWN_FOLDERS = frozenset(
+    ("train_files", "dev_files", "test_files", "train_release", "test_release")
+    + ("train", "devel", "dev", "test", "enroll", "real", "attack")
+)
+
+
 def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None = None) -> None:
     """A :class:`DataError` when the folders right under ``root`` hold databases of two or more
     layouts: ``--data`` at a folder of databases read one of them and called the others' clips
@@ -218,35 +227,36 @@ def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None
     if len(set(found.values())) < 2:
         return
     # a database whose own folders lie here (OULU-NPU's Train_files, Dev_files, Test_files):
-    # one database, this folder's, not three (each had been suggested as --data: probe W)
+    # one database, this folder's, not three (each had been suggested as --data: probe W); two
+    # copies of one database (oulu_v1, oulu_v2) stay two
     groups: dict[str, list[str]] = {}
     for folder, name in found.items():
         groups.setdefault(name, []).append(folder)
     here = {
-        name
+        name: folders
         for name, folders in groups.items()
-        if len(folders) > 1
-        and _LAYOUTS[name].recognise(root, [p for f in folders for p in within[f]])
+        if len(folders) > 1 and all(folder.lower() in OWN_FOLDERS for folder in folders)
     }
-    found = {
-        (", ".join(groups[name]) if name in here else folder): name
-        for folder, name in found.items()
-        if name not in here or folder == groups[name][0]
-    }
-    ours = [folder for folder, name in found.items() if wanted and name == wanted.name]
-    apart = [folder for folder, name in found.items() if name not in here]  # folders of one
-    first = next((f for f in ours if found[f] not in here), None) or (apart or [*found])[0]
     listed = ", ".join(
-        f"{folder} ({name}{', this folder' if name in here else ''})"
+        f"{', '.join(here[name])} ({name}, this folder's)" if name in here else f"{folder} ({name})"
         for folder, name in found.items()
+        if name not in here or folder == here[name][0]
     )
+    if here:
+        others = [folder for folder, name in found.items() if name not in here]
+        raise DataError(
+            f"{root} holds {len(groups)} databases: {listed}; move {', '.join(others)} out of it "
+            "(a folder each: --data takes one, a cross-domain study names each, --db NAME=PATH "
+            "...; README: Cross-domain (OCIM))"
+        )
+    ours = [folder for folder, name in found.items() if wanted and name == wanted.name]
+    first = ours[0] if ours else next(iter(found))
     listed += f", none {wanted.name}" if wanted and not ours else ""
     raise DataError(
         f"{root} holds {len(found)} databases: {listed}; --data takes one (--data "
         f"{root / first}), a cross-domain study names each (--db {found[first]}={root / first} "
         f"...; README: Cross-domain (OCIM)); --protocol {fallback.protocols[0].name} reads a "
         "folder of your own"
-        + (" (a database whose folders lie in this one: move the others out)" if here else "")
     )
 
 
