@@ -704,22 +704,3 @@ def test_the_study_list_and_notes_tell_backends_and_precisions_apart(store, caps
     assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "- Keras backend: jax\n" in out and "- extraction precision: float32\n" in out
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_the_progress_count_never_goes_back(capsys) -> None:
-    """A lost trial failed and not yet queued again (one commit apart) read as finished, and the
-    next line's count went back: [9/12], then [8/12] (probe X). A real in-memory study."""
-    from experiments.stores.retries import queue_again
-
-    study = optuna.create_study()
-    progress = console.Progress(3, "s")
-    first = study.ask()
-    study.tell(first, 0.1)
-    lost = study.ask()
-    study.tell(lost, state=optuna.trial.TrialState.FAIL)  # failed; its retry not queued yet
-    progress(study, study.trials[-1])
-    queue_again(study, study.trials[lost.number])  # queued: no longer finished
-    progress(study, study.trials[-1])
-    counts = [line.split("]")[0] for line in capsys.readouterr().out.splitlines() if "/3]" in line]
-    assert counts == ["[2/3", "[2/3"], counts

@@ -489,6 +489,17 @@ def test_a_databases_own_folders_beside_another_are_one_database(tmp_path: Path)
             f"{tmp_path} holds 2 databases: Dev_files, Test_files, Train_files (oulu, this "
             "folder's), scene01 (msu); move scene01 out of it (a folder each: "
         ), refused.value
+    with pytest.raises(DataError) as refused:  # the protocol's database not there: said
+        load_dataset(tmp_path, protocol="replay-attack")
+    assert "scene01 (msu), none replay-attack; move scene01 out of it" in str(refused.value)
+    # two databases' own folders mixed in one: nothing to move out, each needs its own (review)
+    mixed = tmp_path / "mixed"
+    oulu_tree(mixed, (1, 21, 36))
+    msu_tree(mixed, (2, 22, 1))  # MSU-MFSD's real/ and attack/ beside OULU-NPU's folders
+    with pytest.raises(DataError) as refused:
+        load_dataset(mixed)
+    assert "(msu, this folder's)" in str(refused.value)
+    assert "; give each database a folder of its own (" in str(refused.value), refused.value
     # two copies of one database beside another: each a database of its own, not "this folder"
     for copy in ("oulu_v1", "oulu_v2"):
         oulu_tree(tmp_path / "copies" / copy, (1, 21, 36))

@@ -21,6 +21,7 @@ exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import sys
@@ -112,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # | head: --list has what the reader wanted; extraction stopped
         reader_gone()
         if not args.list:  # it ended 0, as if extracted (review)
-            print(
-                "error: the output's reader stopped (broken pipe): extraction stopped",
-                file=sys.stderr,
-            )
+            with contextlib.suppress(OSError):  # stderr in the same pipe (2>&1 | head)
+                print(
+                    "error: the output's reader stopped (broken pipe): extraction stopped",
+                    file=sys.stderr,
+                )
             return 2
     except ExtractionInterrupted as err:  # Ctrl-C: say what was kept for the rerun
         print(err, file=sys.stderr)

@@ -209,7 +209,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "fold": _fold_tag({s.fold for s in settings}),
         "layout": each("layout"),
         "subject_pattern": config.features.subject_pattern or "none",
-        "weights": os.path.abspath(weights) if weights else "default",
+        "weights": os.path.abspath(os.path.expanduser(weights)) if weights else "default",
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": each("fingerprint"),
         # the tested clips' entry (a target's or --test-data's had no tag: probe W)

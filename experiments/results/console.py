@@ -162,15 +162,12 @@ class Progress:
         self.target, self.study_name, self.setup = target, study_name, setup
         self.started = time.monotonic()
         self.ran = 0
-        self.done = 0  # the count said last: a lost trial, failed and not yet queued again (one
-        # commit apart), read as finished for a moment, and the count went back (probe X)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.ran += 1
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
         done = min(retries.finished_count(trials), self.target)  # as the workers count
-        done = self.done = max(done, self.done)
         elapsed = time.monotonic() - self.started
         left = max(0, self.target - done)
         per_trial = max(0.0, elapsed - self.setup()) / self.ran

@@ -107,11 +107,12 @@ def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
 def stale_trial_callback(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna's callback for a trial whose worker stopped beating (failed by any worker's look):
     it is said, and queued again."""
-    owner = worker_of(trial)
+    owner = worker_of(trial)  # none recorded: stopped in Optuna's ask, or not told (review)
     print(
         f"trial {trial.number}'s worker {owner} stopped beating (killed, frozen or cut off)"
-        if owner != "?"  # none recorded: stopped between Optuna's ask and its trial (review)
-        else f"trial {trial.number} stopped beating before a worker took it (one stopped in ask)",
+        if owner != "?"
+        else f"trial {trial.number} stopped beating, its worker not recorded (killed, frozen or "
+        "cut off, or stopped in Optuna's ask)",
         flush=True,
     )
     queue_again(study, trial)

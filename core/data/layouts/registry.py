@@ -231,24 +231,28 @@ def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None
     # copies of one database (oulu_v1, oulu_v2) stay two
     groups: dict[str, list[str]] = {}
     for folder, name in found.items():
-        groups.setdefault(name, []).append(folder)
-    here = {
-        name: folders
-        for name, folders in groups.items()
-        if len(folders) > 1 and all(folder.lower() in OWN_FOLDERS for folder in folders)
-    }
-    listed = ", ".join(
-        f"{', '.join(here[name])} ({name}, this folder's)" if name in here else f"{folder} ({name})"
-        for folder, name in found.items()
-        if name not in here or folder == here[name][0]
-    )
+        if folder.lower() in OWN_FOLDERS:
+            groups.setdefault(name, []).append(folder)
+    here = {name: folders for name, folders in groups.items() if len(folders) > 1}
     if here:
-        others = [folder for folder, name in found.items() if name not in here]
-        raise DataError(
-            f"{root} holds {len(groups)} databases: {listed}; move {', '.join(others)} out of it "
-            "(a folder each: --data takes one, a cross-domain study names each, --db NAME=PATH "
-            "...; README: Cross-domain (OCIM))"
+        own = {folder for folders in here.values() for folder in folders}
+        others = [folder for folder in found if folder not in own]
+        listed = ", ".join(
+            [f"{', '.join(folders)} ({name}, this folder's)" for name, folders in here.items()]
+            + [f"{folder} ({found[folder]})" for folder in others]
         )
+        listed += f", none {wanted.name}" if wanted and wanted.name not in found.values() else ""
+        fix = (  # two databases' own folders mixed in one: no folder to move (review)
+            f"move {', '.join(others)} out of it"
+            if others and len(here) == 1
+            else "give each database a folder of its own"
+        )
+        raise DataError(
+            f"{root} holds {len(here) + len(others)} databases: {listed}; {fix} (a folder each: "
+            "--data takes one, a cross-domain study names each, --db NAME=PATH ...; README: "
+            "Cross-domain (OCIM))"
+        )
+    listed = ", ".join(f"{folder} ({name})" for folder, name in found.items())
     ours = [folder for folder, name in found.items() if wanted and name == wanted.name]
     first = ours[0] if ours else next(iter(found))
     listed += f", none {wanted.name}" if wanted and not ours else ""
