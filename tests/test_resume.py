@@ -28,7 +28,7 @@ import pytest
 
 import core.features.extract as extraction
 from core.data.dataset import load_dataset
-from core.features import ExtractionInterrupted, pipeline, resume
+from core.features import ExtractionInterrupted, FeatureSet, pipeline, resume
 from tests.test_features import extract, run_python, write_clip, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -573,6 +573,18 @@ def test_the_sweeps_features_line_says_the_clips_kept_from_interrupted_runs(
     assert ", reused, cache " in line
 
 
+def assert_reused(first: FeatureSet, again: FeatureSet, touched: str) -> None:
+    """``again`` holds ``first``'s clips in its order, the unchanged ones' rows bit for bit, the
+    ``touched`` clip's computed again (float32's last bits: another batch)."""
+    ids = [c.clip_id for c in first.clips]
+    assert [c.clip_id for c in again.clips] == ids
+    for row, clip_id in enumerate(ids):
+        if clip_id == touched:
+            np.testing.assert_allclose(again.features[row], first.features[row], rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(again.features[row], first.features[row])
+
+
 def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     data, tmp_path, counted, caplog
 ) -> None:
@@ -598,13 +610,7 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     )
     assert counted.frames - computed == 2  # the touched clip's frames alone (the broken: none)
     assert again.manifest["reused_clips"] == 5 and again.skipped == first.skipped
-    assert [c.clip_id for c in again.clips] == [c.clip_id for c in first.clips]
-    for clip in first.clips:  # the unchanged: their rows, bit for bit; the touched: computed
-        row = [c.clip_id for c in first.clips].index(clip.clip_id)
-        if clip.clip_id == touched.clip_id:
-            np.testing.assert_allclose(again.features[row], first.features[row], rtol=1e-5)
-        else:
-            np.testing.assert_array_equal(again.features[row], first.features[row])
+    assert_reused(first, again, touched.clip_id)
     assert said[0].endswith("kB): delete it once that state of the data is gone")
     shutil.rmtree(source[1].path)  # the broken clip: removed; the latest entry is compared
     caplog.clear()
@@ -646,12 +652,7 @@ def test_a_copy_that_changed_reuses_its_originals_entry(data, tmp_path, counted,
         "clips removed; the features of its 5 unchanged clips are reused"
     ), said
     assert said.endswith("kB)")  # the original's: not to be deleted
-    rows = [c.clip_id for c in first.clips]
-    for row, clip in enumerate(again.clips):
-        if clip.clip_id != touched.clip_id:
-            np.testing.assert_array_equal(
-                again.features[row], first.features[rows.index(clip.clip_id)]
-            )
+    assert_reused(first, again, touched.clip_id)
 
 
 def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
@@ -678,10 +679,4 @@ def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
     assert again.manifest["frames_per_second"] == pytest.approx(
         2 / again.manifest["extract_seconds"], rel=0.01
     )
-    ids = [c.clip_id for c in first.clips]
-    assert [c.clip_id for c in again.clips] == ids
-    for row, clip_id in enumerate(ids):
-        if clip_id == touched.clip_id:
-            np.testing.assert_allclose(again.features[row], first.features[row], rtol=1e-5)
-        else:
-            np.testing.assert_array_equal(again.features[row], first.features[row])
+    assert_reused(first, again, touched.clip_id)

@@ -453,6 +453,25 @@ def test_a_waiting_worker_stops_once_its_database_stays_away(
     assert "database back" not in said.out and said.err.count("database unreachable") == 1
 
 
+def run_worker(
+    study: optuna.Study, url: str, tracking_uri: str, trials: int, heartbeat: int, seconds: float
+) -> threading.Thread:
+    """A worker of ``study`` (its experiment in ``tracking_uri``) running trials of value 0 in a
+    thread until the study has ``trials`` finished ones, waited for up to ``seconds``: the
+    thread, alive if it still waits."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        experiment = tracking.use_experiment(study.study_name)
+        worker = workers.Worker(study, url, experiment, heartbeat=heartbeat)
+        running = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, trials))
+        running.start()
+        running.join(timeout=seconds)
+    finally:
+        mlflow.set_tracking_uri(before)
+    return running
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_database_gone_inside_ask_costs_that_trial_not_the_study(
     postgres, mlflow_server, monkeypatch
@@ -478,15 +497,9 @@ def test_a_database_gone_inside_ask_costs_that_trial_not_the_study(
         return trial_id
 
     monkeypatch.setattr(storage, "create_new_trial", create_then_stop)
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_server.url)
     try:
-        worker = workers.Worker(study, url, tracking.use_experiment("gone-in-ask"), heartbeat=60)
-        running = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, 2))
-        running.start()
-        running.join(timeout=120)
+        running = run_worker(study, url, mlflow_server.url, trials=2, heartbeat=60, seconds=120)
     finally:
-        mlflow.set_tracking_uri(before)
         for thread in restarted:
             thread.join()
     assert not running.is_alive(), "the worker waits on the trial its ask left RUNNING"
@@ -511,15 +524,8 @@ def test_a_trial_left_in_ask_by_a_dead_worker_goes_stale_and_runs_again(
         "left", url, directions=["minimize"], pruner=optuna.pruners.NopPruner(), heartbeat=1
     )
     study.ask()  # a worker that stops here: no worker recorded, no heartbeat thread
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        worker = workers.Worker(study, url, tracking.use_experiment("left"), heartbeat=1)
-        running = threading.Thread(target=worker.optimize, args=(lambda trial: 0.0, 1))
-        running.start()
-        running.join(timeout=60)
-    finally:
-        mlflow.set_tracking_uri(before)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    running = run_worker(study, url, tracking_uri, trials=1, heartbeat=1, seconds=60)
     assert not running.is_alive(), "the worker waits on the trial left in ask"
     states = [t.state for t in optuna.load_study(study_name="left", storage=url).get_trials()]
     assert states == [TrialState.FAIL, TrialState.COMPLETE], states

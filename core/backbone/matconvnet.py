@@ -64,20 +64,28 @@ class Ported:
         return "\n".join(lines)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of an HDF5 file (Keras's .weights.h5)
+
+
+def check_weights_path(path: Path) -> None:
+    """A :class:`PortError` (one line) when ``path`` is not a file: a folder, or nothing."""
+    if not path.is_file():
+        what = "a folder, not a weights file" if path.is_dir() else "no such weights file"
+        raise PortError(f"{path}: {what} (a .mat or a converted .weights.h5)")
+
+
 def check_weights_file(path: str | os.PathLike) -> None:
     """A :class:`PortError` (one line) when ``path`` is not a file, or begins neither as a MATLAB
     v5/v7 .mat file nor as HDF5 (a converted ``.weights.h5``): said as the flags are read, not
     after the data's summary (probe T). Its layers are read where the backbone is built."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        what = "a folder, not a weights file" if path.is_dir() else "no such weights file"
-        raise PortError(f"{path}: {what} (a .mat or a converted .weights.h5)")
+    check_weights_path(path)
     try:
         with open(path, "rb") as file:
             start = file.read(8)
     except OSError as err:
         raise PortError(f"{path}: cannot be read ({err.strerror})") from None
-    if not (start.startswith(b"MATLAB") or start == b"\x89HDF\r\n\x1a\n"):
+    if not (start.startswith(b"MATLAB") or start == HDF5_SIGNATURE):
         raise PortError(
             f"{path}: neither a MATLAB .mat file nor a converted .weights.h5 (its first bytes are "
             f"{start!r}); give vgg_face.mat or the file core.port wrote"
@@ -104,7 +112,7 @@ def read_matconvnet(path: str | os.PathLike) -> tuple[str, list[MatLayer], np.nd
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         with open(path, "rb") as file:
             signature = file.read(8)
-        if signature == b"\x89HDF\r\n\x1a\n":  # HDF5 without a MATLAB header: Keras's?
+        if signature == HDF5_SIGNATURE:  # HDF5 without a MATLAB header: Keras's?
             named = Path(path).name.endswith(".weights.h5")  # else Keras 3 does not read it
             fix = "give it to --weights as it is" if named else "rename it to *.weights.h5"
             raise PortError(

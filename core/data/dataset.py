@@ -33,7 +33,7 @@ from core.data.clips import (
     utf8_name,
 )
 from core.data.layouts import AUTO, Layout, Protocol, check_one_database, detect, get_protocol
-from core.data.layouts.registry import get_layout
+from core.data.layouts.registry import by_top_folder, get_layout
 from core.data.splits import (
     DEFAULT_FRACTIONS,
     assign_splits,
@@ -284,14 +284,11 @@ def check_the_path(root: Path, layout_name: str) -> str:
     under ``root`` that the layout recognises, where the copy is one folder down (a nested
     Replay-Attack or CASIA-FASD read as the generic layout, its real place unsaid: probe W);
     else "check the path"."""
-    layout = get_layout(layout_name)
-    within: dict[str, list[Path]] = {}
-    for path in _find_clips(root)[0] if layout.recognise is not None else ():
-        if len(parts := path.relative_to(root).parts) > 1:
-            within.setdefault(parts[0], []).append(path)
-    for folder, paths in sorted(within.items()):
-        if layout.recognise is not None and layout.recognise(root / folder, paths):
-            return f"is the database's folder {root / folder}, one down?"
+    recognise = get_layout(layout_name).recognise
+    if recognise is not None:
+        for folder, paths in by_top_folder(root, _find_clips(root)[0]).items():
+            if recognise(root / folder, paths):
+                return f"is the database's folder {root / folder}, one down?"
     return "check the path"
 
 

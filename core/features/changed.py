@@ -35,8 +35,8 @@ def recorded(dataset: Dataset) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Earlier:
-    """The latest entry of a folder's earlier state: the same folder, layout and options (the
-    cache key's parts but the data), other files."""
+    """The entry a new extraction follows: the latest of the folder's earlier state (the same
+    folder, layout and options, other files), or of the folder it was copied from."""
 
     entry: Path
     manifest: dict[str, Any]
@@ -105,10 +105,10 @@ def reusable(earlier: Earlier, dataset: Dataset) -> dict[str, tuple[np.ndarray, 
 
 def say_data_changed(root: Path, key: str, earlier: Earlier, dataset: Dataset, reused: int) -> None:
     """A warning, before ``dataset``'s clips are extracted into the new entry ``key`` of
-    ``root``, naming the entry of its folder's earlier state: which clips changed, were added or
-    removed since, how many unchanged clips' features it gives (``reused``), and that it is
-    kept. Not said where ``key``'s own entry is there (damaged: rebuilt) or an interrupted
-    extraction of it is resumed (said when it began)."""
+    ``root``, naming the entry of its folder's earlier state (or of its original's folder):
+    which clips changed, were added or removed since, how many unchanged clips' features it
+    gives (``reused``), and that it is kept. Not said where ``key``'s own entry is there
+    (damaged: rebuilt) or an interrupted extraction of it is resumed (said when it began)."""
     if any(p.is_dir() for p in (root / key, root / f"{PENDING_PREFIX}{key}")):
         return  # an entry of this data rebuilt (damaged), or one resumed
     entry, manifest = earlier.entry, earlier.manifest

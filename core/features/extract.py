@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from core.backbone.matconvnet import PortError
+from core.backbone.matconvnet import PortError, check_weights_path
 from core.constants import (
     ATTACK_LABEL,
     BONAFIDE_LABEL,
@@ -385,9 +385,7 @@ def _boxes_fingerprint(clips: list[Clip], root: Path) -> str | None:
 def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path | None:
     if weights is not None:
         path = Path(weights).expanduser()
-        if not path.is_file():
-            what = "a folder, not a weights file" if path.is_dir() else "no such weights file"
-            raise PortError(f"{path}: {what} (a .mat or a converted .weights.h5)")
+        check_weights_path(path)
         return path
     default = default_weights_path(cache_dir)
     if default.is_file():

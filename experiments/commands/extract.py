@@ -157,7 +157,20 @@ def extract_one(
     from core.features import cached_features, load_data
     from experiments.commands.features import species_lost, species_missing
 
-    several = folds(options.protocol) if options.fold is None and not listing else ()
+    several = folds(options.protocol) if options.fold is None else ()
+    if listing:  # a protocol of folds without --fold: each fold's, as the sweep runs them all
+        for index, fold in enumerate(several or [options.fold]):  # (it was refused: probe)
+            dataset = load_data(dataclasses.replace(options, fold=fold))
+            if index == 0:
+                if several:
+                    print(
+                        f"protocol {options.protocol}: folds {several[0]}-{several[-1]}, each "
+                        f"fold's clips (the fold column); fold {several[0]}'s splits:",
+                        file=sys.stderr,
+                    )
+                print(dataset.summary(), file=sys.stderr)
+            write_clip_list(dataset, sys.stdout, fold=fold if several else None, header=index == 0)
+        return
     if several:  # the features are the database's: one extraction serves every fold
         print(
             f"protocol {options.protocol} has folds {several[0]}-{several[-1]}: one extraction "
@@ -165,20 +178,6 @@ def extract_one(
             flush=True,
         )
         options = dataclasses.replace(options, fold=several[0])
-    if listing:  # a protocol of folds without --fold: each fold's, as the sweep runs them all
-        every = folds(options.protocol) if options.fold is None else ()  # (it was refused: probe)
-        for index, fold in enumerate(every or [options.fold]):
-            dataset = load_data(dataclasses.replace(options, fold=fold))
-            if index == 0:
-                if every:
-                    print(
-                        f"protocol {options.protocol}: folds {every[0]}-{every[-1]}, each fold's"
-                        f" clips (the fold column); fold {every[0]}'s splits:",
-                        file=sys.stderr,
-                    )
-                print(dataset.summary(), file=sys.stderr)
-            write_clip_list(dataset, sys.stdout, fold=fold if every else None, header=index == 0)
-        return
     datasets = []
 
     def announce(dataset) -> None:
@@ -235,13 +234,13 @@ def write_clip_list(
     columns = dataset.column_names
     boxes = bool(box_files(dataset.layout))
     writer = csv.writer(out, lineterminator="\n")
-    first = [] if fold is None else ["fold"]
+    first = [] if fold is None else [fold]
     if header:
         writer.writerow(
-            [*first, "clip", "split", "label", "species", "subject", *columns]
+            ["fold"] * bool(first)
+            + ["clip", "split", "label", "species", "subject", *columns]
             + ["face_boxes"] * boxes
         )
-    first = [] if fold is None else [str(fold)]
     for clip in dataset.clips:
         own = clip.columns
         found = clip.face_boxes.path if clip.face_boxes else None

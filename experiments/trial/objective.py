@@ -145,13 +145,14 @@ class Objective:
             self._store_failures += 1
             what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
             what += f"; next trial in {pause:.0f}s"
-            served = reach.is_server(mlflow.get_tracking_uri())  # a database is not waited for
+            uri = mlflow.get_tracking_uri()
+            served = reach.is_server(uri)  # a database is not waited for
             what += ", once it answers (up to two minutes more)" if served else ""
             self._report(trial.number, config, what, time.perf_counter() - start)
             time.sleep(pause)  # a store that stays away costs a trial now and then, not a spin
-            with contextlib.suppress(reach.StoreUnreachable):  # nor its retries: a restart
-                # slower than the pauses (35 s), then than a minute, used them up (probes)
-                reach.check_server(mlflow.get_tracking_uri(), seconds=STORE_PAUSE_MAX)
+            if served:  # nor its retries: a restart slower than the pauses (35 s), then than a
+                with contextlib.suppress(reach.StoreUnreachable):  # minute, used them up (probes)
+                    reach.check_server(uri, seconds=STORE_PAUSE_MAX)
             raise
         self._store_failures = 0
         # said once its run has ended: a store lost as it ended it had the trial said twice, its

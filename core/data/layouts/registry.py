@@ -205,6 +205,16 @@ OWN_FOLDERS = frozenset(
 )
 
 
+def by_top_folder(root: Path, candidates: list[Path]) -> dict[str, list[Path]]:
+    """The candidates in folders under ``root`` by the folder right under it, in name order."""
+    within: dict[str, list[Path]] = {}
+    for path in candidates:
+        parts = path.relative_to(root).parts
+        if len(parts) > 1:
+            within.setdefault(parts[0], []).append(path)
+    return dict(sorted(within.items()))
+
+
 def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None = None) -> None:
     """A :class:`DataError` when the folders right under ``root`` hold databases of two or more
     layouts: ``--data`` at a folder of databases read one of them and called the others' clips
@@ -213,13 +223,8 @@ def check_one_database(root: Path, candidates: list[Path], wanted: Layout | None
     *databases, fallback = _ranked()
     if wanted is fallback:
         return
-    within: dict[str, list[Path]] = {}
-    for path in candidates:
-        parts = path.relative_to(root).parts
-        if len(parts) > 1:
-            within.setdefault(parts[0], []).append(path)
     found = {}
-    for folder, paths in sorted(within.items()):
+    for folder, paths in by_top_folder(root, candidates).items():
         for layout in databases:
             if layout.recognise(root / folder, paths):
                 found[folder] = layout.name
