@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,12 +28,9 @@ import mlflow  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from experiments.stores import dashboard, tracking  # noqa: E402
-from tests.test_dashboard import (  # noqa: E402
-    Chromium,
-    mlflow_ui,
-    optuna_dashboard,
-    quiet_mlflow_ui,
-)
+
+if TYPE_CHECKING:  # the helpers import the test suite, TensorFlow with it: not for --help
+    from tests.test_dashboard import Chromium
 
 DOCS = ROOT / "docs"
 SIZE = (1280, 800)
@@ -110,6 +108,8 @@ def shoot(browser: Chromium, name: str) -> None:
 
 
 def mlflow_pages(browser: Chromium, ui: str, experiment_id: str, study: str, parent: str) -> None:
+    from tests.test_dashboard import quiet_mlflow_ui
+
     lines = dashboard.closing_lines(experiment_id, study)  # the views, as the sweep shares them
     print("\n".join(lines))
     finished = dashboard.finished_trial_runs(experiment_id, study)
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="photograph DIR's newest study")
     parser.add_argument("sweep", nargs="*", help="arguments for experiments/sweep.py, after --")
     args = parser.parse_args(argv)
+    from tests.test_dashboard import Chromium, mlflow_ui, optuna_dashboard
+
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="vggface-screenshots-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tracking_uri, storage = f"sqlite:///{workdir}/mlflow.db", f"sqlite:///{workdir}/optuna.db"

@@ -701,6 +701,10 @@ def test_the_study_list_and_notes_tell_backends_and_precisions_apart(store, caps
     assert header.split()[-4:] == ["setting", "backend", "extraction", "experiment"]
     rows = {line.split()[0]: line.split()[-3:-1] for line in lines}
     assert rows["demo"] == ["jax", "float32"] and rows["real"] == ["tensorflow", "float32"]
+    assert header.split()[1:5] == ["complete", "trials", "pruned/stopped", "failed"]
+    ends = [spec[-1] for spec in DEMO_TRIALS]  # 'trial runs' had counted the failed one too
+    counts = next(line.split()[1:4] for line in lines if line.split()[0] == "demo")
+    assert counts == [str(ends.count(end)) for end in ("complete", "pruned", "failed")]
     assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "- Keras backend: jax\n" in out and "- extraction precision: float32\n" in out

@@ -751,6 +751,13 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     assert "Not shown" not in out and "O&C&I→M HTER held-out" in out
     assert "differ in options" not in out
     assert last_logged().data.tags["study.ocim-m"] == ocim_m.study.study_name
+    settings = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head").columns
+    assert [c[: c.index("→") + 2] for c in settings] == ["O&C&I→M", "M&I→C"]
+    flipped = [*chosen[2:], *chosen[:2]]  # in the order given (it was the papers' order)
+    assert compare.main(["--cross", *flipped, "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    settings = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head").columns
+    assert [c[: c.index("→") + 2] for c in settings] == ["M&I→C", "O&C&I→M"]
+    capsys.readouterr()
     both = ["--study", ocim_m.study.study_name, "--study", "ocim-m-again"]  # one setting's two
     assert compare.main(["--cross", *both, "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out

@@ -148,8 +148,8 @@ def run_sweep(
     tags = {tracking.STUDY_TAG: study_name, tracking.WORKER_TAG: worker, **context}
     if parents:  # each invocation (worker) has its own parent run; it names the one before
         tags[tracking.CONTINUES_TAG] = parents[0]
-        earlier = counted(len(parents), "earlier parent run")
-        print(f"its trials so far are under {earlier}; a new one opens")
+        earlier = counted(len(parents), "parent run")
+        print(f"the study has {earlier} already, one per worker or invocation; one opens for this")
     quiet_backend(config.verbose)  # trials to run: Keras and its backend, without their noise
     from experiments.trial import memory
     from experiments.trial.objective import Objective

@@ -1,17 +1,17 @@
 """The cross-domain table every recent face-PAD paper prints, from the studies in MLflow.
 
-Rows: each head family's best trial (chosen on the sources' dev ACER, as every choice here is)
-and each write-up head. Columns: per setting run (``O&C&I→M``, ... in the benchmark's order, then
-other cross-domain studies and cross-dataset ones (``--test-data``: one source, ``C→I``), then
-intra-dataset protocols when present), the held-out HTER (the
-threshold from the sources' dev, applied unchanged to the target: the honest figure) beside the
-paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with bona fide
-as the positive class), each mean ± std over ``--repeats`` (an intra-dataset protocol of folds:
-over its folds, each fold's seeds averaged). The two kinds are never mixed in one
-cell. A setting tested on every target clip (``--target-clips all``) has columns of its own. When
-a setting was run by several studies on the same data and options (other ``--heads`` or seeds),
-their trials are pooled, each family's best chosen on dev over all of them; of studies of other
-options, the one whose trial ran last is shown, and the others are named under the table.
+Rows: each head family's best trial (chosen on the sources' dev ACER, as every choice here is) and
+each write-up head. Columns: per setting run (``O&C&I→M``, ... in the benchmark's order, then other
+cross-domain studies and cross-dataset ones (``--test-data``: one source, ``C→I``), then
+intra-dataset protocols when present; studies named with ``--study``: in their order), the held-out
+HTER (the threshold from the sources' dev, applied unchanged to the target: the honest figure)
+beside the paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with
+bona fide as the positive class), each mean ± std over ``--repeats`` (an intra-dataset protocol of
+folds: over its folds, each fold's seeds averaged). The two kinds are never mixed in one cell. A
+setting tested on every target clip (``--target-clips all``) has columns of its own. When a setting
+was run by several studies on the same data and options (other ``--heads`` or seeds), their trials
+are pooled, each family's best chosen on dev over all of them; of studies of other options, the one
+whose trial ran last is shown, and the others are named under the table.
 """
 
 from __future__ import annotations
@@ -66,15 +66,16 @@ OPTIONS = (
 NOTE = (
     "held-out: the threshold set on the sources' pooled dev clips, applied unchanged to the "
     "target (ISO/IEC 30107-3, bob pad cross). paper: the target's own EER threshold, as SSDG, "
-    "SSAN, FLIP and SAFAS report HTER and AUC; TPR at FPR 1 %: bona fide is the positive class. "
+    "SSAN, FLIP and SAFAS report HTER and AUC; TPR at FPR 1 %: bona fide is the positive class "
+    "(of a target with fewer than 100 attack clips, it is the TPR at FPR 0). "
     "Every row's trial is chosen on the sources' dev ACER; the target never chooses anything."
 )
 
 
 def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) -> pd.DataFrame:
     """Per setting run, the study to show (one of ``preferred``, else the one whose trial ran
-    last), or every study of ``chosen`` (a setting's several headed each with its name,
-    ``C&M→I [n1]``): setting, label, kind, study, experiment id, last activity.
+    last), or every study of ``chosen`` in its order (a setting's several headed each with its
+    name, ``C&M→I [n1]``): setting, label, kind, study, experiment id, last activity.
     ``attrs["not shown"]``: the other studies of a shown setting, as ``(label, study)``;
     ``attrs["synthetic"]``: the cross studies of synthetic data, left out unless chosen or
     preferred (the demonstration set is no benchmark). LookupError: a chosen study that is not
@@ -133,8 +134,12 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     pooled = {name for names in found["pooled"] for name, _ in names}
     hidden = every[~every["study"].isin(found["study"]) & ~every["study"].isin(pooled)]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
-    rank = found.apply(
-        lambda r: (r["kind"] == "intra-dataset", order.get(r["setting"], len(order)), r["setting"]),
+    rank = found.apply(  # the user's order (--cross --study B --study A), else the papers'
+        lambda r: (
+            (list(chosen).index(r["study"]),)
+            if chosen
+            else (r["kind"] == "intra-dataset", order.get(r["setting"], len(order)), r["setting"])
+        ),
         axis=1,
     )
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")

@@ -12,6 +12,8 @@ from experiments.results import tables
 from experiments.stores import liveness, study_names, tracking
 from experiments.stores.runs_table import trial_table
 
+# a trial run's MLflow status, as the list says it ("trial runs" had counted failed ones too)
+COUNTED = (("FINISHED", "complete trials"), ("KILLED", "pruned/stopped"), ("FAILED", "failed"))
 TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
 
 
@@ -37,8 +39,9 @@ def _setting(runs: pd.DataFrame) -> str:
 
 
 def studies() -> pd.DataFrame:
-    """Every study in the tracking store: its complete trials and the time of its last trial
-    run's start or end (UTC), newest first."""
+    """Every study in the tracking store: its trial runs by how they ended (a pruned and a
+    stopped trial both end KILLED) and the time of its last trial run's start or end (UTC),
+    newest first."""
     rows = []
     for experiment in tracking.study_experiments():
         name = experiment.tags[tracking.STUDY_TAG]
@@ -50,8 +53,10 @@ def studies() -> pd.DataFrame:
                 "study": name,
                 # complete: the runs MLflow calls FINISHED (a pruned trial's run is KILLED),
                 # not the sweep's "finished" (complete, pruned and failed) that --trials counts
-                "complete trials": int((runs["status"] == "FINISHED").sum()) if len(runs) else 0,
-                "trial runs": len(runs),
+                **{
+                    said: int((runs["status"] == status).sum()) if len(runs) else 0
+                    for status, said in COUNTED
+                },
                 "last activity (UTC)": last if pd.notna(last) else None,
                 "setting": _setting(runs),
                 # what tells two studies of one data apart, where their names do not (probe)
@@ -59,7 +64,7 @@ def studies() -> pd.DataFrame:
                 "experiment": experiment.experiment_id,
             }
         )
-    columns = ["study", "complete trials", "trial runs", "last activity (UTC)"]
+    columns = ["study", *(said for _, said in COUNTED), "last activity (UTC)"]
     columns += ["setting", *(said for _, said in TOLD_APART), "experiment"]
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(
