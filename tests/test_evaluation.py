@@ -332,7 +332,7 @@ def test_scores_keep_every_column_needed_to_regroup(sets) -> None:
     dev, test = (ScoreSet(np.linspace(0, 1, 6), data[s].y) for s in ("dev", "test"))
     frame = scores_frame(setting, data, dev, test)
     assert list(frame.columns) == [
-        *("split", "clip", "subject", "label", "attack_type", "support", "data_split"),
+        *("split", "clip", "file", "subject", "label", "attack_type", "support", "data_split"),
         *("quality", "no_face_frames", "fold", "repeat", "score"),
     ]
     replay = frame[frame["attack_type"] == "replay"]
@@ -376,7 +376,7 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
 
     groups = scores.groupby(["fold", "repeat"], sort=False)
     assert list(groups.groups) == [(1, 0), (1, 1), (2, 0), (2, 1)]
-    assert list(scores.columns[:5]) == ["split", "clip", "subject", "label", "attack_type"]
+    assert list(scores.columns[:6]) == ["split", "clip", "file", "subject", "label", "attack_type"]
     assert list(scores.columns[-3:]) == ["fold", "repeat", "score"]
     assert groups.size().tolist() == [12] * 4
     assert run["tags.folds"] == "1,2" and run["tags.repeats"] == "2"

@@ -265,6 +265,7 @@ def test_msu_under_the_release_folder_with_frame_folders_and_videos(tmp_path: Pa
     frames = msu_tree(tmp_path / "frames", (2, 22, 1), write=frame_folder)
     data = load_dataset(frames)
     assert data.layout == "msu" and {c.path.is_dir() for c in data.clips} == {True}
+    assert all(frames / clip.file == clip.path for clip in data.clips)  # a folder: its id
 
 
 def test_msu_release_lists_are_data_checked_against_the_databases(
@@ -455,7 +456,11 @@ def test_auto_tells_the_five_databases_apart(five_trees: dict[str, Path]) -> Non
     assert set(five_trees) == set(LAYOUTS)
     for owner, root in five_trees.items():
         assert recognised_by(root) == {owner}
-        assert load_dataset(root).layout == owner
+        data = load_dataset(root)
+        assert data.layout == owner
+        # scores.csv's file column: the clip's path in the folder given (ids have no suffix)
+        assert all(root / clip.file == clip.path for clip in data.clips), owner
+        assert {Path(clip.file).suffix for clip in data.clips} != {""}, owner
 
 
 def test_a_folder_of_databases_is_refused_naming_them(five_trees: dict[str, Path]) -> None:

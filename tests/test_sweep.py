@@ -174,8 +174,12 @@ def test_logged_threshold_free_figures_equal_scikit_learn_on_scores_csv(first_sw
     the logged dev threshold; the figures Bob computes are checked against Bob below."""
     for _, run in child_runs(first_sweep).iterrows():
         scores = logged_scores(run, tmp_path)
-        assert list(scores.columns[:5]) == ["split", "clip", "subject", "label", "attack_type"]
+        assert list(scores.columns[:3]) == ["split", "clip", "file"]
+        assert list(scores.columns[3:6]) == ["subject", "label", "attack_type"]
         assert list(scores.columns[-3:]) == ["fold", "repeat", "score"]
+        # a clip's file, after the data folder, is the clip (here folders of frames: the id)
+        assert all((Path(run["tags.data"]) / name).is_dir() for name in scores["file"])
+        assert scores["file"].equals(scores["clip"])
         assert sorted(scores["split"].unique()) == ["dev", "test"]
         assert len(scores) == 12  # one row per dev and test clip, frames averaged
         assert set(scores["label"]) == {"bonafide", "attack"}

@@ -99,6 +99,13 @@ class Clip:
     face_boxes: FaceBoxes | None = None  # the face boxes the database ships for this clip, if any
 
     @property
+    def file(self) -> str:
+        """The clip's path in its database's folder: its id with the video's suffix (a folder of
+        frames: its id), for a user to paste (scores.csv's clip ids have no suffix)."""
+        named = self.clip_id.rsplit("/", 1)[-1] == self.path.name  # a folder, or no suffix
+        return self.clip_id if named else self.clip_id + self.path.suffix
+
+    @property
     def columns(self) -> dict[str, str]:
         """:attr:`attributes` as a dict (column -> value)."""
         return dict(self.attributes)
