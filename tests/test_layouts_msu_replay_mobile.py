@@ -600,3 +600,22 @@ def test_list_prints_their_clips(tmp_path: Path, five_trees: dict[str, Path]) ->
     }
     assert "replay-mobile-print" in result.stderr  # the summary, off the CSV
     assert not (tmp_path / "cache" / "features").exists()
+
+
+def test_list_prints_a_settings_databases_as_one_table(
+    tmp_path: Path, five_trees: dict[str, Path]
+) -> None:
+    """A cross-domain setting's ``--list`` was refused ("give --data"): each database's clips,
+    a database column first, their own columns side by side, face_boxes last."""
+    named = [f"--db=msu={five_trees['msu']}", f"--db=rm={five_trees['replay-mobile']}"]
+    result = list_clips(*named, "--sources", "msu", "--target", "rm", "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0])[:3] == ["database", "clip", "split"] and list(rows[0])[-1] == "face_boxes"
+    for name, layout in (("msu", "msu"), ("rm", "replay-mobile")):
+        listed = [r["clip"] for r in rows if r["database"] == name]
+        assert listed == [c.clip_id for c in load_dataset(five_trees[layout]).clips]
+    assert {r["instrument"] for r in rows if r["database"] == "rm"} == {""}  # MSU's column
+    assert {r["light"] for r in rows if r["database"] == "msu"} == {""}  # Replay-Mobile's
+    assert f"== rm: {five_trees['replay-mobile']}" in result.stderr
+    assert not (tmp_path / "features").exists()

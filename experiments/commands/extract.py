@@ -14,7 +14,8 @@ whether the cache was reused, and the cache folder. ``--list`` extracts nothing 
 Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
 then the dataset's own columns (e.g. phone, session, instrument; support, light; quality) and,
 for a database that ships face boxes, ``face_boxes`` (each clip's box file), with the summary on
-stderr, so a protocol's split can be checked before hours of extraction. Bad input
+stderr, so a protocol's split can be checked before hours of extraction; a cross-domain
+setting's databases as one table, a ``database`` column first. Bad input
 exits with status 2 and one line on stderr.
 """
 
@@ -76,8 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.named = named_databases(evaluations, options)
     except ValueError as err:
         parser.error(str(err))
-    if args.list and len(args.named) > 1:
-        parser.error("--list prints one database's clips: give --data (and its --protocol)")
     return args
 
 
@@ -106,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
                 from experiments.trial.evaluation import check_databases
 
                 check_databases([NamedData(name, options) for name, options in args.named])
-            for name, options in args.named:
+            if args.list:
+                list_clips(args.named, sys.stdout)
+            for name, options in args.named if not args.list else ():
                 if len(args.named) > 1:
                     print(f"== {name}: {options.data}", flush=True)
-                extract_one(options, args.list, lambda *_: quiet_backend(args.verbose))
+                extract_one(options, lambda *_: quiet_backend(args.verbose))
     except BrokenPipeError:  # | head: --list has what the reader wanted; extraction stopped
         reader_gone()
         if not args.list:  # it ended 0, as if extracted (review)
@@ -147,30 +148,15 @@ def named_databases(
 
 
 def extract_one(
-    options: FeatureOptions,
-    listing: bool,
-    before_extract: Callable[[str, dict[str, Any]], None] | None = None,
+    options: FeatureOptions, before_extract: Callable[[str, dict[str, Any]], None] | None = None
 ) -> None:
-    """One database's clips as CSV (``listing``), or its features extracted and summarised
-    (``before_extract``: called before a cache miss loads the backbone)."""
+    """One database's features extracted and summarised (``before_extract``: called before a
+    cache miss loads the backbone)."""
     from core.data.layouts import folds
-    from core.features import cached_features, load_data
+    from core.features import cached_features
     from experiments.commands.features import species_lost, species_missing
 
     several = folds(options.protocol) if options.fold is None else ()
-    if listing:  # a protocol of folds without --fold: each fold's, as the sweep runs them all
-        for index, fold in enumerate(several or [options.fold]):  # (it was refused: probe)
-            dataset = load_data(dataclasses.replace(options, fold=fold))
-            if index == 0:
-                if several:
-                    print(
-                        f"protocol {options.protocol}: folds {several[0]}-{several[-1]}, each "
-                        f"fold's clips (the fold column); fold {several[0]}'s splits:",
-                        file=sys.stderr,
-                    )
-                print(dataset.summary(), file=sys.stderr)
-            write_clip_list(dataset, sys.stdout, fold=fold if several else None, header=index == 0)
-        return
     if several:  # the features are the database's: one extraction serves every fold
         print(
             f"protocol {options.protocol} has folds {several[0]}-{several[-1]}: one extraction "
@@ -222,36 +208,56 @@ def extract_one(
         print("data:     synthetic demonstration set")
 
 
-def write_clip_list(
-    dataset: Dataset, out: TextIO, fold: int | None = None, header: bool = True
-) -> None:
-    """The dataset's clips as CSV: clip, split, label, species, subject, its own columns, and
-    for a database that ships face boxes each clip's box file (empty: none, the detector crops
-    it), so a misplaced box folder is seen before extraction (probe). With ``fold``, a first
-    column says it (every fold of a protocol listed one after the other)."""
+def list_clips(named: list[tuple[str, FeatureOptions]], out: TextIO) -> None:
+    """The clips of ``named`` as CSV, the summaries on stderr: one database's, or a setting's
+    several with a database column first (each database's own columns: the union), a protocol of
+    folds without ``--fold`` fold by fold with a fold column (the sweep runs every fold; both
+    were refused: probes)."""
+    from core.data.layouts import folds
+    from core.features import load_data
+
+    rows: list[dict[str, object]] = []
+    for name, options in named:
+        if len(named) > 1:
+            print(f"== {name}: {options.data}", file=sys.stderr)
+        several = folds(options.protocol) if options.fold is None else ()
+        for fold in several or [options.fold]:
+            dataset = load_data(dataclasses.replace(options, fold=fold))
+            if fold == (several or [fold])[0]:
+                if several:
+                    print(
+                        f"protocol {options.protocol}: folds {several[0]}-{several[-1]}, each "
+                        f"fold's clips (the fold column); fold {several[0]}'s splits:",
+                        file=sys.stderr,
+                    )
+                print(dataset.summary(), file=sys.stderr)
+            first = {"database": name} if len(named) > 1 else {}
+            first |= {"fold": fold} if several else {}
+            rows += [first | row for row in clip_rows(dataset)]
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    header.sort(key=lambda key: key == "face_boxes")  # last, as one database's list has it
+    writer = csv.DictWriter(out, header, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def clip_rows(dataset: Dataset) -> list[dict[str, object]]:
+    """The dataset's clips: clip, split, label, species, subject, its own columns, and for a
+    database that ships face boxes each clip's box file (empty: none, the detector crops it), so
+    a misplaced box folder is seen before extraction (probe)."""
     from core.data.layouts.registry import box_files
 
-    columns = dataset.column_names
     boxes = bool(box_files(dataset.layout))
-    writer = csv.writer(out, lineterminator="\n")
-    first = [] if fold is None else [fold]
-    if header:
-        writer.writerow(
-            ["fold"] * bool(first)
-            + ["clip", "split", "label", "species", "subject", *columns]
-            + ["face_boxes"] * boxes
-        )
+    rows = []
     for clip in dataset.clips:
-        own = clip.columns
         found = clip.face_boxes.path if clip.face_boxes else None
         shown = (
             found.relative_to(dataset.root)
             if found and found.is_relative_to(dataset.root)
             else found
         )
-        box = [] if not boxes else [shown or ""]
-        writer.writerow(
-            [*first, clip.clip_id, clip.split, clip.label, clip.attack_type, clip.subject]
-            + [own.get(name, "") for name in columns]
-            + box
-        )
+        row = {"clip": clip.clip_id, "split": clip.split, "label": clip.label}
+        row |= {"species": clip.attack_type, "subject": clip.subject}
+        row |= {name: clip.columns.get(name, "") for name in dataset.column_names}
+        rows.append(row | ({"face_boxes": shown or ""} if boxes else {}))
+    return rows
