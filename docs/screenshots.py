@@ -119,7 +119,7 @@ def mlflow_pages(browser: Chromium, ui: str, experiment_id: str, study: str, par
     click_on(browser, "document.querySelector('button[aria-label=\"Toggle sidebar\"]')")
     shoot(browser, "mlflow-runs.png")
 
-    browser.open(on(dashboard.runs_url(experiment_id, charts=True), ui))
+    browser.open(on(dashboard.runs_url(experiment_id, dashboard.CHARTS_KEY, charts=True), ui))
     browser.wait_for("Comparing heads", "params_total", "test_acer")
     points = len(finished) * 2  # two scatter plots
     wait_until(browser, f"document.querySelectorAll('.scatterlayer path.point').length >= {points}")

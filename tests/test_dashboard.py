@@ -325,6 +325,8 @@ def test_closing_lines_start_the_ui_on_loopback_and_link_both_views(study):
     runs = printed_url(study.lines, "runs,")
     assert runs == dashboard.runs_url(study.result.experiment_id)
     assert "viewStateShareKey=compare-heads" in runs and "workflowType=machine_learning" in runs
+    charts = printed_url(study.lines, "charts")
+    assert charts == dashboard.runs_url(study.result.experiment_id, "complete-trials", charts=True)
     compare = urllib.parse.urlsplit(printed_url(study.lines, "compare"))
     query = dict(urllib.parse.parse_qsl(compare.fragment.split("?", 1)[1]))
     finished = MlflowClient().search_runs(
@@ -390,18 +392,31 @@ def test_printed_runs_view_shows_every_trial_best_first_with_its_columns(study, 
 
 
 def test_printed_chart_view_plots_acer_against_parameters(study, browser):
-    quiet_mlflow_ui(browser, study.ui_url)
-    browser.open(on_test_server(printed_url(study.lines, "charts"), study.ui_url))
-    text = browser.wait_for("Comparing heads", "params_total", "learning_rate", "dropout")
-    assert re.search(r"Comparing heads\s*\(3\)", text), text[:2000]
-    for axis in ("dev_acer", "test_acer", "head", "output"):
-        assert axis in text.splitlines(), axis
-    # two scatter plots, one point per trial each (plotly draws the parents' none)
-    points = "document.querySelectorAll('.scatterlayer path.point').length"
-    deadline = time.monotonic() + PAGE_SECONDS
-    while browser.evaluate(points) < 2 * TRIALS and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert browser.evaluate(points) == 2 * TRIALS
+    """The charts' legends named the parent and pruned runs, which have no point, beside the
+    plotted trials' colours (probe Z): the charts' view lists the complete trials only."""
+    client = MlflowClient()
+    tags = {"vggface_heads.role": "trial", "optuna.study_name": STUDY}
+    pruned = client.create_run(study.result.experiment_id, tags=tags, run_name="9-pruned")
+    client.log_metric(pruned.info.run_id, "params_total", 134_000_000)
+    client.set_terminated(pruned.info.run_id, "KILLED")
+    try:
+        quiet_mlflow_ui(browser, study.ui_url)
+        browser.open(on_test_server(printed_url(study.lines, "charts"), study.ui_url))
+        text = browser.wait_for("Comparing heads", "params_total", "learning_rate", "dropout")
+        assert re.search(r"Comparing heads\s*\(3\)", text), text[:2000]
+        for axis in ("dev_acer", "test_acer", "head", "output"):
+            assert axis in text.splitlines(), axis
+        # two scatter plots, one point per trial each
+        points = "document.querySelectorAll('.scatterlayer path.point').length"
+        deadline = time.monotonic() + PAGE_SECONDS
+        while browser.evaluate(points) < 2 * TRIALS and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert browser.evaluate(points) == 2 * TRIALS
+        text = browser.evaluate("document.body.innerText")
+        assert f"{TRIALS} matching runs" in text and "9-pruned" not in text, text[:3000]
+        assert "study " not in text.split("params_total vs. dev_acer")[1], text[:3000]
+    finally:
+        client.delete_run(pruned.info.run_id)  # the module's other tests count the trials
 
 
 def test_family_view_lists_each_familys_best_trial_with_its_own_figures(study, browser):

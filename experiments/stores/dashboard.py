@@ -33,7 +33,9 @@ Chromium and fails when a new MLflow changes it. What is relied on:
   chart for each other metric to the section named "Model metrics", which starts folded here.
 - ``runsHiddenMode: "SHOW_ALL"``: the charts plot every run, not the first ten.
 - ``searchFilter``: MLflow's search syntax, as typed in the search box; the "Best of each head
-  family" view finds the trial runs tagged ``vggface_heads.family_best``. (A ``groupBy`` by
+  family" view finds the trial runs tagged ``vggface_heads.family_best``, the "Complete trials"
+  view (the charts' link) the FINISHED trial runs: a scatter's legend names runs it has no point
+  of (the parent, pruned trials) where they are listed. (A ``groupBy`` by
   family was used before: its group rows showed each column's minimum over the family, test
   figures included, which a test-chosen figure would be.)
 - In the URL, ``workflowType=machine_learning`` selects the sidebar's "Model training" side
@@ -61,6 +63,8 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."  # + key: the experiment tag the run
 DEFAULT_KEY = "compare-heads"
 VIEW_NAME = "Compare heads"  # as the "Views" menu lists it
 FAMILY_KEY, FAMILY_VIEW = "best-per-family", "Best of each head family"  # grouped by family
+# the charts: complete trials only (MLflow's legends named the parent and pruned runs, unplotted)
+CHARTS_KEY, CHARTS_VIEW = "complete-trials", "Complete trials"
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 5000  # `mlflow ui`'s defaults: loopback only
 
 PARAMS = ("head", "output")
@@ -247,6 +251,8 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
         share_view_state(experiment_id, study_name, key)
         best = f"tags.`{tracking.FAMILY_BEST_TAG}` = 'true'"  # each its own figures, not a min
         share_view_state(experiment_id, study_name, FAMILY_KEY, FAMILY_VIEW, search=best)
+        complete = f"tags.`{tracking.ROLE_TAG}` = 'trial' and attributes.status = 'FINISHED'"
+        share_view_state(experiment_id, study_name, CHARTS_KEY, CHARTS_VIEW, search=complete)
     _, command = ui_address()
     lines = []
     if command:
@@ -255,7 +261,7 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
     lines.append(f"runs, best dev ACER first: {runs_url(experiment_id, key)}")
     lines.append(
         "  charts (dev/test ACER vs params_total, parallel coordinates): "
-        + runs_url(experiment_id, key, charts=True)
+        + runs_url(experiment_id, CHARTS_KEY, charts=True)
     )
     finished = finished_trial_runs(experiment_id, study_name)
     if finished:
