@@ -276,6 +276,22 @@ def test_banner_follows_the_trial_runs_tags(store, reports, capsys) -> None:
     assert "demonstration" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_compare_ends_as_the_sweep_does(store, capsys, name) -> None:
+    """compare.py printed the table alone: not the sweep's best head and Pareto front (of the
+    multi-objective study too), nor what test_eer and test_bpcer20 are (probe Z)."""
+    study, _, _, table = store[name]
+    said = " ".join(" ".join(console.verdict(table, study, None)).split())  # lines unwrapped
+    assert compare.main(["--study", name, "--tracking-uri", mlflow.get_tracking_uri()]) == 0
+    out = capsys.readouterr().out
+    best, pareto = (line.removesuffix(".") for line in out.splitlines()[-2:])
+    assert best.startswith("best head by dev ACER: ") and pareto.startswith("Pareto front (")
+    assert said.startswith(f"{best} {pareto}"), (said, best, pareto)
+    assert "test_eer: the test set's own EER" in out and "test_bpcer20: test BPCER" in out
+    # the note on means and stds where there are several settings only (it was always said)
+    assert ("mean ± its sample std" in out) == (name == "real")  # real: --repeats 2
+
+
 def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:
     """``--all`` ("every figure") held no run id, which ``predict.py --run`` takes (probe)."""
     uri = mlflow.get_tracking_uri()

@@ -22,6 +22,7 @@ from core.words import percent as percent_text
 from experiments.metrics import species_rates
 from experiments.metrics import worst_species as worst_of
 from experiments.results.tables import (
+    best_clauses,
     best_per_family,
     demo_banner,
     format_value,
@@ -288,19 +289,7 @@ def verdict(table: pd.DataFrame, study: optuna.Study, report_uri: str | None) ->
     best = best_per_family(table) if not table.empty else table
     if best.empty:
         return ["no finished trial: nothing to compare"]
-    top = best.iloc[0]  # the comparison's order: dev ACER, then dev EER, then the smaller
-    std = [top.get(f"{key}{STD}") for key in ("dev_acer", "test_acer", "test_hter")]
-    # Each clause is kept whole when a line is wrapped: its spaces do not break.
-    head = f"{top['head']} (trial {int(top['trial'])}, "
-    head += f"{format_value('params_head', top['params_head'])} head params):"
-    clauses = [
-        "best head by dev ACER:",
-        head,
-        f"dev ACER {format_value('dev_acer', top['dev_acer'], std[0])},",
-        f"test ACER {format_value('test_acer', top['test_acer'], std[1])},",
-        # the figure cross-domain papers and Replay-Attack's protocol head their tables with
-        f"HTER {format_value('test_hter', top['test_hter'], std[2])}",
-    ]
+    clauses = best_clauses(best)  # each kept whole when a line is wrapped
     trials = _study_trials(study)
     untracked = []
     if "trials" in table.attrs:  # the tables' trials: a run deleted in MLflow is not ranked

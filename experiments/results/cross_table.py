@@ -134,14 +134,12 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     pooled = {name for names in found["pooled"] for name, _ in names}
     hidden = every[~every["study"].isin(found["study"]) & ~every["study"].isin(pooled)]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
-    rank = found.apply(  # the user's order (--cross --study B --study A), else the papers'
-        lambda r: (
-            (list(chosen).index(r["study"]),)
-            if chosen
-            else (r["kind"] == "intra-dataset", order.get(r["setting"], len(order)), r["setting"])
-        ),
-        axis=1,
-    )
+    rank = [  # the user's order (--cross --study B --study A), else the papers'
+        (list(chosen).index(study),)
+        if chosen
+        else (kind == "intra-dataset", order.get(setting, len(order)), setting)
+        for study, kind, setting in found[["study", "kind", "setting"]].itertuples(index=False)
+    ]
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
     same = shown.duplicated("setting", keep=False)  # one setting's studies, chosen together
     shown.loc[same, "label"] = shown["label"][same] + " [" + shown["study"][same] + "]"

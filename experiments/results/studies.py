@@ -10,10 +10,17 @@ import pandas as pd
 from core.words import counted
 from experiments.results import tables
 from experiments.stores import liveness, study_names, tracking
-from experiments.stores.runs_table import trial_table
+from experiments.stores.runs_table import STD, trial_table
 
 # a trial run's MLflow status, as the list says it ("trial runs" had counted failed ones too)
 COUNTED = (("FINISHED", "complete trials"), ("KILLED", "pruned/stopped"), ("FAILED", "failed"))
+# the table's figures that its name alone does not say (probe Z: "which threshold?")
+COLUMN_KEY = (
+    "dev_eer: dev EER; dev_acer, test_*: at the dev EER threshold, test_apcer the worst "
+    "species'; test_bpcer20: test BPCER at the dev threshold where every species' APCER is at "
+    "most 5 % (ISO/IEC 30107-3); test_eer: the test set's own EER, a figure papers print, not "
+    "an operating point."
+)
 TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
 
 
@@ -99,6 +106,13 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     banner = tables.demo_banner(table)
     warning = f"**{banner}**\n\n" if banner else ""
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
+    best = tables.best_per_family(table)
+    closing = [" ".join(tables.best_clauses(best))] if len(best) else []
+    pareto = tables.front_text(tables.front(trials))  # as the sweep ends
+    closing.append(f"Pareto front (dev ACER vs parameters): {pareto}")
+    closing += tables.missed_species(table)
+    spread = any(column.endswith(STD) for column in table.columns)  # folds or repeats
+    rates = tables.RATES_NOTE.split(" 95 %")[0] if spread else "Error rates in %."
     columns = None if every_column else tables.HEADLINE
     if not every_column:  # --all keeps the run id: what predict.py --run takes
         table = table.drop(columns=["run_id"])
@@ -107,8 +121,9 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     return (
         f"# Study {name}\n\n{warning}{complete_said}; best per "
         "head family and the write-up baselines, chosen on dev (test never used for choosing). "
-        f"{tables.RATES_NOTE.split(' 95 %')[0]}\n\n{notes}\n"
-        f"{tables.to_markdown(table, columns)}"
+        f"{rates}\n\n{notes}\n"
+        f"{tables.to_markdown(table, columns)}\n\n{COLUMN_KEY}\n\n"
+        + "\n".join(f"{line}." for line in closing)
     )
 
 

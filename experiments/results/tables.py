@@ -110,6 +110,24 @@ def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
     return best
 
 
+def best_clauses(best: pd.DataFrame) -> list[str]:
+    """The best head by dev ACER (the first of :func:`best_per_family`'s rows: dev ACER, then
+    dev EER, then the smaller), its trial, head params, dev and test ACER and test HTER, as
+    clauses a wrapped line keeps whole."""
+    top = best.iloc[0]
+    std = [top.get(f"{key}{STD}") for key in ("dev_acer", "test_acer", "test_hter")]
+    head = f"{top['head']} (trial {int(top['trial'])}, "
+    head += f"{format_value('params_head', top['params_head'])} head params):"
+    return [
+        "best head by dev ACER:",
+        head,
+        f"dev ACER {format_value('dev_acer', top['dev_acer'], std[0])},",
+        f"test ACER {format_value('test_acer', top['test_acer'], std[1])},",
+        # the figure cross-domain papers and Replay-Attack's protocol head their tables with
+        f"HTER {format_value('test_hter', top['test_hter'], std[2])}",
+    ]
+
+
 def demo_banner(table: pd.DataFrame) -> str | None:
     """The warning a demonstration carries (from the trial runs' tags), or None."""
     what = [
