@@ -318,8 +318,9 @@ def metric(run: dict, key: str) -> float:
 
 def test_closing_lines_start_the_ui_on_loopback_and_link_both_views(study):
     command = re.search(r"`([^`]+)`", study.lines[0]).group(1)
-    assert command.split() == [
-        *("mlflow", "ui", "--backend-store-uri", study.tracking_uri),
+    assert command.split() == [  # telemetry off, as in the project's commands (probe Y)
+        *("MLFLOW_DISABLE_TELEMETRY=true", "mlflow", "ui", "--backend-store-uri"),
+        study.tracking_uri,
         *("--host", "127.0.0.1", "--port", "5000"),
     ]
     runs = printed_url(study.lines, "runs,")

@@ -865,6 +865,22 @@ def test_no_library_telemetry_unless_the_user_turns_it_on(tmp_path) -> None:
     assert answer("project") == "True False"
     assert answer("project", MLFLOW_DISABLE_TELEMETRY="false") == "False True"
 
+    # the `mlflow ui` the sweep prints for a user to paste, run by MLflow alone (probe Y)
+    def printed(**more: str) -> str:
+        code = "import experiments.stores.dashboard as d; print(d.ui_address()[1])"
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, **more},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        ).stdout.splitlines()[-1]
+
+    settings, _ = printed().split(" mlflow ui ", 1)
+    assert answer("mlflow alone", **dict(v.split("=", 1) for v in settings.split())) == "True False"
+    assert printed(MLFLOW_DISABLE_TELEMETRY="false").startswith("mlflow ui ")  # theirs: on
+
 
 def test_a_folder_with_spaces_gets_no_stray_percent_encoded_folder(tmp_path, monkeypatch) -> None:
     """MLflow's default store URI percent-encodes the folder, then makes that path a folder."""

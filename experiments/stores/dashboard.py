@@ -48,6 +48,7 @@ Chromium and fails when a new MLflow changes it. What is relied on:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -65,6 +66,7 @@ VIEW_NAME = "Compare heads"  # as the "Views" menu lists it
 FAMILY_KEY, FAMILY_VIEW = "best-per-family", "Best of each head family"  # grouped by family
 # the charts: complete trials only (MLflow's legends named the parent and pruned runs, unplotted)
 CHARTS_KEY, CHARTS_VIEW = "complete-trials", "Complete trials"
+TELEMETRY = "MLFLOW_DISABLE_TELEMETRY"  # experiments/__init__.py sets it "true" unless given
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 5000  # `mlflow ui`'s defaults: loopback only
 
 PARAMS = ("head", "output")
@@ -191,12 +193,15 @@ def _check_key(key: str) -> None:
 
 
 def ui_address() -> tuple[str, str | None]:
-    """The UI's base URL and, for a local store, the command that starts it on loopback."""
+    """The UI's base URL and, for a local store, the command that starts it on loopback (with
+    MLflow's telemetry off, as this project's commands have it, unless the user turned it on)."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return uri.rstrip("/"), None
     command = f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
     command += f" --host {LOCAL_HOST} --port {LOCAL_PORT}"
+    if os.environ.get(TELEMETRY, "true").lower() != "false":  # off, as in this process
+        command = f"{TELEMETRY}=true {command}"  # a pasted `mlflow ui` asked MLflow's (probe Y)
     return f"http://{LOCAL_HOST}:{LOCAL_PORT}", command
 
 
