@@ -66,10 +66,11 @@ def ctrl_c_noticed() -> Iterator[Callable[[], None]]:
 
 
 def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """A command's ``main`` that says ``said`` on stderr and returns 130 on a Ctrl-C it did not
-    handle itself (in its imports, before its own handling: it was a traceback), or that Python
-    dropped in a finalizer where it has no check (a successful exit would hide it), and whose
-    own checks (:func:`ctrl_c_noticed`) see one dropped before them."""
+    """A command's ``main`` that says ``said`` on stderr and returns 130 (143 where a SIGTERM in
+    :func:`terminate_as_ctrl_c`'s block stopped it) on a Ctrl-C it did not handle itself (in its
+    imports, before its own handling: it was a traceback), or that Python dropped in a finalizer
+    where it has no check (a successful exit would hide it), and whose own checks
+    (:func:`ctrl_c_noticed`) see one dropped before them."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -79,10 +80,11 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
                     code = main(*args, **kwargs)
                     if code == 0:  # one dropped where the command had no check of its own
                         check()
-                    return code
             except KeyboardInterrupt:
                 print(said, file=sys.stderr)
-                return 130
+                code = 130
+            # stopped by SIGTERM: 143, as a scheduler reads it (it was 130, Ctrl-C's: probe Y)
+            return 128 + signal.SIGTERM if code == 130 and _terminated else code
 
         return run
 
