@@ -592,15 +592,39 @@ def test_a_same_size_change_fails_the_checksum_is_warned_once_and_rebuilt(
     np.testing.assert_array_equal(rebuilt.features, expected)
     again = extract(data, tmp_path / "cache", frames_per_clip=1)
     assert not again.extracted and counted.frames == 12
-    # a manifest edited by hand: said in words (it was "'skipped'", a KeyError's text)
+    # a manifest edited by hand: said in words (it was "'skipped'", a KeyError's text); one
+    # written before manifests had a digest, whose edit only its fields can tell
     manifest = again.path / "manifest.json"
     fields = json.loads(manifest.read_text())
-    del fields["skipped"]
+    del fields["skipped"], fields[store.MANIFEST_DIGEST]
     manifest.write_text(json.dumps(fields))
     caplog.clear()
     assert extract(data, tmp_path / "cache", frames_per_clip=1).extracted
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert said == [f"not using cache entry {again.path}: its manifest has no 'skipped' field"]
+
+
+def test_clips_swapped_in_a_manifest_by_hand_are_refused_and_extracted_again(
+    data, tmp_path, monkeypatch, extractor, caplog
+):
+    """Two clips' places swapped in a manifest, the JSON valid: the rows were read as the other
+    clip's, and a study's figures changed without a word (probe Y: dev ACER 0 % -> 50 %)."""
+    monkeypatch.setattr(extraction, "_load_backbone", lambda *args: (extractor, None))
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    good = extract(data, tmp_path / "cache", frames_per_clip=1)
+    by_clip = {c.clip_id: np.array(row) for c, row in zip(good.clips, good.features, strict=True)}
+    manifest = good.path / "manifest.json"
+    fields = json.loads(manifest.read_text())
+    clips = fields["clips"]
+    clips[0], clips[-1] = clips[-1], clips[0]
+    manifest.write_text(json.dumps(fields, indent=1))
+    with pytest.raises(store.CacheEntryInvalid, match="changed after it was written"):
+        store.load_entry(good.path.parent, good.path.name)
+    caplog.set_level(logging.WARNING, logger="core.features")
+    rebuilt = extract(data, tmp_path / "cache", frames_per_clip=1)
+    assert rebuilt.extracted and any("manifest_sha256" in m for m in caplog.messages)
+    for clip, row in zip(rebuilt.clips, rebuilt.features, strict=True):  # each its own again
+        np.testing.assert_array_equal(row, by_clip[clip.clip_id])
 
 
 def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch, caplog):
@@ -635,7 +659,8 @@ def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatc
 
     manifest_path = tmp_path / "k" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    del manifest["checksum"]  # an entry written before checksums: used, unverified, said once
+    # an entry written before checksums (and manifest digests): used, unverified, said once
+    del manifest["checksum"], manifest[store.MANIFEST_DIGEST]
     manifest_path.write_text(json.dumps(manifest))
     caplog.set_level(logging.INFO, logger="core.features.store")
     for _ in range(2):

@@ -39,6 +39,7 @@ TIMING = {
     "frames_per_second",
     "resumed_clips",
     "reused_clips",
+    "manifest_sha256",  # of all the above too
 }  # what differs between two runs
 INTERRUPTED = re.compile(
     r"^extraction interrupted: (\d+) of (\d+) clips done and kept in (\S+?)"

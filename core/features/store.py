@@ -14,7 +14,9 @@ Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 * Validated on load (:func:`load_entry`): the manifest parses and names this key and format, the
   array's shape and dtype equal the manifest's, the file's size is exactly header + data (a
   truncated or padded file is refused), and the file's SHA-256 equals the manifest's checksum (a
-  same-size change is refused). Nothing is unpickled (``allow_pickle=False``). Hashing reads the
+  same-size change is refused); the manifest carries a digest of its other fields
+  (``manifest_sha256``), so an edit to it (two clips' rows swapped) is refused too. Nothing is
+  unpickled (``allow_pickle=False``). Hashing reads the
   file once; a process remembers each verdict for the file's device, inode, size, mtime and
   ctime, so it does not read an unchanged file again (an entry it committed, or already
   verified); a write to the file changes its mtime and ctime and so brings a new check (one within
@@ -55,6 +57,9 @@ MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 2  # bump when the layout of an entry changes: old entries are then rebuilt
 DTYPE = np.dtype(np.float32)
 CHECKSUM = "sha256"  # the hash new entries record; load_entry checks only this one
+# the manifest's own digest (of its other fields): which clip each row holds is the manifest's
+# word alone, and two clips swapped in it by hand read as valid (probe Y)
+MANIFEST_DIGEST = "manifest_sha256"
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,12 @@ def load_entry(root: Path, key: str, verify: bool = True) -> tuple[np.memmap, di
             f"{manifest_path}: expected format {FORMAT_VERSION} and key {key}, found format "
             f"{manifest.get('format')!r} and key {manifest.get('key')!r}"
         )
+    digest = manifest.get(MANIFEST_DIGEST)  # none in entries written before it existed
+    if digest is not None and digest != manifest_digest(manifest):
+        raise CacheEntryInvalid(
+            f"{manifest_path}: changed after it was written (it no longer matches its "
+            f"{MANIFEST_DIGEST}: which clip each row holds cannot be trusted)"
+        )
     shape = manifest.get("shape")
     if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise CacheEntryInvalid(f"{manifest_path}: shape must be a list of counts, got {shape!r}")
@@ -133,6 +144,13 @@ def load_entry(root: Path, key: str, verify: bool = True) -> tuple[np.memmap, di
     if verify:
         _verify(array_path, manifest.get("checksum"))
     return array, manifest
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the manifest's fields but its digest, as canonical JSON."""
+    rest = {name: value for name, value in manifest.items() if name != MANIFEST_DIGEST}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{CHECKSUM}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def file_checksum(path: Path) -> str:
@@ -256,6 +274,8 @@ class PendingEntry:
             "shape": list(shape),
             "checksum": checksum,
         }
+        manifest = json.loads(json.dumps(manifest))  # as it will read: tuples as lists
+        manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
         manifest_path = self.folder / MANIFEST_FILE
         with open(manifest_path, "w", encoding="utf-8") as out:
             json.dump(manifest, out, indent=1)
