@@ -46,6 +46,27 @@ def test_recorded_when_made_and_again_while_no_trial_has_a_figure(tmp_path) -> N
     )
 
 
+def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
+    """--split-seed 1 on a study of clips carved with 0 was refused naming two hashes of clips
+    (probe Y); a seed that changes no clip (the data gives its splits) is no reason at all."""
+    from experiments.stores.record import SPLIT_SEED, differences
+
+    made = study(tmp_path)
+    check_identity(made, {**FIRST, SPLIT_SEED: "0"}, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    check_identity(made, {**FIRST, SPLIT_SEED: "1"}, ["minimize"])  # the same clips: goes on
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, {**OTHER, SPLIT_SEED: "1"}, ["minimize"])
+    assert str(refused.value) == (
+        "study s split its clips by subject with --split-seed 0; this run's 1: rerun with the "
+        "study's flags, or start another study with --study"
+    )
+    with pytest.raises(ValueError, match="with clips .* a1; this run's is a1,a2"):
+        check_identity(made, {**OTHER, SPLIT_SEED: "0"}, ["minimize"])  # other clips, same seed
+    said = differences({**FIRST, SPLIT_SEED: "0"}, {**OTHER, SPLIT_SEED: "1"})
+    assert said == ["--split-seed 0; this run's 1"]
+
+
 def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tmp_path) -> None:
     """Its trials' std was over every setting; this version's is over the folds, each fold's
     seeds averaged: resumed, one study's trials would hold both kinds (review). A study made

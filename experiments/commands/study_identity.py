@@ -97,6 +97,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             if any(f.protocol.startswith("casia-") for f in first.sources)
             else {}
         ),
+        record.SPLIT_SEED: str(config.features.split_seed),  # said where the clips differ
         "clips (--protocol, --fold, --split-seed)": each(
             f.dataset_fingerprint[:12] for s in settings for f in s.sources
         ),

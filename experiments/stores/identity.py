@@ -35,6 +35,7 @@ from experiments.stores.record import (
     part_differences,
     shown,
     sides_differ,
+    split_seeds,
     tested_said,
 )
 
@@ -147,7 +148,7 @@ def check_identity(
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
-            or _other(study.study_name, *differs[0])
+            or _other(study.study_name, *differs[0], split_seeds(what, was, identity))
         )
     if not identity or figured:
         return
@@ -216,7 +217,7 @@ def _data_differs(part: str, recorded: dict[str, Any], identity: dict[str, Any])
     return was is None or now is None or was != now
 
 
-def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
+def _other(name: str, what: str, recorded: str, value: str, seeds: str | None) -> ValueError:
     def listed(text: str) -> list[str]:
         return sorted(str(text).removeprefix("cache entry ").split(","))
 
@@ -225,6 +226,11 @@ def _other(name: str, what: str, recorded: str, value: str) -> ValueError:
             f"study {name} pooled its sources in another order ({recorded}; this run's is "
             f"{value}): they are pooled in the benchmark's order now (O, C, I, M, then by name), "
             "which gives other figures: start another study with --study"
+        )
+    if seeds:  # the clips by the flag that split them, not by their hashes (probe Y)
+        return ValueError(
+            f"study {name} split its clips by subject with {seeds}: rerun with the study's "
+            "flags, or start another study with --study"
         )
     return ValueError(
         f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "

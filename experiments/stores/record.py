@@ -31,7 +31,10 @@ CASIA_EVERY_SPLIT = "train, dev and test alike"
 # ... and, of a cross-domain study, its databases by name ({"trained on": "msu", "tested on":
 # "casia"}): not compared (a name is how a path is called), but said where features differ
 DATABASES = "databases"
-UNCOMPARED = (KEY_PARTS, DATABASES)
+# the seed of the subject split: not compared (it changes nothing where the data gives its
+# splits), but named where the clips differ (their hashes alone had been said: probe Y)
+SPLIT_SEED = "--split-seed"
+UNCOMPARED = (KEY_PARTS, DATABASES, SPLIT_SEED)
 SIDES = {FEATURES: "trained on", TEST_FEATURES: "tested on"}  # the features each side names
 
 # a feature cache key's parts as a user names them (core.features.extract.cache_key); the
@@ -103,12 +106,23 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if found is not None:  # the same parts: another entry that explains nothing (review)
             said += found.values()
             features |= bool(found)  # the hashed entries are said only where none differ
+        elif seeded := split_seeds(what, recorded, current):
+            said.append(seeded)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
             said.append(f"{what} {shown(recorded[what])}; this run's {shown(value)}")
         folds |= what == FOLDS
     return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
+
+
+def split_seeds(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The line "--split-seed 0; this run's 1" where the training clips differ (``what``) and
+    so do the records' split seeds, else None."""
+    was, now = recorded.get(SPLIT_SEED), current.get(SPLIT_SEED)
+    if not what.startswith("clips") or None in (was, now) or was == now:
+        return None
+    return f"{SPLIT_SEED} {was}; this run's {now}"
 
 
 def _databases(record: dict[str, Any]) -> tuple[str | None, str | None]:
