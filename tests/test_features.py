@@ -834,10 +834,22 @@ def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, 
     )
     # a face in one frame of each clip: the others take its box, not their centre squares
     assert dataclasses.replace(fs, no_face={c.clip_id: 1 for c in fs.clips}).face_warning() == (
-        "warning: no face found in 6 of 12 frames (50%): 0 of them, in clips without any face, "
-        "are centre squares, the other 6 take their clip's nearest face, and predict.py refuses "
-        "clips without one; check --face-detector, or pass --no-face-crop if the frames are faces "
-        "already"
+        "warning: no face found in 6 of 12 frames (50%): every clip has a face in one frame at "
+        "least, whose box the others take, and predict.py refuses clips without one; check "
+        "--face-detector, or pass --no-face-crop if the frames are faces already"
+    )
+    # above the rate, the clips without any face are named as below it (probe Y: none were)
+    ids = [c.clip_id for c in fs.clips]
+    mixed = dataclasses.replace(fs, no_face={**dict.fromkeys(ids[:4], 2), ids[4]: 1})
+    assert mixed.face_warning() == (
+        "warning: no face found in 9 of 12 frames (75%): 8 of them, in the 4 clips without any "
+        f"face ({', '.join(ids[:3])}, ...), are centre squares, the other 1 take their clip's "
+        "nearest face, and predict.py refuses clips without one; check --face-detector, or pass "
+        "--no-face-crop if the frames are faces already"
+    )
+    whole = dataclasses.replace(fs, no_face=dict.fromkeys(ids[:4], 2))  # 8 of 12, whole clips
+    assert f"are centre squares, not faces, in the 4 clips without any face ({ids[0]}, " in (
+        whole.face_warning() or ""
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from core.constants import BONAFIDE_LABEL, SPLITS
 from core.data.clips import Clip
 from core.features.crop import FaceCrop
-from core.words import percent
+from core.words import counted, percent
 
 
 class NoFace(NamedTuple):
@@ -170,8 +170,8 @@ class FeatureSet:
         ids = [
             c.clip_id for c in self.clips if self.no_face.get(c.clip_id, 0) >= self.frames_per_clip
         ]
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
         if frames and ids and missed < FACELESS_WARNING * frames:
-            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
             return (
                 f"warning: no face found in any frame of {len(ids)} of {len(self.clips)} clips "
                 f"({shown}): the figures score their centre squares, and predict.py refuses such "
@@ -179,12 +179,18 @@ class FeatureSet:
             )
         if not frames or missed < FACELESS_WARNING * frames:
             return None
-        faceless = len(ids)
-        whole = faceless * self.frames_per_clip  # the others take their clip's nearest face
-        what = "they are centre squares, not faces"
-        if whole < missed:
+        whole = len(ids) * self.frames_per_clip  # the others take their clip's nearest face
+        # the clips without any face named, as below the rate (none were: probe Y)
+        named = f"{counted(len(ids), 'clip')} without any face ({shown})" if ids else ""
+        if not ids:
+            what = "every clip has a face in one frame at least, whose box the others take"
+        elif len(ids) == len(self.clips):
+            what = "they are centre squares, not faces"
+        elif whole == missed:
+            what = f"they are centre squares, not faces, in the {named}"
+        else:
             what = (
-                f"{whole} of them, in clips without any face, are centre squares, the other "
+                f"{whole} of them, in the {named}, are centre squares, the other "
                 f"{missed - whole} take their clip's nearest face"
             )
         return (
