@@ -983,6 +983,9 @@ def test_the_ocim_protocol_runs_its_four_settings_then_their_table(
         assert len(lines) == 4 and all(" train: " in line for line in lines[1:]), lines
     names = {s.study_name for s in optuna.get_all_study_summaries(stores[1])}
     assert {name.split("-")[1] for name in names} == {"ocim"} and len(names) == 4, names
+    # a later setting's new study was said to differ from the setting before it, as asked
+    assert len(re.findall(r"^new study pad-ocim-", out, re.M)) == 4, out
+    assert "differs from study" not in out, out
     for label in ("O&C&I→M", "O&M&I→C", "O&C&M→I", "I&C&M→O"):
         assert f"| {label} HTER held-out |" in out, out[-3000:]
     # the list of studies says each one's setting (their names' digests alone: probe W)

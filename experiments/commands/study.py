@@ -76,10 +76,12 @@ def run_sweep(
     pruner: optuna.pruners.BasePruner | None = None,
     loaded: FeatureSet | None = None,
     summarised: set[FeatureOptions] | None = None,
+    later: bool = False,
 ) -> SweepResult:
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded;
-    ``summarised``: the data whose summary this command printed (a group's earlier settings)."""
+    ``summarised``: the data whose summary this command printed (a group's earlier settings);
+    ``later``: a group's later setting, whose new study is not said to differ from another."""
     summarised = set() if summarised is None else summarised
     check_stores(config)
 
@@ -134,7 +136,8 @@ def run_sweep(
     line = console.study_line(
         study_name, done, config.trials, joined, len(baselines), running, starting
     )
-    if not (done or joined or config.study):  # a new default name: what made it new
+    if not (done or joined or config.study or later):  # a new default name: what made it new
+        # (not a group's later setting: it differed from the setting before, as asked: probe W)
         line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
     print(line, flush=True)
     context = ids.run_context(config, features, settings)
@@ -343,7 +346,8 @@ def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     summarised = set() if features is None else {config.features}  # sweep.main summarised it
     try:
         for study in (config, *config.then):  # a group of cross-domain settings: in turn
-            code, result = _run_and_close(study, features if study is config else None, summarised)
+            loaded = features if study is config else None
+            code, result = _run_and_close(study, loaded, summarised, later=study is not config)
             if code:
                 return code
             first = first or result
@@ -445,10 +449,10 @@ def failure_status(err: BaseException) -> int:
 
 
 def _run_and_close(
-    config: SweepConfig, features: FeatureSet | None, summarised: set[FeatureOptions]
+    config: SweepConfig, features: FeatureSet | None, summarised: set[FeatureOptions], later: bool
 ) -> tuple[int, SweepResult | None]:
     try:
-        result = run_sweep(config, loaded=features, summarised=summarised)
+        result = run_sweep(config, loaded=features, summarised=summarised, later=later)
     except (Exception, KeyboardInterrupt) as err:
         return failure_status(err), None
     table = result.comparison
