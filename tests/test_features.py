@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -625,6 +626,17 @@ def test_clips_swapped_in_a_manifest_by_hand_are_refused_and_extracted_again(
     assert rebuilt.extracted and any("manifest_sha256" in m for m in caplog.messages)
     for clip, row in zip(rebuilt.clips, rebuilt.features, strict=True):  # each its own again
         np.testing.assert_array_equal(row, by_clip[clip.clip_id])
+
+
+def test_a_manifest_with_a_folder_name_that_is_not_utf8_commits_and_loads(tmp_path) -> None:
+    """A data folder named in another encoding reaches Python with a lone surrogate: the
+    manifest's digest failed to encode it, after the whole extraction (review)."""
+    folder = os.fsdecode(b"/data/donn\xe9es")
+    with store.PendingEntry(tmp_path, "k", (1, 4)) as pending:
+        pending.write(0, np.ones((1, 4), dtype=np.float32))
+        pending.commit({"dataset_root": folder, "nan": math.nan, "label": "données"}, rows=1)
+    _, manifest = store.load_entry(tmp_path, "k")
+    assert manifest["dataset_root"] == folder and math.isnan(manifest["nan"])
 
 
 def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch, caplog):

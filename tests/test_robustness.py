@@ -879,7 +879,8 @@ def test_no_library_telemetry_unless_the_user_turns_it_on(tmp_path) -> None:
 
     settings, _ = printed().split(" mlflow ui ", 1)
     assert answer("mlflow alone", **dict(v.split("=", 1) for v in settings.split())) == "True False"
-    assert printed(MLFLOW_DISABLE_TELEMETRY="false").startswith("mlflow ui ")  # theirs: on
+    for on in ("false", "0", "False"):  # the user's: telemetry on, as MLflow reads them
+        assert printed(MLFLOW_DISABLE_TELEMETRY=on).startswith("mlflow ui "), on
 
 
 def test_a_folder_with_spaces_gets_no_stray_percent_encoded_folder(tmp_path, monkeypatch) -> None:

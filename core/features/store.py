@@ -149,7 +149,8 @@ def load_entry(root: Path, key: str, verify: bool = True) -> tuple[np.memmap, di
 def manifest_digest(manifest: dict[str, Any]) -> str:
     """``sha256:<hex>`` of the manifest's fields but its digest, as canonical JSON."""
     rest = {name: value for name, value in manifest.items() if name != MANIFEST_DIGEST}
-    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: a folder name that is not UTF-8 (a lone surrogate) escapes as json.dump wrote it
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
     return f"{CHECKSUM}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 

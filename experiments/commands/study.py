@@ -334,7 +334,8 @@ def no_finished_trial(result: SweepResult) -> tuple[str, int]:
 
 def run_command(config: SweepConfig, features: FeatureSet | None = None) -> int:
     """The command: logging as ``--verbose`` says, the sweep, its closing lines; the exit status
-    (0 done, 2 bad input or a full disk, 3 a store unreachable, 130 interrupted)."""
+    (0 done, 2 bad input or a full disk, 3 a store unreachable, 130 interrupted, 143 stopped by
+    SIGTERM: core.interrupts)."""
     level = logging.INFO if config.verbose else logging.WARNING
     console_logging(config.verbose)
     optuna.logging.set_verbosity(level)

@@ -108,8 +108,8 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
     notes = "".join(f"- {note}\n" for note in tables.evaluation_notes(runs))
     best = tables.best_per_family(table)
     closing = [" ".join(tables.best_clauses(best))] if len(best) else []
-    pareto = tables.front_text(tables.front(trials))  # as the sweep ends
-    closing.append(f"Pareto front (dev ACER vs parameters): {pareto}")
+    if pareto := tables.front_text(tables.front(trials)):  # as the sweep ends; runs without
+        closing.append(f"Pareto front (dev ACER vs parameters): {pareto}")  # sizes: none
     closing += tables.missed_species(table)
     spread = any(column.endswith(STD) for column in table.columns)  # folds or repeats
     rates = tables.RATES_NOTE.split(" 95 %")[0] if spread else "Error rates in %."

@@ -200,7 +200,7 @@ def ui_address() -> tuple[str, str | None]:
         return uri.rstrip("/"), None
     command = f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
     command += f" --host {LOCAL_HOST} --port {LOCAL_PORT}"
-    if os.environ.get(TELEMETRY, "true").lower() != "false":  # off, as in this process
+    if os.environ.get(TELEMETRY, "true").lower() not in ("false", "0"):  # off, as here
         command = f"{TELEMETRY}=true {command}"  # a pasted `mlflow ui` asked MLflow's (probe Y)
     return f"http://{LOCAL_HOST}:{LOCAL_PORT}", command
 

@@ -108,6 +108,7 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             features |= bool(found)  # the hashed entries are said only where none differ
         elif seeded := split_seeds(what, recorded, current):
             said.append(seeded)
+            features = True  # the seed explains the hashed clips (test clips too) it drew
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
