@@ -607,7 +607,7 @@ def test_an_entry_of_the_folder_before_a_file_changed_is_named(
     assert said[0].startswith(
         f"{data} changed since cache entry {first.fingerprint} ({first.manifest['created']}): "
         f"1 clip changed ({touched.clip_id}), 0 clips added, 0 clips removed; the features of "
-        "its 5 unchanged clips are reused, the other 2 clips extracted"
+        "its 5 unchanged clips are reused, the other 2 clips extracted where they decode"
     )
     assert counted.frames - computed == 2  # the touched clip's frames alone (the broken: none)
     assert again.manifest["reused_clips"] == 5 and again.skipped == first.skipped

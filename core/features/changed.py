@@ -120,7 +120,8 @@ def say_data_changed(root: Path, key: str, earlier: Earlier, dataset: Dataset, r
     own = manifest.get("dataset_folder") == str(dataset.root.resolve())
     log.warning(
         "%s %s cache entry %s (%s): %s; the features of its %s are reused, the other %s "
-        "extracted (cp -p and rsync -t keep files' times). That entry is kept (%s)%s",
+        "extracted where they decode (cp -p and rsync -t keep files' times). That entry is "
+        "kept (%s)%s",
         dataset.root,
         "changed since" if own else f"differs from {manifest.get('dataset_folder')}, whose",
         entry.name,
