@@ -695,7 +695,8 @@ def test_a_read_only_command_on_a_store_that_is_not_there_creates_none(
     uri = f"sqlite:///file:{tmp_path}/mlflow.db?mode=ro&uri=true"
     assert compare.main(["--tracking-uri", uri, "--list"]) == 0
     # no trial run: its backend and extraction not known
-    assert capsys.readouterr().out.split()[-8:] == ["kept", "0", "0", "-", "?", "?", "?", "1"]
+    listed = capsys.readouterr().out.split()[-9:]
+    assert listed == ["kept", "0", "0", "0", "-", "?", "?", "?", "1"]
 
 
 class Answers(http.server.BaseHTTPRequestHandler):

@@ -217,7 +217,7 @@ def _data_differs(part: str, recorded: dict[str, Any], identity: dict[str, Any])
     return was is None or now is None or was != now
 
 
-def _other(name: str, what: str, recorded: str, value: str, seeds: str | None) -> ValueError:
+def _other(name: str, what: str, recorded: str, value: str, seeds: str | None = None) -> ValueError:
     def listed(text: str) -> list[str]:
         return sorted(str(text).removeprefix("cache entry ").split(","))
 
