@@ -107,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
                 check_databases([NamedData(name, options) for name, options in args.named])
             if args.list:
                 list_clips(args.named, sys.stdout)
-            for name, options in args.named if not args.list else ():
-                if len(args.named) > 1:
-                    print(f"== {name}: {options.data}", flush=True)
-                extract_one(options, lambda *_: quiet_backend(args.verbose))
+            else:
+                for name, options in args.named:
+                    if len(args.named) > 1:
+                        print(f"== {name}: {options.data}", flush=True)
+                    extract_one(options, lambda *_: quiet_backend(args.verbose))
     except BrokenPipeError:  # | head: --list has what the reader wanted; extraction stopped
         reader_gone()
         if not args.list:  # it ended 0, as if extracted (review)
@@ -221,9 +222,9 @@ def list_clips(named: list[tuple[str, FeatureOptions]], out: TextIO) -> None:
         if len(named) > 1:
             print(f"== {name}: {options.data}", file=sys.stderr)
         several = folds(options.protocol) if options.fold is None else ()
-        for fold in several or [options.fold]:
+        for index, fold in enumerate(several or [options.fold]):
             dataset = load_data(dataclasses.replace(options, fold=fold))
-            if fold == (several or [fold])[0]:
+            if index == 0:
                 if several:
                     print(
                         f"protocol {options.protocol}: folds {several[0]}-{several[-1]}, each "
