@@ -212,6 +212,27 @@ def test_bfloat16_extraction_is_cached_apart_and_close_to_float32(data, tmp_path
         extract(data, tmp_path / "cache", precision="float8")
 
 
+def test_a_weights_files_features_under_jax_have_an_entry_of_their_own():
+    """A JAX study given a weights file reused TensorFlow's features, so predict under JAX (the
+    study's backend) differed from its scores.csv by a percent in bfloat16 (probe AA)."""
+    weights, data = "sha256:" + "0" * 64, "d" * 64
+    assert cache_key(weights, data, 7, backend="jax")[0] != cache_key(weights, data, 7)[0]
+    assert cache_key(weights, data, 7, backend="tensorflow") == cache_key(weights, data, 7)
+    drawn = "random:he_normal:0:jax"  # a random backbone's fingerprint names its backend
+    assert cache_key(drawn, data, 7, backend="jax") == cache_key(drawn, data, 7)
+    # an entry extracted under JAX into TensorFlow's key before: extracted again
+    made = {"device": "cpu: 2 x AMD EPYC, Keras on jax", "key_parts": {"weights": weights}}
+    with pytest.raises(store.CacheEntryInvalid, match="KERAS_BACKEND=jax into TensorFlow's"):
+        extraction._check_backend(made)
+    for fine in (
+        {**made, "device": "cpu: 2 x AMD EPYC, Keras on tensorflow"},
+        {**made, "key_parts": {"weights": weights, "backend": "jax"}},  # JAX's own
+        {**made, "key_parts": {"weights": drawn}},
+        {"key_parts": {"weights": weights}},  # no device recorded
+    ):
+        extraction._check_backend(fine)
+
+
 def test_the_key_covers_every_setting():
     base = cache_key("random:0", "d" * 64, 7)[0]
     assert cache_key("random:0", "d" * 64, 7, precision="bfloat16")[0] != base

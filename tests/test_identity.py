@@ -46,6 +46,20 @@ def test_recorded_when_made_and_again_while_no_trial_has_a_figure(tmp_path) -> N
     )
 
 
+def test_features_of_another_backend_are_said_by_it() -> None:
+    """A weights file's features under JAX have an entry of their own (probe AA): said by the
+    backend, either way round (TensorFlow's entries name none)."""
+    from experiments.stores.record import part_differences
+
+    tf, jax = {"weights": "sha256:00"}, {"weights": "sha256:00", "backend": "jax"}
+    said = "the features' KERAS_BACKEND tensorflow; this run's jax"
+    assert part_differences(tf, jax) == {"backend": said}
+    assert part_differences(jax, tf) == {
+        "backend": "the features' KERAS_BACKEND jax; this run's tensorflow"
+    }
+    assert part_differences(jax, dict(jax)) == {}
+
+
 def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
     """--split-seed 1 on a study of clips carved with 0 was refused naming two hashes of clips
     (probe Y); a seed that changes no clip (the data gives its splits) is no reason at all."""

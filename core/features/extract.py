@@ -167,12 +167,16 @@ def cache_key(
     detector: str | None = None,
     face_boxes: str | None = None,
     precision: str = "float32",
+    backend: str = "tensorflow",
 ) -> tuple[str, dict[str, Any]]:
     """The cache key and the parts it hashes (stored in the manifest).
 
     ``data_fp`` is the database's content fingerprint; ``detector`` the face detector and its
     version (:func:`core.features.faces.detector_version`), None without a face crop;
-    ``face_boxes`` the fingerprint of the database's box files used instead of detecting.
+    ``face_boxes`` the fingerprint of the database's box files used instead of detecting;
+    ``backend`` the Keras backend that extracts: another than TensorFlow is a part of its own
+    with a weights file (a JAX study had scored TensorFlow's features, and predict under JAX
+    then differed from its scores.csv: probe AA); a random backbone's fingerprint names it.
     """
     parts = {
         "weights": weights_fp,
@@ -185,6 +189,8 @@ def cache_key(
         "layer": FEATURE_LAYER,
         "precision": precision,
     }
+    if backend != "tensorflow" and random_backend(weights_fp) is None:  # TF's keys unchanged
+        parts["backend"] = backend
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     return digest[:32], parts
 
@@ -267,7 +273,13 @@ def extract_features(
     if precision not in PRECISIONS:
         raise DataError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     key, parts = cache_key(
-        weights_fp, data_fp, frames_per_clip, detector_name, box_fp, precision=precision
+        weights_fp,
+        data_fp,
+        frames_per_clip,
+        detector_name,
+        box_fp,
+        precision=precision,
+        backend=keras_backend(),
     )
     root = cache_dir / "features"
 
@@ -425,6 +437,7 @@ def _try_load(
     reason (``warned`` keeps the reasons already said)."""
     try:
         array, manifest = store.load_entry(root, key)
+        _check_backend(manifest)
         _read_now(_rows(manifest, dataset))
     except FileNotFoundError:
         return None
@@ -439,6 +452,21 @@ def _try_load(
             log.warning("not using cache entry %s: %s", root / key, why)  # what follows says
         return None
     return array, manifest
+
+
+def _check_backend(manifest: dict[str, Any]) -> None:
+    """CacheEntryInvalid for an entry of a weights file that another backend than TensorFlow
+    extracted into TensorFlow's key, as one did before the backend was a part of the key (its
+    manifest's device names it): extracted again, under TensorFlow."""
+    parts = manifest.get("key_parts") or {}
+    made = str(manifest.get("device", "")).rpartition("Keras on ")[2]
+    if made in ("", "tensorflow") or "backend" in parts:
+        return
+    if random_backend(str(parts.get("weights", ""))) is None:
+        raise store.CacheEntryInvalid(
+            f"extracted under KERAS_BACKEND={made} into TensorFlow's entry (before 2026-12-07, "
+            "when the backend became a part of the key)"
+        )
 
 
 @dataclass

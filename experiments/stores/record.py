@@ -47,6 +47,7 @@ PART_NAMES = {
     "detector": "the face detector",
     "face_boxes": "the database's face boxes",
     "precision": "--precision",
+    "backend": "the features' KERAS_BACKEND",  # a weights file's under another than TensorFlow
 }
 
 
@@ -59,10 +60,11 @@ def tested_said(own: bool) -> str:
 
 def part_differences(theirs: dict[str, Any], parts: dict[str, Any]) -> dict[str, str]:
     """Cache key parts that differ between an entry's (``theirs``) and ``parts``, as said."""
-    differ = [part for part, value in parts.items() if theirs.get(part) != value]
+    named = [*parts, *(["backend"] if "backend" in theirs and "backend" not in parts else [])]
+    differ = [part for part in named if theirs.get(part) != parts.get(part)]
     if "face_crop" in differ:  # its detector and boxes: said by the crop
         differ = [part for part in differ if part not in ("detector", "face_boxes")]
-    return {p: _difference(p, theirs.get(p), parts[p]) for p in differ}
+    return {p: _difference(p, theirs.get(p), parts.get(p)) for p in differ}
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -212,6 +214,8 @@ def _key_parts(record: dict[str, Any], what: str) -> tuple[dict[str, Any], int] 
 
 def _difference(part: str, before: Any, value: Any) -> str:
     what = PART_NAMES.get(part, part)
+    if part == "backend":  # none named: TensorFlow's
+        before, value = (v or "tensorflow" for v in (before, value))
     if part == "weights":  # random backbones: each backend draws its own
         drawn = [random_backend(str(v)) for v in (before, value)]
         if None not in drawn and drawn[0] != drawn[1]:
