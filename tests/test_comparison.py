@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import zlib
 from fractions import Fraction
@@ -55,6 +57,7 @@ DEMO_TRIALS = (
 REAL_TRIALS = DEMO_TRIALS[:5]
 SEQUENCE = ("lstm", "convlstm")
 NAMES = ("demo", "real")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def split_scores(rng, separation: float, sees_motion: bool) -> ScoreSet:
@@ -290,6 +293,20 @@ def test_compare_ends_as_the_sweep_does(store, capsys, name) -> None:
     assert "test_eer: the test set's own EER" in out and "test_bpcer20: test BPCER" in out
     # the note on means and stds where there are several settings only (it was always said)
     assert ("mean ± its sample std" in out) == (name == "real")  # real: --repeats 2
+
+
+@pytest.mark.parametrize("flags", [["--list"], ["--study", "demo"]])
+def test_a_reader_that_stops_early_ends_compare_quietly(store, flags) -> None:
+    """``compare.py --list | true`` said "error: --out None: Broken pipe" and ended 2, though no
+    --out was given (probe AA): the reader has what it wanted."""
+    command = [sys.executable, str(REPO / "experiments" / "compare.py"), *flags]
+    command += ["--tracking-uri", f"sqlite:///{store['root']}/mlflow.db"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    child.stdout.close()  # gone before the table is printed
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err and "--out" not in err, err
 
 
 def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:

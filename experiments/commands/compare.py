@@ -20,11 +20,12 @@ path given); 3 a tracking server that does not answer, or not as MLflow does.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from core.flags import given_name, given_path
 from core.interrupts import stopped_by_ctrl_c
-from experiments.commands.quiet import OneLineParser, quiet_console, say_error
+from experiments.commands.quiet import OneLineParser, quiet_console, reader_gone, say_error
 
 
 @stopped_by_ctrl_c("interrupted")
@@ -88,15 +89,17 @@ def main(argv: list[str] | None = None) -> int:
 
             for line in log_cross_table(args.out or Path("."), args.study):
                 print(line)
-            return 0
-        if args.list:
+        elif args.list:
             table = studies()
             if table.empty:
                 raise LookupError(f"no study in {tracking.store_shown()}")
             table["last activity (UTC)"] = table["last activity (UTC)"].map(when)
             print(table.to_string(index=False))
-            return 0
-        print(comparison_markdown(args.study[0] if args.study else None, args.all))
+        else:
+            print(comparison_markdown(args.study[0] if args.study else None, args.all))
+        sys.stdout.flush()  # a reader gone: said here, not by Python's flush at exit
+    except BrokenPipeError:  # | head: the reader has what it wanted (an --out error: probe AA)
+        reader_gone()
     except LookupError as err:
         if isinstance(err, KeyError | IndexError):  # a bug, not a study that is not there
             raise
