@@ -378,6 +378,11 @@ def test_a_detector_for_a_study_that_cropped_nothing_is_refused(
     code, out, err = run_predict(capsys, *argv)
     assert code == 2 and out == [] and len(err) == 1
     assert err[0].startswith("error: --face-detector haar: the study did not crop faces")
+    # --score-faceless too: it was accepted without a word (probe AA)
+    code, out, err = run_predict(capsys, *argv[:-3], "--score-faceless", clip)
+    assert code == 2 and out == [] and len(err) == 1
+    assert err[0].startswith("error: --score-faceless: the study cropped no face")
+    assert err[0].endswith("drop --score-faceless")
     # the registered model's model_config: an unknown detector was accepted silently (probe)
     with pytest.raises(trial_model.ScoringError) as refused:
         scorer.crop_detector(uncropped, "zzz", flag="model_config face_detector")
