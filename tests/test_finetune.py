@@ -46,6 +46,7 @@ from core.features.frame_store import FRAMES_DIR
 from experiments.commands import predict
 from experiments.config import EvaluationOptions, KeepWeights, fine_tune_choices
 from experiments.stores import tracking
+from experiments.stores.runs_table import trial_table
 from experiments.stores.tracking import TOP_WEIGHTS as TOP_WEIGHTS_FILE
 from experiments.trial import search
 from experiments.trial.evaluation import prepare_fine_tuning, prepare_settings
@@ -374,11 +375,12 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     frozen_names = {a.path for a in client.list_artifacts(frozen["run_id"])}
     assert TOP_WEIGHTS_FILE not in frozen_names
     # which trials were fine-tuned, where a person reads them (nothing said so: probe)
-    from experiments.stores.runs_table import trial_table
-
     table = trial_table(tracking.study_runs(tracking.use_experiment("ft"), "ft"))
     shown = dict(zip(table["trial"], table["head"], strict=True))
     assert shown == {0: "dense16+fc", 1: "dense16", 2: "dense16+conv5"}
+    # and what each trained, in the comparison's files too: it was left out (probe AA)
+    trained = dict(zip(table["trial"], table["params_trainable"], strict=True))
+    assert trained == {0: head + FC6 + FC7, 1: head, 2: head + CONV5 + FC6 + FC7}
     from experiments.config import TrialConfig
     from experiments.results.console import TRIAL_HEADER, trial_line
 

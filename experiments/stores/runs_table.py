@@ -18,7 +18,7 @@ from experiments.metrics import REPORT_KEYS, is_species_figure, species_rates
 from experiments.metrics import worst_species as worst_of
 
 PARAMS = ("params_total", "params_head")
-METRICS = (*PARAMS, *REPORT_KEYS)  # then per-species APCER, "_std" columns, settings
+TRAINABLE = "params_trainable"  # logged by fine-tuned trials: the head and the layers trained
 WORST = "worst_species"  # the species with the highest test APCER ("a/b" on a tie)
 # ... and that APCER: with several settings its mean, which may be below test_apcer (the mean of
 # each setting's worst species' APCER, whichever species that was)
@@ -32,7 +32,10 @@ RANKING = ("dev_acer", "dev_eer", "params_total")
 def metric_columns(runs: pd.DataFrame) -> list[str]:
     """The figures to compare: the fixed ones, each species' APCER, then every ``_std``."""
     logged = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
-    figures = [*METRICS, *species_columns(logged)]
+    # a fine-tuned study's: the head's and the backbone layers trained (not in its comparison
+    # files, though each run logged it: probe AA)
+    trained = [TRAINABLE] if TRAINABLE in logged else []
+    figures = [*PARAMS, *trained, *REPORT_KEYS, *species_columns(logged)]
     spreads = [f"{name}{STD}" for name in figures if f"{name}{STD}" in logged]
     return figures + spreads + (["settings"] if "settings" in logged else [])
 
