@@ -309,6 +309,24 @@ def test_a_reader_that_stops_early_ends_compare_quietly(store, flags) -> None:
     assert "Broken pipe" not in err and "Traceback" not in err and "--out" not in err, err
 
 
+def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:
+    """ "photo/print/replay 100.0%" pushed the time out of its column (probe AA)."""
+    from experiments.config import TrialConfig
+
+    config = TrialConfig(head="lstm76", family="lstm", output="softmax", fine_tune="fc")
+    figures = {"params_head": 1_265_806, "dev_acer": 0.5, "test_acer": 0.5, "test_hter": 0.5}
+    species = {f"test_apcer_{kind}": 1.0 for kind in ("photo", "print", "replay")}
+    console.trial_line(1, config, figures | species, 49.8)
+    console.trial_line(2, config, figures | species | {"test_apcer_photo": 0.5}, 9.8)
+    tied = {"test_apcer_print": 0.2, "test_apcer_replay": 0.2}
+    console.trial_line(3, config, figures | tied, 9.8)
+    three, two, short = capsys.readouterr().out.splitlines()
+    assert len(three) == len(two) == len(short) == len(console.TRIAL_HEADER)
+    assert "  3 species 100.0%  " in three and "  2 species 100.0%  " in two
+    assert "  print/replay 20.0%  " in short  # named where the column holds them
+    assert three.endswith("49.8s") and two.endswith(" 9.8s")
+
+
 def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:
     """``--all`` ("every figure") held no run id, which ``predict.py --run`` takes (probe)."""
     uri = mlflow.get_tracking_uri()
