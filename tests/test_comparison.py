@@ -324,6 +324,9 @@ def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:
     assert len(three) == len(two) == len(short) == len(console.TRIAL_HEADER)
     assert "  3 species 100.0%  " in three and "  2 species 100.0%  " in two
     assert "  print/replay 20.0%  " in short  # named where the column holds them
+    console.trial_line(4, config, figures | {"test_apcer_printed_photo": 1.0}, 3.0)  # one, long
+    (long,) = capsys.readouterr().out.splitlines()
+    assert len(long) == len(console.TRIAL_HEADER) and "  printed_ph… 100.0%  " in long
     assert three.endswith("49.8s") and two.endswith(" 9.8s")
 
 

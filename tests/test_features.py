@@ -23,6 +23,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ from core.constants import FEATURE_SHAPE, INPUT_SHAPE, RANDOM_INIT, RANDOM_SEED
 from core.data.clips import DataError, FaceBoxes
 from core.data.dataset import Dataset, load_dataset
 from core.data.frames import prepare_frames, read_clip, read_frames
-from core.features import FeatureSet, cache_key, extract_features, faces, store
+from core.features import FeatureSet, cache_key, changed, extract_features, faces, store
 from core.features.skips import SHORT_NAMED, SkipWarnings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,17 +221,42 @@ def test_a_weights_files_features_under_jax_have_an_entry_of_their_own():
     assert cache_key(weights, data, 7, backend="tensorflow") == cache_key(weights, data, 7)
     drawn = "random:he_normal:0:jax"  # a random backbone's fingerprint names its backend
     assert cache_key(drawn, data, 7, backend="jax") == cache_key(drawn, data, 7)
-    # an entry extracted under JAX into TensorFlow's key before: extracted again
+    # an entry extracted under JAX into TensorFlow's key before: extracted again, and no
+    # changed folder's new entry takes rows from it (review)
     made = {"device": "cpu: 2 x AMD EPYC, Keras on jax", "key_parts": {"weights": weights}}
-    with pytest.raises(store.CacheEntryInvalid, match="KERAS_BACKEND=jax into TensorFlow's"):
-        extraction._check_backend(made)
+    assert "KERAS_BACKEND=jax into TensorFlow's entry" in changed.foreign_backend(made)
     for fine in (
         {**made, "device": "cpu: 2 x AMD EPYC, Keras on tensorflow"},
         {**made, "key_parts": {"weights": weights, "backend": "jax"}},  # JAX's own
         {**made, "key_parts": {"weights": drawn}},
         {"key_parts": {"weights": weights}},  # no device recorded
     ):
-        extraction._check_backend(fine)
+        assert changed.foreign_backend(fine) is None
+
+
+def test_a_changed_folder_takes_no_rows_from_another_backends_entry(tmp_path) -> None:
+    """A folder that changed took its unchanged clips' rows from its earlier entry, one JAX had
+    written under TensorFlow's key before the backend was a part of it (review)."""
+    root, folder = tmp_path / "features", tmp_path / "data"
+    folder.mkdir()
+    weights = "sha256:" + "0" * 64
+    old_key, old_parts = cache_key(weights, "old", 1)
+    new_key, new_parts = cache_key(weights, "new", 1)
+    dataset = types.SimpleNamespace(
+        synthetic=False, root=folder, layout="x", signatures={"c1": "s", "c2": "t"}
+    )
+
+    def earlier(device: str) -> changed.Earlier | None:
+        with store.PendingEntry(root, old_key, (1, 4)) as pending:
+            pending.write(0, np.full((1, 4), 7, np.float32))
+            manifest = {"key_parts": old_parts, "dataset_folder": str(folder.resolve())}
+            manifest |= {"layout": "x", "signatures": {"c1": "s"}, "clips": [{"clip_id": "c1"}]}
+            pending.commit({**manifest, "device": device}, rows=1)
+        return changed.earlier_entry(root, new_key, new_parts, dataset)
+
+    assert earlier("cpu: 1 x X, Keras on tensorflow").entry.name == old_key  # TensorFlow's own
+    shutil.rmtree(root / old_key)
+    assert earlier("cpu: 1 x X, Keras on jax") is None
 
 
 def test_the_key_covers_every_setting():

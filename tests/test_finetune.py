@@ -381,6 +381,11 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     # and what each trained, in the comparison's files too: it was left out (probe AA)
     trained = dict(zip(table["trial"], table["params_trainable"], strict=True))
     assert trained == {0: head + FC6 + FC7, 1: head, 2: head + CONV5 + FC6 + FC7}
+    from experiments.results.parent_run import _counts_as_integers
+
+    written = _counts_as_integers(table).to_csv(index=False)  # as comparison.csv has it
+    count = int(head + FC6 + FC7)
+    assert f",{count}," in written and f",{count}.0," not in written
     from experiments.config import TrialConfig
     from experiments.results.console import TRIAL_HEADER, trial_line
 

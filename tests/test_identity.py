@@ -49,15 +49,27 @@ def test_recorded_when_made_and_again_while_no_trial_has_a_figure(tmp_path) -> N
 def test_features_of_another_backend_are_said_by_it() -> None:
     """A weights file's features under JAX have an entry of their own (probe AA): said by the
     backend, either way round (TensorFlow's entries name none)."""
+    from experiments.stores.identity import _features_differ
     from experiments.stores.record import part_differences
 
     tf, jax = {"weights": "sha256:00"}, {"weights": "sha256:00", "backend": "jax"}
-    said = "the features' KERAS_BACKEND tensorflow; this run's jax"
-    assert part_differences(tf, jax) == {"backend": said}
     assert part_differences(jax, tf) == {
         "backend": "the features' KERAS_BACKEND jax; this run's tensorflow"
     }
     assert part_differences(jax, dict(jax)) == {}
+    # a study whose key named none (TensorFlow's, which a JAX run shared before): no flag or
+    # backend gives its features back, so it is not "rerun with the study's flags" (review)
+    said = part_differences(tf, jax)
+    assert said == {
+        "backend": "the features' KERAS_BACKEND tensorflow (whose entry every backend shared "
+        "before 2026-12-07); this run's jax"
+    }
+    assert str(_features_differ("s", "features", said)).endswith(
+        "this version extracts other features: start another study with --study"
+    )
+    assert str(_features_differ("s", "features", part_differences(jax, tf))).endswith(
+        "rerun with the study's flags, or start another study with --study"
+    )
 
 
 def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
@@ -587,6 +599,8 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     assert closest_other(url, new) == (
         "differs from study c_m-to-i (0 finished trials): trained on c, m; this run's c, m, r"
     )
+    # a group's later setting: only a study of its own setting (the one before, as asked: no)
+    assert closest_other(url, new, same_setting=True) is None
     # the same setting on another copy, at other --frames: two lines, but the same experiment;
     # the study of other sources (one line) had been said (probe W)
     again = record("cmr", "i", frames=3)
@@ -595,6 +609,7 @@ def test_cross_domain_studies_of_other_databases_say_them_not_their_files(tmp_pa
     optuna.create_study(study_name="z-cmr-i", storage=url).set_user_attr(IDENTITY_ATTR, again)
     said = closest_other(url, new)
     assert said.startswith("differs from study z-cmr-i (0 finished trials): --frames 3; "), said
+    assert closest_other(url, new, same_setting=True) == said
     assert said.count(" | ") == 1, said
 
 

@@ -286,6 +286,7 @@ def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
     text = (tmp_path / "comparison.csv").read_text()
     for count in table["params_total"]:  # counts as counts: 184637260, not 184637260.0
         assert f",{count}," in text and f",{count}.0," not in text
+    assert "params_trainable" not in table  # a frozen study's: its head's, not repeated
     assert {g for g in groups if g.startswith("best ")} == {
         "best " + family for family in child_runs(first_sweep)["params.family"].unique()
     }

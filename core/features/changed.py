@@ -33,6 +33,23 @@ def recorded(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def foreign_backend(manifest: dict[str, Any]) -> str | None:
+    """Why an entry of a weights file is not TensorFlow's though under its key: another backend
+    extracted it there, as one did before the backend was a part of the key (its manifest's
+    device names it); else None. Such an entry is extracted again, and gives no rows to a
+    changed folder's new entry (review)."""
+    parts = manifest.get("key_parts") or {}
+    made = str(manifest.get("device", "")).rpartition("Keras on ")[2]
+    if made in ("", "tensorflow") or "backend" in parts:
+        return None
+    if str(parts.get("weights", "")).startswith("random:"):  # its fingerprint names it
+        return None
+    return (
+        f"extracted under KERAS_BACKEND={made} into TensorFlow's entry (before 2026-12-07, "
+        "when the backend became a part of the key)"
+    )
+
+
 @dataclass(frozen=True)
 class Earlier:
     """The entry a new extraction follows: the latest of the folder's earlier state (the same
@@ -66,6 +83,8 @@ def earlier_entry(root: Path, key: str, parts: dict[str, Any], dataset: Dataset)
             continue  # another's file, or one being replaced: no entry to name
         other_data = theirs.pop("data", None) != parts.get("data")  # an invalid entry: no
         if manifest.get("layout") != layout or not other_data or theirs != options:
+            continue
+        if foreign_backend(manifest):  # another backend's rows under TensorFlow's key
             continue
         shared = sum(dataset.signatures.get(clip) == stamp for clip, stamp in stamps.items())
         if path.parent.name != key and (same or shared):

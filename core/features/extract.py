@@ -437,7 +437,8 @@ def _try_load(
     reason (``warned`` keeps the reasons already said)."""
     try:
         array, manifest = store.load_entry(root, key)
-        _check_backend(manifest)
+        if foreign := changed.foreign_backend(manifest):
+            raise store.CacheEntryInvalid(foreign)
         _read_now(_rows(manifest, dataset))
     except FileNotFoundError:
         return None
@@ -452,21 +453,6 @@ def _try_load(
             log.warning("not using cache entry %s: %s", root / key, why)  # what follows says
         return None
     return array, manifest
-
-
-def _check_backend(manifest: dict[str, Any]) -> None:
-    """CacheEntryInvalid for an entry of a weights file that another backend than TensorFlow
-    extracted into TensorFlow's key, as one did before the backend was a part of the key (its
-    manifest's device names it): extracted again, under TensorFlow."""
-    parts = manifest.get("key_parts") or {}
-    made = str(manifest.get("device", "")).rpartition("Keras on ")[2]
-    if made in ("", "tensorflow") or "backend" in parts:
-        return
-    if random_backend(str(parts.get("weights", ""))) is None:
-        raise store.CacheEntryInvalid(
-            f"extracted under KERAS_BACKEND={made} into TensorFlow's entry (before 2026-12-07, "
-            "when the backend became a part of the key)"
-        )
 
 
 @dataclass

@@ -81,7 +81,7 @@ def run_sweep(
     """Run (or resume) the study as one of its workers; each trial it runs is a child run of
     this invocation's parent run. ``loaded``: the features of ``config.features``, if loaded;
     ``summarised``: the data whose summary this command printed (a group's earlier settings);
-    ``later``: a group's later setting, whose new study is not said to differ from another."""
+    ``later``: a group's later setting, whose new study is compared with its own setting's only."""
     summarised = set() if summarised is None else summarised
     check_stores(config)
 
@@ -136,9 +136,11 @@ def run_sweep(
     line = console.study_line(
         study_name, done, config.trials, joined, len(baselines), running, starting
     )
-    if not (done or joined or config.study or later):  # a new default name: what made it new
-        # (not a group's later setting: it differed from the setting before, as asked: probe W)
-        line = "\n".join(filter(None, [line, identity.closest_other(config.storage, study)]))
+    if not (done or joined or config.study):  # a new default name: what made it new (of a
+        # group's later setting, a study of its own setting: it differs from the one before, as
+        # asked: probe W)
+        closest = identity.closest_other(config.storage, study, same_setting=later)
+        line = "\n".join(filter(None, [line, closest]))
     print(line, flush=True)
     context = ids.run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)

@@ -136,7 +136,9 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
         top = rates[tied[0]] if tied else 0.0
         missed = f"{'/'.join(tied)} {percent(top)}" if top > 0 else "none"
         if len(missed) > 18:  # a tie of three species pushed the time out of line (probe AA)
-            missed = f"{len(tied)} species {percent(top)}"
+            rate = percent(top)
+            name = tied[0][: 18 - len(rate) - 2] + "…"  # one long name: cut, not dropped
+            missed = f"{len(tied)} species {rate}" if len(tied) > 1 else f"{name} {rate}"
         line = (
             f"{head}{millions(m['params_head']):>11}{dev:>11}"
             f"{test:>11}{percent(m['test_hter']):>7}  "

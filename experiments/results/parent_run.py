@@ -31,7 +31,7 @@ from experiments.results.tables import (
     readable,
 )
 from experiments.stores import dashboard, tracking
-from experiments.stores.runs_table import PARAMS, WORST_RATE, trial_table
+from experiments.stores.runs_table import PARAMS, TRAINABLE, WORST_RATE, trial_table
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run's description (Markdown)
@@ -86,7 +86,7 @@ def report_location(run_id: str) -> str:
 
 def _counts_as_integers(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as a CSV shows them, 184637260 and 2, not 184637260.0 (MLflow logs floats)."""
-    counts = [c for c in ("trial", *PARAMS, "settings") if c in table.columns]
+    counts = [c for c in ("trial", *PARAMS, TRAINABLE, "settings") if c in table.columns]
     return table.astype(dict.fromkeys(counts, "Int64"))
 
 

@@ -26,6 +26,7 @@ from experiments.stores.record import (
     KEY_PARTS,
     PART_NAMES,
     PROTOCOLS,
+    SHARED_KEY,
     SIDES,
     SPREAD,
     TEST_FEATURES,
@@ -300,7 +301,8 @@ def _tested_otherwise(name: str, said: str) -> ValueError:
 def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueError:
     """The study's features were made otherwise: ``differs``, their cache key parts as said."""
     fix = "rerun with the study's flags, or start another study with --study"
-    if any(key not in PART_NAMES for key in differs):  # no flag gives them back
+    gone = any(SHARED_KEY in said for said in differs.values())  # no backend gives them back
+    if gone or any(key not in PART_NAMES for key in differs):  # no flag gives them back
         fix = "this version extracts other features: start another study with --study"
     which = "features" if part == FEATURES else "test features"
     return ValueError(
@@ -329,13 +331,15 @@ def _differences(
     return min(found, key=len) or None if found else None
 
 
-def closest_other(storage: str, study: optuna.Study) -> str | None:
+def closest_other(storage: str, study: optuna.Study, same_setting: bool = False) -> str | None:
     """Why a new study's default name is new: how it differs from the closest other study in
     ``storage`` (the fewest differences in what the figures depend on and its objectives, then
     the fewest entries of the record that differ), as
     "differs from study pad-... (12 finished trials): --frames 7; this run's 8", three at most
     with "|" between them; or that one records the same (named otherwise: ``--study``). None
-    where the store holds no other study with a record, or cannot be read: it only reads."""
+    where the store holds no other study with a record (``same_setting``: of this setting, as
+    for a group's later setting, which differs from the one before as asked), or cannot be read:
+    it only reads."""
     ours = study.user_attrs.get(IDENTITY_ATTR)
     if not isinstance(ours, dict):
         return None
@@ -356,6 +360,7 @@ def closest_other(storage: str, study: optuna.Study) -> str | None:
             # this setting on other data is closer, however many lines say it (probe W)
             setting = any(theirs.get(k) != ours.get(k) for k in (DATABASES, PROTOCOLS))
             found.append((setting, len(said), raw, other.study_name, said))
+        found = [f for f in found if not (same_setting and f[0])]
         if not found:
             return None
         finished = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -37,6 +37,8 @@ SPLIT_SEED = "--split-seed"
 UNCOMPARED = (KEY_PARTS, DATABASES, SPLIT_SEED)
 SIDES = {FEATURES: "trained on", TEST_FEATURES: "tested on"}  # the features each side names
 
+# what a study's features were, whose cache key named no backend while this run's names one
+SHARED_KEY = "(whose entry every backend shared before 2026-12-07)"
 # a feature cache key's parts as a user names them (core.features.extract.cache_key); the
 # others (preprocessing, layer) change with the code, not with a flag
 PART_NAMES = {
@@ -214,8 +216,9 @@ def _key_parts(record: dict[str, Any], what: str) -> tuple[dict[str, Any], int] 
 
 def _difference(part: str, before: Any, value: Any) -> str:
     what = PART_NAMES.get(part, part)
-    if part == "backend":  # none named: TensorFlow's
-        before, value = (v or "tensorflow" for v in (before, value))
+    if part == "backend":  # none named: TensorFlow's key, every backend's before 2026-12-07
+        was = before or f"tensorflow {SHARED_KEY}"
+        return f"{what} {was}; this run's {value or 'tensorflow'}"
     if part == "weights":  # random backbones: each backend draws its own
         drawn = [random_backend(str(v)) for v in (before, value)]
         if None not in drawn and drawn[0] != drawn[1]:

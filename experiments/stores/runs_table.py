@@ -33,8 +33,11 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     """The figures to compare: the fixed ones, each species' APCER, then every ``_std``."""
     logged = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
     # a fine-tuned study's: the head's and the backbone layers trained (not in its comparison
-    # files, though each run logged it: probe AA)
-    trained = [TRAINABLE] if TRAINABLE in logged else []
+    # files, though each run logged it: probe AA); a frozen trial's is its head's, not repeated
+    none = pd.Series(np.nan, index=runs.index)
+    tuned = runs.get(f"metrics.{TRAINABLE}", none)
+    heads = runs.get("metrics.params_head", none)
+    trained = [TRAINABLE] if (tuned.notna() & (tuned != heads)).any() else []
     figures = [*PARAMS, *trained, *REPORT_KEYS, *species_columns(logged)]
     spreads = [f"{name}{STD}" for name in figures if f"{name}{STD}" in logged]
     return figures + spreads + (["settings"] if "settings" in logged else [])
