@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -848,17 +849,18 @@ def test_no_library_telemetry_unless_the_user_turns_it_on(tmp_path) -> None:
     # a machine that is not CI (MLflow turns telemetry off in CI by itself)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
 
-    def answer(which: str, **more: str) -> str:
+    def last_line(code: str, *args: str, **more: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-c", probe, which],
+            [sys.executable, "-c", code, *args],
             env={**env, **more},
             capture_output=True,
             text=True,
             check=True,
             cwd=tmp_path,
         )
-        return done.stdout.split("\n")[-2]
+        return done.stdout.splitlines()[-1]
 
+    answer = partial(last_line, probe)
     # MLflow alone reports usage here, and keeps its session id in the environment (where a
     # worker's request once read it as another thread changed it); this project turns it off,
     # so the variable is never set; a user who wants it says so.
@@ -867,17 +869,9 @@ def test_no_library_telemetry_unless_the_user_turns_it_on(tmp_path) -> None:
     assert answer("project", MLFLOW_DISABLE_TELEMETRY="false") == "False True"
 
     # the `mlflow ui` the sweep prints for a user to paste, run by MLflow alone (probe Y)
-    def printed(**more: str) -> str:
-        code = "import experiments.stores.dashboard as d; print(d.ui_address()[1])"
-        return subprocess.run(
-            [sys.executable, "-c", code],
-            env={**env, **more},
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-        ).stdout.splitlines()[-1]
-
+    printed = partial(
+        last_line, "import experiments.stores.dashboard as d; print(d.ui_address()[1])"
+    )
     settings, _ = printed().split(" mlflow ui ", 1)
     assert answer("mlflow alone", **dict(v.split("=", 1) for v in settings.split())) == "True False"
     for on in ("false", "0", "False"):  # the user's: telemetry on, as MLflow reads them

@@ -443,11 +443,10 @@ def study_suffix(evaluation: EvaluationOptions) -> str:
 def scores_frame(setting: Setting, data: dict[str, SplitData], dev, test) -> pd.DataFrame:
     """scores.csv rows of one setting: one per dev and test clip, score = probability of bona fide.
 
-    Beside the score: split, the database (when a study has several), clip, its file (the
-    path in its database's folder), subject, label,
-    attack_type (the species), the dataset's own columns (``Clip.columns``: session, phone,
-    support, quality ...), the frames without a face when the features count them, then the
-    setting's fold and repeat; enough to regroup.
+    Beside the score: split, the database (when a study has several), clip, its file (the path
+    in its database's folder), subject, label, attack_type (the species), the dataset's own
+    columns (``Clip.columns``: session, phone, support, quality ...), the frames without a face
+    when the features count them, then the setting's fold and repeat; enough to regroup.
     """
     rows = []
     for split, scores in (("dev", dev), ("test", test)):
