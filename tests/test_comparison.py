@@ -718,6 +718,19 @@ def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsy
         client.delete_experiment(made)
 
 
+def test_a_study_asked_of_an_empty_store_says_the_store_holds_none(capsys, tmp_path):
+    """It said "compare.py --list names them", and --list then said there was no study (probe Z):
+    a store without any study is said to hold none, for compare, --cross and predict alike."""
+    uri = f"sqlite:///{tmp_path}/empty.db"
+    MlflowClient(uri).search_experiments()  # made, with MLflow's Default experiment only
+    capsys.readouterr()  # MLflow's lines as it made the tables
+    for cross in ([], ["--cross"]):
+        assert compare.main([*cross, "--study", "nope", "--tracking-uri", uri]) == 2
+        said = capsys.readouterr().err.strip()
+        hint = "is --tracking-uri the sweep's?"
+        assert said == f"error: no study 'nope' in {uri}, which holds no study ({hint})"
+
+
 def test_importances_are_drawn_over_the_parameters_that_varied() -> None:
     """Optuna's default evaluator (fANOVA) gave parameters that never changed a share of the
     importance: a 3-trial study whose learning rate stayed 0.001 drew it as the most important

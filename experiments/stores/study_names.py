@@ -20,8 +20,7 @@ def not_stored(names: Collection[str], stored: Collection[str] | None = None) ->
     # in any case: OULU-P1 finds oulu-p1 (difflib alone compares case: left list)
     close = sorted({near for name in names for near in meant(name, stored, n=3)})
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-    return (
-        f"no study {', '.join(map(repr, sorted(names)))} in "
-        f"{store_shown()} "
-        f"({hint}python experiments/compare.py --list names them)"
-    )
+    where = f"no study {', '.join(map(repr, sorted(names)))} in {store_shown()}"
+    if not stored:  # --list would only say the store has none (probe Z)
+        return f"{where}, which holds no study (is --tracking-uri the sweep's?)"
+    return f"{where} ({hint}python experiments/compare.py --list names them)"
