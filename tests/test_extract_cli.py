@@ -309,6 +309,33 @@ def test_a_split_that_lost_a_whole_species_to_decoding_is_warned_of(data, tmp_pa
     assert sorted(line for line in out if "to decoding" in line) == said, out
 
 
+def test_each_clip_skipped_while_decoding_is_named_once(data, tmp_path, capsys, caplog, main):
+    """A clip that did not decode was named by its warning, then again in the summary's list
+    (probe Y); the summary now counts them all and lists only those no warning named: clips too
+    short for --frames past the first few."""
+    from core.features.skips import SHORT_NAMED
+
+    subject = next((data / "test" / "real").iterdir()).name.split("_")[0]
+    broken = write_clip(data / "test" / "real" / f"{subject}_broken", frames=3)
+    for frame in broken.iterdir():
+        frame.write_bytes(b"not a png")
+    shorts = [
+        write_clip(data / "test" / "attack" / f"{subject}_short{n}", frames=2)
+        for n in range(SHORT_NAMED + 2)
+    ]
+    cache = str(tmp_path / "c")
+    assert main(["--data", str(data), "--cache-dir", cache, "--frames", "3", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    said = captured.out + caplog.text  # the warnings are logged
+    for clip in [broken, *shorts]:  # each named once, by its warning or the list
+        assert said.count(f"{clip}:") == 1, (clip, said)
+    total = len(shorts) + 1
+    count = [line for line in captured.out.splitlines() if line.startswith("skipped while")]
+    assert count == [f"skipped while decoding: {total} clips ({SHORT_NAMED + 1} named above)"]
+    listed = [line for line in captured.out.splitlines() if line.startswith("  skipped ")]
+    assert len(listed) == len(shorts) - SHORT_NAMED
+
+
 def test_a_split_of_ones_own_data_without_a_species_is_warned_of(data, tmp_path, capsys, main):
     """A test folder without the data's replay attacks was said only by a count in the summary;
     its test figures were over the other species (probe). A database's protocol that tests

@@ -11,6 +11,9 @@ from pathlib import Path
 from core.data.frames import frames_of_short_clip
 
 SHORT_NAMED = 5  # clips too short for --frames named one by one
+# every clip a warning named in this process: extract.py's summary names only the others (it
+# named each clip twice: probe Y)
+NAMED: set[str] = set()
 
 
 class SkipWarnings:
@@ -30,3 +33,4 @@ class SkipWarnings:
             if self.short > SHORT_NAMED:
                 return
         self.log.warning("skipped clip %s: %s", path, reason)
+        NAMED.add(str(path))

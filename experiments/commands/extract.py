@@ -9,7 +9,8 @@ Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-di
 (a demonstration set, labelled as such). Without ``--weights`` the converted file at the default
 location is used if there is one (see :mod:`core.features.extract`), else a random backbone, loudly.
 
-Prints the dataset summary, the clips skipped while decoding, then clips, frames, frames/s,
+Prints the dataset summary, the count of clips skipped while decoding (those no warning named
+listed), then clips, frames, frames/s,
 whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
 Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
 then the dataset's own columns (e.g. phone, session, instrument; support, light; quality) and,
@@ -154,7 +155,7 @@ def extract_one(
     """One database's features extracted and summarised (``before_extract``: called before a
     cache miss loads the backbone)."""
     from core.data.layouts import folds
-    from core.features import cached_features
+    from core.features import cached_features, skips
     from experiments.commands.features import species_lost, species_missing
 
     several = folds(options.protocol) if options.fold is None else ()
@@ -177,8 +178,11 @@ def extract_one(
     dataset = datasets[0]
     decode_skips = fs.skipped[len(dataset.skipped) :]
     if decode_skips:
-        print(f"skipped while decoding: {counted(len(decode_skips), 'clip')}")
-        for path, reason in decode_skips:
+        unnamed = [(path, why) for path, why in decode_skips if str(path) not in skips.NAMED]
+        named = len(decode_skips) - len(unnamed)
+        above = "" if not named else " (named above)" if not unnamed else f" ({named} named above)"
+        print(f"skipped while decoding: {counted(len(decode_skips), 'clip')}{above}")
+        for path, reason in unnamed:
             print(f"  skipped {path}: {reason}")
         # a split without a species: said by the sweep only (probe)
         for line in species_lost(dataset.clips, {clip.clip_id for clip in fs.clips}):
