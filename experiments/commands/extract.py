@@ -10,8 +10,7 @@ Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-di
 location is used if there is one (see :mod:`core.features.extract`), else a random backbone, loudly.
 
 Prints the dataset summary, the count of clips skipped while decoding (those no warning named
-listed), then clips, frames, frames/s,
-whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
+listed), then clips, frames, frames/s, whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
 Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
 then the dataset's own columns (e.g. phone, session, instrument; support, light; quality) and,
 for a database that ships face boxes, ``face_boxes`` (each clip's box file), with the summary on
