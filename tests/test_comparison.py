@@ -318,16 +318,43 @@ def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:
     species = {f"test_apcer_{kind}": 1.0 for kind in ("photo", "print", "replay")}
     console.trial_line(1, config, figures | species, 49.8)
     console.trial_line(2, config, figures | species | {"test_apcer_photo": 0.5}, 9.8)
-    tied = {"test_apcer_print": 0.2, "test_apcer_replay": 0.2}
+    tied = {"test_apcer_photo": 0.2, "test_apcer_print": 0.2}
     console.trial_line(3, config, figures | tied, 9.8)
     three, two, short = capsys.readouterr().out.splitlines()
     assert len(three) == len(two) == len(short) == len(console.TRIAL_HEADER)
-    assert "  3 species 100.0%  " in three and "  2 species 100.0%  " in two
-    assert "  print/replay 20.0%  " in short  # named where the column holds them
+    assert "% 3 species 100.0%  " in three and "% 2 species 100.0%  " in two
+    assert "% photo/print 20.0%  " in short  # named where the column holds them
     console.trial_line(4, config, figures | {"test_apcer_printed_photo": 1.0}, 3.0)  # one, long
     (long,) = capsys.readouterr().out.splitlines()
-    assert len(long) == len(console.TRIAL_HEADER) and "  printed_ph… 100.0%  " in long
+    assert len(long) == len(console.TRIAL_HEADER) and "% printed_p… 100.0%  " in long
     assert three.endswith("49.8s") and two.endswith(" 9.8s")
+
+
+def test_a_trial_lines_test_figures_say_so_and_carry_their_spread(capsys) -> None:
+    """The header's "HTER" and "worst attack" were read as the dev set's (probe Z), and under
+    --repeats the HTER had no ± where the ACERs beside it had: each figure now ends under its
+    heading's last letter, the test ones headed "test", with its spread where there is one."""
+    from experiments.config import TrialConfig
+
+    config = TrialConfig(head="dense2048", family="dense", output="sigmoid")
+    figures = {"params_head": 10_493_953, "dev_acer": 0.0625, "test_acer": 0.3125}
+    figures |= {"test_hter": 0.28125, "test_apcer_photo": 0.75}
+    spreads = {"dev_acer_std": 0.125, "test_acer_std": 0.125, "test_hter_std": 0.125}
+    for number, outcome in enumerate((figures, figures | spreads)):
+        console.trial_line(number, config, outcome, 12.5)
+    plain, spread = capsys.readouterr().out.splitlines()
+    header = console.TRIAL_HEADER
+    assert "test HTER" in header and "worst test attack" in header
+    assert len(header) <= 100 and len(plain) == len(spread) == len(header)
+    for heading, plain_value, spread_value in (
+        ("dev ACER", "6.3%", "6.3±12.5%"),
+        ("test ACER", "31.3%", "31.3±12.5%"),
+        ("test HTER", "28.1%", "28.1±12.5%"),
+    ):
+        end = header.index(heading) + len(heading)
+        assert plain[:end].endswith(f" {plain_value}"), (heading, plain)
+        assert spread[:end].endswith(f" {spread_value}"), (heading, spread)
+    assert plain[header.index("worst test attack") :].startswith("photo 75.0%")
 
 
 def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:
