@@ -10,13 +10,13 @@ Without ``--data`` the embedded synthetic PAD set is generated under ``<cache-di
 location is used if there is one (see :mod:`core.features.extract`), else a random backbone, loudly.
 
 Prints the dataset summary, the count of clips skipped while decoding (those no warning named
-listed), then clips, frames, frames/s, whether the cache was reused, and the cache folder. ``--list`` extracts nothing (and loads no
-Keras): it prints the protocol's clips as CSV on stdout, ``clip,split,label,species,subject`` and
-then the dataset's own columns (e.g. phone, session, instrument; support, light; quality) and,
-for a database that ships face boxes, ``face_boxes`` (each clip's box file), with the summary on
-stderr, so a protocol's split can be checked before hours of extraction; a cross-domain
-setting's databases as one table, a ``database`` column first. Bad input
-exits with status 2 and one line on stderr.
+listed), then clips, frames, frames/s, whether the cache was reused, and the cache folder.
+``--list`` extracts nothing (and loads no Keras): it prints the protocol's clips as CSV on stdout,
+``clip,split,label,species,subject`` and then the dataset's own columns (e.g. phone, session,
+instrument; support, light; quality) and, for a database that ships face boxes, ``face_boxes``
+(each clip's box file), with the summary on stderr, so a protocol's split can be checked before
+hours of extraction; a cross-domain setting's databases as one table, a ``database`` column first.
+Bad input exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
