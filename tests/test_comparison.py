@@ -291,6 +291,7 @@ def test_compare_ends_as_the_sweep_does(store, capsys, name) -> None:
     assert best.startswith("best head by dev ACER: ") and pareto.startswith("Pareto front (")
     assert said.startswith(f"{best} {pareto}"), (said, best, pareto)
     assert "test_eer: the test set's own EER" in out and "test_bpcer20: test BPCER" in out
+    assert "fewer than 20 dev attacks, none: then test_bpcer100's figure" in out  # probe Z
     # the note on means and stds where there are several settings only (it was always said)
     assert ("mean ± its sample std" in out) == (name == "real")  # real: --repeats 2
 

@@ -18,7 +18,8 @@ COUNTED = (("FINISHED", "complete trials"), ("KILLED", "pruned/stopped"), ("FAIL
 COLUMN_KEY = (
     "dev_eer: dev EER; dev_acer, test_*: at the dev EER threshold, test_apcer the worst "
     "species'; test_bpcer20: test BPCER at the dev threshold where every species' APCER is at "
-    "most 5 % (ISO/IEC 30107-3); test_eer: the test set's own EER, a figure papers print, not "
+    "most 5 % (ISO/IEC 30107-3; of a species with fewer than 20 dev attacks, none: then "
+    "test_bpcer100's figure); test_eer: the test set's own EER, a figure papers print, not "
     "an operating point."
 )
 TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
