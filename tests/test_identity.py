@@ -94,6 +94,19 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
         {**FIRST, SPLIT_SEED: "0", tested: "t1:test"}, {**OTHER, SPLIT_SEED: "1", tested: "t2:test"}
     )
     assert said == ["--split-seed 0; this run's 1"]  # not the hashes it explains (review)
+    # the same target taken otherwise: the flag, not "test clips ... differ" (probe BB)
+    now, was = {**FIRST, tested: "t1:all but its own dev"}, {**FIRST, tested: "t1:test"}
+    assert differences(was, now) == ["--target-clips test; this run's all but its own dev"]
+    assert differences(was, {**FIRST, tested: "t2:all"}) == [f"{tested} differ"]  # others
+    made = study(tmp_path, "targeted")
+    check_identity(made, was, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, now, ["minimize"])
+    assert str(refused.value) == (
+        "study targeted tested its target with --target-clips test; this run's all but its own "
+        "dev: rerun with the study's flags, or start another study with --study"
+    )
 
 
 def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tmp_path) -> None:
@@ -536,8 +549,8 @@ def test_of_two_as_close_the_one_with_fewer_entries_differing_is_said(tmp_path) 
     new = made("new", record("aaa", "d1", "c1", "t1:test"))
     made("a-other-data", record("bbb", "d2", "c2", "t1:test"))  # one line, two entries
     made("z-other-clips", record("aaa", "d1", "c1", "t1:all"))  # one line, one entry
-    assert closest_other(url, new) == (
-        f"differs from study z-other-clips (0 finished trials): {tested} differ"
+    assert closest_other(url, new) == (  # by the flag, not "test clips differ" (probe BB)
+        "differs from study z-other-clips (0 finished trials): --target-clips all; this run's test"
     )
 
 

@@ -37,6 +37,7 @@ from experiments.stores.record import (
     shown,
     sides_differ,
     split_seeds,
+    target_clips,
     tested_said,
 )
 
@@ -146,10 +147,11 @@ def check_identity(
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = sides_differ(what, was, identity) or {}
+        targeted = target_clips(what, was, identity)  # the flag, not two hashes (probe BB)
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
-            or _other(study.study_name, *differs[0], split_seeds(what, was, identity))
+            or _other(study.study_name, *differs[0], split_seeds(what, was, identity), targeted)
         )
     if not identity or figured:
         return
@@ -218,7 +220,14 @@ def _data_differs(part: str, recorded: dict[str, Any], identity: dict[str, Any])
     return was is None or now is None or was != now
 
 
-def _other(name: str, what: str, recorded: str, value: str, seeds: str | None = None) -> ValueError:
+def _other(
+    name: str,
+    what: str,
+    recorded: str,
+    value: str,
+    seeds: str | None = None,
+    targeted: str | None = None,
+) -> ValueError:
     def listed(text: str) -> list[str]:
         return sorted(str(text).removeprefix("cache entry ").split(","))
 
@@ -232,6 +241,11 @@ def _other(name: str, what: str, recorded: str, value: str, seeds: str | None = 
         return ValueError(
             f"study {name} split its clips by subject with {seeds}: rerun with the study's "
             "flags, or start another study with --study"
+        )
+    if targeted:  # the target's clips by the flag that took them (probe BB)
+        return ValueError(
+            f"study {name} tested its target with {targeted}: rerun with the study's flags, or "
+            "start another study with --study"
         )
     return ValueError(
         f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "

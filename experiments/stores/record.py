@@ -113,12 +113,29 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         elif seeded := split_seeds(what, recorded, current):
             said.append(seeded)
             features = True  # the seed explains the hashed clips (test clips too) it drew
+        elif targeted := target_clips(what, recorded, current):
+            said.append(targeted)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
             said.append(f"{what} {shown(recorded[what])}; this run's {shown(value)}")
         folds |= what == FOLDS
     return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
+
+
+def target_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The line "--target-clips test; this run's all" where the test clips (``what``) are the
+    same databases' taken otherwise ("test clips ... differ" had been said: probe BB), else
+    None."""
+    if not what.startswith("test clips"):
+        return None
+    was, now = (
+        [part.rpartition(":") for part in str(r[what]).split(",")] for r in (recorded, current)
+    )
+    if [w[0] for w in was] != [n[0] for n in now] or not all(w[1] for w in was + now):
+        return None
+    taken = [",".join(dict.fromkeys(part[2] for part in side)) for side in (was, now)]
+    return None if taken[0] == taken[1] else f"--target-clips {taken[0]}; this run's {taken[1]}"
 
 
 def split_seeds(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
