@@ -363,7 +363,8 @@ def test_a_partial_copy_says_where_each_split_comes_from(tmp_path: Path) -> None
             casia,
             "casia",
             "dev",
-            "(train_release subjects 1-15 train, 16-20 dev; test_release test; ",
+            "(train_release subjects 1-15 train, 16-20 dev; test_release test; casia: CASIA-FASD "
+            "grandtest: every quality and attack)",
         ),
         (casia, "casia-low", "dev", "test_release test; casia-low: casia, low-quality clips only"),
         (oulu, "oulu-p1", "dev or test", "(users 1-20 train (Train_files), 21-35 dev (Dev_files)"),

@@ -112,7 +112,8 @@ register_layout(
         own_subjects=True,
         summary="CASIA-FASD: train_release|test_release/<subject>/<1..8|HR_1..HR_4>.avi",
         protocols=(
-            Protocol("casia", summary="train_release 1-15 train, 16-20 dev; test_release test"),
+            # not the splits again: a partial copy's refusal said them twice (probe BB)
+            Protocol("casia", summary="CASIA-FASD grandtest: every quality and attack"),
             *(_subset("quality", q) for q in ("low", "normal", "high")),
             *(_subset("species", s) for s in ("warped", "cut", "video")),
         ),
