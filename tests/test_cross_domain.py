@@ -368,6 +368,10 @@ def bad_flags(root: Path) -> list:
             "--protocol oulu-p2 chooses --data's clips; a cross-domain database's protocol is its",
         ),
         (["--protocol", "ocim-m", "--target", "oulu"], "drop --sources and --target"),
+        (  # msu,$X,casia with X unset: trained on two, without a word (probe BB)
+            ["--sources", "msu,,casia", "--target", "oulu"],
+            "--sources 'msu,,casia' has an empty name between its commas",
+        ),
         (  # every setting's missing databases, under the flag's name (was the first setting's)
             ["--protocol", "ocim", "--databases", str(two)],
             "--protocol ocim needs databases oulu, replay-attack (given: casia, msu): give --db "

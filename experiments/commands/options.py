@@ -230,12 +230,15 @@ def evaluation_options(
     for flag in ("sources", "target"):  # "--sources ," names nothing: never the synthetic demo
         if given[flag] is not None and not given[flag].replace(",", "").strip():
             raise ValueError(f"--{flag} {given[flag]!r} names no database, e.g. --{flag} casia")
+        if given[flag] is not None and "" in (n.strip() for n in given[flag].split(",")):
+            # msu,$X,replay-attack with X unset trained on two of three, without a word (probe BB)
+            raise ValueError(f"--{flag} {given[flag]!r} has an empty name between its commas")
     if (given["sources"] is None) != (given["target"] is None):
         raise ValueError("--sources and --target go together")
     if named:
         settings = domains.settings_named(protocol)
     elif given["sources"]:
-        sources = tuple(name.strip() for name in given["sources"].split(",") if name.strip())
+        sources = tuple(name.strip() for name in given["sources"].split(","))
         settings = [domains.given_setting(sources, given["target"].strip())]
     else:
         if databases:
