@@ -24,6 +24,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.data.layouts import (
     AUTO,
@@ -34,6 +35,10 @@ from core.data.layouts import (
     whole_protocols,
 )
 from core.data.layouts.registry import get_layout
+
+if TYPE_CHECKING:
+    from core.data.dataset import Dataset
+    from core.features import FeatureSet
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
@@ -232,3 +237,28 @@ def parse_database(text: str) -> Database:
         return Database(name, Path(path).expanduser(), protocol or AUTO)
     except ValueError as err:
         raise ValueError(f"--db {text}: {err}") from None
+
+
+def target_clips_tested(target: FeatureSet | Dataset, clips: str) -> str:
+    """What ``--target-clips`` ``clips`` tests of ``target``: "test", "all" (asked, or it has no
+    test split of its own), or :data:`~experiments.ALL_BUT_DEV`: asked, of a database
+    with a dev set of its own, which SSDG leaves out."""
+    if not tested_whole(target, clips):
+        return "test"
+    return ALL_BUT_DEV if clips == "all" and target.layout in OWN_DEV else "all"
+
+
+def tested_whole(other: FeatureSet | Dataset, clips: str = "test") -> bool:
+    """Whether a test set (its features, or the database as read) is tested on every clip:
+    asked (``clips`` "all"), or it has no test split of its own (one the loader carved does not
+    count)."""
+    own = other.test_split_given and any(clip.split == "test" for clip in other.clips)
+    return clips == "all" or not own
+
+
+def tested_clip(split: str, tested: str) -> bool:
+    """Whether a target's clip of ``split`` is tested where :func:`target_clips_tested` says
+    ``tested``."""
+    if tested == "test":
+        return split == "test"
+    return not (tested == ALL_BUT_DEV and split == "dev")  # its own dev: not tested

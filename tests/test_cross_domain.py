@@ -648,6 +648,20 @@ def test_extract_takes_the_sweeps_sources_and_target(database_trees, ocim_m, cap
     for name in ("replay-attack", "casia", "msu"):  # each database, reused
         assert f"== {name}: {database_trees / FOLDERS[name]}" in out, name
     assert out.count("reused") == 3 and "extracted in" not in out
+    # a target tested whole, as the sweep tests it: OULU-NPU's every clip, not Protocol 1's
+    # (--target-clips was refused: probe BB)
+    code = extract.main(
+        [
+            *("--databases", str(databases_file(database_trees))),
+            *("--cache-dir", str(database_trees / "cache"), "--frames", str(FRAMES)),
+            *("--no-face-crop", "--no-progress", "--sources", "replay-attack,casia"),
+            *("--target", "oulu", "--target-clips", "all"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    every = load_dataset(database_trees / FOLDERS["oulu"], "oulu-all")
+    assert f"{database_trees / FOLDERS['oulu']} (oulu-all): {len(every.clips)} clips" in out
 
 
 def test_a_databases_stray_file_is_said_once(database_trees, ocim_m, tmp_path, caplog) -> None:

@@ -611,10 +611,30 @@ def test_list_prints_a_settings_databases_as_one_table(
     result = list_clips(*named, "--sources", "msu", "--target", "rm", "--cache-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0])[:3] == ["database", "clip", "split"] and list(rows[0])[-1] == "face_boxes"
+    assert list(rows[0])[:4] == ["database", "role", "clip", "split"]
+    assert list(rows[0])[-1] == "face_boxes"
     for name, layout in (("msu", "msu"), ("rm", "replay-mobile")):
         listed = [r["clip"] for r in rows if r["database"] == name]
         assert listed == [c.clip_id for c in load_dataset(five_trees[layout]).clips]
+    # what the study does with each clip: the source's train and dev, the target's test split
+    # (the splits alone did not say it, nor which clips --target-clips all tests: probe BB)
+    roles = {(r["database"], r["split"], r["role"]) for r in rows}
+    assert roles == {
+        ("msu", "train", "train"),
+        ("msu", "dev", "dev"),
+        ("msu", "test", "unused"),
+        ("rm", "train", "unused"),
+        ("rm", "dev", "unused"),
+        ("rm", "test", "test"),
+    }
+    flags = ("--sources", "msu", "--target", "rm", "--target-clips", "all")
+    result = list_clips(*named, *flags, "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    tested = {r["clip"] for r in rows if r["database"] == "rm" and r["role"] == "test"}
+    every = load_dataset(five_trees["replay-mobile"]).clips  # SSDG's all: but its devel
+    assert tested == {c.clip_id for c in every if c.split != "dev"} != set()
+    assert {r["role"] for r in rows if r["database"] == "rm" and r["split"] == "dev"} == {"unused"}
     assert {r["instrument"] for r in rows if r["database"] == "rm"} == {""}  # MSU's column
     assert {r["light"] for r in rows if r["database"] == "msu"} == {""}  # Replay-Mobile's
     assert f"== rm: {five_trees['replay-mobile']}" in result.stderr

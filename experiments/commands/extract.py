@@ -26,7 +26,7 @@ import contextlib
 import csv
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.features.request import FeatureOptions
@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         options = feature_options(args, progress=not args.no_progress)
         evaluations = evaluation_options(args, options)
-        args.cross_domain = evaluations[0].cross_domain
+        args.cross_domain, args.evaluations = evaluations[0].cross_domain, evaluations
         args.named = named_databases(evaluations, options)
     except ValueError as err:
         parser.error(str(err))
@@ -104,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                 from experiments.config import NamedData
                 from experiments.trial.evaluation import check_databases
 
-                check_databases([NamedData(name, options) for name, options in args.named])
+                read = check_databases([NamedData(n, o) for n, o in args.named])
+                layouts = {
+                    name: dataset.layout
+                    for (name, _), dataset in zip(args.named, read, strict=True)
+                }
+                args.named = named_databases(args.evaluations, args.named[0][1], layouts)
             if args.list:
-                list_clips(args.named, sys.stdout)
+                list_clips(args.named, sys.stdout, args.evaluations)
             else:
                 for name, options in args.named:
                     if len(args.named) > 1:
@@ -135,17 +140,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def named_databases(
-    evaluations: list[EvaluationOptions], options: FeatureOptions
+    evaluations: list[EvaluationOptions],
+    options: FeatureOptions,
+    layouts: dict[str, str] | None = None,
 ) -> list[tuple[str, FeatureOptions]]:
-    """``--data`` (``options``), or every database the cross-domain ``evaluations`` name (each
-    once)."""
+    """``--data`` (``options``), or every database the cross-domain ``evaluations`` name, each
+    once; with the databases' ``layouts`` (as read), a target as its setting tests it: every
+    clip of OULU-NPU under ``--target-clips all``, not Protocol 1's (probe BB)."""
     if not evaluations[0].cross_domain:
         return [("data", options)]
+    from experiments.trial.evaluation import target_options
+
     named = {}
     for evaluation in evaluations:
-        for data in (*evaluation.sources, evaluation.target):
-            named[data.name] = data.options
-    return list(named.items())
+        for data in evaluation.sources:
+            named[data.name, data.options.protocol] = data.options
+        target = evaluation.target
+        if layouts is not None:
+            target = dataclasses.replace(
+                target, options=target_options(evaluation, layouts[target.name])
+            )
+        named[target.name, target.options.protocol] = target.options
+    return [(name, options) for (name, _), options in named.items()]
 
 
 def extract_one(
@@ -212,13 +228,22 @@ def extract_one(
         print("data:     synthetic demonstration set")
 
 
-def list_clips(named: list[tuple[str, FeatureOptions]], out: TextIO) -> None:
+def list_clips(
+    named: list[tuple[str, FeatureOptions]],
+    out: TextIO,
+    evaluations: Sequence[EvaluationOptions] = (),
+) -> None:
     """The clips of ``named`` as CSV, the summaries on stderr: one database's, or a setting's
     several with a database column first (each database's own columns: the union), a protocol of
     folds without ``--fold`` fold by fold with a fold column (the sweep runs every fold; both
-    were refused: probes)."""
+    were refused: probes). Of one cross-domain setting (``evaluations``), a ``role`` column
+    says what the study does with each clip: train, dev (the threshold), test, or unused (the
+    splits alone did not say it, nor which clips ``--target-clips all`` tests: probe BB)."""
     from core.data.layouts import folds
     from core.features import load_data
+    from experiments.domains import target_clips_tested, tested_clip
+
+    setting = evaluations[0] if len(evaluations) == 1 and evaluations[0].cross_domain else None
 
     rows: list[dict[str, object]] = []
     for name, options in named:
@@ -237,7 +262,17 @@ def list_clips(named: list[tuple[str, FeatureOptions]], out: TextIO) -> None:
                 print(dataset.summary(), file=sys.stderr)
             first = {"database": name} if len(named) > 1 else {}
             first |= {"fold": fold} if several else {}
-            rows += [first | row for row in clip_rows(dataset)]
+            if setting is None:
+                rows += [first | row for row in clip_rows(dataset)]
+                continue
+            tested = None
+            if name == setting.target.name:
+                tested = target_clips_tested(dataset, setting.target_clips)
+            for row in clip_rows(dataset):
+                split = str(row["split"])
+                role = split if split in ("train", "dev") and tested is None else "unused"
+                role = "test" if tested is not None and tested_clip(split, tested) else role
+                rows.append(first | {"role": role} | row)
     header = list(dict.fromkeys(key for row in rows for key in row))
     header.sort(key=lambda key: key == "face_boxes")  # last, as one database's list has it
     writer = csv.DictWriter(out, header, restval="", lineterminator="\n")

@@ -171,15 +171,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
             }
         ),
     )
-    cross = add_database_arguments(parser)
-    cross.add_argument(
-        "--target-clips",
-        choices=domains.TARGET_CLIPS,
-        default="test",
-        help="the target's test split (default; the whole database when it has none) or every "
-        "clip but a dev set of the database's own (Replay's devel, OULU-NPU's Dev_files), as "
-        "SSDG tests",
-    )
+    add_database_arguments(parser)
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -204,6 +196,14 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
         help="comma-separated databases that train (their dev: the threshold); with --target",
     )
     cross.add_argument("--target", help="the database tested, never seen in training")
+    cross.add_argument(  # extraction's too: it extracts, and lists, the clips tested (probe BB)
+        "--target-clips",
+        choices=domains.TARGET_CLIPS,
+        default="test",
+        help="the target's test split (default; the whole database when it has none) or every "
+        "clip but a dev set of the database's own (Replay's devel, OULU-NPU's Dev_files), as "
+        "SSDG tests",
+    )
     return cross
 
 

@@ -20,12 +20,7 @@ from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
 from experiments.stores import identity, record, tracking
 from experiments.trial import search
-from experiments.trial.evaluation import (
-    Setting,
-    evaluation_context,
-    study_suffix,
-    target_clips_tested,
-)
+from experiments.trial.evaluation import Setting, evaluation_context, study_suffix
 
 SEARCHED = "--heads (the head families searched)"  # identity entries a pooled study may differ in
 SEEDED = "--seed (each trial's training seed)"
@@ -134,7 +129,7 @@ def _target_clips(setting: Setting, clips: str) -> str:
     """``--target-clips`` as a study records it: the flag, or
     :data:`~experiments.domains.ALL_BUT_DEV` where "all" leaves out a database's own dev set
     (which it tested until 2026-12-06: those studies, and every other, record what they did)."""
-    tested = target_clips_tested(setting.test_features, clips)
+    tested = domains.target_clips_tested(setting.test_features, clips)
     return tested if tested == domains.ALL_BUT_DEV else clips
 
 

@@ -222,7 +222,7 @@ def _cross_domain_settings(
     named = [*evaluation.sources, evaluation.target]
     *_, read = check_databases(named)  # every database read and checked before any is extracted
     sources = [load(data.options) for data in evaluation.sources]
-    target = load(_whole(evaluation, read.layout))
+    target = load(target_options(evaluation, read.layout))
     tested = as_test_set(target, sources[0], evaluation.target_clips)
     names = tuple(data.name for data in named)
     first, *more = sources
@@ -232,7 +232,7 @@ def _cross_domain_settings(
     ]
 
 
-def _whole(evaluation: EvaluationOptions, layout: str) -> FeatureOptions:
+def target_options(evaluation: EvaluationOptions, layout: str) -> FeatureOptions:
     """The target's options: every clip of a database whose first protocol leaves some out
     (:data:`~experiments.domains.WHOLE`: OULU-NPU's oulu-p1 tests session 3), when every clip is
     tested and no protocol was given for it."""
@@ -358,21 +358,14 @@ def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> 
                 f"{other.path}: {what} {getattr(other, field)} differ from the training data's "
                 f"{getattr(trained, field)}{fix}"
             )
-    tested = target_clips_tested(other, clips)
+    tested = domains.target_clips_tested(other, clips)
     if tested == "test":
         return other
-    kept = "dev" if tested == domains.ALL_BUT_DEV else None  # a dev set of its own: not tested
-    whole = [c if c.split == kept else dataclasses.replace(c, split="test") for c in other.clips]
+    whole = [
+        dataclasses.replace(c, split="test") if domains.tested_clip(c.split, tested) else c
+        for c in other.clips
+    ]
     return dataclasses.replace(other, clips=whole)
-
-
-def target_clips_tested(target: FeatureSet, clips: str) -> str:
-    """What ``--target-clips`` ``clips`` tests of ``target``: "test", "all" (asked, or it has no
-    test split of its own), or :data:`~experiments.domains.ALL_BUT_DEV`: asked, of a database
-    with a dev set of its own, which SSDG leaves out."""
-    if not tested_whole(target, clips):
-        return "test"
-    return domains.ALL_BUT_DEV if clips == "all" and target.layout in domains.OWN_DEV else "all"
 
 
 def evaluation_context(
@@ -395,7 +388,7 @@ def evaluation_context(
     }
     if evaluation.cross_domain:
         *sources, target = first.names
-        tested = target_clips_tested(first.test_features, evaluation.target_clips)
+        tested = domains.target_clips_tested(first.test_features, evaluation.target_clips)
         return {
             "evaluation": "cross-domain",
             "setting": evaluation.setting or f"{','.join(sources)}->{target}",
@@ -421,12 +414,6 @@ def evaluation_context(
         else "same as data",
         **context,
     }
-
-
-def tested_whole(other: FeatureSet, clips: str = "test") -> bool:
-    """Whether a test set is tested on every clip: asked (``clips`` "all"), or it has no test
-    split of its own (one the loader carved does not count)."""
-    return clips == "all" or not (other.test_split_given and len(other.indices("test")))
 
 
 def study_suffix(evaluation: EvaluationOptions) -> str:
