@@ -156,6 +156,8 @@ class EvaluationOptions:
     split (``target_clips="test"``; the whole database when it has none) or every clip
     (``"all"``, as SSDG tests: but a dev set of the database's own,
     :data:`experiments.domains.OWN_DEV`); ``setting`` names the benchmark setting (``ocim-m``).
+    A source trains on its train split (``source_clips="train"``) or, as SSDG's label files
+    train, on every clip but its dev split (``"all"``: train and test).
     """
 
     repeats: int = 1
@@ -165,6 +167,7 @@ class EvaluationOptions:
     target: NamedData | None = None
     target_clips: str = "test"
     setting: str = ""
+    source_clips: str = "train"
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -181,6 +184,13 @@ class EvaluationOptions:
         if self.target is None and self.target_clips != "test":
             raise ValueError(
                 "--target-clips goes with a cross-domain study's target (--protocol ocim..., or "
+                "--sources and --target)"
+            )
+        if self.source_clips not in ("train", "all"):
+            raise ValueError(f"--source-clips takes train or all, got {self.source_clips!r}")
+        if self.target is None and self.source_clips != "train":
+            raise ValueError(
+                "--source-clips goes with a cross-domain study's sources (--protocol ocim..., or "
                 "--sources and --target)"
             )
         if self.sources and self.test_data is not None:

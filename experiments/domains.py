@@ -21,6 +21,7 @@ or as flags (``--db msu=/data/MSU-MFSD``, repeated). Nothing here imports a back
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,13 @@ from core.data.layouts.registry import get_layout
 
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
-    from core.features import FeatureSet
+    from core.features import FeatureOptions, FeatureSet
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
 TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has none), or every clip
+# a source's train split, or every clip but its dev split (SSDG's real_label/fake_label files)
+SOURCE_CLIPS = ("train", "all")
 # layouts whose dev set is one of the database's own (devel/, Dev_files/): SSDG's "all" target
 # clips leave it out (its generate_label.py); CASIA-FASD's and MSU-MFSD's dev here is carved from
 # their training lists, and "all" has it
@@ -151,10 +154,10 @@ def other_protocol(protocol: object) -> str | None:
     return None if get_protocol(protocol)[0].protocols[0].name == protocol else protocol
 
 
-def target_protocol(target: str, protocol: object) -> object:
-    """A target's protocol as a heading or the console names it: none for the one that keeps
-    every clip (:data:`WHOLE`), which "every clip" says."""
-    return None if protocol == WHOLE.get(target) else protocol
+def whole_said(name: str, protocol: object) -> object:
+    """A target's protocol (or a source's, trained whole) as a heading or the console names it:
+    none for the one that keeps every clip (:data:`WHOLE`), which "every clip" says."""
+    return None if protocol == WHOLE.get(name) else protocol
 
 
 def with_protocol(name: str, protocol: str | None) -> str:
@@ -262,3 +265,22 @@ def tested_clip(split: str, tested: str) -> bool:
     if tested == "test":
         return split == "test"
     return not (tested == ALL_BUT_DEV and split == "dev")  # its own dev: not tested
+
+
+def whole_options(options: FeatureOptions, layout: str, clips: str) -> FeatureOptions:
+    """A database's options where every clip of it is taken (``clips`` "all", as
+    ``--target-clips`` or ``--source-clips`` say): :data:`WHOLE`'s protocol where its first
+    leaves clips out (OULU-NPU's oulu-p1 holds sessions 1-2 of its train and dev users, session 3
+    of its test users), unless a protocol was given for it."""
+    whole = WHOLE.get(layout)
+    if clips != "all" or options.protocol != AUTO or whole is None:
+        return options
+    return dataclasses.replace(options, protocol=whole)
+
+
+def trained_role(split: str, clips: str) -> str:
+    """What a source's clip of ``split`` is to a study whose ``--source-clips`` is ``clips``:
+    train, dev (the threshold), or unused."""
+    if split == "dev":
+        return "dev"
+    return "train" if split == "train" or clips == "all" else "unused"

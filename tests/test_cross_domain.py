@@ -1011,3 +1011,50 @@ def test_the_ocim_protocol_runs_its_four_settings_then_their_table(
     header, *rows = capsys.readouterr().out.splitlines()
     column = header.split().index("setting") - len(header.split())  # from the end: a date has
     assert sorted(row.split()[column] for row in rows) == ["ocim-c", "ocim-i", "ocim-m", "ocim-o"]
+
+
+def test_sources_trained_on_every_clip_but_dev_as_ssdg_trains(
+    database_trees, ocim_m, tmp_path, capsys
+) -> None:
+    """SSDG's label files (which the OCIM papers reuse) train each source on every clip but its
+    own dev set; a source here trained on its train split alone, with no way to match them
+    (probe BB): --source-clips all trains on train and test, OULU-NPU's every session, and its
+    study, tags, console and table columns say so."""
+    root = database_trees
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")  # the module's store apart
+    result = run_printed(
+        "sources-all",
+        root,
+        "--protocol",
+        "ocim-m",
+        "--source-clips",
+        "all",
+        "--trials",
+        "1",
+        *stores,
+    )
+    assert result.study.study_name.startswith("pad-ocim-m-random-")
+    assert result.study.study_name.endswith("-sources-all")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (trial,) = client.search_runs([result.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    # the protocols' own lists: every clip but dev (OULU-NPU whole, not Protocol 1's sessions)
+    protocols = {"oulu": "oulu-all", "casia": "casia", "replay-attack": "replay-attack"}
+    every = [load_dataset(root / FOLDERS[n], p).clips for n, p in protocols.items()]
+    assert trial.data.tags["source_clips"] == "all"
+    assert trial.data.tags["protocol_oulu"] == "oulu-all"
+    assert int(trial.data.tags["train_clips"]) == sum(
+        c.split != "dev" for clips in every for c in clips
+    )
+    (default,) = trial_runs(root, ocim_m)[:1]
+    firsts = {"oulu": "oulu-p1", "casia": "casia", "replay-attack": "replay-attack"}
+    trained = [load_dataset(root / FOLDERS[n], p).clips for n, p in firsts.items()]
+    assert int(default.data.tags["train_clips"]) == sum(
+        c.split == "train" for clips in trained for c in clips
+    )
+    assert (
+        "heads train on oulu, casia, replay-attack (every clip but dev)" in (PRINTED["sources-all"])
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert compare.main(["--cross", "--tracking-uri", uri]) == 0
+    assert "O&C&I→M sources whole HTER held-out" in capsys.readouterr().out

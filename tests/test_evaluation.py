@@ -313,6 +313,8 @@ def test_flags() -> None:
         evaluation_options(parser.parse_args(["--test-protocol", "casia"]))
     with pytest.raises(ValueError, match="--target-clips goes with a cross-domain study"):
         evaluation_options(parser.parse_args(["--target-clips", "all"]))  # was ignored
+    with pytest.raises(ValueError, match="--source-clips goes with a cross-domain study"):
+        evaluation_options(parser.parse_args(["--source-clips", "all"]))
     # a test protocol of folds: the refusal had asked for --fold, which chooses --data's fold
     folds = ["--test-data", "x", "--test-protocol", "oulu-p3"]
     with pytest.raises(ValueError, match="^--test-protocol oulu-p3 has folds, and a cross-dataset"):

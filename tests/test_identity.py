@@ -107,6 +107,20 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
         "study targeted tested its target with --target-clips test; this run's all but its own "
         "dev: rerun with the study's flags, or start another study with --study"
     )
+    # the sources trained on every clip but dev: said by the flag too
+    trained = "clips (--protocol, --fold, --split-seed)"
+    was, now = {**FIRST, trained: "a1,b2"}, {**FIRST, trained: "a1:all,b2:all"}
+    assert differences(was, now) == ["--source-clips train; this run's all"]
+    assert differences(was, {**FIRST, trained: "a1:all,c3:all"}) == [f"{trained} differ"]
+    made = study(tmp_path, "sourced")
+    check_identity(made, was, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, now, ["minimize"])
+    assert str(refused.value) == (
+        "study sourced trained its sources with --source-clips train; this run's all: rerun with "
+        "the study's flags, or start another study with --study"
+    )
 
 
 def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tmp_path) -> None:

@@ -635,6 +635,12 @@ def test_list_prints_a_settings_databases_as_one_table(
     every = load_dataset(five_trees["replay-mobile"]).clips  # SSDG's all: but its devel
     assert tested == {c.clip_id for c in every if c.split != "dev"} != set()
     assert {r["role"] for r in rows if r["database"] == "rm" and r["split"] == "dev"} == {"unused"}
+    # sources trained on every clip but dev (--source-clips all): their test splits train too
+    result = list_clips(*named, *flags, "--source-clips", "all", "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    roles = {(r["split"], r["role"]) for r in rows if r["database"] == "msu"}
+    assert roles == {("train", "train"), ("dev", "dev"), ("test", "train")}
     assert {r["instrument"] for r in rows if r["database"] == "rm"} == {""}  # MSU's column
     assert {r["light"] for r in rows if r["database"] == "msu"} == {""}  # Replay-Mobile's
     assert f"== rm: {five_trees['replay-mobile']}" in result.stderr

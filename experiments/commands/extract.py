@@ -145,22 +145,21 @@ def named_databases(
     layouts: dict[str, str] | None = None,
 ) -> list[tuple[str, FeatureOptions]]:
     """``--data`` (``options``), or every database the cross-domain ``evaluations`` name, each
-    once; with the databases' ``layouts`` (as read), a target as its setting tests it: every
-    clip of OULU-NPU under ``--target-clips all``, not Protocol 1's (probe BB)."""
+    once; with the databases' ``layouts`` (as read), each as its setting takes it: every clip of
+    OULU-NPU under ``--target-clips all`` or ``--source-clips all``, not Protocol 1's (probe
+    BB)."""
     if not evaluations[0].cross_domain:
         return [("data", options)]
-    from experiments.trial.evaluation import target_options
+    from experiments.domains import whole_options
 
     named = {}
     for evaluation in evaluations:
-        for data in evaluation.sources:
-            named[data.name, data.options.protocol] = data.options
-        target = evaluation.target
-        if layouts is not None:
-            target = dataclasses.replace(
-                target, options=target_options(evaluation, layouts[target.name])
-            )
-        named[target.name, target.options.protocol] = target.options
+        taken = [(data, evaluation.source_clips) for data in evaluation.sources]
+        for data, clips in [*taken, (evaluation.target, evaluation.target_clips)]:
+            options = data.options
+            if layouts is not None:
+                options = whole_options(options, layouts[data.name], clips)
+            named[data.name, options.protocol] = options
     return [(name, options) for (name, _), options in named.items()]
 
 
@@ -241,7 +240,7 @@ def list_clips(
     splits alone did not say it, nor which clips ``--target-clips all`` tests: probe BB)."""
     from core.data.layouts import folds
     from core.features import load_data
-    from experiments.domains import target_clips_tested, tested_clip
+    from experiments.domains import target_clips_tested, tested_clip, trained_role
 
     setting = evaluations[0] if len(evaluations) == 1 and evaluations[0].cross_domain else None
 
@@ -270,8 +269,10 @@ def list_clips(
                 tested = target_clips_tested(dataset, setting.target_clips)
             for row in clip_rows(dataset):
                 split = str(row["split"])
-                role = split if split in ("train", "dev") and tested is None else "unused"
-                role = "test" if tested is not None and tested_clip(split, tested) else role
+                if tested is None:
+                    role = trained_role(split, setting.source_clips)
+                else:
+                    role = "test" if tested_clip(split, tested) else "unused"
                 rows.append(first | {"role": role} | row)
     header = list(dict.fromkeys(key for row in rows for key in row))
     header.sort(key=lambda key: key == "face_boxes")  # last, as one database's list has it

@@ -204,6 +204,13 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
         "clip but a dev set of the database's own (Replay's devel, OULU-NPU's Dev_files), as "
         "SSDG tests",
     )
+    cross.add_argument(
+        "--source-clips",
+        choices=domains.SOURCE_CLIPS,
+        default="train",
+        help="what each source trains on: its train split (default), or every clip but its dev "
+        "split (train and test; OULU-NPU's every session), as SSDG's label files train",
+    )
     return cross
 
 
@@ -216,6 +223,7 @@ def evaluation_options(
     protocol = getattr(args, "protocol", AUTO)
     given = {k: getattr(args, k, None) for k in ("sources", "target", "test_data")}
     repeats, target_clips = getattr(args, "repeats", 1), getattr(args, "target_clips", "test")
+    source_clips = getattr(args, "source_clips", "train")
     named = protocol in domains.CHOICES
     _check_crop(features, named or bool(given["sources"]))
     if named and (given["sources"] is not None or given["target"] is not None):
@@ -262,6 +270,7 @@ def evaluation_options(
                 test_data=given["test_data"],
                 test_protocol=test_protocol,
                 target_clips=target_clips,
+                source_clips=source_clips,
             )
         ]
     if features is not None and features.data is not None:
@@ -299,6 +308,7 @@ def evaluation_options(
                 sources=tuple(named_data[:-1]),
                 target=named_data[-1],
                 target_clips=target_clips,
+                source_clips=source_clips,
                 setting=setting.name,
             )
         )

@@ -49,6 +49,7 @@ def default_study_name(config: SweepConfig, setting: Setting, families: list[str
             *(f"{f.fingerprint}:{f.dataset_fingerprint}" for f in setting.sources),
             setting.test_features.dataset_fingerprint,
             *([tested] if tested != evaluation.target_clips else []),  # "all" took dev too once
+            *(["sources all"] if evaluation.source_clips == "all" else []),  # names kept before
             str(config.evaluation.repeats),
             ",".join(config.fine_tune),  # another search space: another study
             ",".join(families),
@@ -72,6 +73,7 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
     The features' cache entry covers the data's files (sizes and times), the weights, frames,
     crop and detector, and the extraction precision; the clips cover protocol, fold and split."""
     first, clips = settings[0], config.evaluation.target_clips
+    whole = ":all" if config.evaluation.source_clips == "all" else ""
     ahead = search.writeup_subset(config.heads)  # the write-up heads run first: a part, or none
 
     def each(values) -> str:
@@ -93,8 +95,9 @@ def study_identity(config: SweepConfig, settings: Sequence[Setting]) -> dict[str
             else {}
         ),
         record.SPLIT_SEED: str(config.features.split_seed),  # said where the clips differ
+        # ":all": trained on every clip but dev (--source-clips all; train alone: as before)
         "clips (--protocol, --fold, --split-seed)": each(
-            f.dataset_fingerprint[:12] for s in settings for f in s.sources
+            f.dataset_fingerprint[:12] + whole for s in settings for f in s.sources
         ),
         "test clips (--test-data, --test-protocol, --target-clips)": each(
             f"{s.test_features.dataset_fingerprint[:12]}:{_target_clips(s, clips)}"

@@ -93,19 +93,23 @@ def evaluation_line(context: dict[str, str]) -> str | None:
     it trained on (from its runs' tags); None for one database's own splits."""
     clips = context.get("test_clips", "?")
     if context.get("evaluation") == "cross-domain":
-        from experiments.domains import ALL_BUT_DEV, target_protocol, with_protocol
+        from experiments.domains import ALL_BUT_DEV, whole_said, with_protocol
+
+        whole = context.get("source_clips") == "all"  # every clip: said once, not by protocol
 
         def named(db: str) -> str:
-            return with_protocol(db, context.get(f"protocol_{db}"))
+            protocol = context.get(f"protocol_{db}")
+            return with_protocol(db, whole_said(db, protocol) if whole else protocol)
 
         sources = ", ".join(map(named, context["sources"].split(",")))
         which = {"all": "every clip", ALL_BUT_DEV: "every clip but its own dev set"}.get(
             context.get("target_clips", ""), "its test split"
         )
         target = context["target"]
-        protocol = target_protocol(target, context.get(f"protocol_{target}"))
+        protocol = whole_said(target, context.get(f"protocol_{target}"))
+        trained = "every clip but dev" if whole else "train splits"
         return (
-            f"cross-domain {context['setting']}: heads train on {sources} (train splits), dev "
+            f"cross-domain {context['setting']}: heads train on {sources} ({trained}), dev "
             f"ACER and the threshold on their pooled dev clips; test figures on "
             f"{with_protocol(target, protocol)} ({which}, {clips} clips)"
         )

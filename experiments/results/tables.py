@@ -305,6 +305,8 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("protocol", "protocol"),
         ("target", "tested on"),
         ("target_clips", "target clips"),
+        ("source_clips", "source clips"),
+        ("train_clips", "clips trained on"),
         ("test_data", "test data"),
         ("test_protocol", "test protocol"),
         ("folds", "folds"),

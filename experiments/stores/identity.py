@@ -37,7 +37,7 @@ from experiments.stores.record import (
     shown,
     sides_differ,
     split_seeds,
-    target_clips,
+    taken_clips,
     tested_said,
 )
 
@@ -147,11 +147,11 @@ def check_identity(
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = sides_differ(what, was, identity) or {}
-        targeted = target_clips(what, was, identity)  # the flag, not two hashes (probe BB)
+        taken = taken_clips(what, was, identity)  # the flag, not two hashes (probe BB)
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
-            or _other(study.study_name, *differs[0], split_seeds(what, was, identity), targeted)
+            or _other(study.study_name, *differs[0], split_seeds(what, was, identity), taken)
         )
     if not identity or figured:
         return
@@ -226,7 +226,7 @@ def _other(
     recorded: str,
     value: str,
     seeds: str | None = None,
-    targeted: str | None = None,
+    taken: str | None = None,
 ) -> ValueError:
     def listed(text: str) -> list[str]:
         return sorted(str(text).removeprefix("cache entry ").split(","))
@@ -242,10 +242,11 @@ def _other(
             f"study {name} split its clips by subject with {seeds}: rerun with the study's "
             "flags, or start another study with --study"
         )
-    if targeted:  # the target's clips by the flag that took them (probe BB)
+    if taken:  # the clips by the flag that took them (probe BB)
+        whose = "tested its target" if taken.startswith("--target") else "trained its sources"
         return ValueError(
-            f"study {name} tested its target with {targeted}: rerun with the study's flags, or "
-            "start another study with --study"
+            f"study {name} {whose} with {taken}: rerun with the study's flags, or start another "
+            "study with --study"
         )
     return ValueError(
         f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "

@@ -113,8 +113,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         elif seeded := split_seeds(what, recorded, current):
             said.append(seeded)
             features = True  # the seed explains the hashed clips (test clips too) it drew
-        elif targeted := target_clips(what, recorded, current):
-            said.append(targeted)
+        elif taken := taken_clips(what, recorded, current):
+            said.append(taken)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
@@ -123,19 +123,28 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(said)) + ([] if features or folds else hashed)
 
 
-def target_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
-    """The line "--target-clips test; this run's all" where the test clips (``what``) are the
-    same databases' taken otherwise ("test clips ... differ" had been said: probe BB), else
-    None."""
-    if not what.startswith("test clips"):
+# the flags that take a study's clips by a suffix of their entry ("t1:all"): the default of
+# an entry without one (None: none, a record made before the suffix)
+TAKEN = (("test clips", "--target-clips", None), ("clips", "--source-clips", "train"))
+
+
+def taken_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The line "--target-clips test; this run's all" (or --source-clips) where the clips
+    (``what``) are the same databases' taken otherwise ("test clips ... differ" had been said:
+    probe BB), else None."""
+    flag, default = next(((f, d) for p, f, d in TAKEN if what.startswith(p)), (None, None))
+    if flag is None:
         return None
-    was, now = (
-        [part.rpartition(":") for part in str(r[what]).split(",")] for r in (recorded, current)
-    )
-    if [w[0] for w in was] != [n[0] for n in now] or not all(w[1] for w in was + now):
+    sides = []
+    for side in (recorded, current):
+        parts = [part.rpartition(":") for part in str(side[what]).split(",")]
+        if default is None and not all(sep for _, sep, _ in parts):
+            return None
+        sides.append([(head, tail) if sep else (tail, default) for head, sep, tail in parts])
+    if [w[0] for w in sides[0]] != [n[0] for n in sides[1]]:
         return None
-    taken = [",".join(dict.fromkeys(part[2] for part in side)) for side in (was, now)]
-    return None if taken[0] == taken[1] else f"--target-clips {taken[0]}; this run's {taken[1]}"
+    taken = [",".join(dict.fromkeys(str(part[1]) for part in side)) for side in sides]
+    return None if taken[0] == taken[1] else f"{flag} {taken[0]}; this run's {taken[1]}"
 
 
 def split_seeds(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:

@@ -33,7 +33,7 @@ import pandas as pd
 from core.backbone.spec import FROZEN_OUTPUT
 from core.data.clips import DataError, NoUsableClip, StrayFiles
 from core.data.dataset import Dataset, check_folder, check_the_path
-from core.data.layouts import AUTO, database_layouts, folds, layout_names
+from core.data.layouts import database_layouts, folds, layout_names
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features, load_data, no_face_by_species
 from core.features.bottom import bottom_inputs, bottom_ready
@@ -220,9 +220,15 @@ def _cross_domain_settings(
     evaluation: EvaluationOptions, load: Callable[[FeatureOptions], FeatureSet]
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
-    *_, read = check_databases(named)  # every database read and checked before any is extracted
-    sources = [load(data.options) for data in evaluation.sources]
-    target = load(target_options(evaluation, read.layout))
+    read = check_databases(named)  # every database read and checked before any is extracted
+    taken = evaluation.source_clips
+    sources = [
+        as_training_set(load(domains.whole_options(data.options, dataset.layout, taken)), taken)
+        for data, dataset in zip(evaluation.sources, read[:-1], strict=True)
+    ]
+    target = load(
+        domains.whole_options(evaluation.target.options, read[-1].layout, evaluation.target_clips)
+    )
     tested = as_test_set(target, sources[0], evaluation.target_clips)
     names = tuple(data.name for data in named)
     first, *more = sources
@@ -230,17 +236,6 @@ def _cross_domain_settings(
         Setting(None, repeat, first, tested, tuple(more), names)
         for repeat in range(evaluation.repeats)
     ]
-
-
-def target_options(evaluation: EvaluationOptions, layout: str) -> FeatureOptions:
-    """The target's options: every clip of a database whose first protocol leaves some out
-    (:data:`~experiments.domains.WHOLE`: OULU-NPU's oulu-p1 tests session 3), when every clip is
-    tested and no protocol was given for it."""
-    options = evaluation.target.options
-    whole = domains.WHOLE.get(layout)
-    if evaluation.target_clips != "all" or options.protocol != AUTO or whole is None:
-        return options
-    return dataclasses.replace(options, protocol=whole)
 
 
 def check_databases(named: Sequence[NamedData]) -> list[Dataset]:
@@ -340,6 +335,20 @@ def cross_dataset_options(
     )
 
 
+def as_training_set(source: FeatureSet, clips: str) -> FeatureSet:
+    """A source as ``--source-clips`` ``clips`` trains on it: its train split, or (``all``) its
+    test split too, as SSDG's label files train (:func:`~experiments.domains.trained_role`)."""
+    if clips == "train":
+        return source
+    trained = [
+        dataclasses.replace(c, split="train")
+        if domains.trained_role(c.split, clips) == "train"
+        else c
+        for c in source.clips
+    ]
+    return dataclasses.replace(source, clips=trained)
+
+
 def as_test_set(other: FeatureSet, trained: FeatureSet, clips: str = "test") -> FeatureSet:
     """``other`` ready to be tested on: its test split, or every clip when it has no test split
     of its own (one the loader carved does not count) or ``clips`` is "all" (as SSDG tests: but
@@ -395,6 +404,9 @@ def evaluation_context(
             "sources": ",".join(sources),
             "target": target,
             "target_clips": tested,  # as tested (no test split: all)
+            # what the sources trained on: their train splits, or every clip but dev (SSDG's)
+            "source_clips": evaluation.source_clips,
+            "train_clips": str(sum(len(f.indices("train")) for f in first.sources)),
             "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},
@@ -421,6 +433,8 @@ def study_suffix(evaluation: EvaluationOptions) -> str:
     suffix = f"-to-{Path(evaluation.test_data).resolve().name}" if evaluation.test_data else ""
     if evaluation.cross_domain and evaluation.target_clips == "all":
         suffix += "-all"
+    if evaluation.cross_domain and evaluation.source_clips == "all":
+        suffix += "-sources-all"
     return suffix + (f"-x{evaluation.repeats}" if evaluation.repeats > 1 else "")
 
 
