@@ -694,6 +694,12 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             np.testing.assert_allclose(probabilities, [expected.score], rtol=1e-6)
         else:
             np.testing.assert_allclose(probabilities, expected.frame_scores, rtol=1e-6)
+        if model_uri == uris[0]:  # score_faceless of a study that cropped no face: refused, as
+            # predict.py refuses it (it was taken without a word: probe AA)
+            uncropped = dataclasses.replace(model, face_crop=FaceCrop(enabled=False)).to_dict()
+            config = {"trial": uncropped, "score_faceless": True}
+            with pytest.raises(trial_model.ScoringError, match="^model_config score_faceless: "):
+                mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
         nothing = loaded.predict(raw[:0])  # no frame: no score, not NumPy's reshape error
         assert nothing.shape == (0,) and nothing.dtype == np.float64
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames

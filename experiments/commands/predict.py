@@ -142,11 +142,7 @@ def load_scorer(args: argparse.Namespace):
             f"--crop-check {args.crop_check}: the study cropped no clip with its database's own "
             "face boxes, so these clips are cropped as its were: drop --crop-check"
         )
-    if args.score_faceless and not model.face_crop.enabled:  # it was accepted without a word
-        raise trial_model.ScoringError(
-            "--score-faceless: the study cropped no face (--no-face-crop), so no clip of these "
-            "is left unscored for want of one: drop --score-faceless"
-        )
+    scorer.check_score_faceless(model.face_crop, args.score_faceless)  # was taken without a word
     # warns: refusals first; a study that cropped every clip with its database's boxes crops
     # new clips with MTCNN where it runs, else Haar, as its registered model does (it refused)
     detector = scorer.crop_detector(model.face_crop, args.face_detector)

@@ -60,7 +60,11 @@ class HeadOnBackbone(PythonModel):
                 model.face_crop.clips,
                 detector,
             )
-        self.score_faceless = bool(config.get("score_faceless", False))
+        self.score_faceless = scorer.check_score_faceless(
+            model.face_crop,
+            bool(config.get("score_faceless", False)),
+            "model_config score_faceless",
+        )
         with tempfile.TemporaryDirectory() as folder:  # the head and a fine-tuned top, from the run
             head = trial_model.fetch_head_weights(model, Path(folder))
             top = trial_model.fetch_top_weights(model, Path(folder))

@@ -131,6 +131,18 @@ def _tuned_top(model: TrialModel, top_weights: str | os.PathLike) -> Any:
     return top
 
 
+def check_score_faceless(face_crop: FaceCrop, asked: bool, flag: str = "--score-faceless") -> bool:
+    """``asked``, or a ScoringError where the study cropped no face: no clip is left unscored
+    for want of one (predict.py refused it; the registered model's ``model_config`` took it
+    without a word: probe AA)."""
+    if asked and not face_crop.enabled:
+        raise ScoringError(
+            f"{flag}: the study cropped no face (--no-face-crop), so no clip of these is left "
+            f"unscored for want of one: drop {flag}"
+        )
+    return asked
+
+
 def crop_detector(
     face_crop: FaceCrop,
     override: str | None = None,
