@@ -312,3 +312,33 @@ def test_a_mistyped_choice_names_the_close_ones(capsys) -> None:
             parse_args(typed)
         (line,) = capsys.readouterr().err.splitlines()
         assert line == f"error: unrecognized arguments: {said}"
+
+
+def test_urllib3s_retry_lines_are_left_to_verbose(caplog) -> None:
+    """While a tracking server was away, urllib3 said "Retrying (Retry(total=6, ...))" five
+    times a call around the worker's own line on the outage, without --verbose (probe CC)."""
+    import logging
+    import socket
+
+    import urllib3
+
+    from experiments.commands.quiet import NOISY_LOGGERS, quiet_console
+
+    with socket.socket() as free:  # a loopback port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    caplog.set_level(logging.DEBUG, logger="experiments")  # the root handler: every record
+    try:
+        for verbose in (False, True):
+            quiet_console(verbose)
+            caplog.clear()
+            pool = urllib3.PoolManager(retries=urllib3.Retry(total=2, backoff_factor=0))
+            with pytest.raises(urllib3.exceptions.MaxRetryError):
+                pool.request("GET", f"http://127.0.0.1:{port}/", timeout=2)
+            retried = [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+            assert len(retried) == (2 if verbose else 0), verbose
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from core.quiet import import_backend_quietly
 from core.words import meant
 
-NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "alembic", "mlflow")
+NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "alembic", "mlflow", "urllib3")
 
 
 def quiet_backend(verbose: bool = False) -> None:
@@ -45,7 +45,11 @@ def quiet_console(verbose: bool = False) -> None:
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)
     if not verbose:
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
+        # TensorFlow's retracing notices; urllib3's "Retrying (Retry(total=6, ...))" at each of
+        # MLflow's retries while a tracking server is away, five a call around the worker's own
+        # line on the outage (probe CC)
+        for name in ("tensorflow", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def console_logging(verbose: bool = False) -> None:
