@@ -726,6 +726,28 @@ def test_compare_on_a_study_still_running_says_so(store, capsys) -> None:
         client.delete_run(running)
 
 
+def test_compare_says_the_parent_run_it_closes(store, capsys) -> None:
+    """compare.py closed a worker's parent run that died between trials without a word, where
+    a worker that does it says "a parent run closed: ..." (probe CC)."""
+    import socket
+
+    _, experiment_id, _, _ = store["demo"]
+    uri = f"sqlite:///{store['root']}/mlflow.db"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process of this machine that no longer exists
+    worker = f"{socket.gethostname()}:{ended.pid}"
+    client = MlflowClient(uri)
+    tags = {tracking.STUDY_TAG: "demo", tracking.ROLE_TAG: "study", tracking.WORKER_TAG: worker}
+    parent = client.create_run(experiment_id, tags=tags).info.run_id
+    try:
+        assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
+        said = f"a parent run closed: worker {worker} died between trials (its process is gone)"
+        assert said in capsys.readouterr().err.splitlines()
+        assert client.get_run(parent).info.status == "FAILED"
+    finally:  # the module's store, as the other tests read it
+        client.delete_run(parent)
+
+
 def test_cross_on_a_store_without_a_cross_study_is_a_one_line_error(store, capsys, tmp_path):
     """It exited 0 where compare on a store without the study asked for exits 2."""
     uri = f"sqlite:///{store['root']}/mlflow.db"

@@ -3,6 +3,7 @@ comparison of heads as Markdown."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -90,7 +91,8 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
             raise LookupError(study_names.not_stored([study]))
         raise LookupError(f"no study in {tracking.store_shown()}")
     name, experiment_id = listed.iloc[0]["study"], listed.iloc[0]["experiment"]
-    liveness.close_dead_parents(experiment_id, name)  # workers that died between trials
+    for reason in liveness.close_dead_parents(experiment_id, name).values():  # died between
+        print(f"a parent run closed: {reason}", file=sys.stderr)  # trials: said, as a worker says
     runs = tracking.study_runs(experiment_id, name)
     trials = trial_table(runs)
     table = tables.comparison(trials)
