@@ -1320,7 +1320,8 @@ def variant(fix: str):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the first paragraph whole: its first line alone stopped mid-sentence (probe CC)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--workers", default="8,16,32,64", help="worker counts, in turn")
     parser.add_argument("--trials-per-worker", type=int, default=4, help="the study's total / W")
     parser.add_argument("--seconds", type=int, default=240, help="each count's trial loop limit")
@@ -1367,6 +1368,8 @@ def run_calibration(args: argparse.Namespace, work: Path, stores: Stores | None)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # MLflow's "View run ... at: http://..." after every simulated run, as the sweep hides it
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if args.calibrate:
         calibrate(args)
         return
