@@ -291,6 +291,8 @@ def test_killed_worker_trial_is_failed_retried_and_its_runs_closed(study_workers
 
     lost = runs[killed]
     assert lost.info.status == "FAILED"
+    shown = runs[retry.number].info.run_name.removeprefix(f"{retry.number}-")  # the head
+    assert lost.info.run_name == f"{killed}-{shown} (lost)"  # its figures are its retry's
     assert lost.data.tags[tracking.ERROR_TAG].startswith(f"worker lost in trial {killed}")
     assert f"retried as trial {retry.number}" in lost.data.tags[tracking.ERROR_TAG]
     victim_parent = parents[lost.data.tags["mlflow.parentRunId"]]
@@ -865,6 +867,10 @@ def test_a_trial_the_tracking_store_failed_is_closed_as_such(
     worker.close_lost_runs(force=True)
     closed = client.get_run(run.info.run_id)
     assert closed.info.status == "FAILED"
+    # named so: killed after it logged its figures, it read as a second row of its retry's in
+    # the view sorted by dev ACER (probe CC)
+    assert closed.info.run_name == f"{run.info.run_name} (lost)"
+    assert closed.data.tags["mlflow.runName"] == closed.info.run_name
     assert closed.data.tags[tracking.ERROR_TAG] == (
         "the tracking store did not answer in trial 0 (API request to http://127.0.0.1:1 failed)"
     )

@@ -24,6 +24,8 @@ from experiments.stores.tracking import (
     trial_filter,
 )
 
+LOST_SUFFIX = " (lost)"  # a lost trial's run name: its retry's run holds the trial's figures
+
 
 def close_lost_runs(
     experiment_id: str, study_name: str, lost: dict[int, str], own: str | None = None
@@ -32,8 +34,10 @@ def close_lost_runs(
     but ``own`` (the caller's parent run: its worker lives).
 
     A worker killed in a trial leaves its trial run and its parent run RUNNING; once Optuna has
-    failed the trial (no heartbeat), they are closed with the reason as their error tag. Returns
-    the ids of the runs closed.
+    failed the trial (no heartbeat), they are closed with the reason as their error tag, and the
+    trial run's name ends in ``(lost)``: killed after it logged its figures, it was a second row
+    of its retry's figures in the view sorted by dev ACER, unmarked (probe CC). Returns the ids
+    of the runs closed.
     """
     client = MlflowClient()
     running = client.search_runs(
@@ -45,6 +49,8 @@ def close_lost_runs(
         if reason is None:  # a trial still running in a live worker
             continue
         run_ids = [found.info.run_id]
+        if not (found.info.run_name or "").endswith(LOST_SUFFIX):
+            client.update_run(found.info.run_id, name=f"{found.info.run_name}{LOST_SUFFIX}")
         parent = found.data.tags.get(PARENT_TAG)
         if parent and parent != own and client.get_run(parent).info.status == "RUNNING":
             run_ids.append(parent)
