@@ -9,6 +9,7 @@ import re
 import optuna
 import pytest
 
+from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores.identity import IDENTITY_ATTR, check_heartbeat, check_identity
 from experiments.stores.workers import worker_name
 
@@ -294,8 +295,14 @@ def test_a_worker_with_another_heartbeat_is_refused(tmp_path) -> None:
         check_heartbeat(again, 5)
     assert str(refused.value) == (
         "study s's workers beat every 60 s, this one every 5 s, and would find their trials "
-        "lost: rerun with --heartbeat 60"
+        "lost: rerun with --heartbeat 60 (or without --heartbeat)"
     )
+    # none given: the study's (a study begun with --heartbeat 10 refused every later command
+    # that left it out, saying "this one every 60 s": probe CC); a new study's: 60 s
+    fast = study(tmp_path, "fast")
+    assert check_heartbeat(fast, 10) == 10
+    assert check_heartbeat(study_loaded(tmp_path, "fast"), None) == 10
+    assert check_heartbeat(study(tmp_path, "new"), None) == HEARTBEAT_SECONDS
 
 
 def test_sources_pooled_in_another_order_are_said_to_be(tmp_path) -> None:

@@ -224,8 +224,17 @@ def test_a_study_rerun_with_options_its_figures_depend_on_changed_is_refused(
     assert sweep.main(argv(data, *stores, "--trials", "2", "--heartbeat", "30")) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: study fixed's workers beat every 60 s, this one every 30 s, and would find their "
-        "trials lost: rerun with --heartbeat 60"
+        "trials lost: rerun with --heartbeat 60 (or without --heartbeat)"
     ]
+    # one begun with --heartbeat 5 goes on without it, at its own (it was refused: probe CC)
+    beating = (*stores[:-1], "beating")
+    assert sweep.main(argv(data, *beating, "--trials", "1", "--heartbeat", "5")) == 0
+    assert sweep.main(argv(data, *beating, "--trials", "2")) == 0
+    capsys.readouterr()
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("beating").experiment_id
+    parents = client.search_runs([experiment], f"tags.`{tracking.ROLE_TAG}` = 'study'")
+    assert [p.data.params["heartbeat"] for p in parents] == ["5", "5"]
     entries = sorted(p for p in (data / "cache" / "features").iterdir() if p.is_dir())
     code = sweep.main(argv(data, *stores, "--trials", "2", "--frames", str(FRAMES + 1)))
     err = capsys.readouterr().err.strip().splitlines()

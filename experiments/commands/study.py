@@ -170,7 +170,7 @@ def run_sweep(
                 "fine_tune": ",".join(config.fine_tune),
                 "seed": config.seed,
                 "multi_objective": config.multi_objective,
-                "heartbeat": config.heartbeat,
+                "heartbeat": workers.study_heartbeat(study),
                 "sampler": "TPESampler",
                 "sampler_seed": workers.sampler_seed(config.seed, joined),  # worker k: seed + k
                 "pruner": type(study.pruner).__name__,
@@ -204,7 +204,7 @@ def run_sweep(
                 f"({settings[0].name}): its dev threshold is the one served"
             )
         share = workers.Worker(
-            study, config.storage, experiment_id, config.heartbeat, parent.info.run_id
+            study, config.storage, experiment_id, workers.study_heartbeat(study), parent.info.run_id
         )
         progress = console.Progress(config.trials, study_name, lambda: objective.setup_seconds)
         if said := console.evaluation_line(context):

@@ -71,7 +71,7 @@ class SweepConfig:
     keep_weights: KeepWeights = KeepWeights.BEST  # head weights logged
     fine_tune: tuple[str, ...] = ("none",)  # backbone layers trained too; several: searched
     verbose: bool = False  # the libraries' INFO lines (MLflow migrations, Optuna) too
-    heartbeat: int = HEARTBEAT_SECONDS  # a trial silent for 3 of these is lost, retried
+    heartbeat: int | None = None  # a trial silent for 3 of these is lost; None: the study's
     then: tuple[SweepConfig, ...] = ()  # a group of cross-domain settings: the studies after it
 
     def __post_init__(self) -> None:
@@ -135,8 +135,8 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     group.add_argument(
         "--heartbeat",
         type=int,
-        default=HEARTBEAT_SECONDS,
-        help="seconds between a trial's heartbeats; a trial silent for three is lost and retried",
+        help=f"seconds between a trial's heartbeats (default: the study's; a new one's "
+        f"{HEARTBEAT_SECONDS}); a trial silent for three is lost and retried",
     )
     group.add_argument(
         "--train-precision",
@@ -167,7 +167,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error(f"--trials must be at least 1, got {args.trials}")
-    if args.heartbeat < 1:
+    if args.heartbeat is not None and args.heartbeat < 1:
         parser.error(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout must be more than 0 seconds, got {args.timeout}")

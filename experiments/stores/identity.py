@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from core.words import counted
+from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores import wal
 from experiments.stores.record import (
     CASIA_SUBSETS,
@@ -48,18 +49,24 @@ OBJECTIVES = ("dev_acer", "params_total")  # what a trial returns (both: --multi
 FIGURED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials with a figure
 
 
-def check_heartbeat(study: optuna.Study, heartbeat: int) -> None:
-    """A ValueError (one line) when this worker's ``--heartbeat`` is not the study's (its first
-    worker's, recorded): a worker finds a trial lost after its own heartbeats, so a shorter one
-    failed the others' live trials, and a longer one waited too long for a dead worker's."""
+def check_heartbeat(study: optuna.Study, heartbeat: int | None) -> int:
+    """The study's heartbeat, its first worker's (recorded): this worker's ``--heartbeat``, or
+    the study's where none was given (a study begun with ``--heartbeat 10`` was refused every
+    later command that left it out: probe CC), or :data:`HEARTBEAT_SECONDS` for a new one. A
+    ValueError (one line) when one given is not the study's: a worker finds a trial lost after
+    its own heartbeats, so a shorter one failed the others' live trials, and a longer one waited
+    too long for a dead worker's."""
     recorded = study.user_attrs.get(HEARTBEAT_ATTR)
     if recorded is None:
-        study.set_user_attr(HEARTBEAT_ATTR, heartbeat)
-    elif recorded != heartbeat:
+        recorded = heartbeat or HEARTBEAT_SECONDS
+        study.set_user_attr(HEARTBEAT_ATTR, recorded)
+    elif heartbeat is not None and recorded != heartbeat:
         raise ValueError(
             f"study {study.study_name}'s workers beat every {recorded} s, this one every "
-            f"{heartbeat} s, and would find their trials lost: rerun with --heartbeat {recorded}"
+            f"{heartbeat} s, and would find their trials lost: rerun with --heartbeat {recorded} "
+            "(or without --heartbeat)"
         )
+    return int(recorded)
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:

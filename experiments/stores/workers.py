@@ -49,7 +49,12 @@ from optuna.trial import FrozenTrial, TrialState
 from core.interrupts import ctrl_c_noticed, first_ctrl_c_only
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import liveness, tracking, wal
-from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
+from experiments.stores.identity import (
+    HEARTBEAT_ATTR,
+    check_heartbeat,
+    check_identity,
+    check_search_space,
+)
 from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
     RETRY_ARGUMENT,
@@ -98,7 +103,7 @@ def open_study(
     pruner: optuna.pruners.BasePruner,
     seed: int = 0,
     baselines: Sequence[dict[str, Any]] = (),
-    heartbeat: int = HEARTBEAT_SECONDS,
+    heartbeat: int | None = None,
     searched: dict[str, Sequence[str]] | None = None,
     identity: dict[str, Any] | None = None,
     target: int | None = None,
@@ -113,7 +118,9 @@ def open_study(
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a TPE
     sampler seeded ``seed + k`` (:func:`sampler_seed`), not the points of another; one that finds
     ``target`` trials finished is not counted, so a later extension samples the same trials
-    however often it was rerun in between. Returns the study and k.
+    however often it was rerun in between. ``heartbeat``: seconds between a trial's heartbeats,
+    refused where the study has others; None: the study's (:func:`study_heartbeat`). Returns the
+    study and k.
     """
     check_storage(url)  # before Optuna adds its tables
     try:
@@ -180,24 +187,22 @@ def _open_study(
     pruner: optuna.pruners.BasePruner,
     seed: int,
     baselines: Sequence[dict[str, Any]],
-    heartbeat: int,
+    heartbeat: int | None,
     searched: dict[str, Sequence[str]],
     identity: dict[str, Any],
     target: int | None,
 ) -> tuple[optuna.Study, int]:
     with StorageLock(url, "schema"):
-        storage = FinishedTrialsCache(
-            SteadyHeartbeatStorage(
-                url,
-                engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
-                heartbeat_interval=heartbeat,
-                grace_period=GRACE_FACTOR * heartbeat,
-                **{RETRY_ARGUMENT: stale_trial_callback},
-            )
+        backend = SteadyHeartbeatStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
+            heartbeat_interval=heartbeat or HEARTBEAT_SECONDS,
+            grace_period=GRACE_FACTOR * (heartbeat or HEARTBEAT_SECONDS),
+            **{RETRY_ARGUMENT: stale_trial_callback},
         )
         study = optuna.create_study(
             study_name=name,
-            storage=storage,
+            storage=FinishedTrialsCache(backend),
             pruner=pruner,
             directions=list(directions),
             load_if_exists=True,
@@ -205,7 +210,8 @@ def _open_study(
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
         check_identity(study, identity, directions, worker_name())
-        check_heartbeat(study, heartbeat)
+        beat = check_heartbeat(study, heartbeat)  # the study's, where none was given
+        backend.heartbeat_interval, backend.grace_period = beat, GRACE_FACTOR * beat
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
@@ -213,6 +219,12 @@ def _open_study(
             study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, joined))
     return study, joined
+
+
+def study_heartbeat(study: optuna.Study) -> int:
+    """The seconds between the heartbeats of ``study``'s trials, as :func:`open_study` set them:
+    every worker of a study beats alike."""
+    return int(study.user_attrs.get(HEARTBEAT_ATTR, HEARTBEAT_SECONDS))
 
 
 def sampler_seed(seed: int, joined: int) -> int:
