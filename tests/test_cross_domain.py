@@ -1056,5 +1056,5 @@ def test_sources_trained_on_every_clip_but_dev_as_ssdg_trains(
         "heads train on oulu, casia, replay-attack (every clip but dev)" in (PRINTED["sources-all"])
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert compare.main(["--cross", "--tracking-uri", uri]) == 0
+    assert compare.main(["--cross", "--tracking-uri", uri, "--out", str(tmp_path / "t")]) == 0
     assert "O&C&I→M sources whole HTER held-out" in capsys.readouterr().out
