@@ -97,22 +97,48 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
     assert said == ["--split-seed 0; this run's 1"]  # not the hashes it explains (review)
     # the same target taken otherwise: the flag, not "test clips ... differ" (probe BB)
     now, was = {**FIRST, tested: "t1:all but its own dev"}, {**FIRST, tested: "t1:test"}
-    assert differences(was, now) == ["--target-clips test; this run's all but its own dev"]
-    assert differences(was, {**FIRST, tested: "t2:all"}) == [f"{tested} differ"]  # others
+    assert differences(was, now) == ["--target-clips test; this run's all"]  # the flag's values
+    # other databases' clips too: the flag says what differs, whatever the hashes (OULU-NPU's
+    # change where the flag takes it whole), its protocols so changed not said (review)
+    protocols = "protocols (--protocol, --test-protocol, --db NAME=PATH:PROTOCOL)"
+    p1, whole = {**was, protocols: "casia,oulu-p1"}, {**now, protocols: "casia,oulu-all"}
+    assert differences(p1, {**whole, tested: "t2:all but its own dev"}) == [
+        "--target-clips test; this run's all"
+    ]
+    assert differences(p1, {**whole, protocols: "casia,oulu-p2"}) == [
+        "--target-clips test; this run's all",
+        f"{protocols} casia,oulu-p1; this run's casia,oulu-p2",  # a protocol of the user's
+    ]
+    # a target's "all" of before 2026-12-06 tested its own dev set too: no flag does it now
+    old = {**FIRST, tested: "t1:all"}
+    assert differences(old, now) == [
+        "--target-clips all, its own dev set too (before 2026-12-06); this run's all"
+    ]
     made = study(tmp_path, "targeted")
     check_identity(made, was, ["minimize"])
     add(made, optuna.trial.TrialState.COMPLETE)
     with pytest.raises(ValueError) as refused:
         check_identity(made, now, ["minimize"])
     assert str(refused.value) == (
-        "study targeted tested its target with --target-clips test; this run's all but its own "
-        "dev: rerun with the study's flags, or start another study with --study"
+        "study targeted tested its target with --target-clips test; this run's all: rerun with "
+        "the study's flags, or start another study with --study"
+    )
+    made = study(tmp_path, "before")
+    check_identity(made, old, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, now, ["minimize"])
+    assert str(refused.value) == (
+        "study before tested its target with --target-clips all, its own dev set too (before "
+        "2026-12-06); this version leaves that dev set out: start another study with --study"
     )
     # the sources trained on every clip but dev: said by the flag too
     trained = "clips (--protocol, --fold, --split-seed)"
     was, now = {**FIRST, trained: "a1,b2"}, {**FIRST, trained: "a1:all,b2:all"}
     assert differences(was, now) == ["--source-clips train; this run's all"]
-    assert differences(was, {**FIRST, trained: "a1:all,c3:all"}) == [f"{trained} differ"]
+    assert differences(was, {**FIRST, trained: "a1:all,c3:all"}) == [  # whatever the hashes
+        "--source-clips train; this run's all"
+    ]
     made = study(tmp_path, "sourced")
     check_identity(made, was, ["minimize"])
     add(made, optuna.trial.TrialState.COMPLETE)

@@ -126,6 +126,7 @@ def run_sweep(
         identity=ids.study_identity(config, settings),
         target=config.trials,
     )
+    beat = identity.study_heartbeat(study)  # the study's, where --heartbeat was not given
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     fresh = set(states) <= {"WAITING"}  # a database that ran nothing: only queued baselines
@@ -170,7 +171,7 @@ def run_sweep(
                 "fine_tune": ",".join(config.fine_tune),
                 "seed": config.seed,
                 "multi_objective": config.multi_objective,
-                "heartbeat": workers.study_heartbeat(study),
+                "heartbeat": beat,
                 "sampler": "TPESampler",
                 "sampler_seed": workers.sampler_seed(config.seed, joined),  # worker k: seed + k
                 "pruner": type(study.pruner).__name__,
@@ -203,9 +204,7 @@ def run_sweep(
                 f"each trial trains on {len(settings)} settings and keeps the first one's head "
                 f"({settings[0].name}): its dev threshold is the one served"
             )
-        share = workers.Worker(
-            study, config.storage, experiment_id, workers.study_heartbeat(study), parent.info.run_id
-        )
+        share = workers.Worker(study, config.storage, experiment_id, beat, parent.info.run_id)
         progress = console.Progress(config.trials, study_name, lambda: objective.setup_seconds)
         if said := console.evaluation_line(context):
             print(said)

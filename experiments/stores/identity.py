@@ -23,6 +23,7 @@ from experiments.stores import wal
 from experiments.stores.record import (
     CASIA_SUBSETS,
     DATABASES,
+    DEV_TOO,
     FEATURES,
     KEY_PARTS,
     PART_NAMES,
@@ -67,6 +68,12 @@ def check_heartbeat(study: optuna.Study, heartbeat: int | None) -> int:
             "(or without --heartbeat)"
         )
     return int(recorded)
+
+
+def study_heartbeat(study: optuna.Study) -> int:
+    """The seconds between the heartbeats of ``study``'s trials, as :func:`check_heartbeat` set
+    them: every worker of a study beats alike."""
+    return int(study.user_attrs.get(HEARTBEAT_ATTR, HEARTBEAT_SECONDS))
 
 
 def check_search_space(study: optuna.Study, choices: dict[str, Sequence[str]]) -> None:
@@ -154,7 +161,8 @@ def check_identity(
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = sides_differ(what, was, identity) or {}
-        taken = taken_clips(what, was, identity)  # the flag, not two hashes (probe BB)
+        # the flag, not two hashes, nor the protocols that taking OULU-NPU whole changes
+        taken = next((t for w, _, _ in differs if (t := taken_clips(w, was, identity))), None)
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
@@ -248,6 +256,11 @@ def _other(
         return ValueError(
             f"study {name} split its clips by subject with {seeds}: rerun with the study's "
             "flags, or start another study with --study"
+        )
+    if taken and DEV_TOO in taken:  # no flag tests those clips again
+        return ValueError(
+            f"study {name} tested its target with --target-clips {DEV_TOO}; this version "
+            "leaves that dev set out: start another study with --study"
         )
     if taken:  # the clips by the flag that took them (probe BB)
         whose = "tested its target" if taken.startswith("--target") else "trained its sources"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.features import random_backend
+from experiments.domains import ALL_BUT_DEV, WHOLE
 
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
@@ -87,7 +88,12 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         side: None not in (theirs[at], ours[at]) and theirs[at] != ours[at]
         for side, at in ((FEATURES, 0), (TEST_FEATURES, -1))
     }
+    # clips taken by another --source-clips/--target-clips: said by the flag, not by the
+    # protocols that taking OULU-NPU whole changes (review)
+    taken = any(taken_clips(what, recorded, current) for what in current)
     for what, value in current.items():
+        if what == PROTOCOLS and taken and whole_only(recorded, current):
+            continue
         if what in (WRITE_UP, SPREAD) and what not in recorded:  # made before it was recorded
             was = "over every setting" if what == SPREAD else "not recorded"  # refused: review
             said.append(f"{what} {was}; this run's {value}")
@@ -126,25 +132,42 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 # the flags that take a study's clips by a suffix of their entry ("t1:all"): the default of
 # an entry without one (None: none, a record made before the suffix)
 TAKEN = (("test clips", "--target-clips", None), ("clips", "--source-clips", "train"))
+DEV_TOO = "all, its own dev set too (before 2026-12-06)"  # what such a target's "all" tested
+WHOLE_PROTOCOLS = set(WHOLE.values())
 
 
 def taken_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The line "--target-clips test; this run's all" (or --source-clips) where the clips
-    (``what``) are the same databases' taken otherwise ("test clips ... differ" had been said:
-    probe BB), else None."""
+    (``what``) were taken by another value of the flag ("test clips ... differ" had been said:
+    probe BB), else None. Said by the flag's values (``all``, not the record's "all but its own
+    dev"), whatever the clips' hashes, which the flag changes where it takes OULU-NPU whole; a
+    target of before 2026-12-06 whose "all" tested its own dev set too, so."""
     flag, default = next(((f, d) for p, f, d in TAKEN if what.startswith(p)), (None, None))
-    if flag is None:
+    if flag is None or what not in recorded or what not in current:
         return None
     sides = []
     for side in (recorded, current):
         parts = [part.rpartition(":") for part in str(side[what]).split(",")]
         if default is None and not all(sep for _, sep, _ in parts):
             return None
-        sides.append([(head, tail) if sep else (tail, default) for head, sep, tail in parts])
-    if [w[0] for w in sides[0]] != [n[0] for n in sides[1]]:
+        sides.append([tail if sep else str(default) for _, sep, tail in parts])
+    was, now = sides
+    if len(was) != len(now) or was == now:
         return None
-    taken = [",".join(dict.fromkeys(str(part[1]) for part in side)) for side in sides]
-    return None if taken[0] == taken[1] else f"{flag} {taken[0]}; this run's {taken[1]}"
+    if any(a == "all" and b == ALL_BUT_DEV for a, b in zip(was, now, strict=True)):
+        return f"{flag} {DEV_TOO}; this run's all"
+    shown = [",".join(dict.fromkeys("all" if t == ALL_BUT_DEV else t for t in s)) for s in sides]
+    return None if shown[0] == shown[1] else f"{flag} {shown[0]}; this run's {shown[1]}"
+
+
+def whole_only(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether the records' protocols differ only where one takes a database whole (OULU-NPU's
+    oulu-all for its first protocol, as --source-clips or --target-clips all take it): said by
+    the flag, not as a --protocol of the user's."""
+    was, now = (str(r.get(PROTOCOLS, "")).split(",") for r in (recorded, current))
+    return len(was) == len(now) and all(
+        a == b or WHOLE_PROTOCOLS & {a, b} for a, b in zip(was, now, strict=True)
+    )
 
 
 def split_seeds(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:

@@ -49,12 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from core.interrupts import ctrl_c_noticed, first_ctrl_c_only
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import liveness, tracking, wal
-from experiments.stores.identity import (
-    HEARTBEAT_ATTR,
-    check_heartbeat,
-    check_identity,
-    check_search_space,
-)
+from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
 from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
     RETRY_ARGUMENT,
@@ -118,8 +113,7 @@ def open_study(
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a TPE
     sampler seeded ``seed + k`` (:func:`sampler_seed`), not the points of another; one that finds
     ``target`` trials finished is not counted, so a later extension samples the same trials
-    however often it was rerun in between. ``heartbeat``: seconds between a trial's heartbeats,
-    refused where the study has others; None: the study's (:func:`study_heartbeat`). Returns the
+    however often it was rerun in between; ``heartbeat`` None beats at the study's. Returns the
     study and k.
     """
     check_storage(url)  # before Optuna adds its tables
@@ -196,8 +190,8 @@ def _open_study(
         backend = SteadyHeartbeatStorage(
             url,
             engine_kwargs={"pool_pre_ping": True},  # reconnect after a database restart
-            heartbeat_interval=heartbeat or HEARTBEAT_SECONDS,
-            grace_period=GRACE_FACTOR * (heartbeat or HEARTBEAT_SECONDS),
+            heartbeat_interval=(beat := heartbeat or HEARTBEAT_SECONDS),  # until the study's
+            grace_period=GRACE_FACTOR * beat,
             **{RETRY_ARGUMENT: stale_trial_callback},
         )
         study = optuna.create_study(
@@ -219,12 +213,6 @@ def _open_study(
             study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, joined))
     return study, joined
-
-
-def study_heartbeat(study: optuna.Study) -> int:
-    """The seconds between the heartbeats of ``study``'s trials, as :func:`open_study` set them:
-    every worker of a study beats alike."""
-    return int(study.user_attrs.get(HEARTBEAT_ATTR, HEARTBEAT_SECONDS))
 
 
 def sampler_seed(seed: int, joined: int) -> int:
