@@ -20,6 +20,7 @@ from core.backbone.spec import FINE_TUNE
 from core.constants import PRECISIONS
 from core.data.layouts import AUTO, folds, whole_protocols
 from core.features.request import FeatureOptions
+from experiments.domains import SOURCE_CLIPS, TARGET_CLIPS
 
 HEARTBEAT_SECONDS = 60  # between a trial's heartbeats (Optuna's documented example: a minute)
 GRACE_FACTOR = 3  # a trial (or worker) silent for 3 heartbeats is lost (Optuna's default is 2)
@@ -179,20 +180,17 @@ class EvaluationOptions:
                 f"--test-protocol {self.test_protocol} has folds, and a cross-dataset test set "
                 f"is taken whole: one of {', '.join(whole_protocols(self.test_protocol))}"
             )
-        if self.target_clips not in ("test", "all"):
-            raise ValueError(f"--target-clips takes test or all, got {self.target_clips!r}")
-        if self.target is None and self.target_clips != "test":
-            raise ValueError(
-                "--target-clips goes with a cross-domain study's target (--protocol ocim..., or "
-                "--sources and --target)"
-            )
-        if self.source_clips not in ("train", "all"):
-            raise ValueError(f"--source-clips takes train or all, got {self.source_clips!r}")
-        if self.target is None and self.source_clips != "train":
-            raise ValueError(
-                "--source-clips goes with a cross-domain study's sources (--protocol ocim..., or "
-                "--sources and --target)"
-            )
+        for flag, value, choices in (
+            ("--target-clips", self.target_clips, TARGET_CLIPS),
+            ("--source-clips", self.source_clips, SOURCE_CLIPS),
+        ):
+            if value not in choices:
+                raise ValueError(f"{flag} takes {' or '.join(choices)}, got {value!r}")
+            if self.target is None and value != choices[0]:
+                raise ValueError(
+                    f"{flag} goes with a cross-domain study's databases (--protocol ocim..., or "
+                    "--sources and --target)"
+                )
         if self.sources and self.test_data is not None:
             raise ValueError("--test-data goes with --data; a cross-domain study names --target")
         named = [*self.sources, *([self.target] if self.target else [])]

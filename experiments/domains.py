@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.data.clips import DataError
 from core.data.layouts import (
     AUTO,
     folds,
@@ -40,6 +42,7 @@ from core.data.layouts.registry import get_layout
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
     from core.features import FeatureOptions, FeatureSet
+    from experiments.config import EvaluationOptions
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
@@ -154,10 +157,11 @@ def other_protocol(protocol: object) -> str | None:
     return None if get_protocol(protocol)[0].protocols[0].name == protocol else protocol
 
 
-def whole_said(name: str, protocol: object) -> object:
+def whole_said(protocol: object) -> object:
     """A target's protocol (or a source's, trained whole) as a heading or the console names it:
-    none for the one that keeps every clip (:data:`WHOLE`), which "every clip" says."""
-    return None if protocol == WHOLE.get(name) else protocol
+    none for one that keeps every clip (:data:`WHOLE`), which "every clip" says, whatever the
+    database is called (``oulu2``: review)."""
+    return None if protocol in WHOLE.values() else protocol
 
 
 def with_protocol(name: str, protocol: str | None) -> str:
@@ -244,7 +248,7 @@ def parse_database(text: str) -> Database:
 
 def target_clips_tested(target: FeatureSet | Dataset, clips: str) -> str:
     """What ``--target-clips`` ``clips`` tests of ``target``: "test", "all" (asked, or it has no
-    test split of its own), or :data:`~experiments.ALL_BUT_DEV`: asked, of a database
+    test split of its own), or :data:`~experiments.domains.ALL_BUT_DEV`: asked, of a database
     with a dev set of its own, which SSDG leaves out."""
     if not tested_whole(target, clips):
         return "test"
@@ -276,6 +280,31 @@ def whole_options(options: FeatureOptions, layout: str, clips: str) -> FeatureOp
     if clips != "all" or options.protocol != AUTO or whole is None:
         return options
     return dataclasses.replace(options, protocol=whole)
+
+
+def taken_options(evaluation: EvaluationOptions, layouts: Sequence[str]) -> list[FeatureOptions]:
+    """Each database's options as ``evaluation``'s setting takes it, its sources then its target
+    (``layouts``: theirs, as read): whole (:func:`whole_options`) where ``--source-clips`` or
+    ``--target-clips`` is ``all``; one rule for the sweep and extraction. A source given a
+    protocol that keeps part of a database :data:`WHOLE` takes otherwise is a DataError (one
+    line): trained on Protocol 1's train and test, it was said to be trained whole (review)."""
+    taken = [(d, evaluation.source_clips) for d in evaluation.sources]
+    taken.append((evaluation.target, evaluation.target_clips))
+    options = []
+    for index, ((data, clips), layout) in enumerate(zip(taken, layouts, strict=True)):
+        whole, given = WHOLE.get(layout), data.options.protocol
+        if (
+            index < len(evaluation.sources)
+            and clips == "all"
+            and whole
+            and given not in (AUTO, whole)
+        ):
+            raise DataError(
+                f"database {data.name}: --source-clips all trains on every clip but its dev "
+                f"split, and protocol {given} keeps part of it: drop the protocol (or give {whole})"
+            )
+        options.append(whole_options(data.options, layout, clips))
+    return options
 
 
 def trained_role(split: str, clips: str) -> str:

@@ -370,7 +370,8 @@ def bad_flags(root: Path) -> list:
         (["--protocol", "ocim-m", "--target", "oulu"], "drop --sources and --target"),
         (  # msu,$X,casia with X unset: trained on two, without a word (probe BB)
             ["--sources", "msu,,casia", "--target", "oulu"],
-            "--sources 'msu,,casia' has an empty name between its commas",
+            "--sources 'msu,,casia' has an empty name in its list (two commas together, or one at "
+            "an end)",
         ),
         (  # every setting's missing databases, under the flag's name (was the first setting's)
             ["--protocol", "ocim", "--databases", str(two)],
@@ -1057,4 +1058,15 @@ def test_sources_trained_on_every_clip_but_dev_as_ssdg_trains(
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert compare.main(["--cross", "--tracking-uri", uri, "--out", str(tmp_path / "t")]) == 0
-    assert "O&C&I→M sources whole HTER held-out" in capsys.readouterr().out
+    assert "O&C&I→M all source clips HTER held-out" in capsys.readouterr().out
+    # a source given a protocol that keeps part of OULU-NPU is not trained whole: refused (it was
+    # trained on Protocol 1's train and test, and said to be whole: review)
+    from experiments.commands import sweep
+
+    oulu = f"oulu={root / FOLDERS['oulu']}:oulu-p1"
+    argv = flags(root, "--protocol", "ocim-m", "--source-clips", "all", "--db", oulu, *stores)
+    assert sweep.main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: database oulu: --source-clips all trains on every clip but its dev split, and "
+        "protocol oulu-p1 keeps part of it: drop the protocol (or give oulu-all)"
+    )

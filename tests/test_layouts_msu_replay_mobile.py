@@ -645,3 +645,14 @@ def test_list_prints_a_settings_databases_as_one_table(
     assert {r["light"] for r in rows if r["database"] == "msu"} == {""}  # Replay-Mobile's
     assert f"== rm: {five_trees['replay-mobile']}" in result.stderr
     assert not (tmp_path / "features").exists()
+    # a group that takes OULU-NPU whole as one setting's target and by Protocol 1 as a source of
+    # the others: its every clip, once (it was listed twice, both as oulu: review)
+    dbs = [f"--db={name}={five_trees[name]}" for name in ("oulu", "casia", "replay-attack", "msu")]
+    group = list_clips(
+        *dbs, "--protocol", "ocim", "--target-clips", "all", "--cache-dir", str(tmp_path)
+    )
+    assert group.returncode == 0, group.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(group.stdout)))
+    listed = [r["clip"] for r in rows if r["database"] == "oulu"]
+    assert listed == [c.clip_id for c in load_dataset(five_trees["oulu"], "oulu-all").clips]
+    assert group.stderr.count(f"== oulu: {five_trees['oulu']}") == 1

@@ -15,7 +15,8 @@ listed), then clips, frames, frames/s, whether the cache was reused, and the cac
 ``clip,split,label,species,subject`` and then the dataset's own columns (e.g. phone, session,
 instrument; support, light; quality) and, for a database that ships face boxes, ``face_boxes``
 (each clip's box file), with the summary on stderr, so a protocol's split can be checked before
-hours of extraction; a cross-domain setting's databases as one table, a ``database`` column first.
+hours of extraction; a cross-domain setting's databases as one table, a ``database`` column first
+(and of one setting, each clip's ``role``: train, dev, test or unused).
 Bad input exits with status 2 and one line on stderr.
 """
 
@@ -150,17 +151,20 @@ def named_databases(
     BB)."""
     if not evaluations[0].cross_domain:
         return [("data", options)]
-    from experiments.domains import whole_options
+    from experiments.domains import WHOLE, taken_options
 
-    named = {}
+    named: dict[str, FeatureOptions] = {}
     for evaluation in evaluations:
-        taken = [(data, evaluation.source_clips) for data in evaluation.sources]
-        for data, clips in [*taken, (evaluation.target, evaluation.target_clips)]:
-            options = data.options
-            if layouts is not None:
-                options = whole_options(options, layouts[data.name], clips)
-            named[data.name, options.protocol] = options
-    return [(name, options) for (name, _), options in named.items()]
+        databases = [*evaluation.sources, evaluation.target]
+        taken = [data.options for data in databases]
+        if layouts is not None:
+            taken = taken_options(evaluation, [layouts[data.name] for data in databases])
+        for data, options in zip(databases, taken, strict=True):
+            # once each: whole where one setting takes it whole (its every clip, every other
+            # setting's too), not once per protocol (review: OULU-NPU listed twice)
+            if named.get(data.name, options).protocol not in WHOLE.values():
+                named[data.name] = options
+    return list(named.items())
 
 
 def extract_one(

@@ -240,7 +240,10 @@ def evaluation_options(
             raise ValueError(f"--{flag} {given[flag]!r} names no database, e.g. --{flag} casia")
         if given[flag] is not None and "" in (n.strip() for n in given[flag].split(",")):
             # msu,$X,replay-attack with X unset trained on two of three, without a word (probe BB)
-            raise ValueError(f"--{flag} {given[flag]!r} has an empty name between its commas")
+            raise ValueError(
+                f"--{flag} {given[flag]!r} has an empty name in its list (two commas together, "
+                "or one at an end)"
+            )
     if (given["sources"] is None) != (given["target"] is None):
         raise ValueError("--sources and --target go together")
     if named:

@@ -99,14 +99,14 @@ def evaluation_line(context: dict[str, str]) -> str | None:
 
         def named(db: str) -> str:
             protocol = context.get(f"protocol_{db}")
-            return with_protocol(db, whole_said(db, protocol) if whole else protocol)
+            return with_protocol(db, whole_said(protocol) if whole else protocol)
 
         sources = ", ".join(map(named, context["sources"].split(",")))
         which = {"all": "every clip", ALL_BUT_DEV: "every clip but its own dev set"}.get(
             context.get("target_clips", ""), "its test split"
         )
         target = context["target"]
-        protocol = whole_said(target, context.get(f"protocol_{target}"))
+        protocol = whole_said(context.get(f"protocol_{target}"))
         trained = "every clip but dev" if whole else "train splits"
         return (
             f"cross-domain {context['setting']}: heads train on {sources} ({trained}), dev "

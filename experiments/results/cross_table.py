@@ -215,22 +215,22 @@ def _studies_of(row: Any) -> list[str]:
 def _cross_setting(run: pd.Series) -> tuple[str, str]:
     """A cross-domain study's setting and its columns' label, from a trial run's tags: ``mi-c``
     and ``M&I→C``; tested on every target clip (``M&I→C all clips``) or trained on every source
-    clip but dev (``M&I→C sources whole``), a study has columns of its own."""
+    clip but dev (``M&I→C all source clips``), a study has columns of its own."""
     setting, whole = run["tags.setting"], run.get("tags.source_clips") == "all"
     sources, target = run.get("tags.sources"), run.get("tags.target")
     if isinstance(sources, str) and isinstance(target, str):
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
         names = [*sources.split(","), target]  # a database taken whole: "sources whole" says it
         said = [
-            domains.whole_said(n, p) if whole or n == target else p
+            domains.whole_said(p) if whole or n == target else p
             for n, p in ((n, run.get(f"tags.protocol_{n}")) for n in names)
         ]
         setting, label = _with_protocols(setting, label, said)
     else:  # runs tagged before the sources were
         known = domains.SETTINGS.get(setting)
         label = known.label if known else setting
-    if whole:  # trained as SSDG trains: columns of its own
-        setting, label = f"{setting} sources-all", f"{label} sources whole"
+    if whole:  # trained as SSDG trains (every clip but dev): columns of its own
+        setting, label = f"{setting} sources-all", f"{label} all source clips"
     clips = run.get("tags.target_clips")
     if clips == "all" and run.get("tags.target") in domains.OWN_DEV:  # before 2026-12-06
         return f"{setting} all+dev", f"{label} all clips, dev too"

@@ -307,6 +307,7 @@ def evaluation_notes(runs: pd.DataFrame) -> list[str]:
         ("target_clips", "target clips"),
         ("source_clips", "source clips"),
         ("train_clips", "clips trained on"),
+        ("dev_clips", "dev clips (the threshold)"),
         ("test_data", "test data"),
         ("test_protocol", "test protocol"),
         ("folds", "folds"),

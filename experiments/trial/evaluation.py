@@ -221,14 +221,9 @@ def _cross_domain_settings(
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
     read = check_databases(named)  # every database read and checked before any is extracted
-    taken = evaluation.source_clips
-    sources = [
-        as_training_set(load(domains.whole_options(data.options, dataset.layout, taken)), taken)
-        for data, dataset in zip(evaluation.sources, read[:-1], strict=True)
-    ]
-    target = load(
-        domains.whole_options(evaluation.target.options, read[-1].layout, evaluation.target_clips)
-    )
+    *taken, tested = domains.taken_options(evaluation, [dataset.layout for dataset in read])
+    sources = [as_training_set(load(o), evaluation.source_clips) for o in taken]
+    target = load(tested)
     tested = as_test_set(target, sources[0], evaluation.target_clips)
     names = tuple(data.name for data in named)
     first, *more = sources
@@ -407,6 +402,8 @@ def evaluation_context(
             # what the sources trained on: their train splits, or every clip but dev (SSDG's)
             "source_clips": evaluation.source_clips,
             "train_clips": str(sum(len(f.indices("train")) for f in first.sources)),
+            # the threshold's: OULU-NPU's dev users' every session where it is taken whole
+            "dev_clips": str(sum(len(f.indices("dev")) for f in first.sources)),
             "test_data": os.path.abspath(evaluation.target.options.data),
             "test_protocol": first.test_features.protocol,
             **{f"data_fingerprint_{n}": f.dataset_fingerprint for n, f in first._named()},

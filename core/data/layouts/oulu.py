@@ -17,7 +17,8 @@ The four protocols (the paper's Table 2; the database's ``Protocols/Protocol_N``
   files 1, 2, 4; test session 3, phone k, files 1, 3, 5.
 
 ``auto`` runs ``oulu-p1``. ``oulu-all`` keeps every clip, split by user (no protocol's): the
-cross-domain target's every clip (``--target-clips all``), as SSDG tests OULU-NPU.
+cross-domain target's every clip (``--target-clips all``), as SSDG tests OULU-NPU, and a
+source's every clip but its dev users' (``--source-clips all``), as SSDG trains on it.
 """
 
 from __future__ import annotations
