@@ -343,3 +343,24 @@ def test_urllib3s_retry_lines_are_left_to_verbose(caplog) -> None:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def test_a_tracking_servers_failure_is_said_by_its_cause(monkeypatch) -> None:
+    """The trial line cut MLflow's message at 120 characters, before urllib3's cause, which its
+    retry lines alone had said (left to --verbose since: review)."""
+    import socket
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from experiments.stores.said import store_cause
+
+    with socket.socket() as free:  # a loopback port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(MlflowException) as failed:
+        MlflowClient(f"http://127.0.0.1:{port}").get_experiment("1")
+    said = store_cause(failed.value)
+    assert said.startswith("NewConnectionError: ") and "Connection refused" in said, said
+    assert store_cause(ValueError("no cause given")) == "no cause given"

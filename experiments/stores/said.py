@@ -20,6 +20,19 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
 
 
+def store_cause(err: BaseException, limit: int = 120) -> str:
+    """Why a call to a tracking server failed, for a one-line message: urllib3's cause
+    (``NewConnectionError: ... Connection refused``, an SSL error, a timeout), which MLflow's
+    message gives after the URL and the retries, past a first line's cut (it showed in urllib3's
+    retry lines alone, which a quiet console leaves out: review); else the first line."""
+    found = re.search(r"\(Caused by (\w+)\((.*)\)\)", str(err), re.S)
+    if not found:
+        return first_line(err, limit)
+    kind, said = found.groups()
+    said = re.sub(r"^['\"]?(<[^>]*>|\w+\([^)]*\)): ", "", said).strip("'\" ")  # the connection
+    return f"{kind}: {said}"[:limit]
+
+
 def tracking_named(uri: str) -> str:
     """How the user named the tracking store ``uri``, for a line about it: ``--tracking-uri URI``,
     or ``MLFLOW_TRACKING_URI=URI`` when the command took it from that variable

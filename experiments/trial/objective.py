@@ -37,7 +37,7 @@ from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import reach, retries, runs_table, tracking
 from experiments.stores.disk import disk_full
 from experiments.stores.identity import OBJECTIVES
-from experiments.stores.said import first_line
+from experiments.stores.said import store_cause
 from experiments.trial import artifacts, memory, search
 from experiments.trial.errors import TrainingDiverged
 from experiments.trial.evaluation import (
@@ -143,7 +143,7 @@ class Objective:
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
-            what = f"failed: the tracking store did not answer ({first_line(err, 120)})"
+            what = f"failed: the tracking store did not answer ({store_cause(err)})"
             what += f"; next trial in {pause:.0f}s"
             uri = mlflow.get_tracking_uri()
             served = reach.is_server(uri)  # a database is not waited for
