@@ -47,7 +47,7 @@ from experiments.stores import (
     wal,
     workers,
 )
-from experiments.stores.said import first_line, hide_passwords
+from experiments.stores.said import first_line, hide_passwords, store_cause
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
@@ -437,7 +437,7 @@ def failure_status(err: BaseException) -> int:
         return 3 if isinstance(err, unreachable) else 2
     if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
         say_error(
-            f"the tracking store did not answer ({first_line(err, 160)}): finished "
+            f"the tracking store did not answer ({store_cause(err, 160)}): finished "
             "trials are kept; rerun the same command to resume once it answers"
         )
         return 3

@@ -68,7 +68,7 @@ from experiments.stores.retries import (
     this_process,
     worker_of,
 )
-from experiments.stores.said import first_line, hide_passwords
+from experiments.stores.said import first_line, hide_passwords, store_cause
 from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
@@ -383,7 +383,7 @@ class Worker:
             except MlflowException as err:  # the tracking store's failure, not the configuration's
                 self._store_lost = trial.number
                 with contextlib.suppress(Exception):  # said on its run once the store is back
-                    trial.set_user_attr(STORE_FAILED_ATTR, first_line(err))
+                    trial.set_user_attr(STORE_FAILED_ATTR, store_cause(err, 200))
                 raise
 
         return run
