@@ -319,15 +319,15 @@ def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:
     species = {f"test_apcer_{kind}": 1.0 for kind in ("photo", "print", "replay")}
     console.trial_line(1, config, figures | species, 49.8)
     console.trial_line(2, config, figures | species | {"test_apcer_photo": 0.5}, 9.8)
-    tied = {"test_apcer_photo": 0.2, "test_apcer_print": 0.2}
+    tied = {"test_apcer_photo": 0.05, "test_apcer_print": 0.05}
     console.trial_line(3, config, figures | tied, 9.8)
     three, two, short = capsys.readouterr().out.splitlines()
     assert len(three) == len(two) == len(short) == len(console.TRIAL_HEADER)
     assert "% 3 species 100.0%  " in three and "% 2 species 100.0%  " in two
-    assert "% photo/print 20.0%  " in short  # named where the column holds them
+    assert "% photo/print 5.0%  " in short  # named where the column holds them
     console.trial_line(4, config, figures | {"test_apcer_printed_photo": 1.0}, 3.0)  # one, long
     (long,) = capsys.readouterr().out.splitlines()
-    assert len(long) == len(console.TRIAL_HEADER) and "% printed_p… 100.0%  " in long
+    assert len(long) == len(console.TRIAL_HEADER) and "% printed_… 100.0%  " in long
     assert three.endswith("49.8s") and two.endswith(" 9.8s")
 
 
@@ -356,6 +356,16 @@ def test_a_trial_lines_test_figures_say_so_and_carry_their_spread(capsys) -> Non
         assert plain[:end].endswith(f" {plain_value}"), (heading, plain)
         assert spread[:end].endswith(f" {spread_value}"), (heading, spread)
     assert plain[header.index("worst test attack") :].startswith("photo 75.0%")
+    # a trial of 100 s and more, of 1000 s, a pruned one: the time in its column, 100 in all
+    # (one ran into the worst attack, one past 100 columns, a pruned one's a column left: review)
+    tied = figures | {"test_apcer_print": 0.75}
+    console.trial_line(7, config, tied, 123.4)
+    console.trial_line(1234, config, tied, 1234.5)
+    console.trial_line(8, config, "pruned", 3.2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [len(line) for line in lines] == [len(header)] * 3
+    assert [line.rsplit(" ", 1)[-1] for line in lines] == ["123.4s", "20m34s", "3.2s"]
+    assert "% 2 species 75.0%  123.4s" in lines[0]
 
 
 def test_every_figure_names_each_rows_run_for_predict(store, capsys) -> None:

@@ -127,7 +127,12 @@ TRIAL_HEADER = (
     f"{'trial':<6}{'head':<19}{'output':<7}{'head params':>11}{'dev ACER':>11}{'test ACER':>11}"
     f"{'test HTER':>11} {'worst test attack':<17}{'time':>6}"
 )
-WORST = 17  # the worst attack's column
+WORST = 16  # the worst attack's, at most: a space before the time, in a column of 17
+
+
+def _seconds(seconds: float) -> str:
+    """A trial's time in the time column's 6 characters: ``123.4s``, ``16m40s`` from 1000 s."""
+    return f"{seconds:>5.1f}s" if seconds < 999.95 else f"{duration(seconds):>6}"
 
 
 def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) -> None:
@@ -148,10 +153,11 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
             missed = f"{len(tied)} species {rate}" if len(tied) > 1 else f"{name} {rate}"
         line = (
             f"{head}{millions(m['params_head']):>10}{dev:>11}{test:>11}{hter:>11} "
-            f"{missed:<{WORST}}{seconds:>5.1f}s"
+            f"{missed:<{WORST + 1}}{_seconds(seconds)}"
         )
-    else:
-        line = f"{head}{outcome:<60}{seconds:>5.1f}s"
+    else:  # "pruned", "failed: ...": the time in its column where the outcome leaves room
+        room = len(TRIAL_HEADER) - len(head) - 6
+        line = f"{head}{outcome:<{room}}{_seconds(seconds)}"
     print(line, flush=True)
 
 
