@@ -7,6 +7,7 @@ opened again (:func:`come_back`), so that a run never ends FINISHED with a loss 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -24,7 +25,7 @@ from experiments.stores.tracking import (
     trial_filter,
 )
 
-LOST_SUFFIX = " (lost)"  # a lost trial's run name: its retry's run holds the trial's figures
+LOST_SUFFIX = " (lost)"  # a lost trial's run name: a retry's run, if any, holds its figures
 
 
 def close_lost_runs(
@@ -49,8 +50,6 @@ def close_lost_runs(
         if reason is None:  # a trial still running in a live worker
             continue
         run_ids = [found.info.run_id]
-        if not (found.info.run_name or "").endswith(LOST_SUFFIX):
-            client.update_run(found.info.run_id, name=f"{found.info.run_name}{LOST_SUFFIX}")
         parent = found.data.tags.get(PARENT_TAG)
         if parent and parent != own and client.get_run(parent).info.status == "RUNNING":
             run_ids.append(parent)
@@ -58,6 +57,10 @@ def close_lost_runs(
             client.set_tag(run_id, ERROR_TAG, reason)
             client.set_terminated(run_id, "FAILED")
             closed.append(run_id)
+        name = found.info.run_name or ""
+        with contextlib.suppress(Exception):  # a name, once closed: never what keeps it open
+            if not name.endswith(LOST_SUFFIX):
+                client.set_tag(found.info.run_id, "mlflow.runName", f"{name}{LOST_SUFFIX}")
     return closed
 
 
