@@ -331,7 +331,7 @@ def test_each_clip_skipped_while_decoding_is_named_once(data, tmp_path, capsys, 
         assert said.count(f"{clip}:") == 1, (clip, said)
     total = len(shorts) + 1
     count = [line for line in captured.out.splitlines() if line.startswith("skipped while")]
-    assert count == [f"skipped while decoding: {total} clips ({SHORT_NAMED + 1} named above)"]
+    assert count == [f"skipped while decoding: {total} clips ({SHORT_NAMED + 1} in warnings)"]
     listed = [line for line in captured.out.splitlines() if line.startswith("  skipped ")]
     assert len(listed) == len(shorts) - SHORT_NAMED
 

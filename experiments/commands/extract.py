@@ -192,13 +192,21 @@ def extract_one(
         for line in species_missing(dataset):  # as the sweep says it
             print(line, flush=True)
 
+    skips.NAMED.clear()  # this database's warnings (two may share a clip's path: review)
     fs = cached_features(options, announce, before_extract)
     dataset = datasets[0]
     decode_skips = fs.skipped[len(dataset.skipped) :]
     if decode_skips:
         unnamed = [(path, why) for path, why in decode_skips if str(path) not in skips.NAMED]
         named = len(decode_skips) - len(unnamed)
-        above = "" if not named else " (named above)" if not unnamed else f" ({named} named above)"
+        # the warnings are on stderr: "above" where both reach a terminal, not in a log of stdout
+        above = (
+            ""
+            if not named
+            else " (each in a warning)"
+            if not unnamed
+            else f" ({named} in warnings)"
+        )
         print(f"skipped while decoding: {counted(len(decode_skips), 'clip')}{above}")
         for path, reason in unnamed:
             print(f"  skipped {path}: {reason}")
