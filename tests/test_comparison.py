@@ -789,6 +789,11 @@ def test_a_study_asked_of_an_empty_store_says_the_store_holds_none(capsys, tmp_p
         said = capsys.readouterr().err.strip()
         hint = "is --tracking-uri the sweep's?"
         assert said == f"error: no study 'nope' in {uri}, which holds no study ({hint})"
+    with pytest.MonkeyPatch.context() as patch:  # the store named where the command found it
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert compare.main(["--study", "nope"]) == 2
+    hint = "is MLFLOW_TRACKING_URI the sweep's?"
+    assert capsys.readouterr().err.strip().endswith(f", which holds no study ({hint})")
 
 
 def test_importances_are_drawn_over_the_parameters_that_varied() -> None:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import mlflow
+
 from core.words import meant
+from experiments.stores.said import tracking_named
 from experiments.stores.tracking import STUDY_TAG, store_shown, study_experiments
 
 
@@ -22,5 +25,6 @@ def not_stored(names: Collection[str], stored: Collection[str] | None = None) ->
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     where = f"no study {', '.join(map(repr, sorted(names)))} in {store_shown()}"
     if not stored:  # --list would only say the store has none (probe Z)
-        return f"{where}, which holds no study (is --tracking-uri the sweep's?)"
+        named = tracking_named(mlflow.get_tracking_uri()).split(" ")[0].split("=")[0]
+        return f"{where}, which holds no study (is {named} the sweep's?)"
     return f"{where} ({hint}python experiments/compare.py --list names them)"
