@@ -700,6 +700,12 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             config = {"trial": uncropped, "score_faceless": True}
             with pytest.raises(trial_model.ScoringError, match="^model_config score_faceless: "):
                 mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
+            # its text as JSON or a command line gives it: "false" is false (it was true: review)
+            config["score_faceless"] = "false"
+            mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
+            config["score_faceless"] = "maybe"
+            with pytest.raises(trial_model.ScoringError, match="takes true or false, got 'maybe'"):
+                mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
         nothing = loaded.predict(raw[:0])  # no frame: no score, not NumPy's reshape error
         assert nothing.shape == (0,) and nothing.dtype == np.float64
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames

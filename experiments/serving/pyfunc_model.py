@@ -61,9 +61,7 @@ class HeadOnBackbone(PythonModel):
                 detector,
             )
         self.score_faceless = scorer.check_score_faceless(
-            model.face_crop,
-            bool(config.get("score_faceless", False)),
-            "model_config score_faceless",
+            model.face_crop, _switch(config.get("score_faceless")), "model_config score_faceless"
         )
         with tempfile.TemporaryDirectory() as folder:  # the head and a fine-tuned top, from the run
             head = trial_model.fetch_head_weights(model, Path(folder))
@@ -76,6 +74,19 @@ class HeadOnBackbone(PythonModel):
         self, context, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
         return self.scorer.score_frames(np.asarray(model_input), self.score_faceless)
+
+
+def _switch(value: object) -> bool:
+    """A model_config switch: a bool, or its text as JSON and command lines give it ("false" had
+    been read as True: review); anything else is a ScoringError."""
+    from experiments.serving.trial_model import ScoringError
+
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    said = str(value).strip().lower()
+    if said in ("true", "false", "1", "0"):
+        return said in ("true", "1")
+    raise ScoringError(f"model_config score_faceless takes true or false, got {value!r}")
 
 
 mlflow.models.set_model(HeadOnBackbone())
