@@ -109,6 +109,17 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
         "--target-clips test; this run's all",
         f"{protocols} casia,oulu-p1; this run's casia,oulu-p2",  # a protocol of the user's
     ]
+    # a protocol of the user's beside it is said, not taken for the flag's (review)
+    whole_p2 = {**whole, protocols: "casia,oulu-p2", tested: "t2:test"}
+    assert differences({**whole, tested: "t1:all but its own dev"}, whole_p2) == [
+        "--target-clips all; this run's test",
+        f"{protocols} casia,oulu-all; this run's casia,oulu-p2",
+    ]
+    # a study of an OULU-NPU target whose "all" took its dev set too, rerun with test: said so
+    dev_too = "--target-clips all, its own dev set too (before 2026-12-06)"
+    assert differences({**whole, tested: "t1:all"}, {**p1, tested: "t2:test"}) == [
+        f"{dev_too}; this run's test"
+    ]
     # a target's "all" of before 2026-12-06 tested its own dev set too: no flag does it now
     old = {**FIRST, tested: "t1:all"}
     assert differences(old, now) == [

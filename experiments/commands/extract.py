@@ -162,7 +162,7 @@ def named_databases(
         for data, options in zip(databases, taken, strict=True):
             # once each: whole where one setting takes it whole (its every clip, every other
             # setting's too), not once per protocol (review: OULU-NPU listed twice)
-            if named.get(data.name, options).protocol not in WHOLE.values():
+            if data.name not in named or named[data.name].protocol not in WHOLE.values():
                 named[data.name] = options
     return list(named.items())
 

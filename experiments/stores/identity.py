@@ -41,6 +41,7 @@ from experiments.stores.record import (
     split_seeds,
     taken_clips,
     tested_said,
+    whole_only,
 )
 
 IDENTITY_ATTR = "numbers_depend_on"  # a study user attribute: what its trials' figures depend on
@@ -161,8 +162,14 @@ def check_identity(
             raise _tested_otherwise(study.study_name, tested)  # not data files that differ
         data = _data_differs(what, was, identity)
         said = sides_differ(what, was, identity) or {}
-        # the flag, not two hashes, nor the protocols that taking OULU-NPU whole changes
-        taken = next((t for w, _, _ in differs if (t := taken_clips(w, was, identity))), None)
+        # the flag, not two hashes, nor the protocols that taking OULU-NPU whole changes; only
+        # where it explains every difference (a protocol of the user's went unsaid: review)
+        lines = [t for w, _, _ in differs if (t := taken_clips(w, was, identity))]
+        explained = all(
+            w.startswith(("clips", "test clips")) or (w == PROTOCOLS and whole_only(was, identity))
+            for w, _, _ in differs
+        )
+        taken = "; ".join(lines) if lines and explained else None
         raise (  # features: by the flags that made them (cached, they were named by hash: probe)
             _databases(study.study_name, what, was, identity, data)
             or (_features_differ(study.study_name, what, said) if said else None)
@@ -264,6 +271,7 @@ def _other(
         )
     if taken:  # the clips by the flag that took them (probe BB)
         whose = "tested its target" if taken.startswith("--target") else "trained its sources"
+        whose = "took its clips" if "--target" in taken and "--source" in taken else whose
         return ValueError(
             f"study {name} {whose} with {taken}: rerun with the study's flags, or start another "
             "study with --study"

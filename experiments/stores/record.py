@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.features import random_backend
-from experiments.domains import ALL_BUT_DEV, WHOLE
+from experiments.domains import ALL_BUT_DEV, OWN_DEV, WHOLE
 
 # the record's entry for the training features: "cache entry " and their keys' first 12 digits
 FEATURES = "features (data files, weights, frames, crop and detector, --precision)"
@@ -116,11 +116,11 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if found is not None:  # the same parts: another entry that explains nothing (review)
             said += found.values()
             features |= bool(found)  # the hashed entries are said only where none differ
-        elif seeded := split_seeds(what, recorded, current):
-            said.append(seeded)
-            features = True  # the seed explains the hashed clips (test clips too) it drew
-        elif taken := taken_clips(what, recorded, current):
-            said.append(taken)
+        elif (seeded := split_seeds(what, recorded, current)) or taken_clips(
+            what, recorded, current
+        ):  # both where both differ: either alone resumes nothing (review)
+            said += filter(None, (seeded, taken_clips(what, recorded, current)))
+            features |= bool(seeded)  # the seed explains the hashed clips (test clips too) it drew
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
@@ -133,7 +133,6 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 # an entry without one (None: none, a record made before the suffix)
 TAKEN = (("test clips", "--target-clips", None), ("clips", "--source-clips", "train"))
 DEV_TOO = "all, its own dev set too (before 2026-12-06)"  # what such a target's "all" tested
-WHOLE_PROTOCOLS = set(WHOLE.values())
 
 
 def taken_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
@@ -154,19 +153,26 @@ def taken_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) ->
     was, now = sides
     if len(was) != len(now) or was == now:
         return None
-    if any(a == "all" and b == ALL_BUT_DEV for a, b in zip(was, now, strict=True)):
-        return f"{flag} {DEV_TOO}; this run's all"
+    # a target with a dev set of its own now records "all but its own dev": "all", its dev set
+    # too, was made before 2026-12-06, whatever this run takes (review)
+    own_dev = _databases(recorded)[-1] in OWN_DEV
+    if flag == "--target-clips" and "all" in was and (own_dev or ALL_BUT_DEV in now):
+        shown_now = ",".join(dict.fromkeys("all" if t == ALL_BUT_DEV else t for t in now))
+        return f"{flag} {DEV_TOO}; this run's {shown_now}"
     shown = [",".join(dict.fromkeys("all" if t == ALL_BUT_DEV else t for t in s)) for s in sides]
     return None if shown[0] == shown[1] else f"{flag} {shown[0]}; this run's {shown[1]}"
 
 
 def whole_only(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether the records' protocols differ only where one takes a database whole (OULU-NPU's
-    oulu-all for its first protocol, as --source-clips or --target-clips all take it): said by
-    the flag, not as a --protocol of the user's."""
+    """Whether the records' protocols differ only where one takes a database whole and the
+    other by its first protocol (OULU-NPU's oulu-all for oulu-p1, as --source-clips or
+    --target-clips all take it, not a protocol of the user's: review): said by the flag."""
+    from core.data.layouts.registry import get_layout
+
+    swaps = {frozenset((w, get_layout(layout).protocols[0].name)) for layout, w in WHOLE.items()}
     was, now = (str(r.get(PROTOCOLS, "")).split(",") for r in (recorded, current))
     return len(was) == len(now) and all(
-        a == b or WHOLE_PROTOCOLS & {a, b} for a, b in zip(was, now, strict=True)
+        a == b or frozenset((a, b)) in swaps for a, b in zip(was, now, strict=True)
     )
 
 
