@@ -364,3 +364,20 @@ def test_a_tracking_servers_failure_is_said_by_its_cause(monkeypatch) -> None:
     said = store_cause(failed.value)
     assert said.startswith("NewConnectionError: ") and "Connection refused" in said, said
     assert store_cause(ValueError("no cause given")) == "no cause given"
+    # a connect timeout's cause comes after the connection's repr and a comma; a read timeout's
+    # has none: MLflow's words and the URL go, the pool's line stays (review)
+    timed_out = (
+        "API request to http://h:5000/x failed with exception HTTPConnectionPool(host='h', "
+        "port=5000): Max retries exceeded with url: /x (Caused by ConnectTimeoutError(<urllib3."
+        "connection.HTTPConnection object at 0x7f>, 'Connection to h timed out. (connect "
+        "timeout=120)'))"
+    )
+    said = "ConnectTimeoutError: Connection to h timed out. (connect timeout=120)"
+    assert store_cause(MlflowException(timed_out)) == said
+    read = "HTTPConnectionPool(host='h', port=5000): Read timed out. (read timeout=120)"
+    assert (
+        store_cause(
+            MlflowException(f"API request to http://h:5000/x failed with timeout exception {read}")
+        )
+        == read
+    )

@@ -156,8 +156,8 @@ def trial_line(number: int, config: Any, outcome: dict | str, seconds: float) ->
             f"{missed:<{WORST + 1}}{_seconds(seconds)}"
         )
     else:  # "pruned", "failed: ...": the time in its column where the outcome leaves room
-        room = len(TRIAL_HEADER) - len(head) - 6
-        line = f"{head}{outcome:<{room}}{_seconds(seconds)}"
+        room = len(TRIAL_HEADER) - len(head) - 7  # and a space: a long failure's ran into it
+        line = f"{head}{outcome:<{room}} {_seconds(seconds)}"
     print(line, flush=True)
 
 

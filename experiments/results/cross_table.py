@@ -8,7 +8,8 @@ HTER (the threshold from the sources' dev, applied unchanged to the target: the 
 beside the paper-compatible figures (the target's own EER threshold: HTER, AUC, TPR at FPR 1 % with
 bona fide as the positive class), each mean ± std over ``--repeats`` (an intra-dataset protocol of
 folds: over its folds, each fold's seeds averaged). The two kinds are never mixed in one cell. A
-setting tested on every target clip (``--target-clips all``) has columns of its own. When a setting
+setting tested on every target clip (``--target-clips all``), or trained on every source clip but
+dev (``--source-clips all``), has columns of its own. When a setting
 was run by several studies on the same data and options (other ``--heads`` or seeds), their trials
 are pooled, each family's best chosen on dev over all of them; of studies of other options, the one
 whose trial ran last is shown, and the others are named under the table.
@@ -213,14 +214,13 @@ def _studies_of(row: Any) -> list[str]:
 
 
 def _cross_setting(run: pd.Series) -> tuple[str, str]:
-    """A cross-domain study's setting and its columns' label, from a trial run's tags: ``mi-c``
-    and ``M&I→C``; tested on every target clip (``M&I→C all clips``) or trained on every source
-    clip but dev (``M&I→C all source clips``), a study has columns of its own."""
+    """A cross-domain study's setting and its columns' label from a trial run's tags (``mi-c``,
+    ``M&I→C``); ``all clips`` and ``all source clips`` (a --*-clips all) each sets its own."""
     setting, whole = run["tags.setting"], run.get("tags.source_clips") == "all"
     sources, target = run.get("tags.sources"), run.get("tags.target")
     if isinstance(sources, str) and isinstance(target, str):
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
-        names = [*sources.split(","), target]  # a database taken whole: "sources whole" says it
+        names = [*sources.split(","), target]  # one taken whole: "all source clips" says it
         said = [
             domains.whole_said(p) if whole or n == target else p
             for n, p in ((n, run.get(f"tags.protocol_{n}")) for n in names)
@@ -231,8 +231,9 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
         label = known.label if known else setting
     if whole:  # trained as SSDG trains (every clip but dev): columns of its own
         setting, label = f"{setting} sources-all", f"{label} all source clips"
-    clips = run.get("tags.target_clips")
-    if clips == "all" and run.get("tags.target") in domains.OWN_DEV:  # before 2026-12-06
+    clips, target = run.get("tags.target_clips"), run.get("tags.target")
+    layout = _database(run.get(f"tags.protocol_{target}")) or target  # not its name: review
+    if clips == "all" and layout in domains.OWN_DEV:  # before 2026-12-06
         return f"{setting} all+dev", f"{label} all clips, dev too"
     if clips in ("all", domains.ALL_BUT_DEV):
         return f"{setting} all", f"{label} all clips"
@@ -436,8 +437,7 @@ def _write(
     csv = folder / "cross_domain.csv"  # a demonstration says so in a column of its own
     marked = table.assign(demonstration="; ".join(banners)) if banners else table
     marked.rename_axis("head").to_csv(csv)
-    trials = folder / "cross_domain_trials.csv"
-    table.attrs["trials"].to_csv(trials)
+    table.attrs["trials"].to_csv(trials := folder / "cross_domain_trials.csv")
     md = folder / "cross_domain.md"
     md.write_text("\n\n".join([*(f"**{b}**" for b in banners), *markdown, *notes]) + "\n")
     html = report.write_html(

@@ -7,11 +7,11 @@ opened again (:func:`come_back`), so that a run never ends FINISHED with a loss 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
 
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS
@@ -25,6 +25,7 @@ from experiments.stores.tracking import (
     trial_filter,
 )
 
+RUN_NAME = "mlflow.runName"  # the tag MLflow's stores keep a run's name in, and set it by
 LOST_SUFFIX = " (lost)"  # a lost trial's run name: a retry's run, if any, holds its figures
 
 
@@ -53,14 +54,13 @@ def close_lost_runs(
         parent = found.data.tags.get(PARENT_TAG)
         if parent and parent != own and client.get_run(parent).info.status == "RUNNING":
             run_ids.append(parent)
-        for run_id in run_ids:
-            client.set_tag(run_id, ERROR_TAG, reason)
+        name = found.info.run_name or ""
+        lost = [] if name.endswith(LOST_SUFFIX) else [RunTag(RUN_NAME, f"{name}{LOST_SUFFIX}")]
+        for run_id in run_ids:  # the trial run's name with its error, before either is closed
+            tags = [RunTag(ERROR_TAG, reason), *(lost if run_id == found.info.run_id else [])]
+            client.log_batch(run_id, tags=tags)
             client.set_terminated(run_id, "FAILED")
             closed.append(run_id)
-        name = found.info.run_name or ""
-        with contextlib.suppress(Exception):  # a name, once closed: never what keeps it open
-            if not name.endswith(LOST_SUFFIX):
-                client.set_tag(found.info.run_id, "mlflow.runName", f"{name}{LOST_SUFFIX}")
     return closed
 
 

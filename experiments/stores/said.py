@@ -25,12 +25,16 @@ def store_cause(err: BaseException, limit: int = 120) -> str:
     (``NewConnectionError: ... Connection refused``, an SSL error, a timeout), which MLflow's
     message gives after the URL and the retries, past a first line's cut (it showed in urllib3's
     retry lines alone, which a quiet console leaves out: review); else the first line."""
-    found = re.search(r"\(Caused by (\w+)\((.*)\)\)", str(err), re.S)
-    if not found:
-        return first_line(err, limit)
+    text = str(err)
+    found = re.search(r"\(Caused by (\w+)\((.*)\)\)", text, re.S)
+    if not found:  # MLflow's own words and the URL first: the cause past a line's cut (review)
+        return first_line(
+            re.sub(r"^API request to \S+ failed with (\w+ )?exception ", "", text), limit
+        )
     kind, said = found.groups()
-    said = re.sub(r"^['\"]?(<[^>]*>|\w+\([^)]*\)): ", "", said).strip("'\" ")  # the connection
-    return f"{kind}: {said}"[:limit]
+    # the connection's repr first, "conn: message" or "conn, 'message'" (a connect timeout's)
+    said = re.sub(r"^['\"]?(<[^>]*>|\w+\([^)]*\))(: |, ['\"])", "", said)
+    return f"{kind}: {said.strip(chr(39) + chr(34) + ' ')}"[:limit]
 
 
 def tracking_named(uri: str) -> str:
