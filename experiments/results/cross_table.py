@@ -135,10 +135,10 @@ def studies(chosen: Sequence[str] | None = None, preferred: Sequence[str] = ()) 
     pooled = {name for names in found["pooled"] for name, _ in names}
     hidden = every[~every["study"].isin(found["study"]) & ~every["study"].isin(pooled)]
     order = {name: i for i, name in enumerate(domains.SETTINGS)}
-    rank = [  # the user's order (--cross --study B --study A), else the papers'
+    rank = [  # the user's order (--cross --study B --study A), else the papers', "all"s beside
         (list(chosen).index(study),)
         if chosen
-        else (kind == "intra-dataset", order.get(setting, len(order)), setting)
+        else (kind == "intra-dataset", order.get(setting.split()[0], len(order)), setting)
         for study, kind, setting in found[["study", "kind", "setting"]].itertuples(index=False)
     ]
     shown = found.assign(rank=rank).sort_values("rank").drop(columns="rank")
