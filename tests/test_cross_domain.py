@@ -93,14 +93,15 @@ def mi_c(database_trees):
     [
         (
             "ocim-m",
-            "cross-domain ocim-m: heads train on oulu, casia, replay-attack (train splits), dev "
-            "ACER and the threshold on their pooled dev clips; test figures on msu (its test "
-            "split, {} clips)",
+            "cross-domain ocim-m: heads train on oulu, casia, replay-attack (train splits, {train} "
+            "clips), dev ACER and the threshold on their {dev} pooled dev clips; test figures on "
+            "msu (its test split, {test} clips)",
         ),
         (
             "mi-c",
-            "cross-domain mi-c: heads train on msu, replay-attack (train splits), dev ACER and the "
-            "threshold on their pooled dev clips; test figures on casia (every clip, {} clips)",
+            "cross-domain mi-c: heads train on msu, replay-attack (train splits, {train} clips), "
+            "dev ACER and the threshold on their {dev} pooled dev clips; test figures on casia "
+            "(every clip, {test} clips)",
         ),
     ],
 )
@@ -108,10 +109,14 @@ def test_the_console_says_which_databases_train_and_which_is_tested(
     request, database_trees, setting, said
 ) -> None:
     """The trial lines said dev and test ACER with no word of which databases they are on; the
-    data summaries listed every database's three splits alike (a user probe)."""
+    data summaries listed every database's three splits alike (a user probe), and not how many
+    clips the sources train on (probe DD): counted here from the protocols' own splits."""
     result = request.getfixturevalue(setting.replace("-", "_"))
     (run, *_) = trial_runs(database_trees, result)
-    expected = said.format(run.data.tags["test_clips"])
+    sources = {"ocim-m": ("oulu", "casia", "replay-attack"), "mi-c": ("msu", "replay-attack")}
+    clips = [c for n in sources[setting] for c in load_dataset(database_trees / FOLDERS[n]).clips]
+    train, dev = (sum(c.split == split for c in clips) for split in ("train", "dev"))
+    expected = said.format(train=train, dev=dev, test=run.data.tags["test_clips"])
     lines = PRINTED[setting].splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("trial head"))
     assert lines[header - 1] == expected
@@ -1044,18 +1049,16 @@ def test_sources_trained_on_every_clip_but_dev_as_ssdg_trains(
     every = [load_dataset(root / FOLDERS[n], p).clips for n, p in protocols.items()]
     assert trial.data.tags["source_clips"] == "all"
     assert trial.data.tags["protocol_oulu"] == "oulu-all"
-    assert int(trial.data.tags["train_clips"]) == sum(
-        c.split != "dev" for clips in every for c in clips
-    )
+    whole = sum(c.split != "dev" for clips in every for c in clips)
+    assert int(trial.data.tags["train_clips"]) == whole
     (default,) = trial_runs(root, ocim_m)[:1]
     firsts = {"oulu": "oulu-p1", "casia": "casia", "replay-attack": "replay-attack"}
     trained = [load_dataset(root / FOLDERS[n], p).clips for n, p in firsts.items()]
     assert int(default.data.tags["train_clips"]) == sum(
         c.split == "train" for clips in trained for c in clips
     )
-    assert (
-        "heads train on oulu, casia, replay-attack (every clip but dev)" in (PRINTED["sources-all"])
-    )
+    said = f"heads train on oulu, casia, replay-attack (every clip but dev, {whole} clips)"
+    assert said in PRINTED["sources-all"]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_printed("mi-c-apart", root, "--protocol", "mi-c", "--trials", "1", *stores)
     assert compare.main(["--cross", "--tracking-uri", uri, "--out", str(tmp_path / "t")]) == 0

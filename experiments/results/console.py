@@ -108,9 +108,12 @@ def evaluation_line(context: dict[str, str]) -> str | None:
         target = context["target"]
         protocol = whole_said(context.get(f"protocol_{target}"))
         trained = "every clip but dev" if whole else "train splits"
+        # how many: the data summaries' splits did not say what a source trains on (probe DD)
+        trained += f", {context['train_clips']} clips" if "train_clips" in context else ""
+        dev = f"{context['dev_clips']} " if "dev_clips" in context else ""
         return (
             f"cross-domain {context['setting']}: heads train on {sources} ({trained}), dev "
-            f"ACER and the threshold on their pooled dev clips; test figures on "
+            f"ACER and the threshold on their {dev}pooled dev clips; test figures on "
             f"{with_protocol(target, protocol)} ({which}, {clips} clips)"
         )
     if context.get("evaluation") == "cross-dataset":
