@@ -656,3 +656,5 @@ def test_list_prints_a_settings_databases_as_one_table(
     listed = [r["clip"] for r in rows if r["database"] == "oulu"]
     assert listed == [c.clip_id for c in load_dataset(five_trees["oulu"], "oulu-all").clips]
     assert group.stderr.count(f"== oulu: {five_trees['oulu']}") == 1
+    assert "role" not in rows[0]  # said, not dropped without a word (probe DD)
+    assert "no role column: a clip's role depends on the setting; list one of ocim-" in group.stderr

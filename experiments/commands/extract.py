@@ -255,6 +255,12 @@ def list_clips(
     from experiments.domains import target_clips_tested, tested_clip, trained_role
 
     setting = evaluations[0] if len(evaluations) == 1 and evaluations[0].cross_domain else None
+    if len(evaluations) > 1:  # its columns were dropped without a word (probe DD)
+        print(
+            f"no role column: a clip's role depends on the setting; list one of "
+            f"{', '.join(e.setting for e in evaluations)} with --protocol for it",
+            file=sys.stderr,
+        )
 
     rows: list[dict[str, object]] = []
     for name, options in named:
