@@ -22,6 +22,16 @@ def study(tmp_path, name: str = "s", directions=("minimize",)) -> optuna.Study:
     return optuna.create_study(study_name=name, storage=storage, directions=list(directions))
 
 
+def refusal(tmp_path, name: str, recorded: dict, now: dict) -> str:
+    """The refusal of ``now`` by study ``name``, made with ``recorded`` and one complete trial."""
+    made = study(tmp_path, name)
+    check_identity(made, recorded, ["minimize"])
+    add(made, optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError) as refused:
+        check_identity(made, now, ["minimize"])
+    return str(refused.value)
+
+
 def add(study: optuna.Study, state: optuna.trial.TrialState) -> None:
     trial = study.ask()
     if state == optuna.trial.TrialState.COMPLETE:
@@ -125,21 +135,11 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
     assert differences(old, now) == [
         "--target-clips all, its own dev set too (before 2026-12-06); this run's all"
     ]
-    made = study(tmp_path, "targeted")
-    check_identity(made, was, ["minimize"])
-    add(made, optuna.trial.TrialState.COMPLETE)
-    with pytest.raises(ValueError) as refused:
-        check_identity(made, now, ["minimize"])
-    assert str(refused.value) == (
+    assert refusal(tmp_path, "targeted", was, now) == (
         "study targeted tested its target with --target-clips test; this run's all: rerun with "
         "the study's flags, or start another study with --study"
     )
-    made = study(tmp_path, "before")
-    check_identity(made, old, ["minimize"])
-    add(made, optuna.trial.TrialState.COMPLETE)
-    with pytest.raises(ValueError) as refused:
-        check_identity(made, now, ["minimize"])
-    assert str(refused.value) == (
+    assert refusal(tmp_path, "before", old, now) == (
         "study before tested its target with --target-clips all, its own dev set too (before "
         "2026-12-06); this version leaves that dev set out: start another study with --study"
     )
@@ -150,12 +150,7 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
     assert differences(was, {**FIRST, trained: "a1:all,c3:all"}) == [  # whatever the hashes
         "--source-clips train; this run's all"
     ]
-    made = study(tmp_path, "sourced")
-    check_identity(made, was, ["minimize"])
-    add(made, optuna.trial.TrialState.COMPLETE)
-    with pytest.raises(ValueError) as refused:
-        check_identity(made, now, ["minimize"])
-    assert str(refused.value) == (
+    assert refusal(tmp_path, "sourced", was, now) == (
         "study sourced trained its sources with --source-clips train; this run's all: rerun with "
         "the study's flags, or start another study with --study"
     )

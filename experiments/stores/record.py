@@ -116,11 +116,14 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if found is not None:  # the same parts: another entry that explains nothing (review)
             said += found.values()
             features |= bool(found)  # the hashed entries are said only where none differ
-        elif (seeded := split_seeds(what, recorded, current)) or taken_clips(
-            what, recorded, current
-        ):  # both where both differ: either alone resumes nothing (review)
-            said += filter(None, (seeded, taken_clips(what, recorded, current)))
-            features |= bool(seeded)  # the seed explains the hashed clips (test clips too) it drew
+        elif lines := [  # both where both differ: either alone resumes nothing (review)
+            line
+            for line in (split_seeds(what, recorded, current), taken_clips(what, recorded, current))
+            if line
+        ]:
+            said += lines
+            # the seed explains the hashed clips (test clips too) it drew
+            features |= lines[0].startswith(SPLIT_SEED)
         elif what.startswith(("clips", "test clips")) or what in SIDES:
             hashed.append(f"{what} differ")
         else:
@@ -156,10 +159,9 @@ def taken_clips(what: str, recorded: dict[str, Any], current: dict[str, Any]) ->
     # a target with a dev set of its own now records "all but its own dev": "all", its dev set
     # too, was made before 2026-12-06, whatever this run takes (review)
     own_dev = _databases(recorded)[-1] in OWN_DEV
-    if flag == "--target-clips" and "all" in was and (own_dev or ALL_BUT_DEV in now):
-        shown_now = ",".join(dict.fromkeys("all" if t == ALL_BUT_DEV else t for t in now))
-        return f"{flag} {DEV_TOO}; this run's {shown_now}"
     shown = [",".join(dict.fromkeys("all" if t == ALL_BUT_DEV else t for t in s)) for s in sides]
+    if flag == "--target-clips" and "all" in was and (own_dev or ALL_BUT_DEV in now):
+        return f"{flag} {DEV_TOO}; this run's {shown[1]}"
     return None if shown[0] == shown[1] else f"{flag} {shown[0]}; this run's {shown[1]}"
 
 

@@ -221,10 +221,9 @@ def _cross_domain_settings(
 ) -> list[Setting]:
     named = [*evaluation.sources, evaluation.target]
     read = check_databases(named)  # every database read and checked before any is extracted
-    *taken, tested = domains.taken_options(evaluation, [dataset.layout for dataset in read])
+    *taken, aimed = domains.taken_options(evaluation, [dataset.layout for dataset in read])
     sources = [as_training_set(load(o), evaluation.source_clips) for o in taken]
-    target = load(tested)
-    tested = as_test_set(target, sources[0], evaluation.target_clips)
+    tested = as_test_set(load(aimed), sources[0], evaluation.target_clips)
     names = tuple(data.name for data in named)
     first, *more = sources
     return [
