@@ -265,7 +265,7 @@ def test_every_oulu_clip_is_every_clip_of_its_users_not_protocol_1s(
         cross_table._cross_setting(
             pd.Series({f"tags.{key}": value for key, value in run_.data.tags.items()})
         )[1]
-        == "C&M→O all clips"
+        == "C&M→O all target clips"
     )
 
 
@@ -274,7 +274,7 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     uri = f"sqlite:///{root}/mlflow.db"
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
-    assert "O&C&I→M HTER held-out" in out and "M&I→C all clips AUC paper" in out
+    assert "O&C&I→M HTER held-out" in out and "M&I→C all target clips AUC paper" in out
     assert "Not shown" not in out
     table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
     assert {"best dense", "best lstm", "write-up dense2048", "write-up lstm30"} <= set(table.index)
@@ -810,12 +810,29 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     [
         ("oulu,casia,replay-attack", "msu", "test", ("s", "O&C&I→M")),
         ("casia,msu", "replay-attack", "test", ("s", "C&M→I")),
-        ("msu,replay-attack", "casia", "all", ("s all", "M&I→C all clips")),
+        ("msu,replay-attack", "casia", "all", ("s all", "M&I→C all target clips")),
         ("a,b", "c", "test", ("s", "a&b→c")),
         ("msu", "casia", "test", ("s casia-cut", "M→C (casia-cut)")),  # a cut is not the whole
-        ("casia,msu", "replay-attack", "all but its own dev", ("s all", "C&M→I all clips")),
-        ("casia,msu", "replay-attack", "all", ("s all+dev", "C&M→I all clips, dev too")),  # old
-        ("casia,msu,replay-attack", "oulu", "all but its own dev", ("s all", "C&M&I→O all clips")),
+        ("casia,msu", "replay-attack", "all but its own dev", ("s all", "C&M→I all target clips")),
+        (
+            "casia,msu",
+            "replay-attack",
+            "all",
+            ("s all+dev", "C&M→I all target clips, dev too"),
+        ),  # old
+        (
+            "casia,msu,replay-attack",
+            "oulu",
+            "all but its own dev",
+            ("s all", "C&M&I→O all target clips"),
+        ),
+        ("msu", "casia", "test", ("s sources-all", "M→C all source clips")),
+        (  # both taken whole, both said ("all source clips all clips" said neither: probe DD)
+            "msu,replay-attack",
+            "casia",
+            "all but its own dev",
+            ("s sources-all all", "M&I→C all source clips, all target clips"),
+        ),
     ],
 )
 def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clips, expected):
@@ -823,6 +840,7 @@ def test_a_settings_columns_are_headed_as_papers_head_them(sources, target, clip
     every target clip set apart: OULU-NPU's every clip is oulu-all's, not named; runs of
     before a database's own dev set was left out of "all" in columns of their own."""
     tags = {"setting": "s", "sources": sources, "target": target, "target_clips": clips}
+    tags |= {"source_clips": "all"} if "source" in expected[1] else {}
     tags |= {"protocol_casia": "casia-cut"} if "cut" in expected[1] else {}
     tags |= {"protocol_oulu": "oulu-all"} if target == "oulu" else {}
     run = pd.Series({f"tags.{key}": value for key, value in tags.items()})

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import WAIT_POLL_SECONDS
 from experiments.results import console
-from experiments.stores import retries, tracking, workers
+from experiments.stores import identity, retries, tracking, workers
 from experiments.stores import storage as storage_module
 from tests.servers import stop as stop_process
 from tests.test_resume import CtrlCInAFinalizer
@@ -533,6 +533,19 @@ def test_a_trial_left_in_ask_by_a_dead_worker_goes_stale_and_runs_again(
     assert states == [TrialState.FAIL, TrialState.COMPLETE], states
     said = capsys.readouterr().out
     assert "trial 0 stopped beating, its worker not recorded (killed, frozen or" in said, said
+
+
+def test_a_finished_study_opens_whatever_heartbeat_is_given(tmp_path) -> None:
+    """No trial is left to beat for: a rerun's other --heartbeat was refused on the full path
+    while the replayed closing printed without the check (review). With trials left, refused."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    opened = dict(directions=["minimize"], pruner=optuna.pruners.NopPruner(), target=1)
+    study, _ = workers.open_study("done", url, heartbeat=10, **opened)
+    study.tell(study.ask(), 0.5)
+    again, _ = workers.open_study("done", url, heartbeat=30, **opened)  # finished: goes on
+    assert identity.study_heartbeat(again) == 10  # the study's own, unchanged
+    with pytest.raises(ValueError, match="beat every 10 s, this one every 30 s"):
+        workers.open_study("done", url, heartbeat=30, **{**opened, "target": 2})
 
 
 def test_a_database_whose_connections_are_taken_is_said_so(postgres) -> None:

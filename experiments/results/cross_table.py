@@ -215,7 +215,8 @@ def _studies_of(row: Any) -> list[str]:
 
 def _cross_setting(run: pd.Series) -> tuple[str, str]:
     """A cross-domain study's setting and its columns' label from a trial run's tags (``mi-c``,
-    ``M&I→C``); ``all clips`` and ``all source clips`` (a --*-clips all) each sets its own."""
+    ``M&I→C``); ``all source clips`` and ``all target clips`` (a --*-clips all) each sets its
+    own, both said where both are ("all clips" beside "all source clips" said neither: probe DD)."""
     setting, whole = run["tags.setting"], run.get("tags.source_clips") == "all"
     sources, target = run.get("tags.sources"), run.get("tags.target")
     if isinstance(sources, str) and isinstance(target, str):
@@ -233,10 +234,11 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
         setting, label = f"{setting} sources-all", f"{label} all source clips"
     clips, target = run.get("tags.target_clips"), run.get("tags.target")
     layout = _database(run.get(f"tags.protocol_{target}")) or target  # not its name: review
+    label += "," if whole and clips in ("all", domains.ALL_BUT_DEV) else ""
     if clips == "all" and layout in domains.OWN_DEV:  # before 2026-12-06
-        return f"{setting} all+dev", f"{label} all clips, dev too"
+        return f"{setting} all+dev", f"{label} all target clips, dev too"
     if clips in ("all", domains.ALL_BUT_DEV):
-        return f"{setting} all", f"{label} all clips"
+        return f"{setting} all", f"{label} all target clips"
     return setting, label
 
 

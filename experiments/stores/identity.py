@@ -259,21 +259,21 @@ def _other(
             f"{value}): they are pooled in the benchmark's order now (O, C, I, M, then by name), "
             "which gives other figures: start another study with --study"
         )
-    if seeds:  # the clips by the flag that split them, not by their hashes (probe Y)
-        return ValueError(
-            f"study {name} split its clips by subject with {seeds}: rerun with the study's "
-            "flags, or start another study with --study"
-        )
     if taken and DEV_TOO in taken:  # no flag tests those clips again
         return ValueError(
             f"study {name} tested its target with --target-clips {DEV_TOO}; this version "
             "leaves that dev set out: start another study with --study"
         )
-    if taken:  # the clips by the flag that took them (probe BB)
+    said = []  # the clips by the flags that split and took them, not by their hashes (probe Y,
+    if seeds:  # probe BB); both where both differ (review)
+        said.append(f"split its clips by subject with {seeds}")
+    if taken:
         whose = "tested its target" if taken.startswith("--target") else "trained its sources"
         whose = "took its clips" if "--target" in taken and "--source" in taken else whose
+        said.append(f"{whose} with {taken}")
+    if said:
         return ValueError(
-            f"study {name} {whose} with {taken}: rerun with the study's flags, or start another "
+            f"study {name} {' and '.join(said)}: rerun with the study's flags, or start another "
             "study with --study"
         )
     return ValueError(

@@ -113,25 +113,15 @@ def open_study(
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a TPE
     sampler seeded ``seed + k`` (:func:`sampler_seed`), not the points of another; one that finds
     ``target`` trials finished is not counted, so a later extension samples the same trials
-    however often it was rerun in between; ``heartbeat`` None beats at the study's. Returns the
-    study and k.
+    however often it was rerun in between; ``heartbeat`` None beats at the study's (checked only
+    where trials are left to run). Returns the study and k.
     """
     check_storage(url)  # before Optuna adds its tables
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _open_study(
-                name,
-                url,
-                directions,
-                pruner,
-                seed,
-                baselines,
-                heartbeat,
-                searched or {},
-                identity or {},
-                target,
-            )
+            given = (baselines, heartbeat, searched or {}, identity or {}, target)
+            return _open_study(name, url, directions, pruner, seed, *given)
     except ImportError as err:  # sqlalchemy re-raises a missing driver as ImportError
         shown = hide_passwords(url)
         raise ValueError(
@@ -204,12 +194,13 @@ def _open_study(
         wal.write_ahead_log(url)  # once the schema exists; later opens find it set
         check_search_space(study, searched)  # before a trial of another space is enqueued
         check_identity(study, identity, directions, worker_name())
-        beat = check_heartbeat(study, heartbeat)  # the study's, where none was given
+        done = target is not None and finished_count(study.get_trials(deepcopy=False)) >= target
+        beat = check_heartbeat(study, None if done else heartbeat)  # finished: none to beat for
         backend.heartbeat_interval, backend.grace_period = beat, GRACE_FACTOR * beat
         for params in baselines:
             study.enqueue_trial(params, skip_if_exists=True)
         joined = int(study.user_attrs.get(WORKERS_ATTR, 0))
-        if target is None or finished_count(study.get_trials(deepcopy=False)) < target:
+        if not done:
             study.set_user_attr(WORKERS_ATTR, joined + 1)
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, joined))
     return study, joined
