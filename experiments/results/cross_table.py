@@ -218,7 +218,7 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
     ``M&I→C``); ``all source clips`` and ``all target clips`` (a --*-clips all) each sets its
     own, both said where both are ("all clips" beside "all source clips" said neither: probe DD)."""
     setting, whole = run["tags.setting"], run.get("tags.source_clips") == "all"
-    sources, target = run.get("tags.sources"), run.get("tags.target")
+    sources, target, clips = (run.get(f"tags.{t}") for t in ("sources", "target", "target_clips"))
     if isinstance(sources, str) and isinstance(target, str):
         label = domains.CrossSetting(setting, tuple(sources.split(",")), target).label
         names = [*sources.split(","), target]  # one taken whole: "all source clips" says it
@@ -228,13 +228,11 @@ def _cross_setting(run: pd.Series) -> tuple[str, str]:
         ]
         setting, label = _with_protocols(setting, label, said)
     else:  # runs tagged before the sources were
-        known = domains.SETTINGS.get(setting)
-        label = known.label if known else setting
+        label = known.label if (known := domains.SETTINGS.get(setting)) else setting
     if whole:  # trained as SSDG trains (every clip but dev): columns of its own
-        setting, label = f"{setting} sources-all", f"{label} all source clips"
-    clips, target = run.get("tags.target_clips"), run.get("tags.target")
+        both = "," if clips in ("all", domains.ALL_BUT_DEV) else ""
+        setting, label = f"{setting} sources-all", f"{label} all source clips{both}"
     layout = _database(run.get(f"tags.protocol_{target}")) or target  # not its name: review
-    label += "," if whole and clips in ("all", domains.ALL_BUT_DEV) else ""
     if clips == "all" and layout in domains.OWN_DEV:  # before 2026-12-06
         return f"{setting} all+dev", f"{label} all target clips, dev too"
     if clips in ("all", domains.ALL_BUT_DEV):
