@@ -61,7 +61,7 @@ def test_features_of_another_backend_are_said_by_it() -> None:
     """A weights file's features under JAX have an entry of their own (probe AA): said by the
     backend, either way round (TensorFlow's entries name none)."""
     from experiments.stores.identity import _features_differ
-    from experiments.stores.record import part_differences
+    from experiments.stores.record import FEATURES, part_differences
 
     tf, jax = {"weights": "sha256:00"}, {"weights": "sha256:00", "backend": "jax"}
     assert part_differences(jax, tf) == {
@@ -78,8 +78,22 @@ def test_features_of_another_backend_are_said_by_it() -> None:
     assert str(_features_differ("s", "features", said)).endswith(
         "this version extracts other features: start another study with --study"
     )
+    # a backend is no flag: said by it, with the flags beside it (probe EE)
     assert str(_features_differ("s", "features", part_differences(jax, tf))).endswith(
-        "rerun with the study's flags, or start another study with --study"
+        "this run's tensorflow: rerun under KERAS_BACKEND=jax, or start another study with --study"
+    )
+    half = part_differences({**jax, "precision": "float32"}, {**tf, "precision": "bfloat16"})
+    assert str(_features_differ("s", "features", half)).endswith(
+        "this run's tensorflow: rerun with the study's flags under KERAS_BACKEND=jax, or start "
+        "another study with --study"
+    )
+    drawn = part_differences(
+        {"weights": "random:he_normal:0"}, {"weights": "random:he_normal:0:jax"}
+    )
+    assert str(_features_differ("s", FEATURES, drawn)) == (
+        "study s was run with other features: the random backbone drawn by "
+        "KERAS_BACKEND=tensorflow; this run's by jax: rerun under KERAS_BACKEND=tensorflow, or "
+        "start another study with --study"
     )
 
 

@@ -872,8 +872,8 @@ def test_a_jax_sweep_prints_no_tensorflow_start_up_lines_and_records_jax(
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: study jax was run with other features: the random backbone drawn by "
         "KERAS_BACKEND=jax; this run's by tensorflow, the face detector haar; this run's mtcnn "
-        f"{importlib.metadata.version('mtcnn')}{other}: rerun with the study's flags, or start "
-        "another study with --study"
+        f"{importlib.metadata.version('mtcnn')}{other}: rerun with the study's flags under "
+        "KERAS_BACKEND=jax, or start another study with --study"  # no flag gives it (probe EE)
     ]
 
 

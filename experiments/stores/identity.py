@@ -9,6 +9,7 @@ without a word.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -344,6 +345,12 @@ def _tested_otherwise(name: str, said: str) -> ValueError:
 def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueError:
     """The study's features were made otherwise: ``differs``, their cache key parts as said."""
     fix = "rerun with the study's flags, or start another study with --study"
+    # a backend is no flag: "rerun with the study's flags" could not give them back (probe EE)
+    backend = re.search(r"KERAS_BACKEND[= ](\w+);", ", ".join(differs.values()))
+    if backend:
+        flags = any("KERAS_BACKEND" not in said for said in differs.values())
+        fix = "rerun with the study's flags " if flags else "rerun "
+        fix += f"under KERAS_BACKEND={backend[1]}, or start another study with --study"
     gone = any(SHARED_KEY in said for said in differs.values())  # no backend gives them back
     if gone or any(key not in PART_NAMES for key in differs):  # no flag gives them back
         fix = "this version extracts other features: start another study with --study"
