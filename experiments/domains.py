@@ -22,6 +22,7 @@ or as flags (``--db msu=/data/MSU-MFSD``, repeated). Nothing here imports a back
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
+# the names the databases ship under and papers spell them by (Idiap's replayattack folder):
+# another name of the layout, a setting of its own without a word (probe FF)
+SHIPPED = {"oulunpu": "oulu", "casiafasd": "casia", "replayattack": "replay-attack"}
+SHIPPED |= {"msumfsd": "msu", "replaymobile": "replay-mobile"}
 TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has none), or every clip
 # a source's train split, or every clip but its dev split (SSDG's real_label/fake_label files)
 SOURCE_CLIPS = ("train", "all")
@@ -169,6 +174,12 @@ def with_protocol(name: str, protocol: str | None) -> str:
     protocol than its first (:func:`other_protocol`)."""
     other = other_protocol(protocol)
     return f"{name} ({other})" if other else name
+
+
+def shipped_as(name: str) -> str | None:
+    """The benchmark database ``name`` is the shipped name of (``OULU-NPU``, ``msu_mfsd``,
+    ``replayattack``), if any."""
+    return SHIPPED.get(re.sub(r"[-_ ]", "", name.lower()))
 
 
 def settings_named(name: str) -> list[CrossSetting]:

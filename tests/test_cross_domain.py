@@ -342,6 +342,8 @@ def bad_flags(root: Path) -> list:
     two.write_text(f'casia = "{casia}"\nmsu = "{root / FOLDERS["msu"]}"\n')
     typo = root / "typo.toml"  # oulu under another name, msu in capitals
     typo.write_text(f'oulu-npu = "{root / "OULU-NPU"}"\nMSU = "{root / FOLDERS["msu"]}"\n')
+    shipped = root / "shipped.toml"  # the names the databases ship under (probe FF)
+    shipped.write_text(f'casia = "{casia}"\nmsu_mfsd = "{root / FOLDERS["msu"]}"\n')
     return [
         (
             ["--db", f"again={casia}", "--sources", "casia,again", "--target", "msu"],
@@ -367,6 +369,15 @@ def bad_flags(root: Path) -> list:
             ["--protocol", "ocim-m", "--databases", str(typo)],
             "--protocol ocim-m needs databases oulu, casia, replay-attack, msu (given: oulu-npu, "
             "MSU; oulu-npu for oulu?; MSU for msu?): give --db oulu=PATH",
+        ),
+        (
+            ["--sources", "casia", "--target", "msu", "--databases", str(shipped)],
+            "needs database msu (given: casia, msu_mfsd; msu_mfsd for msu?)",
+        ),
+        (  # each trial refused it, after the study was made (probe FF)
+            ["--protocol", "mi-c", "--fine-tune", "none,fc"],
+            "--fine-tune none,fc trains on one source database; a cross-domain study of several "
+            "sources trains heads on cached fc7 only",
         ),
         (  # it was dropped without a word
             ["--sources", "msu", "--target", "oulu", "--protocol", "oulu-p2"],
@@ -626,7 +637,7 @@ def test_a_database_that_is_not_what_its_name_says_is_refused_before_extraction(
         "oulu = PATH in a --databases file, and in --sources or --target), the name its "
         "settings, table headings and other studies know it by"
     )
-    for other in ("replay", "I"):  # a prefix, a letter: the same
+    for other in ("replay", "I", "replayattack"):  # a prefix, a letter, Idiap's folder name
         argv = flags(database_trees, "--sources", f"casia,{other}", "--target", "msu")
         argv[argv.index("--cache-dir") + 1] = str(cache)
         assert (

@@ -320,8 +320,9 @@ def evaluation_options(
 
 def _close(name: str, names: Sequence[str]) -> str | None:
     """The one of ``names`` a user most likely meant by ``name`` (``MSU``, ``msuu``,
-    ``oulu-npu`` for ``oulu``), if any."""
-    return next(iter(meant(name, names, n=1)), None)
+    ``oulu-npu``, ``msu_mfsd`` for ``oulu``, ``msu``), if any."""
+    shipped = [given for given in names if domains.shipped_as(given) == name]
+    return next(iter(shipped or meant(name, names, n=1)), None)
 
 
 def _check_crop(features: FeatureOptions | None, other_data: bool) -> None:

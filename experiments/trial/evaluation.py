@@ -260,14 +260,15 @@ def check_databases(named: Sequence[NamedData]) -> list[Dataset]:
 
 def _another_name_of(name: str, layout: str) -> bool:
     """Whether ``name`` is a benchmark database's name spelled otherwise (``OULU``, ``O``,
-    ``replay``, ``replay_attack``): a setting of its own, headed half in letters and half in
-    names (C&OULU→MSU), that no study of the benchmark's setting pooled (probe). A name of one's
-    own (``mymsu``; two parts of OULU-NPU in one study) stays."""
+    ``replay``, ``replay_attack``; shipped: ``OULU-NPU``, ``msu_mfsd``): a setting of its own,
+    headed half in letters and half in names (C&OULU→MSU), that no study of the benchmark's
+    setting pooled (probe). A name of one's own (``mymsu``; two parts of OULU-NPU) stays."""
     if layout not in database_layouts() or name == layout:
         return False
     plain = name.lower().replace("_", "-")
     return (
         plain == layout
+        or domains.shipped_as(name) == layout  # OULU-NPU, msu_mfsd
         or domains.LETTERS.get(name.upper()) == layout
         or (len(plain) > 1 and layout.startswith(plain))
     )
