@@ -560,6 +560,13 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         ),
         (compare, ["--tracking-uri", f"sqlite:///{tmp_path}"], "a folder; a SQLite store is a"),
         (sweep, ["--tracking-uri", f"sqlite:///{own}"], "of other tables (foo), neither MLflow"),
+        (  # a folder SQLite cannot write in, root or not: said after MLflow's retries (100 s),
+            sweep,  # with advice to move the store aside (probe FF)
+            ["--tracking-uri", "sqlite:////sys/kernel/mlflow.db"],
+            "--tracking-uri sqlite:////sys/kernel/mlflow.db: /sys/kernel cannot be written (",
+        ),
+        (sweep, ["--storage", "sqlite:////sys/kernel/optuna.db"], "/sys/kernel cannot be written"),
+        (sweep, ["--storage", "notaurl"], "--storage notaurl: not a database URL SQLAlchemy"),
     ]
     for command, flags, said in cases:
         code = command.main(argv(data, *flags) if command is sweep else flags)
@@ -601,6 +608,10 @@ def test_a_store_of_the_wrong_kind_is_said_before_features_are_extracted(
     assert sweep.main(argv(data, "--frames", str(FRAMES - 1), *stores)) == 2
     said = f"error: --storage sqlite:///{mlflow_db}: an MLflow tracking store; Optuna needs its "
     assert capsys.readouterr().err.strip().splitlines() == [said + "own database"]
+    # no URL at all: it was said after the extraction (probe FF)
+    assert sweep.main(argv(data, "--frames", str(FRAMES - 1), "--storage", "notaurl")) == 2
+    said = "error: --storage notaurl: not a database URL SQLAlchemy knows (Could not parse"
+    assert capsys.readouterr().err.strip().startswith(said)
     assert entries() == before
 
 

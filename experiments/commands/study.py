@@ -248,6 +248,8 @@ def check_stores(config: SweepConfig) -> str:
             "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
         )
     workers.check_storage(config.storage)
+    for url, flag in ((config.storage, "--storage"), (uri, "--tracking-uri")):
+        wal.check_writable(url, flag)  # a sweep writes both
     tracking.open_existing_file()
     return uri
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -61,6 +62,29 @@ def check_folder(url: str, flag: str) -> None:
             "a SQLite store's folder must exist (create it first)"
         )
     check_not_a_folder(url, flag)
+
+
+def check_writable(url: str, flag: str) -> None:
+    """A ValueError (one line) when ``url``'s SQLite file, or the folder it is in, cannot be
+    written (a read-only file system, another user's folder): for a store a command writes.
+    SQLite said "unable to open database file" after MLflow's retries, 100 s later, with advice
+    to move the store aside (probe FF). Tried, not judged by permissions, which root passes: a
+    file made and removed in the folder, where SQLite writes its journal and write-ahead log
+    too, and the file opened for writing (nothing written)."""
+    database = sqlite_file(url)
+    if database is None or not Path(database).resolve().parent.is_dir():
+        return  # check_folder says a folder that is not there
+    path = Path(database).resolve()
+    try:
+        tempfile.TemporaryFile(dir=path.parent).close()
+        if path.is_file():
+            path.open("r+b").close()
+    except OSError as err:
+        raise ValueError(
+            f"{store_named(flag, url)}: {path if path.is_file() else path.parent} cannot be "
+            f"written ({err.strerror or err}); a SQLite store writes its file, journal and "
+            "write-ahead log in its folder"
+        ) from None
 
 
 def check_not_a_folder(url: str, flag: str) -> None:

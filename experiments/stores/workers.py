@@ -128,11 +128,6 @@ def open_study(
             f"--storage {shown}: its database driver is not installed ({err.__cause__ or err}); "
             "for PostgreSQL: pip install -e '.[postgres]'"
         ) from err
-    except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as err:
-        raise ValueError(
-            f"--storage {url}: not a database URL SQLAlchemy knows ({first_line(err)}); e.g. "
-            "sqlite:///optuna.db or postgresql://user@host/optuna"
-        ) from None
     except RuntimeError as err:  # Optuna's schema check, on another program's tables too
         if "table schema" not in str(err):
             raise
@@ -156,6 +151,13 @@ def check_storage(url: str) -> None:
     tracking store, a file that is not SQLite, or one in a folder that is not there. Reads
     only."""
     wal.check_folder(url, "--storage")
+    try:  # a URL, before anything long runs (it was said after the extraction: probe FF)
+        sqlalchemy.engine.make_url(url).get_dialect()
+    except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError, ValueError) as err:
+        raise ValueError(
+            f"--storage {hide_passwords(url)}: not a database URL SQLAlchemy knows "
+            f"({first_line(err)}); e.g. sqlite:///optuna.db or postgresql://user@host/optuna"
+        ) from None
     tables = wal.table_names(url, "--storage")
     if {"experiments", "runs"} <= tables:
         raise ValueError(
