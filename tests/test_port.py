@@ -354,6 +354,11 @@ def test_converted_file_errors(tmp_path, recwarn):
     assert said.startswith(f"{other}: not a VGG-Face weights file written by core.port: ")
     assert "\n" not in said and not said.endswith(":") and len(said) < 500
     assert not [w for w in recwarn if "Skipping" in str(w.message)]
+    cut = tmp_path / "cut.weights.h5"  # h5py's line named no file (probe FF)
+    cut.write_bytes(other.read_bytes()[:1500])
+    with pytest.raises(PortError) as refused:
+        core.build_vggface(weights=cut, include_top=False)
+    assert str(refused.value).startswith(f"{cut}: not a readable HDF5 file (truncated or corrupt?)")
     with pytest.raises(PortError, match="output must end with .weights.h5"):
         convert(tmp_path / "in.mat", tmp_path / "out.h5")
     folder = tmp_path / "taken.weights.h5"  # a traceback after the conversion's minutes

@@ -121,7 +121,14 @@ def _load_converted(model: keras.Model, path: Path) -> Ported:
         raise PortError(f"{path}: no such file")
     if not h5py.is_hdf5(path):
         raise PortError(f"{path}: not an HDF5 Keras weights file")
-    with h5py.File(path, "r") as h5:
+    try:  # cut short: h5py's "Unable to synchronously open file (truncated file ...)" named
+        h5 = h5py.File(path, "r")  # no file (probe FF)
+    except OSError as err:
+        reason = " ".join(str(err).split())
+        raise PortError(
+            f"{path}: not a readable HDF5 file (truncated or corrupt?): {reason}"
+        ) from None
+    with h5:
         if META_GROUP in h5:
             average = np.asarray(h5[META_GROUP]["average_rgb"], dtype=np.float32)
             names = [n.decode() for n in np.asarray(h5[META_GROUP]["class_names"])]
