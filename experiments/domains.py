@@ -72,6 +72,11 @@ class Database:
     protocol: str = AUTO
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):  # "" and "msu " were
+            raise ValueError(  # taken, said unquoted (probe FF)
+                f"database {self.name!r}: a name is letters, digits, '-', '_' and '.' (it names "
+                "the database in --sources, --target, study names and metrics)"
+            )
         # the protocols a database can be taken by: whole ones (no folds), its own when named
         named = self.name in layout_names() and self.name != "generic"
         own = get_layout(self.name) if named else None

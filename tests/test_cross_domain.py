@@ -342,6 +342,8 @@ def bad_flags(root: Path) -> list:
     two.write_text(f'casia = "{casia}"\nmsu = "{root / FOLDERS["msu"]}"\n')
     typo = root / "typo.toml"  # oulu under another name, msu in capitals
     typo.write_text(f'oulu-npu = "{root / "OULU-NPU"}"\nMSU = "{root / FOLDERS["msu"]}"\n')
+    (empty := root / "empty.toml").write_text("")
+    (spaced := root / "spaced.toml").write_text(f'"msu " = "{root / FOLDERS["msu"]}"\n')
     shipped = root / "shipped.toml"  # the names the databases ship under (probe FF)
     shipped.write_text(f'casia = "{casia}"\nmsu_mfsd = "{root / FOLDERS["msu"]}"\n')
     return [
@@ -373,6 +375,17 @@ def bad_flags(root: Path) -> list:
         (
             ["--sources", "casia", "--target", "msu", "--databases", str(shipped)],
             "needs database msu (given: casia, msu_mfsd; msu_mfsd for msu?)",
+        ),
+        (
+            ["--protocol", "mi-c", "--databases", str(spaced)],
+            f"--databases {spaced}: database 'msu ': a name is letters, digits, '-', '_' and '.'",
+        ),
+        (["--db", f"={casia}"], "expected NAME=PATH"),
+        (["--db", f"a,b={casia}"], "database 'a,b': a name is letters, digits"),
+        (  # "give ... --databases FILE" where one was given (probe FF)
+            ["--protocol", "mi-c", "--databases", str(empty)],
+            f"--protocol mi-c needs databases msu, replay-attack, casia (--databases {empty} "
+            f"names none): give --db msu=PATH or add msu = PATH to {empty}",
         ),
         (  # each trial refused it, after the study was made (probe FF)
             ["--protocol", "mi-c", "--fine-tune", "none,fc"],

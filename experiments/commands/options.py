@@ -299,9 +299,12 @@ def evaluation_options(
         close = {n: _close(n, databases) for n in missing}  # a typo, or another case
         guesses = "".join(f"; {c} for {n}?" for n, c in close.items() if c)
         given = f" (given: {', '.join(databases)}{guesses})" if databases else ""
+        file = getattr(args, "databases", None)  # one that names none was not said (probe FF)
+        given = given or (f" (--databases {file} names none)" if file else "")
+        more = f"or add {missing[0]} = PATH to {file}" if file else "or --databases FILE"
         raise ValueError(
             f"{study} needs {'databases' if len(missing) > 1 else 'database'} "
-            f"{', '.join(missing)}{given}: give --db {missing[0]}=PATH or --databases FILE"
+            f"{', '.join(missing)}{given}: give --db {missing[0]}=PATH {more}"
         )
     for setting in settings:
         named_data = [_named(databases[n], base) for n in (*setting.sources, setting.target)]
