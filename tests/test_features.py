@@ -348,6 +348,17 @@ def test_default_locations(monkeypatch, tmp_path):
     assert extraction.default_weights_path() == tmp_path / "mine" / "vgg_face.weights.h5"
     monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path / "w.mat"))
     assert extraction.default_weights_path() == tmp_path / "w.mat"
+    # a variable that names no folder: one line naming it (probe FF: a folder " " made in the
+    # working one; "<file>/features: Not a directory")
+    for value, said in ((" ", "is ' ': name a folder"), (str(tmp_path / "w.mat"), "a file")):
+        (tmp_path / "w.mat").write_text("")
+        monkeypatch.setenv("VGGFACE_HEADS_CACHE", value)
+        with pytest.raises(ValueError, match=f"VGGFACE_HEADS_CACHE.*{said}"):
+            extraction.default_cache_dir()
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("VGGFACE_WEIGHTS", str(tmp_path))  # a folder: not "no such file"
+    with pytest.raises(PortError, match=r"a folder, not a weights file \(\$VGGFACE_WEIGHTS\)"):
+        extraction._resolve_weights(None, tmp_path / "mine")
 
 
 def test_without_a_bar_extraction_says_how_far_it_is_in_plain_lines(

@@ -83,15 +83,22 @@ def test_a_count_below_one_is_refused_by_its_flag_name(command, flag, value, cap
 
 
 @pytest.mark.parametrize("command", [extract, sweep])
-def test_a_bad_seed_or_cache_folder_is_refused_by_its_flag_name(command, tmp_path, capsys):
+def test_a_bad_seed_or_cache_folder_is_refused_by_its_flag_name(
+    command, tmp_path, capsys, monkeypatch
+):
     """--split-seed -1 was "synthetic seed must be ..."; a file as --cache-dir was "FILE/synthetic:
-    Not a directory", after the flags were read."""
+    Not a directory", after the flags were read; $VGGFACE_HEADS_CACHE the same, or blank (a
+    folder " " made in the working one: probe FF)."""
     taken = tmp_path / "a-file"
     taken.write_text("")
-    for argv, said in (
-        (["--split-seed", "-1"], "error: --split-seed must be at least 0, got -1"),
-        (["--cache-dir", str(taken)], f"error: --cache-dir {taken}: a file, not a folder"),
+    for argv, said, variable in (
+        (["--split-seed", "-1"], "error: --split-seed must be at least 0, got -1", None),
+        (["--cache-dir", str(taken)], f"error: --cache-dir {taken}: a file, not a folder", None),
+        ([], f"$VGGFACE_HEADS_CACHE={taken}: a file; it names the cache's folder", str(taken)),
+        ([], "error: $VGGFACE_HEADS_CACHE is ' ': name a folder, or unset it", " "),
     ):
+        if variable is not None:
+            monkeypatch.setenv("VGGFACE_HEADS_CACHE", variable)
         with pytest.raises(SystemExit) as stop:
             command.parse_args(argv)
         assert stop.value.code == 2

@@ -116,9 +116,17 @@ WEIGHTS_FILE = "vgg_face.weights.h5"
 
 
 def default_cache_dir() -> Path:
-    """``$VGGFACE_HEADS_CACHE``, else ``$XDG_CACHE_HOME/vggface-heads``, else ``~/.cache/...``."""
-    if os.environ.get("VGGFACE_HEADS_CACHE"):
-        return Path(os.environ["VGGFACE_HEADS_CACHE"]).expanduser()
+    """``$VGGFACE_HEADS_CACHE``, else ``$XDG_CACHE_HOME/vggface-heads``, else ``~/.cache/...``;
+    a ValueError (one line, naming the variable) where the variable names no folder: blank (a
+    folder " " was made in the working one), or a file ("<file>/features: Not a directory":
+    probe FF)."""
+    given = os.environ.get("VGGFACE_HEADS_CACHE")
+    if given is not None and given and not given.strip():
+        raise ValueError(f"$VGGFACE_HEADS_CACHE is {given!r}: name a folder, or unset it")
+    if given:
+        if (folder := Path(given).expanduser()).is_file():
+            raise ValueError(f"$VGGFACE_HEADS_CACHE={given}: a file; it names the cache's folder")
+        return folder
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "vggface-heads"
@@ -404,7 +412,8 @@ def _resolve_weights(weights: str | os.PathLike | None, cache_dir: Path) -> Path
         log.info("using the weights at %s", default)
         return default
     if os.environ.get("VGGFACE_WEIGHTS"):  # the user named a file: do not quietly go random
-        raise PortError(f"{default}: no such weights file ($VGGFACE_WEIGHTS)")
+        what = "a folder, not a" if default.is_dir() else "no such"
+        raise PortError(f"{default}: {what} weights file ($VGGFACE_WEIGHTS)")
     return None
 
 

@@ -22,6 +22,7 @@ from core.backbone.matconvnet import check_weights_file
 from core.constants import AUTO_PRECISION, PRECISIONS
 from core.data.layouts import AUTO, protocol_names
 from core.device import supported_backend
+from core.features.extract import default_cache_dir
 from core.features.faces import DETECTORS
 from core.features.request import FeatureOptions
 from core.flags import given_path
@@ -137,6 +138,8 @@ def feature_options(args: argparse.Namespace, progress: bool = True) -> FeatureO
     cache = values["cache_dir"]
     if cache is not None and cache.exists() and not cache.is_dir():
         raise ValueError(f"--cache-dir {cache}: a file, not a folder")
+    if cache is None:  # $VGGFACE_HEADS_CACHE, checked with the flags (probe FF)
+        default_cache_dir()
     if values["weights"] is not None:  # before the data is read (probe T: said after it)
         check_weights_file(values["weights"])
     if values["protocol"] in domains.CHOICES:
