@@ -377,3 +377,19 @@ def test_tensorflows_runtime_lines_are_not_on_a_quiet_console() -> None:
     )
     assert done.returncode == 0 and done.stdout.strip() == "<dtype: 'float16'>", done.stderr
     assert [line for line in done.stderr.splitlines() if NATIVE_LOG.match(line)] == []
+
+
+def test_an_extraction_that_computed_no_frame_says_so(main, data, tmp_path, capsys) -> None:
+    """A clip removed, every other reused from the earlier entry: "frames/s: 0.00 (decoding and
+    network, 0.0 s)" (probe FF)."""
+    from tests.test_features import SUBJECTS
+
+    extra = data / "train" / "real" / f"{SUBJECTS['train']}_real_again"
+    write_clip(extra, seed=99)
+    flags = ["--data", str(data), "--cache-dir", str(tmp_path / "cache"), "--frames", "3"]
+    assert main(flags) == 0
+    shutil.rmtree(extra)
+    capsys.readouterr()
+    assert main(flags) == 0
+    out = capsys.readouterr().out
+    assert "frames/s: none measured (no frame went through the network)\n" in out, out

@@ -226,7 +226,10 @@ def extract_one(
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     kept = fs.manifest.get("resumed_clips") or 0
     runs = f", with the {counted(kept, 'clip')} kept from interrupted runs" if kept else ""
-    if fs.extracted:
+    if fs.extracted and not rate:  # every clip kept or reused: "0.00" (probe FF)
+        print(f"frames/s: none measured (no frame went through the network{runs})")
+        print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
+    elif fs.extracted:
         print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s{runs})")
         print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
     else:
