@@ -562,10 +562,10 @@ def _extract(
     from core import device
 
     store.remove_leftovers(root, key)
-    say_others_kept(root, key)
+    say_others_kept(root, key, parts)
     frames_per_clip = parts["frames_per_clip"]
     shape = (len(source), frames_per_clip, FEATURE_SIZE)
-    with ResumableEntry(root, key, shape) as pending:
+    with ResumableEntry(root, key, shape, parts) as pending:
         try:
             model, average = _load_backbone(weights_path, parts["precision"])
             here = device.current_device()  # after the backbone: Keras and its backend loaded

@@ -41,11 +41,13 @@ JOURNAL_FILE = "journal.jsonl"
 log = logging.getLogger(__name__)
 
 
-def say_others_kept(root: Path, key: str) -> None:
+def say_others_kept(root: Path, key: str, parts: dict[str, Any] | None = None) -> None:
     """A warning naming the interrupted extractions of other keys kept in ``root``: of the data
     before a file changed, or of other options. Only their own command resumes each, and its
     rows stay on disk till then, which nothing else said (probe: Ctrl-C, a broken clip removed,
-    the rerun extracted every clip anew beside them)."""
+    the rerun extracted every clip anew beside them). Beside ``parts`` (this extraction's key
+    parts), each says what it differs by, as its journal's first line records it: one of the
+    other Keras backend was "other data or options", to delete (probe EE)."""
     mine = f"{PENDING_PREFIX}{key}"
     others = sorted(p for p in root.glob(f"{PENDING_PREFIX}*") if p.name != mine and p.is_dir())
     if not others:
@@ -53,12 +55,42 @@ def say_others_kept(root: Path, key: str) -> None:
     held = sum(store.on_disk(f) for folder in others for f in folder.iterdir())
     log.warning(
         "%s: %s of interrupted extractions of other data or options (%s: %s) kept; the "
-        "command that made each resumes it, and one of data since changed never will: delete it",
+        "command that made each resumes it (under its KERAS_BACKEND), and one of data since "
+        "changed never will: delete that one",
         root,
         "rows" if len(others) > 1 else "the rows",
         store.size_said(held),
-        ", ".join(p.name for p in others),
+        ", ".join(p.name + _differs(p, parts) for p in others),
     )
+
+
+def _differs(folder: Path, parts: dict[str, Any] | None) -> str:
+    """ " (of KERAS_BACKEND=tensorflow, precision bfloat16)": what the pending extraction in
+    ``folder`` was made with where it differs from ``parts``; empty where not recorded."""
+    try:
+        with open(folder / JOURNAL_FILE, "rb") as journal:
+            theirs = json.loads(journal.readline()).get("key_parts")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(theirs, dict) or parts is None:
+        return ""
+    (backend, weights), (now, mine) = (_made_by(p) for p in (theirs, parts))
+    said = [f"KERAS_BACKEND={backend}"] if backend != now else []
+    said += ["other weights"] if weights != mine else []
+    said += ["other data"] if theirs.get("data") != parts.get("data") else []
+    for part in ("frames_per_clip", "detector", "precision"):
+        if theirs.get(part) != parts.get(part):
+            said.append(f"{part.removesuffix('_per_clip')} {theirs.get(part) or 'none'}")
+    return f" (of {', '.join(said)})" if said else ""
+
+
+def _made_by(parts: dict[str, Any]) -> tuple[str, str]:
+    """The Keras backend and the weights (a file's digest, or the random draw's without the
+    backend that drew it: ``random:<init>:<seed>[:<backend>]``) of a cache key's parts."""
+    weights = str(parts.get("weights"))
+    drawn = weights.split(":") if weights.startswith("random:") else []
+    backend = parts.get("backend") or (drawn[3] if len(drawn) > 3 else "tensorflow")
+    return str(backend), ":".join(drawn[:3]) if drawn else weights
 
 
 class ExtractionInterrupted(KeyboardInterrupt):
@@ -89,8 +121,11 @@ class ResumableEntry(store.PendingEntry):
     """The pending entry of ``key`` in ``<root>/.pending-<key>/``, with the chunks it already
     holds (:attr:`chunks`, in order) when an earlier extraction of the key was interrupted."""
 
-    def __init__(self, root: Path, key: str, shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, root: Path, key: str, shape: tuple[int, ...], parts: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(root, key, shape, folder=root / f"{PENDING_PREFIX}{key}")
+        self.parts = parts  # the key's, recorded in the first chunk's line
         self.journal_path = self.folder / JOURNAL_FILE
         self.chunks: list[dict[str, Any]] = []
         if self.reused:
@@ -131,6 +166,8 @@ class ResumableEntry(store.PendingEntry):
             raise ValueError(f"chunk {record['start']}..{record['end']} after {self.clips_done}")
         store.fsync_path(self.array_path)
         record = {**record, "sha256": self._digest(self.frames_done, record["frames"])}
+        if not self.chunks and self.parts is not None:  # what another extraction says of it
+            record["key_parts"] = self.parts
         self._append(record)
         self.chunks.append(record)
 
