@@ -121,7 +121,7 @@ def default_cache_dir() -> Path:
     folder " " was made in the working one), or a file ("<file>/features: Not a directory":
     probe FF)."""
     given = os.environ.get("VGGFACE_HEADS_CACHE")
-    if given is not None and given and not given.strip():
+    if given and not given.strip():
         raise ValueError(f"$VGGFACE_HEADS_CACHE is {given!r}: name a folder, or unset it")
     if given:
         if (folder := Path(given).expanduser()).is_file():

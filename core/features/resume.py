@@ -65,8 +65,8 @@ def say_others_kept(root: Path, key: str, parts: dict[str, Any] | None = None) -
 
 
 def _differs(folder: Path, parts: dict[str, Any] | None) -> str:
-    """ " (of KERAS_BACKEND=tensorflow, precision bfloat16)": what the pending extraction in
-    ``folder`` was made with where it differs from ``parts``; empty where not recorded."""
+    """What the pending extraction in ``folder`` was made with where it differs from ``parts``,
+    as ' (of KERAS_BACKEND=tensorflow, precision bfloat16)'; empty where not recorded."""
     try:
         with open(folder / JOURNAL_FILE, "rb") as journal:
             theirs = json.loads(journal.readline()).get("key_parts")
