@@ -336,7 +336,8 @@ def test_closing_lines_start_the_ui_on_loopback_and_link_both_views(study):
     )
     assert sorted(json.loads(query["runs"])) == sorted(run.info.run_id for run in finished)
     assert json.loads(query["experiments"]) == [study.result.experiment_id]
-    assert any(f"Views > '{dashboard.FAMILY_VIEW}' lists" in line for line in study.lines)
+    family = f"its menu '{dashboard.VIEW_NAME}' (top right) > '{dashboard.FAMILY_VIEW}' lists"
+    assert any(family in line for line in study.lines)
 
 
 def test_view_state_is_a_saved_view_of_every_parent_of_the_study(study):
@@ -479,6 +480,7 @@ def test_links_follow_a_tracking_server():
         )
         assert dashboard.compare_url("7", ["a1", "b2"]) == (
             "http://127.0.0.1:5999/#/compare-runs?runs=[%22a1%22,%22b2%22]&experiments=[%227%22]"
+            "&workflowType=machine_learning"
         )
         with pytest.raises(ValueError, match="view key 'a b'"):
             dashboard.runs_url("7", "a b")

@@ -62,7 +62,7 @@ from experiments.stores.said import hide_passwords
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."  # + key: the experiment tag the runs view reads
 DEFAULT_KEY = "compare-heads"
-VIEW_NAME = "Compare heads"  # as the "Views" menu lists it
+VIEW_NAME = "Compare heads"  # as the views menu lists it, and is labelled while it is open
 FAMILY_KEY, FAMILY_VIEW = "best-per-family", "Best of each head family"  # grouped by family
 # the charts: complete trials only (MLflow's legends named the parent and pruned runs, unplotted)
 CHARTS_KEY, CHARTS_VIEW = "complete-trials", "Complete trials"
@@ -219,7 +219,10 @@ def compare_url(experiment_id: str, run_ids: list[str]) -> str:
     """MLflow's compare page for ``run_ids``: parallel coordinates, scatter, box, contour."""
     base, _ = ui_address()
     runs = _json_list(run_ids)
-    return f"{base}/#/compare-runs?runs={runs}&experiments={_json_list([experiment_id])}"
+    experiments = _json_list([experiment_id])  # the sidebar's "Model training" side too
+    return (
+        f"{base}/#/compare-runs?runs={runs}&experiments={experiments}&workflowType=machine_learning"
+    )
 
 
 def _json_list(values: list[str]) -> str:
@@ -275,8 +278,8 @@ def closing_lines(experiment_id: str, study_name: str, share: bool = True) -> li
             + compare_url(experiment_id, finished)
         )
     lines.append(
-        f"  the view sorts by dev_acer, so every trial is a row; Views > '{FAMILY_VIEW}' lists "
-        "each family's best trial, chosen on dev; sort by Created to nest the trials under their "
-        "sweep's run (+)"
+        f"  the view sorts by dev_acer, so every trial is a row; its menu '{VIEW_NAME}' (top "
+        f"right) > '{FAMILY_VIEW}' lists each family's best trial, chosen on dev; sort by Created "
+        "to nest the trials under their sweep's run (+)"
     )
     return lines
