@@ -155,7 +155,10 @@ def run_sweep(
     if parents:  # each invocation (worker) has its own parent run; it names the one before
         tags[tracking.CONTINUES_TAG] = parents[0]
         earlier = counted(len(parents), "parent run")
-        print(f"the study has {earlier} already, one per worker or invocation; this one opens one")
+        print(
+            f"the study has {earlier} already (one per worker or invocation); this worker opens "
+            "its own"
+        )
     quiet_backend(config.verbose)  # trials to run: Keras and its backend, without their noise
     from experiments.trial import memory
     from experiments.trial.objective import Objective
