@@ -327,7 +327,7 @@ def test_a_sweep_killed_in_a_trial_is_rerun_at_once_on_the_same_machine(data, tm
     assert f"trial 0's worker {socket.gethostname()}:{process.pid} is gone" in said, said[-3000:]
     assert "resuming study killed: 0 of 1 trials done" in rerun.stdout, said[-3000:]
     # the killed worker's parent run held no trial: it said 'its trials so far are under 1 ...'
-    assert "the study has 1 parent run already, one per worker or" in rerun.stdout, said[-3000:]
+    assert "the study has 1 parent run already (one per worker or" in rerun.stdout, said[-3000:]
     assert "waiting:" not in rerun.stdout, said[-3000:]  # for the dead worker's heartbeats
     study = optuna.load_study(study_name="killed", storage=storage)
     (lost, retry) = study.get_trials()  # and nothing else
