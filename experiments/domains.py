@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 
 LETTERS = {"O": "oulu", "C": "casia", "I": "replay-attack", "M": "msu"}
 NAMES = {name: letter for letter, name in LETTERS.items()}
-# the names the databases ship under and papers spell them by (Idiap's replayattack folder):
-# another name of the layout, a setting of its own without a word (probe FF)
+# the names the databases ship under (Idiap's replayattack folder, OULU-NPU): as a database's
+# name they made a setting of their own, headed half in letters, without a word (probe FF)
 SHIPPED = {"oulunpu": "oulu", "casiafasd": "casia", "replayattack": "replay-attack"}
 SHIPPED |= {"msumfsd": "msu", "replaymobile": "replay-mobile"}
 TARGET_CLIPS = ("test", "all")  # the target's test split (whole when it has none), or every clip
@@ -74,8 +74,9 @@ class Database:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):  # "" and "msu " were
             raise ValueError(  # taken, said unquoted (probe FF)
-                f"database {self.name!r}: a name is letters, digits, '-', '_' and '.' (it names "
-                "the database in --sources, --target, study names and metrics)"
+                f"database {self.name!r}: a name is ASCII letters, digits, '-', '_' and '.', "
+                "beginning with a letter or digit (it names the database in --sources, "
+                "--target, study names and metrics)"
             )
         # the protocols a database can be taken by: whole ones (no folds), its own when named
         named = self.name in layout_names() and self.name != "generic"

@@ -378,10 +378,10 @@ def bad_flags(root: Path) -> list:
         ),
         (
             ["--protocol", "mi-c", "--databases", str(spaced)],
-            f"--databases {spaced}: database 'msu ': a name is letters, digits, '-', '_' and '.'",
+            f"--databases {spaced}: database 'msu ': a name is ASCII letters, digits, '-', '_' and '.'",
         ),
         (["--db", f"={casia}"], "expected NAME=PATH"),
-        (["--db", f"a,b={casia}"], "database 'a,b': a name is letters, digits"),
+        (["--db", f"a,b={casia}"], "database 'a,b': a name is ASCII letters, digits"),
         (  # "give ... --databases FILE" where one was given (probe FF)
             ["--protocol", "mi-c", "--databases", str(empty)],
             f"--protocol mi-c needs databases msu, replay-attack, casia (--databases {empty} "
@@ -389,8 +389,8 @@ def bad_flags(root: Path) -> list:
         ),
         (  # each trial refused it, after the study was made (probe FF)
             ["--protocol", "mi-c", "--fine-tune", "none,fc"],
-            "--fine-tune none,fc trains on one source database; a cross-domain study of several "
-            "sources trains heads on cached fc7 only",
+            "--fine-tune none,fc: fine-tuning trains on one source database, and a study of "
+            "several trains heads on cached fc7: drop --fine-tune",
         ),
         (  # it was dropped without a word
             ["--sources", "msu", "--target", "oulu", "--protocol", "oulu-p2"],

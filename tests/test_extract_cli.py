@@ -393,3 +393,6 @@ def test_an_extraction_that_computed_no_frame_says_so(main, data, tmp_path, caps
     assert main(flags) == 0
     out = capsys.readouterr().out
     assert "frames/s: none measured (no frame went through the network)\n" in out, out
+    assert main(flags) == 0  # the entry reused: its rate as recorded, none
+    out = capsys.readouterr().out
+    assert "frames/s: none measured (no frame went through the network) when extracted\n" in out

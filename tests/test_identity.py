@@ -171,9 +171,9 @@ def test_clips_split_with_another_seed_are_said_by_the_flag(tmp_path) -> None:
     # another --split-seed too: both said, as "differs from" says both (review)
     seeded = {**now, SPLIT_SEED: "1"}
     assert refusal(tmp_path, "seeded", {**was, SPLIT_SEED: "0"}, seeded) == (
-        "study seeded split its clips by subject with --split-seed 0; this run's 1 and trained "
-        "its sources with --source-clips train; this run's all: rerun with the study's flags, "
-        "or start another study with --study"
+        "study seeded split its clips by subject with --split-seed 0; this run's 1, and it "
+        "trained its sources with --source-clips train; this run's all: rerun with the study's "
+        "flags, or start another study with --study"
     )
 
 

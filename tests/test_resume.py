@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -289,7 +288,8 @@ def test_rows_kept_for_data_since_changed_are_said(data, tmp_path, counted, monk
     said = [r.getMessage() for r in caplog.records if kept.name in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"{kept.parent}: the rows of interrupted ")
     held = sum(path.stat().st_blocks * 512 for path in kept.iterdir())
-    assert f"({held / 1e3:,.0f} kB: {kept.name} (of other data)) kept" in said[0]  # 0.00 GB
+    # the data as it was: never resumed (another database's is "of <its folder>": review)
+    assert f"({held / 1e3:,.0f} kB: {kept.name} (of {data.resolve()} as it was)) kept" in said[0]
     assert said[0].endswith(
         "kept; the command that made each resumes it (under its KERAS_BACKEND), and one of "
         "data since changed never will: delete that one"
@@ -297,7 +297,7 @@ def test_rows_kept_for_data_since_changed_are_said(data, tmp_path, counted, monk
     assert kept.is_dir()  # another command may resume it: said, not deleted
 
 
-def test_rows_kept_by_another_backend_or_options_say_which() -> None:
+def test_rows_kept_by_another_backend_or_options_say_which(tmp_path) -> None:
     """One of the other Keras backend was "other data or options", to delete (probe EE): said
     by what its journal's first line records of it."""
     from core.features.resume import _differs
@@ -305,16 +305,17 @@ def test_rows_kept_by_another_backend_or_options_say_which() -> None:
     tf = {"weights": "random:he_normal:0", "data": "d1", "frames_per_clip": 8}
     tf |= {"detector": None, "precision": "bfloat16"}
     jax = {**tf, "weights": "random:he_normal:0:jax", "precision": "float32"}
-    with tempfile.TemporaryDirectory() as folder:
-        journal = Path(folder) / "journal.jsonl"
-        journal.write_text(json.dumps({"start": 0, "key_parts": tf}) + "\n")
-        assert _differs(Path(folder), jax) == " (of KERAS_BACKEND=tensorflow, precision bfloat16)"
-        file = {**tf, "weights": "sha256:aa", "backend": "jax", "data": "d2", "detector": "haar"}
-        assert _differs(Path(folder), file) == (
-            " (of KERAS_BACKEND=tensorflow, other weights, other data, detector none)"
-        )
-        journal.write_text(json.dumps({"start": 0}) + "\n")  # made before it was recorded
-        assert _differs(Path(folder), jax) == ""
+    journal, msu = tmp_path / "journal.jsonl", Path("/data/msu")
+    journal.write_text(json.dumps({"start": 0, "key_parts": tf, "data_folder": str(msu)}) + "\n")
+    said = _differs(tmp_path, jax, msu)
+    assert said == " (of KERAS_BACKEND=tensorflow, precision bfloat16)"
+    file = {**tf, "weights": "sha256:aa", "backend": "jax", "data": "d2", "detector": "haar"}
+    assert _differs(tmp_path, file, Path("/data/casia")) == (  # another database: its own
+        " (of KERAS_BACKEND=tensorflow, other weights, /data/msu, detector none)"
+    )
+    assert _differs(tmp_path, {**tf, "data": "d2"}, msu) == " (of /data/msu as it was)"
+    journal.write_text(json.dumps({"start": 0}) + "\n")  # made before it was recorded
+    assert _differs(tmp_path, jax, msu) == ""
 
 
 def test_ctrl_c_before_the_first_chunk_keeps_nothing(data, tmp_path, counted, monkeypatch):

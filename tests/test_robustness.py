@@ -560,8 +560,8 @@ def test_a_store_given_for_the_other_library_is_refused_and_left_as_it_is(
         ),
         (compare, ["--tracking-uri", f"sqlite:///{tmp_path}"], "a folder; a SQLite store is a"),
         (sweep, ["--tracking-uri", f"sqlite:///{own}"], "of other tables (foo), neither MLflow"),
-        (  # a folder SQLite cannot write in, root or not: said after MLflow's retries (100 s),
-            sweep,  # with advice to move the store aside (probe FF)
+        (  # a folder SQLite cannot write in, root or not (Linux's sysfs makes no file): said
+            sweep,  # after MLflow's retries (100 s), with advice to move the store aside (probe FF)
             ["--tracking-uri", "sqlite:////sys/kernel/mlflow.db"],
             "--tracking-uri sqlite:////sys/kernel/mlflow.db: /sys/kernel cannot be written (",
         ),

@@ -124,7 +124,7 @@ def default_cache_dir() -> Path:
     if given and not given.strip():
         raise ValueError(f"$VGGFACE_HEADS_CACHE is {given!r}: name a folder, or unset it")
     if given:
-        if (folder := Path(given).expanduser()).is_file():
+        if (folder := Path(given).expanduser()).exists() and not folder.is_dir():
             raise ValueError(f"$VGGFACE_HEADS_CACHE={given}: a file; it names the cache's folder")
         return folder
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -562,10 +562,12 @@ def _extract(
     from core import device
 
     store.remove_leftovers(root, key)
-    say_others_kept(root, key, parts)
+    data = Path(dataset.root).resolve()
+    say_others_kept(root, key, parts, data)
     frames_per_clip = parts["frames_per_clip"]
     shape = (len(source), frames_per_clip, FEATURE_SIZE)
-    with ResumableEntry(root, key, shape, parts) as pending:
+    about = {"key_parts": parts, "data_folder": str(data)}
+    with ResumableEntry(root, key, shape, about) as pending:
         try:
             model, average = _load_backbone(weights_path, parts["precision"])
             here = device.current_device()  # after the backbone: Keras and its backend loaded

@@ -8,7 +8,8 @@ Folder ``<root>/.pending-<key>/``, one per key, touched only by the holder of th
 * ``journal.jsonl``: one JSON line per committed chunk, ``{"start": s, "end": e, "frames": f,
   "sha256": h, ...}``: source clips ``s`` to ``e - 1`` are done, the array's first ``f`` frame
   vectors hold their features, and ``h`` is the SHA-256 of the vectors this chunk added (the
-  other fields are the caller's, :mod:`core.features.pipeline`).
+  other fields are the caller's, :mod:`core.features.pipeline`; the first line's also say what
+  the extraction is of, its key parts and data folder, which another extraction says of it).
 
 A chunk is committed by fsync'ing the array (its rows are on disk) and then appending its line
 with one ``write`` and fsync'ing the journal. Reading the journal keeps its lines while each is
@@ -41,13 +42,16 @@ JOURNAL_FILE = "journal.jsonl"
 log = logging.getLogger(__name__)
 
 
-def say_others_kept(root: Path, key: str, parts: dict[str, Any] | None = None) -> None:
+def say_others_kept(
+    root: Path, key: str, parts: dict[str, Any] | None = None, data: Path | None = None
+) -> None:
     """A warning naming the interrupted extractions of other keys kept in ``root``: of the data
     before a file changed, or of other options. Only their own command resumes each, and its
     rows stay on disk till then, which nothing else said (probe: Ctrl-C, a broken clip removed,
     the rerun extracted every clip anew beside them). Beside ``parts`` (this extraction's key
-    parts), each says what it differs by, as its journal's first line records it: one of the
-    other Keras backend was "other data or options", to delete (probe EE)."""
+    parts) and ``data`` (its database's folder), each says what it differs by, as its journal's
+    first line records it: one of the other Keras backend was "other data or options", to
+    delete (probe EE)."""
     mine = f"{PENDING_PREFIX}{key}"
     others = sorted(p for p in root.glob(f"{PENDING_PREFIX}*") if p.name != mine and p.is_dir())
     if not others:
@@ -60,24 +64,31 @@ def say_others_kept(root: Path, key: str, parts: dict[str, Any] | None = None) -
         root,
         "rows" if len(others) > 1 else "the rows",
         store.size_said(held),
-        ", ".join(p.name + _differs(p, parts) for p in others),
+        ", ".join(p.name + _differs(p, parts, data) for p in others),
     )
 
 
-def _differs(folder: Path, parts: dict[str, Any] | None) -> str:
-    """What the pending extraction in ``folder`` was made with where it differs from ``parts``,
-    as ' (of KERAS_BACKEND=tensorflow, precision bfloat16)'; empty where not recorded."""
+def _differs(folder: Path, parts: dict[str, Any] | None, data: Path | None) -> str:
+    """What the pending extraction in ``folder`` was made with where it differs from ``parts``
+    and ``data``, as ' (of KERAS_BACKEND=tensorflow, precision bfloat16)', ' (of /data/msu)' (a
+    database of its own, resumed by its command) or ' (of /data/casia as it was)' (the data
+    since changed); empty where not recorded (a folder made before 2026-12-07)."""
+    if parts is None:
+        return ""
     try:
         with open(folder / JOURNAL_FILE, "rb") as journal:
-            theirs = json.loads(journal.readline()).get("key_parts")
+            first = json.loads(journal.readline())
+        theirs, where = first.get("key_parts"), first.get("data_folder")
     except (OSError, ValueError, AttributeError):
         return ""
-    if not isinstance(theirs, dict) or parts is None:
+    if not isinstance(theirs, dict):
         return ""
     (backend, weights), (now, mine) = (_made_by(p) for p in (theirs, parts))
     said = [f"KERAS_BACKEND={backend}"] if backend != now else []
     said += ["other weights"] if weights != mine else []
-    said += ["other data"] if theirs.get("data") != parts.get("data") else []
+    if theirs.get("data") != parts.get("data"):
+        same = where is not None and data is not None and where == str(data)
+        said.append(f"{where} as it was" if same else (where or "other data"))
     for part in ("frames_per_clip", "detector", "precision"):
         if theirs.get(part) != parts.get(part):
             said.append(f"{part.removesuffix('_per_clip')} {theirs.get(part) or 'none'}")
@@ -122,10 +133,10 @@ class ResumableEntry(store.PendingEntry):
     holds (:attr:`chunks`, in order) when an earlier extraction of the key was interrupted."""
 
     def __init__(
-        self, root: Path, key: str, shape: tuple[int, ...], parts: dict[str, Any] | None = None
+        self, root: Path, key: str, shape: tuple[int, ...], about: dict[str, Any] | None = None
     ) -> None:
         super().__init__(root, key, shape, folder=root / f"{PENDING_PREFIX}{key}")
-        self.parts = parts  # the key's, recorded in the first chunk's line
+        self.about = about or {}  # the key's parts and data folder: in the first chunk's line
         self.journal_path = self.folder / JOURNAL_FILE
         self.chunks: list[dict[str, Any]] = []
         if self.reused:
@@ -166,8 +177,8 @@ class ResumableEntry(store.PendingEntry):
             raise ValueError(f"chunk {record['start']}..{record['end']} after {self.clips_done}")
         store.fsync_path(self.array_path)
         record = {**record, "sha256": self._digest(self.frames_done, record["frames"])}
-        if not self.chunks and self.parts is not None:  # what another extraction says of it
-            record["key_parts"] = self.parts
+        if not self.chunks:  # what another extraction says of it
+            record |= self.about
         self._append(record)
         self.chunks.append(record)
 

@@ -226,14 +226,14 @@ def extract_one(
     rate, took = fs.manifest.get("frames_per_second"), fs.manifest.get("extract_seconds")
     kept = fs.manifest.get("resumed_clips") or 0
     runs = f", with the {counted(kept, 'clip')} kept from interrupted runs" if kept else ""
-    if fs.extracted and not rate:  # every clip kept or reused: "0.00" (probe FF)
-        print(f"frames/s: none measured (no frame went through the network{runs})")
-        print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
-    elif fs.extracted:
-        print(f"frames/s: {rate:.2f} (decoding and network, {took:.1f} s{runs})")
+    # every clip kept or reused: no rate ("0.00 (decoding and network, 0.0 s)": probe FF)
+    measured = f"{rate:.2f}" if rate else "none measured (no frame went through the network)"
+    if fs.extracted:
+        how = f" (decoding and network, {took:.1f} s{runs})" if rate else runs
+        print(f"frames/s: {measured}{how}")
         print(f"cache:    extracted in {fs.seconds:.1f} s with loading the backbone")
     else:
-        print(f"frames/s: {rate:.2f} when extracted{runs}")
+        print(f"frames/s: {measured} when extracted{runs}")
         print(f"cache:    reused (extracted {fs.manifest.get('created')}), {fs.seconds:.2f} s")
     print(f"path:     {fs.path}")
     weights = "RANDOM backbone (not VGG-Face)" if fs.random_weights else fs.weights_fingerprint

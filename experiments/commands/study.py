@@ -239,8 +239,9 @@ def run_sweep(
 
 
 def check_stores(config: SweepConfig) -> str:
-    """Both stores checked before anything long runs, by reads only: the study's database is
-    not MLflow's, the tracking store not Optuna's, not one database for both, each a database;
+    """Both stores checked before anything long runs, by reads (and, of a SQLite store, a
+    file made and removed beside it): the study's database is not MLflow's, the tracking store
+    not Optuna's, not one database for both, each a database that can be written;
     MLflow is then pointed at the tracking store (the one place a sweep sets it). Returns its
     URI; a ValueError (one line) for a store of the wrong kind."""
     uri = tracking.use_store(config.tracking_uri)

@@ -83,11 +83,12 @@ class SweepConfig:
             raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.study is not None and safe_name(self.study) != self.study:
             raise ValueError(f"--study {self.study!r}: use letters, digits, '_', '-' and '.' only")
+        # each trial refused it, after the study was made, a retry taking a baseline (probe FF)
         several = any(len(c.evaluation.sources) > 1 for c in (self, *self.then))
-        if several and set(self.fine_tune) != {"none"}:  # each trial refused it, after the study
-            raise ValueError(  # was made, each retry taking another baseline (probe FF)
-                f"--fine-tune {','.join(self.fine_tune)} trains on one source database; "
-                "a cross-domain study of several sources trains heads on cached fc7 only"
+        if several and set(self.fine_tune) != {"none"}:
+            raise ValueError(
+                f"--fine-tune {','.join(self.fine_tune)}: fine-tuning trains on one source "
+                "database, and a study of several trains heads on cached fc7: drop --fine-tune"
             )
 
 

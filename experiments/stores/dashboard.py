@@ -10,7 +10,7 @@ The tag holds the UI's internal format, read from MLflow 3.17's bundle
 (``mlflow/server/js/build/static/js``). ``tests/test_dashboard.py`` renders it in headless
 Chromium and fails when a new MLflow changes it. What is relied on:
 
-- The value: the envelope the UI's "Views" menu saves, ``{"name", "createdAt", "updatedAt"
+- The value: the envelope the UI's views menu saves, ``{"name", "createdAt", "updatedAt"
   (ms), "state": "<state as JSON text>"}``; the view is then listed by name in that menu. (Plain
   state JSON is read too.)
 - From the state, the loader keeps the search facets ``orderByKey``, ``orderByAsc`` (and
@@ -162,7 +162,7 @@ def share_view_state(
     """Write the view state as experiment tag ``mlflow.sharedViewState.<key>``; return ``key``.
 
     Every parent run of the study (every worker's, every invocation's) is in it. Rewriting it
-    keeps its creation time, so the "Views" menu shows one view ``name``, updated; a view that
+    keeps its creation time, so the views menu shows one view ``name``, updated; a view that
     already says the same is left as it is (a rerun of a finished study writes nothing).
     """
     _check_key(key)

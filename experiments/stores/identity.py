@@ -274,8 +274,8 @@ def _other(
         said.append(f"{whose} with {taken}")
     if said:
         return ValueError(
-            f"study {name} {' and '.join(said)}: rerun with the study's flags, or start another "
-            "study with --study"
+            f"study {name} {', and it '.join(said)}: rerun with the study's flags, or start "
+            "another study with --study"
         )
     return ValueError(
         f"study {name} was run with {what} {recorded}; this run's is {value}: rerun with the "
@@ -348,7 +348,10 @@ def _features_differ(name: str, part: str, differs: dict[str, str]) -> ValueErro
     # a backend is no flag: "rerun with the study's flags" could not give them back (probe EE)
     backend = re.search(r"KERAS_BACKEND[= ](\w+);", ", ".join(differs.values()))
     if backend:
-        flags = any("KERAS_BACKEND" not in said for said in differs.values())
+        flags = any(  # a flag's part: not the data's, nor the backend's (a random draw's too)
+            k not in ("data", "face_boxes") and "KERAS_BACKEND" not in said
+            for k, said in differs.items()
+        )
         fix = "rerun with the study's flags " if flags else "rerun "
         fix += f"under KERAS_BACKEND={backend[1]}, or start another study with --study"
     gone = any(SHARED_KEY in said for said in differs.values())  # no backend gives them back

@@ -13,7 +13,8 @@ While a store is open its recent commits sit in ``<file>-wal`` next to it; :func
 backed up, holds everything.
 
 Also here, as the SQLite file's own business: its URL read as a file (the URI form too), a folder
-checked before MLflow would make it, and MLflow's schema repaired after a migration another
+checked before MLflow would make it, the file and its folder tried for writing before a sweep
+writes them (:func:`check_writable`), and MLflow's schema repaired after a migration another
 process interrupted (:func:`repair_interrupted_migration`).
 """
 
@@ -75,15 +76,16 @@ def check_writable(url: str, flag: str) -> None:
     if database is None or not Path(database).resolve().parent.is_dir():
         return  # check_folder says a folder that is not there
     path = Path(database).resolve()
+    where = path.parent  # the step that failed is named (review)
     try:
-        tempfile.TemporaryFile(dir=path.parent).close()
+        tempfile.TemporaryFile(dir=where).close()
         if path.is_file():
+            where = path
             path.open("r+b").close()
     except OSError as err:
         raise ValueError(
-            f"{store_named(flag, url)}: {path if path.is_file() else path.parent} cannot be "
-            f"written ({err.strerror or err}); a SQLite store writes its file, journal and "
-            "write-ahead log in its folder"
+            f"{store_named(flag, url)}: {where} cannot be written ({err.strerror or err}); a "
+            "SQLite store writes its file, journal and write-ahead log in its folder"
         ) from None
 
 

@@ -113,8 +113,8 @@ def open_study(
     queue are written by one worker at a time. The k-th worker to join (from 0) samples with a TPE
     sampler seeded ``seed + k`` (:func:`sampler_seed`), not the points of another; one that finds
     ``target`` trials finished is not counted, so a later extension samples the same trials
-    however often it was rerun in between; ``heartbeat`` None beats at the study's (checked only
-    where trials are left to run). Returns the study and k.
+    however often it was rerun in between; ``heartbeat`` None beats at the study's, and one given
+    is checked against the study's only where trials are left to run. Returns the study and k.
     """
     check_storage(url)  # before Optuna adds its tables
     try:

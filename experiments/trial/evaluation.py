@@ -123,7 +123,7 @@ def prepare_fine_tuning(
     """The frozen bottom's outputs of the fine-tuned ``choice``, computed and said (two lines:
     what, then its seconds) before the first trial that samples it trains: inside its
     ``inputs`` they took minutes without a line. Stored ones (and "none") need nothing and are
-    not said. A cross-domain study (several sources) is left to its trials, which refuse it.
+    not said. A cross-domain study of several sources has none (the sweep refuses --fine-tune).
     Returns the seconds spent, which the trial's own and the study's ETA leave out."""
     if choice == "none" or any(setting.more_sources for setting in settings):
         return 0.0
