@@ -555,6 +555,45 @@ def test_the_progress_line_names_the_best_trial_the_verdict_will(capsys) -> None
     assert "best dev ACER 50.0% (#2 lstm29)" in capsys.readouterr().out
 
 
+def test_rates_equal_but_for_their_last_bit_tie_and_the_smaller_model_ranks_first(capsys):
+    """Two trials' dev EER was 41/96, one summed as (7/16 + 10/24) / 2: the later, larger head
+    ranked first in the progress line, the table and the registered model, while the Pareto
+    front chose the other (probe HH). Every place that ranks now calls them a tie."""
+    summed, exact = (7 / 16 + 10 / 24) / 2, 41 / 96
+    assert summed != exact and Fraction(summed).limit_denominator(1000) == Fraction(41, 96)
+    small, large = (0, "lstm30", summed, 495_302), (1, "lstm44", exact, 728_861)
+    if not exact < summed:  # the large trial's EER, the lower float, ranked it first
+        small, large = (0, "lstm30", exact, 495_302), (1, "lstm44", summed, 728_861)
+    study = optuna.create_study()
+    for _, head, eer, params in (small, large):
+        attrs = {"head": head, "dev_eer": eer, "params_total": params}
+        study.add_trial(optuna.trial.create_trial(value=0.46875, user_attrs=attrs))
+    console.Progress(2, "tied")(study, study.trials[-1])
+    assert "(#0 lstm30)" in capsys.readouterr().out
+    keys = [
+        runs_table.ranking_key({"dev_acer": 0.46875, "dev_eer": e, "params_total": p})
+        for _, _, e, p in (small, large)
+    ]
+    assert keys[0] < keys[1]
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "status": ["FINISHED", "FINISHED"],
+            "tags.optuna.trial_number": ["0", "1"],
+            "params.head": ["lstm30", "lstm44"],
+            "params.family": ["lstm", "lstm"],
+            "params.output": ["softmax", "sigmoid"],
+            "metrics.dev_acer": [0.46875, 0.46875],
+            "metrics.dev_eer": [small[2], large[2]],
+            "metrics.params_total": [small[3], large[3]],
+            "metrics.params_head": [small[3], large[3]],
+        }
+    )
+    assert list(runs_table.trial_table(runs)["head"]) == ["lstm30", "lstm44"]
+    errors = [0.5 + small[2] - exact, 0.5 + large[2] - exact]  # an ACER summed otherwise, too
+    assert list(tables.pareto_mask([small[3], large[3]], errors)) == [True, False]
+
+
 def test_an_attack_no_head_caught_is_said_plainly():
     table = pd.DataFrame(
         {

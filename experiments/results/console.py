@@ -32,7 +32,7 @@ from experiments.results.tables import (
     worst_cell,
 )
 from experiments.stores import retries
-from experiments.stores.runs_table import RANKING, STD
+from experiments.stores.runs_table import RANKING, STD, ranked
 
 
 def percent(rate: float) -> str:
@@ -205,9 +205,9 @@ class Progress:
 def _ranked(trial: FrozenTrial) -> tuple[float, ...]:
     """A finished trial's place as the comparison ranks it (:data:`RANKING`, then its number):
     the progress line names the trial the closing will."""
-    later = (trial.user_attrs.get(name) for name in RANKING[1:])
-    ties = (math.inf if value is None or math.isnan(value) else value for value in later)
-    return (trial.values[0], *ties, trial.number)
+    later = ((name, trial.user_attrs.get(name)) for name in RANKING[1:])
+    ties = (math.inf if v is None or math.isnan(v) else ranked(n, v) for n, v in later)
+    return (ranked(RANKING[0], trial.values[0]), *ties, trial.number)
 
 
 # --------------------------------------------------------------------------- the comparison

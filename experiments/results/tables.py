@@ -15,7 +15,15 @@ import pandas as pd
 from core.backbone.spec import PARAMS_TO_FC7
 from core.words import percent
 from experiments.metrics import SPECIES_PREFIX, is_species_figure
-from experiments.stores.runs_table import DEMO, PARAMS, STD, WORST, WORST_RATE, figure_columns
+from experiments.stores.runs_table import (
+    DEMO,
+    PARAMS,
+    RATE_DECIMALS,
+    STD,
+    WORST,
+    WORST_RATE,
+    figure_columns,
+)
 
 # What the Markdown table shows (the CSV and HTML report show every column): the figures
 # papers put in their tables, each as mean ± std when a trial was evaluated on several settings.
@@ -254,8 +262,9 @@ def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
 
 
 def pareto_mask(params: np.ndarray, errors: np.ndarray) -> np.ndarray:
-    """Trials no other trial beats on both fewer parameters and lower error."""
-    params, errors = np.asarray(params, float), np.asarray(errors, float)
+    """Trials no other trial beats on both fewer parameters and lower error (rates as the
+    ranking compares them: equal ones summed otherwise differ in their last bit)."""
+    params, errors = np.asarray(params, float), np.round(np.asarray(errors, float), RATE_DECIMALS)
     mask = np.ones(len(params), dtype=bool)
     for i in range(len(params)):
         no_worse = (params <= params[i]) & (errors <= errors[i])

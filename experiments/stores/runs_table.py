@@ -27,6 +27,14 @@ DEMO = ("synthetic", "random_weights")  # trial run tags, "true" on a demonstrat
 STD = "_std"
 # Best first: the objective, then the EER, then the smaller model, then the earlier trial.
 RANKING = ("dev_acer", "dev_eer", "params_total")
+# rates compared to this many decimals: two trials' dev EER of 41/96, summed from other rates,
+# differed in the last bit, and the later, larger head ranked first (probe HH)
+RATE_DECIMALS = 9
+
+
+def ranked(name: str, value: float) -> float:
+    """``value`` of the figure ``name`` as :data:`RANKING` compares it."""
+    return round(value, RATE_DECIMALS) if name != "params_total" and np.isfinite(value) else value
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -97,7 +105,11 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table[WORST], table[WORST_RATE] = worst_species(table)
     for tag in DEMO:
         table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
-    table = table.sort_values([*RANKING, "trial"], ignore_index=True)
+    table = table.sort_values(
+        [*RANKING, "trial"],
+        ignore_index=True,
+        key=lambda column: column.round(RATE_DECIMALS) if column.name in RANKING[:2] else column,
+    )
     table.attrs.update(runs.attrs)  # when they were read (tracking.study_runs)
     for tag in ("evaluation", "protocol"):  # which figures a table heads with (console_table)
         values = done.get(f"tags.{tag}", pd.Series(dtype=object)).dropna()
@@ -113,4 +125,4 @@ def _fine_tune(runs: pd.DataFrame) -> pd.Series:
 
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:
     """A trial's place in :data:`RANKING` from its figures (a missing one ranks last)."""
-    return tuple(float(figures.get(name, np.inf)) for name in RANKING)
+    return tuple(ranked(name, float(figures.get(name, np.inf))) for name in RANKING)
