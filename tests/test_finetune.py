@@ -374,6 +374,13 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
         assert sum(sizes) == FC6 + FC7
     frozen_names = {a.path for a in client.list_artifacts(frozen["run_id"])}
     assert TOP_WEIGHTS_FILE not in frozen_names
+    # the summary shows what was trained: the head alone had been, 0.5 M of 120 M (probe HH)
+    summary = Path(client.download_artifacts(tuned["run_id"], "model_summary.txt", str(workspace)))
+    said = summary.read_text()
+    assert re.search(r"\bfc6\b", said) and re.search(r"\bfc7\b", said), said
+    assert f"Trainable params: {FC6 + FC7:,} " in said  # the top's own, then the head's
+    plain = client.download_artifacts(frozen["run_id"], "model_summary.txt", str(workspace))
+    assert not re.search(r"\bfc6\b", Path(plain).read_text())
     # which trials were fine-tuned, where a person reads them (nothing said so: probe)
     table = trial_table(tracking.study_runs(tracking.use_experiment("ft"), "ft"))
     shown = dict(zip(table["trial"], table["head"], strict=True))

@@ -31,14 +31,18 @@ def log_trial_artifacts(
     threshold: float,
     model: keras.Model,
     keep_weights: bool = True,
+    top: keras.Model | None = None,
 ) -> None:
-    """scores.csv, the model summary, ROC/DET and confusion plots (of ``dev`` and ``test`` at
-    ``threshold``), and (``keep_weights``) the head's weights alone, without optimizer state."""
+    """scores.csv, the model summary (a fine-tuned trial's ``top``, the backbone layers trained
+    with the head, then the head: it showed the head alone, 0.5 M of 120 M trained parameters:
+    probe HH), ROC/DET and confusion plots (of ``dev`` and ``test`` at ``threshold``), and
+    (``keep_weights``) the head's weights alone, without optimizer state."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         scores.to_csv(folder / "scores.csv", index=False)
         lines: list[str] = []
-        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        for part in (top, model) if top is not None else (model,):
+            part.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
         (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
         names = ["scores.csv", "model_summary.txt"]
         if keep_weights:

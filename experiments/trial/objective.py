@@ -211,7 +211,7 @@ class Objective:
         scores = pd.concat(frames, ignore_index=True)
         keep = self._keeps_weights(trial, config.family, metrics)
         artifacts.log_trial_artifacts(
-            scores, kept.dev, kept.test, reports[0]["dev_threshold"], kept.model, keep
+            scores, kept.dev, kept.test, reports[0]["dev_threshold"], kept.model, keep, kept.top
         )
         if keep and kept.top is not None:
             artifacts.log_top_weights(kept.top, config.fine_tune)
