@@ -225,6 +225,7 @@ def study(workspace, settings):
             fine_tune=("none", "fc", "conv5"),
             keep_weights=KeepWeights.ALL,
         )
+        objective.header = "the trials' header"  # as the sweep sets it
         seen = []
 
         def after(study, trial):  # what the cache holds after each trial
@@ -562,6 +563,9 @@ def test_the_sweep_computes_a_fine_tuned_bottom_before_its_first_trial_and_says_
     # the study's trials: fc's first trial said it, conv5's too, each once
     computing = [line.split(":")[0] for line in SAID if "computing the frozen" in line]
     assert computing == ["--fine-tune fc", "--fine-tune conv5"], SAID
+    # the trials' header below the first bottom's lines, above the first trial's (probe HH)
+    first = next(i for i, line in enumerate(SAID) if "computing the frozen" in line)
+    assert SAID.count("the trials' header") == 1 and SAID.index("the trials' header") > first
 
 
 def test_features_from_another_backbone_are_refused(study, settings):

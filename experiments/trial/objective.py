@@ -89,9 +89,6 @@ class Objective:
         self.header: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        if self.header:
-            print(self.header, flush=True)
-            self.header = None
         with memory.trial_scope():
             return self._trial(trial)
 
@@ -102,6 +99,9 @@ class Objective:
         config = dataclasses.replace(config, jit_compile=resolved_jit_compile(config))
         # a fine-tuned choice's frozen bottom, computed once and said: not this trial's seconds
         self.setup_seconds += prepare_fine_tuning(self.settings, config.fine_tune, print)
+        if self.header:  # below the bottom's lines, above the trials' (probe HH)
+            print(self.header, flush=True)
+            self.header = None
         baseline = search.baseline_name(trial.params)
         every = trial.study.get_trials(deepcopy=False)
         lost = retries.retry_history(every[trial.number])
