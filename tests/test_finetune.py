@@ -386,6 +386,18 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     table = trial_table(tracking.study_runs(tracking.use_experiment("ft"), "ft"))
     shown = dict(zip(table["trial"], table["head"], strict=True))
     assert shown == {0: "dense16+fc", 1: "dense16", 2: "dense16+conv5"}
+    # each choice's best beside the family's: fine-tuning against the frozen backbone was in
+    # MLflow alone (probe HH); the family's best alone is registered and marked
+    from experiments.results.tables import comparison
+    from experiments.stores.runs_table import family_bests
+
+    compared = comparison(table)
+    named = {"dense16": "best dense frozen", "dense16+fc": "best dense+fc"}
+    named["dense16+conv5"] = "best dense+conv5"
+    first = table["head"].iloc[0]  # the family's best
+    expected = {"best dense", *(group for head, group in named.items() if head != first)}
+    assert {g for g in compared["group"] if g.startswith("best ")} == expected
+    assert list(family_bests(compared)["head"]) == [first]
     # and what each trained, in the comparison's files too: it was left out (probe AA)
     trained = dict(zip(table["trial"], table["params_trainable"], strict=True))
     assert trained == {0: head + FC6 + FC7, 1: head, 2: head + CONV5 + FC6 + FC7}

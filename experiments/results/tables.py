@@ -22,6 +22,7 @@ from experiments.stores.runs_table import (
     STD,
     WORST,
     WORST_RATE,
+    family_bests,
     figure_columns,
 )
 
@@ -88,11 +89,21 @@ RATES_NOTE = (
 
 def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     """Best trial of each head family, then each write-up baseline, chosen on dev only, from
-    :func:`~experiments.stores.runs_table.trial_table` (best first)."""
+    :func:`~experiments.stores.runs_table.trial_table` (best first). A study that searched
+    ``--fine-tune`` also has the best of each family's other choices (``best lstm+fc``, ``best
+    lstm frozen``): fine-tuning against the frozen backbone was in MLflow alone (probe HH)."""
     best = trials.drop_duplicates("family").assign(group=lambda t: "best " + t["family"])
+    tune = trials["head"].astype(str).str.partition("+")[2]
+    choices = trials.assign(tune=tune).drop_duplicates(["family", "tune"])
+    if tune.nunique() < 2:
+        choices = choices.iloc[:0]
+    choices = choices[~choices["run_id"].isin(best["run_id"])]
+    pairs = zip(choices["family"], choices["tune"], strict=True)
+    named = [f"best {f}+{t}" if t else f"best {f} frozen" for f, t in pairs]
+    choices = choices.drop(columns="tune").assign(group=named)
     baselines = trials.dropna(subset=["baseline"]).drop_duplicates("baseline")
     baselines = baselines.assign(group=lambda t: "write-up " + t["baseline"].astype(str))
-    table = pd.concat([best, baselines], ignore_index=True)
+    table = pd.concat([best, choices, baselines], ignore_index=True)
     figures = figure_columns(trials)
     figures[figures.index("test_apcer") + 1 : 0] = [WORST, WORST_RATE]
     bounds = [c for c in figures if c.endswith(("_ci_low", "_ci_high")) and table[c].isna().all()]
@@ -107,7 +118,7 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
 def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison's "best <family>" rows: dev ACER, test APCER/BPCER/ACER/HTER, the worst
     species, head and total parameters (and each figure's ``_std`` when there is one)."""
-    rows = table[table["group"].astype(str).str.startswith("best ")]
+    rows = family_bests(table)
     columns = list(BEST_COLUMNS)
     for name in BEST_COLUMNS:
         if f"{name}{STD}" in table.columns:

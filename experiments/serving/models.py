@@ -37,6 +37,7 @@ from mlflow.types.schema import Schema, TensorSpec
 from experiments.serving import trial_model
 from experiments.serving.trial_model import ScoringError, TrialModel
 from experiments.stores import tracking
+from experiments.stores.runs_table import family_bests
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,13 @@ def log_best_models(study_name: str, table: pd.DataFrame) -> list[str]:
     """Mark (:func:`~experiments.stores.tracking.mark_family_bests`), log and register the best
     trial of each head family; returns ``models:/<name>/<version>``.
 
-    ``table`` is :func:`experiments.comparison.comparison`'s (its rows whose ``group`` starts
-    with "best "). A family's best trial without head weights (``--keep-weights none``) is warned
-    and skipped; one already registered keeps its version, which ``@best`` points at.
+    ``table`` is :func:`experiments.results.tables.comparison`'s (its rows of each family's best,
+    :func:`~experiments.stores.runs_table.family_bests`). A family's best trial without head weights
+    (``--keep-weights none``) is warned and skipped; one already registered keeps its version,
+    which ``@best`` points at.
     """
     client = MlflowClient()
-    best = table[table["group"].astype(str).str.startswith("best ")]
+    best = family_bests(table)
     tracking.mark_family_bests(study_name, list(best["run_id"]))
     uris = []
     for run_id in best["run_id"]:
@@ -89,7 +91,7 @@ def unregistered(study_name: str, table: pd.DataFrame) -> list[str]:
     registered model's ``@best`` points at, or is not marked as the family's best: a sweep
     stopped between its last trial and :func:`log_best_models`. Reads only."""
     client = MlflowClient()
-    best = table[table["group"].astype(str).str.startswith("best ")]
+    best = family_bests(table)
     missing = []
     for group, run_id in zip(best["group"], best["run_id"], strict=True):
         family = str(group).removeprefix("best ")

@@ -126,3 +126,9 @@ def _fine_tune(runs: pd.DataFrame) -> pd.Series:
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:
     """A trial's place in :data:`RANKING` from its figures (a missing one ranks last)."""
     return tuple(ranked(name, float(figures.get(name, np.inf))) for name in RANKING)
+
+
+def family_bests(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison's rows of each family's best ("best lstm"; not "best lstm+fc", the best of
+    one of the family's --fine-tune choices): what is registered and marked."""
+    return table[table["group"].astype(str) == "best " + table["family"].astype(str)]
