@@ -83,7 +83,8 @@ RATES_NOTE = (
     "for a single setting: Wilson (APCER of the worst species, BPCER), Bengio–Mariéthoz (HTER, "
     "a normal approximation: no width where APCER and BPCER are each 0 % or 100 %, however few "
     "the clips; read it with theirs). "
-    "Each family's best is chosen on dev ACER; test never chooses."
+    "Each family's best is chosen on dev ACER; test never chooses. A dev threshold just below 1 "
+    "reads 1 - 1.5e-05 (rounded, it read 1, which would reject every clip)."
 )
 
 
