@@ -94,7 +94,7 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
     ``--fine-tune`` also has the best of each family's other choices (``best lstm+fc``, ``best
     lstm frozen``): fine-tuning against the frozen backbone was in MLflow alone (probe HH)."""
     best = trials.drop_duplicates("family").assign(group=lambda t: "best " + t["family"])
-    tune = trials["head"].astype(str).str.partition("+")[2]
+    tune = pd.Series([str(h).partition("+")[2] for h in trials["head"]], index=trials.index)
     choices = trials.assign(tune=tune).drop_duplicates(["family", "tune"])
     if tune.nunique() < 2:
         choices = choices.iloc[:0]
