@@ -592,6 +592,15 @@ def test_rates_equal_but_for_their_last_bit_tie_and_the_smaller_model_ranks_firs
     assert list(runs_table.trial_table(runs)["head"]) == ["lstm30", "lstm44"]
     errors = [0.5 + small[2] - exact, 0.5 + large[2] - exact]  # an ACER summed otherwise, too
     assert list(tables.pareto_mask([small[3], large[3]], errors)) == [True, False]
+    # one point of the front, however its trials' floats differ (review); a rate on a rounding
+    # boundary (k/1024) ties with its neighbour float; a missing figure ranks last
+    same = pd.DataFrame({"trial": [3, 5], "head": ["x", "y"], "params_total": [10, 10]})
+    assert list(tables.front(same.assign(dev_acer=[large[2], small[2]]))["trial"]) == [3]
+    half = 1 / 1024
+    assert runs_table.ranked("dev_acer", half) == runs_table.ranked("dev_acer", half + 2**-62)
+    near = 333_333 / 1_000_000  # another fraction of clip counts, however close: its own place
+    assert runs_table.ranked("dev_acer", 1 / 3) != runs_table.ranked("dev_acer", near)
+    assert runs_table.ranked("dev_eer", float("nan")) == runs_table.ranked("dev_eer", None) > 1
 
 
 def test_an_attack_no_head_caught_is_said_plainly():

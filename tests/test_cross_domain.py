@@ -378,7 +378,8 @@ def bad_flags(root: Path) -> list:
         ),
         (
             ["--protocol", "mi-c", "--databases", str(spaced)],
-            f"--databases {spaced}: database 'msu ': a name is ASCII letters, digits, '-', '_'",
+            f"--databases {spaced}: database 'msu ': a name is ASCII letters, digits, '-', '_' "
+            "and '.', beginning with a letter or digit",
         ),
         (["--db", f"={casia}"], "expected NAME=PATH"),
         (["--db", f"a,b={casia}"], "database 'a,b': a name is ASCII letters, digits"),

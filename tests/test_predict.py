@@ -38,7 +38,7 @@ from experiments.commands.sweep import SweepConfig, parse_args
 from experiments.results import tables
 from experiments.serving import models, scorer, trial_model
 from experiments.stores import tracking
-from experiments.stores.runs_table import trial_table
+from experiments.stores.runs_table import family_bests, trial_table
 from tests.test_layouts_msu_replay_mobile import msu_tree
 from tests.test_protocols import casia_tree, replay_tree, tiny_video
 from tests.trees import casia_keeps, msu_keeps, only
@@ -658,7 +658,7 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
     client = MlflowClient()
     clip = root / "data" / "dev" / "attack" / "print" / "client002_1"
     raw, _ = read_clip(clip, FRAMES)
-    best = table[table["group"].str.startswith("best ")].set_index("run_id")
+    best = family_bests(table).set_index("run_id")
     for model_uri in uris:
         name, version = model_uri.split("/")[1:]
         registered = client.get_model_version(name, version)

@@ -44,7 +44,7 @@ from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
-from experiments.stores import retries, tracking
+from experiments.stores import retries, runs_table, tracking
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
 from tests.reference import bob_measure
@@ -292,7 +292,7 @@ def test_parent_run_holds_the_comparison(first_sweep, tmp_path):
     }
     # Best of a family is its lowest dev ACER: chosen on dev, never on test.
     runs = child_runs(first_sweep)
-    for _, row in table[table["group"].str.startswith("best ")].iterrows():
+    for _, row in runs_table.family_bests(table).iterrows():
         family = runs[runs["params.family"] == row["group"][5:]]
         assert row["dev_acer"] == pytest.approx(family["metrics.dev_acer"].min())
     html = (tmp_path / "report.html").read_text() if (tmp_path / "report.html").exists() else ""

@@ -7,7 +7,6 @@ full figures are in MLflow and the report.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -205,9 +204,8 @@ class Progress:
 def _ranked(trial: FrozenTrial) -> tuple[float, ...]:
     """A finished trial's place as the comparison ranks it (:data:`RANKING`, then its number):
     the progress line names the trial the closing will."""
-    later = ((name, trial.user_attrs.get(name)) for name in RANKING[1:])
-    ties = (math.inf if v is None or math.isnan(v) else ranked(n, v) for n, v in later)
-    return (ranked(RANKING[0], trial.values[0]), *ties, trial.number)
+    later = (ranked(name, trial.user_attrs.get(name)) for name in RANKING[1:])
+    return (ranked(RANKING[0], trial.values[0]), *later, trial.number)
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -270,8 +268,9 @@ def _short_group(group: str) -> str:
 def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
     """The comparison for a terminal: every line at most ``width`` characters.
 
-    One row per family's best and per write-up baseline: head, output, head params, dev ACER,
-    test APCER/BPCER/ACER/HTER in % and the worst species; ``dev`` or ``test`` above each rate's
+    One row per family's best (and each searched --fine-tune choice's) and per write-up
+    baseline: head, output, head params, dev ACER, test APCER/BPCER/ACER/HTER in % and the worst
+    species; ``dev`` or ``test`` above each rate's
     name (a test ACER headed ``ACER`` beside the dev one read as another dev figure). The run
     ids are in the report and in MLflow. To fit, the output column goes first, then (with folds or
     repeats) the std columns but the ACERs' and HTER's (OULU-NPU's: the ACERs', APCER's and

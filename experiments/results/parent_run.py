@@ -124,7 +124,8 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
             f"Study {study_name}",
             {
                 "Best trial per head family": readable(best).rename(columns=BEST_NAMES),
-                "Every family's best and the write-up baselines": readable(table),
+                "Every family's best (each --fine-tune choice's, where searched) and the write-up "
+                "baselines": readable(table),
             },
             {**report.study_figures(trials, table, test_scores), **report.optuna_figures(study)},
             [

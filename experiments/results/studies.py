@@ -123,7 +123,8 @@ def comparison_markdown(study: str | None = None, every_column: bool = False) ->
         table = table.assign(run_id=_weights_said(table["run_id"]))
     return (
         f"# Study {name}\n\n{warning}{complete_said}; best per "
-        "head family and the write-up baselines, chosen on dev (test never used for choosing). "
+        "head family (and per --fine-tune choice, where searched) and the write-up baselines, "
+        "chosen on dev (test never used for choosing). "
         f"{rates}\n\n{notes}\n"
         f"{tables.to_markdown(table, columns)}\n\n{COLUMN_KEY}\n\n"
         + "\n".join(f"{line}." for line in closing)

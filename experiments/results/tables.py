@@ -18,12 +18,13 @@ from experiments.metrics import SPECIES_PREFIX, is_species_figure
 from experiments.stores.runs_table import (
     DEMO,
     PARAMS,
-    RATE_DECIMALS,
     STD,
     WORST,
     WORST_RATE,
     family_bests,
     figure_columns,
+    ranked,
+    ranked_column,
 )
 
 # What the Markdown table shows (the CSV and HTML report show every column): the figures
@@ -276,7 +277,8 @@ def missed_species(table: pd.DataFrame, limit: float = 0.5) -> list[str]:
 def pareto_mask(params: np.ndarray, errors: np.ndarray) -> np.ndarray:
     """Trials no other trial beats on both fewer parameters and lower error (rates as the
     ranking compares them: equal ones summed otherwise differ in their last bit)."""
-    params, errors = np.asarray(params, float), np.round(np.asarray(errors, float), RATE_DECIMALS)
+    params = np.asarray(params, float)
+    errors = np.array([ranked("dev_acer", e) for e in np.asarray(errors, float)])
     mask = np.ones(len(params), dtype=bool)
     for i in range(len(params)):
         no_worse = (params <= params[i]) & (errors <= errors[i])
@@ -290,8 +292,9 @@ def front(trials: pd.DataFrame) -> pd.DataFrame:
     reached by several trials is shown once, by its first trial."""
     trials = trials.dropna(subset=["params_total", "dev_acer"])
     front = trials[pareto_mask(trials["params_total"], trials["dev_acer"])]
-    front = front.sort_values(["params_total", "dev_acer", "trial"])
-    return front.drop_duplicates(["params_total", "dev_acer"])
+    front = front.assign(tied=ranked_column(front["dev_acer"]))  # a tie is one point (review)
+    front = front.sort_values(["params_total", "tied", "trial"])
+    return front.drop_duplicates(["params_total", "tied"]).drop(columns="tied")
 
 
 def front_items(front: pd.DataFrame, limit: int = 5) -> list[str]:

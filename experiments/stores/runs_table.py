@@ -9,6 +9,8 @@ study keeps (``--keep-weights best``), the registered models and ``predict.py --
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -27,14 +29,25 @@ DEMO = ("synthetic", "random_weights")  # trial run tags, "true" on a demonstrat
 STD = "_std"
 # Best first: the objective, then the EER, then the smaller model, then the earlier trial.
 RANKING = ("dev_acer", "dev_eer", "params_total")
-# rates compared to this many decimals: two trials' dev EER of 41/96, summed from other rates,
-# differed in the last bit, and the later, larger head ranked first (probe HH)
-RATE_DECIMALS = 9
+# a rate is a fraction of clip counts: compared as the nearest fraction of a denominator up to
+# this, two trials' dev EER of 41/96 summed from other rates tie (they differed in the last bit,
+# and the later, larger head ranked first: probe HH); rounding to decimals split k/1024
+RATE_DENOMINATOR = 10**7
 
 
-def ranked(name: str, value: float) -> float:
-    """``value`` of the figure ``name`` as :data:`RANKING` compares it."""
-    return round(value, RATE_DECIMALS) if name != "params_total" and np.isfinite(value) else value
+def ranked(name: str, value: float | None) -> float:
+    """``value`` of the figure ``name`` as :data:`RANKING` compares it, and as every place that
+    ranks or keeps a front reads it; a missing one (None, NaN) ranks last."""
+    if value is None or not np.isfinite(value):
+        return np.inf
+    if name == "params_total":
+        return float(value)
+    return float(Fraction(float(value)).limit_denominator(RATE_DENOMINATOR))
+
+
+def ranked_column(column: pd.Series) -> pd.Series:
+    """A table's column (named as its figure) as :func:`ranked` reads each value."""
+    return column.map(partial(ranked, str(column.name))) if column.name in RANKING else column
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -105,11 +118,7 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     table[WORST], table[WORST_RATE] = worst_species(table)
     for tag in DEMO:
         table[tag] = done.get(f"tags.{tag}", pd.Series(index=done.index)).eq("true")
-    table = table.sort_values(
-        [*RANKING, "trial"],
-        ignore_index=True,
-        key=lambda column: column.round(RATE_DECIMALS) if column.name in RANKING[:2] else column,
-    )
+    table = table.sort_values([*RANKING, "trial"], ignore_index=True, key=ranked_column)
     table.attrs.update(runs.attrs)  # when they were read (tracking.study_runs)
     for tag in ("evaluation", "protocol"):  # which figures a table heads with (console_table)
         values = done.get(f"tags.{tag}", pd.Series(dtype=object)).dropna()

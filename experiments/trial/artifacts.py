@@ -43,6 +43,9 @@ def log_trial_artifacts(
         lines: list[str] = []
         for part in (top, model) if top is not None else (model,):
             part.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        if top is not None:  # two summaries, each its own totals: what the trial trained
+            trained = top.count_params() + model.count_params()
+            lines.append(f"Trained with the head (params_trainable): {trained:,}")
         (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
         names = ["scores.csv", "model_summary.txt"]
         if keep_weights:
