@@ -380,7 +380,9 @@ def test_fine_tuned_trial_logs_what_it_trained(study, workspace):
     said = summary.read_text()
     assert re.search(r"\bfc6\b", said) and re.search(r"\bfc7\b", said), said
     assert f"Trainable params: {FC6 + FC7:,} " in said  # the top's own, then the head's
-    assert said.rstrip().endswith(f"Trained with the head (params_trainable): {head + FC6 + FC7:,}")
+    assert said.rstrip().endswith(
+        f"Trained with the head (params_trainable): {int(head + FC6 + FC7):,}"
+    )
     plain = client.download_artifacts(frozen["run_id"], "model_summary.txt", str(workspace))
     assert not re.search(r"\bfc6\b", Path(plain).read_text())
     # which trials were fine-tuned, where a person reads them (nothing said so: probe)
