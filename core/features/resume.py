@@ -87,7 +87,7 @@ def _differs(folder: Path, parts: dict[str, Any] | None, data: Path | None) -> s
     said = [f"KERAS_BACKEND={backend}"] if backend != now else []
     said += ["other weights"] if weights != mine else []
     if theirs.get("data") != parts.get("data"):
-        same = where is not None and data is not None and where == str(data)
+        same = data is not None and where == str(data)
         said.append(f"{where} as it was" if same else (where or "other data"))
     for part in ("frames_per_clip", "detector", "precision"):
         if theirs.get(part) != parts.get(part):
@@ -98,10 +98,12 @@ def _differs(folder: Path, parts: dict[str, Any] | None, data: Path | None) -> s
 def _made_by(parts: dict[str, Any]) -> tuple[str, str]:
     """The Keras backend and the weights (a file's digest, or the random draw's without the
     backend that drew it: ``random:<init>:<seed>[:<backend>]``) of a cache key's parts."""
+    from core.features.extract import random_backend  # it imports this module
+
     weights = str(parts.get("weights"))
-    drawn = weights.split(":") if weights.startswith("random:") else []
-    backend = parts.get("backend") or (drawn[3] if len(drawn) > 3 else "tensorflow")
-    return str(backend), ":".join(drawn[:3]) if drawn else weights
+    drawn = random_backend(weights)
+    backend = str(parts.get("backend") or drawn or "tensorflow")
+    return backend, weights.removesuffix(f":{drawn}") if drawn else weights
 
 
 class ExtractionInterrupted(KeyboardInterrupt):

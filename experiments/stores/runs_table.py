@@ -134,7 +134,7 @@ def _fine_tune(runs: pd.DataFrame) -> pd.Series:
 
 def ranking_key(figures: dict[str, float]) -> tuple[float, ...]:
     """A trial's place in :data:`RANKING` from its figures (a missing one ranks last)."""
-    return tuple(ranked(name, float(figures.get(name, np.inf))) for name in RANKING)
+    return tuple(ranked(name, figures.get(name)) for name in RANKING)
 
 
 def family_bests(table: pd.DataFrame) -> pd.DataFrame:

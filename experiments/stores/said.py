@@ -7,6 +7,7 @@ import os
 import re
 
 _PASSWORD = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
+QUOTES = "'\" "  # around a cause's message, as urllib3's repr quotes it
 
 
 def hide_passwords(text: str) -> str:
@@ -34,7 +35,7 @@ def store_cause(err: BaseException, limit: int = 120) -> str:
     kind, said = found.groups()
     # the connection's repr first, "conn: message" or "conn, 'message'" (a connect timeout's)
     said = re.sub(r"^['\"]?(<[^>]*>|\w+\([^)]*\))(: |, ['\"])", "", said)
-    return f"{kind}: {said.strip(chr(39) + chr(34) + ' ')}"[:limit]
+    return f"{kind}: {said.strip(QUOTES)}"[:limit]
 
 
 def tracking_named(uri: str) -> str:

@@ -73,9 +73,9 @@ def check_writable(url: str, flag: str) -> None:
     file made and removed in the folder, where SQLite writes its journal and write-ahead log
     too, and the file opened for writing (nothing written)."""
     database = sqlite_file(url)
-    if database is None or not Path(database).resolve().parent.is_dir():
+    path = Path(database).resolve() if database is not None else None
+    if path is None or not path.parent.is_dir():
         return  # check_folder says a folder that is not there
-    path = Path(database).resolve()
     where = path.parent  # the step that failed is named (review)
     try:
         tempfile.TemporaryFile(dir=where).close()

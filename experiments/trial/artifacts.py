@@ -41,7 +41,7 @@ def log_trial_artifacts(
         folder = Path(folder)
         scores.to_csv(folder / "scores.csv", index=False)
         lines: list[str] = []
-        for part in (top, model) if top is not None else (model,):
+        for part in [p for p in (top, model) if p is not None]:
             part.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
         if top is not None:  # two summaries, each its own totals: what the trial trained
             trained = top.count_params() + model.count_params()
