@@ -2,7 +2,8 @@
 
 Runs the default command in an empty folder with an empty cache (so the synthetic set is
 generated and its fc7 features extracted), then once more in another empty folder with the cache
-kept (a new study on reused features), and prints both wall times and the per-trial lines. Then
+kept (a new study on reused features), and prints both wall times and the per-trial lines, and
+the seconds the synthetic set's generation takes alone (a test asserted them once). Then
 it reruns the finished study in the first folder, alternately by the full path (its recorded
 closing deleted first: MLflow and Optuna imported, both stores queried) and replayed from the
 record (:mod:`experiments.commands.replay`), three times each, and checks both print the same.
@@ -44,9 +45,26 @@ def run_default(workdir: Path, cache: Path, code: Path = ROOT) -> tuple[float, s
     return time.perf_counter() - start, result.stdout
 
 
+def generation_seconds(folder: Path) -> float:
+    """Seconds to write the embedded default set (seed 0) into ``folder``, in a child process."""
+    code = (
+        "import sys, time; from core.data.synthetic import synthetic_dataset; "
+        "t = time.perf_counter(); synthetic_dataset(sys.argv[1], seed=0); "
+        "print(time.perf_counter() - t)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"generating the synthetic set failed:\n{result.stderr[-3000:]}")
+    return float(result.stdout.split()[-1])
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        generated = generation_seconds(tmp / "synthetic")
         cache = tmp / "cache"
         (tmp / "cold").mkdir()
         (tmp / "warm").mkdir()
@@ -64,6 +82,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print("per-trial lines of the cold run:")
     print("\n".join(line for line in out.splitlines() if line.startswith(("#", "features"))))
+    print(f"synthetic set generated alone:               {generated:7.1f} s")
     print(f"cold (generate set, extract fc7, 12 trials): {cold:7.1f} s")
     print(f"warm (cached fc7, new study, 12 trials):     {warm:7.1f} s")
     print(f"warm / cold: {warm / cold:.2f}")

@@ -60,7 +60,9 @@ class Postgres:
     def __init__(self) -> None:
         self.bin = postgres_bin()
         if self.bin is None:
-            pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+            pytest.fail(
+                "PostgreSQL server binaries not found: apt-get install postgresql (.ci/run does)"
+            )
         self.root = Path(tempfile.mkdtemp(prefix="vggface-pg-"))
         self.root.chmod(0o755)
         self.data, self.sockets = self.root / "data", self.root / "sockets"

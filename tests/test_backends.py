@@ -19,14 +19,11 @@ asks only that both backends learn (AUC >= ``RAW_AUC``) and stay unsaturated.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOUND_AUC = 0.95
@@ -127,7 +124,6 @@ def finish(process: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_dev_figures_agree_between_tensorflow_and_jax():
     runs = [run_trials(backend, [0]) for backend in ("tensorflow", "jax")]  # in parallel
     tf, jax = (finish(process) for process in runs)

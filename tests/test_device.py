@@ -10,7 +10,6 @@ hands in its backbone), so the test sees every batch the pipeline forms.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -50,7 +49,6 @@ def test_this_machine_is_described_as_its_backend_sees_it():
     assert here.name and here.platform in here.describe() and here.backend in here.describe()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_under_jax_the_device_comes_from_jax_without_importing_tensorflow():
     code = (
         "import json, sys; from core.device import current_device; d = current_device(); "

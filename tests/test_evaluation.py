@@ -100,12 +100,17 @@ def bob_figures(frame: pd.DataFrame, bob) -> dict[str, float]:
     dev_bonafide, dev_species = split("dev")
     bonafide, species = split("test")
     attacks = np.concatenate(list(species.values()))
-    threshold = bob.eer_threshold(np.concatenate(list(dev_species.values())), dev_bonafide)
+    dev_attacks = np.concatenate(list(dev_species.values()))
+    threshold = bob.eer_threshold(dev_attacks, dev_bonafide)
     far, frr = bob.farfrr(attacks, bonafide, threshold)
     per_species = {kind: bob.farfrr(s, bonafide, threshold)[0] for kind, s in species.items()}
     worst = max(per_species.values())
+    dev_far, dev_frr = bob.farfrr(dev_attacks, dev_bonafide, threshold)
+    dev_worst = max(bob.farfrr(s, dev_bonafide, threshold)[0] for s in dev_species.values())
     figures = {
         "dev_threshold": threshold,
+        "dev_eer": (dev_far + dev_frr) / 2,
+        "dev_acer": (dev_worst + dev_frr) / 2,  # the search's objective (review)
         "test_apcer": worst,
         "test_bpcer": frr,
         "test_acer": (worst + frr) / 2,

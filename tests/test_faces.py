@@ -130,7 +130,6 @@ def corners_file(path: Path, boxes: list) -> Path:
     return path
 
 
-@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
 def test_boxes_to_verify_are_used_where_the_detector_agrees(tmp_path: Path) -> None:
     frame, haar = face_in_a_corner()
     frames = np.stack([frame, frame])
@@ -180,7 +179,6 @@ def test_boxes_to_verify_are_used_where_the_detector_agrees(tmp_path: Path) -> N
     np.testing.assert_array_equal(decoded.frames, prepare_frames(frames, [haar, haar]))
 
 
-@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
 def test_haar_finds_a_synthetic_face_and_not_a_wall() -> None:
     frame = synthetic_face_frame()
     (box,) = faces.detect_faces([frame], faces.HAAR)
@@ -190,7 +188,7 @@ def test_haar_finds_a_synthetic_face_and_not_a_wall() -> None:
     assert faces.detect_faces([np.full((160, 160, 3), 120, np.uint8)], faces.HAAR) == [None]
 
 
-@pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")
+@pytest.mark.skipif(faces.keras_backend() != "tensorflow", reason="MTCNN runs on TensorFlow")
 def test_mtcnn_finds_a_synthetic_face_and_not_a_wall() -> None:
     frame = synthetic_face_frame()
     wall = np.full((160, 160, 3), 120, np.uint8)

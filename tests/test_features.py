@@ -923,7 +923,7 @@ def test_frames_without_a_face_are_counted_per_clip_and_species(data, tmp_path, 
     )
 
 
-@pytest.mark.skipif(faces.mtcnn_unavailable() is not None, reason="MTCNN cannot run here")
+@pytest.mark.skipif(faces.keras_backend() != "tensorflow", reason="MTCNN runs on TensorFlow")
 def test_the_detector_changes_the_key(data, tmp_path, model_calls):
     haar = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True, detector="haar")
     mtcnn = extract(data, tmp_path / "cache", frames_per_clip=1, face_crop=True, detector="mtcnn")
@@ -979,7 +979,6 @@ def test_database_boxes_are_used_instead_of_detecting(data, tmp_path, model_call
     assert edited.extracted and edited.fingerprint != fs.fingerprint
 
 
-@pytest.mark.skipif(faces.haar_unavailable() is not None, reason="no Haar cascade here")
 def test_boxes_that_miss_the_face_are_set_aside_counted_and_recorded(
     data, tmp_path, model_calls, backbone, caplog
 ):

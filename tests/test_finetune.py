@@ -138,7 +138,6 @@ print(json.dumps({"backend": keras.backend.backend(), "changed": changed,
 @pytest.fixture(scope="module")
 def jax_run():
     """The JAX trial, started first so that it runs beside the TensorFlow work."""
-    pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(
         [sys.executable, "-c", JAX_TRIAL],

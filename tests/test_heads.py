@@ -6,7 +6,6 @@ module-scoped backbone for the assemble tests and two end-to-end models for the 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -503,7 +502,6 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_every_family_builds_trains_and_predicts_under_jax(tmp_path):
     keras.utils.set_random_seed(5)
     saved = heads.build_head_model("conv", width=8)

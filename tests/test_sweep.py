@@ -47,7 +47,7 @@ from experiments.config import EvaluationOptions
 from experiments.stores import retries, runs_table, tracking
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
-from tests.reference import bob_measure
+from tests.reference import auc_agrees, bob_measure
 from tests.test_evaluation import bob_report
 from tests.test_extract_cli import BACKENDS, NATIVE_LOG, REPO, run_reading_modules
 
@@ -116,7 +116,7 @@ def child_runs(result) -> pd.DataFrame:
     )
 
 
-def test_experiment_parent_and_one_child_run_per_trial(first_sweep):
+def test_experiment_parent_and_one_child_run_per_trial(first_sweep, workspace):
     client = MlflowClient()
     experiment = client.get_experiment(first_sweep.experiment_id)
     assert experiment.name == "main"
@@ -144,6 +144,11 @@ def test_experiment_parent_and_one_child_run_per_trial(first_sweep):
         assert run.info.run_name == f"{trial.number}-{run.data.params['head']}"
         assert run.info.status == "FINISHED" and trial.state == optuna.trial.TrialState.COMPLETE
         assert run.data.metrics["dev_acer"] == pytest.approx(trial.value)
+        # README: each trial trains once, seeded --seed plus its trial number
+        assert int(run.data.params["seed"]) == config(workspace, "main").seed + trial.number
+        # the pruner reads the curve the run logs: dev ACER after each epoch, by epoch
+        curve = client.get_metric_history(run.info.run_id, "epoch_dev_acer")
+        assert {m.step: m.value for m in curve} == trial.intermediate_values != {}
 
 
 def test_write_up_baselines_come_first_with_their_exact_counts(first_sweep):
@@ -187,7 +192,7 @@ def test_logged_threshold_free_figures_equal_scikit_learn_on_scores_csv(first_sw
         labels = (test["label"] == "bonafide").to_numpy(int)
         values = test["score"].to_numpy(np.float64)
         fpr, tpr, _ = roc_curve(labels, values)
-        assert run["metrics.test_auc"] == pytest.approx(roc_auc_score(labels, values), abs=1e-12)
+        assert auc_agrees(run["metrics.test_auc"], roc_auc_score(labels, values))
         assert run["metrics.test_tpr_fpr1"] == tpr[fpr <= 0.01][-1]
         assert run["metrics.test_tpr_fpr01"] == tpr[fpr <= 0.001][-1]
         accepted = values >= run["metrics.dev_threshold"]
@@ -587,6 +592,22 @@ def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch
     assert len(parents) == 2 and set(parents["status"]) == {"FINISHED"}
     resumed = parents[parents["run_id"] == again.parent_run_id]
     assert resumed["params.sampler_seed"].tolist() == ["1"]  # seed 0, one worker before it
+    # the 8th trial ran under the sweep's own pruner: pruned exactly where the median rule says
+    pruned = trials[7].state == optuna.trial.TrialState.PRUNED
+    assert pruned == median_prunes(trials[7], trials[:7]), trials[7].intermediate_values
+
+
+def median_prunes(trial: optuna.trial.FrozenTrial, finished: list) -> bool:
+    """Whether Optuna's MedianPruner(n_startup_trials=5, n_warmup_steps=3), as its documentation
+    states the rule, stops ``trial`` given the ``finished`` trials: at an epoch from the 3rd on,
+    the trial's best dev ACER so far is worse than the median of theirs at that epoch."""
+    best = math.inf
+    for step, value in sorted(trial.intermediate_values.items()):
+        best = min(best, value)
+        theirs = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
+        if len(finished) >= 5 and step >= 3 and theirs and best > np.median(theirs):
+            return True
+    return False
 
 
 def test_a_sweep_stopped_by_its_timeout_says_so(workspace, monkeypatch, capsys):

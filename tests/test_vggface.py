@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -75,7 +74,6 @@ np.save(f"{folder}/jax.npy", np.asarray(model.predict_on_batch(np.load(f"{folder
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_same_fc7_under_the_jax_backend(tmp_path):
     trunk = core.build_vggface(include_top=False)
     for i, value in enumerate(trunk.get_weights()):
