@@ -20,6 +20,7 @@ import pytest
 
 from core.data.clips import DataError
 from core.features import FeatureOptions, cached_features
+from core.words import percent
 from experiments.commands.options import add_evaluation_arguments, evaluation_options
 from experiments.config import EvaluationOptions
 from experiments.metrics import (
@@ -32,6 +33,7 @@ from experiments.metrics import (
     wilson_interval,
 )
 from experiments.results import tables
+from experiments.serving import models
 from experiments.stores import tracking
 from experiments.stores.runs_table import trial_table
 from experiments.trial import search
@@ -439,6 +441,17 @@ def test_folds_and_repeats_log_mean_and_std_equal_to_bob(sets, tmp_path, bob) ->
     expected = f"{worst} {own}" if own != f"{100 * apcer:.1f}%" else worst
     assert shown["worst_species"].iloc[0] == (expected if top else "none")
     assert "folds: 1,2" in tables.evaluation_notes(runs)
+
+    # the registered model is the kept setting's head: its version's tags say that head's own
+    # figures (the run's are means: probe)
+    tags = models.kept_head_tags(client.get_run(run["run_id"]))
+    own = per_setting[0]  # from fold 1, repeat 0's rows of scores.csv
+    assert tags["kept_setting"] == "fold1-repeat0"
+    assert tags["figures"] == (
+        f"this head's own (fold1-repeat0): dev ACER {percent(own['dev_acer'])}%, test ACER "
+        f"{percent(own['test_acer'])}%, test HTER {percent(own['test_hter'])}%; its trial run's "
+        "figures are means over 4 settings"
+    )
 
 
 def test_cross_dataset_trial_reports_on_the_other_set(sets, tmp_path, bob) -> None:

@@ -665,6 +665,7 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         assert client.get_model_version_by_alias(name, "best").version == registered.version
         run_id = registered.tags[models.RUN_TAG]
         assert registered.run_id == run_id  # its source run is the trial's, not the sweep's
+        assert "figures" not in registered.tags  # one setting: the run's figures are its own
         assert best.loc[run_id, "group"] == "best " + name.removeprefix(f"{STUDY}-")
         local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / name)))
         files = [path for path in local.rglob("*") if path.is_file()]

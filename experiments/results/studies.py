@@ -20,8 +20,10 @@ COLUMN_KEY = (
     "dev_eer: dev EER; dev_acer, test_*: at the dev EER threshold, test_apcer the worst "
     "species'; test_bpcer20: test BPCER at the dev threshold where every species' APCER is at "
     "most 5 % (ISO/IEC 30107-3; of a species with fewer than 20 dev attacks, none: then "
-    "test_bpcer100's figure); test_eer: the test set's own EER, a figure papers print, not "
-    "an operating point."
+    "test_bpcer100's figure); at no threshold: test_eer, the test set's own EER, a figure "
+    "papers print, not an operating point, and (--all) test_auc, test_tpr_fpr1 and _fpr01, "
+    "the bona fide accepted where at most 1 % and 0.1 % of test attacks are (the same figure "
+    "where the test set has fewer than 100 attacks)."
 )
 TOLD_APART = (("keras_backend", "backend"), ("extraction_precision", "extraction"))
 

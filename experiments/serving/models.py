@@ -34,6 +34,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
+from core.words import percent
 from experiments.serving import trial_model
 from experiments.serving.trial_model import ScoringError, TrialModel
 from experiments.stores import tracking
@@ -147,10 +148,28 @@ def _log_model(client: MlflowClient, model: TrialModel, name: str) -> str:
         client.log_artifacts(model.run_id, str(saved), artifact_path)
         # MLflow prints "Successfully registered model ..." itself; the sweep says it once
         with contextlib.redirect_stderr(open(os.devnull, "w")) as sink, sink:
+            tags = _version_tags(model) | kept_head_tags(client.get_run(model.run_id))
             version = mlflow.register_model(
-                f"runs:/{model.run_id}/{artifact_path}", name, tags=_version_tags(model)
+                f"runs:/{model.run_id}/{artifact_path}", name, tags=tags
             )
     return str(version.version)
+
+
+def kept_head_tags(run) -> dict[str, str]:
+    """Of a trial of several settings, whose run logs their means, the tags naming the setting
+    whose head the version is and that head's own figures (probe: a table row's means described
+    a head other than the one served)."""
+    kept = trial_model.kept_setting(run)
+    if kept is None:
+        return {}
+    named = (("dev_acer", "dev ACER"), ("test_acer", "test ACER"), ("test_hter", "test HTER"))
+    own = ", ".join(f"{label} {percent(kept[key])}%" for key, label in named if key in kept)
+    settings = int(run.data.metrics["settings"])
+    return {
+        "kept_setting": str(kept["setting"]),
+        "figures": f"this head's own ({kept['setting']}): {own}; its trial run's figures are "
+        f"means over {settings} settings",
+    }
 
 
 def input_metadata(model: TrialModel) -> dict[str, Any]:

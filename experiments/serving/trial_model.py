@@ -190,15 +190,24 @@ def _frames_per_clip(run, client: MlflowClient) -> int:
 def _dev_threshold(run) -> float:
     """The dev EER threshold of the head the trial kept: its first setting's (runs of earlier
     versions logged the mean over settings as ``dev_threshold``; ``settings.csv`` has each)."""
-    metrics = run.data.metrics
-    if int(metrics.get("settings", 1)) == 1:
-        if "dev_threshold" not in metrics:
-            raise ScoringError(f"run {run.info.run_id}: no dev_threshold metric")
-        return float(metrics["dev_threshold"])
+    kept = kept_setting(run)
+    if kept is not None:
+        return float(kept["dev_threshold"])
+    if "dev_threshold" not in run.data.metrics:
+        raise ScoringError(f"run {run.info.run_id}: no dev_threshold metric")
+    return float(run.data.metrics["dev_threshold"])
+
+
+def kept_setting(run) -> dict[str, Any] | None:
+    """Of a trial run of several settings (folds, repeats), whose figures are their means, the
+    first row of its ``settings.csv``: the setting whose head the trial kept, with that head's
+    own figures; None for a run of one setting."""
+    if int(run.data.metrics.get("settings", 1)) == 1:
+        return None
     with tempfile.TemporaryDirectory() as folder:
         path = fetch_artifact(run.info.run_id, tracking.SETTINGS_CSV, Path(folder))
         table = pd.read_csv(path, float_precision="round_trip")
-    return float(table["dev_threshold"].iloc[0])
+    return table.iloc[0].to_dict()
 
 
 def fetch_artifact(run_id: str, name: str, folder: Path) -> Path:
