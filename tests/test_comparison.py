@@ -31,6 +31,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.backbone.spec import PARAMS_TO_FC7
+from core.words import percent
 from experiments.commands import compare
 from experiments.metrics import ScoreSet, is_species_figure, pad_report, summarise
 from experiments.results import console, parent_run, tables
@@ -290,7 +291,7 @@ def test_compare_ends_as_the_sweep_does(store, capsys, name) -> None:
     best, pareto = (line.removesuffix(".") for line in out.splitlines()[-2:])
     assert best.startswith("best head by dev ACER: ") and pareto.startswith("Pareto front (")
     assert said.startswith(f"{best} {pareto}"), (said, best, pareto)
-    assert "test_eer: the test set's own EER" in out and "test_bpcer20: test BPCER" in out
+    assert "test_eer, the test set's own EER" in out and "test_bpcer20: test BPCER" in out
     assert "fewer than 20 dev attacks, none: then test_bpcer100's figure" in out  # probe Z
     # the note on means and stds where there are several settings only (it was always said)
     assert ("mean ± its sample std" in out) == (name == "real")  # real: --repeats 2
@@ -516,6 +517,12 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
         assert f"dev ACER {100 * best['metrics.dev_acer']:.1f}" in lines[0]
         assert f"test ACER {100 * best['metrics.test_acer']:.1f}" in lines[0]
         assert f"HTER {100 * best['metrics.test_hter']:.1f}" in lines[0]  # cross-domain's figure
+        low, high = (best.get(f"metrics.test_hter_ci_{end}") for end in ("low", "high"))
+        if name == "demo":  # one setting's interval, said; the real study's repeats have none
+            assert f"HTER {100 * best['metrics.test_hter']:.1f}%, 95% CI [" in lines[0]
+            assert f", 95% CI [{percent(low)}%, {percent(high)}%]" in lines[0]
+        else:
+            assert pd.isna(low) and "95% CI" not in lines[0]
 
         points = pareto_points(study)
         listed = [int(n) for n in re.findall(r"#(\d+) ", lines[1])]

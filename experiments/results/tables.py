@@ -70,11 +70,13 @@ BEST_NAMES = {  # their headings where people read them (description, report)
     "test_bpcer": "test BPCER",
     "test_acer": "test ACER",
     "test_hter": "test HTER",
+    "test_hter 95% CI": "its 95% CI",
     WORST: "worst species",
     WORST_RATE: "its APCER",
     "run_id": "run id",
 }
 INTERVALS = ("test_apcer", "test_bpcer", "test_hter")  # with _ci_low / _ci_high columns
+HTER_BOUNDS = ["test_hter_ci_low", "test_hter_ci_high"]
 RATES_NOTE = (
     "Error rates in %; with several folds or repeats each figure is the mean ± its sample std "
     "(n - 1) in percentage points, over the folds where there are folds (each fold's seeds "
@@ -119,12 +121,15 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
 
 def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison's "best <family>" rows: dev ACER, test APCER/BPCER/ACER/HTER, the worst
-    species, head and total parameters (and each figure's ``_std`` when there is one)."""
+    species, head and total parameters (and each figure's ``_std`` when there is one, the test
+    HTER's 95 % interval when there is one: a single setting's)."""
     rows = family_bests(table)
     columns = list(BEST_COLUMNS)
     for name in BEST_COLUMNS:
         if f"{name}{STD}" in table.columns:
             columns.insert(columns.index(name) + 1, f"{name}{STD}")
+    if set(HTER_BOUNDS) <= set(table.columns):  # one setting's 95 % interval: the verdict's
+        columns[columns.index("test_hter") + 1 : 0] = HTER_BOUNDS  # (probe: a best without any)
     best = rows.reindex(columns=columns).reset_index(drop=True)
     for name in PARAMS:
         best[name] = best[name].astype("Int64")
@@ -133,10 +138,13 @@ def best_per_family(table: pd.DataFrame) -> pd.DataFrame:
 
 def best_clauses(best: pd.DataFrame) -> list[str]:
     """The best head by dev ACER (the first of :func:`best_per_family`'s rows: dev ACER, then
-    dev EER, then the smaller), its trial, head params, dev and test ACER and test HTER, as
-    clauses a wrapped line keeps whole."""
+    dev EER, then the smaller), its trial, head params, dev and test ACER and test HTER (with its
+    95 % interval, of a single setting: how far one draw's figure is from a finding), as clauses
+    a wrapped line keeps whole."""
     top = best.iloc[0]
     std = [top.get(f"{key}{STD}") for key in ("dev_acer", "test_acer", "test_hter")]
+    bounds = _interval(*(top.get(bound) for bound in HTER_BOUNDS))  # one setting's
+    interval = f", 95% CI {bounds}" if bounds else ""
     head = f"{top['head']} (trial {int(top['trial'])}, "
     head += f"{format_value('params_head', top['params_head'])} head params):"
     return [
@@ -145,7 +153,7 @@ def best_clauses(best: pd.DataFrame) -> list[str]:
         f"dev ACER {format_value('dev_acer', top['dev_acer'], std[0])},",
         f"test ACER {format_value('test_acer', top['test_acer'], std[1])},",
         # the figure cross-domain papers and Replay-Attack's protocol head their tables with
-        f"HTER {format_value('test_hter', top['test_hter'], std[2])}",
+        f"HTER {format_value('test_hter', top['test_hter'], std[2])}" + interval,
     ]
 
 
