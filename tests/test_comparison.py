@@ -21,6 +21,7 @@ import zlib
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -895,3 +896,27 @@ def test_the_study_list_and_notes_tell_backends_and_precisions_apart(store, caps
     assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "- Keras backend: jax\n" in out and "- extraction precision: float32\n" in out
+
+
+def test_a_report_whose_runs_lost_their_scores_leaves_their_curves_out_and_says_so(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """The artifacts folder moved away (probe: the closing stopped with "the tracking store did
+    not answer", status 3, and a rerun of the finished study printed no report at all)."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    try:
+        study, experiment_id, _, _ = build_study(tmp_path, "moved", REAL_TRIALS[:3], demo=True)
+        runs = trial_runs(experiment_id)
+        lost = runs["run_id"].iloc[0]
+        (Path(urlparse(runs["artifact_uri"].iloc[0]).path) / "scores.csv").unlink()
+        with tracking.run("study moved", "study", {tracking.STUDY_TAG: "moved"}) as parent:
+            table = parent_run.log_comparison(study, experiment_id, "moved")
+        page = artifact(parent.info.run_id, parent_run.REPORT, tmp_path / "out").read_text()
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert len(table) >= 3  # every trial compared
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [m for m in said if m.startswith("report: test ROC curves left out for 1 trial run ")]
+    assert f"({lost}) whose scores.csv its artifact store no longer holds" in page

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 from unittest.mock import Mock
+from urllib.parse import urlparse
 
 import cv2
 import h5py
@@ -44,6 +45,7 @@ from experiments.commands import study as sweep_study
 from experiments.commands.study import run_sweep
 from experiments.commands.sweep import SweepConfig
 from experiments.config import EvaluationOptions
+from experiments.results import parent_run
 from experiments.stores import retries, runs_table, tracking
 from experiments.trial import objective, training
 from experiments.trial.search import baselines
@@ -617,6 +619,30 @@ def test_a_sweep_stopped_by_its_timeout_says_so(workspace, monkeypatch, capsys):
     assert retries.finished_count(result.study.get_trials()) == 1  # the deadline, once it began
     said = "stopped by --timeout 0.5: 1 of 3 trials finished; the same command goes on from there"
     assert said in capsys.readouterr().out.splitlines()
+
+
+def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
+    workspace, monkeypatch, capsys
+):
+    """Its closing stopped before the report (the tracking store away; probe: its artifacts
+    moved, "rerun the same command to resume" said, and the rerun printed no report at all)."""
+    monkeypatch.chdir(workspace)
+    first = run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
+    client = MlflowClient()
+    folder = Path(urlparse(client.get_run(first.parent_run_id).info.artifact_uri).path)
+    (folder / "report.html").unlink()
+    client.set_terminated(first.parent_run_id, "FAILED")  # as a closing stopped by an error
+    capsys.readouterr()
+    again = run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
+    said = capsys.readouterr().out.splitlines()
+    assert (
+        f"the study's report, which no closing had written, written on run {first.parent_run_id}"
+    ) in said
+    assert (folder / "report.html").is_file()
+    assert again.comparison.attrs["report"] == parent_run.report_location(first.parent_run_id)
+    assert client.get_run(first.parent_run_id).info.status == "FINISHED"
+    run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
+    assert "no closing had written" not in capsys.readouterr().out  # once
 
 
 def test_pruned_trial_ends_killed(workspace, monkeypatch):

@@ -146,8 +146,9 @@ def run_sweep(
     context = ids.run_context(config, features, settings)
     parents = tracking.study_parents(experiment_id, study_name)
     if done >= config.trials:  # no new parent run: the comparison as it stands
-        table = standing_comparison(experiment_id, study_name)
-        _settle_finished(config, experiment_id, study_name, table)
+        table = _settle_finished(
+            config, study, experiment_id, standing_comparison(experiment_id, study_name)
+        )
         return SweepResult(study, experiment_id, parents[0] if parents else "", table, features)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     worker = workers.worker_name()
@@ -259,17 +260,27 @@ def check_stores(config: SweepConfig) -> str:
 
 
 def _settle_finished(
-    config: SweepConfig, experiment_id: str, name: str, table: pd.DataFrame
-) -> None:
-    """What a finished study's rerun does before its closing (``table``: its comparison): the
-    parent runs of workers killed as they closed are closed, and the family bests of a sweep
-    stopped before it registered them are registered."""
+    config: SweepConfig, study: optuna.Study, experiment_id: str, table: pd.DataFrame
+) -> pd.DataFrame:
+    """What a finished study's rerun does before its closing (``table``: its comparison, which
+    it returns): the parent runs of workers killed as they closed are closed, the family bests
+    of a sweep stopped before it registered them are registered, and the report of a closing
+    stopped before it wrote one (the tracking store away, artifacts moved: probe) is written on
+    the newest parent run, as "rerun the same command" promised."""
+    name = study.study_name
     for reason in liveness.close_dead_parents(experiment_id, name).values():
         print(f"a parent run closed: {reason}", flush=True)
     from experiments.serving import models
 
     if models.unregistered(name, table):
         print("registered models: " + ", ".join(register_best(config, experiment_id, name)))
+    parents = tracking.study_parents(experiment_id, name)
+    if "report" in table.attrs or not parents:
+        return table
+    with mlflow.start_run(run_id=parents[0]):  # ended FINISHED, its closing done
+        table = parent_run.log_comparison(study, experiment_id, name)
+    print(f"the study's report, which no closing had written, written on run {parents[0]}")
+    return table
 
 
 def register_best(config: SweepConfig, experiment_id: str, study_name: str) -> list[str]:
@@ -428,7 +439,7 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
         return False
     print(said)
     print(console.study_line(name, done, config.trials, 1, 0), flush=True)
-    _settle_finished(config, experiment_id, name, table)  # as the full path does
+    table = _settle_finished(config, study, experiment_id, table)  # as the full path does
     _print_closing(config, SweepResult(study, experiment_id, "", table, None))
     return True
 

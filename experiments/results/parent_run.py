@@ -4,6 +4,7 @@ description (Markdown, as MLflow shows it) and where the report is.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,6 +13,7 @@ from urllib.request import url2pathname
 import mlflow
 import optuna
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from core.words import counted
@@ -36,6 +38,8 @@ from experiments.stores.runs_table import PARAMS, TRAINABLE, WORST_RATE, trial_t
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run's description (Markdown)
 REPORT = "report.html"
+
+log = logging.getLogger(__name__)
 
 
 def description(
@@ -114,11 +118,16 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
         folder = Path(folder)
         _counts_as_integers(table).to_csv(folder / "comparison.csv", index=False)
         _counts_as_integers(best).to_csv(folder / "best_per_family.csv", index=False)
-        test_scores = {}
+        test_scores, missing = {}, []
         for run_id in table["run_id"].unique():  # a family's best is often a baseline too
-            path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)
+            try:
+                path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)
+            except (MlflowException, OSError):  # moved or deleted: the rest is reported (probe)
+                missing.append(run_id)
+                continue
             frame = pd.read_csv(path, keep_default_na=False)
             test_scores[run_id] = ScoreSet.from_frame(_first_setting(frame, "test"))
+        gone = _missing_scores(missing)
         report.write_html(
             folder / REPORT,
             f"Study {study_name}",
@@ -136,6 +145,7 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
                 *(f"{line}." for line in missed_species(table)),
                 *evaluation_notes(runs),
                 RATES_NOTE,
+                *([gone] if gone else []),
             ],
             banner=demo_banner(table),
         )
@@ -145,6 +155,22 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
     mlflow.set_tag(NOTE_TAG, description(table, study_name, states, pareto))
     table.attrs["report"] = report_location(active.info.run_id)
     return table
+
+
+def _missing_scores(run_ids: list[str]) -> str | None:
+    """Warn of the compared trial runs whose ``scores.csv`` their artifact store no longer holds
+    (a store moved or copied without its artifacts folder: the runs keep the old folder's path),
+    and say it in the report; their test ROC curves are left out of it."""
+    if not run_ids:
+        return None
+    where = mlflow.MlflowClient().get_run(run_ids[0]).info.artifact_uri
+    said = (
+        f"test ROC curves left out for {counted(len(run_ids), 'trial run')} "
+        f"({', '.join(run_ids)}) whose scores.csv its artifact store no longer holds (the "
+        f"first's: {where}): the artifacts were moved or deleted; put them back there"
+    )
+    log.warning("report: %s", said)
+    return said
 
 
 def _first_setting(frame: pd.DataFrame, split: str) -> pd.DataFrame:
