@@ -360,6 +360,8 @@ def test_a_study_whose_database_was_lost_is_refused_not_run_again(data, tmp_path
     experiment = client.get_experiment_by_name("lost").experiment_id
     runs = client.search_runs([experiment], "tags.`vggface_heads.role` = 'trial'")
     assert len(runs) == 1  # nothing ran again
+    # nor was a study made: its baselines queued in it (probe)
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/optuna.db") == []
 
 
 @pytest.mark.parametrize(("store", "flag"), [("optuna", "--storage"), ("mlflow", "--tracking-uri")])

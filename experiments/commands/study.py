@@ -130,7 +130,12 @@ def run_sweep(
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     fresh = set(states) <= {"WAITING"}  # a database that ran nothing: only queued baselines
-    experiment_id = tracking.use_experiment(study_name, states.count("COMPLETE"), fresh)
+    try:
+        experiment_id = tracking.use_experiment(study_name, states.count("COMPLETE"), fresh)
+    except ValueError:  # refused: a study this worker made is not left behind (probe)
+        if fresh and joined == 0:
+            optuna.delete_study(study_name=study_name, storage=config.storage)
+        raise
     done = retries.finished_count(trials)
     running = retries.running_count(trials) - len(retries.dead_here(trials))  # live workers'
     starting = not done and joined > 0 and not identity.maker_gone(study, workers.worker_name())
