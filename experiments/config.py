@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,12 @@ class KeepWeights(enum.StrEnum):
     ALL = "all"  # every trial
     BEST = "best"  # a trial that is its family's best so far (the comparison's ranking)
     NONE = "none"
+
+
+def _as_written(value: float) -> float:
+    """``value``'s 12-digit form where it is within a few units of its last place, else itself."""
+    written = float(f"{value:.12g}")
+    return written if abs(written - value) <= 4 * math.ulp(value) else value
 
 
 def head_shown(head: str, fine_tune: str) -> str:
@@ -96,10 +103,12 @@ class TrialConfig:
 
     def params(self) -> dict[str, Any]:
         """Flat parameters to log: head, output and every hyper-parameter, floats as a person
-        writes them (a 0.1 step gives 0.30000000000000004; it is logged as 0.3)."""
+        writes them where that is the same number but for float rounding (a 0.1 step gives
+        0.30000000000000004; it is logged as 0.3), else every digit (a sampled learning rate:
+        12 digits were logged, not the rate trained with: probe)."""
         flat = asdict(self)
         flat.update(flat.pop("hparams"))
-        return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in flat.items()}
+        return {k: _as_written(v) if isinstance(v, float) else v for k, v in flat.items()}
 
     @classmethod
     def from_params(cls, params: dict[str, str], defaults: dict[str, Any]) -> TrialConfig:
