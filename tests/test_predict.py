@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import re
 import shutil
@@ -642,7 +643,9 @@ def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri
     assert restored[0] == 0, restored
 
 
-def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri, runs, tmp_path):
+def test_best_models_are_registered_and_score_frames_as_predict_does(
+    sweep, uri, runs, tmp_path, caplog
+):
     root, first, *_ = sweep
     mlflow.set_tracking_uri(uri)
     table = tables.comparison(trial_table(runs))
@@ -691,6 +694,8 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
         assert said["frames"].startswith(f"core.data.frames.read_frames(clip, {FRAMES}): ")
         assert said["reads"].startswith("clips" if model.config.kind == "sequence" else "frames")
         assert said["keras_backend"] == "tensorflow"  # the process to load it in (probe)
+        mean = "the mean of its" in said["decision"]  # the threshold was set on clip scores
+        assert mean == (model.config.kind == "frame") and "dev_threshold" in said["decision"]
         if model.config.kind == "sequence":  # one clip of FRAMES frames
             np.testing.assert_allclose(probabilities, [expected.score], rtol=1e-6)
         else:
@@ -707,6 +712,13 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(sweep, uri,
             config["score_faceless"] = "maybe"
             with pytest.raises(trial_model.ScoringError, match="takes true or false, got 'maybe'"):
                 mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
+            # a study of another backend: said on loading, as predict.py says it (review)
+            other = {"trial": dataclasses.replace(model, keras_backend="jax").to_dict()}
+            with caplog.at_level(logging.WARNING):
+                mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=other)
+            assert scorer.other_backend(dataclasses.replace(model, keras_backend="jax")) in [
+                r.getMessage() for r in caplog.records
+            ]
         nothing = loaded.predict(raw[:0])  # no frame: no score, not NumPy's reshape error
         assert nothing.shape == (0,) and nothing.dtype == np.float64
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames

@@ -35,8 +35,8 @@ class FeatureOptions:
     face_crop: bool | None = None  # None: on for the user's data, off for the synthetic set
     face_detector: str = "auto"  # "auto" (MTCNN where it runs, else Haar), "mtcnn" or "haar"
     database_boxes: bool = True  # use the face boxes a database ships instead of detecting
-    # of extraction (a cache key part) and, unless "auto", of the sweep's training;
-    # "auto": :func:`resolve_precision` for extraction, float32 for training
+    # of extraction (a cache key part); "auto": :func:`resolve_precision`. The sweep's heads
+    # train in --train-precision (float32 unless given)
     precision: str = AUTO_PRECISION
     batch_size: int | None = None  # frames per forward pass, None: the device's; same features
     progress: bool = True

@@ -186,7 +186,7 @@ def run_sweep(
                 "pruner": type(study.pruner).__name__,
                 "frames_per_clip": features.frames_per_clip,
                 "protocol": context["protocol"],
-                "face_crop": features.face_crop_method,
+                "face_crop": context["face_crop"],  # every source's, as the tag (review)
                 "extraction_precision": context["extraction_precision"],
                 "training_precision": config.training_precision,
                 "keep_weights": config.keep_weights.value,

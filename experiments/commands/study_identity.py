@@ -18,6 +18,7 @@ from core.features.crop import FaceCrop
 from experiments import domains
 from experiments.commands.sweep import SweepConfig
 from experiments.config import safe_name
+from experiments.serving.trial_model import DEFAULT_WEIGHTS
 from experiments.stores import identity, record, tracking
 from experiments.trial import search
 from experiments.trial.evaluation import Setting, evaluation_context, study_suffix
@@ -208,7 +209,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "fold": _fold_tag({s.fold for s in settings}),
         "layout": each("layout"),
         "subject_pattern": config.features.subject_pattern or "none",
-        "weights": os.path.abspath(os.path.expanduser(weights)) if weights else "default",
+        "weights": os.path.abspath(os.path.expanduser(weights)) if weights else DEFAULT_WEIGHTS,
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": each("fingerprint"),
         # the tested clips' entry (a target's or --test-data's had no tag: probe W)

@@ -26,11 +26,10 @@ from experiments.serving.trial_model import TrialModel, fetch_artifact
 from experiments.stores import tracking
 
 TAG = "crop_check"  # + "." and the detector: one line per detector (review)
-CLIPS = 16  # dev clips scored again: a minute or less on a CPU
 REFUSED = "predict.py does not score such a clip without --score-faceless"
 
 
-def crop_check(model: TrialModel, scorer: Scorer, limit: int = CLIPS) -> str:
+def crop_check(model: TrialModel, scorer: Scorer, limit: int) -> str:
     """One line saying how the detector's crop changes the study's dev scores (recorded on the
     run the first time), or why it cannot be measured here."""
     client = MlflowClient()

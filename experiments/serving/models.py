@@ -176,7 +176,7 @@ def input_metadata(model: TrialModel) -> dict[str, Any]:
     """What the model reads, as a loaded model says it (``model.metadata.metadata``): a sequence
     head's score depends on which frames it is given (a user passed first, middle and last; the
     study read segment centres, and the decision flipped), so the frames are named, and the
-    threshold their score is decided at."""
+    threshold their score is decided at, a frame head's on the mean of a clip's frames."""
     count = model.frames_per_clip
     sequence = model.config.kind == "sequence"
     return {
@@ -185,7 +185,15 @@ def input_metadata(model: TrialModel) -> dict[str, Any]:
         "frames": f"core.data.frames.read_frames(clip, {count}): the centres of {count} equal "
         "segments of the clip, as the study read them",
         "dev_threshold": model.threshold,
-        "decision": "bona fide where the probability is at or above dev_threshold",
+        # the threshold was set on clips: a frame head's on the mean of a clip's frames (review)
+        "decision": (
+            f"a clip of {count} frames is bona fide where its probability is at or above "
+            "dev_threshold"
+            if sequence
+            else f"a clip is bona fide where the mean of its {count} frames' probabilities is "
+            "at or above dev_threshold (the threshold was set on clips; one frame's own "
+            "probability was not calibrated)"
+        ),
         # load it under this backend: a random demonstration backbone is each backend's own
         **({"keras_backend": model.keras_backend} if model.keras_backend else {}),
     }

@@ -26,16 +26,17 @@ from core.backbone.spec import preprocess_input
 from core.constants import FEATURE_SIZE
 from core.data.clips import Clip, DataError
 from core.data.frames import TooFewFrames, prepare_frames, read_clip
+from core.device import keras_backend
 from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
 from core.quiet import import_backend_quietly
 from experiments.metrics import clip_scores
 from experiments.serving.trial_model import DEFAULT_WEIGHTS, ScoringError, TrialModel
+from experiments.stores.tracking import TOP_WEIGHTS
 
 log = logging.getLogger(__name__)
 
 BATCH = 16  # frames per backbone pass, as extraction's default --batch-size on a CPU
-TOP_WEIGHTS = "backbone_top.h5"
 
 
 def backbone_weights(
@@ -203,8 +204,8 @@ class Scorer:
         :func:`fetch_top_weights` (a fine-tuned trial's backbone layers)."""
         if (top_weights is None) != (model.fine_tune == "none"):
             raise ScoringError(
-                f"run {model.run_id} fine-tuned {model.fine_tune}: its {TOP_WEIGHTS} is needed "
-                "exactly when it fine-tuned"
+                f"run {model.run_id} fine-tuned {model.fine_tune}: its {TOP_WEIGHTS} is "
+                "needed exactly when it fine-tuned"
             )
         # every registered model's code (earlier versions' too) builds this: the backend first,
         # without TensorFlow's start-up lines (``predict.py --verbose`` imported it, lines and all)
@@ -348,3 +349,16 @@ class Scorer:
             if not score_faceless:
                 scores[faceless] = np.nan
         return scores
+
+
+def other_backend(model: TrialModel) -> str | None:
+    """What scoring ``model`` under this process's Keras backend changes, where its study ran
+    under another; None where it ran under this one (or did not record it)."""
+    if not model.keras_backend or model.keras_backend == keras_backend():
+        return None
+    return (
+        f"the study ran under KERAS_BACKEND={model.keras_backend}, this process under "
+        f"{keras_backend()}: the backbone's kernels differ, so scores can differ from the "
+        f"study's (by percents in bfloat16, about 1e-4 in float32); run under "
+        f"KERAS_BACKEND={model.keras_backend} for the study's own"
+    )
