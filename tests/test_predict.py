@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from core import device
 from core.data.frames import read_clip
-from core.features import FeatureOptions
+from core.features import FeatureOptions, faces
 from core.features.crop import FaceCrop
 from experiments.commands import predict
 from experiments.commands.study import run_sweep
@@ -716,9 +716,19 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(
             other = {"trial": dataclasses.replace(model, keras_backend="jax").to_dict()}
             with caplog.at_level(logging.WARNING):
                 mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=other)
-            assert scorer.other_backend(dataclasses.replace(model, keras_backend="jax")) in [
-                r.getMessage() for r in caplog.records
-            ]
+            # the run records what made its crops and frames; another version of either is said
+            crop = model.face_crop.detector
+            made = faces.detector_version(crop) if crop else "none"
+            assert (model.face_detector_version, model.preprocessing) == (made, "2")
+            assert scorer.drift(model, crop) == []
+            older = {"face_detector_version": "mtcnn 0.1.0", "preprocessing": "1"}
+            mtcnn, frames = scorer.drift(dataclasses.replace(model, **older), "mtcnn")
+            assert mtcnn.startswith("the study's faces were found by mtcnn 0.1.0, this process's")
+            assert mtcnn.endswith("install mtcnn==0.1.0 for the study's own")
+            assert frames.startswith("the study's frames were prepared by preprocessing version 1,")
+            (said,) = scorer.drift(dataclasses.replace(model, keras_backend="jax"), None)
+            assert said.startswith("the study ran under KERAS_BACKEND=jax, this process under ")
+            assert said in [r.getMessage() for r in caplog.records]
         nothing = loaded.predict(raw[:0])  # no frame: no score, not NumPy's reshape error
         assert nothing.shape == (0,) and nothing.dtype == np.float64
         with pytest.raises(mlflow.exceptions.MlflowException):  # the signature: uint8 frames

@@ -126,7 +126,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_scorer(args: argparse.Namespace):
     """The run's head on its backbone (a :class:`~experiments.serving.scorer.Scorer`);
     ScoringError (one line) for any bad input."""
-    from core.device import keras_backend
     from experiments.serving import scorer, trial_model
 
     if args.run:
@@ -154,14 +153,8 @@ def load_scorer(args: argparse.Namespace):
             model.describe() + (f" (clips without database boxes: {detector})" if other else ""),
             file=sys.stderr,
         )
-        if model.keras_backend and model.keras_backend != keras_backend():
-            print(
-                f"warning: the study ran under KERAS_BACKEND={model.keras_backend}, this process "
-                f"under {keras_backend()}: the backbone's kernels differ, so scores can differ "
-                f"from the study's (by percents in bfloat16, about 1e-4 in float32); run under "
-                f"KERAS_BACKEND={model.keras_backend} for the study's own",
-                file=sys.stderr,
-            )
+        for said in scorer.drift(model, detector):
+            print(f"warning: {said}", file=sys.stderr)
         return scorer.Scorer(model, head_weights, weights, detector, top_weights)
 
 

@@ -221,6 +221,9 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         **FaceCrop.pooled([f.crop for f in pooled]).tags(),
         "frames_per_clip": str(features.frames_per_clip),  # tables say options that differ
         "extraction_precision": features.manifest["key_parts"]["precision"],
+        # what the crops and frames were made with: serving says where its own differ (review)
+        "face_detector_version": features.manifest["key_parts"]["detector"] or "none",
+        "preprocessing": str(features.manifest["key_parts"]["preprocessing"]),
         "training_precision": config.training_precision,
         "keras_backend": keras_backend(),  # what trained the heads: figures differ by backend
         **evaluation_context(config.evaluation, settings),

@@ -60,7 +60,7 @@ class HeadOnBackbone(PythonModel):
                 model.face_crop.clips,
                 detector,
             )
-        if said := scorer.other_backend(model):  # as predict.py says it (review)
+        for said in scorer.drift(model, detector):  # as predict.py says them (review)
             logging.getLogger(__name__).warning(said)
         self.score_faceless = scorer.check_score_faceless(
             model.face_crop, _switch(config.get("score_faceless")), "model_config score_faceless"

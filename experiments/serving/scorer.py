@@ -29,6 +29,7 @@ from core.data.frames import TooFewFrames, prepare_frames, read_clip
 from core.device import keras_backend
 from core.features import default_weights_path, faces, random_backend, weights_fingerprint
 from core.features.crop import FaceCrop
+from core.features.extract import PREPROCESSING_VERSION
 from core.quiet import import_backend_quietly
 from experiments.metrics import clip_scores
 from experiments.serving.trial_model import DEFAULT_WEIGHTS, ScoringError, TrialModel
@@ -351,14 +352,29 @@ class Scorer:
         return scores
 
 
-def other_backend(model: TrialModel) -> str | None:
-    """What scoring ``model`` under this process's Keras backend changes, where its study ran
-    under another; None where it ran under this one (or did not record it)."""
-    if not model.keras_backend or model.keras_backend == keras_backend():
-        return None
-    return (
-        f"the study ran under KERAS_BACKEND={model.keras_backend}, this process under "
-        f"{keras_backend()}: the backbone's kernels differ, so scores can differ from the "
-        f"study's (by percents in bfloat16, about 1e-4 in float32); run under "
-        f"KERAS_BACKEND={model.keras_backend} for the study's own"
-    )
+def drift(model: TrialModel, detector: str | None) -> list[str]:
+    """What scoring ``model`` here changes from how its study scored, as warnings: another Keras
+    backend, another version of the face detector (``detector``, the one that crops here) or
+    of the frames' preprocessing; none where the study did not record them."""
+    said = []
+    if model.keras_backend and model.keras_backend != keras_backend():
+        said.append(
+            f"the study ran under KERAS_BACKEND={model.keras_backend}, this process under "
+            f"{keras_backend()}: the backbone's kernels differ, so scores can differ from the "
+            f"study's (by percents in bfloat16, about 1e-4 in float32); run under "
+            f"KERAS_BACKEND={model.keras_backend} for the study's own"
+        )
+    here = faces.detector_version(detector) if detector else "none"
+    was = model.face_detector_version
+    if was and was != "none" and detector == was.split()[0] and here != was:
+        said.append(
+            f"the study's faces were found by {was}, this process's by {here}: its boxes, and "
+            f"so the scores, can differ from the study's; install {was.replace(' ', '==')} for "
+            "the study's own"
+        )
+    if model.preprocessing and model.preprocessing != str(PREPROCESSING_VERSION):
+        said.append(
+            f"the study's frames were prepared by preprocessing version {model.preprocessing}, "
+            f"this version's by {PREPROCESSING_VERSION}: scores can differ from the study's"
+        )
+    return said

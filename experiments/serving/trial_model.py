@@ -68,6 +68,10 @@ class TrialModel:
     face_crop: FaceCrop
     extraction_precision: str = "float32"  # the backbone's, as the study extracted its features
     keras_backend: str = ""  # what trained the head ("" for runs that did not record it)
+    # the face detector's version and the frames' preprocessing version the study's features
+    # were made with ("mtcnn 1.0.0", "2"; "" for runs that did not record them)
+    face_detector_version: str = ""
+    preprocessing: str = ""
     # each weights artifact's SHA-256 as its trial logged it (none: runs logged before)
     checksums: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -158,6 +162,8 @@ def trial_model(run_id: str, client: MlflowClient | None = None) -> TrialModel:
         face_crop=FaceCrop.from_tags(tags),
         extraction_precision=extraction,
         keras_backend=tags.get("keras_backend", ""),
+        face_detector_version=tags.get("face_detector_version", ""),
+        preprocessing=tags.get("preprocessing", ""),
         checksums={name: tags[tag] for name, tag in tracking.CHECKSUM_TAGS.items() if tag in tags},
     )
 
