@@ -612,6 +612,19 @@ def test_a_folder_of_clips_short_clips_and_odd_names_are_each_scored(
     code, out, err = run_predict(capsys, *flags, "--run", sequence, str(image))  # a sequence head
     assert code == 2 and out[1:] == [f"{image}\t\ttoo short\t"]  # read: "not read" (probe)
     assert f"not scored: {image}: has 1 frame, needs {FRAMES}" in err
+    # a name that is not UTF-8 crashed OpenCV, and predict with it, every later clip lost
+    # (probe): given, its row says "not read"; under a folder given, it is said
+    latin = Path(os.fsdecode(bytes(tmp_path / "phone") + b"/caf\xe9.m4v"))
+    shutil.copy(video, latin)
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(latin), str(video))
+    shown = os.fsencode(latin).decode("utf-8", "backslashreplace")
+    assert code == 2 and [row.split("\t")[2] for row in out[1:]][1] in ("bona fide", "attack")
+    assert out[1].split("\t")[2] == "not read"
+    assert f"skipped: {shown}: its name is not UTF-8, which OpenCV cannot open: rename it" in err
+    code, out, err = run_predict(capsys, *flags, "--run", frame_head, str(phone))
+    assert code == 2 and len(out) == 2  # its other video scored
+    assert f"not read: {shown}: its name is not UTF-8: rename it" in err
+    assert err[-1] == "error: 1 path under the folders given could not be read (named above)"
 
 
 def test_a_head_weights_file_changed_in_the_artifact_store_is_refused(sweep, uri, runs, capsys):
@@ -694,6 +707,8 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(
         assert said["frames"].startswith(f"core.data.frames.read_frames(clip, {FRAMES}): ")
         assert said["reads"].startswith("clips" if model.config.kind == "sequence" else "frames")
         assert said["keras_backend"] == "tensorflow"  # the process to load it in (probe)
+        assert said["input"].startswith("uint8 RGB frames (N, H, W, 3)")
+        assert ("backbone" in said) == model.random_backbone  # a demonstration says so
         mean = "the mean of its" in said["decision"]  # the threshold was set on clip scores
         assert mean == (model.config.kind == "frame") and "dev_threshold" in said["decision"]
         if model.config.kind == "sequence":  # one clip of FRAMES frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,12 @@ def frame_files(folder: Path) -> list[Path]:
 
 def _natural_key(path: Path) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name.lower())]
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a UTF-8 line can hold it: a name's bytes that are not UTF-8 as ``\\xe9``
+    (printed as they are, they raised UnicodeEncodeError on a UTF-8 stdout)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def utf8_name(name: str) -> bool:

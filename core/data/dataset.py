@@ -30,6 +30,7 @@ from core.data.clips import (
     NoUsableClip,
     Split,
     frame_files,
+    shown_path,
     utf8_name,
 )
 from core.data.layouts import AUTO, Layout, Protocol, check_one_database, detect, get_protocol
@@ -306,10 +307,19 @@ def _set_aside(root: Path, candidates: list[Path], layout: Layout) -> tuple[list
     return kept, "; ".join(said)
 
 
-def clips_under(root: Path, videos: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Path]:
+def clips_under(
+    root: Path, videos: tuple[str, ...] = VIDEO_SUFFIXES
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every video file (of the suffixes ``videos``) and frame folder under ``root``, as a
-    database's are found (what is skipped there is not said here)."""
-    return _find_clips(root, videos)[0]
+    database's are found, and what may have been a clip but cannot be read (a name that is not
+    UTF-8, a link to nothing, a folder that cannot be read), each with why: a reader of the
+    clips said them not (probe); other files are not said."""
+    clips, skipped = _find_clips(root, videos)
+    return clips, [(path, why) for path, why in skipped if why.startswith(UNREACHED)]
+
+
+# why a path under a data folder, a clip or a folder of them perhaps, cannot be read
+UNREACHED = ("its name is not UTF-8: rename it", "a link to nothing", "cannot read this folder")
 
 
 def _find_clips(
@@ -324,14 +334,13 @@ def _find_clips(
     seen: dict[str, Path] = {}  # folders walked, by their real path: each is read once
 
     def unreadable(err: OSError) -> None:
-        skipped.append((Path(err.filename), f"cannot read this folder ({err.strerror})"))
+        skipped.append((Path(err.filename), f"{UNREACHED[2]} ({err.strerror})"))
 
     def usable(here: Path, name: str) -> bool:
-        if not utf8_name(name):  # named as the disk has it, its other bytes as \xe9: a log or
-            shown = os.fsencode(name).decode("utf-8", "backslashreplace")  # a record takes that
-            skipped.append((here / shown, "its name is not UTF-8: rename it"))
+        if not utf8_name(name):  # its other bytes as \xe9, which a log or a record takes
+            skipped.append((Path(shown_path(here / name)), UNREACHED[0]))
         elif not os.path.exists(here / name):
-            skipped.append((here / name, "a link to nothing"))
+            skipped.append((here / name, UNREACHED[1]))
         else:
             return True
         return False

@@ -26,6 +26,8 @@ from core.data.clips import (
     ClipError,
     DataError,
     frame_files,
+    shown_path,
+    utf8_name,
 )
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,10 @@ def _read_image(file: Path) -> np.ndarray:
 
 
 def _open(path: Path) -> cv2.VideoCapture:
+    if not utf8_name(str(path)):  # OpenCV's VideoCapture crashed the process on one (probe)
+        raise ClipError(
+            f"{shown_path(path)}: its name is not UTF-8, which OpenCV cannot open: rename it"
+        )
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()

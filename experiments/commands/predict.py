@@ -40,8 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.data.clips import shown_path
 from core.flags import given_name, given_path
 from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
+from core.words import counted
 from experiments.commands.quiet import OneLineParser
 
 DECISIONS = {True: "bona fide", False: "attack"}
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             "whole: its frame_scores column stays empty",
             file=sys.stderr,
         )
-    clips = _expanded(args.clips)
+    clips, unreached = _expanded(args.clips)
     known = {}  # the study's own clips with database boxes: cropped with them, as it cropped them
     if scorer.detector:  # own clips only where the study's tags say boxes cropped some
         from experiments.serving.crop_check import own_clips
@@ -245,25 +247,25 @@ def main(argv: list[str] | None = None) -> int:
             _score_each(args, clips, scorer, rows, interrupted, bad, known)
     except BrokenPipeError:
         reader_gone()
-    if bad:  # also of the clips before a reader that stopped early (it ended 0: review)
-        print(
-            f"error: {len(bad)} of {len(clips)} clips could not be scored (named above)",
-            file=sys.stderr,
-        )
+    if bad or unreached:  # also of the clips before a reader that stopped early (review)
+        said = [f"{len(bad)} of {len(clips)} clips could not be scored"] if bad else []
+        if unreached:  # under a folder given: no row of their own (probe)
+            said.append(f"{counted(unreached, 'path')} under the folders given could not be read")
+        print(f"error: {' and '.join(said)} (named above)", file=sys.stderr)
         return 2
     return 0
 
 
-def _expanded(paths: list[Path]) -> list[Path]:
+def _expanded(paths: list[Path]) -> tuple[list[Path], int]:
     """The clips given: a folder that holds no frame of its own, or holds videos of its own,
     stands for the clips under it (its videos and frame folders, as a database's are found); it
     was refused as a frame folder without frames, and a folder of videos with a thumbnail beside
-    them was read as one clip of one frame, its videos left unsaid (probes)."""
+    them was read as one clip of one frame, its videos left unsaid (probes). With how many paths
+    under those folders could not be read (said on stderr: a name not UTF-8 was dropped)."""
     from core.data.clips import READABLE_VIDEO_SUFFIXES, frame_files
     from core.data.dataset import clips_under
-    from core.words import counted
 
-    clips = []
+    clips, unreached = [], 0
     for path in paths:
         inside, images = [], []
         if path.is_dir():
@@ -276,17 +278,20 @@ def _expanded(paths: list[Path]) -> list[Path]:
                 and p.is_file()
             ]
             if videos or not images:
-                inside = clips_under(path, READABLE_VIDEO_SUFFIXES)
+                inside, skipped = clips_under(path, READABLE_VIDEO_SUFFIXES)
+                for where, why in skipped:  # dropped without a word (probe)
+                    print(f"not read: {where}: {why}", file=sys.stderr)
+                unreached += len(skipped)
         if inside:
-            print(f"{path}: {counted(len(inside), 'clip')} under it", file=sys.stderr)
+            print(f"{shown_path(path)}: {counted(len(inside), 'clip')} under it", file=sys.stderr)
         if inside and images:
             print(
-                f"{path}: {counted(len(images), 'image')} beside its videos not scored "
+                f"{shown_path(path)}: {counted(len(images), 'image')} beside its videos not scored "
                 "(a folder of frames holds frames alone: move them to a folder of their own)",
                 file=sys.stderr,
             )
         clips += inside or [path]
-    return clips
+    return clips, unreached
 
 
 def _score_each(
@@ -303,17 +308,17 @@ def _score_each(
     not scored is added to ``bad`` before its row is written (a reader gone stops the writing)."""
     from core.data.clips import DataError
     from core.data.frames import TooFewFrames
-    from core.words import counted
 
     empty = [""] * args.per_frame  # a row as wide as the header
-    for path in clips:
+    for clip in clips:
         interrupted()
+        path = shown_path(clip)  # a name not UTF-8 as \xe9: printed as it is, it raised (probe)
         try:
-            result = scorer.score_clip(path, shorter=True, clip=known.get(path.resolve()))
+            result = scorer.score_clip(clip, shorter=True, clip=known.get(clip.resolve()))
         except DataError as err:  # a sequence head's clip too short was read: said so (probe)
             short = isinstance(err, TooFewFrames)
             print(f"{'not scored' if short else 'skipped'}: {err}", file=sys.stderr)
-            bad.append(path)
+            bad.append(clip)
             rows.writerow([path, "", "too short" if short else "not read", "", *empty])
             sys.stdout.flush()
             continue
@@ -326,7 +331,7 @@ def _score_each(
                 f"its {counted(frames, 'frame')} (--score-faceless scores it anyway)",
                 file=sys.stderr,
             )
-            bad.append(path)
+            bad.append(clip)
             rows.writerow([path, "", "no face", no_face, *empty])
             sys.stdout.flush()
             continue

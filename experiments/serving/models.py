@@ -179,8 +179,13 @@ def input_metadata(model: TrialModel) -> dict[str, Any]:
     threshold their score is decided at, a frame head's on the mean of a clip's frames."""
     count = model.frames_per_clip
     sequence = model.config.kind == "sequence"
+    demo = "a random backbone: a demonstration, whose scores mean nothing about VGG-Face"
     return {
         "reads": f"clips of {count} frames, in order" if sequence else "frames, one by one",
+        # OpenCV reads BGR: a user's own reader's frames scored otherwise without a word (probe)
+        "input": "uint8 RGB frames (N, H, W, 3); OpenCV's are BGR: cv2.cvtColor(frame, "
+        "cv2.COLOR_BGR2RGB)",
+        **({"backbone": demo} if model.random_backbone else {}),
         "frames_per_clip": count,
         "frames": f"core.data.frames.read_frames(clip, {count}): the centres of {count} equal "
         "segments of the clip, as the study read them",
