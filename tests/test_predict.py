@@ -17,8 +17,11 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -1018,3 +1021,23 @@ def test_a_test_folders_own_clip_is_cropped_with_its_boxes_where_the_datas_had_n
     logged = scores_csv(run["run_id"], tmp_path / "to-replay").set_index("clip")["score"]
     clip_id = test_clip.relative_to(replay).with_suffix("").as_posix()
     assert float(out[1].split("\t")[1]) == pytest.approx(logged[clip_id], rel=ROUNDING, abs=1e-9)
+
+
+def test_sigterm_stops_predict_as_ctrl_c_does(sweep, uri, runs, capsys, monkeypatch):
+    """A scheduler's time limit or ``kill``: it died at once, status -15 and no word (probe)."""
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(sweep[0] / "data" / "dev" / "attack" / "print" / "client002_1")
+    real, calls = scorer.Scorer.score_clip, []
+
+    def score_then_stop(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(scorer.Scorer, "score_clip", score_then_stop)
+    code, out, err = run_predict(capsys, "--tracking-uri", uri, "--run", run_id, clip, clip, clip)
+    assert code == 143 and len(calls) == 2
+    assert len(out) == 2 and out[1].startswith(f"{clip}\t")  # the header, the first clip's row
+    assert err[-1] == "interrupted: the clips above are scored, the others not"

@@ -42,7 +42,7 @@ from typing import Any
 
 from core.data.clips import shown_path
 from core.flags import given_name, given_path
-from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c
+from core.interrupts import ctrl_c_noticed, stopped_by_ctrl_c, terminate_as_ctrl_c
 from core.words import counted
 from experiments.commands.quiet import OneLineParser
 
@@ -192,6 +192,7 @@ def _last_best(family: str | None) -> str:
     raise ScoringError(said)
 
 
+@terminate_as_ctrl_c()  # SIGTERM stops it as Ctrl-C does (it died without a word: probe)
 @stopped_by_ctrl_c("interrupted: the clips above are scored, the others not")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
