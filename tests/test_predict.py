@@ -730,6 +730,9 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(
             config["score_faceless"] = "maybe"
             with pytest.raises(trial_model.ScoringError, match="takes true or false, got 'maybe'"):
                 mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=config)
+            part = {"trial": {"threshold": 0.5}}  # a bare KeyError: 'config' (probe)
+            with pytest.raises(trial_model.ScoringError, match="^model_config trial: the whole "):
+                mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=part)
             # a study of another backend: said on loading, as predict.py says it (review)
             other = {"trial": dataclasses.replace(model, keras_backend="jax").to_dict()}
             with caplog.at_level(logging.WARNING):

@@ -42,7 +42,14 @@ class HeadOnBackbone(PythonModel):
         from experiments.serving import scorer, trial_model
 
         config = context.model_config or {}
-        model = trial_model.TrialModel.from_dict(config["trial"])
+        try:
+            model = trial_model.TrialModel.from_dict(config["trial"])
+        except (KeyError, TypeError) as err:  # a part of it given: a bare KeyError (probe)
+            raise trial_model.ScoringError(
+                f"model_config trial: the whole trial as the model logged it, or none (its "
+                f"{err} is missing or wrong): override weights_path, face_detector or "
+                "score_faceless instead"
+            ) from None
         weights = scorer.backbone_weights(
             model, config.get("weights_path") or None, flag="model_config weights_path"
         )
