@@ -1044,3 +1044,52 @@ def test_sigterm_stops_predict_as_ctrl_c_does(sweep, uri, runs, capsys, monkeypa
     assert code == 143 and len(calls) == 2
     assert len(out) == 2 and out[1].startswith(f"{clip}\t")  # the header, the first clip's row
     assert err[-1] == "interrupted: the clips above are scored, the others not"
+
+
+def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
+    sweep, runs, capsys, tmp_path
+):
+    """A work folder handed to a colleague kept reading the old folder's artifacts, and failed
+    once that was gone (probe: "put them back there", impossible on another machine);
+    scripts/move_store.py points the copy's store at its own ``mlruns``."""
+    root = sweep[0]
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(root / "data" / "dev" / "attack" / "print" / "client002_1")
+    first, second = tmp_path / "first", tmp_path / "second"
+    for where in (first, second):
+        where.mkdir()
+    stored = ("mlflow.db", "mlflow.db-wal", "mlflow.db-shm", "mlruns")  # its write-ahead log too
+    for name in stored:
+        if (root / name).exists():
+            copy = shutil.copytree if (root / name).is_dir() else shutil.copy2
+            copy(root / name, first / name)
+    script = [sys.executable, str(REPO / "scripts" / "move_store.py")]
+    moved = subprocess.run(
+        [*script, str(first / "mlflow.db"), "--from", str(root)], capture_output=True, text=True
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith(f"{first / 'mlflow.db'}: artifact paths under {root} now ")
+    for name in stored:  # the first copy handed on: it read its own folder
+        if (first / name).exists():
+            copy = shutil.copytree if (first / name).is_dir() else shutil.copy2
+            copy(first / name, second / name)
+    shutil.rmtree(first)
+    store, faceless = f"sqlite:///{second}/mlflow.db", ("--score-faceless", "--run")
+    code, _, err = run_predict(capsys, "--tracking-uri", store, *faceless, run_id, clip)
+    assert code == 2 and "no longer holds it" in err[-1]
+    again = [str(second / "mlflow.db"), "--from", str(first)]
+    moved = subprocess.run([*script, *again], capture_output=True, text=True)
+    assert moved.returncode == 0, moved.stderr
+    code, out, err = run_predict(capsys, "--tracking-uri", store, *faceless, run_id, clip)
+    assert code == 0 and out[1].split("\t")[0] == clip, err
+    nothing = subprocess.run([*script, *again], capture_output=True, text=True)
+    assert nothing.returncode == 2 and "names no artifact folder under" in nothing.stderr
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)  # its registered models load from the copy too
+    try:
+        (version,) = MlflowClient().search_model_versions(f"name = '{STUDY}-lstm'")
+        assert version.source.startswith(str(second))
+        model = mlflow.pyfunc.load_model(f"models:/{STUDY}-lstm@best")
+        assert model.metadata.metadata["frames_per_clip"] == FRAMES
+    finally:
+        mlflow.set_tracking_uri(before)

@@ -167,7 +167,8 @@ def _missing_scores(run_ids: list[str]) -> str | None:
     said = (
         f"test ROC curves left out for {counted(len(run_ids), 'trial run')} "
         f"({', '.join(run_ids)}) whose scores.csv its artifact store no longer holds (the "
-        f"first's: {where}): the artifacts were moved or deleted; put them back there"
+        f"first's: {where}): the artifacts were moved or deleted; put them back there, or "
+        "point a moved store at them (scripts/move_store.py)"
     )
     log.warning("report: %s", said)
     return said

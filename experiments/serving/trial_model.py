@@ -246,7 +246,8 @@ def _gone(model: TrialModel, name: str) -> None:
         raise ScoringError(
             f"run {model.run_id} (trial {model.trial}): its {name} was logged, but its artifact "
             f"store {where} no longer holds it: the artifacts were moved or deleted (a copied "
-            "store keeps the folder they were logged to); put them back there"
+            "store keeps the folder they were logged to); put them back there, or point a "
+            "moved store at them: python scripts/move_store.py mlflow.db --from OLD_FOLDER"
         )
 
 
