@@ -18,6 +18,7 @@ Statuses: 0 rewritten, 2 for a database that is no MLflow SQLite store or holds 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -32,11 +33,17 @@ COLUMNS = (
 )
 
 
+class NothingUnder(ValueError):
+    """The store names no artifact folder under the old folder: nothing was changed."""
+
+
 def move(database: Path, old: str, new: str) -> dict[str, int]:
-    """Rewrite the artifact paths under ``old`` (a folder: ``/a/b`` is not under ``/a``'s sibling
-    ``/a/bc``; plain or ``file://``) to ``new`` in ``database``; the rows changed per table."""
+    """Rewrite the artifact paths under ``old`` (a folder: ``/a/bc`` is not under ``/a/b``;
+    plain or ``file://``) to ``new`` in ``database``, those already under ``new`` left as they
+    are (``new`` inside ``old`` moved twice); the rows changed per table, in one transaction,
+    none (:class:`NothingUnder`) where no experiment's or run's path was under ``old``."""
     old, new = old.rstrip("/") or "/", new.rstrip("/") or "/"
-    connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True)
+    connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         if not {"experiments", "runs"} <= tables:
@@ -44,28 +51,39 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
         changed: dict[str, int] = {}
         with connection:  # one transaction: all or nothing
             for table, column in COLUMNS:
-                if table not in tables:
-                    continue
-                count = 0
-                for scheme in ("", "file://"):
-                    before, after = scheme + old, scheme + new
-                    count += connection.execute(
-                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
-                        f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
-                        (after, len(before) + 1, before, len(before) + 1, before + "/"),
-                    ).rowcount
-                changed[table] = max(changed.get(table, 0), count)  # rows, of its columns
+                if table in tables:
+                    changed[table] = max(
+                        changed.get(table, 0), _rewrite(connection, table, column, old, new)
+                    )
+            if not changed["experiments"] and not changed["runs"]:
+                raise NothingUnder(held(connection))  # rolled back
         return changed
+    except sqlite3.OperationalError as err:  # locked, read-only, no such folder
+        raise ValueError(f"{database}: cannot be written ({err})") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"{database}: not a SQLite database MLflow wrote ({err})") from None
     finally:
         connection.close()
 
 
-def held(database: Path) -> str:
+def _rewrite(connection: sqlite3.Connection, table: str, column: str, old: str, new: str) -> int:
+    """Rows of ``table`` whose ``column`` was under ``old`` and now is under ``new``."""
+    count = 0
+    for scheme in ("", "file://"):
+        before, after = scheme + old, scheme + new
+        count += connection.execute(
+            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+            f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?) "
+            f"AND NOT ({column} = ? OR substr({column}, 1, ?) = ?)",
+            (after, len(before) + 1, before, len(before) + 1, before + "/")
+            + (after, len(after) + 1, after + "/"),
+        ).rowcount
+    return count
+
+
+def held(connection: sqlite3.Connection) -> str:
     """One artifact folder the store names, to say where its paths are."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        row = connection.execute("SELECT artifact_uri FROM runs LIMIT 1").fetchone()
+    row = connection.execute("SELECT artifact_uri FROM runs LIMIT 1").fetchone()
     return row[0] if row else "none (no run)"
 
 
@@ -78,21 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database.is_file():
         print(f"error: {args.database}: no such file", file=sys.stderr)
         return 2
-    new = args.new or str(args.database.resolve().parent)
+    old = os.path.abspath(os.path.expanduser(args.old))
+    new = os.path.abspath(os.path.expanduser(args.new)) if args.new else None
+    new = new or str(args.database.resolve().parent)
     try:
-        changed = move(args.database, str(Path(args.old).expanduser()), new)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not changed.get("runs") and not changed.get("experiments"):
+        changed = move(args.database, old, new)
+    except NothingUnder as err:
         print(
-            f"error: {args.database} names no artifact folder under {args.old} (a run's: "
-            f"{held(args.database)}): nothing changed",
+            f"error: {args.database} names no artifact folder under {old} (a run's: {err}): "
+            "nothing changed",
             file=sys.stderr,
         )
         return 2
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     said = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in changed.items() if n)
-    print(f"{args.database}: artifact paths under {args.old} now under {new} ({said})")
+    print(f"{args.database}: artifact paths under {old} now under {new} ({said})")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import io
 import logging
 import os
@@ -34,7 +35,7 @@ from mlflow.tracking import MlflowClient
 
 from core import device
 from core.data.frames import read_clip
-from core.features import FeatureOptions, faces
+from core.features import FeatureOptions
 from core.features.crop import FaceCrop
 from experiments.commands import predict
 from experiments.commands.study import run_sweep
@@ -738,8 +739,9 @@ def test_best_models_are_registered_and_score_frames_as_predict_does(
             with caplog.at_level(logging.WARNING):
                 mlflow.pyfunc.load_model(f"models:/{name}@best", model_config=other)
             # the run records what made its crops and frames; another version of either is said
-            crop = model.face_crop.detector
-            made = faces.detector_version(crop) if crop else "none"
+            crop = model.face_crop.detector  # mtcnn's is its package's version
+            made = {None: "none", "mtcnn": f"mtcnn {importlib.metadata.version('mtcnn')}"}
+            made = made.get(crop, crop)
             assert (model.face_detector_version, model.preprocessing) == (made, "2")
             assert scorer.drift(model, crop) == []
             older = {"face_detector_version": "mtcnn 0.1.0", "preprocessing": "1"}
@@ -1028,6 +1030,7 @@ def test_a_test_folders_own_clip_is_cropped_with_its_boxes_where_the_datas_had_n
 
 def test_sigterm_stops_predict_as_ctrl_c_does(sweep, uri, runs, capsys, monkeypatch):
     """A scheduler's time limit or ``kill``: it died at once, status -15 and no word (probe)."""
+    mlflow.set_tracking_uri(uri)  # the study's store: a test before may have set another
     run_id = with_weights(runs)["run_id"].iloc[0]
     clip = str(sweep[0] / "data" / "dev" / "attack" / "print" / "client002_1")
     real, calls = scorer.Scorer.score_clip, []
@@ -1047,12 +1050,13 @@ def test_sigterm_stops_predict_as_ctrl_c_does(sweep, uri, runs, capsys, monkeypa
 
 
 def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
-    sweep, runs, capsys, tmp_path
+    sweep, uri, runs, capsys, tmp_path
 ):
     """A work folder handed to a colleague kept reading the old folder's artifacts, and failed
     once that was gone (probe: "put them back there", impossible on another machine);
     scripts/move_store.py points the copy's store at its own ``mlruns``."""
     root = sweep[0]
+    mlflow.set_tracking_uri(uri)  # the study's store: a test before may have set another
     run_id = with_weights(runs)["run_id"].iloc[0]
     clip = str(root / "data" / "dev" / "attack" / "print" / "client002_1")
     first, second = tmp_path / "first", tmp_path / "second"

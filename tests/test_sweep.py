@@ -599,15 +599,17 @@ def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch
     assert pruned == median_prunes(trials[7], trials[:7]), trials[7].intermediate_values
 
 
-def median_prunes(trial: optuna.trial.FrozenTrial, finished: list) -> bool:
+def median_prunes(trial: optuna.trial.FrozenTrial, before: list) -> bool:
     """Whether Optuna's MedianPruner(n_startup_trials=5, n_warmup_steps=3), as its documentation
-    states the rule, stops ``trial`` given the ``finished`` trials: at an epoch from the 3rd on,
-    the trial's best dev ACER so far is worse than the median of theirs at that epoch."""
+    states the rule, stops ``trial`` given the trials ``before`` it: once five of them completed,
+    at an epoch from the 3rd on, the trial's best dev ACER so far is worse than the median of
+    the completed ones' at that epoch."""
+    done = [t for t in before if t.state == optuna.trial.TrialState.COMPLETE]
     best = math.inf
     for step, value in sorted(trial.intermediate_values.items()):
         best = min(best, value)
-        theirs = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
-        if len(finished) >= 5 and step >= 3 and theirs and best > np.median(theirs):
+        theirs = [t.intermediate_values[step] for t in done if step in t.intermediate_values]
+        if len(done) >= 5 and step >= 3 and theirs and best > np.median(theirs):
             return True
     return False
 
@@ -640,9 +642,21 @@ def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
     ) in said
     assert (folder / "report.html").is_file()
     assert again.comparison.attrs["report"] == parent_run.report_location(first.parent_run_id)
-    assert client.get_run(first.parent_run_id).info.status == "FINISHED"
+    assert client.get_run(first.parent_run_id).info.status == "FAILED"  # as it ended (review)
+    best = client.load_table(first.experiment_id, "best_per_family.json", [first.parent_run_id])
+    assert len(best) == len(again.comparison[again.comparison["group"].str.startswith("best ")])
     run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
     assert "no closing had written" not in capsys.readouterr().out  # once
+    # a store moved without its artifacts: said, and no folder made at the old place (review)
+    (folder / "report.html").unlink()
+    folder.rename(folder.with_name("away"))
+    try:
+        run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
+        said = capsys.readouterr().out
+        assert "no report: the study's closing wrote none, and its run's artifact folder " in said
+        assert not folder.exists()
+    finally:
+        folder.with_name("away").rename(folder)
 
 
 def test_pruned_trial_ends_killed(workspace, monkeypatch):

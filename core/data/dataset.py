@@ -311,11 +311,17 @@ def clips_under(
     root: Path, videos: tuple[str, ...] = VIDEO_SUFFIXES
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every video file (of the suffixes ``videos``) and frame folder under ``root``, as a
-    database's are found, and what may have been a clip but cannot be read (a name that is not
-    UTF-8, a link to nothing, a folder that cannot be read), each with why: a reader of the
-    clips said them not (probe); other files are not said."""
+    database's are found, and what may have been one but cannot be read (a name that is not
+    UTF-8, a link to nothing, a folder that cannot be read: a video's or an image's name, or a
+    name without a suffix, as a folder's), each with why: a reader of the clips said them not
+    (probe); other files, and ``root`` itself, are not said."""
     clips, skipped = _find_clips(root, videos)
-    return clips, [(path, why) for path, why in skipped if why.startswith(UNREACHED)]
+    maybe = (*videos, *FRAME_SUFFIXES, "")
+    return clips, [
+        (path, why)
+        for path, why in skipped
+        if why.startswith(UNREACHED) and path.suffix.lower() in maybe and path != root
+    ]
 
 
 # why a path under a data folder, a clip or a folder of them perhaps, cannot be read

@@ -25,8 +25,9 @@ detector (MTCNN where it runs, else Haar, where it used none: ``--face-detector`
 Exit status: 0 every clip scored; 2 bad input (one line on stderr): an unknown run or study, a
 run without head weights, a weights file that is not the study's, or a clip that cannot be read
 or has no face (each such clip is named, the others still scored; of those read before a reader
-of the rows that stops early, ``| head``, too), a tracking store that is not there; 3 a
-tracking server that does not answer, or not as MLflow does.
+of the rows that stops early, ``| head``, too), a path under a folder given that cannot be read,
+a tracking store that is not there; 3 a tracking server that does not answer, or not as MLflow
+does; 130 Ctrl-C, 143 SIGTERM (the rows written so far kept).
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ def _expanded(paths: list[Path]) -> tuple[list[Path], int]:
             if videos or not images:
                 inside, skipped = clips_under(path, READABLE_VIDEO_SUFFIXES)
                 for where, why in skipped:  # dropped without a word (probe)
-                    print(f"not read: {where}: {why}", file=sys.stderr)
+                    print(f"not read: {shown_path(where)}: {why}", file=sys.stderr)
                 unreached += len(skipped)
         if inside:
             print(f"{shown_path(path)}: {counted(len(inside), 'clip')} under it", file=sys.stderr)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -23,31 +22,28 @@ import optuna
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from core.backbone.matconvnet import PortError
-from core.data.clips import DataError
-from core.features import ExtractionInterrupted, FeatureOptions, FeatureSet
+from core.features import FeatureOptions, FeatureSet
 from core.words import counted
 from experiments.commands import replay
 from experiments.commands import study_identity as ids
 from experiments.commands.features import load_features
 from experiments.commands.quiet import console_logging, one_line_failures, quiet_backend, say_error
-from experiments.commands.sweep import INTERRUPTED, SweepConfig
+from experiments.commands.status import failure_status
+from experiments.commands.sweep import SweepConfig
 from experiments.config import KeepWeights
 from experiments.results import console, cross_table, parent_run, tables
 from experiments.stores import (
     dashboard,
-    disk,
     identity,
     liveness,
     locks,
-    reach,
     retries,
     runs_table,
     tracking,
     wal,
     workers,
 )
-from experiments.stores.said import first_line, hide_passwords, store_cause
+from experiments.stores.said import first_line, hide_passwords
 from experiments.stores.storage import StorageErrors
 from experiments.trial import search
 from experiments.trial.errors import TrainingDiverged
@@ -59,7 +55,6 @@ from experiments.trial.evaluation import (
 
 log = logging.getLogger("sweep")
 REPORTED = (TrainingDiverged, MlflowException)  # said in one line: the trial fails, not the worker
-ONE_LINE = (DataError, PortError, ValueError, workers.StorageUnavailable, disk.DiskFull)  # a stop
 
 
 @dataclass
@@ -279,12 +274,36 @@ def _settle_finished(
 
     if models.unregistered(name, table):
         print("registered models: " + ", ".join(register_best(config, experiment_id, name)))
+    return _report_once(config, study, experiment_id, table)
+
+
+def _report_once(
+    config: SweepConfig, study: optuna.Study, experiment_id: str, table: pd.DataFrame
+) -> pd.DataFrame:
+    """``table`` with the report no closing wrote (stopped before it: the tracking store away,
+    artifacts moved) written on the study's newest parent run, under the closing lock, where
+    that run has ended and its artifacts are where it says (a moved store's are written nowhere
+    new: said); the run keeps its status."""
+    name = study.study_name
     parents = tracking.study_parents(experiment_id, name)
-    if "report" in table.attrs or not parents:
+    if "report" in table.attrs or table.empty or not parents:
         return table
-    with mlflow.start_run(run_id=parents[0]):  # ended FINISHED, its closing done
-        table = parent_run.log_comparison(study, experiment_id, name)
-    print(f"the study's report, which no closing had written, written on run {parents[0]}")
+    client = mlflow.MlflowClient()
+    with locks.closing_lock(config.storage):
+        standing = standing_comparison(experiment_id, name)  # another rerun may have written it
+        run = client.get_run(parents[0]).info
+        if "report" in standing.attrs or run.status == "RUNNING":  # a live worker's closing
+            return standing
+        if not parent_run.artifacts_reachable(run.artifact_uri):
+            print(
+                f"no report: the study's closing wrote none, and its run's artifact folder "
+                f"{run.artifact_uri} is not there (moved? scripts/move_store.py)"
+            )
+            return standing
+        with mlflow.start_run(run_id=run.run_id):
+            table = parent_run.log_comparison(study, experiment_id, name)
+        client.set_terminated(run.run_id, run.status, run.end_time)  # as it ended
+    print(f"the study's report, which no closing had written, written on run {run.run_id}")
     return table
 
 
@@ -447,29 +466,6 @@ def finished_closing(config: SweepConfig, name: str, said: str) -> bool:
     table = _settle_finished(config, study, experiment_id, table)  # as the full path does
     _print_closing(config, SweepResult(study, experiment_id, "", table, None))
     return True
-
-
-def failure_status(err: BaseException) -> int:
-    """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
-    when it is none of the expected ones."""
-    err = disk.disk_full(err, "as the study's closing wrote", "(finished trials are kept)") or err
-    if isinstance(err, ONE_LINE):
-        say_error(str(err))
-        unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)
-        return 3 if isinstance(err, unreachable) else 2
-    if isinstance(err, MlflowException):  # outside a trial (its start, its end): MLflow retried
-        say_error(
-            f"the tracking store did not answer ({store_cause(err, 160)}): finished "
-            "trials are kept; rerun the same command to resume once it answers"
-        )
-        return 3
-    if isinstance(err, ExtractionInterrupted):  # before any trial: say what extraction kept
-        print(err, file=sys.stderr)
-        return 130
-    if isinstance(err, KeyboardInterrupt):
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    raise err
 
 
 def _run_and_close(

@@ -256,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         except replay.Replayed:
             return 0
         except (Exception, KeyboardInterrupt) as err:
-            from experiments.commands.study import failure_status
+            from experiments.commands.status import failure_status
 
             return failure_status(err)
-    from experiments.commands.study import failure_status, run_command
+    from experiments.commands.status import failure_status
+    from experiments.commands.study import run_command
 
     try:
         return run_command(config, features)

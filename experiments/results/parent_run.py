@@ -88,6 +88,13 @@ def report_location(run_id: str) -> str:
     return f"{base}/{REPORT}"
 
 
+def artifacts_reachable(artifact_uri: str) -> bool:
+    """Whether a run's artifacts can be written where it says: a local store's folder exists
+    (MLflow would make it again under a moved store's old path); a server's, as it answers."""
+    parsed = urlparse(artifact_uri)
+    return parsed.scheme not in ("", "file") or Path(url2pathname(parsed.path)).is_dir()
+
+
 def _counts_as_integers(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as a CSV shows them, 184637260 and 2, not 184637260.0 (MLflow logs floats)."""
     counts = [c for c in ("trial", *PARAMS, TRAINABLE, "settings") if c in table.columns]
@@ -111,8 +118,11 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
         return table
     mlflow.log_metric("best_dev_acer", float(trials["dev_acer"].min()))
     best = best_per_family(table)
-    mlflow.log_table(table, "comparison.json")
-    mlflow.log_table(best, "best_per_family.json")
+    client = mlflow.MlflowClient()
+    logged = {item.path for item in client.list_artifacts(mlflow.active_run().info.run_id)}
+    for frame, name in ((table, "comparison.json"), (best, "best_per_family.json")):
+        if name not in logged:  # MLflow appends to a table logged before (a closing resumed)
+            mlflow.log_table(frame, name)
     pareto = front(trials)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -122,7 +132,11 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
         for run_id in table["run_id"].unique():  # a family's best is often a baseline too
             try:
                 path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)
-            except (MlflowException, OSError):  # moved or deleted: the rest is reported (probe)
+            except (MlflowException, FileNotFoundError) as err:  # moved or deleted (probe);
+                if getattr(err, "error_code", "RESOURCE_DOES_NOT_EXIST") != (  # not a disk full
+                    "RESOURCE_DOES_NOT_EXIST"  # or a server's error: those stop the closing
+                ):
+                    raise
                 missing.append(run_id)
                 continue
             frame = pd.read_csv(path, keep_default_na=False)
