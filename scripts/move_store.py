@@ -22,6 +22,7 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 # MLflow's tables and columns that hold artifact locations (MLflow 3: logged_models too)
 COLUMNS = (
@@ -31,6 +32,9 @@ COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
+
+
+SELECTED = "SELECT artifact_uri FROM runs WHERE artifact_uri LIKE '%/artifacts'"
 
 
 class NothingUnder(ValueError):
@@ -43,6 +47,7 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
     are (``new`` inside ``old`` moved twice); the rows changed per table, in one transaction,
     none (:class:`NothingUnder`) where no experiment's or run's path was under ``old``."""
     old, new = old.rstrip("/") or "/", new.rstrip("/") or "/"
+    inside = new.startswith(f"{old.rstrip('/')}/")  # rows already under it were moved before
     connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -52,11 +57,16 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
         with connection:  # one transaction: all or nothing
             for table, column in COLUMNS:
                 if table in tables:
-                    changed[table] = max(
-                        changed.get(table, 0), _rewrite(connection, table, column, old, new)
-                    )
+                    count = _rewrite(connection, table, column, old, new, inside)
+                    changed[table] = max(changed.get(table, 0), count)
             if not changed["experiments"] and not changed["runs"]:
                 raise NothingUnder(held(connection))  # rolled back
+            folders = [Path(urlparse(uri).path) for (uri,) in connection.execute(SELECTED)]
+            if folders and not any(f.is_dir() for f in folders):  # a mistyped --to (probe)
+                raise ValueError(
+                    f"no run's artifact folder would be under {new} (a run's: {folders[0]}): "
+                    "give the folder the artifacts are in now; nothing changed"
+                )
         return changed
     except sqlite3.OperationalError as err:  # locked, read-only, no such folder
         raise ValueError(f"{database}: cannot be written ({err})") from None
@@ -66,17 +76,20 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
         connection.close()
 
 
-def _rewrite(connection: sqlite3.Connection, table: str, column: str, old: str, new: str) -> int:
-    """Rows of ``table`` whose ``column`` was under ``old`` and now is under ``new``."""
+def _rewrite(
+    connection: sqlite3.Connection, table: str, column: str, old: str, new: str, inside: bool
+) -> int:
+    """Rows of ``table`` whose ``column`` was under ``old`` and now is under ``new``; where
+    ``new`` is inside ``old`` (``inside``), those under ``new`` already are left alone."""
     count = 0
     for scheme in ("", "file://"):
         before, after = scheme + old, scheme + new
+        under = f"({column} = ? OR substr({column}, 1, ?) = ?)"
+        keep = f" AND NOT {under}" if inside else ""
         count += connection.execute(
-            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
-            f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?) "
-            f"AND NOT ({column} = ? OR substr({column}, 1, ?) = ?)",
+            f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE {under}{keep}",  # noqa: S608
             (after, len(before) + 1, before, len(before) + 1, before + "/")
-            + (after, len(after) + 1, after + "/"),
+            + ((after, len(after) + 1, after + "/") if inside else ()),
         ).rowcount
     return count
 
@@ -94,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="new", help="the folder it is in now (default: its own)")
     args = parser.parse_args(argv)
     if not args.database.is_file():
-        print(f"error: {args.database}: no such file", file=sys.stderr)
+        what = "a folder: give its mlflow.db" if args.database.is_dir() else "no such file"
+        print(f"error: {args.database}: {what}", file=sys.stderr)
         return 2
     old = os.path.abspath(os.path.expanduser(args.old))
     new = os.path.abspath(os.path.expanduser(args.new)) if args.new else None
@@ -102,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         changed = move(args.database, old, new)
     except NothingUnder as err:
+        if str(err) == new or str(err).startswith(f"{new.rstrip('/')}/"):  # run again
+            print(f"{args.database}: its artifact paths are under {new} already")
+            return 0
         print(
             f"error: {args.database} names no artifact folder under {old} (a run's: {err}): "
             "nothing changed",

@@ -1082,12 +1082,14 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
     code, _, err = run_predict(capsys, "--tracking-uri", store, *faceless, run_id, clip)
     assert code == 2 and "no longer holds it" in err[-1]
     again = [str(second / "mlflow.db"), "--from", str(first)]
-    moved = subprocess.run([*script, *again], capture_output=True, text=True)
+    typo = subprocess.run([*script, *again, "--to", str(tmp_path / "typo")], capture_output=True)
+    assert typo.returncode == 2 and b"no run's artifact folder would be under" in typo.stderr
+    moved = subprocess.run([*script, *again], capture_output=True, text=True)  # not changed
     assert moved.returncode == 0, moved.stderr
     code, out, err = run_predict(capsys, "--tracking-uri", store, *faceless, run_id, clip)
     assert code == 0 and out[1].split("\t")[0] == clip, err
-    nothing = subprocess.run([*script, *again], capture_output=True, text=True)
-    assert nothing.returncode == 2 and "names no artifact folder under" in nothing.stderr
+    twice = subprocess.run([*script, *again], capture_output=True, text=True)
+    assert twice.returncode == 0 and twice.stdout.endswith(f"are under {second} already\n")
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(store)  # its registered models load from the copy too
     try:

@@ -638,7 +638,8 @@ def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
     again = run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
     said = capsys.readouterr().out.splitlines()
     assert (
-        f"the study's report, which no closing had written, written on run {first.parent_run_id}"
+        f"the study's report, missing from its newest parent run, written on run "
+        f"{first.parent_run_id}"
     ) in said
     assert (folder / "report.html").is_file()
     assert again.comparison.attrs["report"] == parent_run.report_location(first.parent_run_id)
@@ -646,14 +647,14 @@ def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
     best = client.load_table(first.experiment_id, "best_per_family.json", [first.parent_run_id])
     assert len(best) == len(again.comparison[again.comparison["group"].str.startswith("best ")])
     run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
-    assert "no closing had written" not in capsys.readouterr().out  # once
+    assert "missing from its newest parent run" not in capsys.readouterr().out  # once
     # a store moved without its artifacts: said, and no folder made at the old place (review)
     (folder / "report.html").unlink()
     folder.rename(folder.with_name("away"))
     try:
         run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
         said = capsys.readouterr().out
-        assert "no report: the study's closing wrote none, and its run's artifact folder " in said
+        assert "no report: the study's newest parent run has none, and its artifact folder " in said
         assert not folder.exists()
     finally:
         folder.with_name("away").rename(folder)

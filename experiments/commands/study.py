@@ -296,14 +296,15 @@ def _report_once(
             return standing
         if not parent_run.artifacts_reachable(run.artifact_uri):
             print(
-                f"no report: the study's closing wrote none, and its run's artifact folder "
-                f"{run.artifact_uri} is not there (moved? scripts/move_store.py)"
+                f"no report: the study's newest parent run has none, and its artifact folder "
+                f"{run.artifact_uri} is not there (a store moved without them? "
+                "python scripts/move_store.py mlflow.db --from OLD_FOLDER)"
             )
             return standing
         with mlflow.start_run(run_id=run.run_id):
             table = parent_run.log_comparison(study, experiment_id, name)
         client.set_terminated(run.run_id, run.status, run.end_time)  # as it ended
-    print(f"the study's report, which no closing had written, written on run {run.run_id}")
+    print(f"the study's report, missing from its newest parent run, written on run {run.run_id}")
     return table
 
 
