@@ -11,8 +11,9 @@ experiments, runs, model versions and logged models, in one transaction; nothing
     python scripts/move_store.py /data/handoff/mlflow.db --from /home/me/work
 
 Then ``--tracking-uri sqlite:////data/handoff/mlflow.db`` scores and loads from the copy alone.
-Statuses: 0 rewritten, 2 for a database that is no MLflow SQLite store or holds no path under
-``--from`` (it names where its paths are).
+Statuses: 0 rewritten, or under ``--to`` already; 2, nothing changed, for a database that is no
+MLflow SQLite store, holds no path under ``--from`` (it names where its paths are), or would
+name no run folder that is there under ``--to``.
 """
 
 from __future__ import annotations
