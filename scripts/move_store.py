@@ -38,6 +38,11 @@ COLUMNS = (
 SELECTED = "SELECT artifact_uri FROM runs WHERE artifact_uri LIKE '%/artifacts'"
 
 
+def under(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (``/a/bc`` is not inside ``/a/b``)."""
+    return path == folder or path.startswith(f"{folder.rstrip('/')}/")
+
+
 class NothingUnder(ValueError):
     """The store names no artifact folder under the old folder: nothing was changed."""
 
@@ -48,7 +53,7 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
     are (``new`` inside ``old`` moved twice); the rows changed per table, in one transaction,
     none (:class:`NothingUnder`) where no experiment's or run's path was under ``old``."""
     old, new = old.rstrip("/") or "/", new.rstrip("/") or "/"
-    inside = new.startswith(f"{old.rstrip('/')}/")  # rows already under it were moved before
+    inside = new != old and under(new, old)  # rows already under it were moved before
     connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         changed = move(args.database, old, new)
     except NothingUnder as err:
-        if str(err) == new or str(err).startswith(f"{new.rstrip('/')}/"):  # run again
+        if under(str(err), new):  # run again
             print(f"{args.database}: its artifact paths are under {new} already")
             return 0
         print(

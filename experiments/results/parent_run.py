@@ -38,6 +38,7 @@ from experiments.stores.runs_table import PARAMS, TRAINABLE, WORST_RATE, trial_t
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run's description (Markdown)
 REPORT = "report.html"
+GONE = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error code for an artifact that is not there
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,8 @@ def report_location(run_id: str) -> str:
     artifact with a tracking server, else the artifact URI."""
     run = mlflow.get_run(run_id)
     base = run.info.artifact_uri.rstrip("/")
-    parsed = urlparse(base)
-    if parsed.scheme in ("", "file"):
-        return str(Path(url2pathname(parsed.path)) / REPORT)
+    if (folder := _local_folder(base)) is not None:
+        return str(folder / REPORT)
     if mlflow.get_tracking_uri().startswith(("http://", "https://")):
         return dashboard.report_url(run.info.experiment_id, run_id, REPORT)
     return f"{base}/{REPORT}"
@@ -91,8 +91,14 @@ def report_location(run_id: str) -> str:
 def artifacts_reachable(artifact_uri: str) -> bool:
     """Whether a run's artifacts can be written where it says: a local store's folder exists
     (MLflow would make it again under a moved store's old path); a server's, as it answers."""
+    folder = _local_folder(artifact_uri)
+    return folder is None or folder.is_dir()
+
+
+def _local_folder(artifact_uri: str) -> Path | None:
+    """The folder of a local artifact store's URI (a path, or ``file://``); None for a server."""
     parsed = urlparse(artifact_uri)
-    return parsed.scheme not in ("", "file") or Path(url2pathname(parsed.path)).is_dir()
+    return Path(url2pathname(parsed.path)) if parsed.scheme in ("", "file") else None
 
 
 def _counts_as_integers(table: pd.DataFrame) -> pd.DataFrame:
@@ -133,10 +139,8 @@ def log_comparison(study: optuna.Study, experiment_id: str, study_name: str) -> 
             try:
                 path = tracking.fetch_artifact(run_id, tracking.SCORES_CSV, folder / run_id)
             except (MlflowException, FileNotFoundError) as err:  # moved or deleted (probe);
-                if getattr(err, "error_code", "RESOURCE_DOES_NOT_EXIST") != (  # not a disk full
-                    "RESOURCE_DOES_NOT_EXIST"  # or a server's error: those stop the closing
-                ):
-                    raise
+                if getattr(err, "error_code", GONE) != GONE:  # a full disk, a server's error:
+                    raise  # those stop the closing
                 missing.append(run_id)
                 continue
             frame = pd.read_csv(path, keep_default_na=False)
