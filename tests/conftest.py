@@ -5,11 +5,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import shutil
 import sys
+import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
+from experiments.stores.disk import DiskFull
 from tests.servers import MlflowServer, Postgres
 from tests.trees import write_databases
 
@@ -29,6 +33,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.name in HEAVY:
             item.add_marker(pytest.mark.heavy)
         item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
+def _a_full_disk_fails_the_test(item: pytest.Item) -> Generator[None, object, object]:
+    """A sweep stops on a full disk as at Ctrl-C (:class:`DiskFull` is a KeyboardInterrupt, so
+    Optuna lets it through): in a test that ended the whole session, a pytest-xdist worker "down:
+    keyboard-interrupt", no cause named (CI). Here it fails the test, saying it and what is free."""
+    try:
+        return (yield)
+    except DiskFull as err:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        pytest.fail(f"{err} ({free / 2**30:.1f} GiB free in {tempfile.gettempdir()})", False)
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
+pytest_runtest_teardown = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
 
 
 @pytest.fixture(scope="module", autouse=True)
