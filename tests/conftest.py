@@ -5,10 +5,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as Python sets it, however the tests were started: a shell without job control
+    (``pytest ... &`` in a script, ``nohup``) starts them with SIGINT ignored, which the workers
+    and their children inherit, and the tests that press Ctrl-C saw nothing (five failed)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Where a pytest-xdist worker was interrupted, on its stderr (CI's log): the controller says
+    only "node down: keyboard-interrupt", whatever raised it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        said = (
+            f"{os.environ['PYTEST_XDIST_WORKER']} interrupted:\n{excinfo.getrepr(style='short')}\n"
+        )
+        os.write(2, said.encode(errors="replace"))
+
+
 def _a_full_disk_fails_the_test(item: pytest.Item) -> Generator[None, object, object]:
     """A sweep stops on a full disk as at Ctrl-C (:class:`DiskFull` is a KeyboardInterrupt, so
     Optuna lets it through): in a test that ended the whole session, a pytest-xdist worker "down:
@@ -49,6 +69,29 @@ def _a_full_disk_fails_the_test(item: pytest.Item) -> Generator[None, object, ob
 pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
 pytest_runtest_call = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
 pytest_runtest_teardown = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
+
+
+@pytest.fixture(autouse=True)
+def _working_folder_and_tracking_uri_as_they_were() -> Iterator[None]:
+    """A test's ``os.chdir`` and ``mlflow.set_tracking_uri`` (which also sets
+    ``MLFLOW_TRACKING_URI``, for every later child process) undone after it: a passed test's
+    ``tmp_path`` is deleted as it ends, and the tests after it ran in a deleted folder against a
+    deleted store (initdb: "could not identify current directory"). What module fixtures set is
+    kept: they are set up before this."""
+    folder = os.getcwd()
+    uri = _set_tracking_uri()
+    yield
+    os.chdir(folder)  # the test's own may be gone: tmp_path is deleted before this runs
+    if (tracking := sys.modules.get(_MLFLOW_URI)) is not None and _set_tracking_uri() != uri:
+        tracking.set_tracking_uri(uri)  # None: unset, the environment variable too
+
+
+_MLFLOW_URI = "mlflow.tracking._tracking_service.utils"  # holds the URI set_tracking_uri set
+
+
+def _set_tracking_uri() -> str | None:
+    tracking = sys.modules.get(_MLFLOW_URI)
+    return None if tracking is None else tracking._tracking_uri
 
 
 @pytest.fixture(scope="module", autouse=True)

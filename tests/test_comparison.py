@@ -247,7 +247,7 @@ def test_report_draws_every_figure_in_a_browser(store, tmp_path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=True,
     ).stdout
     assert "demonstration: synthetic data and a random backbone" in dom

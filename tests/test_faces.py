@@ -223,7 +223,7 @@ def test_haar_is_the_fallback_where_mtcnn_cannot_run() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()

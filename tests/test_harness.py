@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["pytester"]
 
@@ -53,3 +61,86 @@ def test_a_full_disk_fails_its_test_and_the_session_goes_on(pytester: pytest.Pyt
         said = f"no space left on the device (/mlartifacts) as the {where} wrote: free space and"
         assert said in out
     assert "GiB free in " in out and "KeyboardInterrupt" not in out
+
+
+def run_child_pytest(folder: Path, *flags: str, ignore_sigint: bool) -> subprocess.CompletedProcess:
+    """pytest on ``folder``'s tests in a process of its own, started with SIGINT ignored as a
+    shell without job control starts a background job (or as it is)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *flags],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if ignore_sigint
+        else None,
+    )
+
+
+def test_ctrl_c_reaches_the_tests_of_a_run_started_with_sigint_ignored(
+    pytester: pytest.Pytester,
+) -> None:
+    """``pytest ... &`` in a script (no job control) starts pytest with SIGINT ignored, and the
+    tests that press Ctrl-C on themselves saw nothing: five failed, two skipped."""
+    pytester.makeconftest("from tests.conftest import *  # noqa: F403 (its hooks)\n")
+    pytester.makepyfile(
+        """
+        import signal
+
+        import pytest
+
+        def test_ctrl_c():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        """
+    )
+    for flags in ((), ("-n", "1")):  # the controller, and a pytest-xdist worker
+        done = run_child_pytest(pytester.path, *flags, ignore_sigint=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_interrupted_worker_says_where(pytester: pytest.Pytester) -> None:
+    """pytest-xdist's controller says only "node down: keyboard-interrupt"; the worker now puts
+    where it was interrupted on its stderr (CI's log)."""
+    pytester.makeconftest("from tests.conftest import *  # noqa: F403 (its hooks)\n")
+    pytester.makepyfile(
+        """
+        def test_stopped():
+            raise KeyboardInterrupt("raised by test_stopped")
+        """
+    )
+    done = run_child_pytest(pytester.path, "-n", "1", ignore_sigint=False)
+    assert "node down: keyboard-interrupt" in done.stdout
+    assert "gw0 interrupted:" in done.stderr and "raised by test_stopped" in done.stderr
+
+
+def test_a_tests_folder_and_tracking_uri_do_not_outlive_it(pytester: pytest.Pytester) -> None:
+    """A passed test's tmp_path is deleted as it ends: a test that moved into it (``os.chdir``) or
+    set MLflow's tracking URI there left every later test in a deleted folder, against a deleted
+    store (16 errors and 9 failures in the heavy part)."""
+    pytester.makeconftest(
+        "from tests.conftest import _working_folder_and_tracking_uri_as_they_were  # noqa: F401\n"
+    )
+    pytester.makeini("[pytest]\ntmp_path_retention_policy = failed\n")
+    pytester.makepyfile(
+        """
+        import os
+
+        import mlflow
+
+        def test_moves_in(tmp_path):
+            os.chdir(tmp_path)
+            mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+
+        def test_after(tmp_path_factory):
+            os.getcwd()  # FileNotFoundError in a deleted folder
+            assert "MLFLOW_TRACKING_URI" not in os.environ
+            assert mlflow.get_tracking_uri().startswith("sqlite:///")  # MLflow's default
+            assert str(tmp_path_factory.getbasetemp()) not in mlflow.get_tracking_uri()
+        """
+    )
+    done = run_child_pytest(pytester.path, ignore_sigint=False)
+    assert done.returncode == 0, done.stdout + done.stderr

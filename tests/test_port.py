@@ -4,6 +4,7 @@ files by the fixture (tests/matconvnet_files.py), bad input."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,13 +49,16 @@ def weights(vgg16):
 
 @pytest.fixture(scope="module")
 def mat_files(weights, tmp_path_factory):
+    """Both MatConvNet layouts, 1.1 GB together: deleted once the module is done (the session
+    kept them, and CI machines were seen with little disk free)."""
     folder = tmp_path_factory.mktemp("mat")
-    return {
+    yield {
         "net": write_matconvnet(folder / "vgg_face.mat", weights, "net"),
         "layers+meta": write_matconvnet(
             folder / "vgg-face.mat", weights, "layers+meta", average_image=[[RGB_MEAN]]
         ),
     }
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

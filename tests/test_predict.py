@@ -254,7 +254,7 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if not NATIVE_LOG.match(line)]
@@ -271,7 +271,7 @@ def test_wrong_weights_file_exits_2_with_one_line_naming_both(sweep, uri, runs, 
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=600,
         env=env,
     )
     assert result.returncode == 2, result.stderr

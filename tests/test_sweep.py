@@ -707,6 +707,34 @@ def test_paths_given_relative_are_recorded_absolute(workspace, monkeypatch):
     assert tags["tags.weights"] == "default"  # the random backbone: no file
 
 
+def test_weights_found_in_the_studys_cache_folder_are_named_for_serving(
+    workspace, tmp_path, monkeypatch
+):
+    """No --weights, the converted file in the study's --cache-dir: the runs were tagged
+    ``weights: default``, and serving, which knows no cache folder, looked in the default place
+    only and refused the run until given --weights (review). The tag now names the file."""
+    import keras
+
+    from core.backbone.vggface import build_vggface
+    from core.features.extract import WEIGHTS_FILE
+    from experiments.serving.scorer import backbone_weights
+    from experiments.serving.trial_model import trial_model
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    keras.utils.set_random_seed(1)
+    build_vggface(include_top=True).save_weights(cache / WEIGHTS_FILE)  # seeded, ~580 MB
+    monkeypatch.delenv("VGGFACE_WEIGHTS", raising=False)
+    monkeypatch.chdir(workspace)
+    options = FeatureOptions(data=workspace / "data", cache_dir=cache, frames=FRAMES)
+    result = run_sweep(config(workspace, "cached", features=options, trials=1, heads="lstm30"))
+    (run_id,) = child_runs(result)["run_id"]
+    model = trial_model(run_id)
+    assert model.weights == str(cache / WEIGHTS_FILE) and not model.random_backbone
+    monkeypatch.setenv("VGGFACE_HEADS_CACHE", str(tmp_path / "elsewhere"))  # serving's default
+    assert backbone_weights(model) == cache / WEIGHTS_FILE
+
+
 def test_interrupted_sweep_leaves_no_run_running_and_resumes_its_trial(
     workspace, monkeypatch, capsys
 ):

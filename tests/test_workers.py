@@ -615,7 +615,7 @@ def test_the_slurm_script_warns_of_connections_its_array_would_not_get(postgres,
             "SLURM_SUBMIT_DIR": str(REPO),
         }
         done = subprocess.run(
-            ["bash", str(script), "--help"], env=env, capture_output=True, text=True, timeout=120
+            ["bash", str(script), "--help"], env=env, capture_output=True, text=True, timeout=600
         )
         assert done.returncode == 0 and "--storage" in done.stdout, done.stderr
         said[tasks] = done.stderr

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from core.device import keras_backend
-from core.features import FeatureOptions, FeatureSet
+from core.features import FeatureOptions, FeatureSet, default_weights_path
 from core.features.crop import FaceCrop
 from experiments import domains
 from experiments.commands.sweep import SweepConfig
@@ -190,6 +190,20 @@ def _fold_tag(folds: set[int | None]) -> str:
     return "all" if len(folds) > 1 else "none" if fold is None else str(fold)
 
 
+def _weights_tag(
+    given: str | os.PathLike | None, features: FeatureSet, cache: os.PathLike | None
+) -> str:
+    """The weights file the features were made with, absolute: the one given, else the default
+    place's as extraction found it (``$VGGFACE_WEIGHTS``, else the study's cache folder); for the
+    random backbone ``default``. A study's file in its ``--cache-dir`` was tagged ``default``, and
+    serving, which knows no cache folder, refused the run until given ``--weights`` (review)."""
+    if given:
+        return os.path.abspath(os.path.expanduser(given))
+    if features.random_weights:
+        return DEFAULT_WEIGHTS
+    return os.path.abspath(default_weights_path(cache))
+
+
 def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str, str]:
     """The tags of every run of this sweep: what data, backbone, crop, precisions and protocol
     its numbers come from, each as resolved; the crop of every source's clips (a cross-domain
@@ -209,7 +223,7 @@ def run_context(config: SweepConfig, features: FeatureSet, settings) -> dict[str
         "fold": _fold_tag({s.fold for s in settings}),
         "layout": each("layout"),
         "subject_pattern": config.features.subject_pattern or "none",
-        "weights": os.path.abspath(os.path.expanduser(weights)) if weights else DEFAULT_WEIGHTS,
+        "weights": _weights_tag(weights, features, config.features.cache_dir),
         "weights_fingerprint": features.weights_fingerprint,
         "feature_cache": each("fingerprint"),
         # the tested clips' entry (a target's or --test-data's had no tag: probe W)

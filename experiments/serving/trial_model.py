@@ -64,7 +64,9 @@ class TrialModel:
     frames_per_clip: int
     threshold: float  # the dev EER threshold: a score at or above it is bona fide
     weights_fingerprint: str  # of the backbone weights: sha256:..., or random:<init>:<seed>
-    weights: str  # the run's ``weights`` tag: the path the sweep was given, or "default"
+    # the run's ``weights`` tag: the file its features were made with; "default" for the random
+    # backbone (and, in runs before 2026-12, for the file found in the default place)
+    weights: str
     face_crop: FaceCrop
     extraction_precision: str = "float32"  # the backbone's, as the study extracted its features
     keras_backend: str = ""  # what trained the head ("" for runs that did not record it)
