@@ -54,7 +54,7 @@ def test_a_full_disk_fails_its_test_and_the_session_goes_on(pytester: pytest.Pyt
             pass
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
     result.assert_outcomes(passed=2, errors=2, failed=1)  # a fixture's failure is an error
     out = result.stdout.str()
     for where in ("fixture", "test", "teardown"):
@@ -67,7 +67,17 @@ def run_child_pytest(folder: Path, *flags: str, ignore_sigint: bool) -> subproce
     """pytest on ``folder``'s tests in a process of its own, started with SIGINT ignored as a
     shell without job control starts a background job (or as it is)."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *flags],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:benchmark",
+            *flags,
+        ],
         cwd=folder,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
