@@ -71,17 +71,44 @@ pytest_runtest_call = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
 pytest_runtest_teardown = pytest.hookimpl(wrapper=True)(_a_full_disk_fails_the_test)
 
 
+PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, object]:
+    report = yield
+    if report.when == "call":
+        item.stash[PASSED] = report.passed
+    return report
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """pytest's, emptied once its test passed: the suite wrote 4.6 GB (VGG-Face's weights four
+    times among it), on machines seen with less free. The folder stays, so no later test gets
+    its name, and a store or model cached by its path (MLflow's, the scorer's) with it: pytest's
+    own ``tmp_path_retention_policy = "failed"`` deletes it, and a test's next parameter read
+    the store its first had written."""
+    yield tmp_path
+    if request.node.stash.get(PASSED, False):
+        for inside in tmp_path.iterdir():
+            if inside.is_dir() and not inside.is_symlink():
+                shutil.rmtree(inside, ignore_errors=True)
+            else:
+                inside.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _working_folder_and_tracking_uri_as_they_were() -> Iterator[None]:
     """A test's ``os.chdir`` and ``mlflow.set_tracking_uri`` (which also sets
     ``MLFLOW_TRACKING_URI``, for every later child process) undone after it: a passed test's
-    ``tmp_path`` is deleted as it ends, and the tests after it ran in a deleted folder against a
-    deleted store (initdb: "could not identify current directory"). What module fixtures set is
-    kept: they are set up before this."""
+    ``tmp_path`` is emptied as it ends, and the tests after it ran in its folder against its
+    emptied store (deleted, under pytest's retention policy: initdb "could not identify current
+    directory"). What module fixtures set is kept: they are set up before this."""
     folder = os.getcwd()
     uri = _set_tracking_uri()
     yield
-    os.chdir(folder)  # the test's own may be gone: tmp_path is deleted before this runs
+    os.chdir(folder)
     if (tracking := sys.modules.get(_MLFLOW_URI)) is not None and _set_tracking_uri() != uri:
         tracking.set_tracking_uri(uri)  # None: unset, the environment variable too
 

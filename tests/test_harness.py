@@ -127,30 +127,50 @@ def test_an_interrupted_worker_says_where(pytester: pytest.Pytester) -> None:
     assert "gw0 interrupted:" in done.stderr and "raised by test_stopped" in done.stderr
 
 
-def test_a_tests_folder_and_tracking_uri_do_not_outlive_it(pytester: pytest.Pytester) -> None:
-    """A passed test's tmp_path is deleted as it ends: a test that moved into it (``os.chdir``) or
-    set MLflow's tracking URI there left every later test in a deleted folder, against a deleted
-    store (16 errors and 9 failures in the heavy part)."""
+def test_a_passed_tests_folder_is_emptied_and_its_working_folder_and_store_undone(
+    pytester: pytest.Pytester,
+) -> None:
+    """The suite wrote 4.6 GB: a passed test's tmp_path is emptied as it ends (a failed test's
+    kept), its folder left so that no later test gets its name; a test that moved into it
+    (``os.chdir``) or set MLflow's tracking URI there left every later test in it (with pytest's
+    own retention policy, a deleted folder: 16 errors and 9 failures in the heavy part)."""
     pytester.makeconftest(
-        "from tests.conftest import _working_folder_and_tracking_uri_as_they_were  # noqa: F401\n"
+        "from tests.conftest import (  # noqa: F401 (its hooks and fixtures)\n"
+        "    _working_folder_and_tracking_uri_as_they_were,\n"
+        "    pytest_runtest_makereport,\n"
+        "    tmp_path,\n"
+        ")\n"
     )
-    pytester.makeini("[pytest]\ntmp_path_retention_policy = failed\n")
     pytester.makepyfile(
         """
         import os
+        from pathlib import Path
 
         import mlflow
 
+        HERE = Path(__file__).parent
+
         def test_moves_in(tmp_path):
+            (HERE / "passed.txt").write_text(str(tmp_path))
+            (tmp_path / "weights").mkdir()
+            (tmp_path / "weights" / "vgg_face.weights.h5").write_bytes(bytes(1000))
             os.chdir(tmp_path)
             mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
 
-        def test_after(tmp_path_factory):
-            os.getcwd()  # FileNotFoundError in a deleted folder
+        def test_fails(tmp_path):
+            (HERE / "failed.txt").write_text(str(tmp_path))
+            (tmp_path / "kept").write_text("")
+            raise AssertionError("failed on purpose")
+
+        def test_after(tmp_path):
+            assert os.getcwd() == str(HERE)
             assert "MLFLOW_TRACKING_URI" not in os.environ
             assert mlflow.get_tracking_uri().startswith("sqlite:///")  # MLflow's default
-            assert str(tmp_path_factory.getbasetemp()) not in mlflow.get_tracking_uri()
+            assert (HERE / "passed.txt").read_text() not in mlflow.get_tracking_uri()
         """
     )
     done = run_child_pytest(pytester.path, ignore_sigint=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1 and "1 failed, 2 passed" in done.stdout, done.stdout
+    passed = Path((pytester.path / "passed.txt").read_text())
+    assert passed.is_dir() and not any(passed.iterdir())
+    assert (Path((pytester.path / "failed.txt").read_text()) / "kept").is_file()
