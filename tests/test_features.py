@@ -24,6 +24,7 @@ import textwrap
 import threading
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -310,12 +311,13 @@ def test_weights_fingerprint_hashes_content_not_name(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory) -> Path:
+def weights_file(tmp_path_factory) -> Iterator[Path]:
     """A converted VGG-Face weights file (~580 MB) with seeded random weights."""
     keras.utils.set_random_seed(1)
     path = tmp_path_factory.mktemp("weights") / "vgg.weights.h5"
     build_vggface(include_top=True).save_weights(path)
-    return path
+    yield path
+    path.unlink()
 
 
 def test_weights_file_is_used_and_keyed_by_content(data, tmp_path, model_calls, weights_file):

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ PARAMS = {
 # Under JAX: fc6 and fc7 fine-tuned with an LSTM head (the top applied to each frame) on
 # pool5-like inputs, from random He-scaled starting weights; the same code as under TensorFlow.
 JAX_TRIAL = r"""
-import json, tempfile
+import json, sys
 from pathlib import Path
 
 import keras
@@ -100,7 +101,7 @@ from experiments.config import TrialConfig
 from experiments.trial.splits import SplitData
 from experiments.trial.training import train_head
 
-folder = Path(tempfile.mkdtemp())
+folder = Path(sys.argv[1])  # the fixture's, deleted after (a mkdtemp here left 457 MB a run)
 rng = np.random.default_rng(0)
 start = vggface_top("fc")
 weights = []
@@ -136,11 +137,12 @@ print(json.dumps({"backend": keras.backend.backend(), "changed": changed,
 
 
 @pytest.fixture(scope="module")
-def jax_run():
+def jax_run(tmp_path_factory):
     """The JAX trial, started first so that it runs beside the TensorFlow work."""
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    folder = tmp_path_factory.mktemp("jax-trial")
     process = subprocess.Popen(
-        [sys.executable, "-c", JAX_TRIAL],
+        [sys.executable, "-c", JAX_TRIAL, str(folder)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -151,6 +153,7 @@ def jax_run():
     if process.poll() is None:
         process.kill()
         process.communicate()
+    shutil.rmtree(folder, ignore_errors=True)  # its starting top: 457 MB
 
 
 def write_set(root: Path) -> None:
@@ -172,7 +175,8 @@ def write_set(root: Path) -> None:
 def workspace(tmp_path_factory, jax_run):
     root = tmp_path_factory.mktemp("finetune")
     write_set(root / "data")
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # 2.9 GB, VGG-Face's top in every kept trial
 
 
 @pytest.fixture(scope="module")
