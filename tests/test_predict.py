@@ -1099,3 +1099,23 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
         assert model.metadata.metadata["frames_per_clip"] == FRAMES
     finally:
         mlflow.set_tracking_uri(before)
+
+
+def test_scores_written_to_a_full_disk_are_one_line_and_status_2(
+    sweep, uri, runs, capsys, monkeypatch
+):
+    """stdout redirected to a file on a full disk: a traceback (status 1) and a file ending
+    mid-row, with nothing said of it (probe). /dev/full answers every write with ENOSPC."""
+    mlflow.set_tracking_uri(uri)  # the study's store: a test before may have set another
+    run_id = with_weights(runs)["run_id"].iloc[0]
+    clip = str(sweep[0] / "data" / "dev" / "attack" / "print" / "client002_1")
+    with open("/dev/full", "w") as full:
+        monkeypatch.setattr(sys, "stdout", full)
+        code = predict.main(["--tracking-uri", uri, "--run", run_id, clip, clip])
+        monkeypatch.undo()
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and err[-1] == (
+        "error: no space left on the device for the scores (stdout): those written are "
+        "incomplete, the last row may be cut short; free space and run it again"
+    )
+    assert not any("Traceback" in line for line in err)

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.backbone.matconvnet import PortError
     from experiments.serving.trial_model import ScoringError
-    from experiments.stores import reach, tracking
+    from experiments.stores import disk, reach, tracking
 
     try:
         reach.check_existing_store(tracking.use_store(args.tracking_uri))
@@ -249,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
             _score_each(args, clips, scorer, rows, interrupted, bad, known)
     except BrokenPipeError:
         reader_gone()
+    except OSError as err:  # stdout to a file on a full disk: a traceback, a row cut (probe)
+        if err.errno not in disk.FULL:
+            raise
+        reader_gone()  # nothing more goes there, Python's flush at exit included
+        say_error(
+            "no space left on the device for the scores (stdout): those written are incomplete, "
+            "the last row may be cut short; free space and run it again"
+        )
+        return 2
     if bad or unreached:  # also of the clips before a reader that stopped early (review)
         said = [f"{len(bad)} of {len(clips)} clips could not be scored"] if bad else []
         if unreached:  # under a folder given: no row of their own (probe)
