@@ -1015,6 +1015,61 @@ def test_a_study_tracked_in_another_store_says_so(data, tmp_path, capsys) -> Non
     )
 
 
+def sqlite_full() -> Exception:
+    """SQLite's own "database or disk is full" (SQLITE_FULL), from a database held to its page
+    count, as SQLAlchemy raises it."""
+    import sqlalchemy
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("CREATE TABLE t (x BLOB)")
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+        connection.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    except sqlite3.OperationalError as err:
+        return sqlalchemy.exc.OperationalError("UPDATE trials SET state=?", (), err)
+    finally:
+        connection.close()
+    raise AssertionError("SQLite took a row past its database's size")
+
+
+def test_a_full_disk_under_the_studys_database_is_one_line_not_an_outage(
+    data, tmp_path, capsys, monkeypatch
+) -> None:
+    """SQLite's "database or disk is full" as a trial ended read as the database not answering:
+    "database unreachable ... waiting for it up to 120s", then status 3 (probe: optuna.db on a
+    full tmpfs). One line at once now, status 2; the trial stays RUNNING, for the rerun to find
+    its worker gone and run it again."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "full-db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--trials", "1")
+    real = optuna.storages.RDBStorage.set_trial_state_values
+
+    def full(self, trial_id, state, values=None):
+        if state == optuna.trial.TrialState.COMPLETE:  # the trial's end: the disk is full
+            raise sqlite_full()
+        return real(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", full)
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores, heads="lstm30")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    said = (
+        "no space left on the device (database or disk is full) as trial 0 was recorded in the "
+        "study's database: free space and rerun the same command (the trial runs again)"
+    )
+    assert err[-1] == f"error: {said}", err[-5:]
+    assert not [line for line in err if "unreachable" in line or "Traceback" in line]
+    monkeypatch.undo()
+    study = optuna.load_study(study_name="full-db", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["RUNNING"]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "full-db"]
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags[tracking.ROLE_TAG] == "study")
+    assert (parent.info.status, parent.data.tags[tracking.ERROR_TAG]) == ("FAILED", said)
+
+
 def test_a_disk_full_as_a_trial_saves_its_files_stops_the_worker_and_queues_it(
     data, tmp_path, capsys, monkeypatch
 ) -> None:

@@ -4,18 +4,50 @@ trial queued again. The stores' room, so the trial, the runs and the commands al
 from __future__ import annotations
 
 import errno
+import re
+
+from experiments.stores.said import first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
+# What a database says when its disk is full, where the driver raises no OSError: SQLite's
+# SQLITE_FULL, PostgreSQL's class 53100 (disk_full) as its server words it.
+DATABASE_FULL = ("database or disk is full", "could not extend file", "no space left on device")
+DRIVER_CLASS = re.compile(r"^\([\w.]+\) *")  # SQLAlchemy's "(sqlite3.OperationalError) " before it
 
 
 def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
-    """The :class:`DiskFull` of ``err`` where it is a full disk or quota (else None), saying
-    ``when`` it filled ("as trial 3 saved its files") and what the rerun does (``then``)."""
-    if not isinstance(err, OSError) or err.errno not in FULL:
+    """The :class:`DiskFull` of ``err`` where it, or an exception it was raised from, is a full
+    disk or quota: an OSError, or a database's words for it (SQLite's "database or disk is full",
+    which read as the study's database not answering: a 120 s wait, status 3; probe), else None;
+    saying ``when`` it filled ("as trial 3 saved its files") and what the rerun does (``then``)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DiskFull):
+            return err
+        if isinstance(err, OSError) and err.errno in FULL:
+            where = f" ({err.filename})" if err.filename else ""
+            break
+        if any(words in str(err).lower() for words in DATABASE_FULL):
+            where = f" ({DRIVER_CLASS.sub('', first_line(err))})"
+            break
+        err = err.__cause__ or err.__context__
+    else:
         return None
-    where = f" ({err.filename})" if err.filename else ""
     return DiskFull(
         f"no space left on the device{where} {when}: free space and rerun the same command {then}"
+    )
+
+
+def database_full(err: BaseException, trial: int | None) -> DiskFull | None:
+    """The :class:`DiskFull` of ``err`` where the study's database found its disk full as a
+    worker wrote ``trial`` to it (None: between trials): it read as the database not answering,
+    a 120 s wait and status 3 (probe). The trial stays RUNNING; the rerun finds its worker gone
+    and queues it again."""
+    if trial is None:
+        return disk_full(err, "as the study's database was written", "(finished trials are kept)")
+    return disk_full(
+        err, f"as trial {trial} was recorded in the study's database", "(the trial runs again)"
     )
 
 

@@ -49,6 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from core.interrupts import ctrl_c_noticed, first_ctrl_c_only
 from experiments.config import GRACE_FACTOR, HEARTBEAT_SECONDS, WAIT_POLL_SECONDS
 from experiments.stores import liveness, tracking, wal
+from experiments.stores.disk import database_full
 from experiments.stores.identity import check_heartbeat, check_identity, check_search_space
 from experiments.stores.locks import StorageLock
 from experiments.stores.retries import (
@@ -325,6 +326,8 @@ class Worker:
                 if self._current is not None and taken_over(err):
                     self._dropped(self._current)
                     continue
+                if (stop := database_full(err, self._current)) is not None:  # not an outage
+                    raise stop from err
                 cause = database_error(err)
                 if cause is None:
                     raise
