@@ -699,3 +699,44 @@ def test_an_extraction_reusing_an_earlier_entry_resumes_after_ctrl_c(
         2 / again.manifest["extract_seconds"], rel=0.01
     )
     assert_reused(first, again, touched.clip_id)
+
+
+def test_a_disk_that_fills_while_features_are_written_is_one_error_and_the_rerun_resumes(
+    data, tmp_path, counted, monkeypatch
+):
+    """Written through a mapped window, rows that found the disk full killed the process with
+    SIGBUS, nothing said (probe: the cache on a tmpfs another program filled). Written with
+    ``pwrite``, the disk's ENOSPC is one error naming it; the chunks finished are kept and the
+    rerun resumes after them, to the one-shot extraction's bytes."""
+    import errno
+
+    from core.data.clips import DataError
+    from core.features import store
+
+    one_shot = extract(data, tmp_path / "one-shot", batch_size=2)
+    real, writes = os.pwrite, []
+
+    def fills_up(fd, data, offset):
+        writes.append(len(data))
+        if len(writes) == 4:  # past the first chunks: half of it fits, then nothing
+            return real(fd, data[: len(data) // 2], offset)
+        if len(writes) > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(store.os, "pwrite", fills_up)
+    with pytest.raises(DataError) as caught:
+        extract(data, tmp_path / "cache", batch_size=2)
+    pending = tmp_path / "cache" / "features" / f".pending-{one_shot.fingerprint}"
+    assert str(caught.value) == (
+        f"{pending}: no space left on the device as the features were written (No space left "
+        "on device): free space and run the same command again (it resumes after the last "
+        "chunk finished)"
+    )
+    assert len(writes) == 5 and pending.is_dir()  # the part write went on, then stopped
+    monkeypatch.setattr(store.os, "pwrite", real)
+    counted.frames = 0
+    resumed = extract(data, tmp_path / "cache", batch_size=2)
+    assert 0 < counted.frames < 12  # only the clips not finished before
+    npy = "features.npy"
+    assert (resumed.path / npy).read_bytes() == (one_shot.path / npy).read_bytes()

@@ -32,6 +32,7 @@ Layout: ``<root>/<key>/features.npy`` and ``<root>/<key>/manifest.json``.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -243,22 +244,31 @@ class PendingEntry:
 
     def write(self, start: int, vectors: np.ndarray) -> None:
         """Write ``vectors`` (m, shape[-1]) at position ``start`` of the array seen as a list of
-        its last-axis vectors (C order), through a window mapped just for this write."""
+        its last-axis vectors (C order), with ``pwrite``: a disk that fills is a DataError saying
+        so (through a mapped window it was SIGBUS, the process dead without a word: probe)."""
         total = int(np.prod(self.shape[:-1], dtype=np.int64))
         if vectors.shape[1:] != self.shape[-1:] or not 0 <= start <= total - len(vectors):
             raise ValueError(
                 f"{len(vectors)} vectors of shape {vectors.shape[1:]} at {start} do not fit an "
                 f"array of shape {self.shape}"
             )
-        window = np.memmap(
-            self.array_path,
-            dtype=DTYPE,
-            mode="r+",
-            offset=self.offset + start * self.vector_bytes,
-            shape=vectors.shape,
-        )
-        window[:] = vectors
-        del window  # unmapping drops the pages from this process; the page cache keeps them
+        data = memoryview(np.ascontiguousarray(vectors, dtype=DTYPE)).cast("B")
+        at = self.offset + start * self.vector_bytes
+        fd = os.open(self.array_path, os.O_WRONLY)
+        try:
+            while data:  # a write may take part of it (a disk filling up)
+                written = os.pwrite(fd, data, at)
+                data, at = data[written:], at + written
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DataError(
+                f"{self.folder}: no space left on the device as the features were written "
+                f"({err.strerror}): free space and run the same command again (it resumes after "
+                "the last chunk finished)"
+            ) from None
+        finally:
+            os.close(fd)
 
     def commit(self, manifest: dict[str, Any], rows: int) -> Path:
         """Shrink to ``rows``, checksum the array, write the manifest, fsync everything and
