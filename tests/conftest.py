@@ -104,7 +104,20 @@ def _working_folder_and_tracking_uri_as_they_were() -> Iterator[None]:
     ``MLFLOW_TRACKING_URI``, for every later child process) undone after it: a passed test's
     ``tmp_path`` is emptied as it ends, and the tests after it ran in its folder against its
     emptied store (deleted, under pytest's retention policy: initdb "could not identify current
-    directory"). What module fixtures set is kept: they are set up before this."""
+    directory"). What module fixtures set is kept for the module's tests: they are set up before
+    this."""
+    yield from _as_they_were()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _modules_working_folder_and_tracking_uri_as_they_were() -> Iterator[None]:
+    """The same after each module, for what its fixtures set: a module's folder deleted with it
+    (test_finetune's) left the next module's sweeps reading a store in a deleted folder (before,
+    reading that module's store without a word)."""
+    yield from _as_they_were()
+
+
+def _as_they_were() -> Iterator[None]:
     folder = os.getcwd()
     uri = _set_tracking_uri()
     yield

@@ -174,3 +174,46 @@ def test_a_passed_tests_folder_is_emptied_and_its_working_folder_and_store_undon
     passed = Path((pytester.path / "passed.txt").read_text())
     assert passed.is_dir() and not any(passed.iterdir())
     assert (Path((pytester.path / "failed.txt").read_text()) / "kept").is_file()
+
+
+def test_what_a_modules_fixtures_set_is_undone_after_the_module(pytester: pytest.Pytester) -> None:
+    """A module fixture's sweep set MLflow's tracking URI in its folder, which the module then
+    deleted (test_finetune's): the next module's sweeps, given no --tracking-uri, read a store
+    in a deleted folder (and, before, that module's store without a word)."""
+    pytester.makeconftest(
+        "from tests.conftest import (  # noqa: F401 (its fixtures)\n"
+        "    _modules_working_folder_and_tracking_uri_as_they_were,\n"
+        "    _working_folder_and_tracking_uri_as_they_were,\n"
+        ")\n"
+    )
+    pytester.makepyfile(
+        test_a="""
+        import os
+
+        import mlflow
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def workspace(tmp_path_factory):
+            folder = tmp_path_factory.mktemp("workspace")
+            os.chdir(folder)
+            mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+            return folder
+
+        def test_in_it(workspace):
+            assert os.getcwd() == str(workspace)
+            assert str(workspace) in os.environ["MLFLOW_TRACKING_URI"]
+
+        def test_still_in_it(workspace):  # kept for the module's tests
+            assert os.getcwd() == str(workspace)
+            assert str(workspace) in os.environ["MLFLOW_TRACKING_URI"]
+        """,
+        test_b="""
+        import os
+
+        def test_after():
+            assert "MLFLOW_TRACKING_URI" not in os.environ and "workspace" not in os.getcwd()
+        """,
+    )
+    done = run_child_pytest(pytester.path, ignore_sigint=False)
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout
