@@ -52,7 +52,7 @@ def database_full(err: BaseException, trial: int | None) -> DiskFull | None:
 
 
 class DiskFull(KeyboardInterrupt):
-    """A trial's files did not fit on the disk (the tracking store's artifacts, a report): the
-    worker stops as at Ctrl-C, its trial queued again, and says so in one line (it was a failed
-    trial, never run again, and a traceback: probe). A KeyboardInterrupt, as Optuna fails such a
-    trial and lets it through, and the worker queues it again."""
+    """A trial's files did not fit on the disk (the tracking store's artifacts, a report, the
+    study's database): the worker stops as at Ctrl-C, its trial queued again, and says so in one
+    line (it was a failed trial, never run again, and a traceback: probe). A KeyboardInterrupt, as
+    Optuna fails such a trial and lets it through, and the worker queues it again."""

@@ -326,11 +326,11 @@ class Worker:
                 if self._current is not None and taken_over(err):
                     self._dropped(self._current)
                     continue
-                if (stop := database_full(err, self._current)) is not None:  # not an outage
-                    raise stop from err
                 cause = database_error(err)
                 if cause is None:
                     raise
+                if (stop := database_full(cause, self._current)) is not None:  # not an outage
+                    raise stop from err
                 lost = self._current if self._current is not None else lost
                 if self.study._storage.asked is not None:  # taken by our ask, as the database
                     asked = self.study._storage.asked  # went (its id, kept till it answers)
