@@ -1070,6 +1070,31 @@ def test_a_full_disk_under_the_studys_database_is_one_line_not_an_outage(
     assert (parent.info.status, parent.data.tags[tracking.ERROR_TAG]) == ("FAILED", said)
 
 
+def test_a_disk_that_fills_as_a_sweep_extracts_is_said_as_extractions(
+    data, tmp_path, capsys, monkeypatch
+) -> None:
+    """The sweep's last word on a full disk read the database's words for it in any error: the
+    extraction's own line, which quotes "No space left on device", was said again as if the
+    study's closing had written (review)."""
+    import errno
+
+    from core.features import store
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    os.chdir(tmp_path)
+    monkeypatch.setattr(store.os, "pwrite", full)
+    capsys.readouterr()
+    code = sweep.main(argv(data, "--cache-dir", str(tmp_path / "cache"), "--study", "x"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: {tmp_path / 'cache' / 'features'}/.pending-")
+    assert err[-1].endswith(
+        ": no space left on the device as the features were written (No space left on device): "
+        "free space and run the same command again (it resumes after the last chunk finished)"
+    )
+
+
 def test_a_disk_full_as_a_trial_saves_its_files_stops_the_worker_and_queues_it(
     data, tmp_path, capsys, monkeypatch
 ) -> None:

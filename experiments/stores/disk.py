@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import errno
 import re
+import sqlite3
 
-from experiments.stores.said import first_line
+import sqlalchemy
+
+from experiments.stores.said import causes, first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
 # What a database says when its disk is full, where the driver raises no OSError: SQLite's
 # SQLITE_FULL, PostgreSQL's class 53100 (disk_full) as its server words it.
 DATABASE_FULL = ("database or disk is full", "could not extend file", "no space left on device")
+# the drivers' errors, which carry those words (our own lines may quote an OSError's words)
+DRIVER_ERRORS = (sqlite3.Error, sqlalchemy.exc.DBAPIError)
 DRIVER_CLASS = re.compile(r"^\([\w.]+\) *")  # SQLAlchemy's "(sqlite3.OperationalError) " before it
 
 
@@ -20,23 +25,22 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
     disk or quota: an OSError, or a database's words for it (SQLite's "database or disk is full",
     which read as the study's database not answering: a 120 s wait, status 3; probe), else None;
     saying ``when`` it filled ("as trial 3 saved its files") and what the rerun does (``then``)."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, DiskFull):
-            return err
-        if isinstance(err, OSError) and err.errno in FULL:
-            where = f" ({err.filename})" if err.filename else ""
-            break
-        if any(words in str(err).lower() for words in DATABASE_FULL):
-            where = f" ({DRIVER_CLASS.sub('', first_line(err))})"
-            break
-        err = err.__cause__ or err.__context__
-    else:
-        return None
-    return DiskFull(
-        f"no space left on the device{where} {when}: free space and rerun the same command {then}"
-    )
+    for cause in causes(err):
+        if isinstance(cause, DiskFull):
+            return cause
+        if isinstance(cause, OSError) and cause.errno in FULL:
+            where = f" ({cause.filename})" if cause.filename else ""
+        elif isinstance(cause, DRIVER_ERRORS) and any(
+            words in str(cause).lower() for words in DATABASE_FULL
+        ):
+            where = f" ({DRIVER_CLASS.sub('', first_line(cause))})"
+        else:
+            continue
+        return DiskFull(
+            f"no space left on the device{where} {when}: free space and rerun the same command "
+            f"{then}"
+        )
+    return None
 
 
 def database_full(err: BaseException, trial: int | None) -> DiskFull | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 _PASSWORD = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
 QUOTES = "'\" "  # around a cause's message, as urllib3's repr quotes it
@@ -14,6 +15,17 @@ def hide_passwords(text: str) -> str:
     """``text`` with the password of every URL in it shown as ``***`` (``user:***@host``), as
     a line may print or a run may log it: a store's URL carries its database's password."""
     return _PASSWORD.sub(r"\1:***@", text)
+
+
+def causes(err: BaseException | None) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from, outermost first, as a traceback shows them:
+    its ``__cause__``, else its ``__context__`` unless it was raised ``from None`` (our one-line
+    errors replace an OSError's words with their own so)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:
