@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.stores.liveness import process_gone
+from experiments.stores.said import causes
 
 try:  # Optuna >= 4.9 renamed the callback and its storage argument
     from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryCallback
@@ -172,13 +173,12 @@ def running_count(trials: Sequence[FrozenTrial]) -> int:
 def taken_over(err: BaseException | None) -> bool:
     """Whether ``err`` says this worker's trial was finished before it told its result: another
     worker found it lost (silent for longer than that worker's grace) and queued it again."""
-    while err is not None:
-        if isinstance(err, optuna.exceptions.UpdateFinishedTrialError):
-            return True
-        if isinstance(err, ValueError) and str(err).startswith("Cannot tell a "):
-            return True  # Optuna's tell of a trial already failed
-        err = err.__cause__ or err.__context__
-    return False
+    return any(
+        isinstance(cause, optuna.exceptions.UpdateFinishedTrialError)
+        # Optuna's tell of a trial already failed
+        or (isinstance(cause, ValueError) and str(cause).startswith("Cannot tell a "))
+        for cause in causes(err)
+    )
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

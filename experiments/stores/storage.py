@@ -17,7 +17,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.stores.said import first_line
+from experiments.stores.said import causes, first_line
 
 FINISHED_FRESH_SECONDS = 5.0  # how old the finished trials the pruner and TPE read may be
 log = logging.getLogger("sweep")
@@ -32,10 +32,9 @@ def database_error(err: BaseException | None) -> BaseException | None:
     in ``_run_trial``); the exception chain says why.
     """
     found = None
-    while err is not None:
-        if isinstance(err, StorageErrors):
-            found = err  # the deepest is the driver's: "connection refused", ...
-        err = err.__cause__ or err.__context__
+    for cause in causes(err):
+        if isinstance(cause, StorageErrors):
+            found = cause  # the deepest is the driver's: "connection refused", ...
     return found
 
 
