@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -23,13 +24,26 @@ from pathlib import Path
 
 import pytest
 
+PORTS_FROM = 10000  # servers' ports: from here to the ephemeral range (32768 by default)
 STARTUP_SECONDS = 180  # mlflow server migrates an empty database first: ~30 s on 2 busy cores
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port free now, for a server to bind, drawn below the kernel's ephemeral range:
+    the tests' outgoing connections take their local ports from that range (as ``bind(0)`` does),
+    so none can take this one between the probe and the server's bind (a random draw from a
+    system source: two xdist workers seeded alike would draw alike)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    draw = random.SystemRandom()
+    for _ in range(200):
+        port = draw.randrange(PORTS_FROM, low) if low - PORTS_FROM >= 1000 else 0
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # taken: another draw
+                continue
+            return probe.getsockname()[1]
+    raise OSError("no free loopback port found below the ephemeral range")
 
 
 def postgres_bin() -> Path | None:

@@ -1,4 +1,5 @@
-"""The test harness itself (tests/conftest.py): what it makes of a full disk."""
+"""The test harness itself (tests/conftest.py, tests/servers.py): what it makes of a full disk,
+of Ctrl-C, of the folders and stores a test leaves, and the ports its servers take."""
 
 from __future__ import annotations
 
@@ -217,3 +218,15 @@ def test_what_a_modules_fixtures_set_is_undone_after_the_module(pytester: pytest
     )
     done = run_child_pytest(pytester.path, ignore_sigint=False)
     assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout
+
+
+def test_a_servers_port_is_one_no_outgoing_connection_takes() -> None:
+    """A port picked free with ``bind(0)`` comes from the ephemeral range, where every outgoing
+    connection (the tests' psycopg2, HTTP) takes its own: one could take it before the server
+    bound it. The servers' ports are drawn below that range."""
+    from tests.servers import PORTS_FROM, free_port
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(20)]
+    assert all(PORTS_FROM <= port < low for port in ports), (ports, low)
+    assert len(set(ports)) > 15  # drawn, not one port each time
