@@ -352,6 +352,43 @@ def test_urllib3s_retry_lines_are_left_to_verbose(caplog) -> None:
             logger.setLevel(level)
 
 
+def test_mlflows_tracebacks_of_an_sql_store_error_are_left_to_verbose(tmp_path) -> None:
+    """MLflow logs every database error of its SQL tracking store with its traceback before it
+    raises it: some 360 lines before the closing's one line on a full disk (probe). Without
+    --verbose they are not shown; the error is raised as before."""
+    import logging
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from experiments.commands.quiet import NOISY_LOGGERS, quiet_console
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.create_run("0").info.run_id
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # SQLite's own error at the next tag
+        db.execute("DROP TABLE tags")
+    store = logging.getLogger("mlflow.store.db.utils")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # what passes the logger's filters
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    store.addHandler(handler)
+    try:
+        for verbose in (False, True, False):
+            quiet_console(verbose)
+            seen.clear()
+            with pytest.raises(MlflowException, match="no such table: tags"):
+                client.set_tag(run, "k", "v")
+            tracebacks = [r for r in seen if r.exc_info and "no such table" in str(r.exc_info[1])]
+            assert len(tracebacks) == verbose, verbose
+    finally:
+        store.removeHandler(handler)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def test_a_tracking_servers_failure_is_said_by_its_cause(monkeypatch) -> None:
     """The trial line cut MLflow's message at 120 characters, before urllib3's cause, which its
     retry lines alone had said (left to --verbose since: review)."""

@@ -50,6 +50,21 @@ def quiet_console(verbose: bool = False) -> None:
         # line on the outage (probe CC)
         for name in ("tensorflow", "urllib3"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    store = logging.getLogger("mlflow.store.db.utils")
+    for old in [f for f in store.filters if isinstance(f, _RaisedAnyway)]:
+        store.removeFilter(old)
+    if not verbose:
+        store.addFilter(_RaisedAnyway())
+
+
+class _RaisedAnyway(logging.Filter):
+    """MLflow logs each database error of its SQL tracking store with its traceback, then raises
+    it: the command says it in one line where it is caught (a full disk, a database away), after
+    some 360 lines of those tracebacks at a closing whose disk was full (probe). Its own lines
+    without a traceback are kept, and ``--verbose`` keeps them all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
 
 
 def console_logging(verbose: bool = False) -> None:
