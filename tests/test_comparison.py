@@ -807,7 +807,10 @@ def test_compare_says_the_parent_run_it_closes(store, capsys) -> None:
     parent = client.create_run(experiment_id, tags=tags).info.run_id
     try:
         assert compare.main(["--study", "demo", "--tracking-uri", uri]) == 0
-        said = f"a parent run closed: worker {worker} died between trials (its process is gone)"
+        said = (
+            f"a parent run closed: worker {worker} ended between trials, its run left open "
+            "(its process is gone)"
+        )
         assert said in capsys.readouterr().err.splitlines()
         assert client.get_run(parent).info.status == "FAILED"
     finally:  # the module's store, as the other tests read it

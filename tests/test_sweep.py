@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -648,16 +649,24 @@ def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
     assert len(best) == len(again.comparison[again.comparison["group"].str.startswith("best ")])
     run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
     assert "missing from its newest parent run" not in capsys.readouterr().out  # once
+    # a parent run whose closing wrote nothing (its disk full as it began): it has no folder of
+    # its own, where the rerun writes the report; it was read as a store moved (probe)
+    shutil.rmtree(folder.parent)
+    run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
+    assert "missing from its newest parent run, written on run" in capsys.readouterr().out
+    assert (folder / "report.html").is_file()
     # a store moved without its artifacts: said, and no folder made at the old place (review)
     (folder / "report.html").unlink()
-    folder.rename(folder.with_name("away"))
+    artifacts = Path(urlparse(client.get_experiment(first.experiment_id).artifact_location).path)
+    assert folder.is_relative_to(artifacts)
+    artifacts.rename(artifacts.with_name("away"))
     try:
         run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
         said = capsys.readouterr().out
         assert "no report: the study's newest parent run has none, and its artifact folder " in said
-        assert not folder.exists()
+        assert not artifacts.exists()
     finally:
-        folder.with_name("away").rename(folder)
+        artifacts.with_name("away").rename(artifacts)
 
 
 def test_pruned_trial_ends_killed(workspace, monkeypatch):

@@ -762,7 +762,9 @@ def test_a_worker_killed_between_trials_leaves_no_running_parent(study_workers):
         p for p in parents.values() if p.data.tags[tracking.WORKER_TAG].endswith(f":{b.pid}")
     )
     assert dead.info.status == "FAILED"
-    assert dead.data.tags[tracking.ERROR_TAG].endswith("died between trials (its process is gone)")
+    assert dead.data.tags[tracking.ERROR_TAG].endswith(
+        "ended between trials, its run left open (its process is gone)"
+    )
 
 
 def test_a_tracking_server_outage_costs_no_worker(study_workers, postgres, mlflow_server):

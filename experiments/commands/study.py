@@ -280,10 +280,10 @@ def _settle_finished(
 def _report_once(
     config: SweepConfig, study: optuna.Study, experiment_id: str, table: pd.DataFrame
 ) -> pd.DataFrame:
-    """``table`` with the report no closing wrote (stopped before it: the tracking store away,
-    artifacts moved) written on the study's newest parent run, under the closing lock, where
-    that run has ended and its artifacts are where it says (a moved store's are written nowhere
-    new: said); the run keeps its status."""
+    """``table`` with the report no closing wrote (stopped before it: the tracking store away, a
+    full disk, artifacts moved) written on the study's newest parent run, under the closing lock,
+    where that run has ended and its artifacts can be where it says (a moved store's are written
+    nowhere new: said); the run keeps its status."""
     name = study.study_name
     parents = tracking.study_parents(experiment_id, name)
     if "report" in table.attrs or table.empty or not parents:
@@ -294,7 +294,8 @@ def _report_once(
         run = client.get_run(parents[0]).info
         if "report" in standing.attrs or run.status == "RUNNING":  # a live worker's closing
             return standing
-        if not parent_run.artifacts_reachable(run.artifact_uri):
+        where = client.get_experiment(experiment_id).artifact_location
+        if not parent_run.artifacts_reachable(run.artifact_uri, where):
             print(
                 f"no report: the study's newest parent run has none, and its artifact folder "
                 f"{run.artifact_uri} is not there (a store moved without them? "

@@ -88,11 +88,16 @@ def report_location(run_id: str) -> str:
     return f"{base}/{REPORT}"
 
 
-def artifacts_reachable(artifact_uri: str) -> bool:
-    """Whether a run's artifacts can be written where it says: a local store's folder exists
-    (MLflow would make it again under a moved store's old path); a server's, as it answers."""
+def artifacts_reachable(artifact_uri: str, experiment_location: str) -> bool:
+    """Whether a run's artifacts can be written where it says: with a local store, where its
+    folder or its experiment's is there (a run's own folder is made with its first artifact: a
+    parent run whose closing met a full disk has none; a store moved has neither, and MLflow
+    would make them again at its old place); with a server, as it answers."""
     folder = _local_folder(artifact_uri)
-    return folder is None or folder.is_dir()
+    if folder is None or folder.is_dir():
+        return True
+    experiment = _local_folder(experiment_location)
+    return experiment is not None and experiment.is_dir()
 
 
 def _local_folder(artifact_uri: str) -> Path | None:

@@ -102,7 +102,9 @@ def close_dead_parents(
         silent_after = GRACE_FACTOR * heartbeat
         gone = process_gone(worker)
         if gone:
-            reason = f"worker {worker} died between trials (its process is gone)"
+            reason = (
+                f"worker {worker} ended between trials, its run left open (its process is gone)"
+            )
         elif silent > silent_after:
             reason = f"worker {worker} silent for {silent:.0f}s between trials: lost"
         else:
