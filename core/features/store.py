@@ -258,6 +258,8 @@ class PendingEntry:
         try:
             while data:  # a write may take part of it (a disk filling up)
                 written = os.pwrite(fd, data, at)
+                if not written:  # nothing taken, and nothing said: as full (else: a loop)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 data, at = data[written:], at + written
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
