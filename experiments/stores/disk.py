@@ -1,5 +1,6 @@
-"""A disk (or quota) that fills as a sweep writes: one line, the worker stopped as at Ctrl-C, the
-trial queued again. The stores' room, so the trial, the runs and the commands all name it."""
+"""A disk (or quota) that fills as a sweep writes, or a place it writes that is read-only: one
+line, the worker stopped as at Ctrl-C, the trial queued again. The stores' room, so the trial, the
+runs and the commands all name it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import sqlalchemy
 from experiments.stores.said import causes, first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
+# a place that cannot be written: a read-only mount, a folder without write permission (a trial
+# that met one failed for good, its baseline's figures never run again: probe)
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 # What a database says when its disk is full, where the driver raises no OSError: SQLite's
 # SQLITE_FULL, PostgreSQL's class 53100 (disk_full) as its server words it.
 DATABASE_FULL = ("database or disk is full", "could not extend file", "no space left on device")
@@ -23,18 +27,23 @@ DRIVER_CLASS = re.compile(r"^\([\w.]+\) *")  # SQLAlchemy's "(sqlite3.Operationa
 def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
     """The :class:`DiskFull` of ``err`` where it, or an exception it was raised from, is a full
     disk or quota: an OSError, or a database's words for it (SQLite's "database or disk is full",
-    which read as the study's database not answering: a 120 s wait, status 3; probe), else None;
-    saying ``when`` it filled ("as trial 3 saved its files") and what the rerun does (``then``)."""
+    which read as the study's database not answering: a 120 s wait, status 3; probe), or an
+    OSError of a place that cannot be written (:data:`UNWRITABLE`), else None; saying ``when`` it
+    met it ("as trial 3 saved its files") and what the rerun does (``then``)."""
     for cause in causes(err):
         if isinstance(cause, DiskFull):
             return cause
-        if isinstance(cause, OSError) and cause.errno in FULL:
-            where = f" ({cause.filename})" if cause.filename else ""
-        elif isinstance(cause, DRIVER_ERRORS) and any(
+        where = f" ({cause.filename})" if getattr(cause, "filename", None) else ""
+        if isinstance(cause, OSError) and cause.errno in UNWRITABLE:
+            return DiskFull(
+                f"{cause.strerror or 'cannot be written'}{where} {when}: make it writable and "
+                f"rerun the same command {then}"
+            )
+        if isinstance(cause, DRIVER_ERRORS) and any(
             words in str(cause).lower() for words in DATABASE_FULL
         ):
             where = f" ({DRIVER_CLASS.sub('', first_line(cause))})"
-        else:
+        elif not (isinstance(cause, OSError) and cause.errno in FULL):
             continue
         return DiskFull(
             f"no space left on the device{where} {when}: free space and rerun the same command "
@@ -57,6 +66,6 @@ def database_full(err: BaseException, trial: int | None) -> DiskFull | None:
 
 class DiskFull(KeyboardInterrupt):
     """A trial's files did not fit on the disk (the tracking store's artifacts, a report, the
-    study's database): the worker stops as at Ctrl-C, its trial queued again, and says so in one
+    study's database), or their place is read-only: the worker stops as at Ctrl-C, its trial queued again, and says so in one
     line (it was a failed trial, never run again, and a traceback: probe). A KeyboardInterrupt, as
     Optuna fails such a trial and lets it through, and the worker queues it again."""
