@@ -7,6 +7,7 @@ four-subject set, since each generation of the full set costs seconds.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -169,6 +170,30 @@ def test_reuse_does_not_rewrite(full_set: Path) -> None:
     assert synthetic_dataset(full_set.parent, seed=0) == full_set
     assert {p: p.stat().st_mtime_ns for p in full_set.rglob("*")} == before
     assert [p.name for p in full_set.parent.iterdir()] == [full_set.name]  # no temp folder left
+
+
+def test_a_disk_without_room_for_the_set_is_said_before_it_is_written(
+    full_set: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """On a full disk OpenCV wrote clips short without a word, said as "wrote 20 frames but 0
+    decode back" under a temporary folder (probe). The room a set takes is checked first; the
+    figure it checks is the set's real size, within 10 %."""
+    size = sum(p.stat().st_size for p in full_set.rglob("*") if p.is_file())
+    needed = SUBJECTS * synthetic.SUBJECT_BYTES
+    assert 0.9 * needed <= size <= needed, (size, needed)
+    real = shutil.disk_usage
+
+    def short(path):
+        return real(path)._replace(free=needed - 1)
+
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", short)
+    with pytest.raises(DataError) as said:
+        synthetic_dataset(tmp_path / "cache", seed=0)
+    assert str(said.value) == (
+        f"{tmp_path / 'cache'}: the synthetic set needs {needed / 1e6:.0f} MB, and its disk has "
+        f"{(needed - 1) / 1e6:.1f} MB free: free some room, or give --cache-dir on a larger disk"
+    )
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing begun
 
 
 @pytest.mark.usefixtures("three_subjects")

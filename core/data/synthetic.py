@@ -54,6 +54,7 @@ SIZE = 160
 FPS = 10
 BONAFIDE_SESSIONS = 2
 PHOTO_FRAME = FRAMES // 2  # the frame of session 1 that the photo attack freezes
+SUBJECT_BYTES = 930_000  # a subject's five clips on disk (a set: 29 MB), checked before writing
 NOISE_SIGMA = 2.5  # camera sensor noise, grey levels
 SHAKE_SIGMA = 2.0  # hand-held camera: a random walk of the frame's offset, pixels per frame
 MOUTH_OPEN = 18.0  # half-height in pixels of the lips' opening at its widest ("aah")
@@ -76,6 +77,12 @@ def synthetic_dataset(root: str | os.PathLike, seed: int = 0) -> Path:
         log.debug("reusing synthetic PAD set %s", target)
         return target
     root.mkdir(parents=True, exist_ok=True)
+    needed, free = SUBJECTS * SUBJECT_BYTES, shutil.disk_usage(root).free
+    if free < needed:  # OpenCV writes a clip short without a word: "0 decode back" (probe)
+        raise DataError(
+            f"{root}: the synthetic set needs {needed / 1e6:.0f} MB, and its disk has "
+            f"{free / 1e6:.1f} MB free: free some room, or give --cache-dir on a larger disk"
+        )
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
     try:
@@ -196,7 +203,9 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
         decoded += 1
     cap.release()
     if decoded != len(frames):
-        raise DataError(f"{path}: wrote {len(frames)} frames but {decoded} decode back")
+        full = shutil.disk_usage(path.parent).free < SIZE * SIZE * 3 * len(frames)  # a clip, raw
+        why = ": its disk is full, free some room" if full else ""
+        raise DataError(f"{path}: wrote {len(frames)} frames but {decoded} decode back{why}")
 
 
 # --- drawing -------------------------------------------------------------------------------------
