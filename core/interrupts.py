@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+from core.stdout import named_stdout
+
 _seen: list[int] | None = None  # the Ctrl-Cs recorded by the outermost ctrl_c_noticed in force
 _terminated = False  # a SIGTERM arrived in terminate_as_ctrl_c's block, handled as a Ctrl-C
 
@@ -70,13 +72,14 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
     :func:`terminate_as_ctrl_c`'s block stopped it) on a Ctrl-C it did not handle itself (in its
     imports, before its own handling: it was a traceback), or that Python dropped in a finalizer
     where it has no check (a successful exit would hide it), and whose own checks
-    (:func:`ctrl_c_noticed`) see one dropped before them."""
+    (:func:`ctrl_c_noticed`) see one dropped before them; its stdout's failures name it
+    (:func:`~core.stdout.named_stdout`)."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             try:
-                with ctrl_c_noticed() as check:
+                with ctrl_c_noticed() as check, named_stdout():
                     code = main(*args, **kwargs)
                     if code == 0:  # one dropped where the command had no check of its own
                         check()

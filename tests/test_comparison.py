@@ -312,6 +312,19 @@ def test_a_reader_that_stops_early_ends_compare_quietly(store, flags) -> None:
     assert "Broken pipe" not in err and "Traceback" not in err and "--out" not in err, err
 
 
+@pytest.mark.parametrize("flags", [["--list"], ["--study", "demo"]])
+def test_a_full_stdout_is_said_as_such(store, flags) -> None:
+    """Redirected to a file on a full disk, compare.py said "error: --out None: No space left on
+    device" (probe). /dev/full answers every write with ENOSPC."""
+    command = [sys.executable, str(REPO / "experiments" / "compare.py"), *flags]
+    command += ["--tracking-uri", f"sqlite:///{store['root']}/mlflow.db"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, env=env, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["error: stdout cannot be written (No space left on device)"]
+
+
 def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:
     """ "photo/print/replay 100.0%" pushed the time out of its column (probe AA)."""
     from experiments.config import TrialConfig

@@ -1095,6 +1095,32 @@ def test_a_disk_that_fills_as_a_sweep_extracts_is_said_as_extractions(
     )
 
 
+def test_a_sweep_whose_stdout_fills_says_so_and_keeps_its_study(
+    data, tmp_path, capsys, monkeypatch
+) -> None:
+    """Redirected to a file on a full disk, the sweep said "no space left on the device as the
+    study's closing wrote", of a study it had not begun (probe). /dev/full: ENOSPC every write."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "said")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert sweep.main(argv(data, *stores, "--trials", "1")) == 0
+    capsys.readouterr()
+    for trials in ("1", "2"):  # the finished study's comparison; a study with a trial to run
+        with open("/dev/full", "w") as full:
+            with monkeypatch.context() as patch:
+                patch.setattr(sys, "stdout", full)
+                code = sweep.main(argv(data, *stores, "--trials", trials))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err[-1] == (
+            "error: stdout cannot be written (No space left on device): rerun the same command "
+            "with its output where it can be written (finished trials are kept)"
+        ), err
+        assert not [line for line in err if "Traceback" in line]
+    study = optuna.load_study(study_name="said", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert sweep.main(argv(data, *stores, "--trials", "2")) == 0  # and the next run goes on
+
+
 @pytest.mark.parametrize(
     "code, said",
     [

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from core.flags import given_name, given_path
 from core.interrupts import stopped_by_ctrl_c
+from core.stdout import stdout_failed
 from experiments.commands.quiet import OneLineParser, quiet_console, reader_gone, say_error
 
 
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         say_error(str(err))
         return 2
     except OSError as err:  # --out: a file, or a folder that cannot be made or written
+        if stdout_failed(err):  # a redirect on a full disk: it said "--out None" (probe)
+            say_error(f"stdout cannot be written ({err.strerror})")
+            return 2
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
         say_error(f"--out {err.filename or args.out}: {why or err.strerror or err}")
         return 2

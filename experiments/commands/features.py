@@ -14,6 +14,7 @@ from typing import Any
 from core.data.dataset import Dataset
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features
+from core.stdout import stdout_failed
 from core.words import counted
 from experiments.commands.quiet import quiet_backend
 
@@ -140,7 +141,10 @@ def species_lost(clips, kept: set[str], how: str = "lost every") -> list[str]:
 def os_error_line(err: OSError, cache: Path | None = None) -> str:
     """An operating system's error in one line: the file it names, then what happened; a file
     of the ``cache`` folder that may not be written, with the fix (a read-only shared cache was
-    "Operation not permitted" alone: probe)."""
+    "Operation not permitted" alone: probe); stdout's, as such (it was "No space left on
+    device" alone, under a redirect on a full disk: probe)."""
+    if stdout_failed(err):
+        return f"stdout cannot be written ({err.strerror})"
     where = f"{err.filename}: " if err.filename else ""
     said = f"{where}{err.strerror or err}"
     denied = err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)

@@ -10,6 +10,7 @@ import sqlite3
 
 import sqlalchemy
 
+from core.stdout import stdout_failed
 from experiments.stores.said import causes, first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
@@ -28,11 +29,16 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
     """The :class:`DiskFull` of ``err`` where it, or an exception it was raised from, is a full
     disk or quota: an OSError, or a database's words for it (SQLite's "database or disk is full",
     which read as the study's database not answering: a 120 s wait, status 3; probe), or an
-    OSError of a place that cannot be written (:data:`UNWRITABLE`), else None; saying ``when`` it
-    met it ("as trial 3 saved its files") and what the rerun does (``then``)."""
+    OSError of a place that cannot be written (:data:`UNWRITABLE`) or of stdout, else None;
+    saying ``when`` it met it ("as trial 3 saved its files") and what the rerun does (``then``)."""
     for cause in causes(err):
         if isinstance(cause, DiskFull):
             return cause
+        if stdout_failed(cause):  # a redirect on a full disk: not the study's closing (probe)
+            return DiskFull(
+                f"stdout cannot be written ({cause.strerror}): rerun the same command with its "
+                f"output where it can be written {then}"
+            )
         where = f" ({cause.filename})" if getattr(cause, "filename", None) else ""
         if isinstance(cause, OSError) and cause.errno in UNWRITABLE:
             return DiskFull(
@@ -66,6 +72,7 @@ def database_full(err: BaseException, trial: int | None) -> DiskFull | None:
 
 class DiskFull(KeyboardInterrupt):
     """A trial's files did not fit on the disk (the tracking store's artifacts, a report, the
-    study's database), or their place is read-only: the worker stops as at Ctrl-C, its trial queued again, and says so in one
-    line (it was a failed trial, never run again, and a traceback: probe). A KeyboardInterrupt, as
-    Optuna fails such a trial and lets it through, and the worker queues it again."""
+    study's database), or their place is read-only, or stdout failed: the worker stops as at
+    Ctrl-C, its trial queued again, and says so in one line (it was a failed trial, never run
+    again, and a traceback: probe). A KeyboardInterrupt, as Optuna fails such a trial and lets it
+    through, and the worker queues it again."""

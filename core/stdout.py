@@ -1,0 +1,67 @@
+"""stdout whose failure names it.
+
+Redirected to a file on a full disk (or to ``/dev/full``), a command's print raised an OSError
+that names no file: compare said it as ``--out None``, the sweep as its study's closing, with no
+word of stdout (probe). In :func:`named_stdout`'s block a write or flush of ``sys.stdout`` that
+fails raises the OSError with :data:`STDOUT` as its file name, and what is written after it goes
+nowhere (Python's flush at exit included, which said the error again); a reader gone (``| head``)
+is still a BrokenPipeError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+STDOUT = "<stdout>"  # the file name of an OSError met writing stdout
+
+
+class _Named:
+    """``sys.stdout`` whose write and flush errors name it; anything else is the stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self._named(self.stream.write, text)
+
+    def flush(self) -> None:
+        self._named(self.stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def _named(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            if err.filename is not None:
+                raise
+            with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            raise OSError(err.errno, err.strerror, STDOUT) from err
+
+
+@contextlib.contextmanager
+def named_stdout() -> Iterator[None]:
+    """``sys.stdout`` for the block a stream whose write errors name it (:data:`STDOUT`); the
+    stream in place before is put back after, whatever has replaced it meanwhile."""
+    stream = sys.stdout
+    if isinstance(stream, _Named) or stream is None:
+        yield
+        return
+    sys.stdout = _Named(stream)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = stream
+
+
+def stdout_failed(err: BaseException) -> bool:
+    """Whether ``err`` is an error met writing stdout (in :func:`named_stdout`'s block)."""
+    return isinstance(err, OSError) and err.filename == STDOUT

@@ -1,0 +1,43 @@
+"""stdout that fails names itself (core/stdout.py): a redirect on a full disk was said as the file
+a command was writing, or as a study's closing (probe)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+
+import pytest
+
+from core.stdout import STDOUT, named_stdout, stdout_failed
+from experiments.stores.disk import disk_full
+
+
+def test_a_write_to_a_full_stdout_names_it_and_what_follows_goes_nowhere(monkeypatch) -> None:
+    with open("/dev/full", "w") as full:  # every write: ENOSPC
+        monkeypatch.setattr(sys, "stdout", full)
+        with named_stdout():
+            with pytest.raises(OSError) as failed:
+                print("a line", flush=True)
+            print("the next", flush=True)  # and Python's flush at exit: no second error
+        assert sys.stdout is full  # put back
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == STDOUT
+    assert stdout_failed(failed.value) and not stdout_failed(OSError(errno.ENOSPC, "full"))
+    said = disk_full(failed.value, "as the study's closing wrote", "(finished trials are kept)")
+    assert str(said) == (
+        "stdout cannot be written (No space left on device): rerun the same command with its "
+        "output where it can be written (finished trials are kept)"
+    )
+
+
+def test_a_reader_gone_is_still_a_broken_pipe(monkeypatch) -> None:
+    read, write = os.pipe()
+    os.close(read)
+    pipe = os.fdopen(write, "w")
+    monkeypatch.setattr(sys, "stdout", pipe)
+    with named_stdout(), pytest.raises(BrokenPipeError):  # compare and predict end quietly on it
+        print("a line", flush=True)
+    monkeypatch.undo()
+    with contextlib.suppress(BrokenPipeError):  # what the buffer still holds
+        pipe.close()
