@@ -1095,6 +1095,32 @@ def test_a_disk_that_fills_as_a_sweep_extracts_is_said_as_extractions(
     )
 
 
+def test_a_sweep_begun_on_a_full_disk_is_one_line_and_makes_nothing(
+    data, tmp_path, capsys, monkeypatch
+) -> None:
+    """It said "no space left on the device ... as the study's closing wrote" of a study it had
+    not begun, and left an empty optuna.db (probe: a full tmpfs). The stores' disk is looked at
+    before either is opened."""
+    import shutil
+
+    real = shutil.disk_usage
+
+    def full(path):  # the disk under tmp_path, as a full one reports itself
+        usage = real(path)
+        return usage._replace(free=500) if Path(path).is_relative_to(tmp_path) else usage
+
+    monkeypatch.setattr(wal.shutil, "disk_usage", full)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    capsys.readouterr()
+    assert sweep.main(argv(data, *stores)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --storage sqlite:///{tmp_path}/optuna.db: no space left on the device of "
+        f"{tmp_path} (0 kB free): free space and rerun the same command"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_sweep_whose_stdout_fills_says_so_and_keeps_its_study(
     data, tmp_path, capsys, monkeypatch
 ) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import tempfile
 import urllib.parse
@@ -34,6 +35,7 @@ from experiments.stores.said import store_named
 log = logging.getLogger(__name__)
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
+MIN_FREE = 1_000_000  # bytes a store's disk must have free for a sweep to begin writing it
 ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 
@@ -71,7 +73,9 @@ def check_writable(url: str, flag: str) -> None:
     SQLite said "unable to open database file" after MLflow's retries, 100 s later, with advice
     to move the store aside (probe FF). Tried, not judged by permissions, which root passes: a
     file made and removed in the folder, where SQLite writes its journal and write-ahead log
-    too, and the file opened for writing (nothing written)."""
+    too, and the file opened for writing (nothing written); and a disk with less than
+    :data:`MIN_FREE` left (a sweep begun on a full disk said "as the study's closing wrote", with
+    an empty optuna.db left behind: probe)."""
     database = sqlite_file(url)
     path = Path(database).resolve() if database is not None else None
     if path is None or not path.parent.is_dir():
@@ -87,6 +91,12 @@ def check_writable(url: str, flag: str) -> None:
             f"{store_named(flag, url)}: {where} cannot be written ({err.strerror or err}); a "
             "SQLite store writes its file, journal and write-ahead log in its folder"
         ) from None
+    free = shutil.disk_usage(path.parent).free
+    if free < MIN_FREE:
+        raise ValueError(
+            f"{store_named(flag, url)}: no space left on the device of {path.parent} "
+            f"({free // 1000} kB free): free space and rerun the same command"
+        )
 
 
 def check_not_a_folder(url: str, flag: str) -> None:
