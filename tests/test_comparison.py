@@ -10,6 +10,7 @@ study on "real" data whose trials ran twice each (mean ± std).
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -33,7 +35,7 @@ from mlflow.tracking import MlflowClient
 
 from core.backbone.spec import PARAMS_TO_FC7
 from core.words import percent
-from experiments.commands import compare
+from experiments.commands import compare, predict
 from experiments.metrics import ScoreSet, is_species_figure, pad_report, summarise
 from experiments.results import console, parent_run, tables
 from experiments.stores import runs_table, tracking
@@ -323,6 +325,48 @@ def test_a_full_stdout_is_said_as_such(store, flags) -> None:
         done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, env=env, text=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == ["error: stdout cannot be written (No space left on device)"]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, megabytes: int) -> Iterator[Path]:
+    """A small file system of its own at ``folder`` (a real read-only or full disk; root only)."""
+    folder.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no tmpfs can be mounted here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+def test_a_store_that_cannot_be_read_where_it_is_is_one_line(store, tmp_path, capsys, disk):
+    """An archived study (a read-only folder) or a store on a full disk: compare and predict
+    ended in MLflow's traceback, "unable to open database file" or "disk I/O error" (probe):
+    SQLite reads a store in WAL mode with a file it makes beside it."""
+    with tmpfs(tmp_path / "disk", 20) as folder:
+        shutil.copy(store["root"] / "mlflow.db", folder)
+        if disk == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+            why = f"{folder} cannot be written: Read-only file system"
+            fix = "copy it, with its artifacts, where that can be written"
+        else:
+            with contextlib.suppress(OSError), open(folder / "fill", "wb") as fill:
+                while True:
+                    fill.write(bytes(1 << 20))
+            why, fix = "its disk is full", "free space on its disk, or copy it with its artifacts"
+        uri = f"sqlite:///{folder}/mlflow.db"
+        for command, flags in ((compare, ["--list"]), (predict, ["--best", str(tmp_path)])):
+            assert command.main([*flags, "--tracking-uri", uri]) == 2
+            assert capsys.readouterr().err.splitlines() == [
+                f"error: --tracking-uri {uri}: cannot be read where it is ({why}); SQLite reads "
+                f"it with a file it makes beside it: {fix} (scripts/move_store.py)"
+            ]
 
 
 def test_a_trial_line_keeps_its_columns_when_three_species_tie(capsys) -> None:

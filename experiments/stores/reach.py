@@ -150,7 +150,8 @@ def _check_database(uri: str) -> None:
 
 def check_existing_store(uri: str) -> None:
     """For a command that only reads the tracking store: a ValueError when it is a SQLite file
-    that does not exist (MLflow would create an empty store at a mistyped path), and
+    that does not exist (MLflow would create an empty store at a mistyped path), or that cannot
+    be read where it is (:func:`~experiments.stores.wal.check_readable`), and
     :class:`StoreUnreachable` for a server that does not answer."""
     wal.check_not_a_folder(uri, "--tracking-uri")  # not "no tracking store at" (probe)
     database = absent_file(uri)
@@ -160,6 +161,7 @@ def check_existing_store(uri: str) -> None:
             f"no tracking store at {database}{empty}: a sweep writes it there; pass the "
             "--tracking-uri the sweep used, or run the command in the sweep's folder"
         )
+    wal.check_readable(uri, "--tracking-uri")  # a read-only folder, a full disk (probe)
     check_server(uri)
 
 

@@ -99,6 +99,34 @@ def check_writable(url: str, flag: str) -> None:
         )
 
 
+def check_readable(url: str, flag: str) -> None:
+    """A ValueError (one line) when ``url``'s SQLite file cannot be read where it is: SQLite
+    reads a store in WAL mode with a shared-memory file it makes beside it, which a read-only
+    folder (an archived study) or a full disk refuses; compare and predict ended in MLflow's
+    traceback, "unable to open database file" or "disk I/O error" (probe)."""
+    database = sqlite_file(url)
+    if database is None or not Path(database).is_file():
+        return
+    path = Path(database).resolve()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as err:
+        if not any(words in str(err) for words in ("unable to open", "disk I/O error")):
+            raise
+        why, fix = str(err), "copy it, with its artifacts, where that can be written"
+        if shutil.disk_usage(path.parent).free < MIN_FREE:
+            why, fix = "its disk is full", "free space on its disk, or copy it with its artifacts"
+        try:
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as denied:
+            why = f"{path.parent} cannot be written: {denied.strerror}"
+        raise ValueError(
+            f"{store_named(flag, url)}: cannot be read where it is ({why}); SQLite reads it with "
+            f"a file it makes beside it: {fix} (scripts/move_store.py)"
+        ) from None
+
+
 def check_not_a_folder(url: str, flag: str) -> None:
     """A ValueError (one line) when ``url``'s SQLite file is a folder: SQLite's "unable to open
     database file", said as the server not answering (probe)."""
