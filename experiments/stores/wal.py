@@ -111,9 +111,9 @@ def check_readable(url: str, flag: str) -> None:
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError as err:
+    except sqlite3.DatabaseError as err:
         if not any(words in str(err) for words in ("unable to open", "disk I/O error")):
-            raise
+            return  # a damaged file, say: the command's own reading says it
         why, fix = str(err), "copy it, with its artifacts, where that can be written"
         if shutil.disk_usage(path.parent).free < MIN_FREE:
             why, fix = "its disk is full", "free space on its disk, or copy it with its artifacts"

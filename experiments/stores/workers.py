@@ -69,7 +69,7 @@ from experiments.stores.retries import (
     this_process,
     worker_of,
 )
-from experiments.stores.said import first_line, hide_passwords, store_cause
+from experiments.stores.said import causes, first_line, hide_passwords, store_cause
 from experiments.stores.storage import (
     FinishedTrialsCache,
     SteadyHeartbeatStorage,
@@ -138,6 +138,8 @@ def open_study(
             f"another Optuna version's: {first_line(err)}"
         ) from None
     except StorageErrors as err:
+        for cause in causes(err):  # a file damaged inside: Optuna's words on its commit (probe)
+            wal.check_damaged(cause, "--storage", url, "studies")
         shown = hide_passwords(url)
         cause = database_error(err) or err
         said = f"--storage {shown}: cannot open the study: {first_line(cause)}{full(cause)}"
