@@ -10,7 +10,6 @@ study on "real" data whose trials ran twice each (mean ± std).
 from __future__ import annotations
 
 import base64
-import contextlib
 import math
 import os
 import re
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -39,6 +37,7 @@ from experiments.commands import compare, predict
 from experiments.metrics import ScoreSet, is_species_figure, pad_report, summarise
 from experiments.results import console, parent_run, tables
 from experiments.stores import runs_table, tracking
+from tests.disks import fill, read_only, tmpfs
 from tests.servers import CHROMIUM_FLAGS
 
 SPECIES = ("print", "replay", "photo")
@@ -327,23 +326,6 @@ def test_a_full_stdout_is_said_as_such(store, flags) -> None:
     assert done.stderr.splitlines() == ["error: stdout cannot be written (No space left on device)"]
 
 
-@contextlib.contextmanager
-def tmpfs(folder: Path, megabytes: int) -> Iterator[Path]:
-    """A small file system of its own at ``folder`` (a real read-only or full disk; root only)."""
-    folder.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"no tmpfs can be mounted here: {made.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
 @pytest.mark.parametrize("disk", ["read-only", "full"])
 def test_a_store_that_cannot_be_read_where_it_is_is_one_line(store, tmp_path, capsys, disk):
     """An archived study (a read-only folder) or a store on a full disk: compare and predict
@@ -352,13 +334,11 @@ def test_a_store_that_cannot_be_read_where_it_is_is_one_line(store, tmp_path, ca
     with tmpfs(tmp_path / "disk", 20) as folder:
         shutil.copy(store["root"] / "mlflow.db", folder)
         if disk == "read-only":
-            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+            read_only(folder)
             why = f"{folder} cannot be written: Read-only file system"
             fix = "copy it, with its artifacts, where that can be written"
         else:
-            with contextlib.suppress(OSError), open(folder / "fill", "wb") as fill:
-                while True:
-                    fill.write(bytes(1 << 20))
+            fill(folder)
             why, fix = "its disk is full", "free space on its disk, or copy it with its artifacts"
         uri = f"sqlite:///{folder}/mlflow.db"
         for command, flags in ((compare, ["--list"]), (predict, ["--best", str(tmp_path)])):

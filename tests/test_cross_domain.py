@@ -32,6 +32,7 @@ from experiments.commands.study import run_sweep
 from experiments.commands.sweep import parse_args
 from experiments.results import cross_table
 from experiments.stores.tracking import ROLE_TAG
+from tests.disks import fill, tmpfs
 from tests.reference import auc_agrees, bob_measure
 from tests.test_evaluation import bob_report
 from tests.trees import FOLDERS
@@ -330,6 +331,22 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --out {blocked}")
     again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
     assert len(again) == len(logged)
+    # a full disk under older tables: they are left whole (an empty cross_domain.csv was: probe)
+    with tmpfs(tmp_path / "disk", 4) as disk:
+        older = {name: f"older {name}".encode() for name in ("cross_domain.csv", "cross_domain.md")}
+        for name, data in older.items():
+            (disk / name).write_bytes(data)
+        fill(disk)
+        assert compare.main(["--cross", "--out", str(disk), "--tracking-uri", uri]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: --out {disk / 'cross_domain.csv'}: No space left on device"
+        ]
+        assert {p.name: p.read_bytes() for p in disk.iterdir() if p.name in older} == older
+        assert sorted(p.name for p in disk.iterdir()) == [
+            "cross_domain.csv",
+            "cross_domain.md",
+            "fill",
+        ]
     # the same table again is not another run (every rerun of a finished study logged one)
     assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
     said = capsys.readouterr().out.strip().splitlines()[-2]

@@ -29,6 +29,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from core.data.layouts import get_protocol, protocol_names
+from core.files import put_in_place
 from core.words import counted
 from experiments import domains
 from experiments.results import report
@@ -405,8 +406,7 @@ def log_cross_table(
     with tempfile.TemporaryDirectory() as folder:
         files = _write(table, [markdown, behind], banners, notes, Path(folder))
         if out is not None:  # written before the run is logged: an unwritable folder logs none
-            for path in files:
-                (out / path.name).write_bytes(path.read_bytes())
+            put_in_place(files, out)
         run_id, new = _log(shown, files)
     lines = [*(f"**{b}**" for b in banners), markdown, "", behind, "", *notes]
     if new:

@@ -1,0 +1,30 @@
+"""Files put in place whole, as a set, where a reader or a rerun may already have older ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def put_in_place(files: Sequence[Path], folder: Path) -> None:
+    """Copy ``files`` into ``folder`` under their names, whole and together: every copy is first
+    written beside its place (a full disk fails there, the older files untouched and the copies
+    removed), then each is renamed over the older one, which takes no room. Written in place, a
+    full disk left ``compare.py --cross --out`` an empty cross_domain.csv (probe). An error names
+    the file meant, not its copy."""
+    copies = [(folder / f".{path.name}.{os.getpid()}.tmp", folder / path.name) for path in files]
+    meant = folder  # the file an error is about
+    try:
+        for path, (copy, place) in zip(files, copies, strict=True):
+            meant = place
+            with open(copy, "wb") as written:  # the umask's mode, as a file written in place
+                written.write(path.read_bytes())
+        for copy, place in copies:
+            meant = place
+            os.replace(copy, place)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(meant)) from err
+    finally:
+        for copy, _ in copies:
+            copy.unlink(missing_ok=True)
