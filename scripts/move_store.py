@@ -74,8 +74,11 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
                     "give the folder the artifacts are in now; nothing changed"
                 )
         return changed
-    except sqlite3.OperationalError as err:  # locked, read-only, no such folder
-        raise ValueError(f"{database}: cannot be written ({err})") from None
+    except sqlite3.OperationalError as err:  # locked, read-only, no such folder, a full disk
+        from experiments.stores.wal import folder_refuses  # its "disk I/O error" alone: probe
+
+        why = folder_refuses(Path(database).resolve().parent) or str(err)
+        raise ValueError(f"{database}: cannot be written ({why})") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"{database}: not a SQLite database MLflow wrote ({err})") from None
     finally:

@@ -44,6 +44,7 @@ from experiments.results import tables
 from experiments.serving import models, scorer, trial_model
 from experiments.stores import tracking
 from experiments.stores.runs_table import family_bests, trial_table
+from tests.disks import fill, read_only, tmpfs
 from tests.test_layouts_msu_replay_mobile import msu_tree
 from tests.test_protocols import casia_tree, replay_tree, tiny_video
 from tests.trees import casia_keeps, msu_keeps, only
@@ -1090,6 +1091,19 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
     assert code == 0 and out[1].split("\t")[0] == clip, err
     twice = subprocess.run([*script, *again], capture_output=True, text=True)
     assert twice.returncode == 0 and twice.stdout.endswith(f"are under {second} already\n")
+    with tmpfs(tmp_path / "disk", 8) as disk:  # a copy onto a full disk, then a read-only one:
+        shutil.copy2(root / "mlflow.db", disk)  # said as SQLite's "disk I/O error" alone (probe)
+        fill(disk)
+        onto = [*script, str(disk / "mlflow.db"), "--from", str(root)]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        for why in ("its disk is full", f"{disk} cannot be written: Read-only file system"):
+            if why != "its disk is full":
+                (disk / "fill").unlink()
+                read_only(disk)
+            moved = subprocess.run(onto, capture_output=True, text=True, env=env)
+            assert moved.returncode == 2 and moved.stderr.splitlines() == [
+                f"error: {disk / 'mlflow.db'}: cannot be written ({why})"
+            ], moved.stderr
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(store)  # its registered models load from the copy too
     try:

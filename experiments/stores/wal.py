@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
 MIN_FREE = 1_000_000  # bytes a store's disk must have free for a sweep to begin writing it
+DISK_FULL = "its disk is full"
 ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 
@@ -114,17 +115,24 @@ def check_readable(url: str, flag: str) -> None:
     except sqlite3.DatabaseError as err:
         if not any(words in str(err) for words in ("unable to open", "disk I/O error")):
             return  # a damaged file, say: the command's own reading says it
-        why, fix = str(err), "copy it, with its artifacts, where that can be written"
-        if shutil.disk_usage(path.parent).free < MIN_FREE:
-            why, fix = "its disk is full", "free space on its disk, or copy it with its artifacts"
-        try:
-            tempfile.TemporaryFile(dir=path.parent).close()
-        except OSError as denied:
-            why = f"{path.parent} cannot be written: {denied.strerror}"
+        why = folder_refuses(path.parent) or str(err)
+        fix = "copy it, with its artifacts, where that can be written"
+        if why == DISK_FULL:
+            fix = "free space on its disk, or copy it with its artifacts"
         raise ValueError(
             f"{store_named(flag, url)}: cannot be read where it is ({why}); SQLite reads it with "
             f"a file it makes beside it: {fix} (scripts/move_store.py)"
         ) from None
+
+
+def folder_refuses(folder: Path) -> str | None:
+    """Why a SQLite store in ``folder`` cannot be written (nor, in WAL mode, read): the OS's words
+    for a file made there (a read-only file system), or :data:`DISK_FULL`; None where neither."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as denied:
+        return f"{folder} cannot be written: {denied.strerror}"
+    return DISK_FULL if shutil.disk_usage(folder).free < MIN_FREE else None
 
 
 def check_not_a_folder(url: str, flag: str) -> None:
