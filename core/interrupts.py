@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from core.stdout import named_stdout
+from core.stdout import named_stdout, say_stdout_failed, stdout_failed
 
 _seen: list[int] | None = None  # the Ctrl-Cs recorded by the outermost ctrl_c_noticed in force
 _terminated = False  # a SIGTERM arrived in terminate_as_ctrl_c's block, handled as a Ctrl-C
@@ -73,7 +73,7 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
     imports, before its own handling: it was a traceback), or that Python dropped in a finalizer
     where it has no check (a successful exit would hide it), and whose own checks
     (:func:`ctrl_c_noticed`) see one dropped before them; its stdout's failures name it
-    (:func:`~core.stdout.named_stdout`)."""
+    (:func:`~core.stdout.named_stdout`), and one it did not handle is one line and status 2."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -86,6 +86,10 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
             except KeyboardInterrupt:
                 print(said, file=sys.stderr)
                 code = 130
+            except OSError as err:  # stdout's, the command's own handling past (python -m heads)
+                if not stdout_failed(err):
+                    raise
+                code = say_stdout_failed(err)
             # stopped by SIGTERM: 143, as a scheduler reads it (it was 130, Ctrl-C's: probe Y)
             return 128 + signal.SIGTERM if code == 130 and _terminated else code
 

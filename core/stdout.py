@@ -28,6 +28,10 @@ class _Named:
     def write(self, text: str) -> int:
         return self._named(self.stream.write, text)
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         self._named(self.stream.flush)
 
@@ -37,20 +41,27 @@ class _Named:
     def _named(self, call: Any, *args: Any) -> Any:
         try:
             return call(*args)
-        except BrokenPipeError:
+        except (BrokenPipeError, BlockingIOError):  # a reader gone; a pipe full for now
             raise
         except OSError as err:
             if err.filename is not None:
                 raise
-            with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            _discard(self.stream)
             raise OSError(err.errno, err.strerror, STDOUT) from err
+
+
+def _discard(stream: TextIO) -> None:
+    """What ``stream`` is yet to write goes nowhere, Python's flush at exit included."""
+    with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 @contextlib.contextmanager
 def named_stdout() -> Iterator[None]:
-    """``sys.stdout`` for the block a stream whose write errors name it (:data:`STDOUT`); the
-    stream in place before is put back after, whatever has replaced it meanwhile."""
+    """``sys.stdout`` for the block a stream whose write errors name it (:data:`STDOUT`), and
+    what it still buffers at the block's end written in it, so that its failure is named too (at
+    Python's exit it was "Exception ignored", status 120: review); a reader gone by then (``|
+    head``) is let go. The stream in place before is put back after."""
     stream = sys.stdout
     if isinstance(stream, _Named) or stream is None:
         yield
@@ -58,6 +69,10 @@ def named_stdout() -> Iterator[None]:
     sys.stdout = _Named(stream)  # type: ignore[assignment]
     try:
         yield
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # it has what it wanted
+            _discard(stream)
     finally:
         sys.stdout = stream
 
@@ -65,3 +80,9 @@ def named_stdout() -> Iterator[None]:
 def stdout_failed(err: BaseException) -> bool:
     """Whether ``err`` is an error met writing stdout (in :func:`named_stdout`'s block)."""
     return isinstance(err, OSError) and err.filename == STDOUT
+
+
+def say_stdout_failed(err: OSError) -> int:
+    """A command's one line on the error ``err`` met writing stdout, on stderr; its status, 2."""
+    print(f"error: stdout cannot be written ({err.strerror})", file=sys.stderr)
+    return 2

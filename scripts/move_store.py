@@ -75,9 +75,11 @@ def move(database: Path, old: str, new: str) -> dict[str, int]:
                 )
         return changed
     except sqlite3.OperationalError as err:  # locked, read-only, no such folder, a full disk
-        from experiments.stores.wal import folder_refuses  # its "disk I/O error" alone: probe
+        from experiments.stores.wal import FOLDER_WORDS, folder_refuses
 
-        why = folder_refuses(Path(database).resolve().parent) or str(err)
+        why = str(err)  # "disk I/O error" alone on a full disk, or a read-only one (probe)
+        if any(words in why for words in FOLDER_WORDS):
+            why = folder_refuses(Path(database).resolve().parent) or why
         raise ValueError(f"{database}: cannot be written ({why})") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"{database}: not a SQLite database MLflow wrote ({err})") from None

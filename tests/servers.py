@@ -33,7 +33,7 @@ def free_port() -> int:
     the tests' outgoing connections take their local ports from that range (as ``bind(0)`` does),
     so none can take this one between the probe and the server's bind (a random draw from a
     system source: two xdist workers seeded alike would draw alike)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    low = ephemeral_low()
     draw = random.SystemRandom()
     for _ in range(200):
         port = draw.randrange(PORTS_FROM, low) if low - PORTS_FROM >= 1000 else 0
@@ -44,6 +44,12 @@ def free_port() -> int:
                 continue
             return probe.getsockname()[1]
     raise OSError("no free loopback port found below the ephemeral range")
+
+
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's; elsewhere 0: ``bind(0)`` then)."""
+    ports = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    return int(ports.read_text().split()[0]) if ports.is_file() else 0
 
 
 def postgres_bin() -> Path | None:

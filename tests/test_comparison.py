@@ -335,7 +335,7 @@ def test_a_store_that_cannot_be_read_where_it_is_is_one_line(store, tmp_path, ca
         shutil.copy(store["root"] / "mlflow.db", folder)
         if disk == "read-only":
             read_only(folder)
-            why = f"{folder} cannot be written: Read-only file system"
+            why = f"{folder}: Read-only file system"
             fix = "copy it, with its artifacts, where that can be written"
         else:
             fill(folder)

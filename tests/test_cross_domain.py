@@ -331,7 +331,23 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: --out {blocked}")
     again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
     assert len(again) == len(logged)
-    # a full disk under older tables: they are left whole (an empty cross_domain.csv was: probe)
+    # the same table again is not another run (every rerun of a finished study logged one)
+    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-2]
+    run_id = logged[0].info.run_id
+    assert (
+        said == f"the table of run {run_id} of experiment 'cross-domain tables': not logged again"
+    )
+    again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
+    assert len(again) == len(logged)
+
+
+@pytest.mark.usefixtures("ocim_m", "mi_c")
+def test_a_cross_table_onto_a_full_disk_leaves_the_older_tables_whole(
+    database_trees, tmp_path, capsys
+) -> None:
+    """Written over in place, a full disk left an empty cross_domain.csv (probe)."""
+    uri = f"sqlite:///{database_trees}/mlflow.db"
     with tmpfs(tmp_path / "disk", 4) as disk:
         older = {name: f"older {name}".encode() for name in ("cross_domain.csv", "cross_domain.md")}
         for name, data in older.items():
@@ -347,15 +363,6 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
             "cross_domain.md",
             "fill",
         ]
-    # the same table again is not another run (every rerun of a finished study logged one)
-    assert compare.main(["--cross", "--out", str(tmp_path), "--tracking-uri", uri]) == 0
-    said = capsys.readouterr().out.strip().splitlines()[-2]
-    run_id = logged[0].info.run_id
-    assert (
-        said == f"the table of run {run_id} of experiment 'cross-domain tables': not logged again"
-    )
-    again = client.search_runs(logged[0].info.experiment_id, f"tags.`{ROLE_TAG}` = 'cross-table'")
-    assert len(again) == len(logged)
 
 
 def bad_flags(root: Path) -> list:

@@ -1091,19 +1091,6 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
     assert code == 0 and out[1].split("\t")[0] == clip, err
     twice = subprocess.run([*script, *again], capture_output=True, text=True)
     assert twice.returncode == 0 and twice.stdout.endswith(f"are under {second} already\n")
-    with tmpfs(tmp_path / "disk", 8) as disk:  # a copy onto a full disk, then a read-only one:
-        shutil.copy2(root / "mlflow.db", disk)  # said as SQLite's "disk I/O error" alone (probe)
-        fill(disk)
-        onto = [*script, str(disk / "mlflow.db"), "--from", str(root)]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        for why in ("its disk is full", f"{disk} cannot be written: Read-only file system"):
-            if why != "its disk is full":
-                (disk / "fill").unlink()
-                read_only(disk)
-            moved = subprocess.run(onto, capture_output=True, text=True, env=env)
-            assert moved.returncode == 2 and moved.stderr.splitlines() == [
-                f"error: {disk / 'mlflow.db'}: cannot be written ({why})"
-            ], moved.stderr
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(store)  # its registered models load from the copy too
     try:
@@ -1113,6 +1100,26 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
         assert model.metadata.metadata["frames_per_clip"] == FRAMES
     finally:
         mlflow.set_tracking_uri(before)
+
+
+def test_a_store_moved_onto_a_full_or_read_only_disk_is_said_so(sweep, tmp_path) -> None:
+    """move_store.py said SQLite's "disk I/O error" or "unable to open database file" alone
+    (probe)."""
+    root = sweep[0]
+    script = [sys.executable, str(REPO / "scripts" / "move_store.py")]
+    with tmpfs(tmp_path / "disk", 8) as disk:  # a full disk, then a read-only one
+        shutil.copy2(root / "mlflow.db", disk)  # said as SQLite's "disk I/O error" alone (probe)
+        fill(disk)
+        onto = [*script, str(disk / "mlflow.db"), "--from", str(root)]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        for why in ("its disk is full", f"{disk}: Read-only file system"):
+            if why != "its disk is full":
+                (disk / "fill").unlink()
+                read_only(disk)
+            moved = subprocess.run(onto, capture_output=True, text=True, env=env)
+            assert moved.returncode == 2 and moved.stderr.splitlines() == [
+                f"error: {disk / 'mlflow.db'}: cannot be written ({why})"
+            ], moved.stderr
 
 
 def test_scores_written_to_a_full_disk_are_one_line_and_status_2(

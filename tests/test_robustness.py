@@ -32,6 +32,7 @@ from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
 from experiments.stores import identity, locks, reach, retries, tracking, wal
 from experiments.trial import training
+from tests.disks import read_only, tmpfs
 from tests.test_sweep import FRAMES, write_tiny_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1136,6 +1137,23 @@ def test_a_sweep_begun_on_a_full_disk_is_one_line_and_makes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sweep_on_a_read_only_feature_cache_says_so(data, tmp_path, capsys) -> None:
+    """A read-only cache's line was said as the study's closing (review): the worker's stop on a
+    read-only place is for a trial's files; a one-line error keeps its own words."""
+    os.chdir(tmp_path)
+    with tmpfs(tmp_path / "disk", 1) as disk:
+        read_only(disk)
+        flags = argv(data, "--storage", f"sqlite:///{tmp_path}/optuna.db")
+        flags[flags.index("--cache-dir") + 1] = str(disk)
+        capsys.readouterr()
+        assert sweep.main([*flags, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 2
+        (said,) = capsys.readouterr().err.strip().splitlines()
+        assert said.startswith(f"error: {disk}") and said.endswith(
+            f": Read-only file system; the feature cache {disk} must be writable: give "
+            "--cache-dir one that is"
+        ), said
+
+
 def test_a_sweep_whose_stdout_fills_says_so_and_keeps_its_study(
     data, tmp_path, capsys, monkeypatch
 ) -> None:
@@ -1152,10 +1170,7 @@ def test_a_sweep_whose_stdout_fills_says_so_and_keeps_its_study(
                 patch.setattr(sys, "stdout", full)
                 code = sweep.main(argv(data, *stores, "--trials", trials))
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and err[-1] == (
-            "error: stdout cannot be written (No space left on device): rerun the same command "
-            "with its output where it can be written (finished trials are kept)"
-        ), err
+        assert code == 2 and err == ["error: stdout cannot be written (No space left on device)"]
         assert not [line for line in err if "Traceback" in line]
     study = optuna.load_study(study_name="said", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]

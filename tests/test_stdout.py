@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from core.stdout import STDOUT, named_stdout, stdout_failed
 from experiments.stores.disk import disk_full
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_write_to_a_full_stdout_names_it_and_what_follows_goes_nowhere(monkeypatch) -> None:
@@ -41,3 +45,24 @@ def test_a_reader_gone_is_still_a_broken_pipe(monkeypatch) -> None:
     monkeypatch.undo()
     with contextlib.suppress(BrokenPipeError):  # what the buffer still holds
         pipe.close()
+
+
+def test_a_command_whose_last_lines_meet_a_full_stdout_at_its_end_says_so() -> None:
+    """Lines still buffered as a command ended were written by Python at its exit: "Exception
+    ignored ... OSError: [Errno 28]", status 120; and python -m heads, which handles no OSError,
+    ended in a traceback (review). They are written, and said, before the command ends."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a shell has it
+    env["PYTHONPATH"] = str(REPO)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "heads", "lstm30"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            timeout=600,
+        )
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2,
+        ["error: stdout cannot be written (No space left on device)"],
+    )

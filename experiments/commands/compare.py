@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as err:  # --out: a file, or a folder that cannot be made or written
         if stdout_failed(err):  # a redirect on a full disk: it said "--out None" (probe)
-            say_error(f"stdout cannot be written ({err.strerror})")
-            return 2
+            raise
         why = "a file; --out names a folder" if isinstance(err, FileExistsError) else None
         say_error(f"--out {err.filename or args.out}: {why or err.strerror or err}")
         return 2

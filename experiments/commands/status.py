@@ -22,7 +22,9 @@ ONE_LINE = (DataError, PortError, ValueError, workers.StorageUnavailable, disk.D
 def failure_status(err: BaseException) -> int:
     """The exit status of a sweep stopped by ``err``, its one line printed; ``err`` raised again
     when it is none of the expected ones."""
-    err = disk.disk_full(err, "as the study's closing wrote", "(finished trials are kept)") or err
+    if not isinstance(err, ONE_LINE):  # a one-line error says its own cause (a read-only cache)
+        closing = "as the study's closing wrote"
+        err = disk.disk_full(err, closing, "(finished trials are kept)") or err
     if isinstance(err, ONE_LINE):
         say_error(str(err))
         unreachable = (workers.StorageUnavailable, reach.StoreUnreachable)

@@ -1,6 +1,6 @@
-"""A disk (or quota) that fills as a sweep writes, or a place it writes that is read-only: one
-line, the worker stopped as at Ctrl-C, the trial queued again. The stores' room, so the trial, the
-runs and the commands all name it."""
+"""A disk (or quota) that fills as a sweep writes, a place it writes that is read-only, or its
+stdout that fails: one line, the worker stopped as at Ctrl-C, the trial queued again. The stores'
+room, so the trial, the runs and the commands all name it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from core.stdout import stdout_failed
 from experiments.stores.said import causes, first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
-# a place that cannot be written: a read-only mount, a folder without write permission (a trial
-# that met one failed for good, its baseline's figures never run again: probe)
-UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+# a place that cannot be written: a read-only mount (a trial that met one failed for good, its
+# baseline's figures never run again: probe). Not a permission refused, which a read meets too.
+UNWRITABLE = (errno.EROFS,)
 # What a database says when its disk is full, where the driver raises no OSError: SQLite's
 # SQLITE_FULL, PostgreSQL's class 53100 (disk_full) as its server words it.
 DATABASE_FULL = ("database or disk is full", "could not extend file", "no space left on device")
@@ -37,13 +37,15 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
         if stdout_failed(cause):  # a redirect on a full disk: not the study's closing (probe)
             return DiskFull(
                 f"stdout cannot be written ({cause.strerror}): rerun the same command with its "
-                f"output where it can be written {then}"
+                f"output where it can be written {then}",
+                "stdout failed",
             )
         where = f" ({cause.filename})" if getattr(cause, "filename", None) else ""
         if isinstance(cause, OSError) and cause.errno in UNWRITABLE:
             return DiskFull(
                 f"{cause.strerror or 'cannot be written'}{where} {when}: make it writable and "
-                f"rerun the same command {then}"
+                f"rerun the same command {then}",
+                "read-only",
             )
         if isinstance(cause, DRIVER_ERRORS) and any(
             words in str(cause).lower() for words in DATABASE_FULL
@@ -75,4 +77,8 @@ class DiskFull(KeyboardInterrupt):
     study's database), or their place is read-only, or stdout failed: the worker stops as at
     Ctrl-C, its trial queued again, and says so in one line (it was a failed trial, never run
     again, and a traceback: probe). A KeyboardInterrupt, as Optuna fails such a trial and lets it
-    through, and the worker queues it again."""
+    through, and the worker queues it again. ``short``: the trial line's words for it."""
+
+    def __init__(self, message: str, short: str = "no space left") -> None:
+        super().__init__(message)
+        self.short = short

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 BUSY_SECONDS = 30.0  # wait this long for another worker's write to finish
 MIN_FREE = 1_000_000  # bytes a store's disk must have free for a sweep to begin writing it
 DISK_FULL = "its disk is full"
+# SQLite's words where its folder may be why: it could not make a file there, or write one
+FOLDER_WORDS = ("unable to open", "disk I/O error", "readonly", "database or disk is full")
 ALEMBIC_TMP = "_alembic_tmp_"  # Alembic's copy of a table it rebuilds (SQLite batch mode)
 
 
@@ -113,7 +115,7 @@ def check_readable(url: str, flag: str) -> None:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as err:
-        if not any(words in str(err) for words in ("unable to open", "disk I/O error")):
+        if not any(words in str(err) for words in FOLDER_WORDS):
             return  # a damaged file, say: the command's own reading says it
         why = folder_refuses(path.parent) or str(err)
         fix = "copy it, with its artifacts, where that can be written"
@@ -131,7 +133,7 @@ def folder_refuses(folder: Path) -> str | None:
     try:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as denied:
-        return f"{folder} cannot be written: {denied.strerror}"
+        return f"{folder}: {denied.strerror}"
     return DISK_FULL if shutil.disk_usage(folder).free < MIN_FREE else None
 
 

@@ -138,7 +138,7 @@ class Objective:
             if (full := disk_full(err, when, then)) is None:
                 raise
             seconds = time.perf_counter() - start
-            self._report(trial.number, config, "stopped: no space left", seconds)
+            self._report(trial.number, config, f"stopped: {full.short}", seconds)
             raise full from err
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
