@@ -252,9 +252,9 @@ def check_stores(config: SweepConfig) -> str:
             f"--storage and --tracking-uri name one database ({uri}): Optuna and MLflow each "
             "need their own, e.g. sqlite:///optuna.db and sqlite:///mlflow.db"
         )
-    for url, flag in ((config.storage, "--storage"), (uri, "--tracking-uri")):
-        wal.check_writable(url, flag)  # a sweep writes both: said before either is opened
-    workers.check_storage(config.storage)
+    wal.check_writable(config.storage, "--storage")  # a sweep writes both; before it is read
+    workers.check_storage(config.storage)  # (reading made an empty file on a full disk: probe)
+    wal.check_writable(uri, "--tracking-uri")
     tracking.open_existing_file()
     return uri
 
