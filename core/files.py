@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -30,4 +31,5 @@ def put_in_place(files: Sequence[Path], folder: Path) -> None:
         raise OSError(err.errno, err.strerror, str(meant)) from err
     finally:
         for copy, _ in copies:
-            copy.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses even that (probe)
+                copy.unlink(missing_ok=True)

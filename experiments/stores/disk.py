@@ -40,7 +40,9 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
                 f"output where it can be written {then}",
                 "stdout failed",
             )
-        where = f" ({cause.filename})" if getattr(cause, "filename", None) else ""
+        # the file written: a copy's error names its source first, its destination second
+        named = getattr(cause, "filename2", None) or getattr(cause, "filename", None)
+        where = f" ({named})" if named else ""
         if isinstance(cause, OSError) and cause.errno in UNWRITABLE:
             return DiskFull(
                 f"{cause.strerror or 'cannot be written'}{where} {when}: make it writable and "
