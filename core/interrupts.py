@@ -89,7 +89,8 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
             except OSError as err:  # stdout's, the command's own handling past (python -m heads)
                 if not stdout_failed(err):
                     raise
-                code = say_stdout_failed(err)
+                # a reader gone (| head) has what it wanted
+                code = 0 if isinstance(err, BrokenPipeError) else say_stdout_failed(err)
             # stopped by SIGTERM: 143, as a scheduler reads it (it was 130, Ctrl-C's: probe Y)
             return 128 + signal.SIGTERM if code == 130 and _terminated else code
 

@@ -5,7 +5,7 @@ that names no file: compare said it as ``--out None``, the sweep as its study's 
 word of stdout (probe). In :func:`named_stdout`'s block a write or flush of ``sys.stdout`` that
 fails raises the OSError with :data:`STDOUT` as its file name, and what is written after it goes
 nowhere (Python's flush at exit included, which said the error again); a reader gone (``| head``)
-is still a BrokenPipeError.
+is still a BrokenPipeError, named so too.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ class _Named:
     def _named(self, call: Any, *args: Any) -> Any:
         try:
             return call(*args)
-        except (BrokenPipeError, BlockingIOError):  # a reader gone; a pipe full for now
+        except BlockingIOError:  # a pipe full for now
             raise
         except OSError as err:
             if err.filename is not None:
                 raise
             _discard(self.stream)
-            raise OSError(err.errno, err.strerror, STDOUT) from err
+            raise type(err)(err.errno, err.strerror, STDOUT) from err  # a BrokenPipeError still
 
 
 def _discard(stream: TextIO) -> None:

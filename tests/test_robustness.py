@@ -1154,6 +1154,41 @@ def test_a_sweep_on_a_read_only_feature_cache_says_so(data, tmp_path, capsys) ->
         ), said
 
 
+def test_a_sweep_whose_reader_stops_keeps_the_trial_it_finished(data, tmp_path) -> None:
+    """``sweep.py | head``: a BrokenPipeError raised by the trial line of a trial that had
+    trained failed it in Optuna's hands (never run again) and ended in a traceback (probe). The
+    trial's result is kept, the sweep stops at the next in one line, that trial queued again."""
+    os.chdir(tmp_path)
+    stores = ("--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "piped")
+    stores += ("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    command = [sys.executable, str(REPO / "experiments" / "sweep.py")]
+    command += argv(data, *stores, "--trials", "2", heads="lstm30,dense2048")
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")  # each line as printed
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True
+    )
+    for line in child.stdout:
+        if line.startswith("trial head"):  # the header: the first trial is training now
+            break
+    child.stdout.close()  # as head does once it has its lines
+    err = child.stderr.read()
+    assert child.wait(timeout=600) == 2, err
+    assert err.splitlines()[-1] == (
+        "error: the output's reader stopped (broken pipe): rerun the same command to go on (the "
+        "trial runs again)"
+    )
+    assert "Traceback" not in err, err
+    study = optuna.load_study(study_name="piped", storage=stores[1])
+    states = [t.state.name for t in study.trials]
+    assert states[0] == "COMPLETE" and "FAIL" not in states[2:], states
+    assert sweep.main(argv(data, *stores, "--trials", "2", heads="lstm30,dense2048")) == 0
+    done = [t for t in optuna.load_study(study_name="piped", storage=stores[1]).trials]
+    assert sorted(t.params["head"] for t in done if t.state.name == "COMPLETE") == [
+        "dense",
+        "lstm",
+    ]  # the first kept, not run again; the second queued and run
+
+
 def test_a_sweep_whose_stdout_fills_says_so_and_keeps_its_study(
     data, tmp_path, capsys, monkeypatch
 ) -> None:

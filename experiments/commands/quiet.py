@@ -126,7 +126,8 @@ def say_error(text: str) -> None:
     store's URL carries its database's)."""
     from experiments.stores.said import hide_passwords  # the commands that say one load it
 
-    print(f"error: {hide_passwords(text)}", file=sys.stderr)
+    with contextlib.suppress(BrokenPipeError):  # stderr in a pipe whose reader left (2>&1 | head)
+        print(f"error: {hide_passwords(text)}", file=sys.stderr)
 
 
 class OneLineParser(argparse.ArgumentParser):

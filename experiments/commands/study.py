@@ -221,6 +221,7 @@ def run_sweep(
                 catch=REPORTED,  # the trial fails, not the worker
                 on_trial=progress,
             )
+        objective.check_output("(finished trials are kept)")  # the last trial's line lost
         done = retries.finished_count(study.get_trials(deepcopy=False))
         if done < config.trials and config.timeout is not None:  # ended by its deadline
             print(

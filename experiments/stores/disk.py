@@ -34,6 +34,12 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
     for cause in causes(err):
         if isinstance(cause, DiskFull):
             return cause
+        if isinstance(cause, BrokenPipeError) and stdout_failed(cause):  # | head (probe)
+            return DiskFull(
+                f"the output's reader stopped (broken pipe): rerun the same command to go on "
+                f"{then}",
+                "reader gone",
+            )
         if stdout_failed(cause):  # a redirect on a full disk: not the study's closing (probe)
             return DiskFull(
                 f"stdout cannot be written ({cause.strerror}): rerun the same command with its "

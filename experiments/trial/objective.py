@@ -32,6 +32,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from core.backbone.spec import PARAMS_TO_FC7
+from core.stdout import stdout_failed
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import reach, retries, runs_table, tracking
@@ -87,10 +88,24 @@ class Objective:
         # printed before this process's first trial: a worker that waited on others' trials
         # had printed it above its "waiting:" lines (probe)
         self.header: str | None = None
+        self.output_lost: OSError | None = None  # a trial line's stdout failure (check_output)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        with memory.trial_scope():
-            return self._trial(trial)
+        self.check_output("(the trial runs again)")
+        try:
+            with memory.trial_scope():
+                return self._trial(trial)
+        except OSError as err:  # its header line: the trial stops, queued again, as at Ctrl-C
+            if not stdout_failed(err):
+                raise
+            raise disk_full(err, "", "(the trial runs again)") from err
+
+    def check_output(self, then: str) -> None:
+        """The :class:`DiskFull` of a trial line stdout did not take (a full disk, a reader gone:
+        ``| head``), raised once that trial's result is kept (its line raised in Optuna's hands
+        and failed it, never run again: probe); ``then``: what the rerun does."""
+        if self.output_lost is not None:
+            raise disk_full(self.output_lost, "", then) from self.output_lost
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = search.suggest(
@@ -257,8 +272,14 @@ class Objective:
         return on_epoch
 
     def _report(self, number: int, config: TrialConfig, outcome, seconds: float) -> None:
-        if self.on_result is not None:
+        if self.on_result is None or self.output_lost is not None:
+            return
+        try:
             self.on_result(number, config, outcome, seconds)
+        except OSError as err:  # said by check_output, the trial's result kept
+            if not stdout_failed(err):
+                raise
+            self.output_lost = err
 
 
 def settings_table(settings: Sequence[Setting], seed: int, reports: Sequence[dict]) -> pd.DataFrame:
