@@ -117,7 +117,9 @@ def check_readable(url: str, flag: str) -> None:
     except sqlite3.DatabaseError as err:
         if not any(words in str(err) for words in FOLDER_WORDS):
             return  # a damaged file, say: the command's own reading says it
-        why = folder_refuses(path.parent) or str(err)
+        why = folder_refuses(path.parent)
+        if why is None:  # the folder is not why: left to the command's own reading (a read-only
+            return  # probe beside a process's own writer met "disk I/O error": full test run)
         fix = "copy it, with its artifacts, where that can be written"
         if why == DISK_FULL:
             fix = "free space on its disk, or copy it with its artifacts"
