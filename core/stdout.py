@@ -82,7 +82,12 @@ def stdout_failed(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.filename == STDOUT
 
 
+def stdout_said(err: OSError) -> str:
+    """The error ``err`` met writing stdout, as every command's line says it."""
+    return f"stdout cannot be written ({err.strerror})"
+
+
 def say_stdout_failed(err: OSError) -> int:
     """A command's one line on the error ``err`` met writing stdout, on stderr; its status, 2."""
-    print(f"error: stdout cannot be written ({err.strerror})", file=sys.stderr)
+    print(f"error: {stdout_said(err)}", file=sys.stderr)
     return 2

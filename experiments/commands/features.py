@@ -14,7 +14,7 @@ from typing import Any
 from core.data.dataset import Dataset
 from core.data.layouts.registry import get_layout
 from core.features import FeatureOptions, FeatureSet, cached_features
-from core.stdout import stdout_failed
+from core.stdout import stdout_failed, stdout_said
 from core.words import counted
 from experiments.commands.quiet import quiet_backend
 
@@ -144,7 +144,7 @@ def os_error_line(err: OSError, cache: Path | None = None) -> str:
     "Operation not permitted" alone: probe); stdout's, as such (it was "No space left on
     device" alone, under a redirect on a full disk: probe)."""
     if stdout_failed(err):
-        return f"stdout cannot be written ({err.strerror})"
+        return stdout_said(err)
     where = f"{err.filename}: " if err.filename else ""
     said = f"{where}{err.strerror or err}"
     denied = err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)

@@ -10,7 +10,7 @@ import sqlite3
 
 import sqlalchemy
 
-from core.stdout import stdout_failed
+from core.stdout import stdout_failed, stdout_said
 from experiments.stores.said import causes, first_line
 
 FULL = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota on it (clusters)
@@ -34,7 +34,7 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
     for cause in causes(err):
         if isinstance(cause, DiskFull):
             return cause
-        if isinstance(cause, BrokenPipeError) and stdout_failed(cause):  # | head (probe)
+        if stdout_failed(cause) and isinstance(cause, BrokenPipeError):  # | head (probe)
             return DiskFull(
                 f"the output's reader stopped (broken pipe): rerun the same command to go on "
                 f"{then}",
@@ -42,8 +42,8 @@ def disk_full(err: BaseException, when: str, then: str) -> DiskFull | None:
             )
         if stdout_failed(cause):  # a redirect on a full disk: not the study's closing (probe)
             return DiskFull(
-                f"stdout cannot be written ({cause.strerror}): rerun the same command with its "
-                f"output where it can be written {then}",
+                f"{stdout_said(cause)}: rerun the same command with its output where it can be "
+                f"written {then}",
                 "stdout failed",
             )
         # the file written: a copy's error names its source first, its destination second

@@ -94,8 +94,7 @@ def check_writable(url: str, flag: str) -> None:
             f"{store_named(flag, url)}: {where} cannot be written ({err.strerror or err}); a "
             "SQLite store writes its file, journal and write-ahead log in its folder"
         ) from None
-    free = shutil.disk_usage(path.parent).free
-    if free < MIN_FREE:
+    if (free := _short_of_room(path.parent)) is not None:
         raise ValueError(
             f"{store_named(flag, url)}: no space left on the device of {path.parent} "
             f"({free // 1000} kB free): free space and rerun the same command"
@@ -136,7 +135,13 @@ def folder_refuses(folder: Path) -> str | None:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as denied:
         return f"{folder}: {denied.strerror}"
-    return DISK_FULL if shutil.disk_usage(folder).free < MIN_FREE else None
+    return DISK_FULL if _short_of_room(folder) is not None else None
+
+
+def _short_of_room(folder: Path) -> int | None:
+    """The bytes free on ``folder``'s disk where fewer than :data:`MIN_FREE`; else None."""
+    free = shutil.disk_usage(folder).free
+    return free if free < MIN_FREE else None
 
 
 def check_not_a_folder(url: str, flag: str) -> None:
