@@ -79,10 +79,16 @@ def stopped_by_ctrl_c(said: str) -> Callable[[Callable[..., int]], Callable[...,
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             try:
-                with ctrl_c_noticed() as check, named_stdout():
-                    code = main(*args, **kwargs)
+                with ctrl_c_noticed() as check, named_stdout() as stdout_check:
+                    try:
+                        code = main(*args, **kwargs)
+                    except SystemExit as done:  # argparse's --help
+                        if done.code in (0, None):
+                            stdout_check()
+                        raise
                     if code == 0:  # one dropped where the command had no check of its own
                         check()
+                        stdout_check()
             except KeyboardInterrupt:
                 print(said, file=sys.stderr)
                 code = 130

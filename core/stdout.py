@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 STDOUT = "<stdout>"  # the file name of an OSError met writing stdout
@@ -24,6 +24,7 @@ class _Named:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.failed: OSError | None = None  # its first failure, raised or not beyond
 
     def write(self, text: str) -> int:
         return self._named(self.stream.write, text)
@@ -47,7 +48,9 @@ class _Named:
             if err.filename is not None:
                 raise
             _discard(self.stream)
-            raise type(err)(err.errno, err.strerror, STDOUT) from err  # a BrokenPipeError still
+            named = type(err)(err.errno, err.strerror, STDOUT)  # a BrokenPipeError still
+            self.failed = self.failed or named
+            raise named from err
 
 
 def _discard(stream: TextIO) -> None:
@@ -57,20 +60,28 @@ def _discard(stream: TextIO) -> None:
 
 
 @contextlib.contextmanager
-def named_stdout() -> Iterator[None]:
+def named_stdout() -> Iterator[Callable[[], None]]:
     """``sys.stdout`` for the block a stream whose write errors name it (:data:`STDOUT`), and
     what it still buffers at the block's end written in it, so that its failure is named too (at
     Python's exit it was "Exception ignored", status 120: review); a reader gone by then (``|
-    head``) is let go. The stream in place before is put back after."""
+    head``) is let go. The stream in place before is put back after. Yields a check that raises
+    a failure someone let pass (argparse's ``--help`` drops its write error: it ended 0 with
+    nothing written), for a command about to end well; a reader gone is not one."""
     stream = sys.stdout
     if isinstance(stream, _Named) or stream is None:
-        yield
+        yield lambda: None
         return
-    sys.stdout = _Named(stream)  # type: ignore[assignment]
+    named = _Named(stream)
+
+    def check() -> None:
+        if named.failed is not None and not isinstance(named.failed, BrokenPipeError):
+            raise named.failed
+
+    sys.stdout = named  # type: ignore[assignment]
     try:
-        yield
+        yield check
         try:
-            sys.stdout.flush()
+            named.flush()
         except BrokenPipeError:  # it has what it wanted
             _discard(stream)
     finally:

@@ -1136,7 +1136,7 @@ def test_scores_written_to_a_full_disk_are_one_line_and_status_2(
         monkeypatch.undo()
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and err[-1] == (
-        "error: no space left on the device for the scores (stdout): those written are "
-        "incomplete, the last row may be cut short; free space and run it again"
+        "error: no space left on the device for the scores (stdout): rows may be missing or "
+        "the last cut short; free space and run it again"  # not "those written": none were
     )
     assert not any("Traceback" in line for line in err)

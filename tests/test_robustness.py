@@ -30,6 +30,7 @@ from core.features import FeatureOptions, cached_features
 from core.features.request import resolve_precision
 from experiments.commands import compare, predict, sweep
 from experiments.config import HEARTBEAT_SECONDS
+from experiments.results import studies
 from experiments.stores import identity, locks, reach, retries, tracking, wal
 from experiments.trial import training
 from tests.disks import read_only, tmpfs
@@ -1255,11 +1256,22 @@ def test_a_disk_full_as_a_trial_saves_its_files_stops_the_worker_and_queues_it(
     parent = next(r for r in runs if r.data.tags[tracking.ROLE_TAG] == "study")
     said = err[-1].removeprefix("error: ")  # not "interrupted (Ctrl-C)" (review)
     assert (parent.info.status, parent.data.tags[tracking.ERROR_TAG]) == ("FAILED", said)
+    stopped = next(
+        r for r in runs if r.data.tags[tracking.ROLE_TAG] == "trial" and r.info.status != "FINISHED"
+    )
+    assert (stopped.info.status, stopped.data.tags[tracking.ERROR_TAG]) == (
+        "KILLED",
+        f"stopped: {said}",
+    )
     monkeypatch.setattr(artifacts, "log_trial_artifacts", real)
     assert sweep.main(argv(data, *stores, heads="lstm30,dense2048")) == 0
     study = optuna.load_study(study_name="full", storage=f"sqlite:///{tmp_path}/optuna.db")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.params["head"] for t in complete) == ["dense", "lstm"]  # both ran
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # the list counts it stopped,
+    (listed,) = studies.studies().to_dict("records")  # not failed beside its rerun (probe)
+    counts = [listed[said] for _, said in studies.COUNTED]
+    assert counts == [2, 1, 0], listed
     if code != errno.ENOSPC:
         return
     # a quota (EDQUOT) as the study's closing writes its report: the same one line (review)

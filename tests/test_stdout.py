@@ -67,3 +67,27 @@ def test_a_command_whose_last_lines_meet_a_full_stdout_at_its_end_says_so() -> N
         2,
         ["error: stdout cannot be written (No space left on device)"],
     )
+
+
+@pytest.mark.parametrize("command", [["-m", "heads"], ["experiments/compare.py"]])
+def test_help_to_a_full_stdout_says_so(command) -> None:
+    """argparse drops the error of its help's write: ``--help > /dev/full`` ended 0 with nothing
+    written (probe). A failure let pass is said as the command ends well; a reader gone is not
+    one (``--help | head`` ends 0)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the first line
+    ended = []
+    with open("/dev/full", "w") as full, os.fdopen(write, "w") as gone:
+        for stdout in (full, gone):
+            done = subprocess.run(
+                [sys.executable, *command, "--help"],
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                env=env,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+            )
+            ended.append((done.returncode, done.stderr.splitlines()))
+    assert ended == [(2, ["error: stdout cannot be written (No space left on device)"]), (0, [])]

@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         reader_gone()  # nothing more goes there, Python's flush at exit included
         say_error(
-            "no space left on the device for the scores (stdout): those written are incomplete, "
-            "the last row may be cut short; free space and run it again"
+            "no space left on the device for the scores (stdout): rows may be missing or the "
+            "last cut short; free space and run it again"  # none at all, where it was full
         )
         return 2
     if bad or unreached:  # also of the clips before a reader that stopped early (review)

@@ -254,7 +254,8 @@ def open_existing_file() -> None:
 @contextlib.contextmanager
 def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Iterator[Any]:
     """A run whose end status follows what happened inside it, whatever happened: FINISHED,
-    KILLED when Optuna pruned it or Ctrl-C stopped it, FAILED with the error as a tag."""
+    KILLED when Optuna pruned it or Ctrl-C stopped it (a trial's run stopped by a full disk too:
+    it runs again), FAILED with the error as a tag."""
     from optuna import TrialPruned  # here: reading runs (serving, compare) needs no Optuna
 
     active = mlflow.start_run(run_name=name, nested=nested, tags={ROLE_TAG: role, **tags})
@@ -264,7 +265,9 @@ def run(name: str, role: str, tags: dict[str, Any], nested: bool = False) -> Ite
         _end("KILLED")
         raise
     except (KeyboardInterrupt, SystemExit) as err:
-        if isinstance(err, DiskFull):
+        if isinstance(err, DiskFull) and role == "trial":  # it runs again: the list counted it
+            _end("KILLED", f"stopped: {err}")  # failed beside its rerun's complete one (probe)
+        elif isinstance(err, DiskFull):  # the worker's run: its command ended in this error
             _end("FAILED", str(err))
         else:
             _end("KILLED", f"interrupted ({stopped_by(err)})")

@@ -36,7 +36,7 @@ from core.stdout import stdout_failed
 from experiments.config import KeepWeights, TrialConfig
 from experiments.metrics import database_figures, pad_report, summarise
 from experiments.stores import reach, retries, runs_table, tracking
-from experiments.stores.disk import disk_full
+from experiments.stores.disk import DiskFull, disk_full
 from experiments.stores.identity import OBJECTIVES
 from experiments.stores.said import store_cause
 from experiments.trial import artifacts, memory, search
@@ -140,6 +140,11 @@ class Objective:
                     result, metrics, seconds = self._train_and_log(
                         trial, config, lost[0] if lost else trial.number
                     )
+                except OSError as err:  # said inside its run, which ends as stopped, not failed
+                    when = f"as trial {trial.number} saved its files"
+                    if (full := disk_full(err, when, "(the trial runs again)")) is None:
+                        raise
+                    raise full from err
                 finally:
                     self._log_curves(run.info.run_id)
         except optuna.TrialPruned:
@@ -148,13 +153,11 @@ class Objective:
         except TrainingDiverged as err:
             self._report(trial.number, config, f"failed: {err}", time.perf_counter() - start)
             raise
-        except OSError as err:
-            when, then = f"as trial {trial.number} saved its files", "(the trial runs again)"
-            if (full := disk_full(err, when, then)) is None:
-                raise
-            seconds = time.perf_counter() - start
-            self._report(trial.number, config, f"stopped: {full.short}", seconds)
-            raise full from err
+        except DiskFull as full:
+            self._report(
+                trial.number, config, f"stopped: {full.short}", time.perf_counter() - start
+            )
+            raise
         except MlflowException as err:  # MLflow retried with backoff; the store stayed away
             pause = min(STORE_PAUSE_MAX, STORE_PAUSE * 2**self._store_failures)
             self._store_failures += 1
