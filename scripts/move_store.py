@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from core.interrupts import stopped_by_ctrl_c
+
 # MLflow's tables and columns that hold artifact locations (MLflow 3: logged_models too)
 COLUMNS = (
     ("experiments", "artifact_location"),
@@ -111,6 +113,7 @@ def held(connection: sqlite3.Connection) -> str:
     return row[0] if row else "none (no run)"
 
 
+@stopped_by_ctrl_c("interrupted: nothing changed")  # one transaction, rolled back
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("database", type=Path, help="the moved store's mlflow.db")

@@ -69,7 +69,9 @@ def test_a_command_whose_last_lines_meet_a_full_stdout_at_its_end_says_so() -> N
     )
 
 
-@pytest.mark.parametrize("command", [["-m", "heads"], ["experiments/compare.py"]])
+@pytest.mark.parametrize(
+    "command", [["-m", "heads"], ["experiments/compare.py"], ["scripts/move_store.py"]]
+)
 def test_help_to_a_full_stdout_says_so(command) -> None:
     """argparse drops the error of its help's write: ``--help > /dev/full`` ended 0 with nothing
     written (probe). A failure let pass is said as the command ends well; a reader gone is not
