@@ -478,6 +478,8 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
             top = max(row[c] for c in table.columns if is_species_figure(c))
             own = top > 0 and f"{100 * top:.1f}" != f"{100 * row['test_apcer']:.1f}"
             assert f"{100 * row['test_acer']:.1f}" in line and line.count("%") == 5 + own
+    demo_title = console.console_table(store["demo"][3]).splitlines()[0]  # one setting
+    assert demo_title == "rates in %, test at the dev EER threshold; worst: highest-APCER species"
     real = console.console_table(store["real"][3])
     assert "±" in real  # two repeats: the spreads fit
     narrow = console.console_table(store["real"][3], width=70)
@@ -490,6 +492,10 @@ def test_console_table_fits_a_100_column_terminal(store) -> None:
         header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["head"]) + 1
         shown, title = lines[header + 1].count("±"), "; ".join(lines[: header - 1])
         said[shown] = title
+        # its APCER (each repeat's worst, averaged) above its worst species' mean read as a
+        # mistake (probe): said in the title
+        assert title.startswith("rates in %, test at the dev EER threshold; worst: highest m")
+        assert "mean APCER" in title or width < 68  # cut short at 60 columns
         if shown == 3:  # HTER's kept after the ACERs' (cross-domain papers' headline figure)
             rates = [cell for cell in lines[header + 1].split() if cell.endswith("%")][:5]
             assert ["±" in rate for rate in rates] == [True, False, False, True, True], rates
@@ -570,6 +576,30 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
         demo = [line for line in lines if line.startswith("demonstration:")]
         assert len(demo) == (name == "demo") and len(lines) == 3 + len(demo)
     assert len(console.verdict(table, study, None)) == len(wrapped) - 1  # no report line
+
+
+def test_an_hter_interval_of_no_width_says_why(store) -> None:
+    """Bengio-Mariethoz's interval is a normal approximation: where APCER and BPCER are each 0 or
+    100 % it has no width, however few the clips; the verdict printed "95% CI [50.0%, 50.0%]" of
+    three test clips as if it were sure (probe)."""
+    study, _, _, table = store["demo"]
+    best = tables.best_per_family(table).iloc[0]
+    low, high = best["test_hter_ci_low"], best["test_hter_ci_high"]
+    said = " ".join(console.verdict(table, study, None))
+    assert ("(no width: APCER and BPCER each 0 or 100 %" in said) == (low == high)
+    # the best trial's test figures as a study whose test set it classed all right or all wrong
+    # would have them (each rate 0 or 1): the interval computed for them, then said
+    from experiments.metrics.intervals import hter_interval
+
+    sure = table.copy()
+    row = sure.index[sure["run_id"] == best["run_id"]][0]
+    bounds = hter_interval(0, 16, 24, 24)  # no attack accepted, every bona fide rejected
+    sure.loc[row, ["test_hter_ci_low", "test_hter_ci_high"]] = bounds
+    said = " ".join(console.verdict(sure, study, None))
+    assert bounds[0] == bounds[1] == 0.5
+    assert (
+        "HTER" in said and ", 95% CI [50.0%, 50.0%] (no width: APCER and BPCER each 0 or " in said
+    )
 
 
 def test_a_trial_ended_after_the_runs_were_read_is_not_said_left_out(store) -> None:

@@ -288,8 +288,11 @@ def test_the_cross_domain_table(database_trees, ocim_m, mi_c, tmp_path, capsys) 
     assert set(table["demonstration"]) == {banner}  # as the .md and .html say it
     best = {r.data.tags["optuna.trial_number"]: r for r in trial_runs(root, ocim_m)}
     lstm = next(r for r in best.values() if r.data.params["family"] == "lstm")
-    assert table.loc["write-up lstm30", "O&C&I→M HTER held-out"] == lstm.data.metrics["test_hter"]
-    assert table.loc["write-up lstm30", "O&C&I→M HTER paper"] == lstm.data.metrics["test_eer"]
+    figures = [c for c in table.columns if c != "demonstration"]  # fractions, and say so
+    assert figures and all(c.endswith(" (fraction)") for c in figures), figures
+    held, paper = "O&C&I→M HTER held-out (fraction)", "O&C&I→M HTER paper (fraction)"
+    assert table.loc["write-up lstm30", held] == lstm.data.metrics["test_hter"]
+    assert table.loc["write-up lstm30", paper] == lstm.data.metrics["test_eer"]
     assert (tmp_path / "cross_domain.md").is_file()
     page = (tmp_path / "cross_domain.html").read_text()
     # names left, figures right: the first figure column too (it was aligned as a name)
@@ -782,7 +785,9 @@ def test_a_setting_run_by_two_studies_shows_the_last_and_names_the_other(
     assert pooled in out.splitlines() and "Not shown" not in out
     table = pd.read_csv(tmp_path / "cross_domain.csv", index_col="head")
     assert {"best conv", "best dense", "best lstm"} <= set(table.index)
-    assert table["O&C&I→M HTER held-out"].notna().all()  # every family's, from either study
+    assert (
+        table["O&C&I→M HTER held-out (fraction)"].notna().all()
+    )  # every family's, from either study
     trials = pd.read_csv(tmp_path / "cross_domain_trials.csv", index_col="head")
     cells = trials[f"O&C&I→M (ocim-m-again + {ocim_m.study.study_name})"]
     assert cells["best conv"].startswith("conv") and cells["best conv"].endswith(" of ocim-m-again")

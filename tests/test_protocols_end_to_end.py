@@ -269,8 +269,9 @@ def test_oulu_p3_runs_its_six_folds_in_each_trial(workspace, oulu, tmp_path) -> 
     table = pd.read_csv(out / "cross_domain.csv", index_col="head")
     for figure in ("apcer", "bpcer", "acer", "hter"):
         column = f"oulu-p3 {figure.upper()}"
-        assert table.loc["write-up lstm30", column] == metrics[f"test_{figure}"]
-        assert table.loc["write-up lstm30", f"{column} std"] == metrics[f"test_{figure}_std"]
+        assert table.loc["write-up lstm30", f"{column} (fraction)"] == metrics[f"test_{figure}"]
+        std = metrics[f"test_{figure}_std"]
+        assert table.loc["write-up lstm30", f"{column} std (fraction)"] == std
     assert "held-out" not in (out / "cross_domain.md").read_text()  # no sources, no target
     # one fold of the study of all six: the folds said, not six hashes of clips (probe)
     said = "was run with folds (--fold) 1,2,3,4,5,6; this run's is 2: rerun with the study's flags"
@@ -366,9 +367,9 @@ def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
     uri = f"sqlite:///{workspace}/mlflow.db"
     assert compare.main(["--cross", "--out", str(tmp_path / "t"), "--tracking-uri", uri]) == 0
     table = pd.read_csv(tmp_path / "t" / "cross_domain.csv", index_col="head")
-    assert table.loc["write-up lstm30", "C→I HTER held-out"] == metrics["test_hter"]
-    intra = [c.removesuffix(" HTER") for c in table.columns if c.endswith(" HTER")]
+    assert table.loc["write-up lstm30", "C→I HTER held-out (fraction)"] == metrics["test_hter"]
+    intra = [c.removesuffix(" HTER (fraction)") for c in table.columns if " HTER (" in c]
     assert intra  # the store's intra-dataset studies beside it, said to be what they are
     said = f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on"
     assert said in (tmp_path / "t" / "cross_domain.md").read_text()
-    assert table.loc["write-up lstm30", "C→I AUC paper"] == metrics["test_auc"]
+    assert table.loc["write-up lstm30", "C→I AUC paper (fraction)"] == metrics["test_auc"]

@@ -291,7 +291,10 @@ def console_table(table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
         lines = _render(table, output, spreads)
         if max(map(len, lines)) <= width:
             break
-    titles = ["rates in %, test at the dev EER threshold; worst: highest-APCER species"]
+    # with repeats or folds APCER is each setting's worst averaged, above the worst species'
+    spread = any(f"{c}{STD}" in table.columns for c in every)  # own mean: said (probe)
+    worst = "highest mean APCER" if spread else "highest-APCER species"
+    titles = [f"rates in %, test at the dev EER threshold; worst: {worst}"]
     if [c for c in every if f"{c}{STD}" in table.columns and c not in spreads]:
         titles.append("other ± std in the report" if spreads else "± std in the report")
     # what was dropped to fit is said whole, on a line of its own if need be

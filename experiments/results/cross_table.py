@@ -48,6 +48,7 @@ FIGURES = (
     ("test_auc", "AUC paper"),
     ("test_tpr_fpr1", "TPR@FPR1% paper"),
 )
+UNIT = " (fraction)"  # a figure's heading in cross_domain.csv
 # an intra-dataset protocol's: what OULU-NPU's tables print (APCER, BPCER, ACER), then HTER
 INTRA_FIGURES = (
     ("test_apcer", "APCER"),
@@ -435,7 +436,10 @@ def _write(
     table: pd.DataFrame, markdown: list[str], banners: list[str], notes: list[str], folder: Path
 ) -> list[Path]:
     csv = folder / "cross_domain.csv"  # a demonstration says so in a column of its own
-    marked = table.assign(demonstration="; ".join(banners)) if banners else table
+    # its figures as MLflow logs them, 0.5 for 50 %: said in their headings (0.5 read as 0.5 %
+    # beside the .md's and .html's percents: probe)
+    marked = table.rename(columns={c: f"{c}{UNIT}" for c in table.select_dtypes("number")})
+    marked = marked.assign(demonstration="; ".join(banners)) if banners else marked
     marked.rename_axis("head").to_csv(csv)
     table.attrs["trials"].to_csv(trials := folder / "cross_domain_trials.csv")
     md = folder / "cross_domain.md"

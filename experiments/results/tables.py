@@ -143,8 +143,10 @@ def best_clauses(best: pd.DataFrame) -> list[str]:
     a wrapped line keeps whole."""
     top = best.iloc[0]
     std = [top.get(f"{key}{STD}") for key in ("dev_acer", "test_acer", "test_hter")]
-    bounds = _interval(*(top.get(bound) for bound in HTER_BOUNDS))  # one setting's
-    interval = f", 95% CI {bounds}" if bounds else ""
+    low, high = (top.get(bound) for bound in HTER_BOUNDS)  # one setting's
+    interval = f", 95% CI {bounds}" if (bounds := _interval(low, high)) else ""
+    if bounds and low == high:  # [50.0%, 50.0%] of 3 clips read as a sure figure (probe)
+        interval += " (no width: APCER and BPCER each 0 or 100 %, however few the clips)"
     head = f"{top['head']} (trial {int(top['trial'])}, "
     head += f"{format_value('params_head', top['params_head'])} head params):"
     return [
