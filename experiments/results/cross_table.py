@@ -32,7 +32,7 @@ from core.data.layouts import get_protocol, protocol_names
 from core.files import put_in_place
 from core.words import counted
 from experiments import domains
-from experiments.results import report
+from experiments.results.cross_files import write
 from experiments.results.tables import comparison, demo_banner, format_value
 from experiments.stores import study_names, tracking
 from experiments.stores.runs_table import trial_table
@@ -48,7 +48,6 @@ FIGURES = (
     ("test_auc", "AUC paper"),
     ("test_tpr_fpr1", "TPR@FPR1% paper"),
 )
-UNIT = " (fraction)"  # a figure's heading in cross_domain.csv
 # an intra-dataset protocol's: what OULU-NPU's tables print (APCER, BPCER, ACER), then HTER
 INTRA_FIGURES = (
     ("test_apcer", "APCER"),
@@ -405,7 +404,8 @@ def log_cross_table(
             "protocol of folds (each fold's seeds averaged), else over --repeats."
         )
     with tempfile.TemporaryDirectory() as folder:
-        files = _write(table, [markdown, behind], banners, notes, Path(folder))
+        shown_table = readable(table).reset_index()
+        files = write(table, shown_table, [markdown, behind], banners, notes, Path(folder))
         if out is not None:  # written before the run is logged: an unwritable folder logs none
             put_in_place(files, out)
         run_id, new = _log(shown, files)
@@ -430,32 +430,6 @@ def _banners(labels: list[str], banners: list[str | None]) -> list[str]:
         banner if len(named) == len(labels) else f"{', '.join(named)}: {banner}"
         for banner, named in sorted(columns.items())
     ]
-
-
-def _write(
-    table: pd.DataFrame, markdown: list[str], banners: list[str], notes: list[str], folder: Path
-) -> list[Path]:
-    csv = folder / "cross_domain.csv"  # a demonstration says so in a column of its own
-    # its figures as MLflow logs them, 0.5 for 50 %: said in their headings (0.5 read as 0.5 %
-    # beside the .md's and .html's percents: probe)
-    marked = table.rename(columns={c: f"{c}{UNIT}" for c in table.select_dtypes("number")})
-    marked = marked.assign(demonstration="; ".join(banners)) if banners else marked
-    marked.rename_axis("head").to_csv(csv)
-    table.attrs["trials"].to_csv(trials := folder / "cross_domain_trials.csv")
-    md = folder / "cross_domain.md"
-    md.write_text("\n\n".join([*(f"**{b}**" for b in banners), *markdown, *notes]) + "\n")
-    html = report.write_html(
-        folder / "cross_domain.html",
-        "Cross-domain PAD: every head family on every setting",
-        {
-            "Held-out and paper-compatible figures": readable(table).reset_index(),
-            "Trials behind the cells": table.attrs["trials"].reset_index(),
-        },
-        {},
-        notes,
-        banner="; ".join(banners) or None,
-    )
-    return [csv, trials, md, html]
 
 
 def _log(shown: pd.DataFrame, files: list[Path]) -> tuple[str, bool]:
