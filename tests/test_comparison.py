@@ -570,8 +570,9 @@ def test_verdict_names_the_best_head_the_front_and_the_report(store) -> None:
 
         points = pareto_points(study)
         listed = [int(n) for n in re.findall(r"#(\d+) ", lines[1])]
-        assert lines[1].startswith("Pareto front") and len(listed) == len(points)
-        assert all(any(n in trials for trials in points.values()) for n in listed)
+        assert lines[1].startswith("Pareto front") and len(listed) == len(set(listed))
+        covered = {point for point, trials in points.items() for n in listed if n in trials}
+        assert covered == set(points) and len(listed) == len(points)  # each point once (review)
         assert lines[2] == f"report: {location}"
         demo = [line for line in lines if line.startswith("demonstration:")]
         assert len(demo) == (name == "demo") and len(lines) == 3 + len(demo)

@@ -1121,12 +1121,29 @@ def test_sources_trained_on_every_clip_but_dev_as_ssdg_trains(
     assert result.study.study_name.endswith("-sources-all")
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     (trial,) = client.search_runs([result.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
-    # the protocols' own lists: every clip but dev (OULU-NPU whole, not Protocol 1's sessions)
-    protocols = {"oulu": "oulu-all", "casia": "casia", "replay-attack": "replay-attack"}
-    every = [load_dataset(root / FOLDERS[n], p).clips for n, p in protocols.items()]
+    # every clip but dev, counted from the trees' files by each database's rule (the layouts'
+    # own splits counted it, which moved with them: review): OULU-NPU's Train_files and
+    # Test_files, every session; CASIA-FASD but train_release subjects 16-20 (Bob's grandtest dev);
+    # Replay-Attack's train/ and test/, not devel/
+    oulu, casia = root / FOLDERS["oulu"], root / FOLDERS["casia"]
+    replay = root / FOLDERS["replay-attack"]
+    every = {
+        "oulu": [p for p in oulu.rglob("*.avi") if p.parent.name != "Dev_files"],
+        "casia": [
+            p
+            for p in casia.rglob("*.avi")
+            if not (p.parent.parent.name == "train_release" and 16 <= int(p.parent.name) <= 20)
+        ],
+        "replay-attack": [
+            p for p in replay.rglob("*.mov") if p.relative_to(replay).parts[0] != "devel"
+        ],
+    }
+    dev = [*oulu.glob("Dev_files/*.avi"), *casia.glob("train_release/16/*.avi")]
+    dev += replay.glob("devel/**/*.mov")
+    assert all(every.values()) and len(dev) == 6 + 4 + 4  # the rule leaves clips out
     assert trial.data.tags["source_clips"] == "all"
     assert trial.data.tags["protocol_oulu"] == "oulu-all"
-    whole = sum(c.split != "dev" for clips in every for c in clips)
+    whole = sum(map(len, every.values()))
     assert int(trial.data.tags["train_clips"]) == whole
     (default,) = trial_runs(root, ocim_m)[:1]
     firsts = {"oulu": "oulu-p1", "casia": "casia", "replay-attack": "replay-attack"}
