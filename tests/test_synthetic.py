@@ -85,7 +85,9 @@ def test_composition_and_loader(full_set: Path) -> None:
 
 
 def test_every_clip_decodes_to_the_promised_frames(full_set: Path) -> None:
-    for path in sorted(full_set.rglob("*.avi")):
+    paths = sorted(full_set.rglob("*.avi"))
+    assert len(paths) == 5 * SUBJECTS  # two bona fide clips and three attacks a subject (review)
+    for path in paths:
         frames = read_frames(path, FRAMES)
         assert frames.shape == (FRAMES, SIZE, SIZE, 3), path
 

@@ -37,10 +37,31 @@ def test_layers_carry_matconvnet_names(full_model):
     assert full_model.output_shape == (None, 2622)
 
 
-def test_top_outputs_a_distribution(full_model):
-    x = core.preprocess_input(np.full((1, 224, 224, 3), 128, np.uint8))
-    probabilities = full_model.predict_on_batch(x)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+def test_top_is_the_softmax_of_a_linear_fc8_on_fc7(full_model):
+    """Its output is NumPy's softmax of fc7 times fc8's weights plus its bias: fc8 linear (a
+    ReLU there, the write-up's slip, would zero the negative logits), then a softmax (the sum of
+    1 this test checked holds for any softmax: review)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = core.preprocess_input(rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
+    fc7 = keras.Model(full_model.input, full_model.get_layer("fc7").output)
+    features = fc7.predict_on_batch(x).reshape(2, -1).astype(np.float64)
+    fc8 = full_model.get_layer("fc8")
+    drawn = fc8.get_weights()
+    # the random fc8's logits spread by hundreds: a softmax of them is one-hot, a ReLU unseen
+    kernel, bias = drawn[0] * (3 / np.std(features @ drawn[0].reshape(4096, -1))), drawn[1]
+    try:
+        fc8.set_weights([kernel, bias])
+        output = full_model.predict_on_batch(x)
+    finally:
+        fc8.set_weights(drawn)
+    logits = features @ kernel.reshape(-1, kernel.shape[-1]) + bias
+    assert (logits < 0).mean() > 0.3 and (logits > 0).mean() > 0.3
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert expected.max() < 0.5  # a distribution, not one class
+    np.testing.assert_allclose(output, expected, rtol=1e-4, atol=1e-9)
 
 
 def test_preprocess_subtracts_rgb_average_image():
