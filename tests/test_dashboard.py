@@ -445,11 +445,16 @@ def test_report_link_opens_the_sweeps_report(study, browser):
     url = dashboard.report_url(result.experiment_id, result.parent_run_id)
     browser.open(on_test_server(url, study.ui_url))
     browser.wait_for("report.html", "Path:", "Artifacts")
-    frame = "document.querySelector('iframe') !== null"  # the report, in a sandboxed frame
+    # the report, in a sandboxed frame: its own page, not an error page (a frame was enough)
+    shown = (  # what the frame shows: its srcdoc, else what its src serves
+        "(async () => { const f = document.querySelector('iframe'); if (!f) return '';"
+        " if (f.srcdoc) return f.srcdoc; if (!f.src) return 'no src: ' + f.outerHTML;"
+        " return await (await fetch(f.src)).text(); })()"
+    )
     deadline = time.monotonic() + PAGE_SECONDS
-    while not browser.evaluate(frame) and time.monotonic() < deadline:
+    while STUDY not in (page := browser.evaluate(shown) or "") and time.monotonic() < deadline:
         time.sleep(0.25)
-    assert browser.evaluate(frame)
+    assert STUDY in page and "dev ACER" in page, page[:2000]
 
 
 def test_printed_compare_page_shows_the_finished_trials(study, browser):
