@@ -204,6 +204,16 @@ def test_a_study_of_folds_and_seeds_from_before_the_std_over_folds_is_refused(tm
     check_identity(made, now, ["minimize"])
     add(made, optuna.trial.TrialState.COMPLETE)
     check_identity(made, now, ["minimize"])  # the same: goes on
+    # a study of no folds, or of one seed, has no such std to record: it was said to spread
+    # over every setting beside an oulu-p4 --repeats 2 run (probe), and refused for it
+    from experiments.stores.record import FOLDS
+
+    folded = {**now, FOLDS: "1,2,3,4,5,6"}
+    plains = ({**OTHER, FOLDS: "none", "--repeats": "2"}, {**OTHER, FOLDS: "1,2,3,4,5,6"})
+    for number, plain in enumerate(plains):
+        said = differences(plain, folded)
+        assert said and not [line for line in said if SPREAD in line], said
+        assert "over every setting" not in refusal(tmp_path, f"plain{number}", plain, folded)
 
 
 def test_a_study_of_a_casia_subset_of_before_is_refused_saying_why(tmp_path) -> None:

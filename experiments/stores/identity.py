@@ -35,6 +35,7 @@ from experiments.stores.record import (
     TEST_FEATURES,
     UNCOMPARED,
     differences,
+    folds_of_seeds,
     moved,
     part_differences,
     shown,
@@ -136,7 +137,7 @@ def check_identity(
     if figured and not isinstance(recorded, dict):
         return
     was = recorded if isinstance(recorded, dict) else {}
-    if figured and was and SPREAD in identity and SPREAD not in was:  # made before it was
+    if figured and SPREAD in identity and SPREAD not in was and folds_of_seeds(was):  # older
         raise ValueError(
             f"study {study.study_name}'s trials give each figure's ± std over every setting, its "
             f"folds' and seeds' together; this version's is {identity[SPREAD]}: start another "
