@@ -372,4 +372,6 @@ def test_casia_to_replay_attack_reports_on_replay_attacks_test_split(
     assert intra  # the store's intra-dataset studies beside it, said to be what they are
     said = f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on"
     assert said in (tmp_path / "t" / "cross_domain.md").read_text()
+    apcer = "(APCER: the worst species', as OULU-NPU's protocols print it)"  # not said (probe)
+    assert apcer in (tmp_path / "t" / "cross_domain.md").read_text()
     assert table.loc["write-up lstm30", "C→I AUC paper (fraction)"] == metrics["test_auc"]

@@ -400,8 +400,9 @@ def log_cross_table(
     if intra:  # the note's sources and target are not theirs
         notes.append(
             f"{', '.join(intra)}: intra-dataset, each database's own protocol, the threshold on "
-            "its own dev split, test figures on its test split; ± std over the folds of a "
-            "protocol of folds (each fold's seeds averaged), else over --repeats."
+            "its own dev split, test figures on its test split (APCER: the worst species', "
+            "as OULU-NPU's protocols print it); ± std over the folds of a protocol of folds "
+            "(each fold's seeds averaged), else over --repeats, APCER the mean of each one's worst."
         )
     with tempfile.TemporaryDirectory() as folder:
         shown_table = readable(table).reset_index()
