@@ -412,6 +412,14 @@ def test_a_rerun_of_a_finished_study_loads_no_backend_then_replays_its_closing(
     record.write_text(json.dumps(edited))
     assert rerun() == (out, sorted(STORE_LIBRARIES))  # the full path's figures, recorded again
     assert rerun() == (out, [])
+    # its report deleted by hand: the full path writes it again (the replay named a file gone)
+    (named,) = [line for line in out.splitlines() if line.startswith("report: ")]
+    report = Path(named.removeprefix("report: "))
+    report.unlink()
+    again, imported = rerun()
+    assert imported == sorted(STORE_LIBRARIES) and report.is_file(), again[-2000:]
+    assert "missing from its newest parent run, written on run" in again
+    assert rerun() == (out, [])  # and recorded again
     # its features gone from the cache: not extracted again (it was, before the same closing)
     entry = first_sweep.features.path
     aside = entry.with_name(f"{entry.name}.aside")

@@ -77,12 +77,22 @@ def replay(config: SweepConfig, fingerprint: str, dataset: str, missing: bool = 
         files, stamp, lines = record["files"], record["stores"], record["lines"]
         if not isinstance(lines, list) or stores_stamp(files, stamp) != stamp:
             return False
+        if not all(Path(line).is_file() for line in _report_files(lines)):
+            return False  # deleted by hand: the full path writes it again (it was named: probe)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False  # none yet, or unreadable: the full path writes it again
     if missing:
         print(missing_line(fingerprint), flush=True)
     print("\n".join(str(line) for line in lines), flush=True)
     return True
+
+
+def _report_files(lines: list[object]) -> list[str]:
+    """The local report files a closing's lines name (``report: /path/report.html``)."""
+    named = (
+        str(line).removeprefix("report: ") for line in lines if str(line).startswith("report: ")
+    )
+    return [where for where in named if os.path.isabs(where)]
 
 
 def missing_line(fingerprint: str) -> str:
