@@ -1111,7 +1111,8 @@ def test_a_copied_work_folder_scores_on_its_own_once_its_store_is_moved(
     store, faceless = f"sqlite:///{second}/mlflow.db", ("--score-faceless", "--run")
     code, _, err = run_predict(capsys, "--tracking-uri", store, *faceless, run_id, clip)
     assert code == 2 and "no longer holds it" in err[-1]
-    again = [str(second / "mlflow.db"), "--from", str(first)]
+    again = [str(second / "mlflow.db"), "--from", str(first)]  # the command it says to run
+    assert err[-1].endswith(f": python scripts/move_store.py {' '.join(again)}"), err[-1]
     typo = subprocess.run([*script, *again, "--to", str(tmp_path / "typo")], capture_output=True)
     assert typo.returncode == 2 and b"no run's artifact folder would be under" in typo.stderr
     moved = subprocess.run([*script, *again], capture_output=True, text=True)  # not changed

@@ -676,6 +676,8 @@ def test_a_finished_study_whose_closing_wrote_no_report_gets_it_on_its_rerun(
         run_sweep(config(workspace, "unreported", trials=1, heads="lstm30"))
         said = capsys.readouterr().out
         assert "no report: the study's newest parent run has none, and its artifact folder " in said
+        moving = f"python scripts/move_store.py {workspace / 'mlflow.db'} --from {workspace})"
+        assert moving in said, said  # the folder it was in, not OLD_FOLDER to find
         assert not artifacts.exists()
     finally:
         artifacts.with_name("away").rename(artifacts)

@@ -300,7 +300,7 @@ def _report_once(
             print(
                 f"no report: the study's newest parent run has none, and its artifact folder "
                 f"{run.artifact_uri} is not there (a store moved without them? "
-                "python scripts/move_store.py mlflow.db --from OLD_FOLDER)"
+                f"{tracking.move_command(run.artifact_uri)})"
             )
             return standing
         with mlflow.start_run(run_id=run.run_id):

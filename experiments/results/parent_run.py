@@ -191,7 +191,7 @@ def _missing_scores(run_ids: list[str]) -> str | None:
         f"test ROC curves left out for {counted(len(run_ids), 'trial run')} "
         f"({', '.join(run_ids)}) whose scores.csv its artifact store no longer holds (the "
         f"first's: {where}): the artifacts were moved or deleted; put them back there, or "
-        "point a moved store at them (scripts/move_store.py)"
+        f"point a moved store at them ({tracking.move_command(where)})"
     )
     log.warning("report: %s", said)
     return said

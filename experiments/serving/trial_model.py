@@ -249,7 +249,7 @@ def _gone(model: TrialModel, name: str) -> None:
             f"run {model.run_id} (trial {model.trial}): its {name} was logged, but its artifact "
             f"store {where} no longer holds it: the artifacts were moved or deleted (a copied "
             "store keeps the folder they were logged to); put them back there, or point a "
-            "moved store at them: python scripts/move_store.py mlflow.db --from OLD_FOLDER"
+            f"moved store at them: {tracking.move_command(where)}"
         )
 
 

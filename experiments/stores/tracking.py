@@ -405,3 +405,16 @@ def fetch_artifact(run_id: str, artifact: str, folder: Path) -> str:
         return mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=artifact, dst_path=str(folder)
         )
+
+
+def move_command(artifact_uri: str) -> str:
+    """The command that points this SQLite tracking store, moved, at a run's artifacts: its own
+    database, and the folder the run's artifact URI was logged under, where MLflow's default
+    layout (``FOLDER/mlruns/EXPERIMENT/RUN/artifacts``) tells it (it said ``--from OLD_FOLDER``,
+    which the user had to find in the URI: probe)."""
+    database = wal.sqlite_file(mlflow.get_tracking_uri()) or "mlflow.db"
+    path = urllib.parse.urlparse(artifact_uri).path if "://" in artifact_uri else artifact_uri
+    parts = Path(urllib.parse.unquote(path)).parts
+    at = len(parts) - 1 - parts[::-1].index("mlruns") if "mlruns" in parts else 0
+    old = str(Path(*parts[:at])) if at > 1 and parts[0] == "/" else "OLD_FOLDER"
+    return f"python scripts/move_store.py {database} --from {old}"
