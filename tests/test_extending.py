@@ -110,10 +110,13 @@ def test_a_new_layout_and_family_run_through_a_sweep(extended, tmp_path, monkeyp
     assert set(runs["status"]) == {"FINISHED"}
 
 
-def test_unknown_protocol_names_the_registered_ones(tmp_path):
+def test_unknown_protocol_names_the_registered_ones(tmp_path, capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
     add_feature_arguments(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(["--protocol", "nope"])
+    said = capsys.readouterr().err  # the registered ones named, not an exit alone (review)
+    assert "invalid choice: 'nope'" in said
+    assert all(f"'{name}'" in said for name in ("oulu-p1", "msu", "replay-mobile", "ocim"))

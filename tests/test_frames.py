@@ -62,8 +62,15 @@ def write_frame_folder(folder: Path, numbers: range | list[int], suffix: str = "
     return folder
 
 
+def centres(n: int, k: int) -> list[int]:
+    """The centres of ``k`` equal segments of ``n`` frames, by hand: what the readers must give
+    (they were checked against the project's own ``frame_indices``: review)."""
+    return [int((i + 0.5) * n / k) for i in range(k)]
+
+
 def test_frame_indices_are_segment_centres() -> None:
     assert frame_indices(70, 7) == [5, 15, 25, 35, 45, 55, 65]
+    assert all(frame_indices(n, k) == centres(n, k) for n in range(1, 300) for k in range(1, n))
     assert frame_indices(7, 7) == list(range(7))
     assert frame_indices(10, 1) == [5]
     for n in range(7, 200):
@@ -82,7 +89,7 @@ def test_video_frames_evenly_spaced_in_order(
     path = write_video(tmp_path / f"clip{suffix}", range(n), fourcc)
     out = read_frames(path, 7)
     assert out.shape == (7, H, W, 3) and out.dtype == np.uint8
-    assert [decode(f) for f in out] == frame_indices(n, 7)
+    assert [decode(f) for f in out] == centres(n, 7)
 
 
 @pytest.mark.parametrize("fourcc,suffix", CODECS[:2])
@@ -93,7 +100,7 @@ def test_sequential_fallback_gives_the_same_frames(
     seeking = read_frames(path, 7)
     monkeypatch.setattr(frames_module, "_read_by_seeking", lambda cap, indices: None)
     sequential = read_frames(path, 7)
-    assert [decode(f) for f in sequential] == [decode(f) for f in seeking] == frame_indices(41, 7)
+    assert [decode(f) for f in sequential] == [decode(f) for f in seeking] == centres(41, 7)
 
 
 @pytest.mark.parametrize("reported", [300.0, 12.0])
@@ -120,7 +127,7 @@ def test_wrong_frame_count_falls_back_to_counting(
     monkeypatch.setattr(frames_module.cv2, "VideoCapture", LyingCapture)
     with caplog.at_level("DEBUG", logger="core.data.frames"):
         frames, indices = read_clip(path, 7)
-    assert [decode(f) for f in frames] == indices == frame_indices(30, 7)
+    assert [decode(f) for f in frames] == indices == centres(30, 7)
     assert "reading sequentially" in caplog.text
 
 
@@ -128,10 +135,10 @@ def test_read_clip_gives_the_index_of_each_frame(tmp_path: Path) -> None:
     """The indices that per-frame annotations (a database's face boxes) are looked up by."""
     video = write_video(tmp_path / "clip.avi", range(23))
     frames, indices = read_clip(video, 5)
-    assert [decode(f) for f in frames] == indices == frame_indices(23, 5)
+    assert [decode(f) for f in frames] == indices == centres(23, 5)
     folder = write_frame_folder(tmp_path / "clip", range(12))  # files numbered from 1
     frames, indices = read_clip(folder, 4)
-    assert [decode(f) for f in frames] == indices == frame_indices(12, 4)
+    assert [decode(f) for f in frames] == indices == centres(12, 4)
 
 
 def test_honest_videos_are_read_by_seeking(
@@ -147,9 +154,9 @@ def test_honest_videos_are_read_by_seeking(
 def test_frame_folder_natural_order_and_spacing(tmp_path: Path) -> None:
     folder = write_frame_folder(tmp_path / "clip", range(12))  # frame_10 sorts after frame_9
     out = read_frames(folder, 7)
-    assert [decode(f) for f in out] == frame_indices(12, 7)
+    assert [decode(f) for f in out] == centres(12, 7)
     jpg = write_frame_folder(tmp_path / "jpg", range(9), ".jpg")
-    assert [decode(f) for f in read_frames(jpg, 3)] == frame_indices(9, 3)
+    assert [decode(f) for f in read_frames(jpg, 3)] == centres(9, 3)
 
 
 def test_frames_come_from_one_clip_only(tmp_path: Path) -> None:
@@ -159,7 +166,7 @@ def test_frames_come_from_one_clip_only(tmp_path: Path) -> None:
     for path, numbers in ((a, range(0, 20)), (b, range(100, 135)), (c, range(200, 210))):
         got = [decode(f) for f in read_frames(path, 7)]
         assert all(g in numbers for g in got), (path, got)
-        assert got == [numbers[i] for i in frame_indices(len(numbers), 7)]
+        assert got == [numbers[i] for i in centres(len(numbers), 7)]
 
 
 def test_rgb_channel_order(tmp_path: Path) -> None:
@@ -180,7 +187,8 @@ def test_grey_frames_become_three_channels(tmp_path: Path) -> None:
     for i in range(4):
         cv2.imwrite(str(folder / f"{i}.png"), np.full((10, 12), 60 * i, np.uint8))
     out = read_frames(folder, 2)
-    assert out.shape == (2, 10, 12, 3)
+    assert out.shape == (2, 10, 12, 3)  # frames 1 and 3 of 4, each grey in every channel
+    assert (out[0] == 60).all() and (out[1] == 180).all()
 
 
 def test_short_clips_are_a_clip_error(tmp_path: Path) -> None:
@@ -224,15 +232,18 @@ def test_truncated_avi_reads_only_frames_that_decode(tmp_path: Path, caplog) -> 
     good = write_video(tmp_path / "good.avi", range(60))
     cut = tmp_path / "cut.avi"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    try:
-        out = read_frames(cut, 7)
-    except ClipError as exc:
-        assert "cut.avi" in str(exc)
-    else:
-        got = [decode(f) for f in out]
-        assert got == sorted(set(got)) and max(got) < 60
-        (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-        assert said.startswith(f"{cut}: ") and " of the 60 frames its header counts decode" in said
+    capture, decoded = cv2.VideoCapture(str(cut)), 0  # what OpenCV decodes of it, counted
+    while capture.read()[0]:
+        decoded += 1
+    capture.release()
+    assert 7 <= decoded < 60  # a cut that leaves frames to read (either branch passed: review)
+    got = [decode(f) for f in read_frames(cut, 7)]
+    assert got == centres(decoded, 7)  # spread over what decodes, none invented or repeated
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        said.startswith(f"{cut}: ")
+        and f"{decoded} of the 60 frames its header counts decode" in said
+    )
     caplog.clear()
     read_frames(good, 7)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]

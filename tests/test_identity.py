@@ -265,7 +265,7 @@ def test_a_study_tested_on_its_own_split_rerun_with_test_data_is_refused_saying_
             check_features(url, name, key, part=TEST_FEATURES)
 
 
-def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> None:
+def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path, request) -> None:
     """A worker of other flags that joined while the study's maker was still extracting or
     loading its backend (no trial started) rewrote the record and trained with its own flags;
     the maker's own command was then refused (probe: --train-precision, --seed)."""
@@ -274,6 +274,7 @@ def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> No
     import sys
 
     working = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    request.addfinalizer(working.kill)  # a failing test leaves no sleeper (review)
     live = f"{socket.gethostname()}:{working.pid}"  # the maker, extracting
     other_host = f"{socket.gethostname()}-elsewhere:1"  # another machine's: never known gone
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -299,7 +300,6 @@ def test_a_maker_still_working_fixes_the_record_before_any_trial(tmp_path) -> No
     check_identity(rerun, FIRST, ["minimize"], live)
     with pytest.raises(ValueError, match="was run with clips"):
         check_identity(rerun, OTHER, ["minimize"], other_host)
-    working.kill()
 
 
 def test_a_running_trial_of_another_worker_fixes_the_record(tmp_path) -> None:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from experiments.metrics import ScoreSet, auc, eer_threshold, far_frr
+from experiments.metrics import ScoreSet, eer_threshold
 from experiments.trial.plots import confusion_counts, confusion_figure, roc_det_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -50,12 +51,13 @@ def test_roc_det_figure_content(splits, tmp_path) -> None:
     # per split one curve and one threshold point, plus the chance / equal-error diagonal
     assert len(roc.get_lines()) == 5 and len(det.get_lines()) == 5
     legend = [t.get_text() for t in roc.get_legend().get_texts()]
-    for name, split in (("dev", dev), ("test", test)):
-        assert f"{name} (AUC = {auc(split.scores, split.labels):.3f})" in legend
+    for name, split in (("dev", dev), ("test", test)):  # scikit-learn's AUC, bona fide positive
+        assert f"{name} (AUC = {roc_auc_score(split.labels, split.scores):.3f})" in legend
 
     mark = f"at threshold {threshold:.4g}"
-    for name, split in (("dev", dev), ("test", test)):
-        far, frr = far_frr(split.scores, split.labels, threshold)
+    for name, split in (("dev", dev), ("test", test)):  # counted here: accepted at >= threshold
+        attacks, bonafide = split.scores[split.labels == 0], split.scores[split.labels == 1]
+        far, frr = (attacks >= threshold).mean(), (bonafide < threshold).mean()
         assert _point(roc, f"{name} {mark}") == pytest.approx((far, 1 - frr))
         probit = NormalDist().inv_cdf
         expected = (probit(np.clip(far, 1e-3, 1 - 1e-3)), probit(np.clip(frr, 1e-3, 1 - 1e-3)))
@@ -65,6 +67,15 @@ def test_roc_det_figure_content(splits, tmp_path) -> None:
     (dev_curve,) = [ln for ln in roc.get_lines() if ln.get_label().startswith("dev (AUC")]
     xs, ys = dev_curve.get_xdata(), dev_curve.get_ydata()
     assert (xs[0], ys[0], xs[-1], ys[-1]) == (1.0, 1.0, 0.0, 0.0)
+
+    # its points are scikit-learn's, and it turns at each of scikit-learn's corners (review)
+    def points(x, y) -> set[tuple[float, float]]:  # 1 - FRR and TPR differ in the last bit
+        return {(round(a, 12), round(b, 12)) for a, b in zip(x, y, strict=True)}
+
+    drawn = points(xs, ys)
+    every = points(*roc_curve(dev.labels, dev.scores, drop_intermediate=False)[:2])
+    corners = points(*roc_curve(dev.labels, dev.scores)[:2])
+    assert drawn <= every and corners <= drawn and len(corners) > 3
     assert "APCER" in roc.get_xlabel() and "BPCER" in det.get_ylabel()
 
 

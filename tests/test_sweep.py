@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import importlib.metadata
 import io
+import itertools
 import json
 import logging
 import math
@@ -1047,6 +1048,20 @@ def test_multi_objective_reports_a_pareto_front(workspace, monkeypatch, capsys):
     assert name.endswith("-pareto")  # its own default name: one objective's study differs
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{workspace}/optuna.db")
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
+    # the front printed is the non-dominated (dev ACER, parameters) points, each once, found
+    # here by hand (its heading alone was checked: review)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Pareto front"))
+    front = [lines[at], *itertools.takewhile(lambda line: line.startswith("  "), lines[at + 1 :])]
+    printed = [int(n) for n in re.findall(r"#(\d+) ", " ".join(front))]
+    done = {t.number: tuple(t.values) for t in study.trials if t.values is not None}
+    points = {
+        point
+        for point in done.values()
+        if not any(o[0] <= point[0] and o[1] <= point[1] and o != point for o in done.values())
+    }
+    assert sorted(done[n] for n in printed) == sorted(points), (printed, done)
+    assert {done[t.number] for t in study.best_trials} == points  # Optuna's front, the same
     assert study.metric_names == ["dev_acer", "params_total"]  # optuna-dashboard: "Objective 0"
     frame = study.trials_dataframe()
     assert {"values_dev_acer", "values_params_total"} <= set(frame.columns)
