@@ -185,6 +185,11 @@ def test_haar_finds_a_synthetic_face_and_not_a_wall() -> None:
     assert box is not None
     x, y, w, h = box
     assert 40 < x + w / 2 < 120 and 30 < y + h / 2 < 110  # around the drawn head
+    # OpenCV's cascade on the frame as it is (160 px: not shrunk), its largest box (review)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + faces.HAAR_FACE)
+    gray = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(20, 20))
+    assert tuple(box) == tuple(int(v) for v in max(found, key=lambda b: b[2] * b[3]))
     assert faces.detect_faces([np.full((160, 160, 3), 120, np.uint8)], faces.HAAR) == [None]
 
 
