@@ -204,6 +204,15 @@ def test_split_without_both_classes_is_an_error(tmp_path: Path, monkeypatch) -> 
     with pytest.raises(DataError) as here:
         load_dataset(Path("."))
     assert str(here.value).endswith(f"attack: is the database's folder {tmp_path}?)")
+    # its bona fide clips under a misnamed class folder: that folder said, not the parent (probe)
+    for s in (3, 4, 5, 6):
+        video(few / "reel" / f"subject{s}.avi")
+    with pytest.raises(DataError) as misnamed:
+        load_dataset(Path("."))
+    assert str(misnamed.value).endswith(
+        "(every clip attack; 4 skipped under reel/ with no label folder above them: a class "
+        "folder misnamed? real/live/bonafide or attack/spoof name one)"
+    )
 
 
 def test_clips_with_and_without_split_folders_is_an_error(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from core.data.clips import (
     utf8_name,
 )
 from core.data.layouts import AUTO, Layout, Protocol, check_one_database, detect, get_protocol
+from core.data.layouts.generic import NO_LABEL_FOLDER
 from core.data.layouts.registry import by_top_folder, get_layout
 from core.data.splits import (
     DEFAULT_FRACTIONS,
@@ -240,6 +241,14 @@ def load_dataset(
         # "is the database's folder .?" of --data . (probe); links not followed (review)
         parent = Path(os.path.abspath(root)).parent
         whole = "" if other else f" (every clip {one}: is the database's folder {parent}?)"
+        unlabelled = [p for p, why in skipped if why == NO_LABEL_FOLDER]
+        if unlabelled and not other:  # attak/: a class folder misnamed, not a folder too deep
+            folders = sorted({_top_folder(p, root) for p in unlabelled})
+            whole = (
+                f" (every clip {one}; {len(unlabelled)} skipped under {', '.join(folders)} with "
+                "no label folder above them: a class folder misnamed? real/live/bonafide or "
+                "attack/spoof name one)"
+            )
         raise DataError(f"{root}: {err}{whole}") from None
     clips.sort(key=lambda c: c.clip_id)
     synthetic = (root / SYNTHETIC_MARKER).is_file()
@@ -430,3 +439,10 @@ def _check_protocol_splits(
             f"a partial copy of the {layout.name} database? Its splits are the database's "
             f"lists, never drawn at random ({layout.splits}; {protocol.name}: {protocol.summary})"
         )
+
+
+def _top_folder(path: Path, root: Path) -> str:
+    """The folder of ``root`` that ``path`` is in, as ``name/`` (``path`` where it is not in
+    one)."""
+    parts = path.relative_to(root).parts if path.is_relative_to(root) else ()
+    return f"{parts[0]}/" if len(parts) > 1 else str(path)

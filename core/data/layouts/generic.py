@@ -36,6 +36,7 @@ from core.data.subjects import (
 log = logging.getLogger(__name__)
 
 SPLIT_FOLDERS: dict[str, Split] = {"train": "train", "dev": "dev", "devel": "dev", "test": "test"}
+NO_LABEL_FOLDER = "no label folder (real/live/bonafide or attack/spoof) above it"  # a skip's reason
 DEFAULT_RULE = re.compile(DEFAULT_SUBJECT_PATTERN, re.IGNORECASE)
 DEV_LIKE = ("val", "valid", "validation", "development")  # said: dev/ is what they mean
 LABEL_FOLDERS: dict[str, Label] = {
@@ -62,7 +63,7 @@ def read_generic(root: Path, candidates: list[Path], pattern: re.Pattern[str] | 
             if f.lower() in LABEL_FOLDERS
         ]
         if not labels:
-            skipped.append((path, "no label folder (real/live/bonafide or attack/spoof) above it"))
+            skipped.append((path, NO_LABEL_FOLDER))
             continue
         if len({label for _, label in labels}) > 1:
             skipped.append((path, "both a bona fide and an attack folder above it"))
