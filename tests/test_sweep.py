@@ -609,6 +609,8 @@ def test_resume_runs_only_the_missing_trials(first_sweep, workspace, monkeypatch
     resumed = parents[parents["run_id"] == again.parent_run_id]
     assert resumed["params.sampler_seed"].tolist() == ["1"]  # seed 0, one worker before it
     # the 8th trial ran under the sweep's own pruner: pruned exactly where the median rule says
+    # (a sweep without one passed where the rule prunes nothing: its name is checked too, review)
+    assert resumed["params.pruner"].tolist() == ["MedianPruner"]
     pruned = trials[7].state == optuna.trial.TrialState.PRUNED
     assert pruned == median_prunes(trials[7], trials[:7]), trials[7].intermediate_values
 
