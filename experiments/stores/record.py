@@ -27,15 +27,6 @@ FOLDS = "folds (--fold)"
 SPREAD = "± std of folds and seeds"
 SPREAD_OVER_FOLDS = "over the folds, each fold's seeds averaged"
 
-
-def folds_of_seeds(recorded: dict[str, Any]) -> bool:
-    """Whether a study's record is of trials that train several folds with several seeds each:
-    only such a study made before :data:`SPREAD` was recorded lacks it (a study without folds,
-    or of one seed, lacks it too, and was said to spread over every setting: probe)."""
-    several = "," in str(recorded[FOLDS]) if FOLDS in recorded else True  # before 2026-12-07
-    return several and str(recorded.get("--repeats", "1")) != "1"
-
-
 # a study trained on a CASIA-FASD scenario subset: since 2026-12-07 it restricts every split
 CASIA_SUBSETS = "casia-* subsets (--protocol)"
 CASIA_EVERY_SPLIT = "train, dev and test alike"
@@ -62,6 +53,14 @@ PART_NAMES = {
     "precision": "--precision",
     "backend": "the features' KERAS_BACKEND",  # a weights file's under another than TensorFlow
 }
+
+
+def folds_of_seeds(recorded: dict[str, Any]) -> bool:
+    """Whether a study's record is of trials that train several folds with several seeds each:
+    only such a study made before :data:`SPREAD` was recorded lacks it (a study without folds,
+    or of one seed, lacks it too, and was said to spread over every setting: probe)."""
+    several = "," in str(recorded[FOLDS]) if FOLDS in recorded else True  # before 2026-12-07
+    return several and str(recorded.get("--repeats", "1")) != "1"
 
 
 def tested_said(own: bool) -> str:
@@ -104,9 +103,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     for what, value in current.items():
         if what == PROTOCOLS and taken and whole_only(recorded, current):
             continue
-        if what == SPREAD and what not in recorded and not folds_of_seeds(recorded):
-            pass  # a study of no folds of seeds has none to record (probe)
-        elif what in (WRITE_UP, SPREAD) and what not in recorded:  # made before it was recorded
+        # made before it was recorded (a study of no folds of seeds has no spread to: probe)
+        older = what == WRITE_UP or (what == SPREAD and folds_of_seeds(recorded))
+        if older and what not in recorded:
             was = "over every setting" if what == SPREAD else "not recorded"  # refused: review
             said.append(f"{what} {was}; this run's {value}")
         if what in UNCOMPARED or what not in recorded or recorded[what] == value:
